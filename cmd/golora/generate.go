@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+)
+
+func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	var mf modelFlags
+	mf.register(fs, "none")
+	prompt := fs.String("prompt", "Once upon a time", "text to continue")
+	adapter := fs.String("adapter", "", "LoRA adapter directory (PEFT format: adapter_config.json + adapter_model.safetensors)")
+	maxTokens := fs.Int("max-tokens", 256, "most new tokens to generate (generation also stops at EOS)")
+	temperature := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy decoding")
+	topP := fs.Float64("top-p", 0.9, "nucleus sampling: sample from the smallest set of tokens whose probability reaches top-p (1 disables)")
+	seed := fs.Uint64("seed", 1, "random seed for sampling")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: golora generate [flags]\n\nPrints the prompt and its continuation on stdout, token by token.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	ck, err := mf.load(stderr)
+	if err != nil {
+		return err
+	}
+	opts := model.GenerateOptions{
+		MaxTokens:   *maxTokens,
+		Temperature: *temperature,
+		TopP:        *topP,
+		Rand:        rand.New(rand.NewPCG(*seed, 0)),
+	}
+	if *adapter != "" {
+		a, err := lora.LoadFor(*adapter, ck.Weights)
+		if err != nil {
+			return err
+		}
+		opts.Delta = a
+		fmt.Fprintf(stderr, "adapter %s: %d modules, %d parameters\n", *adapter, len(a.Modules()), a.NumParams())
+	}
+	fmt.Fprint(stdout, *prompt)
+	var n int
+	opts.OnToken = func(id int, text string) error {
+		if id >= 0 {
+			n++
+		}
+		_, err := io.WriteString(stdout, text)
+		return err
+	}
+	start := time.Now()
+	if _, err := model.Generate(ctx, ck.Weights, ck.Tokenizer, *prompt, opts); err != nil {
+		fmt.Fprintln(stdout)
+		return err
+	}
+	fmt.Fprintln(stdout)
+	secs := time.Since(start).Seconds()
+	fmt.Fprintf(stderr, "%d tokens in %.2fs (%.0f tokens/s)\n", n, secs, float64(n)/secs)
+	return nil
+}

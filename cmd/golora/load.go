@@ -1,0 +1,71 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
+)
+
+// modelFlags are the flags every command that loads a base model shares.
+type modelFlags struct {
+	path      string
+	tokenizer string
+	quantize  string
+}
+
+func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
+	fs.StringVar(&m.path, "model", "", "base model: a Hugging Face directory, a llama2.c .bin (with --tokenizer) or a .gguf; default: the embedded stories260K")
+	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file for a llama2.c .bin model (llama2.c tokenizer.bin)")
+	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA) or none (float32)")
+}
+
+// load reads the base model and quantizes it as asked, logging to stderr.
+func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
+	var quantize model.QuantizeFunc
+	switch m.quantize {
+	case "nf4":
+		quantize = func(w []float32, rows, cols int) (quant.Matrix, error) {
+			return nf4.Quantize(w, rows, cols, nf4.Options{})
+		}
+	case "none", "":
+	default:
+		return nil, fmt.Errorf("--quantize %q: want nf4 or none", m.quantize)
+	}
+	start := time.Now()
+	var ck *model.Checkpoint
+	var err error
+	if m.path == "" {
+		if m.tokenizer != "" {
+			return nil, fmt.Errorf("--tokenizer is for a llama2.c --model; the embedded model has its own")
+		}
+		ck, err = model.Default()
+	} else {
+		ck, err = model.Load(m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if quantize != nil {
+		if err := ck.Weights.Quantize(quantize); err != nil {
+			return nil, err
+		}
+	}
+	c := ck.Weights.Config
+	b := ck.Weights.WeightBytes()
+	fmt.Fprintf(stderr, "loaded %s (%s): dim %d, %d layers, %d heads (%d KV), vocab %d; linear layers %s; weights %.1f MB in %v\n",
+		ck.Path, ck.Format, c.Dim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, m.quantizeName(), float64(b.Total())/1e6,
+		time.Since(start).Round(time.Millisecond))
+	return ck, nil
+}
+
+func (m *modelFlags) quantizeName() string {
+	if m.quantize == "nf4" {
+		return "NF4"
+	}
+	return "float32"
+}

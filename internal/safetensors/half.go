@@ -1,0 +1,87 @@
+package safetensors
+
+import "math"
+
+// Float32ToF16 returns the IEEE 754 half-precision value nearest to f, ties to
+// even. Values beyond the half range become ±Inf, values below half the
+// smallest subnormal become ±0, and NaN stays NaN (quiet, with the top bits of
+// its payload kept).
+func Float32ToF16(f float32) uint16 {
+	bits := math.Float32bits(f)
+	sign := uint16(bits>>16) & 0x8000
+	exp := int(bits>>23) & 0xff
+	mant := bits & 0x7fffff
+
+	if exp == 0xff {
+		if mant == 0 {
+			return sign | 0x7c00
+		}
+		return sign | 0x7c00 | 0x0200 | uint16(mant>>13)
+	}
+	// e is the half-precision biased exponent of a normal result.
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		// Subnormal half: the value is q·2⁻²⁴ where q = m·2^(exp-126) and m
+		// is the 24-bit significand with its implicit leading one.
+		shift := uint(126 - exp)
+		if shift > 24 {
+			// Below half of 2⁻²⁴ even for the largest significand: rounds to 0.
+			return sign
+		}
+		m := mant | 0x800000
+		return sign | uint16(roundShift(m, shift))
+	}
+	// Rounding up may carry into the exponent, which is still the right
+	// encoding, up to and including Inf.
+	return sign | uint16(roundShift(uint32(e)<<23|mant, 13))
+}
+
+// roundShift returns x / 2^shift rounded to the nearest integer, ties to even.
+func roundShift(x uint32, shift uint) uint32 {
+	q := x >> shift
+	rem := x & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rem > half || (rem == half && q&1 == 1) {
+		q++
+	}
+	return q
+}
+
+// F16ToFloat32 returns the float32 value of the half-precision bits h. Every
+// half value, subnormals included, is exactly representable as a float32.
+func F16ToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		// Zero or subnormal: mant·2⁻²⁴, exact in float32.
+		v := float32(mant) * (1.0 / (1 << 24))
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp-15+127)<<23 | mant<<13)
+}
+
+// Float32ToBF16 returns the bfloat16 value nearest to f, ties to even. Values
+// that round beyond the largest bfloat16 become ±Inf; NaN stays NaN (quiet).
+func Float32ToBF16(f float32) uint16 {
+	bits := math.Float32bits(f)
+	if bits&0x7fffffff > 0x7f800000 {
+		return uint16(bits>>16) | 0x0040
+	}
+	return uint16(roundShift(bits, 16))
+}
+
+// BF16ToFloat32 returns the float32 value of the bfloat16 bits b, which is
+// exact: bfloat16 is the top half of a float32.
+func BF16ToFloat32(b uint16) float32 {
+	return math.Float32frombits(uint32(b) << 16)
+}

@@ -1,0 +1,346 @@
+package lora
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/golora/golora/model"
+)
+
+// Pair is the low-rank update of one linear layer W [Out, In]:
+// ΔW = Scaling() · B·A. A and B are the trainable tensors, row-major, laid
+// out exactly as PEFT's lora_A.weight and lora_B.weight.
+type Pair struct {
+	Module  string    // Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj"
+	In, Out int       // shape of the adapted weight
+	R       int       // rank
+	A       []float32 // [R, In]
+	B       []float32 // [Out, R]
+
+	alpha   float64
+	scaling float64
+}
+
+// Alpha returns the pair's lora_alpha (after AlphaPattern).
+func (p *Pair) Alpha() float64 { return p.alpha }
+
+// Scaling returns the factor of B·A: Alpha/R, or Alpha/√R with rsLoRA.
+func (p *Pair) Scaling() float64 { return p.scaling }
+
+// Adapter is one LoRA adapter: its configuration and a Pair per targeted
+// linear layer. An Adapter is not safe for concurrent modification (training
+// steps, Merge, Unmerge); concurrent AddDelta calls are safe.
+type Adapter struct {
+	// Config is the adapter's configuration. New stores it with
+	// TargetModules resolved to a list (AllLinear expanded, null replaced by
+	// the default), as PEFT saves it. The pairs are fixed when the adapter is
+	// created: changing Config afterwards does not change their rank or
+	// scaling (and Save refuses a rank that no longer agrees).
+	Config Config
+
+	pairs   map[string]*Pair
+	modules []string     // pair names, sorted by naturalCompare
+	merged  *mergeRecord // non-nil while merged into a base
+}
+
+// New creates an adapter for base: a pair for every linear layer cfg targets,
+// initialized as cfg.InitLoRAWeights says from a generator seeded with seed
+// and the module name, so the same seed gives the same adapter and each
+// module's values do not depend on which other modules are targeted. It is an
+// error if cfg is invalid or targets nothing, if cfg targets a tied output
+// head, or if the initialization method is one New does not implement.
+func New(base *model.Weights, cfg Config, seed uint64) (*Adapter, error) {
+	m, err := cfg.compile()
+	if err != nil {
+		return nil, err
+	}
+	init := cfg.InitLoRAWeights
+	switch init {
+	case "", InitKaiming, InitGaussian, InitLinearDefault:
+	default:
+		return nil, fmt.Errorf("lora: init_lora_weights %q is not supported for new adapters (use kaiming, gaussian or linear-default)", string(init))
+	}
+	lins, err := m.selectLinears(base)
+	if err != nil {
+		return nil, err
+	}
+	a := &Adapter{Config: cloneConfig(cfg), pairs: make(map[string]*Pair, len(lins))}
+	a.Config.TargetModules = resolvedTargets(m, base)
+	if a.Config.Bias == "" {
+		a.Config.Bias = "none"
+	}
+	if a.Config.InitLoRAWeights == "" {
+		a.Config.InitLoRAWeights = InitKaiming
+	}
+	for _, lin := range lins {
+		if err := checkLinearUsable(base, lin); err != nil {
+			return nil, err
+		}
+		r, alpha := m.rankAlpha(lin.Name)
+		p := &Pair{
+			Module: lin.Name, In: lin.In, Out: lin.Out, R: r,
+			A:     make([]float32, r*lin.In),
+			B:     make([]float32, lin.Out*r),
+			alpha: alpha, scaling: scaling(r, alpha, cfg.UseRSLoRA),
+		}
+		initPair(p, a.Config.InitLoRAWeights, seed)
+		a.pairs[p.Module] = p
+		a.modules = append(a.modules, p.Module)
+	}
+	slices.SortFunc(a.modules, naturalCompare)
+	return a, nil
+}
+
+// resolvedTargets is TargetModules as PEFT saves it after creating the
+// adapter: all-linear expanded to the leaf names, null to the default list.
+func resolvedTargets(m *matcher, base *model.Weights) Modules {
+	switch {
+	case m.allLinear:
+		return ModuleNames(blockLeafNames(base)...)
+	case m.targetRe != nil:
+		return ModuleRegex(m.cfg.TargetModules.Regex)
+	}
+	return ModuleNames(m.targets...)
+}
+
+// checkLinearUsable refuses layers an adapter cannot be attached to.
+func checkLinearUsable(base *model.Weights, lin *model.Linear) error {
+	if lin.Out <= 0 || lin.In <= 0 {
+		return fmt.Errorf("lora: module %q: base weight has shape [%d %d]", lin.Name, lin.Out, lin.In)
+	}
+	if lin == base.Output && base.Config.TiedOutput {
+		return fmt.Errorf("lora: module %q: the output head is tied to the embedding; an adapter on it is not supported", lin.Name)
+	}
+	return nil
+}
+
+// initPair fills A and B. Each module gets its own generator, seeded with
+// seed and a hash of the module name.
+func initPair(p *Pair, init Init, seed uint64) {
+	h := fnv.New64a()
+	h.Write([]byte(p.Module))
+	rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+	uniform := func(dst []float32, bound float64) {
+		for i := range dst {
+			dst[i] = float32((2*rng.Float64() - 1) * bound)
+		}
+	}
+	switch init {
+	case InitGaussian:
+		std := 1 / float64(p.R)
+		for i := range p.A {
+			p.A[i] = float32(rng.NormFloat64() * std)
+		}
+		clear(p.B)
+	case InitLinearDefault:
+		// PyTorch's nn.Linear default: kaiming_uniform(a=√5) over the
+		// weight's fan-in, i.e. bound 1/√fan_in.
+		uniform(p.A, 1/math.Sqrt(float64(p.In)))
+		uniform(p.B, 1/math.Sqrt(float64(p.R)))
+	default:
+		// kaiming_uniform(a=√5): gain √(2/(1+5)), bound gain·√3/√fan_in = 1/√in.
+		uniform(p.A, 1/math.Sqrt(float64(p.In)))
+		clear(p.B)
+	}
+}
+
+// Pair returns the pair of the named module, or false if the adapter does
+// not target it. The pair is the adapter's own: training updates its A and B
+// in place.
+func (a *Adapter) Pair(module string) (*Pair, bool) {
+	p, ok := a.pairs[module]
+	return p, ok
+}
+
+// Modules returns the names of the adapted modules, sorted by name with
+// embedded numbers compared by value (layer 2 before layer 10).
+func (a *Adapter) Modules() []string { return slices.Clone(a.modules) }
+
+// NumParams returns the number of trainable parameters, Σ R·(In+Out).
+func (a *Adapter) NumParams() int64 {
+	var n int64
+	for _, p := range a.pairs {
+		n += int64(p.R) * int64(p.In+p.Out)
+	}
+	return n
+}
+
+// Check reports whether a fits base: every pair's module must exist in base
+// with the pair's shape, and every module of base that a's config targets must
+// have a pair. Errors name the module and both shapes.
+func (a *Adapter) Check(base *model.Weights) error {
+	all, err := baseLinears(base)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]*model.Linear, len(all))
+	for _, bl := range all {
+		byName[bl.lin.Name] = bl.lin
+	}
+	for _, name := range a.modules {
+		p := a.pairs[name]
+		lin, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("lora: module %q of the adapter is not a linear layer of the base model", name)
+		}
+		if err := checkLinearUsable(base, lin); err != nil {
+			return err
+		}
+		if lin.Out != p.Out || lin.In != p.In {
+			return fmt.Errorf("lora: module %q: adapter A %v and B %v need a base weight of shape [%d %d], base has [%d %d]",
+				name, []int{p.R, p.In}, []int{p.Out, p.R}, p.Out, p.In, lin.Out, lin.In)
+		}
+		if len(p.A) != p.R*p.In || len(p.B) != p.Out*p.R {
+			return fmt.Errorf("lora: module %q: A has %d values and B %d, want %d and %d for rank %d",
+				name, len(p.A), len(p.B), p.R*p.In, p.Out*p.R, p.R)
+		}
+	}
+	m, err := a.Config.compile()
+	if err != nil {
+		return err
+	}
+	leaves := blockLeafNames(base)
+	for _, bl := range all {
+		if _, ok := a.pairs[bl.lin.Name]; ok || (m.allLinear && bl.head) {
+			continue
+		}
+		if m.targetsModule(bl.lin.Name, leaves) {
+			return fmt.Errorf("lora: the adapter config targets module %q of the base model but the adapter has no pair for it (missing %s)",
+				bl.lin.Name, tensorKey(bl.lin.Name, "lora_A"))
+		}
+	}
+	return nil
+}
+
+// AddDelta adds the adapter's term scaling·(x·Aᵀ)·Bᵀ to y for n rows: x is
+// [n, lin.In] and y is [n, lin.Out], row-major. It does nothing for a module
+// the adapter does not target. Sums are accumulated in float32, the precision
+// of the frozen forward pass; dropout is not applied (inference). AddDelta
+// implements model.LinearDelta, the generator's hook.
+//
+// The hook has no error result, so the adapter must have been checked
+// against the base (Check, LoadFor, Adapters.Add) beforehand: a layer whose
+// shape disagrees with its pair, or x or y shorter than n rows, is a
+// programming error and panics with a message naming the module.
+func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) {
+	p, ok := a.pairs[lin.Name]
+	if !ok {
+		return
+	}
+	if lin.In != p.In || lin.Out != p.Out {
+		panic(fmt.Sprintf("lora: AddDelta: module %q: base weight [%d %d] does not match the adapter's [%d %d]; check the adapter against the base first",
+			lin.Name, lin.Out, lin.In, p.Out, p.In))
+	}
+	if n < 0 || len(x) < n*p.In || len(y) < n*p.Out {
+		panic(fmt.Sprintf("lora: AddDelta: module %q: %d rows need x of %d and y of %d values, got %d and %d",
+			lin.Name, n, n*p.In, n*p.Out, len(x), len(y)))
+	}
+	p.addDelta(y, x, n)
+}
+
+// addDelta is AddDelta without the checks.
+func (p *Pair) addDelta(y, x []float32, n int) {
+	s := float32(p.scaling)
+	var stack [64]float32 // the generator's hook should not allocate for usual ranks
+	t := stack[:0]
+	if p.R > len(stack) {
+		t = make([]float32, p.R)
+	}
+	t = t[:p.R]
+	for row := range n {
+		xr := x[row*p.In : (row+1)*p.In]
+		for k := range p.R {
+			ak := p.A[k*p.In : (k+1)*p.In]
+			var sum float32
+			for i, v := range xr {
+				sum += v * ak[i]
+			}
+			t[k] = s * sum
+		}
+		yr := y[row*p.Out : (row+1)*p.Out]
+		for o := range yr {
+			bo := p.B[o*p.R : (o+1)*p.R]
+			var sum float32
+			for k, v := range t {
+				sum += v * bo[k]
+			}
+			yr[o] += sum
+		}
+	}
+}
+
+// The generator's hook.
+var (
+	_ model.LinearDelta = (*Adapter)(nil)
+	_ model.LinearDelta = (*Adapters)(nil)
+)
+
+// cloneConfig deep-copies the slices and maps of c.
+func cloneConfig(c Config) Config {
+	c.TargetModules.Names = cloneNonNil(c.TargetModules.Names)
+	c.ExcludeModules.Names = cloneNonNil(c.ExcludeModules.Names)
+	c.RankPattern = slices.Clone(c.RankPattern)
+	c.AlphaPattern = slices.Clone(c.AlphaPattern)
+	c.LayersToTransform = cloneNonNil(c.LayersToTransform)
+	c.LayersPattern = slices.Clone(c.LayersPattern)
+	c.ModulesToSave = cloneNonNil(c.ModulesToSave)
+	if c.Unrecognized != nil {
+		u := make(map[string]json.RawMessage, len(c.Unrecognized))
+		for k, v := range c.Unrecognized {
+			u[k] = slices.Clone(v)
+		}
+		c.Unrecognized = u
+	}
+	return c
+}
+
+// cloneNonNil clones s, keeping nil and empty apart.
+func cloneNonNil[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}
+
+// naturalCompare orders module names with embedded numbers by value, so
+// "layers.2" sorts before "layers.10".
+func naturalCompare(a, b string) int {
+	x, y := a, b
+	for x != "" && y != "" {
+		dx, dy := digitPrefix(x), digitPrefix(y)
+		if dx > 0 && dy > 0 {
+			nx, errx := strconv.ParseUint(x[:dx], 10, 64)
+			ny, erry := strconv.ParseUint(y[:dy], 10, 64)
+			if errx == nil && erry == nil && nx != ny {
+				if nx < ny {
+					return -1
+				}
+				return 1
+			}
+			x, y = x[dx:], y[dy:]
+			continue
+		}
+		if x[0] != y[0] {
+			return strings.Compare(x[:1], y[:1])
+		}
+		x, y = x[1:], y[1:]
+	}
+	if len(x) != len(y) {
+		return len(x) - len(y)
+	}
+	return strings.Compare(a, b)
+}
+
+func digitPrefix(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}

@@ -1,0 +1,535 @@
+package lora
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
+)
+
+// graphTestConfig is a small LLaMA with grouped-query attention and an
+// untied head, so that lm_head can carry an adapter too.
+var graphTestConfig = model.Config{
+	Dim: 32, HiddenDim: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
+	VocabSize: 40, MaxSeqLen: 16, NormEps: 1e-5, RopeTheta: 10000,
+}
+
+// graphTestBase builds a random model whose layers all change the residual
+// stream noticeably: projections with variance 1/In (q and k 4/In, so
+// attention is not uniform), norms 1 ± 0.2, a unit-variance embedding.
+// testBase's N(0, 0.02) weights and norms would leave the gradients with
+// respect to early layers too small for finite differences.
+func graphTestBase(c model.Config, seed uint64) *model.Weights {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	fill := func(n int, std, mean float64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = float32(mean + std*rng.NormFloat64())
+		}
+		return out
+	}
+	linear := func(name string, out, in int, gain float64) *model.Linear {
+		return &model.Linear{Name: name, Out: out, In: in, Dense: fill(out*in, gain/math.Sqrt(float64(in)), 0)}
+	}
+	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	w := &model.Weights{Config: c, Embedding: fill(c.VocabSize*c.Dim, 1, 0), Norm: fill(c.Dim, 0.2, 1)}
+	for l := range c.Layers {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		w.Layers = append(w.Layers, model.Layer{
+			AttnNorm: fill(c.Dim, 0.2, 1),
+			Q:        linear(p+"self_attn.q_proj", q, c.Dim, 2),
+			K:        linear(p+"self_attn.k_proj", kv, c.Dim, 2),
+			V:        linear(p+"self_attn.v_proj", kv, c.Dim, 1),
+			O:        linear(p+"self_attn.o_proj", c.Dim, q, 1),
+			MLPNorm:  fill(c.Dim, 0.2, 1),
+			Gate:     linear(p+"mlp.gate_proj", c.HiddenDim, c.Dim, 1),
+			Up:       linear(p+"mlp.up_proj", c.HiddenDim, c.Dim, 1),
+			Down:     linear(p+"mlp.down_proj", c.Dim, c.HiddenDim, 1),
+		})
+	}
+	w.Output = linear("lm_head", c.VocabSize, c.Dim, 1)
+	return w
+}
+
+// quantizeNF4 quantizes the block linears as QLoRA does (block 64, double
+// quantization), leaving the head dense.
+func quantizeNF4(t testing.TB, w *model.Weights) {
+	t.Helper()
+	err := w.Quantize(func(v []float32, rows, cols int) (quant.Matrix, error) {
+		return nf4.Quantize(v, rows, cols, nf4.Options{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// graphTestBatch is a random batch with next-token targets, the last
+// position of each sequence ignored.
+func graphTestBatch(seed uint64, batch, seqLen, vocab int) (tokens, targets []int) {
+	rng := rand.New(rand.NewPCG(seed, 12))
+	tokens = make([]int, batch*seqLen)
+	targets = make([]int, batch*seqLen)
+	for i := range tokens {
+		tokens[i] = rng.IntN(vocab)
+	}
+	for i := range targets {
+		if (i+1)%seqLen == 0 {
+			targets[i] = model.IgnoreTarget
+		} else {
+			targets[i] = tokens[i+1]
+		}
+	}
+	return tokens, targets
+}
+
+// newTrainingGraph builds a graph of w with ga and differentiates it with
+// respect to every adapter parameter.
+func newTrainingGraph(t testing.TB, w *model.Weights, ga *GraphAdapter, batch, seqLen int) (*model.Graph, []GraphParam) {
+	t.Helper()
+	gr, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gr.Close() })
+	params, err := ga.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := ga.Nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gr.Differentiate(nodes...); err != nil {
+		t.Fatal(err)
+	}
+	return gr, params
+}
+
+func graphAdapterFor(t testing.TB, w *model.Weights, cfg Config, seed uint64) (*Adapter, *GraphAdapter) {
+	t.Helper()
+	a := mustNew(t, w, cfg, seed)
+	ga, err := NewGraphAdapter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, ga
+}
+
+// gradCheckConfig targets every block linear and the output head, with a
+// scaling (alpha/r = 4) other than one.
+func gradCheckConfig() Config {
+	cfg := DefaultConfig()
+	cfg.R, cfg.Alpha = 4, 16
+	cfg.TargetModules = ModuleNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+	return cfg
+}
+
+// TestGraphAdapterGradient compares the gradients of A and B with central
+// differences of the loss, through a dense and through an NF4 base, with and
+// without a (fixed) dropout mask.
+//
+// Tolerance: the graph runs in float32, so each loss carries rounding noise
+// of roughly 1e-6 (a few ulps of a loss near ln 40 ≈ 3.7, accumulated over
+// the network); with a step of 1e-2 that is ~1e-4 in a difference quotient,
+// and the truncation error of the central difference, O(step²), is of the
+// same order. Errors are measured relative to the largest gradient component
+// of the tensor; the worst seen is 3.5e-3, and 1e-2 leaves a margin of about
+// three while a missing factor (the scaling 4, the dropout scale 1/(1−p)),
+// a transposed product or an unmasked backward pass is off by 25 % or more.
+func TestGraphAdapterGradient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		nf4     bool
+		dropout float64
+	}{
+		{"dense", false, 0},
+		{"nf4", true, 0},
+		{"nf4+dropout", true, 0.25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := graphTestBase(graphTestConfig, 1)
+			if tc.nf4 {
+				quantizeNF4(t, w)
+			}
+			cfg := gradCheckConfig()
+			cfg.Dropout = tc.dropout
+			a, ga := graphAdapterFor(t, w, cfg, 2)
+			// B ≠ 0, or the gradient of every A would be exactly zero.
+			randomize(a, 3)
+			const batch, seqLen = 2, 6
+			gr, params := newTrainingGraph(t, w, ga, batch, seqLen)
+			tokens, targets := graphTestBatch(4, batch, seqLen, graphTestConfig.VocabSize)
+			if err := gr.SetBatch(tokens, targets); err != nil {
+				t.Fatal(err)
+			}
+			if tc.dropout > 0 {
+				ga.SampleDropout(rand.New(rand.NewPCG(5, 5)))
+			}
+			ctx := context.Background()
+			if _, err := gr.ForwardBackward(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The difference quotients run Forward with the same masks.
+			var worst float64
+			for _, p := range params {
+				worst = math.Max(worst, checkParamGradient(t, gr, p, 6, 1e-2))
+			}
+			t.Logf("worst relative error %.2g over %d tensors", worst, len(params))
+		})
+	}
+}
+
+// checkParamGradient compares p's gradient with central differences on the
+// coordinate of largest gradient and count−1 others spread over the tensor,
+// and returns the largest error relative to the largest component.
+func checkParamGradient(t *testing.T, gr *model.Graph, p GraphParam, count int, tol float64) float64 {
+	t.Helper()
+	g, err := p.Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := append([]float32(nil), g...)
+	var scale float64
+	largest := 0
+	for i, v := range grad {
+		if a := math.Abs(float64(v)); a > scale {
+			scale, largest = a, i
+		}
+	}
+	if scale == 0 {
+		t.Fatalf("%s: gradient is identically zero", p.Name)
+	}
+	ctx := context.Background()
+	loss := func() float64 {
+		l, err := gr.Forward(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(l)
+	}
+	idx := []int{largest}
+	for k := 1; k < count; k++ {
+		idx = append(idx, (k*7919+13)%len(grad))
+	}
+	const step = 1e-2
+	var worst float64
+	for _, i := range idx {
+		old := p.Value[i]
+		p.Value[i] = old + step
+		up := loss()
+		p.Value[i] = old - step
+		down := loss()
+		p.Value[i] = old
+		num := (up - down) / (2 * step)
+		e := math.Abs(num-float64(grad[i])) / scale
+		worst = math.Max(worst, e)
+		if e > tol {
+			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g (error %.2g of the largest component %.3g)", p.Name, i, grad[i], num, e, scale)
+		}
+	}
+	return worst
+}
+
+// TestGraphAdapterZeroBIsBase checks that a fresh adapter (B = 0) leaves the
+// loss and the logits of the base model bit for bit.
+func TestGraphAdapterZeroBIsBase(t *testing.T) {
+	for _, quantized := range []bool{false, true} {
+		w := graphTestBase(graphTestConfig, 6)
+		if quantized {
+			quantizeNF4(t, w)
+		}
+		const batch, seqLen = 2, 8
+		tokens, targets := graphTestBatch(7, batch, seqLen, graphTestConfig.VocabSize)
+
+		base, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer base.Close()
+		if err := base.SetBatch(tokens, targets); err != nil {
+			t.Fatal(err)
+		}
+		want, err := base.Forward(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		_, ga := graphAdapterFor(t, w, gradCheckConfig(), 8)
+		gr, _ := newTrainingGraph(t, w, ga, batch, seqLen)
+		if err := gr.SetBatch(tokens, targets); err != nil {
+			t.Fatal(err)
+		}
+		got, err := gr.ForwardBackward(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("nf4 %t: loss with a B = 0 adapter %v, base %v", quantized, got, want)
+		}
+		if !sameBits(gr.Logits.Value().Data().([]float32), base.Logits.Value().Data().([]float32)) {
+			t.Errorf("nf4 %t: logits with a B = 0 adapter differ from the base model's", quantized)
+		}
+	}
+}
+
+// TestGraphAdapterMatchesAddDelta compares the graph's logits with a
+// trained-looking adapter against the plain-Go generator with the adapter's
+// AddDelta hook, at every position.
+//
+// Tolerance: both paths compute in float32 but sum in different orders
+// (BLAS blocks against the generator's loops, a different attention
+// kernel). With logits of magnitude up to ~5, where a float32 ulp is 4.8e-7,
+// the largest difference seen is 2.4e-6 (five ulps); 2e-5 allows for
+// another BLAS's summation order, while a wrong scaling or a missing module
+// changes the logits by far more (the adapter moves them by up to ~4 here,
+// checked below).
+func TestGraphAdapterMatchesAddDelta(t *testing.T) {
+	w := graphTestBase(graphTestConfig, 9)
+	quantizeNF4(t, w)
+	a, ga := graphAdapterFor(t, w, gradCheckConfig(), 10)
+	randomize(a, 11)
+	const batch, seqLen = 2, 7
+	tokens, targets := graphTestBatch(12, batch, seqLen, graphTestConfig.VocabSize)
+	gr, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Close()
+	if err := gr.SetBatch(tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gr.Forward(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logits := gr.Logits.Value().Data().([]float32)
+
+	withDelta, err := model.NewGenerator(w, model.GeneratorOptions{Delta: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := model.NewGenerator(w, model.GeneratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := graphTestConfig.VocabSize
+	var worst, moved float64
+	for s := range batch {
+		withDelta.Reset()
+		plain.Reset()
+		for pos := range seqLen {
+			i := s*seqLen + pos
+			want, err := withDelta.Prefill(tokens[i : i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := plain.Prefill(tokens[i : i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range v {
+				worst = math.Max(worst, math.Abs(float64(logits[i*v+j]-want[j])))
+				moved = math.Max(moved, math.Abs(float64(want[j]-base[j])))
+			}
+		}
+	}
+	t.Logf("largest logit difference graph vs AddDelta %.3g; the adapter moves logits by up to %.3g", worst, moved)
+	if worst > 2e-5 {
+		t.Errorf("graph logits differ from the generator with AddDelta by %.3g, want ≤ 2e-5", worst)
+	}
+	if moved < 1e-2 {
+		t.Errorf("the adapter moves the logits by only %.3g: the comparison proves nothing", moved)
+	}
+}
+
+// TestGraphAdapterSharesSlices checks that the graph reads A and B from the
+// Pair's slices (an update to them changes the next run) and that running
+// the graph, backward pass included, never writes to them.
+func TestGraphAdapterSharesSlices(t *testing.T) {
+	w := graphTestBase(graphTestConfig, 13)
+	a, ga := graphAdapterFor(t, w, gradCheckConfig(), 14)
+	randomize(a, 15)
+	const batch, seqLen = 1, 5
+	gr, params := newTrainingGraph(t, w, ga, batch, seqLen)
+	tokens, targets := graphTestBatch(16, batch, seqLen, graphTestConfig.VocabSize)
+	if err := gr.SetBatch(tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	before := make([][]float32, len(params))
+	for i, p := range params {
+		before[i] = append([]float32(nil), p.Value...)
+	}
+	ctx := context.Background()
+	l1, err := gr.ForwardBackward(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := params[0].Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range params {
+		if !sameBits(p.Value, before[i]) {
+			t.Fatalf("%s changed by a forward-backward run", p.Name)
+		}
+	}
+	q, _ := a.Pair(a.Modules()[0])
+	if &params[0].Value[0] != &q.A[0] || &params[1].Value[0] != &q.B[0] {
+		t.Fatalf("Params do not alias the A and B of %s", q.Module)
+	}
+	for i := range q.B {
+		q.B[i] *= 3
+	}
+	l2, err := gr.ForwardBackward(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l1 == l2 {
+		t.Errorf("loss %v unchanged after B was tripled: the graph does not read the Pair's slice", l1)
+	}
+	g2, err := params[0].Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &g1[0] != &g2[0] {
+		t.Error("the gradient buffer moved between runs")
+	}
+}
+
+func TestGraphAdapterDropoutMasks(t *testing.T) {
+	w := graphTestBase(graphTestConfig, 17)
+	cfg := gradCheckConfig()
+	cfg.Dropout = 0.3
+	a, ga := graphAdapterFor(t, w, cfg, 18)
+	randomize(a, 19)
+	const batch, seqLen = 2, 8
+	gr, _ := newTrainingGraph(t, w, ga, batch, seqLen)
+	tokens, targets := graphTestBatch(20, batch, seqLen, graphTestConfig.VocabSize)
+	if err := gr.SetBatch(tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	forward := func() float32 {
+		l, err := gr.Forward(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	// Masks start disabled: the loss is that of the same adapter without
+	// dropout nodes.
+	disabled := forward()
+	cfg0 := cfg
+	cfg0.Dropout = 0
+	a0, err := New(w, cfg0, 18)
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomize(a0, 19)
+	ga0, err := NewGraphAdapter(a0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr0, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr0.Close()
+	if err := gr0.SetBatch(tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	noDropout, err := gr0.Forward(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disabled != noDropout {
+		t.Errorf("loss with disabled masks %v, without dropout nodes %v", disabled, noDropout)
+	}
+
+	// Same generator state, same masks; the proportion dropped is p.
+	ga.SampleDropout(rand.New(rand.NewPCG(1, 2)))
+	m1 := forward()
+	var dropped, total int
+	keep := float32(1 / (1 - 0.3))
+	for _, gp := range ga.attached {
+		for _, v := range gp.mask {
+			switch v {
+			case 0:
+				dropped++
+			case keep:
+			default:
+				t.Fatalf("mask value %v, want 0 or %v", v, keep)
+			}
+			total++
+		}
+	}
+	frac := float64(dropped) / float64(total)
+	// Binomial standard deviation √(p(1−p)/n) ≈ 0.005 for n ≈ 8,000.
+	if math.Abs(frac-0.3) > 0.03 {
+		t.Errorf("dropped %.3f of %d mask elements, want 0.3", frac, total)
+	}
+	ga.SampleDropout(rand.New(rand.NewPCG(1, 2)))
+	if m2 := forward(); m2 != m1 {
+		t.Errorf("same seed, different losses %v and %v", m1, m2)
+	}
+	ga.SampleDropout(rand.New(rand.NewPCG(1, 3)))
+	if m3 := forward(); m3 == m1 {
+		t.Errorf("another seed gave the same loss %v", m3)
+	}
+	ga.DisableDropout()
+	if l := forward(); l != disabled {
+		t.Errorf("after DisableDropout loss %v, want %v", l, disabled)
+	}
+
+	// Without dropout SampleDropout draws nothing from the generator.
+	rng := rand.New(rand.NewPCG(4, 4))
+	ga0.SampleDropout(rng)
+	if got, want := rng.Uint64(), rand.New(rand.NewPCG(4, 4)).Uint64(); got != want {
+		t.Error("SampleDropout advanced the generator with dropout 0")
+	}
+}
+
+func TestGraphAdapterErrors(t *testing.T) {
+	if _, err := NewGraphAdapter(nil); err == nil {
+		t.Error("NewGraphAdapter(nil) succeeded")
+	}
+	w := graphTestBase(graphTestConfig, 21)
+	a, ga := graphAdapterFor(t, w, gradCheckConfig(), 22)
+	if _, err := ga.Params(); err == nil {
+		t.Error("Params before the graph was built succeeded")
+	}
+	gr, err := model.NewGraph(w, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Close()
+	if _, err := model.NewGraph(w, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga}); err == nil {
+		t.Error("a second graph with the same GraphAdapter was built")
+	}
+
+	// A base with a different shape for one module.
+	other := graphTestBase(graphTestConfig, 21)
+	other.Layers[1].Up = &model.Linear{Name: other.Layers[1].Up.Name, Out: 8, In: graphTestConfig.Dim, Dense: make([]float32, 8*graphTestConfig.Dim)}
+	ga2, err := NewGraphAdapter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := model.NewGraph(other, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga2}); err == nil {
+		t.Error("a graph whose up_proj does not match the adapter was built")
+	}
+
+	// The adapter must be unmerged.
+	dense := graphTestBase(graphTestConfig, 23)
+	am := mustNew(t, dense, gradCheckConfig(), 24)
+	if err := Merge(dense, am); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewGraphAdapter(am); err == nil {
+		t.Error("NewGraphAdapter accepted a merged adapter")
+	}
+}

@@ -1,0 +1,294 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"runtime"
+	"sync"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/golora/golora/internal/blas"
+)
+
+// FrozenLinear applies the frozen weight lin to x inside graph g: it returns
+// the node x·Wᵀ of shape [n, lin.Out] for x of shape [n, lin.In]. The weight
+// stays on the Go side, dense or quantized; it receives no gradient and is never
+// modified, while the gradient with respect to x (dY·W) flows back through it.
+func FrozenLinear(lin *Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
+	return frozenLinear(lin, x, nil)
+}
+
+func frozenLinear(lin *Linear, x *gorgonia.Node, arena *graphArena) (*gorgonia.Node, error) {
+	if err := checkLinear(lin); err != nil {
+		return nil, err
+	}
+	y, err := gorgonia.ApplyOp(newFrozenLinearOp(lin, arena), x)
+	if err != nil {
+		return nil, fmt.Errorf("model: frozen linear %s: %w", lin.Name, err)
+	}
+	return y, nil
+}
+
+// checkLinear reports a Linear that cannot be run: no or both
+// representations, or a backing store whose size disagrees with [Out, In].
+func checkLinear(lin *Linear) error {
+	switch {
+	case lin == nil:
+		return fmt.Errorf("model: frozen linear: nil weight")
+	case lin.Out <= 0 || lin.In <= 0:
+		return fmt.Errorf("model: %s: shape [%d %d] is not positive", lin.Name, lin.Out, lin.In)
+	case lin.Dense != nil && lin.Quantized != nil:
+		return fmt.Errorf("model: %s: holds both dense and quantized data", lin.Name)
+	case lin.Quantized != nil:
+		if r, c := lin.Quantized.Dims(); r != lin.Out || c != lin.In {
+			return fmt.Errorf("model: %s: quantized matrix is [%d %d], want [%d %d]", lin.Name, r, c, lin.Out, lin.In)
+		}
+	case len(lin.Dense) != lin.Out*lin.In:
+		return fmt.Errorf("model: %s: %d dense values, want %d × %d", lin.Name, len(lin.Dense), lin.Out, lin.In)
+	}
+	return nil
+}
+
+// Quantized weights are expanded a chunk of rows at a time into a scratch
+// buffer and multiplied from there. A chunk has one tile per CPU, expanded in
+// parallel; a tile holds about tileTarget float32 values (256 KiB, a typical
+// L2 cache), within tileMinRows..tileMaxRows rows. The chunk's product is then
+// one parallel matrix product, large enough to run at full BLAS speed.
+const (
+	tileTarget  = 64 << 10
+	tileMinRows = 64
+	tileMaxRows = 256
+)
+
+// mulTSmallRows is the largest number of input rows for which a quantized
+// forward pass uses the format's own fused product (Matrix.MulT) instead of
+// expanding tiles: expanding costs one pass over the weight whatever the batch,
+// which only pays off once several rows share it.
+const mulTSmallRows = 4
+
+// frozenKernel runs products with one frozen weight. It owns a pool of
+// scratch chunks so that concurrent calls (two machines on one graph, or the
+// forward and gradient operators) never share memory.
+type frozenKernel struct {
+	lin      *Linear
+	tileRows int
+	chunks   sync.Pool // *[]float32
+}
+
+func newFrozenKernel(lin *Linear) *frozenKernel {
+	rows := tileTarget / lin.In
+	rows = max(tileMinRows, min(tileMaxRows, rows))
+	return &frozenKernel{lin: lin, tileRows: rows}
+}
+
+// chunkRows returns the rows expanded per chunk: one tile per CPU.
+func (k *frozenKernel) chunkRows() int {
+	return min(k.lin.Out, k.tileRows*runtime.GOMAXPROCS(0))
+}
+
+// chunk returns a scratch buffer of at least n values from the pool; callers
+// put it back.
+func (k *frozenKernel) chunk(n int) *[]float32 {
+	if p, ok := k.chunks.Get().(*[]float32); ok && len(*p) >= n {
+		return p
+	}
+	buf := make([]float32, n)
+	return &buf
+}
+
+// expand dequantizes weight rows [start, end) into dst, one tile per
+// goroutine.
+func (k *frozenKernel) expand(dst []float32, start, end int) error {
+	in := k.lin.In
+	errs := make([]error, (end-start+k.tileRows-1)/k.tileRows)
+	graphParallel(len(errs), 1, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			s, e := start+t*k.tileRows, min(start+(t+1)*k.tileRows, end)
+			if err := k.lin.Quantized.DequantizeRows(dst[(s-start)*in:(e-start)*in], s, e); err != nil {
+				errs[t] = fmt.Errorf("model: %s rows [%d, %d): %w", k.lin.Name, s, e, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// mulT computes y = x·Wᵀ for n rows: x is [n, In], y is [n, Out]; y is
+// overwritten.
+func (k *frozenKernel) mulT(y, x []float32, n int) error {
+	lin := k.lin
+	if lin.Dense != nil {
+		blas.ParallelSgemm(false, true, n, lin.Out, lin.In, 1, x, lin.In, lin.Dense, lin.In, 0, y, lin.Out)
+		return nil
+	}
+	if n <= mulTSmallRows {
+		if err := lin.Quantized.MulT(y, x, n); err != nil {
+			return fmt.Errorf("model: %s: %w", lin.Name, err)
+		}
+		return nil
+	}
+	rows := k.chunkRows()
+	bufp := k.chunk(rows * lin.In)
+	defer k.chunks.Put(bufp)
+	w := *bufp
+	for start := 0; start < lin.Out; start += rows {
+		end := min(start+rows, lin.Out)
+		if err := k.expand(w, start, end); err != nil {
+			return err
+		}
+		// The chunk's product fills columns [start, end) of y, addressed
+		// through y's full row stride.
+		blas.ParallelSgemm(false, true, n, end-start, lin.In, 1, x, lin.In, w, lin.In, 0, y[start:], lin.Out)
+	}
+	return nil
+}
+
+// mul computes dx = dy·W for n rows: dy is [n, Out], dx is [n, In]; dx is
+// overwritten.
+func (k *frozenKernel) mul(dx, dy []float32, n int) error {
+	lin := k.lin
+	if lin.Dense != nil {
+		blas.ParallelSgemm(false, false, n, lin.In, lin.Out, 1, dy, lin.Out, lin.Dense, lin.In, 0, dx, lin.In)
+		return nil
+	}
+	rows := k.chunkRows()
+	bufp := k.chunk(rows * lin.In)
+	defer k.chunks.Put(bufp)
+	w := *bufp
+	for start := 0; start < lin.Out; start += rows {
+		end := min(start+rows, lin.Out)
+		if err := k.expand(w, start, end); err != nil {
+			return err
+		}
+		var beta float32
+		if start > 0 {
+			beta = 1
+		}
+		// dx += dy[:, start:end] · W[start:end, :]
+		blas.ParallelSgemm(false, false, n, lin.In, end-start, 1, dy[start:], lin.Out, w, lin.In, beta, dx, lin.In)
+	}
+	return nil
+}
+
+// frozenLinearOp is the gorgonia operator Y = X·Wᵀ with W held by the kernel.
+type frozenLinearOp struct {
+	k     *frozenKernel
+	arena *graphArena
+}
+
+func newFrozenLinearOp(lin *Linear, arena *graphArena) *frozenLinearOp {
+	return &frozenLinearOp{k: newFrozenKernel(lin), arena: arena}
+}
+
+func (op *frozenLinearOp) Arity() int { return 1 }
+
+func (op *frozenLinearOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+
+func (op *frozenLinearOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return opRowsShape(op, inputs, op.k.lin.In, op.k.lin.Out)
+}
+
+func (op *frozenLinearOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := opCheckInputs(op, inputs, 1); err != nil {
+		return nil, err
+	}
+	x, n, err := opRows(inputs[0], op.k.lin.In, op, "input")
+	if err != nil {
+		return nil, err
+	}
+	y := op.arena.floats(n * op.k.lin.Out)
+	if err := op.k.mulT(y, x, n); err != nil {
+		return nil, err
+	}
+	return opMatrix(y, n, op.k.lin.Out), nil
+}
+
+func (op *frozenLinearOp) ReturnsPtr() bool     { return false }
+func (op *frozenLinearOp) CallsExtern() bool    { return false }
+func (op *frozenLinearOp) OverwritesInput() int { return -1 }
+
+// WriteHash includes the weight's address: gorgonia merges nodes with equal
+// hashes and inputs, and q_proj, k_proj and v_proj all read the same input.
+func (op *frozenLinearOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "FrozenLinear{%s,%p}", op.k.lin.Name, op.k.lin)
+}
+
+func (op *frozenLinearOp) Hashcode() uint32 { return opHash(op) }
+
+func (op *frozenLinearOp) String() string {
+	return fmt.Sprintf("FrozenLinear{%s [%d,%d] %s}", op.k.lin.Name, op.k.lin.Out, op.k.lin.In, linearFormat(op.k.lin))
+}
+
+func (op *frozenLinearOp) DiffWRT(inputs int) []bool { return []bool{true} }
+
+func (op *frozenLinearOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	dx, err := gorgonia.ApplyOp(&frozenLinearGradOp{k: op.k, arena: op.arena}, grad)
+	if err != nil {
+		return nil, fmt.Errorf("model: gradient of frozen linear %s: %w", op.k.lin.Name, err)
+	}
+	return gorgonia.Nodes{dx}, nil
+}
+
+// frozenLinearGradOp is dX = dY·W for the frozen weight of a frozenLinearOp.
+type frozenLinearGradOp struct {
+	k     *frozenKernel
+	arena *graphArena
+}
+
+func (op *frozenLinearGradOp) Arity() int { return 1 }
+
+func (op *frozenLinearGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+
+func (op *frozenLinearGradOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return opRowsShape(op, inputs, op.k.lin.Out, op.k.lin.In)
+}
+
+func (op *frozenLinearGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := opCheckInputs(op, inputs, 1); err != nil {
+		return nil, err
+	}
+	dy, n, err := opRows(inputs[0], op.k.lin.Out, op, "output gradient")
+	if err != nil {
+		return nil, err
+	}
+	dx := op.arena.floats(n * op.k.lin.In)
+	if err := op.k.mul(dx, dy, n); err != nil {
+		return nil, err
+	}
+	return opMatrix(dx, n, op.k.lin.In), nil
+}
+
+func (op *frozenLinearGradOp) ReturnsPtr() bool     { return false }
+func (op *frozenLinearGradOp) CallsExtern() bool    { return false }
+func (op *frozenLinearGradOp) OverwritesInput() int { return -1 }
+
+func (op *frozenLinearGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "FrozenLinearGrad{%s,%p}", op.k.lin.Name, op.k.lin)
+}
+
+func (op *frozenLinearGradOp) Hashcode() uint32 { return opHash(op) }
+
+func (op *frozenLinearGradOp) String() string {
+	return fmt.Sprintf("FrozenLinearGrad{%s}", op.k.lin.Name)
+}
+
+func linearFormat(lin *Linear) string {
+	if lin.Quantized != nil {
+		return lin.Quantized.Format()
+	}
+	return "f32"
+}
+
+var (
+	_ gorgonia.SDOp = (*frozenLinearOp)(nil)
+	_ gorgonia.Op   = (*frozenLinearGradOp)(nil)
+)

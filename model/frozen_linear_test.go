@@ -1,0 +1,164 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/golora/golora/nf4"
+)
+
+// graphFrozenCases are a dense and an NF4 weight whose row count spans
+// several chunks and tiles, the last ones partial (In = 40 gives 256-row
+// tiles, two per chunk on two CPUs).
+func graphFrozenCases(t *testing.T) []*Linear {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(11, 12))
+	const out, in = 700, 40
+	dense := graphRandomMatrix(rng, out, in, 0.2).Float32s()
+	q, err := nf4.Quantize(dense, out, in, nf4.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*Linear{
+		{Name: "dense", Out: out, In: in, Dense: dense},
+		{Name: "nf4", Out: out, In: in, Quantized: q},
+	}
+}
+
+func TestFrozenLinearForwardMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, lin := range graphFrozenCases(t) {
+		w := graphDenseRows(lin)
+		// 3 rows take the quantized format's own MulT, 9 rows the tiles.
+		for _, n := range []int{1, 3, 9} {
+			x := graphRandomMatrix(rng, n, lin.In, 1)
+			y, err := newFrozenLinearOp(lin, nil).Do(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := y.Data().([]float32)
+			var worst float64
+			for r := range n {
+				want := graphRefMatVec(w, graphF64(x.Float32s()[r*lin.In:(r+1)*lin.In]))
+				for o, v := range want {
+					worst = math.Max(worst, math.Abs(v-float64(got[r*lin.Out+o])))
+				}
+			}
+			if worst > 1e-5 {
+				t.Errorf("%s, %d rows: differs from x·Wᵀ by %g", lin.Name, n, worst)
+			}
+		}
+	}
+}
+
+// TestFrozenLinearGradient checks dX against central differences through a
+// dense and an NF4 weight. The function is linear in X, so the differences
+// are exact up to rounding.
+func TestFrozenLinearGradient(t *testing.T) {
+	for _, lin := range graphFrozenCases(t) {
+		t.Run(lin.Name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(15, 16))
+			graphCheckOpGradient(t, []*tensor.Dense{graphRandomMatrix(rng, 6, lin.In, 1)},
+				func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+					return FrozenLinear(lin, xs[0])
+				}, 0.1, 1e-4)
+		})
+	}
+}
+
+// TestFrozenLinearHashIncludesWeight: gorgonia merges nodes whose operator
+// hashes and inputs are equal, so two weights applied to one input must stay
+// two nodes, even with equal names and shapes.
+func TestFrozenLinearHashIncludesWeight(t *testing.T) {
+	g := gorgonia.NewGraph()
+	rng := rand.New(rand.NewPCG(17, 18))
+	x := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 3), gorgonia.WithName("x"),
+		gorgonia.WithValue(graphRandomMatrix(rng, 2, 3, 1)))
+	a := &Linear{Name: "same", Out: 4, In: 3, Dense: graphRandomMatrix(rng, 4, 3, 1).Float32s()}
+	b := &Linear{Name: "same", Out: 4, In: 3, Dense: graphRandomMatrix(rng, 4, 3, 1).Float32s()}
+	ya, err := FrozenLinear(a, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yb, err := FrozenLinear(b, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ya == yb {
+		t.Fatal("two different weights on one input became one node")
+	}
+	m := gorgonia.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	if ya.Value().Data().([]float32)[0] == yb.Value().Data().([]float32)[0] {
+		t.Error("the two products are equal")
+	}
+}
+
+// TestFrozenLinearConcurrentUse runs one kernel from several goroutines (run
+// with -race): the tile scratch must not be shared.
+func TestFrozenLinearConcurrentUse(t *testing.T) {
+	lin := graphFrozenCases(t)[1]
+	k := newFrozenKernel(lin)
+	rng := rand.New(rand.NewPCG(19, 20))
+	const n = 16
+	x := graphRandomMatrix(rng, n, lin.In, 1).Float32s()
+	want := make([]float32, n*lin.Out)
+	if err := k.mulT(want, x, n); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	outs := make([][]float32, 8)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = make([]float32, n*lin.Out)
+			for range 5 {
+				if errs[i] = k.mulT(outs[i], x, n); errs[i] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, y := range outs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		for j := range y {
+			if y[j] != want[j] {
+				t.Fatalf("goroutine %d: element %d = %v, want %v", i, j, y[j], want[j])
+			}
+		}
+	}
+}
+
+func TestFrozenLinearRejectsBadWeights(t *testing.T) {
+	q := graphFrozenCases(t)[1].Quantized
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 40), gorgonia.WithName("x"))
+	for _, lin := range []*Linear{
+		nil,
+		{Name: "empty", Out: 700, In: 40},
+		{Name: "short", Out: 700, In: 40, Dense: make([]float32, 10)},
+		{Name: "both", Out: 700, In: 40, Dense: make([]float32, 700*40), Quantized: q},
+		{Name: "wrong dims", Out: 40, In: 700, Quantized: q},
+	} {
+		if _, err := FrozenLinear(lin, x); err == nil {
+			t.Errorf("%+v accepted", lin)
+		}
+	}
+	wrongIn := &Linear{Name: "in 41", Out: 3, In: 41, Dense: make([]float32, 3*41)}
+	if _, err := FrozenLinear(wrongIn, x); err == nil {
+		t.Error("input with 40 columns accepted for a weight with In 41")
+	}
+}

@@ -1,0 +1,384 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// LoadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
+// SentencePiece tokenizer (tokenizer.ggml.model "llama"). The file is
+// memory-mapped while it is read; the Weights hold their own copies.
+//
+// Configuration comes from the llama.* metadata (embedding_length,
+// feed_forward_length, block_count, attention.head_count[_kv],
+// attention.layer_norm_rms_epsilon, rope.freq_base (default 10000),
+// context_length, attention.key_length if present), the vocabulary size from
+// the rows of token_embd. Tensors may be F32, F16 or BF16; quantized ggml
+// types, rope scaling, mixture-of-experts and unknown tensors are errors,
+// never silently ignored.
+//
+// llama.cpp stores attn_q and attn_k in the interleaved-pairs RoPE layout (its
+// converter permutes Hugging Face checkpoints that way, and files converted
+// from llama2.c keep llama2.c's rows), so they are permuted into Hugging
+// Face's layout exactly as LoadLlama2C does. An "output" tensor that is
+// byte-for-byte the embedding (as llama.cpp's llama2.c converter writes for a
+// shared classifier) is treated as tied: Config.TiedOutput is set and the head
+// aliases the embedding, so a GGUF and the llama2.c file it was converted
+// from load to identical Weights.
+func LoadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	w, tok, err := fromGGUF(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return w, tok, nil
+}
+
+// ParseGGUF is LoadGGUF for a file held in memory. The results do not refer
+// to data.
+func ParseGGUF(data []byte) (*Weights, tokenizer.Tokenizer, error) {
+	f, err := gguf.Parse(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fromGGUF(f)
+}
+
+func fromGGUF(f *gguf.File) (*Weights, tokenizer.Tokenizer, error) {
+	arch, err := f.String("general.architecture")
+	if err != nil {
+		return nil, nil, err
+	}
+	if arch != "llama" {
+		return nil, nil, fmt.Errorf("gguf: general.architecture %q is not supported (only \"llama\")", arch)
+	}
+	cfg, err := ggufConfig(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := ggufWeights(f, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := ggufTokenizer(f, w.Config.VocabSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, tok, nil
+}
+
+// ggufConfig reads the configuration; VocabSize is filled in from token_embd.
+func ggufConfig(f *gguf.File) (Config, error) {
+	var cfg Config
+	ints := []struct {
+		key string
+		dst *int
+	}{
+		{"llama.embedding_length", &cfg.Dim},
+		{"llama.feed_forward_length", &cfg.HiddenDim},
+		{"llama.block_count", &cfg.Layers},
+		{"llama.attention.head_count", &cfg.Heads},
+		{"llama.context_length", &cfg.MaxSeqLen},
+	}
+	for _, k := range ints {
+		n, err := ggufPositiveInt(f, k.key)
+		if err != nil {
+			return cfg, err
+		}
+		*k.dst = n
+	}
+	cfg.KVHeads = cfg.Heads
+	if n, err := ggufOptionalInt(f, "llama.attention.head_count_kv"); err != nil {
+		return cfg, err
+	} else if n > 0 {
+		cfg.KVHeads = n
+	}
+	if cfg.Dim%cfg.Heads != 0 {
+		return cfg, fmt.Errorf("gguf: llama.embedding_length %d is not a multiple of llama.attention.head_count %d", cfg.Dim, cfg.Heads)
+	}
+	cfg.HeadDim = cfg.Dim / cfg.Heads
+	if n, err := ggufOptionalInt(f, "llama.attention.key_length"); err != nil {
+		return cfg, err
+	} else if n > 0 {
+		cfg.HeadDim = n
+	}
+	for _, key := range []string{"llama.attention.value_length", "llama.rope.dimension_count"} {
+		if n, err := ggufOptionalInt(f, key); err != nil {
+			return cfg, err
+		} else if n > 0 && n != cfg.HeadDim {
+			return cfg, fmt.Errorf("gguf: %s %d differs from the head dim %d (partial rotary or unequal key/value heads are not supported)", key, n, cfg.HeadDim)
+		}
+	}
+	if cfg.Heads%cfg.KVHeads != 0 {
+		return cfg, fmt.Errorf("gguf: llama.attention.head_count %d is not a multiple of llama.attention.head_count_kv %d", cfg.Heads, cfg.KVHeads)
+	}
+	if cfg.HeadDim%2 != 0 {
+		return cfg, fmt.Errorf("gguf: head dim %d is odd; RoPE needs pairs", cfg.HeadDim)
+	}
+	eps, err := ggufFloat(f, "llama.attention.layer_norm_rms_epsilon")
+	if err != nil {
+		return cfg, err
+	}
+	if !(eps >= 0) {
+		return cfg, fmt.Errorf("gguf: llama.attention.layer_norm_rms_epsilon %v is not a non-negative number", eps)
+	}
+	cfg.NormEps = eps
+	cfg.RopeTheta = llama2cRopeTheta // llama.cpp's default when the key is absent
+	if theta, err := ggufFloat(f, "llama.rope.freq_base"); err == nil {
+		if !(theta > 0) {
+			return cfg, fmt.Errorf("gguf: llama.rope.freq_base %v is not positive", theta)
+		}
+		cfg.RopeTheta = theta
+	} else if !errors.Is(err, gguf.ErrKeyNotFound) {
+		return cfg, err
+	}
+	if s, err := f.String("llama.rope.scaling.type"); err == nil && s != "none" {
+		return cfg, fmt.Errorf("gguf: llama.rope.scaling.type %q is not supported", s)
+	} else if err != nil && !errors.Is(err, gguf.ErrKeyNotFound) {
+		return cfg, err
+	}
+	if n, err := ggufOptionalInt(f, "llama.expert_count"); err != nil {
+		return cfg, err
+	} else if n > 0 {
+		return cfg, fmt.Errorf("gguf: llama.expert_count %d: mixture-of-experts models are not supported", n)
+	}
+	return cfg, nil
+}
+
+// ggufFloat reads a float metadata value. A float32 is widened to the float64
+// with the shortest decimal form that rounds to it, so that 1e-5 stored as
+// float32 reads back as 1e-5 (the value the model was configured with) rather
+// than 9.99999974e-6, and Configs from GGUF and other formats compare equal.
+func ggufFloat(f *gguf.File, key string) (float64, error) {
+	x, err := f.Float(key)
+	if err != nil {
+		return 0, err
+	}
+	if v, _ := f.Lookup(key); v.Type() == gguf.TypeFloat32 {
+		x, _ = strconv.ParseFloat(strconv.FormatFloat(x, 'g', -1, 32), 64)
+	}
+	return x, nil
+}
+
+// ggufPositiveInt reads a required integer key that must be positive.
+func ggufPositiveInt(f *gguf.File, key string) (int, error) {
+	n, err := f.Int(key)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 || n > 1<<31 {
+		return 0, fmt.Errorf("gguf: %s is %d, want a positive count below 2^31", key, n)
+	}
+	return int(n), nil
+}
+
+// ggufOptionalInt reads an optional count: 0 when absent, an error when it is
+// present but not a non-negative integer below 2^31.
+func ggufOptionalInt(f *gguf.File, key string) (int, error) {
+	if _, ok := f.Lookup(key); !ok {
+		return 0, nil
+	}
+	n, err := f.Int(key)
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > 1<<31 {
+		return 0, fmt.Errorf("gguf: %s is %d, want a count below 2^31", key, n)
+	}
+	return int(n), nil
+}
+
+func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
+	emb, ok := f.Tensor("token_embd.weight")
+	if !ok {
+		return nil, errors.New("gguf: tensor token_embd.weight is missing")
+	}
+	if shape := emb.Shape(); len(shape) != 2 || shape[1] != cfg.Dim || shape[0] <= 0 {
+		return nil, fmt.Errorf("gguf: tensor token_embd.weight: shape %v, want [vocab %d]", shape, cfg.Dim)
+	}
+	cfg.VocabSize = emb.Shape()[0]
+	// Every block has 9 tensors; checking the count first keeps a corrupt
+	// block_count from allocating billions of empty layers.
+	if n := len(f.Tensors()); cfg.Layers > n/9 {
+		return nil, fmt.Errorf("gguf: llama.block_count %d needs %d block tensors, the file has %d tensors in all", cfg.Layers, 9*cfg.Layers, n)
+	}
+	if n, err := ggufOptionalInt(f, "llama.vocab_size"); err != nil {
+		return nil, err
+	} else if n > 0 && n != cfg.VocabSize {
+		return nil, fmt.Errorf("gguf: llama.vocab_size %d differs from the %d rows of token_embd.weight", n, cfg.VocabSize)
+	}
+
+	cfg.TiedOutput = true
+	if _, ok := f.Tensor("output.weight"); ok {
+		same, err := sameTensorData(f, "token_embd.weight", "output.weight")
+		if err != nil {
+			return nil, err
+		}
+		cfg.TiedOutput = same
+	}
+
+	w := newWeightsSkeleton(cfg)
+	want := map[string]bool{}
+	load := func(name string, shape ...int) ([]float32, error) {
+		want[name] = true
+		t, ok := f.Tensor(name)
+		if !ok {
+			return nil, fmt.Errorf("gguf: tensor %s is missing", name)
+		}
+		if got := t.Shape(); !slices.Equal(got, shape) {
+			return nil, fmt.Errorf("gguf: tensor %s: shape %v, want %v", name, got, shape)
+		}
+		return f.TensorFloat32(name)
+	}
+	var err error
+	if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		return nil, err
+	}
+	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
+		return nil, err
+	}
+	if cfg.TiedOutput {
+		want["output.weight"] = true
+		w.Output.Dense = w.Embedding
+	} else if w.Output.Dense, err = load("output.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		return nil, err
+	}
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		blk := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", l, s) }
+		if layer.AttnNorm, err = load(blk("attn_norm"), cfg.Dim); err != nil {
+			return nil, err
+		}
+		if layer.MLPNorm, err = load(blk("ffn_norm"), cfg.Dim); err != nil {
+			return nil, err
+		}
+		for _, t := range []struct {
+			name string
+			lin  *Linear
+		}{
+			{"attn_q", layer.Q}, {"attn_k", layer.K}, {"attn_v", layer.V}, {"attn_output", layer.O},
+			{"ffn_gate", layer.Gate}, {"ffn_up", layer.Up}, {"ffn_down", layer.Down},
+		} {
+			if t.lin.Dense, err = load(blk(t.name), t.lin.Out, t.lin.In); err != nil {
+				return nil, err
+			}
+		}
+		if err := InterleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
+			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_q"), err)
+		}
+		if err := InterleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
+			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_k"), err)
+		}
+	}
+	var extra []string
+	for _, t := range f.Tensors() {
+		if !want[t.Name] {
+			extra = append(extra, t.Name)
+		}
+	}
+	if len(extra) > 0 {
+		const shown = 5
+		more := ""
+		if len(extra) > shown {
+			more = fmt.Sprintf(" and %d more", len(extra)-shown)
+			extra = extra[:shown]
+		}
+		return nil, fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
+			strings.Join(extra, ", "), more)
+	}
+	return w, nil
+}
+
+// sameTensorData reports whether two tensors have the same type, dims and
+// bytes.
+func sameTensorData(f *gguf.File, a, b string) (bool, error) {
+	ta, _ := f.Tensor(a)
+	tb, _ := f.Tensor(b)
+	if ta.Type != tb.Type || !slices.Equal(ta.Dims, tb.Dims) {
+		return false, nil
+	}
+	ra, err := f.TensorBytes(a)
+	if err != nil {
+		return false, err
+	}
+	rb, err := f.TensorBytes(b)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(ra, rb), nil
+}
+
+// ggufTokenizer builds the SentencePiece tokenizer from tokenizer.ggml.*.
+// Scores default to zero and token types to normal (1) when absent; BOS and
+// EOS default to llama.cpp's SentencePiece defaults 1 and 2.
+func ggufTokenizer(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
+	model, err := f.String("tokenizer.ggml.model")
+	if err != nil {
+		return nil, err
+	}
+	if model != "llama" {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q is not supported (only \"llama\", SentencePiece)", model)
+	}
+	pieces, err := f.Strings("tokenizer.ggml.tokens")
+	if err != nil {
+		return nil, err
+	}
+	if len(pieces) != vocab {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.tokens has %d tokens, token_embd.weight %d rows", len(pieces), vocab)
+	}
+	scores := make([]float32, len(pieces))
+	if _, ok := f.Lookup("tokenizer.ggml.scores"); ok {
+		if scores, err = f.Float32s("tokenizer.ggml.scores"); err != nil {
+			return nil, err
+		}
+	}
+	types := make([]int32, len(pieces))
+	for i := range types {
+		types[i] = 1
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.token_type"); ok {
+		if types, err = f.Int32s("tokenizer.ggml.token_type"); err != nil {
+			return nil, err
+		}
+	}
+	if len(scores) != len(pieces) || len(types) != len(pieces) {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml: %d tokens but %d scores and %d token types", len(pieces), len(scores), len(types))
+	}
+	special := func(key string, def int) (int, error) {
+		if _, ok := f.Lookup(key); !ok {
+			return def, nil
+		}
+		n, err := f.Int(key)
+		if err != nil {
+			return 0, err
+		}
+		if n < 0 || n >= int64(len(pieces)) {
+			return 0, fmt.Errorf("gguf: %s %d is outside the %d-token vocabulary", key, n, len(pieces))
+		}
+		return int(n), nil
+	}
+	bos, err := special("tokenizer.ggml.bos_token_id", 1)
+	if err != nil {
+		return nil, err
+	}
+	eos, err := special("tokenizer.ggml.eos_token_id", 2)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.NewSentencePiece(pieces, scores, types, bos, eos)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: tokenizer: %w", err)
+	}
+	return tok, nil
+}

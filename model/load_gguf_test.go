@@ -1,0 +1,242 @@
+package model
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// The GGUF conversion of stories260K (testdata/README.md).
+const stories260KGGUFPath = "testdata/stories260K.gguf"
+
+// assertSameWeights checks that two Weights hold identical tensors, bit for
+// bit, with the same names, shapes and tying. MaxSeqLen is compared only if
+// sameSeqLen.
+func assertSameWeights(t *testing.T, want, got *Weights, sameSeqLen bool) {
+	t.Helper()
+	wc, gc := want.Config, got.Config
+	if !sameSeqLen {
+		wc.MaxSeqLen, gc.MaxSeqLen = 0, 0
+	}
+	require.Equal(t, wc, gc)
+	require.Equal(t, want.Embedding, got.Embedding, "embedding")
+	require.Equal(t, want.Norm, got.Norm, "final norm")
+	require.Equal(t, *want.Output, *got.Output, "output head")
+	require.Len(t, got.Layers, len(want.Layers))
+	for l := range want.Layers {
+		wl, gl := want.Layers[l], got.Layers[l]
+		require.Equal(t, wl.AttnNorm, gl.AttnNorm, "layer %d attn norm", l)
+		require.Equal(t, wl.MLPNorm, gl.MLPNorm, "layer %d mlp norm", l)
+		for i, pair := range [][2]*Linear{{wl.Q, gl.Q}, {wl.K, gl.K}, {wl.V, gl.V}, {wl.O, gl.O}, {wl.Gate, gl.Gate}, {wl.Up, gl.Up}, {wl.Down, gl.Down}} {
+			require.Equal(t, *pair[0], *pair[1], "layer %d linear %d", l, i)
+		}
+	}
+}
+
+// The fixtures README says the GGUF's 48 tensors are bit-identical to the
+// .bin's (attn_q/attn_k included: llama.cpp's llama2.c converter keeps the
+// interleaved rows), so both loaders must produce identical Weights. The
+// GGUF's context_length is 2048 where the .bin's seq_len is 512.
+func TestLoadGGUFMatchesLlama2C(t *testing.T) {
+	bin, err := LoadLlama2C(stories260KBinPath)
+	require.NoError(t, err)
+	g, tok, err := LoadGGUF(stories260KGGUFPath)
+	require.NoError(t, err)
+	require.NoError(t, g.Validate())
+	assert.Equal(t, 512, bin.Config.MaxSeqLen)
+	assert.Equal(t, 2048, g.Config.MaxSeqLen)
+	assertSameWeights(t, bin, g, false)
+	assert.True(t, g.Config.TiedOutput, "output.weight equal to token_embd is treated as tied")
+	assert.Same(t, &g.Embedding[0], &g.Output.Dense[0])
+
+	// Golden ids from the fixtures README (llama2.c's documented encoding).
+	assert.Equal(t, 512, tok.VocabSize())
+	assert.Equal(t, 1, tok.BOS())
+	assert.Equal(t, 2, tok.EOS())
+	assert.Equal(t, []int{403, 407, 261, 378}, tok.Encode("Once upon a time"))
+
+	binTok, err := tokenizer.LoadLlama2C("stories260k/tok512.bin", 512)
+	require.NoError(t, err)
+	text := "Lily and Ben went to the park. They saw a big, red ball!"
+	assert.Equal(t, binTok.Encode(text), tok.Encode(text))
+	assert.Equal(t, text, tok.Decode(tok.Encode(text)))
+}
+
+// ggufEdit rebuilds a GGUF file, letting the test change metadata and
+// tensors: kv and tensor return the replacement and whether to keep it.
+type ggufEdit struct {
+	kv     func(key string, v gguf.Value) (any, bool)
+	tensor func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool)
+	extra  func(b *gguf.Builder) error
+}
+
+func rebuildGGUF(t *testing.T, data []byte, e ggufEdit) []byte {
+	t.Helper()
+	f, err := gguf.Parse(data)
+	require.NoError(t, err)
+	var b gguf.Builder
+	for _, kv := range f.KVs() {
+		val, keep := any(kv.Value), true
+		if e.kv != nil {
+			val, keep = e.kv(kv.Key, kv.Value)
+		}
+		if keep {
+			require.NoError(t, b.AddKV(kv.Key, val))
+		}
+	}
+	for _, ti := range f.Tensors() {
+		raw, err := f.TensorBytes(ti.Name)
+		require.NoError(t, err)
+		typ, dims, keep := ti.Type, ti.Dims, true
+		if e.tensor != nil {
+			typ, dims, raw, keep = e.tensor(ti, raw)
+		}
+		if keep {
+			require.NoError(t, b.AddTensor(ti.Name, typ, dims, raw))
+		}
+	}
+	if e.extra != nil {
+		require.NoError(t, e.extra(&b))
+	}
+	var buf bytes.Buffer
+	_, err = b.WriteTo(&buf)
+	require.NoError(t, err)
+	return buf.Bytes()
+}
+
+func setKV(key string, val any) ggufEdit {
+	return ggufEdit{kv: func(k string, v gguf.Value) (any, bool) {
+		if k == key {
+			return val, val != nil
+		}
+		return v, true
+	}}
+}
+
+func editTensor(name string, fn func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool)) ggufEdit {
+	return ggufEdit{tensor: func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+		if ti.Name == name {
+			return fn(ti, raw)
+		}
+		return ti.Type, ti.Dims, raw, true
+	}}
+}
+
+func TestLoadGGUFOutputTying(t *testing.T) {
+	data, err := os.ReadFile(stories260KGGUFPath)
+	require.NoError(t, err)
+	bin, err := LoadLlama2C(stories260KBinPath)
+	require.NoError(t, err)
+
+	// Without output.weight the head is tied, as in llama.cpp.
+	noOutput := rebuildGGUF(t, data, editTensor("output.weight", func(gguf.TensorInfo, []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+		return 0, nil, nil, false
+	}))
+	w, _, err := ParseGGUF(noOutput)
+	require.NoError(t, err)
+	assertSameWeights(t, bin, w, false)
+
+	// A head that differs from the embedding is kept separately.
+	changed := rebuildGGUF(t, data, editTensor("output.weight", func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+		raw = append([]byte(nil), raw...)
+		binary.LittleEndian.PutUint32(raw[4:], 0x3f800000) // element 1 := 1.0
+		return ti.Type, ti.Dims, raw, true
+	}))
+	w, _, err = ParseGGUF(changed)
+	require.NoError(t, err)
+	require.NoError(t, w.Validate())
+	assert.False(t, w.Config.TiedOutput)
+	assert.Equal(t, float32(1), w.Output.Dense[1])
+	assert.Equal(t, bin.Embedding, w.Embedding)
+	assert.Equal(t, bin.Embedding[2:], w.Output.Dense[2:])
+}
+
+// patchDims returns a copy of a GGUF file in which the first dim (innermost)
+// of the named tensor's description is set to d.
+func patchDims(t *testing.T, data []byte, name string, d uint64) []byte {
+	t.Helper()
+	needle := binary.LittleEndian.AppendUint64(nil, uint64(len(name)))
+	needle = append(needle, name...)
+	i := bytes.Index(data, needle)
+	require.GreaterOrEqual(t, i, 0)
+	out := append([]byte(nil), data...)
+	binary.LittleEndian.PutUint64(out[i+len(needle)+4:], d) // skip the uint32 dim count
+	return out
+}
+
+func TestLoadGGUFErrors(t *testing.T) {
+	data, err := os.ReadFile(stories260KGGUFPath)
+	require.NoError(t, err)
+	q4 := func(ti gguf.TensorInfo, _ []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+		return gguf.TypeQ4_0, ti.Dims, make([]byte, ti.NumElements()/32*18), true
+	}
+	cases := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"shape.gguf", patchDims(t, data, "blk.3.attn_q.weight", 63), "tensor blk.3.attn_q.weight: shape [64 63], want [64 64]"},
+		{"truncated.gguf", data[:len(data)-100], `tensor "blk.4.ffn_norm.weight": data`},
+		{"junk.gguf", []byte("llama2.c? no."), "bad magic"},
+		{"arch.gguf", rebuildGGUF(t, data, setKV("general.architecture", "gpt2")), `general.architecture "gpt2" is not supported`},
+		{"noblocks.gguf", rebuildGGUF(t, data, setKV("llama.block_count", nil)), `metadata key "llama.block_count": key not found`},
+		{"blockstype.gguf", rebuildGGUF(t, data, setKV("llama.block_count", "five")), `"llama.block_count": has type string, want an integer`},
+		{"blocks.gguf", rebuildGGUF(t, data, setKV("llama.block_count", uint32(1<<30))), "llama.block_count 1073741824 needs 9663676416 block tensors, the file has 48"},
+		{"zeroheads.gguf", rebuildGGUF(t, data, setKV("llama.attention.head_count", uint32(0))), "llama.attention.head_count is 0"},
+		{"kvheads.gguf", rebuildGGUF(t, data, setKV("llama.attention.head_count_kv", uint32(3))), "not a multiple of llama.attention.head_count_kv 3"},
+		{"ropedim.gguf", rebuildGGUF(t, data, setKV("llama.rope.dimension_count", uint32(4))), "llama.rope.dimension_count 4 differs from the head dim 8"},
+		{"vocab.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.vocab_size", uint32(500)) }}), "llama.vocab_size 500 differs from the 512 rows"},
+		{"scaling.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.rope.scaling.type", "linear") }}), `llama.rope.scaling.type "linear" is not supported`},
+		{"moe.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.expert_count", uint32(8)) }}), "mixture-of-experts"},
+		{"quantized.gguf", rebuildGGUF(t, data, editTensor("blk.1.ffn_up.weight", q4)), `tensor "blk.1.ffn_up.weight" has type Q4_0`},
+		{"missing.gguf", rebuildGGUF(t, data, editTensor("blk.2.ffn_up.weight", func(gguf.TensorInfo, []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+			return 0, nil, nil, false
+		})), "tensor blk.2.ffn_up.weight is missing"},
+		{"extra.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error {
+			return b.AddFloat32("rope_freqs.weight", []int{4}, []float32{1, 1, 1, 1})
+		}}), "unexpected tensors rope_freqs.weight"},
+		{"tokmodel.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "gpt2")), `tokenizer.ggml.model "gpt2" is not supported`},
+		{"tokens.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.tokens", []string{"a"})), "tokenizer.ggml.tokens has 1 tokens, token_embd.weight 512 rows"},
+		{"scores.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.scores", []float32{0})), "512 tokens but 1 scores"},
+		{"bos.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.bos_token_id", uint32(512))), "tokenizer.ggml.bos_token_id 512 is outside"},
+	}
+	dir := t.TempDir()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, c.name)
+			require.NoError(t, os.WriteFile(path, c.data, 0o644))
+			w, tok, err := LoadGGUF(path)
+			assert.True(t, w == nil && tok == nil, "no results with an error")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), path)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+// FuzzParseGGUF checks that ParseGGUF never panics and that the weights it
+// accepts pass Validate.
+func FuzzParseGGUF(f *testing.F) {
+	data, err := os.ReadFile(stories260KGGUFPath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		w, _, err := ParseGGUF(data)
+		if err != nil {
+			return
+		}
+		if err := w.Validate(); err != nil {
+			t.Fatalf("accepted weights fail Validate: %v", err)
+		}
+	})
+}

@@ -1,0 +1,509 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/safetensors"
+)
+
+// File names of a Hugging Face checkpoint directory.
+const (
+	hfConfigFile  = "config.json"
+	hfWeightsFile = "model.safetensors"
+	hfIndexFile   = "model.safetensors.index.json"
+)
+
+// hfMaxDim bounds every size in config.json, far above any real LLaMA
+// (hidden sizes reach 16k, vocabularies 256k), so that products of sizes
+// cannot overflow and a corrupt config cannot ask for absurd allocations.
+const hfMaxDim = 1 << 24
+
+// hfConfig is the part of a Hugging Face config.json that describes a LLaMA
+// model. Pointers tell absent keys (which take LlamaConfig's defaults) from
+// zero values.
+type hfConfig struct {
+	Architectures         []string        `json:"architectures"`
+	ModelType             string          `json:"model_type"`
+	HiddenSize            *int            `json:"hidden_size"`
+	IntermediateSize      *int            `json:"intermediate_size"`
+	NumHiddenLayers       *int            `json:"num_hidden_layers"`
+	NumAttentionHeads     *int            `json:"num_attention_heads"`
+	NumKeyValueHeads      *int            `json:"num_key_value_heads"`
+	HeadDim               *int            `json:"head_dim"`
+	VocabSize             *int            `json:"vocab_size"`
+	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
+	RMSNormEps            *float64        `json:"rms_norm_eps"`
+	RopeTheta             *float64        `json:"rope_theta"`
+	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
+	HiddenAct             string          `json:"hidden_act,omitempty"`
+	RopeScaling           json.RawMessage `json:"rope_scaling,omitempty"`
+	AttentionBias         bool            `json:"attention_bias"`
+	MLPBias               bool            `json:"mlp_bias"`
+	TorchDType            string          `json:"torch_dtype,omitempty"`
+}
+
+// LoadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
+// weights from model.safetensors or, when there is none, from the shards that
+// model.safetensors.index.json lists. F32, F16 and BF16 (and F64) tensors are
+// converted to float32; the files are memory-mapped while loading and closed
+// before LoadHF returns.
+//
+// Only the LLaMA architecture is accepted (architectures LlamaForCausalLM,
+// model_type "llama"), without rope_scaling, biases, or an activation other
+// than SiLU, since the forward pass implements none of those. Absent keys take
+// transformers' LlamaConfig defaults: num_key_value_heads = num_attention_heads,
+// head_dim = hidden_size / num_attention_heads, rms_norm_eps 1e-6, rope_theta
+// 10000, max_position_embeddings 2048, tie_word_embeddings false. When the
+// embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
+// in the files is ignored; tensors LoadHF does not need are ignored too.
+func LoadHF(dir string) (*Weights, error) {
+	cfg, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	src, err := openHFWeights(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close()
+
+	// Check presence and shape of everything before converting anything, so
+	// that a bad checkpoint fails fast and a corrupt layer count cannot make
+	// LoadHF allocate for layers that do not exist.
+	for s := range hfSlots(cfg) {
+		if _, _, err := src.tensor(s.key, s.shape); err != nil {
+			return nil, err
+		}
+	}
+	w := newWeightsSkeleton(cfg)
+	for s := range hfSlots(cfg) {
+		t, path, err := src.tensor(s.key, s.shape)
+		if err != nil {
+			return nil, err
+		}
+		values, err := t.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("model: %s: %w", path, err)
+		}
+		*s.values(w) = values
+	}
+	if cfg.TiedOutput {
+		w.Output.Dense = w.Embedding
+	}
+	return w, nil
+}
+
+// readHFConfig reads config.json into a validated Config.
+func readHFConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("model: %w", err)
+	}
+	var hc hfConfig
+	if err := json.Unmarshal(data, &hc); err != nil {
+		return Config{}, fmt.Errorf("model: %s: %w", path, err)
+	}
+	cfg, err := hc.config()
+	if err != nil {
+		return Config{}, fmt.Errorf("model: %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// config checks that hc describes a LLaMA model the forward pass supports and
+// converts it, applying LlamaConfig's defaults.
+func (hc *hfConfig) config() (Config, error) {
+	for _, a := range hc.Architectures {
+		if a != "LlamaForCausalLM" {
+			return Config{}, fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
+		}
+	}
+	if hc.ModelType != "" && hc.ModelType != "llama" {
+		return Config{}, fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
+	}
+	if len(hc.Architectures) == 0 && hc.ModelType == "" {
+		return Config{}, errors.New("neither architectures nor model_type says this is a LLaMA model")
+	}
+	if hc.HiddenAct != "" && hc.HiddenAct != "silu" {
+		return Config{}, fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
+	}
+	if rs := bytes.TrimSpace(hc.RopeScaling); len(rs) > 0 && !bytes.Equal(rs, []byte("null")) {
+		return Config{}, fmt.Errorf("rope_scaling %s is not supported", rs)
+	}
+	if hc.AttentionBias || hc.MLPBias {
+		return Config{}, errors.New("attention_bias and mlp_bias are not supported")
+	}
+
+	var errs []error
+	required := func(key string, v *int) int {
+		if v == nil {
+			errs = append(errs, fmt.Errorf("%s is missing", key))
+			return 0
+		}
+		return *v
+	}
+	orDefault := func(v *int, def int) int {
+		if v == nil {
+			return def
+		}
+		return *v
+	}
+	cfg := Config{
+		Dim:       required("hidden_size", hc.HiddenSize),
+		HiddenDim: required("intermediate_size", hc.IntermediateSize),
+		Layers:    required("num_hidden_layers", hc.NumHiddenLayers),
+		Heads:     required("num_attention_heads", hc.NumAttentionHeads),
+		VocabSize: required("vocab_size", hc.VocabSize),
+		MaxSeqLen: orDefault(hc.MaxPositionEmbeddings, 2048),
+		NormEps:   1e-6,
+		RopeTheta: 10000,
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	cfg.KVHeads = orDefault(hc.NumKeyValueHeads, cfg.Heads)
+	if hc.RMSNormEps != nil {
+		cfg.NormEps = *hc.RMSNormEps
+	}
+	if hc.RopeTheta != nil {
+		cfg.RopeTheta = *hc.RopeTheta
+	}
+	if hc.TieWordEmbeddings != nil {
+		cfg.TiedOutput = *hc.TieWordEmbeddings
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"hidden_size", cfg.Dim}, {"intermediate_size", cfg.HiddenDim}, {"num_hidden_layers", cfg.Layers},
+		{"num_attention_heads", cfg.Heads}, {"num_key_value_heads", cfg.KVHeads}, {"vocab_size", cfg.VocabSize},
+		{"max_position_embeddings", cfg.MaxSeqLen},
+	} {
+		if f.v <= 0 || f.v > hfMaxDim {
+			return Config{}, fmt.Errorf("%s %d is out of range [1, %d]", f.key, f.v, hfMaxDim)
+		}
+	}
+	if cfg.Heads%cfg.KVHeads != 0 {
+		return Config{}, fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
+	}
+	if hc.HeadDim != nil {
+		cfg.HeadDim = *hc.HeadDim
+	} else {
+		if cfg.Dim%cfg.Heads != 0 {
+			return Config{}, fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d, and head_dim is not given", cfg.Dim, cfg.Heads)
+		}
+		cfg.HeadDim = cfg.Dim / cfg.Heads
+	}
+	if cfg.HeadDim <= 0 || cfg.HeadDim > hfMaxDim || cfg.HeadDim%2 != 0 {
+		return Config{}, fmt.Errorf("head_dim %d must be positive and even (RoPE rotates pairs)", cfg.HeadDim)
+	}
+	if !(cfg.NormEps >= 0) || math.IsInf(cfg.NormEps, 0) {
+		return Config{}, fmt.Errorf("rms_norm_eps %v must be non-negative and finite", cfg.NormEps)
+	}
+	if !(cfg.RopeTheta > 0) || math.IsInf(cfg.RopeTheta, 0) {
+		return Config{}, fmt.Errorf("rope_theta %v must be positive and finite", cfg.RopeTheta)
+	}
+	return cfg, nil
+}
+
+// hfSlot is one tensor of a Hugging Face LLaMA checkpoint: its key, its shape
+// and where its values live in a Weights.
+type hfSlot struct {
+	key    string
+	shape  []int
+	values func(w *Weights) *[]float32
+	linear func(w *Weights) *Linear // nil for embeddings and norms
+}
+
+// hfSlots yields the tensors a checkpoint for cfg holds, in the order
+// transformers' modules define them. lm_head.weight is included only when the
+// output head is not tied to the embedding. It is an iterator so that a config
+// claiming millions of layers costs nothing until a tensor is found missing.
+func hfSlots(cfg Config) iter.Seq[hfSlot] {
+	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	vector := func(key string, n int, values func(w *Weights) *[]float32) hfSlot {
+		return hfSlot{key: key, shape: []int{n}, values: values}
+	}
+	matrix := func(key string, out, in int, lin func(w *Weights) *Linear) hfSlot {
+		return hfSlot{
+			key: key, shape: []int{out, in}, linear: lin,
+			values: func(w *Weights) *[]float32 { return &lin(w).Dense },
+		}
+	}
+	return func(yield func(hfSlot) bool) {
+		if !yield(hfSlot{
+			key: "model.embed_tokens.weight", shape: []int{cfg.VocabSize, cfg.Dim},
+			values: func(w *Weights) *[]float32 { return &w.Embedding },
+		}) {
+			return
+		}
+		for l := range cfg.Layers {
+			p := fmt.Sprintf("model.layers.%d.", l)
+			for _, s := range []hfSlot{
+				vector(p+"input_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].AttnNorm }),
+				matrix(p+"self_attn.q_proj.weight", q, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Q }),
+				matrix(p+"self_attn.k_proj.weight", kv, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].K }),
+				matrix(p+"self_attn.v_proj.weight", kv, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].V }),
+				matrix(p+"self_attn.o_proj.weight", cfg.Dim, q, func(w *Weights) *Linear { return w.Layers[l].O }),
+				vector(p+"post_attention_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].MLPNorm }),
+				matrix(p+"mlp.gate_proj.weight", cfg.HiddenDim, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Gate }),
+				matrix(p+"mlp.up_proj.weight", cfg.HiddenDim, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Up }),
+				matrix(p+"mlp.down_proj.weight", cfg.Dim, cfg.HiddenDim, func(w *Weights) *Linear { return w.Layers[l].Down }),
+			} {
+				if !yield(s) {
+					return
+				}
+			}
+		}
+		if !yield(vector("model.norm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Norm })) {
+			return
+		}
+		if !cfg.TiedOutput {
+			yield(matrix("lm_head.weight", cfg.VocabSize, cfg.Dim, func(w *Weights) *Linear { return w.Output }))
+		}
+	}
+}
+
+// hfSource finds the tensors of a checkpoint across its safetensors files.
+type hfSource struct {
+	dir   string
+	files map[string]*safetensors.File // by file name within dir
+	where map[string]string            // tensor key -> file name, from the index; nil for one file
+}
+
+// openHFWeights opens model.safetensors in dir or, failing that, every shard
+// that model.safetensors.index.json names.
+func openHFWeights(dir string) (*hfSource, error) {
+	src := &hfSource{dir: dir, files: map[string]*safetensors.File{}}
+	single := filepath.Join(dir, hfWeightsFile)
+	if _, err := os.Stat(single); err == nil {
+		f, err := safetensors.Open(single)
+		if err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
+		src.files[hfWeightsFile] = f
+		return src, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+
+	indexPath := filepath.Join(dir, hfIndexFile)
+	data, err := os.ReadFile(indexPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("model: %s holds neither %s nor %s", dir, hfWeightsFile, hfIndexFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	var index struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		return nil, fmt.Errorf("model: %s: %w", indexPath, err)
+	}
+	if len(index.WeightMap) == 0 {
+		return nil, fmt.Errorf("model: %s: weight_map is missing or empty", indexPath)
+	}
+	shards := make([]string, 0, len(index.WeightMap))
+	for key, name := range index.WeightMap {
+		// Shards sit next to the index; anything else could read files
+		// outside the checkpoint.
+		if !filepath.IsLocal(name) || filepath.Base(name) != name || name != filepath.FromSlash(name) {
+			return nil, fmt.Errorf("model: %s: tensor %q: shard %q is not a file name in the checkpoint directory", indexPath, key, name)
+		}
+		shards = append(shards, name)
+	}
+	slices.Sort(shards)
+	shards = slices.Compact(shards)
+	src.where = index.WeightMap
+	for _, name := range shards {
+		f, err := safetensors.Open(filepath.Join(dir, name))
+		if err != nil {
+			src.close()
+			return nil, fmt.Errorf("model: shard listed in %s: %w", indexPath, err)
+		}
+		src.files[name] = f
+	}
+	return src, nil
+}
+
+// tensor returns the tensor key, checked to hold floating-point data of the
+// given shape, and the path of its file.
+func (s *hfSource) tensor(key string, shape []int) (safetensors.Tensor, string, error) {
+	name := hfWeightsFile
+	if s.where != nil {
+		var ok bool
+		if name, ok = s.where[key]; !ok {
+			return safetensors.Tensor{}, "", fmt.Errorf("model: %s: tensor %s is missing from weight_map", filepath.Join(s.dir, hfIndexFile), key)
+		}
+	}
+	path := filepath.Join(s.dir, name)
+	t, ok := s.files[name].Tensor(key)
+	if !ok {
+		return safetensors.Tensor{}, "", fmt.Errorf("model: %s: tensor %s is missing", path, key)
+	}
+	switch t.DType {
+	case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
+	default:
+		return safetensors.Tensor{}, "", fmt.Errorf("model: %s: tensor %s has dtype %s, want F32, F16, BF16 or F64", path, key, t.DType)
+	}
+	if !slices.Equal(t.Shape, shape) {
+		return safetensors.Tensor{}, "", fmt.Errorf("model: %s: tensor %s has shape %v, want %v", path, key, t.Shape, shape)
+	}
+	return t, path, nil
+}
+
+func (s *hfSource) close() {
+	for _, f := range s.files {
+		// Read-only mappings: an unmap error loses nothing.
+		f.Close()
+	}
+}
+
+// WriteHF writes w to dir as a Hugging Face LLaMA checkpoint: config.json and
+// model.safetensors (metadata {"format": "pt"}), its tensors in dtype F32,
+// F16 or BF16 (narrowing rounds to nearest even). dir is created if needed.
+// Each file is replaced atomically, the weights first; the pair is not: if
+// writing config.json fails, dir holds the new weights beside any older
+// config.json.
+//
+// Every linear layer must be dense: quantized weights cannot be written yet.
+// With Config.TiedOutput, lm_head.weight is not written and Output, if set,
+// must equal the embedding.
+func WriteHF(dir string, w *Weights, dtype safetensors.DType) error {
+	torchDType, ok := map[safetensors.DType]string{
+		safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16",
+	}[dtype]
+	if !ok {
+		return fmt.Errorf("model: WriteHF: dtype %q is not F32, F16 or BF16", dtype)
+	}
+	if err := checkHFWeights(w); err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	cfg := w.Config
+	var tensors []safetensors.StreamTensor
+	for s := range hfSlots(cfg) {
+		values := *s.values(w)
+		tensors = append(tensors, safetensors.StreamTensor{
+			Name: s.key, DType: dtype, Shape: s.shape,
+			WriteData: func(out io.Writer) error { return safetensors.EncodeFloat32(out, dtype, values) },
+		})
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	if err := safetensors.WriteStreamFile(filepath.Join(dir, hfWeightsFile), tensors, map[string]string{"format": "pt"}); err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+
+	intp := func(v int) *int { return &v }
+	hc := hfConfig{
+		Architectures:         []string{"LlamaForCausalLM"},
+		ModelType:             "llama",
+		HiddenSize:            intp(cfg.Dim),
+		IntermediateSize:      intp(cfg.HiddenDim),
+		NumHiddenLayers:       intp(cfg.Layers),
+		NumAttentionHeads:     intp(cfg.Heads),
+		NumKeyValueHeads:      intp(cfg.KVHeads),
+		HeadDim:               intp(cfg.HeadDim),
+		VocabSize:             intp(cfg.VocabSize),
+		MaxPositionEmbeddings: intp(cfg.MaxSeqLen),
+		RMSNormEps:            &cfg.NormEps,
+		RopeTheta:             &cfg.RopeTheta,
+		TieWordEmbeddings:     &cfg.TiedOutput,
+		HiddenAct:             "silu",
+		TorchDType:            torchDType,
+	}
+	data, err := json.MarshalIndent(hc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	data = append(data, '\n')
+	err = atomicfile.WriteFile(filepath.Join(dir, hfConfigFile), func(out io.Writer) error {
+		_, err := out.Write(data)
+		return err
+	}, 0o644)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	return nil
+}
+
+// checkHFWeights reports the first way in which w cannot be written as a
+// dense Hugging Face checkpoint.
+func checkHFWeights(w *Weights) error {
+	if w == nil {
+		return errors.New("weights are nil")
+	}
+	hc := hfConfig{
+		ModelType: "llama", HiddenSize: &w.Config.Dim, IntermediateSize: &w.Config.HiddenDim,
+		NumHiddenLayers: &w.Config.Layers, NumAttentionHeads: &w.Config.Heads,
+		NumKeyValueHeads: &w.Config.KVHeads, HeadDim: &w.Config.HeadDim, VocabSize: &w.Config.VocabSize,
+		MaxPositionEmbeddings: &w.Config.MaxSeqLen, RMSNormEps: &w.Config.NormEps, RopeTheta: &w.Config.RopeTheta,
+	}
+	if _, err := hc.config(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(w.Layers) != w.Config.Layers {
+		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
+	}
+	for s := range hfSlots(w.Config) {
+		if s.linear != nil {
+			lin := s.linear(w)
+			switch {
+			case lin == nil:
+				return fmt.Errorf("%s: linear layer is nil", s.key)
+			case lin.Quantized != nil:
+				return fmt.Errorf("%s: %s-quantized weights cannot be written yet; dequantize them first", s.key, lin.Quantized.Format())
+			case lin.Out != s.shape[0] || lin.In != s.shape[1]:
+				return fmt.Errorf("%s: linear layer is [%d, %d], want %v", s.key, lin.Out, lin.In, s.shape)
+			}
+		}
+		if n := len(*s.values(w)); n != hfElements(s.shape) {
+			return fmt.Errorf("%s: %d values, want %v", s.key, n, s.shape)
+		}
+	}
+	if w.Config.TiedOutput && w.Output != nil {
+		if w.Output.Quantized != nil || !hfSameValues(w.Output.Dense, w.Embedding) {
+			return errors.New("lm_head: tie_word_embeddings is set but the output head differs from the embedding")
+		}
+	}
+	return nil
+}
+
+// hfElements returns the number of elements of shape.
+func hfElements(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// hfSameValues reports whether a and b are the same slice or hold the same
+// bits (so that NaNs compare equal to themselves).
+func hfSameValues(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,110 @@
+package model
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/golora/golora/quant"
+)
+
+// Linears returns every linear layer of the transformer blocks in a fixed
+// order: block by block, and within a block q, k, v, o, gate, up, down. The
+// output head (w.Output) is not included: QLoRA quantizes the block linears
+// and keeps the head dense, and a tied head is the embedding itself.
+func (w *Weights) Linears() []*Linear {
+	out := make([]*Linear, 0, 7*len(w.Layers))
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		out = append(out, layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down)
+	}
+	return out
+}
+
+// QuantizeFunc converts a dense row-major [rows, cols] weight into a
+// quantized matrix. It must not keep a reference to w: the caller drops w
+// afterwards so that the garbage collector can free it.
+type QuantizeFunc func(w []float32, rows, cols int) (quant.Matrix, error)
+
+// Quantize converts every block linear (see Linears) in place: each one's
+// Quantized is set from quantize and its Dense slice is dropped, so the
+// float32 data is freed once nothing else refers to it. The embedding, the
+// norms and the output head stay float32. Linears that are already quantized
+// are left as they are.
+//
+// On error the linears converted so far stay quantized and the rest dense,
+// so w remains usable; the error names the linear that failed.
+func (w *Weights) Quantize(quantize QuantizeFunc) error {
+	return w.QuantizeContext(context.Background(), quantize)
+}
+
+// QuantizeContext is Quantize with a context checked between linears, since
+// quantizing a large model takes a while.
+func (w *Weights) QuantizeContext(ctx context.Context, quantize QuantizeFunc) error {
+	for _, lin := range w.Linears() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("model: quantizing: %w", err)
+		}
+		if lin == nil {
+			return fmt.Errorf("model: quantizing: weights have a missing linear layer")
+		}
+		if lin.Dense == nil {
+			continue
+		}
+		if len(lin.Dense) != lin.Out*lin.In {
+			return fmt.Errorf("model: quantizing %s: %d values, want %d×%d", lin.Name, len(lin.Dense), lin.Out, lin.In)
+		}
+		m, err := quantize(lin.Dense, lin.Out, lin.In)
+		if err != nil {
+			return fmt.Errorf("model: quantizing %s: %w", lin.Name, err)
+		}
+		if m == nil {
+			return fmt.Errorf("model: quantizing %s: quantizer returned no matrix", lin.Name)
+		}
+		if r, c := m.Dims(); r != lin.Out || c != lin.In {
+			return fmt.Errorf("model: quantizing %s: quantizer returned a [%d %d] matrix, want [%d %d]", lin.Name, r, c, lin.Out, lin.In)
+		}
+		lin.Quantized = m
+		lin.Dense = nil
+	}
+	return nil
+}
+
+// WeightBytes splits the bytes a model's weights occupy by storage.
+type WeightBytes struct {
+	// Float32 counts every dense float32 value: embedding, norms, dense
+	// linears and an untied output head (a tied head shares the embedding
+	// and is counted once).
+	Float32 int64
+	// Quantized is the sum of StorageBytes of the quantized linears.
+	Quantized int64
+}
+
+// Total returns Float32 + Quantized.
+func (b WeightBytes) Total() int64 { return b.Float32 + b.Quantized }
+
+// WeightBytes returns the bytes of weight data w keeps resident: 4 per dense
+// float32 value plus the exact storage of the quantized matrices. Go object
+// overhead is not counted.
+func (w *Weights) WeightBytes() WeightBytes {
+	var b WeightBytes
+	addLinear := func(lin *Linear) {
+		if lin == nil {
+			return
+		}
+		b.Float32 += 4 * int64(len(lin.Dense))
+		if lin.Quantized != nil {
+			b.Quantized += lin.Quantized.StorageBytes()
+		}
+	}
+	b.Float32 += 4 * int64(len(w.Embedding)+len(w.Norm))
+	for l := range w.Layers {
+		b.Float32 += 4 * int64(len(w.Layers[l].AttnNorm)+len(w.Layers[l].MLPNorm))
+	}
+	for _, lin := range w.Linears() {
+		addLinear(lin)
+	}
+	if !w.Config.TiedOutput {
+		addLinear(w.Output)
+	}
+	return b
+}

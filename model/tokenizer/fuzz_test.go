@@ -1,0 +1,134 @@
+package tokenizer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func FuzzParseLlama2C(f *testing.F) {
+	data, err := os.ReadFile("testdata/tok512.bin")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data, 512)
+	f.Add(data, 100)
+	// The first 300 pieces alone: a small valid file for quick mutation.
+	off := 4
+	for range 300 {
+		off += 8 + int(binary.LittleEndian.Uint32(data[off+4:]))
+	}
+	f.Add(data[:off], 300)
+	f.Fuzz(func(t *testing.T, data []byte, vocabSize int) {
+		tok, err := ParseLlama2C(data, vocabSize)
+		if err != nil {
+			return
+		}
+		if tok.VocabSize() != vocabSize {
+			t.Fatalf("VocabSize %d, want %d", tok.VocabSize(), vocabSize)
+		}
+		ids := tok.Encode("Once upon a time, 日本 😀\x00")
+		for _, id := range ids {
+			if id < 0 || id >= vocabSize {
+				t.Fatalf("id %d outside the vocabulary", id)
+			}
+		}
+		tok.Decode(ids)
+		tok.Decode([]int{-1, 0, 1, 2, vocabSize - 1, vocabSize})
+	})
+}
+
+// smallHF shrinks a real tokenizer.json to its first n vocabulary entries
+// and the merges among them, a seed the fuzzer can mutate quickly.
+func smallHF(f *testing.F, path string, n int) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var file map[string]any
+	if err := json.Unmarshal(data, &file); err != nil {
+		f.Fatal(err)
+	}
+	model := file["model"].(map[string]any)
+	vocab := map[string]any{}
+	for tok, id := range model["vocab"].(map[string]any) {
+		if id.(float64) < float64(n) {
+			vocab[tok] = id
+		}
+	}
+	var merges []any
+	for _, m := range model["merges"].([]any) {
+		a, b, _ := strings.Cut(m.(string), " ")
+		if vocab[a] != nil && vocab[b] != nil && vocab[a+b] != nil {
+			merges = append(merges, m)
+		}
+	}
+	var added []any
+	for _, a := range file["added_tokens"].([]any) {
+		if a.(map[string]any)["id"].(float64) < float64(n) {
+			added = append(added, a)
+		}
+	}
+	model["vocab"], model["merges"], file["added_tokens"] = vocab, merges, added
+	out, err := json.Marshal(file)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return out
+}
+
+func FuzzParseHF(f *testing.F) {
+	for _, dir := range []string{"tinyllama", "smollm"} {
+		path := "testdata/" + dir + "/tokenizer.json"
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(smallHF(f, path, 400))
+	}
+	f.Add([]byte(tinyHF))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := ParseHF(data)
+		if err != nil {
+			return
+		}
+		n := tok.VocabSize()
+		ids := tok.Encode("Hello  world! <s>日本 😀\n\x00 1234 don't")
+		for _, id := range ids {
+			if id < 0 || id >= n {
+				t.Fatalf("id %d outside the vocabulary of %d", id, n)
+			}
+		}
+		tok.Decode(ids)
+		tok.Decode([]int{-1, 0, n - 1, n})
+	})
+}
+
+// FuzzRoundTrip checks Decode(Encode(s)) == s and streaming on the three
+// real vocabularies, for any valid UTF-8 s free of each one's lossy
+// characters.
+func FuzzRoundTrip(f *testing.F) {
+	for _, s := range []string{"Once upon a time", " two  spaces ", "日本語 😀👍🏽", "\x00\t\n", "<s>x</s><|im_start|>", "don't 1234"} {
+		f.Add(s)
+	}
+	toks := roundTripTokenizers(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		for _, tc := range toks {
+			if strings.ContainsFunc(s, tc.lossy) {
+				continue
+			}
+			ids := tc.tok.Encode(s)
+			if got := tc.tok.Decode(ids); got != s {
+				t.Fatalf("%s: Decode(Encode(%q)) = %q (ids %v)", tc.name, s, got, ids)
+			}
+			checkStream(t, tc.name, tc.tok, ids)
+		}
+	})
+}

@@ -1,0 +1,295 @@
+package nf4
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Work below these sizes runs on the calling goroutine: starting goroutines
+// costs a few microseconds, and DequantizeRows and MulT on small inputs must
+// not allocate.
+const (
+	parallelMinElems = 1 << 20 // elements decoded or encoded
+	parallelMinMACs  = 1 << 22 // multiply-adds of MulT
+	// parallelMinBlocks is the number of absmax values worth double
+	// quantizing on several goroutines (a nearest-value search each).
+	parallelMinBlocks = 1 << 15
+)
+
+// nonFiniteBits is the smallest |x| bit pattern of ±Inf; every NaN is above.
+// For non-negative floats the bit patterns order like the values, so the
+// maximum of the |x| bits is both the absmax and a finiteness check.
+const nonFiniteBits = 0x7f800000
+
+// nf4Code returns the code of a normalized weight: the number of midpoints
+// strictly below v, found by a 4-step binary search. Values outside [−1, 1]
+// get code 0 or 15, the codes of −1 and 1, which is the clamping bitsandbytes
+// applies. The steps compare integer order keys and add masks instead of
+// branching, since the outcome of each comparison is random for real weights.
+func nf4Code(v float32) byte {
+	kv := int64(orderKey(v))
+	k := 8 & ((midpointKeys[7] - kv) >> 63)
+	k += 4 & ((midpointKeys[(k+3)&15] - kv) >> 63) // &15: no bounds checks
+	k += 2 & ((midpointKeys[(k+1)&15] - kv) >> 63)
+	k += 1 & ((midpointKeys[k&15] - kv) >> 63)
+	return byte(k)
+}
+
+// midpointKeys are the orderKey of the midpoints, widened so that the
+// differences in nf4Code cannot overflow.
+var midpointKeys = func() (keys [16]int64) {
+	for i, m := range midpoints[:15] {
+		keys[i] = int64(orderKey(m))
+	}
+	return keys
+}()
+
+// orderKey maps a float32 that is not NaN to an int32 that orders like it
+// (−0 just below +0; no midpoint is zero).
+func orderKey(f float32) int32 {
+	b := int32(math.Float32bits(f))
+	return b ^ (b >> 31 & math.MaxInt32)
+}
+
+// absmaxBits returns max over x of the bits of |x|.
+func absmaxBits(x []float32) uint32 {
+	var m uint32
+	for _, v := range x {
+		m = max(m, math.Float32bits(v)&^(1<<31))
+	}
+	return m
+}
+
+// firstNonFinite returns the index in x of the first NaN or ±Inf, or -1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if math.Float32bits(v)&^(1<<31) >= nonFiniteBits {
+			return i
+		}
+	}
+	return -1
+}
+
+// encodeBlockScalar writes the codes of one block x (starting at an even
+// element, so at a byte boundary) into packed, given its absmax bits.
+func encodeBlockScalar(packed []byte, x []float32, absmax float32) {
+	if absmax == 0 {
+		for i := range len(x) / 2 {
+			packed[i] = zeroCode<<4 | zeroCode
+		}
+		if len(x)%2 == 1 {
+			packed[len(x)/2] = zeroCode << 4
+		}
+		return
+	}
+	i := 0
+	for ; i+1 < len(x); i += 2 {
+		packed[i/2] = nf4Code(x[i]/absmax)<<4 | nf4Code(x[i+1]/absmax)
+	}
+	if i < len(x) {
+		packed[i/2] = nf4Code(x[i]/absmax) << 4
+	}
+}
+
+// quantizeBlocksScalar encodes the blocks of w (w starts at a block
+// boundary) into packed and absmax. It returns the index in w of the first
+// non-finite element, or -1.
+func quantizeBlocksScalar(packed []byte, absmax []float32, w []float32, blockSize int) int {
+	for b := range absmax {
+		lo := b * blockSize
+		hi := min(lo+blockSize, len(w))
+		m := absmaxBits(w[lo:hi])
+		if m >= nonFiniteBits {
+			return lo + firstNonFinite(w[lo:hi])
+		}
+		absmax[b] = math.Float32frombits(m)
+		encodeBlockScalar(packed[lo/2:], w[lo:hi], absmax[b])
+	}
+	return -1
+}
+
+// quantizeBlocks encodes w into packed and absmax, on several goroutines for
+// large inputs. It returns the index of the first non-finite element, or -1.
+func quantizeBlocks(packed []byte, absmax []float32, w []float32, blockSize int) int {
+	var mu sync.Mutex
+	bad := -1
+	parallelFor(len(w), parallelMinElems, blockSize, func(lo, hi int) {
+		i := quantizeBlocksRange(packed[lo/2:], absmax[lo/blockSize:], w[lo:hi], blockSize)
+		if i < 0 {
+			return
+		}
+		mu.Lock()
+		if bad < 0 || lo+i < bad {
+			bad = lo + i
+		}
+		mu.Unlock()
+	})
+	return bad
+}
+
+// quantizeBlocksRangeScalar is quantizeBlocksScalar on the blocks covering w.
+func quantizeBlocksRangeScalar(packed []byte, absmax []float32, w []float32, blockSize int) int {
+	nb := (len(w) + blockSize - 1) / blockSize
+	return quantizeBlocksScalar(packed, absmax[:nb], w, blockSize)
+}
+
+// dequantRangeScalar decodes the flat elements [e0, e1) into dst[:e1-e0].
+func (m *Matrix) dequantRangeScalar(dst []float32, e0, e1 int) {
+	for e0 < e1 {
+		b := e0 >> m.blockShift
+		hi := min(e1, (b+1)<<m.blockShift)
+		table := scaledCodebook(m.scale(b))
+		decodeRunScalar(dst[:hi-e0], m.packed, e0, &table)
+		dst = dst[hi-e0:]
+		e0 = hi
+	}
+}
+
+// scaledCodebook returns the codebook times a block's absmax: the values of
+// the block's 16 codes.
+func scaledCodebook(scale float32) [16]float32 {
+	var table [16]float32
+	for i, c := range codebook {
+		table[i] = c * scale
+	}
+	return table
+}
+
+// decodeRunScalar writes elements [e0, e0+len(dst)) of the matrix, all in
+// one block whose code values are table, into dst.
+func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
+	if len(dst) == 0 {
+		return
+	}
+	i := 0
+	if e0%2 == 1 {
+		dst[0] = table[packed[e0/2]&15]
+		i = 1
+	}
+	src := packed[(e0+i)/2:]
+	for ; i+1 < len(dst); i += 2 {
+		b := src[0]
+		src = src[1:]
+		dst[i] = table[b>>4]
+		dst[i+1] = table[b&15]
+	}
+	if i < len(dst) {
+		dst[i] = table[src[0]>>4]
+	}
+}
+
+// dotRunScalar returns the dot product of x with the weights at elements
+// [e0, e0+len(x)) of the matrix, all in one block whose code values are
+// table, decoding them on the fly.
+func dotRunScalar(x []float32, packed []byte, e0 int, table *[16]float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	var s0, s1, s2, s3 float32
+	i := 0
+	if e0%2 == 1 {
+		s0 = table[packed[e0/2]&15] * x[0]
+		i = 1
+	}
+	src := packed[(e0+i)/2:]
+	for ; i+3 < len(x) && len(src) >= 2; i += 4 {
+		b0, b1 := src[0], src[1]
+		src = src[2:]
+		s0 += table[b0>>4] * x[i]
+		s1 += table[b0&15] * x[i+1]
+		s2 += table[b1>>4] * x[i+2]
+		s3 += table[b1&15] * x[i+3]
+	}
+	for ; i+1 < len(x); i += 2 {
+		b := src[0]
+		src = src[1:]
+		s0 += table[b>>4] * x[i]
+		s1 += table[b&15] * x[i+1]
+	}
+	if i < len(x) {
+		s2 += table[src[0]>>4] * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// mulTSegment adds to y[i·rows+r], for every row i of x, the dot product of
+// row i of x with the weights at flat elements [e, eEnd) of row r (which
+// starts at flat element rowStart). A single row of x is multiplied straight
+// from the codes; several rows share weights decoded 64 at a time.
+func (m *Matrix) mulTSegment(y, x []float32, n, r, rowStart, e, eEnd int) {
+	var w [64]float32
+	for e < eEnd {
+		b := e >> m.blockShift
+		end := min(eEnd, (b+1)<<m.blockShift)
+		table := scaledCodebook(m.scale(b))
+		if n == 1 {
+			c := e - rowStart
+			y[r] += dotRunScalar(x[c:c+end-e], m.packed, e, &table)
+			e = end
+			continue
+		}
+		for e < end {
+			hi := min(end, e+len(w))
+			k := hi - e
+			decodeRunScalar(w[:k], m.packed, e, &table)
+			c := e - rowStart
+			for i := range n {
+				y[i*m.rows+r] += dotScalar(w[:k], x[i*m.cols+c:i*m.cols+c+k])
+			}
+			e = hi
+		}
+	}
+}
+
+// mulTRowsScalar computes rows [r0, r1) of every row of y = x·Wᵀ.
+func (m *Matrix) mulTRowsScalar(y, x []float32, n, r0, r1 int) {
+	for r := r0; r < r1; r++ {
+		for i := range n {
+			y[i*m.rows+r] = 0
+		}
+		e0 := r * m.cols
+		m.mulTSegment(y, x, n, r, e0, e0, e0+m.cols)
+	}
+}
+
+// dotScalar returns Σ a[i]·b[i] in float32 with four partial sums.
+func dotScalar(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// parallelFor calls fn on consecutive chunks of [0, n) whose boundaries are
+// multiples of align: one call on the calling goroutine when n < minWork,
+// otherwise one goroutine per CPU, waiting for all of them.
+func parallelFor(n, minWork, align int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < minWork || workers < 2 {
+		fn(0, n)
+		return
+	}
+	units := (n + align - 1) / align
+	workers = min(workers, units)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo := units * w / workers * align
+		hi := min(n, units*(w+1)/workers*align)
+		if w == workers-1 {
+			fn(lo, hi)
+			continue
+		}
+		wg.Go(func() { fn(lo, hi) })
+	}
+	wg.Wait()
+}

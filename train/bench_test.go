@@ -1,0 +1,148 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/model"
+)
+
+// benchConfig is stories15M's shape (llama2.c's 15M TinyStories model: 6
+// layers of width 288, 6 heads, a 32,000-token vocabulary shared with the
+// output head), with random weights.
+var benchConfig = model.Config{
+	Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 48,
+	VocabSize: 32000, MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+}
+
+// The setting of the PyTorch figures in the project's anchors
+// (/work/shared/bench/torch_lora_bench.py, mode "all"): batches of 4 × 128
+// tokens, LoRA r 8, alpha 16, no dropout on every block linear, AdamW with
+// weight decay 0.01 and no clipping.
+const benchBatch, benchSeqLen = 4, 128
+
+// benchRSSEnv names the case a child process measures (see
+// TestTrainPeakRSSChild).
+const benchRSSEnv = "GOLORA_TRAIN_RSS_CASE"
+
+// benchRSSSteps is the number of training steps a child runs before it reads
+// its peak resident set.
+const benchRSSSteps = 3
+
+// benchTrainer builds the base (NF4 block linears, each quantized as soon as
+// it is generated, or dense float32), an all-linear adapter and a Trainer.
+func benchTrainer(tb testing.TB, quantized bool, steps int) *Trainer {
+	base := syntheticBase(tb, benchConfig, 2024, quantized)
+	adapter := newAdapter(tb, base, allLinear(8, 16, 0), 1)
+	rng := rand.New(rand.NewPCG(5, 5))
+	data := make([]Example, 32)
+	for i := range data {
+		ex := Example{Tokens: make([]int, benchSeqLen+1), Loss: make([]bool, benchSeqLen+1)}
+		for j := range ex.Tokens {
+			ex.Tokens[j], ex.Loss[j] = rng.IntN(benchConfig.VocabSize), true
+		}
+		data[i] = ex
+	}
+	cfg := DefaultConfig()
+	cfg.Steps, cfg.BatchSize, cfg.SeqLen = steps, benchBatch, benchSeqLen
+	cfg.LR, cfg.WarmupRatio, cfg.WeightDecay, cfg.MaxGradNorm = 1e-3, 0, 0.01, 0
+	tr, err := New(base, adapter, data, nil, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tr
+}
+
+// BenchmarkQLoRATrain measures training throughput on stories15M's shape with
+// an NF4 (QLoRA) and a dense float32 (LoRA) base, and the peak resident set
+// of each, measured in a child process per case so that the two do not share
+// a heap.
+func BenchmarkQLoRATrain(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		quantized bool
+	}{{"nf4", true}, {"dense", false}} {
+		b.Run(blas.Name()+"/"+c.name, func(b *testing.B) {
+			tr := benchTrainer(b, c.quantized, math.MaxInt32)
+			defer tr.Close()
+			ctx := context.Background()
+			// The first step compiles the graph's machine.
+			if _, err := tr.Step(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := tr.Step(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*benchBatch*benchSeqLen)/b.Elapsed().Seconds(), "tokens/s")
+			b.StopTimer()
+			rss, err := childPeakRSS(c.name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(rss, "peak-RSS-MiB")
+		})
+	}
+}
+
+// childPeakRSS runs TestTrainPeakRSSChild for one case in a new process of
+// this test binary and returns the peak resident set it reports, in MiB.
+func childPeakRSS(name string) (float64, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTrainPeakRSSChild$", "-test.v")
+	cmd.Env = append(os.Environ(), benchRSSEnv+"="+name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("child for %s: %w\n%s", name, err, out)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "VmHWM_kB="); ok {
+			kb, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("child for %s printed no VmHWM:\n%s", name, out)
+}
+
+// TestTrainPeakRSSChild is the child process of BenchmarkQLoRATrain's
+// memory measurement: it builds one case, trains a few steps and prints the
+// process's peak resident set (VmHWM). It is skipped unless the benchmark
+// started it.
+func TestTrainPeakRSSChild(t *testing.T) {
+	name := os.Getenv(benchRSSEnv)
+	if name == "" {
+		t.Skip("run by BenchmarkQLoRATrain in a child process")
+	}
+	tr := benchTrainer(t, name == "nf4", benchRSSSteps)
+	defer tr.Close()
+	for range benchRSSSteps {
+		if _, err := tr.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Printf("VmHWM_kB=%s\n", strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return
+		}
+	}
+	t.Fatal("no VmHWM line in /proc/self/status")
+}

@@ -1,0 +1,61 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// Metric is one line of the metrics file: a training step, or an evaluation
+// when EvalLoss is set.
+type Metric struct {
+	Step         int      `json:"step"`
+	Loss         float64  `json:"loss,omitempty"`
+	LR           float64  `json:"lr,omitempty"`
+	GradNorm     float64  `json:"grad_norm,omitempty"`
+	TokensPerSec float64  `json:"tokens_per_sec,omitempty"`
+	Tokens       int64    `json:"tokens,omitempty"`
+	EvalLoss     *float64 `json:"eval_loss,omitempty"`
+	EvalPPL      *float64 `json:"eval_perplexity,omitempty"`
+	ElapsedSec   float64  `json:"elapsed_sec"`
+}
+
+// MetricsWriter appends metrics as JSON lines, flushing each line so that a
+// crashed run leaves every finished step on disk.
+type MetricsWriter struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// CreateMetrics opens path for appending (a resumed run continues the file).
+func CreateMetrics(path string) (*MetricsWriter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: metrics: %w", err)
+	}
+	return &MetricsWriter{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// Write appends one metric.
+func (m *MetricsWriter) Write(x Metric) error {
+	line, err := json.Marshal(x)
+	if err != nil {
+		return fmt.Errorf("train: metrics: %w", err)
+	}
+	m.w.Write(line)
+	m.w.WriteByte('\n')
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("train: metrics %s: %w", m.f.Name(), err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (m *MetricsWriter) Close() error {
+	if err := m.w.Flush(); err != nil {
+		m.f.Close()
+		return err
+	}
+	return m.f.Close()
+}
