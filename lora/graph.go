@@ -3,11 +3,16 @@ package lora
 import (
 	"errors"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"math/rand/v2"
+	"sync"
 
+	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/model"
 )
 
@@ -22,28 +27,39 @@ import (
 // optimizer that updates those slices in place updates the graph, and the
 // adapter always holds the trained values (ready for Save or AddDelta).
 //
+// The term is one fused operator per layer, with hand-written gradients for
+// x, A and B: gorgonia's generic products would transpose x for every
+// layer, allocate every intermediate afresh each run and run single-threaded.
+// Its outputs live in buffers reused from run to run.
+//
 // Dropout (the adapter's Config.Dropout, applied to each targeted layer's
 // input with a mask of its own, as each PEFT layer has its own nn.Dropout)
-// is a multiplication by mask nodes whose values the caller redraws before
-// each training run with SampleDropout and sets to one for evaluation with
-// DisableDropout. With Dropout 0 no mask nodes are built. The masks start
-// disabled.
+// uses masks held by the GraphAdapter, one bit per input element: the caller
+// redraws them before each training run with SampleDropout and turns them
+// off for evaluation with DisableDropout. A kept element is scaled by
+// 1/(1−Dropout). Masks start disabled.
 //
-// A GraphAdapter serves one graph. It is not safe for concurrent use.
+// A GraphAdapter serves one graph. It is not safe for concurrent use, and
+// neither is the graph.
 type GraphAdapter struct {
 	adapter *Adapter
 	dropout float64
-	keep    float32 // 1/(1−dropout): the value of a kept mask element
+	keep    float32 // 1/(1−dropout): the factor of a kept input element
 
 	g        *gorgonia.ExprGraph
 	attached map[string]*graphPair
+	dropOn   bool // masks apply (SampleDropout ran since the last DisableDropout)
+
+	// scratch holds dropout(x) while one operator runs; operators run one
+	// at a time, and the mutex keeps two machines from sharing it.
+	scratchMu sync.Mutex
+	scratch   []float32
 }
 
-// graphPair is the nodes of one Pair in the graph.
+// graphPair is one Pair in the graph: its nodes and its operators' kernel.
 type graphPair struct {
-	pair *Pair
 	a, b *gorgonia.Node
-	mask []float32 // backing of the dropout mask node; nil without dropout
+	k    *loraKernel
 }
 
 // NewGraphAdapter returns a GraphAdapter for a, with a's Config.Dropout. The
@@ -77,9 +93,8 @@ func (ga *GraphAdapter) Dropout() float64 { return ga.dropout }
 // Node names are prefixed so that they cannot collide with the model's own
 // nodes; gorgonia merges input nodes of equal names.
 const (
-	nodePrefixA    = "lora_A:"
-	nodePrefixB    = "lora_B:"
-	nodePrefixMask = "lora_dropout:"
+	nodePrefixA = "lora_A:"
+	nodePrefixB = "lora_B:"
 )
 
 // Delta implements model.LinearAdapter. It returns nil for layers the
@@ -100,56 +115,25 @@ func (ga *GraphAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgo
 		return nil, fmt.Errorf("lora: module %q: A has %d values and B %d, want %d and %d", lin.Name, len(p.A), len(p.B), p.R*p.In, p.Out*p.R)
 	}
 	xs := x.Shape()
-	if len(xs) != 2 || xs[1] != p.In {
+	if len(xs) != 2 || xs[1] != p.In || xs[0] <= 0 {
 		return nil, fmt.Errorf("lora: module %q: input has shape %v, want [n %d]", lin.Name, xs, p.In)
 	}
 	ga.g = g
-	gp := &graphPair{pair: p}
+	k := &loraKernel{ga: ga, module: p.Module, n: xs[0], in: p.In, out: p.Out, r: p.R, scaling: float32(p.scaling)}
+	if ga.dropout > 0 {
+		k.mask = make([]uint64, (k.n*k.in+63)/64)
+	}
+	gp := &graphPair{k: k}
 	gp.a = gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(p.R, p.In), gorgonia.WithName(nodePrefixA+p.Module),
 		gorgonia.WithValue(tensor.New(tensor.WithShape(p.R, p.In), tensor.WithBacking(p.A))))
 	gp.b = gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(p.Out, p.R), gorgonia.WithName(nodePrefixB+p.Module),
 		gorgonia.WithValue(tensor.New(tensor.WithShape(p.Out, p.R), tensor.WithBacking(p.B))))
-
-	in := x
-	if ga.dropout > 0 {
-		gp.mask = make([]float32, xs[0]*xs[1])
-		fill(gp.mask, 1)
-		mask := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(xs[0], xs[1]), gorgonia.WithName(nodePrefixMask+p.Module),
-			gorgonia.WithValue(tensor.New(tensor.WithShape(xs[0], xs[1]), tensor.WithBacking(gp.mask))))
-		var err error
-		if in, err = gorgonia.HadamardProd(x, mask); err != nil {
-			return nil, fmt.Errorf("lora: module %q: dropout: %w", p.Module, err)
-		}
-	}
-	d, err := deltaNodes(in, gp.a, gp.b, p.scaling)
+	d, err := gorgonia.ApplyOp(&loraOp{k: k, kind: loraForward}, x, gp.a, gp.b)
 	if err != nil {
 		return nil, fmt.Errorf("lora: module %q: %w", p.Module, err)
 	}
 	ga.attached[p.Module] = gp
 	return d, nil
-}
-
-// deltaNodes builds scaling·(x·Aᵀ)·Bᵀ. The scaling multiplies the narrow
-// [n, r] intermediate rather than the [n, out] result.
-func deltaNodes(x, a, b *gorgonia.Node, scaling float64) (*gorgonia.Node, error) {
-	at, err := gorgonia.Transpose(a)
-	if err != nil {
-		return nil, err
-	}
-	t, err := gorgonia.Mul(x, at)
-	if err != nil {
-		return nil, err
-	}
-	if scaling != 1 {
-		if t, err = gorgonia.Mul(t, gorgonia.NewConstant(float32(scaling))); err != nil {
-			return nil, err
-		}
-	}
-	bt, err := gorgonia.Transpose(b)
-	if err != nil {
-		return nil, err
-	}
-	return gorgonia.Mul(t, bt)
 }
 
 // GraphParam is one trainable tensor of a GraphAdapter: the node to
@@ -196,9 +180,10 @@ func (ga *GraphAdapter) Params() ([]GraphParam, error) {
 		if gp == nil {
 			return nil, fmt.Errorf("lora: module %q of the adapter is not a linear layer of the graph", name)
 		}
+		p := ga.adapter.pairs[name]
 		out = append(out,
-			GraphParam{Name: tensorKey(name, "lora_A"), Node: gp.a, Value: gp.pair.A},
-			GraphParam{Name: tensorKey(name, "lora_B"), Node: gp.b, Value: gp.pair.B},
+			GraphParam{Name: tensorKey(name, "lora_A"), Node: gp.a, Value: p.A},
+			GraphParam{Name: tensorKey(name, "lora_B"), Node: gp.b, Value: p.B},
 		)
 	}
 	return out, nil
@@ -217,10 +202,10 @@ func (ga *GraphAdapter) Nodes() (gorgonia.Nodes, error) {
 	return nodes, nil
 }
 
-// SampleDropout draws new dropout masks from rng for the next run: each
-// element is dropped (0) with probability Dropout and otherwise kept and
-// scaled by 1/(1−Dropout). Masks are drawn module by module in the order of
-// Adapter.Modules, so the same rng state gives the same masks. It does
+// SampleDropout draws new dropout masks from rng and turns them on for the
+// following runs: each input element of each targeted layer is dropped with
+// probability Dropout. Masks are drawn module by module in the order of
+// Adapter.Modules, so the same generator state gives the same masks. It does
 // nothing, and draws nothing, when Dropout is 0.
 func (ga *GraphAdapter) SampleDropout(rng *rand.Rand) {
 	if ga.dropout == 0 {
@@ -234,38 +219,253 @@ func (ga *GraphAdapter) SampleDropout(rng *rand.Rand) {
 		if gp == nil {
 			continue
 		}
-		m := gp.mask
-		i := 0
-		for ; i+1 < len(m); i += 2 {
+		n := gp.k.n * gp.k.in
+		mask := gp.k.mask
+		clear(mask)
+		for i := 0; i < n; i += 2 {
 			r := rng.Uint64()
-			m[i] = ga.maskValue(r&0xffffffff, threshold)
-			m[i+1] = ga.maskValue(r>>32, threshold)
-		}
-		if i < len(m) {
-			m[i] = ga.maskValue(rng.Uint64()&0xffffffff, threshold)
+			if r&0xffffffff >= threshold {
+				mask[i/64] |= 1 << (i % 64)
+			}
+			if i+1 < n && r>>32 >= threshold {
+				mask[(i+1)/64] |= 1 << ((i + 1) % 64)
+			}
 		}
 	}
+	ga.dropOn = true
 }
 
-func (ga *GraphAdapter) maskValue(u, threshold uint64) float32 {
-	if u < threshold {
-		return 0
-	}
-	return ga.keep
-}
-
-// DisableDropout sets every mask to one, for evaluation: the graph then
+// DisableDropout turns the masks off, for evaluation: the graph then
 // computes the adapter's term exactly as inference does.
-func (ga *GraphAdapter) DisableDropout() {
-	for _, gp := range ga.attached {
-		fill(gp.mask, 1)
+func (ga *GraphAdapter) DisableDropout() { ga.dropOn = false }
+
+// dropped returns x with the kernel's dropout mask applied (kept elements
+// scaled by 1/(1−p)), in the shared scratch buffer, or x itself when
+// dropout is off. The caller holds scratchMu while it uses the result.
+func (ga *GraphAdapter) dropped(k *loraKernel, x []float32) []float32 {
+	if !ga.dropOn || k.mask == nil {
+		return x
 	}
+	if len(ga.scratch) < len(x) {
+		ga.scratch = make([]float32, len(x))
+	}
+	xm := ga.scratch[:len(x)]
+	for i, v := range x {
+		if k.mask[i/64]&(1<<(i%64)) != 0 {
+			xm[i] = v * ga.keep
+		} else {
+			xm[i] = 0
+		}
+	}
+	return xm
 }
 
-func fill(s []float32, v float32) {
-	for i := range s {
-		s[i] = v
+// loraKernel is what the operators of one module share: the shapes, the
+// scaling and the dropout mask (a bit per element of x, set when kept).
+type loraKernel struct {
+	ga            *GraphAdapter
+	module        string
+	n, in, out, r int
+	scaling       float32
+	mask          []uint64
+}
+
+// loraOpKind says which of a module's products an operator computes. With
+// u = s·xm·Aᵀ, xm = dropout(x) and y = u·Bᵀ, the gradients follow from
+// dL/du = dY·B:
+//
+//	dB = s·dYᵀ·(xm·Aᵀ)    dA = s·(dY·B)ᵀ·xm    dx = mask ⊙ (s·(dY·B)·A)
+type loraOpKind int
+
+const (
+	loraForward loraOpKind = iota // (x, A, B) → y [n, out]
+	loraGradX                     // (dY, A, B) → dx [n, in]
+	loraGradA                     // (x, B, dY) → dA [r, in]
+	loraGradB                     // (x, A, dY) → dB [out, r]
+)
+
+var loraOpNames = [...]string{"LoRADelta", "LoRAGradX", "LoRAGradA", "LoRAGradB"}
+
+// loraOp is one of the fused products of a module. It owns its output
+// buffer and a small [n, r] work matrix, reused by every run: gorgonia drops
+// an operator's output when the machine is reset and never keeps it across
+// runs (gradients of A and B are added into separate buffers).
+type loraOp struct {
+	k    *loraKernel
+	kind loraOpKind
+	out  []float32
+	work []float32
+}
+
+func (op *loraOp) Arity() int { return 3 }
+
+func (op *loraOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a, a)
+}
+
+// shape returns the output shape.
+func (op *loraOp) shape() (rows, cols int) {
+	k := op.k
+	switch op.kind {
+	case loraForward:
+		return k.n, k.out
+	case loraGradX:
+		return k.n, k.in
+	case loraGradA:
+		return k.r, k.in
 	}
+	return k.out, k.r
+}
+
+// inputShapes returns the shapes the operator's three inputs must have.
+func (op *loraOp) inputShapes() [3][2]int {
+	k := op.k
+	x, a, b, dy := [2]int{k.n, k.in}, [2]int{k.r, k.in}, [2]int{k.out, k.r}, [2]int{k.n, k.out}
+	switch op.kind {
+	case loraForward:
+		return [3][2]int{x, a, b}
+	case loraGradX:
+		return [3][2]int{dy, a, b}
+	case loraGradA:
+		return [3][2]int{x, b, dy}
+	}
+	return [3][2]int{x, a, dy}
+}
+
+func (op *loraOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("lora: %v: got %d input shapes, want 3", op, len(inputs))
+	}
+	for i, want := range op.inputShapes() {
+		s, ok := inputs[i].(tensor.Shape)
+		if !ok || len(s) != 2 || s[0] != want[0] || s[1] != want[1] {
+			return nil, fmt.Errorf("lora: %v: input %d has shape %v, want %v", op, i, inputs[i], want)
+		}
+	}
+	rows, cols := op.shape()
+	return tensor.Shape{rows, cols}, nil
+}
+
+// floats returns the row-major elements of a float32 matrix value of the
+// given shape, copying a non-contiguous view.
+func (op *loraOp) floats(v gorgonia.Value, i int, want [2]int) ([]float32, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok || d.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("lora: %v: input %d is a %T, want a float32 tensor", op, i, v)
+	}
+	if s := d.Shape(); len(s) != 2 || s[0] != want[0] || s[1] != want[1] {
+		return nil, fmt.Errorf("lora: %v: input %d has shape %v, want %v", op, i, s, want)
+	}
+	if d.RequiresIterator() {
+		d = d.Materialize().(*tensor.Dense)
+	}
+	data := d.Float32s()
+	if n := want[0] * want[1]; len(data) >= n {
+		return data[:n], nil
+	}
+	return nil, fmt.Errorf("lora: %v: input %d holds %d values for shape %v", op, i, len(data), want)
+}
+
+func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("lora: %v: got %d inputs, want 3", op, len(inputs))
+	}
+	var in [3][]float32
+	for i, want := range op.inputShapes() {
+		var err error
+		if in[i], err = op.floats(inputs[i], i, want); err != nil {
+			return nil, err
+		}
+	}
+	k := op.k
+	rows, cols := op.shape()
+	if len(op.out) != rows*cols {
+		op.out = make([]float32, rows*cols)
+		op.work = make([]float32, k.n*k.r)
+	}
+	y, u := op.out, op.work
+	s := k.scaling
+	ga := k.ga
+	switch op.kind {
+	case loraForward:
+		x, a, b := in[0], in[1], in[2]
+		ga.scratchMu.Lock()
+		xm := ga.dropped(k, x)
+		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
+		ga.scratchMu.Unlock()
+		blas.ParallelSgemm(false, true, k.n, k.out, k.r, 1, u, k.r, b, k.r, 0, y, k.out)
+	case loraGradX:
+		dy, a, b := in[0], in[1], in[2]
+		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
+		blas.ParallelSgemm(false, false, k.n, k.in, k.r, 1, u, k.r, a, k.in, 0, y, k.in)
+		if ga.dropOn && k.mask != nil {
+			for i := range y {
+				if k.mask[i/64]&(1<<(i%64)) != 0 {
+					y[i] *= ga.keep
+				} else {
+					y[i] = 0
+				}
+			}
+		}
+	case loraGradA:
+		x, b, dy := in[0], in[1], in[2]
+		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
+		ga.scratchMu.Lock()
+		xm := ga.dropped(k, x)
+		blas.Sgemm(true, false, k.r, k.in, k.n, 1, u, k.r, xm, k.in, 0, y, k.in)
+		ga.scratchMu.Unlock()
+	case loraGradB:
+		x, a, dy := in[0], in[1], in[2]
+		ga.scratchMu.Lock()
+		xm := ga.dropped(k, x)
+		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
+		ga.scratchMu.Unlock()
+		blas.Sgemm(true, false, k.out, k.r, k.n, 1, dy, k.out, u, k.r, 0, y, k.r)
+	}
+	return tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(y)), nil
+}
+
+func (op *loraOp) ReturnsPtr() bool     { return false }
+func (op *loraOp) CallsExtern() bool    { return false }
+func (op *loraOp) OverwritesInput() int { return -1 }
+
+// WriteHash names the module and the kernel's address: gorgonia merges
+// nodes of equal hashes and inputs.
+func (op *loraOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "%s{%s,%p}", loraOpNames[op.kind], op.k.module, op.k)
+}
+
+func (op *loraOp) Hashcode() uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+func (op *loraOp) String() string {
+	return fmt.Sprintf("%s{%s r=%d}", loraOpNames[op.kind], op.k.module, op.k.r)
+}
+
+// DiffWRT: the forward product is differentiable in x, A and B; the
+// gradient operators are not differentiated again.
+func (op *loraOp) DiffWRT(inputs int) []bool {
+	d := op.kind == loraForward
+	return []bool{d, d, d}
+}
+
+func (op *loraOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if op.kind != loraForward {
+		return nil, fmt.Errorf("lora: %v is not differentiable", op)
+	}
+	x, a, b := inputs[0], inputs[1], inputs[2]
+	grads := make(gorgonia.Nodes, 3)
+	for i, in := range [][3]*gorgonia.Node{{grad, a, b}, {x, b, grad}, {x, a, grad}} {
+		var err error
+		if grads[i], err = gorgonia.ApplyOp(&loraOp{k: op.k, kind: loraGradX + loraOpKind(i)}, in[0], in[1], in[2]); err != nil {
+			return nil, fmt.Errorf("lora: gradient of %v: %w", op, err)
+		}
+	}
+	return grads, nil
 }
 
 var _ model.LinearAdapter = (*GraphAdapter)(nil)

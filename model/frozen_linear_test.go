@@ -34,8 +34,9 @@ func TestFrozenLinearForwardMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for _, lin := range graphFrozenCases(t) {
 		w := graphDenseRows(lin)
-		// 3 rows take the quantized format's own MulT, 9 rows the tiles.
-		for _, n := range []int{1, 3, 9} {
+		// Up to mulTSmallRows rows take the quantized format's own MulT,
+		// more the tiles.
+		for _, n := range []int{1, mulTSmallRows, mulTSmallRows + 1, 9} {
 			x := graphRandomMatrix(rng, n, lin.In, 1)
 			y, err := newFrozenLinearOp(lin, nil).Do(x)
 			if err != nil {

@@ -47,8 +47,14 @@ type GraphOptions struct {
 //
 // Use: NewGraph, then optionally Differentiate once with the parameters to
 // train; per batch, SetBatch and then Forward (evaluation) or
-// ForwardBackward (training). The graph's buffers are reused from run to
-// run. A Graph is not safe for concurrent use.
+// ForwardBackward (training).
+//
+// The values computed by a run (Logits, intermediate activations, the
+// gradient nodes returned by Differentiate) live in buffers that the next run
+// reuses, so that a training step allocates almost nothing: copy what must
+// outlive the run. The accumulated gradients of the nodes passed to
+// Differentiate are gorgonia's own and persist. A Graph is not safe for
+// concurrent use.
 type Graph struct {
 	// Input is the embedded tokens [Batch·SeqLen, Dim], row b·SeqLen + t
 	// holding token t of sequence b. Its gradient (pass it to Differentiate)
@@ -295,7 +301,8 @@ func (gr *Graph) Differentiate(wrt ...*gorgonia.Node) (gorgonia.Nodes, error) {
 }
 
 // Forward runs the forward pass on the loaded batch and returns the loss;
-// Logits holds the logits afterwards. No gradient is computed.
+// Logits holds the logits afterwards. No gradient is computed. ctx is checked
+// before the run starts; a started run is not interrupted.
 func (gr *Graph) Forward(ctx context.Context) (float32, error) {
 	if gr.eval == nil {
 		sub := gr.g.SubgraphRoots(gr.Loss, gr.Logits)
@@ -305,7 +312,8 @@ func (gr *Graph) Forward(ctx context.Context) (float32, error) {
 }
 
 // ForwardBackward runs the forward pass and the gradients added by
-// Differentiate on the loaded batch, and returns the loss.
+// Differentiate on the loaded batch, and returns the loss. ctx is checked
+// before the run starts.
 func (gr *Graph) ForwardBackward(ctx context.Context) (float32, error) {
 	if gr.grads == nil {
 		return 0, errors.New("model: ForwardBackward: call Differentiate first")

@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/nf4"
 )
 
 // File names of a Hugging Face checkpoint directory.
@@ -51,6 +53,7 @@ type hfConfig struct {
 	AttentionBias         bool            `json:"attention_bias"`
 	MLPBias               bool            `json:"mlp_bias"`
 	TorchDType            string          `json:"torch_dtype,omitempty"`
+	QuantizationConfig    *bnbConfigJSON  `json:"quantization_config,omitempty"`
 }
 
 // LoadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
@@ -58,6 +61,16 @@ type hfConfig struct {
 // model.safetensors.index.json lists. F32, F16 and BF16 (and F64) tensors are
 // converted to float32; the files are memory-mapped while loading and closed
 // before LoadHF returns.
+//
+// Block linears saved 4-bit by bitsandbytes (transformers with a
+// BitsAndBytesConfig, load_in_4bit and bnb_4bit_quant_type "nf4") load as
+// NF4 matrices, bit for bit (see nf4.FromBnBTensors): for a weight K, the
+// tensor K.quant_state.bitsandbytes__nf4 marks it. config.json must then
+// carry the bitsandbytes quantization_config, and the two must agree: every
+// block linear not named in llm_int8_skip_modules is 4-bit, the shape in each
+// quant_state is the one config.json implies, and double quantization is as
+// bnb_4bit_use_double_quant says. FP4 and 8-bit checkpoints, other
+// quantization methods and a 4-bit lm_head are reported as unsupported.
 //
 // Only the LLaMA architecture is accepted (architectures LlamaForCausalLM,
 // model_type "llama"), without rope_scaling, biases, or an activation other
@@ -68,7 +81,7 @@ type hfConfig struct {
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
 // in the files is ignored; tensors LoadHF does not need are ignored too.
 func LoadHF(dir string) (*Weights, error) {
-	cfg, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	cfg, q, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +95,22 @@ func LoadHF(dir string) (*Weights, error) {
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// LoadHF allocate for layers that do not exist.
 	for s := range hfSlots(cfg) {
-		if _, _, err := src.tensor(s.key, s.shape); err != nil {
+		if _, err := src.check(s, q); err != nil {
 			return nil, err
 		}
 	}
 	w := newWeightsSkeleton(cfg)
 	for s := range hfSlots(cfg) {
+		quantized, err := src.check(s, q)
+		if err != nil {
+			return nil, err
+		}
+		if quantized {
+			if s.linear(w).Quantized, err = src.bnbMatrix(s, q); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		t, path, err := src.tensor(s.key, s.shape)
 		if err != nil {
 			return nil, err
@@ -104,21 +127,29 @@ func LoadHF(dir string) (*Weights, error) {
 	return w, nil
 }
 
-// readHFConfig reads config.json into a validated Config.
-func readHFConfig(path string) (Config, error) {
+// readHFConfig reads config.json into a validated Config and, when it has a
+// quantization_config, the bitsandbytes settings it gives (nil otherwise).
+func readHFConfig(path string) (Config, *hfQuant, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("model: %w", err)
+		return Config{}, nil, fmt.Errorf("model: %w", err)
 	}
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
-		return Config{}, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
 	cfg, err := hc.config()
 	if err != nil {
-		return Config{}, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
-	return cfg, nil
+	if hc.QuantizationConfig == nil {
+		return cfg, nil, nil
+	}
+	q, err := hc.QuantizationConfig.check()
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
+	}
+	return cfg, q, nil
 }
 
 // config checks that hc describes a LLaMA model the forward pass supports and
@@ -364,6 +395,20 @@ func (s *hfSource) tensor(key string, shape []int) (safetensors.Tensor, string, 
 	return t, path, nil
 }
 
+// lookup returns the tensor key, if the checkpoint has it, and the path of
+// its file.
+func (s *hfSource) lookup(key string) (safetensors.Tensor, string, bool) {
+	name := hfWeightsFile
+	if s.where != nil {
+		var ok bool
+		if name, ok = s.where[key]; !ok {
+			return safetensors.Tensor{}, "", false
+		}
+	}
+	t, ok := s.files[name].Tensor(key)
+	return t, filepath.Join(s.dir, name), ok
+}
+
 func (s *hfSource) close() {
 	for _, f := range s.files {
 		// Read-only mappings: an unmap error loses nothing.
@@ -372,13 +417,22 @@ func (s *hfSource) close() {
 }
 
 // WriteHF writes w to dir as a Hugging Face LLaMA checkpoint: config.json and
-// model.safetensors (metadata {"format": "pt"}), its tensors in dtype F32,
-// F16 or BF16 (narrowing rounds to nearest even). dir is created if needed.
-// Each file is replaced atomically, the weights first; the pair is not: if
-// writing config.json fails, dir holds the new weights beside any older
-// config.json.
+// model.safetensors (metadata {"format": "pt"}), its float tensors in dtype
+// F32, F16 or BF16 (narrowing rounds to nearest even). dir is created if
+// needed. Each file is replaced atomically, the weights first; the pair is
+// not: if writing config.json fails, dir holds the new weights beside any
+// older config.json.
 //
-// Every linear layer must be dense: quantized weights cannot be written yet.
+// NF4 block linears (*nf4.Matrix) are written as bitsandbytes saves a 4-bit
+// model (see (*nf4.Matrix).BnBTensors), bit for bit, and config.json gets the
+// quantization_config that transformers writes for it, so that transformers
+// and bitsandbytes load the checkpoint as a 4-bit model and LoadHF gives back
+// the same matrices. Block linears left dense are listed in
+// llm_int8_skip_modules. The embedding, the norms and the output head are
+// always float tensors of dtype. Other quantized formats, an NF4 output head
+// and a mix of double-quantized and plain NF4 matrices (which one
+// bnb_4bit_use_double_quant cannot describe) are refused.
+//
 // With Config.TiedOutput, lm_head.weight is not written and Output, if set,
 // must equal the embedding.
 func WriteHF(dir string, w *Weights, dtype safetensors.DType) error {
@@ -391,9 +445,23 @@ func WriteHF(dir string, w *Weights, dtype safetensors.DType) error {
 	if err := checkHFWeights(w); err != nil {
 		return fmt.Errorf("model: WriteHF: %w", err)
 	}
+	quantConfig, err := newBnBConfig(w)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
 	cfg := w.Config
 	var tensors []safetensors.StreamTensor
 	for s := range hfSlots(cfg) {
+		if s.linear != nil {
+			if m, ok := s.linear(w).Quantized.(*nf4.Matrix); ok {
+				bnb, err := bnbStreamTensors(strings.TrimSuffix(s.key, ".weight"), m)
+				if err != nil {
+					return fmt.Errorf("model: WriteHF: %s: %w", s.key, err)
+				}
+				tensors = append(tensors, bnb...)
+				continue
+			}
+		}
 		values := *s.values(w)
 		tensors = append(tensors, safetensors.StreamTensor{
 			Name: s.key, DType: dtype, Shape: s.shape,
@@ -424,6 +492,7 @@ func WriteHF(dir string, w *Weights, dtype safetensors.DType) error {
 		TieWordEmbeddings:     &cfg.TiedOutput,
 		HiddenAct:             "silu",
 		TorchDType:            torchDType,
+		QuantizationConfig:    quantConfig,
 	}
 	data, err := json.MarshalIndent(hc, "", "  ")
 	if err != nil {
@@ -464,10 +533,23 @@ func checkHFWeights(w *Weights) error {
 			switch {
 			case lin == nil:
 				return fmt.Errorf("%s: linear layer is nil", s.key)
-			case lin.Quantized != nil:
-				return fmt.Errorf("%s: %s-quantized weights cannot be written yet; dequantize them first", s.key, lin.Quantized.Format())
 			case lin.Out != s.shape[0] || lin.In != s.shape[1]:
 				return fmt.Errorf("%s: linear layer is [%d, %d], want %v", s.key, lin.Out, lin.In, s.shape)
+			case lin.Quantized != nil && lin == w.Output:
+				return fmt.Errorf("%s: the output head is %s-quantized; bitsandbytes checkpoints keep lm_head in float, so dequantize it first",
+					s.key, lin.Quantized.Format())
+			case lin.Quantized != nil:
+				if _, ok := lin.Quantized.(*nf4.Matrix); !ok {
+					return fmt.Errorf("%s: %s-quantized weights cannot be written: only NF4 has a checkpoint layout (bitsandbytes'); dequantize them first",
+						s.key, lin.Quantized.Format())
+				}
+				if r, c := lin.Quantized.Dims(); r != s.shape[0] || c != s.shape[1] {
+					return fmt.Errorf("%s: quantized matrix is [%d, %d], want %v", s.key, r, c, s.shape)
+				}
+				if lin.Dense != nil {
+					return fmt.Errorf("%s: linear layer holds both dense and quantized data", s.key)
+				}
+				continue
 			}
 		}
 		if n := len(*s.values(w)); n != hfElements(s.shape) {

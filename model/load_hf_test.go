@@ -498,7 +498,7 @@ func TestWriteHFErrors(t *testing.T) {
 			v := w.Layers[1].V
 			v.Dense, v.Quantized = nil, hfFakeQuantized{v.Out, v.In}
 			return w
-		}, safetensors.BF16, "model.layers.1.self_attn.v_proj.weight: fake4-quantized weights cannot be written yet"},
+		}, safetensors.BF16, "model.layers.1.self_attn.v_proj.weight: fake4-quantized weights cannot be written: only NF4"},
 		{"integer dtype", func(w *Weights) *Weights { return w }, safetensors.I8, `dtype "I8" is not F32, F16 or BF16`},
 		{"nil weights", func(w *Weights) *Weights { return nil }, safetensors.F32, "weights are nil"},
 		{"short norm", func(w *Weights) *Weights {
@@ -557,7 +557,7 @@ func TestWriteHFTiedCopy(t *testing.T) {
 // values are the ones written in that file (head_dim, which it omits, is
 // hidden_size / num_attention_heads = 2048 / 32).
 func TestReadHFConfigTinyLlama(t *testing.T) {
-	cfg, err := readHFConfig("testdata/hf/tinyllama-config.json")
+	cfg, _, err := readHFConfig("testdata/hf/tinyllama-config.json")
 	if err != nil {
 		t.Fatal(err)
 	}

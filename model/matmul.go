@@ -17,8 +17,8 @@ import (
 // OpenBLAS's Sgemv is as fast alone but halves decode speed on two cores,
 // its threads competing with the Go code between calls. For a batch of rows
 // (a prefill) OpenBLAS's Sgemm is several times faster than anything else,
-// but gonum's Sgemm is slower than its Sgemv called row by row (and
-// allocates), so the pure-Go build runs Sgemv over blocks of weight rows
+// but gonum's Sgemm is no faster than its Sgemv called row by row and
+// allocates, so the pure-Go build runs Sgemv over blocks of weight rows
 // small enough to stay in cache while every row of x passes.
 func denseMulT(y, x, w []float32, n, in, out int) {
 	var gemv gonum.Implementation

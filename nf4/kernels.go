@@ -23,25 +23,43 @@ const (
 const nonFiniteBits = 0x7f800000
 
 // nf4Code returns the code of a normalized weight: the number of midpoints
-// strictly below v, found by a 4-step binary search. Values outside [−1, 1]
-// get code 0 or 15, the codes of −1 and 1, which is the clamping bitsandbytes
-// applies. The steps compare integer order keys and add masks instead of
-// branching, since the outcome of each comparison is random for real weights.
+// strictly below v. Values outside [−1, 1] get code 0 or 15, the codes of −1
+// and 1, which is the clamping bitsandbytes applies. The top 12 bits of v's
+// order key select a bucket holding at most one midpoint, so one table
+// lookup and one comparison (done with a mask, not a branch: its outcome is
+// random for real weights) give the code.
 func nf4Code(v float32) byte {
-	kv := int64(orderKey(v))
-	k := 8 & ((midpointKeys[7] - kv) >> 63)
-	k += 4 & ((midpointKeys[(k+3)&15] - kv) >> 63) // &15: no bounds checks
-	k += 2 & ((midpointKeys[(k+1)&15] - kv) >> 63)
-	k += 1 & ((midpointKeys[k&15] - kv) >> 63)
-	return byte(k)
+	kv := orderKey(v)
+	lo := codeBuckets[uint32(kv>>bucketShift+int32(len(codeBuckets)/2))%uint32(len(codeBuckets))]
+	above := (midpointKeys[lo&15] - int64(kv)) >> 63 // all ones if v > midpoint lo
+	return lo + byte(above&1)
 }
 
-// midpointKeys are the orderKey of the midpoints, widened so that the
-// differences in nf4Code cannot overflow.
+// bucketShift makes the buckets of nf4Code 2^20 order keys wide: an eighth of
+// a binary octave, narrower than the gap between any two midpoints.
+const bucketShift = 20
+
+// codeBuckets[i] is the code of the smallest value whose order key, shifted
+// right by bucketShift, is i − 2048.
+var codeBuckets = func() (table [1 << (32 - bucketShift)]byte) {
+	for i := range table {
+		low := int64(i-len(table)/2) << bucketShift
+		for _, mk := range midpointKeys[:15] {
+			if low > mk {
+				table[i]++
+			}
+		}
+	}
+	return table
+}()
+
+// midpointKeys are the order keys of the midpoints, with a sentinel above
+// every key at index 15.
 var midpointKeys = func() (keys [16]int64) {
 	for i, m := range midpoints[:15] {
 		keys[i] = int64(orderKey(m))
 	}
+	keys[15] = math.MaxInt64
 	return keys
 }()
 
@@ -168,6 +186,16 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 		i = 1
 	}
 	src := packed[(e0+i)/2:]
+	// Eight bytes per step through array pointers: one bounds check per 16
+	// elements instead of three per element.
+	for ; i+16 <= len(dst) && len(src) >= 8; i += 16 {
+		in, out := (*[8]byte)(src), (*[16]float32)(dst[i:])
+		for j, b := range in {
+			out[2*j] = table[b>>4]
+			out[2*j+1] = table[b&15]
+		}
+		src = src[8:]
+	}
 	for ; i+1 < len(dst); i += 2 {
 		b := src[0]
 		src = src[1:]
@@ -193,13 +221,16 @@ func dotRunScalar(x []float32, packed []byte, e0 int, table *[16]float32) float3
 		i = 1
 	}
 	src := packed[(e0+i)/2:]
-	for ; i+3 < len(x) && len(src) >= 2; i += 4 {
-		b0, b1 := src[0], src[1]
-		src = src[2:]
-		s0 += table[b0>>4] * x[i]
-		s1 += table[b0&15] * x[i+1]
-		s2 += table[b1>>4] * x[i+2]
-		s3 += table[b1&15] * x[i+3]
+	for ; i+16 <= len(x) && len(src) >= 8; i += 16 {
+		in, v := (*[8]byte)(src), (*[16]float32)(x[i:])
+		for j := 0; j < 8; j += 2 {
+			b0, b1 := in[j], in[j+1]
+			s0 += table[b0>>4] * v[2*j]
+			s1 += table[b0&15] * v[2*j+1]
+			s2 += table[b1>>4] * v[2*j+2]
+			s3 += table[b1&15] * v[2*j+3]
+		}
+		src = src[8:]
 	}
 	for ; i+1 < len(x); i += 2 {
 		b := src[0]
@@ -234,8 +265,17 @@ func (m *Matrix) mulTSegment(y, x []float32, n, r, rowStart, e, eEnd int) {
 			k := hi - e
 			decodeRunScalar(w[:k], m.packed, e, &table)
 			c := e - rowStart
-			for i := range n {
-				y[i*m.rows+r] += dotScalar(w[:k], x[i*m.cols+c:i*m.cols+c+k])
+			row := func(i int) []float32 { return x[i*m.cols+c : i*m.cols+c+k] }
+			i := 0
+			for ; i+4 <= n; i += 4 {
+				s0, s1, s2, s3 := dot4Scalar(w[:k], row(i), row(i+1), row(i+2), row(i+3))
+				y[i*m.rows+r] += s0
+				y[(i+1)*m.rows+r] += s1
+				y[(i+2)*m.rows+r] += s2
+				y[(i+3)*m.rows+r] += s3
+			}
+			for ; i < n; i++ {
+				y[i*m.rows+r] += dotScalar(w[:k], row(i))
 			}
 			e = hi
 		}
@@ -251,6 +291,19 @@ func (m *Matrix) mulTRowsScalar(y, x []float32, n, r0, r1 int) {
 		e0 := r * m.cols
 		m.mulTSegment(y, x, n, r, e0, e0, e0+m.cols)
 	}
+}
+
+// dot4Scalar returns the dot products of w with four vectors, reading each
+// weight once.
+func dot4Scalar(w, x0, x1, x2, x3 []float32) (s0, s1, s2, s3 float32) {
+	x0, x1, x2, x3 = x0[:len(w)], x1[:len(w)], x2[:len(w)], x3[:len(w)]
+	for i, v := range w {
+		s0 += v * x0[i]
+		s1 += v * x1[i]
+		s2 += v * x2[i]
+		s3 += v * x3[i]
+	}
+	return s0, s1, s2, s3
 }
 
 // dotScalar returns Σ a[i]·b[i] in float32 with four partial sums.

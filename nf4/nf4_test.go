@@ -160,6 +160,47 @@ func TestQuantizeMatchesReference(t *testing.T) {
 	}
 }
 
+func TestCodeBucketsHoldOneMidpoint(t *testing.T) {
+	// nf4Code relies on no bucket of order keys containing two midpoints.
+	for i := range codeBuckets {
+		low := int64(i-len(codeBuckets)/2) << bucketShift
+		high := low + 1<<bucketShift - 1
+		inside := 0
+		for _, mk := range midpointKeys[:15] {
+			if low <= mk && mk < high {
+				inside++
+			}
+		}
+		require.LessOrEqual(t, inside, 1, "bucket %d", i)
+	}
+	// And the code agrees with counting midpoints on both sides of every
+	// bucket edge and every midpoint, and on a sweep of [−1.5, 1.5].
+	var probes []float32
+	for i := range codeBuckets {
+		k := int32(int64(i-len(codeBuckets)/2) << bucketShift)
+		probes = append(probes, fromOrderKey(k), fromOrderKey(k-1), fromOrderKey(k+1))
+	}
+	for _, m := range Midpoints() {
+		for d := float32(-3); d <= 3; d++ {
+			probes = append(probes, fromOrderKey(orderKey(m)+int32(d)))
+		}
+	}
+	for v := float32(-1.5); v <= 1.5; v += 1.0 / 4096 {
+		probes = append(probes, v)
+	}
+	for _, v := range probes {
+		if math.IsNaN(float64(v)) { // bit patterns from keys beyond ±Inf
+			continue
+		}
+		require.Equalf(t, referenceCode(v), nf4Code(v), "v = %v", v)
+	}
+}
+
+// fromOrderKey inverts orderKey.
+func fromOrderKey(k int32) float32 {
+	return math.Float32frombits(uint32(k ^ (k >> 31 & math.MaxInt32)))
+}
+
 func TestOddElementCount(t *testing.T) {
 	w := []float32{-1, -0.5, 0, 0.5, 1, 0.25, 0.75}
 	m, err := Quantize(w, 1, 7, Options{DisableDoubleQuant: true})

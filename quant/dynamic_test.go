@@ -2,6 +2,7 @@ package quant
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -331,4 +332,10 @@ func TestQuantizeBlockwiseErrors(t *testing.T) {
 	err = DequantizeBlockwise(make([]float32, 3), make([]uint8, 4), []float32{1}, cb, 64)
 	require.ErrorContains(t, err, "3 elements for 4 codes")
 	require.True(t, errors.Is(DequantizeBlockwise(nil, nil, nil, cb, 3), ErrBlockSize))
+}
+
+func ExampleDynamicMap() {
+	m := DynamicMap(true, 7, 8)
+	fmt.Println(len(m), m[0], m[126], m[127], m[128], m[255])
+	// Output: 256 -0.99296874 -5.5000004e-07 0 5.5000004e-07 1
 }

@@ -10,15 +10,18 @@ import (
 // Metric is one line of the metrics file: a training step, or an evaluation
 // when EvalLoss is set.
 type Metric struct {
-	Step         int      `json:"step"`
-	Loss         float64  `json:"loss,omitempty"`
-	LR           float64  `json:"lr,omitempty"`
-	GradNorm     float64  `json:"grad_norm,omitempty"`
+	Step     int     `json:"step"`                // optimizer steps done, counting from 1
+	Loss     float64 `json:"loss,omitempty"`      // mean over the step's micro-batches of their mean token loss
+	LR       float64 `json:"lr,omitempty"`        // learning rate of the step
+	GradNorm float64 `json:"grad_norm,omitempty"` // global L2 norm of the averaged gradient, before clipping
+	// TokensPerSec is the step's positions (BatchSize·SeqLen·GradAccum,
+	// padding included, as PyTorch benchmarks count B·T) per second of
+	// the step's wall time; Tokens is the running total of positions.
 	TokensPerSec float64  `json:"tokens_per_sec,omitempty"`
 	Tokens       int64    `json:"tokens,omitempty"`
-	EvalLoss     *float64 `json:"eval_loss,omitempty"`
-	EvalPPL      *float64 `json:"eval_perplexity,omitempty"`
-	ElapsedSec   float64  `json:"elapsed_sec"`
+	EvalLoss     *float64 `json:"eval_loss,omitempty"`       // mean loss per held-out target token
+	EvalPPL      *float64 `json:"eval_perplexity,omitempty"` // exp(EvalLoss)
+	ElapsedSec   float64  `json:"elapsed_sec"`               // training time so far, resumed runs included
 }
 
 // MetricsWriter appends metrics as JSON lines, flushing each line so that a

@@ -155,7 +155,6 @@ func WithStepHook(fn func(Metric)) Option {
 // must not be used elsewhere while it runs (AddDelta between steps is fine).
 type Trainer struct {
 	cfg     Config
-	base    *model.Weights
 	adapter *lora.Adapter
 
 	graph   *model.Graph
@@ -172,7 +171,7 @@ type Trainer struct {
 
 	step    int           // optimizer steps done
 	tokens  int64         // positions run through the model in training
-	elapsed time.Duration // training time before this process (from a checkpoint)
+	elapsed time.Duration // time spent in steps, restored runs included
 	hash    string        // fingerprint of what determines the trajectory
 
 	progressTo io.Writer
@@ -213,7 +212,6 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	}
 	t := &Trainer{
 		cfg:     cfg,
-		base:    base,
 		adapter: adapter,
 		opt:     NewAdamW(cfg.WeightDecay),
 		sched:   cfg.Schedule(),

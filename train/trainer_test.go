@@ -440,8 +440,8 @@ func TestProgressOnTerminal(t *testing.T) {
 	}
 	p.finish()
 	s := out.String()
-	require.Equal(t, 10, strings.Count(s, "\r\x1b[K")-1, "one redraw per step plus the evaluation line")
-	require.Contains(t, s, "step 5/10  eval loss 2.5000  perplexity 12.182\n")
+	require.Equal(t, 10+1, strings.Count(s, "\x1b[K"), "one redraw per step and one evaluation line")
+	require.Contains(t, s, "\rstep 5/10  eval loss 2.5000  perplexity 12.182\x1b[K\n")
 	last := s[strings.LastIndex(s, "\r")+1:]
 	require.True(t, strings.HasPrefix(last, "["+strings.Repeat("=", 10)), "%q", last)
 	require.Contains(t, last, "] 10/10  loss 3.0000  1234 tok/s  ETA 0s")

@@ -1,10 +1,13 @@
 package tokenizer
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"strings"
 )
 
 // llama2.c tokenizer ids: fixed by its export script.
@@ -85,4 +88,111 @@ func ParseLlama2C(data []byte, vocabSize int) (*SentencePiece, error) {
 		}
 	}
 	return newSentencePiece(pieces, scores, types, llama2cBOS, llama2cEOS, " ")
+}
+
+// WriteLlama2C writes sp in llama2.c's tokenizer format (see ParseLlama2C),
+// as llama2.c's tokenizer.py exports a SentencePiece model: max_token_length
+// is the longest piece in bytes, and when the vocabulary marks spaces with
+// U+2581 (as GGUF and SentencePiece do) each U+2581 becomes a space and BOS
+// and EOS are written as "\n<s>\n" and "\n</s>\n".
+//
+// The format records no piece types, BOS or EOS: a reader takes piece 0 as
+// <unk>, 1 as BOS, 2 as EOS, <0xXX> pieces as bytes and the rest as normal.
+// WriteLlama2C returns an error, writing nothing, for a vocabulary that this
+// would change: BOS or EOS elsewhere, another piece typed control, unknown,
+// user-defined or unused, a byte-like piece that is not typed byte, or a
+// piece that would read back as different text.
+func WriteLlama2C(w io.Writer, sp *SentencePiece) error {
+	if sp == nil {
+		return fmt.Errorf("tokenizer: WriteLlama2C: nil tokenizer")
+	}
+	pieces, err := llama2CPieces(sp)
+	if err != nil {
+		return fmt.Errorf("tokenizer: WriteLlama2C: %w", err)
+	}
+	maxLen := 1
+	for _, p := range pieces {
+		maxLen = max(maxLen, len(p))
+	}
+	if maxLen > math.MaxInt32 {
+		return fmt.Errorf("tokenizer: WriteLlama2C: a piece of %d bytes does not fit llama2.c's int32 length", maxLen)
+	}
+	bw := bufio.NewWriter(w)
+	var word [4]byte
+	put := func(v uint32) {
+		binary.LittleEndian.PutUint32(word[:], v)
+		bw.Write(word[:])
+	}
+	put(uint32(maxLen))
+	for i, p := range pieces {
+		put(math.Float32bits(sp.scores[i]))
+		put(uint32(len(p)))
+		bw.WriteString(p)
+	}
+	// bufio.Writer keeps its first error and returns it from Flush.
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("tokenizer: WriteLlama2C: %w", err)
+	}
+	return nil
+}
+
+// llama2CPieces returns the pieces of sp as llama2.c's format spells them,
+// after checking that ParseLlama2C would rebuild the same tokenizer from them.
+func llama2CPieces(sp *SentencePiece) ([]string, error) {
+	if sp.bos != llama2cBOS || sp.eos != llama2cEOS {
+		return nil, fmt.Errorf("BOS is %d and EOS %d, but llama2.c's format fixes them at %d and %d", sp.bos, sp.eos, llama2cBOS, llama2cEOS)
+	}
+	marked := sp.space == spaceMarker
+	pieces := make([]string, len(sp.pieces))
+	for i, p := range sp.pieces {
+		_, isByte := parseByteToken(p)
+		want := int32(PieceNormal)
+		switch {
+		case i == 0:
+			want = PieceUnknown
+		case i == llama2cBOS || i == llama2cEOS:
+			want = PieceControl
+		case isByte:
+			want = PieceByte
+		}
+		if sp.types[i] != want {
+			return nil, fmt.Errorf("piece %d (%q) has type %s, but llama2.c's format would read it back as %s",
+				i, p, pieceTypeName(sp.types[i]), pieceTypeName(want))
+		}
+		if !marked {
+			pieces[i] = p
+			continue
+		}
+		if strings.Contains(p, " ") && want != PieceControl {
+			return nil, fmt.Errorf("piece %d (%q) holds a literal space, which llama2.c's format cannot tell from a U+2581 space marker", i, p)
+		}
+		switch i {
+		case llama2cBOS:
+			pieces[i] = "\n<s>\n"
+		case llama2cEOS:
+			pieces[i] = "\n</s>\n"
+		default:
+			pieces[i] = strings.ReplaceAll(p, spaceMarker, " ")
+		}
+	}
+	return pieces, nil
+}
+
+// pieceTypeName names a piece type for error messages.
+func pieceTypeName(t int32) string {
+	switch t {
+	case PieceNormal:
+		return "normal"
+	case PieceUnknown:
+		return "unknown"
+	case PieceControl:
+		return "control"
+	case PieceUserDefined:
+		return "user-defined"
+	case PieceUnused:
+		return "unused"
+	case PieceByte:
+		return "byte"
+	}
+	return fmt.Sprintf("%d", t)
 }
