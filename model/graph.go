@@ -17,8 +17,8 @@ type LinearAdapter interface {
 	// layer's input x ([Batch·SeqLen, lin.In]). It returns a node of shape
 	// [Batch·SeqLen, lin.Out] that is added to x·Wᵀ, or nil to leave the
 	// layer as it is. Parameter nodes it creates need graph-unique names
-	// (gorgonia merges input nodes of equal names); lin.Name is unique per
-	// layer.
+	// (gorgonia merges input nodes of equal names; the graph's own are
+	// "embedded_tokens" and "targets"); lin.Name is unique per layer.
 	Delta(g *gorgonia.ExprGraph, lin *Linear, x *gorgonia.Node) (*gorgonia.Node, error)
 }
 

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -453,31 +455,42 @@ func TestGraphNF4LossIncrease(t *testing.T) {
 	}
 }
 
-// graphSnapshot copies what a run must not change: dense values, and the decoded
-// values and scales of quantized matrices (the nf4 package does not expose
-// its packed bytes; a changed code changes its decoded value, since the 16
-// codes are distinct, unless the block's absmax is 0).
-func graphSnapshot(t testing.TB, w *Weights) [][]float32 {
+// graphSnapshot copies, as bytes, everything of w a run must not change:
+// every float32 tensor and every stored array of the NF4 matrices (codes,
+// scales, nested scales, offset), each under a name for error messages.
+func graphSnapshot(t testing.TB, w *Weights) map[string][]byte {
 	t.Helper()
-	var out [][]float32
+	out := map[string][]byte{}
+	floats := func(name string, v []float32) {
+		b := make([]byte, 0, 4*len(v))
+		for _, f := range v {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+		}
+		out[name] = b
+	}
 	add := func(lin *Linear) {
 		if lin.Dense != nil {
-			out = append(out, append([]float32(nil), lin.Dense...))
+			floats(lin.Name, lin.Dense)
 			return
 		}
-		buf := make([]float32, lin.Out*lin.In)
-		if err := lin.Quantized.DequantizeRows(buf, 0, lin.Out); err != nil {
-			t.Fatal(err)
+		m, ok := lin.Quantized.(*nf4.Matrix)
+		if !ok {
+			t.Fatalf("%s: quantized as %T, want *nf4.Matrix", lin.Name, lin.Quantized)
 		}
-		out = append(out, buf)
-		if m, ok := lin.Quantized.(*nf4.Matrix); ok {
-			out = append(out, m.Absmax())
-		}
+		p := m.Parts()
+		out[lin.Name+".packed"] = append([]byte(nil), p.Packed...)
+		out[lin.Name+".quant_absmax"] = append([]byte(nil), p.QuantAbsmax...)
+		floats(lin.Name+".absmax", p.Absmax)
+		floats(lin.Name+".nested_absmax", p.NestedAbsmax)
+		floats(lin.Name+".nested_code", p.NestedCode)
+		floats(lin.Name+".offset", []float32{p.Offset})
 	}
-	out = append(out, append([]float32(nil), w.Embedding...), append([]float32(nil), w.Norm...))
+	floats("embed_tokens", w.Embedding)
+	floats("norm", w.Norm)
 	for l := range w.Layers {
 		layer := &w.Layers[l]
-		out = append(out, append([]float32(nil), layer.AttnNorm...), append([]float32(nil), layer.MLPNorm...))
+		floats(fmt.Sprintf("layers.%d.input_layernorm", l), layer.AttnNorm)
+		floats(fmt.Sprintf("layers.%d.post_attention_layernorm", l), layer.MLPNorm)
 		for _, lin := range []*Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
 			add(lin)
 		}
@@ -515,12 +528,16 @@ func TestGraphWeightsUnchangedByTraining(t *testing.T) {
 		}
 	}
 	after := graphSnapshot(t, w)
-	for i := range before {
-		for j := range before[i] {
-			if math.Float32bits(before[i][j]) != math.Float32bits(after[i][j]) {
-				t.Fatalf("weight tensor %d element %d changed from %v to %v", i, j, before[i][j], after[i][j])
-			}
+	if len(after) != len(before) {
+		t.Fatalf("%d arrays after the runs, %d before", len(after), len(before))
+	}
+	for name, b := range before {
+		if !bytes.Equal(b, after[name]) {
+			t.Errorf("%s changed during forward+backward", name)
 		}
+	}
+	if len(before[w.Layers[1].Up.Name+".packed"]) == 0 {
+		t.Error("the snapshot holds no NF4 codes")
 	}
 }
 

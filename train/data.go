@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 
@@ -315,3 +316,25 @@ func (b *Batcher) Batches() []*Batch {
 	}
 	return out
 }
+
+// Split holds out a fraction of examples for evaluation: it shuffles a copy
+// with seed and returns the first part for training and the last
+// ⌈frac·len⌉ (at least one, when frac > 0) for evaluation.
+func Split(examples []Example, frac float64, seed uint64) (trainSet, evalSet []Example, err error) {
+	if !(frac >= 0 && frac < 1) {
+		return nil, nil, fmt.Errorf("train: Split: fraction %v is not in [0, 1)", frac)
+	}
+	n := int(math.Ceil(frac * float64(len(examples))))
+	if n >= len(examples) && n > 0 {
+		return nil, nil, fmt.Errorf("train: Split: holding out %d of %d examples leaves none to train on", n, len(examples))
+	}
+	shuffled := make([]Example, len(examples))
+	for i, j := range rand.New(rand.NewPCG(seed, splitStream)).Perm(len(examples)) {
+		shuffled[i] = examples[j]
+	}
+	return shuffled[:len(shuffled)-n], shuffled[len(shuffled)-n:], nil
+}
+
+// splitStream keeps Split's shuffle apart from the epoch orders, which use
+// the same seed.
+const splitStream = 0x73706c6974 // "split"

@@ -127,3 +127,30 @@ func TestBatcherResumesExactly(t *testing.T) {
 	}
 	require.Error(t, resumed.SetState(BatcherState{Row: 99}))
 }
+
+func TestSplit(t *testing.T) {
+	var exs []Example
+	for i := range 10 {
+		exs = append(exs, Example{Tokens: []int{1, i + 10}, Loss: []bool{false, true}})
+	}
+	tr, ev, err := Split(exs, 0.25, 7)
+	require.NoError(t, err)
+	require.Len(t, tr, 7)
+	require.Len(t, ev, 3)
+	seen := map[int]bool{}
+	for _, e := range append(append([]Example{}, tr...), ev...) {
+		seen[e.Tokens[1]] = true
+	}
+	require.Len(t, seen, 10, "every example lands in exactly one part")
+	tr2, _, err := Split(exs, 0.25, 7)
+	require.NoError(t, err)
+	require.Equal(t, tr, tr2, "same seed, same split")
+	_, _, err = Split(exs[:1], 0.5, 1)
+	require.Error(t, err)
+	_, _, err = Split(exs, 1, 1)
+	require.Error(t, err)
+	tr, ev, err = Split(exs, 0, 1)
+	require.NoError(t, err)
+	require.Len(t, tr, 10)
+	require.Empty(t, ev)
+}

@@ -327,7 +327,7 @@ func writeInventory(w io.Writer, inv *inventory) error {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntensors:\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "name\tdtype\tshape\tparams\tbytes\tbits/param\t\n")
 	for _, t := range inv.Tensors {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%.3f\t\n", t.Name, t.DType, t.Shape, t.Params, t.Bytes, t.BitsPerParam)

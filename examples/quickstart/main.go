@@ -1,0 +1,176 @@
+// Command quickstart is golora's main job in miniature: a QLoRA finetune of
+// the embedded stories260K model, start to finish, in about a minute on two
+// cores.
+//
+// It quantizes the base model's linear layers to 4-bit NF4, attaches LoRA
+// adapters to all of them, and trains the adapters on stories in a style the
+// base model does not write (see examples/gendata: a fixed plot and a closing
+// moral). It prints the held-out loss and a greedy generation before and
+// after training, checks that the base weights did not change, and saves the
+// adapter in Hugging Face PEFT's format.
+//
+//	go run ./examples/quickstart [-out DIR] [-steps N]
+//
+// Then run the adapter with the CLI:
+//
+//	go run ./cmd/golora generate --quantize nf4 --adapter out/quickstart --prompt "Tom had a ball"
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed" // the training data
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"hash/maphash"
+	"log"
+	"math"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
+	"github.com/golora/golora/train"
+)
+
+var (
+	//go:embed data/train.jsonl
+	trainJSONL []byte
+	//go:embed data/eval.jsonl
+	evalJSONL []byte
+)
+
+// prompt starts a story the way the training data does; the base model
+// continues it in TinyStories' own style.
+const prompt = "Lily had a red kite and a friend, a dog."
+
+func main() {
+	out := flag.String("out", "out/quickstart", "directory for the adapter, metrics.jsonl and loss.png")
+	steps := flag.Int("steps", 100, "optimizer steps")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *out, *steps); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, out string, steps int) error {
+	start := time.Now()
+	ck, err := model.Default()
+	if err != nil {
+		return err
+	}
+	base, tok := ck.Weights, ck.Tokenizer
+
+	// QLoRA: the frozen linear layers go to 4-bit NF4 with double
+	// quantization; embeddings and norms stay float32.
+	dense := base.WeightBytes()
+	err = base.Quantize(func(w []float32, rows, cols int) (quant.Matrix, error) {
+		return nf4.Quantize(w, rows, cols, nf4.Options{})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("base: stories260K (embedded), linear layers in NF4: weights %.0f KB → %.0f KB\n",
+		float64(dense.Total())/1e3, float64(base.WeightBytes().Total())/1e3)
+
+	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", tok, base.Config.VocabSize)
+	if err != nil {
+		return err
+	}
+	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", tok, base.Config.VocabSize)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("data: %d training stories, %d held-out stories\n\n", len(trainData), len(evalData))
+
+	cfg := train.DefaultConfig()
+	cfg.Steps = steps
+	cfg.BatchSize, cfg.SeqLen, cfg.Pack = 8, 128, true
+	// A 260K-parameter model takes a far larger step than the QLoRA paper's
+	// 2e-4 for 7B–65B models.
+	cfg.LR = 3e-3
+	cfg.Cosine = true
+	cfg.EvalEvery = 25
+	cfg.Seed = 1
+	cfg.OutDir = out
+
+	before, err := train.Evaluate(ctx, base, nil, evalData, cfg.BatchSize, cfg.SeqLen, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("held-out loss before: %.4f (perplexity %.2f)\n", before.Loss, before.Perplexity)
+	if err := show(ctx, base, ck, nil, "before"); err != nil {
+		return err
+	}
+
+	lcfg := lora.DefaultConfig()
+	lcfg.R, lcfg.Alpha, lcfg.Dropout = 8, 16, 0.05
+	lcfg.TargetModules = lora.ModuleRegex(lora.AllLinear)
+	adapter, err := lora.New(base, lcfg, 1)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nLoRA r %d, alpha %g on %d linear layers: %d trainable parameters\n",
+		lcfg.R, lcfg.Alpha, len(adapter.Modules()), adapter.NumParams())
+
+	fingerprint := fingerprintBase(base)
+	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg, train.WithProgress(os.Stderr))
+	if err != nil {
+		return err
+	}
+	if fingerprintBase(base) != fingerprint {
+		return fmt.Errorf("the frozen base changed during training")
+	}
+	drop := 100 * (before.Loss - res.EvalLoss) / before.Loss
+	fmt.Printf("\ntrained %d steps (%d tokens) in %v: %.0f tokens/s\n", res.Steps, res.Tokens,
+		res.Elapsed.Round(time.Second), float64(res.Tokens)/res.Elapsed.Seconds())
+	fmt.Printf("held-out loss after:  %.4f (perplexity %.2f), %.1f%% lower than the base\n",
+		res.EvalLoss, res.EvalPerplexity, drop)
+	if err := show(ctx, base, ck, adapter, "after"); err != nil {
+		return err
+	}
+	fmt.Printf("\nadapter (PEFT format), metrics.jsonl and loss.png in %s; %v in all\n", out, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// show prints a greedy continuation of the prompt.
+func show(ctx context.Context, base *model.Weights, ck *model.Checkpoint, adapter *lora.Adapter, when string) error {
+	opts := model.GenerateOptions{MaxTokens: 120}
+	if adapter != nil {
+		opts.Delta = adapter
+	}
+	text, err := model.Generate(ctx, base, ck.Tokenizer, prompt, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("generation %s:\n  %s%s\n", when, prompt, text)
+	return nil
+}
+
+// fingerprintBase hashes the 4-bit codes and scales of every frozen weight,
+// to show that training changed none of their bits.
+func fingerprintBase(w *model.Weights) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, lin := range w.Linears() {
+		m, ok := lin.Quantized.(*nf4.Matrix)
+		if !ok {
+			continue
+		}
+		p := m.Parts()
+		h.Write(p.Packed)
+		h.Write(p.QuantAbsmax)
+		for _, v := range append(append(p.Absmax, p.NestedAbsmax...), p.Offset) {
+			binary.Write(&h, binary.LittleEndian, math.Float32bits(v))
+		}
+	}
+	return h.Sum64()
+}
+
+var seed = maphash.MakeSeed()
