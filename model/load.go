@@ -20,6 +20,10 @@ type Checkpoint struct {
 	// Path is the file or directory loaded; for the embedded model it is
 	// "embedded:stories260K".
 	Path string
+
+	// hfTokenizer keeps the files a Hugging Face tokenizer was read from,
+	// for WriteTokenizer; nil for other tokenizers.
+	hfTokenizer *hfTokenizerFiles
 }
 
 // LoadOptions configures Load.
@@ -27,15 +31,19 @@ type LoadOptions struct {
 	// TokenizerPath is the tokenizer file. It is required for llama2.c
 	// checkpoints, which do not contain one (llama2.c's tokenizer.bin
 	// format). For a Hugging Face directory it overrides the directory's
-	// tokenizer.json. GGUF files carry their tokenizer, so it must be empty.
+	// tokenizer: a path ending in ".bin" is read as a llama2.c tokenizer,
+	// anything else as a tokenizer.json (with the tokenizer_config.json
+	// beside it, if any). GGUF files carry their tokenizer, so it must be
+	// empty.
 	TokenizerPath string
 }
 
 // Load reads a checkpoint, choosing the format from path: a directory is a
-// Hugging Face model (config.json, safetensors weights, tokenizer.json), a
-// ".bin" file a llama2.c checkpoint and a ".gguf" file a llama.cpp GGUF.
-// The weights are checked with Validate, and the tokenizer must not have more
-// tokens than the model's vocabulary.
+// Hugging Face model (config.json, safetensors weights, and tokenizer.json or,
+// failing that, a llama2.c tokenizer.bin as WriteTokenizer writes for
+// SentencePiece vocabularies), a ".bin" file a llama2.c checkpoint and a
+// ".gguf" file a llama.cpp GGUF. The weights are checked with Validate, and
+// the tokenizer must not have more tokens than the model's vocabulary.
 func Load(path string, opts LoadOptions) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -66,15 +74,24 @@ func loadHFCheckpoint(dir string, opts LoadOptions) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	ck := &Checkpoint{Weights: w, Format: "hf", Path: dir}
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
-		tokPath = filepath.Join(dir, "tokenizer.json")
+		if tokPath, err = findHFTokenizer(dir); err != nil {
+			return nil, err
+		}
 	}
-	tok, err := tokenizer.LoadHF(tokPath)
-	if err != nil {
-		return nil, fmt.Errorf("model: %s: tokenizer: %w", dir, err)
+	if strings.EqualFold(filepath.Ext(tokPath), ".bin") {
+		if ck.Tokenizer, err = tokenizer.LoadLlama2C(tokPath, w.Config.VocabSize); err != nil {
+			return nil, fmt.Errorf("model: %s: tokenizer: %w", dir, err)
+		}
+		return ck, nil
 	}
-	return &Checkpoint{Weights: w, Tokenizer: tok, Format: "hf", Path: dir}, nil
+	if ck.hfTokenizer, err = readHFTokenizer(tokPath); err != nil {
+		return nil, err
+	}
+	ck.Tokenizer = ck.hfTokenizer.tok
+	return ck, nil
 }
 
 func loadLlama2CCheckpoint(path string, opts LoadOptions) (*Checkpoint, error) {

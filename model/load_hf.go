@@ -95,8 +95,14 @@ func LoadHF(dir string) (*Weights, error) {
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// LoadHF allocate for layers that do not exist.
 	for s := range hfSlots(cfg) {
-		if _, err := src.check(s, q); err != nil {
+		quantized, err := src.check(s, q)
+		if err != nil {
 			return nil, err
+		}
+		if !quantized {
+			if _, _, err := src.tensor(s.key, s.shape); err != nil {
+				return nil, err
+			}
 		}
 	}
 	w := newWeightsSkeleton(cfg)

@@ -80,12 +80,18 @@ func BenchmarkQLoRATrain(b *testing.B) {
 			if _, err := tr.Step(ctx); err != nil {
 				b.Fatal(err)
 			}
+			cpu0, cpuKnown := cpuTime()
 			for b.Loop() {
 				if _, err := tr.Step(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.N*benchBatch*benchSeqLen)/b.Elapsed().Seconds(), "tokens/s")
+			// CPU time per step next to the wall time shows whether the
+			// run had both cores or shared them with other processes.
+			if cpu1, ok := cpuTime(); ok && cpuKnown {
+				b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+			}
 			b.StopTimer()
 			rss, err := childPeakRSS(c.name)
 			if err != nil {

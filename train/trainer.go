@@ -493,7 +493,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		if metrics, err = CreateMetrics(filepath.Join(t.cfg.OutDir, MetricsFile)); err != nil {
 			return nil, err
 		}
-		defer metrics.Close()
+		defer func() {
+			if metrics != nil {
+				metrics.Close()
+			}
+		}()
 	}
 	record := func(m Metric) error {
 		if t.hook != nil {
@@ -573,7 +577,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		if err := lora.Save(t.cfg.OutDir, t.adapter); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
-		if err := metrics.Close(); err != nil {
+		err := metrics.Close()
+		metrics = nil
+		if err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		if err := PlotLossFile(filepath.Join(t.cfg.OutDir, MetricsFile), filepath.Join(t.cfg.OutDir, LossPlotFile)); err != nil {
