@@ -90,34 +90,38 @@ func LoadHF(dir string) (*Weights, error) {
 		return nil, err
 	}
 	defer src.close()
+	return src.weights(cfg, q)
+}
 
+// weights reads the model that cfg and q (see readHFConfig) describe from s.
+func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// LoadHF allocate for layers that do not exist.
-	for s := range hfSlots(cfg) {
-		quantized, err := src.check(s, q)
+	for slot := range hfSlots(cfg) {
+		quantized, err := s.check(slot, q)
 		if err != nil {
 			return nil, err
 		}
 		if !quantized {
-			if _, _, err := src.tensor(s.key, s.shape); err != nil {
+			if _, _, err := s.tensor(slot.key, slot.shape); err != nil {
 				return nil, err
 			}
 		}
 	}
 	w := newWeightsSkeleton(cfg)
-	for s := range hfSlots(cfg) {
-		quantized, err := src.check(s, q)
+	for slot := range hfSlots(cfg) {
+		quantized, err := s.check(slot, q)
 		if err != nil {
 			return nil, err
 		}
 		if quantized {
-			if s.linear(w).Quantized, err = src.bnbMatrix(s, q); err != nil {
+			if slot.linear(w).Quantized, err = s.bnbMatrix(slot, q); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		t, path, err := src.tensor(s.key, s.shape)
+		t, path, err := s.tensor(slot.key, slot.shape)
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +129,7 @@ func LoadHF(dir string) (*Weights, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
-		*s.values(w) = values
+		*slot.values(w) = values
 	}
 	if cfg.TiedOutput {
 		w.Output.Dense = w.Embedding
@@ -140,6 +144,11 @@ func readHFConfig(path string) (Config, *hfQuant, error) {
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("model: %w", err)
 	}
+	return parseHFConfig(path, data)
+}
+
+// parseHFConfig is readHFConfig for the bytes of the file at path.
+func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
 		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)

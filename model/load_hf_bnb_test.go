@@ -461,9 +461,10 @@ func TestBnBSkips(t *testing.T) {
 	}
 }
 
-// FuzzLoadHF feeds LoadHF a config.json and a model.safetensors, seeded with
-// dense and NF4 checkpoints written by WriteHF: it must return an error or
-// weights that pass Validate, never panic.
+// FuzzLoadHF feeds LoadHF's parsing of config.json and model.safetensors
+// (in memory, the files' bytes), seeded with dense and NF4 checkpoints written
+// by WriteHF: it must return an error or weights that pass Validate, never
+// panic.
 func FuzzLoadHF(f *testing.F) {
 	seed := func(w *Weights, dtype safetensors.DType) {
 		dir := f.TempDir()
@@ -495,17 +496,17 @@ func FuzzLoadHF(f *testing.F) {
 		}
 		seed(w, safetensors.F32)
 	}
-	// One directory for all inputs: a fresh one per input would make each
-	// run, and so the minimization of interesting inputs, much slower.
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, config, weights []byte) {
-		if err := os.WriteFile(filepath.Join(dir, hfConfigFile), config, 0o644); err != nil {
-			t.Fatal(err)
+		cfg, q, err := parseHFConfig(hfConfigFile, config)
+		if err != nil {
+			return
 		}
-		if err := os.WriteFile(filepath.Join(dir, hfWeightsFile), weights, 0o644); err != nil {
-			t.Fatal(err)
+		file, err := safetensors.Parse(weights)
+		if err != nil {
+			return
 		}
-		w, err := LoadHF(dir)
+		src := &hfSource{dir: "fuzz", files: map[string]*safetensors.File{hfWeightsFile: file}}
+		w, err := src.weights(cfg, q)
 		if err != nil {
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"log"
 	"math"
 	"os"
@@ -54,16 +55,24 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *out, *steps); err != nil {
+	if _, err := run(ctx, os.Stdout, os.Stderr, *out, *steps); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, out string, steps int) error {
+// result is what the quick start measured.
+type result struct {
+	before, after float64 // held-out loss of the base and of the base with the adapter
+	elapsed       time.Duration
+}
+
+// run trains the adapter, printing results to w and progress to progress,
+// and returns the held-out losses.
+func run(ctx context.Context, w, progress io.Writer, out string, steps int) (result, error) {
 	start := time.Now()
 	ck, err := model.Default()
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	base, tok := ck.Weights, ck.Tokenizer
 
@@ -74,20 +83,20 @@ func run(ctx context.Context, out string, steps int) error {
 		return nf4.Quantize(w, rows, cols, nf4.Options{})
 	})
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	fmt.Printf("base: stories260K (embedded), linear layers in NF4: weights %.0f KB → %.0f KB\n",
+	fmt.Fprintf(w, "base: stories260K (embedded), linear layers in NF4: weights %.0f KB → %.0f KB\n",
 		float64(dense.Total())/1e3, float64(base.WeightBytes().Total())/1e3)
 
 	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", tok, base.Config.VocabSize)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", tok, base.Config.VocabSize)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	fmt.Printf("data: %d training stories, %d held-out stories\n\n", len(trainData), len(evalData))
+	fmt.Fprintf(w, "data: %d training stories, %d held-out stories\n\n", len(trainData), len(evalData))
 
 	cfg := train.DefaultConfig()
 	cfg.Steps = steps
@@ -102,11 +111,11 @@ func run(ctx context.Context, out string, steps int) error {
 
 	before, err := train.Evaluate(ctx, base, nil, evalData, cfg.BatchSize, cfg.SeqLen, 0)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	fmt.Printf("held-out loss before: %.4f (perplexity %.2f)\n", before.Loss, before.Perplexity)
-	if err := show(ctx, base, ck, nil, "before"); err != nil {
-		return err
+	fmt.Fprintf(w, "held-out loss before: %.4f (perplexity %.2f)\n", before.Loss, before.Perplexity)
+	if err := show(ctx, w, base, ck, nil, "before"); err != nil {
+		return result{}, err
 	}
 
 	lcfg := lora.DefaultConfig()
@@ -114,33 +123,34 @@ func run(ctx context.Context, out string, steps int) error {
 	lcfg.TargetModules = lora.ModuleRegex(lora.AllLinear)
 	adapter, err := lora.New(base, lcfg, 1)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	fmt.Printf("\nLoRA r %d, alpha %g on %d linear layers: %d trainable parameters\n",
+	fmt.Fprintf(w, "\nLoRA r %d, alpha %g on %d linear layers: %d trainable parameters\n",
 		lcfg.R, lcfg.Alpha, len(adapter.Modules()), adapter.NumParams())
 
 	fingerprint := fingerprintBase(base)
-	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg, train.WithProgress(os.Stderr))
+	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg, train.WithProgress(progress))
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	if fingerprintBase(base) != fingerprint {
-		return fmt.Errorf("the frozen base changed during training")
+		return result{}, fmt.Errorf("the frozen base changed during training")
 	}
 	drop := 100 * (before.Loss - res.EvalLoss) / before.Loss
-	fmt.Printf("\ntrained %d steps (%d tokens) in %v: %.0f tokens/s\n", res.Steps, res.Tokens,
+	fmt.Fprintf(w, "\ntrained %d steps (%d tokens) in %v: %.0f tokens/s\n", res.Steps, res.Tokens,
 		res.Elapsed.Round(time.Second), float64(res.Tokens)/res.Elapsed.Seconds())
-	fmt.Printf("held-out loss after:  %.4f (perplexity %.2f), %.1f%% lower than the base\n",
+	fmt.Fprintf(w, "held-out loss after:  %.4f (perplexity %.2f), %.1f%% lower than the base\n",
 		res.EvalLoss, res.EvalPerplexity, drop)
-	if err := show(ctx, base, ck, adapter, "after"); err != nil {
-		return err
+	if err := show(ctx, w, base, ck, adapter, "after"); err != nil {
+		return result{}, err
 	}
-	fmt.Printf("\nadapter (PEFT format), metrics.jsonl and loss.png in %s; %v in all\n", out, time.Since(start).Round(time.Second))
-	return nil
+	elapsed := time.Since(start)
+	fmt.Fprintf(w, "\nadapter (PEFT format), metrics.jsonl and loss.png in %s; %v in all\n", out, elapsed.Round(time.Second))
+	return result{before: before.Loss, after: res.EvalLoss, elapsed: elapsed}, nil
 }
 
 // show prints a greedy continuation of the prompt.
-func show(ctx context.Context, base *model.Weights, ck *model.Checkpoint, adapter *lora.Adapter, when string) error {
+func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Checkpoint, adapter *lora.Adapter, when string) error {
 	opts := model.GenerateOptions{MaxTokens: 120}
 	if adapter != nil {
 		opts.Delta = adapter
@@ -149,7 +159,7 @@ func show(ctx context.Context, base *model.Weights, ck *model.Checkpoint, adapte
 	if err != nil {
 		return err
 	}
-	fmt.Printf("generation %s:\n  %s%s\n", when, prompt, text)
+	fmt.Fprintf(w, "generation %s:\n  %s%s\n", when, prompt, text)
 	return nil
 }
 
