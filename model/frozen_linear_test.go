@@ -1,8 +1,11 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 
@@ -13,8 +16,8 @@ import (
 )
 
 // graphFrozenCases are a dense and an NF4 weight whose row count spans
-// several chunks and tiles, the last ones partial (In = 40 gives 256-row
-// tiles, two per chunk on two CPUs).
+// several tiles and rounds, the last ones partial (In = 40 gives three tiles
+// of at most 234 rows, two per round on two CPUs).
 func graphFrozenCases(t *testing.T) []*Linear {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(11, 12))
@@ -141,6 +144,117 @@ func TestFrozenLinearConcurrentUse(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFrozenLinearRoundsMatchReference checks both products of the NF4 case
+// against float64 references at several CPU counts: one CPU makes one round
+// per tile, so the gradient accumulates over rounds, and many CPUs make a
+// single round.
+func TestFrozenLinearRoundsMatchReference(t *testing.T) {
+	lin := graphFrozenCases(t)[1]
+	w := graphDenseRows(lin)
+	rng := rand.New(rand.NewPCG(21, 22))
+	const n = 5
+	x := graphRandomMatrix(rng, n, lin.In, 1).Float32s()
+	dy := graphRandomMatrix(rng, n, lin.Out, 1).Float32s()
+	wantY := make([]float64, n*lin.Out)
+	wantDX := make([]float64, n*lin.In)
+	for r := range n {
+		copy(wantY[r*lin.Out:], graphRefMatVec(w, graphF64(x[r*lin.In:(r+1)*lin.In])))
+		for o, row := range w {
+			for i, v := range row {
+				wantDX[r*lin.In+i] += float64(dy[r*lin.Out+o]) * v
+			}
+		}
+	}
+	for _, procs := range []int{1, 2, 8} {
+		t.Run(fmt.Sprint(procs, "cpu"), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			k := newFrozenKernel(lin)
+			if procs == 1 && k.roundRows() >= lin.Out {
+				t.Fatalf("one CPU expands %d of %d rows per round, want several rounds", k.roundRows(), lin.Out)
+			}
+			y := make([]float32, n*lin.Out)
+			dx := make([]float32, n*lin.In)
+			if err := k.mulT(y, x, n); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.mul(dx, dy, n); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				what string
+				got  []float32
+				want []float64
+			}{{"x·Wᵀ", y, wantY}, {"dy·W", dx, wantDX}} {
+				var worst float64
+				for i, v := range c.want {
+					worst = math.Max(worst, math.Abs(v-float64(c.got[i])))
+				}
+				if worst > 1e-4 {
+					t.Errorf("%s differs from the reference by %g", c.what, worst)
+				}
+			}
+		})
+	}
+}
+
+// TestFrozenLinearScratchIsShared runs the products of many layers one after
+// the other: they must reuse one scratch buffer, not keep one each (a model's
+// worth of per-layer buffers outweighed what NF4 saves over float32).
+func TestFrozenLinearScratchIsShared(t *testing.T) {
+	// A collection would empty the pool and make the test measure the
+	// collector rather than the sharing.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	q := graphFrozenCases(t)[1]
+	const layers, n = 128, 9
+	kernels := make([]*frozenKernel, layers)
+	for i := range kernels {
+		kernels[i] = newFrozenKernel(&Linear{Name: fmt.Sprint("layer", i), Out: q.Out, In: q.In, Quantized: q.Quantized})
+	}
+	x := graphRandomMatrix(rand.New(rand.NewPCG(23, 24)), n, q.In, 1).Float32s()
+	y := make([]float32, n*q.Out)
+	// The first product fills the pool.
+	if err := kernels[0].mulT(y, x, n); err != nil {
+		t.Fatal(err)
+	}
+	before := frozenLargeAllocs()
+	for _, k := range kernels {
+		if err := k.mulT(y, x, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every other allocation of a product is far smaller than a round's
+	// buffer.
+	if round := kernels[0].roundRows() * q.In * 4; round <= frozenSmallAllocMax {
+		t.Fatalf("a round's buffer, %d bytes, does not count as a large allocation", round)
+	}
+	got := frozenLargeAllocs() - before
+	t.Logf("%d layers allocated %d scratch buffers", layers, got)
+	// With the race detector, sync.Pool drops a quarter of the buffers it is
+	// given, hence the margin; per-layer buffers would make one per layer.
+	if got > layers/2 {
+		t.Errorf("%d layers allocated %d scratch buffers; want them to share one", layers, got)
+	}
+}
+
+// frozenSmallAllocMax is the largest size MemStats.BySize counts.
+var frozenSmallAllocMax = func() int {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int(m.BySize[len(m.BySize)-1].Size)
+}()
+
+// frozenLargeAllocs returns how many objects larger than frozenSmallAllocMax
+// the process has allocated.
+func frozenLargeAllocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	n := m.Mallocs
+	for _, c := range m.BySize {
+		n -= c.Mallocs
+	}
+	return n
 }
 
 func TestFrozenLinearRejectsBadWeights(t *testing.T) {

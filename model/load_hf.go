@@ -431,6 +431,17 @@ func (s *hfSource) close() {
 	}
 }
 
+// DType is a floating-point storage type for the float32 tensors WriteHF
+// writes (embeddings, norms, dense linears).
+type DType = safetensors.DType
+
+// The dtypes WriteHF writes.
+const (
+	F32  DType = safetensors.F32
+	F16  DType = safetensors.F16
+	BF16 DType = safetensors.BF16
+)
+
 // WriteHF writes w to dir as a Hugging Face LLaMA checkpoint: config.json and
 // model.safetensors (metadata {"format": "pt"}), its float tensors in dtype
 // F32, F16 or BF16 (narrowing rounds to nearest even). dir is created if
@@ -450,7 +461,7 @@ func (s *hfSource) close() {
 //
 // With Config.TiedOutput, lm_head.weight is not written and Output, if set,
 // must equal the embedding.
-func WriteHF(dir string, w *Weights, dtype safetensors.DType) error {
+func WriteHF(dir string, w *Weights, dtype DType) error {
 	torchDType, ok := map[safetensors.DType]string{
 		safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16",
 	}[dtype]

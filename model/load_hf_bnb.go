@@ -181,9 +181,11 @@ func bnbStreamTensors(prefix string, m *nf4.Matrix) ([]safetensors.StreamTensor,
 			Name: name, DType: h.DType, Shape: h.Shape,
 			WriteData: func(w io.Writer) error {
 				if current == nil {
-					if current, err = m.BnBTensors(prefix); err != nil {
+					tensors, err := m.BnBTensors(prefix)
+					if err != nil {
 						return err
 					}
+					current = tensors
 				}
 				if len(current) != len(headers) || current[i].Name != name {
 					return fmt.Errorf("bitsandbytes tensors of %s changed while writing", prefix)

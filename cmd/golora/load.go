@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/golora/golora/model"
@@ -20,7 +21,7 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 	fs.StringVar(&m.path, "model", "", "base model: a Hugging Face directory, a llama2.c .bin (with --tokenizer) or a .gguf; default: the embedded stories260K")
-	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file for a llama2.c .bin model (llama2.c tokenizer.bin)")
+	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file: required for a llama2.c .bin model (llama2.c tokenizer.bin); overrides a Hugging Face directory's own")
 	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA) or none (float32)")
 }
 
@@ -58,14 +59,18 @@ func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
 	c := ck.Weights.Config
 	b := ck.Weights.WeightBytes()
 	fmt.Fprintf(stderr, "loaded %s (%s): dim %d, %d layers, %d heads (%d KV), vocab %d; linear layers %s; weights %.1f MB in %v\n",
-		ck.Path, ck.Format, c.Dim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, m.quantizeName(), float64(b.Total())/1e6,
+		ck.Path, ck.Format, c.Dim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, linearFormat(ck.Weights), float64(b.Total())/1e6,
 		time.Since(start).Round(time.Millisecond))
 	return ck, nil
 }
 
-func (m *modelFlags) quantizeName() string {
-	if m.quantize == "nf4" {
-		return "NF4"
+// linearFormat names how the block linears are held: "float32", or the
+// quantized format of the first one (checkpoints quantize all alike).
+func linearFormat(w *model.Weights) string {
+	for _, lin := range w.Linears() {
+		if lin.Quantized != nil {
+			return strings.ToUpper(lin.Quantized.Format())
+		}
 	}
 	return "float32"
 }
