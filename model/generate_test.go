@@ -26,11 +26,11 @@ const storiesPrompt = "Once upon a time"
 
 func loadStories(t testing.TB) (*Weights, tokenizer.Tokenizer) {
 	t.Helper()
-	w, err := LoadLlama2C("testdata/stories260K.bin")
+	w, err := LoadLlama2C(stories260KBinPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenizer.LoadLlama2C("testdata/tok512.bin", w.Config.VocabSize)
+	tok, err := tokenizer.LoadLlama2C("stories260k/tok512.bin", w.Config.VocabSize)
 	if err != nil {
 		t.Fatal(err)
 	}

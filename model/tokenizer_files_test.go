@@ -16,7 +16,7 @@ import (
 // that checks the conversion from llama.cpp's spelling (U+2581 spaces, BOS
 // "<s>") against the file llama2.c exported from the same SentencePiece model.
 func TestWriteTokenizerLlama2C(t *testing.T) {
-	want, err := os.ReadFile("testdata/tok512.bin")
+	want, err := os.ReadFile("stories260k/tok512.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestWriteTokenizerLlama2C(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromBin, err := Load(stories260KBinPath, LoadOptions{TokenizerPath: "testdata/tok512.bin"})
+	fromBin, err := Load(stories260KBinPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
