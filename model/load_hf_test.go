@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/golora/golora/internal/half"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,8 +56,8 @@ func hfRandomWeights(cfg Config, seed uint64, round func(float32) float32) *Weig
 	return w
 }
 
-func hfRoundBF16(x float32) float32 { return safetensors.BF16ToFloat32(safetensors.Float32ToBF16(x)) }
-func hfRoundF16(x float32) float32  { return safetensors.F16ToFloat32(safetensors.Float32ToF16(x)) }
+func hfRoundBF16(x float32) float32 { return half.BF16ToFloat32(half.Float32ToBF16(x)) }
+func hfRoundF16(x float32) float32  { return half.F16ToFloat32(half.Float32ToF16(x)) }
 
 // hfAssertSameWeights compares every field of got and want, naming the first
 // difference.

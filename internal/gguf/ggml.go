@@ -2,7 +2,6 @@ package gguf
 
 import (
 	"fmt"
-	"math"
 )
 
 // GGMLType is the element type of a tensor, as ggml numbers it.
@@ -101,33 +100,4 @@ func (t GGMLType) String() string {
 func (t GGMLType) BlockSize() (elems, bytes uint64, ok bool) {
 	l, ok := ggmlLayouts[t]
 	return l.blockSize, l.blockBytes, ok
-}
-
-// float16ToFloat32 converts an IEEE 754 binary16 value, including subnormals,
-// infinities and NaNs.
-func float16ToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // infinity or NaN; keep the payload
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal: rebias the exponent from 15 to 127
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0:
-		return math.Float32frombits(sign)
-	}
-	// Subnormal half: mant·2⁻²⁴ is a normal float32; shift the mantissa up
-	// until its leading one reaches the implicit-bit position.
-	e := uint32(127 - 15 + 1)
-	for mant&0x400 == 0 {
-		mant <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
-}
-
-// bfloat16ToFloat32 converts a bfloat16, which is the top half of a float32.
-func bfloat16ToFloat32(h uint16) float32 {
-	return math.Float32frombits(uint32(h) << 16)
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/golora/golora/internal/half"
 	"math"
 )
 
@@ -318,11 +319,11 @@ func (f *File) TensorFloat32(name string) ([]float32, error) {
 		}
 	case TypeF16:
 		for i := range out {
-			out[i] = float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	case TypeBF16:
 		for i := range out {
-			out[i] = bfloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	default:
 		return nil, fmt.Errorf("gguf: tensor %q has type %v; only F32, F16 and BF16 can be read as float32", name, t.Type)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/golora/golora/internal/half"
 	"math"
 	"os"
 	"path/filepath"
@@ -230,8 +231,8 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestFloat16NaN(t *testing.T) {
-	assert.True(t, math.IsNaN(float64(float16ToFloat32(0x7e00))))
-	assert.True(t, math.IsNaN(float64(float16ToFloat32(0xfc01))))
+	assert.True(t, math.IsNaN(float64(half.F16ToFloat32(0x7e00))))
+	assert.True(t, math.IsNaN(float64(half.F16ToFloat32(0xfc01))))
 }
 
 // enc appends little-endian GGUF primitives, for hand-made malformed files.

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/golora/golora/internal/half"
 	"io"
 	"math"
 )
@@ -42,11 +43,11 @@ func (t Tensor) Float32s() ([]float32, error) {
 		}
 	case F16:
 		for i := range out {
-			out[i] = F16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
+			out[i] = half.F16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
 		}
 	case BF16:
 		for i := range out {
-			out[i] = BF16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
+			out[i] = half.BF16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
 		}
 	case F64:
 		for i := range out {
@@ -141,11 +142,11 @@ func putFloat32s(b []byte, dtype DType, v []float32) {
 		}
 	case F16:
 		for i, x := range v {
-			binary.LittleEndian.PutUint16(b[2*i:], Float32ToF16(x))
+			binary.LittleEndian.PutUint16(b[2*i:], half.Float32ToF16(x))
 		}
 	case BF16:
 		for i, x := range v {
-			binary.LittleEndian.PutUint16(b[2*i:], Float32ToBF16(x))
+			binary.LittleEndian.PutUint16(b[2*i:], half.Float32ToBF16(x))
 		}
 	case F64:
 		for i, x := range v {

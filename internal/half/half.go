@@ -1,4 +1,6 @@
-package safetensors
+// Package half converts between float32 and the 16-bit floating-point
+// formats model files use: IEEE 754 binary16 (F16) and bfloat16 (BF16).
+package half
 
 import "math"
 
