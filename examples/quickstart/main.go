@@ -151,7 +151,7 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 
 // show prints a greedy continuation of the prompt.
 func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Checkpoint, adapter *lora.Adapter, when string) error {
-	opts := model.GenerateOptions{MaxTokens: 120}
+	opts := model.GenerateOptions{MaxTokens: 160}
 	if adapter != nil {
 		opts.Delta = adapter
 	}
