@@ -53,13 +53,15 @@ func checkLinear(lin *Linear) error {
 	return nil
 }
 
-// Quantized weights are expanded to float32 a few rows at a time and
-// multiplied from there; the float32 copy of a whole quantized matrix is never
-// built. The rows are cut into tiles of equal size holding about tileTarget
-// values (256 KiB, a typical L2 cache), within tileMinRows..tileMaxRows rows.
-// A pass over the weight goes in rounds of one tile per CPU: the round's tiles
-// are expanded in parallel into one scratch buffer, whose product is then one
-// parallel matrix product, large enough to run at full BLAS speed.
+// Quantized weights are expanded to float32 a few rows at a time into scratch
+// whose size depends on the number of CPUs, not on the matrix, and multiplied
+// from there. The rows are cut into tiles of equal size holding about
+// tileTarget values (256 KiB, a typical L2 cache), within
+// tileMinRows..tileMaxRows rows. A pass over the weight goes in rounds of one
+// tile per CPU (a matrix with no more rows than that takes a single round):
+// the round's tiles are expanded in parallel into one scratch buffer, whose
+// product is then one parallel matrix product, large enough to run at full
+// BLAS speed.
 const (
 	tileTarget  = 64 << 10
 	tileMinRows = 64
@@ -78,9 +80,11 @@ const mulTSmallRows = 2
 // from its start to its end, so the pool holds about as many buffers as
 // products run at the same time, each one tile per CPU, however many layers
 // the model has: with one pool per layer, stories15M's 42 block linears kept
-// 17 MiB of scratch, most of what NF4 saves over float32 weights. It is the
-// package's only mutable global: sync.Pool makes it safe for concurrent use,
-// and the garbage collector empties it when it goes unused.
+// about 17 MB of scratch on two CPUs, most of what NF4 saves over float32
+// weights. A pool per Graph would need the graph to carry it, and would keep
+// idle graphs' buffers; this one is the package's only mutable global, made
+// safe for concurrent use by sync.Pool and emptied by the garbage collector
+// when it goes unused.
 var expandScratch sync.Pool
 
 // frozenKernel runs products with one frozen weight. It keeps no scratch of
