@@ -217,6 +217,26 @@ func graphBF16(v float32) float32 {
 	return math.Float32frombits(b &^ 0xffff)
 }
 
+// graphViaHF writes w as a Hugging Face checkpoint in BF16 with WriteHF and
+// loads it back with LoadHF, so that the graph runs on what a real BF16
+// checkpoint holds.
+func graphViaHF(t *testing.T, w *Weights) *Weights {
+	t.Helper()
+	dir := t.TempDir()
+	if err := WriteHF(dir, w, BF16); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The float32 values must be the BF16 roundings of the originals.
+	if got, want := loaded.Layers[0].Q.Dense[5], graphBF16(w.Layers[0].Q.Dense[5]); got != want {
+		t.Fatalf("BF16 round trip: q_proj[5] = %v, want %v", got, want)
+	}
+	return loaded
+}
+
 // graphSynthetic builds a random model. Projections get variance 1/In
 // (q and k 4/In, so attention is far from uniform) and norms 1 ± 0.2, so that
 // every layer changes the residual stream noticeably.
@@ -326,7 +346,7 @@ func TestGraphLogitsMatchReference(t *testing.T) {
 		tokens        []int
 	}{
 		{"stories260K", stories, 2, 24, graphTokens(tok, graphStoryText)[:48]},
-		{"synthetic-gqa-untied-bf16", graphSynthetic(untied, 3, graphBF16), 3, 17, graphRandomTokens(rng, 3*17, untied.VocabSize)},
+		{"synthetic-gqa-untied-bf16", graphViaHF(t, graphSynthetic(untied, 3, func(v float32) float32 { return v })), 3, 17, graphRandomTokens(rng, 3*17, untied.VocabSize)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
