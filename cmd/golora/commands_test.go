@@ -35,6 +35,12 @@ func TestGenerateRejectsBadFlags(t *testing.T) {
 	code, _, errOut := golora(t, "generate", "--quantize", "int3")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `--quantize "int3": want nf4 or none`)
+	for _, args := range [][]string{{"--top-p", "2", "--temperature", "1"}, {"--temperature", "-1"}, {"--max-tokens", "-1"}} {
+		code, out, errOut := golora(t, append([]string{"generate"}, args...)...)
+		require.Equal(t, 1, code, "%v", args)
+		require.Empty(t, out, "nothing is printed before the flags are checked: %v", args)
+		require.NotEmpty(t, errOut)
+	}
 	code, _, _ = golora(t, "generate", "--no-such-flag")
 	require.Equal(t, 2, code)
 	code, _, errOut = golora(t, "frobnicate")

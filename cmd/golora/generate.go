@@ -29,6 +29,14 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	if *maxTokens < 0 {
+		return fmt.Errorf("--max-tokens %d is negative", *maxTokens)
+	}
+	// Check the sampling flags before anything is printed or loaded.
+	if _, err := model.NewSampler(model.SamplerOptions{Temperature: *temperature, TopP: *topP,
+		Rand: rand.New(rand.NewPCG(*seed, 0))}); err != nil {
+		return err
+	}
 	ck, err := mf.load(stderr)
 	if err != nil {
 		return err
