@@ -222,26 +222,25 @@ func (a *Adapter) Check(base *model.Weights) error {
 // [n, lin.In] and y is [n, lin.Out], row-major. It does nothing for a module
 // the adapter does not target. Sums are accumulated in float32, the precision
 // of the frozen forward pass; dropout is not applied (inference). AddDelta
-// implements model.LinearDelta, the generator's hook.
-//
-// The hook has no error result, so the adapter must have been checked
-// against the base (Check, LoadFor, Adapters.Add) beforehand: a layer whose
-// shape disagrees with its pair, or x or y shorter than n rows, is a
-// programming error and panics with a message naming the module.
-func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) {
+// implements model.LinearDelta, the generator's hook. A layer whose shape
+// disagrees with the adapter's pair (an adapter not checked against this
+// base with Check, LoadFor or Adapters.Add), or x or y shorter than n rows,
+// is an error naming the module; y is then unchanged.
+func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	p, ok := a.pairs[lin.Name]
 	if !ok {
-		return
+		return nil
 	}
 	if lin.In != p.In || lin.Out != p.Out {
-		panic(fmt.Sprintf("lora: AddDelta: module %q: base weight [%d %d] does not match the adapter's [%d %d]; check the adapter against the base first",
-			lin.Name, lin.Out, lin.In, p.Out, p.In))
+		return fmt.Errorf("lora: module %q: base weight [%d %d] does not match the adapter's [%d %d]",
+			lin.Name, lin.Out, lin.In, p.Out, p.In)
 	}
 	if n < 0 || len(x) < n*p.In || len(y) < n*p.Out {
-		panic(fmt.Sprintf("lora: AddDelta: module %q: %d rows need x of %d and y of %d values, got %d and %d",
-			lin.Name, n, n*p.In, n*p.Out, len(x), len(y)))
+		return fmt.Errorf("lora: module %q: %d rows need x of %d and y of %d values, got %d and %d",
+			lin.Name, n, n*p.In, n*p.Out, len(x), len(y))
 	}
 	p.addDelta(y, x, n)
+	return nil
 }
 
 // addDelta is AddDelta without the checks.

@@ -206,7 +206,9 @@ func TestAddDeltaIgnoresOtherModules(t *testing.T) {
 	randomize(a, 5)
 	y := []float32{1, 2, 3}
 	lin := base.Layers[0].K
-	a.AddDelta(lin, y, make([]float32, lin.In), 1)
+	if err := a.AddDelta(lin, y, make([]float32, lin.In), 1); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(y, []float32{1, 2, 3}) {
 		t.Error("AddDelta changed the output of an untargeted module")
 	}
@@ -222,18 +224,23 @@ func TestAddDeltaDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestAddDeltaPanicsOnMismatch(t *testing.T) {
+func TestAddDeltaRejectsMismatch(t *testing.T) {
 	base := testBase(t, tinyConfig(), 1, nil)
 	a := mustNew(t, base, DefaultConfig(), 1)
 	lin := *base.Layers[0].Q
 	lin.In = 20
-	defer func() {
-		r := recover()
-		if r == nil || !strings.Contains(r.(string), "model.layers.0.self_attn.q_proj") {
-			t.Errorf("recovered %v", r)
-		}
-	}()
-	a.AddDelta(&lin, make([]float32, 16), make([]float32, 20), 1)
+	y := make([]float32, 16)
+	err := a.AddDelta(&lin, y, make([]float32, 20), 1)
+	if err == nil || !strings.Contains(err.Error(), "model.layers.0.self_attn.q_proj") {
+		t.Errorf("shape mismatch: got error %v, want one naming the module", err)
+	}
+	q := base.Layers[0].Q
+	if err := a.AddDelta(q, make([]float32, q.Out), make([]float32, q.In-1), 1); err == nil {
+		t.Error("short x accepted")
+	}
+	if !allZero(y) {
+		t.Error("y changed although AddDelta failed")
+	}
 }
 
 func TestNaturalCompare(t *testing.T) {

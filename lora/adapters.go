@@ -123,10 +123,10 @@ func (s *Adapters) Names() []string {
 // AddDelta adds the active adapter's term for lin to y (see
 // Adapter.AddDelta). It does nothing when adapters are disabled or when the
 // active adapter is merged into the base, whose weights then already hold it.
-func (s *Adapters) AddDelta(lin *model.Linear, y, x []float32, n int) {
+func (s *Adapters) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	_, a := s.Active()
 	if a == nil || a.Merged(s.base) {
-		return
+		return nil
 	}
-	a.AddDelta(lin, y, x, n)
+	return a.AddDelta(lin, y, x, n)
 }

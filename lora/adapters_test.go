@@ -42,7 +42,9 @@ func TestAdaptersRegistry(t *testing.T) {
 	}
 	delta := func() []float32 {
 		y := make([]float32, lin.Out)
-		set.AddDelta(lin, y, x, 1)
+		if err := set.AddDelta(lin, y, x, 1); err != nil {
+			t.Fatal(err)
+		}
 		return y
 	}
 	if !allZero(delta()) {
@@ -52,7 +54,9 @@ func TestAdaptersRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := make([]float32, lin.Out)
-	second.AddDelta(lin, want, x, 1)
+	if err := second.AddDelta(lin, want, x, 1); err != nil {
+		t.Fatal(err)
+	}
 	if allZero(want) || !slices.Equal(delta(), want) {
 		t.Error("active second adapter not applied")
 	}

@@ -43,7 +43,9 @@ func Example() {
 	// B starts at zero, so the adapter adds nothing until it is trained.
 	x := []float32{1, 2, 3, 4, 5, 6, 7, 8}
 	y := make([]float32, dim)
-	adapter.AddDelta(base.Layers[0].Q, y, x, 1)
+	if err := adapter.AddDelta(base.Layers[0].Q, y, x, 1); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("delta of a new adapter:", y)
 
 	dir, err := os.MkdirTemp("", "adapter")

@@ -224,7 +224,9 @@ func TestAddDeltaMatchesMerge(t *testing.T) {
 			x[i] = float32(math.Sin(float64(3*i+j))) * 2
 		}
 		y := matMulT(x, lin.Dense, n, lin.In, lin.Out)
-		a.AddDelta(lin, y, x, n)
+		if err := a.AddDelta(lin, y, x, n); err != nil {
+			t.Fatal(err)
+		}
 		xs[lin.Name], ys[lin.Name] = x, y
 	}
 	if err := Merge(base, a); err != nil {

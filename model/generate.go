@@ -16,8 +16,9 @@ import (
 // AddDelta is called right after the base product y = x·Wᵀ with x [n, lin.In]
 // and y [n, lin.Out], row-major; it must only add to y and must return
 // quickly for layers it does not adapt. It is called for the output head too.
+// An error stops the forward pass; the generator returns it wrapped.
 type LinearDelta interface {
-	AddDelta(lin *Linear, y, x []float32, n int)
+	AddDelta(lin *Linear, y, x []float32, n int) error
 }
 
 // DefaultPrefillBatch is the number of prompt tokens a Generator processes in
@@ -539,7 +540,9 @@ func (g *Generator) linear(lin *Linear, y, x []float32, n int) error {
 		denseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
 	}
 	if g.delta != nil {
-		g.delta.AddDelta(lin, y, x, n)
+		if err := g.delta.AddDelta(lin, y, x, n); err != nil {
+			return fmt.Errorf("model: adapter at %s: %w", lin.Name, err)
+		}
 	}
 	return nil
 }
