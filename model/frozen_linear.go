@@ -75,34 +75,36 @@ const (
 // tiles were faster from 2 rows with OpenBLAS and from about 4 with gonum.
 const mulTSmallRows = 2
 
-// expandScratch holds the buffers that rounds are expanded into (*[]float32),
-// shared by every quantized weight in the process. A product holds one buffer
-// from its start to its end, so the pool holds about as many buffers as
-// products run at the same time, each one tile per CPU, however many layers
-// the model has: with one pool per layer, stories15M's 42 block linears kept
-// about 17 MB of scratch on two CPUs, most of what NF4 saves over float32
-// weights. A pool per Graph would need the graph to carry it, and would keep
-// idle graphs' buffers; this one is the package's only mutable global, made
-// safe for concurrent use by sync.Pool and emptied by the garbage collector
-// when it goes unused.
-var expandScratch sync.Pool
-
-// frozenKernel runs products with one frozen weight. It keeps no scratch of
-// its own, so concurrent calls (two machines on one graph, or the forward and
-// gradient operators) never share memory.
+// frozenKernel runs products with one frozen weight. Each product takes its
+// own buffer from the scratch pool for its whole run, so concurrent calls
+// (two machines on one graph, or the forward and gradient operators) never
+// share memory.
 type frozenKernel struct {
 	lin *Linear
+	// scratch holds the buffers that rounds are expanded into (*[]float32).
+	// A Graph gives all its layers one pool: a product holds one buffer from
+	// its start to its end, so the pool holds about as many buffers as
+	// products run at the same time, each one tile per CPU, however many
+	// layers the model has. (With one pool per layer, stories15M's 42 block
+	// linears kept about 17 MB of scratch on two CPUs, most of what NF4 saves
+	// over float32 weights.)
+	scratch *sync.Pool
 	// tileRows is the number of weight rows per tile; the last tile may
 	// hold fewer.
 	tileRows int
 }
 
-func newFrozenKernel(lin *Linear) *frozenKernel {
+// newFrozenKernel returns the kernel of lin, expanding quantized rows into
+// buffers from scratch, or from a pool of its own when scratch is nil.
+func newFrozenKernel(lin *Linear, scratch *sync.Pool) *frozenKernel {
+	if scratch == nil {
+		scratch = new(sync.Pool)
+	}
 	rows := max(tileMinRows, min(tileMaxRows, tileTarget/lin.In))
 	// Equal tiles rather than full ones and a remainder, so that the tiles
 	// of a round take their workers the same time.
 	tiles := (lin.Out + rows - 1) / rows
-	return &frozenKernel{lin: lin, tileRows: (lin.Out + tiles - 1) / tiles}
+	return &frozenKernel{lin: lin, scratch: scratch, tileRows: (lin.Out + tiles - 1) / tiles}
 }
 
 // roundRows returns the rows expanded per round: one tile per CPU.
@@ -110,11 +112,11 @@ func (k *frozenKernel) roundRows() int {
 	return min(k.lin.Out, k.tileRows*runtime.GOMAXPROCS(0))
 }
 
-// scratch returns a buffer of at least n values from expandScratch; callers
-// put it back. A buffer too small for n is dropped, so the pool settles on
-// the size of the largest round.
-func scratch(n int) *[]float32 {
-	if p, ok := expandScratch.Get().(*[]float32); ok && len(*p) >= n {
+// buffer returns a buffer of at least n values from the kernel's scratch
+// pool; callers put it back. A buffer too small for n is dropped, so the
+// pool settles on the size of the largest round.
+func (k *frozenKernel) buffer(n int) *[]float32 {
+	if p, ok := k.scratch.Get().(*[]float32); ok && len(*p) >= n {
 		return p
 	}
 	buf := make([]float32, n)
@@ -152,8 +154,8 @@ func (k *frozenKernel) mulT(y, x []float32, n int) error {
 		return nil
 	}
 	rows := k.roundRows()
-	bufp := scratch(rows * lin.In)
-	defer expandScratch.Put(bufp)
+	bufp := k.buffer(rows * lin.In)
+	defer k.scratch.Put(bufp)
 	w := *bufp
 	for start := 0; start < lin.Out; start += rows {
 		end := min(start+rows, lin.Out)
@@ -176,8 +178,8 @@ func (k *frozenKernel) mul(dx, dy []float32, n int) error {
 		return nil
 	}
 	rows := k.roundRows()
-	bufp := scratch(rows * lin.In)
-	defer expandScratch.Put(bufp)
+	bufp := k.buffer(rows * lin.In)
+	defer k.scratch.Put(bufp)
 	w := *bufp
 	for start := 0; start < lin.Out; start += rows {
 		end := min(start+rows, lin.Out)
@@ -201,7 +203,11 @@ type frozenLinearOp struct {
 }
 
 func newFrozenLinearOp(lin *Linear, arena *graphArena) *frozenLinearOp {
-	return &frozenLinearOp{k: newFrozenKernel(lin), arena: arena}
+	var scratch *sync.Pool
+	if arena != nil {
+		scratch = &arena.scratch
+	}
+	return &frozenLinearOp{k: newFrozenKernel(lin, scratch), arena: arena}
 }
 
 func (op *frozenLinearOp) Arity() int { return 1 }

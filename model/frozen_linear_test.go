@@ -111,7 +111,7 @@ func TestFrozenLinearHashIncludesWeight(t *testing.T) {
 // with -race): the tile scratch must not be shared.
 func TestFrozenLinearConcurrentUse(t *testing.T) {
 	lin := graphFrozenCases(t)[1]
-	k := newFrozenKernel(lin)
+	k := newFrozenKernel(lin, nil)
 	rng := rand.New(rand.NewPCG(19, 20))
 	const n = 16
 	x := graphRandomMatrix(rng, n, lin.In, 1).Float32s()
@@ -171,7 +171,7 @@ func TestFrozenLinearRoundsMatchReference(t *testing.T) {
 	for _, procs := range []int{1, 2, 8} {
 		t.Run(fmt.Sprint(procs, "cpu"), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			k := newFrozenKernel(lin)
+			k := newFrozenKernel(lin, nil)
 			if procs == 1 && k.roundRows() >= lin.Out {
 				t.Fatalf("one CPU expands %d of %d rows per round, want several rounds", k.roundRows(), lin.Out)
 			}
@@ -210,8 +210,9 @@ func TestFrozenLinearScratchIsShared(t *testing.T) {
 	q := graphFrozenCases(t)[1]
 	const layers, n = 128, 9
 	kernels := make([]*frozenKernel, layers)
+	var scratch sync.Pool // as a Graph gives its layers
 	for i := range kernels {
-		kernels[i] = newFrozenKernel(&Linear{Name: fmt.Sprint("layer", i), Out: q.Out, In: q.In, Quantized: q.Quantized})
+		kernels[i] = newFrozenKernel(&Linear{Name: fmt.Sprint("layer", i), Out: q.Out, In: q.In, Quantized: q.Quantized}, &scratch)
 	}
 	x := graphRandomMatrix(rand.New(rand.NewPCG(23, 24)), n, q.In, 1).Float32s()
 	y := make([]float32, n*q.Out)
@@ -299,7 +300,7 @@ func BenchmarkFrozenLinear(b *testing.B) {
 			{Name: "dense", Out: shape.out, In: shape.in, Dense: w},
 			{Name: "nf4", Out: shape.out, In: shape.in, Quantized: q},
 		} {
-			k := newFrozenKernel(lin)
+			k := newFrozenKernel(lin, nil)
 			for _, pass := range []struct {
 				name string
 				run  func() error
