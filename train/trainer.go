@@ -332,6 +332,7 @@ type NonFiniteError struct {
 	Value float64
 }
 
+// Error implements error.
 func (e *NonFiniteError) Error() string {
 	return fmt.Sprintf("train: step %d: %s is %v; the step was not applied", e.Step, e.What, e.Value)
 }
