@@ -196,10 +196,13 @@ func (k *frozenKernel) mul(dx, dy []float32, n int) error {
 	return nil
 }
 
-// frozenLinearOp is the gorgonia operator Y = X·Wᵀ with W held by the kernel.
+// frozenLinearOp is the gorgonia operator Y = X·Wᵀ with W held by the
+// kernel or, with grad set, its input gradient dX = dY·W. Only the forward
+// operator is differentiable: training never needs second derivatives.
 type frozenLinearOp struct {
 	k     *frozenKernel
 	arena *graphArena
+	grad  bool
 }
 
 func newFrozenLinearOp(lin *Linear, arena *graphArena) *frozenLinearOp {
@@ -210,6 +213,14 @@ func newFrozenLinearOp(lin *Linear, arena *graphArena) *frozenLinearOp {
 	return &frozenLinearOp{k: newFrozenKernel(lin, scratch), arena: arena}
 }
 
+// widths returns the row widths of the operator's input and output.
+func (op *frozenLinearOp) widths() (in, out int) {
+	if op.grad {
+		return op.k.lin.Out, op.k.lin.In
+	}
+	return op.k.lin.In, op.k.lin.Out
+}
+
 func (op *frozenLinearOp) Arity() int { return 1 }
 
 func (op *frozenLinearOp) Type() hm.Type {
@@ -218,22 +229,28 @@ func (op *frozenLinearOp) Type() hm.Type {
 }
 
 func (op *frozenLinearOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return opRowsShape(op, inputs, op.k.lin.In, op.k.lin.Out)
+	in, out := op.widths()
+	return opRowsShape(op, inputs, in, out)
 }
 
 func (op *frozenLinearOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err := opCheckInputs(op, inputs, 1); err != nil {
 		return nil, err
 	}
-	x, n, err := opRows(inputs[0], op.k.lin.In, op, "input")
+	in, out := op.widths()
+	what, product := "input", op.k.mulT
+	if op.grad {
+		what, product = "output gradient", op.k.mul
+	}
+	x, n, err := opRows(inputs[0], in, op, what)
 	if err != nil {
 		return nil, err
 	}
-	y := op.arena.floats(n * op.k.lin.Out)
-	if err := op.k.mulT(y, x, n); err != nil {
+	y := op.arena.floats(n * out)
+	if err := product(y, x, n); err != nil {
 		return nil, err
 	}
-	return opMatrix(y, n, op.k.lin.Out), nil
+	return opMatrix(y, n, out), nil
 }
 
 func (op *frozenLinearOp) ReturnsPtr() bool     { return false }
@@ -243,69 +260,33 @@ func (op *frozenLinearOp) OverwritesInput() int { return -1 }
 // WriteHash includes the weight's address: gorgonia merges nodes with equal
 // hashes and inputs, and q_proj, k_proj and v_proj all read the same input.
 func (op *frozenLinearOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "FrozenLinear{%s,%p}", op.k.lin.Name, op.k.lin)
+	fmt.Fprintf(h, "%s{%s,%p}", op.kind(), op.k.lin.Name, op.k.lin)
 }
 
 func (op *frozenLinearOp) Hashcode() uint32 { return opHash(op) }
 
-func (op *frozenLinearOp) String() string {
-	return fmt.Sprintf("FrozenLinear{%s [%d,%d] %s}", op.k.lin.Name, op.k.lin.Out, op.k.lin.In, linearFormat(op.k.lin))
+func (op *frozenLinearOp) kind() string {
+	if op.grad {
+		return "FrozenLinearGrad"
+	}
+	return "FrozenLinear"
 }
 
-func (op *frozenLinearOp) DiffWRT(inputs int) []bool { return []bool{true} }
+func (op *frozenLinearOp) String() string {
+	return fmt.Sprintf("%s{%s [%d,%d] %s}", op.kind(), op.k.lin.Name, op.k.lin.Out, op.k.lin.In, linearFormat(op.k.lin))
+}
+
+func (op *frozenLinearOp) DiffWRT(inputs int) []bool { return []bool{!op.grad} }
 
 func (op *frozenLinearOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	dx, err := gorgonia.ApplyOp(&frozenLinearGradOp{k: op.k, arena: op.arena}, grad)
+	if op.grad {
+		return nil, fmt.Errorf("model: %s: second derivatives of a frozen linear are not supported", op)
+	}
+	dx, err := gorgonia.ApplyOp(&frozenLinearOp{k: op.k, arena: op.arena, grad: true}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("model: gradient of frozen linear %s: %w", op.k.lin.Name, err)
 	}
 	return gorgonia.Nodes{dx}, nil
-}
-
-// frozenLinearGradOp is dX = dY·W for the frozen weight of a frozenLinearOp.
-type frozenLinearGradOp struct {
-	k     *frozenKernel
-	arena *graphArena
-}
-
-func (op *frozenLinearGradOp) Arity() int { return 1 }
-
-func (op *frozenLinearGradOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a)
-}
-
-func (op *frozenLinearGradOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return opRowsShape(op, inputs, op.k.lin.Out, op.k.lin.In)
-}
-
-func (op *frozenLinearGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if err := opCheckInputs(op, inputs, 1); err != nil {
-		return nil, err
-	}
-	dy, n, err := opRows(inputs[0], op.k.lin.Out, op, "output gradient")
-	if err != nil {
-		return nil, err
-	}
-	dx := op.arena.floats(n * op.k.lin.In)
-	if err := op.k.mul(dx, dy, n); err != nil {
-		return nil, err
-	}
-	return opMatrix(dx, n, op.k.lin.In), nil
-}
-
-func (op *frozenLinearGradOp) ReturnsPtr() bool     { return false }
-func (op *frozenLinearGradOp) CallsExtern() bool    { return false }
-func (op *frozenLinearGradOp) OverwritesInput() int { return -1 }
-
-func (op *frozenLinearGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "FrozenLinearGrad{%s,%p}", op.k.lin.Name, op.k.lin)
-}
-
-func (op *frozenLinearGradOp) Hashcode() uint32 { return opHash(op) }
-
-func (op *frozenLinearGradOp) String() string {
-	return fmt.Sprintf("FrozenLinearGrad{%s}", op.k.lin.Name)
 }
 
 func linearFormat(lin *Linear) string {
@@ -315,7 +296,4 @@ func linearFormat(lin *Linear) string {
 	return "f32"
 }
 
-var (
-	_ gorgonia.SDOp = (*frozenLinearOp)(nil)
-	_ gorgonia.Op   = (*frozenLinearGradOp)(nil)
-)
+var _ gorgonia.SDOp = (*frozenLinearOp)(nil)
