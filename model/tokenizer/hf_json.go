@@ -247,6 +247,28 @@ func (t *BPE) parseMerges(merges []json.RawMessage) error {
 
 func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
+// parseSequence parses a Sequence component: the list under field, each
+// element parsed by parse and the steps concatenated.
+func parseSequence[T any](raw json.RawMessage, where, field string, parse func(json.RawMessage, string) ([]T, error)) ([]T, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(obj[field], &items); obj[field] != nil && err != nil {
+		return nil, fmt.Errorf("%s.%s: %w", where, field, err)
+	}
+	var steps []T
+	for i, item := range items {
+		sub, err := parse(item, fmt.Sprintf("%s.%s[%d]", where, field, i))
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, sub...)
+	}
+	return steps, nil
+}
+
 // parseNormalizer accepts Prepend and Replace (with a string pattern), alone
 // or in a Sequence: what Llama-2 tokenizer.json files use.
 func parseNormalizer(raw json.RawMessage, where string) ([]normStep, error) {
@@ -259,21 +281,7 @@ func parseNormalizer(raw json.RawMessage, where string) ([]normStep, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var s struct {
-			Normalizers []json.RawMessage `json:"normalizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		var steps []normStep
-		for i, n := range s.Normalizers {
-			sub, err := parseNormalizer(n, fmt.Sprintf("%s.normalizers[%d]", where, i))
-			if err != nil {
-				return nil, err
-			}
-			steps = append(steps, sub...)
-		}
-		return steps, nil
+		return parseSequence(raw, where, "normalizers", parseNormalizer)
 	case "Prepend":
 		var p struct {
 			Prepend *string `json:"prepend"`
@@ -340,21 +348,7 @@ func parsePreTokenizer(raw json.RawMessage, where string) ([]preStep, error) {
 	}
 	switch c.Type {
 	case "Sequence":
-		var s struct {
-			PreTokenizers []json.RawMessage `json:"pretokenizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		var steps []preStep
-		for i, p := range s.PreTokenizers {
-			sub, err := parsePreTokenizer(p, fmt.Sprintf("%s.pretokenizers[%d]", where, i))
-			if err != nil {
-				return nil, err
-			}
-			steps = append(steps, sub...)
-		}
-		return steps, nil
+		return parseSequence(raw, where, "pretokenizers", parsePreTokenizer)
 	case "Metaspace":
 		m, err := parseMetaspace(raw)
 		if err != nil {
