@@ -2,7 +2,6 @@ package nf4
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -258,11 +257,7 @@ func lookupFloat32s(get func(string) (safetensors.Tensor, bool), name string, co
 	if err != nil {
 		return nil, err
 	}
-	v := make([]float32, count)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return v, nil
+	return t.Float32s()
 }
 
 func onOff(on bool) string {

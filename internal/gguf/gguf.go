@@ -314,17 +314,13 @@ func (f *File) TensorFloat32(name string) ([]float32, error) {
 	out := make([]float32, n)
 	switch t.Type {
 	case TypeF32:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if _, err := binary.Decode(raw, binary.LittleEndian, out); err != nil {
+			return nil, fmt.Errorf("gguf: tensor %q: %w", name, err)
 		}
 	case TypeF16:
-		for i := range out {
-			out[i] = half.F16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
+		half.DecodeF16(out, raw)
 	case TypeBF16:
-		for i := range out {
-			out[i] = half.BF16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
+		half.DecodeBF16(out, raw)
 	default:
 		return nil, fmt.Errorf("gguf: tensor %q has type %v; only F32, F16 and BF16 can be read as float32", name, t.Type)
 	}

@@ -315,61 +315,37 @@ func (r *reader) array(depth int) (Value, error) {
 	case TypeUint8:
 		v.x = append([]uint8(nil), raw...)
 	case TypeInt8:
-		x := make([]int8, n)
-		for i := range x {
-			x[i] = int8(raw[i])
-		}
-		v.x = x
+		v.x, err = decodeArray[int8](raw, n)
 	case TypeUint16:
-		x := make([]uint16, n)
-		for i := range x {
-			x[i] = binary.LittleEndian.Uint16(raw[2*i:])
-		}
-		v.x = x
+		v.x, err = decodeArray[uint16](raw, n)
 	case TypeInt16:
-		x := make([]int16, n)
-		for i := range x {
-			x[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
-		v.x = x
+		v.x, err = decodeArray[int16](raw, n)
 	case TypeUint32:
-		x := make([]uint32, n)
-		for i := range x {
-			x[i] = binary.LittleEndian.Uint32(raw[4*i:])
-		}
-		v.x = x
+		v.x, err = decodeArray[uint32](raw, n)
 	case TypeInt32:
-		x := make([]int32, n)
-		for i := range x {
-			x[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		v.x = x
+		v.x, err = decodeArray[int32](raw, n)
 	case TypeFloat32:
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		v.x = x
+		v.x, err = decodeArray[float32](raw, n)
 	case TypeUint64:
-		x := make([]uint64, n)
-		for i := range x {
-			x[i] = binary.LittleEndian.Uint64(raw[8*i:])
-		}
-		v.x = x
+		v.x, err = decodeArray[uint64](raw, n)
 	case TypeInt64:
-		x := make([]int64, n)
-		for i := range x {
-			x[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
-		}
-		v.x = x
+		v.x, err = decodeArray[int64](raw, n)
 	case TypeFloat64:
-		x := make([]float64, n)
-		for i := range x {
-			x[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
-		}
-		v.x = x
+		v.x, err = decodeArray[float64](raw, n)
+	}
+	if err != nil {
+		return Value{}, fmt.Errorf("at byte %d: %w", r.off-len(raw), err)
 	}
 	return v, nil
+}
+
+// decodeArray decodes n little-endian fixed-size values from raw.
+func decodeArray[T int8 | uint16 | int16 | uint32 | int32 | float32 | uint64 | int64 | float64](raw []byte, n uint64) ([]T, error) {
+	x := make([]T, n)
+	if _, err := binary.Decode(raw, binary.LittleEndian, x); err != nil {
+		return nil, fmt.Errorf("array of %d values in %d bytes: %w", n, len(raw), err)
+	}
+	return x, nil
 }
 
 // variableArray reads arrays whose elements are decoded one at a time

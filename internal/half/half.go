@@ -2,7 +2,10 @@
 // formats model files use: IEEE 754 binary16 (F16) and bfloat16 (BF16).
 package half
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Float32ToF16 returns the IEEE 754 half-precision value nearest to f, ties to
 // even. Values beyond the half range become ±Inf, values below half the
@@ -86,4 +89,20 @@ func Float32ToBF16(f float32) uint16 {
 // exact: bfloat16 is the top half of a float32.
 func BF16ToFloat32(b uint16) float32 {
 	return math.Float32frombits(uint32(b) << 16)
+}
+
+// DecodeF16 fills dst from the little-endian F16 values in src, which holds
+// at least 2·len(dst) bytes.
+func DecodeF16(dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+// DecodeBF16 fills dst from the little-endian BF16 values in src, which
+// holds at least 2·len(dst) bytes.
+func DecodeBF16(dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
 }

@@ -38,17 +38,13 @@ func (t Tensor) Float32s() ([]float32, error) {
 	d := t.Data
 	switch t.DType {
 	case F32:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(d[4*i:]))
+		if _, err := binary.Decode(d, binary.LittleEndian, out); err != nil {
+			return nil, fmt.Errorf("safetensors: tensor %q: %w", t.Name, err)
 		}
 	case F16:
-		for i := range out {
-			out[i] = half.F16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
-		}
+		half.DecodeF16(out, d)
 	case BF16:
-		for i := range out {
-			out[i] = half.BF16ToFloat32(binary.LittleEndian.Uint16(d[2*i:]))
-		}
+		half.DecodeBF16(out, d)
 	case F64:
 		for i := range out {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(d[8*i:])))
