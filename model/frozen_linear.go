@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"github.com/golora/golora/internal/parallel"
 	"hash"
 	"runtime"
 	"sync"
@@ -128,7 +129,7 @@ func (k *frozenKernel) buffer(n int) *[]float32 {
 func (k *frozenKernel) expand(dst []float32, start, end int) error {
 	in := k.lin.In
 	errs := make([]error, (end-start+k.tileRows-1)/k.tileRows)
-	graphParallel(len(errs), 1, func(lo, hi int) {
+	parallel.For(len(errs), 1, 1, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			s, e := start+t*k.tileRows, min(start+(t+1)*k.tileRows, end)
 			if err := k.lin.Quantized.DequantizeRows(dst[(s-start)*in:(e-start)*in], s, e); err != nil {

@@ -2,10 +2,10 @@ package model
 
 import (
 	"fmt"
+	"github.com/golora/golora/internal/parallel"
 	"hash"
 	"hash/fnv"
 	"math"
-	"runtime"
 	"sync"
 
 	"github.com/chewxy/hm"
@@ -144,28 +144,6 @@ func (a *graphArena) reset() {
 	a.used = a.used[:0]
 }
 
-// graphParallel splits rows [0, n) into one contiguous range per available CPU
-// and runs fn on each range concurrently. Ranges are no smaller than minRows
-// so that small inputs do not pay for goroutines.
-func graphParallel(n, minRows int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(1, n/max(1, minRows)))
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
-
 // opUnaryFloat provides the methods shared by the single-input float32
 // operators below.
 type opUnaryFloat struct{}
@@ -234,7 +212,7 @@ func (op *rmsNormOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	y := op.arena.floats(len(x))
-	graphParallel(n, 64, func(lo, hi int) {
+	parallel.For(n, 64, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
 			inv := float32(op.invRMS(xr))
@@ -304,7 +282,7 @@ func (op *rmsNormGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, fmt.Errorf("model: %v: %d gradient rows for %d input rows", op, ny, n)
 	}
 	dx := op.fwd.arena.floats(len(x))
-	graphParallel(n, 64, func(lo, hi int) {
+	parallel.For(n, 64, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
 			inv := op.fwd.invRMS(xr)
@@ -429,7 +407,7 @@ func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) 
 // elements, spread over the available CPUs, with a scratch buffer of
 // sigmoidChunk values private to the goroutine.
 func inChunks(n int, fn func(lo, hi int, scratch []float32)) {
-	graphParallel(n, 1<<14, func(lo, hi int) {
+	parallel.For(n, 1<<14, 1, func(lo, hi int) {
 		scratch := make([]float32, sigmoidChunk)
 		for c := lo; c < hi; c += sigmoidChunk {
 			fn(c, min(c+sigmoidChunk, hi), scratch)

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/golora/golora/internal/parallel"
 	"hash"
 	"math"
 
@@ -90,7 +91,7 @@ func (op crossEntropyOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	terms := make([]float64, n)
-	graphParallel(n, 16, func(lo, hi int) {
+	parallel.For(n, 16, 1, func(lo, hi int) {
 		scratch := make([]float32, op.vocab)
 		for r := lo; r < hi; r++ {
 			if t := targets[r]; t != IgnoreTarget {
@@ -207,7 +208,7 @@ func (op crossEntropyGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error
 		return opMatrix(out, n, v), nil
 	}
 	scale := float64(g) / float64(count)
-	graphParallel(n, 16, func(lo, hi int) {
+	parallel.For(n, 16, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			t := targets[r]
 			if t == IgnoreTarget {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/golora/golora/internal/parallel"
 	"hash"
 	"math"
 
@@ -49,7 +50,7 @@ func (t *ropeTable) rotate(y, x []float32, heads int, inverse bool) {
 	width := heads * t.headDim
 	half := t.headDim / 2
 	n := len(x) / width
-	graphParallel(n, 64, func(lo, hi int) {
+	parallel.For(n, 64, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			pos := r % t.seqLen
 			cos := t.cos[pos*half : (pos+1)*half]

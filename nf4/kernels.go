@@ -1,8 +1,8 @@
 package nf4
 
 import (
+	"github.com/golora/golora/internal/parallel"
 	"math"
-	"runtime"
 	"sync"
 )
 
@@ -325,24 +325,11 @@ func dotScalar(a, b []float32) float32 {
 
 // parallelFor calls fn on consecutive chunks of [0, n) whose boundaries are
 // multiples of align: one call on the calling goroutine when n < minWork,
-// otherwise one goroutine per CPU, waiting for all of them.
+// otherwise one chunk per CPU.
 func parallelFor(n, minWork, align int, fn func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if n < minWork || workers < 2 {
+	if n < minWork {
 		fn(0, n)
 		return
 	}
-	units := (n + align - 1) / align
-	workers = min(workers, units)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo := units * w / workers * align
-		hi := min(n, units*(w+1)/workers*align)
-		if w == workers-1 {
-			fn(lo, hi)
-			continue
-		}
-		wg.Go(func() { fn(lo, hi) })
-	}
-	wg.Wait()
+	parallel.For(n, 1, align, fn)
 }

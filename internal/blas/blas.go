@@ -19,8 +19,8 @@
 package blas
 
 import (
+	"github.com/golora/golora/internal/parallel"
 	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -68,28 +68,19 @@ const (
 // BLAS (OpenBLAS here) the rows of C are split among GOMAXPROCS goroutines,
 // each making its own BLAS call; gonum parallelizes by itself.
 func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	workers := min(runtime.GOMAXPROCS(0), m/parallelMinRows)
-	if !singleThreaded || workers < 2 || m*n*k < parallelMinWork {
+	if !singleThreaded || runtime.GOMAXPROCS(0) < 2 || m < 2*parallelMinRows || m*n*k < parallelMinWork {
 		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	chunk := (m + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := 0; lo < m; lo += chunk {
-		rows := min(chunk, m-lo)
+	parallel.For(m, parallelMinRows, 1, func(lo, hi int) {
 		// Row i of op(A) starts at a[i·lda] when A is stored as is, and at
 		// a[i] (a column of the stored k×m matrix) when transposed.
 		aOff := lo * lda
 		if transA {
 			aOff = lo
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			Sgemm(transA, transB, rows, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
-		}()
-	}
-	wg.Wait()
+		Sgemm(transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
 }
 
 func transpose(t bool) blas.Transpose {
