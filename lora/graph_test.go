@@ -2,7 +2,6 @@ package lora
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -35,26 +34,24 @@ func graphTestBase(c model.Config, seed uint64) *model.Weights {
 		}
 		return out
 	}
-	linear := func(name string, out, in int, gain float64) *model.Linear {
-		return &model.Linear{Name: name, Out: out, In: in, Dense: fill(out*in, gain/math.Sqrt(float64(in)), 0)}
+	linear := func(lin *model.Linear, gain float64) {
+		lin.Dense = fill(lin.Out*lin.In, gain/math.Sqrt(float64(lin.In)), 0)
 	}
-	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	w := &model.Weights{Config: c, Embedding: fill(c.VocabSize*c.Dim, 1, 0), Norm: fill(c.Dim, 0.2, 1)}
-	for l := range c.Layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		w.Layers = append(w.Layers, model.Layer{
-			AttnNorm: fill(c.Dim, 0.2, 1),
-			Q:        linear(p+"self_attn.q_proj", q, c.Dim, 2),
-			K:        linear(p+"self_attn.k_proj", kv, c.Dim, 2),
-			V:        linear(p+"self_attn.v_proj", kv, c.Dim, 1),
-			O:        linear(p+"self_attn.o_proj", c.Dim, q, 1),
-			MLPNorm:  fill(c.Dim, 0.2, 1),
-			Gate:     linear(p+"mlp.gate_proj", c.HiddenDim, c.Dim, 1),
-			Up:       linear(p+"mlp.up_proj", c.HiddenDim, c.Dim, 1),
-			Down:     linear(p+"mlp.down_proj", c.Dim, c.HiddenDim, 1),
-		})
+	w := model.NewWeights(c)
+	w.Embedding, w.Norm = fill(c.VocabSize*c.Dim, 1, 0), fill(c.Dim, 0.2, 1)
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		layer.AttnNorm = fill(c.Dim, 0.2, 1)
+		linear(layer.Q, 2)
+		linear(layer.K, 2)
+		linear(layer.V, 1)
+		linear(layer.O, 1)
+		layer.MLPNorm = fill(c.Dim, 0.2, 1)
+		linear(layer.Gate, 1)
+		linear(layer.Up, 1)
+		linear(layer.Down, 1)
 	}
-	w.Output = linear("lm_head", c.VocabSize, c.Dim, 1)
+	linear(w.Output, 1)
 	return w
 }
 

@@ -1,7 +1,6 @@
 package lora
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -29,26 +28,20 @@ func testBase(t testing.TB, c model.Config, seed uint64, alloc map[string]bool) 
 		}
 		return v
 	}
-	kv := c.KVHeads * c.HeadDim
-	q := c.Heads * c.HeadDim
-	shapes := [...][2]int{{q, c.Dim}, {kv, c.Dim}, {kv, c.Dim}, {c.Dim, q}, {c.HiddenDim, c.Dim}, {c.HiddenDim, c.Dim}, {c.Dim, c.HiddenDim}}
-	w := &model.Weights{Config: c, Norm: randn(c.Dim), Layers: make([]model.Layer, c.Layers)}
+	w := model.NewWeights(c)
+	w.Norm = randn(c.Dim)
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		l.AttnNorm, l.MLPNorm = randn(c.Dim), randn(c.Dim)
-		for j, dst := range []**model.Linear{&l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down} {
-			lin := &model.Linear{Name: fmt.Sprintf("model.layers.%d.%s", i, linearNames[j]), Out: shapes[j][0], In: shapes[j][1]}
+		for j, lin := range []*model.Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
 			if alloc == nil || alloc[linearNames[j]] {
 				lin.Dense = randn(lin.Out * lin.In)
 			}
-			*dst = lin
 		}
 	}
 	if alloc == nil || alloc["lm_head"] {
 		w.Embedding = randn(c.VocabSize * c.Dim)
-		w.Output = &model.Linear{Name: "lm_head", Out: c.VocabSize, In: c.Dim, Dense: randn(c.VocabSize * c.Dim)}
-	} else {
-		w.Output = &model.Linear{Name: "lm_head", Out: c.VocabSize, In: c.Dim}
+		w.Output.Dense = randn(c.VocabSize * c.Dim)
 	}
 	return w
 }

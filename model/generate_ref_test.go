@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -162,29 +161,22 @@ func randomWeights(c Config, seed uint64) *Weights {
 		}
 		return v
 	}
-	lin := func(name string, out, in int) *Linear {
-		return &Linear{Name: name, Out: out, In: in, Dense: vec(out*in, 0.02*math.Sqrt(768/float64(in)))}
-	}
-	// Validate wants Hugging Face module names.
-	name := func(l int, module string) string { return fmt.Sprintf("model.layers.%d.%s", l, module) }
-	w := &Weights{Config: c, Embedding: vec(c.VocabSize*c.Dim, 1), Norm: norm(), Layers: make([]Layer, c.Layers)}
-	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	fill := func(lin *Linear) { lin.Dense = vec(lin.Out*lin.In, 0.02*math.Sqrt(768/float64(lin.In))) }
+	w := NewWeights(c)
+	w.Embedding = vec(c.VocabSize*c.Dim, 1)
+	w.Norm = norm()
 	for l := range w.Layers {
-		w.Layers[l] = Layer{
-			AttnNorm: norm(), MLPNorm: norm(),
-			Q:    lin(name(l, "self_attn.q_proj"), q, c.Dim),
-			K:    lin(name(l, "self_attn.k_proj"), kv, c.Dim),
-			V:    lin(name(l, "self_attn.v_proj"), kv, c.Dim),
-			O:    lin(name(l, "self_attn.o_proj"), c.Dim, q),
-			Gate: lin(name(l, "mlp.gate_proj"), c.HiddenDim, c.Dim),
-			Up:   lin(name(l, "mlp.up_proj"), c.HiddenDim, c.Dim),
-			Down: lin(name(l, "mlp.down_proj"), c.Dim, c.HiddenDim),
+		layer := &w.Layers[l]
+		layer.AttnNorm = norm()
+		layer.MLPNorm = norm()
+		for _, lin := range []*Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
+			fill(lin)
 		}
 	}
 	if c.TiedOutput {
-		w.Output = &Linear{Name: "lm_head", Out: c.VocabSize, In: c.Dim, Dense: w.Embedding}
+		w.Output.Dense = w.Embedding
 	} else {
-		w.Output = lin("lm_head", c.VocabSize, c.Dim)
+		fill(w.Output)
 	}
 	return w
 }

@@ -228,7 +228,7 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 		cfg.TiedOutput = same
 	}
 
-	w := newWeightsSkeleton(cfg)
+	w := NewWeights(cfg)
 	want := map[string]bool{}
 	load := func(name string, shape ...int) ([]float32, error) {
 		want[name] = true

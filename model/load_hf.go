@@ -109,7 +109,7 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 			}
 		}
 	}
-	w := newWeightsSkeleton(cfg)
+	w := NewWeights(cfg)
 	for slot := range hfSlots(cfg) {
 		quantized, err := s.check(slot, q)
 		if err != nil {

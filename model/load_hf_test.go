@@ -38,7 +38,7 @@ func hfRandomWeights(cfg Config, seed uint64, round func(float32) float32) *Weig
 		}
 		return v
 	}
-	w := newWeightsSkeleton(cfg)
+	w := NewWeights(cfg)
 	w.Embedding = vec(cfg.VocabSize * cfg.Dim)
 	w.Norm = vec(cfg.Dim)
 	for l := range w.Layers {

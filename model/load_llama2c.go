@@ -178,7 +178,7 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 		HeadDim: h.dim / h.heads, VocabSize: h.vocab, MaxSeqLen: h.seqLen,
 		NormEps: llama2cNormEps, RopeTheta: llama2cRopeTheta, TiedOutput: h.shared,
 	}
-	w := newWeightsSkeleton(cfg)
+	w := NewWeights(cfg)
 	tr := &tensorReader{r: r}
 	kvDim := cfg.KVHeads * cfg.HeadDim
 
@@ -288,9 +288,12 @@ func noEOF(err error) error {
 	return err
 }
 
-// newWeightsSkeleton returns Weights for cfg with every Linear named and
-// shaped but without data.
-func newWeightsSkeleton(cfg Config) *Weights {
+// NewWeights returns Weights shaped for cfg with no values: every block
+// Linear and the output head named with its Hugging Face module name and
+// shaped [Out, In]. Callers fill Embedding, the norms and each Linear's Dense
+// (or Quantized); with cfg.TiedOutput, Output.Dense is meant to alias
+// Embedding. Loaders use it, and so can code that builds a model itself.
+func NewWeights(cfg Config) *Weights {
 	w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Layers)}
 	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	for l := range w.Layers {

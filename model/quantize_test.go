@@ -170,7 +170,7 @@ func TestNF4MemoryStories110M(t *testing.T) {
 		}
 		return v
 	}
-	w := newWeightsSkeleton(cfg)
+	w := NewWeights(cfg)
 	w.Embedding = gaussian(cfg.VocabSize * cfg.Dim)
 	w.Output.Dense = w.Embedding
 	w.Norm = gaussian(cfg.Dim)

@@ -26,21 +26,17 @@ func randomModel(c model.Config, seed uint64) *model.Weights {
 		}
 		return v
 	}
-	lin := func(name string, out, in int) *model.Linear {
-		return &model.Linear{Name: name, Out: out, In: in, Dense: randn(out*in, 1/math.Sqrt(float64(in)), 0)}
+	fill := func(lin *model.Linear) { lin.Dense = randn(lin.Out*lin.In, 1/math.Sqrt(float64(lin.In)), 0) }
+	w := model.NewWeights(c)
+	w.Embedding, w.Norm = randn(c.VocabSize*c.Dim, 1, 0), randn(c.Dim, 0, 1)
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		layer.AttnNorm, layer.MLPNorm = randn(c.Dim, 0, 1), randn(c.Dim, 0, 1)
+		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
+			fill(lin)
+		}
 	}
-	w := &model.Weights{Config: c, Embedding: randn(c.VocabSize*c.Dim, 1, 0), Norm: randn(c.Dim, 0, 1)}
-	for l := range c.Layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		w.Layers = append(w.Layers, model.Layer{
-			AttnNorm: randn(c.Dim, 0, 1), MLPNorm: randn(c.Dim, 0, 1),
-			Q: lin(p+"self_attn.q_proj", c.Heads*c.HeadDim, c.Dim), K: lin(p+"self_attn.k_proj", c.KVHeads*c.HeadDim, c.Dim),
-			V: lin(p+"self_attn.v_proj", c.KVHeads*c.HeadDim, c.Dim), O: lin(p+"self_attn.o_proj", c.Dim, c.Heads*c.HeadDim),
-			Gate: lin(p+"mlp.gate_proj", c.HiddenDim, c.Dim), Up: lin(p+"mlp.up_proj", c.HiddenDim, c.Dim),
-			Down: lin(p+"mlp.down_proj", c.Dim, c.HiddenDim),
-		})
-	}
-	w.Output = lin("lm_head", c.VocabSize, c.Dim)
+	fill(w.Output)
 	return w
 }
 

@@ -3,7 +3,6 @@ package train
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"hash"
 	"math"
 	"math/rand/v2"
@@ -38,37 +37,33 @@ func syntheticBase(t testing.TB, c model.Config, seed uint64, quantized bool) *m
 		}
 		return out
 	}
-	linear := func(name string, out, in int) *model.Linear {
-		lin := &model.Linear{Name: name, Out: out, In: in, Dense: fill(out*in, 1/math.Sqrt(float64(in)), 0)}
+	linear := func(lin *model.Linear) {
+		lin.Dense = fill(lin.Out*lin.In, 1/math.Sqrt(float64(lin.In)), 0)
 		if quantized {
-			m, err := nf4.Quantize(lin.Dense, out, in, nf4.Options{})
+			m, err := nf4.Quantize(lin.Dense, lin.Out, lin.In, nf4.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			lin.Dense, lin.Quantized = nil, m
 		}
-		return lin
 	}
-	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	w := &model.Weights{Config: c, Embedding: fill(c.VocabSize*c.Dim, 1, 0), Norm: fill(c.Dim, 0.2, 1)}
-	for l := range c.Layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		w.Layers = append(w.Layers, model.Layer{
-			AttnNorm: fill(c.Dim, 0.2, 1),
-			Q:        linear(p+"self_attn.q_proj", q, c.Dim),
-			K:        linear(p+"self_attn.k_proj", kv, c.Dim),
-			V:        linear(p+"self_attn.v_proj", kv, c.Dim),
-			O:        linear(p+"self_attn.o_proj", c.Dim, q),
-			MLPNorm:  fill(c.Dim, 0.2, 1),
-			Gate:     linear(p+"mlp.gate_proj", c.HiddenDim, c.Dim),
-			Up:       linear(p+"mlp.up_proj", c.HiddenDim, c.Dim),
-			Down:     linear(p+"mlp.down_proj", c.Dim, c.HiddenDim),
-		})
+	w := model.NewWeights(c)
+	w.Embedding, w.Norm = fill(c.VocabSize*c.Dim, 1, 0), fill(c.Dim, 0.2, 1)
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		layer.AttnNorm = fill(c.Dim, 0.2, 1)
+		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O} {
+			linear(lin)
+		}
+		layer.MLPNorm = fill(c.Dim, 0.2, 1)
+		for _, lin := range []*model.Linear{layer.Gate, layer.Up, layer.Down} {
+			linear(lin)
+		}
 	}
 	if c.TiedOutput {
-		w.Output = &model.Linear{Name: "lm_head", Out: c.VocabSize, In: c.Dim, Dense: w.Embedding}
+		w.Output.Dense = w.Embedding
 	} else {
-		w.Output = &model.Linear{Name: "lm_head", Out: c.VocabSize, In: c.Dim, Dense: fill(c.VocabSize*c.Dim, 1/math.Sqrt(float64(c.Dim)), 0)}
+		w.Output.Dense = fill(c.VocabSize*c.Dim, 1/math.Sqrt(float64(c.Dim)), 0)
 	}
 	return w
 }
