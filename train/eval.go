@@ -49,23 +49,36 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 		return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
 	}
 	defer g.Close()
-	var sum float64
-	var n int
-	for i, batch := range b.Batches() {
-		if err := g.SetBatch(batch.Inputs, batch.Targets); err != nil {
-			return EvalResult{}, fmt.Errorf("train: Evaluate: batch %d: %w", i+1, err)
-		}
-		loss, err := g.Forward(ctx)
-		if err != nil {
-			return EvalResult{}, fmt.Errorf("train: Evaluate: batch %d: %w", i+1, err)
-		}
-		k := batch.Tokens()
-		sum += float64(loss) * float64(k)
-		n += k
+	loss, n, err := meanLoss(ctx, g, b.Batches())
+	if err != nil {
+		return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
 	}
 	if n == 0 {
 		return EvalResult{}, errors.New("train: Evaluate: no target tokens in the examples")
 	}
-	loss := sum / float64(n)
 	return EvalResult{Loss: loss, Perplexity: math.Exp(loss), Tokens: n}, nil
+}
+
+// meanLoss runs g forward on every batch and returns the mean loss per
+// target token and the number of target tokens (0 when none has a target).
+// The graph's loss is already a mean over each batch's targets, so batches
+// are weighted by their target counts.
+func meanLoss(ctx context.Context, g *model.Graph, batches []*Batch) (loss float64, tokens int, err error) {
+	var sum float64
+	for i, b := range batches {
+		if err := g.SetBatch(b.Inputs, b.Targets); err != nil {
+			return 0, 0, fmt.Errorf("batch %d: %w", i+1, err)
+		}
+		l, err := g.Forward(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("batch %d: %w", i+1, err)
+		}
+		k := b.Tokens()
+		sum += float64(l) * float64(k)
+		tokens += k
+	}
+	if tokens == 0 {
+		return 0, 0, nil
+	}
+	return sum / float64(tokens), tokens, nil
 }

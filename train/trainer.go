@@ -441,24 +441,13 @@ func (t *Trainer) step1(ctx context.Context) (Metric, error) {
 // ok = false when there are no evaluation examples or none has a target.
 func (t *Trainer) Evaluate(ctx context.Context) (loss, perplexity float64, ok bool, err error) {
 	t.ga.DisableDropout()
-	var sum float64
-	var n int
-	for i, b := range t.evals {
-		if err := t.graph.SetBatch(b.Inputs, b.Targets); err != nil {
-			return 0, 0, false, fmt.Errorf("train: evaluation batch %d: %w", i+1, err)
-		}
-		l, err := t.graph.Forward(ctx)
-		if err != nil {
-			return 0, 0, false, fmt.Errorf("train: evaluation batch %d: %w", i+1, err)
-		}
-		k := b.Tokens()
-		sum += float64(l) * float64(k)
-		n += k
+	loss, n, err := meanLoss(ctx, t.graph, t.evals)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("train: evaluation %w", err)
 	}
 	if n == 0 {
 		return 0, 0, false, nil
 	}
-	loss = sum / float64(n)
 	return loss, math.Exp(loss), true, nil
 }
 
