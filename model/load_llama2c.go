@@ -25,7 +25,7 @@ const llama2cHeaderBytes = 7 * 4
 // read as a little-endian uint32.
 const llama2cMagic = 0x616b3432
 
-// LoadLlama2C reads a llama2.c version-0 checkpoint (a ".bin" written by
+// loadLlama2C reads a llama2.c version-0 checkpoint (a ".bin" written by
 // llama2.c's legacy export). The file is streamed, never held whole in memory.
 //
 // The format has no magic: seven int32 (dim, hidden_dim, n_layers, n_heads,
@@ -36,8 +36,8 @@ const llama2cMagic = 0x616b3432
 // values 1e-5 and 10000. The file size must match the header exactly.
 //
 // llama2.c rotates interleaved pairs in RoPE, so the rows of wq and wk are
-// permuted into Hugging Face's rotate-halves layout (see InterleavedToHalves).
-func LoadLlama2C(path string) (*Weights, error) {
+// permuted into Hugging Face's rotate-halves layout (see interleavedToHalves).
+func loadLlama2C(path string) (*Weights, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -54,9 +54,9 @@ func LoadLlama2C(path string) (*Weights, error) {
 	return w, nil
 }
 
-// ParseLlama2C is LoadLlama2C for a checkpoint held in memory. The Weights do
+// parseLlama2C is loadLlama2C for a checkpoint held in memory. The Weights do
 // not refer to data.
-func ParseLlama2C(data []byte) (*Weights, error) {
+func parseLlama2C(data []byte) (*Weights, error) {
 	return readLlama2C(bytes.NewReader(data), int64(len(data)))
 }
 
@@ -71,7 +71,7 @@ func parseLlama2CHeader(raw []byte) (llama2cHeader, error) {
 	case "PK\x03\x04":
 		return llama2cHeader{}, errors.New("llama2c: header: this is a zip archive (a PyTorch pytorch_model.bin?), not a llama2.c export; convert it to safetensors and load the Hugging Face directory")
 	case "GGUF":
-		return llama2cHeader{}, errors.New("llama2c: header: this is a GGUF file, not a llama2.c export; load it with LoadGGUF (or name it .gguf)")
+		return llama2cHeader{}, errors.New("llama2c: header: this is a GGUF file, not a llama2.c export; load it with loadGGUF (or name it .gguf)")
 	}
 	var f [7]int32
 	for i := range f {
@@ -230,10 +230,10 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 	}
 	for l := range w.Layers {
 		layer := &w.Layers[l]
-		if err := InterleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("llama2c: wq[%d]: %w", l, err)
 		}
-		if err := InterleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("llama2c: wk[%d]: %w", l, err)
 		}
 	}
@@ -286,77 +286,4 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// NewWeights returns Weights shaped for cfg with no values: every block
-// Linear and the output head named with its Hugging Face module name and
-// shaped [Out, In]. Callers fill Embedding, the norms and each Linear's Dense
-// (or Quantized); with cfg.TiedOutput, Output.Dense is meant to alias
-// Embedding. Loaders use it, and so can code that builds a model itself.
-func NewWeights(cfg Config) *Weights {
-	w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Layers)}
-	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
-	for l := range w.Layers {
-		lin := func(module string, out, in int) *Linear {
-			return &Linear{Name: fmt.Sprintf("model.layers.%d.%s", l, module), Out: out, In: in}
-		}
-		w.Layers[l] = Layer{
-			Q:    lin("self_attn.q_proj", q, cfg.Dim),
-			K:    lin("self_attn.k_proj", kv, cfg.Dim),
-			V:    lin("self_attn.v_proj", kv, cfg.Dim),
-			O:    lin("self_attn.o_proj", cfg.Dim, q),
-			Gate: lin("mlp.gate_proj", cfg.HiddenDim, cfg.Dim),
-			Up:   lin("mlp.up_proj", cfg.HiddenDim, cfg.Dim),
-			Down: lin("mlp.down_proj", cfg.Dim, cfg.HiddenDim),
-		}
-	}
-	w.Output = &Linear{Name: "lm_head", Out: cfg.VocabSize, In: cfg.Dim}
-	return w
-}
-
-// InterleavedToHalves permutes, in place, the rows of a query or key
-// projection w ([heads·headDim, cols], row-major) from the interleaved-pairs
-// RoPE layout of Meta, llama2.c and GGUF to Hugging Face's rotate-halves
-// layout. Within each head, the pair of rows (2i, 2i+1) that RoPE rotates
-// together becomes the pair (i, i+headDim/2), so the head's rows are taken in
-// the order 0, 2, 4, …, 1, 3, 5, …. This is the permutation Hugging Face's
-// convert_llama_weights_to_hf applies; HalvesToInterleaved undoes it.
-func InterleavedToHalves(w []float32, heads, headDim, cols int) error {
-	return permuteHeads(w, heads, headDim, cols, func(dst, src []float32) {
-		half := headDim / 2
-		for i := range half {
-			copy(dst[i*cols:(i+1)*cols], src[(2*i)*cols:(2*i+1)*cols])
-			copy(dst[(half+i)*cols:(half+i+1)*cols], src[(2*i+1)*cols:(2*i+2)*cols])
-		}
-	})
-}
-
-// HalvesToInterleaved is the inverse of InterleavedToHalves: it permutes the
-// rows of a Hugging Face query or key projection into the interleaved-pairs
-// layout, as llama.cpp's converter does.
-func HalvesToInterleaved(w []float32, heads, headDim, cols int) error {
-	return permuteHeads(w, heads, headDim, cols, func(dst, src []float32) {
-		half := headDim / 2
-		for i := range half {
-			copy(dst[(2*i)*cols:(2*i+1)*cols], src[i*cols:(i+1)*cols])
-			copy(dst[(2*i+1)*cols:(2*i+2)*cols], src[(half+i)*cols:(half+i+1)*cols])
-		}
-	})
-}
-
-func permuteHeads(w []float32, heads, headDim, cols int, perm func(dst, src []float32)) error {
-	if heads <= 0 || headDim <= 0 || headDim%2 != 0 || cols <= 0 {
-		return fmt.Errorf("RoPE permutation: %d heads of dim %d with %d columns: want positive counts and an even head dim", heads, headDim, cols)
-	}
-	if len(w) != heads*headDim*cols {
-		return fmt.Errorf("RoPE permutation: %d values, want %d heads × %d × %d columns", len(w), heads, headDim, cols)
-	}
-	n := headDim * cols
-	src := make([]float32, n)
-	for h := range heads {
-		head := w[h*n : (h+1)*n]
-		copy(src, head)
-		perm(head, src)
-	}
-	return nil
 }
