@@ -79,7 +79,7 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 	// QLoRA: the frozen linear layers go to 4-bit NF4 with double
 	// quantization; embeddings and norms stay float32.
 	dense := base.WeightBytes()
-	err = base.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
+	err = base.Quantize(ctx, nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		return result{}, err
 	}

@@ -830,15 +830,15 @@ func graphCheckCoords(t *testing.T, what string, grad []float32, numeric func(i 
 func TestGraphRejectsBadInput(t *testing.T) {
 	w := graphSynthetic(graphGQAConfig, 1, func(v float32) float32 { return v })
 	if _, err := New(w, Options{Batch: 1, SeqLen: graphGQAConfig.MaxSeqLen + 1}); err == nil {
-		t.Error("NewGraph accepted a sequence longer than MaxSeqLen")
+		t.Error("New accepted a sequence longer than MaxSeqLen")
 	}
 	if _, err := New(w, Options{Batch: 0, SeqLen: 4}); err == nil {
-		t.Error("NewGraph accepted batch 0")
+		t.Error("New accepted batch 0")
 	}
 	bad := graphSynthetic(graphGQAConfig, 1, func(v float32) float32 { return v })
 	bad.Layers[1].Up.Dense = bad.Layers[1].Up.Dense[:10]
 	if _, err := New(bad, Options{Batch: 1, SeqLen: 4}); err == nil {
-		t.Error("NewGraph accepted a truncated weight")
+		t.Error("New accepted a truncated weight")
 	}
 	gr, err := New(w, Options{Batch: 1, SeqLen: 4})
 	if err != nil {
