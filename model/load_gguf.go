@@ -280,6 +280,15 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_k"), err)
 		}
 	}
+	if err := checkNoExtraTensors(f, want); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkNoExtraTensors refuses tensors of f that the loader did not read
+// (want): biases and other extras of architectures this package does not run.
+func checkNoExtraTensors(f *gguf.File, want map[string]bool) error {
 	var extra []string
 	for _, t := range f.Tensors() {
 		if !want[t.Name] {
@@ -293,10 +302,10 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 			more = fmt.Sprintf(" and %d more", len(extra)-shown)
 			extra = extra[:shown]
 		}
-		return nil, fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
+		return fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
 			strings.Join(extra, ", "), more)
 	}
-	return w, nil
+	return nil
 }
 
 // sameTensorData reports whether two tensors have the same type, dims and

@@ -170,27 +170,47 @@ func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 // config checks that hc describes a LLaMA model the forward pass supports and
 // converts it, applying LlamaConfig's defaults.
 func (hc *hfConfig) config() (Config, error) {
+	if err := hc.checkArchitecture(); err != nil {
+		return Config{}, err
+	}
+	cfg, err := hc.fields()
+	if err != nil {
+		return Config{}, err
+	}
+	if err := checkHFConfig(&cfg, hc.HeadDim); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// checkArchitecture refuses models that are not a plain LLaMA.
+func (hc *hfConfig) checkArchitecture() error {
 	for _, a := range hc.Architectures {
 		if a != "LlamaForCausalLM" {
-			return Config{}, fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
+			return fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
 		}
 	}
 	if hc.ModelType != "" && hc.ModelType != "llama" {
-		return Config{}, fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
+		return fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
 	}
 	if len(hc.Architectures) == 0 && hc.ModelType == "" {
-		return Config{}, errors.New("neither architectures nor model_type says this is a LLaMA model")
+		return errors.New("neither architectures nor model_type says this is a LLaMA model")
 	}
 	if hc.HiddenAct != "" && hc.HiddenAct != "silu" {
-		return Config{}, fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
+		return fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
 	}
 	if rs := bytes.TrimSpace(hc.RopeScaling); len(rs) > 0 && !bytes.Equal(rs, []byte("null")) {
-		return Config{}, fmt.Errorf("rope_scaling %s is not supported", rs)
+		return fmt.Errorf("rope_scaling %s is not supported", rs)
 	}
 	if hc.AttentionBias || hc.MLPBias {
-		return Config{}, errors.New("attention_bias and mlp_bias are not supported")
+		return errors.New("attention_bias and mlp_bias are not supported")
 	}
+	return nil
+}
 
+// fields reads the config's values, with transformers' defaults for the
+// optional ones; head_dim is settled by checkHFConfig.
+func (hc *hfConfig) fields() (Config, error) {
 	var errs []error
 	required := func(key string, v *int) int {
 		if v == nil {
@@ -228,6 +248,12 @@ func (hc *hfConfig) config() (Config, error) {
 	if hc.TieWordEmbeddings != nil {
 		cfg.TiedOutput = *hc.TieWordEmbeddings
 	}
+	return cfg, nil
+}
+
+// checkHFConfig checks the ranges of cfg's values and sets its HeadDim:
+// headDim when the config gives it, else hidden_size / num_attention_heads.
+func checkHFConfig(cfg *Config, headDim *int) error {
 	for _, f := range []struct {
 		key string
 		v   int
@@ -237,30 +263,30 @@ func (hc *hfConfig) config() (Config, error) {
 		{"max_position_embeddings", cfg.MaxSeqLen},
 	} {
 		if f.v <= 0 || f.v > hfMaxDim {
-			return Config{}, fmt.Errorf("%s %d is out of range [1, %d]", f.key, f.v, hfMaxDim)
+			return fmt.Errorf("%s %d is out of range [1, %d]", f.key, f.v, hfMaxDim)
 		}
 	}
 	if cfg.Heads%cfg.KVHeads != 0 {
-		return Config{}, fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
+		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
 	}
-	if hc.HeadDim != nil {
-		cfg.HeadDim = *hc.HeadDim
+	if headDim != nil {
+		cfg.HeadDim = *headDim
 	} else {
 		if cfg.Dim%cfg.Heads != 0 {
-			return Config{}, fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d, and head_dim is not given", cfg.Dim, cfg.Heads)
+			return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d, and head_dim is not given", cfg.Dim, cfg.Heads)
 		}
 		cfg.HeadDim = cfg.Dim / cfg.Heads
 	}
 	if cfg.HeadDim <= 0 || cfg.HeadDim > hfMaxDim || cfg.HeadDim%2 != 0 {
-		return Config{}, fmt.Errorf("head_dim %d must be positive and even (RoPE rotates pairs)", cfg.HeadDim)
+		return fmt.Errorf("head_dim %d must be positive and even (RoPE rotates pairs)", cfg.HeadDim)
 	}
 	if !(cfg.NormEps >= 0) || math.IsInf(cfg.NormEps, 0) {
-		return Config{}, fmt.Errorf("rms_norm_eps %v must be non-negative and finite", cfg.NormEps)
+		return fmt.Errorf("rms_norm_eps %v must be non-negative and finite", cfg.NormEps)
 	}
 	if !(cfg.RopeTheta > 0) || math.IsInf(cfg.RopeTheta, 0) {
-		return Config{}, fmt.Errorf("rope_theta %v must be positive and finite", cfg.RopeTheta)
+		return fmt.Errorf("rope_theta %v must be positive and finite", cfg.RopeTheta)
 	}
-	return cfg, nil
+	return nil
 }
 
 // hfSlot is one tensor of a Hugging Face LLaMA checkpoint: its key, its shape

@@ -152,27 +152,17 @@ func (c *checkedSum) add(factors ...int64) {
 	c.sum += int64(p)
 }
 
-func readLlama2C(r io.Reader, size int64) (*Weights, error) {
-	raw := make([]byte, llama2cHeaderBytes)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("llama2c: header: file is %d bytes, shorter than the %d-byte header", size, llama2cHeaderBytes)
-	}
-	h, err := parseLlama2CHeader(raw)
-	if err != nil {
-		return nil, err
-	}
-	floats, err := h.floatCount()
-	if err != nil {
-		return nil, err
-	}
-	if floats > (math.MaxInt64-llama2cHeaderBytes)/4 {
-		return nil, errors.New("llama2c: header: tensor sizes overflow")
-	}
-	if want := llama2cHeaderBytes + 4*floats; size != want {
-		return nil, fmt.Errorf("llama2c: file is %d bytes, but its header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d, shared classifier %t) implies %d bytes",
-			size, h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen, h.shared, want)
-	}
+// llama2cLinearNames are llama2.c's names of a block's linears, in the order
+// of Layer.Linears.
+var llama2cLinearNames = [len(modules)]string{"wq", "wk", "wv", "wo", "w1", "w3", "w2"}
 
+// readLlama2C reads a legacy (version-0) llama2.c checkpoint of size bytes
+// from r.
+func readLlama2C(r io.Reader, size int64) (*Weights, error) {
+	h, err := readLlama2CHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
 	cfg := Config{
 		Dim: h.dim, HiddenDim: h.hidden, Layers: h.layers, Heads: h.heads, KVHeads: h.kvHeads,
 		HeadDim: h.dim / h.heads, VocabSize: h.vocab, MaxSeqLen: h.seqLen,
@@ -180,43 +170,27 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 	}
 	w := NewWeights(cfg)
 	tr := &tensorReader{r: r}
-	kvDim := cfg.KVHeads * cfg.HeadDim
+	// The file holds each tensor for all layers in turn: attention norms,
+	// wq, wk, wv, wo, MLP norms, w1 (gate), w2 (down), w3 (up).
+	stacked := func(i int) {
+		for l := range w.Layers {
+			lin := *w.Layers[l].Linears()[i].Linear
+			lin.Dense = tr.read(fmt.Sprintf("%s[%d]", llama2cLinearNames[i], l), lin.Out*lin.In)
+		}
+	}
 
 	w.Embedding = tr.read("token_embedding_table", cfg.VocabSize*cfg.Dim)
 	for l := range w.Layers {
 		w.Layers[l].AttnNorm = tr.read(fmt.Sprintf("rms_att_weight[%d]", l), cfg.Dim)
 	}
-	stacked := []struct {
-		name string
-		lin  func(*Layer) *Linear
-		n    int
-	}{
-		{"wq", func(l *Layer) *Linear { return l.Q }, cfg.Dim * cfg.Dim},
-		{"wk", func(l *Layer) *Linear { return l.K }, kvDim * cfg.Dim},
-		{"wv", func(l *Layer) *Linear { return l.V }, kvDim * cfg.Dim},
-		{"wo", func(l *Layer) *Linear { return l.O }, cfg.Dim * cfg.Dim},
-	}
-	for _, s := range stacked {
-		for l := range w.Layers {
-			s.lin(&w.Layers[l]).Dense = tr.read(fmt.Sprintf("%s[%d]", s.name, l), s.n)
-		}
+	for _, i := range []int{0, 1, 2, 3} {
+		stacked(i)
 	}
 	for l := range w.Layers {
 		w.Layers[l].MLPNorm = tr.read(fmt.Sprintf("rms_ffn_weight[%d]", l), cfg.Dim)
 	}
-	stacked = []struct {
-		name string
-		lin  func(*Layer) *Linear
-		n    int
-	}{
-		{"w1", func(l *Layer) *Linear { return l.Gate }, cfg.HiddenDim * cfg.Dim},
-		{"w2", func(l *Layer) *Linear { return l.Down }, cfg.Dim * cfg.HiddenDim},
-		{"w3", func(l *Layer) *Linear { return l.Up }, cfg.HiddenDim * cfg.Dim},
-	}
-	for _, s := range stacked {
-		for l := range w.Layers {
-			s.lin(&w.Layers[l]).Dense = tr.read(fmt.Sprintf("%s[%d]", s.name, l), s.n)
-		}
+	for _, i := range []int{4, 6, 5} {
+		stacked(i)
 	}
 	w.Norm = tr.read("rms_final_weight", cfg.Dim)
 	tr.skip("freq_cis_real, freq_cis_imag", 2*int64(h.seqLen)*int64(cfg.HeadDim/2))
@@ -238,6 +212,31 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 		}
 	}
 	return w, nil
+}
+
+// readLlama2CHeader reads and checks the header, and that the file's size is
+// the one it implies.
+func readLlama2CHeader(r io.Reader, size int64) (llama2cHeader, error) {
+	raw := make([]byte, llama2cHeaderBytes)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return llama2cHeader{}, fmt.Errorf("llama2c: header: file is %d bytes, shorter than the %d-byte header", size, llama2cHeaderBytes)
+	}
+	h, err := parseLlama2CHeader(raw)
+	if err != nil {
+		return h, err
+	}
+	floats, err := h.floatCount()
+	if err != nil {
+		return llama2cHeader{}, err
+	}
+	if floats > (math.MaxInt64-llama2cHeaderBytes)/4 {
+		return h, errors.New("llama2c: header: tensor sizes overflow")
+	}
+	if want := llama2cHeaderBytes + 4*floats; size != want {
+		return h, fmt.Errorf("llama2c: file is %d bytes, but its header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d, shared classifier %t) implies %d bytes",
+			size, h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen, h.shared, want)
+	}
+	return h, nil
 }
 
 // tensorReader reads consecutive little-endian float32 tensors, each into its

@@ -274,25 +274,40 @@ func (g *Generator) Generate(ctx context.Context, tok tokenizer.Tokenizer, promp
 	if len(prompt) == 0 {
 		return res, errors.New("infer: Generate: empty prompt (a tokenizer without BOS needs some text)")
 	}
-	g.Reset()
-	if err := g.checkTokens(prompt); err != nil {
-		return res, fmt.Errorf("infer: Generate: prompt: %w", err)
-	}
 	if opts.Adapter != nil {
 		saved := g.adapter
 		g.adapter = opts.Adapter
 		defer func() { g.adapter = saved }()
 	}
+	if err := g.prefillPrompt(ctx, prompt); err != nil {
+		return res, err
+	}
+	return g.decode(ctx, tok, sampler, prompt, opts, res)
+}
+
+// prefillPrompt resets g and runs prompt in batched passes, checking ctx
+// between them.
+func (g *Generator) prefillPrompt(ctx context.Context, prompt []int) error {
+	g.Reset()
+	if err := g.checkTokens(prompt); err != nil {
+		return fmt.Errorf("infer: Generate: prompt: %w", err)
+	}
 	for start := 0; start < len(prompt); start += g.batch {
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("infer: Generate: prompt: %w", err)
+			return fmt.Errorf("infer: Generate: prompt: %w", err)
 		}
 		end := min(start+g.batch, len(prompt))
 		if err := g.forward(prompt[start:end], end == len(prompt)); err != nil {
-			return res, err
+			return err
 		}
 	}
+	return nil
+}
 
+// decode samples one token at a time after the prefilled prompt, feeding
+// each back through the KV cache, until EOS or BOS, a stop string,
+// MaxTokens or a full KV cache; res holds what was generated, also on error.
+func (g *Generator) decode(ctx context.Context, tok tokenizer.Tokenizer, sampler *Sampler, prompt []int, opts GenerateOptions, res Completion) (Completion, error) {
 	// The stream decoder sees the prompt first, so that the first generated
 	// token is decoded in context (SentencePiece drops the leading space of
 	// the first token only).
