@@ -15,18 +15,18 @@ type Attention struct {
 	QStride, KVStride int
 }
 
-// AttentionScale is the factor of the query-key products, 1/sqrt(headDim).
-func AttentionScale(headDim int) float32 { return float32(1 / math.Sqrt(float64(headDim))) }
+// attentionScale is the factor of the query-key products, 1/sqrt(headDim).
+func attentionScale(headDim int) float32 { return float32(1 / math.Sqrt(float64(headDim))) }
 
 // Probs fills p ([SeqLen, SeqLen]) with the causal attention weights
 // softmax(q·kᵀ/sqrt(HeadDim)) of the head whose first query and key
 // elements are q[0] and k[0]; entries above the diagonal are zero.
 func (a Attention) Probs(p, q, k []float32) {
 	T := a.SeqLen
-	blas.Sgemm(false, true, T, T, a.HeadDim, AttentionScale(a.HeadDim), q, a.QStride, k, a.KVStride, 0, p, T)
+	blas.Sgemm(false, true, T, T, a.HeadDim, attentionScale(a.HeadDim), q, a.QStride, k, a.KVStride, 0, p, T)
 	for i := range T {
 		row := p[i*T : (i+1)*T]
-		Softmax(row[:i+1])
+		softmax(row[:i+1])
 		clear(row[i+1:])
 	}
 }
@@ -48,7 +48,7 @@ func (a Attention) Forward(out, p, q, k, v []float32) {
 // dq = scale·dS·k, dk += scale·dSᵀ·q, dv += Pᵀ·dOut.
 func (a Attention) Backward(dq, dk, dv []float32, gradStride int, accumulate bool, p, dp, q, k, v, dOut []float32) {
 	T, hd := a.SeqLen, a.HeadDim
-	scale := AttentionScale(hd)
+	scale := attentionScale(hd)
 	a.Probs(p, q, k)
 	blas.Sgemm(false, true, T, T, hd, 1, dOut, a.QStride, v, a.KVStride, 0, dp, T)
 	for i := range T {
@@ -78,15 +78,15 @@ func (a Attention) Backward(dq, dk, dv []float32, gradStride int, accumulate boo
 // keys[t·stride] and values[t·stride]. scores is work space.
 func AttendCached(out, scores, q, keys, values []float32, stride int) {
 	hd := len(q)
-	scale := AttentionScale(hd)
+	scale := attentionScale(hd)
 	for t := range scores {
-		scores[t] = Dot(q, keys[t*stride:t*stride+hd]) * scale
+		scores[t] = dotF32(q, keys[t*stride:t*stride+hd]) * scale
 	}
-	// Softmax with its normalization folded into the weighted sum of the
+	// softmax with its normalization folded into the weighted sum of the
 	// values: one pass fewer over the scores.
-	inv := float32(1 / ExpShifted(scores, scores, Max(scores)))
+	inv := float32(1 / expShifted(scores, scores, rowMax(scores)))
 	clear(out[:hd])
 	for t, e := range scores {
-		Axpy(e*inv, values[t*stride:t*stride+hd], out)
+		axpyF32(e*inv, values[t*stride:t*stride+hd], out)
 	}
 }

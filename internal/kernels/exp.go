@@ -25,6 +25,19 @@ func expShiftedScalar(dst, x []float32, m float32) float64 {
 	return s0 + s1
 }
 
+// The constants of expNear0 and its AVX-512 form: log2(e), ln 2 split so
+// that k·ln2Hi is exact for |k| < 2^9, and the coefficients c3…c6 of the
+// degree-6 polynomial for e^r.
+const (
+	log2e = 1.44269504088896341
+	ln2Hi = 0.693145751953125
+	ln2Lo = 1.42860682030941723212e-6
+	c3    = 0.16666405302630652
+	c4    = 0.041666340142296046
+	c5    = 0.00837596822655386
+	c6    = 0.0013942159828002571
+)
+
 // expNear0 returns e^y for −87 ≤ y ≤ 0 in float32, within about one ulp.
 // With k = round(y/ln 2) and r = y − k·ln 2 (|r| ≤ ln 2 / 2), e^y = 2^k · e^r,
 // where e^r comes from a degree-6 polynomial interpolating it at Chebyshev
@@ -32,16 +45,6 @@ func expShiftedScalar(dst, x []float32, m float32) float64 {
 // coefficients, within 5e-8 of 1 and 1/2, are rounded to them). It is kept
 // small enough for the compiler to inline.
 func expNear0(y float32) float32 {
-	const (
-		log2e = 1.44269504088896341
-		// ln 2 split so that k·ln2Hi is exact for |k| < 2^9.
-		ln2Hi = 0.693145751953125
-		ln2Lo = 1.42860682030941723212e-6
-		c3    = 0.16666405302630652
-		c4    = 0.041666340142296046
-		c5    = 0.00837596822655386
-		c6    = 0.0013942159828002571
-	)
 	k := int32(y*log2e - 0.5) // rounds to nearest for y ≤ 0
 	kf := float32(k)
 	r := (y - kf*ln2Hi) - kf*ln2Lo
@@ -51,8 +54,8 @@ func expNear0(y float32) float32 {
 	return p * math.Float32frombits(uint32(127+k)<<23)
 }
 
-// Max returns the largest element of a non-empty x.
-func Max(x []float32) float32 {
+// rowMax returns the largest element of a non-empty x.
+func rowMax(x []float32) float32 {
 	m0, m1 := x[0], x[0]
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
@@ -72,8 +75,8 @@ func Max(x []float32) float32 {
 	return m0
 }
 
-// Scale multiplies every element of x by k.
-func Scale(x []float32, k float32) {
+// scaleFloats multiplies every element of x by k.
+func scaleFloats(x []float32, k float32) {
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]
@@ -87,9 +90,9 @@ func Scale(x []float32, k float32) {
 	}
 }
 
-// Softmax replaces x, non-empty, by softmax(x), computed from its maximum so
+// softmax replaces x, non-empty, by softmax(x), computed from its maximum so
 // that no exponential overflows.
-func Softmax(x []float32) {
-	sum := ExpShifted(x, x, Max(x))
-	Scale(x, float32(1/sum))
+func softmax(x []float32) {
+	sum := expShifted(x, x, rowMax(x))
+	scaleFloats(x, float32(1/sum))
 }

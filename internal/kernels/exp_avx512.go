@@ -8,12 +8,12 @@ import "simd/archsimd"
 // from the CPU features and never changes.
 var expUseAVX512 = archsimd.X86.AVX512()
 
-// ExpShifted writes e^(x[i] − m) into dst[i] for every i and returns their
+// expShifted writes e^(x[i] − m) into dst[i] for every i and returns their
 // sum; m must be at least max(x), so every exponent is ≤ 0. dst may be x.
 // Exponents below −87 are raised to −87: their results, under 1.6e-38 (the
 // bottom of float32's normal range), are noise next to the maximum's 1.
 // Each result is within about one ulp of the exact value.
-func ExpShifted(dst, x []float32, m float32) float64 {
+func expShifted(dst, x []float32, m float32) float64 {
 	if !expUseAVX512 || len(x) < 16 {
 		return expShiftedScalar(dst, x, m)
 	}
@@ -24,15 +24,6 @@ func ExpShifted(dst, x []float32, m float32) float64 {
 // uses fused multiply-adds (exact for k·ln2Hi) and VSCALEFPS applies 2^k.
 // Sums are accumulated in float64 lanes.
 func expShiftedAVX512(dst, x []float32, m float32) float64 {
-	const (
-		log2e = 1.44269504088896341
-		ln2Hi = 0.693145751953125
-		ln2Lo = 1.42860682030941723212e-6
-		c3    = 0.16666405302630652
-		c4    = 0.041666340142296046
-		c5    = 0.00837596822655386
-		c6    = 0.0013942159828002571
-	)
 	dst = dst[:len(x)]
 	var (
 		shift  = archsimd.BroadcastFloat32x16(m)

@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// TestLossExpAVX512MatchesScalar: the vector exponential agrees with the
+// TestExpShiftedAVX512MatchesScalar: the vector exponential agrees with the
 // scalar one to within rounding (the scalar rounds k·ln2Hi-free products the
 // same way; FMA changes the last bit at most), tails included.
-func TestLossExpAVX512MatchesScalar(t *testing.T) {
+func TestExpShiftedAVX512MatchesScalar(t *testing.T) {
 	if !expUseAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}

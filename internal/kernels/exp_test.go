@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestLossExpShiftedAccuracy(t *testing.T) {
+func TestExpShiftedAccuracy(t *testing.T) {
 	const n = 1_000_001
 	x := make([]float32, n)
 	for i := range x {
@@ -17,7 +17,7 @@ func TestLossExpShiftedAccuracy(t *testing.T) {
 		x[i] += m
 	}
 	got := make([]float32, n)
-	sum := ExpShifted(got, x, m)
+	sum := expShifted(got, x, m)
 	var worst, want float64
 	for i, v := range x {
 		e := math.Exp(float64(v - m))
@@ -33,7 +33,7 @@ func TestLossExpShiftedAccuracy(t *testing.T) {
 		t.Errorf("sum %v, want %v", sum, want)
 	}
 	edge := []float32{0, -100, -87.5}
-	ExpShifted(edge, edge, 0)
+	expShifted(edge, edge, 0)
 	if edge[0] != 1 || edge[1] > 2e-38 || edge[2] > 2e-38 {
 		t.Errorf("e^0, e^-100, e^-87.5 = %v, want 1 and two values below 2e-38", edge)
 	}

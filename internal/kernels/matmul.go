@@ -38,9 +38,9 @@ func DenseMulT(y, x, w []float32, n, in, out int) {
 	}
 }
 
-// Dot returns the dot product of a and b[:len(a)]. Attention calls it on
+// dotF32 returns the dot product of a and b[:len(a)]. Attention calls it on
 // single heads (a few dozen elements), too short to amortize a BLAS call.
-func Dot(a, b []float32) float32 {
+func dotF32(a, b []float32) float32 {
 	b = b[:len(a)]
 	// Four accumulators break the dependency chain of additions.
 	var s0, s1, s2, s3 float32
@@ -57,8 +57,8 @@ func Dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// Axpy computes y += a·x for y of len(x).
-func Axpy(a float32, x, y []float32) {
+// axpyF32 computes y += a·x for y of len(x).
+func axpyF32(a float32, x, y []float32) {
 	y = y[:len(x)]
 	for k, v := range x {
 		y[k] += a * v

@@ -6,14 +6,14 @@ import "math"
 // small enough for the scratch to stay in L1.
 const sigmoidChunk = 1024
 
-// Sigmoids writes 1/(1+e^−x) into dst for every element of x, from
+// sigmoids writes 1/(1+e^−x) into dst for every element of x, from
 // exponentials of −|x| so that none overflows.
-func Sigmoids(dst, x []float32) {
+func sigmoids(dst, x []float32) {
 	dst = dst[:len(x)]
 	for i, v := range x {
 		dst[i] = -abs32(v)
 	}
-	ExpShifted(dst, dst, 0)
+	expShifted(dst, dst, 0)
 	for i, v := range x {
 		// 1/(1+e) for v ≥ 0 and e/(1+e) for v < 0, with e = e^−|v|. The
 		// numerator is chosen with the sign bit as a mask: a branch on the
@@ -34,7 +34,7 @@ func SwiGLU(dst, gate, up []float32) {
 	for lo := 0; lo < len(gate); lo += sigmoidChunk {
 		hi := min(lo+sigmoidChunk, len(gate))
 		s := sg[:hi-lo]
-		Sigmoids(s, gate[lo:hi])
+		sigmoids(s, gate[lo:hi])
 		for i := lo; i < hi; i++ {
 			dst[i] = gate[i] * s[i-lo] * up[i]
 		}
@@ -50,7 +50,7 @@ func SwiGLUBackward(dGate, dUp, gate, up, dy []float32) {
 	for lo := 0; lo < len(gate); lo += sigmoidChunk {
 		hi := min(lo+sigmoidChunk, len(gate))
 		s := sg[:hi-lo]
-		Sigmoids(s, gate[lo:hi])
+		sigmoids(s, gate[lo:hi])
 		if dGate != nil {
 			for i := lo; i < hi; i++ {
 				si := s[i-lo]

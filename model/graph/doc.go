@@ -7,8 +7,8 @@
 // Where things live:
 //
 //   - graph.go: Graph, Options, Adapter, New and the runs.
-//   - frozen_linear.go: FrozenLinear, the operator x·Wᵀ of a frozen dense or
-//     quantized weight, with its gradient to x only.
+//   - frozen_linear.go: the operator x·Wᵀ of a frozen dense or quantized
+//     weight, with its gradient to x only.
 //   - graph_ops.go: the shared operator plumbing and the RMSNorm and SwiGLU
 //     operators; graph_attention.go: causal grouped-query attention; rope.go:
 //     rotary embeddings; loss.go: the cross-entropy loss and IgnoreTarget.

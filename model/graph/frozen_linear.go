@@ -16,14 +16,11 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// FrozenLinear applies the frozen weight lin to x in x's graph: it returns
+// frozenLinear applies the frozen weight lin to x in x's graph: it returns
 // the node x·Wᵀ of shape [n, lin.Out] for x of shape [n, lin.In]. The weight
 // stays on the Go side, dense or quantized; it receives no gradient and is never
 // modified, while the gradient with respect to x (dY·W) flows back through it.
-func FrozenLinear(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
-	return frozenLinear(lin, x, nil)
-}
-
+// Operators built with a nil arena allocate their outputs.
 func frozenLinear(lin *model.Linear, x *gorgonia.Node, arena *graphArena) (*gorgonia.Node, error) {
 	if err := lin.Check(); err != nil {
 		return nil, fmt.Errorf("graph: frozen linear: %w", err)

@@ -71,7 +71,7 @@ func TestFrozenLinearGradient(t *testing.T) {
 			rng := rand.New(rand.NewPCG(15, 16))
 			graphCheckOpGradient(t, []*tensor.Dense{graphRandomMatrix(rng, 6, lin.In, 1)},
 				func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
-					return FrozenLinear(lin, xs[0])
+					return frozenLinear(lin, xs[0], nil)
 				}, 0.1, 1e-4)
 		})
 	}
@@ -87,11 +87,11 @@ func TestFrozenLinearHashIncludesWeight(t *testing.T) {
 		gorgonia.WithValue(graphRandomMatrix(rng, 2, 3, 1)))
 	a := &model.Linear{Name: "same", Out: 4, In: 3, Dense: graphRandomMatrix(rng, 4, 3, 1).Float32s()}
 	b := &model.Linear{Name: "same", Out: 4, In: 3, Dense: graphRandomMatrix(rng, 4, 3, 1).Float32s()}
-	ya, err := FrozenLinear(a, x)
+	ya, err := frozenLinear(a, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	yb, err := FrozenLinear(b, x)
+	yb, err := frozenLinear(b, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,12 +271,12 @@ func TestFrozenLinearRejectsBadWeights(t *testing.T) {
 		{Name: "both", Out: 700, In: 40, Dense: make([]float32, 700*40), Quantized: q},
 		{Name: "wrong dims", Out: 40, In: 700, Quantized: q},
 	} {
-		if _, err := FrozenLinear(lin, x); err == nil {
+		if _, err := frozenLinear(lin, x, nil); err == nil {
 			t.Errorf("%+v accepted", lin)
 		}
 	}
 	wrongIn := &model.Linear{Name: "in 41", Out: 3, In: 41, Dense: make([]float32, 3*41)}
-	if _, err := FrozenLinear(wrongIn, x); err == nil {
+	if _, err := frozenLinear(wrongIn, x, nil); err == nil {
 		t.Error("input with 40 columns accepted for a weight with In 41")
 	}
 }
