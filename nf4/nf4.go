@@ -120,6 +120,18 @@ func checkDims(rows, cols int) (int, error) {
 	return rows * cols, nil
 }
 
+// Quantizer returns a quant.Quantizer running Quantize with opts, for
+// model's Weights.Quantize and quant.Compare.
+func Quantizer(opts Options) quant.Quantizer {
+	return func(w []float32, rows, cols int) (quant.Matrix, error) {
+		m, err := Quantize(w, rows, cols, opts)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+}
+
 // Quantize quantizes the row-major weight w of shape [rows, cols] to NF4,
 // blockwise over the flattened weight as bitsandbytes' quantize_4bit does:
 // absmax = max|w| per block (the last block may be partial), each weight

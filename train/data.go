@@ -14,7 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // Encoder is the part of a tokenizer that data loading needs.
@@ -162,7 +162,7 @@ type Batch struct {
 
 // Ignore marks a target position that does not count in the loss; it is
 // the model graph's own marker, so batches go to Graph.SetBatch unchanged.
-const Ignore = model.IgnoreTarget
+const Ignore = graph.IgnoreTarget
 
 // Tokens returns the number of target positions that count in the loss.
 func (b *Batch) Tokens() int {
