@@ -100,7 +100,7 @@ func BenchmarkMulT(b *testing.B) {
 				for r := range benchSide {
 					row := dense[r*benchSide : (r+1)*benchSide]
 					for i := range n {
-						y[i*benchSide+r] = dotBaseline(row, x[i*benchSide:(i+1)*benchSide])
+						y[i*benchSide+r] = dotScalar(row, x[i*benchSide:(i+1)*benchSide])
 					}
 				}
 			}

@@ -1,0 +1,327 @@
+// NF4 kernels for amd64: decode 4-bit codes to float32 and multiply them
+// into rows of x, 32 codes (16 bytes) per step. The Go declarations and the
+// calling convention (groups, scales per block) are in kernels_amd64.go; the
+// summation order MulT must follow is described in kernels.go.
+//
+// Byte k of a group holds element 2k in its high nibble and element 2k+1 in
+// its low nibble. The lookup of a code in the block's scaled codebook
+// (codebook[i]·scale, the same float32 products the scalar code uses) is
+// one VPERMPS over a 16-entry zmm table with AVX-512, or two VPERMPS over
+// the 8-entry halves and a blend on bit 3 of the code with AVX2.
+
+#include "textflag.h"
+
+// interleaveLo and interleaveHi pick, from the looked-up values of the high
+// nibbles (elements 0, 2, …, 30: table one) and of the low nibbles
+// (elements 1, 3, …, 31: table two), elements 0..15 and 16..31 in order.
+DATA interleaveLo<>+0(SB)/4, $0
+DATA interleaveLo<>+4(SB)/4, $16
+DATA interleaveLo<>+8(SB)/4, $1
+DATA interleaveLo<>+12(SB)/4, $17
+DATA interleaveLo<>+16(SB)/4, $2
+DATA interleaveLo<>+20(SB)/4, $18
+DATA interleaveLo<>+24(SB)/4, $3
+DATA interleaveLo<>+28(SB)/4, $19
+DATA interleaveLo<>+32(SB)/4, $4
+DATA interleaveLo<>+36(SB)/4, $20
+DATA interleaveLo<>+40(SB)/4, $5
+DATA interleaveLo<>+44(SB)/4, $21
+DATA interleaveLo<>+48(SB)/4, $6
+DATA interleaveLo<>+52(SB)/4, $22
+DATA interleaveLo<>+56(SB)/4, $7
+DATA interleaveLo<>+60(SB)/4, $23
+GLOBL interleaveLo<>(SB), RODATA|NOPTR, $64
+
+DATA interleaveHi<>+0(SB)/4, $8
+DATA interleaveHi<>+4(SB)/4, $24
+DATA interleaveHi<>+8(SB)/4, $9
+DATA interleaveHi<>+12(SB)/4, $25
+DATA interleaveHi<>+16(SB)/4, $10
+DATA interleaveHi<>+20(SB)/4, $26
+DATA interleaveHi<>+24(SB)/4, $11
+DATA interleaveHi<>+28(SB)/4, $27
+DATA interleaveHi<>+32(SB)/4, $12
+DATA interleaveHi<>+36(SB)/4, $28
+DATA interleaveHi<>+40(SB)/4, $13
+DATA interleaveHi<>+44(SB)/4, $29
+DATA interleaveHi<>+48(SB)/4, $14
+DATA interleaveHi<>+52(SB)/4, $30
+DATA interleaveHi<>+56(SB)/4, $15
+DATA interleaveHi<>+60(SB)/4, $31
+GLOBL interleaveHi<>(SB), RODATA|NOPTR, $64
+
+// lowNibbles masks each byte to its low 4 bits.
+DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL lowNibbles<>(SB), RODATA|NOPTR, $16
+
+// The block loop shared by every kernel. Registers: BX scales, CX groups
+// left, DX groups of the current block, R8 groups per block.
+// NEWBLOCK512(done) / NEWBLOCK256(done) compute the block's table from (BX)
+// (AVX-512: Z0 = codebook (Z7)·scale; AVX2: Y0, Y1 = the two halves of
+// codebook·scale) and set DX to the groups to do in this block; the loop
+// then reloads DX from R8 for the next block.
+#define NEWBLOCK512(done) \
+	TESTQ CX, CX; \
+	JZ done; \
+	VBROADCASTSS (BX), Z1; \
+	VMULPS Z7, Z1, Z0; \
+	ADDQ $4, BX; \
+	CMPQ DX, CX; \
+	CMOVQGT CX, DX; \
+	SUBQ DX, CX
+
+#define NEWBLOCK256(done) \
+	TESTQ CX, CX; \
+	JZ done; \
+	VBROADCASTSS (BX), Y2; \
+	VMULPS ·codebook+0(SB), Y2, Y0; \
+	VMULPS ·codebook+32(SB), Y2, Y1; \
+	ADDQ $4, BX; \
+	CMPQ DX, CX; \
+	CMOVQGT CX, DX; \
+	SUBQ DX, CX
+
+// DECODE512 turns the 16 bytes at (SI) into elements 0..15 in Z6 and 16..31
+// in Z4. Uses Z2, Z3, Z5; needs Z0 (table), Z12, Z13 (interleave indices).
+#define DECODE512 \
+	VPMOVZXBD (SI), Z2; \
+	VPSRLD    $4, Z2, Z3; \
+	VPERMPS   Z0, Z3, Z4; \
+	VPERMPS   Z0, Z2, Z5; \
+	VMOVAPS   Z4, Z6; \
+	VPERMT2PS Z5, Z12, Z6; \
+	VPERMT2PS Z5, Z13, Z4
+
+// func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·decodeAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ codes+8(FP), SI
+	MOVQ scales+16(FP), BX
+	MOVQ groups+24(FP), CX
+	MOVQ firstGroups+32(FP), DX
+	MOVQ blockGroups+40(FP), R8
+	VMOVUPS ·codebook(SB), Z7
+	VMOVDQU32 interleaveLo<>(SB), Z12
+	VMOVDQU32 interleaveHi<>(SB), Z13
+
+dec512block:
+	NEWBLOCK512(dec512done)
+
+dec512group:
+	DECODE512
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z4, 64(DI)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dec512group
+	MOVQ    R8, DX
+	JMP     dec512block
+
+dec512done:
+	VZEROUPPER
+	RET
+
+// func dot1AVX512(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot1AVX512(SB), NOSPLIT, $0-56
+	MOVQ      acc+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      scales+24(FP), BX
+	MOVQ      groups+32(FP), CX
+	MOVQ      firstGroups+40(FP), DX
+	MOVQ      blockGroups+48(FP), R8
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 interleaveLo<>(SB), Z12
+	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVUPS   (AX), Z8  // lanes 0..15
+	VMOVUPS   64(AX), Z9 // lanes 16..31
+
+dot1_512block:
+	NEWBLOCK512(dot1_512done)
+
+dot1_512group:
+	DECODE512
+	VMULPS  (DI), Z6, Z10
+	VADDPS  Z10, Z8, Z8
+	VMULPS  64(DI), Z4, Z11
+	VADDPS  Z11, Z9, Z9
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot1_512group
+	MOVQ    R8, DX
+	JMP     dot1_512block
+
+dot1_512done:
+	VMOVUPS Z8, (AX)
+	VMOVUPS Z9, 64(AX)
+	VZEROUPPER
+	RET
+
+// MULADD512(off, Zw, Zacc, Ztmp) adds the products of Zw with the 16 floats
+// at off from each of the four rows of x (DI, DI+R9, DI+2·R9, DI+R10).
+#define MULADD512(off, ZW, A0, A1, A2, A3) \
+	VMULPS off(DI), ZW, Z16; \
+	VMULPS off(DI)(R9*1), ZW, Z17; \
+	VMULPS off(DI)(R9*2), ZW, Z18; \
+	VMULPS off(DI)(R10*1), ZW, Z19; \
+	VADDPS Z16, A0, A0; \
+	VADDPS Z17, A1, A1; \
+	VADDPS Z18, A2, A2; \
+	VADDPS Z19, A3, A3
+
+// func dot4AVX512(acc *[128]float32, codes *byte, x *float32, stride int, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot4AVX512(SB), NOSPLIT, $0-64
+	MOVQ      acc+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      stride+24(FP), R9
+	LEAQ      (R9)(R9*2), R10
+	MOVQ      scales+32(FP), BX
+	MOVQ      groups+40(FP), CX
+	MOVQ      firstGroups+48(FP), DX
+	MOVQ      blockGroups+56(FP), R8
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 interleaveLo<>(SB), Z12
+	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVUPS   (AX), Z20   // row 0, lanes 0..15
+	VMOVUPS   64(AX), Z21 // row 0, lanes 16..31
+	VMOVUPS   128(AX), Z22
+	VMOVUPS   192(AX), Z23
+	VMOVUPS   256(AX), Z24
+	VMOVUPS   320(AX), Z25
+	VMOVUPS   384(AX), Z26
+	VMOVUPS   448(AX), Z27
+
+dot4_512block:
+	NEWBLOCK512(dot4_512done)
+
+dot4_512group:
+	DECODE512
+	MULADD512(0, Z6, Z20, Z22, Z24, Z26)
+	MULADD512(64, Z4, Z21, Z23, Z25, Z27)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot4_512group
+	MOVQ    R8, DX
+	JMP     dot4_512block
+
+dot4_512done:
+	VMOVUPS Z20, (AX)
+	VMOVUPS Z21, 64(AX)
+	VMOVUPS Z22, 128(AX)
+	VMOVUPS Z23, 192(AX)
+	VMOVUPS Z24, 256(AX)
+	VMOVUPS Z25, 320(AX)
+	VMOVUPS Z26, 384(AX)
+	VMOVUPS Z27, 448(AX)
+	VZEROUPPER
+	RET
+
+// LOOKUP256(X) looks up the codes in the low 8 bytes of X into Y9: both
+// halves of the table, then the upper half where bit 3 of the code is set
+// (moved to the sign bit, which VBLENDVPS reads). Uses Y7, Y8.
+#define LOOKUP256(X) \
+	VPMOVZXBD X, Y7; \
+	VPERMPS   Y0, Y7, Y8; \
+	VPERMPS   Y1, Y7, Y9; \
+	VPSLLD    $28, Y7, Y7; \
+	VBLENDVPS Y7, Y9, Y8, Y9
+
+// SPLIT256 turns the 16 bytes at (SI) into elements 0..15 (X5) and 16..31
+// (X6), one code per byte. Uses X3, X4; needs the nibble mask in X10.
+#define SPLIT256 \
+	VMOVDQU    (SI), X3; \
+	VPSRLW     $4, X3, X4; \
+	VPAND      X10, X4, X4; \
+	VPAND      X10, X3, X3; \
+	VPUNPCKLBW X3, X4, X5; \
+	VPUNPCKHBW X3, X4, X6
+
+// func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·decodeAVX2(SB), NOSPLIT, $0-48
+	MOVQ    dst+0(FP), DI
+	MOVQ    codes+8(FP), SI
+	MOVQ    scales+16(FP), BX
+	MOVQ    groups+24(FP), CX
+	MOVQ    firstGroups+32(FP), DX
+	MOVQ    blockGroups+40(FP), R8
+	VMOVDQU lowNibbles<>(SB), X10
+
+dec256block:
+	NEWBLOCK256(dec256done)
+
+dec256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMOVUPS Y9, (DI)
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMOVUPS Y9, 32(DI)
+	LOOKUP256(X6)
+	VMOVUPS Y9, 64(DI)
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMOVUPS Y9, 96(DI)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dec256group
+	MOVQ    R8, DX
+	JMP     dec256block
+
+dec256done:
+	VZEROUPPER
+	RET
+
+// func dot1AVX2(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot1AVX2(SB), NOSPLIT, $0-56
+	MOVQ    acc+0(FP), AX
+	MOVQ    codes+8(FP), SI
+	MOVQ    x+16(FP), DI
+	MOVQ    scales+24(FP), BX
+	MOVQ    groups+32(FP), CX
+	MOVQ    firstGroups+40(FP), DX
+	MOVQ    blockGroups+48(FP), R8
+	VMOVDQU lowNibbles<>(SB), X10
+	VMOVUPS (AX), Y12  // lanes 0..7
+	VMOVUPS 32(AX), Y13 // lanes 8..15
+	VMOVUPS 64(AX), Y14 // lanes 16..23
+	VMOVUPS 96(AX), Y15 // lanes 24..31
+
+dot1_256block:
+	NEWBLOCK256(dot1_256done)
+
+dot1_256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMULPS  (DI), Y9, Y9
+	VADDPS  Y9, Y12, Y12
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMULPS  32(DI), Y9, Y9
+	VADDPS  Y9, Y13, Y13
+	LOOKUP256(X6)
+	VMULPS  64(DI), Y9, Y9
+	VADDPS  Y9, Y14, Y14
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMULPS  96(DI), Y9, Y9
+	VADDPS  Y9, Y15, Y15
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot1_256group
+	MOVQ    R8, DX
+	JMP     dot1_256block
+
+dot1_256done:
+	VMOVUPS Y12, (AX)
+	VMOVUPS Y13, 32(AX)
+	VMOVUPS Y14, 64(AX)
+	VMOVUPS Y15, 96(AX)
+	VZEROUPPER
+	RET
