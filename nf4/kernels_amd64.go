@@ -42,25 +42,29 @@ func dot4AVX512(acc *[4 * lanes]float32, codes *byte, x *float32, stride int, sc
 //go:noescape
 func dot1AVX2(acc *[lanes]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
 
-// chunk is one kernel call's share of a 32-aligned run [p0, p1): the scales
-// of the blocks it crosses and how many of its groups lie in the first one.
-type chunk struct {
-	p0, p1      int
-	scales      []float32
-	firstGroups int
+// chunks walks a 32-aligned run of flat elements in kernel calls: each
+// covers at most scaleChunk blocks. (An iterator, not a callback: a scale
+// buffer handed to a function value would escape to the heap.)
+type chunks struct {
+	m      *Matrix
+	p, end int
+	scales [scaleChunk]float32
 }
 
-// chunks calls fn on consecutive chunks of the 32-aligned run [a0, a1).
-// scales is scratch of scaleChunk entries.
-func (m *Matrix) chunks(a0, a1 int, scales *[scaleChunk]float32, fn func(c chunk)) {
-	for p0 := a0; p0 < a1; {
-		first := p0 >> m.blockShift
-		count := min((a1-1)>>m.blockShift-first+1, scaleChunk)
-		p1 := min(a1, (first+count)<<m.blockShift)
-		m.fillScales(scales[:count], first)
-		fn(chunk{p0: p0, p1: p1, scales: scales[:count], firstGroups: ((first+1)<<m.blockShift - p0) / lanes})
-		p0 = p1
+// next returns the next call's run [p0, p1), the number of its groups in its
+// first block and the scales of its blocks, or ok = false at the end.
+func (c *chunks) next() (p0, p1, firstGroups int, scales []float32, ok bool) {
+	if c.p >= c.end {
+		return 0, 0, 0, nil, false
 	}
+	m := c.m
+	p0 = c.p
+	first := p0 >> m.blockShift
+	count := min((c.end-1)>>m.blockShift-first+1, scaleChunk)
+	p1 = min(c.end, (first+count)<<m.blockShift)
+	m.fillScales(c.scales[:count], first)
+	c.p = p1
+	return p0, p1, ((first+1)<<m.blockShift - p0) / lanes, c.scales[:count], true
 }
 
 // fillScales writes the scales of blocks first, first+1, … into s.
@@ -84,17 +88,18 @@ func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
 	}
 	m.dequantRangeScalar(dst[:a0-e0], e0, a0)
 	m.dequantRangeScalar(dst[a1-e0:e1-e0], a1, e1)
-	decode := decodeAVX2
-	if l >= cpu.AVX512 {
-		decode = decodeAVX512
-	}
 	blockGroups := m.blockSize / lanes
-	var scales [scaleChunk]float32
-	m.chunks(a0, a1, &scales, func(c chunk) {
-		out := dst[c.p0-e0 : c.p1-e0]
-		codes := m.packed[c.p0/2 : c.p1/2]
-		decode(&out[0], &codes[0], &c.scales[0], (c.p1-c.p0)/lanes, c.firstGroups, blockGroups)
-	})
+	it := chunks{m: m, p: a0, end: a1}
+	for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
+		out := dst[p0-e0 : p1-e0]
+		codes := m.packed[p0/2 : p1/2]
+		// Direct calls: through a function value the scales would escape.
+		if l >= cpu.AVX512 {
+			decodeAVX512(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		} else {
+			decodeAVX2(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		}
+	}
 }
 
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
@@ -106,7 +111,6 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 	cols := m.cols
 	blockGroups := m.blockSize / lanes
-	var scales [scaleChunk]float32
 	var acc [4 * lanes]float32
 	for r := r0; r < r1; r++ {
 		s, e1 := r*cols, (r+1)*cols
@@ -134,21 +138,22 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 				row := x[(i+q)*cols : (i+q+1)*cols]
 				m.dotLanesScalar((*[lanes]float32)(acc[q*lanes:]), row[:a0-s], s)
 			}
-			m.chunks(a0, a1, &scales, func(c chunk) {
-				codes := m.packed[c.p0/2 : c.p1/2]
-				xs := x[i*cols+c.p0-s : i*cols+c.p1-s]
-				groups := (c.p1 - c.p0) / lanes
+			it := chunks{m: m, p: a0, end: a1}
+			for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
+				codes := m.packed[p0/2 : p1/2]
+				xs := x[i*cols+p0-s : i*cols+p1-s]
+				groups := (p1 - p0) / lanes
 				switch {
 				case k == 4:
-					// The last of the four rows must hold the chunk too.
-					_ = x[(i+3)*cols+c.p1-s-1]
-					dot4AVX512(&acc, &codes[0], &xs[0], 4*cols, &c.scales[0], groups, c.firstGroups, blockGroups)
+					// The last of the four rows must hold the run too.
+					_ = x[(i+3)*cols+p1-s-1]
+					dot4AVX512(&acc, &codes[0], &xs[0], 4*cols, &scales[0], groups, firstGroups, blockGroups)
 				case l >= cpu.AVX512:
-					dot1AVX512((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &c.scales[0], groups, c.firstGroups, blockGroups)
+					dot1AVX512((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &scales[0], groups, firstGroups, blockGroups)
 				default:
-					dot1AVX2((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &c.scales[0], groups, c.firstGroups, blockGroups)
+					dot1AVX2((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &scales[0], groups, firstGroups, blockGroups)
 				}
-			})
+			}
 			for q := range k {
 				row := x[(i+q)*cols : (i+q+1)*cols]
 				lane := (*[lanes]float32)(acc[q*lanes:])
