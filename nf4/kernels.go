@@ -271,14 +271,17 @@ func nibble(packed []byte, e int) byte {
 	return packed[e/2] >> (4 - 4*(e%2)) & 15
 }
 
-// foldLanes returns the sum of the lanes in MulT's order.
-func foldLanes(acc *[lanes]float32) float32 {
-	for half := lanes / 2; half >= 1; half /= 2 {
-		for j := range half {
-			acc[j] += acc[j+half]
-		}
-	}
-	return acc[0]
+// foldLanes returns the sum of the lanes in MulT's order, written out: it
+// runs once per output.
+func foldLanes(a *[lanes]float32) float32 {
+	h0, h1, h2, h3 := a[0]+a[16], a[1]+a[17], a[2]+a[18], a[3]+a[19]
+	h4, h5, h6, h7 := a[4]+a[20], a[5]+a[21], a[6]+a[22], a[7]+a[23]
+	h8, h9, h10, h11 := a[8]+a[24], a[9]+a[25], a[10]+a[26], a[11]+a[27]
+	h12, h13, h14, h15 := a[12]+a[28], a[13]+a[29], a[14]+a[30], a[15]+a[31]
+	q0, q1, q2, q3 := h0+h8, h1+h9, h2+h10, h3+h11
+	q4, q5, q6, q7 := h4+h12, h5+h13, h6+h14, h7+h15
+	o0, o1, o2, o3 := q0+q4, q1+q5, q2+q6, q3+q7
+	return (o0 + o2) + (o1 + o3)
 }
 
 // mulTRowsScalar computes rows [r0, r1) of every row of y = x·Wᵀ.

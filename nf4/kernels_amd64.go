@@ -67,14 +67,24 @@ func (c *chunks) next() (p0, p1, firstGroups int, scales []float32, ok bool) {
 	return p0, p1, ((first+1)<<m.blockShift - p0) / lanes, c.scales[:count], true
 }
 
-// fillScales writes the scales of blocks first, first+1, … into s.
+// fillScales writes the scales of blocks first, first+1, … into s: m.scale
+// for each, with the double-quantization lookups hoisted out of the loop.
 func (m *Matrix) fillScales(s []float32, first int) {
-	if m.dq == nil {
+	dq := m.dq
+	if dq == nil {
 		copy(s, m.absmax[first:])
 		return
 	}
-	for k := range s {
-		s[k] = m.scale(first + k)
+	code := (*[256]float32)(dq.code)
+	codes := dq.codes[first : first+len(s)]
+	for len(codes) > 0 {
+		nb := first >> dq.shift
+		run := min(len(codes), (nb+1)<<dq.shift-first)
+		nested, offset, out := dq.nested[nb], dq.offset, s[:run]
+		for k, c := range codes[:run] {
+			out[k] = float32(code[c]*nested) + offset
+		}
+		s, codes, first = s[run:], codes[run:], first+run
 	}
 }
 
