@@ -84,6 +84,10 @@ GLOBL lowNibbles<>(SB), RODATA|NOPTR, $16
 
 // DECODE512 turns the 16 bytes at (SI) into elements 0..15 in Z6 and 16..31
 // in Z4. Uses Z2, Z3, Z5; needs Z0 (table), Z12, Z13 (interleave indices).
+// Zero-extending byte k to dword k puts element 2k's code in bits 4..7 and
+// element 2k+1's in bits 0..3; VPERMPS reads only bits 0..3 of an index, so
+// the low nibbles need no mask and the high ones one shift. Each element is
+// looked up exactly once; the two VPERMT2PS then put them in order.
 #define DECODE512 \
 	VPMOVZXBD (SI), Z2; \
 	VPSRLD    $4, Z2, Z3; \
@@ -123,6 +127,8 @@ dec512done:
 	VZEROUPPER
 	RET
 
+// dot1AVX512 keeps lanes 0..15 in Z8 and 16..31 in Z9.
+//
 // func dot1AVX512(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
 TEXT ·dot1AVX512(SB), NOSPLIT, $0-56
 	MOVQ      acc+0(FP), AX
@@ -160,8 +166,9 @@ dot1_512done:
 	VZEROUPPER
 	RET
 
-// MULADD512(off, Zw, Zacc, Ztmp) adds the products of Zw with the 16 floats
-// at off from each of the four rows of x (DI, DI+R9, DI+2·R9, DI+R10).
+// MULADD512(off, ZW, A0, A1, A2, A3) adds to A0..A3 the products of ZW with
+// the 16 floats at off of each of the four rows of x (DI, DI+R9, DI+2·R9,
+// DI+R10): a product rounded, then a sum, as MulT's order requires (no FMA).
 #define MULADD512(off, ZW, A0, A1, A2, A3) \
 	VMULPS off(DI), ZW, Z16; \
 	VMULPS off(DI)(R9*1), ZW, Z17; \
@@ -172,6 +179,9 @@ dot1_512done:
 	VADDPS Z18, A2, A2; \
 	VADDPS Z19, A3, A3
 
+// dot4AVX512 keeps the lanes of row q of x in Z(20+2q) (0..15) and
+// Z(21+2q) (16..31); products go through Z16..Z19.
+//
 // func dot4AVX512(acc *[128]float32, codes *byte, x *float32, stride int, scales *float32, groups, firstGroups, blockGroups int)
 TEXT ·dot4AVX512(SB), NOSPLIT, $0-64
 	MOVQ      acc+0(FP), AX
@@ -232,7 +242,8 @@ dot4_512done:
 	VBLENDVPS Y7, Y9, Y8, Y9
 
 // SPLIT256 turns the 16 bytes at (SI) into elements 0..15 (X5) and 16..31
-// (X6), one code per byte. Uses X3, X4; needs the nibble mask in X10.
+// (X6), one code per byte: the high nibbles (even elements) and the low ones
+// (odd elements), interleaved. Uses X3, X4; needs the nibble mask in X10.
 #define SPLIT256 \
 	VMOVDQU    (SI), X3; \
 	VPSRLW     $4, X3, X4; \
@@ -277,6 +288,8 @@ dec256done:
 	VZEROUPPER
 	RET
 
+// dot1AVX2 keeps lanes 0..7, 8..15, 16..23 and 24..31 in Y12..Y15.
+//
 // func dot1AVX2(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
 TEXT ·dot1AVX2(SB), NOSPLIT, $0-56
 	MOVQ    acc+0(FP), AX
