@@ -37,6 +37,13 @@ func dot1AVX512(acc *[lanes]float32, codes *byte, x *float32, scales *float32, g
 //go:noescape
 func dot4AVX512(acc *[4 * lanes]float32, codes *byte, x *float32, stride int, scales *float32, groups, firstGroups, blockGroups int)
 
+// dotRowsAVX512 multiplies x (one row of rowGroups·32 floats) by the
+// groups/rowGroups consecutive whole rows of W starting at codes, each from
+// +0 lanes folded in MulT's order, writing one float of y per row.
+//
+//go:noescape
+func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
 // dot1AVX2 is dot1AVX512 with AVX2.
 //
 //go:noescape
@@ -121,6 +128,15 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 	cols := m.cols
 	blockGroups := m.blockSize / lanes
+	if l >= cpu.AVX512 && cols%lanes == 0 && n%4 != 0 {
+		// Rows of x left over from groups of four, each by many rows of W
+		// per kernel call.
+		rest := n % 4
+		m.mulTWholeRowsAVX512(y, x[(n-rest)*cols:], n-rest, rest, r0, r1)
+		if n -= rest; n == 0 {
+			return
+		}
+	}
 	var acc [4 * lanes]float32
 	for r := r0; r < r1; r++ {
 		s, e1 := r*cols, (r+1)*cols
@@ -172,5 +188,50 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			}
 			i += k
 		}
+	}
+}
+
+// mulTWholeRowsAVX512 computes y[i·rows+r] for rows i0 … i0+n−1 of x (x
+// starts at row i0) and rows [r0, r1) of W, which start at flat multiples of
+// 32 (cols is one). Each kernel call covers as many whole rows of W as fit in
+// scaleChunk blocks, at least one.
+func (m *Matrix) mulTWholeRowsAVX512(y, x []float32, i0, n, r0, r1 int) {
+	cols := m.cols
+	per := max(1, (scaleChunk-1)*m.blockSize/cols)
+	var s chunks
+	s.m = m
+	for i := range n {
+		xs := x[i*cols : (i+1)*cols]
+		out := y[(i0+i)*m.rows : (i0+i+1)*m.rows]
+		for r := r0; r < r1; r += per {
+			re := min(r1, r+per)
+			p0, p1 := r*cols, re*cols
+			first := p0 >> m.blockShift
+			count := (p1-1)>>m.blockShift - first + 1
+			if count > scaleChunk {
+				// A row longer than scaleChunk blocks: whole-group chunks.
+				m.mulTRowsChunked(out, xs, r, re)
+				continue
+			}
+			m.fillScales(s.scales[:count], first)
+			dotRowsAVX512(&out[r], &m.packed[p0/2], &xs[0], &s.scales[0], (p1-p0)/lanes,
+				((first+1)<<m.blockShift-p0)/lanes, m.blockSize/lanes, cols/lanes)
+		}
+	}
+}
+
+// mulTRowsChunked sets y[r] for r in [r0, r1) to the product of x (one row)
+// with row r of W, for rows that start at flat multiples of 32, in kernel
+// calls of at most scaleChunk blocks.
+func (m *Matrix) mulTRowsChunked(y, x []float32, r0, r1 int) {
+	blockGroups := m.blockSize / lanes
+	for r := r0; r < r1; r++ {
+		var acc [lanes]float32
+		s := r * m.cols
+		it := chunks{m: m, p: s, end: s + m.cols}
+		for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
+			dot1AVX512(&acc, &m.packed[p0/2], &x[p0-s], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		}
+		y[r] = foldLanes(&acc)
 	}
 }

@@ -338,3 +338,69 @@ dot1_256done:
 	VMOVUPS Y15, 96(AX)
 	VZEROUPPER
 	RET
+
+// FOLD512 folds the lanes in Z8 (0..15) and Z9 (16..31) in MulT's order
+// into X8: lane j += lane j+16, then j += j+8, j += j+4, j += j+2, j += j+1.
+#define FOLD512 \
+	VADDPS        Z9, Z8, Z8; \
+	VEXTRACTF32X8 $1, Z8, Y10; \
+	VADDPS        Y10, Y8, Y8; \
+	VEXTRACTF128  $1, Y8, X10; \
+	VADDPS        X10, X8, X8; \
+	VMOVHLPS      X8, X8, X10; \
+	VADDPS        X10, X8, X8; \
+	VMOVSHDUP     X8, X10; \
+	VADDSS        X10, X8, X8
+
+// dotRowsAVX512 is dot1AVX512 over whole consecutive rows of W, rowGroups
+// groups each, all multiplied by the same row of x: at the end of each row
+// it folds the lanes into the next float of y and starts again at +0 and at
+// the start of x. R11 counts the groups left in the row, R12 holds x.
+//
+// func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRowsAVX512(SB), NOSPLIT, $0-64
+	MOVQ      y+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      DI, R12
+	MOVQ      scales+24(FP), BX
+	MOVQ      groups+32(FP), CX
+	MOVQ      firstGroups+40(FP), DX
+	MOVQ      blockGroups+48(FP), R8
+	MOVQ      rowGroups+56(FP), R11
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 interleaveLo<>(SB), Z12
+	VMOVDQU32 interleaveHi<>(SB), Z13
+	VXORPS    Z8, Z8, Z8
+	VXORPS    Z9, Z9, Z9
+
+rows512block:
+	NEWBLOCK512(rows512done)
+
+rows512group:
+	DECODE512
+	VMULPS (DI), Z6, Z10
+	VADDPS Z10, Z8, Z8
+	VMULPS 64(DI), Z4, Z11
+	VADDPS Z11, Z9, Z9
+	ADDQ   $16, SI
+	ADDQ   $128, DI
+	DECQ   R11
+	JNZ    rows512next
+	FOLD512
+	VMOVSS X8, (AX)
+	ADDQ   $4, AX
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	MOVQ   R12, DI
+	MOVQ   rowGroups+56(FP), R11
+
+rows512next:
+	DECQ DX
+	JNZ  rows512group
+	MOVQ R8, DX
+	JMP  rows512block
+
+rows512done:
+	VZEROUPPER
+	RET

@@ -38,7 +38,7 @@ func requireSameBits(t *testing.T, want, got []float32, msgAndArgs ...any) {
 func kernelMatrices(t *testing.T) map[string]*Matrix {
 	t.Helper()
 	out := map[string]*Matrix{}
-	shapes := [][2]int{{1, 1}, {3, 31}, {5, 33}, {7, 45}, {4, 64}, {9, 95}, {6, 288}, {3, 1000}, {2, 4097}, {3, 5000}}
+	shapes := [][2]int{{1, 1}, {3, 31}, {5, 33}, {7, 45}, {4, 64}, {9, 95}, {6, 288}, {3, 1000}, {3, 4096}, {2, 4097}, {3, 5000}}
 	for _, shape := range shapes {
 		rows, cols := shape[0], shape[1]
 		for _, blockSize := range []int{32, 64, 128, 256, 512, 1024, 2048, 4096} {
