@@ -44,6 +44,12 @@ func dot4AVX512(acc *[4 * lanes]float32, codes *byte, x *float32, stride int, sc
 //go:noescape
 func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
 
+// dotRows4AVX512 is dotRowsAVX512 for four rows of x, xstride bytes apart,
+// writing four rows of y, ystride bytes apart.
+//
+//go:noescape
+func dotRows4AVX512(y *float32, codes *byte, x *float32, xstride, ystride int, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
 // dot1AVX2 is dot1AVX512 with AVX2.
 //
 //go:noescape
@@ -128,14 +134,9 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 	cols := m.cols
 	blockGroups := m.blockSize / lanes
-	if l >= cpu.AVX512 && cols%lanes == 0 && n%4 != 0 {
-		// Rows of x left over from groups of four, each by many rows of W
-		// per kernel call.
-		rest := n % 4
-		m.mulTWholeRowsAVX512(y, x[(n-rest)*cols:], n-rest, rest, r0, r1)
-		if n -= rest; n == 0 {
-			return
-		}
+	if l >= cpu.AVX512 && cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= cols {
+		m.mulTWholeRowsAVX512(y, x, n, r0, r1)
+		return
 	}
 	var acc [4 * lanes]float32
 	for r := r0; r < r1; r++ {
@@ -191,47 +192,35 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 }
 
-// mulTWholeRowsAVX512 computes y[i·rows+r] for rows i0 … i0+n−1 of x (x
-// starts at row i0) and rows [r0, r1) of W, which start at flat multiples of
-// 32 (cols is one). Each kernel call covers as many whole rows of W as fit in
-// scaleChunk blocks, at least one.
-func (m *Matrix) mulTWholeRowsAVX512(y, x []float32, i0, n, r0, r1 int) {
-	cols := m.cols
-	per := max(1, (scaleChunk-1)*m.blockSize/cols)
-	var s chunks
-	s.m = m
-	for i := range n {
-		xs := x[i*cols : (i+1)*cols]
-		out := y[(i0+i)*m.rows : (i0+i+1)*m.rows]
+// mulTWholeRowsAVX512 computes rows [r0, r1) of every row of y = x·Wᵀ when
+// every row of W starts at a flat multiple of 32 (cols is one) and spans
+// fewer than scaleChunk blocks: each kernel call covers as many whole rows
+// of W as fit in scaleChunk blocks, for four rows of x at a time, then one.
+func (m *Matrix) mulTWholeRowsAVX512(y, x []float32, n, r0, r1 int) {
+	cols, rows := m.cols, m.rows
+	per := (scaleChunk - 1) * m.blockSize / cols
+	var scales [scaleChunk]float32
+	for i := 0; i < n; {
+		k := 1
+		if n-i >= 4 {
+			k = 4
+		}
+		// The kernel reads rows i … i+k−1 of x and writes those of y.
+		xs := x[i*cols : (i+k)*cols]
+		ys := y[i*rows : (i+k)*rows]
 		for r := r0; r < r1; r += per {
 			re := min(r1, r+per)
 			p0, p1 := r*cols, re*cols
 			first := p0 >> m.blockShift
 			count := (p1-1)>>m.blockShift - first + 1
-			if count > scaleChunk {
-				// A row longer than scaleChunk blocks: whole-group chunks.
-				m.mulTRowsChunked(out, xs, r, re)
-				continue
+			m.fillScales(scales[:count], first)
+			groups, firstGroups := (p1-p0)/lanes, ((first+1)<<m.blockShift-p0)/lanes
+			if k == 4 {
+				dotRows4AVX512(&ys[r], &m.packed[p0/2], &xs[0], 4*cols, 4*rows, &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
+			} else {
+				dotRowsAVX512(&ys[r], &m.packed[p0/2], &xs[0], &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
 			}
-			m.fillScales(s.scales[:count], first)
-			dotRowsAVX512(&out[r], &m.packed[p0/2], &xs[0], &s.scales[0], (p1-p0)/lanes,
-				((first+1)<<m.blockShift-p0)/lanes, m.blockSize/lanes, cols/lanes)
 		}
-	}
-}
-
-// mulTRowsChunked sets y[r] for r in [r0, r1) to the product of x (one row)
-// with row r of W, for rows that start at flat multiples of 32, in kernel
-// calls of at most scaleChunk blocks.
-func (m *Matrix) mulTRowsChunked(y, x []float32, r0, r1 int) {
-	blockGroups := m.blockSize / lanes
-	for r := r0; r < r1; r++ {
-		var acc [lanes]float32
-		s := r * m.cols
-		it := chunks{m: m, p: s, end: s + m.cols}
-		for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
-			dot1AVX512(&acc, &m.packed[p0/2], &x[p0-s], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
-		}
-		y[r] = foldLanes(&acc)
+		i += k
 	}
 }

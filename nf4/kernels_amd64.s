@@ -404,3 +404,80 @@ rows512next:
 rows512done:
 	VZEROUPPER
 	RET
+
+// FOLDSTORE(ZA, ZB, dst) folds the lanes of one row of x (ZA: 0..15, ZB:
+// 16..31) through Z8, Z9 and stores the sum at dst.
+#define FOLDSTORE(ZA, ZB, dst) \
+	VMOVAPS ZA, Z8; \
+	VMOVAPS ZB, Z9; \
+	FOLD512; \
+	VMOVSS  X8, dst
+
+// dotRows4AVX512 is dotRowsAVX512 for four rows of x, xstride bytes apart,
+// sharing each decoded weight; their sums go to y, y+ystride, y+2·ystride
+// and y+3·ystride (bytes). Lanes as in dot4AVX512.
+//
+// func dotRows4AVX512(y *float32, codes *byte, x *float32, xstride, ystride int, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRows4AVX512(SB), NOSPLIT, $0-80
+	MOVQ      y+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      DI, R12
+	MOVQ      xstride+24(FP), R9
+	LEAQ      (R9)(R9*2), R10
+	MOVQ      ystride+32(FP), R13
+	MOVQ      scales+40(FP), BX
+	MOVQ      groups+48(FP), CX
+	MOVQ      firstGroups+56(FP), DX
+	MOVQ      blockGroups+64(FP), R8
+	MOVQ      rowGroups+72(FP), R11
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 interleaveLo<>(SB), Z12
+	VMOVDQU32 interleaveHi<>(SB), Z13
+	VXORPS    Z20, Z20, Z20
+	VXORPS    Z21, Z21, Z21
+	VXORPS    Z22, Z22, Z22
+	VXORPS    Z23, Z23, Z23
+	VXORPS    Z24, Z24, Z24
+	VXORPS    Z25, Z25, Z25
+	VXORPS    Z26, Z26, Z26
+	VXORPS    Z27, Z27, Z27
+
+rows4_512block:
+	NEWBLOCK512(rows4_512done)
+
+rows4_512group:
+	DECODE512
+	MULADD512(0, Z6, Z20, Z22, Z24, Z26)
+	MULADD512(64, Z4, Z21, Z23, Z25, Z27)
+	ADDQ $16, SI
+	ADDQ $128, DI
+	DECQ R11
+	JNZ  rows4_512next
+	FOLDSTORE(Z20, Z21, (AX))
+	FOLDSTORE(Z22, Z23, (AX)(R13*1))
+	FOLDSTORE(Z24, Z25, (AX)(R13*2))
+	ADDQ R13, AX
+	FOLDSTORE(Z26, Z27, (AX)(R13*2))
+	SUBQ R13, AX
+	ADDQ $4, AX
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+	MOVQ R12, DI
+	MOVQ rowGroups+72(FP), R11
+
+rows4_512next:
+	DECQ DX
+	JNZ  rows4_512group
+	MOVQ R8, DX
+	JMP  rows4_512block
+
+rows4_512done:
+	VZEROUPPER
+	RET
