@@ -222,8 +222,9 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 //     result.
 //
 // A 16-lane AVX-512 register holds lanes 0..15 or 16..31, an 8-lane AVX2
-// register a quarter: the vector kernels add one group per step and leave the
-// ends of a row and the folding to the scalar code below.
+// register a quarter: the vector kernels add one group per step, and the
+// code below (or a kernel doing the same additions) the partial groups at
+// the ends of a row and the folding.
 const lanes = 32
 
 // dotLanesScalar adds to the lanes the products of x with the weights at

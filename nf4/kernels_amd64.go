@@ -10,7 +10,9 @@ import "github.com/golora/golora/internal/cpu"
 // multiplies the groups in order, switching scale at each block. A call
 // covers at most scaleChunk blocks, so it returns within tens of
 // microseconds (assembly is not preemptible). The ends of a range that are
-// not whole groups go to the scalar code.
+// not whole groups go to the scalar code, and so does the folding of MulT's
+// lanes, except in the AVX-512 kernels that cover whole rows of W (when
+// every row starts at a multiple of 32), which fold in the same order.
 
 // scaleChunk is the number of block scales one kernel call uses.
 const scaleChunk = 64
@@ -132,12 +134,19 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 		m.mulTRowsScalar(y, x, n, r0, r1)
 		return
 	}
-	cols := m.cols
-	blockGroups := m.blockSize / lanes
-	if l >= cpu.AVX512 && cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= cols {
+	if l >= cpu.AVX512 && m.cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= m.cols {
 		m.mulTWholeRowsAVX512(y, x, n, r0, r1)
 		return
 	}
+	m.mulTRowsVec(l, y, x, n, r0, r1)
+}
+
+// mulTRowsVec computes rows [r0, r1) of every row of y = x·Wᵀ one row of W
+// at a time: the whole groups of the row with the kernels of level l (four
+// rows of x at a time with AVX-512), its ends and the folding in Go.
+func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
+	cols := m.cols
+	blockGroups := m.blockSize / lanes
 	var acc [4 * lanes]float32
 	for r := r0; r < r1; r++ {
 		s, e1 := r*cols, (r+1)*cols
