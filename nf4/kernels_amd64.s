@@ -11,44 +11,49 @@
 
 #include "textflag.h"
 
-// interleaveLo and interleaveHi pick, from the looked-up values of the high
-// nibbles (elements 0, 2, …, 30: table one) and of the low nibbles
-// (elements 1, 3, …, 31: table two), elements 0..15 and 16..31 in order.
-DATA interleaveLo<>+0(SB)/4, $0
-DATA interleaveLo<>+4(SB)/4, $16
-DATA interleaveLo<>+8(SB)/4, $1
-DATA interleaveLo<>+12(SB)/4, $17
-DATA interleaveLo<>+16(SB)/4, $2
-DATA interleaveLo<>+20(SB)/4, $18
-DATA interleaveLo<>+24(SB)/4, $3
-DATA interleaveLo<>+28(SB)/4, $19
-DATA interleaveLo<>+32(SB)/4, $4
-DATA interleaveLo<>+36(SB)/4, $20
-DATA interleaveLo<>+40(SB)/4, $5
-DATA interleaveLo<>+44(SB)/4, $21
-DATA interleaveLo<>+48(SB)/4, $6
-DATA interleaveLo<>+52(SB)/4, $22
-DATA interleaveLo<>+56(SB)/4, $7
-DATA interleaveLo<>+60(SB)/4, $23
-GLOBL interleaveLo<>(SB), RODATA|NOPTR, $64
+// spreadLo and spreadHi are VPSHUFB patterns over the 16 code bytes
+// repeated in each 128-bit lane: dword j gets byte j/2 (spreadLo, elements
+// 0..15) or byte 8+j/2 (spreadHi, elements 16..31) in its low byte and zeros
+// above (index 0x80).
+DATA spreadLo<>+0(SB)/8, $0x8080800080808000
+DATA spreadLo<>+8(SB)/8, $0x8080800180808001
+DATA spreadLo<>+16(SB)/8, $0x8080800280808002
+DATA spreadLo<>+24(SB)/8, $0x8080800380808003
+DATA spreadLo<>+32(SB)/8, $0x8080800480808004
+DATA spreadLo<>+40(SB)/8, $0x8080800580808005
+DATA spreadLo<>+48(SB)/8, $0x8080800680808006
+DATA spreadLo<>+56(SB)/8, $0x8080800780808007
+GLOBL spreadLo<>(SB), RODATA|NOPTR, $64
 
-DATA interleaveHi<>+0(SB)/4, $8
-DATA interleaveHi<>+4(SB)/4, $24
-DATA interleaveHi<>+8(SB)/4, $9
-DATA interleaveHi<>+12(SB)/4, $25
-DATA interleaveHi<>+16(SB)/4, $10
-DATA interleaveHi<>+20(SB)/4, $26
-DATA interleaveHi<>+24(SB)/4, $11
-DATA interleaveHi<>+28(SB)/4, $27
-DATA interleaveHi<>+32(SB)/4, $12
-DATA interleaveHi<>+36(SB)/4, $28
-DATA interleaveHi<>+40(SB)/4, $13
-DATA interleaveHi<>+44(SB)/4, $29
-DATA interleaveHi<>+48(SB)/4, $14
-DATA interleaveHi<>+52(SB)/4, $30
-DATA interleaveHi<>+56(SB)/4, $15
-DATA interleaveHi<>+60(SB)/4, $31
-GLOBL interleaveHi<>(SB), RODATA|NOPTR, $64
+DATA spreadHi<>+0(SB)/8, $0x8080800880808008
+DATA spreadHi<>+8(SB)/8, $0x8080800980808009
+DATA spreadHi<>+16(SB)/8, $0x8080800a8080800a
+DATA spreadHi<>+24(SB)/8, $0x8080800b8080800b
+DATA spreadHi<>+32(SB)/8, $0x8080800c8080800c
+DATA spreadHi<>+40(SB)/8, $0x8080800d8080800d
+DATA spreadHi<>+48(SB)/8, $0x8080800e8080800e
+DATA spreadHi<>+56(SB)/8, $0x8080800f8080800f
+GLOBL spreadHi<>(SB), RODATA|NOPTR, $64
+
+// nibbleShift moves the high nibble down in the dwords of even elements;
+// odd elements keep both nibbles, and VPERMPS reads only the low 4 bits.
+DATA nibbleShift<>+0(SB)/4, $4
+DATA nibbleShift<>+4(SB)/4, $0
+DATA nibbleShift<>+8(SB)/4, $4
+DATA nibbleShift<>+12(SB)/4, $0
+DATA nibbleShift<>+16(SB)/4, $4
+DATA nibbleShift<>+20(SB)/4, $0
+DATA nibbleShift<>+24(SB)/4, $4
+DATA nibbleShift<>+28(SB)/4, $0
+DATA nibbleShift<>+32(SB)/4, $4
+DATA nibbleShift<>+36(SB)/4, $0
+DATA nibbleShift<>+40(SB)/4, $4
+DATA nibbleShift<>+44(SB)/4, $0
+DATA nibbleShift<>+48(SB)/4, $4
+DATA nibbleShift<>+52(SB)/4, $0
+DATA nibbleShift<>+56(SB)/4, $4
+DATA nibbleShift<>+60(SB)/4, $0
+GLOBL nibbleShift<>(SB), RODATA|NOPTR, $64
 
 // lowNibbles masks each byte to its low 4 bits.
 DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
@@ -83,19 +88,19 @@ GLOBL lowNibbles<>(SB), RODATA|NOPTR, $16
 	SUBQ DX, CX
 
 // DECODE512 turns the 16 bytes at (SI) into elements 0..15 in Z6 and 16..31
-// in Z4. Uses Z2, Z3, Z5; needs Z0 (table), Z12, Z13 (interleave indices).
-// Zero-extending byte k to dword k puts element 2k's code in bits 4..7 and
-// element 2k+1's in bits 0..3; VPERMPS reads only bits 0..3 of an index, so
-// the low nibbles need no mask and the high ones one shift. Each element is
-// looked up exactly once; the two VPERMT2PS then put them in order.
+// in Z4. Uses Z2, Z3, Z5; needs Z0 (table), Z12, Z13 (spread patterns) and
+// Z14 (nibble shifts). The code bytes are repeated in every 128-bit lane so
+// that an in-lane VPSHUFB can give each element's dword its byte; a shift
+// brings even elements' high nibble down, and one VPERMPS per 16 elements
+// looks all of them up in order.
 #define DECODE512 \
-	VPMOVZXBD (SI), Z2; \
-	VPSRLD    $4, Z2, Z3; \
-	VPERMPS   Z0, Z3, Z4; \
-	VPERMPS   Z0, Z2, Z5; \
-	VMOVAPS   Z4, Z6; \
-	VPERMT2PS Z5, Z12, Z6; \
-	VPERMT2PS Z5, Z13, Z4
+	VBROADCASTI32X4 (SI), Z2; \
+	VPSHUFB         Z12, Z2, Z3; \
+	VPSHUFB         Z13, Z2, Z5; \
+	VPSRLVD         Z14, Z3, Z3; \
+	VPSRLVD         Z14, Z5, Z5; \
+	VPERMPS         Z0, Z3, Z6; \
+	VPERMPS         Z0, Z5, Z4
 
 // func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 TEXT ·decodeAVX512(SB), NOSPLIT, $0-48
@@ -106,8 +111,9 @@ TEXT ·decodeAVX512(SB), NOSPLIT, $0-48
 	MOVQ firstGroups+32(FP), DX
 	MOVQ blockGroups+40(FP), R8
 	VMOVUPS ·codebook(SB), Z7
-	VMOVDQU32 interleaveLo<>(SB), Z12
-	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
 
 dec512block:
 	NEWBLOCK512(dec512done)
@@ -139,8 +145,9 @@ TEXT ·dot1AVX512(SB), NOSPLIT, $0-56
 	MOVQ      firstGroups+40(FP), DX
 	MOVQ      blockGroups+48(FP), R8
 	VMOVUPS   ·codebook(SB), Z7
-	VMOVDQU32 interleaveLo<>(SB), Z12
-	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
 	VMOVUPS   (AX), Z8  // lanes 0..15
 	VMOVUPS   64(AX), Z9 // lanes 16..31
 
@@ -194,8 +201,9 @@ TEXT ·dot4AVX512(SB), NOSPLIT, $0-64
 	MOVQ      firstGroups+48(FP), DX
 	MOVQ      blockGroups+56(FP), R8
 	VMOVUPS   ·codebook(SB), Z7
-	VMOVDQU32 interleaveLo<>(SB), Z12
-	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
 	VMOVUPS   (AX), Z20   // row 0, lanes 0..15
 	VMOVUPS   64(AX), Z21 // row 0, lanes 16..31
 	VMOVUPS   128(AX), Z22
@@ -369,8 +377,9 @@ TEXT ·dotRowsAVX512(SB), NOSPLIT, $0-64
 	MOVQ      blockGroups+48(FP), R8
 	MOVQ      rowGroups+56(FP), R11
 	VMOVUPS   ·codebook(SB), Z7
-	VMOVDQU32 interleaveLo<>(SB), Z12
-	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
 	VXORPS    Z8, Z8, Z8
 	VXORPS    Z9, Z9, Z9
 
@@ -432,8 +441,9 @@ TEXT ·dotRows4AVX512(SB), NOSPLIT, $0-80
 	MOVQ      blockGroups+64(FP), R8
 	MOVQ      rowGroups+72(FP), R11
 	VMOVUPS   ·codebook(SB), Z7
-	VMOVDQU32 interleaveLo<>(SB), Z12
-	VMOVDQU32 interleaveHi<>(SB), Z13
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
 	VXORPS    Z20, Z20, Z20
 	VXORPS    Z21, Z21, Z21
 	VXORPS    Z22, Z22, Z22
