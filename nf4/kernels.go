@@ -228,48 +228,54 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 const lanes = 32
 
 // dotLanesScalar adds to the lanes the products of x with the weights at
-// flat elements [e0, e0+len(x)), in MulT's order.
+// flat elements [e0, e0+len(x)), in MulT's order. It decodes the weights a
+// chunk at a time, then adds them lane by lane.
 func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
+	var w [16 * lanes]float32
 	e1 := e0 + len(x)
 	for e0 < e1 {
-		b := e0 >> m.blockShift
-		hi := min(e1, (b+1)<<m.blockShift)
-		table := scaledCodebook(m.scale(b))
-		dotRunLanes(acc, x[:hi-e0], m.packed, e0, &table)
+		// Chunks after the first start at a group boundary.
+		hi := min(e1, e0&^(lanes-1)+len(w))
+		m.dequantRangeScalar(w[:hi-e0], e0, hi)
+		dotLanes(acc, w[:hi-e0], x[:hi-e0], e0%lanes)
 		x = x[hi-e0:]
 		e0 = hi
 	}
 }
 
-// dotRunLanes is dotLanesScalar for elements [e0, e0+len(x)) all in one
-// block whose code values are table.
-func dotRunLanes(acc *[lanes]float32, x []float32, packed []byte, e0 int, table *[16]float32) {
-	e1 := e0 + len(x)
-	// Whole groups through array pointers: one bounds check per 32 elements.
-	for e0%lanes != 0 && e0 < e1 {
-		acc[e0%lanes] += float32(table[nibble(packed, e0)] * x[0])
-		x = x[1:]
-		e0++
+// dotLanes adds to the lanes the products w[i]·x[i], element i going to lane
+// (first+i) mod 32.
+func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
+	x = x[:len(w)]
+	// The conversions round each product to float32 before the sum, which
+	// keeps the compiler from fusing them.
+	i := 0
+	for ; first%lanes != 0 && i < len(w); i, first = i+1, first+1 {
+		acc[first%lanes] += float32(w[i] * x[i])
 	}
-	for ; e0+lanes <= e1; e0 += lanes {
-		in, v := (*[lanes / 2]byte)(packed[e0/2:]), (*[lanes]float32)(x)
-		for j, b := range in {
-			// The conversions round each product to float32 before the
-			// sum, which keeps the compiler from fusing them.
-			acc[2*j] += float32(table[b>>4] * v[2*j])
-			acc[2*j+1] += float32(table[b&15] * v[2*j+1])
+	groups := (len(w) - i) / lanes
+	// A quarter of the lanes at a time, so that their sums stay in
+	// registers.
+	for q := 0; q < lanes; q += 8 {
+		a := (*[8]float32)(acc[q:])
+		a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+		for g := range groups {
+			u := (*[8]float32)(w[i+g*lanes+q:])
+			v := (*[8]float32)(x[i+g*lanes+q:])
+			a0 += float32(u[0] * v[0])
+			a1 += float32(u[1] * v[1])
+			a2 += float32(u[2] * v[2])
+			a3 += float32(u[3] * v[3])
+			a4 += float32(u[4] * v[4])
+			a5 += float32(u[5] * v[5])
+			a6 += float32(u[6] * v[6])
+			a7 += float32(u[7] * v[7])
 		}
-		x = x[lanes:]
+		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
 	}
-	for ; e0 < e1; e0++ {
-		acc[e0%lanes] += float32(table[nibble(packed, e0)] * x[0])
-		x = x[1:]
+	for j := range len(w) - i - groups*lanes {
+		acc[j] += float32(w[i+groups*lanes+j] * x[i+groups*lanes+j])
 	}
-}
-
-// nibble returns the code of flat element e.
-func nibble(packed []byte, e int) byte {
-	return packed[e/2] >> (4 - 4*(e%2)) & 15
 }
 
 // foldLanes returns the sum of the lanes in MulT's order, written out: it
