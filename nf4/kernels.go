@@ -231,6 +231,9 @@ const lanes = 32
 // flat elements [e0, e0+len(x)), in MulT's order. It decodes the weights a
 // chunk at a time, then adds them lane by lane.
 func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
+	if len(x) == 0 {
+		return // before clearing w: the vector kernels call this for empty ends
+	}
 	var w [16 * lanes]float32
 	e1 := e0 + len(x)
 	for e0 < e1 {

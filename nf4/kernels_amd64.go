@@ -11,8 +11,8 @@ import "github.com/golora/golora/internal/cpu"
 // covers at most scaleChunk blocks, so it returns within tens of
 // microseconds (assembly is not preemptible). The ends of a range that are
 // not whole groups go to the scalar code, and so does the folding of MulT's
-// lanes, except in the AVX-512 kernels that cover whole rows of W (when
-// every row starts at a multiple of 32), which fold in the same order.
+// lanes, except in the kernels that cover whole rows of W (when every row
+// starts at a multiple of 32), which fold in the same order.
 
 // scaleChunk is the number of block scales one kernel call uses.
 const scaleChunk = 64
@@ -51,6 +51,11 @@ func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups,
 //
 //go:noescape
 func dotRows4AVX512(y *float32, codes *byte, x *float32, xstride, ystride int, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
+// dotRowsAVX2 is dotRowsAVX512 with AVX2.
+//
+//go:noescape
+func dotRowsAVX2(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
 
 // dot1AVX2 is dot1AVX512 with AVX2.
 //
@@ -134,8 +139,8 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 		m.mulTRowsScalar(y, x, n, r0, r1)
 		return
 	}
-	if l >= cpu.AVX512 && m.cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= m.cols {
-		m.mulTWholeRowsAVX512(y, x, n, r0, r1)
+	if m.cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= m.cols {
+		m.mulTWholeRows(l, y, x, n, r0, r1)
 		return
 	}
 	m.mulTRowsVec(l, y, x, n, r0, r1)
@@ -201,17 +206,18 @@ func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 }
 
-// mulTWholeRowsAVX512 computes rows [r0, r1) of every row of y = x·Wᵀ when
-// every row of W starts at a flat multiple of 32 (cols is one) and spans
-// fewer than scaleChunk blocks: each kernel call covers as many whole rows
-// of W as fit in scaleChunk blocks, for four rows of x at a time, then one.
-func (m *Matrix) mulTWholeRowsAVX512(y, x []float32, n, r0, r1 int) {
+// mulTWholeRows computes rows [r0, r1) of every row of y = x·Wᵀ when every
+// row of W starts at a flat multiple of 32 (cols is one) and spans fewer
+// than scaleChunk blocks: each kernel call covers as many whole rows of W as
+// fit in scaleChunk blocks, for four rows of x at a time with AVX-512, else
+// one.
+func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	cols, rows := m.cols, m.rows
 	per := (scaleChunk - 1) * m.blockSize / cols
 	var scales [scaleChunk]float32
 	for i := 0; i < n; {
 		k := 1
-		if n-i >= 4 {
+		if l >= cpu.AVX512 && n-i >= 4 {
 			k = 4
 		}
 		// The kernel reads rows i … i+k−1 of x and writes those of y.
@@ -224,10 +230,13 @@ func (m *Matrix) mulTWholeRowsAVX512(y, x []float32, n, r0, r1 int) {
 			count := (p1-1)>>m.blockShift - first + 1
 			m.fillScales(scales[:count], first)
 			groups, firstGroups := (p1-p0)/lanes, ((first+1)<<m.blockShift-p0)/lanes
-			if k == 4 {
+			switch {
+			case k == 4:
 				dotRows4AVX512(&ys[r], &m.packed[p0/2], &xs[0], 4*cols, 4*rows, &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
-			} else {
+			case l >= cpu.AVX512:
 				dotRowsAVX512(&ys[r], &m.packed[p0/2], &xs[0], &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
+			default:
+				dotRowsAVX2(&ys[r], &m.packed[p0/2], &xs[0], &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
 			}
 		}
 		i += k

@@ -491,3 +491,78 @@ rows4_512next:
 rows4_512done:
 	VZEROUPPER
 	RET
+
+// FOLD256 folds the lanes in Y12..Y15 (0..7, 8..15, 16..23, 24..31) in
+// MulT's order into X12, as FOLD512 does. Uses X11.
+#define FOLD256 \
+	VADDPS       Y14, Y12, Y12; \
+	VADDPS       Y15, Y13, Y13; \
+	VADDPS       Y13, Y12, Y12; \
+	VEXTRACTF128 $1, Y12, X11; \
+	VADDPS       X11, X12, X12; \
+	VMOVHLPS     X12, X12, X11; \
+	VADDPS       X11, X12, X12; \
+	VMOVSHDUP    X12, X11; \
+	VADDSS       X11, X12, X12
+
+// dotRowsAVX2 is dotRowsAVX512 with AVX2 (lanes as in dot1AVX2).
+//
+// func dotRowsAVX2(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ    y+0(FP), AX
+	MOVQ    codes+8(FP), SI
+	MOVQ    x+16(FP), DI
+	MOVQ    DI, R12
+	MOVQ    scales+24(FP), BX
+	MOVQ    groups+32(FP), CX
+	MOVQ    firstGroups+40(FP), DX
+	MOVQ    blockGroups+48(FP), R8
+	MOVQ    rowGroups+56(FP), R11
+	VMOVDQU lowNibbles<>(SB), X10
+	VXORPS  Y12, Y12, Y12
+	VXORPS  Y13, Y13, Y13
+	VXORPS  Y14, Y14, Y14
+	VXORPS  Y15, Y15, Y15
+
+rows256block:
+	NEWBLOCK256(rows256done)
+
+rows256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMULPS  (DI), Y9, Y9
+	VADDPS  Y9, Y12, Y12
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMULPS  32(DI), Y9, Y9
+	VADDPS  Y9, Y13, Y13
+	LOOKUP256(X6)
+	VMULPS  64(DI), Y9, Y9
+	VADDPS  Y9, Y14, Y14
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMULPS  96(DI), Y9, Y9
+	VADDPS  Y9, Y15, Y15
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    R11
+	JNZ     rows256next
+	FOLD256
+	VMOVSS  X12, (AX)
+	ADDQ    $4, AX
+	VXORPS  Y12, Y12, Y12
+	VXORPS  Y13, Y13, Y13
+	VXORPS  Y14, Y14, Y14
+	VXORPS  Y15, Y15, Y15
+	MOVQ    R12, DI
+	MOVQ    rowGroups+56(FP), R11
+
+rows256next:
+	DECQ DX
+	JNZ  rows256group
+	MOVQ R8, DX
+	JMP  rows256block
+
+rows256done:
+	VZEROUPPER
+	RET
