@@ -1,0 +1,186 @@
+// Package gemm multiplies float32 matrices: the single-precision general
+// matrix product (BLAS sgemm) that golora's training and inference spend most
+// of their time in, in Go and Go assembly, with no cgo.
+//
+// The structure is Goto's and BLIS's: blocks of op(A) and op(B) are packed
+// (in Go, which absorbs transposes and leading dimensions) into panels sized
+// for the caches, and a register-blocked micro-kernel multiplies one panel of
+// each into a small tile of C. The micro-kernels are written for AVX-512
+// (14×32 tiles) and AVX2 with FMA (6×16), generated with avo by the separate
+// module in asmgen, and in pure Go (4×4) for other CPUs; the code path is the
+// one internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// Large products are split over GOMAXPROCS goroutines, and each assembly call
+// covers one tile over one cache block of the inner dimension, so that the
+// goroutines stay preemptible.
+package gemm
+
+//go:generate sh -c "cd asmgen && go run . -out ../kernel_amd64.s -stubs ../kernel_amd64.go -pkg gemm"
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/golora/golora/internal/cpu"
+	"github.com/golora/golora/internal/parallel"
+)
+
+// parallelMinWork is the smallest m·n·k split over goroutines: starting one
+// costs about a microsecond, the time of ~10⁵ multiply-adds.
+const parallelMinWork = 1 << 18
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
+// matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
+// op(B) is k×n and C is m×n, with leading dimensions lda, ldb and ldc. The
+// slices may start anywhere inside a larger matrix. When beta is 0, C is
+// overwritten without being read (NaNs in it do not survive); when alpha is 0
+// or k is 0, A and B are not read.
+//
+// Sgemm uses every available CPU (GOMAXPROCS) for large products. Calls may
+// run concurrently. It panics, like gonum's BLAS, when a dimension is
+// negative, a leading dimension is too small or a slice too short.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(kernelFor(cpu.Best()), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Level returns the instruction-set level Sgemm runs at on this machine.
+func Level() cpu.Level { return kernelFor(cpu.Best()).level }
+
+func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta == 0 {
+		beta = 0 // -0 → +0: the kernels test beta's bits
+	}
+	if alpha == 0 || k == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	if threads < 2 || m*n*k < parallelMinWork {
+		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Split the dimension with more tiles, along tile boundaries. Every
+	// goroutine packs its own panels; the other operand is packed by each,
+	// which is cheap against the product when its share is large.
+	if (n+kr.nr-1)/kr.nr >= (m+kr.mr-1)/kr.mr {
+		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
+			bOff := lo
+			if transB {
+				bOff = lo * ldb
+			}
+			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+		})
+		return
+	}
+	parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
+		aOff := lo * lda
+		if transA {
+			aOff = lo
+		}
+		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
+// serial is the blocked product on the calling goroutine.
+func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := kr.workspace()
+	defer kr.pool.Put(w)
+	mr, nr := kr.mr, kr.nr
+	for jc := 0; jc < n; jc += kr.nc {
+		nc := min(kr.nc, n-jc)
+		for pc := 0; pc < k; pc += kr.kc {
+			kc := min(kr.kc, k-pc)
+			packB(w.b, transB, b, ldb, pc, kc, jc, nc, nr)
+			// The first block of the inner dimension applies beta; later ones
+			// accumulate.
+			bt := beta
+			if pc > 0 {
+				bt = 1
+			}
+			for ic := 0; ic < m; ic += kr.mc {
+				mc := min(kr.mc, m-ic)
+				packA(w.a, transA, a, lda, ic, mc, pc, kc, mr)
+				for jr := 0; jr < nc; jr += nr {
+					bp := &w.b[jr*kc]
+					cols := min(nr, nc-jr)
+					for ir := 0; ir < mc; ir += mr {
+						ap := &w.a[ir*kc]
+						rows := min(mr, mc-ir)
+						ci := (ic+ir)*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
+							continue
+						}
+						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
+						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mergeTile stores the rows×cols corner of an edge tile t (already scaled by
+// alpha) into C: C = t + beta·C, not reading C when beta is 0.
+func mergeTile(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) {
+	for i := range rows {
+		src := t[i*ldt : i*ldt+cols]
+		dst := c[i*ldc : i*ldc+cols]
+		if beta == 0 {
+			copy(dst, src)
+			continue
+		}
+		for j, v := range src {
+			dst[j] = v + beta*dst[j]
+		}
+	}
+}
+
+// scale sets C = beta·C, not reading C when beta is 0.
+func scale(m, n int, beta float32, c []float32, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// check panics with a message naming the first argument that is out of
+// range: these are programming errors, as in any BLAS.
+func check(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkMatrix("A", ar, ac, a, lda)
+	checkMatrix("B", br, bc, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+}
+
+func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("gemm: leading dimension of %s is %d, less than its %d columns", name, ld, cols))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		panic(fmt.Sprintf("gemm: %s has %d elements, want at least %d for %d×%d with leading dimension %d", name, len(s), need, rows, cols, ld))
+	}
+}
