@@ -246,8 +246,12 @@ func TestCheckPanics(t *testing.T) {
 		f    func()
 	}{
 		{"negative m", func() { Sgemm(false, false, -1, 1, 1, 1, nil, 1, nil, 1, 0, nil, 1) }},
-		{"small lda", func() { Sgemm(false, false, 2, 2, 3, 1, make([]float32, 6), 2, make([]float32, 6), 2, 0, make([]float32, 4), 2) }},
-		{"short B", func() { Sgemm(false, true, 2, 2, 3, 1, make([]float32, 6), 3, make([]float32, 5), 3, 0, make([]float32, 4), 2) }},
+		{"small lda", func() {
+			Sgemm(false, false, 2, 2, 3, 1, make([]float32, 6), 2, make([]float32, 6), 2, 0, make([]float32, 4), 2)
+		}},
+		{"short B", func() {
+			Sgemm(false, true, 2, 2, 3, 1, make([]float32, 6), 3, make([]float32, 5), 3, 0, make([]float32, 4), 2)
+		}},
 	} {
 		func() {
 			defer func() {
