@@ -86,7 +86,7 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 // serial is the blocked product on the calling goroutine.
 func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	w := kr.workspace()
-	defer kr.pool.Put(w)
+	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
 	for jc := 0; jc < n; jc += kr.nc {
 		nc := min(kr.nc, n-jc)

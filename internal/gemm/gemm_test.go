@@ -264,8 +264,8 @@ func TestCheckPanics(t *testing.T) {
 	}
 }
 
-// TestSteadyStateDoesNotAllocate: packed panels come from a pool, so a
-// single-threaded product allocates nothing once the pool is warm.
+// TestSteadyStateDoesNotAllocate: packed panels are reused, so a
+// single-threaded product allocates nothing once warm.
 func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	p := newProblem(rng, false, true, 100, 100, 300, 0, 1, 0)

@@ -1,7 +1,7 @@
 package gemm
 
 import (
-	"sync"
+	"runtime"
 	"unsafe"
 
 	"github.com/golora/golora/internal/cpu"
@@ -20,8 +20,11 @@ import (
 type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 // kernel is one code path: a micro-kernel, its tile shape and the cache
-// blocking that suits it. Packed panels come from pool, so that a product
-// makes no garbage once the pool is warm.
+// blocking that suits it. Packed panels are reused from free, so that a
+// product makes no garbage once warm. free is a bounded list rather than a
+// sync.Pool: a pool is emptied by the garbage collector, which in training
+// runs often, and faulting in megabytes of fresh pages again costs more than
+// a small product.
 type kernel struct {
 	level  cpu.Level
 	mr, nr int
@@ -30,7 +33,7 @@ type kernel struct {
 	// micro-panel, is reused from L1 by every tile of a column); mc rows of
 	// op(A) by kc are packed per block (kept in L2).
 	kc, mc, nc int
-	pool       sync.Pool
+	free       chan *workspace
 }
 
 // workspace is one goroutine's packed panels.
@@ -39,9 +42,16 @@ type workspace struct {
 	tile []float32 // mr×nr: the result of an edge tile before it is merged into C
 }
 
+// freeWorkspaces bounds the workspaces a code path keeps: one per goroutine
+// of a product on every CPU, with room for a few concurrent products.
+var freeWorkspaces = 2 * max(2, runtime.NumCPU())
+
+// workspace returns a workspace for the calling goroutine; put returns it.
 func (kr *kernel) workspace() *workspace {
-	if w, ok := kr.pool.Get().(*workspace); ok {
+	select {
+	case w := <-kr.free:
 		return w
+	default:
 	}
 	return &workspace{
 		a:    make([]float32, kr.mc*kr.kc),
@@ -50,8 +60,21 @@ func (kr *kernel) workspace() *workspace {
 	}
 }
 
+func (kr *kernel) put(w *workspace) {
+	select {
+	case kr.free <- w:
+	default: // enough kept: let the collector have it
+	}
+}
+
+// newKernel sets up a code path's free list.
+func newKernel(kr kernel) *kernel {
+	kr.free = make(chan *workspace, freeWorkspaces)
+	return &kr
+}
+
 // generic is the pure-Go path, for CPUs without AVX2 and FMA.
-var generic = &kernel{level: cpu.Generic, mr: 4, nr: 4, micro: kernel4x4Go, kc: 256, mc: 64, nc: 1024}
+var generic = newKernel(kernel{level: cpu.Generic, mr: 4, nr: 4, micro: kernel4x4Go, kc: 256, mc: 64, nc: 1024})
 
 // kernelFor returns the best code path available at level l.
 func kernelFor(l cpu.Level) *kernel {

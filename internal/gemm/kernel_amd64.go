@@ -13,18 +13,3 @@ func kernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha
 //
 //go:noescape
 func kernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
-
-// kernel14x32AVX512x computes a 14×32 tile of C; see microKernel in asmgen.
-//
-//go:noescape
-func kernel14x32AVX512x(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
-
-// kernel12x32AVX512 computes a 12×32 tile of C; see microKernel in asmgen.
-//
-//go:noescape
-func kernel12x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
-
-// kernel8x48AVX512 computes a 8×48 tile of C; see microKernel in asmgen.
-//
-//go:noescape
-func kernel8x48AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)

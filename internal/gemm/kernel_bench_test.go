@@ -11,7 +11,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 	for _, kr := range levels() {
 		b.Run(fmt.Sprintf("%v/%dx%d", kr.level, kr.mr, kr.nr), func(b *testing.B) {
 			w := kr.workspace()
-			defer kr.pool.Put(w)
+			defer kr.put(w)
 			kc := kr.kc
 			c := make([]float32, kr.mr*kr.nr)
 			for b.Loop() {

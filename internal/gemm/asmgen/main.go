@@ -29,9 +29,6 @@ func main() {
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
 	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false)
-	microKernel("kernel14x32AVX512x", 14, 2, 16, zmmRegs, false)
-	microKernel("kernel12x32AVX512", 12, 2, 16, zmmRegs, true)
-	microKernel("kernel8x48AVX512", 8, 3, 16, zmmRegs, true)
 	Generate()
 }
 
