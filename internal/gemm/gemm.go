@@ -83,31 +83,38 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 	})
 }
 
-// serial is the blocked product on the calling goroutine.
+// serial is the blocked product on the calling goroutine. The loops, from
+// the outside in: a block of kc steps of the inner dimension (beta applies in
+// the first); mc rows of op(A), packed once per block (Ã, in L3); nc columns
+// of op(B), packed (B̃, kept in L2); a micro-panel of mr rows of Ã, which
+// stays in L1 while the micro-kernel runs it against every micro-panel of
+// nr columns of B̃, each streaming from L2.
 func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	w := kr.workspace()
 	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
-	for jc := 0; jc < n; jc += kr.nc {
-		nc := min(kr.nc, n-jc)
-		for pc := 0; pc < k; pc += kr.kc {
-			kc := min(kr.kc, k-pc)
-			packB(w.b, transB, b, ldb, pc, kc, jc, nc, nr)
-			// The first block of the inner dimension applies beta; later ones
-			// accumulate.
-			bt := beta
-			if pc > 0 {
-				bt = 1
-			}
-			for ic := 0; ic < m; ic += kr.mc {
-				mc := min(kr.mc, m-ic)
-				packA(w.a, transA, a, lda, ic, mc, pc, kc, mr)
-				for jr := 0; jr < nc; jr += nr {
-					bp := &w.b[jr*kc]
-					cols := min(nr, nc-jr)
-					for ir := 0; ir < mc; ir += mr {
-						ap := &w.a[ir*kc]
-						rows := min(mr, mc-ir)
+	// Blocks of equal size rather than full ones and a remnant: k = 500 is
+	// two blocks of 250, not 384 and a short 116 that pays for a pass over C
+	// with little work.
+	kcMax, mcMax, ncMax := balance(k, kr.kc, 1), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
+	for pc := 0; pc < k; pc += kcMax {
+		kc := min(kcMax, k-pc)
+		bt := beta
+		if pc > 0 {
+			bt = 1
+		}
+		for ic := 0; ic < m; ic += mcMax {
+			mc := min(mcMax, m-ic)
+			packA(w.a, transA, a, lda, ic, mc, pc, kc, mr)
+			for jc := 0; jc < n; jc += ncMax {
+				nc := min(ncMax, n-jc)
+				packB(w.b, transB, b, ldb, pc, kc, jc, nc, nr)
+				for ir := 0; ir < mc; ir += mr {
+					ap := &w.a[ir*kc]
+					rows := min(mr, mc-ir)
+					for jr := 0; jr < nc; jr += nr {
+						bp := &w.b[jr*kc]
+						cols := min(nr, nc-jr)
 						ci := (ic+ir)*ldc + jc + jr
 						if rows == mr && cols == nr {
 							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
@@ -120,6 +127,15 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 			}
 		}
 	}
+}
+
+// balance returns the block size for n elements split into as few blocks of
+// at most max as possible, of equal size rounded up to a multiple of unit
+// (max is itself a multiple of unit).
+func balance(n, max, unit int) int {
+	blocks := (n + max - 1) / max
+	size := (n + blocks - 1) / blocks
+	return (size + unit - 1) / unit * unit
 }
 
 // mergeTile stores the rows×cols corner of an edge tile t (already scaled by

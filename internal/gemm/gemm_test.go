@@ -131,8 +131,9 @@ func levels() []*kernel {
 
 // TestLevels runs every code path the machine supports directly, whatever
 // GOLORA_KERNELS says, on shapes around the tile sizes (1, below, at and
-// above 4, 6, 14, 16 and 32) and the cache blocks (kc 256, mc 64…168),
-// every transpose, and alpha/beta values including the special 0 and 1.
+// above 4, 6, 14, 16 and 32) and past the cache blocks (kc 256…384, mc
+// 512…1008, nc 128…384), every transpose, and alpha/beta values including the
+// special 0 and 1.
 func TestLevels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := []int{1, 2, 3, 5, 6, 7, 13, 14, 15, 16, 17, 31, 32, 33, 47}
@@ -150,7 +151,7 @@ func TestLevels(t *testing.T) {
 			// several mc blocks, a partial edge on every side.
 			probs = append(probs,
 				newProblem(rng, ta, tb, 37, 45, 600, 1, 0.75, 0.5),
-				newProblem(rng, ta, tb, 181, 70, 40, 2, 1, 0),
+				newProblem(rng, ta, tb, 1100, 21, 30, 2, 1, 0),
 				newProblem(rng, ta, tb, 3, 4200, 5, 0, 2, 1),
 			)
 		}

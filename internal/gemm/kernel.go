@@ -74,7 +74,7 @@ func newKernel(kr kernel) *kernel {
 }
 
 // generic is the pure-Go path, for CPUs without AVX2 and FMA.
-var generic = newKernel(kernel{level: cpu.Generic, mr: 4, nr: 4, micro: kernel4x4Go, kc: 256, mc: 64, nc: 1024})
+var generic = newKernel(kernel{level: cpu.Generic, mr: 4, nr: 4, micro: kernel4x4Go, kc: 256, mc: 512, nc: 128})
 
 // kernelFor returns the best code path available at level l.
 func kernelFor(l cpu.Level) *kernel {

@@ -66,6 +66,22 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 	k := Load(Param("k"), GP64())
 	a := Load(Param("a"), GP64())
 	b := Load(Param("b"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+
+	Comment("Start loading the tile of C: when k is large it has left the",
+		"caches since the previous block, and the loads at the end would stall.")
+	row := GP64()
+	MOVQ(c, row)
+	for i := 0; i < mr; i++ {
+		for off := 0; off < vecs*vecBytes; off += 64 {
+			PREFETCHT0(Mem{Base: row, Disp: off})
+		}
+		if i < mr-1 {
+			ADDQ(ldc, row)
+		}
+	}
 
 	Comment("Zero the accumulators.")
 	for i := range acc {
@@ -100,9 +116,6 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 	JNZ(LabelRef(name + "_loop"))
 
 	Label(name + "_store")
-	c := Load(Param("c"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(U8(2), ldc)
 	alpha, err := Param("alpha").Resolve()
 	if err != nil {
 		panic(err)
@@ -126,7 +139,6 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 
 	Comment("C = alpha·ÃB̃ + beta·C")
 	VBROADCASTSS(beta.Addr, betaV)
-	row := GP64()
 	MOVQ(c, row)
 	for i := range acc {
 		for j, v := range acc[i] {
