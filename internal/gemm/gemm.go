@@ -61,10 +61,16 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	// Split the dimension with more tiles, along tile boundaries. Every
-	// goroutine packs its own panels; the other operand is packed by each,
-	// which is cheap against the product when its share is large.
-	if (n+kr.nr-1)/kr.nr >= (m+kr.mr-1)/kr.mr {
+	// Split along tile boundaries. Every goroutine packs its own panels, so
+	// the operand not split is packed by each: split n (each packs all of
+	// op(A), m×k) when m ≤ n, else m (each packs op(B), k×n), unless that
+	// leaves too few tiles to share.
+	tilesM, tilesN := (m+kr.mr-1)/kr.mr, (n+kr.nr-1)/kr.nr
+	splitN := m <= n
+	if splitN && tilesN < 2*threads && tilesM > tilesN || !splitN && tilesM < 2*threads && tilesN > tilesM {
+		splitN = !splitN
+	}
+	if splitN {
 		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
 			bOff := lo
 			if transB {

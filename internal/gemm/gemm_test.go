@@ -30,7 +30,8 @@ func newProblem(rng *rand.Rand, transA, transB bool, m, n, k, pad int, alpha, be
 	if transB {
 		br, bc = n, k
 	}
-	p.lda, p.ldb, p.ldc = ac+pad, bc+pad, n+pad
+	// BLAS wants leading dimensions of at least 1, even for empty matrices.
+	p.lda, p.ldb, p.ldc = max(1, ac+pad), max(1, bc+pad), max(1, n+pad)
 	p.a = randSlice(rng, ar*p.lda)
 	p.b = randSlice(rng, br*p.ldb)
 	p.c = randSlice(rng, m*p.ldc)
