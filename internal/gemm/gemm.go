@@ -19,6 +19,7 @@ package gemm
 import (
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/golora/golora/internal/cpu"
 	"github.com/golora/golora/internal/parallel"
@@ -61,7 +62,15 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	// Split along tile boundaries. Every goroutine packs its own panels, so
+	// Preferably the rows are split, at least two panels each, and op(B)
+	// packed together.
+	panelsM := (m + kr.mr - 1) / kr.mr
+	if rowThreads := min(threads, panelsM/2); rowThreads >= 2 && (panelsM+rowThreads-1)/rowThreads*kr.mr <= kr.mc {
+		sharedB(kr, rowThreads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Otherwise (few rows, or too many for one block each) split along tile
+	// boundaries, every goroutine packing its own panels, so
 	// the operand not split is packed by each: split n (each packs all of
 	// op(A), m×k) when m ≤ n, else m (each packs op(B), k×n), unless that
 	// leaves too few tiles to share.
@@ -132,6 +141,95 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 				}
 			}
 		}
+	}
+}
+
+// sharedB is the product on threads goroutines that split the rows of C,
+// each holding its rows of op(A) packed in one block (at most kr.mc rows),
+// and that pack each block of op(B) together into one shared B̃: no operand
+// is packed twice. Two barriers per block of B̃ keep it from being read
+// before it is complete or overwritten while in use.
+func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	shared := kr.workspace()
+	defer kr.put(shared)
+	mr, nr := kr.mr, kr.nr
+	kcMax, ncMax := balance(k, kr.kc, 1), balance(n, kr.nc, nr)
+	bar := newBarrier(threads)
+	units := (m + mr - 1) / mr
+	work := func(id int) {
+		lo, hi := units*id/threads*mr, min(m, units*(id+1)/threads*mr)
+		w := kr.workspace()
+		defer kr.put(w)
+		for pc := 0; pc < k; pc += kcMax {
+			kc := min(kcMax, k-pc)
+			bt := beta
+			if pc > 0 {
+				bt = 1
+			}
+			packA(w.a, transA, a, lda, lo, hi-lo, pc, kc, mr)
+			for jc := 0; jc < n; jc += ncMax {
+				nc := min(ncMax, n-jc)
+				panels := (nc + nr - 1) / nr
+				p0, p1 := panels*id/threads, panels*(id+1)/threads
+				if p1 > p0 {
+					packB(shared.b[p0*nr*kc:], transB, b, ldb, pc, kc, jc+p0*nr, min(nc, p1*nr)-p0*nr, nr)
+				}
+				bar.wait()
+				for ir := lo; ir < hi; ir += mr {
+					ap := &w.a[(ir-lo)*kc]
+					rows := min(mr, hi-ir)
+					for jr := 0; jr < nc; jr += nr {
+						bp := &shared.b[jr*kc]
+						cols := min(nr, nc-jr)
+						ci := ir*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
+							continue
+						}
+						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
+						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+					}
+				}
+				bar.wait()
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for id := 1; id < threads; id++ {
+		wg.Go(func() { work(id) })
+	}
+	work(0)
+	wg.Wait()
+}
+
+// barrier makes n goroutines wait for each other, again and again.
+type barrier struct {
+	mu         sync.Mutex
+	cond       sync.Cond
+	n, arrived int
+	round      int
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{n: n}
+	b.cond.L = &b.mu
+	return b
+}
+
+// wait returns once all n goroutines have called it in this round.
+func (b *barrier) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	round := b.round
+	b.arrived++
+	if b.arrived == b.n {
+		b.arrived = 0
+		b.round++
+		b.cond.Broadcast()
+		return
+	}
+	for round == b.round {
+		b.cond.Wait()
 	}
 }
 

@@ -154,6 +154,10 @@ func TestLevels(t *testing.T) {
 				newProblem(rng, ta, tb, 37, 45, 600, 1, 0.75, 0.5),
 				newProblem(rng, ta, tb, 1100, 21, 30, 2, 1, 0),
 				newProblem(rng, ta, tb, 3, 4200, 5, 0, 2, 1),
+				// Split over goroutines by columns (few rows), and by rows
+				// with op(B) packed together or, past mc rows each, apart.
+				newProblem(rng, ta, tb, 20, 300, 50, 1, 1, 0.5),
+				newProblem(rng, ta, tb, 2100, 9, 20, 1, 1, 1),
 			)
 		}
 	}
