@@ -29,9 +29,10 @@ type kernel struct {
 	level  cpu.Level
 	mr, nr int
 	micro  microKernel
-	// kc rows of op(B) by nc columns are packed at a time (kc×nr of them, one
-	// micro-panel, is reused from L1 by every tile of a column); mc rows of
-	// op(A) by kc are packed per block (kept in L2).
+	// The cache blocks (see serial): kc steps of the inner dimension at a
+	// time; mc rows of op(A) packed per block (Ã, from which one micro-panel
+	// of mr×kc stays in L1 while it is used); nc columns of op(B) packed per
+	// block (B̃, kc×nc, kept in L2).
 	kc, mc, nc int
 	free       chan *workspace
 }
