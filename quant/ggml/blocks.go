@@ -181,8 +181,8 @@ func dequantQ4_K(dst []float32, row []byte) {
 			q := (*[32]byte)(blk[16+32*c:])
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
-			d1, min1 := d*float32(sc1), dmin*float32(m1)
-			d2, min2 := d*float32(sc2), dmin*float32(m2)
+			d1, min1 := d*float32(sc1), float32(dmin*float32(m1))
+			d2, min2 := d*float32(sc2), float32(dmin*float32(m2))
 			lo := (*[32]float32)(dst[b*256+64*c:])
 			hi := (*[32]float32)(dst[b*256+64*c+32:])
 			for l := range 32 {
@@ -234,8 +234,8 @@ func dequantQ5_K(dst []float32, row []byte) {
 			q := (*[32]byte)(blk[48+32*c:])
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
-			d1, min1 := d*float32(sc1), dmin*float32(m1)
-			d2, min2 := d*float32(sc2), dmin*float32(m2)
+			d1, min1 := d*float32(sc1), float32(dmin*float32(m1))
+			d2, min2 := d*float32(sc2), float32(dmin*float32(m2))
 			lo := (*[32]float32)(dst[b*256+64*c:])
 			hi := (*[32]float32)(dst[b*256+64*c+32:])
 			for l := range 32 {

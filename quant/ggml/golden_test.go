@@ -70,3 +70,27 @@ func TestDequantizeMatchesGGML(t *testing.T) {
 		})
 	}
 }
+
+// TestQuantizeMatchesGGML checks that the quantizers write the bytes ggml's
+// reference quantizer wrote for the same weights.
+func TestQuantizeMatchesGGML(t *testing.T) {
+	w := readFloats(t, "input.f32")
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+		t.Run(typ.String(), func(t *testing.T) {
+			want := goldenBlocks(t, typ)
+			m, err := Quantize(typ, w, goldenRows, goldenCols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.Blocks()
+			_, blockBytes, _ := typ.BlockSize()
+			for i := range want {
+				if got[i] != want[i] {
+					b := i / blockBytes
+					t.Fatalf("byte %d (block %d, byte %d of it): got %#02x, ggml %#02x\nours %x\nggml %x",
+						i, b, i%blockBytes, got[i], want[i], got[b*blockBytes:(b+1)*blockBytes], want[b*blockBytes:(b+1)*blockBytes])
+				}
+			}
+		})
+	}
+}
