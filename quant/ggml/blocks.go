@@ -92,8 +92,9 @@ func dequantQ5_0(dst []float32, row []byte) {
 		q := (*[16]byte)(blk[6:])
 		out := (*[32]float32)(dst[b*32:])
 		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh>>j&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>(j+16)&1)<<4
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
 			out[j] = float32(int32(lo)-16) * d
 			out[j+16] = float32(int32(hi)-16) * d
 		}
@@ -109,8 +110,9 @@ func dotQ5_0(row []byte, x []float32) float32 {
 		xs := (*[32]float32)(x[b*32:])
 		var s0, s1 float32
 		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh>>j&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>(j+16)&1)<<4
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
 			s0 += float32(int32(lo)-16) * xs[j]
 			s1 += float32(int32(hi)-16) * xs[j+16]
 		}
@@ -129,8 +131,9 @@ func dequantQ5_1(dst []float32, row []byte) {
 		q := (*[16]byte)(blk[8:])
 		out := (*[32]float32)(dst[b*32:])
 		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh>>j&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>(j+16)&1)<<4
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
 			out[j] = float32(float32(lo)*d) + m
 			out[j+16] = float32(float32(hi)*d) + m
 		}
@@ -144,14 +147,17 @@ func dotQ5_1(row []byte, x []float32) float32 {
 		qh := binary.LittleEndian.Uint32(blk[4:])
 		q := (*[16]byte)(blk[8:])
 		xs := (*[32]float32)(x[b*32:])
-		var sq, sx float32
+		var s0, s1, x0, x1 float32
 		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh>>j&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>(j+16)&1)<<4
-			sq += float32(lo)*xs[j] + float32(hi)*xs[j+16]
-			sx += xs[j] + xs[j+16]
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
+			s0 += float32(lo) * xs[j]
+			s1 += float32(hi) * xs[j+16]
+			x0 += xs[j]
+			x1 += xs[j+16]
 		}
-		sum += f16(blk)*sq + f16(blk[2:])*sx
+		sum += f16(blk)*(s0+s1) + f16(blk[2:])*(x0+x1)
 	}
 	return sum
 }
