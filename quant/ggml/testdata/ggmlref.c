@@ -107,7 +107,8 @@ static int read_gguf(const char *path, const char *out) {
     }
     FILE *f = fopen(out, "wb");
     if (!f) return 1;
-    for (struct ggml_tensor *t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+        struct ggml_tensor *t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
         int64_t n = ggml_nelements(t);
         float *buf = malloc(n * sizeof(float));
         if (t->type == GGML_TYPE_F32) {

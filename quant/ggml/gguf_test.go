@@ -1,0 +1,128 @@
+package ggml
+
+import (
+	"bytes"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/golora/golora/internal/gguf"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/written.gguf (then rerun ggmlref read, see testdata/README.md)")
+
+// writtenGGUF builds, with our quantizers and gguf.Builder, the GGUF file
+// that ggml's reader loaded to make testdata/written.ggml.f32: the golden
+// input quantized to every type we write, ggml's own blocks of the types we
+// only read, and an F32 vector.
+func writtenGGUF(t *testing.T) []byte {
+	w := readFloats(t, "input.f32")
+	var b gguf.Builder
+	if err := b.AddKV("general.architecture", "golora-test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+		m, err := Quantize(typ, w, goldenRows, goldenCols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AddMatrix("w."+typ.String(), gguf.GGMLType(typ), goldenRows, goldenCols, m.Blocks()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, typ := range []Type{Q5_0, Q5_1, Q5_K} {
+		if err := b.AddMatrix("w."+typ.String(), gguf.GGMLType(typ), goldenRows, goldenCols, goldenBlocks(t, typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.AddFloat32("norm", []int{5}, w[:5]); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestGGMLReadsOurGGUF checks that testdata/written.gguf is what our writer
+// produces today, and that ggml's gguf_init_from_file loaded it to the same
+// values our Matrix gives: ggml's dequantization of every tensor, in file
+// order, is testdata/written.ggml.f32.
+func TestGGMLReadsOurGGUF(t *testing.T) {
+	path := filepath.Join("testdata", "written.gguf")
+	data := writtenGGUF(t)
+	if *update {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, data) {
+		t.Fatalf("%s differs from what the writer produces now: rerun with -update and regenerate written.ggml.f32 (testdata/README.md)", path)
+	}
+	f, err := gguf.Parse(committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ggmlValues := readFloats(t, "written.ggml.f32")
+	pos := 0
+	for _, ti := range f.Tensors() {
+		rows, cols, err := ti.RowsCols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []float32
+		if ti.Type == gguf.TypeF32 {
+			if got, err = f.TensorFloat32(ti.Name); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			raw, err := f.TensorBytes(ti.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := New(ti.Name, Type(ti.Type), rows, cols, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = make([]float32, rows*cols)
+			if err := m.DequantizeRows(got, 0, rows); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pos+len(got) > len(ggmlValues) {
+			t.Fatalf("ggml's dump ends inside tensor %q", ti.Name)
+		}
+		for i, v := range got {
+			if math.Float32bits(v) != math.Float32bits(ggmlValues[pos+i]) {
+				t.Fatalf("tensor %q element %d: ours %g, ggml read %g", ti.Name, i, v, ggmlValues[pos+i])
+			}
+		}
+		pos += len(got)
+	}
+	if pos != len(ggmlValues) {
+		t.Fatalf("ggml's dump has %d values, the file's tensors %d", len(ggmlValues), pos)
+	}
+}
+
+// TestTypeNumbersMatchGGUF checks that Type uses the numbers of gguf.GGMLType
+// and the same block layouts, so a loader can convert one to the other.
+func TestTypeNumbersMatchGGUF(t *testing.T) {
+	for _, typ := range goldenTypes {
+		g := gguf.GGMLType(typ)
+		if g.String() != map[Type]string{Q8_0: "Q8_0", Q4_0: "Q4_0", Q5_0: "Q5_0", Q5_1: "Q5_1", Q4_K: "Q4_K", Q5_K: "Q5_K", Q6_K: "Q6_K"}[typ] {
+			t.Errorf("%v is gguf's %v", typ, g)
+		}
+		ge, gb, _ := g.BlockSize()
+		e, b, _ := typ.BlockSize()
+		if int(ge) != e || int(gb) != b {
+			t.Errorf("%v: block %d elements in %d bytes, gguf says %d in %d", typ, e, b, ge, gb)
+		}
+	}
+}
