@@ -17,28 +17,7 @@ import (
 const benchRows, benchCols = 512, 2048
 
 func benchMatrix(b *testing.B, typ Type) *Matrix {
-	w := randomX(benchRows, benchCols, 1)
-	var m *Matrix
-	var err error
-	if _, ok := blockQuantizers[typ]; ok {
-		m, err = Quantize(typ, w, benchRows, benchCols)
-	} else {
-		// No quantizer of ours: random bytes with a small fixed fp16 scale
-		// are valid blocks of any format.
-		f := formats[typ]
-		rb, _ := typ.RowBytes(benchCols)
-		data := make([]byte, benchRows*rb)
-		r := randomX(1, len(data), 2)
-		for i := range data {
-			data[i] = byte(int(r[i] * 1000))
-		}
-		for blk := 0; blk < len(data); blk += f.blockBytes {
-			for _, off := range f.scales {
-				data[blk+off], data[blk+off+1] = 0x00, 0x20 // 2⁻⁷
-			}
-		}
-		m, err = New("bench", typ, benchRows, benchCols, data)
-	}
+	m, err := Quantize(typ, randomX(benchRows, benchCols, 1), benchRows, benchCols)
 	if err != nil {
 		b.Fatal(err)
 	}

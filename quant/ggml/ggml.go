@@ -8,10 +8,10 @@
 // caller's buffer and MulT computes x·Wᵀ straight from the blocks. The
 // dequantized values match ggml's own dequantization bit for bit.
 //
-// The quantizers (QuantizeQ8_0, QuantizeQ4_0, QuantizeQ4_K, QuantizeQ6_K)
-// follow ggml's reference (imatrix-free) quantization and produce the same
-// bytes, so a matrix they return can be written to a GGUF file that llama.cpp
-// runs.
+// Quantize (and QuantizeQ8_0, QuantizeQ4_K, … with quant.Quantizer's
+// signature) follows ggml's reference, imatrix-free quantization of every
+// format and produces the same bytes, so the blocks of a matrix it returns
+// can be written to a GGUF file that llama.cpp runs.
 package ggml
 
 import (

@@ -75,7 +75,7 @@ func TestDequantizeMatchesGGML(t *testing.T) {
 // reference quantizer wrote for the same weights.
 func TestQuantizeMatchesGGML(t *testing.T) {
 	w := readFloats(t, "input.f32")
-	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+	for _, typ := range goldenTypes {
 		t.Run(typ.String(), func(t *testing.T) {
 			want := goldenBlocks(t, typ)
 			m, err := Quantize(typ, w, goldenRows, goldenCols)

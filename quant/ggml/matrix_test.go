@@ -196,8 +196,11 @@ func TestErrors(t *testing.T) {
 	if _, err := QuantizeQ8_0(make([]float32, 40), 1, 40); err == nil || !strings.Contains(err.Error(), "40 elements is not a positive multiple of its block size 32") {
 		t.Errorf("ragged Q8_0: error %v", err)
 	}
-	if _, err := Quantize(Q5_K, w, 2, 256); err == nil {
-		t.Error("Quantize to Q5_K (no quantizer) accepted")
+	if _, err := Quantize(Type(3), make([]float32, 32), 1, 32); err == nil || !strings.Contains(err.Error(), "cannot quantize to ggml_type(3)") {
+		t.Errorf("Quantize to q4_1: error %v", err)
+	}
+	if _, ok := QuantizerFor(Type(3)); ok {
+		t.Error("QuantizerFor(q4_1) ok")
 	}
 }
 
@@ -213,7 +216,10 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	}{
 		{QuantizeQ8_0, 1.0 / 127},
 		{QuantizeQ4_0, 1.0 / 8},
+		{QuantizeQ5_0, 1.0 / 16},
+		{QuantizeQ5_1, 1.0 / 31},
 		{QuantizeQ4_K, 2.0 / 15},
+		{QuantizeQ5_K, 1.0 / 31},
 		{QuantizeQ6_K, 1.5 / 32},
 	} {
 		m, err := tc.q(w, rows, cols)

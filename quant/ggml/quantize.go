@@ -17,13 +17,6 @@ import (
 // explicitly: Go may otherwise fuse it with the sum (FMA, on arm64), which
 // ggml's reference build, compiled without contraction, does not.
 
-// Quantizer quantizes a row-major [rows, cols] float32 weight to a Matrix.
-// It has the signature of quant.Quantizer.
-type Quantizer = func(w []float32, rows, cols int) (quant.Matrix, error)
-
-// Quantizers lists the quantizer of each type that can be written.
-var _ = []Quantizer{QuantizeQ8_0, QuantizeQ4_0, QuantizeQ4_K, QuantizeQ6_K}
-
 // QuantizeQ8_0 quantizes w ([rows, cols], cols a multiple of 32) to Q8_0.
 func QuantizeQ8_0(w []float32, rows, cols int) (quant.Matrix, error) {
 	return Quantize(Q8_0, w, rows, cols)
@@ -32,6 +25,30 @@ func QuantizeQ8_0(w []float32, rows, cols int) (quant.Matrix, error) {
 // QuantizeQ4_0 quantizes w ([rows, cols], cols a multiple of 32) to Q4_0.
 func QuantizeQ4_0(w []float32, rows, cols int) (quant.Matrix, error) {
 	return Quantize(Q4_0, w, rows, cols)
+}
+
+// QuantizeQ5_0 quantizes w ([rows, cols], cols a multiple of 32) to Q5_0.
+func QuantizeQ5_0(w []float32, rows, cols int) (quant.Matrix, error) {
+	return Quantize(Q5_0, w, rows, cols)
+}
+
+// QuantizeQ5_1 quantizes w ([rows, cols], cols a multiple of 32) to Q5_1.
+func QuantizeQ5_1(w []float32, rows, cols int) (quant.Matrix, error) {
+	return Quantize(Q5_1, w, rows, cols)
+}
+
+// QuantizeQ5_K quantizes w ([rows, cols], cols a multiple of 256) to Q5_K.
+func QuantizeQ5_K(w []float32, rows, cols int) (quant.Matrix, error) {
+	return Quantize(Q5_K, w, rows, cols)
+}
+
+// QuantizerFor returns the quantizer of typ, with quant.Quantizer's
+// signature; ok is false if typ has none.
+func QuantizerFor(typ Type) (q func(w []float32, rows, cols int) (quant.Matrix, error), ok bool) {
+	if _, ok := blockQuantizers[typ]; !ok {
+		return nil, false
+	}
+	return func(w []float32, rows, cols int) (quant.Matrix, error) { return Quantize(typ, w, rows, cols) }, true
 }
 
 // QuantizeQ4_K quantizes w ([rows, cols], cols a multiple of 256) to Q4_K.
@@ -48,19 +65,22 @@ func QuantizeQ6_K(w []float32, rows, cols int) (quant.Matrix, error) {
 var blockQuantizers = map[Type]func(blk []byte, x []float32){
 	Q8_0: quantizeBlockQ8_0,
 	Q4_0: quantizeBlockQ4_0,
+	Q5_0: quantizeBlockQ5_0,
+	Q5_1: quantizeBlockQ5_1,
 	Q4_K: quantizeBlockQ4_K,
+	Q5_K: quantizeBlockQ5_K,
 	Q6_K: quantizeBlockQ6_K,
 }
 
-// Quantize quantizes the row-major weight w of shape [rows, cols] to typ,
-// which must be Q8_0, Q4_0, Q4_K or Q6_K, producing the bytes ggml's
+// Quantize quantizes the row-major weight w of shape [rows, cols] to typ
+// (any of the seven types), producing the bytes ggml's
 // reference quantizer produces. It returns an error for a bad shape or
 // length, a cols that is not a multiple of the block size, or a NaN or ±Inf
 // weight (naming its row and column).
 func Quantize(typ Type, w []float32, rows, cols int) (*Matrix, error) {
 	enc, ok := blockQuantizers[typ]
 	if !ok {
-		return nil, fmt.Errorf("ggml: cannot quantize to %v (can: q8_0, q4_0, q4_K, q6_K)", typ)
+		return nil, fmt.Errorf("ggml: cannot quantize to %v (can: q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", typ)
 	}
 	f := formats[typ]
 	if rows <= 0 || cols <= 0 || rows > math.MaxInt/cols {
@@ -136,12 +156,62 @@ func quantizeBlockQ4_0(blk []byte, x []float32) {
 	}
 }
 
-// makeQKX2 is ggml's make_qkx2_quants for n = 32, nmax = 15, rmin = −1,
-// rdelta = 0.1, nstep = 20, squared error: it picks a scale and a min ≤ 0 for
-// the 32 values x under the weights and writes the codes to L. It returns
-// the scale and −min.
-func makeQKX2(x, weights *[32]float32, L *[32]uint8) (scale, negMin float32) {
-	const nmax, rmin, rdelta, nstep = 15, float32(-1), float32(0.1), 20
+func quantizeBlockQ5_0(blk []byte, x []float32) {
+	var amax, mx float32
+	for _, v := range x {
+		if amax < absf(v) {
+			amax, mx = absf(v), v
+		}
+	}
+	d := mx / -16
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(blk, d)
+	var qh uint32
+	for j := range 16 {
+		lo := min(31, int8(float32(x[j]*id)+16.5))
+		hi := min(31, int8(float32(x[j+16]*id)+16.5))
+		blk[6+j] = byte(lo)&0x0f | (byte(hi)&0x0f)<<4
+		qh |= uint32(lo>>4&1)<<j | uint32(hi>>4&1)<<(j+16)
+	}
+	binary.LittleEndian.PutUint32(blk[2:], qh)
+}
+
+func quantizeBlockQ5_1(blk []byte, x []float32) {
+	mn, mx := float32(math.MaxFloat32), float32(-math.MaxFloat32)
+	for _, v := range x {
+		if v < mn {
+			mn = v
+		}
+		if v > mx {
+			mx = v
+		}
+	}
+	d := (mx - mn) / 31
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(blk, d)
+	putF16(blk[2:], mn)
+	var qh uint32
+	for j := range 16 {
+		lo := uint8(float32((x[j]-mn)*id) + 0.5)
+		hi := uint8(float32((x[j+16]-mn)*id) + 0.5)
+		blk[8+j] = lo&0x0f | (hi&0x0f)<<4
+		qh |= uint32(lo>>4&1)<<j | uint32(hi>>4&1)<<(j+16)
+	}
+	binary.LittleEndian.PutUint32(blk[4:], qh)
+}
+
+// makeQKX2 is ggml's make_qkx2_quants for n = 32, rdelta = 0.1 and squared
+// error: it picks a scale and a min ≤ 0 for the 32 values x under the
+// weights, trying nstep+1 scales from (nmax+rmin)/range, and writes codes in
+// [0, nmax] to L. It returns the scale and −min.
+func makeQKX2(x, weights *[32]float32, L *[32]uint8, nmax int32, rmin float32, nstep int) (scale, negMin float32) {
+	const rdelta = float32(0.1)
 	var Laux [32]uint8
 	mn, mx := x[0], x[0]
 	sumW := weights[0]
@@ -163,7 +233,7 @@ func makeQKX2(x, weights *[32]float32, L *[32]uint8) (scale, negMin float32) {
 		*L = [32]uint8{}
 		return 0, -mn
 	}
-	iscale := nmax / (mx - mn)
+	iscale := float32(nmax) / (mx - mn)
 	scale = 1 / iscale
 	var bestErr float32
 	for i := range 32 {
@@ -173,7 +243,7 @@ func makeQKX2(x, weights *[32]float32, L *[32]uint8) (scale, negMin float32) {
 		bestErr += float32(weights[i] * float32(diff*diff))
 	}
 	for is := 0; is <= nstep; is++ {
-		iscale = (float32(rmin+float32(rdelta*float32(is))) + nmax) / (mx - mn)
+		iscale = (float32(rmin+float32(rdelta*float32(is))) + float32(nmax)) / (mx - mn)
 		var sumL, sumL2, sumXL float32
 		for i := range 32 {
 			l := max(0, min(nmax, nearestInt(float32(iscale*(x[i]-mn)))))
@@ -206,8 +276,12 @@ func makeQKX2(x, weights *[32]float32, L *[32]uint8) (scale, negMin float32) {
 	return scale, -mn
 }
 
-func quantizeBlockQ4_K(blk []byte, x []float32) {
-	var L [256]uint8
+// kQuantScales is the part of ggml's Q4_K and Q5_K reference quantizers they
+// share: per sub-block of 32 a scale and min from makeQKX2 (codes up to
+// nmax), both quantized to 6 bits under the fp16 super-scales d and dmin
+// written to blk[0:4] and packed into blk[4:16]; then every element's code
+// under the quantized scales. It returns the codes.
+func kQuantScales(blk []byte, x []float32, nmax int32, rmin float32, nstep int) (L [256]uint8) {
 	var scales, mins [8]float32
 	var maxScale, maxMin float32
 	for j := range 8 {
@@ -221,7 +295,7 @@ func quantizeBlockQ4_K(blk []byte, x []float32) {
 		for l, v := range xs {
 			weights[l] = avX + absf(v)
 		}
-		scales[j], mins[j] = makeQKX2(xs, &weights, (*[32]uint8)(L[32*j:]))
+		scales[j], mins[j] = makeQKX2(xs, &weights, (*[32]uint8)(L[32*j:]), nmax, rmin, nstep)
 		if scales[j] > maxScale {
 			maxScale = scales[j]
 		}
@@ -259,13 +333,32 @@ func quantizeBlockQ4_K(blk []byte, x []float32) {
 		}
 		dm := float32(dmin * float32(m))
 		for i := range 32 {
-			L[32*j+i] = uint8(max(0, min(15, nearestInt((x[32*j+i]+dm)/dj))))
+			L[32*j+i] = uint8(max(0, min(nmax, nearestInt((x[32*j+i]+dm)/dj))))
 		}
 	}
+	return L
+}
+
+func quantizeBlockQ4_K(blk []byte, x []float32) {
+	L := kQuantScales(blk, x, 15, -1, 20)
 	q := blk[16:144]
 	for c := range 4 {
 		for l := range 32 {
 			q[32*c+l] = L[64*c+l] | L[64*c+l+32]<<4
+		}
+	}
+}
+
+func quantizeBlockQ5_K(blk []byte, x []float32) {
+	L := kQuantScales(blk, x, 31, -0.5, 15)
+	qh := blk[16:48]
+	q := blk[48:176]
+	clear(qh)
+	for c := range 4 {
+		for l := range 32 {
+			lo, hi := L[64*c+l], L[64*c+l+32]
+			qh[l] |= (lo>>4)<<(2*c) | (hi>>4)<<(2*c+1)
+			q[32*c+l] = lo&0x0f | (hi&0x0f)<<4
 		}
 	}
 }
