@@ -24,22 +24,6 @@ func benchMatrix(b *testing.B, typ Type) *Matrix {
 	return m
 }
 
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
 func BenchmarkDequantizeRows(b *testing.B) {
 	floatBytes := float64(4 * benchRows * benchCols)
 	b.Run("copy-f32", func(b *testing.B) {
@@ -77,7 +61,7 @@ func BenchmarkMulT(b *testing.B) {
 		w := randomX(benchRows, benchCols, 1)
 		for b.Loop() {
 			for r := range benchRows {
-				y[r] = dot(w[r*benchCols:(r+1)*benchCols], x)
+				y[r] = dotF32(w[r*benchCols:(r+1)*benchCols], x)
 			}
 		}
 		b.ReportMetric(float64(4*len(w))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
@@ -90,7 +74,7 @@ func BenchmarkMulT(b *testing.B) {
 			for b.Loop() {
 				for r := range benchRows {
 					m.f.dequant(row, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
-					y[r] = dot(row, x)
+					y[r] = dotF32(row, x)
 				}
 			}
 			report(b, m)
@@ -111,5 +95,41 @@ func BenchmarkMulT(b *testing.B) {
 			}
 			report(b, m)
 		})
+	}
+}
+
+// BenchmarkMulTBatch measures MulT on n rows of x both ways: the fused
+// kernel per row of x, and each row of W expanded once (what MulT does from
+// mulTExpandMin rows on).
+func BenchmarkMulTBatch(b *testing.B) {
+	for _, n := range []int{2, 8, 32} {
+		x := randomX(n, benchCols, 3)
+		y := make([]float32, n*benchRows)
+		for _, typ := range []Type{Q8_0, Q4_K, Q6_K} {
+			m := benchMatrix(b, typ)
+			b.Run(fmt.Sprintf("n=%d/%v/fused", n, typ), func(b *testing.B) {
+				for b.Loop() {
+					for r := range benchRows {
+						row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+						for i := range n {
+							y[i*benchRows+r] = m.f.dot(row, x[i*benchCols:(i+1)*benchCols])
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")
+			})
+			b.Run(fmt.Sprintf("n=%d/%v/expand", n, typ), func(b *testing.B) {
+				w := make([]float32, benchCols)
+				for b.Loop() {
+					for r := range benchRows {
+						m.f.dequant(w, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
+						for i := range n {
+							y[i*benchRows+r] = dotF32(w, x[i*benchCols:(i+1)*benchCols])
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")
+			})
+		}
 	}
 }

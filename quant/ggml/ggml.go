@@ -205,10 +205,12 @@ func (m *Matrix) DequantizeRows(dst []float32, start, end int) error {
 // mulTChunk is the least number of multiply-adds worth a goroutine.
 const mulTChunk = 1 << 16
 
-// MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]) straight
-// from the blocks, without expanding a row to float32. Rows of W are split
-// across CPUs when the product is large. Sums are in float32, so results
-// differ from DequantizeRows followed by a dot product by rounding only.
+// MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]). For a
+// few rows of x (generation) it runs fused kernels straight from the blocks;
+// for more it expands each row of W once into a scratch row. Rows of W are
+// split across CPUs when the product is large. Sums are in float32, so
+// results differ from DequantizeRows followed by a dot product by rounding
+// only.
 func (m *Matrix) MulT(y, x []float32, n int) error {
 	if n < 0 || n > math.MaxInt/max(m.rows, m.cols) {
 		return fmt.Errorf("ggml: tensor %q: MulT: row count %d out of range", m.name, n)
@@ -223,12 +225,47 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 		return nil
 	}
 	parallel.For(m.rows, max(1, mulTChunk/(n*m.cols)), 1, func(lo, hi int) {
+		if n < mulTExpandMin {
+			for r := lo; r < hi; r++ {
+				row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+				for i := range n {
+					y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
+				}
+			}
+			return
+		}
+		// With many rows of x, decoding a row of W once and reusing it for
+		// every x beats decoding it n times inside the fused kernel.
+		w := make([]float32, m.cols)
 		for r := lo; r < hi; r++ {
-			row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+			m.f.dequant(w, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
 			for i := range n {
-				y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
+				y[i*m.rows+r] = dotF32(w, x[i*m.cols:(i+1)*m.cols])
 			}
 		}
 	})
 	return nil
+}
+
+// mulTExpandMin is the number of rows of x from which MulT expands each row
+// of W to float32 once instead of running the fused kernel per row of x
+// (BenchmarkMulTBatch).
+const mulTExpandMin = 8
+
+// dotF32 returns Σ a[i]·b[i] over len(a) elements, in four float32 partial
+// sums.
+func dotF32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }

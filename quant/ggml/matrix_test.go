@@ -40,7 +40,7 @@ func TestMulTMatchesDequantizedProduct(t *testing.T) {
 			if err := m.DequantizeRows(w, 0, goldenRows); err != nil {
 				t.Fatal(err)
 			}
-			for _, n := range []int{1, 3} {
+			for _, n := range []int{1, 3, mulTExpandMin + 1} {
 				x := randomX(n, goldenCols, 7)
 				y := make([]float32, n*goldenRows)
 				if err := m.MulT(y, x, n); err != nil {
