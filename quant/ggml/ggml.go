@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
+	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -67,6 +69,40 @@ func (t Type) String() string {
 		return f.name
 	}
 	return fmt.Sprintf("ggml_type(%d)", uint32(t))
+}
+
+// ParseType returns the type named s, ggml's name in any letter case
+// ("q4_K", "Q8_0", "q6_k").
+func ParseType(s string) (Type, error) {
+	for t, f := range formats {
+		if strings.EqualFold(s, f.name) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("ggml: unknown type %q (have q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", s)
+}
+
+// FromGGUF wraps the block-quantized matrix name of a GGUF file. The tensor's
+// GGUF dims [ne0, ne1, …] give cols = ne0 and rows = the product of the
+// others. The matrix aliases the file's bytes: it must not be used after
+// f.Close (copy the blocks with New(…, bytes.Clone(raw)) to keep it longer).
+func FromGGUF(f *gguf.File, name string) (*Matrix, error) {
+	ti, ok := f.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("ggml: gguf tensor %q not found", name)
+	}
+	if !Type(ti.Type).Supported() {
+		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", name, ti.Type)
+	}
+	rows, cols, err := ti.RowsCols()
+	if err != nil {
+		return nil, fmt.Errorf("ggml: %w", err)
+	}
+	raw, err := f.TensorBytes(name)
+	if err != nil {
+		return nil, fmt.Errorf("ggml: %w", err)
+	}
+	return New(name, Type(ti.Type), rows, cols, raw)
 }
 
 // Supported reports whether this package reads the type.

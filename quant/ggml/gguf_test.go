@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/golora/golora/internal/gguf"
@@ -118,5 +119,44 @@ func TestTypeNumbersMatchGGUF(t *testing.T) {
 		if int(ge) != e || int(gb) != b {
 			t.Errorf("%v: block %d elements in %d bytes, gguf says %d in %d", typ, e, b, ge, gb)
 		}
+	}
+}
+
+func TestFromGGUF(t *testing.T) {
+	f, err := gguf.Open(filepath.Join("testdata", "written.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, typ := range goldenTypes {
+		m, err := FromGGUF(f, "w."+typ.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, c := m.Dims(); m.Type() != typ || r != goldenRows || c != goldenCols {
+			t.Errorf("%v: got %v [%d, %d]", typ, m.Type(), r, c)
+		}
+		if !bytes.Equal(m.Blocks(), goldenBlocks(t, typ)) {
+			t.Errorf("%v: blocks differ from ggml's", typ)
+		}
+	}
+	if _, err := FromGGUF(f, "norm"); err == nil || !strings.Contains(err.Error(), `gguf tensor "norm" has type F32, not a block format`) {
+		t.Errorf("F32 tensor: error %v", err)
+	}
+	if _, err := FromGGUF(f, "nope"); err == nil || !strings.Contains(err.Error(), `"nope" not found`) {
+		t.Errorf("missing tensor: error %v", err)
+	}
+}
+
+func TestParseType(t *testing.T) {
+	for _, typ := range goldenTypes {
+		for _, s := range []string{typ.String(), strings.ToUpper(typ.String()), strings.ToLower(typ.String())} {
+			if got, err := ParseType(s); err != nil || got != typ {
+				t.Errorf("ParseType(%q) = %v, %v", s, got, err)
+			}
+		}
+	}
+	if _, err := ParseType("q4_1"); err == nil {
+		t.Error("q4_1 accepted")
 	}
 }
