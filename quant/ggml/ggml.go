@@ -8,6 +8,9 @@
 // caller's buffer and MulT computes x·Wᵀ straight from the blocks. The
 // dequantized values match ggml's own dequantization bit for bit.
 //
+// A loader wraps a GGUF tensor with FromGGUF (or New, given the raw bytes);
+// quant.Matrix users need nothing else.
+//
 // Quantize (and QuantizeQ8_0, QuantizeQ4_K, … with quant.Quantizer's
 // signature) follows ggml's reference, imatrix-free quantization of every
 // format and produces the same bytes, so the blocks of a matrix it returns
