@@ -196,6 +196,11 @@ func TestErrors(t *testing.T) {
 	if _, err := QuantizeQ8_0(make([]float32, 40), 1, 40); err == nil || !strings.Contains(err.Error(), "40 elements is not a positive multiple of its block size 32") {
 		t.Errorf("ragged Q8_0: error %v", err)
 	}
+	big := make([]float32, 64)
+	big[40] = 1e7 // its block's scale 1e7/127 is above fp16's 65504
+	if _, err := QuantizeQ8_0(big, 1, 64); err == nil || !strings.Contains(err.Error(), "too large for fp16 block scales") || !strings.Contains(err.Error(), "row 0, block 1") {
+		t.Errorf("huge weight: error %v", err)
+	}
 	if _, err := Quantize(Type(3), make([]float32, 32), 1, 32); err == nil || !strings.Contains(err.Error(), "cannot quantize to ggml_type(3)") {
 		t.Errorf("Quantize to q4_1: error %v", err)
 	}

@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -105,7 +106,13 @@ func Quantize(typ Type, w []float32, rows, cols int) (*Matrix, error) {
 			enc(data[b*f.blockBytes:(b+1)*f.blockBytes], w[b*f.blockElems:(b+1)*f.blockElems])
 		}
 	})
-	return New("quantized", typ, rows, cols, data)
+	m, err := New("quantized", typ, rows, cols, data)
+	if errors.Is(err, errNonFinite) {
+		// The block scales are fp16: weights beyond about 65504·(the
+		// format's largest code) do not fit, in ggml either.
+		return nil, fmt.Errorf("ggml: quantize to %v: weights too large for fp16 block scales: %w", typ, err)
+	}
+	return m, err
 }
 
 // nearestInt rounds f to the nearest integer, ties to even, as ggml's
