@@ -17,7 +17,20 @@ import (
 const benchRows, benchCols = 512, 2048
 
 func benchMatrix(b *testing.B, typ Type) *Matrix {
-	m, err := Quantize(typ, randomX(benchRows, benchCols, 1), benchRows, benchCols)
+	if _, ok := blockQuantizers[typ]; ok {
+		m, err := Quantize(typ, randomX(benchRows, benchCols, 1), benchRows, benchCols)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	// A type we only read: ggml's golden blocks, repeated.
+	golden := goldenBlocks(b, typ)
+	rb, _ := typ.RowBytes(benchCols)
+	data := make([]byte, benchRows*rb)
+	for i := 0; i < len(data); i += copy(data[i:], golden) {
+	}
+	m, err := New("bench", typ, benchRows, benchCols, data)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -339,3 +339,164 @@ func dotQ6_K(row []byte, x []float32) float32 {
 	}
 	return sum
 }
+
+// Q4_1: fp16 d, fp16 m, 16 bytes of nibbles as Q4_0; x = q·d + m.
+
+func dequantQ4_1(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*20 : b*20+20]
+		d, m := f16(blk), f16(blk[2:])
+		q := (*[16]byte)(blk[4:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range 16 {
+			out[j] = float32(float32(q[j]&0x0f)*d) + m
+			out[j+16] = float32(float32(q[j]>>4)*d) + m
+		}
+	}
+}
+
+func dotQ4_1(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*20 : b*20+20]
+		q := (*[16]byte)(blk[4:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, x0, x1 float32
+		for j := range 16 {
+			s0 += float32(q[j]&0x0f) * xs[j]
+			s1 += float32(q[j]>>4) * xs[j+16]
+			x0 += xs[j]
+			x1 += xs[j+16]
+		}
+		sum += f16(blk)*(s0+s1) + f16(blk[2:])*(x0+x1)
+	}
+	return sum
+}
+
+// Q2_K: super-block of 256 = 16 sub-blocks of 16. 16 bytes of scales (low
+// nibble scale, high nibble min), 64 bytes of 2-bit codes, fp16 d, fp16 dmin.
+// Each half of 128 elements uses 32 code bytes: its sub-block pair j (0–3)
+// takes bits 2j–2j+1 of bytes 0–15 and 16–31; x = (d·sc)·q − dmin·m.
+
+func dequantQ2_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*84 : b*84+84]
+		d, dmin := f16(blk[80:]), f16(blk[82:])
+		sc := (*[16]byte)(blk)
+		for h := range 2 {
+			q := (*[32]byte)(blk[16+32*h:])
+			for j := range 4 {
+				shift := 2 * j
+				for k := range 2 {
+					s := sc[8*h+2*j+k]
+					dl, ml := d*float32(s&0x0f), float32(dmin*float32(s>>4))
+					out := (*[16]float32)(dst[b*256+128*h+32*j+16*k:])
+					for l := range 16 {
+						out[l] = float32(dl*float32(q[16*k+l]>>shift&3)) - ml
+					}
+				}
+			}
+		}
+	}
+}
+
+func dotQ2_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*84 : b*84+84]
+		sc := (*[16]byte)(blk)
+		var sd, sm float32
+		for h := range 2 {
+			q := (*[32]byte)(blk[16+32*h:])
+			for j := range 4 {
+				shift := 2 * j
+				for k := range 2 {
+					s := sc[8*h+2*j+k]
+					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
+					var sq, sx float32
+					for l := range 16 {
+						sq += float32(q[16*k+l]>>shift&3) * xs[l]
+						sx += xs[l]
+					}
+					sd += float32(s&0x0f) * sq
+					sm += float32(s>>4) * sx
+				}
+			}
+		}
+		sum += f16(blk[80:])*sd - f16(blk[82:])*sm
+	}
+	return sum
+}
+
+// q3KScale returns the signed 6-bit scale of sub-block j (0–15) of a Q3_K
+// block: its low 4 bits are the low nibble of byte j (j < 8) or the high
+// nibble of byte j−8, its high 2 bits are bits 2⌊j/4⌋… of byte 8+j mod 4;
+// the value is stored offset by 32.
+func q3KScale(s *[12]byte, j int) int32 {
+	var lo byte
+	if j < 8 {
+		lo = s[j] & 0x0f
+	} else {
+		lo = s[j-8] >> 4
+	}
+	hi := s[8+j%4] >> (2 * (j / 4)) & 3
+	return int32(lo|hi<<4) - 32
+}
+
+// Q3_K: super-block of 256 = 16 sub-blocks of 16. 32 bytes hmask (bit i of
+// hmask[l] is the high bit of element l or l+16 of the sub-block pair i), 64
+// bytes of 2-bit codes laid out as Q2_K's, 12 bytes of packed 6-bit scales,
+// fp16 d; x = (d·(sc−32))·(q − 4 if the high bit is clear).
+
+func dequantQ3_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*110 : b*110+110]
+		d := f16(blk[108:])
+		hm := (*[32]byte)(blk)
+		s := (*[12]byte)(blk[96:])
+		for h := range 2 {
+			q := (*[32]byte)(blk[32+32*h:])
+			for j := range 4 {
+				shift, bit := 2*j, 4*h+j
+				for k := range 2 {
+					dl := d * float32(q3KScale(s, 8*h+2*j+k))
+					out := (*[16]float32)(dst[b*256+128*h+32*j+16*k:])
+					for l := range 16 {
+						v := int32(q[16*k+l] >> shift & 3)
+						if hm[16*k+l]>>bit&1 == 0 {
+							v -= 4
+						}
+						out[l] = dl * float32(v)
+					}
+				}
+			}
+		}
+	}
+}
+
+func dotQ3_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*110 : b*110+110]
+		hm := (*[32]byte)(blk)
+		s := (*[12]byte)(blk[96:])
+		var acc float32
+		for h := range 2 {
+			q := (*[32]byte)(blk[32+32*h:])
+			for j := range 4 {
+				shift, bit := 2*j, 4*h+j
+				for k := range 2 {
+					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
+					var sq float32
+					for l := range 16 {
+						v := int32(q[16*k+l]>>shift&3) - 4 + 4*int32(hm[16*k+l]>>bit&1)
+						sq += float32(v) * xs[l]
+					}
+					acc += float32(q3KScale(s, 8*h+2*j+k)) * sq
+				}
+			}
+		}
+		sum += f16(blk[108:]) * acc
+	}
+	return sum
+}

@@ -1,6 +1,7 @@
 // Package ggml holds frozen weights in ggml's block-quantized formats (Q8_0,
-// Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) exactly as a GGUF file stores them, so
-// QLoRA can train on a user's existing GGUF base with no second rounding.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) exactly as a GGUF
+// file stores them, so QLoRA can train on a user's existing GGUF base with
+// no second rounding.
 //
 // A Matrix keeps the raw blocks of a [rows, cols] weight — ggml's layout:
 // each row is a contiguous run of blocks along the input dimension (ggml's
@@ -12,9 +13,10 @@
 // quant.Matrix users need nothing else.
 //
 // Quantize (and QuantizeQ8_0, QuantizeQ4_K, … with quant.Quantizer's
-// signature) follows ggml's reference, imatrix-free quantization of every
-// format and produces the same bytes, so the blocks of a matrix it returns
-// can be written to a GGUF file that llama.cpp runs.
+// signature) follows ggml's reference, imatrix-free quantization and
+// produces the same bytes, so the blocks of a matrix it returns can be
+// written to a GGUF file that llama.cpp runs. It writes every format but
+// Q2_K and Q3_K, which are read only.
 package ggml
 
 import (
@@ -34,9 +36,12 @@ type Type uint32
 // The block formats this package reads.
 const (
 	Q4_0 Type = 2
+	Q4_1 Type = 3
 	Q5_0 Type = 6
 	Q5_1 Type = 7
 	Q8_0 Type = 8
+	Q2_K Type = 10
+	Q3_K Type = 11
 	Q4_K Type = 12
 	Q5_K Type = 13
 	Q6_K Type = 14
@@ -59,6 +64,9 @@ type format struct {
 var formats = map[Type]*format{
 	Q8_0: {"q8_0", 32, 34, dequantQ8_0, dotQ8_0, []int{0}},
 	Q4_0: {"q4_0", 32, 18, dequantQ4_0, dotQ4_0, []int{0}},
+	Q4_1: {"q4_1", 32, 20, dequantQ4_1, dotQ4_1, []int{0, 2}},
+	Q2_K: {"q2_K", 256, 84, dequantQ2_K, dotQ2_K, []int{80, 82}},
+	Q3_K: {"q3_K", 256, 110, dequantQ3_K, dotQ3_K, []int{108}},
 	Q5_0: {"q5_0", 32, 22, dequantQ5_0, dotQ5_0, []int{0}},
 	Q5_1: {"q5_1", 32, 24, dequantQ5_1, dotQ5_1, []int{0, 2}},
 	Q4_K: {"q4_K", 256, 144, dequantQ4_K, dotQ4_K, []int{0, 2}},
@@ -82,7 +90,7 @@ func ParseType(s string) (Type, error) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("ggml: unknown type %q (have q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", s)
+	return 0, fmt.Errorf("ggml: unknown type %q (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", s)
 }
 
 // FromGGUF wraps the block-quantized matrix name of a GGUF file. The tensor's
@@ -95,7 +103,7 @@ func FromGGUF(f *gguf.File, name string) (*Matrix, error) {
 		return nil, fmt.Errorf("ggml: gguf tensor %q not found", name)
 	}
 	if !Type(ti.Type).Supported() {
-		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", name, ti.Type)
+		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", name, ti.Type)
 	}
 	rows, cols, err := ti.RowsCols()
 	if err != nil {
@@ -129,7 +137,7 @@ func (t Type) BlockSize() (elems, bytes int, ok bool) {
 func (t Type) RowBytes(cols int) (int, error) {
 	f, ok := formats[t]
 	if !ok {
-		return 0, fmt.Errorf("ggml type %v is not supported (have q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", t)
+		return 0, fmt.Errorf("ggml type %v is not supported (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", t)
 	}
 	if cols <= 0 || cols%f.blockElems != 0 {
 		return 0, fmt.Errorf("%v row of %d elements is not a positive multiple of its block size %d", t, cols, f.blockElems)
@@ -160,7 +168,7 @@ var _ quant.Matrix = (*Matrix)(nil)
 func New(name string, typ Type, rows, cols int, data []byte) (*Matrix, error) {
 	f, ok := formats[typ]
 	if !ok {
-		return nil, fmt.Errorf("ggml: tensor %q: type %v is not supported (have q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", name, typ)
+		return nil, fmt.Errorf("ggml: tensor %q: type %v is not supported (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", name, typ)
 	}
 	if rows <= 0 || cols <= 0 {
 		return nil, fmt.Errorf("ggml: tensor %q: shape [%d, %d]: rows and cols must be positive", name, rows, cols)

@@ -13,7 +13,10 @@ import (
 // quantization of them to type T and T.f32 ggml's dequantization of T.blocks.
 const goldenRows, goldenCols = 6, 512
 
-var goldenTypes = []Type{Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K}
+var goldenTypes = []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K}
+
+// quantizedTypes are the types we write.
+var quantizedTypes = []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K}
 
 func readFloats(t testing.TB, name string) []float32 {
 	t.Helper()
@@ -75,7 +78,7 @@ func TestDequantizeMatchesGGML(t *testing.T) {
 // reference quantizer wrote for the same weights.
 func TestQuantizeMatchesGGML(t *testing.T) {
 	w := readFloats(t, "input.f32")
-	for _, typ := range goldenTypes {
+	for _, typ := range quantizedTypes {
 		t.Run(typ.String(), func(t *testing.T) {
 			want := goldenBlocks(t, typ)
 			m, err := Quantize(typ, w, goldenRows, goldenCols)

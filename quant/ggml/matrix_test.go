@@ -129,7 +129,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestReporting(t *testing.T) {
-	for typ, bits := range map[Type]float64{Q8_0: 8.5, Q4_0: 4.5, Q5_0: 5.5, Q5_1: 6, Q4_K: 4.5, Q5_K: 5.5, Q6_K: 6.5625} {
+	for typ, bits := range map[Type]float64{Q8_0: 8.5, Q4_0: 4.5, Q4_1: 5, Q5_0: 5.5, Q5_1: 6, Q2_K: 2.625, Q3_K: 3.4375, Q4_K: 4.5, Q5_K: 5.5, Q6_K: 6.5625} {
 		m := goldenMatrix(t, typ)
 		if got := m.BitsPerParam(); got != bits {
 			t.Errorf("%v: %v bits per parameter, want %v", typ, got, bits)
@@ -152,7 +152,7 @@ func TestErrors(t *testing.T) {
 		data       []byte
 		want       string
 	}{
-		{"unsupported type", Type(3), 1, 32, make([]byte, 20), `tensor "w": type ggml_type(3) is not supported`},
+		{"unsupported type", Type(1), 1, 32, make([]byte, 64), `tensor "w": type ggml_type(1) is not supported`},
 		{"ragged row", Q4_K, 1, 320, make([]byte, 180), "row of 320 elements is not a positive multiple of its block size 256"},
 		{"short data", Q8_0, goldenRows, goldenCols, q8[:len(q8)-1], "3263 bytes of q8_0 data, shape [6, 512] needs 3264"},
 		{"zero rows", Q8_0, 0, 32, nil, "rows and cols must be positive"},
@@ -201,11 +201,11 @@ func TestErrors(t *testing.T) {
 	if _, err := QuantizeQ8_0(big, 1, 64); err == nil || !strings.Contains(err.Error(), "too large for fp16 block scales") || !strings.Contains(err.Error(), "row 0, block 1") {
 		t.Errorf("huge weight: error %v", err)
 	}
-	if _, err := Quantize(Type(3), make([]float32, 32), 1, 32); err == nil || !strings.Contains(err.Error(), "cannot quantize to ggml_type(3)") {
-		t.Errorf("Quantize to q4_1: error %v", err)
+	if _, err := Quantize(Q3_K, make([]float32, 256), 1, 256); err == nil || !strings.Contains(err.Error(), "cannot quantize to q3_K") {
+		t.Errorf("Quantize to q3_K: error %v", err)
 	}
-	if _, ok := QuantizerFor(Type(3)); ok {
-		t.Error("QuantizerFor(q4_1) ok")
+	if _, ok := QuantizerFor(Q2_K); ok {
+		t.Error("QuantizerFor(q2_K) ok")
 	}
 }
 
@@ -221,6 +221,7 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	}{
 		{QuantizeQ8_0, 1.0 / 127},
 		{QuantizeQ4_0, 1.0 / 8},
+		{QuantizeQ4_1, 1.0 / 15},
 		{QuantizeQ5_0, 1.0 / 16},
 		{QuantizeQ5_1, 1.0 / 31},
 		{QuantizeQ4_K, 2.0 / 15},

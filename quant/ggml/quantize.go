@@ -28,6 +28,11 @@ func QuantizeQ4_0(w []float32, rows, cols int) (quant.Matrix, error) {
 	return Quantize(Q4_0, w, rows, cols)
 }
 
+// QuantizeQ4_1 quantizes w ([rows, cols], cols a multiple of 32) to Q4_1.
+func QuantizeQ4_1(w []float32, rows, cols int) (quant.Matrix, error) {
+	return Quantize(Q4_1, w, rows, cols)
+}
+
 // QuantizeQ5_0 quantizes w ([rows, cols], cols a multiple of 32) to Q5_0.
 func QuantizeQ5_0(w []float32, rows, cols int) (quant.Matrix, error) {
 	return Quantize(Q5_0, w, rows, cols)
@@ -66,6 +71,7 @@ func QuantizeQ6_K(w []float32, rows, cols int) (quant.Matrix, error) {
 var blockQuantizers = map[Type]func(blk []byte, x []float32){
 	Q8_0: quantizeBlockQ8_0,
 	Q4_0: quantizeBlockQ4_0,
+	Q4_1: quantizeBlockQ4_1,
 	Q5_0: quantizeBlockQ5_0,
 	Q5_1: quantizeBlockQ5_1,
 	Q4_K: quantizeBlockQ4_K,
@@ -74,14 +80,14 @@ var blockQuantizers = map[Type]func(blk []byte, x []float32){
 }
 
 // Quantize quantizes the row-major weight w of shape [rows, cols] to typ
-// (any of the seven types), producing the bytes ggml's
+// (any type but Q2_K and Q3_K), producing the bytes ggml's
 // reference quantizer produces. It returns an error for a bad shape or
 // length, a cols that is not a multiple of the block size, or a NaN or ±Inf
 // weight (naming its row and column).
 func Quantize(typ Type, w []float32, rows, cols int) (*Matrix, error) {
 	enc, ok := blockQuantizers[typ]
 	if !ok {
-		return nil, fmt.Errorf("ggml: cannot quantize to %v (can: q8_0, q4_0, q5_0, q5_1, q4_K, q5_K, q6_K)", typ)
+		return nil, fmt.Errorf("ggml: cannot quantize to %v (can: q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)", typ)
 	}
 	f := formats[typ]
 	if rows <= 0 || cols <= 0 || rows > math.MaxInt/cols {
@@ -160,6 +166,30 @@ func quantizeBlockQ4_0(blk []byte, x []float32) {
 		lo := min(15, int8(float32(x[j]*id)+8.5))
 		hi := min(15, int8(float32(x[j+16]*id)+8.5))
 		blk[2+j] = byte(lo) | byte(hi)<<4
+	}
+}
+
+func quantizeBlockQ4_1(blk []byte, x []float32) {
+	mn, mx := float32(math.MaxFloat32), float32(-math.MaxFloat32)
+	for _, v := range x {
+		if v < mn {
+			mn = v
+		}
+		if v > mx {
+			mx = v
+		}
+	}
+	d := (mx - mn) / 15
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	putF16(blk, d)
+	putF16(blk[2:], mn)
+	for j := range 16 {
+		lo := min(15, int8(float32((x[j]-mn)*id)+0.5))
+		hi := min(15, int8(float32((x[j+16]-mn)*id)+0.5))
+		blk[4+j] = byte(lo) | byte(hi)<<4
 	}
 }
 
