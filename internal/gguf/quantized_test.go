@@ -18,7 +18,10 @@ func ggmlBlocks(t testing.TB, name string) []byte {
 	return raw
 }
 
-var quantizedTypes = map[string]GGMLType{"q8_0": TypeQ8_0, "q4_0": TypeQ4_0, "q5_0": TypeQ5_0, "q5_1": TypeQ5_1, "q4_K": TypeQ4_K, "q5_K": TypeQ5_K, "q6_K": TypeQ6_K}
+var quantizedTypes = map[string]GGMLType{
+	"q8_0": TypeQ8_0, "q4_0": TypeQ4_0, "q4_1": TypeQ4_1, "q5_0": TypeQ5_0, "q5_1": TypeQ5_1,
+	"q2_K": TypeQ2_K, "q3_K": TypeQ3_K, "q4_K": TypeQ4_K, "q5_K": TypeQ5_K, "q6_K": TypeQ6_K,
+}
 
 // quantizedFile is a GGUF file holding one [6, 512] tensor "w.T" of ggml's
 // blocks per quantized type T, and a small F32 vector.
@@ -26,7 +29,7 @@ func quantizedFile(t testing.TB) []byte {
 	t.Helper()
 	var b Builder
 	require.NoError(t, b.AddKV("general.architecture", "llama"))
-	for _, name := range []string{"q8_0", "q4_0", "q5_0", "q5_1", "q4_K", "q5_K", "q6_K"} {
+	for _, name := range []string{"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"} {
 		require.NoError(t, b.AddMatrix("w."+name, quantizedTypes[name], 6, 512, ggmlBlocks(t, name)))
 		// An F32 vector of odd size leaves the next tensor to be aligned.
 		require.NoError(t, b.AddFloat32("norm."+name, []int{7}, make([]float32, 7)))
