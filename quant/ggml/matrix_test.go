@@ -246,3 +246,27 @@ func TestQuantizeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackFor checks llama-quantize's fallback rules (llama-quant.cpp,
+// tensor_type_fallback) on rows of 4096, 1376 (= 43·32) and 172 elements.
+func TestFallbackFor(t *testing.T) {
+	for _, tc := range []struct {
+		target Type
+		cols   int
+		want   Type
+		ok     bool
+	}{
+		{Q4_K, 4096, Q4_K, true},
+		{Q4_K, 1376, Q5_0, true},
+		{Q5_K, 1376, Q5_1, true},
+		{Q6_K, 1376, Q8_0, true},
+		{Q3_K, 1376, Q4_0, true},
+		{Q8_0, 1376, Q8_0, true},
+		{Q8_0, 172, 0, false},
+		{Q4_K, 172, 0, false},
+	} {
+		if got, ok := FallbackFor(tc.target, tc.cols); got != tc.want || ok != tc.ok {
+			t.Errorf("FallbackFor(%v, %d) = %v, %v; want %v, %v", tc.target, tc.cols, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -48,6 +48,22 @@ func QuantizeQ5_K(w []float32, rows, cols int) (quant.Matrix, error) {
 	return Quantize(Q5_K, w, rows, cols)
 }
 
+// FallbackFor returns the type llama-quantize stores a matrix with rows of
+// cols elements in when the target type is asked for: the target if a row
+// is a whole number of its blocks, else the 32-element type llama.cpp falls
+// back to (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, Q2_K and Q3_K → Q4_0).
+// ok is false when that does not fit either: llama.cpp then stores F16.
+func FallbackFor(target Type, cols int) (t Type, ok bool) {
+	if _, err := target.RowBytes(cols); err == nil {
+		return target, true
+	}
+	t = map[Type]Type{Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0, Q2_K: Q4_0, Q3_K: Q4_0}[target]
+	if _, err := t.RowBytes(cols); err != nil {
+		return 0, false
+	}
+	return t, true
+}
+
 // QuantizerFor returns the quantizer of typ, with quant.Quantizer's
 // signature; ok is false if typ has none.
 func QuantizerFor(typ Type) (q func(w []float32, rows, cols int) (quant.Matrix, error), ok bool) {

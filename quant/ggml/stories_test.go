@@ -20,8 +20,8 @@ const (
 )
 
 // quantizeFileQ8_0 converts a GGUF model to Q8_0 by llama-quantize's rules
-// for that type: matrices whose rows are whole Q8_0 blocks become Q8_0, the
-// other matrices F16, vectors stay F32; the metadata is copied and gains
+// for that type: matrices become Q8_0 where their rows are whole Q8_0 blocks
+// and F16 where not (FallbackFor), vectors stay F32; the metadata is copied and gains
 // general.quantization_version 2 and general.file_type 7 (MOSTLY_Q8_0).
 func quantizeFileQ8_0(t *testing.T, f *gguf.File) []byte {
 	var b gguf.Builder
@@ -47,13 +47,14 @@ func quantizeFileQ8_0(t *testing.T, f *gguf.File) []byte {
 			t.Fatal(err)
 		}
 		typ, data := gguf.TypeF32, make([]byte, 4*len(w))
+		qt, fits := FallbackFor(Q8_0, cols)
 		switch {
-		case len(ti.Dims) >= 2 && cols%32 == 0:
-			m, err := Quantize(Q8_0, w, rows, cols)
+		case len(ti.Dims) >= 2 && fits:
+			m, err := Quantize(qt, w, rows, cols)
 			if err != nil {
 				t.Fatal(err)
 			}
-			typ, data = gguf.TypeQ8_0, m.Blocks()
+			typ, data = gguf.GGMLType(qt), m.Blocks()
 		case len(ti.Dims) >= 2:
 			typ, data = gguf.TypeF16, make([]byte, 2*len(w))
 			for i, v := range w {
