@@ -4,10 +4,15 @@
 //   llamaref quantize IN OUT   llama_model_quantize IN to OUT as
 //                              LLAMA_FTYPE_MOSTLY_Q8_0 (what
 //                              `llama-quantize IN OUT Q8_0` does), 1 thread.
+//   llamaref quantize-q4k-pure IN OUT
+//                              the same as LLAMA_FTYPE_MOSTLY_Q4_K_M with
+//                              pure set (`llama-quantize --pure IN OUT
+//                              Q4_K_M`): every matrix Q4_K, no mixing.
 //   llamaref logits MODEL      loads MODEL, decodes a fixed prompt of token
 //                              ids and prints the last position's logits.
 //
 // Set GGML_LIB_DIR to the directory of libggml-cpu-*.so.
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +20,10 @@
 #include "ggml-backend.h"
 #include "llama.h"
 
-static int quantize(const char *in, const char *out) {
+static int quantize(const char *in, const char *out, enum llama_ftype ftype, bool pure) {
     llama_model_quantize_params p = llama_model_quantize_default_params();
-    p.ftype = LLAMA_FTYPE_MOSTLY_Q8_0;
+    p.ftype = ftype;
+    p.pure = pure;
     p.nthread = 1;
     return (int)llama_model_quantize(in, out, &p);
 }
@@ -58,8 +64,9 @@ int main(int argc, char **argv) {
         ggml_backend_load_all();
     }
     llama_backend_init();
-    if (argc == 4 && strcmp(argv[1], "quantize") == 0) return quantize(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "quantize") == 0) return quantize(argv[2], argv[3], LLAMA_FTYPE_MOSTLY_Q8_0, false);
+    if (argc == 4 && strcmp(argv[1], "quantize-q4k-pure") == 0) return quantize(argv[2], argv[3], LLAMA_FTYPE_MOSTLY_Q4_K_M, true);
     if (argc == 3 && strcmp(argv[1], "logits") == 0) return logits(argv[2]);
-    fprintf(stderr, "usage: llamaref quantize IN OUT | llamaref logits MODEL\n");
+    fprintf(stderr, "usage: llamaref quantize IN OUT | llamaref quantize-q4k-pure IN OUT | llamaref logits MODEL\n");
     return 2;
 }
