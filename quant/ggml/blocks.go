@@ -108,15 +108,15 @@ func dotQ5_0(row []byte, x []float32) float32 {
 		qh := binary.LittleEndian.Uint32(blk[2:])
 		q := (*[16]byte)(blk[6:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1 float32
-		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
-			qh >>= 1
-			s0 += float32(int32(lo)-16) * xs[j]
-			s1 += float32(int32(hi)-16) * xs[j+16]
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(int32(uint32(q[j]&0x0f)|(qh&1)<<4)-16) * xs[j]
+			s1 += float32(int32(uint32(q[j]>>4)|(qh>>16&1)<<4)-16) * xs[j+16]
+			s2 += float32(int32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4)-16) * xs[j+1]
+			s3 += float32(int32(uint32(q[j+1]>>4)|(qh>>17&1)<<4)-16) * xs[j+17]
+			qh >>= 2
 		}
-		sum += f16(blk) * (s0 + s1)
+		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
 	}
 	return sum
 }
@@ -147,17 +147,17 @@ func dotQ5_1(row []byte, x []float32) float32 {
 		qh := binary.LittleEndian.Uint32(blk[4:])
 		q := (*[16]byte)(blk[8:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, x0, x1 float32
-		for j := range 16 {
-			lo := uint32(q[j]&0x0f) | (qh&1)<<4
-			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
-			qh >>= 1
-			s0 += float32(lo) * xs[j]
-			s1 += float32(hi) * xs[j+16]
-			x0 += xs[j]
-			x1 += xs[j+16]
+		var s0, s1, s2, s3, x0, x1 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(uint32(q[j]&0x0f)|(qh&1)<<4) * xs[j]
+			s1 += float32(uint32(q[j]>>4)|(qh>>16&1)<<4) * xs[j+16]
+			s2 += float32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4) * xs[j+1]
+			s3 += float32(uint32(q[j+1]>>4)|(qh>>17&1)<<4) * xs[j+17]
+			x0 += xs[j] + xs[j+16]
+			x1 += xs[j+1] + xs[j+17]
+			qh >>= 2
 		}
-		sum += f16(blk)*(s0+s1) + f16(blk[2:])*(x0+x1)
+		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
 	}
 	return sum
 }
@@ -210,17 +210,21 @@ func dotQ4_K(row []byte, x []float32) float32 {
 			q := (*[32]byte)(blk[16+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi float32
-			for l := range 32 {
+			var qlo, qhi, xlo, xhi, qlo2, qhi2, xlo2, xhi2 float32
+			for l := 0; l < 32; l += 2 {
 				qlo += float32(q[l]&0x0f) * lo[l]
 				qhi += float32(q[l]>>4) * hi[l]
+				qlo2 += float32(q[l+1]&0x0f) * lo[l+1]
+				qhi2 += float32(q[l+1]>>4) * hi[l+1]
 				xlo += lo[l]
 				xhi += hi[l]
+				xlo2 += lo[l+1]
+				xhi2 += hi[l+1]
 			}
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
-			sd += float32(sc1)*qlo + float32(sc2)*qhi
-			sm += float32(m1)*xlo + float32(m2)*xhi
+			sd += float32(sc1)*(qlo+qlo2) + float32(sc2)*(qhi+qhi2)
+			sm += float32(m1)*(xlo+xlo2) + float32(m2)*(xhi+xhi2)
 		}
 		sum += d*sd - dmin*sm
 	}
@@ -265,14 +269,20 @@ func dotQ5_K(row []byte, x []float32) float32 {
 			q := (*[32]byte)(blk[48+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi float32
-			for l := range 32 {
-				h := qh[l] >> (2 * c)
+			var qlo, qhi, xlo, xhi, qlo2, qhi2, xlo2, xhi2 float32
+			shift := 2 * c
+			for l := 0; l < 32; l += 2 {
+				h, h2 := qh[l]>>shift, qh[l+1]>>shift
 				qlo += float32(q[l]&0x0f|(h&1)<<4) * lo[l]
 				qhi += float32(q[l]>>4|(h&2)<<3) * hi[l]
+				qlo2 += float32(q[l+1]&0x0f|(h2&1)<<4) * lo[l+1]
+				qhi2 += float32(q[l+1]>>4|(h2&2)<<3) * hi[l+1]
 				xlo += lo[l]
 				xhi += hi[l]
+				xlo2 += lo[l+1]
+				xhi2 += hi[l+1]
 			}
+			qlo, qhi, xlo, xhi = qlo+qlo2, qhi+qhi2, xlo+xlo2, xhi+xhi2
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
 			sd += float32(sc1)*qlo + float32(sc2)*qhi
@@ -412,14 +422,19 @@ func dotQ2_K(row []byte, x []float32) float32 {
 				shift := 2 * j
 				for k := range 2 {
 					s := sc[8*h+2*j+k]
+					qq := (*[16]byte)(q[16*k:])
 					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
-					var sq, sx float32
-					for l := range 16 {
-						sq += float32(q[16*k+l]>>shift&3) * xs[l]
-						sx += xs[l]
+					var a0, a1, a2, a3, x0, x1 float32
+					for l := 0; l < 16; l += 4 {
+						a0 += float32(qq[l]>>shift&3) * xs[l]
+						a1 += float32(qq[l+1]>>shift&3) * xs[l+1]
+						a2 += float32(qq[l+2]>>shift&3) * xs[l+2]
+						a3 += float32(qq[l+3]>>shift&3) * xs[l+3]
+						x0 += xs[l] + xs[l+1]
+						x1 += xs[l+2] + xs[l+3]
 					}
-					sd += float32(s&0x0f) * sq
-					sm += float32(s>>4) * sx
+					sd += float32(s&0x0f) * ((a0 + a1) + (a2 + a3))
+					sm += float32(s>>4) * (x0 + x1)
 				}
 			}
 		}
@@ -486,13 +501,17 @@ func dotQ3_K(row []byte, x []float32) float32 {
 			for j := range 4 {
 				shift, bit := 2*j, 4*h+j
 				for k := range 2 {
+					qq := (*[16]byte)(q[16*k:])
+					hh := (*[16]byte)(hm[16*k:])
 					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
-					var sq float32
-					for l := range 16 {
-						v := int32(q[16*k+l]>>shift&3) - 4 + 4*int32(hm[16*k+l]>>bit&1)
-						sq += float32(v) * xs[l]
+					var a0, a1, a2, a3 float32
+					for l := 0; l < 16; l += 4 {
+						a0 += float32(int32(qq[l]>>shift&3)-4+4*int32(hh[l]>>bit&1)) * xs[l]
+						a1 += float32(int32(qq[l+1]>>shift&3)-4+4*int32(hh[l+1]>>bit&1)) * xs[l+1]
+						a2 += float32(int32(qq[l+2]>>shift&3)-4+4*int32(hh[l+2]>>bit&1)) * xs[l+2]
+						a3 += float32(int32(qq[l+3]>>shift&3)-4+4*int32(hh[l+3]>>bit&1)) * xs[l+3]
 					}
-					acc += float32(q3KScale(s, 8*h+2*j+k)) * sq
+					acc += float32(q3KScale(s, 8*h+2*j+k)) * ((a0 + a1) + (a2 + a3))
 				}
 			}
 		}
