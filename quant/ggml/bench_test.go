@@ -3,6 +3,7 @@ package ggml
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Benchmarks on a [benchRows, benchCols] matrix (an attention projection of
@@ -37,15 +38,38 @@ func benchMatrix(b *testing.B, typ Type) *Matrix {
 	return m
 }
 
+// cpuMeter reports, next to the wall-clock figures, the process CPU time
+// per row of W ("cpu-ns/row"): with other processes on the cores it is the
+// steadier of the two.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := cpuTime()
+	return cpuMeter{t, ok}
+}
+
+func (m cpuMeter) report(b *testing.B, rows int) { m.reportPer(b, rows, "cpu-ns/row") }
+
+func (m cpuMeter) reportPer(b *testing.B, n int, unit string) {
+	if t, ok := cpuTime(); ok && m.ok {
+		b.ReportMetric(float64((t-m.start).Nanoseconds())/float64(b.N*n), unit)
+	}
+}
+
 func BenchmarkDequantizeRows(b *testing.B) {
 	floatBytes := float64(4 * benchRows * benchCols)
 	b.Run("copy-f32", func(b *testing.B) {
 		src := randomX(benchRows, benchCols, 1)
 		dst := make([]float32, len(src))
 		copy(dst, src) // fault the pages in before timing
+		cpu := startCPU()
 		for b.Loop() {
 			copy(dst, src)
 		}
+		cpu.report(b, benchRows)
 		b.ReportMetric(floatBytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 	})
@@ -54,11 +78,13 @@ func BenchmarkDequantizeRows(b *testing.B) {
 			m := benchMatrix(b, typ)
 			dst := make([]float32, benchRows*benchCols)
 			clear(dst) // fault the pages in before timing
+			cpu := startCPU()
 			for b.Loop() {
 				if err := m.DequantizeRows(dst, 0, benchRows); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, benchRows)
 			b.ReportMetric(floatBytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 		})
@@ -74,11 +100,13 @@ func BenchmarkMulT(b *testing.B) {
 	}
 	b.Run("f32-dot", func(b *testing.B) {
 		w := randomX(benchRows, benchCols, 1)
+		cpu := startCPU()
 		for b.Loop() {
 			for r := range benchRows {
 				y[r] = dotF32(w[r*benchCols:(r+1)*benchCols], x)
 			}
 		}
+		cpu.report(b, benchRows)
 		b.ReportMetric(float64(4*len(w))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 	})
@@ -86,28 +114,34 @@ func BenchmarkMulT(b *testing.B) {
 		m := benchMatrix(b, typ)
 		b.Run(fmt.Sprintf("%v/dequant+dot", typ), func(b *testing.B) {
 			row := make([]float32, benchCols)
+			cpu := startCPU()
 			for b.Loop() {
 				for r := range benchRows {
 					m.f.dequant(row, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
 					y[r] = dotF32(row, x)
 				}
 			}
+			cpu.report(b, benchRows)
 			report(b, m)
 		})
 		b.Run(fmt.Sprintf("%v/fused", typ), func(b *testing.B) {
+			cpu := startCPU()
 			for b.Loop() {
 				for r := range benchRows {
 					y[r] = m.f.dot(m.data[r*m.rowBytes:(r+1)*m.rowBytes], x)
 				}
 			}
+			cpu.report(b, benchRows)
 			report(b, m)
 		})
 		b.Run(fmt.Sprintf("%v/MulT", typ), func(b *testing.B) {
+			cpu := startCPU()
 			for b.Loop() {
 				if err := m.MulT(y, x, 1); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, benchRows)
 			report(b, m)
 		})
 	}
@@ -123,6 +157,7 @@ func BenchmarkMulTBatch(b *testing.B) {
 		for _, typ := range []Type{Q8_0, Q4_K, Q6_K} {
 			m := benchMatrix(b, typ)
 			b.Run(fmt.Sprintf("n=%d/%v/fused", n, typ), func(b *testing.B) {
+				cpu := startCPU()
 				for b.Loop() {
 					for r := range benchRows {
 						row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
@@ -131,10 +166,12 @@ func BenchmarkMulTBatch(b *testing.B) {
 						}
 					}
 				}
+				cpu.reportPer(b, benchRows*n, "cpu-ns/row·x")
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")
 			})
 			b.Run(fmt.Sprintf("n=%d/%v/expand", n, typ), func(b *testing.B) {
 				w := make([]float32, benchCols)
+				cpu := startCPU()
 				for b.Loop() {
 					for r := range benchRows {
 						m.f.dequant(w, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
@@ -143,6 +180,7 @@ func BenchmarkMulTBatch(b *testing.B) {
 						}
 					}
 				}
+				cpu.reportPer(b, benchRows*n, "cpu-ns/row·x")
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")
 			})
 		}
