@@ -210,21 +210,17 @@ func dotQ4_K(row []byte, x []float32) float32 {
 			q := (*[32]byte)(blk[16+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi, qlo2, qhi2, xlo2, xhi2 float32
-			for l := 0; l < 32; l += 2 {
+			var qlo, qhi, xlo, xhi float32
+			for l := range 32 {
 				qlo += float32(q[l]&0x0f) * lo[l]
 				qhi += float32(q[l]>>4) * hi[l]
-				qlo2 += float32(q[l+1]&0x0f) * lo[l+1]
-				qhi2 += float32(q[l+1]>>4) * hi[l+1]
 				xlo += lo[l]
 				xhi += hi[l]
-				xlo2 += lo[l+1]
-				xhi2 += hi[l+1]
 			}
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
-			sd += float32(sc1)*(qlo+qlo2) + float32(sc2)*(qhi+qhi2)
-			sm += float32(m1)*(xlo+xlo2) + float32(m2)*(xhi+xhi2)
+			sd += float32(sc1)*qlo + float32(sc2)*qhi
+			sm += float32(m1)*xlo + float32(m2)*xhi
 		}
 		sum += d*sd - dmin*sm
 	}
@@ -269,20 +265,15 @@ func dotQ5_K(row []byte, x []float32) float32 {
 			q := (*[32]byte)(blk[48+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi, qlo2, qhi2, xlo2, xhi2 float32
+			var qlo, qhi, xlo, xhi float32
 			shift := 2 * c
-			for l := 0; l < 32; l += 2 {
-				h, h2 := qh[l]>>shift, qh[l+1]>>shift
+			for l := range 32 {
+				h := qh[l] >> shift
 				qlo += float32(q[l]&0x0f|(h&1)<<4) * lo[l]
 				qhi += float32(q[l]>>4|(h&2)<<3) * hi[l]
-				qlo2 += float32(q[l+1]&0x0f|(h2&1)<<4) * lo[l+1]
-				qhi2 += float32(q[l+1]>>4|(h2&2)<<3) * hi[l+1]
 				xlo += lo[l]
 				xhi += hi[l]
-				xlo2 += lo[l+1]
-				xhi2 += hi[l+1]
 			}
-			qlo, qhi, xlo, xhi = qlo+qlo2, qhi+qhi2, xlo+xlo2, xhi+xhi2
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
 			sd += float32(sc1)*qlo + float32(sc2)*qhi
