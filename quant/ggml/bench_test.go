@@ -9,12 +9,15 @@ import (
 // Benchmarks on a [benchRows, benchCols] matrix (an attention projection of
 // a 2048-wide model), every format side by side with its baseline:
 //
-//	go test ./quant/ggml -run '^$' -bench . -benchtime 0.5s -count 3
+//	go test ./quant/ggml -run '^$' -bench . -benchtime 0.5s -count 5
 //
-// DequantizeRows reports GB/s of float32 written next to a plain copy of the
-// float32 matrix; MulT compares the fused row kernel with dequantizing the row
-// and then taking the dot product (both on one goroutine), and the public,
-// multi-goroutine MulT.
+// DequantizeRows reports float32 written per second next to a plain copy of
+// the float32 matrix; MulT compares the fused row kernel with dequantizing
+// the row and then taking the dot product (both on one goroutine), and the
+// public, multi-goroutine MulT; MulTBatch compares, for several rows of x,
+// the fused kernel per row of x with expanding each row of W once. Besides
+// wall-clock time per row, each reports the process CPU time per row, the
+// steadier figure when other processes share the cores.
 const benchRows, benchCols = 512, 2048
 
 func benchMatrix(b *testing.B, typ Type) *Matrix {

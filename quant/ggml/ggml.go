@@ -74,6 +74,9 @@ var formats = map[Type]*format{
 	Q6_K: {"q6_K", 256, 210, dequantQ6_K, dotQ6_K, []int{208}},
 }
 
+// typeList names the supported types in error messages.
+const typeList = "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K"
+
 // String returns ggml's name of the type, e.g. "q4_K".
 func (t Type) String() string {
 	if f, ok := formats[t]; ok {
@@ -90,7 +93,7 @@ func ParseType(s string) (Type, error) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("ggml: unknown type %q (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", s)
+	return 0, fmt.Errorf("ggml: unknown type %q (have %s)", s, typeList)
 }
 
 // FromGGUF wraps the block-quantized matrix name of a GGUF file. The tensor's
@@ -103,7 +106,7 @@ func FromGGUF(f *gguf.File, name string) (*Matrix, error) {
 		return nil, fmt.Errorf("ggml: gguf tensor %q not found", name)
 	}
 	if !Type(ti.Type).Supported() {
-		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", name, ti.Type)
+		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (%s)", name, ti.Type, typeList)
 	}
 	rows, cols, err := ti.RowsCols()
 	if err != nil {
@@ -137,7 +140,7 @@ func (t Type) BlockSize() (elems, bytes int, ok bool) {
 func (t Type) RowBytes(cols int) (int, error) {
 	f, ok := formats[t]
 	if !ok {
-		return 0, fmt.Errorf("ggml type %v is not supported (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", t)
+		return 0, fmt.Errorf("ggml type %v is not supported (have %s)", t, typeList)
 	}
 	if cols <= 0 || cols%f.blockElems != 0 {
 		return 0, fmt.Errorf("%v row of %d elements is not a positive multiple of its block size %d", t, cols, f.blockElems)
@@ -163,12 +166,12 @@ var _ quant.Matrix = (*Matrix)(nil)
 // cols = ne0 and rows = ne1). data must hold exactly rows·RowBytes(cols)
 // bytes; it is used in place, not copied, so the caller keeps it alive and
 // unmodified for the life of the Matrix (copy it first if it aliases a file
-// mapping that will be closed). New rejects a block whose fp16 scale is not
-// finite, naming the tensor, row and block.
+// mapping that will be closed). New reads every block's fp16 scales once and
+// rejects one that is not finite, naming the tensor, row and block.
 func New(name string, typ Type, rows, cols int, data []byte) (*Matrix, error) {
 	f, ok := formats[typ]
 	if !ok {
-		return nil, fmt.Errorf("ggml: tensor %q: type %v is not supported (have q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)", name, typ)
+		return nil, fmt.Errorf("ggml: tensor %q: type %v is not supported (have %s)", name, typ, typeList)
 	}
 	if rows <= 0 || cols <= 0 {
 		return nil, fmt.Errorf("ggml: tensor %q: shape [%d, %d]: rows and cols must be positive", name, rows, cols)
