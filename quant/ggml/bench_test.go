@@ -154,7 +154,7 @@ func BenchmarkMulT(b *testing.B) {
 // kernel per row of x, and each row of W expanded once (what MulT does from
 // mulTExpandMin rows on).
 func BenchmarkMulTBatch(b *testing.B) {
-	for _, n := range []int{2, 8, 32} {
+	for _, n := range []int{2, 4, 8, 32} {
 		x := randomX(n, benchCols, 3)
 		y := make([]float32, n*benchRows)
 		for _, typ := range []Type{Q8_0, Q4_K, Q6_K} {
