@@ -265,15 +265,18 @@ func dotQ5_K(row []byte, x []float32) float32 {
 			q := (*[32]byte)(blk[48+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi float32
+			var qlo, qhi, qlo2, qhi2, xlo, xhi float32
 			shift := 2 * c
-			for l := range 32 {
-				h := qh[l] >> shift
+			for l := 0; l < 32; l += 2 {
+				h, h2 := qh[l]>>shift, qh[l+1]>>shift
 				qlo += float32(q[l]&0x0f|(h&1)<<4) * lo[l]
 				qhi += float32(q[l]>>4|(h&2)<<3) * hi[l]
-				xlo += lo[l]
-				xhi += hi[l]
+				qlo2 += float32(q[l+1]&0x0f|(h2&1)<<4) * lo[l+1]
+				qhi2 += float32(q[l+1]>>4|(h2&2)<<3) * hi[l+1]
+				xlo += lo[l] + lo[l+1]
+				xhi += hi[l] + hi[l+1]
 			}
+			qlo, qhi = qlo+qlo2, qhi+qhi2
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
 			sd += float32(sc1)*qlo + float32(sc2)*qhi
@@ -362,14 +365,16 @@ func dotQ4_1(row []byte, x []float32) float32 {
 		blk := row[b*20 : b*20+20]
 		q := (*[16]byte)(blk[4:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, x0, x1 float32
-		for j := range 16 {
+		var s0, s1, s2, s3, x0, x1 float32
+		for j := 0; j < 16; j += 2 {
 			s0 += float32(q[j]&0x0f) * xs[j]
 			s1 += float32(q[j]>>4) * xs[j+16]
-			x0 += xs[j]
-			x1 += xs[j+16]
+			s2 += float32(q[j+1]&0x0f) * xs[j+1]
+			s3 += float32(q[j+1]>>4) * xs[j+17]
+			x0 += xs[j] + xs[j+16]
+			x1 += xs[j+1] + xs[j+17]
 		}
-		sum += f16(blk)*(s0+s1) + f16(blk[2:])*(x0+x1)
+		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
 	}
 	return sum
 }
