@@ -43,7 +43,7 @@ func FuzzParseLlama2C(f *testing.F) {
 
 // smallHF shrinks a real tokenizer.json to its first n vocabulary entries
 // and the merges among them, a seed the fuzzer can mutate quickly.
-func smallHF(f *testing.F, path string, n int) []byte {
+func smallHF(f testing.TB, path string, n int) []byte {
 	data := readMaybeGzip(f, path)
 	var file map[string]any
 	if err := json.Unmarshal(data, &file); err != nil {
