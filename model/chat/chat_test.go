@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golora/golora/model/tokenizer"
@@ -47,14 +48,22 @@ func readJSON(t testing.TB, path string, v any) {
 // tokenizerFiles are the tokenizer.json files of the golden models, kept
 // with model/tokenizer's test data.
 var tokenizerFiles = map[string]string{
+	"llama-3.1": "../tokenizer/testdata/llama3/tokenizer.json.gz",
 	"llama-3.2": "../tokenizer/testdata/llama3/tokenizer.json.gz",
 	"qwen2.5":   "../tokenizer/testdata/qwen2.5/tokenizer.json.gz",
 	"smollm":    "../tokenizer/testdata/smollm/tokenizer.json",
 }
 
+// loaded caches the parsed tokenizers: the Llama-3 one serves two models,
+// and parsing a 6 MB tokenizer.json takes seconds.
+var loaded sync.Map
+
 func loadTokenizer(t testing.TB, model string) tokenizer.Tokenizer {
 	t.Helper()
 	path := tokenizerFiles[model]
+	if tok, ok := loaded.Load(path); ok {
+		return tok.(tokenizer.Tokenizer)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +83,12 @@ func loadTokenizer(t testing.TB, model string) tokenizer.Tokenizer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loaded.Store(path, tok)
 	return tok
 }
 
-// TestGolden renders the real chat templates of Llama 3.2, Qwen2.5 and
-// SmolLM and compares text, ids and assistant masks with Python Jinja2 and
+// TestGolden renders the real chat templates of Llama 3.1, Llama 3.2,
+// Qwen2.5 and SmolLM and compares text, ids and assistant masks with Python Jinja2 and
 // Hugging Face tokenizers (testdata/README.md).
 func TestGolden(t *testing.T) {
 	var cases testCases

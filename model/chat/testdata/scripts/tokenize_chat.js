@@ -11,7 +11,7 @@
 const fs = require('fs')
 const { Tokenizer } = require('tokenizers')
 
-const files = { 'llama-3.2': 'llama3_tokenizer.json', 'qwen2.5': 'qwen25_tokenizer.json', smollm: 'smollm_tokenizer.json' }
+const files = { 'llama-3.1': 'llama3_tokenizer.json', 'llama-3.2': 'llama3_tokenizer.json', 'qwen2.5': 'qwen25_tokenizer.json', smollm: 'smollm_tokenizer.json' }
 
 async function main() {
   const rendered = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))

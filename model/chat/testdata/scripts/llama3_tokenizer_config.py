@@ -1,13 +1,15 @@
-"""Assembles testdata/llama-3.2/tokenizer_config.json: the chat template of
-meta-llama/Llama-3.2-1B-Instruct as quoted, JSON-escaped, in
-microsoft/onnxruntime-extensions shared/api/chat_template.cc
-(LLAMA3_2_CHAT_TEMPLATE, commit 8823a54f049b736675474d5926cbec18ae6abc2b),
-and the special tokens and settings of that model's tokenizer_config.json.
-Usage: python3 llama32_tokenizer_config.py chat_template.cc > tokenizer_config.json"""
+"""Assembles testdata/llama-3.2/tokenizer_config.json and
+testdata/llama-3.1/tokenizer_config.json: the chat templates of
+meta-llama/Llama-3.2-1B-Instruct (LLAMA3_2_CHAT_TEMPLATE) and
+Llama-3.1-8B-Instruct (LLAMA3_3_CHAT_TEMPLATE, which that file maps to Llama
+3.1 and 3.3) as quoted, JSON-escaped, in microsoft/onnxruntime-extensions
+shared/api/chat_template.cc (commit 8823a54f049b736675474d5926cbec18ae6abc2b),
+and the special tokens and settings of those models' tokenizer_config.json.
+Usage: python3 llama3_tokenizer_config.py chat_template.cc LLAMA3_2_CHAT_TEMPLATE > tokenizer_config.json"""
 import json, re, sys
 
 src = open(sys.argv[1]).read()
-body = re.search(r'const char LLAMA3_2_CHAT_TEMPLATE\[\] =\s*R"\((.*?)\)";', src, re.S).group(1)
+body = re.search(r'const char ' + sys.argv[2] + r'\[\] =\s*R"\((.*?)\)";', src, re.S).group(1)
 template = json.loads('"' + body + '"')
 names = {128000: "<|begin_of_text|>", 128001: "<|end_of_text|>", 128002: "<|reserved_special_token_0|>",
          128003: "<|reserved_special_token_1|>", 128004: "<|finetune_right_pad_id|>",
