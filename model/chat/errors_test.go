@@ -111,3 +111,28 @@ func TestEncodeRefusesNonPrefixTemplate(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestTemplateFeatures checks the Jinja features real chat templates use
+// against Python Jinja2 3.1.6 with transformers' settings (trim_blocks,
+// lstrip_blocks, loopcontrols, json.dumps-style tojson), whose outputs are
+// the wanted strings.
+func TestTemplateFeatures(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"{% for i in range(5) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}", "02"},
+		{"{% set ns = namespace(x=1) %}{% for m in [1,2] %}{% set ns.x = ns.x + m %}{% endfor %}{{ ns.x }}", "4"},
+		{"  {% if true %}\n  yes\n  {% endif %}\nend", "  yes\nend"},
+		{`{{ [1, 2.5, true, none, "é\""] | tojson }}`, `[1, 2.5, true, null, "é\""]`},
+		{"{{ messages | length }}{{ messages[0]['content'] | trim }}{{ messages[-1].role }}", "2xassistant"},
+		{"{% for m in messages %}{{ loop.index0 }}{{ m.role[0] }}{% if not loop.last %},{% endif %}{% endfor %}", "0u,1a"},
+	} {
+		tmpl, err := NewTemplate(tc.src, "t", "", "")
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		got, err := tmpl.Render([]Message{{"user", " x "}, {"assistant", "y"}}, RenderOptions{})
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Render = %q, %v; want %q", tc.src, got, err, tc.want)
+		}
+	}
+}
