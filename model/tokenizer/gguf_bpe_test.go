@@ -217,3 +217,34 @@ func TestLlama3SplitPieces(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEncodeByteLevel encodes benchText with the tokenizers built from
+// GGUF-style arrays (Llama-3's hand-written Split, Qwen2's with NFC) next to
+// SmolLM's tokenizer.json (the GPT-2 split), in one run.
+func BenchmarkEncodeByteLevel(b *testing.B) {
+	build := func(path, pre string) Tokenizer {
+		tokens, types, merges := ggufArrays(b, readMaybeGzip(b, path))
+		tok, err := NewByteLevelBPE(ByteLevelBPEConfig{Tokens: tokens, Types: types, Merges: merges, Pre: pre, BOS: -1, EOS: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return tok
+	}
+	for _, tc := range []struct {
+		name string
+		tok  Tokenizer
+	}{
+		{"llama-3.2-gguf", build("testdata/llama3/tokenizer.json.gz", "llama-bpe")},
+		{"qwen2.5-gguf", build("testdata/qwen2.5/tokenizer.json.gz", "qwen2")},
+		{"smollm-json", loadHF(b, "smollm")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(benchText)))
+			n := 0
+			for b.Loop() {
+				n += len(tc.tok.Encode(benchText))
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
