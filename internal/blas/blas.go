@@ -11,9 +11,10 @@
 //	go test -tags openblas ./model/
 //
 // The library is found with pkg-config (package openblas); set
-// PKG_CONFIG_PATH for an OpenBLAS installed elsewhere. Either build hands its
-// implementation to gorgonia (gorgonia.Use), so gorgonia's products run on it
-// too.
+// PKG_CONFIG_PATH for an OpenBLAS installed elsewhere. The training graph
+// (model/graph) hands Implementation to gorgonia, so gorgonia's products run
+// on it too; this package does not import gorgonia, so that a program that
+// only generates text does not link it.
 //
 // OpenBLAS is put in single-threaded mode: its idle worker threads spin
 // between calls and would steal the cores from the Go code that runs between

@@ -8,7 +8,6 @@ import (
 	"github.com/golora/golora/internal/gemm"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
-	"gorgonia.org/gorgonia"
 )
 
 // The default build: golora's own Sgemm (internal/gemm, Go assembly chosen
@@ -39,7 +38,3 @@ func isTrans(t blas.Transpose) bool {
 	}
 	panic(fmt.Sprintf("blas: bad transpose flag %d", t))
 }
-
-// gorgonia's matrix products (LoRA adapters and everything built from its
-// operators) go through the same Sgemm as golora's kernels.
-func init() { gorgonia.Use(impl) }

@@ -6,10 +6,7 @@ package blas
 // void openblas_set_num_threads(int num_threads);
 import "C"
 
-import (
-	"gonum.org/v1/netlib/blas/netlib"
-	"gorgonia.org/gorgonia"
-)
+import "gonum.org/v1/netlib/blas/netlib"
 
 const name = "openblas"
 
@@ -17,10 +14,4 @@ var impl Full = netlib.Implementation{}
 
 const singleThreaded = true
 
-// The build tag is the single switch for both golora's kernels and gorgonia's
-// own matrix products (LoRA adapters and anything else built from its
-// operators).
-func init() {
-	C.openblas_set_num_threads(1)
-	gorgonia.Use(impl)
-}
+func init() { C.openblas_set_num_threads(1) }
