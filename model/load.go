@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant"
 )
 
 // Base is a loaded base model: its frozen weights and its tokenizer.
@@ -48,6 +49,21 @@ type LoadOptions struct {
 	// WeightsOnly skips the tokenizer (Base.Tokenizer is nil), for callers
 	// that only look at the weights; TokenizerPath must then be empty.
 	WeightsOnly bool
+	// Quantizer, if not nil, quantizes every block linear (see
+	// Weights.Linears) stored in float as the checkpoint is read: Hugging
+	// Face safetensors (single or sharded) and GGUF files are memory-mapped
+	// and streamed tensor by tensor, each linear quantized right after it is
+	// converted (one per CPU at a time) and the file's pages given back, so
+	// that loading never holds the float32 model nor the whole file. Linears
+	// the checkpoint already stores quantized (bitsandbytes NF4, GGUF block
+	// formats) are kept as stored unless Requantize is set. The embedding,
+	// norms and output head stay float32.
+	Quantizer quant.Quantizer
+	// Requantize makes Quantizer also convert the block linears a GGUF file
+	// stores in a ggml block format (Q8_0, Q4_K, …): dequantized, then
+	// quantized again. Without it they are kept in their own format, which
+	// trains directly with no second rounding.
+	Requantize bool
 }
 
 // DetectFormat names the format of the model at path, as Load reads it: a
@@ -100,10 +116,16 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 	case FormatLlama2C:
 		b, err = loadLlama2CBase(ctx, path, opts)
 	case FormatGGUF:
-		b, err = loadGGUFBase(path, opts)
+		b, err = loadGGUFBase(ctx, path, opts)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.Quantizer != nil && (format == FormatEmbedded || format == FormatLlama2C) {
+		// Small formats read whole: quantize after loading.
+		if err := b.Weights.Quantize(ctx, opts.Quantizer); err != nil {
+			return nil, fmt.Errorf("model: %s: %w", path, err)
+		}
 	}
 	if opts.WeightsOnly {
 		b.Tokenizer, b.hfTokenizer = nil, nil
@@ -115,7 +137,7 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 }
 
 func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error) {
-	w, err := loadHF(dir)
+	w, err := loadHFStream(ctx, dir, opts.stream())
 	if err != nil {
 		return nil, err
 	}
@@ -166,15 +188,20 @@ func loadLlama2CBase(ctx context.Context, path string, opts LoadOptions) (*Base,
 	return b, nil
 }
 
-func loadGGUFBase(path string, opts LoadOptions) (*Base, error) {
+func loadGGUFBase(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 	if opts.TokenizerPath != "" {
 		return nil, fmt.Errorf("model: %s: a GGUF file carries its own tokenizer; LoadOptions.TokenizerPath must be empty", path)
 	}
-	w, tok, err := loadGGUF(path)
+	w, tok, err := loadGGUFStream(ctx, path, opts.stream())
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return &Base{Weights: w, Tokenizer: tok, Format: FormatGGUF, Path: path}, nil
+}
+
+// stream returns the options the streaming loaders apply.
+func (o LoadOptions) stream() streamOptions {
+	return streamOptions{quantizer: o.Quantizer, requantize: o.Requantize}
 }
 
 func (b *Base) check() error {

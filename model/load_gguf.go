@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
@@ -33,12 +35,17 @@ import (
 // aliases the embedding, so a GGUF and the llama2.c file it was converted
 // from load to identical Weights.
 func loadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
+	return loadGGUFStream(context.Background(), path, streamOptions{})
+}
+
+// loadGGUFStream is loadGGUF quantizing as it reads (see streamOptions).
+func loadGGUFStream(ctx context.Context, path string, so streamOptions) (*Weights, tokenizer.Tokenizer, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	w, tok, err := fromGGUF(f)
+	w, tok, err := fromGGUF(ctx, f, so)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -52,10 +59,10 @@ func parseGGUF(data []byte) (*Weights, tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return fromGGUF(f)
+	return fromGGUF(context.Background(), f, streamOptions{})
 }
 
-func fromGGUF(f *gguf.File) (*Weights, tokenizer.Tokenizer, error) {
+func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*Weights, tokenizer.Tokenizer, error) {
 	arch, err := f.String("general.architecture")
 	if err != nil {
 		return nil, nil, err
@@ -67,7 +74,7 @@ func fromGGUF(f *gguf.File) (*Weights, tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := ggufWeights(f, cfg)
+	w, err := ggufWeights(ctx, f, cfg, so)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,7 +210,7 @@ func ggufOptionalInt(f *gguf.File, key string) (int, error) {
 // Layer.Linears.
 var ggufLinearNames = [len(modules)]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 
-func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
+func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions) (*Weights, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, errors.New("gguf: tensor token_embd.weight is missing")
@@ -232,20 +239,46 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 		cfg.TiedOutput = same
 	}
 
-	w := NewWeights(cfg)
+	return ggufTensors(ctx, f, cfg, so)
+}
+
+// ggufTensors reads the tensors of the model cfg describes. Dense tensors
+// and block-quantized embeddings become float32; block-quantized linears stay
+// in their ggml format (or, with so.requantize, go through so.quantizer).
+func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions) (w *Weights, err error) {
+	w = NewWeights(cfg)
 	want := map[string]bool{}
-	load := func(name string, shape ...int) ([]float32, error) {
+	info := func(name string, shape ...int) (gguf.TensorInfo, error) {
 		want[name] = true
 		t, ok := f.Tensor(name)
 		if !ok {
-			return nil, fmt.Errorf("gguf: tensor %s is missing", name)
+			return t, fmt.Errorf("gguf: tensor %s is missing", name)
 		}
 		if got := t.Shape(); !slices.Equal(got, shape) {
-			return nil, fmt.Errorf("gguf: tensor %s: shape %v, want %v", name, got, shape)
+			return t, fmt.Errorf("gguf: tensor %s: shape %v, want %v", name, got, shape)
 		}
-		return f.TensorFloat32(name)
+		return t, nil
 	}
-	var err error
+	load := func(name string, shape ...int) ([]float32, error) {
+		t, err := info(name, shape...)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float32, t.NumElements())
+		if err := ggufFloat32s(f, t, out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	var sq *streamQuantizer
+	if so.quantizer != nil {
+		sq = newStreamQuantizer(ctx, so.quantizer)
+		defer func() {
+			if werr := sq.wait(); err == nil && werr != nil {
+				w, err = nil, werr
+			}
+		}()
+	}
 	if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
 		return nil, err
 	}
@@ -259,6 +292,9 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 		return nil, err
 	}
 	for l := range w.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("gguf: loading: %w", err)
+		}
 		layer := &w.Layers[l]
 		blk := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", l, s) }
 		if layer.AttnNorm, err = load(blk("attn_norm"), cfg.Dim); err != nil {
@@ -269,21 +305,115 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 		}
 		for i, nl := range layer.Linears() {
 			lin := *nl.Linear
-			if lin.Dense, err = load(blk(ggufLinearNames[i]), lin.Out, lin.In); err != nil {
+			name := blk(ggufLinearNames[i])
+			t, err := info(name, lin.Out, lin.In)
+			if err != nil {
 				return nil, err
 			}
-		}
-		if err := interleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
-			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_q"), err)
-		}
-		if err := interleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
-			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_k"), err)
+			// heads > 0 marks a query or key projection, stored in the
+			// interleaved RoPE layout.
+			heads := 0
+			switch i {
+			case 0:
+				heads = cfg.Heads
+			case 1:
+				heads = cfg.KVHeads
+			}
+			if err := ggufLinear(f, t, lin, heads, cfg.HeadDim, sq, so.requantize); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := checkNoExtraTensors(f, want); err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// ggufLinear fills lin from tensor t. A block-quantized tensor is copied out
+// of the mapping and kept in its format (rows permuted for a query or key
+// projection, heads > 0), unless requantize asks sq to quantize it again; a
+// float tensor is quantized by sq if there is one, else kept dense.
+func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int, sq *streamQuantizer, requantize bool) error {
+	permute := func(w []float32) error {
+		if heads == 0 {
+			return nil
+		}
+		if err := interleavedToHalves(w, heads, headDim, lin.In); err != nil {
+			return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+		}
+		return nil
+	}
+	quantized := ggml.Type(t.Type).Supported()
+	if quantized && (sq == nil || !requantize) {
+		raw, err := f.TensorBytes(t.Name)
+		if err != nil {
+			return err
+		}
+		data := bytes.Clone(raw)
+		f.DropPages(raw)
+		if heads > 0 {
+			if err := interleavedToHalves(data, heads, headDim, len(data)/lin.Out); err != nil {
+				return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+			}
+		}
+		m, err := ggml.New(t.Name, ggml.Type(t.Type), lin.Out, lin.In, data)
+		if err != nil {
+			return fmt.Errorf("gguf: %w", err)
+		}
+		lin.Quantized = m
+		return nil
+	}
+	fill := func(dst []float32) error {
+		if err := ggufFloat32s(f, t, dst); err != nil {
+			return err
+		}
+		return permute(dst)
+	}
+	if sq != nil {
+		return sq.add(quantizeJob{lin: lin, where: "tensor " + t.Name, fill: fill})
+	}
+	lin.Dense = make([]float32, lin.Out*lin.In)
+	return fill(lin.Dense)
+}
+
+// ggufFloat32s converts tensor t to float32 into dst (t's element count),
+// dropping its pages of the mapping as it goes: F32, F16 and BF16 directly,
+// ggml block formats by dequantizing (bit for bit as ggml does). Any other
+// type is an error naming the tensor.
+func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) error {
+	raw, err := f.TensorBytes(t.Name)
+	if err != nil {
+		return err
+	}
+	var dec floatDecoder
+	switch t.Type {
+	case gguf.TypeF32:
+		dec = decodeF32
+	case gguf.TypeF16:
+		dec = decodeF16
+	case gguf.TypeBF16:
+		dec = decodeBF16
+	default:
+		if !ggml.Type(t.Type).Supported() {
+			return fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
+		}
+		m, err := ggml.FromGGUF(f, t.Name)
+		if err != nil {
+			return fmt.Errorf("gguf: %w", err)
+		}
+		rows, _ := m.Dims()
+		if err := m.DequantizeRows(dst, 0, rows); err != nil {
+			return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+		}
+		f.DropPages(raw)
+		return nil
+	}
+	if uint64(len(dst)) != t.NumElements() || uint64(len(raw)) != t.NumElements()*uint64(dec.size) {
+		return fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
+	}
+	decodeStreaming(dst, raw, dec, f.DropPages)
+	return nil
 }
 
 // checkNoExtraTensors refuses tensors of f that the loader did not read
@@ -335,15 +465,16 @@ func ggufTokenizer(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if model != "llama" {
-		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q is not supported (only \"llama\", SentencePiece)", model)
+	switch model {
+	case "llama":
+	case "gpt2":
+		return ggufByteLevelBPE(f, vocab)
+	default:
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q is not supported (only \"llama\", SentencePiece, and \"gpt2\", byte-level BPE)", model)
 	}
-	pieces, err := f.Strings("tokenizer.ggml.tokens")
+	pieces, err := ggufTokens(f, vocab)
 	if err != nil {
 		return nil, err
-	}
-	if len(pieces) != vocab {
-		return nil, fmt.Errorf("gguf: tokenizer.ggml.tokens has %d tokens, token_embd.weight %d rows", len(pieces), vocab)
 	}
 	scores := make([]float32, len(pieces))
 	if _, ok := f.Lookup("tokenizer.ggml.scores"); ok {
@@ -385,6 +516,75 @@ func ggufTokenizer(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
 		return nil, err
 	}
 	tok, err := tokenizer.NewSentencePiece(pieces, scores, types, bos, eos)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: tokenizer: %w", err)
+	}
+	return tok, nil
+}
+
+// ggufTokens reads tokenizer.ggml.tokens, which must not have more tokens
+// than token_embd.weight has rows (vocab). Llama-3 and Qwen files pad the
+// embedding beyond the vocabulary; SentencePiece files match it exactly.
+func ggufTokens(f *gguf.File, vocab int) ([]string, error) {
+	pieces, err := f.Strings("tokenizer.ggml.tokens")
+	if err != nil {
+		return nil, err
+	}
+	if len(pieces) != vocab {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.tokens has %d tokens, token_embd.weight %d rows", len(pieces), vocab)
+	}
+	return pieces, nil
+}
+
+// ggufByteLevelBPE builds the byte-level BPE tokenizer of a "gpt2"
+// tokenizer.ggml.model (Llama 3, Qwen, SmolLM): tokens, merges and the
+// pre-tokenizer name (tokenizer.ggml.pre, "gpt-2" when absent, as llama.cpp
+// defaults), token types if present, BOS and EOS (none when absent), and
+// tokenizer.ggml.add_bos_token (false when absent).
+func ggufByteLevelBPE(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
+	c := tokenizer.ByteLevelBPEConfig{Pre: "gpt-2", BOS: -1, EOS: -1}
+	var err error
+	if c.Tokens, err = ggufTokens(f, vocab); err != nil {
+		return nil, err
+	}
+	if c.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
+		return nil, err
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.pre"); ok {
+		if c.Pre, err = f.String("tokenizer.ggml.pre"); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.token_type"); ok {
+		if c.Types, err = f.Int32s("tokenizer.ggml.token_type"); err != nil {
+			return nil, err
+		}
+		if len(c.Types) != len(c.Tokens) {
+			return nil, fmt.Errorf("gguf: tokenizer.ggml: %d tokens but %d token types", len(c.Tokens), len(c.Types))
+		}
+	}
+	for _, sp := range []struct {
+		key string
+		dst *int
+	}{{"tokenizer.ggml.bos_token_id", &c.BOS}, {"tokenizer.ggml.eos_token_id", &c.EOS}} {
+		if _, ok := f.Lookup(sp.key); !ok {
+			continue
+		}
+		n, err := f.Int(sp.key)
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 || n >= int64(len(c.Tokens)) {
+			return nil, fmt.Errorf("gguf: %s %d is outside the %d-token vocabulary", sp.key, n, len(c.Tokens))
+		}
+		*sp.dst = int(n)
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.add_bos_token"); ok {
+		if c.AddBOS, err = f.Bool("tokenizer.ggml.add_bos_token"); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := tokenizer.NewByteLevelBPE(c)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: tokenizer: %w", err)
 	}

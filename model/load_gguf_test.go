@@ -176,7 +176,7 @@ func TestLoadGGUFErrors(t *testing.T) {
 	data, err := os.ReadFile(stories260KGGUFPath)
 	require.NoError(t, err)
 	q4 := func(ti gguf.TensorInfo, _ []byte) (gguf.GGMLType, []uint64, []byte, bool) {
-		return gguf.TypeQ4_0, ti.Dims, make([]byte, ti.NumElements()/32*18), true
+		return gguf.TypeIQ4_NL, ti.Dims, make([]byte, ti.NumElements()/32*18), true
 	}
 	cases := []struct {
 		name string
@@ -196,14 +196,14 @@ func TestLoadGGUFErrors(t *testing.T) {
 		{"vocab.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.vocab_size", uint32(500)) }}), "llama.vocab_size 500 differs from the 512 rows"},
 		{"scaling.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.rope.scaling.type", "linear") }}), `llama.rope.scaling.type "linear" is not supported`},
 		{"moe.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.expert_count", uint32(8)) }}), "mixture-of-experts"},
-		{"quantized.gguf", rebuildGGUF(t, data, editTensor("blk.1.ffn_up.weight", q4)), `tensor "blk.1.ffn_up.weight" has type Q4_0`},
+		{"quantized.gguf", rebuildGGUF(t, data, editTensor("blk.1.ffn_up.weight", q4)), `tensor blk.1.ffn_up.weight has type IQ4_NL, which golora does not read`},
 		{"missing.gguf", rebuildGGUF(t, data, editTensor("blk.2.ffn_up.weight", func(gguf.TensorInfo, []byte) (gguf.GGMLType, []uint64, []byte, bool) {
 			return 0, nil, nil, false
 		})), "tensor blk.2.ffn_up.weight is missing"},
 		{"extra.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error {
 			return b.AddFloat32("rope_freqs.weight", []int{4}, []float32{1, 1, 1, 1})
 		}}), "unexpected tensors rope_freqs.weight"},
-		{"tokmodel.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "gpt2")), `tokenizer.ggml.model "gpt2" is not supported`},
+		{"tokmodel.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "bert")), `tokenizer.ggml.model "bert" is not supported`},
 		{"tokens.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.tokens", []string{"a"})), "tokenizer.ggml.tokens has 1 tokens, token_embd.weight 512 rows"},
 		{"scores.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.scores", []float32{0})), "512 tokens but 1 scores"},
 		{"bos.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.bos_token_id", uint32(512))), "tokenizer.ggml.bos_token_id 512 is outside"},

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
 )
 
 // File names of a Hugging Face checkpoint directory.
@@ -81,6 +83,22 @@ type hfConfig struct {
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
 // in the files is ignored; tensors loadHF does not need are ignored too.
 func loadHF(dir string) (*Weights, error) {
+	return loadHFStream(context.Background(), dir, streamOptions{})
+}
+
+// streamOptions are the LoadOptions a loader applies while it reads.
+type streamOptions struct {
+	// quantizer, if not nil, quantizes each block linear stored in float as
+	// soon as it is read.
+	quantizer quant.Quantizer
+	// requantize also passes block linears stored quantized (GGUF block
+	// formats) through quantizer, dequantized first.
+	requantize bool
+}
+
+// loadHFStream is loadHF quantizing block linears as it reads them (see
+// streamOptions), checking ctx between tensors.
+func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
 	cfg, q, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
@@ -90,11 +108,19 @@ func loadHF(dir string) (*Weights, error) {
 		return nil, err
 	}
 	defer src.close()
-	return src.weights(cfg, q)
+	return src.weightsStream(ctx, cfg, q, so)
 }
 
 // weights reads the model that cfg and q (see readHFConfig) describe from s.
 func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
+	return s.weightsStream(context.Background(), cfg, q, streamOptions{})
+}
+
+// weightsStream is weights quantizing as it reads (see streamOptions). Each
+// tensor's pages of the file mapping are dropped once it is converted, so
+// with a quantizer the peak memory is the final weights plus about one
+// linear per CPU.
+func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// loadHF allocate for layers that do not exist.
@@ -109,8 +135,20 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 			}
 		}
 	}
-	w := NewWeights(cfg)
+	w = NewWeights(cfg)
+	var sq *streamQuantizer
+	if so.quantizer != nil {
+		sq = newStreamQuantizer(ctx, so.quantizer)
+		defer func() {
+			if werr := sq.wait(); err == nil && werr != nil {
+				w, err = nil, werr
+			}
+		}()
+	}
 	for slot := range hfSlots(cfg) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("model: loading %s: %w", s.dir, err)
+		}
 		quantized, err := s.check(slot, q)
 		if err != nil {
 			return nil, err
@@ -125,16 +163,50 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 		if err != nil {
 			return nil, err
 		}
-		values, err := t.Float32s()
+		dec, n, err := safetensorsDecoder(t)
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
+		file := s.fileOf(slot.key)
+		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
+			data := t.Data
+			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) error {
+				decodeStreaming(dst, data, dec, file.DropPages)
+				return nil
+			}}
+			if err := sq.add(job); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		values := make([]float32, n)
+		decodeStreaming(values, t.Data, dec, file.DropPages)
 		*slot.values(w) = values
 	}
 	if cfg.TiedOutput {
 		w.Output.Dense = w.Embedding
 	}
 	return w, nil
+}
+
+// safetensorsDecoder returns the converter for t's dtype and its element
+// count, checked against its data.
+func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
+	n, err := t.NumElements()
+	if err != nil {
+		return floatDecoder{}, 0, err
+	}
+	switch t.DType {
+	case safetensors.F32:
+		return decodeF32, n, nil
+	case safetensors.F16:
+		return decodeF16, n, nil
+	case safetensors.BF16:
+		return decodeBF16, n, nil
+	case safetensors.F64:
+		return decodeF64, n, nil
+	}
+	return floatDecoder{}, 0, fmt.Errorf("tensor %s has dtype %s, want F32, F16, BF16 or F64", t.Name, t.DType)
 }
 
 // readHFConfig reads config.json into a validated Config and, when it has a
@@ -438,6 +510,14 @@ func (s *hfSource) tensor(key string, shape []int) (safetensors.Tensor, string, 
 		return safetensors.Tensor{}, "", fmt.Errorf("model: %s: tensor %s has shape %v, want %v", path, key, t.Shape, shape)
 	}
 	return t, path, nil
+}
+
+// fileOf returns the file that holds key, which tensor has found.
+func (s *hfSource) fileOf(key string) *safetensors.File {
+	if s.where == nil {
+		return s.files[hfWeightsFile]
+	}
+	return s.files[s.where[key]]
 }
 
 // lookup returns the tensor key, if the checkpoint has it, and the path of

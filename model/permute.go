@@ -13,8 +13,12 @@ import "fmt"
 // together becomes the pair (i, i+headDim/2), so the head's rows are taken in
 // the order 0, 2, 4, …, 1, 3, 5, …. This is the permutation Hugging Face's
 // convert_llama_weights_to_hf applies; halvesToInterleaved undoes it.
-func interleavedToHalves(w []float32, heads, headDim, cols int) error {
-	return permuteHeads(w, heads, headDim, cols, func(dst, src []float32) {
+//
+// T is float32 for a dense weight, or byte for the raw rows of a
+// block-quantized one (cols is then the bytes of one row): ggml blocks never
+// straddle rows, so permuting whole rows of blocks is exact.
+func interleavedToHalves[T any](w []T, heads, headDim, cols int) error {
+	return permuteHeads(w, heads, headDim, cols, func(dst, src []T) {
 		half := headDim / 2
 		for i := range half {
 			copy(dst[i*cols:(i+1)*cols], src[(2*i)*cols:(2*i+1)*cols])
@@ -36,7 +40,7 @@ func halvesToInterleaved(w []float32, heads, headDim, cols int) error {
 	})
 }
 
-func permuteHeads(w []float32, heads, headDim, cols int, perm func(dst, src []float32)) error {
+func permuteHeads[T any](w []T, heads, headDim, cols int, perm func(dst, src []T)) error {
 	if heads <= 0 || headDim <= 0 || headDim%2 != 0 || cols <= 0 {
 		return fmt.Errorf("RoPE permutation: %d heads of dim %d with %d columns: want positive counts and an even head dim", heads, headDim, cols)
 	}
@@ -44,7 +48,7 @@ func permuteHeads(w []float32, heads, headDim, cols int, perm func(dst, src []fl
 		return fmt.Errorf("RoPE permutation: %d values, want %d heads × %d × %d columns", len(w), heads, headDim, cols)
 	}
 	n := headDim * cols
-	src := make([]float32, n)
+	src := make([]T, n)
 	for h := range heads {
 		head := w[h*n : (h+1)*n]
 		copy(src, head)

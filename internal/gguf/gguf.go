@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/pagecache"
 	"math"
 )
 
@@ -117,6 +118,19 @@ type File struct {
 	tensorIndex map[string]int
 	data        []byte
 	release     func() error
+	mapped      bool // data is a file mapping made by Open
+}
+
+// DropPages tells the kernel that the caller is done with data, a part of a
+// tensor's bytes from TensorBytes (after converting or copying it), so the
+// pages it spans leave the process's resident memory: a loader streaming
+// through a file bigger than the weights it keeps then never holds the whole
+// file. Reading data again pages it back in. It does nothing for a File from
+// Parse.
+func (f *File) DropPages(data []byte) {
+	if f.mapped && f.data != nil {
+		pagecache.Drop(f.data, data)
+	}
 }
 
 // Close releases the file mapping made by Open. After Close, byte slices from

@@ -37,5 +37,6 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	f.release = func() error { return syscall.Munmap(data) }
+	f.mapped = true
 	return f, nil
 }

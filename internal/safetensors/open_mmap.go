@@ -44,5 +44,6 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	f.release = func() error { return syscall.Munmap(data) }
+	f.mapping = data
 	return f, nil
 }

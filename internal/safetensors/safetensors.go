@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/golora/golora/internal/pagecache"
 	"io"
 	"math"
 	"slices"
@@ -77,6 +78,7 @@ type File struct {
 	names    []string // in data offset order
 	metadata map[string]string
 	release  func() error // unmaps the file; nil when there is nothing to release
+	mapping  []byte       // the whole file mapping made by Open; nil for Parse
 	closed   bool
 }
 
@@ -134,6 +136,17 @@ func (f *File) Metadata() map[string]string {
 
 // Path returns the file name given to Open, or "" for a File from Parse.
 func (f *File) Path() string { return f.path }
+
+// DropPages tells the kernel that the caller is done with data, a part of
+// the Data of one of f's tensors (after converting it, say), so the pages it
+// spans leave the process's resident memory: a loader streaming through a
+// checkpoint bigger than the weights it keeps then never holds the whole file.
+// Reading data again pages it back in. It does nothing for a File from Parse.
+func (f *File) DropPages(data []byte) {
+	if f.mapping != nil && !f.closed {
+		pagecache.Drop(f.mapping, data)
+	}
+}
 
 // Close releases the memory mapping of a File from Open; Tensor Data slices
 // obtained earlier must not be used afterwards. For a File from Parse it only

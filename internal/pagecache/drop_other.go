@@ -1,0 +1,9 @@
+//go:build !unix
+
+package pagecache
+
+import "os"
+
+func pageSize() int { return os.Getpagesize() }
+
+func drop([]byte) {}

@@ -1,0 +1,171 @@
+package model
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/parallel"
+	"github.com/golora/golora/quant"
+)
+
+// Loaders stream a checkpoint: each tensor is converted (and, with a
+// Quantizer, quantized) right after it is read from the file mapping, and the
+// mapping's pages are dropped as soon as they are converted, so loading never
+// holds the whole file nor a float32 copy of the whole model.
+
+// floatDecoder converts little-endian floating-point data of one storage
+// type to float32.
+type floatDecoder struct {
+	size   int // bytes per element
+	decode func(dst []float32, src []byte)
+}
+
+var (
+	decodeF32 = floatDecoder{4, func(dst []float32, src []byte) {
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	}}
+	decodeF16  = floatDecoder{2, half.DecodeF16}
+	decodeBF16 = floatDecoder{2, half.DecodeBF16}
+	decodeF64  = floatDecoder{8, func(dst []float32, src []byte) {
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
+		}
+	}}
+)
+
+// streamChunk is how many elements decodeStreaming converts before dropping
+// the pages it has read: small against any model, large enough that the
+// parallel split and the madvise calls cost nothing.
+const streamChunk = 1 << 22
+
+// decodeStreaming converts src into dst (len(dst) elements) chunk by chunk,
+// each chunk split across the CPUs, calling drop on each chunk of src once
+// it is converted (nil drop: nothing to give back).
+func decodeStreaming(dst []float32, src []byte, dec floatDecoder, drop func([]byte)) {
+	for lo := 0; lo < len(dst); lo += streamChunk {
+		hi := min(len(dst), lo+streamChunk)
+		parallel.For(hi-lo, 1<<16, 1, func(a, b int) {
+			dec.decode(dst[lo+a:lo+b], src[(lo+a)*dec.size:(lo+b)*dec.size])
+		})
+		if drop != nil {
+			drop(src[lo*dec.size : hi*dec.size])
+		}
+	}
+}
+
+// quantizeJob is one linear to fill with float32 values and quantize.
+type quantizeJob struct {
+	lin   *Linear
+	where string // file (and tensor) for error messages
+	// fill writes the linear's lin.Out·lin.In float32 values into dst and
+	// gives back the source's pages.
+	fill func(dst []float32) error
+}
+
+// streamQuantizer quantizes linears on a pool of one worker per CPU while
+// the loader goes on reading. Each worker reuses one float32 buffer, so the
+// float32 form of the model never exists: only one linear per worker at a
+// time, and no garbage for the collector to let pile up.
+type streamQuantizer struct {
+	ctx  context.Context
+	q    quant.Quantizer
+	jobs chan quantizeJob
+	wg   sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+}
+
+// newStreamQuantizer starts the workers; call wait to collect them.
+func newStreamQuantizer(ctx context.Context, q quant.Quantizer) *streamQuantizer {
+	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob)}
+	for range runtime.GOMAXPROCS(0) {
+		jobs := s.jobs
+		s.wg.Go(func() { s.work(jobs) })
+	}
+	return s
+}
+
+func (s *streamQuantizer) work(jobs <-chan quantizeJob) {
+	var buf []float32
+	for job := range jobs {
+		if s.failed() {
+			continue
+		}
+		if err := s.ctx.Err(); err != nil {
+			s.fail(fmt.Errorf("model: loading: %w", err))
+			continue
+		}
+		n := job.lin.Out * job.lin.In
+		if cap(buf) < n {
+			buf = make([]float32, n)
+		}
+		if err := s.run(job, buf[:n]); err != nil {
+			s.fail(err)
+		}
+	}
+}
+
+func (s *streamQuantizer) run(job quantizeJob, w []float32) error {
+	if err := job.fill(w); err != nil {
+		return err
+	}
+	lin := job.lin
+	m, err := s.q(w, lin.Out, lin.In)
+	if err != nil {
+		return fmt.Errorf("model: %s: quantizing %s: %w", job.where, lin.Name, err)
+	}
+	if m == nil {
+		return fmt.Errorf("model: %s: quantizing %s: quantizer returned no matrix", job.where, lin.Name)
+	}
+	if r, c := m.Dims(); r != lin.Out || c != lin.In {
+		return fmt.Errorf("model: %s: quantizing %s: quantizer returned a [%d %d] matrix, want [%d %d]", job.where, lin.Name, r, c, lin.Out, lin.In)
+	}
+	lin.Quantized, lin.Dense = m, nil
+	return nil
+}
+
+func (s *streamQuantizer) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+func (s *streamQuantizer) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// add queues a linear; it blocks while every worker is busy, which keeps the
+// loader from running ahead of the quantization. It returns the first error
+// so far, so that the loader can stop reading.
+func (s *streamQuantizer) add(job quantizeJob) error {
+	if s.failed() {
+		return s.wait()
+	}
+	s.jobs <- job
+	return nil
+}
+
+// wait stops the workers once they are done and returns the first error.
+// It may be called more than once.
+func (s *streamQuantizer) wait() error {
+	if s.jobs != nil {
+		close(s.jobs)
+		s.jobs = nil
+		s.wg.Wait()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
