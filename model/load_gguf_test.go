@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -239,4 +240,67 @@ func FuzzParseGGUF(f *testing.F) {
 			t.Fatalf("accepted weights fail Validate: %v", err)
 		}
 	})
+}
+
+// gpt2ByteChars is GPT-2's bytes_to_unicode table, written out from its
+// definition: printable bytes stand for themselves, the others for code
+// points from 256 upwards in byte order.
+func gpt2ByteChars() []string {
+	var out []string
+	next := 256
+	for b := range 256 {
+		if (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae {
+			out = append(out, string(rune(b)))
+			continue
+		}
+		out = append(out, string(rune(next)))
+		next++
+	}
+	return out
+}
+
+// TestLoadGGUFByteLevelBPE: a GGUF whose tokenizer.ggml.model is "gpt2"
+// (Llama 3, Qwen) gets the byte-level BPE tokenizer. The vocabulary here is
+// the 256 byte characters in byte order, one merge "h i" (id 256) and 255
+// unused tokens, so the expected ids are the text's bytes, read off an ASCII
+// table, with "hi" merged.
+func TestLoadGGUFByteLevelBPE(t *testing.T) {
+	data, err := os.ReadFile(stories260KGGUFPath)
+	require.NoError(t, err)
+	tokens := append(gpt2ByteChars(), "hi")
+	types := make([]int32, 512)
+	for i := range types {
+		types[i] = 1
+	}
+	for i := len(tokens); i < 512; i++ {
+		tokens = append(tokens, fmt.Sprintf("<unused%d>", i))
+		types[i] = 5
+	}
+	edit := ggufEdit{
+		kv: func(k string, v gguf.Value) (any, bool) {
+			switch k {
+			case "tokenizer.ggml.model":
+				return "gpt2", true
+			case "tokenizer.ggml.tokens":
+				return tokens, true
+			case "tokenizer.ggml.token_type":
+				return types, true
+			case "tokenizer.ggml.scores", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id":
+				return nil, false
+			}
+			return v, true
+		},
+		extra: func(b *gguf.Builder) error {
+			if err := b.AddKV("tokenizer.ggml.merges", []string{"h i"}); err != nil {
+				return err
+			}
+			return b.AddKV("tokenizer.ggml.pre", "gpt-2")
+		},
+	}
+	path := filepath.Join(t.TempDir(), "gpt2.gguf")
+	require.NoError(t, os.WriteFile(path, rebuildGGUF(t, data, edit), 0o644))
+	_, tok, err := loadGGUF(path)
+	require.NoError(t, err)
+	assert.Equal(t, []int{256, 32, 116, 104, 101, 114, 101}, tok.Encode("hi there"))
+	assert.Equal(t, -1, tok.BOS(), "no tokenizer.ggml.add_bos_token: no BOS")
 }

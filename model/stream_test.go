@@ -1,0 +1,79 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
+)
+
+// TestLoadQuantizerMatchesQuantizeAfter: quantizing each linear as it
+// streams gives the same matrices as loading in float32 and quantizing
+// afterwards (the quantizer sees the same values), for one safetensors
+// file, sharded files and F32/BF16 storage.
+func TestLoadQuantizerMatchesQuantizeAfter(t *testing.T) {
+	q := nf4.Quantizer(nf4.Options{})
+	for _, tc := range []struct {
+		name    string
+		dtype   safetensors.DType
+		sharded bool
+		tied    bool
+	}{
+		{"f32", safetensors.F32, false, false},
+		{"bf16 sharded tied", safetensors.BF16, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := hfTestConfig()
+			cfg.TiedOutput = tc.tied
+			dir := t.TempDir()
+			if err := WriteHF(dir, hfRandomWeights(cfg, 5, nil), tc.dtype); err != nil {
+				t.Fatal(err)
+			}
+			if tc.sharded {
+				hfShard(t, dir)
+			}
+			want, err := loadHF(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := want.Quantize(context.Background(), q); err != nil {
+				t.Fatal(err)
+			}
+			got, err := loadHFStream(context.Background(), dir, streamOptions{quantizer: q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			hfAssertSameNF4(t, got, want)
+			if got.Output.Quantized != nil {
+				t.Error("the output head was quantized; only block linears should be")
+			}
+		})
+	}
+}
+
+// TestLoadQuantizerErrors: a quantizer failure names the file and the
+// linear, and a cancelled context stops the load.
+func TestLoadQuantizerErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteHF(dir, hfRandomWeights(hfTestConfig(), 5, nil), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	fail := func(w []float32, rows, cols int) (quant.Matrix, error) { return nil, boom }
+	w, err := loadHFStream(context.Background(), dir, streamOptions{quantizer: fail})
+	if w != nil || !errors.Is(err, boom) || !strings.Contains(err.Error(), "model.safetensors") || !strings.Contains(err.Error(), "quantizing model.layers.") {
+		t.Fatalf("got %v, %v; want an error naming the file and linear, wrapping boom", w, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := loadHFStream(ctx, dir, streamOptions{quantizer: nf4.Quantizer(nf4.Options{})}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled load: got %v", err)
+	}
+}
