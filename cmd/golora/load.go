@@ -18,12 +18,14 @@ type modelFlags struct {
 	path      string
 	tokenizer string
 	quantize  string
+	fs        *flag.FlagSet
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 	fs.StringVar(&m.path, "model", "", "base model: a Hugging Face directory, a llama2.c .bin (with --tokenizer) or a .gguf; default: the embedded stories260K")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file: required for a llama2.c .bin model (llama2.c tokenizer.bin); overrides a Hugging Face directory's own")
-	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA) or none (float32)")
+	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA, quantized as the checkpoint streams in) or none (float32); linears a GGUF stores quantized (Q8_0, Q4_K, ...) are trained on as stored unless --quantize nf4 is given explicitly")
+	m.fs = fs
 }
 
 // load reads the base model and quantizes it as asked, logging to stderr.
@@ -45,12 +47,14 @@ func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*model.Base, e
 		}
 		ck, err = model.Default()
 	} else {
-		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
+		// Quantize as the checkpoint streams in; only an explicit
+		// --quantize re-quantizes a GGUF's own block formats.
+		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer, Quantizer: quantize, Requantize: m.explicitQuantize()})
 	}
 	if err != nil {
 		return nil, err
 	}
-	if quantize != nil {
+	if quantize != nil && m.path == "" {
 		if err := ck.Weights.Quantize(ctx, quantize); err != nil {
 			return nil, err
 		}
@@ -61,6 +65,16 @@ func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*model.Base, e
 		ck.Path, ck.Format, c.Dim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, linearFormat(ck.Weights), float64(b.Total())/1e6,
 		time.Since(start).Round(time.Millisecond))
 	return ck, nil
+}
+
+// explicitQuantize reports whether --quantize was given on the command line
+// (rather than left at the command's default).
+func (m *modelFlags) explicitQuantize() bool {
+	set := false
+	if m.fs != nil {
+		m.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "quantize" })
+	}
+	return set && m.quantize != "none"
 }
 
 // linearFormat names how the block linears are held: "float32", or the

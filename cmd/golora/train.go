@@ -16,7 +16,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs, "nf4")
-	data := fs.String("data", "", "training data, JSONL: {\"text\": ...}, {\"prompt\": ..., \"completion\": ...} or {\"input_ids\": [...]} per line (required)")
+	data := fs.String("data", "", "training data, JSONL: {\"text\": ...}, {\"prompt\": ..., \"completion\": ...}, {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} (rendered with the model's tokenizer_config.json chat template, loss on assistant turns) or {\"input_ids\": [...]} per line (required)")
 	evalData := fs.String("eval-data", "", "held-out data, JSONL as --data; default: --eval-split of --data")
 	evalSplit := fs.Float64("eval-split", 0.05, "fraction of --data held out for evaluation when --eval-data is not given (0: none)")
 	out := fs.String("out", "", "output directory: adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.png, checkpoint/ (required)")
@@ -78,13 +78,13 @@ Flags:
 	if err != nil {
 		return err
 	}
-	trainSet, err := train.LoadJSONL(*data, ck.Tokenizer, ck.Weights.Config.VocabSize)
+	trainSet, err := train.LoadJSONL(*data, mf.dataEncoder(ck), ck.Weights.Config.VocabSize)
 	if err != nil {
 		return err
 	}
 	var evalSet []train.Example
 	if *evalData != "" {
-		if evalSet, err = train.LoadJSONL(*evalData, ck.Tokenizer, ck.Weights.Config.VocabSize); err != nil {
+		if evalSet, err = train.LoadJSONL(*evalData, mf.dataEncoder(ck), ck.Weights.Config.VocabSize); err != nil {
 			return err
 		}
 	} else if *evalSplit > 0 {
@@ -166,7 +166,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	examples, err := train.LoadJSONL(*data, ck.Tokenizer, ck.Weights.Config.VocabSize)
+	examples, err := train.LoadJSONL(*data, mf.dataEncoder(ck), ck.Weights.Config.VocabSize)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/chat"
+	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/train"
+)
+
+// dataEncoder returns what reads training JSONL for ck: its tokenizer, which
+// also renders {"messages": [...]} lines with the chat template of the
+// model's tokenizer_config.json (beside --tokenizer if given, else in the
+// model directory). A model without a usable template still reads text
+// lines; a messages line then fails with the reason the template is missing.
+func (m *modelFlags) dataEncoder(ck *model.Base) train.Encoder {
+	var tmpl *chat.Template
+	var err error
+	switch {
+	case ck.Format == model.FormatHF && m.tokenizer != "":
+		tmpl, err = chat.LoadConfig(filepath.Join(filepath.Dir(m.tokenizer), "tokenizer_config.json"))
+	case ck.Format == model.FormatHF:
+		tmpl, err = chat.LoadConfig(filepath.Join(ck.Path, "tokenizer_config.json"))
+	default:
+		err = fmt.Errorf("a %s checkpoint carries no tokenizer_config.json", ck.Format)
+	}
+	if err != nil {
+		return noTemplate{ck.Tokenizer, fmt.Errorf("model %s has no chat template for \"messages\" data: %w", ck.Path, err)}
+	}
+	return chat.Encoder{Tokenizer: ck.Tokenizer, Template: tmpl}
+}
+
+// noTemplate is a tokenizer whose model has no chat template: EncodeChat
+// reports why.
+type noTemplate struct {
+	tokenizer.Tokenizer
+	err error
+}
+
+func (n noTemplate) EncodeChat([]chat.Message) (chat.Encoding, error) { return chat.Encoding{}, n.err }
