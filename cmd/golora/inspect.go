@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
 )
 
 // inventory is what inspect reports about a model or an adapter.
@@ -44,6 +46,7 @@ type tensorRow struct {
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	quantize := fs.String("quantize", "", "load the model, quantizing its linear layers as they stream in (nf4), and describe the loaded weights; the load's time and throughput go to stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: golora inspect [--json] PATH
 
@@ -73,7 +76,16 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	inv, err := inspect(ctx, path)
+	var inv *inventory
+	var err error
+	switch *quantize {
+	case "":
+		inv, err = inspect(ctx, path)
+	case "nf4":
+		inv, err = inspectLoaded(ctx, path, stderr)
+	default:
+		return fmt.Errorf("--quantize %q: want nf4", *quantize)
+	}
 	if err != nil {
 		return err
 	}
@@ -113,6 +125,45 @@ func inspect(ctx context.Context, path string) (*inventory, error) {
 		return nil, err
 	}
 	return weightsInventory(b.Path, format, b.Weights), nil
+}
+
+// inspectLoaded loads the model at path quantizing its linears to NF4 as
+// they stream in (the path train's --quantize nf4 takes) and describes the
+// loaded weights, logging the load's time and checkpoint throughput.
+func inspectLoaded(ctx context.Context, path string, stderr io.Writer) (*inventory, error) {
+	if path == "embedded" {
+		path = model.DefaultPath
+	}
+	format, err := model.DetectFormat(path)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	b, err := model.Load(ctx, path, model.LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{}), Requantize: true})
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(start).Seconds()
+	size := checkpointBytes(path)
+	fmt.Fprintf(stderr, "loaded %s with NF4 linears in %.2fs: checkpoint %.2f GB, %.2f GB/s; weights %.2f GB resident\n",
+		path, secs, float64(size)/1e9, float64(size)/1e9/secs, float64(b.Weights.WeightBytes().Total())/1e9)
+	return weightsInventory(b.Path, format, b.Weights), nil
+}
+
+// checkpointBytes is the size of the file at path, or of the safetensors
+// files of the directory at path (0 for the embedded model).
+func checkpointBytes(path string) int64 {
+	var n int64
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		return st.Size()
+	}
+	matches, _ := filepath.Glob(filepath.Join(path, "*.safetensors"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
 }
 
 func exists(path string) bool {
