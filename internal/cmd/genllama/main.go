@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
@@ -20,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/safetensors"
 )
@@ -39,7 +42,15 @@ func main() {
 	name := flag.String("shape", "1b", "1b (Llama-3.2-1B) or 8b (Llama-3.1-8B)")
 	shards := flag.Int("shards", 1, "safetensors files (more than 1: model-0000i-of-0000n.safetensors and an index)")
 	tokenizer := flag.String("tokenizer", "model/tokenizer/testdata/llama3/tokenizer.json.gz", "gzipped tokenizer.json to copy")
+	ggufOut := flag.String("gguf", "", "instead of a Hugging Face directory, write a BF16 GGUF file (arch llama, a placeholder SentencePiece vocabulary) to this path; the whole file is built in memory first")
 	flag.Parse()
+	if s, ok := shapes[*name]; ok && *ggufOut != "" {
+		if err := writeGGUF(*ggufOut, s); err != nil {
+			fmt.Fprintln(os.Stderr, "genllama:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	s, ok := shapes[*name]
 	if *out == "" || !ok || *shards < 1 {
 		flag.Usage()
@@ -134,6 +145,63 @@ func ones(name string, n int) safetensors.StreamTensor {
 		_, err := w.Write(b)
 		return err
 	}}
+}
+
+// writeGGUF writes the shape as a llama GGUF with BF16 matrices, F32 norms
+// and a vocabulary of placeholder pieces "<t0>", "<t1>", ….
+func writeGGUF(path string, s shape) error {
+	var b gguf.Builder
+	kv := s.hidden / s.heads * s.kvHeads
+	tokens := make([]string, s.vocab)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("<t%d>", i)
+	}
+	for _, p := range []struct {
+		key string
+		v   any
+	}{
+		{"general.architecture", "llama"}, {"llama.embedding_length", uint32(s.hidden)},
+		{"llama.feed_forward_length", uint32(s.inter)}, {"llama.block_count", uint32(s.layers)},
+		{"llama.attention.head_count", uint32(s.heads)}, {"llama.attention.head_count_kv", uint32(s.kvHeads)},
+		{"llama.context_length", uint32(8192)}, {"llama.attention.layer_norm_rms_epsilon", float32(1e-5)},
+		{"llama.rope.freq_base", float32(500000)}, {"tokenizer.ggml.model", "llama"}, {"tokenizer.ggml.tokens", tokens},
+	} {
+		if err := b.AddKV(p.key, p.v); err != nil {
+			return err
+		}
+	}
+	add := func(t safetensors.StreamTensor) error {
+		var buf bytes.Buffer
+		if err := t.WriteData(&buf); err != nil {
+			return err
+		}
+		if len(t.Shape) == 1 {
+			return b.AddTensor(t.Name, gguf.TypeBF16, []uint64{uint64(t.Shape[0])}, buf.Bytes())
+		}
+		return b.AddMatrix(t.Name, gguf.TypeBF16, t.Shape[0], t.Shape[1], buf.Bytes())
+	}
+	ts := []safetensors.StreamTensor{matrix("token_embd.weight", s.vocab, s.hidden, 1), ones("output_norm.weight", s.hidden)}
+	if !s.tied {
+		ts = append(ts, matrix("output.weight", s.vocab, s.hidden, 2))
+	}
+	for l := range s.layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		seed := uint64(100 + 10*l)
+		ts = append(ts, ones(p+"attn_norm.weight", s.hidden), ones(p+"ffn_norm.weight", s.hidden),
+			matrix(p+"attn_q.weight", s.hidden, s.hidden, seed), matrix(p+"attn_k.weight", kv, s.hidden, seed+1),
+			matrix(p+"attn_v.weight", kv, s.hidden, seed+2), matrix(p+"attn_output.weight", s.hidden, s.hidden, seed+3),
+			matrix(p+"ffn_gate.weight", s.inter, s.hidden, seed+4), matrix(p+"ffn_up.weight", s.inter, s.hidden, seed+5),
+			matrix(p+"ffn_down.weight", s.hidden, s.inter, seed+6))
+	}
+	for _, t := range ts {
+		if err := add(t); err != nil {
+			return err
+		}
+	}
+	return atomicfile.WriteFile(path, func(w io.Writer) error {
+		_, err := b.WriteTo(w)
+		return err
+	}, 0o644)
 }
 
 func writeJSON(path string, v any) error {
