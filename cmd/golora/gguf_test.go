@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// llama.cpp's Q8_0 conversion of stories260K (quant/ggml/testdata/README.md).
+const storiesQ8_0 = "../../quant/ggml/testdata/stories260K.q8_0.llama.gguf"
+
+// TestTrainOnGGUFQ8_0: QLoRA trains directly on a GGUF's Q8_0 linears (the
+// default --quantize keeps them), the adapter generates, and an explicit
+// --quantize nf4 re-quantizes them instead.
+func TestTrainOnGGUFQ8_0(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.jsonl")
+	line := `{"text": "Tom had a ball and a friend, a dog. They looked in the box. There was the ball!"}`
+	require.NoError(t, os.WriteFile(data, []byte(strings.Repeat(line+"\n", 8)), 0o644))
+	out := filepath.Join(dir, "adapter")
+	code, stdout, errOut := golora(t, "train", "--model", storiesQ8_0, "--data", data, "--out", out, "--steps", "3",
+		"--batch", "2", "--seq-len", "32", "--eval-split", "0", "--lr", "5e-3", "--rank", "4")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "linear layers Q8_0")
+	require.Contains(t, stdout, "trained 3 steps")
+
+	code, _, errOut = golora(t, "generate", "--model", storiesQ8_0, "--adapter", out, "--max-tokens", "8")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "8 tokens")
+
+	code, _, errOut = golora(t, "generate", "--model", storiesQ8_0, "--quantize", "nf4", "--max-tokens", "2")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "linear layers NF4")
+}
