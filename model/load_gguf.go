@@ -15,16 +15,22 @@ import (
 )
 
 // loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
-// SentencePiece tokenizer (tokenizer.ggml.model "llama"). The file is
-// memory-mapped while it is read; the Weights hold their own copies.
+// tokenizer. The file is memory-mapped while it is read and its pages given
+// back as each tensor is converted; the Weights hold their own copies.
 //
 // Configuration comes from the llama.* metadata (embedding_length,
 // feed_forward_length, block_count, attention.head_count[_kv],
 // attention.layer_norm_rms_epsilon, rope.freq_base (default 10000),
 // context_length, attention.key_length if present), the vocabulary size from
-// the rows of token_embd. Tensors may be F32, F16 or BF16; quantized ggml
-// types, rope scaling, mixture-of-experts and unknown tensors are errors,
-// never silently ignored.
+// the rows of token_embd. Tensors may be F32, F16, BF16 or one of the ggml
+// block formats of package quant/ggml (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q2_K…Q6_K): block linears in a block format stay in it, as frozen
+// ggml.Matrix values that training and generation use directly (no second
+// rounding); a block-quantized token_embd or output is dequantized to
+// float32. Other tensor types, rope scaling, mixture-of-experts and unknown
+// tensors are errors naming the tensor, never silently ignored. The
+// tokenizer is SentencePiece (tokenizer.ggml.model "llama") or byte-level
+// BPE ("gpt2", Llama 3 and Qwen).
 //
 // llama.cpp stores attn_q and attn_k in the interleaved-pairs RoPE layout (its
 // converter permutes Hugging Face checkpoints that way, and files converted
