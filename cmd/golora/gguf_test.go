@@ -35,3 +35,27 @@ func TestTrainOnGGUFQ8_0(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "linear layers NF4")
 }
+
+// TestQuantizeToGGUF: golora quantize --format gguf writes a GGUF that
+// golora loads back with the requested block type (that its tensors are
+// llama.cpp's own bytes is model's TestWriteGGUFMatchesLlamaQuantize), and
+// a bad --type leaves no file.
+func TestQuantizeToGGUF(t *testing.T) {
+	dir := t.TempDir()
+	// stories260K's rows are 64 wide, too narrow for Q4_K's 256-element
+	// blocks: llama-quantize (and so golora) falls back to Q5_0.
+	for typ, stored := range map[string]string{"q8_0": "Q8_0", "q4_k": "Q5_0"} {
+		out := filepath.Join(dir, typ+".gguf")
+		code, stdout, errOut := golora(t, "quantize", "--format", "gguf", "--type", typ, "--out", out)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, stdout, "wrote "+out)
+		code, _, errOut = golora(t, "generate", "--model", out, "--max-tokens", "4")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, errOut, "linear layers "+stored)
+	}
+	bad := filepath.Join(dir, "bad.gguf")
+	code, _, errOut := golora(t, "quantize", "--format", "gguf", "--type", "q5_1", "--out", bad)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, `--type "q5_1": want q8_0 or q4_k`)
+	require.NoFileExists(t, bad)
+}

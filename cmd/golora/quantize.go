@@ -6,18 +6,22 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"text/tabwriter"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
+	"github.com/golora/golora/quant/ggml"
 )
 
 func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("quantize", flag.ContinueOnError)
 	var mf modelFlags
 	registerBaseFlags(fs, &mf)
-	out := fs.String("out", "", "output directory for the quantized Hugging Face checkpoint (required)")
+	out := fs.String("out", "", "output directory for the quantized Hugging Face checkpoint, or the .gguf file with --format gguf (required)")
+	format := fs.String("format", "hf", "output format: hf (NF4, bitsandbytes layout) or gguf (a llama.cpp file, see --type)")
+	ggufType := fs.String("type", "q8_0", "GGUF block type with --format gguf: q8_0 or q4_k (llama-quantize's rules: rows that do not fit fall back as it does, norms stay F32)")
 	blockSize := fs.Int("block-size", nf4.DefaultBlockSize, "weights per absmax block: a power of two from 32 to 4096")
 	noDoubleQuant := fs.Bool("no-double-quant", false, "keep each block's absmax in float32 (4.5 bits/param at block 64) instead of 8 bits (about 4.127)")
 	dtypeName := fs.String("dtype", "f32", "dtype of the tensors kept in float (embedding, norms, output head): f32, bf16 or f16")
@@ -46,6 +50,13 @@ Flags:
 		fmt.Fprintln(stderr, "golora quantize: --out is required")
 		fs.Usage()
 		return errUsage
+	}
+	switch *format {
+	case "hf":
+	case "gguf":
+		return quantizeGGUF(ctx, &mf, *out, *ggufType, stdout, stderr)
+	default:
+		return fmt.Errorf("--format %q: want hf or gguf", *format)
 	}
 	dtype, err := parseDType(*dtypeName)
 	if err != nil {
@@ -86,6 +97,27 @@ Flags:
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// quantizeGGUF writes the model as a GGUF file of the named block type.
+func quantizeGGUF(ctx context.Context, mf *modelFlags, out, typeName string, stdout, stderr io.Writer) error {
+	typ, err := ggml.ParseType(typeName)
+	if err != nil || (typ != ggml.Q8_0 && typ != ggml.Q4_K) {
+		return fmt.Errorf("--type %q: want q8_0 or q4_k", typeName)
+	}
+	ck, err := mf.load(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if err := model.WriteGGUF(out, ck, typ); err != nil {
+		return err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s GGUF, %.2f MB\n", out, typ, mb(st.Size()))
+	return nil
+}
 
 // quantReport holds the quality of every quantized linear and, per format,
 // the totals over all of them.
