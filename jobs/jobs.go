@@ -252,9 +252,13 @@ func (j *Job) validate() error {
 	if err := j.LoRA.Validate(); err != nil {
 		return fmt.Errorf("jobs: job LoRA config: %w", err)
 	}
-	cfg := j.Train.config("", 0)
+	// The worker chooses the output directory; any name validates.
+	cfg := j.Train.config("out", 0)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("jobs: job training settings: %w", err)
+	}
+	if j.Train.CheckpointEvery < 0 {
+		return fmt.Errorf("jobs: job checkpoint interval %d is negative", j.Train.CheckpointEvery)
 	}
 	if !(j.Train.EvalSplit >= 0 && j.Train.EvalSplit < 1) {
 		return fmt.Errorf("jobs: job eval split %v: want a fraction in [0, 1)", j.Train.EvalSplit)
