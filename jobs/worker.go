@@ -140,7 +140,7 @@ func (w *Worker) RunOne(ctx context.Context, wait time.Duration) (bool, error) {
 	defer cancel()
 	msg, err := w.Client.consumer.Next(jetstream.FetchContext(fctx))
 	if err != nil {
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return false, nil
 		}
 		return false, fmt.Errorf("jobs: %w", err)
