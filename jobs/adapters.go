@@ -42,30 +42,30 @@ func versionObject(name string, version int, file string) string {
 }
 
 // allocateVersion returns a version number of name that no other call has
-// returned: one more than the last, by compare-and-set on next.NAME.
-func (c *Client) allocateVersion(ctx context.Context, name string) (int, error) {
+// returned: one more than the last, by compare-and-set on next.NAME, whose
+// value is "N JOB" (the job that took N, so that a retried write whose
+// answer was lost is recognized as this job's).
+func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, error) {
 	for {
-		e, err := c.index.Get(ctx, nextKey(name))
+		n, rev := 1, uint64(0)
+		e, err := kvGet(ctx, c.index, nextKey(name))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := c.index.Create(ctx, nextKey(name), []byte("1")); err == nil {
-				return 1, nil
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
-			}
 		case err != nil:
 			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
 		default:
-			n, err := strconv.Atoi(string(e.Value()))
-			if err != nil {
+			last, _, _ := strings.Cut(string(e.Value()), " ")
+			if n, err = strconv.Atoi(last); err != nil {
 				return 0, fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
 			}
-			n++
-			if _, err := c.index.Update(ctx, nextKey(name), []byte(strconv.Itoa(n)), e.Revision()); err == nil {
-				return n, nil
-			} else if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-				return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
-			}
+			n, rev = n+1, e.Revision()
+		}
+		_, err = casPut(ctx, c.index, nextKey(name), []byte(fmt.Sprintf("%d %s", n, job)), rev)
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -83,7 +83,7 @@ func (c *Client) publishVersion(ctx context.Context, dir string, v Version) erro
 		if err != nil {
 			return fmt.Errorf("jobs: adapter %s v%d: %w", v.Name, v.Version, err)
 		}
-		info, err := c.files.PutBytes(ctx, versionObject(v.Name, v.Version, f), data)
+		info, err := putObject(ctx, c.files, versionObject(v.Name, v.Version, f), data)
 		if err != nil {
 			return fmt.Errorf("jobs: adapter %s v%d: uploading %s: %w", v.Name, v.Version, f, err)
 		}
@@ -97,13 +97,13 @@ func (c *Client) publishVersion(ctx context.Context, dir string, v Version) erro
 		cur, rev, err := c.latest(ctx, v.Name)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = c.index.Create(ctx, latestKey(v.Name), js)
+			_, err = casPut(ctx, c.index, latestKey(v.Name), js, 0)
 		case err != nil:
 			return err
 		case cur.Version >= v.Version:
 			return nil
 		default:
-			_, err = c.index.Update(ctx, latestKey(v.Name), js, rev)
+			_, err = casPut(ctx, c.index, latestKey(v.Name), js, rev)
 		}
 		if err == nil {
 			return nil
@@ -115,7 +115,7 @@ func (c *Client) publishVersion(ctx context.Context, dir string, v Version) erro
 }
 
 func (c *Client) latest(ctx context.Context, name string) (Version, uint64, error) {
-	e, err := c.index.Get(ctx, latestKey(name))
+	e, err := kvGet(ctx, c.index, latestKey(name))
 	if err != nil {
 		return Version{}, 0, fmt.Errorf("jobs: adapter %s: %w", name, err)
 	}
@@ -230,7 +230,10 @@ func (s *AdapterSource) fetch(ctx context.Context, name string, n int) (string, 
 	}
 	defer os.RemoveAll(tmp)
 	for _, f := range AdapterFiles {
-		err := s.c.files.GetFile(ctx, versionObject(name, n, f), filepath.Join(tmp, f))
+		data, err := getObject(ctx, s.c.files, versionObject(name, n, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(tmp, f), data, 0o644)
+		}
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return "", fmt.Errorf("jobs: adapter %s v%d: %s: %w", name, n, f, ErrNoAdapter)
 		}

@@ -86,31 +86,41 @@ func Setup(ctx context.Context, nc *nats.Conn, opts Options) (*Client, error) {
 	}
 	c := &Client{opts: opts, js: js}
 	storage := jetstream.FileStorage
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "golora training jobs",
-		Subjects:    []string{SubjectPrefix + ">"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     storage,
-		Replicas:    opts.Replicas,
-		Duplicates:  10 * time.Minute,
+	if err := retry(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        StreamName,
+			Description: "golora training jobs",
+			Subjects:    []string{SubjectPrefix + ">"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     storage,
+			Replicas:    opts.Replicas,
+			Duplicates:  10 * time.Minute,
+		})
+		return err
 	}); err != nil {
 		return nil, fmt.Errorf("jobs: stream %s: %w", StreamName, err)
 	}
-	if c.consumer, err = js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "golora workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       opts.AckWait,
-		MaxDeliver:    opts.MaxDeliver,
-		MaxAckPending: 10000,
-		Replicas:      opts.Replicas,
+	if err := retry(ctx, func(ctx context.Context) (err error) {
+		c.consumer, err = js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+			Durable:       ConsumerName,
+			Description:   "golora workers",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       opts.AckWait,
+			MaxDeliver:    opts.MaxDeliver,
+			MaxAckPending: 10000,
+			Replicas:      opts.Replicas,
+		})
+		return err
 	}); err != nil {
 		return nil, fmt.Errorf("jobs: consumer %s: %w", ConsumerName, err)
 	}
 	kv := func(bucket, what string) (jetstream.KeyValue, error) {
-		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: bucket, Description: what, History: 1, Storage: storage, Replicas: opts.Replicas,
+		var b jetstream.KeyValue
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			b, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: bucket, Description: what, History: 1, Storage: storage, Replicas: opts.Replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("jobs: key-value bucket %s: %w", bucket, err)
@@ -118,8 +128,12 @@ func Setup(ctx context.Context, nc *nats.Conn, opts Options) (*Client, error) {
 		return b, nil
 	}
 	obj := func(bucket, what string) (jetstream.ObjectStore, error) {
-		b, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: bucket, Description: what, Storage: storage, Replicas: opts.Replicas,
+		var b jetstream.ObjectStore
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			b, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket: bucket, Description: what, Storage: storage, Replicas: opts.Replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("jobs: object store %s: %w", bucket, err)
@@ -335,7 +349,7 @@ func (c *Client) Submit(ctx context.Context, job Job, data []byte) (Job, error) 
 	}
 	job.Data = job.ID + "/data.jsonl"
 	job.Submitted = time.Now().UTC()
-	if _, err := c.work.PutBytes(ctx, job.Data, data); err != nil {
+	if _, err := putObject(ctx, c.work, job.Data, data); err != nil {
 		return Job{}, fmt.Errorf("jobs: job %s: storing the data: %w", job.ID, err)
 	}
 	st := Status{ID: job.ID, Adapter: job.Adapter, State: Queued, Steps: job.Train.config("", 0).Steps, Submitted: job.Submitted}
@@ -343,7 +357,7 @@ func (c *Client) Submit(ctx context.Context, job Job, data []byte) (Job, error) 
 	if err != nil {
 		return Job{}, fmt.Errorf("jobs: job %s: %w", job.ID, err)
 	}
-	if _, err := c.status.Create(ctx, job.ID, js); err != nil {
+	if _, err := casPut(ctx, c.status, job.ID, js, 0); err != nil {
 		return Job{}, fmt.Errorf("jobs: job %s: recording its state: %w", job.ID, err)
 	}
 	msg, err := json.Marshal(job)
@@ -351,7 +365,10 @@ func (c *Client) Submit(ctx context.Context, job Job, data []byte) (Job, error) 
 		return Job{}, fmt.Errorf("jobs: job %s: %w", job.ID, err)
 	}
 	// The message id makes a retried publish of the same job a no-op.
-	if _, err := c.js.Publish(ctx, SubjectPrefix+job.ID, msg, jetstream.WithMsgID(job.ID)); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error {
+		_, err := c.js.Publish(ctx, SubjectPrefix+job.ID, msg, jetstream.WithMsgID(job.ID))
+		return err
+	}); err != nil {
 		return Job{}, fmt.Errorf("jobs: job %s: publishing: %w", job.ID, err)
 	}
 	return job, nil
@@ -364,7 +381,7 @@ func (c *Client) Status(ctx context.Context, id string) (Status, error) {
 }
 
 func (c *Client) getStatus(ctx context.Context, id string) (Status, uint64, error) {
-	e, err := c.status.Get(ctx, id)
+	e, err := kvGet(ctx, c.status, id)
 	if err != nil {
 		return Status{}, 0, fmt.Errorf("jobs: job %s: %w", id, err)
 	}
@@ -404,11 +421,14 @@ func (c *Client) List(ctx context.Context) ([]Status, error) {
 // Pending returns the number of jobs in the stream: queued or being worked
 // on, not yet acknowledged.
 func (c *Client) Pending(ctx context.Context) (uint64, error) {
-	s, err := c.js.Stream(ctx, StreamName)
-	if err != nil {
-		return 0, fmt.Errorf("jobs: %w", err)
-	}
-	info, err := s.Info(ctx)
+	var info *jetstream.StreamInfo
+	err := retry(ctx, func(ctx context.Context) error {
+		s, err := c.js.Stream(ctx, StreamName)
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("jobs: %w", err)
 	}

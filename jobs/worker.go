@@ -294,7 +294,7 @@ func (c *Client) putStatus(ctx context.Context, st Status, rev uint64) (uint64, 
 	if err != nil {
 		return 0, fmt.Errorf("jobs: job %s: %w", st.ID, err)
 	}
-	rev, err = c.status.Update(ctx, st.ID, js, rev)
+	rev, err = casPut(ctx, c.status, st.ID, js, rev)
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, errLostJob
 	}
@@ -328,7 +328,7 @@ func (r *jobRun) train(ctx context.Context) error {
 	if r.dir, err = os.MkdirTemp(w.WorkDir, "golora-job-"+job.ID+"-"); err != nil {
 		return fmt.Errorf("jobs: job %s: %w", job.ID, err)
 	}
-	data, err := c.work.GetBytes(ctx, job.Data)
+	data, err := getObject(ctx, c.work, job.Data)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return permanent(fmt.Errorf("training data %s is missing from the object store", job.Data))
 	} else if err != nil {
@@ -468,7 +468,7 @@ func (r *jobRun) uploadCheckpoint(ctx context.Context, step int) error {
 		if err != nil {
 			return fmt.Errorf("jobs: job %s: checkpoint: %w", r.job.ID, err)
 		}
-		if _, err := c.work.PutBytes(ctx, checkpointObject(r.job.ID, step, e.Name()), data); err != nil {
+		if _, err := putObject(ctx, c.work, checkpointObject(r.job.ID, step, e.Name()), data); err != nil {
 			return fmt.Errorf("jobs: job %s: uploading checkpoint %s: %w", r.job.ID, e.Name(), err)
 		}
 		ref.Files = append(ref.Files, e.Name())
@@ -502,7 +502,11 @@ func (r *jobRun) downloadCheckpoint(ctx context.Context) error {
 		if filepath.Base(f) != f || f == "." || f == ".." {
 			return permanent(fmt.Errorf("checkpoint file name %q is not a plain name", f))
 		}
-		if err := r.w.Client.work.GetFile(ctx, checkpointObject(r.job.ID, ck.Step, f), filepath.Join(dir, f)); err != nil {
+		data, err := getObject(ctx, r.w.Client.work, checkpointObject(r.job.ID, ck.Step, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, f), data, 0o644)
+		}
+		if err != nil {
 			return fmt.Errorf("jobs: job %s: downloading checkpoint %d file %s: %w", r.job.ID, ck.Step, f, err)
 		}
 	}
@@ -532,7 +536,7 @@ func (r *jobRun) deleteCheckpoints(ctx context.Context, ck *CheckpointRef) {
 func (r *jobRun) publish(ctx context.Context) error {
 	c := r.w.Client
 	if r.st.Version == 0 {
-		n, err := c.allocateVersion(ctx, r.job.Adapter)
+		n, err := c.allocateVersion(ctx, r.job.Adapter, r.job.ID)
 		if err != nil {
 			return err
 		}

@@ -111,15 +111,21 @@ Flags:
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tADAPTER\tSTATE\tSTEP\tLOSS\tVERSION\tWORKER\tATTEMPTS\tERROR")
 	for _, s := range list {
-		version := ""
+		// "-" for an empty field keeps the columns for awk.
+		version, loss, worker, reason := "-", "-", "-", "-"
 		if s.Version > 0 {
 			version = fmt.Sprintf("v%d", s.Version)
 		}
-		loss := ""
 		if s.Step > 0 {
 			loss = fmt.Sprintf("%.4f", s.Loss)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Adapter, s.State, s.Step, s.Steps, loss, version, s.Worker, s.Attempts, s.Error)
+		if s.Worker != "" {
+			worker = s.Worker
+		}
+		if s.Error != "" {
+			reason = s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Adapter, s.State, s.Step, s.Steps, loss, version, worker, s.Attempts, reason)
 	}
 	return tw.Flush()
 }
