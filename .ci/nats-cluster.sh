@@ -5,7 +5,8 @@
 # as separate processes, submits 50 small jobs on the embedded base, kills -9
 # one worker (while it trains a job) and one NATS node mid-run, and checks
 # that every job ended done exactly once, that every adapter version is
-# present and loads, that the killed worker's job was redelivered, and that
+# present and loads, that the killed worker's job was redelivered and
+# resumed from its uploaded checkpoint, and that
 # nothing is left in the queue. Every wait is bounded; every process it
 # starts is stopped on exit.
 set -euo pipefail
@@ -94,14 +95,14 @@ submit 1 20 &
 submitter=$!
 pids+=("$submitter")
 
-step "kill -9 worker w1 while it trains, and NATS node n1"
+step "kill -9 worker w1 while it trains (past its first checkpoint), and NATS node n1"
 victim=""
 while [ -z "$victim" ]; do
   [ "$(left)" -gt 60 ] || fail "w1 never ran a job"
-  victim=$(g jobs "${common[@]}" | awk '$3 == "running" && $7 == "w1" { print $1; exit }' || true)
+  victim=$(g jobs "${common[@]}" | awk '$3 == "running" && $7 == "w1" && $4 + 0 >= 3 { print $1; exit }' || true)
   [ -n "$victim" ] || sleep 0.2
 done
-kill -9 "${worker_pids[0]}"
+kill -9 "${worker_pids[0]}" 2>/dev/null
 kill -9 "${node_pids[1]}"
 echo "killed w1 during job $victim ($(count done) jobs done) and node n1"
 wait "$submitter" || fail "submitting jobs 1-20"
@@ -126,7 +127,8 @@ case "$attempts" in
 done\ [2-9]*) echo "job $victim of the killed worker: $attempts attempts" ;;
 *) fail "job $victim of the killed worker: want done after a redelivery, got '$attempts'" ;;
 esac
-grep -h "resumed" "$tmp"/w[23].log | head -n 3 || true
+grep -h "msg=\"worker: resumed\" job=$victim" "$tmp"/w[23].log ||
+  fail "job $victim was not resumed from its uploaded checkpoint"
 
 # TODO(serve): two `golora serve` replicas watching the adapter bucket and
 # answering for every adapter, once package serve is merged.
