@@ -16,8 +16,28 @@ import (
 // every 2 steps) through 1, 2 and 4 workers, each on its own connection to
 // one embedded server, and reports the throughput. Bases are loaded before
 // the clock starts.
+//
+// The baseline, direct, trains the same jobs one after the other with
+// package train in this process: no NATS, no uploads.
 func BenchmarkJobsPerHour(b *testing.B) {
 	const jobsPerBatch = 16
+	b.Run("direct", func(b *testing.B) {
+		data := testData(b, 30)
+		w := &Worker{}
+		w.init()
+		_, err := w.base(context.Background(), EmbeddedBase, "")
+		require.NoError(b, err)
+		b.ResetTimer()
+		for n := range b.N {
+			for i := range jobsPerBatch {
+				job := testJob(fmt.Sprintf("a%d", i), 8)
+				job.Train.Seed = uint64(n*jobsPerBatch + i + 1)
+				job.Train.EvalSplit = 0
+				trainDirectOn(b, w, job, data)
+			}
+		}
+		b.ReportMetric(float64(b.N*jobsPerBatch)/b.Elapsed().Hours(), "jobs/hour")
+	})
 	for _, workers := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			ctx := context.Background()

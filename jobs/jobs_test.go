@@ -62,14 +62,22 @@ func testJob(name string, steps int) Job {
 // does, and returns the adapter's weights file: what a job must produce.
 func trainDirect(t testing.TB, job Job, data []byte) []byte {
 	t.Helper()
-	w := &Worker{}
+	return trainDirectOn(t, &Worker{}, job, data)
+}
+
+// trainDirectOn is trainDirect with the bases w has loaded.
+func trainDirectOn(t testing.TB, w *Worker, job Job, data []byte) []byte {
+	t.Helper()
 	w.init()
 	base, err := w.base(context.Background(), job.Base, job.Quantize)
 	require.NoError(t, err)
 	examples, err := train.ReadJSONL(bytes.NewReader(data), "data", base.tok, base.w.Config.VocabSize)
 	require.NoError(t, err)
-	examples, evalSet, err := train.Split(examples, job.Train.EvalSplit, job.Train.Seed)
-	require.NoError(t, err)
+	var evalSet []train.Example
+	if job.Train.EvalSplit > 0 {
+		examples, evalSet, err = train.Split(examples, job.Train.EvalSplit, job.Train.Seed)
+		require.NoError(t, err)
+	}
 	lcfg := job.LoRA
 	lcfg.BaseModelNameOrPath = job.Base
 	a, err := lora.New(base.w, lcfg, job.Train.Seed)
@@ -381,4 +389,42 @@ func TestConnectEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	require.Equal(t, "kept", all[0].Adapter)
+}
+
+// TestStopHandsJobBack stops a worker (its context cancelled, its
+// connection alive) mid-job: it uploads its last checkpoint and hands the job
+// back at once; the next worker resumes from exactly that step and the
+// adapter is bit-identical to an uninterrupted run.
+func TestStopHandsJobBack(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	opts := Options{AckWait: time.Minute} // a redelivery cannot come from a timeout
+	_, c := connect(t, srv, opts)
+	data := testData(t, 40)
+	job := testJob("stopped", 7)
+	job.Train.CheckpointEvery = 4
+	sub, err := c.Submit(ctx, job, data)
+	require.NoError(t, err)
+
+	ctx1, stop := context.WithCancel(ctx)
+	defer stop()
+	w1 := &Worker{Client: c, Name: "stops"}
+	w1.afterUpload = func(int) { stop() } // after step 5, uploading step 4's checkpoint
+	ok, err := w1.RunOne(ctx1, 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	st, err := c.Status(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, Queued, st.State)
+	require.Equal(t, 5, stepOf(st.Checkpoint), "the checkpoint written on stopping was not uploaded")
+
+	w2 := &Worker{Client: c, Name: "continues"}
+	ok, err = w2.RunOne(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok, "the job was not handed back")
+	st, err = c.Status(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, Done, st.State, st.Error)
+	require.Equal(t, 5, st.ResumedFrom)
+	require.True(t, bytes.Equal(trainDirect(t, job, data), adapterWeights(t, c, "stopped", 1)))
 }
