@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/golora/golora/jobs"
@@ -39,6 +41,10 @@ Flags:
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	// Kubernetes stops a pod with SIGTERM: treat it as Ctrl-C, so that the
+	// job in progress is checkpointed and handed back.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	conn, c, err := nf.connect(ctx, "golora worker")
 	if err != nil {
 		return err
