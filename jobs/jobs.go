@@ -155,6 +155,47 @@ func Setup(ctx context.Context, nc *nats.Conn, opts Options) (*Client, error) {
 	return c, nil
 }
 
+// Open returns a Client using the stream, consumer and buckets an earlier
+// Setup created, as they are: the workers' settings (AckWait, MaxDeliver)
+// stay what Setup made them. The error wraps ErrNotSetUp when one is
+// missing.
+func Open(ctx context.Context, nc *nats.Conn) (*Client, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	c := &Client{js: js}
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		if c.consumer, err = js.Consumer(ctx, StreamName, ConsumerName); err != nil {
+			return err
+		}
+		if c.status, err = js.KeyValue(ctx, StatusBucket); err != nil {
+			return err
+		}
+		if c.index, err = js.KeyValue(ctx, AdapterIndexBucket); err != nil {
+			return err
+		}
+		if c.work, err = js.ObjectStore(ctx, WorkBucket); err != nil {
+			return err
+		}
+		c.files, err = js.ObjectStore(ctx, AdapterFileBucket)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("jobs: %w (%w)", ErrNotSetUp, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	cfg := c.consumer.CachedInfo().Config
+	c.opts = Options{Replicas: cfg.Replicas, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver}.withDefaults()
+	return c, nil
+}
+
+// ErrNotSetUp is returned (wrapped) by Open when Setup has not created the
+// stream, consumer or buckets yet.
+var ErrNotSetUp = errors.New("the job stream and buckets are not set up")
+
 // TrainSettings are the training settings a Job carries: the fields of
 // train.Config that describe the optimization. Zero fields take
 // train.DefaultConfig's values, except the booleans and the ones whose zero

@@ -428,3 +428,21 @@ func TestStopHandsJobBack(t *testing.T) {
 	require.Equal(t, 5, st.ResumedFrom)
 	require.True(t, bytes.Equal(trainDirect(t, job, data), adapterWeights(t, c, "stopped", 1)))
 }
+
+// TestOpenKeepsSettings checks that Open uses what Setup made without
+// changing it, and reports a server where nothing is set up.
+func TestOpenKeepsSettings(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = Open(ctx, nc)
+	require.ErrorIs(t, err, ErrNotSetUp)
+	_, err = Setup(ctx, nc, Options{AckWait: 7 * time.Second, MaxDeliver: 3})
+	require.NoError(t, err)
+	c, err := Open(ctx, nc)
+	require.NoError(t, err)
+	require.Equal(t, 7*time.Second, c.opts.AckWait)
+	require.Equal(t, 3, c.opts.MaxDeliver)
+}

@@ -27,13 +27,15 @@ type natsFlags struct {
 func (n *natsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.url, "nats", os.Getenv("NATS_URL"), "NATS server URL(s), comma-separated for a cluster (default $NATS_URL)")
 	fs.StringVar(&n.embedded, "nats-embedded", "", "run (or join) an in-process JetStream server storing in this directory instead of --nats")
-	fs.IntVar(&n.replicas, "replicas", 1, "copies of the job stream and buckets (3 on a three-node cluster)")
-	fs.DurationVar(&n.ackWait, "ack-wait", 30*time.Second, "how long a silent worker keeps a job before it goes to another")
-	fs.IntVar(&n.maxDeliver, "max-deliver", 5, "deliveries of a job before it ends as failed")
+	fs.IntVar(&n.replicas, "replicas", 1, "copies of the job stream and buckets (3 on a three-node cluster); set by workers, and by the first command if none ran yet")
+	fs.DurationVar(&n.ackWait, "ack-wait", 30*time.Second, "how long a silent worker keeps a job before it goes to another; set as --replicas")
+	fs.IntVar(&n.maxDeliver, "max-deliver", 5, "deliveries of a job before it ends as failed; set as --replicas")
 }
 
-// connect reaches NATS and sets the streams and buckets up.
-func (n *natsFlags) connect(ctx context.Context, name string) (*jobs.Conn, *jobs.Client, error) {
+// connect reaches NATS and sets the streams and buckets up: with setup
+// (workers) as the flags say, otherwise only when they do not exist yet,
+// so that listing or submitting never changes the workers' settings.
+func (n *natsFlags) connect(ctx context.Context, name string, setup bool) (*jobs.Conn, *jobs.Client, error) {
 	if (n.url == "") == (n.embedded == "") {
 		return nil, nil, fmt.Errorf("give one of --nats URL (or $NATS_URL) and --nats-embedded DIR")
 	}
@@ -44,7 +46,13 @@ func (n *natsFlags) connect(ctx context.Context, name string) (*jobs.Conn, *jobs
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := jobs.Setup(ctx, conn.Conn, jobs.Options{Replicas: n.replicas, AckWait: n.ackWait, MaxDeliver: n.maxDeliver})
+	var c *jobs.Client
+	if !setup {
+		c, err = jobs.Open(ctx, conn.Conn)
+	}
+	if setup || errors.Is(err, jobs.ErrNotSetUp) {
+		c, err = jobs.Setup(ctx, conn.Conn, jobs.Options{Replicas: n.replicas, AckWait: n.ackWait, MaxDeliver: n.maxDeliver})
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -73,7 +81,7 @@ Flags:
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	conn, c, err := nf.connect(ctx, "golora jobs")
+	conn, c, err := nf.connect(ctx, "golora jobs", false)
 	if err != nil {
 		return err
 	}

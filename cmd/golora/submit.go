@@ -71,7 +71,7 @@ Flags:
 	lcfg.TargetModules = parseTargets(*targets)
 	job := jobs.Job{Adapter: *name, Base: *base, Quantize: *quantize, LoRA: lcfg, Train: ts}
 
-	conn, c, err := nf.connect(ctx, "golora submit")
+	conn, c, err := nf.connect(ctx, "golora submit", false)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ Flags:
 	// job in progress is checkpointed and handed back.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
-	conn, c, err := nf.connect(ctx, "golora worker")
+	conn, c, err := nf.connect(ctx, "golora worker", true)
 	if err != nil {
 		return err
 	}
