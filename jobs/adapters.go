@@ -17,9 +17,9 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// AdapterFiles are the files of an adapter version: PEFT's config and
+// adapterFiles are the files of an adapter version: PEFT's config and
 // weights, as lora.Save writes them.
-var AdapterFiles = []string{lora.ConfigFile, lora.WeightsFile}
+var adapterFiles = []string{lora.ConfigFile, lora.WeightsFile}
 
 // Version is one immutable version of a named adapter, as recorded in the
 // adapter index.
@@ -29,7 +29,7 @@ type Version struct {
 	// Job is the job that trained it and Base its base model id.
 	Job  string `json:"job"`
 	Base string `json:"base"`
-	// Digests are the object store's digests of AdapterFiles, by file name.
+	// Digests are the object store's digests of adapterFiles, by file name.
 	Digests map[string]string `json:"digests"`
 	Created time.Time         `json:"created"`
 }
@@ -78,7 +78,7 @@ func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, er
 // there.
 func (c *Client) publishVersion(ctx context.Context, dir string, v Version) error {
 	v.Digests = map[string]string{}
-	for _, f := range AdapterFiles {
+	for _, f := range adapterFiles {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			return fmt.Errorf("jobs: adapter %s v%d: %w", v.Name, v.Version, err)
@@ -229,7 +229,7 @@ func (s *AdapterSource) fetch(ctx context.Context, name string, n int) (string, 
 		return "", fmt.Errorf("jobs: adapter cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	for _, f := range AdapterFiles {
+	for _, f := range adapterFiles {
 		data, err := getObject(ctx, s.c.files, versionObject(name, n, f))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(tmp, f), data, 0o644)
