@@ -53,9 +53,15 @@ type Observer interface {
 
 // Errors Submit returns for requests it does not take.
 var (
-	ErrBusy   = errors.New("serve: too many requests waiting")
-	ErrClosed = errors.New("serve: engine is shut down")
+	ErrBusy           = errors.New("serve: too many requests waiting")
+	ErrClosed         = errors.New("serve: engine is shut down")
+	ErrInvalidRequest = errors.New("serve: invalid request")
 )
+
+// invalid returns an error wrapping ErrInvalidRequest.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+}
 
 // Request is one completion to run.
 type Request struct {
@@ -145,7 +151,7 @@ type seq struct {
 	fed      int    // prompt tokens run
 	chunk    int    // prompt tokens in the step being planned
 	token    [1]int // the row of a decode step
-	next     int // token to run next once the prompt is done, −1 before
+	next     int    // token to run next once the prompt is done, −1 before
 	logits   []float32
 	sampler  *model.Sampler
 	dec      *tokenizer.StreamDecoder
@@ -251,20 +257,20 @@ func (e *Engine) check(req *Request) (int, error) {
 	limit := e.MaxContext()
 	switch {
 	case len(req.Prompt) == 0:
-		return 0, errors.New("serve: empty prompt")
+		return 0, invalid("empty prompt")
 	case len(req.Prompt) >= limit:
-		return 0, fmt.Errorf("serve: the prompt has %d tokens; the context holds %d positions, prompt and completion together", len(req.Prompt), limit)
+		return 0, invalid("the prompt has %d tokens; the context holds %d positions, prompt and completion together", len(req.Prompt), limit)
 	case req.MaxTokens < 0:
-		return 0, fmt.Errorf("serve: max tokens %d is negative", req.MaxTokens)
+		return 0, invalid("max tokens %d is negative", req.MaxTokens)
 	}
 	for i, t := range req.Prompt {
 		if t < 0 || t >= c.VocabSize {
-			return 0, fmt.Errorf("serve: prompt token %d (index %d) is outside the vocabulary [0, %d)", t, i, c.VocabSize)
+			return 0, invalid("prompt token %d (index %d) is outside the vocabulary [0, %d)", t, i, c.VocabSize)
 		}
 	}
 	for i, s := range req.Stop {
 		if s == "" {
-			return 0, fmt.Errorf("serve: stop string %d is empty", i)
+			return 0, invalid("stop string %d is empty", i)
 		}
 	}
 	if req.MaxTokens == 0 || len(req.Prompt)+req.MaxTokens > limit {

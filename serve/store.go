@@ -232,6 +232,18 @@ func (s *Store) load(ctx context.Context, name string, f *flight) {
 	}
 }
 
+// AdapterError is the error for an adapter that could not be read, is
+// corrupt, or does not fit the base model.
+type AdapterError struct {
+	Name string
+	Err  error
+}
+
+func (e *AdapterError) Error() string { return fmt.Sprintf("serve: adapter %q: %v", e.Name, e.Err) }
+
+// Unwrap returns the cause.
+func (e *AdapterError) Unwrap() error { return e.Err }
+
 // read loads and prepares an adapter without holding the lock.
 func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 	a, err := s.src.Load(ctx, name)
@@ -239,17 +251,17 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 		if errors.Is(err, ErrUnknownAdapter) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
+		return nil, &AdapterError{name, err}
 	}
 	if err := a.Check(s.base); err != nil {
-		return nil, fmt.Errorf("serve: adapter %q does not fit the base model: %w", name, err)
+		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
 	ad, err := prepare(name, a, s.base, s.opts.Precision)
 	if err != nil {
-		return nil, err
+		return nil, &AdapterError{name, err}
 	}
 	if ad.bytes > s.opts.MaxBytes {
-		return nil, fmt.Errorf("serve: adapter %q needs %d bytes, more than the whole adapter cache (%d)", name, ad.bytes, s.opts.MaxBytes)
+		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
 	}
 	return ad, nil
 }
