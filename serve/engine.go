@@ -231,6 +231,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	ch := make(chan Chunk, maxLen-len(req.Prompt)+1)
 	s.stream = &Stream{C: ch, c: ch, done: make(chan struct{})}
 	s.out.stops = req.Stop
+	s.stopWake = context.AfterFunc(ctx, e.poke)
 	e.mu.Lock()
 	switch {
 	case e.closed:
@@ -245,7 +246,6 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		s.release()
 		return nil, err
 	}
-	s.stopWake = context.AfterFunc(ctx, e.poke)
 	e.poke()
 	return s.stream, nil
 }

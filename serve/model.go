@@ -106,3 +106,50 @@ func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	}
 	return s.d.AddDelta(lin, y, x, n)
 }
+
+// BatchedModel runs each step as one model.Batch step: every frozen linear
+// layer is multiplied once over all the rows, each adapter's term is applied
+// to its group of rows (the engine orders rows by adapter), attention is per
+// row against its own KV cache.
+type BatchedModel struct {
+	b    *model.Batch
+	rows []model.BatchRow
+}
+
+// NewBatchedModel returns a BatchedModel on w.
+func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
+	b, err := model.NewBatch(w)
+	if err != nil {
+		return nil, err
+	}
+	return &BatchedModel{b: b}, nil
+}
+
+// Weights returns the base model.
+func (m *BatchedModel) Weights() *model.Weights { return m.b.Weights() }
+
+// NewSequence allocates a KV cache of maxLen positions.
+func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
+	s, err := m.b.NewSequence(maxLen)
+	if err != nil {
+		return nil, err
+	}
+	return batchSeq{s}, nil
+}
+
+// Step runs the rows as one batch.
+func (m *BatchedModel) Step(rows []Row) error {
+	m.rows = m.rows[:0]
+	for i, r := range rows {
+		s, ok := r.Seq.(batchSeq)
+		if !ok {
+			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
+		}
+		m.rows = append(m.rows, model.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Delta: r.Adapter, Logits: r.Logits})
+	}
+	return m.b.Step(m.rows)
+}
+
+type batchSeq struct{ *model.Sequence }
+
+func (batchSeq) Close() {}
