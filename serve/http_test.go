@@ -182,7 +182,8 @@ func TestServerAuthLoadUnloadAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		`golora_tokens_total{kind="completion"} 3`,
-		`golora_adapter_cache_events_total{event="miss"} 1`,
+		`golora_adapter_cache_events_total{event="hit"} 1`,
+		`golora_adapter_cache_events_total{event="load_error"} 1`,
 		"golora_batch_size_count",
 		"golora_time_to_first_token_seconds_count 1",
 		`golora_http_requests_total{code="401",path="/v1/completions"} 1`,

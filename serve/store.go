@@ -170,23 +170,30 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Handle, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
+	missed := false // a request that waited for a load is a miss, not a hit
 	for {
 		s.mu.Lock()
 		if e := s.entries[name]; e != nil {
 			s.ref(e)
 			s.mu.Unlock()
-			s.event(StoreEvent{Kind: "hit", Adapter: name})
+			if !missed {
+				s.event(StoreEvent{Kind: "hit", Adapter: name})
+			}
 			return &Handle{s: s, e: e}, nil
 		}
 		f := s.loading[name]
-		if f == nil {
+		lead := f == nil
+		if lead {
 			f = &flight{done: make(chan struct{})}
 			s.loading[name] = f
-			s.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if !missed {
+			missed = true
 			s.event(StoreEvent{Kind: "miss", Adapter: name})
+		}
+		if lead {
 			s.load(ctx, name, f)
-		} else {
-			s.mu.Unlock()
 		}
 		select {
 		case <-f.done:
