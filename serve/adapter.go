@@ -117,7 +117,11 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	s = s[:n*t.r] // s[row*r+k] = scaling·x_row·A_k
 	var row16 []float32
 	if t.a16 != nil {
-		row16 = make([]float32, max(t.in, t.r))
+		var buf [1024]float32
+		row16 = buf[:]
+		if w := max(t.in, t.r); w > len(buf) {
+			row16 = make([]float32, w)
+		}
 	}
 	for k := range t.r {
 		ak := t.rowA(k, row16)
