@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // Pair is the low-rank update of one linear layer W [Out, In]:
@@ -222,9 +223,9 @@ func (a *Adapter) Check(base *model.Weights) error {
 // [n, lin.In] and y is [n, lin.Out], row-major. It does nothing for a module
 // the adapter does not target. Sums are accumulated in float32, the precision
 // of the frozen forward pass; dropout is not applied (inference). AddDelta
-// implements model.LinearDelta, the generator's hook. A layer whose shape
+// implements infer.Adapter, the generator's hook. A layer whose shape
 // disagrees with the adapter's pair (an adapter not checked against this
-// base with Check, LoadFor or Adapters.Add), or x or y shorter than n rows,
+// base with Check, LoadFor or Set.Add), or x or y shorter than n rows,
 // is an error naming the module; y is then unchanged.
 func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	p, ok := a.pairs[lin.Name]
@@ -276,8 +277,8 @@ func (p *Pair) addDelta(y, x []float32, n int) {
 
 // The generator's hook.
 var (
-	_ model.LinearDelta = (*Adapter)(nil)
-	_ model.LinearDelta = (*Adapters)(nil)
+	_ infer.Adapter = (*Adapter)(nil)
+	_ infer.Adapter = (*Set)(nil)
 )
 
 // cloneConfig deep-copies the slices and maps of c.

@@ -9,10 +9,10 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// Adapters holds several named adapters for one base model, at most one of
+// Set holds several named adapters for one base model, at most one of
 // them active, like the adapters of a PEFT model. With none active the model
 // is the plain base. Its methods are safe for concurrent use.
-type Adapters struct {
+type Set struct {
 	base *model.Weights
 
 	mu     sync.RWMutex
@@ -21,31 +21,31 @@ type Adapters struct {
 	active string   // "" when disabled
 }
 
-// NewAdapters returns an empty set of adapters for base, with none active.
-func NewAdapters(base *model.Weights) *Adapters {
-	return &Adapters{base: base, byName: make(map[string]*Adapter)}
+// NewSet returns an empty set of adapters for base, with none active.
+func NewSet(base *model.Weights) *Set {
+	return &Set{base: base, byName: make(map[string]*Adapter)}
 }
 
 // Base returns the base model the adapters belong to.
-func (s *Adapters) Base() *model.Weights { return s.base }
+func (s *Set) Base() *model.Weights { return s.base }
 
 // Add adds a under name after checking that it fits the base (Check). The
 // first adapter added becomes active, as in PEFT; later ones do not. It is an
 // error if name is empty or already used.
-func (s *Adapters) Add(name string, a *Adapter) error {
+func (s *Set) Add(name string, a *Adapter) error {
 	if name == "" {
-		return errors.New("lora: Adapters.Add: empty adapter name")
+		return errors.New("lora: Set.Add: empty adapter name")
 	}
 	if a == nil {
-		return fmt.Errorf("lora: Adapters.Add %q: nil adapter", name)
+		return fmt.Errorf("lora: Set.Add %q: nil adapter", name)
 	}
 	if err := a.Check(s.base); err != nil {
-		return fmt.Errorf("lora: Adapters.Add %q: %w", name, err)
+		return fmt.Errorf("lora: Set.Add %q: %w", name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.byName[name]; ok {
-		return fmt.Errorf("lora: Adapters.Add: an adapter named %q already exists", name)
+		return fmt.Errorf("lora: Set.Add: an adapter named %q already exists", name)
 	}
 	s.byName[name] = a
 	s.names = append(s.names, name)
@@ -56,18 +56,18 @@ func (s *Adapters) Add(name string, a *Adapter) error {
 }
 
 // SetActive makes the named adapter the active one.
-func (s *Adapters) SetActive(name string) error {
+func (s *Set) SetActive(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.byName[name]; !ok {
-		return fmt.Errorf("lora: Adapters.SetActive: no adapter named %q (have %q)", name, s.names)
+		return fmt.Errorf("lora: Set.SetActive: no adapter named %q (have %q)", name, s.names)
 	}
 	s.active = name
 	return nil
 }
 
 // Disable deactivates every adapter: the model computes the plain base.
-func (s *Adapters) Disable() {
+func (s *Set) Disable() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active = ""
@@ -76,15 +76,15 @@ func (s *Adapters) Disable() {
 // Delete removes the named adapter. Deleting the active adapter leaves none
 // active. It is an error to delete an adapter that is merged into the base
 // (Unmerge it first) or one that does not exist.
-func (s *Adapters) Delete(name string) error {
+func (s *Set) Delete(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.byName[name]
 	if !ok {
-		return fmt.Errorf("lora: Adapters.Delete: no adapter named %q", name)
+		return fmt.Errorf("lora: Set.Delete: no adapter named %q", name)
 	}
 	if a.Merged(s.base) {
-		return fmt.Errorf("lora: Adapters.Delete: adapter %q is merged into the base model; Unmerge it first", name)
+		return fmt.Errorf("lora: Set.Delete: adapter %q is merged into the base model; Unmerge it first", name)
 	}
 	delete(s.byName, name)
 	s.names = slices.DeleteFunc(s.names, func(n string) bool { return n == name })
@@ -96,7 +96,7 @@ func (s *Adapters) Delete(name string) error {
 
 // Active returns the active adapter and its name, or "" and nil when adapters
 // are disabled.
-func (s *Adapters) Active() (string, *Adapter) {
+func (s *Set) Active() (string, *Adapter) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.active == "" {
@@ -106,7 +106,7 @@ func (s *Adapters) Active() (string, *Adapter) {
 }
 
 // Get returns the named adapter.
-func (s *Adapters) Get(name string) (*Adapter, bool) {
+func (s *Set) Get(name string) (*Adapter, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	a, ok := s.byName[name]
@@ -114,7 +114,7 @@ func (s *Adapters) Get(name string) (*Adapter, bool) {
 }
 
 // Names returns the adapter names in the order they were added.
-func (s *Adapters) Names() []string {
+func (s *Set) Names() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return slices.Clone(s.names)
@@ -123,7 +123,7 @@ func (s *Adapters) Names() []string {
 // AddDelta adds the active adapter's term for lin to y (see
 // Adapter.AddDelta). It does nothing when adapters are disabled or when the
 // active adapter is merged into the base, whose weights then already hold it.
-func (s *Adapters) AddDelta(lin *model.Linear, y, x []float32, n int) error {
+func (s *Set) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	_, a := s.Active()
 	if a == nil || a.Merged(s.base) {
 		return nil

@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-func TestAdaptersRegistry(t *testing.T) {
+func TestSetRegistry(t *testing.T) {
 	base := testBase(t, tinyConfig(), 1, nil)
 	first := mustNew(t, base, DefaultConfig(), 1)
 	second := mustNew(t, base, allLinearConfig(), 2)
 	randomize(first, 3)
 	randomize(second, 4)
-	set := NewAdapters(base)
+	set := NewSet(base)
 	if name, a := set.Active(); name != "" || a != nil {
 		t.Errorf("empty set has active %q", name)
 	}
@@ -99,11 +99,11 @@ func TestAdaptersRegistry(t *testing.T) {
 	}
 }
 
-func TestAdaptersAddChecksShapes(t *testing.T) {
+func TestSetAddChecksShapes(t *testing.T) {
 	a := mustNew(t, testBase(t, tinyConfig(), 1, nil), DefaultConfig(), 1)
 	other := tinyConfig()
 	other.Dim = 24
-	set := NewAdapters(testBase(t, other, 1, nil))
+	set := NewSet(testBase(t, other, 1, nil))
 	if err := set.Add("x", a); err == nil || !strings.Contains(err.Error(), "q_proj") {
 		t.Errorf("err %v", err)
 	}

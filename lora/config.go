@@ -469,8 +469,8 @@ func baseLinears(w *model.Weights) ([]baseLinear, error) {
 	}
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		for j, lin := range []*model.Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
-			if err := add(lin, false, fmt.Sprintf("layer %d %s", i, blockLinearNames[j])); err != nil {
+		for _, nl := range l.Linears() {
+			if err := add(*nl.Linear, false, fmt.Sprintf("layer %d %s", i, nl.Module)); err != nil {
 				return nil, err
 			}
 		}
@@ -481,16 +481,14 @@ func baseLinears(w *model.Weights) ([]baseLinear, error) {
 	return out, nil
 }
 
-// blockLinearNames are the Layer fields in base order, for messages.
-var blockLinearNames = [...]string{"Q", "K", "V", "O", "Gate", "Up", "Down"}
-
 // blockLeafNames is what PEFT expands all-linear into: the distinct last
 // name components of the block linears.
 func blockLeafNames(w *model.Weights) []string {
 	var leaves []string
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		for _, lin := range []*model.Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+		for _, nl := range l.Linears() {
+			lin := *nl.Linear
 			if lin == nil {
 				continue
 			}

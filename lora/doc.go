@@ -11,15 +11,15 @@
 // and write PEFT's adapter_config.json + adapter_model.safetensors, so adapters
 // move between golora and PEFT unchanged. Merge and Unmerge fold an adapter
 // into a dense base and back, bit for bit; MergedDense produces a dense copy of
-// a quantized (QLoRA) base with the adapter folded in, for export. Adapters
+// a quantized (QLoRA) base with the adapter folded in, for export. Set
 // keeps several named adapters for one base and says which one is active.
 //
 // Two hooks connect adapters to the model's forward passes:
 //
-//   - model.LinearDelta, for plain-Go inference (model.Generator): Adapter
-//     and Adapters implement it with AddDelta, which adds the term to the
+//   - infer.Adapter, for plain-Go inference (infer.Generator): Adapter
+//     and Set implement it with AddDelta, which adds the term to the
 //     output of each frozen linear layer.
-//   - model.LinearAdapter, for the gorgonia training graph (Delta(g, lin, x)
+//   - graph.Adapter, for the gorgonia training graph (Delta(g, lin, x)
 //     returning a node to add to x·Wᵀ): GraphAdapter implements it on top of
 //     what an Adapter exposes, Pair(lin.Name) giving the trainable A [R, In]
 //     and B [Out, R] and Pair.Scaling the constant factor, with

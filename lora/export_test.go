@@ -1,12 +1,12 @@
 package lora
 
 import (
+	"context"
 	"testing"
 
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // TestQLoRAExportRoundTrip folds an adapter into an NF4-quantized base with
@@ -15,9 +15,7 @@ import (
 // equal the dequantized NF4 weight with the adapter merged in.
 func TestQLoRAExportRoundTrip(t *testing.T) {
 	base := testBase(t, tinyConfig(), 1, nil)
-	err := base.Quantize(func(w []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(w, rows, cols, nf4.Options{BlockSize: 32})
-	})
+	err := base.Quantize(context.Background(), nf4.Quantizer(nf4.Options{BlockSize: 32}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,20 +46,21 @@ func TestQLoRAExportRoundTrip(t *testing.T) {
 	if err := model.WriteHF(dir, merged, safetensors.F32); err != nil {
 		t.Fatal(err)
 	}
-	back, err := model.LoadHF(dir)
+	loaded, err := model.Load(context.Background(), dir, model.LoadOptions{WeightsOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	back := loaded.Weights
 	if back.Config != merged.Config {
 		t.Errorf("config %+v, want %+v", back.Config, merged.Config)
 	}
 	for i, lin := range merged.Linears() {
 		got := back.Linears()[i]
 		if got.Name != lin.Name || !sameBits(got.Dense, lin.Dense) {
-			t.Errorf("%s: exported weight differs after LoadHF", lin.Name)
+			t.Errorf("%s: exported weight differs after Load", lin.Name)
 		}
 	}
 	if !sameBits(back.Embedding, merged.Embedding) || !sameBits(back.Output.Dense, merged.Output.Dense) || !sameBits(back.Norm, merged.Norm) {
-		t.Error("embedding, head or final norm differs after LoadHF")
+		t.Error("embedding, head or final norm differs after Load")
 	}
 }

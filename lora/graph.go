@@ -14,10 +14,11 @@ import (
 
 	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // GraphAdapter puts an Adapter into a training graph: it implements
-// model.LinearAdapter, so model.NewGraph asks it for the term of every linear
+// graph.Adapter, so graph.New asks it for the term of every linear
 // layer, and it answers for the layers the adapter targets with
 //
 //	scaling · (dropout(x)·Aᵀ)·Bᵀ
@@ -97,7 +98,7 @@ const (
 	nodePrefixB = "lora_B:"
 )
 
-// Delta implements model.LinearAdapter. It returns nil for layers the
+// Delta implements graph.Adapter. It returns nil for layers the
 // adapter does not target.
 func (ga *GraphAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
 	p, ok := ga.adapter.pairs[lin.Name]
@@ -189,7 +190,7 @@ func (ga *GraphAdapter) Params() ([]GraphParam, error) {
 	return out, nil
 }
 
-// Nodes returns the nodes of Params, to pass to model.Graph.Differentiate.
+// Nodes returns the nodes of Params, to pass to graph.Graph.Differentiate.
 func (ga *GraphAdapter) Nodes() (gorgonia.Nodes, error) {
 	ps, err := ga.Params()
 	if err != nil {
@@ -468,4 +469,4 @@ func (op *loraOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (g
 	return grads, nil
 }
 
-var _ model.LinearAdapter = (*GraphAdapter)(nil)
+var _ graph.Adapter = (*GraphAdapter)(nil)

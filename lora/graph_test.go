@@ -9,8 +9,9 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // graphTestConfig is a small LLaMA with grouped-query attention and an
@@ -59,9 +60,7 @@ func graphTestBase(c model.Config, seed uint64) *model.Weights {
 // quantization), leaving the head dense.
 func quantizeNF4(t testing.TB, w *model.Weights) {
 	t.Helper()
-	err := w.Quantize(func(v []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(v, rows, cols, nf4.Options{})
-	})
+	err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +77,7 @@ func graphTestBatch(seed uint64, batch, seqLen, vocab int) (tokens, targets []in
 	}
 	for i := range targets {
 		if (i+1)%seqLen == 0 {
-			targets[i] = model.IgnoreTarget
+			targets[i] = graph.IgnoreTarget
 		} else {
 			targets[i] = tokens[i+1]
 		}
@@ -88,9 +87,9 @@ func graphTestBatch(seed uint64, batch, seqLen, vocab int) (tokens, targets []in
 
 // newTrainingGraph builds a graph of w with ga and differentiates it with
 // respect to every adapter parameter.
-func newTrainingGraph(t testing.TB, w *model.Weights, ga *GraphAdapter, batch, seqLen int) (*model.Graph, []GraphParam) {
+func newTrainingGraph(t testing.TB, w *model.Weights, ga *GraphAdapter, batch, seqLen int) (*graph.Graph, []GraphParam) {
 	t.Helper()
-	gr, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga})
+	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: ga})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +185,7 @@ func TestGraphAdapterGradient(t *testing.T) {
 // checkParamGradient compares p's gradient with central differences on the
 // coordinate of largest gradient and count−1 others spread over the tensor,
 // and returns the largest error relative to the largest component.
-func checkParamGradient(t *testing.T, gr *model.Graph, p GraphParam, count int, tol float64) float64 {
+func checkParamGradient(t *testing.T, gr *graph.Graph, p GraphParam, count int, tol float64) float64 {
 	t.Helper()
 	g, err := p.Grad()
 	if err != nil {
@@ -245,7 +244,7 @@ func TestGraphAdapterZeroBIsBase(t *testing.T) {
 		const batch, seqLen = 2, 8
 		tokens, targets := graphTestBatch(7, batch, seqLen, graphTestConfig.VocabSize)
 
-		base, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen})
+		base, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +293,7 @@ func TestGraphAdapterMatchesAddDelta(t *testing.T) {
 	randomize(a, 11)
 	const batch, seqLen = 2, 7
 	tokens, targets := graphTestBatch(12, batch, seqLen, graphTestConfig.VocabSize)
-	gr, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga})
+	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: ga})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +306,11 @@ func TestGraphAdapterMatchesAddDelta(t *testing.T) {
 	}
 	logits := gr.Logits.Value().Data().([]float32)
 
-	withDelta, err := model.NewGenerator(w, model.GeneratorOptions{Delta: a})
+	withDelta, err := infer.NewGenerator(w, infer.GeneratorOptions{Adapter: a})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := model.NewGenerator(w, model.GeneratorOptions{})
+	plain, err := infer.NewGenerator(w, infer.GeneratorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +433,7 @@ func TestGraphAdapterDropoutMasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gr0, err := model.NewGraph(w, model.GraphOptions{Batch: batch, SeqLen: seqLen, Adapter: ga0})
+	gr0, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: ga0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,12 +497,12 @@ func TestGraphAdapterErrors(t *testing.T) {
 	if _, err := ga.Params(); err == nil {
 		t.Error("Params before the graph was built succeeded")
 	}
-	gr, err := model.NewGraph(w, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga})
+	gr, err := graph.New(w, graph.Options{Batch: 1, SeqLen: 4, Adapter: ga})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gr.Close()
-	if _, err := model.NewGraph(w, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga}); err == nil {
+	if _, err := graph.New(w, graph.Options{Batch: 1, SeqLen: 4, Adapter: ga}); err == nil {
 		t.Error("a second graph with the same GraphAdapter was built")
 	}
 
@@ -514,7 +513,7 @@ func TestGraphAdapterErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := model.NewGraph(other, model.GraphOptions{Batch: 1, SeqLen: 4, Adapter: ga2}); err == nil {
+	if _, err := graph.New(other, graph.Options{Batch: 1, SeqLen: 4, Adapter: ga2}); err == nil {
 		t.Error("a graph whose up_proj does not match the adapter was built")
 	}
 

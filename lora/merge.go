@@ -26,7 +26,7 @@ type mergeRecord struct {
 // nothing, an adapter that does not fit base, a targeted weight that is
 // quantized (use MergedDense), and an adapter that is already merged.
 //
-// After Merge the adapter must not also be applied with AddDelta (Adapters
+// After Merge the adapter must not also be applied with AddDelta (a Set
 // skips a merged adapter).
 func Merge(base *model.Weights, a *Adapter) error {
 	if a == nil {
@@ -134,15 +134,9 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		src, dst := &base.Layers[i], &out.Layers[i]
 		dst.AttnNorm = slices.Clone(src.AttnNorm)
 		dst.MLPNorm = slices.Clone(src.MLPNorm)
-		pairs := [...]struct {
-			dst **model.Linear
-			src *model.Linear
-		}{
-			{&dst.Q, src.Q}, {&dst.K, src.K}, {&dst.V, src.V}, {&dst.O, src.O},
-			{&dst.Gate, src.Gate}, {&dst.Up, src.Up}, {&dst.Down, src.Down},
-		}
-		for _, p := range pairs {
-			if *p.dst, err = dense(p.src); err != nil {
+		dsts := dst.Linears()
+		for j, nl := range src.Linears() {
+			if *dsts[j].Linear, err = dense(*nl.Linear); err != nil {
 				return nil, err
 			}
 		}

@@ -1,6 +1,3 @@
-// Package model holds the frozen base of a LLaMA-family decoder: its
-// configuration, checkpoint loading (Hugging Face safetensors, llama2.c, GGUF),
-// frozen dense or quantized weights, the forward graph and generation.
 package model
 
 // Config describes a LLaMA-family decoder-only transformer.

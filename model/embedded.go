@@ -17,15 +17,15 @@ var (
 	tok512Bin []byte
 )
 
-// DefaultPath is the Checkpoint.Path of the embedded model.
+// DefaultPath is the Base.Path of the embedded model.
 const DefaultPath = "embedded:stories260K"
 
 // Default returns the embedded model: stories260K, a 260K-parameter LLaMA-2
 // architecture model trained on TinyStories (dim 64, 5 layers, 8 heads, 4 KV
 // heads, 512-token vocabulary, 512 positions), with its llama2.c tokenizer.
 // Each call parses a fresh copy, so callers may quantize or modify it.
-func Default() (*Checkpoint, error) {
-	w, err := ParseLlama2C(stories260KBin)
+func Default() (*Base, error) {
+	w, err := parseLlama2C(stories260KBin)
 	if err != nil {
 		return nil, fmt.Errorf("model: embedded stories260K.bin: %w", err)
 	}
@@ -33,5 +33,5 @@ func Default() (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: embedded tok512.bin: %w", err)
 	}
-	return &Checkpoint{Weights: w, Tokenizer: tok, Format: "embedded", Path: DefaultPath}, nil
+	return &Base{Weights: w, Tokenizer: tok, Format: FormatEmbedded, Path: DefaultPath}, nil
 }

@@ -1,12 +1,12 @@
 package model_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // Load the embedded stories260K model and quantize its block linears to NF4
@@ -22,9 +22,7 @@ func Example() {
 	fmt.Println("prompt ids:", ck.Tokenizer.Encode("Once upon a time"))
 
 	before := w.WeightBytes()
-	err = w.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(d, rows, cols, nf4.Options{})
-	})
+	err = w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,15 +37,15 @@ func Example() {
 // Load picks the loader from the path: a Hugging Face directory, a llama2.c
 // .bin (with its tokenizer given separately) or a GGUF file.
 func ExampleLoad() {
-	ck, err := model.Load("testdata/stories260K.gguf", model.LoadOptions{})
+	ck, err := model.Load(context.Background(), "testdata/stories260K.gguf", model.LoadOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(ck.Format, ck.Weights.Config.MaxSeqLen, ck.Weights.Config.TiedOutput, ck.Tokenizer.VocabSize())
 
-	_, err = model.Load("stories260k/stories260K.bin", model.LoadOptions{})
+	_, err = model.Load(context.Background(), "stories260k/stories260K.bin", model.LoadOptions{})
 	fmt.Println(err != nil)
-	ck, err = model.Load("stories260k/stories260K.bin", model.LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
+	ck, err = model.Load(context.Background(), "stories260k/stories260K.bin", model.LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -10,21 +11,29 @@ import (
 	"github.com/golora/golora/model/tokenizer"
 )
 
-// Checkpoint is a loaded base model: its frozen weights and its tokenizer.
-type Checkpoint struct {
-	Weights   *Weights
+// Base is a loaded base model: its frozen weights and its tokenizer.
+type Base struct {
+	Weights *Weights
+	// Tokenizer is nil when LoadOptions.WeightsOnly was set.
 	Tokenizer tokenizer.Tokenizer
-	// Format is where the model came from: "hf", "llama2c", "gguf" or
-	// "embedded".
+	// Format is where the model came from: one of the Format constants.
 	Format string
 	// Path is the file or directory loaded; for the embedded model it is
-	// "embedded:stories260K".
+	// DefaultPath.
 	Path string
 
 	// hfTokenizer keeps the files a Hugging Face tokenizer was read from,
 	// for WriteTokenizer; nil for other tokenizers.
 	hfTokenizer *hfTokenizerFiles
 }
+
+// The formats of a base model, as DetectFormat names them.
+const (
+	FormatHF       = "hf"       // a Hugging Face directory
+	FormatLlama2C  = "llama2c"  // a llama2.c .bin checkpoint
+	FormatGGUF     = "gguf"     // a llama.cpp .gguf file
+	FormatEmbedded = "embedded" // the model Default returns
+)
 
 // LoadOptions configures Load.
 type LoadOptions struct {
@@ -36,45 +45,87 @@ type LoadOptions struct {
 	// beside it, if any). GGUF files carry their tokenizer, so it must be
 	// empty.
 	TokenizerPath string
+	// WeightsOnly skips the tokenizer (Base.Tokenizer is nil), for callers
+	// that only look at the weights; TokenizerPath must then be empty.
+	WeightsOnly bool
 }
 
-// Load reads a checkpoint, choosing the format from path: a directory is a
-// Hugging Face model (config.json, safetensors weights, and tokenizer.json or,
-// failing that, a llama2.c tokenizer.bin as WriteTokenizer writes for
-// SentencePiece vocabularies), a ".bin" file a llama2.c checkpoint and a
-// ".gguf" file a llama.cpp GGUF. The weights are checked with Validate, and
-// the tokenizer must not have more tokens than the model's vocabulary.
-func Load(path string, opts LoadOptions) (*Checkpoint, error) {
+// DetectFormat names the format of the model at path, as Load reads it: a
+// directory is a Hugging Face model, a ".bin" file a llama2.c checkpoint, a
+// ".gguf" file a llama.cpp GGUF, and DefaultPath the embedded model.
+func DetectFormat(path string) (string, error) {
+	if path == DefaultPath {
+		return FormatEmbedded, nil
+	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return "", fmt.Errorf("model: %w", err)
 	}
-	var ck *Checkpoint
 	switch ext := strings.ToLower(filepath.Ext(path)); {
 	case st.IsDir():
-		ck, err = loadHFCheckpoint(path, opts)
+		return FormatHF, nil
 	case ext == ".bin":
-		ck, err = loadLlama2CCheckpoint(path, opts)
+		return FormatLlama2C, nil
 	case ext == ".gguf":
-		ck, err = loadGGUFCheckpoint(path, opts)
+		return FormatGGUF, nil
 	default:
-		return nil, fmt.Errorf("model: %s: unknown checkpoint format %q: want a Hugging Face model directory, a llama2.c .bin or a .gguf file", path, ext)
+		return "", fmt.Errorf("model: %s: unknown checkpoint format %q: want a Hugging Face model directory, a llama2.c .bin or a .gguf file", path, ext)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := ck.check(); err != nil {
-		return nil, fmt.Errorf("model: %s: %w", path, err)
-	}
-	return ck, nil
 }
 
-func loadHFCheckpoint(dir string, opts LoadOptions) (*Checkpoint, error) {
-	w, err := LoadHF(dir)
+// Load reads a base model, choosing the format with DetectFormat: a Hugging
+// Face model directory (config.json, safetensors weights, and tokenizer.json
+// or, failing that, a llama2.c tokenizer.bin as WriteTokenizer writes for
+// SentencePiece vocabularies), a llama2.c checkpoint, a llama.cpp GGUF, or
+// the embedded model (DefaultPath). The weights are checked with Validate,
+// and the tokenizer must not have more tokens than the model's vocabulary.
+// ctx is checked before the weights are read and before the tokenizer is.
+func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: loading %s: %w", path, err)
+	}
+	if opts.WeightsOnly && opts.TokenizerPath != "" {
+		return nil, fmt.Errorf("model: %s: LoadOptions.WeightsOnly and TokenizerPath both set", path)
+	}
+	format, err := DetectFormat(path)
 	if err != nil {
 		return nil, err
 	}
-	ck := &Checkpoint{Weights: w, Format: "hf", Path: dir}
+	var b *Base
+	switch format {
+	case FormatEmbedded:
+		b, err = Default()
+	case FormatHF:
+		b, err = loadHFBase(ctx, path, opts)
+	case FormatLlama2C:
+		b, err = loadLlama2CBase(ctx, path, opts)
+	case FormatGGUF:
+		b, err = loadGGUFBase(path, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if opts.WeightsOnly {
+		b.Tokenizer, b.hfTokenizer = nil, nil
+	}
+	if err := b.check(); err != nil {
+		return nil, fmt.Errorf("model: %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error) {
+	w, err := loadHF(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Base{Weights: w, Format: FormatHF, Path: dir}
+	if opts.WeightsOnly {
+		return b, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: loading %s: %w", dir, err)
+	}
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
 		if tokPath, err = findHFTokenizer(dir); err != nil {
@@ -82,49 +133,58 @@ func loadHFCheckpoint(dir string, opts LoadOptions) (*Checkpoint, error) {
 		}
 	}
 	if strings.EqualFold(filepath.Ext(tokPath), ".bin") {
-		if ck.Tokenizer, err = tokenizer.LoadLlama2C(tokPath, w.Config.VocabSize); err != nil {
+		if b.Tokenizer, err = tokenizer.LoadLlama2C(tokPath, w.Config.VocabSize); err != nil {
 			return nil, fmt.Errorf("model: %s: tokenizer: %w", dir, err)
 		}
-		return ck, nil
+		return b, nil
 	}
-	if ck.hfTokenizer, err = readHFTokenizer(tokPath); err != nil {
+	if b.hfTokenizer, err = readHFTokenizer(tokPath); err != nil {
 		return nil, err
 	}
-	ck.Tokenizer = ck.hfTokenizer.tok
-	return ck, nil
+	b.Tokenizer = b.hfTokenizer.tok
+	return b, nil
 }
 
-func loadLlama2CCheckpoint(path string, opts LoadOptions) (*Checkpoint, error) {
-	if opts.TokenizerPath == "" {
+func loadLlama2CBase(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
+	if opts.TokenizerPath == "" && !opts.WeightsOnly {
 		return nil, fmt.Errorf("model: %s: a llama2.c checkpoint holds no tokenizer: set LoadOptions.TokenizerPath to its llama2.c tokenizer file (tokenizer.bin, tok512.bin, ...)", path)
 	}
-	w, err := LoadLlama2C(path)
+	w, err := loadLlama2C(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	tok, err := tokenizer.LoadLlama2C(opts.TokenizerPath, w.Config.VocabSize)
-	if err != nil {
+	b := &Base{Weights: w, Format: FormatLlama2C, Path: path}
+	if opts.WeightsOnly {
+		return b, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: loading %s: %w", path, err)
+	}
+	if b.Tokenizer, err = tokenizer.LoadLlama2C(opts.TokenizerPath, w.Config.VocabSize); err != nil {
 		return nil, fmt.Errorf("model: %s: tokenizer: %w", path, err)
 	}
-	return &Checkpoint{Weights: w, Tokenizer: tok, Format: "llama2c", Path: path}, nil
+	return b, nil
 }
 
-func loadGGUFCheckpoint(path string, opts LoadOptions) (*Checkpoint, error) {
+func loadGGUFBase(path string, opts LoadOptions) (*Base, error) {
 	if opts.TokenizerPath != "" {
 		return nil, fmt.Errorf("model: %s: a GGUF file carries its own tokenizer; LoadOptions.TokenizerPath must be empty", path)
 	}
-	w, tok, err := LoadGGUF(path)
+	w, tok, err := loadGGUF(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	return &Checkpoint{Weights: w, Tokenizer: tok, Format: "gguf", Path: path}, nil
+	return &Base{Weights: w, Tokenizer: tok, Format: FormatGGUF, Path: path}, nil
 }
 
-func (ck *Checkpoint) check() error {
-	if err := ck.Weights.Validate(); err != nil {
+func (b *Base) check() error {
+	if err := b.Weights.Validate(); err != nil {
 		return err
 	}
-	if n, v := ck.Tokenizer.VocabSize(), ck.Weights.Config.VocabSize; n > v {
+	if b.Tokenizer == nil {
+		return nil
+	}
+	if n, v := b.Tokenizer.VocabSize(), b.Weights.Config.VocabSize; n > v {
 		return fmt.Errorf("tokenizer has %d tokens, more than the model's vocabulary of %d", n, v)
 	}
 	return nil
@@ -156,14 +216,15 @@ func (w *Weights) Validate() error {
 	if err := checkVector("model.norm", w.Norm, c.Dim); err != nil {
 		return err
 	}
-	if err := checkWeightLinear(w.Output, "lm_head", c.VocabSize, c.Dim); err != nil {
+	// The weights have c.Layers layers, so NewWeights(c) is no larger.
+	want := NewWeights(c)
+	if err := checkLinear(w.Output, want.Output); err != nil {
 		return err
 	}
 	aliases := w.Output.Dense != nil && len(w.Embedding) > 0 && &w.Output.Dense[0] == &w.Embedding[0]
 	if c.TiedOutput != aliases {
 		return fmt.Errorf("model: lm_head: config says tied %t, but the head aliasing the embedding is %t", c.TiedOutput, aliases)
 	}
-	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	for l := range w.Layers {
 		layer := &w.Layers[l]
 		prefix := fmt.Sprintf("model.layers.%d.", l)
@@ -173,17 +234,9 @@ func (w *Weights) Validate() error {
 		if err := checkVector(prefix+"post_attention_layernorm", layer.MLPNorm, c.Dim); err != nil {
 			return err
 		}
-		for _, s := range []struct {
-			lin     *Linear
-			module  string
-			out, in int
-		}{
-			{layer.Q, "self_attn.q_proj", q, c.Dim}, {layer.K, "self_attn.k_proj", kv, c.Dim},
-			{layer.V, "self_attn.v_proj", kv, c.Dim}, {layer.O, "self_attn.o_proj", c.Dim, q},
-			{layer.Gate, "mlp.gate_proj", c.HiddenDim, c.Dim}, {layer.Up, "mlp.up_proj", c.HiddenDim, c.Dim},
-			{layer.Down, "mlp.down_proj", c.Dim, c.HiddenDim},
-		} {
-			if err := checkWeightLinear(s.lin, prefix+s.module, s.out, s.in); err != nil {
+		wantLinears := want.Layers[l].Linears()
+		for i, nl := range layer.Linears() {
+			if err := checkLinear(*nl.Linear, *wantLinears[i].Linear); err != nil {
 				return err
 			}
 		}
@@ -203,25 +256,17 @@ func checkVector(name string, v []float32, shape ...int) error {
 	return nil
 }
 
-func checkWeightLinear(lin *Linear, role string, out, in int) error {
+// checkLinear checks that lin is present, named and shaped as want, and
+// runnable (Linear.Check).
+func checkLinear(lin, want *Linear) error {
 	if lin == nil {
-		return fmt.Errorf("model: %s is missing", role)
+		return fmt.Errorf("model: %s is missing", want.Name)
 	}
-	if lin.Name != role {
-		return fmt.Errorf("model: %s: linear is named %q", role, lin.Name)
+	if lin.Name != want.Name {
+		return fmt.Errorf("model: %s: linear is named %q", want.Name, lin.Name)
 	}
-	if lin.Out != out || lin.In != in {
-		return fmt.Errorf("model: %s: shape [%d %d], want [%d %d]", role, lin.Out, lin.In, out, in)
+	if lin.Out != want.Out || lin.In != want.In {
+		return fmt.Errorf("model: %s: shape [%d %d], want [%d %d]", want.Name, lin.Out, lin.In, want.Out, want.In)
 	}
-	switch {
-	case lin.Dense != nil && lin.Quantized != nil:
-		return fmt.Errorf("model: %s: holds both dense and quantized data", role)
-	case lin.Quantized != nil:
-		if r, c := lin.Quantized.Dims(); r != out || c != in {
-			return fmt.Errorf("model: %s: quantized matrix is [%d %d], want [%d %d]", role, r, c, out, in)
-		}
-	case len(lin.Dense) != out*in:
-		return fmt.Errorf("model: %s: %d dense values, want %d×%d", role, len(lin.Dense), out, in)
-	}
-	return nil
+	return lin.Check()
 }

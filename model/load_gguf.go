@@ -12,7 +12,7 @@ import (
 	"github.com/golora/golora/model/tokenizer"
 )
 
-// LoadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
+// loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
 // SentencePiece tokenizer (tokenizer.ggml.model "llama"). The file is
 // memory-mapped while it is read; the Weights hold their own copies.
 //
@@ -27,12 +27,12 @@ import (
 // llama.cpp stores attn_q and attn_k in the interleaved-pairs RoPE layout (its
 // converter permutes Hugging Face checkpoints that way, and files converted
 // from llama2.c keep llama2.c's rows), so they are permuted into Hugging
-// Face's layout exactly as LoadLlama2C does. An "output" tensor that is
+// Face's layout exactly as loadLlama2C does. An "output" tensor that is
 // byte-for-byte the embedding (as llama.cpp's llama2.c converter writes for a
 // shared classifier) is treated as tied: Config.TiedOutput is set and the head
 // aliases the embedding, so a GGUF and the llama2.c file it was converted
 // from load to identical Weights.
-func LoadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
+func loadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -45,9 +45,9 @@ func LoadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
 	return w, tok, nil
 }
 
-// ParseGGUF is LoadGGUF for a file held in memory. The results do not refer
+// parseGGUF is loadGGUF for a file held in memory. The results do not refer
 // to data.
-func ParseGGUF(data []byte) (*Weights, tokenizer.Tokenizer, error) {
+func parseGGUF(data []byte) (*Weights, tokenizer.Tokenizer, error) {
 	f, err := gguf.Parse(data)
 	if err != nil {
 		return nil, nil, err
@@ -199,6 +199,10 @@ func ggufOptionalInt(f *gguf.File, key string) (int, error) {
 	return int(n), nil
 }
 
+// ggufLinearNames are GGUF's names of a block's linears, in the order of
+// Layer.Linears.
+var ggufLinearNames = [len(modules)]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
 func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
@@ -263,24 +267,28 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 		if layer.MLPNorm, err = load(blk("ffn_norm"), cfg.Dim); err != nil {
 			return nil, err
 		}
-		for _, t := range []struct {
-			name string
-			lin  *Linear
-		}{
-			{"attn_q", layer.Q}, {"attn_k", layer.K}, {"attn_v", layer.V}, {"attn_output", layer.O},
-			{"ffn_gate", layer.Gate}, {"ffn_up", layer.Up}, {"ffn_down", layer.Down},
-		} {
-			if t.lin.Dense, err = load(blk(t.name), t.lin.Out, t.lin.In); err != nil {
+		for i, nl := range layer.Linears() {
+			lin := *nl.Linear
+			if lin.Dense, err = load(blk(ggufLinearNames[i]), lin.Out, lin.In); err != nil {
 				return nil, err
 			}
 		}
-		if err := InterleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_q"), err)
 		}
-		if err := InterleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_k"), err)
 		}
 	}
+	if err := checkNoExtraTensors(f, want); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkNoExtraTensors refuses tensors of f that the loader did not read
+// (want): biases and other extras of architectures this package does not run.
+func checkNoExtraTensors(f *gguf.File, want map[string]bool) error {
 	var extra []string
 	for _, t := range f.Tensors() {
 		if !want[t.Name] {
@@ -294,10 +302,10 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 			more = fmt.Sprintf(" and %d more", len(extra)-shown)
 			extra = extra[:shown]
 		}
-		return nil, fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
+		return fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
 			strings.Join(extra, ", "), more)
 	}
-	return w, nil
+	return nil
 }
 
 // sameTensorData reports whether two tensors have the same type, dims and

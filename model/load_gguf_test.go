@@ -46,9 +46,9 @@ func assertSameWeights(t *testing.T, want, got *Weights, sameSeqLen bool) {
 // interleaved rows), so both loaders must produce identical Weights. The
 // GGUF's context_length is 2048 where the .bin's seq_len is 512.
 func TestLoadGGUFMatchesLlama2C(t *testing.T) {
-	bin, err := LoadLlama2C(stories260KBinPath)
+	bin, err := loadLlama2C(stories260KBinPath)
 	require.NoError(t, err)
-	g, tok, err := LoadGGUF(stories260KGGUFPath)
+	g, tok, err := loadGGUF(stories260KGGUFPath)
 	require.NoError(t, err)
 	require.NoError(t, g.Validate())
 	assert.Equal(t, 512, bin.Config.MaxSeqLen)
@@ -133,14 +133,14 @@ func editTensor(name string, fn func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLT
 func TestLoadGGUFOutputTying(t *testing.T) {
 	data, err := os.ReadFile(stories260KGGUFPath)
 	require.NoError(t, err)
-	bin, err := LoadLlama2C(stories260KBinPath)
+	bin, err := loadLlama2C(stories260KBinPath)
 	require.NoError(t, err)
 
 	// Without output.weight the head is tied, as in llama.cpp.
 	noOutput := rebuildGGUF(t, data, editTensor("output.weight", func(gguf.TensorInfo, []byte) (gguf.GGMLType, []uint64, []byte, bool) {
 		return 0, nil, nil, false
 	}))
-	w, _, err := ParseGGUF(noOutput)
+	w, _, err := parseGGUF(noOutput)
 	require.NoError(t, err)
 	assertSameWeights(t, bin, w, false)
 
@@ -150,7 +150,7 @@ func TestLoadGGUFOutputTying(t *testing.T) {
 		binary.LittleEndian.PutUint32(raw[4:], 0x3f800000) // element 1 := 1.0
 		return ti.Type, ti.Dims, raw, true
 	}))
-	w, _, err = ParseGGUF(changed)
+	w, _, err = parseGGUF(changed)
 	require.NoError(t, err)
 	require.NoError(t, w.Validate())
 	assert.False(t, w.Config.TiedOutput)
@@ -213,7 +213,7 @@ func TestLoadGGUFErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, c.name)
 			require.NoError(t, os.WriteFile(path, c.data, 0o644))
-			w, tok, err := LoadGGUF(path)
+			w, tok, err := loadGGUF(path)
 			assert.True(t, w == nil && tok == nil, "no results with an error")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), path)
@@ -222,7 +222,7 @@ func TestLoadGGUFErrors(t *testing.T) {
 	}
 }
 
-// FuzzParseGGUF checks that ParseGGUF never panics and that the weights it
+// FuzzParseGGUF checks that parseGGUF never panics and that the weights it
 // accepts pass Validate.
 func FuzzParseGGUF(f *testing.F) {
 	data, err := os.ReadFile(stories260KGGUFPath)
@@ -231,7 +231,7 @@ func FuzzParseGGUF(f *testing.F) {
 	}
 	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		w, _, err := ParseGGUF(data)
+		w, _, err := parseGGUF(data)
 		if err != nil {
 			return
 		}

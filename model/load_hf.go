@@ -56,15 +56,15 @@ type hfConfig struct {
 	QuantizationConfig    *bnbConfigJSON  `json:"quantization_config,omitempty"`
 }
 
-// LoadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
+// loadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
 // weights from model.safetensors or, when there is none, from the shards that
 // model.safetensors.index.json lists. F32, F16 and BF16 (and F64) tensors are
 // converted to float32; the files are memory-mapped while loading and closed
-// before LoadHF returns.
+// before loadHF returns.
 //
 // Block linears saved 4-bit by bitsandbytes (transformers with a
 // BitsAndBytesConfig, load_in_4bit and bnb_4bit_quant_type "nf4") load as
-// NF4 matrices, bit for bit (see nf4.FromBnBTensors): for a weight K, the
+// NF4 matrices, bit for bit (see fromBnBTensors): for a weight K, the
 // tensor K.quant_state.bitsandbytes__nf4 marks it. config.json must then
 // carry the bitsandbytes quantization_config, and the two must agree: every
 // block linear not named in llm_int8_skip_modules is 4-bit, the shape in each
@@ -79,8 +79,8 @@ type hfConfig struct {
 // head_dim = hidden_size / num_attention_heads, rms_norm_eps 1e-6, rope_theta
 // 10000, max_position_embeddings 2048, tie_word_embeddings false. When the
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
-// in the files is ignored; tensors LoadHF does not need are ignored too.
-func LoadHF(dir string) (*Weights, error) {
+// in the files is ignored; tensors loadHF does not need are ignored too.
+func loadHF(dir string) (*Weights, error) {
 	cfg, q, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func LoadHF(dir string) (*Weights, error) {
 func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
-	// LoadHF allocate for layers that do not exist.
+	// loadHF allocate for layers that do not exist.
 	for slot := range hfSlots(cfg) {
 		quantized, err := s.check(slot, q)
 		if err != nil {
@@ -170,27 +170,47 @@ func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 // config checks that hc describes a LLaMA model the forward pass supports and
 // converts it, applying LlamaConfig's defaults.
 func (hc *hfConfig) config() (Config, error) {
+	if err := hc.checkArchitecture(); err != nil {
+		return Config{}, err
+	}
+	cfg, err := hc.fields()
+	if err != nil {
+		return Config{}, err
+	}
+	if err := checkHFConfig(&cfg, hc.HeadDim); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// checkArchitecture refuses models that are not a plain LLaMA.
+func (hc *hfConfig) checkArchitecture() error {
 	for _, a := range hc.Architectures {
 		if a != "LlamaForCausalLM" {
-			return Config{}, fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
+			return fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
 		}
 	}
 	if hc.ModelType != "" && hc.ModelType != "llama" {
-		return Config{}, fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
+		return fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
 	}
 	if len(hc.Architectures) == 0 && hc.ModelType == "" {
-		return Config{}, errors.New("neither architectures nor model_type says this is a LLaMA model")
+		return errors.New("neither architectures nor model_type says this is a LLaMA model")
 	}
 	if hc.HiddenAct != "" && hc.HiddenAct != "silu" {
-		return Config{}, fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
+		return fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
 	}
 	if rs := bytes.TrimSpace(hc.RopeScaling); len(rs) > 0 && !bytes.Equal(rs, []byte("null")) {
-		return Config{}, fmt.Errorf("rope_scaling %s is not supported", rs)
+		return fmt.Errorf("rope_scaling %s is not supported", rs)
 	}
 	if hc.AttentionBias || hc.MLPBias {
-		return Config{}, errors.New("attention_bias and mlp_bias are not supported")
+		return errors.New("attention_bias and mlp_bias are not supported")
 	}
+	return nil
+}
 
+// fields reads the config's values, with transformers' defaults for the
+// optional ones; head_dim is settled by checkHFConfig.
+func (hc *hfConfig) fields() (Config, error) {
 	var errs []error
 	required := func(key string, v *int) int {
 		if v == nil {
@@ -228,6 +248,12 @@ func (hc *hfConfig) config() (Config, error) {
 	if hc.TieWordEmbeddings != nil {
 		cfg.TiedOutput = *hc.TieWordEmbeddings
 	}
+	return cfg, nil
+}
+
+// checkHFConfig checks the ranges of cfg's values and sets its HeadDim:
+// headDim when the config gives it, else hidden_size / num_attention_heads.
+func checkHFConfig(cfg *Config, headDim *int) error {
 	for _, f := range []struct {
 		key string
 		v   int
@@ -237,30 +263,30 @@ func (hc *hfConfig) config() (Config, error) {
 		{"max_position_embeddings", cfg.MaxSeqLen},
 	} {
 		if f.v <= 0 || f.v > hfMaxDim {
-			return Config{}, fmt.Errorf("%s %d is out of range [1, %d]", f.key, f.v, hfMaxDim)
+			return fmt.Errorf("%s %d is out of range [1, %d]", f.key, f.v, hfMaxDim)
 		}
 	}
 	if cfg.Heads%cfg.KVHeads != 0 {
-		return Config{}, fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
+		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
 	}
-	if hc.HeadDim != nil {
-		cfg.HeadDim = *hc.HeadDim
+	if headDim != nil {
+		cfg.HeadDim = *headDim
 	} else {
 		if cfg.Dim%cfg.Heads != 0 {
-			return Config{}, fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d, and head_dim is not given", cfg.Dim, cfg.Heads)
+			return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d, and head_dim is not given", cfg.Dim, cfg.Heads)
 		}
 		cfg.HeadDim = cfg.Dim / cfg.Heads
 	}
 	if cfg.HeadDim <= 0 || cfg.HeadDim > hfMaxDim || cfg.HeadDim%2 != 0 {
-		return Config{}, fmt.Errorf("head_dim %d must be positive and even (RoPE rotates pairs)", cfg.HeadDim)
+		return fmt.Errorf("head_dim %d must be positive and even (RoPE rotates pairs)", cfg.HeadDim)
 	}
 	if !(cfg.NormEps >= 0) || math.IsInf(cfg.NormEps, 0) {
-		return Config{}, fmt.Errorf("rms_norm_eps %v must be non-negative and finite", cfg.NormEps)
+		return fmt.Errorf("rms_norm_eps %v must be non-negative and finite", cfg.NormEps)
 	}
 	if !(cfg.RopeTheta > 0) || math.IsInf(cfg.RopeTheta, 0) {
-		return Config{}, fmt.Errorf("rope_theta %v must be positive and finite", cfg.RopeTheta)
+		return fmt.Errorf("rope_theta %v must be positive and finite", cfg.RopeTheta)
 	}
-	return cfg, nil
+	return nil
 }
 
 // hfSlot is one tensor of a Hugging Face LLaMA checkpoint: its key, its shape
@@ -277,7 +303,7 @@ type hfSlot struct {
 // output head is not tied to the embedding. It is an iterator so that a config
 // claiming millions of layers costs nothing until a tensor is found missing.
 func hfSlots(cfg Config) iter.Seq[hfSlot] {
-	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	shapes := linearShapes(cfg)
 	vector := func(key string, n int, values func(w *Weights) *[]float32) hfSlot {
 		return hfSlot{key: key, shape: []int{n}, values: values}
 	}
@@ -286,6 +312,11 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 			key: key, shape: []int{out, in}, linear: lin,
 			values: func(w *Weights) *[]float32 { return &lin(w).Dense },
 		}
+	}
+	// blockLinear is linear i of Layer.Linears in block l.
+	blockLinear := func(l, i int) hfSlot {
+		return matrix(fmt.Sprintf("model.layers.%d.%s.weight", l, modules[i]), shapes[i][0], shapes[i][1],
+			func(w *Weights) *Linear { return *w.Layers[l].Linears()[i].Linear })
 	}
 	return func(yield func(hfSlot) bool) {
 		if !yield(hfSlot{
@@ -296,17 +327,16 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 		}
 		for l := range cfg.Layers {
 			p := fmt.Sprintf("model.layers.%d.", l)
-			for _, s := range []hfSlot{
-				vector(p+"input_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].AttnNorm }),
-				matrix(p+"self_attn.q_proj.weight", q, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Q }),
-				matrix(p+"self_attn.k_proj.weight", kv, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].K }),
-				matrix(p+"self_attn.v_proj.weight", kv, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].V }),
-				matrix(p+"self_attn.o_proj.weight", cfg.Dim, q, func(w *Weights) *Linear { return w.Layers[l].O }),
-				vector(p+"post_attention_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].MLPNorm }),
-				matrix(p+"mlp.gate_proj.weight", cfg.HiddenDim, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Gate }),
-				matrix(p+"mlp.up_proj.weight", cfg.HiddenDim, cfg.Dim, func(w *Weights) *Linear { return w.Layers[l].Up }),
-				matrix(p+"mlp.down_proj.weight", cfg.Dim, cfg.HiddenDim, func(w *Weights) *Linear { return w.Layers[l].Down }),
-			} {
+			// The norms sit where transformers' modules define them: before
+			// the attention's four linears and before the MLP's three.
+			slots := []hfSlot{vector(p+"input_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].AttnNorm })}
+			for i := range modules {
+				if i == 4 {
+					slots = append(slots, vector(p+"post_attention_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].MLPNorm }))
+				}
+				slots = append(slots, blockLinear(l, i))
+			}
+			for _, s := range slots {
 				if !yield(s) {
 					return
 				}
@@ -450,9 +480,9 @@ const (
 // older config.json.
 //
 // NF4 block linears (*nf4.Matrix) are written as bitsandbytes saves a 4-bit
-// model (see (*nf4.Matrix).BnBTensors), bit for bit, and config.json gets the
+// model (see bnbTensors), bit for bit, and config.json gets the
 // quantization_config that transformers writes for it, so that transformers
-// and bitsandbytes load the checkpoint as a 4-bit model and LoadHF gives back
+// and bitsandbytes load the checkpoint as a 4-bit model and loadHF gives back
 // the same matrices. Block linears left dense are listed in
 // llm_int8_skip_modules. The embedding, the norms and the output head are
 // always float tensors of dtype. Other quantized formats, an NF4 output head

@@ -40,7 +40,7 @@ type bnbConfigJSON struct {
 	QuantMethod          string      `json:"quant_method"`
 }
 
-// hfQuant is what LoadHF checks the tensors against: a validated
+// hfQuant is what loadHF checks the tensors against: a validated
 // bitsandbytes 4-bit NF4 quantization_config.
 type hfQuant struct {
 	doubleQuant *bool    // bnb_4bit_use_double_quant, nil when absent
@@ -165,10 +165,10 @@ func onOff(on bool) string {
 // bnbStreamTensors returns the bitsandbytes tensors of m for the layer named
 // prefix, to be written by safetensors.WriteStream. Their data is produced
 // when written, one matrix at a time, rather than all copied up front: the
-// tensors of a matrix are written in a row, so the copy BnBTensors makes for
+// tensors of a matrix are written in a row, so the copy bnbTensors makes for
 // the first one serves the others and is dropped after the last.
 func bnbStreamTensors(prefix string, m *nf4.Matrix) ([]safetensors.StreamTensor, error) {
-	headers, err := m.BnBTensors(prefix)
+	headers, err := bnbTensors(prefix, m)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func bnbStreamTensors(prefix string, m *nf4.Matrix) ([]safetensors.StreamTensor,
 			Name: name, DType: h.DType, Shape: h.Shape,
 			WriteData: func(w io.Writer) error {
 				if current == nil {
-					tensors, err := m.BnBTensors(prefix)
+					tensors, err := bnbTensors(prefix, m)
 					if err != nil {
 						return err
 					}
@@ -263,7 +263,7 @@ func (s *hfSource) pathOf(key string) string {
 func (s *hfSource) bnbMatrix(slot hfSlot, q *hfQuant) (*nf4.Matrix, error) {
 	stateKey := slot.key + bnbNF4StateSuffix
 	_, path, _ := s.lookup(stateKey)
-	m, err := nf4.FromBnBTensors(strings.TrimSuffix(slot.key, ".weight"), func(name string) (safetensors.Tensor, bool) {
+	m, err := fromBnBTensors(strings.TrimSuffix(slot.key, ".weight"), func(name string) (safetensors.Tensor, bool) {
 		t, _, ok := s.lookup(name)
 		return t, ok
 	})

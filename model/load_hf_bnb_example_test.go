@@ -1,13 +1,13 @@
 package model_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // Quantize the embedded model to NF4 and save it as a bitsandbytes 4-bit
@@ -17,9 +17,7 @@ func ExampleWriteHF_nf4() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = ck.Weights.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(d, rows, cols, nf4.Options{})
-	})
+	err = ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -36,7 +34,7 @@ func ExampleWriteHF_nf4() {
 		log.Fatal(err)
 	}
 
-	back, err := model.Load(dir, model.LoadOptions{})
+	back, err := model.Load(context.Background(), dir, model.LoadOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

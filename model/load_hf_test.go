@@ -3,13 +3,14 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/golora/golora/internal/half"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/golora/golora/internal/half"
 
 	"github.com/golora/golora/internal/safetensors"
 )
@@ -106,7 +107,7 @@ func TestWriteLoadHFBF16Untied(t *testing.T) {
 	if err := WriteHF(dir, want, safetensors.BF16); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestWriteLoadHFTiedF16(t *testing.T) {
 	if err := WriteHF(dir, want, safetensors.F16); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestWriteLoadHFExplicitHeadDim(t *testing.T) {
 	if err := WriteHF(dir, want, safetensors.F32); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +255,14 @@ func TestLoadHFSharded(t *testing.T) {
 	if weightMap["model.embed_tokens.weight"] == weightMap["lm_head.weight"] {
 		t.Fatal("test setup: embedding and lm_head ended up in the same shard")
 	}
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hfAssertSameWeights(t, got, want)
 }
 
-// Checkpoints from transformers mix in keys LoadHF does not use (e.g. the
+// Checkpoints from transformers mix in keys loadHF does not use (e.g. the
 // rotary_emb.inv_freq buffers of older versions); they must be ignored.
 func TestLoadHFIgnoresExtraTensors(t *testing.T) {
 	cfg := hfTestConfig()
@@ -278,7 +279,7 @@ func TestLoadHFIgnoresExtraTensors(t *testing.T) {
 	if err := safetensors.WriteFile(path, tensors, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,9 +410,9 @@ func TestLoadHFErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.edit(t, dir)
-			w, err := LoadHF(dir)
+			w, err := loadHF(dir)
 			if err == nil {
-				t.Fatalf("LoadHF succeeded (%+v)", w.Config)
+				t.Fatalf("loadHF succeeded (%+v)", w.Config)
 			}
 			for _, want := range tt.wants {
 				want = strings.ReplaceAll(want, "$DIR", dir)
@@ -463,9 +464,9 @@ func TestLoadHFShardErrors(t *testing.T) {
 				t.Fatalf("test setup: unexpected weight map %v", weightMap)
 			}
 			tt.edit(t, dir, weightMap)
-			_, err := LoadHF(dir)
+			_, err := loadHF(dir)
 			if err == nil {
-				t.Fatal("LoadHF succeeded")
+				t.Fatal("loadHF succeeded")
 			}
 			for _, want := range tt.wants {
 				want = strings.ReplaceAll(want, "$DIR", dir)
@@ -588,7 +589,7 @@ func TestLoadHFConfigDefaults(t *testing.T) {
 		}
 		m["rope_scaling"] = nil
 	})
-	got, err := LoadHF(dir)
+	got, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ const llama2cHeaderBytes = 7 * 4
 // read as a little-endian uint32.
 const llama2cMagic = 0x616b3432
 
-// LoadLlama2C reads a llama2.c version-0 checkpoint (a ".bin" written by
+// loadLlama2C reads a llama2.c version-0 checkpoint (a ".bin" written by
 // llama2.c's legacy export). The file is streamed, never held whole in memory.
 //
 // The format has no magic: seven int32 (dim, hidden_dim, n_layers, n_heads,
@@ -36,8 +36,8 @@ const llama2cMagic = 0x616b3432
 // values 1e-5 and 10000. The file size must match the header exactly.
 //
 // llama2.c rotates interleaved pairs in RoPE, so the rows of wq and wk are
-// permuted into Hugging Face's rotate-halves layout (see InterleavedToHalves).
-func LoadLlama2C(path string) (*Weights, error) {
+// permuted into Hugging Face's rotate-halves layout (see interleavedToHalves).
+func loadLlama2C(path string) (*Weights, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -54,9 +54,9 @@ func LoadLlama2C(path string) (*Weights, error) {
 	return w, nil
 }
 
-// ParseLlama2C is LoadLlama2C for a checkpoint held in memory. The Weights do
+// parseLlama2C is loadLlama2C for a checkpoint held in memory. The Weights do
 // not refer to data.
-func ParseLlama2C(data []byte) (*Weights, error) {
+func parseLlama2C(data []byte) (*Weights, error) {
 	return readLlama2C(bytes.NewReader(data), int64(len(data)))
 }
 
@@ -71,7 +71,7 @@ func parseLlama2CHeader(raw []byte) (llama2cHeader, error) {
 	case "PK\x03\x04":
 		return llama2cHeader{}, errors.New("llama2c: header: this is a zip archive (a PyTorch pytorch_model.bin?), not a llama2.c export; convert it to safetensors and load the Hugging Face directory")
 	case "GGUF":
-		return llama2cHeader{}, errors.New("llama2c: header: this is a GGUF file, not a llama2.c export; load it with LoadGGUF (or name it .gguf)")
+		return llama2cHeader{}, errors.New("llama2c: header: this is a GGUF file, not a llama2.c export; load it with loadGGUF (or name it .gguf)")
 	}
 	var f [7]int32
 	for i := range f {
@@ -152,27 +152,17 @@ func (c *checkedSum) add(factors ...int64) {
 	c.sum += int64(p)
 }
 
-func readLlama2C(r io.Reader, size int64) (*Weights, error) {
-	raw := make([]byte, llama2cHeaderBytes)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("llama2c: header: file is %d bytes, shorter than the %d-byte header", size, llama2cHeaderBytes)
-	}
-	h, err := parseLlama2CHeader(raw)
-	if err != nil {
-		return nil, err
-	}
-	floats, err := h.floatCount()
-	if err != nil {
-		return nil, err
-	}
-	if floats > (math.MaxInt64-llama2cHeaderBytes)/4 {
-		return nil, errors.New("llama2c: header: tensor sizes overflow")
-	}
-	if want := llama2cHeaderBytes + 4*floats; size != want {
-		return nil, fmt.Errorf("llama2c: file is %d bytes, but its header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d, shared classifier %t) implies %d bytes",
-			size, h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen, h.shared, want)
-	}
+// llama2cLinearNames are llama2.c's names of a block's linears, in the order
+// of Layer.Linears.
+var llama2cLinearNames = [len(modules)]string{"wq", "wk", "wv", "wo", "w1", "w3", "w2"}
 
+// readLlama2C reads a legacy (version-0) llama2.c checkpoint of size bytes
+// from r.
+func readLlama2C(r io.Reader, size int64) (*Weights, error) {
+	h, err := readLlama2CHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
 	cfg := Config{
 		Dim: h.dim, HiddenDim: h.hidden, Layers: h.layers, Heads: h.heads, KVHeads: h.kvHeads,
 		HeadDim: h.dim / h.heads, VocabSize: h.vocab, MaxSeqLen: h.seqLen,
@@ -180,43 +170,27 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 	}
 	w := NewWeights(cfg)
 	tr := &tensorReader{r: r}
-	kvDim := cfg.KVHeads * cfg.HeadDim
+	// The file holds each tensor for all layers in turn: attention norms,
+	// wq, wk, wv, wo, MLP norms, w1 (gate), w2 (down), w3 (up).
+	stacked := func(i int) {
+		for l := range w.Layers {
+			lin := *w.Layers[l].Linears()[i].Linear
+			lin.Dense = tr.read(fmt.Sprintf("%s[%d]", llama2cLinearNames[i], l), lin.Out*lin.In)
+		}
+	}
 
 	w.Embedding = tr.read("token_embedding_table", cfg.VocabSize*cfg.Dim)
 	for l := range w.Layers {
 		w.Layers[l].AttnNorm = tr.read(fmt.Sprintf("rms_att_weight[%d]", l), cfg.Dim)
 	}
-	stacked := []struct {
-		name string
-		lin  func(*Layer) *Linear
-		n    int
-	}{
-		{"wq", func(l *Layer) *Linear { return l.Q }, cfg.Dim * cfg.Dim},
-		{"wk", func(l *Layer) *Linear { return l.K }, kvDim * cfg.Dim},
-		{"wv", func(l *Layer) *Linear { return l.V }, kvDim * cfg.Dim},
-		{"wo", func(l *Layer) *Linear { return l.O }, cfg.Dim * cfg.Dim},
-	}
-	for _, s := range stacked {
-		for l := range w.Layers {
-			s.lin(&w.Layers[l]).Dense = tr.read(fmt.Sprintf("%s[%d]", s.name, l), s.n)
-		}
+	for _, i := range []int{0, 1, 2, 3} {
+		stacked(i)
 	}
 	for l := range w.Layers {
 		w.Layers[l].MLPNorm = tr.read(fmt.Sprintf("rms_ffn_weight[%d]", l), cfg.Dim)
 	}
-	stacked = []struct {
-		name string
-		lin  func(*Layer) *Linear
-		n    int
-	}{
-		{"w1", func(l *Layer) *Linear { return l.Gate }, cfg.HiddenDim * cfg.Dim},
-		{"w2", func(l *Layer) *Linear { return l.Down }, cfg.Dim * cfg.HiddenDim},
-		{"w3", func(l *Layer) *Linear { return l.Up }, cfg.HiddenDim * cfg.Dim},
-	}
-	for _, s := range stacked {
-		for l := range w.Layers {
-			s.lin(&w.Layers[l]).Dense = tr.read(fmt.Sprintf("%s[%d]", s.name, l), s.n)
-		}
+	for _, i := range []int{4, 6, 5} {
+		stacked(i)
 	}
 	w.Norm = tr.read("rms_final_weight", cfg.Dim)
 	tr.skip("freq_cis_real, freq_cis_imag", 2*int64(h.seqLen)*int64(cfg.HeadDim/2))
@@ -230,14 +204,39 @@ func readLlama2C(r io.Reader, size int64) (*Weights, error) {
 	}
 	for l := range w.Layers {
 		layer := &w.Layers[l]
-		if err := InterleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("llama2c: wq[%d]: %w", l, err)
 		}
-		if err := InterleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
+		if err := interleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("llama2c: wk[%d]: %w", l, err)
 		}
 	}
 	return w, nil
+}
+
+// readLlama2CHeader reads and checks the header, and that the file's size is
+// the one it implies.
+func readLlama2CHeader(r io.Reader, size int64) (llama2cHeader, error) {
+	raw := make([]byte, llama2cHeaderBytes)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return llama2cHeader{}, fmt.Errorf("llama2c: header: file is %d bytes, shorter than the %d-byte header", size, llama2cHeaderBytes)
+	}
+	h, err := parseLlama2CHeader(raw)
+	if err != nil {
+		return h, err
+	}
+	floats, err := h.floatCount()
+	if err != nil {
+		return llama2cHeader{}, err
+	}
+	if floats > (math.MaxInt64-llama2cHeaderBytes)/4 {
+		return h, errors.New("llama2c: header: tensor sizes overflow")
+	}
+	if want := llama2cHeaderBytes + 4*floats; size != want {
+		return h, fmt.Errorf("llama2c: file is %d bytes, but its header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d, shared classifier %t) implies %d bytes",
+			size, h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen, h.shared, want)
+	}
+	return h, nil
 }
 
 // tensorReader reads consecutive little-endian float32 tensors, each into its
@@ -286,77 +285,4 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// NewWeights returns Weights shaped for cfg with no values: every block
-// Linear and the output head named with its Hugging Face module name and
-// shaped [Out, In]. Callers fill Embedding, the norms and each Linear's Dense
-// (or Quantized); with cfg.TiedOutput, Output.Dense is meant to alias
-// Embedding. Loaders use it, and so can code that builds a model itself.
-func NewWeights(cfg Config) *Weights {
-	w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Layers)}
-	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
-	for l := range w.Layers {
-		lin := func(module string, out, in int) *Linear {
-			return &Linear{Name: fmt.Sprintf("model.layers.%d.%s", l, module), Out: out, In: in}
-		}
-		w.Layers[l] = Layer{
-			Q:    lin("self_attn.q_proj", q, cfg.Dim),
-			K:    lin("self_attn.k_proj", kv, cfg.Dim),
-			V:    lin("self_attn.v_proj", kv, cfg.Dim),
-			O:    lin("self_attn.o_proj", cfg.Dim, q),
-			Gate: lin("mlp.gate_proj", cfg.HiddenDim, cfg.Dim),
-			Up:   lin("mlp.up_proj", cfg.HiddenDim, cfg.Dim),
-			Down: lin("mlp.down_proj", cfg.Dim, cfg.HiddenDim),
-		}
-	}
-	w.Output = &Linear{Name: "lm_head", Out: cfg.VocabSize, In: cfg.Dim}
-	return w
-}
-
-// InterleavedToHalves permutes, in place, the rows of a query or key
-// projection w ([heads·headDim, cols], row-major) from the interleaved-pairs
-// RoPE layout of Meta, llama2.c and GGUF to Hugging Face's rotate-halves
-// layout. Within each head, the pair of rows (2i, 2i+1) that RoPE rotates
-// together becomes the pair (i, i+headDim/2), so the head's rows are taken in
-// the order 0, 2, 4, …, 1, 3, 5, …. This is the permutation Hugging Face's
-// convert_llama_weights_to_hf applies; HalvesToInterleaved undoes it.
-func InterleavedToHalves(w []float32, heads, headDim, cols int) error {
-	return permuteHeads(w, heads, headDim, cols, func(dst, src []float32) {
-		half := headDim / 2
-		for i := range half {
-			copy(dst[i*cols:(i+1)*cols], src[(2*i)*cols:(2*i+1)*cols])
-			copy(dst[(half+i)*cols:(half+i+1)*cols], src[(2*i+1)*cols:(2*i+2)*cols])
-		}
-	})
-}
-
-// HalvesToInterleaved is the inverse of InterleavedToHalves: it permutes the
-// rows of a Hugging Face query or key projection into the interleaved-pairs
-// layout, as llama.cpp's converter does.
-func HalvesToInterleaved(w []float32, heads, headDim, cols int) error {
-	return permuteHeads(w, heads, headDim, cols, func(dst, src []float32) {
-		half := headDim / 2
-		for i := range half {
-			copy(dst[(2*i)*cols:(2*i+1)*cols], src[i*cols:(i+1)*cols])
-			copy(dst[(2*i+1)*cols:(2*i+2)*cols], src[(half+i)*cols:(half+i+1)*cols])
-		}
-	})
-}
-
-func permuteHeads(w []float32, heads, headDim, cols int, perm func(dst, src []float32)) error {
-	if heads <= 0 || headDim <= 0 || headDim%2 != 0 || cols <= 0 {
-		return fmt.Errorf("RoPE permutation: %d heads of dim %d with %d columns: want positive counts and an even head dim", heads, headDim, cols)
-	}
-	if len(w) != heads*headDim*cols {
-		return fmt.Errorf("RoPE permutation: %d values, want %d heads × %d × %d columns", len(w), heads, headDim, cols)
-	}
-	n := headDim * cols
-	src := make([]float32, n)
-	for h := range heads {
-		head := w[h*n : (h+1)*n]
-		copy(src, head)
-		perm(head, src)
-	}
-	return nil
 }

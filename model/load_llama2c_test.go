@@ -18,7 +18,7 @@ import (
 const stories260KBinPath = "stories260k/stories260K.bin"
 
 func TestLoadLlama2CHeader(t *testing.T) {
-	w, err := LoadLlama2C(stories260KBinPath)
+	w, err := loadLlama2C(stories260KBinPath)
 	require.NoError(t, err)
 	// Header values from the fixtures README (llama2.c's model card for
 	// stories260K); eps and theta are llama2.c's fixed values.
@@ -47,7 +47,7 @@ func readFloats(data []byte, at, n int) []float32 {
 func TestLoadLlama2CTensorsMatchFileLayout(t *testing.T) {
 	data, err := os.ReadFile(stories260KBinPath)
 	require.NoError(t, err)
-	w, err := ParseLlama2C(data)
+	w, err := parseLlama2C(data)
 	require.NoError(t, err)
 
 	const dim, hidden, layers, vocab, kvDim, headDim = 64, 172, 5, 512, 32, 8
@@ -107,16 +107,16 @@ func TestInterleavedToHalvesHandMade(t *testing.T) {
 	for r := range 8 {
 		w[2*r], w[2*r+1] = float32(10*r), float32(10*r+1)
 	}
-	require.NoError(t, InterleavedToHalves(w, 2, 4, 2))
+	require.NoError(t, interleavedToHalves(w, 2, 4, 2))
 	// Per head, rows 0, 2, 1, 3: pair (0, 1) goes to (0, 2), pair (2, 3) to (1, 3).
 	assert.Equal(t, []float32{0, 1, 20, 21, 10, 11, 30, 31, 40, 41, 60, 61, 50, 51, 70, 71}, w)
-	require.NoError(t, HalvesToInterleaved(w, 2, 4, 2))
+	require.NoError(t, halvesToInterleaved(w, 2, 4, 2))
 	for r := range 8 {
 		assert.Equal(t, []float32{float32(10 * r), float32(10*r + 1)}, w[2*r:2*r+2])
 	}
 
-	assert.ErrorContains(t, InterleavedToHalves(w, 2, 3, 2), "even head dim")
-	assert.ErrorContains(t, InterleavedToHalves(w[:15], 2, 4, 2), "15 values")
+	assert.ErrorContains(t, interleavedToHalves(w, 2, 3, 2), "even head dim")
+	assert.ErrorContains(t, interleavedToHalves(w[:15], 2, 4, 2), "15 values")
 }
 
 // ropeInterleaved rotates pairs (2i, 2i+1) of one head by pos·θ^(−2i/d), as
@@ -169,7 +169,7 @@ func TestInterleavedToHalvesMatchesRoPE(t *testing.T) {
 	}
 	meta := project(w)
 	hfW := append([]float32(nil), w...)
-	require.NoError(t, InterleavedToHalves(hfW, heads, headDim, cols))
+	require.NoError(t, interleavedToHalves(hfW, heads, headDim, cols))
 	hf := project(hfW)
 	for h := range heads {
 		m, f := meta[h*headDim:(h+1)*headDim], hf[h*headDim:(h+1)*headDim]
@@ -209,7 +209,7 @@ func llama2cFile(h [7]int32, seed uint64) []byte {
 
 func TestParseLlama2CUnsharedClassifier(t *testing.T) {
 	data := llama2cFile([7]int32{8, 12, 2, 2, 1, -10, 6}, 3)
-	w, err := ParseLlama2C(data)
+	w, err := parseLlama2C(data)
 	require.NoError(t, err)
 	require.NoError(t, w.Validate())
 	assert.False(t, w.Config.TiedOutput)
@@ -221,7 +221,7 @@ func TestParseLlama2CUnsharedClassifier(t *testing.T) {
 	assert.NotSame(t, &w.Embedding[0], &w.Output.Dense[0])
 
 	shared := llama2cFile([7]int32{8, 12, 2, 2, 1, 10, 6}, 3)
-	w, err = ParseLlama2C(shared)
+	w, err = parseLlama2C(shared)
 	require.NoError(t, err)
 	assert.True(t, w.Config.TiedOutput)
 }
@@ -265,21 +265,21 @@ func TestLoadLlama2CErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, c.name)
 			require.NoError(t, os.WriteFile(path, c.data, 0o644))
-			w, err := LoadLlama2C(path)
+			w, err := loadLlama2C(path)
 			assert.True(t, w == nil, "no weights with an error")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), path)
 			assert.Contains(t, err.Error(), c.want)
 
-			_, err = ParseLlama2C(c.data)
+			_, err = parseLlama2C(c.data)
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
-	_, err = LoadLlama2C(filepath.Join(dir, "missing.bin"))
+	_, err = loadLlama2C(filepath.Join(dir, "missing.bin"))
 	assert.ErrorContains(t, err, "missing.bin")
 }
 
-// FuzzParseLlama2C checks that ParseLlama2C never panics and that whatever
+// FuzzParseLlama2C checks that parseLlama2C never panics and that whatever
 // it accepts passes Validate.
 func FuzzParseLlama2C(f *testing.F) {
 	real, err := os.ReadFile(stories260KBinPath)
@@ -290,7 +290,7 @@ func FuzzParseLlama2C(f *testing.F) {
 	f.Add(llama2cFile([7]int32{4, 6, 1, 2, 1, 5, 3}, 1))
 	f.Add(llama2cFile([7]int32{4, 6, 2, 2, 2, -5, 2}, 2))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		w, err := ParseLlama2C(data)
+		w, err := parseLlama2C(data)
 		if err != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -24,10 +25,10 @@ func TestDefault(t *testing.T) {
 	sum = sha256.Sum256(tok512Bin)
 	assert.Equal(t, "037cb335abb25d1fa9e8ecae30ed2a3a8ace9302862ebcdc05d51a6bbb10c312", hex.EncodeToString(sum[:]))
 
-	bin, err := LoadLlama2C(stories260KBinPath)
+	bin, err := loadLlama2C(stories260KBinPath)
 	require.NoError(t, err)
 	assertSameWeights(t, bin, ck.Weights, true)
-	g, _, err := LoadGGUF(stories260KGGUFPath)
+	g, _, err := loadGGUF(stories260KGGUFPath)
 	require.NoError(t, err)
 	assertSameWeights(t, g, ck.Weights, false)
 
@@ -43,7 +44,7 @@ func TestDefault(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	ck, err := Load(stories260KBinPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
+	ck, err := Load(context.Background(), stories260KBinPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
 	require.NoError(t, err)
 	assert.Equal(t, "llama2c", ck.Format)
 	assert.Equal(t, stories260KBinPath, ck.Path)
@@ -52,7 +53,7 @@ func TestLoad(t *testing.T) {
 	assertSameWeights(t, def.Weights, ck.Weights, true)
 	assert.Equal(t, []int{403, 407, 261, 378}, ck.Tokenizer.Encode("Once upon a time"))
 
-	ck, err = Load(stories260KGGUFPath, LoadOptions{})
+	ck, err = Load(context.Background(), stories260KGGUFPath, LoadOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "gguf", ck.Format)
 	assertSameWeights(t, def.Weights, ck.Weights, false)
@@ -72,9 +73,9 @@ func TestLoad(t *testing.T) {
 		{stories260KGGUFPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"}, "carries its own tokenizer"},
 		{other, LoadOptions{}, `unknown checkpoint format ".safetensors"`},
 		{filepath.Join(dir, "missing.gguf"), LoadOptions{}, "missing.gguf"},
-		{dir, LoadOptions{}, dir}, // a directory without config.json fails in LoadHF
+		{dir, LoadOptions{}, dir}, // a directory without config.json fails in loadHF
 	} {
-		ck, err := Load(c.path, c.opts)
+		ck, err := Load(context.Background(), c.path, c.opts)
 		assert.True(t, ck == nil, c.path)
 		if assert.Error(t, err, c.path) {
 			assert.Contains(t, err.Error(), c.want, c.path)

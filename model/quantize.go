@@ -7,39 +7,16 @@ import (
 	"github.com/golora/golora/quant"
 )
 
-// Linears returns every linear layer of the transformer blocks in a fixed
-// order: block by block, and within a block q, k, v, o, gate, up, down. The
-// output head (w.Output) is not included: QLoRA quantizes the block linears
-// and keeps the head dense, and a tied head is the embedding itself.
-func (w *Weights) Linears() []*Linear {
-	out := make([]*Linear, 0, 7*len(w.Layers))
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		out = append(out, layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down)
-	}
-	return out
-}
-
-// QuantizeFunc converts a dense row-major [rows, cols] weight into a
-// quantized matrix. It must not keep a reference to w: the caller drops w
-// afterwards so that the garbage collector can free it.
-type QuantizeFunc func(w []float32, rows, cols int) (quant.Matrix, error)
-
-// Quantize converts every block linear (see Linears) in place: each one's
-// Quantized is set from quantize and its Dense slice is dropped, so the
-// float32 data is freed once nothing else refers to it. The embedding, the
-// norms and the output head stay float32. Linears that are already quantized
-// are left as they are.
+// Quantize converts every block linear (see Linears) in place with q (for
+// example nf4.Quantizer(nf4.Options{})): each one's Quantized is set and its
+// Dense slice is dropped, so the float32 data is freed once nothing else
+// refers to it. The embedding, the norms and the output head stay float32.
+// Linears that are already quantized are left as they are. ctx is checked
+// between linears, since quantizing a large model takes a while.
 //
 // On error the linears converted so far stay quantized and the rest dense,
 // so w remains usable; the error names the linear that failed.
-func (w *Weights) Quantize(quantize QuantizeFunc) error {
-	return w.QuantizeContext(context.Background(), quantize)
-}
-
-// QuantizeContext is Quantize with a context checked between linears, since
-// quantizing a large model takes a while.
-func (w *Weights) QuantizeContext(ctx context.Context, quantize QuantizeFunc) error {
+func (w *Weights) Quantize(ctx context.Context, q quant.Quantizer) error {
 	for _, lin := range w.Linears() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("model: quantizing: %w", err)
@@ -53,7 +30,7 @@ func (w *Weights) QuantizeContext(ctx context.Context, quantize QuantizeFunc) er
 		if len(lin.Dense) != lin.Out*lin.In {
 			return fmt.Errorf("model: quantizing %s: %d values, want %d×%d", lin.Name, len(lin.Dense), lin.Out, lin.In)
 		}
-		m, err := quantize(lin.Dense, lin.Out, lin.In)
+		m, err := q(lin.Dense, lin.Out, lin.In)
 		if err != nil {
 			return fmt.Errorf("model: quantizing %s: %w", lin.Name, err)
 		}

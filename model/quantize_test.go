@@ -68,7 +68,7 @@ func TestQuantizeNF4Stories260K(t *testing.T) {
 		orig[lin.Name] = lin.Dense
 	}
 	emb := w.Embedding
-	require.NoError(t, w.Quantize(nf4Quantize))
+	require.NoError(t, w.Quantize(context.Background(), nf4Quantize))
 	require.NoError(t, w.Validate())
 
 	var storage int64
@@ -98,7 +98,7 @@ func TestQuantizeNF4Stories260K(t *testing.T) {
 	assert.Equal(t, after.Float32+after.Quantized, after.Total())
 
 	// A second pass leaves quantized linears alone.
-	require.NoError(t, w.Quantize(func([]float32, int, int) (quant.Matrix, error) {
+	require.NoError(t, w.Quantize(context.Background(), func([]float32, int, int) (quant.Matrix, error) {
 		return nil, errors.New("must not be called")
 	}))
 }
@@ -115,7 +115,7 @@ func TestQuantizeErrors(t *testing.T) {
 	require.NoError(t, err)
 	w := ck.Weights
 	calls := 0
-	err = w.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) {
+	err = w.Quantize(context.Background(), func(d []float32, rows, cols int) (quant.Matrix, error) {
 		if calls++; calls == 3 {
 			return nil, errors.New("boom")
 		}
@@ -127,17 +127,17 @@ func TestQuantizeErrors(t *testing.T) {
 	assert.NotNil(t, w.Layers[0].V.Dense)
 	require.NoError(t, w.Validate())
 
-	err = w.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) { return fakeMatrix{cols, rows}, nil })
+	err = w.Quantize(context.Background(), func(d []float32, rows, cols int) (quant.Matrix, error) { return fakeMatrix{cols, rows}, nil })
 	assert.ErrorContains(t, err, "model.layers.0.self_attn.v_proj: quantizer returned a [64 32] matrix, want [32 64]")
-	err = w.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) { return nil, nil })
+	err = w.Quantize(context.Background(), func(d []float32, rows, cols int) (quant.Matrix, error) { return nil, nil })
 	assert.ErrorContains(t, err, "quantizer returned no matrix")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = w.QuantizeContext(ctx, fakeQuantize)
+	err = w.Quantize(ctx, fakeQuantize)
 	assert.ErrorIs(t, err, context.Canceled)
 
-	require.NoError(t, w.Quantize(fakeQuantize))
+	require.NoError(t, w.Quantize(context.Background(), fakeQuantize))
 	require.NoError(t, w.Validate())
 }
 
@@ -186,7 +186,7 @@ func TestNF4MemoryStories110M(t *testing.T) {
 	}
 	require.NoError(t, w.Validate())
 	denseAlloc, denseInuse := heapLive()
-	require.NoError(t, w.Quantize(nf4Quantize))
+	require.NoError(t, w.Quantize(context.Background(), nf4Quantize))
 	require.NoError(t, w.Validate())
 	nf4Alloc, nf4Inuse := heapLive()
 

@@ -81,7 +81,7 @@ func findHFTokenizer(dir string) (string, error) {
 // that Load would read in place of or beside the new tokenizer: a
 // tokenizer.json when writing tokenizer.bin, a tokenizer_config.json when
 // writing a tokenizer.json that had none. Each file is replaced atomically.
-func (ck *Checkpoint) WriteTokenizer(dir string) error {
+func (ck *Base) WriteTokenizer(dir string) error {
 	if ck == nil || ck.Tokenizer == nil {
 		return errors.New("model: WriteTokenizer: no tokenizer")
 	}

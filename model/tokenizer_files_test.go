@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,15 +25,15 @@ func TestWriteTokenizerLlama2C(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromBin, err := Load(stories260KBinPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
+	fromBin, err := Load(context.Background(), stories260KBinPath, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromGGUF, err := Load(stories260KGGUFPath, LoadOptions{})
+	fromGGUF, err := Load(context.Background(), stories260KGGUFPath, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ck := range []*Checkpoint{embedded, fromBin, fromGGUF} {
+	for _, ck := range []*Base{embedded, fromBin, fromGGUF} {
 		t.Run(ck.Format, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "new")
 			if err := ck.WriteTokenizer(dir); err != nil {
@@ -66,7 +67,7 @@ func TestWriteTokenizerRoundTrip(t *testing.T) {
 	if err := WriteHF(dir, ck.Weights, safetensors.F32); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Load(dir, LoadOptions{})
+	back, err := Load(context.Background(), dir, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +87,11 @@ func TestWriteTokenizerRoundTrip(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "tokenizer.bin")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(dir, LoadOptions{})
+	_, err = Load(context.Background(), dir, LoadOptions{})
 	if err == nil || !strings.Contains(err.Error(), "holds neither tokenizer.json nor tokenizer.bin") {
 		t.Errorf("Load without a tokenizer: err = %v", err)
 	}
-	back, err = Load(dir, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
+	back, err = Load(context.Background(), dir, LoadOptions{TokenizerPath: "stories260k/tok512.bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestWriteTokenizerHF(t *testing.T) {
 	// guesses from the vocabulary, so a lost config would show.
 	const config = `{"bos_token": "</s>", "eos_token": "<s>"}`
 	src := writeHFTestCheckpoint(t, config)
-	ck, err := Load(src, LoadOptions{})
+	ck, err := Load(context.Background(), src, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestWriteTokenizerHF(t *testing.T) {
 	if err := WriteHF(out, ck.Weights, safetensors.F32); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Load(out, LoadOptions{})
+	back, err := Load(context.Background(), out, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestWriteTokenizerHF(t *testing.T) {
 	// Without a tokenizer_config.json, a stale one in the output directory
 	// would change BOS and EOS: refused.
 	src = writeHFTestCheckpoint(t, "")
-	ck, err = Load(src, LoadOptions{})
+	ck, err = Load(context.Background(), src, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestWriteTokenizerErrors(t *testing.T) {
 	// A BPE tokenizer that did not come from files cannot be written, even
 	// on a checkpoint that was loaded with one.
 	src := writeHFTestCheckpoint(t, "")
-	hf, err := Load(src, LoadOptions{})
+	hf, err := Load(context.Background(), src, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestWriteTokenizerErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the tokenizer has 512 pieces but the model's vocabulary 600") {
 		t.Errorf("err = %v", err)
 	}
-	if err := (&Checkpoint{}).WriteTokenizer(t.TempDir()); err == nil {
+	if err := (&Base{}).WriteTokenizer(t.TempDir()); err == nil {
 		t.Error("a checkpoint without a tokenizer was written")
 	}
 }

@@ -1,6 +1,10 @@
 package model
 
-import "github.com/golora/golora/quant"
+import (
+	"fmt"
+
+	"github.com/golora/golora/quant"
+)
 
 // Linear is a frozen weight of shape [Out, In] (PyTorch layout: y = x·Wᵀ). It is
 // held either dense in float32 or as a quantized matrix, never both.
@@ -11,12 +15,68 @@ type Linear struct {
 	Quantized quant.Matrix // nil when Dense is set
 }
 
+// Check reports a Linear that cannot be run: nil, a shape that is not
+// positive, no or both representations, or a backing store whose size
+// disagrees with [Out, In].
+func (lin *Linear) Check() error {
+	switch {
+	case lin == nil:
+		return fmt.Errorf("model: linear layer is nil")
+	case lin.Out <= 0 || lin.In <= 0:
+		return fmt.Errorf("model: %s: shape [%d %d] is not positive", lin.Name, lin.Out, lin.In)
+	case lin.Dense != nil && lin.Quantized != nil:
+		return fmt.Errorf("model: %s: holds both dense and quantized data", lin.Name)
+	case lin.Quantized != nil:
+		if r, c := lin.Quantized.Dims(); r != lin.Out || c != lin.In {
+			return fmt.Errorf("model: %s: quantized matrix is [%d %d], want [%d %d]", lin.Name, r, c, lin.Out, lin.In)
+		}
+	case len(lin.Dense) != lin.Out*lin.In:
+		return fmt.Errorf("model: %s: %d dense values, want %d×%d", lin.Name, len(lin.Dense), lin.Out, lin.In)
+	}
+	return nil
+}
+
 // Layer holds the frozen weights of one transformer block.
 type Layer struct {
 	AttnNorm       []float32 // input_layernorm [Dim]
 	Q, K, V, O     *Linear   // self_attn.{q,k,v,o}_proj
 	MLPNorm        []float32 // post_attention_layernorm [Dim]
 	Gate, Up, Down *Linear   // mlp.{gate,up,down}_proj (llama2.c w1, w3, w2)
+}
+
+// NamedLinear is one linear of a block: its module name within the block
+// (as PEFT's target_modules and Hugging Face's tensor keys spell it, e.g.
+// "self_attn.q_proj") and where it lives in a Layer.
+type NamedLinear struct {
+	Module string
+	Linear **Linear
+}
+
+// modules lists the module names of a block's seven linears in the order
+// Layer.Linears returns them.
+var modules = [...]string{
+	"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+	"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+}
+
+// Linears is the layer table: the seven linears of the block in the order the
+// forward pass applies them (q, k, v, o, gate, up, down), each with its module
+// name. Linear points into l, so a caller may set it.
+func (l *Layer) Linears() [len(modules)]NamedLinear {
+	return [...]NamedLinear{
+		{modules[0], &l.Q}, {modules[1], &l.K}, {modules[2], &l.V}, {modules[3], &l.O},
+		{modules[4], &l.Gate}, {modules[5], &l.Up}, {modules[6], &l.Down},
+	}
+}
+
+// linearShapes returns the [Out, In] shapes of a block's linears for cfg, in
+// the order of modules.
+func linearShapes(cfg Config) [len(modules)][2]int {
+	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	return [...][2]int{
+		{q, cfg.Dim}, {kv, cfg.Dim}, {kv, cfg.Dim}, {cfg.Dim, q},
+		{cfg.HiddenDim, cfg.Dim}, {cfg.HiddenDim, cfg.Dim}, {cfg.Dim, cfg.HiddenDim},
+	}
 }
 
 // Weights is a whole frozen model. Q and K rows are always in the Hugging Face
@@ -29,4 +89,35 @@ type Weights struct {
 	Layers    []Layer
 	Norm      []float32 // final norm [Dim]
 	Output    *Linear   // lm_head [VocabSize, Dim]; when Config.TiedOutput its Dense aliases Embedding
+}
+
+// NewWeights returns Weights shaped for cfg with no values: every block
+// Linear and the output head named with its Hugging Face module name and
+// shaped [Out, In]. Callers fill Embedding, the norms and each Linear's Dense
+// (or Quantized); with cfg.TiedOutput, Output.Dense is meant to alias
+// Embedding. Loaders use it, and so can code that builds a model itself.
+func NewWeights(cfg Config) *Weights {
+	w := &Weights{Config: cfg, Layers: make([]Layer, cfg.Layers)}
+	shapes := linearShapes(cfg)
+	for l := range w.Layers {
+		for i, nl := range w.Layers[l].Linears() {
+			*nl.Linear = &Linear{Name: fmt.Sprintf("model.layers.%d.%s", l, nl.Module), Out: shapes[i][0], In: shapes[i][1]}
+		}
+	}
+	w.Output = &Linear{Name: "lm_head", Out: cfg.VocabSize, In: cfg.Dim}
+	return w
+}
+
+// Linears returns every linear layer of the transformer blocks in a fixed
+// order: block by block, and within a block as Layer.Linears lists them. The
+// output head (w.Output) is not included: QLoRA quantizes the block linears
+// and keeps the head dense, and a tied head is the embedding itself.
+func (w *Weights) Linears() []*Linear {
+	out := make([]*Linear, 0, len(modules)*len(w.Layers))
+	for l := range w.Layers {
+		for _, nl := range w.Layers[l].Linears() {
+			out = append(out, *nl.Linear)
+		}
+	}
+	return out
 }

@@ -3,107 +3,143 @@ package nf4
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/golora/golora/internal/parallel"
+	gonumblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// benchSide is the side of the square weight of the benchmarks: a LLaMA-7B
-// attention projection.
-const benchSide = 4096
+// benchShapes are the [rows, cols] weights of the benchmarks: a LLaMA-7B
+// attention projection, and the feed-forward and classifier weights of the
+// stories15M (dim 288, hidden 768, vocabulary 32000) and stories110M (dim
+// 768, hidden 2048) models.
+var benchShapes = [][2]int{{4096, 4096}, {288, 768}, {768, 2048}, {32000, 288}}
 
-// reportGBs reports bytes per second of float32 data as GB/s.
+// reportGBs reports bytes per operation as GB/s.
 func reportGBs(b *testing.B, bytes int) {
 	b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 }
 
-// BenchmarkBandwidth compares NF4 quantize and dequantize of a 4096×4096
-// float32 weight with a plain copy of the same 64 MiB of float32, the ceiling
-// for writing that much memory. GB/s counts float32 bytes (written for copy
-// and dequantize, read for quantize).
-func BenchmarkBandwidth(b *testing.B) {
-	const n = benchSide * benchSide
-	w := gaussian(1, n, 0.02)
-	dst := make([]float32, n)
-	m, err := Quantize(w, benchSide, benchSide, Options{})
-	if err != nil {
-		b.Fatal(err)
+// paired times base and ours alternately, one call each per iteration, so
+// that both see the same load on a shared machine, and reports the GB/s of
+// each (bytes per call) and ours' speed-up over base.
+func paired(b *testing.B, bytes int, baseName string, base, ours func()) {
+	base() // fault pages in, warm caches
+	ours()
+	var tb, to time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		base()
+		t1 := time.Now()
+		ours()
+		to += time.Since(t1)
+		tb += t1.Sub(t0)
 	}
-	copy(dst, w) // fault the pages in before timing
-	b.Run("copy", func(b *testing.B) {
-		for b.Loop() {
-			copy(dst, w)
+	gb := float64(bytes) * float64(b.N) / 1e9
+	b.ReportMetric(gb/tb.Seconds(), baseName+"-GB/s")
+	b.ReportMetric(gb/to.Seconds(), "nf4-GB/s")
+	b.ReportMetric(tb.Seconds()/to.Seconds(), "speedup")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkDequantize compares decoding a whole NF4 weight to float32 with
+// copying the same float32 weight: the ceiling for writing that much memory.
+// Both split the work across GOMAXPROCS goroutines the same way (run with
+// -cpu 1,2); GB/s counts the float32 bytes written.
+func BenchmarkDequantize(b *testing.B) {
+	for _, shape := range benchShapes {
+		rows, cols := shape[0], shape[1]
+		n := rows * cols
+		w := gaussian(1, n, 0.02)
+		dst := make([]float32, n)
+		m, err := Quantize(w, rows, cols, Options{})
+		if err != nil {
+			b.Fatal(err)
 		}
-		reportGBs(b, 4*n)
-	})
-	b.Run("dequantize", func(b *testing.B) {
-		for b.Loop() {
-			if err := m.Dequantize(dst); err != nil {
-				b.Fatal(err)
-			}
-		}
-		reportGBs(b, 4*n)
-	})
-	b.Run("dequantize-rows", func(b *testing.B) {
-		// DequantizeRows, as the training graph calls it: one goroutine.
-		for b.Loop() {
-			if err := m.DequantizeRows(dst, 0, benchSide); err != nil {
-				b.Fatal(err)
-			}
-		}
-		reportGBs(b, 4*n)
-	})
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			paired(b, 4*n, "copy", func() {
+				parallelFor(n, parallelMinElems, m.blockSize, func(lo, hi int) { copy(dst[lo:hi], w[lo:hi]) })
+			}, func() {
+				if err := m.Dequantize(dst); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkQuantize measures quantizing a 4096×4096 float32 weight, with and
+// without double quantization; GB/s counts the float32 bytes read.
+func BenchmarkQuantize(b *testing.B) {
+	const side = 4096
+	w := gaussian(1, side*side, 0.02)
 	for _, dq := range []bool{true, false} {
-		b.Run(fmt.Sprintf("quantize/dq=%v", dq), func(b *testing.B) {
+		b.Run(fmt.Sprintf("dq=%v", dq), func(b *testing.B) {
 			var q *Matrix
 			for b.Loop() {
 				var err error
-				if q, err = Quantize(w, benchSide, benchSide, Options{DisableDoubleQuant: !dq}); err != nil {
+				if q, err = Quantize(w, side, side, Options{DisableDoubleQuant: !dq}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportGBs(b, 4*n)
+			reportGBs(b, 4*side*side)
 			b.ReportMetric(q.BitsPerParam(), "bits/param")
 		})
 	}
 }
 
-// BenchmarkMulT compares the fused 4-bit y = x·Wᵀ on a 4096×4096 weight with
-// the unfused way: dequantize the whole matrix, then a float32 product.
+// BenchmarkMulT compares the fused 4-bit product y = x·Wᵀ with the float32
+// product on the same weight already decoded, computed as golora's float32
+// decode step does in the default build (denseMulT), for 1 (a mat-vec), 4 and 16 rows of x. Both
+// split W's rows across GOMAXPROCS goroutines (run with -cpu 1,2). GB/s
+// counts float32 weight bytes per call for both.
 func BenchmarkMulT(b *testing.B) {
-	m, err := Quantize(gaussian(2, benchSide*benchSide, 0.02), benchSide, benchSide, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	dense := make([]float32, benchSide*benchSide)
-	if err := m.Dequantize(dense); err != nil { // fault the pages in
-		b.Fatal(err)
-	}
-	for _, n := range []int{1, 4, 16} {
-		x := gaussian(3, n*benchSide, 1)
-		y := make([]float32, n*benchSide)
-		b.Run(fmt.Sprintf("n=%d/fused", n), func(b *testing.B) {
-			for b.Loop() {
-				if err := m.MulT(y, x, n); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(m.BitsPerParam(), "bits/param")
-		})
-		b.Run(fmt.Sprintf("n=%d/fused-1goroutine", n), func(b *testing.B) {
-			for b.Loop() {
-				m.mulTRange(y, x, n, 0, benchSide)
-			}
-		})
-		b.Run(fmt.Sprintf("n=%d/dequantize+matmul", n), func(b *testing.B) {
-			for b.Loop() {
-				if err := m.Dequantize(dense); err != nil {
-					b.Fatal(err)
-				}
-				for r := range benchSide {
-					row := dense[r*benchSide : (r+1)*benchSide]
-					for i := range n {
-						y[i*benchSide+r] = dotBaseline(row, x[i*benchSide:(i+1)*benchSide])
+	for _, shape := range benchShapes {
+		rows, cols := shape[0], shape[1]
+		m, err := Quantize(gaussian(2, rows*cols, 0.02), rows, cols, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dense := make([]float32, rows*cols)
+		if err := m.Dequantize(dense); err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range []int{1, 4, 16} {
+			x := gaussian(3, n*cols, 1)
+			y := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%dx%d/n=%d", rows, cols, n), func(b *testing.B) {
+				paired(b, 4*rows*cols, "float32", func() {
+					denseMulT(y, x, dense, n, rows, cols)
+				}, func() {
+					if err := m.MulT(y, x, n); err != nil {
+						b.Fatal(err)
 					}
-				}
-			}
-		})
+				})
+			})
+		}
 	}
+}
+
+// denseMulT is y = x·Wᵀ for a float32 W as golora's float32 decode step
+// computes it in the default build (model's denseMulT): gonum's Sgemv,
+// whose dot products are SIMD assembly, over blocks of 64 KiB of weight rows
+// that stay in cache while every row of x passes; split across goroutines by
+// rows of W exactly as MulT is.
+func denseMulT(y, x, w []float32, n, rows, cols int) {
+	product := func(r0, r1 int) {
+		var gemv gonum.Implementation
+		block := max(4, (16<<10)/cols)
+		for o := r0; o < r1; o += block {
+			k := min(block, r1-o)
+			for i := range n {
+				gemv.Sgemv(gonumblas.NoTrans, k, cols, 1, w[o*cols:], cols, x[i*cols:], 1, 0, y[i*rows+o:], 1)
+			}
+		}
+	}
+	if float64(n)*float64(rows)*float64(cols) < parallelMinMACs {
+		product(0, rows)
+		return
+	}
+	parallel.For(rows, 0, 1, product)
 }

@@ -207,103 +207,102 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 	}
 }
 
-// dotRunScalar returns the dot product of x with the weights at elements
-// [e0, e0+len(x)) of the matrix, all in one block whose code values are
-// table, decoding them on the fly.
-func dotRunScalar(x []float32, packed []byte, e0 int, table *[16]float32) float32 {
+// MulT's summation order. Every output y[i, r] is the dot product of row i
+// of x with row r of W, summed in one fixed order that the scalar code and
+// every vector kernel follow, so that all of them give the same bits:
+//
+//   - weight element e of the flat matrix goes to lane e mod lanes (its
+//     position in the 32-element group it belongs to: groups start at flat
+//     multiples of 32, so they never straddle a block or a byte);
+//   - each lane starts at +0 and adds float32(w·x) for its elements in
+//     increasing column order (a product rounded, then a sum rounded: no
+//     fused multiply-add);
+//   - the 32 lanes are then folded in halves: lane j += lane j+16 for
+//     j < 16, then j += j+8, j += j+4, j += j+2, j += j+1; lane 0 is the
+//     result.
+//
+// A 16-lane AVX-512 register holds lanes 0..15 or 16..31, an 8-lane AVX2
+// register a quarter: the vector kernels add one group per step, and the
+// code below (or a kernel doing the same additions) the partial groups at
+// the ends of a row and the folding.
+const lanes = 32
+
+// dotLanesScalar adds to the lanes the products of x with the weights at
+// flat elements [e0, e0+len(x)), in MulT's order. It decodes the weights a
+// chunk at a time, then adds them lane by lane.
+func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
 	if len(x) == 0 {
-		return 0
+		return // before clearing w: the vector kernels call this for empty ends
 	}
-	var s0, s1, s2, s3 float32
-	i := 0
-	if e0%2 == 1 {
-		s0 = table[packed[e0/2]&15] * x[0]
-		i = 1
+	var w [16 * lanes]float32
+	e1 := e0 + len(x)
+	for e0 < e1 {
+		// Chunks after the first start at a group boundary.
+		hi := min(e1, e0&^(lanes-1)+len(w))
+		m.dequantRangeScalar(w[:hi-e0], e0, hi)
+		dotLanes(acc, w[:hi-e0], x[:hi-e0], e0%lanes)
+		x = x[hi-e0:]
+		e0 = hi
 	}
-	src := packed[(e0+i)/2:]
-	for ; i+16 <= len(x) && len(src) >= 8; i += 16 {
-		in, v := (*[8]byte)(src), (*[16]float32)(x[i:])
-		for j := 0; j < 8; j += 2 {
-			b0, b1 := in[j], in[j+1]
-			s0 += table[b0>>4] * v[2*j]
-			s1 += table[b0&15] * v[2*j+1]
-			s2 += table[b1>>4] * v[2*j+2]
-			s3 += table[b1&15] * v[2*j+3]
-		}
-		src = src[8:]
-	}
-	for ; i+1 < len(x); i += 2 {
-		b := src[0]
-		src = src[1:]
-		s0 += table[b>>4] * x[i]
-		s1 += table[b&15] * x[i+1]
-	}
-	if i < len(x) {
-		s2 += table[src[0]>>4] * x[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
-// mulTSegment adds to y[i·rows+r], for every row i of x, the dot product of
-// row i of x with the weights at flat elements [e, eEnd) of row r (which
-// starts at flat element rowStart). A single row of x is multiplied straight
-// from the codes; several rows share weights decoded 64 at a time.
-func (m *Matrix) mulTSegment(y, x []float32, n, r, rowStart, e, eEnd int) {
-	var w [64]float32
-	for e < eEnd {
-		b := e >> m.blockShift
-		end := min(eEnd, (b+1)<<m.blockShift)
-		table := scaledCodebook(m.scale(b))
-		if n == 1 {
-			c := e - rowStart
-			y[r] += dotRunScalar(x[c:c+end-e], m.packed, e, &table)
-			e = end
-			continue
-		}
-		for e < end {
-			hi := min(end, e+len(w))
-			k := hi - e
-			decodeRunScalar(w[:k], m.packed, e, &table)
-			c := e - rowStart
-			row := func(i int) []float32 { return x[i*m.cols+c : i*m.cols+c+k] }
-			i := 0
-			for ; i+4 <= n; i += 4 {
-				s0, s1, s2, s3 := dot4Scalar(w[:k], row(i), row(i+1), row(i+2), row(i+3))
-				y[i*m.rows+r] += s0
-				y[(i+1)*m.rows+r] += s1
-				y[(i+2)*m.rows+r] += s2
-				y[(i+3)*m.rows+r] += s3
-			}
-			for ; i < n; i++ {
-				y[i*m.rows+r] += dotScalar(w[:k], row(i))
-			}
-			e = hi
-		}
+// dotLanes adds to the lanes the products w[i]·x[i], element i going to lane
+// (first+i) mod 32.
+func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
+	x = x[:len(w)]
+	// The conversions round each product to float32 before the sum, which
+	// keeps the compiler from fusing them.
+	i := 0
+	for ; first%lanes != 0 && i < len(w); i, first = i+1, first+1 {
+		acc[first%lanes] += float32(w[i] * x[i])
 	}
+	groups := (len(w) - i) / lanes
+	// A quarter of the lanes at a time, so that their sums stay in
+	// registers.
+	for q := 0; q < lanes; q += 8 {
+		a := (*[8]float32)(acc[q:])
+		a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+		for g := range groups {
+			u := (*[8]float32)(w[i+g*lanes+q:])
+			v := (*[8]float32)(x[i+g*lanes+q:])
+			a0 += float32(u[0] * v[0])
+			a1 += float32(u[1] * v[1])
+			a2 += float32(u[2] * v[2])
+			a3 += float32(u[3] * v[3])
+			a4 += float32(u[4] * v[4])
+			a5 += float32(u[5] * v[5])
+			a6 += float32(u[6] * v[6])
+			a7 += float32(u[7] * v[7])
+		}
+		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
+	}
+	for j := range len(w) - i - groups*lanes {
+		acc[j] += float32(w[i+groups*lanes+j] * x[i+groups*lanes+j])
+	}
+}
+
+// foldLanes returns the sum of the lanes in MulT's order, written out: it
+// runs once per output.
+func foldLanes(a *[lanes]float32) float32 {
+	h0, h1, h2, h3 := a[0]+a[16], a[1]+a[17], a[2]+a[18], a[3]+a[19]
+	h4, h5, h6, h7 := a[4]+a[20], a[5]+a[21], a[6]+a[22], a[7]+a[23]
+	h8, h9, h10, h11 := a[8]+a[24], a[9]+a[25], a[10]+a[26], a[11]+a[27]
+	h12, h13, h14, h15 := a[12]+a[28], a[13]+a[29], a[14]+a[30], a[15]+a[31]
+	q0, q1, q2, q3 := h0+h8, h1+h9, h2+h10, h3+h11
+	q4, q5, q6, q7 := h4+h12, h5+h13, h6+h14, h7+h15
+	o0, o1, o2, o3 := q0+q4, q1+q5, q2+q6, q3+q7
+	return (o0 + o2) + (o1 + o3)
 }
 
 // mulTRowsScalar computes rows [r0, r1) of every row of y = x·Wᵀ.
 func (m *Matrix) mulTRowsScalar(y, x []float32, n, r0, r1 int) {
 	for r := r0; r < r1; r++ {
 		for i := range n {
-			y[i*m.rows+r] = 0
+			var acc [lanes]float32
+			m.dotLanesScalar(&acc, x[i*m.cols:(i+1)*m.cols], r*m.cols)
+			y[i*m.rows+r] = foldLanes(&acc)
 		}
-		e0 := r * m.cols
-		m.mulTSegment(y, x, n, r, e0, e0, e0+m.cols)
 	}
-}
-
-// dot4Scalar returns the dot products of w with four vectors, reading each
-// weight once.
-func dot4Scalar(w, x0, x1, x2, x3 []float32) (s0, s1, s2, s3 float32) {
-	x0, x1, x2, x3 = x0[:len(w)], x1[:len(w)], x2[:len(w)], x3[:len(w)]
-	for i, v := range w {
-		s0 += v * x0[i]
-		s1 += v * x1[i]
-		s2 += v * x2[i]
-		s3 += v * x3[i]
-	}
-	return s0, s1, s2, s3
 }
 
 // dotScalar returns Σ a[i]·b[i] in float32 with four partial sums.

@@ -6,9 +6,9 @@
 // A *Matrix is a frozen weight of shape [rows, cols] (PyTorch's [out, in]); it
 // implements quant.Matrix, so the model runs on it without ever holding the
 // whole float32 matrix: DequantizeRows decodes a range of rows, MulT computes
-// x·Wᵀ straight from the codes. On amd64 built with GOEXPERIMENT=simd the
-// kernels use AVX-512 when the CPU has it; the codes they produce are the same
-// as the portable code's.
+// x·Wᵀ straight from the codes. On amd64 both run AVX-512 or AVX2 assembly
+// when the CPU has it (internal/cpu chooses; GOLORA_KERNELS caps the level),
+// with results bit for bit the same as the portable code's.
 package nf4
 
 import (
@@ -118,6 +118,18 @@ func checkDims(rows, cols int) (int, error) {
 		return 0, fmt.Errorf("nf4: shape [%d, %d] is too large", rows, cols)
 	}
 	return rows * cols, nil
+}
+
+// Quantizer returns a quant.Quantizer running Quantize with opts, for
+// model's Weights.Quantize and quant.Compare.
+func Quantizer(opts Options) quant.Quantizer {
+	return func(w []float32, rows, cols int) (quant.Matrix, error) {
+		m, err := Quantize(w, rows, cols, opts)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 }
 
 // Quantize quantizes the row-major weight w of shape [rows, cols] to NF4,
@@ -292,9 +304,10 @@ func (m *Matrix) Dequantize(dst []float32) error {
 }
 
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols], row-major) into y
-// ([n, rows], overwritten), decoding the 4-bit codes on the fly: each weight
-// is decoded once per group of up to four rows of x. Sums are accumulated in
-// float32. Products of at least 2²² multiply-adds are split by rows across
+// ([n, rows], overwritten), decoding the 4-bit codes on the fly (with
+// AVX-512, once per group of up to four rows of x). Sums are accumulated in
+// float32 in one fixed order, the same for every kernel level and CPU, so
+// the result does not depend on the machine. Products of at least 2²² multiply-adds are split by rows across
 // GOMAXPROCS goroutines, which costs one small allocation; smaller ones run
 // on the calling goroutine and do not allocate.
 func (m *Matrix) MulT(y, x []float32, n int) error {

@@ -13,11 +13,11 @@ import (
 func BenchmarkDequantizeRows(b *testing.B) {
 	const rows, cols, tile = 1024, 1024, 64
 	w := gaussian(1, rows*cols, 0.02)
-	formats := []quant.Quantizer{
+	formats := []quant.Named{
 		nf4Quantizer("nf4", nf4.Options{}),
-		quant.FP4Quantizer(64),
-		quant.Int4Quantizer(64),
-		quant.Int8Quantizer(64),
+		quant.Named{Name: "fp4", Quantize: quant.FP4Quantizer(64)},
+		quant.Named{Name: "int4", Quantize: quant.Int4Quantizer(64)},
+		quant.Named{Name: "int8", Quantize: quant.Int8Quantizer(64)},
 	}
 	dst := make([]float32, tile*cols)
 	report := func(b *testing.B) {

@@ -21,18 +21,12 @@ func Example() {
 		w[i] = float32(r.NormFloat64() * 0.02)
 	}
 
-	nf4Default := quant.Quantizer{Name: "nf4", Quantize: func(w []float32, rows, cols int) (quant.Matrix, error) {
-		m, err := nf4.Quantize(w, rows, cols, nf4.Options{}) // block 64, double quantization
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	}}
-	table, err := quant.Compare(context.Background(), w, rows, cols, []quant.Quantizer{
+	nf4Default := quant.Named{Name: "nf4", Quantize: nf4.Quantizer(nf4.Options{})} // block 64, double quantization
+	table, err := quant.Compare(context.Background(), w, rows, cols, []quant.Named{
 		nf4Default,
-		quant.FP4Quantizer(64),
-		quant.Int4Quantizer(64),
-		quant.Int8Quantizer(64),
+		quant.Named{Name: "fp4", Quantize: quant.FP4Quantizer(64)},
+		quant.Named{Name: "int4", Quantize: quant.Int4Quantizer(64)},
+		quant.Named{Name: "int8", Quantize: quant.Int8Quantizer(64)},
 	})
 	if err != nil {
 		fmt.Println(err)

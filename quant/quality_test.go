@@ -20,15 +20,9 @@ func gaussian(seed uint64, n int, std float64) []float32 {
 	return w
 }
 
-// nf4Quantizer adapts nf4.Quantize to quant.Quantizer.
-func nf4Quantizer(name string, opts nf4.Options) quant.Quantizer {
-	return quant.Quantizer{Name: name, Quantize: func(w []float32, rows, cols int) (quant.Matrix, error) {
-		m, err := nf4.Quantize(w, rows, cols, opts)
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	}}
+// nf4Quantizer names nf4.Quantizer(opts) for quant.Compare.
+func nf4Quantizer(name string, opts nf4.Options) quant.Named {
+	return quant.Named{Name: name, Quantize: nf4.Quantizer(opts)}
 }
 
 // TestGaussianQuality checks the QLoRA ordering of 4-bit formats on Gaussian
@@ -42,12 +36,12 @@ func TestGaussianQuality(t *testing.T) {
 	// and 76% above NF4); exact codes are pinned by the hand-worked tests.
 	const rows, cols = 1024, 1024
 	w := gaussian(42, rows*cols, 0.02)
-	got, err := quant.Compare(context.Background(), w, rows, cols, []quant.Quantizer{
+	got, err := quant.Compare(context.Background(), w, rows, cols, []quant.Named{
 		nf4Quantizer("nf4", nf4.Options{}),
 		nf4Quantizer("nf4-nodq", nf4.Options{DisableDoubleQuant: true}),
-		quant.FP4Quantizer(64),
-		quant.Int4Quantizer(64),
-		quant.Int8Quantizer(64),
+		quant.Named{Name: "fp4", Quantize: quant.FP4Quantizer(64)},
+		quant.Named{Name: "int4", Quantize: quant.Int4Quantizer(64)},
+		quant.Named{Name: "int8", Quantize: quant.Int8Quantizer(64)},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -80,50 +80,56 @@ var (
 	_ Matrix = (*Int8)(nil)
 )
 
-// Quantizer names a way of quantizing a weight, for Compare.
-type Quantizer struct {
+// Quantizer converts a dense row-major [rows, cols] weight into a quantized
+// matrix. It must not keep a reference to w: callers drop w afterwards so
+// that the garbage collector can free it. nf4.Quantizer and the constructors
+// below return one for each format.
+type Quantizer func(w []float32, rows, cols int) (Matrix, error)
+
+// Named is a Quantizer with the name Compare reports it under.
+type Named struct {
 	Name     string
-	Quantize func(w []float32, rows, cols int) (Matrix, error)
+	Quantize Quantizer
 }
 
-// FP4Quantizer returns a Quantizer named "fp4" running QuantizeFP4.
+// FP4Quantizer returns a Quantizer running QuantizeFP4.
 func FP4Quantizer(blockSize int) Quantizer {
-	return Quantizer{Name: "fp4", Quantize: func(w []float32, rows, cols int) (Matrix, error) {
+	return func(w []float32, rows, cols int) (Matrix, error) {
 		m, err := QuantizeFP4(w, rows, cols, blockSize)
 		if err != nil {
 			return nil, err
 		}
 		return m, nil
-	}}
+	}
 }
 
-// Int4Quantizer returns a Quantizer named "int4" running QuantizeInt4.
+// Int4Quantizer returns a Quantizer running QuantizeInt4.
 func Int4Quantizer(blockSize int) Quantizer {
-	return Quantizer{Name: "int4", Quantize: func(w []float32, rows, cols int) (Matrix, error) {
+	return func(w []float32, rows, cols int) (Matrix, error) {
 		m, err := QuantizeInt4(w, rows, cols, blockSize)
 		if err != nil {
 			return nil, err
 		}
 		return m, nil
-	}}
+	}
 }
 
-// Int8Quantizer returns a Quantizer named "int8" running QuantizeInt8.
+// Int8Quantizer returns a Quantizer running QuantizeInt8.
 func Int8Quantizer(blockSize int) Quantizer {
-	return Quantizer{Name: "int8", Quantize: func(w []float32, rows, cols int) (Matrix, error) {
+	return func(w []float32, rows, cols int) (Matrix, error) {
 		m, err := QuantizeInt8(w, rows, cols, blockSize)
 		if err != nil {
 			return nil, err
 		}
 		return m, nil
-	}}
+	}
 }
 
 // Compare quantizes the row-major weight w of shape [rows, cols] with each
 // quantizer in turn and measures the result; each Quality's Format is the
 // quantizer's Name. It stops at the first error, or when ctx is done before
 // the next quantizer starts.
-func Compare(ctx context.Context, w []float32, rows, cols int, qs []Quantizer) ([]Quality, error) {
+func Compare(ctx context.Context, w []float32, rows, cols int, qs []Named) ([]Quality, error) {
 	out := make([]Quality, 0, len(qs))
 	for _, q := range qs {
 		if err := ctx.Err(); err != nil {

@@ -79,7 +79,7 @@ func TestMeasureErrors(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	w := gaussian(10, 64*64, 0.02)
-	qs := []Quantizer{FP4Quantizer(64), Int4Quantizer(64), Int8Quantizer(64)}
+	qs := []Named{{"fp4", FP4Quantizer(64)}, {"int4", Int4Quantizer(64)}, {"int8", Int8Quantizer(64)}}
 	got, err := Compare(context.Background(), w, 64, 64, qs)
 	if err != nil {
 		t.Fatal(err)
@@ -100,13 +100,13 @@ func TestCompare(t *testing.T) {
 		t.Errorf("int8 MSE %g not below fp4 %g and int4 %g", got[2].MSE, got[0].MSE, got[1].MSE)
 	}
 
-	failing := Quantizer{Name: "broken", Quantize: func([]float32, int, int) (Matrix, error) {
+	failing := Named{Name: "broken", Quantize: func([]float32, int, int) (Matrix, error) {
 		return nil, errors.New("boom")
 	}}
-	if _, err := Compare(context.Background(), w, 64, 64, []Quantizer{qs[0], failing}); err == nil || !strings.Contains(err.Error(), `"broken"`) {
+	if _, err := Compare(context.Background(), w, 64, 64, []Named{qs[0], failing}); err == nil || !strings.Contains(err.Error(), `"broken"`) {
 		t.Errorf("failing quantizer: got %v, want an error naming it", err)
 	}
-	if _, err := Compare(context.Background(), w, 64, 64, []Quantizer{{Name: "nil"}}); err == nil {
+	if _, err := Compare(context.Background(), w, 64, 64, []Named{{Name: "nil"}}); err == nil {
 		t.Error("nil Quantize: got nil error")
 	}
 	if _, err := Compare(context.Background(), w, 64, 65, qs); err == nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // Precision is how a cached adapter holds its A and B matrices.
@@ -29,7 +30,7 @@ func (p Precision) String() string {
 
 // Adapter is a LoRA adapter prepared for serving: its pairs resolved to the
 // base's linear layers and held in the store's precision. It implements
-// model.LinearDelta and is safe for concurrent use (it is never modified).
+// infer.Adapter and is safe for concurrent use (it is never modified).
 type Adapter struct {
 	name  string
 	terms map[*model.Linear]*term
@@ -180,4 +181,4 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-var _ model.LinearDelta = (*Adapter)(nil)
+var _ infer.Adapter = (*Adapter)(nil)

@@ -18,7 +18,6 @@ import (
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // stories15M is the shape of karpathy's stories15M (llama2.c): dim 288,
@@ -59,9 +58,7 @@ func randomNF4Base(tb testing.TB) *model.Weights {
 		}
 	}
 	w.Output.Dense = w.Embedding
-	if err := w.Quantize(func(d []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(d, rows, cols, nf4.Options{})
-	}); err != nil {
+	if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		tb.Fatal(err)
 	}
 	return w

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/model/tokenizer"
 )
 
@@ -48,7 +48,7 @@ type Observer interface {
 	// FirstToken reports the time from Submit to a request's first token.
 	FirstToken(d time.Duration)
 	// Finished reports a request's end with its token counts.
-	Finished(adapter string, promptTokens, completionTokens int, reason model.StopReason, err error)
+	Finished(adapter string, promptTokens, completionTokens int, reason infer.StopReason, err error)
 }
 
 // Errors Submit returns for requests it does not take.
@@ -73,7 +73,7 @@ type Request struct {
 	// MaxTokens is the most tokens to generate; zero means until EOS or
 	// the model's context is full.
 	MaxTokens int
-	// Temperature, TopP choose the next token (model.SamplerOptions);
+	// Temperature, TopP choose the next token (infer.SamplerOptions);
 	// temperature 0 is greedy. Seed seeds the request's own random source,
 	// so a seeded request gives the same text whatever shares its batch.
 	Temperature, TopP float64
@@ -94,7 +94,7 @@ type Result struct {
 	Text             string
 	PromptTokens     int
 	CompletionTokens int
-	Reason           model.StopReason // empty on error
+	Reason           infer.StopReason // empty on error
 	Err              error            // why the request failed (its context's error when cancelled)
 	Queued           time.Duration    // from Submit to entering the batch
 	FirstToken       time.Duration    // from Submit to the first token
@@ -143,7 +143,7 @@ type seq struct {
 	req      Request
 	maxLen   int
 	handle   *Handle // nil for the base model
-	adapter  model.LinearDelta
+	adapter  infer.Adapter
 	stream   *Stream
 	submit   time.Time
 
@@ -153,7 +153,7 @@ type seq struct {
 	token    [1]int // the row of a decode step
 	next     int    // token to run next once the prompt is done, −1 before
 	logits   []float32
-	sampler  *model.Sampler
+	sampler  *infer.Sampler
 	dec      *tokenizer.StreamDecoder
 	out      stopText
 	produced int
@@ -212,7 +212,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		return nil, err
 	}
 	s := &seq{ctx: ctx, req: req, maxLen: maxLen, next: -1, submit: time.Now()}
-	s.sampler, err = model.NewSampler(model.SamplerOptions{
+	s.sampler, err = infer.NewSampler(infer.SamplerOptions{
 		Temperature: req.Temperature, TopP: req.TopP,
 		Rand: rand.New(rand.NewPCG(req.Seed, 0x5eed)),
 	})
@@ -468,7 +468,7 @@ func (e *Engine) emit(s *seq) {
 		}
 	}
 	if eos, bos := e.tok.EOS(), e.tok.BOS(); (eos >= 0 && id == eos) || (bos >= 0 && id == bos) {
-		e.finish(s, model.StopEOS, nil)
+		e.finish(s, infer.StopEOS, nil)
 		return
 	}
 	s.produced++
@@ -478,9 +478,9 @@ func (e *Engine) emit(s *seq) {
 	}
 	switch {
 	case stopped:
-		e.finish(s, model.StopString, nil)
+		e.finish(s, infer.StopString, nil)
 	case s.produced >= s.req.MaxTokens:
-		e.finish(s, model.StopLength, nil)
+		e.finish(s, infer.StopLength, nil)
 	default:
 		s.next = id
 	}
@@ -488,8 +488,8 @@ func (e *Engine) emit(s *seq) {
 
 // finish ends s with reason or err, frees its KV cache and adapter reference
 // and closes its stream.
-func (e *Engine) finish(s *seq, reason model.StopReason, err error) {
-	if err == nil && reason != model.StopString {
+func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
+	if err == nil && reason != infer.StopString {
 		if s.dec != nil {
 			if rest := s.out.flush(s.dec.Flush()); rest != "" {
 				s.stream.c <- Chunk{Text: rest, Tokens: s.produced}

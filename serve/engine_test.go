@@ -13,6 +13,7 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // newTestEngine serves the embedded model with n rank-4 adapters on disk.
@@ -51,7 +52,7 @@ func prompt(e *Engine, text string) []int {
 }
 
 // TestEngineMatchesGenerator checks requests run together in one batch, each
-// with its own adapter or none, against model.Generator running each alone
+// with its own adapter or none, against infer.Generator running each alone
 // with the lora.Adapter read from the same files (the reference path, which
 // shares no code with the store's grouped adapter products): greedy text is
 // identical.
@@ -93,15 +94,15 @@ func testEngineMatchesGenerator(t *testing.T, m func(*model.Weights) Model) {
 		if streamed != res.Text {
 			t.Errorf("%s %q: streamed %q, result %q", j.adapter, j.prompt, streamed, res.Text)
 		}
-		opts := model.GenerateOptions{MaxTokens: res.CompletionTokens}
+		opts := infer.GenerateOptions{MaxTokens: res.CompletionTokens}
 		if j.adapter != "" {
 			a, err := lora.LoadFor(filepath.Join(dir, j.adapter), ck.Weights)
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts.Delta = a
+			opts.Adapter = a
 		}
-		want, err := model.Generate(context.Background(), ck.Weights, ck.Tokenizer, j.prompt, opts)
+		want, err := infer.Generate(context.Background(), ck.Weights, ck.Tokenizer, j.prompt, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +160,7 @@ func TestEngineStopStringsAndLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := full.Result()
-	if res.Reason != model.StopLength || res.CompletionTokens != 40 {
+	if res.Reason != infer.StopLength || res.CompletionTokens != 40 {
 		t.Fatalf("reason %q after %d tokens, want length after 40", res.Reason, res.CompletionTokens)
 	}
 	// Stop at the second word of the greedy text.
@@ -174,7 +175,7 @@ func TestEngineStopStringsAndLimits(t *testing.T) {
 	}
 	got := cut.Result()
 	want := res.Text[:strings.Index(res.Text, stop)]
-	if got.Reason != model.StopString || got.Text != want || streamed != want {
+	if got.Reason != infer.StopString || got.Text != want || streamed != want {
 		t.Errorf("stop %q: reason %q text %q streamed %q, want %q", stop, got.Reason, got.Text, streamed, want)
 	}
 	for _, bad := range []Request{

@@ -12,7 +12,7 @@ import (
 )
 
 // embedded returns a fresh copy of the embedded stories260K model.
-func embedded(t testing.TB) *model.Checkpoint {
+func embedded(t testing.TB) *model.Base {
 	t.Helper()
 	ck, err := model.Default()
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // ChatMessage is one message of a chat completion request.
@@ -493,8 +493,8 @@ func usage(res Result) map[string]int {
 }
 
 // finishReason is OpenAI's name for why generation ended.
-func finishReason(r model.StopReason) string {
-	if r == model.StopLength {
+func finishReason(r infer.StopReason) string {
+	if r == infer.StopLength {
 		return "length"
 	}
 	return "stop"

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // Metrics are the server's Prometheus metrics. It implements Observer for
@@ -84,7 +84,7 @@ func (m *Metrics) Admitted(d time.Duration) { m.queueTime.Observe(d.Seconds()) }
 func (m *Metrics) FirstToken(d time.Duration) { m.ttft.Observe(d.Seconds()) }
 
 // Finished implements Observer.
-func (m *Metrics) Finished(_ string, prompt, completion int, reason model.StopReason, err error) {
+func (m *Metrics) Finished(_ string, prompt, completion int, reason infer.StopReason, err error) {
 	m.tokens.WithLabelValues("prompt").Add(float64(prompt))
 	m.tokens.WithLabelValues("completion").Add(float64(completion))
 	label := string(reason)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 // Model runs the forward passes of the engine: a step takes every running
@@ -36,11 +37,11 @@ type Sequence interface {
 type Row struct {
 	Seq     Sequence
 	Tokens  []int
-	Adapter model.LinearDelta // nil for the base model
-	Logits  []float32         // nil when the logits are not needed (a prompt chunk that is not the last)
+	Adapter infer.Adapter // nil for the base model
+	Logits  []float32     // nil when the logits are not needed (a prompt chunk that is not the last)
 }
 
-// PerRowModel runs a step row by row, each sequence on a model.Generator of
+// PerRowModel runs a step row by row, each sequence on a infer.Generator of
 // its own: correct, but every row reads all the base weights again. It is the
 // reference a batched Model is checked against.
 type PerRowModel struct {
@@ -49,10 +50,10 @@ type PerRowModel struct {
 }
 
 // NewPerRowModel returns a PerRowModel on w that processes prompt chunks of up
-// to chunk tokens (model.DefaultPrefillBatch when zero).
+// to chunk tokens (infer.DefaultPrefillBatch when zero).
 func NewPerRowModel(w *model.Weights, chunk int) *PerRowModel {
 	if chunk <= 0 {
-		chunk = model.DefaultPrefillBatch
+		chunk = infer.DefaultPrefillBatch
 	}
 	return &PerRowModel{w: w, chunk: chunk}
 }
@@ -63,7 +64,7 @@ func (m *PerRowModel) Weights() *model.Weights { return m.w }
 // NewSequence returns a Generator-backed sequence.
 func (m *PerRowModel) NewSequence(maxLen int) (Sequence, error) {
 	s := &generatorSeq{}
-	g, err := model.NewGenerator(m.w, model.GeneratorOptions{MaxLen: maxLen, PrefillBatch: min(m.chunk, maxLen), Delta: &s.delta})
+	g, err := infer.NewGenerator(m.w, infer.GeneratorOptions{MaxLen: maxLen, PrefillBatch: min(m.chunk, maxLen), Adapter: &s.delta})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func (m *PerRowModel) Step(rows []Row) error {
 }
 
 type generatorSeq struct {
-	g     *model.Generator
+	g     *infer.Generator
 	delta swapDelta
 }
 
@@ -98,7 +99,7 @@ func (s *generatorSeq) Pos() int { return s.g.Pos() }
 func (s *generatorSeq) Close()   {}
 
 // swapDelta forwards to the adapter of the row being run.
-type swapDelta struct{ d model.LinearDelta }
+type swapDelta struct{ d infer.Adapter }
 
 func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	if s.d == nil {
@@ -107,18 +108,18 @@ func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	return s.d.AddDelta(lin, y, x, n)
 }
 
-// BatchedModel runs each step as one model.Batch step: every frozen linear
+// BatchedModel runs each step as one infer.Batch step: every frozen linear
 // layer is multiplied once over all the rows, each adapter's term is applied
 // to its group of rows (the engine orders rows by adapter), attention is per
 // row against its own KV cache.
 type BatchedModel struct {
-	b    *model.Batch
-	rows []model.BatchRow
+	b    *infer.Batch
+	rows []infer.BatchRow
 }
 
 // NewBatchedModel returns a BatchedModel on w.
 func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
-	b, err := model.NewBatch(w)
+	b, err := infer.NewBatch(w)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +146,11 @@ func (m *BatchedModel) Step(rows []Row) error {
 		if !ok {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
-		m.rows = append(m.rows, model.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Delta: r.Adapter, Logits: r.Logits})
+		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
 	}
 	return m.b.Step(m.rows)
 }
 
-type batchSeq struct{ *model.Sequence }
+type batchSeq struct{ *infer.Sequence }
 
 func (batchSeq) Close() {}

@@ -14,7 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // Encoder is the part of a tokenizer that data loading needs.
@@ -40,6 +40,8 @@ type record struct {
 	Prompt     *string `json:"prompt"`
 	Completion *string `json:"completion"`
 	InputIDs   []int   `json:"input_ids"`
+	// Messages is a conversation, read by chatExample (chat.go).
+	Messages json.RawMessage `json:"messages"`
 }
 
 // ReadJSONL reads training examples, one JSON object per line, in any of
@@ -48,6 +50,10 @@ type record struct {
 //	{"text": "..."}                           loss on every token
 //	{"prompt": "...", "completion": "..."}    loss on the completion only
 //	{"input_ids": [1, 2, 3]}                  pre-tokenized, loss on every token
+//	{"messages": [{"role": ..., "content": ...}, ...]}
+//	                                          a conversation in the model's chat
+//	                                          template, loss on assistant turns
+//	                                          (tok must be a ChatEncoder)
 //
 // BOS is prepended and EOS appended to text examples when the tokenizer has
 // them. Blank lines are skipped. vocabSize bounds pre-tokenized ids. name is
@@ -96,6 +102,12 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 	}
 	if dec.More() {
 		return Example{}, errors.New("more than one JSON value on the line")
+	}
+	if rec.Messages != nil {
+		if rec.Text != nil || rec.Prompt != nil || rec.Completion != nil || rec.InputIDs != nil {
+			return Example{}, errors.New(`"messages" cannot come with "text", "prompt", "completion" or "input_ids"`)
+		}
+		return chatExample(rec.Messages, tok, vocabSize)
 	}
 	hasText, hasPair, hasIDs := rec.Text != nil, rec.Prompt != nil || rec.Completion != nil, rec.InputIDs != nil
 	shapes := 0
@@ -162,7 +174,7 @@ type Batch struct {
 
 // Ignore marks a target position that does not count in the loss; it is
 // the model graph's own marker, so batches go to Graph.SetBatch unchanged.
-const Ignore = model.IgnoreTarget
+const Ignore = graph.IgnoreTarget
 
 // Tokens returns the number of target positions that count in the loss.
 func (b *Batch) Tokens() int {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // EvalResult is the mean next-token loss over a set of examples.
@@ -32,7 +33,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 	if err != nil {
 		return EvalResult{}, err
 	}
-	opts := model.GraphOptions{Batch: batchSize, SeqLen: seqLen}
+	opts := graph.Options{Batch: batchSize, SeqLen: seqLen}
 	if adapter != nil {
 		if err := adapter.Check(base); err != nil {
 			return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
@@ -44,7 +45,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 		ga.DisableDropout()
 		opts.Adapter = ga
 	}
-	g, err := model.NewGraph(base, opts)
+	g, err := graph.New(base, opts)
 	if err != nil {
 		return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
 	}
@@ -63,7 +64,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 // target token and the number of target tokens (0 when none has a target).
 // The graph's loss is already a mean over each batch's targets, so batches
 // are weighted by their target counts.
-func meanLoss(ctx context.Context, g *model.Graph, batches []*Batch) (loss float64, tokens int, err error) {
+func meanLoss(ctx context.Context, g *graph.Graph, batches []*Batch) (loss float64, tokens int, err error) {
 	var sum float64
 	for i, b := range batches {
 		if err := g.SetBatch(b.Inputs, b.Targets); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 	"github.com/golora/golora/train"
 )
 
@@ -46,9 +45,7 @@ func randomModel(c model.Config, seed uint64) *model.Weights {
 func Example() {
 	base := randomModel(model.Config{Dim: 32, HiddenDim: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8,
 		VocabSize: 20, MaxSeqLen: 32, NormEps: 1e-5, RopeTheta: 10000}, 1)
-	err := base.Quantize(func(w []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(w, rows, cols, nf4.Options{})
-	})
+	err := base.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
@@ -12,7 +13,6 @@ import (
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // tinyConfig is a small LLaMA with grouped-query attention and an untied
@@ -71,9 +71,7 @@ func syntheticBase(t testing.TB, c model.Config, seed uint64, quantized bool) *m
 // quantizeNF4 quantizes every block linear of w in place.
 func quantizeNF4(t testing.TB, w *model.Weights) {
 	t.Helper()
-	err := w.Quantize(func(v []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(v, rows, cols, nf4.Options{})
-	})
+	err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // Config says how to train. Start from DefaultConfig, which holds the QLoRA
@@ -157,7 +158,7 @@ type Trainer struct {
 	cfg     Config
 	adapter *lora.Adapter
 
-	graph   *model.Graph
+	graph   *graph.Graph
 	ga      *lora.GraphAdapter
 	params  []lora.GraphParam
 	opt     *AdamW
@@ -235,7 +236,7 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	if t.ga, err = lora.NewGraphAdapter(adapter); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if t.graph, err = model.NewGraph(base, model.GraphOptions{Batch: cfg.BatchSize, SeqLen: cfg.SeqLen, Adapter: t.ga}); err != nil {
+	if t.graph, err = graph.New(base, graph.Options{Batch: cfg.BatchSize, SeqLen: cfg.SeqLen, Adapter: t.ga}); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if t.params, err = t.ga.Params(); err != nil {

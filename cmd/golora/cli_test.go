@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -14,14 +15,15 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/nf4"
 )
 
 // prefillLogits runs the prompt (BOS first) through w, with delta if not
 // nil, and returns a copy of the logits that predict the next token.
-func prefillLogits(t *testing.T, w *model.Weights, delta model.LinearDelta, tokens []int) []float32 {
+func prefillLogits(t *testing.T, w *model.Weights, delta infer.Adapter, tokens []int) []float32 {
 	t.Helper()
-	g, err := model.NewGenerator(w, model.GeneratorOptions{Delta: delta})
+	g, err := infer.NewGenerator(w, infer.GeneratorOptions{Adapter: delta})
 	require.NoError(t, err)
 	logits, err := g.Prefill(tokens)
 	require.NoError(t, err)
@@ -63,7 +65,7 @@ func TestMergeEmbedded(t *testing.T) {
 	require.Contains(t, stdout, "model.safetensors")
 	require.Contains(t, stdout, "tokenizer.bin")
 
-	merged, err := model.Load(out, model.LoadOptions{})
+	merged, err := model.Load(context.Background(), out, model.LoadOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "hf", merged.Format)
 	require.Equal(t, base.Tokenizer.Encode("Once upon a time"), merged.Tokenizer.Encode("Once upon a time"))
@@ -95,9 +97,9 @@ func TestMergeEmbedded(t *testing.T) {
 	code, _, errOut = golora(t, "merge", "--model", nf4Dir, "--adapter", adapterDir, "--out", out)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "the base is quantized")
-	nf4Base, err := model.Load(nf4Dir, model.LoadOptions{})
+	nf4Base, err := model.Load(context.Background(), nf4Dir, model.LoadOptions{})
 	require.NoError(t, err)
-	merged, err = model.Load(out, model.LoadOptions{})
+	merged, err = model.Load(context.Background(), out, model.LoadOptions{})
 	require.NoError(t, err)
 	require.Zero(t, quantizedLinears(merged.Weights))
 	diff = maxAbsDiff(prefillLogits(t, merged.Weights, nil, tokens), prefillLogits(t, nf4Base.Weights, a, tokens))
@@ -106,7 +108,7 @@ func TestMergeEmbedded(t *testing.T) {
 	// bf16 output: written and loadable.
 	code, _, errOut = golora(t, "merge", "--adapter", adapterDir, "--out", filepath.Join(dir, "bf16"), "--dtype", "bf16")
 	require.Equal(t, 0, code, errOut)
-	_, err = model.Load(filepath.Join(dir, "bf16"), model.LoadOptions{})
+	_, err = model.Load(context.Background(), filepath.Join(dir, "bf16"), model.LoadOptions{})
 	require.NoError(t, err)
 }
 
@@ -131,7 +133,7 @@ func TestQuantizeEmbedded(t *testing.T) {
 
 	base, err := model.Default()
 	require.NoError(t, err)
-	ck, err := model.Load(out, model.LoadOptions{})
+	ck, err := model.Load(context.Background(), out, model.LoadOptions{})
 	require.NoError(t, err)
 	var sumErr2, n float64
 	for i, lin := range ck.Weights.Linears() {
@@ -188,7 +190,7 @@ func TestQuantizeOptions(t *testing.T) {
 	code, stdout, errOut := golora(t, "quantize", "--out", out, "--block-size", "128", "--no-double-quant", "--compare=false", "--dtype", "bf16")
 	require.Equal(t, 0, code, errOut)
 	require.NotContains(t, stdout, "fp4")
-	ck, err := model.Load(out, model.LoadOptions{})
+	ck, err := model.Load(context.Background(), out, model.LoadOptions{})
 	require.NoError(t, err)
 	for _, lin := range ck.Weights.Linears() {
 		m := lin.Quantized.(*nf4.Matrix)

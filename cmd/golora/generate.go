@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/lora"
-	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 )
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,15 +33,15 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("--max-tokens %d is negative", *maxTokens)
 	}
 	// Check the sampling flags before anything is printed or loaded.
-	if _, err := model.NewSampler(model.SamplerOptions{Temperature: *temperature, TopP: *topP,
+	if _, err := infer.NewSampler(infer.SamplerOptions{Temperature: *temperature, TopP: *topP,
 		Rand: rand.New(rand.NewPCG(*seed, 0))}); err != nil {
 		return err
 	}
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	opts := model.GenerateOptions{
+	opts := infer.GenerateOptions{
 		MaxTokens:   *maxTokens,
 		Temperature: *temperature,
 		TopP:        *topP,
@@ -52,7 +52,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		opts.Delta = a
+		opts.Adapter = a
 		fmt.Fprintf(stderr, "adapter %s: %d modules, %d parameters\n", *adapter, len(a.Modules()), a.NumParams())
 	}
 	fmt.Fprint(stdout, *prompt)
@@ -65,7 +65,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	start := time.Now()
-	if _, err := model.Generate(ctx, ck.Weights, ck.Tokenizer, *prompt, opts); err != nil {
+	if _, err := infer.Generate(ctx, ck.Weights, ck.Tokenizer, *prompt, opts); err != nil {
 		fmt.Fprintln(stdout)
 		return err
 	}

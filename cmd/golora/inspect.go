@@ -73,7 +73,7 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	inv, err := inspect(path)
+	inv, err := inspect(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -85,37 +85,34 @@ Flags:
 	return writeInventory(stdout, inv)
 }
 
-func inspect(path string) (*inventory, error) {
-	if path == "embedded" || path == model.DefaultPath {
-		ck, err := model.Default()
-		if err != nil {
-			return nil, err
-		}
-		return weightsInventory(model.DefaultPath, "embedded", ck.Weights), nil
+func inspect(ctx context.Context, path string) (*inventory, error) {
+	if path == "embedded" {
+		path = model.DefaultPath
 	}
-	st, err := os.Stat(path)
+	if exists(filepath.Join(path, "adapter_config.json")) {
+		return safetensorsInventory(path, "adapter", "peft", "adapter_config.json", []string{"adapter_model.safetensors"})
+	}
+	format, err := model.DetectFormat(path)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case st.IsDir() && exists(filepath.Join(path, "adapter_config.json")):
-		return safetensorsInventory(path, "adapter", "peft", "adapter_config.json", []string{"adapter_model.safetensors"})
-	case st.IsDir():
+	switch format {
+	case model.FormatHF:
 		files, err := hfWeightFiles(path)
 		if err != nil {
 			return nil, err
 		}
-		return safetensorsInventory(path, "model", "hf", "config.json", files)
-	case strings.EqualFold(filepath.Ext(path), ".gguf"):
+		return safetensorsInventory(path, "model", format, "config.json", files)
+	case model.FormatGGUF:
 		return ggufInventory(path)
-	case strings.EqualFold(filepath.Ext(path), ".bin"):
-		w, err := model.LoadLlama2C(path)
-		if err != nil {
-			return nil, err
-		}
-		return weightsInventory(path, "llama2c", w), nil
 	}
-	return nil, fmt.Errorf("%s: not a model or adapter: want a directory, a .bin or a .gguf file", path)
+	// llama2.c files and the embedded model carry no tensor directory: load
+	// the weights.
+	b, err := model.Load(ctx, path, model.LoadOptions{WeightsOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return weightsInventory(b.Path, format, b.Weights), nil
 }
 
 func exists(path string) bool {
@@ -274,7 +271,8 @@ func weightsInventory(path, format string, w *model.Weights) *inventory {
 		p := fmt.Sprintf("model.layers.%d.", l)
 		add(p+"input_layernorm.weight", len(layer.AttnNorm), c.Dim)
 		add(p+"post_attention_layernorm.weight", len(layer.MLPNorm), c.Dim)
-		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
+		for _, nl := range layer.Linears() {
+			lin := *nl.Linear
 			add(lin.Name+".weight", lin.Out*lin.In, lin.Out, lin.In)
 		}
 	}

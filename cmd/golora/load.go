@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -26,19 +27,17 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 }
 
 // load reads the base model and quantizes it as asked, logging to stderr.
-func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
-	var quantize model.QuantizeFunc
+func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*model.Base, error) {
+	var quantize quant.Quantizer
 	switch m.quantize {
 	case "nf4":
-		quantize = func(w []float32, rows, cols int) (quant.Matrix, error) {
-			return nf4.Quantize(w, rows, cols, nf4.Options{})
-		}
+		quantize = nf4.Quantizer(nf4.Options{})
 	case "none", "":
 	default:
 		return nil, fmt.Errorf("--quantize %q: want nf4 or none", m.quantize)
 	}
 	start := time.Now()
-	var ck *model.Checkpoint
+	var ck *model.Base
 	var err error
 	if m.path == "" {
 		if m.tokenizer != "" {
@@ -46,13 +45,13 @@ func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
 		}
 		ck, err = model.Default()
 	} else {
-		ck, err = model.Load(m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
+		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
 	}
 	if err != nil {
 		return nil, err
 	}
 	if quantize != nil {
-		if err := ck.Weights.Quantize(quantize); err != nil {
+		if err := ck.Weights.Quantize(ctx, quantize); err != nil {
 			return nil, err
 		}
 	}

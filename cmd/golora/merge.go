@@ -50,7 +50,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -55,14 +55,14 @@ Flags:
 		return fmt.Errorf("--block-size: %w", err)
 	}
 	opts := nf4.Options{BlockSize: *blockSize, DisableDoubleQuant: *noDoubleQuant}
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	before := ck.Weights.WeightBytes()
-	var others []quant.Quantizer
+	var others []quant.Named
 	if *compare {
-		others = []quant.Quantizer{quant.FP4Quantizer(*blockSize), quant.Int4Quantizer(*blockSize), quant.Int8Quantizer(*blockSize)}
+		others = []quant.Named{quant.Named{Name: "fp4", Quantize: quant.FP4Quantizer(*blockSize)}, quant.Named{Name: "int4", Quantize: quant.Int4Quantizer(*blockSize)}, quant.Named{Name: "int8", Quantize: quant.Int8Quantizer(*blockSize)}}
 	}
 	rep, err := quantizeLinears(ctx, ck.Weights, opts, others)
 	if err != nil {
@@ -136,7 +136,7 @@ func (t *formatTotal) quality() quant.Quality {
 // quantizeLinears replaces every block linear of w by its NF4 quantization,
 // measuring each against its float32 weights before they are dropped, and
 // measuring the formats of others on the same weights for comparison.
-func quantizeLinears(ctx context.Context, w *model.Weights, opts nf4.Options, others []quant.Quantizer) (*quantReport, error) {
+func quantizeLinears(ctx context.Context, w *model.Weights, opts nf4.Options, others []quant.Named) (*quantReport, error) {
 	rep := &quantReport{formats: []*formatTotal{{format: "nf4"}}}
 	for _, q := range others {
 		rep.formats = append(rep.formats, &formatTotal{format: q.Name})

@@ -55,7 +55,7 @@ Flags:
 	default:
 		return fmt.Errorf("--adapter-precision %q: want f32 or f16", *precision)
 	}
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ Flags:
 		return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", *out)
 	}
 
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
-	ck, err := mf.load(stderr)
+	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -50,12 +50,12 @@ func run(ctx context.Context, rows, cols int, std float64, seed uint64, block in
 	for i := range w {
 		w[i] = float32(r.NormFloat64() * std)
 	}
-	qs := []quant.Quantizer{
+	qs := []quant.Named{
 		nf4Quantizer("nf4", nf4.Options{BlockSize: block}),
 		nf4Quantizer("nf4-nodq", nf4.Options{BlockSize: block, DisableDoubleQuant: true}),
-		quant.FP4Quantizer(block),
-		quant.Int4Quantizer(block),
-		quant.Int8Quantizer(block),
+		quant.Named{Name: "fp4", Quantize: quant.FP4Quantizer(block)},
+		quant.Named{Name: "int4", Quantize: quant.Int4Quantizer(block)},
+		quant.Named{Name: "int8", Quantize: quant.Int8Quantizer(block)},
 	}
 	table, err := quant.Compare(ctx, w, rows, cols, qs)
 	if err != nil {
@@ -65,13 +65,7 @@ func run(ctx context.Context, rows, cols int, std float64, seed uint64, block in
 	return quant.WriteTable(os.Stdout, table)
 }
 
-// nf4Quantizer adapts nf4.Quantize to quant.Quantizer.
-func nf4Quantizer(name string, opts nf4.Options) quant.Quantizer {
-	return quant.Quantizer{Name: name, Quantize: func(w []float32, rows, cols int) (quant.Matrix, error) {
-		m, err := nf4.Quantize(w, rows, cols, opts)
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	}}
+// nf4Quantizer names nf4.Quantizer(opts) for quant.Compare.
+func nf4Quantizer(name string, opts nf4.Options) quant.Named {
+	return quant.Named{Name: name, Quantize: nf4.Quantizer(opts)}
 }

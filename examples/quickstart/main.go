@@ -33,8 +33,8 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 	"github.com/golora/golora/train"
 )
 
@@ -79,9 +79,7 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 	// QLoRA: the frozen linear layers go to 4-bit NF4 with double
 	// quantization; embeddings and norms stay float32.
 	dense := base.WeightBytes()
-	err = base.Quantize(func(w []float32, rows, cols int) (quant.Matrix, error) {
-		return nf4.Quantize(w, rows, cols, nf4.Options{})
-	})
+	err = base.Quantize(ctx, nf4.Quantizer(nf4.Options{}))
 	if err != nil {
 		return result{}, err
 	}
@@ -150,12 +148,12 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 }
 
 // show prints a greedy continuation of the prompt.
-func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Checkpoint, adapter *lora.Adapter, when string) error {
-	opts := model.GenerateOptions{MaxTokens: 160}
+func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Base, adapter *lora.Adapter, when string) error {
+	opts := infer.GenerateOptions{MaxTokens: 160}
 	if adapter != nil {
-		opts.Delta = adapter
+		opts.Adapter = adapter
 	}
-	text, err := model.Generate(ctx, base, ck.Tokenizer, prompt, opts)
+	text, err := infer.Generate(ctx, base, ck.Tokenizer, prompt, opts)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,6 @@ import (
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 	"github.com/golora/golora/serve"
 )
 
@@ -65,9 +64,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		if err != nil {
 			return err
 		}
-		if err := ck.Weights.Quantize(func(w []float32, rows, cols int) (quant.Matrix, error) {
-			return nf4.Quantize(w, rows, cols, nf4.Options{})
-		}); err != nil {
+		if err := ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 			return err
 		}
 		dir, err := os.MkdirTemp("", "serveload-adapters")
@@ -222,8 +219,10 @@ func complete(client *http.Client, target, name string, maxTokens int, seed int6
 		}
 		var chunk struct {
 			Choices []struct{ Text string }
-			Usage   *struct{ CompletionTokens int `json:"completion_tokens"` }
-			Error   *struct{ Message string }
+			Usage   *struct {
+				CompletionTokens int `json:"completion_tokens"`
+			}
+			Error *struct{ Message string }
 		}
 		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
 			return 0, 0, 0, err
@@ -249,7 +248,9 @@ func percentiles(d []time.Duration) string {
 		return "no data"
 	}
 	slices.Sort(d)
-	p := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))].Round(100 * time.Microsecond) }
+	p := func(q float64) time.Duration {
+		return d[min(len(d)-1, int(q*float64(len(d))))].Round(100 * time.Microsecond)
+	}
 	return fmt.Sprintf("p50 %v  p90 %v  p99 %v  max %v", p(0.5), p(0.9), p(0.99), d[len(d)-1].Round(100*time.Microsecond))
 }
 

@@ -1,16 +1,19 @@
 // Package blas selects the BLAS implementation that golora's kernels and
 // gorgonia run on, at build time.
 //
-// The default build uses gonum's pure-Go BLAS (gonum.org/v1/gonum/blas/gonum,
-// also gorgonia's default) and needs no cgo. Building with the tag openblas
-// links OpenBLAS through cgo (gonum.org/v1/netlib) and switches gorgonia to it
-// as well:
+// The default build needs no cgo: its Sgemm is golora's own (internal/gemm,
+// Go assembly for AVX-512 or AVX2 chosen at run time, pure Go elsewhere) and
+// the other routines are gonum's pure Go (gonum.org/v1/gonum/blas/gonum).
+// Building with the tag openblas links OpenBLAS through cgo
+// (gonum.org/v1/netlib) instead:
 //
-//	apt-get install -y libopenblas-dev
+//	apt-get install -y libopenblas-dev pkg-config
 //	go test -tags openblas ./model/
 //
-// The OpenBLAS library is looked up in /usr/lib/x86_64-linux-gnu/openblas-pthread
-// (Debian's libopenblas-dev); set CGO_LDFLAGS to add another directory.
+// The library is found with pkg-config (package openblas); set
+// PKG_CONFIG_PATH for an OpenBLAS installed elsewhere. Either build hands its
+// implementation to gorgonia (gorgonia.Use), so gorgonia's products run on it
+// too.
 //
 // OpenBLAS is put in single-threaded mode: its idle worker threads spin
 // between calls and would steal the cores from the Go code that runs between
@@ -36,7 +39,7 @@ type Full interface {
 // Implementation returns the BLAS this build uses.
 func Implementation() Full { return impl }
 
-// Name names the BLAS this build uses ("gonum" or "openblas"), for logs and
+// Name names the BLAS this build uses ("gemm" or "openblas"), for logs and
 // benchmark names.
 func Name() string { return name }
 
@@ -48,7 +51,8 @@ func Name() string { return name }
 // element together with the full matrix's leading dimension.
 //
 // Sgemm is one BLAS call: single-threaded with OpenBLAS, spread over the
-// available CPUs by gonum for large products. Calls may run concurrently.
+// available CPUs by internal/gemm in the default build. Calls may run
+// concurrently.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -66,7 +70,8 @@ const (
 
 // ParallelSgemm is Sgemm using every available CPU: with a single-threaded
 // BLAS (OpenBLAS here) the rows of C are split among GOMAXPROCS goroutines,
-// each making its own BLAS call; gonum parallelizes by itself.
+// each making its own BLAS call; internal/gemm parallelizes by itself, so in
+// the default build ParallelSgemm is Sgemm.
 func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if !singleThreaded || runtime.GOMAXPROCS(0) < 2 || m < 2*parallelMinRows || m*n*k < parallelMinWork {
 		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

@@ -2,7 +2,7 @@
 
 package blas
 
-// #cgo LDFLAGS: -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas
+// #cgo pkg-config: openblas
 // void openblas_set_num_threads(int num_threads);
 import "C"
 

@@ -14,6 +14,12 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(real)
 	f.Add(allTypesFile(f))
+	f.Add(quantizedFile(f))
+	if ours, err := os.ReadFile(ggmlReadFile); err == nil {
+		f.Add(ours)
+	} else {
+		f.Fatal(err)
+	}
 	f.Add(header(2, 0).tensor("a", TypeF16, 0, 2, 2).tensor("b", TypeQ8_0, 32, 32).data(64))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data)

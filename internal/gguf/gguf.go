@@ -72,6 +72,25 @@ func (t TensorInfo) Shape() []int {
 	return s
 }
 
+// RowsCols returns the tensor as a matrix of rows of contiguous elements, as
+// ggml stores it: cols is the innermost dimension (Dims[0]) and rows the
+// product of the others (1 for a vector). A quantized tensor's rows are whole
+// numbers of blocks, which Parse has checked. It returns an error naming the
+// tensor if it has no dimensions or a zero one, or if a count overflows int.
+func (t TensorInfo) RowsCols() (rows, cols int, err error) {
+	if len(t.Dims) == 0 {
+		return 0, 0, fmt.Errorf("gguf: tensor %q has no dimensions", t.Name)
+	}
+	n := t.NumElements()
+	if n == 0 {
+		return 0, 0, fmt.Errorf("gguf: tensor %q has a zero dimension in %v", t.Name, t.Dims)
+	}
+	if n > math.MaxInt {
+		return 0, 0, fmt.Errorf("gguf: tensor %q: %d elements overflow int", t.Name, n)
+	}
+	return int(n / t.Dims[0]), int(t.Dims[0]), nil
+}
+
 // NumElements returns the product of the dimensions.
 func (t TensorInfo) NumElements() uint64 {
 	n := uint64(1)

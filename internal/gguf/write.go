@@ -64,6 +64,11 @@ func (b *Builder) AddTensor(name string, typ GGMLType, dims []uint64, data []byt
 		return fmt.Errorf("gguf: tensor %q: unknown ggml type %d", name, uint32(typ))
 	}
 	t := TensorInfo{Name: name, Dims: append([]uint64(nil), dims...), Type: typ}
+	// ggml blocks never straddle rows, so the innermost dimension (the row
+	// length) must be a whole number of blocks, as Parse requires.
+	if len(dims) > 0 && dims[0]%blockElems != 0 {
+		return fmt.Errorf("gguf: tensor %q: innermost dimension %d is not a multiple of the %v block size %d", name, dims[0], typ, blockElems)
+	}
 	n := t.NumElements()
 	if n%blockElems != 0 || n/blockElems*blockBytes != uint64(len(data)) {
 		return fmt.Errorf("gguf: tensor %q: %d bytes of data, want %d %v elements", name, len(data), n, typ)
@@ -75,6 +80,16 @@ func (b *Builder) AddTensor(name string, typ GGMLType, dims []uint64, data []byt
 	b.names[name] = true
 	b.tensors = append(b.tensors, builderTensor{info: t, data: data})
 	return nil
+}
+
+// AddMatrix adds a [rows, cols] weight (PyTorch order) whose data is already
+// encoded in typ, e.g. the raw blocks of a Q8_0 or Q4_K matrix: rows of cols
+// elements, each row a whole number of blocks. Its GGUF dims are [cols, rows].
+func (b *Builder) AddMatrix(name string, typ GGMLType, rows, cols int, data []byte) error {
+	if rows < 0 || cols < 0 {
+		return fmt.Errorf("gguf: tensor %q: negative shape [%d, %d]", name, rows, cols)
+	}
+	return b.AddTensor(name, typ, []uint64{uint64(cols), uint64(rows)}, data)
 }
 
 // AddFloat32 adds an F32 tensor whose shape is given outermost first

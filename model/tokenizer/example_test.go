@@ -44,3 +44,25 @@ func ExampleStreamDecoder() {
 	// Output:
 	// " a| time| ||||😀|"
 }
+
+// Build the tokenizer of a GGUF file whose tokenizer.ggml.model is "gpt2"
+// from its metadata arrays (here a toy vocabulary in the GPT-2 byte
+// alphabet, where "Ġ" stands for a space).
+func ExampleNewByteLevelBPE() {
+	tok, err := tokenizer.NewByteLevelBPE(tokenizer.ByteLevelBPEConfig{
+		Tokens: []string{"<|begin_of_text|>", "H", "i", "Ġ", "!", "Hi", "Ġ!"},
+		Types:  []int32{3, 1, 1, 1, 1, 1, 1}, // 3: control token
+		Merges: []string{"H i", "Ġ !"},
+		Pre:    "llama-bpe",
+		BOS:    0, EOS: -1, AddBOS: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ids := tok.Encode("<|begin_of_text|>Hi !")
+	fmt.Println(ids, tok.BOS())
+	fmt.Printf("%q\n", tok.Decode(ids))
+	// Output:
+	// [0 5 6] 0
+	// "<|begin_of_text|>Hi !"
+}

@@ -43,11 +43,8 @@ func FuzzParseLlama2C(f *testing.F) {
 
 // smallHF shrinks a real tokenizer.json to its first n vocabulary entries
 // and the merges among them, a seed the fuzzer can mutate quickly.
-func smallHF(f *testing.F, path string, n int) []byte {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+func smallHF(f testing.TB, path string, n int) []byte {
+	data := readMaybeGzip(f, path)
 	var file map[string]any
 	if err := json.Unmarshal(data, &file); err != nil {
 		f.Fatal(err)
@@ -90,6 +87,10 @@ func FuzzParseHF(f *testing.F) {
 		f.Add(data)
 		f.Add(smallHF(f, path, 400))
 	}
+	// Llama-3 and Qwen2.5 (Split pre-tokenizer, NFC), shrunk: their full
+	// files are megabytes.
+	f.Add(smallHF(f, "testdata/llama3/tokenizer.json.gz", 400))
+	f.Add(smallHF(f, "testdata/qwen2.5/tokenizer.json.gz", 400))
 	f.Add([]byte(tinyHF))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tok, err := ParseHF(data)
@@ -130,5 +131,49 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 			checkStream(t, tc.name, tc.tok, ids)
 		}
+	})
+}
+
+// FuzzNewByteLevelBPE builds tokenizers from fuzzed GGUF-style arrays (as
+// JSON), seeded with the first tokens and merges of the real Llama-3 and
+// Qwen2.5 vocabularies: a tokenizer or an error, never a panic, and ids in
+// range.
+func FuzzNewByteLevelBPE(f *testing.F) {
+	for _, tc := range []struct{ path, pre string }{
+		{"testdata/llama3/tokenizer.json.gz", "llama-bpe"},
+		{"testdata/qwen2.5/tokenizer.json.gz", "qwen2"},
+	} {
+		tokens, types, merges := ggufArrays(f, smallHF(f, tc.path, 400))
+		var keep []string
+		for _, m := range merges {
+			if len(keep) < 300 {
+				keep = append(keep, m)
+			}
+		}
+		seed, err := json.Marshal(ByteLevelBPEConfig{Tokens: tokens, Types: types, Merges: keep, Pre: tc.pre, BOS: 0, EOS: len(tokens) - 1, AddBOS: true})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(seed)
+	}
+	f.Add([]byte(`{"Tokens": ["a", "b", "ab", "<|x|>"], "Types": [1, 1, 1, 3], "Merges": ["a b"], "Pre": "smollm", "BOS": -1, "EOS": 3}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c ByteLevelBPEConfig
+		if json.Unmarshal(data, &c) != nil {
+			return
+		}
+		tok, err := NewByteLevelBPE(c)
+		if err != nil {
+			return
+		}
+		n := tok.VocabSize()
+		ids := tok.Encode("Hello  world! <|x|>日本 😀\n\x00 1234 DON'T ab")
+		for _, id := range ids {
+			if id < 0 || id >= n {
+				t.Fatalf("id %d outside the vocabulary of %d", id, n)
+			}
+		}
+		tok.Decode(ids)
+		tok.Decode([]int{-1, 0, n - 1, n})
 	})
 }

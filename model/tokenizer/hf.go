@@ -77,12 +77,14 @@ type addedFlags struct {
 	lstrip, rstrip, singleWord bool
 }
 
-// normStep is one normalizer: prepend a string or replace one.
+// normStep is one normalizer: prepend a string, replace one, or compose to
+// Unicode normalization form C.
 type normStep struct {
 	prepend   string
 	from, to  string
 	isPrepend bool
 	isReplace bool
+	isNFC     bool
 }
 
 // LoadHF reads a Hugging Face tokenizer.json. If a tokenizer_config.json is

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // configError marks errors that concern tokenizer_config.json.
@@ -226,23 +228,61 @@ func (t *BPE) parseMerges(merges []json.RawMessage) error {
 		default:
 			return fmt.Errorf("model.merges[%d]: want \"a b\" or [\"a\", \"b\"], got %.40s", rank, raw)
 		}
-		ia, okA := t.vocab[a]
-		ib, okB := t.vocab[b]
-		im, okM := t.vocab[a+b]
-		switch {
-		case !okA:
-			return fmt.Errorf("model.merges[%d]: %q is not in the vocabulary", rank, a)
-		case !okB:
-			return fmt.Errorf("model.merges[%d]: %q is not in the vocabulary", rank, b)
-		case !okM:
-			return fmt.Errorf("model.merges[%d]: merged token %q is not in the vocabulary", rank, a+b)
-		}
-		k := pairKey(ia, ib)
-		if _, dup := t.merges[k]; !dup {
-			t.merges[k] = bpeMerge{rank: int32(rank), id: int32(im)}
+		if err := t.addMerge(rank, a, b); err != nil {
+			return fmt.Errorf("model.merges[%d]: %w", rank, err)
 		}
 	}
 	return nil
+}
+
+// addMerge records that a and b merge with the given rank; a repeated pair
+// keeps its first rank.
+func (t *BPE) addMerge(rank int, a, b string) error {
+	ia, okA := t.vocab[a]
+	ib, okB := t.vocab[b]
+	im, okM := t.vocab[a+b]
+	switch {
+	case !okA:
+		return fmt.Errorf("%q is not in the vocabulary", a)
+	case !okB:
+		return fmt.Errorf("%q is not in the vocabulary", b)
+	case !okM:
+		return fmt.Errorf("merged token %q is not in the vocabulary", a+b)
+	}
+	k := pairKey(ia, ib)
+	if _, dup := t.merges[k]; !dup {
+		t.merges[k] = bpeMerge{rank: int32(rank), id: int32(im)}
+	}
+	return nil
+}
+
+// parseSplit accepts a Split pre-tokenizer whose regex is one of the
+// patterns this package implements by hand, isolating each match.
+func parseSplit(raw json.RawMessage) (preStep, error) {
+	var sp struct {
+		Pattern struct {
+			String *string `json:"String"`
+			Regex  *string `json:"Regex"`
+		} `json:"pattern"`
+		Behavior string `json:"behavior"`
+		Invert   bool   `json:"invert"`
+	}
+	if err := json.Unmarshal(raw, &sp); err != nil {
+		return nil, fmt.Errorf("Split: %w", err)
+	}
+	if sp.Behavior != "Isolated" || sp.Invert {
+		return nil, fmt.Errorf("Split with behavior %q and invert %v is not supported (only Isolated, not inverted)", sp.Behavior, sp.Invert)
+	}
+	if sp.Pattern.Regex == nil {
+		return nil, errors.New("Split needs a pattern.Regex")
+	}
+	switch *sp.Pattern.Regex {
+	case llama3Pattern:
+		return splitStep{maxDigits: 3}, nil
+	case qwen2Pattern:
+		return splitStep{maxDigits: 1}, nil
+	}
+	return nil, fmt.Errorf("Split pattern %q is not supported (only the Llama-3 and Qwen2 patterns)", *sp.Pattern.Regex)
 }
 
 func pairKey(a, b int) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
@@ -270,7 +310,8 @@ func parseSequence[T any](raw json.RawMessage, where, field string, parse func(j
 }
 
 // parseNormalizer accepts Prepend and Replace (with a string pattern), alone
-// or in a Sequence: what Llama-2 tokenizer.json files use.
+// or in a Sequence, as Llama-2 tokenizer.json files use them, and NFC, which
+// Qwen2's uses.
 func parseNormalizer(raw json.RawMessage, where string) ([]normStep, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -282,6 +323,8 @@ func parseNormalizer(raw json.RawMessage, where string) ([]normStep, error) {
 	switch c.Type {
 	case "Sequence":
 		return parseSequence(raw, where, "normalizers", parseNormalizer)
+	case "NFC":
+		return []normStep{{isNFC: true}}, nil
 	case "Prepend":
 		var p struct {
 			Prepend *string `json:"prepend"`
@@ -299,7 +342,7 @@ func parseNormalizer(raw json.RawMessage, where string) ([]normStep, error) {
 	case "":
 		return nil, fmt.Errorf("%s: no type", where)
 	}
-	return nil, fmt.Errorf("%s: normalizer type %q is not supported (only Prepend, Replace and Sequence)", where, c.Type)
+	return nil, fmt.Errorf("%s: normalizer type %q is not supported (only NFC, Prepend, Replace and Sequence)", where, c.Type)
 }
 
 func parseReplace(raw json.RawMessage) (from, to string, err error) {
@@ -331,13 +374,15 @@ func applyNormalizer(steps []normStep, s string) string {
 			}
 		case n.isReplace:
 			s = strings.ReplaceAll(s, n.from, n.to)
+		case n.isNFC:
+			s = norm.NFC.String(s)
 		}
 	}
 	return s
 }
 
-// parsePreTokenizer accepts Metaspace, ByteLevel and Digits, alone or in a
-// Sequence.
+// parsePreTokenizer accepts Metaspace, ByteLevel, Digits and the Split
+// patterns of Llama-3 and Qwen2, alone or in a Sequence.
 func parsePreTokenizer(raw json.RawMessage, where string) ([]preStep, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -364,6 +409,12 @@ func parsePreTokenizer(raw json.RawMessage, where string) ([]preStep, error) {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		return []preStep{byteLevelStep{addPrefixSpace: b.AddPrefixSpace, useRegex: b.UseRegex == nil || *b.UseRegex}}, nil
+	case "Split":
+		step, err := parseSplit(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		return []preStep{step}, nil
 	case "Digits":
 		var d struct {
 			IndividualDigits bool `json:"individual_digits"`
@@ -375,7 +426,7 @@ func parsePreTokenizer(raw json.RawMessage, where string) ([]preStep, error) {
 	case "":
 		return nil, fmt.Errorf("%s: no type", where)
 	}
-	return nil, fmt.Errorf("%s: pre-tokenizer type %q is not supported (only Metaspace, ByteLevel, Digits and Sequence)", where, c.Type)
+	return nil, fmt.Errorf("%s: pre-tokenizer type %q is not supported (only Metaspace, ByteLevel, Digits, Split and Sequence)", where, c.Type)
 }
 
 func parseMetaspace(raw json.RawMessage) (metaspaceStep, error) {

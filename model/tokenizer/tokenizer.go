@@ -1,7 +1,7 @@
 // Package tokenizer turns text into token ids and back for LLaMA-family
 // models.
 //
-// Two families are supported:
+// Three families are supported:
 //
 //   - SentencePiece-style BPE with scores, as stored in llama2.c tokenizer
 //     files (LoadLlama2C) and in GGUF "tokenizer.ggml.*" metadata with model
@@ -11,9 +11,13 @@
 //     the highest score, leftmost first on ties.
 //   - Hugging Face tokenizer.json files with model type "BPE" (LoadHF): the
 //     Llama-2 SentencePiece vocabulary with byte fallback (normalizer
-//     Prepend+Replace, or a Metaspace pre-tokenizer) and GPT-2 byte-level BPE
-//     (ByteLevel pre-tokenizer, optionally after Digits). Merges are applied by
-//     rank; added tokens are matched as whole strings before BPE.
+//     Prepend+Replace, or a Metaspace pre-tokenizer) and byte-level BPE
+//     (ByteLevel pre-tokenizer, optionally after Digits, or after the Split
+//     patterns of Llama-3 and Qwen2, with Qwen2's NFC normalizer). Merges are
+//     applied by rank; added tokens are matched as whole strings before BPE.
+//   - The same byte-level BPE from GGUF "tokenizer.ggml.*" metadata with
+//     model "gpt2" (NewByteLevelBPE), its pre-tokenizer chosen by
+//     tokenizer.ggml.pre ("llama-bpe", "qwen2", "smollm", "gpt-2").
 //
 // Encode never adds BOS or EOS; callers prepend BOS() themselves when the
 // model expects it.

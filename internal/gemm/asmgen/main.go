@@ -1,0 +1,167 @@
+// Command asmgen generates the AVX2 and AVX-512 micro-kernels of package gemm
+// with avo. It lives in its own module so that golora itself does not depend
+// on avo; the generated files are committed. Regenerate with
+//
+//	cd internal/gemm && go generate
+//
+// which runs
+//
+//	cd asmgen && go run . -out ../kernel_amd64.s -stubs ../kernel_amd64.go -pkg gemm
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The signature every micro-kernel shares (see gemm's kernel type).
+const signature = "func(k int, a, b, c *float32, ldc int, alpha, beta float32)"
+
+func main() {
+	ConstraintExpr("amd64")
+	// AVX-512: 14 rows × 32 columns (two zmm) of C in 28 accumulators, two
+	// registers for the row of B, and A's elements broadcast straight from
+	// memory by the FMA itself: 30 of the 32 zmm registers.
+	microKernel("kernel14x32AVX512", 14, 2, 16, zmmRegs, true)
+	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
+	// one for the broadcast element of A: 15 of the 16 ymm registers.
+	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false)
+	Generate()
+}
+
+func zmmRegs() []VecPhysical {
+	return []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
+		Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31}
+}
+
+func ymmRegs() []VecPhysical {
+	return []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
+}
+
+// microKernel emits a kernel computing the mr × (vecs·width) tile
+//
+//	C = alpha·Ã·B̃ + beta·C   (C is not read when beta's bits are zero)
+//
+// from a packed panel Ã (k steps of mr consecutive elements) and a packed
+// panel B̃ (k steps of vecs·width consecutive elements), C being row-major
+// with leading dimension ldc elements. Work is bounded by k, which the caller
+// keeps to one cache block so that a goroutine is never stuck here for long.
+func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, embeddedBroadcast bool) {
+	TEXT(name, NOSPLIT, signature)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes a %d×%d tile of C; see microKernel in asmgen.", name, mr, vecs*width))
+
+	r := regs()
+	acc := make([][]VecPhysical, mr)
+	for i := range acc {
+		acc[i] = r[i*vecs : (i+1)*vecs]
+	}
+	bv := r[mr*vecs : mr*vecs+vecs]
+	bcast := r[mr*vecs+vecs]
+	vecBytes := 4 * width
+
+	k := Load(Param("k"), GP64())
+	a := Load(Param("a"), GP64())
+	b := Load(Param("b"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+
+	Comment("Start loading the tile of C: when k is large it has left the",
+		"caches since the previous block, and the loads at the end would stall.")
+	row := GP64()
+	MOVQ(c, row)
+	for i := 0; i < mr; i++ {
+		for off := 0; off < vecs*vecBytes; off += 64 {
+			PREFETCHT0(Mem{Base: row, Disp: off})
+		}
+		if i < mr-1 {
+			ADDQ(ldc, row)
+		}
+	}
+
+	Comment("Zero the accumulators.")
+	for i := range acc {
+		for _, v := range acc[i] {
+			VXORPS(v, v, v)
+		}
+	}
+
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_store"))
+	Label(name + "_loop")
+	Comment("One rank-1 update: a row of B̃ times a column of Ã.")
+	for j, v := range bv {
+		VMOVUPS(Mem{Base: b, Disp: j * vecBytes}, v)
+	}
+	for i := range acc {
+		ai := Mem{Base: a, Disp: 4 * i}
+		if !embeddedBroadcast {
+			VBROADCASTSS(ai, bcast)
+		}
+		for j, v := range acc[i] {
+			if embeddedBroadcast {
+				VFMADD231PS_BCST(ai, bv[j], v)
+			} else {
+				VFMADD231PS(bv[j], bcast, v)
+			}
+		}
+	}
+	ADDQ(U32(4*mr), a)
+	ADDQ(U32(vecs*vecBytes), b)
+	DECQ(k)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_store")
+	alpha, err := Param("alpha").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	beta, err := Param("beta").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	// The registers that held B̃ are free now.
+	alphaV, betaV := bv[0], bv[1]
+	VBROADCASTSS(alpha.Addr, alphaV)
+	for i := range acc {
+		for _, v := range acc[i] {
+			VMULPS(alphaV, v, v)
+		}
+	}
+	betaBits := GP32()
+	MOVL(beta.Addr, betaBits)
+	TESTL(betaBits, betaBits)
+	JZ(LabelRef(name + "_overwrite"))
+
+	Comment("C = alpha·ÃB̃ + beta·C")
+	VBROADCASTSS(beta.Addr, betaV)
+	MOVQ(c, row)
+	for i := range acc {
+		for j, v := range acc[i] {
+			VFMADD231PS(Mem{Base: row, Disp: j * vecBytes}, betaV, v)
+			VMOVUPS(v, Mem{Base: row, Disp: j * vecBytes})
+		}
+		if i < mr-1 {
+			ADDQ(ldc, row)
+		}
+	}
+	VZEROUPPER()
+	RET()
+
+	Label(name + "_overwrite")
+	Comment("C = alpha·ÃB̃, C never read")
+	for i := range acc {
+		for j, v := range acc[i] {
+			VMOVUPS(v, Mem{Base: c, Disp: j * vecBytes})
+		}
+		if i < mr-1 {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,306 @@
+// Package gemm multiplies float32 matrices: the single-precision general
+// matrix product (BLAS sgemm) that golora's training and inference spend most
+// of their time in, in Go and Go assembly, with no cgo.
+//
+// The structure is Goto's and BLIS's: blocks of op(A) and op(B) are packed
+// (in Go, which absorbs transposes and leading dimensions) into panels sized
+// for the caches, and a register-blocked micro-kernel multiplies one panel of
+// each into a small tile of C. The micro-kernels are written for AVX-512
+// (14×32 tiles) and AVX2 with FMA (6×16), generated with avo by the separate
+// module in asmgen, and in pure Go (4×4) for other CPUs; the code path is the
+// one internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// Large products are split over GOMAXPROCS goroutines, and each assembly call
+// covers one tile over one cache block of the inner dimension, so that the
+// goroutines stay preemptible.
+package gemm
+
+//go:generate sh -c "cd asmgen && go run . -out ../kernel_amd64.s -stubs ../kernel_amd64.go -pkg gemm"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/golora/golora/internal/cpu"
+	"github.com/golora/golora/internal/parallel"
+)
+
+// parallelMinWork is the smallest m·n·k split over goroutines: starting one
+// costs about a microsecond, the time of ~10⁵ multiply-adds.
+const parallelMinWork = 1 << 18
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
+// matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
+// op(B) is k×n and C is m×n, with leading dimensions lda, ldb and ldc. The
+// slices may start anywhere inside a larger matrix. When beta is 0, C is
+// overwritten without being read (NaNs in it do not survive); when alpha is 0
+// or k is 0, A and B are not read.
+//
+// Sgemm uses every available CPU (GOMAXPROCS) for large products. Calls may
+// run concurrently. It panics, like gonum's BLAS, when a dimension is
+// negative, a leading dimension is too small or a slice too short.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(kernelFor(cpu.Best()), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Level returns the instruction-set level Sgemm runs at on this machine.
+func Level() cpu.Level { return kernelFor(cpu.Best()).level }
+
+func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta == 0 {
+		beta = 0 // -0 → +0: the kernels test beta's bits
+	}
+	if alpha == 0 || k == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	if threads < 2 || m*n*k < parallelMinWork {
+		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Preferably the rows are split, at least two panels each, and op(B)
+	// packed together.
+	panelsM := (m + kr.mr - 1) / kr.mr
+	if rowThreads := min(threads, panelsM/2); rowThreads >= 2 && (panelsM+rowThreads-1)/rowThreads*kr.mr <= kr.mc {
+		sharedB(kr, rowThreads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Otherwise (few rows, or too many for one block each) split along tile
+	// boundaries, every goroutine packing its own panels, so
+	// the operand not split is packed by each: split n (each packs all of
+	// op(A), m×k) when m ≤ n, else m (each packs op(B), k×n), unless that
+	// leaves too few tiles to share.
+	tilesM, tilesN := (m+kr.mr-1)/kr.mr, (n+kr.nr-1)/kr.nr
+	splitN := m <= n
+	if splitN && tilesN < 2*threads && tilesM > tilesN || !splitN && tilesM < 2*threads && tilesN > tilesM {
+		splitN = !splitN
+	}
+	if splitN {
+		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
+			bOff := lo
+			if transB {
+				bOff = lo * ldb
+			}
+			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+		})
+		return
+	}
+	parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
+		aOff := lo * lda
+		if transA {
+			aOff = lo
+		}
+		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
+// serial is the blocked product on the calling goroutine. The loops, from
+// the outside in: a block of kc steps of the inner dimension (beta applies in
+// the first); mc rows of op(A), packed once per block (Ã, in L3); nc columns
+// of op(B), packed (B̃, kept in L2); a micro-panel of mr rows of Ã, which
+// stays in L1 while the micro-kernel runs it against every micro-panel of
+// nr columns of B̃, each streaming from L2.
+func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := kr.workspace()
+	defer kr.put(w)
+	mr, nr := kr.mr, kr.nr
+	// Blocks of equal size rather than full ones and a remnant: k = 500 is
+	// two blocks of 250, not 384 and a short 116 that pays for a pass over C
+	// with little work.
+	kcMax, mcMax, ncMax := balance(k, kr.kc, 1), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
+	for pc := 0; pc < k; pc += kcMax {
+		kc := min(kcMax, k-pc)
+		bt := beta
+		if pc > 0 {
+			bt = 1
+		}
+		for ic := 0; ic < m; ic += mcMax {
+			mc := min(mcMax, m-ic)
+			packA(w.a, transA, a, lda, ic, mc, pc, kc, mr)
+			for jc := 0; jc < n; jc += ncMax {
+				nc := min(ncMax, n-jc)
+				packB(w.b, transB, b, ldb, pc, kc, jc, nc, nr)
+				for ir := 0; ir < mc; ir += mr {
+					ap := &w.a[ir*kc]
+					rows := min(mr, mc-ir)
+					for jr := 0; jr < nc; jr += nr {
+						bp := &w.b[jr*kc]
+						cols := min(nr, nc-jr)
+						ci := (ic+ir)*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
+							continue
+						}
+						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
+						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+					}
+				}
+			}
+		}
+	}
+}
+
+// sharedB is the product on threads goroutines that split the rows of C,
+// each holding its rows of op(A) packed in one block (at most kr.mc rows),
+// and that pack each block of op(B) together into one shared B̃: no operand
+// is packed twice. Two barriers per block of B̃ keep it from being read
+// before it is complete or overwritten while in use.
+func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	shared := kr.workspace()
+	defer kr.put(shared)
+	mr, nr := kr.mr, kr.nr
+	kcMax, ncMax := balance(k, kr.kc, 1), balance(n, kr.nc, nr)
+	bar := newBarrier(threads)
+	units := (m + mr - 1) / mr
+	work := func(id int) {
+		lo, hi := units*id/threads*mr, min(m, units*(id+1)/threads*mr)
+		w := kr.workspace()
+		defer kr.put(w)
+		for pc := 0; pc < k; pc += kcMax {
+			kc := min(kcMax, k-pc)
+			bt := beta
+			if pc > 0 {
+				bt = 1
+			}
+			packA(w.a, transA, a, lda, lo, hi-lo, pc, kc, mr)
+			for jc := 0; jc < n; jc += ncMax {
+				nc := min(ncMax, n-jc)
+				panels := (nc + nr - 1) / nr
+				p0, p1 := panels*id/threads, panels*(id+1)/threads
+				if p1 > p0 {
+					packB(shared.b[p0*nr*kc:], transB, b, ldb, pc, kc, jc+p0*nr, min(nc, p1*nr)-p0*nr, nr)
+				}
+				bar.wait()
+				for ir := lo; ir < hi; ir += mr {
+					ap := &w.a[(ir-lo)*kc]
+					rows := min(mr, hi-ir)
+					for jr := 0; jr < nc; jr += nr {
+						bp := &shared.b[jr*kc]
+						cols := min(nr, nc-jr)
+						ci := ir*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
+							continue
+						}
+						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
+						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+					}
+				}
+				bar.wait()
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for id := 1; id < threads; id++ {
+		wg.Go(func() { work(id) })
+	}
+	work(0)
+	wg.Wait()
+}
+
+// barrier makes n goroutines wait for each other, again and again.
+type barrier struct {
+	mu         sync.Mutex
+	cond       sync.Cond
+	n, arrived int
+	round      int
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{n: n}
+	b.cond.L = &b.mu
+	return b
+}
+
+// wait returns once all n goroutines have called it in this round.
+func (b *barrier) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	round := b.round
+	b.arrived++
+	if b.arrived == b.n {
+		b.arrived = 0
+		b.round++
+		b.cond.Broadcast()
+		return
+	}
+	for round == b.round {
+		b.cond.Wait()
+	}
+}
+
+// balance returns the block size for n elements split into as few blocks of
+// at most max as possible, of equal size rounded up to a multiple of unit
+// (max is itself a multiple of unit).
+func balance(n, max, unit int) int {
+	blocks := (n + max - 1) / max
+	size := (n + blocks - 1) / blocks
+	return (size + unit - 1) / unit * unit
+}
+
+// mergeTile stores the rows×cols corner of an edge tile t (already scaled by
+// alpha) into C: C = t + beta·C, not reading C when beta is 0.
+func mergeTile(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) {
+	for i := range rows {
+		src := t[i*ldt : i*ldt+cols]
+		dst := c[i*ldc : i*ldc+cols]
+		if beta == 0 {
+			copy(dst, src)
+			continue
+		}
+		for j, v := range src {
+			dst[j] = v + beta*dst[j]
+		}
+	}
+}
+
+// scale sets C = beta·C, not reading C when beta is 0.
+func scale(m, n int, beta float32, c []float32, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// check panics with a message naming the first argument that is out of
+// range: these are programming errors, as in any BLAS.
+func check(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkMatrix("A", ar, ac, a, lda)
+	checkMatrix("B", br, bc, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+}
+
+func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("gemm: leading dimension of %s is %d, less than its %d columns", name, ld, cols))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		panic(fmt.Sprintf("gemm: %s has %d elements, want at least %d for %d×%d with leading dimension %d", name, len(s), need, rows, cols, ld))
+	}
+}

@@ -1,0 +1,84 @@
+package gemm
+
+// The packing routines run once per element of a block, against only mr or
+// nr multiply-adds per element in the micro-kernel, so their memory access
+// matters: where they transpose, they go through the panel in strips of
+// strip steps of the inner dimension, so that the cache lines being written
+// (strip of them) stay in L1 while every row of the source passes.
+const strip = 16
+
+// packA copies rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into dst as
+// panels of mr rows: panel r holds, for each p, the mr elements of column p
+// of its rows, consecutively. The last panel is padded with zeros to mr rows,
+// so the micro-kernel never needs to know about the edge.
+func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int) {
+	for r := 0; r < mc; r += mr {
+		rows := min(mr, mc-r)
+		panel := dst[r*kc : r*kc+mr*kc]
+		if transA {
+			// Stored k×m: column p of op(A) is row p of A, so each step copies
+			// a contiguous run.
+			for p := range kc {
+				src := a[(p0+p)*lda+i0+r:]
+				copy(panel[p*mr:p*mr+rows], src[:rows])
+				clear(panel[p*mr+rows : p*mr+mr])
+			}
+			continue
+		}
+		transpose(panel, mr, a[(i0+r)*lda+p0:], lda, rows, kc)
+	}
+}
+
+// packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into dst as
+// panels of nr columns: panel c holds, for each p, the nr elements of row p
+// of its columns, consecutively. The last panel is padded with zeros to nr
+// columns.
+func packB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int) {
+	for c := 0; c < nc; c += nr {
+		cols := min(nr, nc-c)
+		panel := dst[c*kc : c*kc+nr*kc]
+		if !transB {
+			for p := range kc {
+				src := b[(p0+p)*ldb+j0+c:]
+				copy(panel[p*nr:p*nr+cols], src[:cols])
+				clear(panel[p*nr+cols : p*nr+nr])
+			}
+			continue
+		}
+		// Stored n×k: column j of op(B) is row j of B.
+		transpose(panel, nr, b[(j0+c)*ldb+p0:], ldb, cols, kc)
+	}
+}
+
+// transpose writes panel[p·w+i] = src[i·ld+p] for i < rows and p < k, and
+// zeros for rows ≤ i < w: rows rows of the source, k long, become k steps of
+// w elements. Four rows go at a time, so that each step writes four adjacent
+// elements.
+func transpose(panel []float32, w int, src []float32, ld, rows, k int) {
+	panel = panel[:k*w]
+	for s := 0; s < k; s += strip {
+		n := min(strip, k-s)
+		i := 0
+		for ; i+4 <= rows; i += 4 {
+			r0 := src[i*ld+s : i*ld+s+n]
+			r1 := src[(i+1)*ld+s : (i+1)*ld+s+n]
+			r2 := src[(i+2)*ld+s : (i+2)*ld+s+n]
+			r3 := src[(i+3)*ld+s : (i+3)*ld+s+n]
+			for p := range r0 {
+				out := panel[(s+p)*w+i : (s+p)*w+i+4 : (s+p)*w+i+4]
+				out[0], out[1], out[2], out[3] = r0[p], r1[p], r2[p], r3[p]
+			}
+		}
+		for ; i < rows; i++ {
+			row := src[i*ld+s : i*ld+s+n]
+			for p, v := range row {
+				panel[(s+p)*w+i] = v
+			}
+		}
+		for ; i < w; i++ {
+			for p := range n {
+				panel[(s+p)*w+i] = 0
+			}
+		}
+	}
+}

@@ -1,0 +1,20 @@
+package kernels
+
+import "math"
+
+// CrossEntropy returns the cross-entropy term logsumexp(row) − row[target]
+// of one row of logits, computed from the row's maximum so that no
+// exponential overflows; scratch holds len(row) values.
+func CrossEntropy(scratch, row []float32, target int) float64 {
+	m := rowMax(row)
+	return float64(m) + math.Log(expShifted(scratch, row, m)) - float64(row[target])
+}
+
+// CrossEntropyBackward writes into dst the gradient of scale times the
+// CrossEntropy of row: scale · (softmax(row) − onehot(target)).
+func CrossEntropyBackward(dst, row []float32, target int, scale float64) {
+	// One exponential per logit: store e^(x−max), then scale by scale / Σ.
+	sum := expShifted(dst, row, rowMax(row))
+	scaleFloats(dst, float32(scale/sum))
+	dst[target] -= float32(scale)
+}

@@ -1,0 +1,74 @@
+package kernels
+
+import (
+	"github.com/golora/golora/internal/blas"
+	gonumblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// DenseMulT computes y = x·wᵀ for n rows: x is [n, in], w is [out, in] and y is
+// [n, out], all row-major; y is overwritten. Callers check the lengths.
+//
+// The choices are measured (BenchmarkDenseMulT, BenchmarkGenerateDecode,
+// BenchmarkGeneratePrefill): a single row (the decode step) runs on gonum's
+// Sgemv in every build, which does not allocate and uses SIMD dot products;
+// OpenBLAS's Sgemv is as fast alone but halves decode speed on two cores,
+// its threads competing with the Go code between calls. For a batch of rows
+// (a prefill) OpenBLAS's Sgemm is several times faster than anything else,
+// but gonum's Sgemm is no faster than its Sgemv called row by row and
+// allocates, so the pure-Go build runs Sgemv over blocks of weight rows
+// small enough to stay in cache while every row of x passes.
+func DenseMulT(y, x, w []float32, n, in, out int) {
+	var gemv gonum.Implementation
+	if n == 1 {
+		gemv.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
+		return
+	}
+	if blas.Name() == "openblas" {
+		blas.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
+		return
+	}
+	// 16K float32 (64 KiB) of weights per block.
+	block := max(4, (16<<10)/in)
+	for o := 0; o < out; o += block {
+		rows := min(block, out-o)
+		for r := range n {
+			gemv.Sgemv(gonumblas.NoTrans, rows, in, 1, w[o*in:], in, x[r*in:], 1, 0, y[r*out+o:], 1)
+		}
+	}
+}
+
+// dotF32 returns the dot product of a and b[:len(a)]. Attention calls it on
+// single heads (a few dozen elements), too short to amortize a BLAS call.
+func dotF32(a, b []float32) float32 {
+	b = b[:len(a)]
+	// Four accumulators break the dependency chain of additions.
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k+4 <= len(a); k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < len(a); k++ {
+		s0 += a[k] * b[k]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// axpyF32 computes y += a·x for y of len(x).
+func axpyF32(a float32, x, y []float32) {
+	y = y[:len(x)]
+	for k, v := range x {
+		y[k] += a * v
+	}
+}
+
+// Add computes y += x for y of len(x).
+func Add(y, x []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += v
+	}
+}

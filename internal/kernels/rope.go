@@ -1,0 +1,47 @@
+package kernels
+
+import "math"
+
+// RopeInvFreq returns the rotary frequencies theta^(−2i/headDim) of the
+// headDim/2 pairs of a head.
+func RopeInvFreq(headDim int, theta float64) []float64 {
+	f := make([]float64, headDim/2)
+	for i := range f {
+		f[i] = math.Pow(theta, -2*float64(i)/float64(headDim))
+	}
+	return f
+}
+
+// RopeAngles fills cos and sin (len(invFreq) each) with the rotation of
+// position pos; the angles are computed in float64 so long positions keep
+// their precision.
+func RopeAngles(cos, sin []float32, pos int, invFreq []float64) {
+	p := float64(pos)
+	for i, f := range invFreq {
+		s, c := math.Sincos(p * f)
+		cos[i] = float32(c)
+		sin[i] = float32(s)
+	}
+}
+
+// Rope rotates every head of headDim values of the row x into dst (which may
+// be x) in Hugging Face's rotate_half layout: element i < headDim/2 pairs
+// with i + headDim/2 and the pair turns by the angle whose cosine and sine are
+// cos[i] and sin[i]. With inverse it turns by the opposite angle, which is
+// also the rotation's gradient.
+func Rope(dst, x, cos, sin []float32, headDim int, inverse bool) {
+	half := headDim / 2
+	cos, sin = cos[:half], sin[:half]
+	for off := 0; off+headDim <= len(x); off += headDim {
+		xa, xb := x[off:off+half], x[off+half:off+headDim]
+		ya, yb := dst[off:off+half], dst[off+half:off+headDim]
+		for i, c := range cos {
+			a, b, s := xa[i], xb[i], sin[i]
+			if inverse {
+				s = -s
+			}
+			ya[i] = a*c - b*s
+			yb[i] = a*s + b*c
+		}
+	}
+}

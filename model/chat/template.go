@@ -1,0 +1,239 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ardanlabs/jinja"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Template is a compiled chat template and the special tokens it refers to.
+// It is safe for concurrent use.
+type Template struct {
+	tmpl   *jinja.Template
+	source string // the file and key the template came from, for errors
+	// BOS and EOS are the texts of the tokenizer's bos_token and eos_token
+	// ("" when there is none), passed to the template as bos_token and
+	// eos_token.
+	BOS, EOS string
+	// AddBOS is add_bos_token: whether the tokenizer prepends BOS to text it
+	// encodes. Templates that need BOS write {{ bos_token }} themselves, so
+	// Encode never adds it.
+	AddBOS bool
+}
+
+// RenderOptions are the per-call inputs of a template.
+type RenderOptions struct {
+	// AddGenerationPrompt appends the text that opens an assistant turn, for
+	// inference.
+	AddGenerationPrompt bool
+	// Vars are further template variables, such as "date_string" (which
+	// Llama 3.x templates otherwise take from strftime_now, the current
+	// date) or "tools".
+	Vars map[string]any
+}
+
+// NewTemplate compiles a Jinja chat template. source names where it came
+// from in error messages.
+func NewTemplate(text, source, bos, eos string) (*Template, error) {
+	tmpl, err := jinja.Compile(text)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %s: %w", source, err)
+	}
+	return &Template{tmpl: tmpl, source: source, BOS: bos, EOS: eos}, nil
+}
+
+// LoadConfig reads the chat template of the tokenizer_config.json at path.
+// When the file has no chat_template, a chat_template.jinja in the same
+// directory is used.
+func LoadConfig(path string) (*Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %s: %w", path, err)
+	}
+	source := path + ": chat_template"
+	if cfg.templates == nil {
+		jinjaPath := filepath.Join(filepath.Dir(path), "chat_template.jinja")
+		text, err := os.ReadFile(jinjaPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("chat: %s has no chat_template and there is no %s", path, jinjaPath)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("chat: %w", err)
+		}
+		cfg.templates = map[string]string{"default": string(text)}
+		source = jinjaPath
+	}
+	return cfg.template(source, "")
+}
+
+// ParseConfig reads the chat template of a tokenizer_config.json. name is
+// the file's name in error messages. When chat_template is a list of named
+// templates, the one named "default" is used; ParseConfigNamed chooses
+// another.
+func ParseConfig(data []byte, name string) (*Template, error) {
+	return ParseConfigNamed(data, name, "")
+}
+
+// ParseConfigNamed is ParseConfig with the name of the template to use from
+// a list of named templates ("" for "default").
+func ParseConfigNamed(data []byte, name, template string) (*Template, error) {
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %s: %w", name, err)
+	}
+	if cfg.templates == nil {
+		return nil, fmt.Errorf("chat: %s has no chat_template", name)
+	}
+	return cfg.template(name+": chat_template", template)
+}
+
+// config is the part of tokenizer_config.json that chat templates need.
+type config struct {
+	templates map[string]string // nil when there is no chat_template
+	bos, eos  string
+	addBOS    bool
+}
+
+func (c *config) template(source, name string) (*Template, error) {
+	if name == "" {
+		name = "default"
+	}
+	text, ok := c.templates[name]
+	if !ok {
+		names := make([]string, 0, len(c.templates))
+		for n := range c.templates {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("chat: %s: no template named %q (have %s)", source, name, strings.Join(names, ", "))
+	}
+	if len(c.templates) > 1 {
+		source += "[" + name + "]"
+	}
+	t, err := NewTemplate(text, source, c.bos, c.eos)
+	if err != nil {
+		return nil, err
+	}
+	t.AddBOS = c.addBOS
+	return t, nil
+}
+
+func parseConfig(data []byte) (*config, error) {
+	var raw struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+		BOS          json.RawMessage `json:"bos_token"`
+		EOS          json.RawMessage `json:"eos_token"`
+		AddBOS       *bool           `json:"add_bos_token"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("not a tokenizer_config.json: %w", err)
+	}
+	c := &config{}
+	var err error
+	if c.bos, err = tokenText(raw.BOS); err != nil {
+		return nil, fmt.Errorf("bos_token: %w", err)
+	}
+	if c.eos, err = tokenText(raw.EOS); err != nil {
+		return nil, fmt.Errorf("eos_token: %w", err)
+	}
+	c.addBOS = raw.AddBOS != nil && *raw.AddBOS
+	if isNull(raw.ChatTemplate) {
+		return c, nil
+	}
+	var single string
+	if err := json.Unmarshal(raw.ChatTemplate, &single); err == nil {
+		c.templates = map[string]string{"default": single}
+		return c, nil
+	}
+	var list []struct {
+		Name     *string `json:"name"`
+		Template *string `json:"template"`
+	}
+	if err := json.Unmarshal(raw.ChatTemplate, &list); err != nil {
+		return nil, fmt.Errorf("chat_template: want a string or a list of {\"name\", \"template\"}, got %.60s", raw.ChatTemplate)
+	}
+	c.templates = make(map[string]string, len(list))
+	for i, e := range list {
+		if e.Name == nil || e.Template == nil {
+			return nil, fmt.Errorf("chat_template[%d]: needs both name and template", i)
+		}
+		if _, dup := c.templates[*e.Name]; dup {
+			return nil, fmt.Errorf("chat_template[%d]: name %q appears twice", i, *e.Name)
+		}
+		c.templates[*e.Name] = *e.Template
+	}
+	if len(c.templates) == 0 {
+		return nil, errors.New("chat_template: empty list")
+	}
+	return c, nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}
+
+// tokenText reads a special token that is a string, an AddedToken object
+// ({"content": ...}) or null.
+func tokenText(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var obj struct {
+		Content *string `json:"content"`
+	}
+	if json.Unmarshal(raw, &obj) != nil || obj.Content == nil {
+		return "", fmt.Errorf("want a string or an object with \"content\", got %.60s", raw)
+	}
+	return *obj.Content, nil
+}
+
+// Render returns the text of messages in the template's format.
+func (t *Template) Render(messages []Message, opt RenderOptions) (string, error) {
+	s, err := t.render(messages, opt.AddGenerationPrompt, opt.Vars)
+	if err != nil {
+		return "", fmt.Errorf("chat: %s: %w", t.source, err)
+	}
+	return s, nil
+}
+
+func (t *Template) render(messages []Message, addGenerationPrompt bool, vars map[string]any) (string, error) {
+	msgs := make([]any, len(messages))
+	for i, m := range messages {
+		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
+	}
+	data := make(map[string]any, len(vars)+4)
+	for k, v := range vars {
+		data[k] = v
+	}
+	data["messages"] = msgs
+	data["add_generation_prompt"] = addGenerationPrompt
+	data["bos_token"] = t.BOS
+	data["eos_token"] = t.EOS
+	s, err := t.tmpl.Render(data)
+	if err != nil {
+		return "", fmt.Errorf("render: %w", err)
+	}
+	return s, nil
+}

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package model
-
-import "time"
-
-// graphCPUTime reports that the process's CPU time is not known here.
-func graphCPUTime() (time.Duration, bool) { return 0, false }

@@ -1,0 +1,592 @@
+package infer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/golora/golora/internal/kernels"
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// Adapter adds a correction to the output of every frozen linear layer
+// during generation; LoRA adapters implement it as y += scaling·(x·Aᵀ)·Bᵀ.
+// AddDelta is called right after the base product y = x·Wᵀ with x [n, lin.In]
+// and y [n, lin.Out], row-major; it must only add to y and must return
+// quickly for layers it does not adapt. It is called for the output head too.
+// An error stops the forward pass; the generator returns it wrapped.
+type Adapter interface {
+	AddDelta(lin *model.Linear, y, x []float32, n int) error
+}
+
+// DefaultPrefillBatch is the number of prompt tokens a Generator processes in
+// one batched pass when GeneratorOptions.PrefillBatch is zero.
+const DefaultPrefillBatch = 64
+
+// GeneratorOptions configures a Generator.
+type GeneratorOptions struct {
+	// MaxLen is the number of positions the KV cache can hold: the prompt
+	// plus every generated token. Zero means model.Config.MaxSeqLen. The cache
+	// starts smaller and grows as positions are used.
+	MaxLen int
+	// PrefillBatch is the number of prompt tokens processed per batched
+	// pass; it sizes the scratch buffers. Zero means DefaultPrefillBatch.
+	PrefillBatch int
+	// Adapter, if not nil, adds its correction at every linear layer.
+	Adapter Adapter
+}
+
+// ErrContextFull is wrapped by the error returned when tokens would not fit
+// in the Generator's KV cache.
+var ErrContextFull = errors.New("infer: KV cache is full")
+
+// Generator runs a frozen model forward incrementally: it keeps the keys and
+// values of every position seen so far, so each new token costs one pass over
+// the weights, never a re-run of the prefix. Scratch buffers are allocated by
+// NewGenerator and the KV cache grows by doubling as positions are used, so
+// a Step does not allocate in the steady state (unless a quantized format's
+// MulT or the Adapter does); a batched Prefill may, in Sgemm.
+//
+// A Generator is not safe for concurrent use; the model.Weights it runs on are
+// only read, so several Generators may share one model.Weights.
+type Generator struct {
+	w       *model.Weights
+	adapter Adapter
+
+	maxLen, batch int
+	qDim, kvDim   int
+	pos           int
+
+	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
+	invFreq      []float64   // RoPE frequencies theta^(−2i/HeadDim), [HeadDim/2]
+
+	// Scratch for up to batch rows.
+	x        []float32 // residual stream [batch, Dim]
+	xn       []float32 // normalized x [batch, Dim]
+	q        []float32 // queries [batch, qDim]
+	attn     []float32 // attention output [batch, qDim]
+	proj     []float32 // o_proj and down_proj output [batch, Dim]
+	gate, up []float32 // MLP [batch, HiddenDim]
+	cos, sin []float32 // RoPE [batch, HeadDim/2]
+	scores   []float32 // attention weights of one head [capacity]
+	logits   []float32 // [VocabSize]
+}
+
+// NewGenerator checks w with Validate and allocates the KV cache and scratch
+// buffers for it.
+func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
+	if w == nil {
+		return nil, errors.New("infer: NewGenerator: weights are nil")
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	c := w.Config
+	maxLen := opts.MaxLen
+	if maxLen == 0 {
+		maxLen = c.MaxSeqLen
+	}
+	if maxLen <= 0 {
+		return nil, fmt.Errorf("infer: NewGenerator: KV cache length %d (MaxLen %d, model.Config.MaxSeqLen %d) must be positive",
+			maxLen, opts.MaxLen, c.MaxSeqLen)
+	}
+	batch := opts.PrefillBatch
+	if batch == 0 {
+		batch = DefaultPrefillBatch
+	}
+	if batch < 0 {
+		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
+	}
+	batch = min(batch, maxLen)
+	g := &Generator{
+		w:       w,
+		adapter: opts.Adapter,
+		maxLen:  maxLen,
+		batch:   batch,
+		qDim:    c.Heads * c.HeadDim,
+		kvDim:   c.KVHeads * c.HeadDim,
+		keys:    make([][]float32, c.Layers),
+		values:  make([][]float32, c.Layers),
+	}
+	g.reserve(min(maxLen, initialCacheLen))
+	half := c.HeadDim / 2
+	g.invFreq = kernels.RopeInvFreq(c.HeadDim, c.RopeTheta)
+	g.x = make([]float32, batch*c.Dim)
+	g.xn = make([]float32, batch*c.Dim)
+	g.q = make([]float32, batch*g.qDim)
+	g.attn = make([]float32, batch*g.qDim)
+	g.proj = make([]float32, batch*c.Dim)
+	g.gate = make([]float32, batch*c.HiddenDim)
+	g.up = make([]float32, batch*c.HiddenDim)
+	g.cos = make([]float32, batch*half)
+	g.sin = make([]float32, batch*half)
+	g.logits = make([]float32, c.VocabSize)
+	return g, nil
+}
+
+// initialCacheLen is the number of positions a new Generator's KV cache holds
+// before it first grows. Models declare contexts of up to 128K positions, a
+// cache of many gigabytes, while most generations use a small part of it.
+const initialCacheLen = 1024
+
+// reserve grows the KV cache, doubling it up to maxLen, so that it holds n
+// positions, keeping what it has. Growth is rare, so a decode step does
+// not allocate in the steady state.
+func (g *Generator) reserve(n int) {
+	have := len(g.scores)
+	if n <= have {
+		return
+	}
+	capacity := min(g.maxLen, max(n, 2*have))
+	for l := range g.keys {
+		k := make([]float32, capacity*g.kvDim)
+		v := make([]float32, capacity*g.kvDim)
+		if have > 0 {
+			copy(k, g.keys[l][:g.pos*g.kvDim])
+			copy(v, g.values[l][:g.pos*g.kvDim])
+		}
+		g.keys[l], g.values[l] = k, v
+	}
+	g.scores = make([]float32, capacity)
+}
+
+// Weights returns the model the Generator runs.
+func (g *Generator) Weights() *model.Weights { return g.w }
+
+// Pos returns the number of positions processed so far, which is the
+// position the next token will take.
+func (g *Generator) Pos() int { return g.pos }
+
+// MaxLen returns the number of positions the KV cache can hold.
+func (g *Generator) MaxLen() int { return g.maxLen }
+
+// Reset forgets every position, so the next Prefill starts a new sequence.
+func (g *Generator) Reset() { g.pos = 0 }
+
+// Prefill runs tokens at positions Pos()…Pos()+len(tokens)−1 in batched
+// passes of up to PrefillBatch rows and returns the logits [VocabSize] that
+// predict the token after the last one. The returned slice is owned by the
+// Generator and overwritten by the next call. On error the Generator is left
+// at the position of the last complete batch.
+func (g *Generator) Prefill(tokens []int) ([]float32, error) {
+	if len(tokens) == 0 {
+		return nil, errors.New("infer: Prefill: no tokens")
+	}
+	if err := g.checkTokens(tokens); err != nil {
+		return nil, err
+	}
+	for start := 0; start < len(tokens); start += g.batch {
+		end := min(start+g.batch, len(tokens))
+		if err := g.forward(tokens[start:end], end == len(tokens)); err != nil {
+			return nil, err
+		}
+	}
+	return g.logits, nil
+}
+
+// Step runs one token at position Pos() and returns the logits [VocabSize]
+// that predict the next one; the slice is owned by the Generator and
+// overwritten by the next call.
+func (g *Generator) Step(token int) ([]float32, error) {
+	var one [1]int
+	one[0] = token
+	if err := g.checkTokens(one[:]); err != nil {
+		return nil, err
+	}
+	if err := g.forward(one[:], true); err != nil {
+		return nil, err
+	}
+	return g.logits, nil
+}
+
+// GenerateOptions configures a generation.
+type GenerateOptions struct {
+	// MaxTokens is the most new tokens to generate; zero means until EOS
+	// or a full KV cache.
+	MaxTokens int
+	// Temperature, TopP and Rand choose the next token; see SamplerOptions.
+	// Temperature 0 is greedy decoding.
+	Temperature float64
+	TopP        float64
+	Rand        *rand.Rand
+	// Stop ends generation as soon as the text contains one of these
+	// strings; the stop string and anything after it are left out of the
+	// result and never passed to OnToken.
+	Stop []string
+	// OnToken, if not nil, receives each generated token as it comes with
+	// the text it makes printable. The text may be empty (an incomplete
+	// UTF-8 character, or the possible start of a stop string, is held back)
+	// and may include text held back from earlier tokens. A last call with
+	// id −1 delivers text still held back when generation ends. Returning an
+	// error stops generation; Generate returns it wrapped.
+	OnToken func(id int, text string) error
+	// Adapter, if not nil, adds its correction at every linear layer for
+	// this generation, in place of the Generator's own.
+	Adapter Adapter
+}
+
+// StopReason says why generation ended.
+type StopReason string
+
+// The reasons generation ends without an error.
+const (
+	StopEOS    StopReason = "eos"    // the model produced EOS (or BOS, which starts a new document)
+	StopLength StopReason = "length" // MaxTokens reached or the KV cache full
+	StopString StopReason = "stop"   // the text reached one of GenerateOptions.Stop
+)
+
+// Completion is the outcome of a generation.
+type Completion struct {
+	Text         string     // the generated text, without the prompt or a stop string
+	Tokens       []int      // the generated ids, without EOS
+	PromptTokens int        // the number of prompt ids, BOS included
+	Reason       StopReason // why generation ended; empty when it ended with an error
+}
+
+// Generate runs a new sequence: it resets g, runs prompt (ids, BOS included
+// if the model expects it) in batched passes, then samples one token at a
+// time, feeding each back through the KV cache, until EOS or BOS, a stop
+// string, MaxTokens or a full KV cache. tok decodes the generated ids and
+// names EOS and BOS. ctx is checked between batches and tokens.
+//
+// On error (a cancelled ctx, an OnToken error) the Completion holds what was
+// generated so far.
+func (g *Generator) Generate(ctx context.Context, tok tokenizer.Tokenizer, prompt []int, opts GenerateOptions) (Completion, error) {
+	res := Completion{PromptTokens: len(prompt)}
+	if tok == nil {
+		return res, errors.New("infer: Generate: tokenizer is nil")
+	}
+	if opts.MaxTokens < 0 {
+		return res, fmt.Errorf("infer: Generate: MaxTokens %d is negative", opts.MaxTokens)
+	}
+	for i, s := range opts.Stop {
+		if s == "" {
+			return res, fmt.Errorf("infer: Generate: stop string %d is empty", i)
+		}
+	}
+	sampler, err := NewSampler(SamplerOptions{Temperature: opts.Temperature, TopP: opts.TopP, Rand: opts.Rand})
+	if err != nil {
+		return res, err
+	}
+	if len(prompt) == 0 {
+		return res, errors.New("infer: Generate: empty prompt (a tokenizer without BOS needs some text)")
+	}
+	if opts.Adapter != nil {
+		saved := g.adapter
+		g.adapter = opts.Adapter
+		defer func() { g.adapter = saved }()
+	}
+	if err := g.prefillPrompt(ctx, prompt); err != nil {
+		return res, err
+	}
+	return g.decode(ctx, tok, sampler, prompt, opts, res)
+}
+
+// prefillPrompt resets g and runs prompt in batched passes, checking ctx
+// between them.
+func (g *Generator) prefillPrompt(ctx context.Context, prompt []int) error {
+	g.Reset()
+	if err := g.checkTokens(prompt); err != nil {
+		return fmt.Errorf("infer: Generate: prompt: %w", err)
+	}
+	for start := 0; start < len(prompt); start += g.batch {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("infer: Generate: prompt: %w", err)
+		}
+		end := min(start+g.batch, len(prompt))
+		if err := g.forward(prompt[start:end], end == len(prompt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decode samples one token at a time after the prefilled prompt, feeding
+// each back through the KV cache, until EOS or BOS, a stop string,
+// MaxTokens or a full KV cache; res holds what was generated, also on error.
+func (g *Generator) decode(ctx context.Context, tok tokenizer.Tokenizer, sampler *Sampler, prompt []int, opts GenerateOptions, res Completion) (Completion, error) {
+	// The stream decoder sees the prompt first, so that the first generated
+	// token is decoded in context (SentencePiece drops the leading space of
+	// the first token only).
+	dec := tokenizer.NewStreamDecoder(tok)
+	for _, id := range prompt {
+		dec.Next(id)
+	}
+	dec.Flush()
+	out := streamText{stops: opts.Stop, onToken: opts.OnToken}
+	fail := func(err error) (Completion, error) {
+		res.Text = out.text.String()
+		return res, err
+	}
+	eos, bos := tok.EOS(), tok.BOS()
+	logits := g.logits
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("infer: Generate: after %d tokens: %w", len(res.Tokens), err))
+		}
+		id, err := sampler.Sample(logits)
+		if err != nil {
+			return fail(fmt.Errorf("infer: Generate: position %d: %w", g.pos, err))
+		}
+		if (eos >= 0 && id == eos) || (bos >= 0 && id == bos) {
+			res.Reason = StopEOS
+			break
+		}
+		res.Tokens = append(res.Tokens, id)
+		stopped, err := out.add(id, dec.Next(id))
+		if err != nil {
+			return fail(err)
+		}
+		if stopped {
+			res.Reason = StopString
+			break
+		}
+		if len(res.Tokens) == opts.MaxTokens || g.pos == g.maxLen {
+			res.Reason = StopLength
+			break
+		}
+		if logits, err = g.Step(id); err != nil {
+			return fail(err)
+		}
+	}
+	if res.Reason != StopString {
+		// The bytes of an unfinished UTF-8 character and text held back as a
+		// possible start of a stop string are final now.
+		out.text.WriteString(dec.Flush())
+		if err := out.flush(); err != nil {
+			return fail(err)
+		}
+	}
+	res.Text = out.text.String()
+	return res, nil
+}
+
+// streamText accumulates generated text and passes it on to the callback,
+// holding back any tail that could be the start of a stop string.
+type streamText struct {
+	stops   []string
+	onToken func(id int, text string) error
+	text    strings.Builder
+	emitted int // bytes of text passed to onToken
+}
+
+// add appends piece (the text of token id) and reports whether a stop string
+// is now complete, in which case text is cut before it.
+func (s *streamText) add(id int, piece string) (stopped bool, err error) {
+	s.text.WriteString(piece)
+	full := s.text.String()
+	// A stop string cannot begin before emitted: its start would have been
+	// a held-back prefix when it was added.
+	end := len(full)
+	for _, stop := range s.stops {
+		if i := strings.Index(full[s.emitted:], stop); i >= 0 && s.emitted+i < end {
+			end = s.emitted + i
+			stopped = true
+		}
+	}
+	safe := end
+	if !stopped {
+		safe = len(full) - heldBack(full[s.emitted:], s.stops)
+	}
+	if stopped {
+		s.text.Reset()
+		s.text.WriteString(full[:end])
+	}
+	if s.onToken != nil {
+		if err := s.onToken(id, full[s.emitted:safe]); err != nil {
+			return stopped, fmt.Errorf("infer: Generate: token callback: %w", err)
+		}
+	}
+	s.emitted = safe
+	return stopped, nil
+}
+
+// flush passes on text still held back.
+func (s *streamText) flush() error {
+	full := s.text.String()
+	if s.emitted == len(full) || s.onToken == nil {
+		s.emitted = len(full)
+		return nil
+	}
+	rest := full[s.emitted:]
+	s.emitted = len(full)
+	if err := s.onToken(-1, rest); err != nil {
+		return fmt.Errorf("infer: Generate: token callback: %w", err)
+	}
+	return nil
+}
+
+// heldBack returns the length of the longest suffix of text that is a proper
+// prefix of one of stops.
+func heldBack(text string, stops []string) int {
+	longest := 0
+	for _, stop := range stops {
+		for n := min(len(stop)-1, len(text)); n > longest; n-- {
+			if strings.HasSuffix(text, stop[:n]) {
+				longest = n
+				break
+			}
+		}
+	}
+	return longest
+}
+
+// Generate encodes prompt with tok (BOS first when tok has one), runs it on
+// w with a fresh Generator sized to the prompt plus MaxTokens (at most
+// model.Config.MaxSeqLen) and returns the generated text, without the prompt.
+// Tokens stream to opts.OnToken as they come; see Generator.Generate. On
+// error the text generated so far is returned with it.
+func Generate(ctx context.Context, w *model.Weights, tok tokenizer.Tokenizer, prompt string, opts GenerateOptions) (string, error) {
+	if w == nil || tok == nil {
+		return "", errors.New("infer: Generate: weights or tokenizer is nil")
+	}
+	ids := tok.Encode(prompt)
+	if bos := tok.BOS(); bos >= 0 {
+		ids = append([]int{bos}, ids...)
+	}
+	maxLen := w.Config.MaxSeqLen
+	if opts.MaxTokens > 0 && (maxLen <= 0 || len(ids)+opts.MaxTokens < maxLen) {
+		maxLen = len(ids) + opts.MaxTokens
+	}
+	if len(ids) > maxLen {
+		return "", fmt.Errorf("%w: the prompt has %d tokens, the model's context is %d", ErrContextFull, len(ids), maxLen)
+	}
+	g, err := NewGenerator(w, GeneratorOptions{MaxLen: maxLen})
+	if err != nil {
+		return "", err
+	}
+	res, err := g.Generate(ctx, tok, ids, opts)
+	return res.Text, err
+}
+
+// checkTokens rejects token ids outside the vocabulary and sequences that
+// would overflow the KV cache, before any state changes.
+func (g *Generator) checkTokens(tokens []int) error {
+	if g.pos+len(tokens) > g.maxLen {
+		return fmt.Errorf("%w: %d positions used + %d tokens > %d", ErrContextFull, g.pos, len(tokens), g.maxLen)
+	}
+	v := g.w.Config.VocabSize
+	for i, t := range tokens {
+		if t < 0 || t >= v {
+			return fmt.Errorf("infer: token %d (index %d of %d) is outside the vocabulary [0, %d)", t, i, len(tokens), v)
+		}
+	}
+	return nil
+}
+
+// forward runs len(tokens) ≤ g.batch tokens through every layer, appending
+// their keys and values to the cache, and, when wantLogits is set, computes
+// the logits of the last one.
+func (g *Generator) forward(tokens []int, wantLogits bool) error {
+	c := &g.w.Config
+	n, d := len(tokens), c.Dim
+	g.reserve(g.pos + n)
+	half := c.HeadDim / 2
+	x := g.x[:n*d]
+	for i, t := range tokens {
+		copy(x[i*d:(i+1)*d], g.w.Embedding[t*d:(t+1)*d])
+	}
+	for i := range n {
+		kernels.RopeAngles(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq)
+	}
+	xn := g.xn[:n*d]
+	q := g.q[:n*g.qDim]
+	attn := g.attn[:n*g.qDim]
+	proj := g.proj[:n*d]
+	gate := g.gate[:n*c.HiddenDim]
+	up := g.up[:n*c.HiddenDim]
+	eps := c.NormEps
+	for l := range g.w.Layers {
+		layer := &g.w.Layers[l]
+		k := g.keys[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
+		v := g.values[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
+
+		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
+		if err := g.linear(layer.Q, q, xn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if err := g.linear(layer.K, k, xn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if err := g.linear(layer.V, v, xn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		g.rope(q, n, c.Heads)
+		g.rope(k, n, c.KVHeads)
+		g.attention(l, attn, q, n)
+		if err := g.linear(layer.O, proj, attn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		kernels.Add(x, proj)
+
+		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
+		if err := g.linear(layer.Gate, gate, xn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if err := g.linear(layer.Up, up, xn, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		kernels.SwiGLU(gate, gate, up)
+		if err := g.linear(layer.Down, proj, gate, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		kernels.Add(x, proj)
+	}
+	g.pos += n
+	if !wantLogits {
+		return nil
+	}
+	last := xn[:d]
+	kernels.RMSNorm(last, x[(n-1)*d:n*d], g.w.Norm, eps)
+	return g.linear(g.w.Output, g.logits, last, 1)
+}
+
+// linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
+func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
+	if lin.Quantized != nil {
+		if err := lin.Quantized.MulT(y, x, n); err != nil {
+			return fmt.Errorf("%s: %w", lin.Name, err)
+		}
+	} else {
+		kernels.DenseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
+	}
+	if g.adapter != nil {
+		if err := g.adapter.AddDelta(lin, y, x, n); err != nil {
+			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+		}
+	}
+	return nil
+}
+
+// rope rotates each of the heads of n rows (kernels.Rope).
+func (g *Generator) rope(v []float32, n, heads int) {
+	hd := g.w.Config.HeadDim
+	half := hd / 2
+	w := heads * hd
+	for i := range n {
+		row := v[i*w : (i+1)*w]
+		kernels.Rope(row, row, g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], hd, false)
+	}
+}
+
+// attention computes causal grouped-query attention for the n rows at
+// positions pos…pos+n−1 of layer l, whose keys and values are already in the
+// cache: row i attends to positions 0…pos+i, and query head h reads key and
+// value head h/(Heads/KVHeads).
+func (g *Generator) attention(l int, out, q []float32, n int) {
+	c := &g.w.Config
+	hd := c.HeadDim
+	group := c.Heads / c.KVHeads
+	keys, values := g.keys[l], g.values[l]
+	for i := range n {
+		scores := g.scores[:g.pos+i+1]
+		for h := range c.Heads {
+			at := i*g.qDim + h*hd
+			off := (h / group) * hd
+			kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
+		}
+	}
+}

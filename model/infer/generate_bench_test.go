@@ -1,0 +1,129 @@
+package infer
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+)
+
+// stories15MConfig is the shape of llama2.c's stories15M: dim 288, hidden
+// 768, 6 layers, 6 heads, vocabulary 32000, 256 positions, shared classifier.
+var stories15MConfig = model.Config{
+	Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 48, VocabSize: 32000,
+	MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+}
+
+// benchModel is a model of the benchmarks, built on first use so that
+// running one sub-benchmark does not build the others.
+type benchModel struct {
+	name  string
+	build func(testing.TB) *model.Weights
+	w     *model.Weights
+}
+
+func (m *benchModel) weights(b *testing.B) *model.Weights {
+	if m.w == nil {
+		m.w = m.build(b)
+	}
+	return m.w
+}
+
+// benchModels returns the models of the benchmarks: dense and NF4 (QLoRA's
+// setting; the output head stays dense) for a random stories15M-shaped model
+// and for stories260K.
+func benchModels() []*benchModel {
+	toNF4 := func(tb testing.TB, w *model.Weights) *model.Weights {
+		err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return w
+	}
+	stories260K := func(tb testing.TB) *model.Weights {
+		w, _ := loadStories(tb)
+		return w
+	}
+	return []*benchModel{
+		{name: "stories15M/dense", build: func(tb testing.TB) *model.Weights { return randomWeights(stories15MConfig, 15) }},
+		{name: "stories15M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, randomWeights(stories15MConfig, 15)) }},
+		{name: "stories260K/dense", build: stories260K},
+		{name: "stories260K/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, stories260K(tb)) }},
+	}
+}
+
+// BenchmarkGenerateDecode measures the decode step: one token through the
+// whole model with the KV cache, at positions 16 to MaxSeqLen (the cache is
+// refilled with a 16-token prefill, untimed, when it is full). Dense and NF4
+// run side by side; tokens/s is the figure to compare.
+func BenchmarkGenerateDecode(b *testing.B) {
+	for _, m := range benchModels() {
+		b.Run(m.name+"/"+blas.Name(), func(b *testing.B) {
+			w := m.weights(b)
+			g, err := NewGenerator(w, GeneratorOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			prompt := make([]int, 16)
+			for i := range prompt {
+				prompt[i] = rng.IntN(w.Config.VocabSize)
+			}
+			refill := func() {
+				g.Reset()
+				if _, err := g.Prefill(prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			refill()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if g.Pos() == g.MaxLen() {
+					b.StopTimer()
+					refill()
+					b.StartTimer()
+				}
+				if _, err := g.Step(prompt[i%len(prompt)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkGeneratePrefill compares a 128-token prompt run in batched passes
+// (matrix-matrix products, the default) with the same prompt fed one token
+// at a time.
+func BenchmarkGeneratePrefill(b *testing.B) {
+	w := randomWeights(stories15MConfig, 15)
+	rng := rand.New(rand.NewPCG(3, 4))
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = rng.IntN(w.Config.VocabSize)
+	}
+	for _, batch := range []int{1, DefaultPrefillBatch} {
+		name := "batched"
+		if batch == 1 {
+			name = "token-by-token"
+		}
+		b.Run("stories15M/dense/"+blas.Name()+"/"+name, func(b *testing.B) {
+			g, err := NewGenerator(w, GeneratorOptions{PrefillBatch: batch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				g.Reset()
+				if _, err := g.Prefill(prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}

@@ -1,0 +1,176 @@
+package infer
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SamplerOptions chooses how the next token is picked from the logits.
+type SamplerOptions struct {
+	// Temperature divides the logits before the softmax. Zero means greedy
+	// decoding: always the most likely token (the lowest id on ties).
+	Temperature float64
+	// TopP, in (0, 1), restricts sampling to the nucleus: the smallest set
+	// of most likely tokens whose probability sums to at least TopP. Zero
+	// or one disables it. Ignored by greedy decoding.
+	TopP float64
+	// Rand is the random source for sampling; it is required when
+	// Temperature > 0 and never read otherwise. Seed it for reproducible
+	// output, e.g. rand.New(rand.NewPCG(seed, 0)).
+	Rand *rand.Rand
+}
+
+// Sampler picks token ids from logits. It keeps scratch buffers, so Sample
+// does not allocate once they have grown to the vocabulary size; it is not
+// safe for concurrent use.
+type Sampler struct {
+	opts  SamplerOptions
+	probs []float64
+	cands []tokenProb
+}
+
+// tokenProb is a token id with its unnormalized probability.
+type tokenProb struct {
+	id int
+	p  float64
+}
+
+// NewSampler checks opts and returns a Sampler.
+func NewSampler(opts SamplerOptions) (*Sampler, error) {
+	switch {
+	case !(opts.Temperature >= 0) || math.IsInf(opts.Temperature, 0):
+		return nil, fmt.Errorf("infer: sampler: temperature %v must be non-negative and finite", opts.Temperature)
+	case !(opts.TopP >= 0 && opts.TopP <= 1):
+		return nil, fmt.Errorf("infer: sampler: top-p %v must be in [0, 1]", opts.TopP)
+	case opts.Temperature > 0 && opts.Rand == nil:
+		return nil, errors.New("infer: sampler: temperature > 0 needs a random source (Rand)")
+	}
+	return &Sampler{opts: opts}, nil
+}
+
+// Sample returns the id of the next token given the logits of every token
+// of the vocabulary. It returns an error if logits is empty, holds a NaN, or
+// its largest value is ±Inf: the model's weights or inputs are broken.
+func (s *Sampler) Sample(logits []float32) (int, error) {
+	best, err := argmaxLogits(logits)
+	if err != nil {
+		return 0, err
+	}
+	if s.opts.Temperature == 0 {
+		return best, nil
+	}
+	if cap(s.probs) < len(logits) {
+		s.probs = make([]float64, len(logits))
+	}
+	probs := s.probs[:len(logits)]
+	// Unnormalized softmax: exp((l − max)/T) is 1 at the best token, so the
+	// sum is at least 1 and no normalization is needed to sample.
+	m := float64(logits[best])
+	invT := 1 / s.opts.Temperature
+	var sum float64
+	for i, l := range logits {
+		p := math.Exp((float64(l) - m) * invT)
+		probs[i] = p
+		sum += p
+	}
+	r := s.opts.Rand.Float64()
+	if p := s.opts.TopP; p > 0 && p < 1 {
+		nucleus := s.nucleus(probs, sum, p)
+		var kept float64
+		for _, c := range nucleus {
+			kept += c.p
+		}
+		target := r * kept
+		for _, c := range nucleus {
+			target -= c.p
+			if target < 0 {
+				return c.id, nil
+			}
+		}
+		return nucleus[len(nucleus)-1].id, nil
+	}
+	target := r * sum
+	for i, p := range probs {
+		target -= p
+		if target < 0 {
+			return i, nil
+		}
+	}
+	// Rounding can leave target ≥ 0 after the last token; the last token with
+	// non-zero probability is then the right answer.
+	for i := len(probs) - 1; i > 0; i-- {
+		if probs[i] > 0 {
+			return i, nil
+		}
+	}
+	return 0, nil
+}
+
+// nucleus returns the smallest set of most likely tokens whose probability
+// sums to at least p·sum, most likely first (lower id first on ties). The
+// slice is s's scratch, valid until the next call.
+//
+// Sorting the whole vocabulary every token would dominate the cost of a
+// small model, so tokens below (1−p)·sum/(n−1) are dropped first: if such a
+// token were in the nucleus, the mass of every token from it on — at most
+// n−1 tokens, none larger than it — would be below (1−p)·sum, so the tokens
+// before it would already reach p·sum. The argument needs a token before it,
+// so when even the most likely token is dropped (p < 1/n), or rounding leaves
+// the survivors short of p·sum, the whole vocabulary is sorted instead.
+func (s *Sampler) nucleus(probs []float64, sum, p float64) []tokenProb {
+	if cap(s.cands) < len(probs) {
+		s.cands = make([]tokenProb, 0, len(probs))
+	}
+	want := p * sum
+	cutoff := 0.0
+	if len(probs) > 1 {
+		cutoff = (1 - p) * sum / float64(len(probs)-1)
+	}
+	for _, threshold := range []float64{cutoff, math.Inf(-1)} {
+		cands := s.cands[:0]
+		for i, q := range probs {
+			if q >= threshold {
+				cands = append(cands, tokenProb{i, q})
+			}
+		}
+		slices.SortFunc(cands, func(a, b tokenProb) int {
+			if c := cmp.Compare(b.p, a.p); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		var cum float64
+		for k, c := range cands {
+			cum += c.p
+			if cum >= want {
+				return cands[:k+1]
+			}
+		}
+	}
+	// Even the full vocabulary fell short of p·sum by rounding: keep it all.
+	return s.cands[:len(probs)]
+}
+
+// argmaxLogits returns the index of the largest logit, the lowest on ties.
+func argmaxLogits(logits []float32) (int, error) {
+	if len(logits) == 0 {
+		return 0, errors.New("infer: sampler: no logits")
+	}
+	best := 0
+	for i, l := range logits {
+		if l != l {
+			return 0, fmt.Errorf("infer: sampler: logit %d is NaN", i)
+		}
+		if l > logits[best] {
+			best = i
+		}
+	}
+	if math.IsInf(float64(logits[best]), 0) {
+		return 0, fmt.Errorf("infer: sampler: largest logit (token %d) is %v", best, logits[best])
+	}
+	return best, nil
+}

@@ -1,0 +1,191 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// GGUF token types (tokenizer.ggml.token_type), as llama.cpp numbers them.
+const (
+	ggufTokenNormal      = 1
+	ggufTokenUnknown     = 2
+	ggufTokenControl     = 3
+	ggufTokenUserDefined = 4
+	ggufTokenUnused      = 5
+	ggufTokenByte        = 6
+)
+
+// ByteLevelBPEConfig holds the tokenizer metadata of a GGUF file whose
+// tokenizer.ggml.model is "gpt2" (Llama-3, Qwen2, SmolLM and other
+// byte-level BPE vocabularies), as plain values.
+type ByteLevelBPEConfig struct {
+	// Tokens is tokenizer.ggml.tokens: the text of each id, in the GPT-2
+	// byte-to-character alphabet for normal tokens.
+	Tokens []string
+	// Types is tokenizer.ggml.token_type, one per token, or nil when the
+	// file has none (all tokens normal). Control and user-defined tokens are
+	// matched whole in the input, like Hugging Face's added tokens; unused
+	// tokens are never produced by Encode.
+	Types []int32
+	// Merges is tokenizer.ggml.merges: "left right", highest priority first.
+	Merges []string
+	// Pre is tokenizer.ggml.pre, the pre-tokenizer's name: "llama-bpe"
+	// (also "llama3", "llama-v3"), "qwen2" (also "deepseek-r1-qwen"),
+	// "smollm", or "gpt-2" (also "phi-2").
+	Pre string
+	// BOS and EOS are tokenizer.ggml.bos_token_id and eos_token_id, -1 for
+	// none.
+	BOS, EOS int
+	// AddBOS is tokenizer.ggml.add_bos_token. BOS() reports -1 when it is
+	// false, because the callers of this package prepend BOS() whenever it
+	// is not -1.
+	AddBOS bool
+}
+
+// preTokenizer is what a GGUF pre-tokenizer name stands for.
+type preTokenizer struct {
+	steps        []preStep
+	normalizer   []normStep
+	ignoreMerges bool
+}
+
+// ggufPreTokenizer maps tokenizer.ggml.pre to the pipeline of the model's
+// Hugging Face tokenizer.json, which llama.cpp's pre-tokenizer of that name
+// reproduces. Qwen2's NFC normalizer is kept although llama.cpp skips it: the
+// ids then match the tokenizer the model was trained with.
+func ggufPreTokenizer(name string) (preTokenizer, error) {
+	byteLevel := byteLevelStep{}
+	switch name {
+	case "llama-bpe", "llama3", "llama-v3":
+		return preTokenizer{steps: []preStep{splitStep{maxDigits: 3}, byteLevel}, ignoreMerges: true}, nil
+	case "qwen2", "deepseek-r1-qwen":
+		return preTokenizer{steps: []preStep{splitStep{maxDigits: 1}, byteLevel}, normalizer: []normStep{{isNFC: true}}}, nil
+	case "smollm":
+		return preTokenizer{steps: []preStep{digitsStep{individual: true}, byteLevelStep{useRegex: true}}}, nil
+	case "gpt-2", "phi-2":
+		return preTokenizer{steps: []preStep{byteLevelStep{useRegex: true}}}, nil
+	case "":
+		return preTokenizer{}, errors.New("tokenizer.ggml.pre is missing; the pre-tokenizer of a gpt2 vocabulary must be named")
+	}
+	return preTokenizer{}, fmt.Errorf("tokenizer.ggml.pre %q is not supported (known: llama-bpe, llama3, llama-v3, qwen2, deepseek-r1-qwen, smollm, gpt-2, phi-2)", name)
+}
+
+// NewByteLevelBPE builds the byte-level BPE tokenizer of a GGUF file whose
+// tokenizer.ggml.model is "gpt2". Encoding matches the Hugging Face
+// tokenizer.json of the same model: control and user-defined tokens are cut
+// out first, then the named pre-tokenizer splits the text and merges apply
+// by rank.
+func NewByteLevelBPE(c ByteLevelBPEConfig) (*BPE, error) {
+	t, err := newByteLevelBPE(c)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: gguf: %w", err)
+	}
+	return t, nil
+}
+
+func newByteLevelBPE(c ByteLevelBPEConfig) (*BPE, error) {
+	n := len(c.Tokens)
+	if n == 0 {
+		return nil, errors.New("tokenizer.ggml.tokens is empty")
+	}
+	if c.Types != nil && len(c.Types) != n {
+		return nil, fmt.Errorf("tokenizer.ggml.token_type has %d entries for %d tokens", len(c.Types), n)
+	}
+	pre, err := ggufPreTokenizer(c.Pre)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []struct {
+		key string
+		id  int
+	}{{"tokenizer.ggml.bos_token_id", c.BOS}, {"tokenizer.ggml.eos_token_id", c.EOS}} {
+		if s.id < -1 || s.id >= n {
+			return nil, fmt.Errorf("%s %d is outside the %d tokens", s.key, s.id, n)
+		}
+	}
+	t := &BPE{
+		vocab:        make(map[string]int, n),
+		addedIDs:     make(map[string]int),
+		pieces:       make([]string, n),
+		used:         make([]bool, n),
+		normalizer:   pre.normalizer,
+		pre:          pre.steps,
+		byteLevel:    true,
+		unk:          -1,
+		bos:          -1,
+		eos:          c.EOS,
+		ignoreMerges: pre.ignoreMerges,
+	}
+	if c.AddBOS {
+		t.bos = c.BOS
+	}
+	isAdded := make([]bool, n)
+	var pats []matchPattern
+	for id, tok := range c.Tokens {
+		typ := int32(ggufTokenNormal)
+		if c.Types != nil {
+			typ = c.Types[id]
+		}
+		where := fmt.Sprintf("tokenizer.ggml.tokens[%d] (%q)", id, tok)
+		switch typ {
+		case ggufTokenNormal, ggufTokenUnknown, ggufTokenByte:
+			if prev, dup := t.vocab[tok]; dup {
+				return nil, fmt.Errorf("%s: same text as token %d", where, prev)
+			}
+			t.vocab[tok] = id
+			if typ == ggufTokenUnknown {
+				t.unk = id
+			}
+		case ggufTokenControl, ggufTokenUserDefined:
+			if tok == "" {
+				return nil, fmt.Errorf("%s: empty %s token", where, map[int32]string{ggufTokenControl: "control", ggufTokenUserDefined: "user-defined"}[typ])
+			}
+			if prev, dup := t.addedIDs[tok]; dup {
+				return nil, fmt.Errorf("%s: same text as token %d", where, prev)
+			}
+			t.addedIDs[tok] = id
+			isAdded[id] = true
+			pats = append(pats, matchPattern{text: tok, id: id})
+		case ggufTokenUnused:
+			t.pieces[id] = tok
+			continue
+		default:
+			return nil, fmt.Errorf("%s: token type %d is not one of 1..6", where, typ)
+		}
+		t.pieces[id], t.used[id] = tok, true
+	}
+	if len(pats) > 0 {
+		// Hugging Face matches the longest added token; the matcher does too,
+		// whatever the order, but a fixed order keeps errors reproducible.
+		sort.SliceStable(pats, func(i, j int) bool { return pats[i].id < pats[j].id })
+		t.rawAdded = newMatcher(pats)
+		t.rawFlags = make([]addedFlags, len(pats))
+	}
+	chars := byteLevelChars()
+	for b, r := range chars {
+		t.byteCharID[b] = -1
+		if id, ok := t.vocab[string(r)]; ok {
+			t.byteCharID[b] = id
+		}
+	}
+	for i := range t.byteID {
+		t.byteID[i] = -1
+	}
+	t.merges = make(map[uint64]bpeMerge, len(c.Merges))
+	for rank, m := range c.Merges {
+		a, b, ok := strings.Cut(m, " ")
+		if !ok || strings.Contains(b, " ") {
+			return nil, fmt.Errorf("tokenizer.ggml.merges[%d] %q: want two tokens separated by one space", rank, m)
+		}
+		if err := t.addMerge(rank, a, b); err != nil {
+			return nil, fmt.Errorf("tokenizer.ggml.merges[%d]: %w", rank, err)
+		}
+	}
+	if err := t.setupDecoding(json.RawMessage(`{"type":"ByteLevel"}`), chars, isAdded); err != nil {
+		return nil, err
+	}
+	return t, nil
+}

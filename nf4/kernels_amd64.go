@@ -1,0 +1,244 @@
+package nf4
+
+import "github.com/golora/golora/internal/cpu"
+
+// The assembly kernels (kernels_amd64.s) work on whole 32-element groups:
+// groups start at flat multiples of 32, so a group lies inside one block
+// (block sizes are multiples of 32) and starts at a byte boundary. Each call
+// is given the scales of the blocks it crosses, the number of its groups in
+// the first of those blocks and the number per block; it decodes or
+// multiplies the groups in order, switching scale at each block. A call
+// covers at most scaleChunk blocks, so it returns within tens of
+// microseconds (assembly is not preemptible). The ends of a range that are
+// not whole groups go to the scalar code, and so does the folding of MulT's
+// lanes, except in the kernels that cover whole rows of W (when every row
+// starts at a multiple of 32), which fold in the same order.
+
+// scaleChunk is the number of block scales one kernel call uses.
+const scaleChunk = 64
+
+// decodeAVX512 writes the values of groups·32 codes into dst.
+//
+//go:noescape
+func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+
+// decodeAVX2 is decodeAVX512 with AVX2.
+//
+//go:noescape
+func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+
+// dot1AVX512 adds the products of groups·32 weights with x to the lanes acc
+// in MulT's order.
+//
+//go:noescape
+func dot1AVX512(acc *[lanes]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+
+// dot4AVX512 is dot1AVX512 for four rows of x, stride bytes apart, sharing
+// each decoded weight; acc holds their lanes one after the other.
+//
+//go:noescape
+func dot4AVX512(acc *[4 * lanes]float32, codes *byte, x *float32, stride int, scales *float32, groups, firstGroups, blockGroups int)
+
+// dotRowsAVX512 multiplies x (one row of rowGroups·32 floats) by the
+// groups/rowGroups consecutive whole rows of W starting at codes, each from
+// +0 lanes folded in MulT's order, writing one float of y per row.
+//
+//go:noescape
+func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
+// dotRows4AVX512 is dotRowsAVX512 for four rows of x, xstride bytes apart,
+// writing four rows of y, ystride bytes apart.
+//
+//go:noescape
+func dotRows4AVX512(y *float32, codes *byte, x *float32, xstride, ystride int, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
+// dotRowsAVX2 is dotRowsAVX512 with AVX2.
+//
+//go:noescape
+func dotRowsAVX2(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+
+// dot1AVX2 is dot1AVX512 with AVX2.
+//
+//go:noescape
+func dot1AVX2(acc *[lanes]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+
+// chunks walks a 32-aligned run of flat elements in kernel calls: each
+// covers at most scaleChunk blocks. (An iterator, not a callback: a scale
+// buffer handed to a function value would escape to the heap.)
+type chunks struct {
+	m      *Matrix
+	p, end int
+	scales [scaleChunk]float32
+}
+
+// next returns the next call's run [p0, p1), the number of its groups in its
+// first block and the scales of its blocks, or ok = false at the end.
+func (c *chunks) next() (p0, p1, firstGroups int, scales []float32, ok bool) {
+	if c.p >= c.end {
+		return 0, 0, 0, nil, false
+	}
+	m := c.m
+	p0 = c.p
+	first := p0 >> m.blockShift
+	count := min((c.end-1)>>m.blockShift-first+1, scaleChunk)
+	p1 = min(c.end, (first+count)<<m.blockShift)
+	m.fillScales(c.scales[:count], first)
+	c.p = p1
+	return p0, p1, ((first+1)<<m.blockShift - p0) / lanes, c.scales[:count], true
+}
+
+// fillScales writes the scales of blocks first, first+1, … into s: m.scale
+// for each, with the double-quantization lookups hoisted out of the loop.
+func (m *Matrix) fillScales(s []float32, first int) {
+	dq := m.dq
+	if dq == nil {
+		copy(s, m.absmax[first:])
+		return
+	}
+	code := (*[256]float32)(dq.code)
+	codes := dq.codes[first : first+len(s)]
+	for len(codes) > 0 {
+		nb := first >> dq.shift
+		run := min(len(codes), (nb+1)<<dq.shift-first)
+		nested, offset, out := dq.nested[nb], dq.offset, s[:run]
+		for k, c := range codes[:run] {
+			out[k] = float32(code[c]*nested) + offset
+		}
+		s, codes, first = s[run:], codes[run:], first+run
+	}
+}
+
+// dequantRangeAt decodes the flat elements [e0, e1) into dst[:e1-e0] with
+// the kernels of level l.
+func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
+	a0, a1 := (e0+lanes-1)&^(lanes-1), e1&^(lanes-1)
+	if l == cpu.Generic || a1 <= a0 {
+		m.dequantRangeScalar(dst[:e1-e0], e0, e1)
+		return
+	}
+	m.dequantRangeScalar(dst[:a0-e0], e0, a0)
+	m.dequantRangeScalar(dst[a1-e0:e1-e0], a1, e1)
+	blockGroups := m.blockSize / lanes
+	it := chunks{m: m, p: a0, end: a1}
+	for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
+		out := dst[p0-e0 : p1-e0]
+		codes := m.packed[p0/2 : p1/2]
+		// Direct calls: through a function value the scales would escape.
+		if l >= cpu.AVX512 {
+			decodeAVX512(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		} else {
+			decodeAVX2(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		}
+	}
+}
+
+// mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
+// kernels of level l.
+func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
+	if l == cpu.Generic {
+		m.mulTRowsScalar(y, x, n, r0, r1)
+		return
+	}
+	if m.cols%lanes == 0 && (scaleChunk-1)*m.blockSize >= m.cols {
+		m.mulTWholeRows(l, y, x, n, r0, r1)
+		return
+	}
+	m.mulTRowsVec(l, y, x, n, r0, r1)
+}
+
+// mulTRowsVec computes rows [r0, r1) of every row of y = x·Wᵀ one row of W
+// at a time: the whole groups of the row with the kernels of level l (four
+// rows of x at a time with AVX-512), its ends and the folding in Go.
+func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
+	cols := m.cols
+	blockGroups := m.blockSize / lanes
+	var acc [4 * lanes]float32
+	for r := r0; r < r1; r++ {
+		s, e1 := r*cols, (r+1)*cols
+		a0, a1 := (s+lanes-1)&^(lanes-1), e1&^(lanes-1)
+		if a1 <= a0 {
+			for i := range n {
+				lane := (*[lanes]float32)(acc[:lanes])
+				clear(lane[:])
+				m.dotLanesScalar(lane, x[i*cols:(i+1)*cols], s)
+				y[i*m.rows+r] = foldLanes(lane)
+			}
+			continue
+		}
+		step := 1
+		if l >= cpu.AVX512 && n >= 4 {
+			step = 4
+		}
+		for i := 0; i < n; {
+			k := min(step, n-i)
+			if k < step {
+				k = 1
+			}
+			clear(acc[:k*lanes])
+			for q := range k {
+				row := x[(i+q)*cols : (i+q+1)*cols]
+				m.dotLanesScalar((*[lanes]float32)(acc[q*lanes:]), row[:a0-s], s)
+			}
+			it := chunks{m: m, p: a0, end: a1}
+			for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
+				codes := m.packed[p0/2 : p1/2]
+				xs := x[i*cols+p0-s : i*cols+p1-s]
+				groups := (p1 - p0) / lanes
+				switch {
+				case k == 4:
+					// The last of the four rows must hold the run too.
+					_ = x[(i+3)*cols+p1-s-1]
+					dot4AVX512(&acc, &codes[0], &xs[0], 4*cols, &scales[0], groups, firstGroups, blockGroups)
+				case l >= cpu.AVX512:
+					dot1AVX512((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &scales[0], groups, firstGroups, blockGroups)
+				default:
+					dot1AVX2((*[lanes]float32)(acc[:lanes]), &codes[0], &xs[0], &scales[0], groups, firstGroups, blockGroups)
+				}
+			}
+			for q := range k {
+				row := x[(i+q)*cols : (i+q+1)*cols]
+				lane := (*[lanes]float32)(acc[q*lanes:])
+				m.dotLanesScalar(lane, row[a1-s:], a1)
+				y[(i+q)*m.rows+r] = foldLanes(lane)
+			}
+			i += k
+		}
+	}
+}
+
+// mulTWholeRows computes rows [r0, r1) of every row of y = x·Wᵀ when every
+// row of W starts at a flat multiple of 32 (cols is one) and spans fewer
+// than scaleChunk blocks: each kernel call covers as many whole rows of W as
+// fit in scaleChunk blocks, for four rows of x at a time with AVX-512, else
+// one.
+func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
+	cols, rows := m.cols, m.rows
+	per := (scaleChunk - 1) * m.blockSize / cols
+	var scales [scaleChunk]float32
+	for i := 0; i < n; {
+		k := 1
+		if l >= cpu.AVX512 && n-i >= 4 {
+			k = 4
+		}
+		// The kernel reads rows i … i+k−1 of x and writes those of y.
+		xs := x[i*cols : (i+k)*cols]
+		ys := y[i*rows : (i+k)*rows]
+		for r := r0; r < r1; r += per {
+			re := min(r1, r+per)
+			p0, p1 := r*cols, re*cols
+			first := p0 >> m.blockShift
+			count := (p1-1)>>m.blockShift - first + 1
+			m.fillScales(scales[:count], first)
+			groups, firstGroups := (p1-p0)/lanes, ((first+1)<<m.blockShift-p0)/lanes
+			switch {
+			case k == 4:
+				dotRows4AVX512(&ys[r], &m.packed[p0/2], &xs[0], 4*cols, 4*rows, &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
+			case l >= cpu.AVX512:
+				dotRowsAVX512(&ys[r], &m.packed[p0/2], &xs[0], &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
+			default:
+				dotRowsAVX2(&ys[r], &m.packed[p0/2], &xs[0], &scales[0], groups, firstGroups, m.blockSize/lanes, cols/lanes)
+			}
+		}
+		i += k
+	}
+}

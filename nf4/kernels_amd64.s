@@ -1,0 +1,568 @@
+// NF4 kernels for amd64: decode 4-bit codes to float32 and multiply them
+// into rows of x, 32 codes (16 bytes) per step. The Go declarations and the
+// calling convention (groups, scales per block) are in kernels_amd64.go; the
+// summation order MulT must follow is described in kernels.go.
+//
+// Byte k of a group holds element 2k in its high nibble and element 2k+1 in
+// its low nibble. The lookup of a code in the block's scaled codebook
+// (codebook[i]·scale, the same float32 products the scalar code uses) is
+// one VPERMPS over a 16-entry zmm table with AVX-512, or two VPERMPS over
+// the 8-entry halves and a blend on bit 3 of the code with AVX2.
+
+#include "textflag.h"
+
+// spreadLo and spreadHi are VPSHUFB patterns over the 16 code bytes
+// repeated in each 128-bit lane: dword j gets byte j/2 (spreadLo, elements
+// 0..15) or byte 8+j/2 (spreadHi, elements 16..31) in its low byte and zeros
+// above (index 0x80).
+DATA spreadLo<>+0(SB)/8, $0x8080800080808000
+DATA spreadLo<>+8(SB)/8, $0x8080800180808001
+DATA spreadLo<>+16(SB)/8, $0x8080800280808002
+DATA spreadLo<>+24(SB)/8, $0x8080800380808003
+DATA spreadLo<>+32(SB)/8, $0x8080800480808004
+DATA spreadLo<>+40(SB)/8, $0x8080800580808005
+DATA spreadLo<>+48(SB)/8, $0x8080800680808006
+DATA spreadLo<>+56(SB)/8, $0x8080800780808007
+GLOBL spreadLo<>(SB), RODATA|NOPTR, $64
+
+DATA spreadHi<>+0(SB)/8, $0x8080800880808008
+DATA spreadHi<>+8(SB)/8, $0x8080800980808009
+DATA spreadHi<>+16(SB)/8, $0x8080800a8080800a
+DATA spreadHi<>+24(SB)/8, $0x8080800b8080800b
+DATA spreadHi<>+32(SB)/8, $0x8080800c8080800c
+DATA spreadHi<>+40(SB)/8, $0x8080800d8080800d
+DATA spreadHi<>+48(SB)/8, $0x8080800e8080800e
+DATA spreadHi<>+56(SB)/8, $0x8080800f8080800f
+GLOBL spreadHi<>(SB), RODATA|NOPTR, $64
+
+// nibbleShift moves the high nibble down in the dwords of even elements;
+// odd elements keep both nibbles, and VPERMPS reads only the low 4 bits.
+DATA nibbleShift<>+0(SB)/4, $4
+DATA nibbleShift<>+4(SB)/4, $0
+DATA nibbleShift<>+8(SB)/4, $4
+DATA nibbleShift<>+12(SB)/4, $0
+DATA nibbleShift<>+16(SB)/4, $4
+DATA nibbleShift<>+20(SB)/4, $0
+DATA nibbleShift<>+24(SB)/4, $4
+DATA nibbleShift<>+28(SB)/4, $0
+DATA nibbleShift<>+32(SB)/4, $4
+DATA nibbleShift<>+36(SB)/4, $0
+DATA nibbleShift<>+40(SB)/4, $4
+DATA nibbleShift<>+44(SB)/4, $0
+DATA nibbleShift<>+48(SB)/4, $4
+DATA nibbleShift<>+52(SB)/4, $0
+DATA nibbleShift<>+56(SB)/4, $4
+DATA nibbleShift<>+60(SB)/4, $0
+GLOBL nibbleShift<>(SB), RODATA|NOPTR, $64
+
+// lowNibbles masks each byte to its low 4 bits.
+DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL lowNibbles<>(SB), RODATA|NOPTR, $16
+
+// The block loop shared by every kernel. Registers: BX scales, CX groups
+// left, DX groups of the current block, R8 groups per block.
+// NEWBLOCK512(done) / NEWBLOCK256(done) compute the block's table from (BX)
+// (AVX-512: Z0 = codebook (Z7)·scale; AVX2: Y0, Y1 = the two halves of
+// codebook·scale) and set DX to the groups to do in this block; the loop
+// then reloads DX from R8 for the next block.
+#define NEWBLOCK512(done) \
+	TESTQ CX, CX; \
+	JZ done; \
+	VBROADCASTSS (BX), Z1; \
+	VMULPS Z7, Z1, Z0; \
+	ADDQ $4, BX; \
+	CMPQ DX, CX; \
+	CMOVQGT CX, DX; \
+	SUBQ DX, CX
+
+#define NEWBLOCK256(done) \
+	TESTQ CX, CX; \
+	JZ done; \
+	VBROADCASTSS (BX), Y2; \
+	VMULPS ·codebook+0(SB), Y2, Y0; \
+	VMULPS ·codebook+32(SB), Y2, Y1; \
+	ADDQ $4, BX; \
+	CMPQ DX, CX; \
+	CMOVQGT CX, DX; \
+	SUBQ DX, CX
+
+// DECODE512 turns the 16 bytes at (SI) into elements 0..15 in Z6 and 16..31
+// in Z4. Uses Z2, Z3, Z5; needs Z0 (table), Z12, Z13 (spread patterns) and
+// Z14 (nibble shifts). The code bytes are repeated in every 128-bit lane so
+// that an in-lane VPSHUFB can give each element's dword its byte; a shift
+// brings even elements' high nibble down, and one VPERMPS per 16 elements
+// looks all of them up in order.
+#define DECODE512 \
+	VBROADCASTI32X4 (SI), Z2; \
+	VPSHUFB         Z12, Z2, Z3; \
+	VPSHUFB         Z13, Z2, Z5; \
+	VPSRLVD         Z14, Z3, Z3; \
+	VPSRLVD         Z14, Z5, Z5; \
+	VPERMPS         Z0, Z3, Z6; \
+	VPERMPS         Z0, Z5, Z4
+
+// func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·decodeAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ codes+8(FP), SI
+	MOVQ scales+16(FP), BX
+	MOVQ groups+24(FP), CX
+	MOVQ firstGroups+32(FP), DX
+	MOVQ blockGroups+40(FP), R8
+	VMOVUPS ·codebook(SB), Z7
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
+
+dec512block:
+	NEWBLOCK512(dec512done)
+
+dec512group:
+	DECODE512
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z4, 64(DI)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dec512group
+	MOVQ    R8, DX
+	JMP     dec512block
+
+dec512done:
+	VZEROUPPER
+	RET
+
+// dot1AVX512 keeps lanes 0..15 in Z8 and 16..31 in Z9.
+//
+// func dot1AVX512(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot1AVX512(SB), NOSPLIT, $0-56
+	MOVQ      acc+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      scales+24(FP), BX
+	MOVQ      groups+32(FP), CX
+	MOVQ      firstGroups+40(FP), DX
+	MOVQ      blockGroups+48(FP), R8
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
+	VMOVUPS   (AX), Z8  // lanes 0..15
+	VMOVUPS   64(AX), Z9 // lanes 16..31
+
+dot1_512block:
+	NEWBLOCK512(dot1_512done)
+
+dot1_512group:
+	DECODE512
+	VMULPS  (DI), Z6, Z10
+	VADDPS  Z10, Z8, Z8
+	VMULPS  64(DI), Z4, Z11
+	VADDPS  Z11, Z9, Z9
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot1_512group
+	MOVQ    R8, DX
+	JMP     dot1_512block
+
+dot1_512done:
+	VMOVUPS Z8, (AX)
+	VMOVUPS Z9, 64(AX)
+	VZEROUPPER
+	RET
+
+// MULADD512(off, ZW, A0, A1, A2, A3) adds to A0..A3 the products of ZW with
+// the 16 floats at off of each of the four rows of x (DI, DI+R9, DI+2·R9,
+// DI+R10): a product rounded, then a sum, as MulT's order requires (no FMA).
+#define MULADD512(off, ZW, A0, A1, A2, A3) \
+	VMULPS off(DI), ZW, Z16; \
+	VMULPS off(DI)(R9*1), ZW, Z17; \
+	VMULPS off(DI)(R9*2), ZW, Z18; \
+	VMULPS off(DI)(R10*1), ZW, Z19; \
+	VADDPS Z16, A0, A0; \
+	VADDPS Z17, A1, A1; \
+	VADDPS Z18, A2, A2; \
+	VADDPS Z19, A3, A3
+
+// dot4AVX512 keeps the lanes of row q of x in Z(20+2q) (0..15) and
+// Z(21+2q) (16..31); products go through Z16..Z19.
+//
+// func dot4AVX512(acc *[128]float32, codes *byte, x *float32, stride int, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot4AVX512(SB), NOSPLIT, $0-64
+	MOVQ      acc+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      stride+24(FP), R9
+	LEAQ      (R9)(R9*2), R10
+	MOVQ      scales+32(FP), BX
+	MOVQ      groups+40(FP), CX
+	MOVQ      firstGroups+48(FP), DX
+	MOVQ      blockGroups+56(FP), R8
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
+	VMOVUPS   (AX), Z20   // row 0, lanes 0..15
+	VMOVUPS   64(AX), Z21 // row 0, lanes 16..31
+	VMOVUPS   128(AX), Z22
+	VMOVUPS   192(AX), Z23
+	VMOVUPS   256(AX), Z24
+	VMOVUPS   320(AX), Z25
+	VMOVUPS   384(AX), Z26
+	VMOVUPS   448(AX), Z27
+
+dot4_512block:
+	NEWBLOCK512(dot4_512done)
+
+dot4_512group:
+	DECODE512
+	MULADD512(0, Z6, Z20, Z22, Z24, Z26)
+	MULADD512(64, Z4, Z21, Z23, Z25, Z27)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot4_512group
+	MOVQ    R8, DX
+	JMP     dot4_512block
+
+dot4_512done:
+	VMOVUPS Z20, (AX)
+	VMOVUPS Z21, 64(AX)
+	VMOVUPS Z22, 128(AX)
+	VMOVUPS Z23, 192(AX)
+	VMOVUPS Z24, 256(AX)
+	VMOVUPS Z25, 320(AX)
+	VMOVUPS Z26, 384(AX)
+	VMOVUPS Z27, 448(AX)
+	VZEROUPPER
+	RET
+
+// LOOKUP256(X) looks up the codes in the low 8 bytes of X into Y9: both
+// halves of the table, then the upper half where bit 3 of the code is set
+// (moved to the sign bit, which VBLENDVPS reads). Uses Y7, Y8.
+#define LOOKUP256(X) \
+	VPMOVZXBD X, Y7; \
+	VPERMPS   Y0, Y7, Y8; \
+	VPERMPS   Y1, Y7, Y9; \
+	VPSLLD    $28, Y7, Y7; \
+	VBLENDVPS Y7, Y9, Y8, Y9
+
+// SPLIT256 turns the 16 bytes at (SI) into elements 0..15 (X5) and 16..31
+// (X6), one code per byte: the high nibbles (even elements) and the low ones
+// (odd elements), interleaved. Uses X3, X4; needs the nibble mask in X10.
+#define SPLIT256 \
+	VMOVDQU    (SI), X3; \
+	VPSRLW     $4, X3, X4; \
+	VPAND      X10, X4, X4; \
+	VPAND      X10, X3, X3; \
+	VPUNPCKLBW X3, X4, X5; \
+	VPUNPCKHBW X3, X4, X6
+
+// func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·decodeAVX2(SB), NOSPLIT, $0-48
+	MOVQ    dst+0(FP), DI
+	MOVQ    codes+8(FP), SI
+	MOVQ    scales+16(FP), BX
+	MOVQ    groups+24(FP), CX
+	MOVQ    firstGroups+32(FP), DX
+	MOVQ    blockGroups+40(FP), R8
+	VMOVDQU lowNibbles<>(SB), X10
+
+dec256block:
+	NEWBLOCK256(dec256done)
+
+dec256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMOVUPS Y9, (DI)
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMOVUPS Y9, 32(DI)
+	LOOKUP256(X6)
+	VMOVUPS Y9, 64(DI)
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMOVUPS Y9, 96(DI)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dec256group
+	MOVQ    R8, DX
+	JMP     dec256block
+
+dec256done:
+	VZEROUPPER
+	RET
+
+// dot1AVX2 keeps lanes 0..7, 8..15, 16..23 and 24..31 in Y12..Y15.
+//
+// func dot1AVX2(acc *[32]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·dot1AVX2(SB), NOSPLIT, $0-56
+	MOVQ    acc+0(FP), AX
+	MOVQ    codes+8(FP), SI
+	MOVQ    x+16(FP), DI
+	MOVQ    scales+24(FP), BX
+	MOVQ    groups+32(FP), CX
+	MOVQ    firstGroups+40(FP), DX
+	MOVQ    blockGroups+48(FP), R8
+	VMOVDQU lowNibbles<>(SB), X10
+	VMOVUPS (AX), Y12  // lanes 0..7
+	VMOVUPS 32(AX), Y13 // lanes 8..15
+	VMOVUPS 64(AX), Y14 // lanes 16..23
+	VMOVUPS 96(AX), Y15 // lanes 24..31
+
+dot1_256block:
+	NEWBLOCK256(dot1_256done)
+
+dot1_256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMULPS  (DI), Y9, Y9
+	VADDPS  Y9, Y12, Y12
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMULPS  32(DI), Y9, Y9
+	VADDPS  Y9, Y13, Y13
+	LOOKUP256(X6)
+	VMULPS  64(DI), Y9, Y9
+	VADDPS  Y9, Y14, Y14
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMULPS  96(DI), Y9, Y9
+	VADDPS  Y9, Y15, Y15
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     dot1_256group
+	MOVQ    R8, DX
+	JMP     dot1_256block
+
+dot1_256done:
+	VMOVUPS Y12, (AX)
+	VMOVUPS Y13, 32(AX)
+	VMOVUPS Y14, 64(AX)
+	VMOVUPS Y15, 96(AX)
+	VZEROUPPER
+	RET
+
+// FOLD512 folds the lanes in Z8 (0..15) and Z9 (16..31) in MulT's order
+// into X8: lane j += lane j+16, then j += j+8, j += j+4, j += j+2, j += j+1.
+#define FOLD512 \
+	VADDPS        Z9, Z8, Z8; \
+	VEXTRACTF32X8 $1, Z8, Y10; \
+	VADDPS        Y10, Y8, Y8; \
+	VEXTRACTF128  $1, Y8, X10; \
+	VADDPS        X10, X8, X8; \
+	VMOVHLPS      X8, X8, X10; \
+	VADDPS        X10, X8, X8; \
+	VMOVSHDUP     X8, X10; \
+	VADDSS        X10, X8, X8
+
+// dotRowsAVX512 is dot1AVX512 over whole consecutive rows of W, rowGroups
+// groups each, all multiplied by the same row of x: at the end of each row
+// it folds the lanes into the next float of y and starts again at +0 and at
+// the start of x. R11 counts the groups left in the row, R12 holds x.
+//
+// func dotRowsAVX512(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRowsAVX512(SB), NOSPLIT, $0-64
+	MOVQ      y+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      DI, R12
+	MOVQ      scales+24(FP), BX
+	MOVQ      groups+32(FP), CX
+	MOVQ      firstGroups+40(FP), DX
+	MOVQ      blockGroups+48(FP), R8
+	MOVQ      rowGroups+56(FP), R11
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
+	VXORPS    Z8, Z8, Z8
+	VXORPS    Z9, Z9, Z9
+
+rows512block:
+	NEWBLOCK512(rows512done)
+
+rows512group:
+	DECODE512
+	VMULPS (DI), Z6, Z10
+	VADDPS Z10, Z8, Z8
+	VMULPS 64(DI), Z4, Z11
+	VADDPS Z11, Z9, Z9
+	ADDQ   $16, SI
+	ADDQ   $128, DI
+	DECQ   R11
+	JNZ    rows512next
+	FOLD512
+	VMOVSS X8, (AX)
+	ADDQ   $4, AX
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	MOVQ   R12, DI
+	MOVQ   rowGroups+56(FP), R11
+
+rows512next:
+	DECQ DX
+	JNZ  rows512group
+	MOVQ R8, DX
+	JMP  rows512block
+
+rows512done:
+	VZEROUPPER
+	RET
+
+// FOLDSTORE(ZA, ZB, dst) folds the lanes of one row of x (ZA: 0..15, ZB:
+// 16..31) through Z8, Z9 and stores the sum at dst.
+#define FOLDSTORE(ZA, ZB, dst) \
+	VMOVAPS ZA, Z8; \
+	VMOVAPS ZB, Z9; \
+	FOLD512; \
+	VMOVSS  X8, dst
+
+// dotRows4AVX512 is dotRowsAVX512 for four rows of x, xstride bytes apart,
+// sharing each decoded weight; their sums go to y, y+ystride, y+2·ystride
+// and y+3·ystride (bytes). Lanes as in dot4AVX512.
+//
+// func dotRows4AVX512(y *float32, codes *byte, x *float32, xstride, ystride int, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRows4AVX512(SB), NOSPLIT, $0-80
+	MOVQ      y+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      x+16(FP), DI
+	MOVQ      DI, R12
+	MOVQ      xstride+24(FP), R9
+	LEAQ      (R9)(R9*2), R10
+	MOVQ      ystride+32(FP), R13
+	MOVQ      scales+40(FP), BX
+	MOVQ      groups+48(FP), CX
+	MOVQ      firstGroups+56(FP), DX
+	MOVQ      blockGroups+64(FP), R8
+	MOVQ      rowGroups+72(FP), R11
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU32 spreadLo<>(SB), Z12
+	VMOVDQU32 spreadHi<>(SB), Z13
+	VMOVDQU32 nibbleShift<>(SB), Z14
+	VXORPS    Z20, Z20, Z20
+	VXORPS    Z21, Z21, Z21
+	VXORPS    Z22, Z22, Z22
+	VXORPS    Z23, Z23, Z23
+	VXORPS    Z24, Z24, Z24
+	VXORPS    Z25, Z25, Z25
+	VXORPS    Z26, Z26, Z26
+	VXORPS    Z27, Z27, Z27
+
+rows4_512block:
+	NEWBLOCK512(rows4_512done)
+
+rows4_512group:
+	DECODE512
+	MULADD512(0, Z6, Z20, Z22, Z24, Z26)
+	MULADD512(64, Z4, Z21, Z23, Z25, Z27)
+	ADDQ $16, SI
+	ADDQ $128, DI
+	DECQ R11
+	JNZ  rows4_512next
+	FOLDSTORE(Z20, Z21, (AX))
+	FOLDSTORE(Z22, Z23, (AX)(R13*1))
+	FOLDSTORE(Z24, Z25, (AX)(R13*2))
+	ADDQ R13, AX
+	FOLDSTORE(Z26, Z27, (AX)(R13*2))
+	SUBQ R13, AX
+	ADDQ $4, AX
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+	MOVQ R12, DI
+	MOVQ rowGroups+72(FP), R11
+
+rows4_512next:
+	DECQ DX
+	JNZ  rows4_512group
+	MOVQ R8, DX
+	JMP  rows4_512block
+
+rows4_512done:
+	VZEROUPPER
+	RET
+
+// FOLD256 folds the lanes in Y12..Y15 (0..7, 8..15, 16..23, 24..31) in
+// MulT's order into X12, as FOLD512 does. Uses X11.
+#define FOLD256 \
+	VADDPS       Y14, Y12, Y12; \
+	VADDPS       Y15, Y13, Y13; \
+	VADDPS       Y13, Y12, Y12; \
+	VEXTRACTF128 $1, Y12, X11; \
+	VADDPS       X11, X12, X12; \
+	VMOVHLPS     X12, X12, X11; \
+	VADDPS       X11, X12, X12; \
+	VMOVSHDUP    X12, X11; \
+	VADDSS       X11, X12, X12
+
+// dotRowsAVX2 is dotRowsAVX512 with AVX2 (lanes as in dot1AVX2).
+//
+// func dotRowsAVX2(y *float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups, rowGroups int)
+TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ    y+0(FP), AX
+	MOVQ    codes+8(FP), SI
+	MOVQ    x+16(FP), DI
+	MOVQ    DI, R12
+	MOVQ    scales+24(FP), BX
+	MOVQ    groups+32(FP), CX
+	MOVQ    firstGroups+40(FP), DX
+	MOVQ    blockGroups+48(FP), R8
+	MOVQ    rowGroups+56(FP), R11
+	VMOVDQU lowNibbles<>(SB), X10
+	VXORPS  Y12, Y12, Y12
+	VXORPS  Y13, Y13, Y13
+	VXORPS  Y14, Y14, Y14
+	VXORPS  Y15, Y15, Y15
+
+rows256block:
+	NEWBLOCK256(rows256done)
+
+rows256group:
+	SPLIT256
+	LOOKUP256(X5)
+	VMULPS  (DI), Y9, Y9
+	VADDPS  Y9, Y12, Y12
+	VPSHUFD $0xee, X5, X5
+	LOOKUP256(X5)
+	VMULPS  32(DI), Y9, Y9
+	VADDPS  Y9, Y13, Y13
+	LOOKUP256(X6)
+	VMULPS  64(DI), Y9, Y9
+	VADDPS  Y9, Y14, Y14
+	VPSHUFD $0xee, X6, X6
+	LOOKUP256(X6)
+	VMULPS  96(DI), Y9, Y9
+	VADDPS  Y9, Y15, Y15
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    R11
+	JNZ     rows256next
+	FOLD256
+	VMOVSS  X12, (AX)
+	ADDQ    $4, AX
+	VXORPS  Y12, Y12, Y12
+	VXORPS  Y13, Y13, Y13
+	VXORPS  Y14, Y14, Y14
+	VXORPS  Y15, Y15, Y15
+	MOVQ    R12, DI
+	MOVQ    rowGroups+56(FP), R11
+
+rows256next:
+	DECQ DX
+	JNZ  rows256group
+	MOVQ R8, DX
+	JMP  rows256block
+
+rows256done:
+	VZEROUPPER
+	RET

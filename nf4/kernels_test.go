@@ -1,0 +1,176 @@
+package nf4
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/golora/golora/internal/cpu"
+	"github.com/stretchr/testify/require"
+)
+
+// levels returns every kernel level to test: those up to cpu.Best(), so that
+// GOLORA_KERNELS=avx2 tests the AVX2 and pure-Go kernels of an AVX-512 CPU.
+func levels() []cpu.Level {
+	var ls []cpu.Level
+	for l := cpu.Generic; l <= cpu.Best(); l++ {
+		ls = append(ls, l)
+	}
+	return ls
+}
+
+// requireSameBits fails unless got and want hold the same float32 bit
+// patterns (require.Equal would take −0 for +0).
+func requireSameBits(t *testing.T, want, got []float32, msgAndArgs ...any) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+			require.Failf(t, "different bits", "index %d: want %v (%#x), got %v (%#x) %s",
+				i, want[i], math.Float32bits(want[i]), got[i], math.Float32bits(got[i]), fmt.Sprint(msgAndArgs...))
+		}
+	}
+}
+
+// kernelMatrices returns matrices of odd and even shapes at every block size,
+// with and without double quantization, with an all-zero block and a zero
+// scale over non-zero codes.
+func kernelMatrices(t *testing.T) map[string]*Matrix {
+	t.Helper()
+	out := map[string]*Matrix{}
+	shapes := [][2]int{{1, 1}, {3, 31}, {5, 33}, {7, 45}, {4, 64}, {9, 95}, {6, 288}, {3, 1000}, {3, 4096}, {2, 4097}, {3, 5000}}
+	for _, shape := range shapes {
+		rows, cols := shape[0], shape[1]
+		for _, blockSize := range []int{32, 64, 128, 256, 512, 1024, 2048, 4096} {
+			for _, dq := range []bool{true, false} {
+				w := gaussian(uint64(rows*cols+blockSize), rows*cols, 0.02)
+				if len(w) > 2*blockSize {
+					clear(w[blockSize : 2*blockSize])
+				}
+				m, err := Quantize(w, rows, cols, Options{BlockSize: blockSize, DisableDoubleQuant: !dq})
+				require.NoError(t, err)
+				out[fmt.Sprintf("%dx%d/block=%d/dq=%v", rows, cols, blockSize, dq)] = m
+			}
+		}
+	}
+	// A zero scale read from a file (Quantize gives one only to an all-zero
+	// block, whose codes are all 7) must decode to zeros everywhere.
+	p := out["3x1000/block=32/dq=false"].Parts()
+	p.Absmax = append([]float32(nil), p.Absmax...)
+	p.Absmax[5] = 0
+	zero, err := FromParts(p)
+	require.NoError(t, err)
+	out["3x1000/block=32/zero-scale"] = zero
+	return out
+}
+
+// TestDequantizeLevelsBitIdentical checks that every kernel level decodes
+// every range of rows, and arbitrary element ranges, to the scalar code's
+// exact bits.
+func TestDequantizeLevelsBitIdentical(t *testing.T) {
+	for name, m := range kernelMatrices(t) {
+		n := m.rows * m.cols
+		want := make([]float32, n)
+		m.dequantRangeScalar(want, 0, n)
+		for _, v := range want {
+			require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "%s: non-finite value", name)
+		}
+		spans := [][2]int{{0, n}, {1, n}, {0, n - 1}, {n / 3, n - n/5}, {31, min(n, 97)}, {33, min(n, 63)}}
+		for r := range m.rows {
+			spans = append(spans, [2]int{r * m.cols, (r + 1) * m.cols})
+		}
+		for _, l := range levels() {
+			for _, s := range spans {
+				e0, e1 := s[0], s[1]
+				if e0 > e1 {
+					continue
+				}
+				got := make([]float32, e1-e0)
+				m.dequantRangeAt(l, got, e0, e1)
+				requireSameBits(t, want[e0:e1], got, name, " level ", l, " elements ", e0, e1)
+			}
+		}
+	}
+}
+
+// TestMulTLevelsBitIdentical checks that every kernel level gives the
+// scalar code's exact bits for y = x·Wᵀ, for 1 to 9 rows of x (the AVX-512
+// kernel takes four rows at a time), on row ranges that start anywhere.
+func TestMulTLevelsBitIdentical(t *testing.T) {
+	for name, m := range kernelMatrices(t) {
+		for _, n := range []int{1, 2, 4, 5, 9} {
+			x := gaussian(uint64(n), n*m.cols, 1)
+			want := make([]float32, n*m.rows)
+			m.mulTRowsScalar(want, x, n, 0, m.rows)
+			for _, l := range levels() {
+				got := make([]float32, n*m.rows)
+				m.mulTRangeAt(l, got, x, n, 0, m.rows)
+				requireSameBits(t, want, got, name, " level ", l, " n ", n)
+				if m.rows > 1 {
+					clear(got)
+					m.mulTRangeAt(l, got, x, n, 1, m.rows)
+					for i := range n {
+						requireSameBits(t, want[i*m.rows+1:(i+1)*m.rows], got[i*m.rows+1:(i+1)*m.rows], name, " level ", l, " rows from 1")
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMulTOrder checks the scalar code against MulT's order written out
+// plainly: lanes by flat element mod 32, products rounded, lanes folded in
+// halves.
+func TestMulTOrder(t *testing.T) {
+	for name, m := range kernelMatrices(t) {
+		const n = 2
+		x := gaussian(7, n*m.cols, 1)
+		w := make([]float32, m.rows*m.cols)
+		m.dequantRangeScalar(w, 0, len(w))
+		got := make([]float32, n*m.rows)
+		m.mulTRowsScalar(got, x, n, 0, m.rows)
+		for i := range n {
+			for r := range m.rows {
+				var acc [32]float32
+				for c := range m.cols {
+					e := r*m.cols + c
+					p := w[e] * x[i*m.cols+c]
+					acc[e%32] = acc[e%32] + p
+				}
+				for half := 16; half >= 1; half /= 2 {
+					for j := range half {
+						acc[j] = acc[j] + acc[j+half]
+					}
+				}
+				require.Equal(t, math.Float32bits(acc[0]), math.Float32bits(got[i*m.rows+r]), "%s: y[%d, %d]", name, i, r)
+			}
+		}
+	}
+}
+
+// FuzzKernelsBitIdentical checks every level against the scalar code on
+// random shapes, block sizes and row ranges.
+func FuzzKernelsBitIdentical(f *testing.F) {
+	f.Add(uint64(1), uint16(3), uint16(100), uint8(0), true, uint8(2))
+	f.Add(uint64(2), uint16(1), uint16(4097), uint8(7), false, uint8(5))
+	f.Fuzz(func(t *testing.T, seed uint64, rows, cols uint16, bs uint8, dq bool, n uint8) {
+		r, c := int(rows%16)+1, int(cols%3000)+1
+		blockSize := 32 << (bs % 8)
+		m, err := Quantize(gaussian(seed, r*c, 1), r, c, Options{BlockSize: blockSize, DisableDoubleQuant: !dq})
+		require.NoError(t, err)
+		want := make([]float32, r*c)
+		m.dequantRangeScalar(want, 0, r*c)
+		k := int(n%6) + 1
+		x := gaussian(seed+1, k*c, 1)
+		wantY := make([]float32, k*r)
+		m.mulTRowsScalar(wantY, x, k, 0, r)
+		for _, l := range levels() {
+			got := make([]float32, r*c)
+			m.dequantRangeAt(l, got, 0, r*c)
+			requireSameBits(t, want, got, "dequantize level ", l)
+			gotY := make([]float32, k*r)
+			m.mulTRangeAt(l, gotY, x, k, 0, r)
+			requireSameBits(t, wantY, gotY, "MulT level ", l)
+		}
+	})
+}

@@ -1,0 +1,517 @@
+package ggml
+
+import (
+	"encoding/binary"
+
+	"github.com/golora/golora/internal/half"
+)
+
+// The kernels below decode ggml's block structs (ggml-common.h) in place.
+// Dequantization evaluates each element with the same float32 operations in
+// the same order as ggml's reference dequantizers, rounding every product
+// explicitly, so the results are bit-identical. The dot kernels sum a block's
+// codes times x first and apply the block's scales once.
+
+// f16 decodes the little-endian fp16 at b[0:2].
+func f16(b []byte) float32 { return half.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
+
+// Q8_0: fp16 d, 32 int8 codes; x = q·d.
+
+func dequantQ8_0(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*34 : b*34+34]
+		d := f16(blk)
+		q := (*[32]byte)(blk[2:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range out {
+			out[j] = float32(int8(q[j])) * d
+		}
+	}
+}
+
+func dotQ8_0(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*34 : b*34+34]
+		q := (*[32]byte)(blk[2:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 32; j += 4 {
+			s0 += float32(int8(q[j])) * xs[j]
+			s1 += float32(int8(q[j+1])) * xs[j+1]
+			s2 += float32(int8(q[j+2])) * xs[j+2]
+			s3 += float32(int8(q[j+3])) * xs[j+3]
+		}
+		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+// Q4_0: fp16 d, 16 bytes; byte j holds element j (low nibble) and j+16
+// (high nibble); x = (q−8)·d.
+
+func dequantQ4_0(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*18 : b*18+18]
+		d := f16(blk)
+		q := (*[16]byte)(blk[2:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range 16 {
+			out[j] = float32(int32(q[j]&0x0f)-8) * d
+			out[j+16] = float32(int32(q[j]>>4)-8) * d
+		}
+	}
+}
+
+func dotQ4_0(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*18 : b*18+18]
+		q := (*[16]byte)(blk[2:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(int32(q[j]&0x0f)-8) * xs[j]
+			s1 += float32(int32(q[j]>>4)-8) * xs[j+16]
+			s2 += float32(int32(q[j+1]&0x0f)-8) * xs[j+1]
+			s3 += float32(int32(q[j+1]>>4)-8) * xs[j+17]
+		}
+		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+// Q5_0: fp16 d, uint32 qh of fifth bits (bit j for element j), 16 bytes of
+// low nibbles as Q4_0; x = (q−16)·d.
+
+func dequantQ5_0(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*22 : b*22+22]
+		d := f16(blk)
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		q := (*[16]byte)(blk[6:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range 16 {
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
+			out[j] = float32(int32(lo)-16) * d
+			out[j+16] = float32(int32(hi)-16) * d
+		}
+	}
+}
+
+func dotQ5_0(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*22 : b*22+22]
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		q := (*[16]byte)(blk[6:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, s2, s3 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(int32(uint32(q[j]&0x0f)|(qh&1)<<4)-16) * xs[j]
+			s1 += float32(int32(uint32(q[j]>>4)|(qh>>16&1)<<4)-16) * xs[j+16]
+			s2 += float32(int32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4)-16) * xs[j+1]
+			s3 += float32(int32(uint32(q[j+1]>>4)|(qh>>17&1)<<4)-16) * xs[j+17]
+			qh >>= 2
+		}
+		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+// Q5_1: fp16 d, fp16 m, qh and nibbles as Q5_0; x = q·d + m.
+
+func dequantQ5_1(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*24 : b*24+24]
+		d, m := f16(blk), f16(blk[2:])
+		qh := binary.LittleEndian.Uint32(blk[4:])
+		q := (*[16]byte)(blk[8:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range 16 {
+			lo := uint32(q[j]&0x0f) | (qh&1)<<4
+			hi := uint32(q[j]>>4) | (qh>>16&1)<<4
+			qh >>= 1
+			out[j] = float32(float32(lo)*d) + m
+			out[j+16] = float32(float32(hi)*d) + m
+		}
+	}
+}
+
+func dotQ5_1(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*24 : b*24+24]
+		qh := binary.LittleEndian.Uint32(blk[4:])
+		q := (*[16]byte)(blk[8:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, s2, s3, x0, x1 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(uint32(q[j]&0x0f)|(qh&1)<<4) * xs[j]
+			s1 += float32(uint32(q[j]>>4)|(qh>>16&1)<<4) * xs[j+16]
+			s2 += float32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4) * xs[j+1]
+			s3 += float32(uint32(q[j+1]>>4)|(qh>>17&1)<<4) * xs[j+17]
+			x0 += xs[j] + xs[j+16]
+			x1 += xs[j+1] + xs[j+17]
+			qh >>= 2
+		}
+		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
+	}
+	return sum
+}
+
+// scaleMinK4 returns the 6-bit scale and min of sub-block j (0–7) from the
+// 12 packed bytes of a Q4_K or Q5_K block: sub-blocks 0–3 keep theirs in the
+// low 6 bits of bytes j and j+4; 4–7 split theirs between the nibbles of
+// byte j+4 and the top 2 bits of bytes j−4 and j.
+func scaleMinK4(j int, s *[12]byte) (sc, m uint8) {
+	if j < 4 {
+		return s[j] & 63, s[j+4] & 63
+	}
+	return s[j+4]&0x0f | (s[j-4]>>6)<<4, s[j+4]>>4 | (s[j]>>6)<<4
+}
+
+// Q4_K: super-block of 256 = 8 sub-blocks of 32. fp16 d, fp16 dmin, 12 bytes
+// of 6-bit scales and mins, 128 bytes of nibbles: each 32-byte group holds
+// sub-block 2c in its low nibbles and 2c+1 in its high ones;
+// x = (d·sc)·q − dmin·m.
+
+func dequantQ4_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*144 : b*144+144]
+		d, dmin := f16(blk), f16(blk[2:])
+		s := (*[12]byte)(blk[4:])
+		for c := range 4 {
+			q := (*[32]byte)(blk[16+32*c:])
+			sc1, m1 := scaleMinK4(2*c, s)
+			sc2, m2 := scaleMinK4(2*c+1, s)
+			d1, min1 := d*float32(sc1), float32(dmin*float32(m1))
+			d2, min2 := d*float32(sc2), float32(dmin*float32(m2))
+			lo := (*[32]float32)(dst[b*256+64*c:])
+			hi := (*[32]float32)(dst[b*256+64*c+32:])
+			for l := range 32 {
+				lo[l] = float32(d1*float32(q[l]&0x0f)) - min1
+				hi[l] = float32(d2*float32(q[l]>>4)) - min2
+			}
+		}
+	}
+}
+
+func dotQ4_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*144 : b*144+144]
+		d, dmin := f16(blk), f16(blk[2:])
+		s := (*[12]byte)(blk[4:])
+		var sd, sm float32
+		for c := range 4 {
+			q := (*[32]byte)(blk[16+32*c:])
+			lo := (*[32]float32)(x[b*256+64*c:])
+			hi := (*[32]float32)(x[b*256+64*c+32:])
+			var qlo, qhi, xlo, xhi float32
+			for l := range 32 {
+				qlo += float32(q[l]&0x0f) * lo[l]
+				qhi += float32(q[l]>>4) * hi[l]
+				xlo += lo[l]
+				xhi += hi[l]
+			}
+			sc1, m1 := scaleMinK4(2*c, s)
+			sc2, m2 := scaleMinK4(2*c+1, s)
+			sd += float32(sc1)*qlo + float32(sc2)*qhi
+			sm += float32(m1)*xlo + float32(m2)*xhi
+		}
+		sum += d*sd - dmin*sm
+	}
+	return sum
+}
+
+// Q5_K: as Q4_K with 32 bytes qh of fifth bits before the nibbles: bit 2c
+// of qh[l] belongs to element l of sub-block 2c, bit 2c+1 to sub-block 2c+1.
+
+func dequantQ5_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*176 : b*176+176]
+		d, dmin := f16(blk), f16(blk[2:])
+		s := (*[12]byte)(blk[4:])
+		qh := (*[32]byte)(blk[16:])
+		for c := range 4 {
+			q := (*[32]byte)(blk[48+32*c:])
+			sc1, m1 := scaleMinK4(2*c, s)
+			sc2, m2 := scaleMinK4(2*c+1, s)
+			d1, min1 := d*float32(sc1), float32(dmin*float32(m1))
+			d2, min2 := d*float32(sc2), float32(dmin*float32(m2))
+			lo := (*[32]float32)(dst[b*256+64*c:])
+			hi := (*[32]float32)(dst[b*256+64*c+32:])
+			for l := range 32 {
+				h := qh[l] >> (2 * c)
+				lo[l] = float32(d1*float32(q[l]&0x0f|(h&1)<<4)) - min1
+				hi[l] = float32(d2*float32(q[l]>>4|(h&2)<<3)) - min2
+			}
+		}
+	}
+}
+
+func dotQ5_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*176 : b*176+176]
+		d, dmin := f16(blk), f16(blk[2:])
+		s := (*[12]byte)(blk[4:])
+		qh := (*[32]byte)(blk[16:])
+		var sd, sm float32
+		for c := range 4 {
+			q := (*[32]byte)(blk[48+32*c:])
+			lo := (*[32]float32)(x[b*256+64*c:])
+			hi := (*[32]float32)(x[b*256+64*c+32:])
+			var qlo, qhi, qlo2, qhi2, xlo, xhi float32
+			shift := 2 * c
+			for l := 0; l < 32; l += 2 {
+				h, h2 := qh[l]>>shift, qh[l+1]>>shift
+				qlo += float32(q[l]&0x0f|(h&1)<<4) * lo[l]
+				qhi += float32(q[l]>>4|(h&2)<<3) * hi[l]
+				qlo2 += float32(q[l+1]&0x0f|(h2&1)<<4) * lo[l+1]
+				qhi2 += float32(q[l+1]>>4|(h2&2)<<3) * hi[l+1]
+				xlo += lo[l] + lo[l+1]
+				xhi += hi[l] + hi[l+1]
+			}
+			qlo, qhi = qlo+qlo2, qhi+qhi2
+			sc1, m1 := scaleMinK4(2*c, s)
+			sc2, m2 := scaleMinK4(2*c+1, s)
+			sd += float32(sc1)*qlo + float32(sc2)*qhi
+			sm += float32(m1)*xlo + float32(m2)*xhi
+		}
+		sum += d*sd - dmin*sm
+	}
+	return sum
+}
+
+// Q6_K: super-block of 256 = 16 sub-blocks of 16. 128 bytes ql of low
+// nibbles, 64 bytes qh of high 2-bit pairs, 16 int8 scales, fp16 d last. Each
+// half of 128 elements uses 64 bytes of ql and 32 of qh: element l (0–31) of
+// its four quarters takes ql[l] low, ql[l+32] low, ql[l] high, ql[l+32] high,
+// with bits 0–1, 2–3, 4–5, 6–7 of qh[l]; x = (d·sc)·(q−32).
+
+func dequantQ6_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*210 : b*210+210]
+		d := f16(blk[208:])
+		for h := range 2 {
+			ql := (*[64]byte)(blk[64*h:])
+			qh := (*[32]byte)(blk[128+32*h:])
+			sc := (*[8]byte)(blk[192+8*h:])
+			out := (*[128]float32)(dst[b*256+128*h:])
+			for l := range 32 {
+				is := l / 16
+				q1 := int32(ql[l]&0x0f|(qh[l]&3)<<4) - 32
+				q2 := int32(ql[l+32]&0x0f|(qh[l]>>2&3)<<4) - 32
+				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+				out[l] = float32(d*float32(int8(sc[is]))) * float32(q1)
+				out[l+32] = float32(d*float32(int8(sc[is+2]))) * float32(q2)
+				out[l+64] = float32(d*float32(int8(sc[is+4]))) * float32(q3)
+				out[l+96] = float32(d*float32(int8(sc[is+6]))) * float32(q4)
+			}
+		}
+	}
+}
+
+func dotQ6_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*210 : b*210+210]
+		var acc float32
+		for h := range 2 {
+			ql := (*[64]byte)(blk[64*h:])
+			qh := (*[32]byte)(blk[128+32*h:])
+			sc := (*[8]byte)(blk[192+8*h:])
+			xs := (*[128]float32)(x[b*256+128*h:])
+			for g := range 2 {
+				var s1, s2, s3, s4 float32
+				for l := 16 * g; l < 16*g+16; l++ {
+					s1 += float32(int32(ql[l]&0x0f|(qh[l]&3)<<4)-32) * xs[l]
+					s2 += float32(int32(ql[l+32]&0x0f|(qh[l]>>2&3)<<4)-32) * xs[l+32]
+					s3 += float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4)-32) * xs[l+64]
+					s4 += float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4)-32) * xs[l+96]
+				}
+				acc += float32(int8(sc[g]))*s1 + float32(int8(sc[g+2]))*s2 +
+					float32(int8(sc[g+4]))*s3 + float32(int8(sc[g+6]))*s4
+			}
+		}
+		sum += f16(blk[208:]) * acc
+	}
+	return sum
+}
+
+// Q4_1: fp16 d, fp16 m, 16 bytes of nibbles as Q4_0; x = q·d + m.
+
+func dequantQ4_1(dst []float32, row []byte) {
+	for b := 0; b*32 < len(dst); b++ {
+		blk := row[b*20 : b*20+20]
+		d, m := f16(blk), f16(blk[2:])
+		q := (*[16]byte)(blk[4:])
+		out := (*[32]float32)(dst[b*32:])
+		for j := range 16 {
+			out[j] = float32(float32(q[j]&0x0f)*d) + m
+			out[j+16] = float32(float32(q[j]>>4)*d) + m
+		}
+	}
+}
+
+func dotQ4_1(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*32 < len(x); b++ {
+		blk := row[b*20 : b*20+20]
+		q := (*[16]byte)(blk[4:])
+		xs := (*[32]float32)(x[b*32:])
+		var s0, s1, s2, s3, x0, x1 float32
+		for j := 0; j < 16; j += 2 {
+			s0 += float32(q[j]&0x0f) * xs[j]
+			s1 += float32(q[j]>>4) * xs[j+16]
+			s2 += float32(q[j+1]&0x0f) * xs[j+1]
+			s3 += float32(q[j+1]>>4) * xs[j+17]
+			x0 += xs[j] + xs[j+16]
+			x1 += xs[j+1] + xs[j+17]
+		}
+		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
+	}
+	return sum
+}
+
+// Q2_K: super-block of 256 = 16 sub-blocks of 16. 16 bytes of scales (low
+// nibble scale, high nibble min), 64 bytes of 2-bit codes, fp16 d, fp16 dmin.
+// Each half of 128 elements uses 32 code bytes: its sub-block pair j (0–3)
+// takes bits 2j–2j+1 of bytes 0–15 and 16–31; x = (d·sc)·q − dmin·m.
+
+func dequantQ2_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*84 : b*84+84]
+		d, dmin := f16(blk[80:]), f16(blk[82:])
+		sc := (*[16]byte)(blk)
+		for h := range 2 {
+			q := (*[32]byte)(blk[16+32*h:])
+			for j := range 4 {
+				shift := 2 * j
+				for k := range 2 {
+					s := sc[8*h+2*j+k]
+					dl, ml := d*float32(s&0x0f), float32(dmin*float32(s>>4))
+					out := (*[16]float32)(dst[b*256+128*h+32*j+16*k:])
+					for l := range 16 {
+						out[l] = float32(dl*float32(q[16*k+l]>>shift&3)) - ml
+					}
+				}
+			}
+		}
+	}
+}
+
+func dotQ2_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*84 : b*84+84]
+		sc := (*[16]byte)(blk)
+		var sd, sm float32
+		for h := range 2 {
+			q := (*[32]byte)(blk[16+32*h:])
+			for j := range 4 {
+				shift := 2 * j
+				for k := range 2 {
+					s := sc[8*h+2*j+k]
+					qq := (*[16]byte)(q[16*k:])
+					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
+					var a0, a1, a2, a3, x0, x1 float32
+					for l := 0; l < 16; l += 4 {
+						a0 += float32(qq[l]>>shift&3) * xs[l]
+						a1 += float32(qq[l+1]>>shift&3) * xs[l+1]
+						a2 += float32(qq[l+2]>>shift&3) * xs[l+2]
+						a3 += float32(qq[l+3]>>shift&3) * xs[l+3]
+						x0 += xs[l] + xs[l+1]
+						x1 += xs[l+2] + xs[l+3]
+					}
+					sd += float32(s&0x0f) * ((a0 + a1) + (a2 + a3))
+					sm += float32(s>>4) * (x0 + x1)
+				}
+			}
+		}
+		sum += f16(blk[80:])*sd - f16(blk[82:])*sm
+	}
+	return sum
+}
+
+// q3KScale returns the signed 6-bit scale of sub-block j (0–15) of a Q3_K
+// block: its low 4 bits are the low nibble of byte j (j < 8) or the high
+// nibble of byte j−8, its high 2 bits are bits 2⌊j/4⌋… of byte 8+j mod 4;
+// the value is stored offset by 32.
+func q3KScale(s *[12]byte, j int) int32 {
+	var lo byte
+	if j < 8 {
+		lo = s[j] & 0x0f
+	} else {
+		lo = s[j-8] >> 4
+	}
+	hi := s[8+j%4] >> (2 * (j / 4)) & 3
+	return int32(lo|hi<<4) - 32
+}
+
+// Q3_K: super-block of 256 = 16 sub-blocks of 16. 32 bytes hmask (bit i of
+// hmask[l] is the high bit of element l or l+16 of the sub-block pair i), 64
+// bytes of 2-bit codes laid out as Q2_K's, 12 bytes of packed 6-bit scales,
+// fp16 d; x = (d·(sc−32))·(q − 4 if the high bit is clear).
+
+func dequantQ3_K(dst []float32, row []byte) {
+	for b := 0; b*256 < len(dst); b++ {
+		blk := row[b*110 : b*110+110]
+		d := f16(blk[108:])
+		hm := (*[32]byte)(blk)
+		s := (*[12]byte)(blk[96:])
+		for h := range 2 {
+			q := (*[32]byte)(blk[32+32*h:])
+			for j := range 4 {
+				shift, bit := 2*j, 4*h+j
+				for k := range 2 {
+					dl := d * float32(q3KScale(s, 8*h+2*j+k))
+					out := (*[16]float32)(dst[b*256+128*h+32*j+16*k:])
+					for l := range 16 {
+						v := int32(q[16*k+l] >> shift & 3)
+						if hm[16*k+l]>>bit&1 == 0 {
+							v -= 4
+						}
+						out[l] = dl * float32(v)
+					}
+				}
+			}
+		}
+	}
+}
+
+func dotQ3_K(row []byte, x []float32) float32 {
+	var sum float32
+	for b := 0; b*256 < len(x); b++ {
+		blk := row[b*110 : b*110+110]
+		hm := (*[32]byte)(blk)
+		s := (*[12]byte)(blk[96:])
+		var acc float32
+		for h := range 2 {
+			q := (*[32]byte)(blk[32+32*h:])
+			for j := range 4 {
+				shift, bit := 2*j, 4*h+j
+				for k := range 2 {
+					qq := (*[16]byte)(q[16*k:])
+					hh := (*[16]byte)(hm[16*k:])
+					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
+					var a0, a1, a2, a3 float32
+					for l := 0; l < 16; l += 4 {
+						a0 += float32(int32(qq[l]>>shift&3)-4+4*int32(hh[l]>>bit&1)) * xs[l]
+						a1 += float32(int32(qq[l+1]>>shift&3)-4+4*int32(hh[l+1]>>bit&1)) * xs[l+1]
+						a2 += float32(int32(qq[l+2]>>shift&3)-4+4*int32(hh[l+2]>>bit&1)) * xs[l+2]
+						a3 += float32(int32(qq[l+3]>>shift&3)-4+4*int32(hh[l+3]>>bit&1)) * xs[l+3]
+					}
+					acc += float32(q3KScale(s, 8*h+2*j+k)) * ((a0 + a1) + (a2 + a3))
+				}
+			}
+		}
+		sum += f16(blk[108:]) * acc
+	}
+	return sum
+}
