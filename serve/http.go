@@ -17,20 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/golora/golora/model/chat"
+
 	"github.com/golora/golora/model/infer"
 )
-
-// ChatMessage is one message of a chat completion request.
-type ChatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// ChatTemplate renders a conversation as the prompt text the model was
-// trained on, ending where the assistant's reply begins.
-type ChatTemplate interface {
-	Render(messages []ChatMessage) (string, error)
-}
 
 // ServerOptions configures a Server. The zero value of each field is the
 // default it documents.
@@ -52,8 +42,11 @@ type ServerOptions struct {
 	// APIKey, when set, is the bearer token every request but /health must
 	// carry.
 	APIKey string
-	// Chat, when set, enables /v1/chat/completions.
-	Chat ChatTemplate
+	// Chat, when set, enables /v1/chat/completions: the messages are
+	// rendered with this template (with the generation prompt) and the text
+	// is the prompt, without a BOS of the server's own (templates write
+	// theirs).
+	Chat *chat.Template
 	// Logger receives a line per request; slog.Default() when nil.
 	Logger *slog.Logger
 	// Metrics, when set, is served at /metrics and counts requests.
@@ -248,7 +241,7 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 type completionRequest struct {
 	Model         string          `json:"model"`
 	Prompt        *stringList     `json:"prompt"`
-	Messages      []ChatMessage   `json:"messages"`
+	Messages      []chat.Message  `json:"messages"`
 	MaxTokens     *int            `json:"max_tokens"`
 	MaxCompletion *int            `json:"max_completion_tokens"`
 	Temperature   *float64        `json:"temperature"`
@@ -321,10 +314,13 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*com
 
 // engineRequest turns a checked request with its prompt text into an engine
 // request.
-func (s *Server) engineRequest(req *completionRequest, prompt string) (Request, *apiError) {
+func (s *Server) engineRequest(req *completionRequest, prompt string, chat bool) (Request, *apiError) {
 	tok := s.e.Tokenizer()
 	ids := tok.Encode(prompt)
-	if bos := tok.BOS(); bos >= 0 {
+	if len(ids) == 0 && chat {
+		return Request{}, badRequest("messages", "the rendered conversation is empty")
+	}
+	if bos := tok.BOS(); bos >= 0 && !chat {
 		ids = append([]int{bos}, ids...)
 	}
 	if len(ids) > s.opts.MaxPromptTokens {
@@ -378,7 +374,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, aerr)
 		return
 	}
-	prompt, err := s.opts.Chat.Render(req.Messages)
+	prompt, err := s.opts.Chat.Render(req.Messages, chat.RenderOptions{AddGenerationPrompt: true})
 	if err != nil {
 		writeAPIError(w, badRequest("messages", "%v", err))
 		return
@@ -395,7 +391,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 		writeError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("more than %d requests in progress; retry later", s.opts.MaxConcurrent))
 		return
 	}
-	er, aerr := s.engineRequest(req, prompt)
+	er, aerr := s.engineRequest(req, prompt, chat)
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return

@@ -12,6 +12,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/golora/golora/model/chat"
 )
 
 // newTestServer serves the embedded model and 2 adapters on a loopback
@@ -194,20 +196,13 @@ func TestServerAuthLoadUnloadAndMetrics(t *testing.T) {
 	}
 }
 
-// chatFormat is a minimal template for the chat endpoint's test.
-type chatFormat struct{}
-
-func (chatFormat) Render(msgs []ChatMessage) (string, error) {
-	var b strings.Builder
-	for _, m := range msgs {
-		b.WriteString(m.Content)
-		b.WriteString(" ")
-	}
-	return b.String(), nil
-}
-
 func TestOpenAIClientChat(t *testing.T) {
-	srv, _ := newTestServer(t, ServerOptions{Chat: chatFormat{}})
+	// A minimal template: the contents in turn, then the generation prompt.
+	tmpl, err := chat.NewTemplate("{{ bos_token }}{% for m in messages %}{{ m.content }} {% endfor %}{% if add_generation_prompt %}Then{% endif %}", "test", "<s>", "</s>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := newTestServer(t, ServerOptions{Chat: tmpl})
 	c := client(srv, "")
 	params := openai.ChatCompletionNewParams{
 		Model:     "a0",

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/serve"
 )
 
@@ -88,7 +89,7 @@ Flags:
 	}
 	handler := serve.NewServer(engine, serve.ServerOptions{
 		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, Timeout: *timeout,
-		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics,
+		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: chatTemplate(mf.path, log),
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -120,4 +121,23 @@ Flags:
 	}
 	fmt.Fprintln(stdout, "stopped")
 	return err
+}
+
+// chatTemplate returns the chat template of a Hugging Face model directory
+// (its tokenizer_config.json or chat_template.jinja), or nil when it has none:
+// /v1/chat/completions is then not served.
+func chatTemplate(modelPath string, log *slog.Logger) *chat.Template {
+	cfg := filepath.Join(modelPath, "tokenizer_config.json")
+	if modelPath == "" {
+		return nil
+	}
+	if _, err := os.Stat(cfg); err != nil {
+		return nil
+	}
+	tmpl, err := chat.LoadConfig(cfg)
+	if err != nil {
+		log.Info("no chat template: /v1/chat/completions is off", "reason", err)
+		return nil
+	}
+	return tmpl
 }
