@@ -71,7 +71,9 @@ func TestServe(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode, string(body))
 	var out struct {
 		Choices []struct{ Text string }
-		Usage   struct{ CompletionTokens int `json:"completion_tokens"` }
+		Usage   struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
 	}
 	require.NoError(t, json.Unmarshal(body, &out))
 	require.Len(t, out.Choices, 1)
