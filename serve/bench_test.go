@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -253,15 +252,6 @@ func BenchmarkCacheMemory(b *testing.B) {
 		b.ReportMetric(float64(after)/1e6, "rss-MB")
 		runtime.KeepAlive(base)
 	}
-}
-
-// cpuTime returns the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // readRSS returns the resident set size in bytes from /proc (Linux).
