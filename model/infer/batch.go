@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/internal/gemm"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 )
@@ -16,7 +16,7 @@ import (
 // low-rank term is applied to its group of rows only: adjacent rows with the
 // same Adapter form one group, so callers order rows by adapter. The
 // products are the Generator's (quant.Matrix.MulT over all the rows; dense
-// weights go through blas.Sgemm when there are several rows) and so are the
+// weights go through internal/gemm's Sgemm when there are several rows) and so are the
 // other kernels; attention is per row, against the
 // row's own cache.
 //
@@ -242,7 +242,8 @@ func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error
 		// The rows of a batch share one pass over the weight: a matrix
 		// product, where internal/gemm's Sgemm beats DenseMulT's gemv blocks
 		// (2–2.8× on the 32-row × 288 × 32000 output head of stories15M).
-		blas.Sgemm(false, true, n, lin.Out, lin.In, 1, x, lin.In, lin.Dense, lin.In, 0, y, lin.Out)
+		// internal/blas would bring gorgonia into inference programs.
+		gemm.Sgemm(false, true, n, lin.Out, lin.In, 1, x, lin.In, lin.Dense, lin.In, 0, y, lin.Out)
 	} else {
 		kernels.DenseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
 	}
