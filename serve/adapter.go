@@ -130,6 +130,19 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 			s[i*t.r+k] = t.scaling * dot(x[i*t.in:(i+1)*t.in], ak)
 		}
 	}
+	if t.b != nil && t.r == 8 {
+		// The usual rank, unrolled: a call per output element would cost
+		// more than its eight multiply-adds.
+		for i := range n {
+			si := s[i*8 : i*8+8 : i*8+8]
+			yr := y[i*t.out : (i+1)*t.out]
+			for o := range yr {
+				b := t.b[o*8 : o*8+8 : o*8+8]
+				yr[o] += (si[0]*b[0] + si[1]*b[1]) + (si[2]*b[2] + si[3]*b[3]) + (si[4]*b[4] + si[5]*b[5]) + (si[6]*b[6] + si[7]*b[7])
+			}
+		}
+		return nil
+	}
 	for o := range t.out {
 		bo := t.rowB(o, row16)
 		for i := range n {
