@@ -53,7 +53,7 @@ type LoadOptions struct {
 	// Weights.Linears) stored in float as the checkpoint is read: Hugging
 	// Face safetensors (single or sharded) and GGUF files are memory-mapped
 	// and streamed tensor by tensor, each linear quantized right after it is
-	// converted (one per CPU at a time) and the file's pages given back, so
+	// converted (one at a time) and the file's pages given back, so
 	// that loading never holds the float32 model nor the whole file. Linears
 	// the checkpoint already stores quantized (bitsandbytes NF4, GGUF block
 	// formats) are kept as stored unless Requantize is set. The embedding,

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
 	"github.com/golora/golora/internal/half"
@@ -69,10 +68,13 @@ type quantizeJob struct {
 	fill func(dst []float32) error
 }
 
-// streamQuantizer quantizes linears on a pool of one worker per CPU while
-// the loader goes on reading. Each worker reuses one float32 buffer, so the
-// float32 form of the model never exists: only one linear per worker at a
-// time, and no garbage for the collector to let pile up.
+// streamQuantizer quantizes linears on a worker goroutine while the loader
+// goes on reading the next tensors. The worker reuses one float32 buffer, so
+// the float32 form of the model never exists: only one linear at a time, and
+// no garbage for the collector to let pile up. One worker is enough: its
+// decoding and the quantizers (nf4 splits large matrices across the CPUs)
+// each use every CPU already, and BenchmarkLoadNF4 measured two workers
+// 1.6x slower than one (they thrash each other's caches).
 type streamQuantizer struct {
 	ctx  context.Context
 	q    quant.Quantizer
@@ -83,13 +85,11 @@ type streamQuantizer struct {
 	err error
 }
 
-// newStreamQuantizer starts the workers; call wait to collect them.
+// newStreamQuantizer starts the worker; call wait to collect it.
 func newStreamQuantizer(ctx context.Context, q quant.Quantizer) *streamQuantizer {
 	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob)}
-	for range runtime.GOMAXPROCS(0) {
-		jobs := s.jobs
-		s.wg.Go(func() { s.work(jobs) })
-	}
+	jobs := s.jobs
+	s.wg.Go(func() { s.work(jobs) })
 	return s
 }
 
@@ -146,7 +146,7 @@ func (s *streamQuantizer) fail(err error) {
 	}
 }
 
-// add queues a linear; it blocks while every worker is busy, which keeps the
+// add queues a linear; it blocks while the worker is busy, which keeps the
 // loader from running ahead of the quantization. It returns the first error
 // so far, so that the loader can stop reading.
 func (s *streamQuantizer) add(job quantizeJob) error {
@@ -157,7 +157,7 @@ func (s *streamQuantizer) add(job quantizeJob) error {
 	return nil
 }
 
-// wait stops the workers once they are done and returns the first error.
+// wait stops the worker once it is done and returns the first error.
 // It may be called more than once.
 func (s *streamQuantizer) wait() error {
 	if s.jobs != nil {
