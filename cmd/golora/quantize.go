@@ -39,6 +39,11 @@ Prints each linear's quantization error against its float32 weights (MSE,
 largest absolute error, SQNR, bits/parameter), the whole model's, and the same
 figures for FP4, INT4 and INT8 on the same weights.
 
+With --format gguf --type q8_0|q4_k, writes instead a llama.cpp GGUF file
+(--out FILE.gguf) as llama-quantize would for that type, e.g. of a model
+"golora merge" wrote, so that llama.cpp runs it. Its tokenizer must be
+SentencePiece for now.
+
 Flags:
 `)
 		fs.PrintDefaults()
