@@ -231,6 +231,11 @@ func FuzzParseGGUF(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
+	q8, err := os.ReadFile("../quant/ggml/testdata/stories260K.q8_0.llama.gguf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(q8)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, _, err := parseGGUF(data)
 		if err != nil {
