@@ -152,9 +152,9 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 	return ex, nil
 }
 
-// Batch is one step's input: Inputs[b*SeqLen+t] is the token at position t of
+// batch is one step's input: Inputs[b*SeqLen+t] is the token at position t of
 // row b and Targets the token to predict there, or Ignore.
-type Batch struct {
+type batch struct {
 	Size, SeqLen int
 	Inputs       []int
 	Targets      []int
@@ -165,7 +165,7 @@ type Batch struct {
 const Ignore = model.IgnoreTarget
 
 // Tokens returns the number of target positions that count in the loss.
-func (b *Batch) Tokens() int {
+func (b *batch) Tokens() int {
 	n := 0
 	for _, t := range b.Targets {
 		if t != Ignore {
@@ -175,29 +175,29 @@ func (b *Batch) Tokens() int {
 	return n
 }
 
-// Batcher cuts examples into fixed-shape batches in a seeded shuffled order,
+// batcher cuts examples into fixed-shape batches in a seeded shuffled order,
 // epoch after epoch. Its position is a plain value (see State), so a resumed
 // run sees exactly the batches an uninterrupted run would.
-type Batcher struct {
+type batcher struct {
 	rows    [][2][]int // per row: inputs, targets (each SeqLen long)
 	size    int
 	seqLen  int
 	seed    uint64
 	pad     int
-	state   BatcherState
+	state   batcherState
 	order   []int
 	orderOf int // epoch that order was computed for; -1 when none
 }
 
-// BatcherState is the position of a Batcher: how many epochs it has finished
+// batcherState is the position of a batcher: how many epochs it has finished
 // and how many rows of the current epoch it has handed out.
-type BatcherState struct {
+type batcherState struct {
 	Epoch int `json:"epoch"`
 	Row   int `json:"row"`
 }
 
-// BatchOptions says how examples become rows.
-type BatchOptions struct {
+// batchOptions says how examples become rows.
+type batchOptions struct {
 	Size   int    // rows per batch
 	SeqLen int    // positions per row
 	Pack   bool   // concatenate examples and cut the stream into rows, instead of one padded row per example
@@ -205,18 +205,18 @@ type BatchOptions struct {
 	Seed   uint64 // shuffle seed
 }
 
-// NewBatcher prepares rows from examples. Without packing, an example longer
+// newBatcher prepares rows from examples. Without packing, an example longer
 // than SeqLen+1 tokens is truncated and a shorter one padded; with packing,
 // examples are joined end to end and cut into rows of SeqLen+1 tokens, the
 // last partial row padded.
-func NewBatcher(examples []Example, opts BatchOptions) (*Batcher, error) {
+func newBatcher(examples []Example, opts batchOptions) (*batcher, error) {
 	if opts.Size < 1 || opts.SeqLen < 1 {
 		return nil, fmt.Errorf("train: batch size %d and sequence length %d must be positive", opts.Size, opts.SeqLen)
 	}
 	if len(examples) == 0 {
 		return nil, errors.New("train: no examples")
 	}
-	b := &Batcher{size: opts.Size, seqLen: opts.SeqLen, seed: opts.Seed, pad: opts.Pad, orderOf: -1}
+	b := &batcher{size: opts.Size, seqLen: opts.SeqLen, seed: opts.Seed, pad: opts.Pad, orderOf: -1}
 	span := opts.SeqLen + 1
 	if opts.Pack {
 		var toks []int
@@ -255,13 +255,13 @@ func makeRow(toks []int, loss []bool, seqLen, pad int) [2][]int {
 }
 
 // Rows returns the number of rows in one epoch.
-func (b *Batcher) Rows() int { return len(b.rows) }
+func (b *batcher) Rows() int { return len(b.rows) }
 
 // State returns the batcher's position.
-func (b *Batcher) State() BatcherState { return b.state }
+func (b *batcher) State() batcherState { return b.state }
 
 // SetState moves the batcher to a position saved by State.
-func (b *Batcher) SetState(s BatcherState) error {
+func (b *batcher) SetState(s batcherState) error {
 	if s.Epoch < 0 || s.Row < 0 || s.Row > len(b.rows) {
 		return fmt.Errorf("train: batcher state %+v out of range for %d rows", s, len(b.rows))
 	}
@@ -271,12 +271,12 @@ func (b *Batcher) SetState(s BatcherState) error {
 
 // Next fills and returns the next batch, wrapping to a newly shuffled epoch
 // when the current one runs out.
-func (b *Batcher) Next() *Batch {
-	out := &Batch{Size: b.size, SeqLen: b.seqLen,
+func (b *batcher) Next() *batch {
+	out := &batch{Size: b.size, SeqLen: b.seqLen,
 		Inputs: make([]int, b.size*b.seqLen), Targets: make([]int, b.size*b.seqLen)}
 	for r := range b.size {
 		if b.state.Row == len(b.rows) {
-			b.state = BatcherState{Epoch: b.state.Epoch + 1}
+			b.state = batcherState{Epoch: b.state.Epoch + 1}
 		}
 		if b.orderOf != b.state.Epoch {
 			b.order = epochOrder(len(b.rows), b.seed, b.state.Epoch)
@@ -300,10 +300,10 @@ func epochOrder(n int, seed uint64, epoch int) []int {
 // Batches returns every row of the examples once, in order, as full-size
 // batches; rows missing from the last batch are padding with no targets, so
 // they do not count in the loss. It is meant for evaluation.
-func (b *Batcher) Batches() []*Batch {
-	var out []*Batch
+func (b *batcher) Batches() []*batch {
+	var out []*batch
 	for start := 0; start < len(b.rows); start += b.size {
-		bt := &Batch{Size: b.size, SeqLen: b.seqLen,
+		bt := &batch{Size: b.size, SeqLen: b.seqLen,
 			Inputs: make([]int, b.size*b.seqLen), Targets: make([]int, b.size*b.seqLen)}
 		for i := range bt.Targets {
 			bt.Inputs[i], bt.Targets[i] = b.pad, Ignore

@@ -89,12 +89,12 @@ func Example() {
 	cfg.OutDir = dir
 
 	var first float64
-	hook := train.WithStepHook(func(m train.Metric) {
+	cfg.OnStep = func(m train.Metric) {
 		if m.Step == 1 {
 			first = m.Loss
 		}
-	})
-	res, err := train.Train(context.Background(), base, adapter, trainData, evalData, cfg, hook)
+	}
+	res, err := train.Train(context.Background(), base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

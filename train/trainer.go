@@ -76,10 +76,22 @@ type Config struct {
 	// the trained adapter in PEFT's format and loss.png. Empty means no
 	// files are written.
 	OutDir string
+
+	// Progress, if not nil, shows progress: a self-updating bar with the
+	// loss, tokens/s and the time left when it is a terminal, plain log
+	// lines otherwise. nil prints nothing.
+	Progress io.Writer
+	// OnStep, if not nil, is called after every step and every evaluation
+	// with the metric just recorded, before any checkpoint of that step is
+	// written.
+	OnStep func(Metric)
 }
 
 // DefaultConfig returns the QLoRA paper's optimizer settings (see Config) for
-// 1,000 steps of 4 × 128-token batches.
+// 1,000 steps of 4 × 128-token batches. The fields it leaves zero are off:
+// no cosine decay, no weight decay, no periodic evaluation, checkpoints or
+// files, seed 0, no packing, padding with token 0, no progress output and no
+// step callback.
 func DefaultConfig() Config {
 	return Config{
 		Steps: 1000, BatchSize: 4, SeqLen: 128, GradAccum: 1,
@@ -96,9 +108,9 @@ func (c *Config) Warmup() int {
 	return int(math.Ceil(c.WarmupRatio * float64(c.Steps)))
 }
 
-// Schedule returns the learning-rate schedule c describes.
-func (c *Config) Schedule() Schedule {
-	return Schedule{Peak: c.LR, Warmup: c.Warmup(), Total: c.Steps, Cosine: c.Cosine, Min: c.MinLR}
+// schedule returns the learning-rate schedule c describes.
+func (c *Config) schedule() schedule {
+	return schedule{Peak: c.LR, Warmup: c.Warmup(), Total: c.Steps, Cosine: c.Cosine, Min: c.MinLR}
 }
 
 func (c *Config) gradAccum() int { return max(c.GradAccum, 1) }
@@ -131,22 +143,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Option adjusts a Trainer.
-type Option func(*Trainer)
-
-// WithProgress shows progress on w: a self-updating bar with the loss,
-// tokens/s and the time left when w is a terminal, plain log lines otherwise.
-// Without it the Trainer prints nothing.
-func WithProgress(w io.Writer) Option {
-	return func(t *Trainer) { t.progressTo = w }
-}
-
-// WithStepHook calls fn after every step and every evaluation with the
-// metric just recorded, before any checkpoint of that step is written.
-func WithStepHook(fn func(Metric)) Option {
-	return func(t *Trainer) { t.hook = fn }
-}
-
 // Trainer trains a LoRA adapter on a frozen base: one gorgonia graph of the
 // base with the adapter's A and B as parameters, built for the configured
 // batch shape, AdamW updating A and B in place. Make one with New, optionally
@@ -160,10 +156,10 @@ type Trainer struct {
 	graph   *model.Graph
 	ga      *lora.GraphAdapter
 	params  []lora.GraphParam
-	opt     *AdamW
-	sched   Schedule
-	batcher *Batcher
-	evals   []*Batch
+	opt     *adamW
+	sched   schedule
+	batcher *batcher
+	evals   []*batch
 	pcg     *rand.PCG // dropout masks; its state is checkpointed
 	rng     *rand.Rand
 
@@ -173,9 +169,6 @@ type Trainer struct {
 	tokens  int64         // positions run through the model in training
 	elapsed time.Duration // time spent in steps, restored runs included
 	hash    string        // fingerprint of what determines the trajectory
-
-	progressTo io.Writer
-	hook       func(Metric)
 }
 
 // dropoutStream separates the dropout generator from the data order, which
@@ -186,7 +179,7 @@ const dropoutStream = 0x64726f706f7574 // "dropout"
 // the adapter against the base, cuts the examples into batches, builds the
 // graph and its gradients. evalData may be empty (no evaluation). The base
 // weights are only read.
-func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config, opts ...Option) (*Trainer, error) {
+func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -205,22 +198,22 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	if err := checkExamples("evaluation", evalData, base.Config.VocabSize); err != nil {
 		return nil, err
 	}
-	bopts := BatchOptions{Size: cfg.BatchSize, SeqLen: cfg.SeqLen, Pack: cfg.Pack, Pad: cfg.PadToken, Seed: cfg.Seed}
-	batcher, err := NewBatcher(trainData, bopts)
+	bopts := batchOptions{Size: cfg.BatchSize, SeqLen: cfg.SeqLen, Pack: cfg.Pack, Pad: cfg.PadToken, Seed: cfg.Seed}
+	batcher, err := newBatcher(trainData, bopts)
 	if err != nil {
 		return nil, err
 	}
 	t := &Trainer{
 		cfg:     cfg,
 		adapter: adapter,
-		opt:     NewAdamW(cfg.WeightDecay),
-		sched:   cfg.Schedule(),
+		opt:     newAdamW(cfg.WeightDecay),
+		sched:   cfg.schedule(),
 		batcher: batcher,
 		pcg:     rand.NewPCG(cfg.Seed, dropoutStream),
 	}
 	t.rng = rand.New(t.pcg)
 	if len(evalData) > 0 {
-		eb, err := NewBatcher(evalData, bopts)
+		eb, err := newBatcher(evalData, bopts)
 		if err != nil {
 			return nil, err
 		}
@@ -228,9 +221,6 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	}
 	if t.hash, err = configHash(&cfg, base, adapter, trainData); err != nil {
 		return nil, err
-	}
-	for _, o := range opts {
-		o(t)
 	}
 	if t.ga, err = lora.NewGraphAdapter(adapter); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -282,14 +272,14 @@ func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []
 	}
 	key := struct {
 		Steps, BatchSize, SeqLen, GradAccum int
-		Schedule                            Schedule
+		Schedule                            schedule
 		WeightDecay, MaxGradNorm            float64
 		Seed                                uint64
 		Pack                                bool
 		PadToken                            int
 		Model                               model.Config
 		Adapter                             json.RawMessage
-	}{cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.gradAccum(), cfg.Schedule(), cfg.WeightDecay, cfg.MaxGradNorm,
+	}{cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.gradAccum(), cfg.schedule(), cfg.WeightDecay, cfg.MaxGradNorm,
 		cfg.Seed, cfg.Pack, cfg.PadToken, base.Config, adapterCfg}
 	js, err := json.Marshal(key)
 	if err != nil {
@@ -409,13 +399,13 @@ func (t *Trainer) step1(ctx context.Context) (Metric, error) {
 		}
 		lossSum += float64(loss)
 	}
-	ps := make([]Param, len(t.params))
+	ps := make([]param, len(t.params))
 	for i, p := range t.params {
 		g, err := p.Grad()
 		if err != nil {
 			return Metric{}, fmt.Errorf("train: step %d: %w", stepNo, err)
 		}
-		ps[i] = Param{Name: p.Name, Value: p.Value, Grad: g}
+		ps[i] = param{Name: p.Name, Value: p.Value, Grad: g}
 	}
 	if accum > 1 {
 		inv := float32(1 / float64(accum))
@@ -425,7 +415,7 @@ func (t *Trainer) step1(ctx context.Context) (Metric, error) {
 			}
 		}
 	}
-	norm := ClipGradNorm(ps, t.cfg.MaxGradNorm)
+	norm := clipGradNorm(ps, t.cfg.MaxGradNorm)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return Metric{}, &NonFiniteError{Step: stepNo, What: "gradient norm", Value: norm}
 	}
@@ -474,110 +464,160 @@ type Result struct {
 // gradient stops training with a *NonFiniteError; no checkpoint is written
 // then, so the last one holds the last good state.
 func (t *Trainer) Run(ctx context.Context) (*Result, error) {
-	var metrics *MetricsWriter
+	r, err := t.startRun()
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	for t.step < t.cfg.Steps {
+		if err := r.trainStep(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.evaluate(ctx); err != nil {
+		return nil, r.stopIfCancelled(ctx, err)
+	}
+	if err := r.finish(); err != nil {
+		return nil, err
+	}
+	r.res.Steps, r.res.Tokens, r.res.Elapsed = t.step, t.tokens, t.elapsed
+	return r.res, nil
+}
+
+// run is the state of one Trainer.Run: its outputs and what it has done.
+type run struct {
+	t            *Trainer
+	metrics      *metricsWriter // nil without OutDir
+	prog         *progress
+	res          *Result
+	checkpointed int // the step of the last checkpoint written, -1 before
+}
+
+// startRun opens the run's outputs: the output directory, its metrics file
+// and the progress display.
+func (t *Trainer) startRun() (*run, error) {
+	r := &run{t: t, res: &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}, checkpointed: -1}
 	if t.cfg.OutDir != "" {
 		if err := os.MkdirAll(t.cfg.OutDir, 0o755); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		var err error
-		if metrics, err = CreateMetrics(filepath.Join(t.cfg.OutDir, MetricsFile)); err != nil {
+		if r.metrics, err = createMetrics(filepath.Join(t.cfg.OutDir, MetricsFile)); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if metrics != nil {
-				metrics.Close()
-			}
-		}()
 	}
-	record := func(m Metric) error {
-		if t.hook != nil {
-			t.hook(m)
-		}
-		if metrics != nil {
-			return metrics.Write(m)
-		}
-		return nil
+	r.prog = newProgress(t.cfg.Progress, t.cfg.Steps, t.cfg.LogEvery)
+	r.prog.start(t.step)
+	return r, nil
+}
+
+// close ends the progress display and closes the metrics file if finish
+// has not.
+func (r *run) close() {
+	r.prog.finish()
+	if r.metrics != nil {
+		r.metrics.Close()
 	}
-	prog := newProgress(t.progressTo, t.cfg.Steps, t.cfg.LogEvery)
-	defer prog.finish()
-	prog.start(t.step)
-	res := &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}
-	checkpointed := -1
-	evaluate := func() error {
-		if len(t.evals) == 0 {
-			return nil
+}
+
+// record passes m to the step callback and the metrics file.
+func (r *run) record(m Metric) error {
+	if r.t.cfg.OnStep != nil {
+		r.t.cfg.OnStep(m)
+	}
+	if r.metrics != nil {
+		return r.metrics.Write(m)
+	}
+	return nil
+}
+
+// trainStep runs one step and what follows it: its record, an evaluation
+// and a checkpoint when they are due.
+func (r *run) trainStep(ctx context.Context) error {
+	t := r.t
+	if err := ctx.Err(); err != nil {
+		return r.stop(err)
+	}
+	m, err := t.Step(ctx)
+	if err != nil {
+		if ctx.Err() != nil && !isNonFinite(err) {
+			return r.stop(ctx.Err())
 		}
-		loss, ppl, ok, err := t.Evaluate(ctx)
-		if err != nil || !ok {
+		return err
+	}
+	r.res.TrainLoss = m.Loss
+	if err := r.record(m); err != nil {
+		return err
+	}
+	r.prog.step(m)
+	last := t.step == t.cfg.Steps
+	if !last && t.cfg.EvalEvery > 0 && t.step%t.cfg.EvalEvery == 0 {
+		if err := r.evaluate(ctx); err != nil {
+			return r.stopIfCancelled(ctx, err)
+		}
+	}
+	if t.cfg.CheckpointEvery > 0 && (last || t.step%t.cfg.CheckpointEvery == 0) {
+		if err := t.SaveCheckpoint(); err != nil {
 			return err
 		}
-		em := Metric{Step: t.step, EvalLoss: &loss, EvalPPL: &ppl, ElapsedSec: t.elapsed.Seconds()}
-		res.EvalLoss, res.EvalPerplexity = loss, ppl
-		prog.eval(em)
-		return record(em)
+		r.checkpointed = t.step
 	}
-	stop := func(cause error) (*Result, error) {
-		if t.cfg.CheckpointEvery > 0 && t.step > 0 && checkpointed != t.step {
-			if err := t.SaveCheckpoint(); err != nil {
-				return nil, errors.Join(cause, err)
-			}
-		}
-		return nil, fmt.Errorf("train: stopped after step %d: %w", t.step, cause)
-	}
+	return nil
+}
 
-	for t.step < t.cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return stop(err)
-		}
-		m, err := t.Step(ctx)
-		if err != nil {
-			if ctx.Err() != nil && !isNonFinite(err) {
-				return stop(ctx.Err())
-			}
-			return nil, err
-		}
-		res.TrainLoss = m.Loss
-		if err := record(m); err != nil {
-			return nil, err
-		}
-		prog.step(m)
-		last := t.step == t.cfg.Steps
-		if !last && t.cfg.EvalEvery > 0 && t.step%t.cfg.EvalEvery == 0 {
-			if err := evaluate(); err != nil {
-				if ctx.Err() != nil {
-					return stop(ctx.Err())
-				}
-				return nil, err
-			}
-		}
-		if t.cfg.CheckpointEvery > 0 && (last || t.step%t.cfg.CheckpointEvery == 0) {
-			if err := t.SaveCheckpoint(); err != nil {
-				return nil, err
-			}
-			checkpointed = t.step
+// evaluate evaluates the held-out examples, if any, and records the result.
+func (r *run) evaluate(ctx context.Context) error {
+	t := r.t
+	if len(t.evals) == 0 {
+		return nil
+	}
+	loss, ppl, ok, err := t.Evaluate(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	em := Metric{Step: t.step, EvalLoss: &loss, EvalPPL: &ppl, ElapsedSec: t.elapsed.Seconds()}
+	r.res.EvalLoss, r.res.EvalPerplexity = loss, ppl
+	r.prog.eval(em)
+	return r.record(em)
+}
+
+// stopIfCancelled turns err into a stop when ctx was cancelled, and
+// returns it unchanged otherwise.
+func (r *run) stopIfCancelled(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return r.stop(ctx.Err())
+	}
+	return err
+}
+
+// stop ends a cancelled run: it checkpoints the steps done since the last
+// checkpoint, when checkpoints are configured, and wraps cause.
+func (r *run) stop(cause error) error {
+	t := r.t
+	if t.cfg.CheckpointEvery > 0 && t.step > 0 && r.checkpointed != t.step {
+		if err := t.SaveCheckpoint(); err != nil {
+			return errors.Join(cause, err)
 		}
 	}
-	if err := evaluate(); err != nil {
-		if ctx.Err() != nil {
-			return stop(ctx.Err())
-		}
-		return nil, err
+	return fmt.Errorf("train: stopped after step %d: %w", t.step, cause)
+}
+
+// finish writes the outputs of a completed run: the adapter, the closed
+// metrics file and the loss plot.
+func (r *run) finish() error {
+	t := r.t
+	if t.cfg.OutDir == "" {
+		return nil
 	}
-	if t.cfg.OutDir != "" {
-		if err := lora.Save(t.cfg.OutDir, t.adapter); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		err := metrics.Close()
-		metrics = nil
-		if err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		if err := PlotLossFile(filepath.Join(t.cfg.OutDir, MetricsFile), filepath.Join(t.cfg.OutDir, LossPlotFile)); err != nil {
-			return nil, err
-		}
+	if err := lora.Save(t.cfg.OutDir, t.adapter); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
-	res.Steps, res.Tokens, res.Elapsed = t.step, t.tokens, t.elapsed
-	return res, nil
+	err := r.metrics.Close()
+	r.metrics = nil
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return plotLossFile(filepath.Join(t.cfg.OutDir, MetricsFile), filepath.Join(t.cfg.OutDir, LossPlotFile))
 }
 
 func isNonFinite(err error) bool {
@@ -595,8 +635,8 @@ const (
 // Train trains adapter on base with New and Run, resuming from the
 // checkpoint in cfg.OutDir when there is one. adapter holds the trained
 // values afterwards.
-func Train(ctx context.Context, base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config, opts ...Option) (*Result, error) {
-	t, err := New(base, adapter, trainData, evalData, cfg, opts...)
+func Train(ctx context.Context, base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config) (*Result, error) {
+	t, err := New(base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		return nil, err
 	}

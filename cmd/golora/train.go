@@ -104,7 +104,8 @@ Flags:
 	fmt.Fprintf(stderr, "LoRA r %d, alpha %g on %d layers: %d trainable parameters\n",
 		lcfg.R, lcfg.Alpha, len(adapter.Modules()), adapter.NumParams())
 
-	t, err := train.New(ck.Weights, adapter, trainSet, evalSet, cfg, train.WithProgress(stderr))
+	cfg.Progress = stderr
+	t, err := train.New(ck.Weights, adapter, trainSet, evalSet, cfg)
 	if err != nil {
 		return err
 	}

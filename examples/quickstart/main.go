@@ -129,7 +129,8 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 		lcfg.R, lcfg.Alpha, len(adapter.Modules()), adapter.NumParams())
 
 	fingerprint := fingerprintBase(base)
-	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg, train.WithProgress(progress))
+	cfg.Progress = progress
+	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		return result{}, err
 	}
