@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -28,6 +27,10 @@ const (
 	keyB      = ".lora_B.weight"
 )
 
+// adapterSet names the hidden entries of an adapter directory that hold the
+// current pair of files (see Save).
+const adapterSet = "adapter"
+
 // tensorKey is PEFT's key of a pair tensor; which is "lora_A" or "lora_B".
 func tensorKey(module, which string) string {
 	return keyPrefix + module + "." + which + ".weight"
@@ -39,11 +42,11 @@ func tensorKey(module, which string) string {
 // base_model.model.<module>.lora_A.weight [r, in] and .lora_B.weight
 // [out, r], metadata {"format": "pt"}).
 //
-// Everything is validated and both files are written and synced under
-// temporary names before either replaces an existing file, so a failing Save
-// leaves a previous adapter in dir intact. Each file is replaced atomically;
-// only a crash between the two renames can leave new weights beside the old
-// config.
+// Everything is validated and both files are written and synced before
+// either replaces an existing file, and the two are replaced together
+// (atomicfile.WriteFiles): at every instant, a crash included, dir holds the
+// old pair or the new pair. The names are symbolic links into the current
+// version, the hidden directory ".adapter.v-*" (".adapter" links to it).
 func Save(dir string, a *Adapter) error {
 	if a == nil {
 		return errors.New("lora: Save: nil adapter")
@@ -70,18 +73,15 @@ func Save(dir string, a *Adapter) error {
 	if err != nil {
 		return fmt.Errorf("lora: Save: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("lora: Save: %w", err)
-	}
-	err = replaceFiles(dir, []pendingFile{
-		{WeightsFile, func(w io.Writer) error {
+	err = atomicfile.WriteFiles(dir, adapterSet, []atomicfile.File{
+		{Name: WeightsFile, Write: func(w io.Writer) error {
 			return safetensors.Write(w, tensors, map[string]string{"format": "pt"})
 		}},
-		{ConfigFile, func(w io.Writer) error {
+		{Name: ConfigFile, Write: func(w io.Writer) error {
 			_, err := w.Write(config)
 			return err
 		}},
-	})
+	}, 0o644)
 	if err != nil {
 		return fmt.Errorf("lora: Save %s: %w", dir, err)
 	}
@@ -99,59 +99,6 @@ func encodeConfigFile(c Config) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// pendingFile is one file of a multi-file replacement.
-type pendingFile struct {
-	name  string
-	write func(io.Writer) error
-}
-
-// replaceFiles writes every file to a synced temporary file in dir and only
-// then renames them over their names, in order. If any write fails, nothing
-// in dir has changed and the temporary files are removed.
-func replaceFiles(dir string, files []pendingFile) (err error) {
-	temps := make([]string, 0, len(files))
-	defer func() {
-		for _, t := range temps {
-			os.Remove(t)
-		}
-	}()
-	for _, f := range files {
-		tmp, err := os.CreateTemp(dir, "."+f.name+".pending-*")
-		if err != nil {
-			return err
-		}
-		tmp.Close()
-		temps = append(temps, tmp.Name())
-		if err := atomicfile.WriteFile(tmp.Name(), f.write, 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", f.name, err)
-		}
-	}
-	for i, f := range files {
-		if err := os.Rename(temps[i], filepath.Join(dir, f.name)); err != nil {
-			return fmt.Errorf("renaming %s into place: %w", f.name, err)
-		}
-	}
-	temps = nil
-	return syncDir(dir)
-}
-
-// syncDir makes completed renames in dir durable where directories can be
-// synced (Windows makes them durable through the file system itself).
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return d.Close()
 }
 
 // Load reads a PEFT LoRA adapter from dir (adapter_config.json and

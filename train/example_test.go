@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
@@ -107,7 +108,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	for _, e := range entries {
-		fmt.Println(e.Name())
+		// Hidden entries hold the adapter's current version (lora.Save).
+		if !strings.HasPrefix(e.Name(), ".") {
+			fmt.Println(e.Name())
+		}
 	}
 	// Output:
 	// trainable parameters: 4096
