@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/golora/golora/internal/dirlock"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -165,6 +166,8 @@ type Trainer struct {
 
 	gradsBound bool // a backward pass has run, so gradient buffers exist
 
+	lock *dirlock.Lock // on OutDir, held from New to Close
+
 	step    int           // optimizer steps done
 	tokens  int64         // positions run through the model in training
 	elapsed time.Duration // time spent in steps, restored runs included
@@ -222,15 +225,31 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	if t.hash, err = configHash(&cfg, base, adapter, trainData); err != nil {
 		return nil, err
 	}
-	if t.ga, err = lora.NewGraphAdapter(adapter); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	if err := t.buildGraph(base); err != nil {
+		return nil, err
 	}
-	if t.graph, err = model.NewGraph(base, model.GraphOptions{Batch: cfg.BatchSize, SeqLen: cfg.SeqLen, Adapter: t.ga}); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	if cfg.OutDir != "" {
+		if t.lock, err = openRunDir(cfg.OutDir); err != nil {
+			t.graph.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// buildGraph builds the training graph of base with t's adapter and its
+// gradients.
+func (t *Trainer) buildGraph(base *model.Weights) error {
+	var err error
+	if t.ga, err = lora.NewGraphAdapter(t.adapter); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if t.graph, err = model.NewGraph(base, model.GraphOptions{Batch: t.cfg.BatchSize, SeqLen: t.cfg.SeqLen, Adapter: t.ga}); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	if t.params, err = t.ga.Params(); err != nil {
 		t.graph.Close()
-		return nil, fmt.Errorf("train: %w", err)
+		return fmt.Errorf("train: %w", err)
 	}
 	nodes, err := t.ga.Nodes()
 	if err == nil {
@@ -238,9 +257,9 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	}
 	if err != nil {
 		t.graph.Close()
-		return nil, fmt.Errorf("train: %w", err)
+		return fmt.Errorf("train: %w", err)
 	}
-	return t, nil
+	return nil
 }
 
 // checkExamples refuses examples the batcher would turn into out-of-range
@@ -262,7 +281,7 @@ func checkExamples(what string, exs []Example, vocab int) error {
 // configHash fingerprints everything that determines the sequence of updates,
 // so that a checkpoint is only resumed by the run that wrote it: the
 // optimizer settings, the batch shape, the seed, the adapter's configuration,
-// the base's shape and the training tokens. Logging and checkpoint settings
+// the base's shape and quantization and the training tokens. Logging and checkpoint settings
 // are left out, and so are the base's weights, which would take a pass over
 // the whole model to hash.
 func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []Example) (string, error) {
@@ -279,8 +298,9 @@ func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []
 		PadToken                            int
 		Model                               model.Config
 		Adapter                             json.RawMessage
+		Quantized                           *baseQuantization `json:",omitempty"`
 	}{cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.gradAccum(), cfg.schedule(), cfg.WeightDecay, cfg.MaxGradNorm,
-		cfg.Seed, cfg.Pack, cfg.PadToken, base.Config, adapterCfg}
+		cfg.Seed, cfg.Pack, cfg.PadToken, base.Config, adapterCfg, quantization(base)}
 	js, err := json.Marshal(key)
 	if err != nil {
 		return "", fmt.Errorf("train: %w", err)
@@ -303,6 +323,32 @@ func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// baseQuantization is how a base's linears are held, for configHash: a
+// resumed run on a base quantized otherwise would follow another trajectory.
+type baseQuantization struct {
+	Formats []string // per linear, "" for float32
+	Bytes   int64    // the linears' storage
+}
+
+// quantization returns how base's linears are quantized, nil when none is.
+func quantization(base *model.Weights) *baseQuantization {
+	q := &baseQuantization{}
+	quantized := false
+	for _, lin := range append(base.Linears(), base.Output) {
+		if lin == nil || lin.Quantized == nil {
+			q.Formats = append(q.Formats, "")
+			continue
+		}
+		quantized = true
+		q.Formats = append(q.Formats, lin.Quantized.Format())
+		q.Bytes += lin.Quantized.StorageBytes()
+	}
+	if !quantized {
+		return nil
+	}
+	return q
+}
+
 // Steps returns the number of optimizer steps done (restored ones included).
 func (t *Trainer) Steps() int { return t.step }
 
@@ -310,8 +356,11 @@ func (t *Trainer) Steps() int { return t.step }
 // the last step.
 func (t *Trainer) Adapter() *lora.Adapter { return t.adapter }
 
-// Close releases the graph. The adapter keeps its trained values.
-func (t *Trainer) Close() error { return t.graph.Close() }
+// Close releases the graph and the lock on OutDir. The adapter keeps its
+// trained values.
+func (t *Trainer) Close() error {
+	return errors.Join(t.graph.Close(), t.lock.Release())
+}
 
 // NonFiniteError reports a NaN or infinite loss or gradient. Training stops
 // without applying the step, so the adapter and the last checkpoint hold the
@@ -496,13 +545,13 @@ type run struct {
 // startRun opens the run's outputs: the output directory, its metrics file
 // and the progress display.
 func (t *Trainer) startRun() (*run, error) {
+	if t.step >= t.cfg.Steps {
+		return nil, fmt.Errorf("%w (%d of %d)", ErrFinished, t.step, t.cfg.Steps)
+	}
 	r := &run{t: t, res: &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}, checkpointed: -1}
 	if t.cfg.OutDir != "" {
-		if err := os.MkdirAll(t.cfg.OutDir, 0o755); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
 		var err error
-		if r.metrics, err = createMetrics(filepath.Join(t.cfg.OutDir, MetricsFile)); err != nil {
+		if r.metrics, err = openMetrics(filepath.Join(t.cfg.OutDir, MetricsFile), t.step); err != nil {
 			return nil, err
 		}
 	}
