@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -36,6 +37,10 @@ type LoadOptions struct {
 	// beside it, if any). GGUF files carry their tokenizer, so it must be
 	// empty.
 	TokenizerPath string
+	// TokenizerOptional loads a Hugging Face directory or llama2.c
+	// checkpoint that has no tokenizer with a nil Checkpoint.Tokenizer
+	// instead of failing, for callers with pre-tokenized input.
+	TokenizerOptional bool
 }
 
 // Load reads a checkpoint, choosing the format from path: a directory is a
@@ -78,6 +83,9 @@ func loadHFCheckpoint(dir string, opts LoadOptions) (*Checkpoint, error) {
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
 		if tokPath, err = findHFTokenizer(dir); err != nil {
+			if opts.TokenizerOptional && errors.Is(err, ErrNoTokenizer) {
+				return ck, nil
+			}
 			return nil, err
 		}
 	}
@@ -95,12 +103,15 @@ func loadHFCheckpoint(dir string, opts LoadOptions) (*Checkpoint, error) {
 }
 
 func loadLlama2CCheckpoint(path string, opts LoadOptions) (*Checkpoint, error) {
-	if opts.TokenizerPath == "" {
-		return nil, fmt.Errorf("model: %s: a llama2.c checkpoint holds no tokenizer: set LoadOptions.TokenizerPath to its llama2.c tokenizer file (tokenizer.bin, tok512.bin, ...)", path)
+	if opts.TokenizerPath == "" && !opts.TokenizerOptional {
+		return nil, fmt.Errorf("model: %s: a llama2.c checkpoint holds no tokenizer (%w): set LoadOptions.TokenizerPath to its llama2.c tokenizer file (tokenizer.bin, tok512.bin, ...)", path, ErrNoTokenizer)
 	}
 	w, err := LoadLlama2C(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
+	}
+	if opts.TokenizerPath == "" {
+		return &Checkpoint{Weights: w, Format: "llama2c", Path: path}, nil
 	}
 	tok, err := tokenizer.LoadLlama2C(opts.TokenizerPath, w.Config.VocabSize)
 	if err != nil {
@@ -123,6 +134,9 @@ func loadGGUFCheckpoint(path string, opts LoadOptions) (*Checkpoint, error) {
 func (ck *Checkpoint) check() error {
 	if err := ck.Weights.Validate(); err != nil {
 		return err
+	}
+	if ck.Tokenizer == nil {
+		return nil
 	}
 	if n, v := ck.Tokenizer.VocabSize(), ck.Weights.Config.VocabSize; n > v {
 		return fmt.Errorf("tokenizer has %d tokens, more than the model's vocabulary of %d", n, v)

@@ -69,3 +69,12 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// Limits on the files golora reads whole. A JSON configuration is a few
+// kilobytes (tokenizer_config.json with chat templates, and the index of a
+// sharded checkpoint, reach megabytes); a tokenizer (tokenizer.json,
+// tokenizer.bin) tens of megabytes.
+const (
+	ConfigLimit    = 64 << 20
+	TokenizerLimit = 1 << 30
+)
