@@ -393,6 +393,18 @@ func (m *matcher) targetsModule(name string, leafNames []string) bool {
 	return false
 }
 
+// whyNotTargeted explains why targetsModule(name, nil) is false: the
+// exclusion, the layer selection or the target list.
+func (m *matcher) whyNotTargeted(name string) string {
+	switch {
+	case m.excluded(name):
+		return "it is excluded by exclude_modules"
+	case m.targetRe == nil && !m.allLinear && matchesList(m.targets, name) && m.cfg.LayersToTransform != nil:
+		return fmt.Sprintf("its layer is not in layers_to_transform %v", m.cfg.LayersToTransform)
+	}
+	return "it is not selected by target_modules " + m.cfg.TargetModules.describe()
+}
+
 // rankAlpha returns the rank and alpha of the module called name.
 func (m *matcher) rankAlpha(name string) (int, float64) {
 	r, alpha := m.cfg.R, m.cfg.Alpha

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 )
@@ -110,8 +112,15 @@ func encodeConfigFile(c Config) ([]byte, error) {
 // Load cannot know the base model: attach the adapter with Check, LoadFor or
 // Adapters.Add, which also find targeted modules that have no tensors.
 func Load(dir string) (*Adapter, error) {
+	// Read both files from the version the config's link leads to, so
+	// that a Save replacing the pair meanwhile cannot mix two versions.
+	realCfg, err1 := filepath.EvalSymlinks(filepath.Join(dir, ConfigFile))
+	realWeights, err2 := filepath.EvalSymlinks(filepath.Join(dir, WeightsFile))
+	if err1 == nil && err2 == nil && filepath.Dir(realCfg) == filepath.Dir(realWeights) {
+		dir = filepath.Dir(realCfg)
+	}
 	cfgPath := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(cfgPath)
+	data, err := fsutil.ReadRegular(cfgPath, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
 	}
@@ -164,7 +173,11 @@ func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
 			return nil, fmt.Errorf("lora: unexpected tensor %q (want base_model.model.<module>.lora_A.weight or .lora_B.weight)", key)
 		}
 		if !m.allLinear && !m.targetsModule(module, nil) || m.allLinear && module == "lm_head" {
-			return nil, fmt.Errorf("lora: tensor %q: module %q is not selected by target_modules %s", key, module, cfg.TargetModules.describe())
+			why := m.whyNotTargeted(module)
+			if m.allLinear {
+				why = "all-linear leaves out the output head"
+			}
+			return nil, fmt.Errorf("lora: tensor %q: module %q is not adapted by this config: %s", key, module, why)
 		}
 		h := found[module]
 		if h == nil {
@@ -240,6 +253,11 @@ func floats(t *safetensors.Tensor) ([]float32, error) {
 	v, err := t.Float32s()
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("lora: tensor %q element %d is %v: the adapter holds non-finite values", t.Name, i, x)
+		}
 	}
 	return v, nil
 }
