@@ -12,8 +12,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
+	"strings"
+	"unicode/utf8"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/model"
 )
 
@@ -50,26 +52,39 @@ type record struct {
 //	{"input_ids": [1, 2, 3]}                  pre-tokenized, loss on every token
 //
 // BOS is prepended and EOS appended to text examples when the tokenizer has
-// them. Blank lines are skipped. vocabSize bounds pre-tokenized ids. name is
-// used in error messages, which give the line number.
-func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize int) ([]Example, error) {
+// them. Blank lines are skipped, and so is a UTF-8 byte-order mark at the
+// start. vocabSize bounds pre-tokenized ids. tok may be nil when every
+// record is pre-tokenized.
+//
+// maxTokens, if positive, keeps only the first maxTokens tokens of each
+// example — what a row without packing holds, Config.SeqLen+1 — and only as
+// much of a long text is tokenized as that needs, so that the memory an
+// example takes is bounded by what is kept, not by the line. name is used in
+// error messages, which give the line number.
+func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize, maxTokens int) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
-		raw := bytes.TrimSpace(sc.Bytes())
+		raw := sc.Bytes()
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+		}
+		raw = bytes.TrimSpace(raw)
 		if len(raw) == 0 {
 			continue
 		}
-		ex, err := parseRecord(raw, tok, vocabSize)
+		ex, err := parseRecord(raw, tok, vocabSize, maxTokens)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		out = append(out, ex)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("%s:%d: the line is longer than the limit of %d MiB", name, line+1, maxLineBytes>>20)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
 	}
 	if len(out) == 0 {
@@ -78,24 +93,33 @@ func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize int) ([]Example,
 	return out, nil
 }
 
-// LoadJSONL reads the JSONL file at path; see ReadJSONL.
-func LoadJSONL(path string, tok Encoder, vocabSize int) ([]Example, error) {
-	f, err := os.Open(path)
+// maxLineBytes is the longest line ReadJSONL reads.
+const maxLineBytes = 64 << 20
+
+// LoadJSONL reads the JSONL file at path, which must be a regular file; see
+// ReadJSONL.
+func LoadJSONL(path string, tok Encoder, vocabSize, maxTokens int) ([]Example, error) {
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer f.Close()
-	return ReadJSONL(f, path, tok, vocabSize)
+	return ReadJSONL(f, path, tok, vocabSize, maxTokens)
 }
 
-func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
+func parseRecord(raw []byte, tok Encoder, vocabSize, maxTokens int) (Example, error) {
 	var rec record
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&rec); err != nil {
+	// Unmarshal decodes in place; a Decoder would copy the line again. On
+	// failure the Decoder tells a second value apart from broken JSON.
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if derr := dec.Decode(&record{}); derr != nil {
+			return Example{}, fmt.Errorf("invalid JSON: %w", derr)
+		}
+		if dec.More() {
+			return Example{}, errors.New("more than one JSON value on the line")
+		}
 		return Example{}, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return Example{}, errors.New("more than one JSON value on the line")
 	}
 	hasText, hasPair, hasIDs := rec.Text != nil, rec.Prompt != nil || rec.Completion != nil, rec.InputIDs != nil
 	shapes := 0
@@ -107,13 +131,26 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 	if shapes != 1 {
 		return Example{}, errors.New(`want exactly one of "text", "prompt"+"completion" or "input_ids"`)
 	}
+	if !hasIDs && tok == nil {
+		return Example{}, errors.New("a text record needs a tokenizer, and there is none")
+	}
 	var ex Example
+	room := func() int {
+		if maxTokens <= 0 {
+			return -1
+		}
+		return max(maxTokens-len(ex.Tokens), 0)
+	}
 	add := func(ids []int, loss bool) {
+		if n := room(); n >= 0 && len(ids) > n {
+			ids = ids[:n]
+		}
 		for _, id := range ids {
 			ex.Tokens = append(ex.Tokens, id)
 			ex.Loss = append(ex.Loss, loss)
 		}
 	}
+	encode := func(text string) []int { return encodePrefix(tok, text, room()) }
 	switch {
 	case hasIDs:
 		for i, id := range rec.InputIDs {
@@ -129,7 +166,7 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 		if bos := tok.BOS(); bos >= 0 {
 			add([]int{bos}, false)
 		}
-		add(tok.Encode(*rec.Text), true)
+		add(encode(*rec.Text), true)
 		if eos := tok.EOS(); eos >= 0 {
 			add([]int{eos}, true)
 		}
@@ -140,8 +177,8 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 		if bos := tok.BOS(); bos >= 0 {
 			add([]int{bos}, false)
 		}
-		add(tok.Encode(*rec.Prompt), false)
-		add(tok.Encode(*rec.Completion), true)
+		add(encode(*rec.Prompt), false)
+		add(encode(*rec.Completion), true)
 		if eos := tok.EOS(); eos >= 0 {
 			add([]int{eos}, true)
 		}
@@ -150,6 +187,45 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 		return Example{}, fmt.Errorf("example has %d tokens; at least 2 are needed to predict one", len(ex.Tokens))
 	}
 	return ex, nil
+}
+
+// encodePrefix returns the tokens of text, or when limit is not negative at
+// least its first limit tokens (fewer only if text has fewer), tokenizing a
+// prefix of text that grows until it gives them. The prefix ends before a
+// white space, and a margin of tokens past the limit is asked for, so that
+// the kept tokens are those of the whole text.
+func encodePrefix(tok Encoder, text string, limit int) []int {
+	const margin = 16
+	if limit < 0 {
+		return tok.Encode(text)
+	}
+	if limit == 0 {
+		return nil
+	}
+	for n := 8 * (limit + margin); ; n *= 2 {
+		if n >= len(text) {
+			return tok.Encode(text)
+		}
+		cut := cutBeforeSpace(text, n)
+		ids := tok.Encode(text[:cut])
+		if len(ids) >= limit+margin {
+			return ids[:limit]
+		}
+	}
+}
+
+// cutBeforeSpace returns an index near n at which to cut text: before the
+// first white space at or after n, or failing one within 4 KiB, at the
+// start of the character at n.
+func cutBeforeSpace(text string, n int) int {
+	end := min(len(text), n+4096)
+	if i := strings.IndexAny(text[n:end], " \t\n\r"); i >= 0 {
+		return n + i
+	}
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
+	}
+	return n
 }
 
 // batch is one step's input: Inputs[b*SeqLen+t] is the token at position t of

@@ -27,7 +27,7 @@ func TestReadJSONLShapes(t *testing.T) {
 {"prompt": "x", "completion": "yz"}
 {"input_ids": [5, 6, 7]}
 `
-	exs, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300)
+	exs, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300, 0)
 	require.NoError(t, err)
 	require.Len(t, exs, 3)
 	// text: BOS a b EOS; every token after BOS is a target.
@@ -52,7 +52,7 @@ func TestReadJSONLErrorsNameTheLine(t *testing.T) {
 		"{\"text\": \"a\"} {\"text\": \"b\"}\n": "d.jsonl:1: more than one JSON value",
 	}
 	for in, want := range cases {
-		_, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300)
+		_, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300, 0)
 		require.ErrorContains(t, err, want, "input %q", in)
 	}
 }

@@ -132,11 +132,17 @@ func (f *trainFlags) prepare() error {
 // loadData reads --data and the held-out examples: --eval-data, or
 // --eval-split of --data.
 func (f *trainFlags) loadData(tok train.Encoder, vocab int) (trainSet, evalSet []train.Example, err error) {
-	if trainSet, err = train.LoadJSONL(f.data, tok, vocab); err != nil {
+	// Without packing a row holds the first --seq-len + 1 tokens of an
+	// example; the rest need not be read into memory.
+	maxTokens := f.cfg.SeqLen + 1
+	if f.cfg.Pack {
+		maxTokens = 0
+	}
+	if trainSet, err = train.LoadJSONL(f.data, tok, vocab, maxTokens); err != nil {
 		return nil, nil, err
 	}
 	if f.evalData != "" {
-		if evalSet, err = train.LoadJSONL(f.evalData, tok, vocab); err != nil {
+		if evalSet, err = train.LoadJSONL(f.evalData, tok, vocab, maxTokens); err != nil {
 			return nil, nil, err
 		}
 	} else if f.evalSplit > 0 {
@@ -213,7 +219,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	examples, err := train.LoadJSONL(*data, ck.Tokenizer, ck.Weights.Config.VocabSize)
+	examples, err := train.LoadJSONL(*data, ck.Tokenizer, ck.Weights.Config.VocabSize, *seqLen+1)
 	if err != nil {
 		return err
 	}

@@ -88,11 +88,11 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 	fmt.Fprintf(w, "base: stories260K (embedded), linear layers in NF4: weights %.0f KB → %.0f KB\n",
 		float64(dense.Total())/1e3, float64(base.WeightBytes().Total())/1e3)
 
-	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", tok, base.Config.VocabSize)
+	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", tok, base.Config.VocabSize, 0)
 	if err != nil {
 		return result{}, err
 	}
-	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", tok, base.Config.VocabSize)
+	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", tok, base.Config.VocabSize, 0)
 	if err != nil {
 		return result{}, err
 	}
