@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,10 @@ type modelFlags struct {
 	path      string
 	tokenizer string
 	quantize  string
+
+	// tokenizerOptional loads a model without a tokenizer (for
+	// pre-tokenized data) instead of failing.
+	tokenizerOptional bool
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
@@ -46,7 +51,10 @@ func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
 		}
 		ck, err = model.Default()
 	} else {
-		ck, err = model.Load(m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
+		ck, err = model.Load(m.path, model.LoadOptions{TokenizerPath: m.tokenizer, TokenizerOptional: m.tokenizerOptional})
+	}
+	if errors.Is(err, model.ErrNoTokenizer) {
+		return nil, fmt.Errorf("--model %s has no tokenizer: pass --tokenizer FILE (a tokenizer.json or a llama2.c tokenizer.bin)", m.path)
 	}
 	if err != nil {
 		return nil, err

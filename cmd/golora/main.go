@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 type command struct {
@@ -64,7 +65,9 @@ Run "golora COMMAND -h" for a command's flags.
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM (kill, systemd, Docker, Kubernetes) stops like Ctrl-C: a
+	// training run checkpoints and says how to continue.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

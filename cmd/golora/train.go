@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -105,7 +106,13 @@ Flags:
 	fmt.Fprintf(stderr, "LoRA r %d, alpha %g on %d layers: %d trainable parameters\n",
 		adapter.Config.R, adapter.Config.Alpha, len(adapter.Modules()), adapter.NumParams())
 	res, err := f.train(ctx, ck.Weights, adapter, trainSet, evalSet, stderr)
-	if err != nil {
+	switch {
+	case errors.Is(err, train.ErrFinished):
+		fmt.Fprintf(stderr, "%s: the run already did all its %d steps; nothing to do (the adapter is in %s)\n", f.out, f.cfg.Steps, f.out)
+		return nil
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return fmt.Errorf("interrupted: %w; run the same command with --resume to continue from the last checkpoint in %s", err, f.out)
+	case err != nil:
 		return err
 	}
 	fmt.Fprintf(stdout, "trained %d steps: train loss %.4f", res.Steps, res.TrainLoss)
@@ -116,12 +123,34 @@ Flags:
 	return nil
 }
 
-// prepare completes the training configuration from the flags and checks
-// the output directory against --resume.
+// prepare checks the flags, completes the training configuration from them
+// and checks the output directory against --resume. Its messages name the
+// flags, not the library's fields.
 func (f *trainFlags) prepare() error {
+	c := &f.cfg
+	switch {
+	case c.Steps < 1:
+		return fmt.Errorf("--steps %d: want at least 1", c.Steps)
+	case c.BatchSize < 1:
+		return fmt.Errorf("--batch %d: want at least 1", c.BatchSize)
+	case c.SeqLen < 1:
+		return fmt.Errorf("--seq-len %d: want at least 1", c.SeqLen)
+	case c.GradAccum < 1:
+		return fmt.Errorf("--grad-accum %d: want at least 1 (1 is no accumulation)", c.GradAccum)
+	case !(f.evalSplit >= 0 && f.evalSplit < 1):
+		return fmt.Errorf("--eval-split %v: want a fraction in [0, 1)", f.evalSplit)
+	case c.EvalEvery < 0 || c.CheckpointEvery < 0:
+		return fmt.Errorf("--eval-every %d and --checkpoint-every %d must not be negative", c.EvalEvery, c.CheckpointEvery)
+	case f.rank < 1:
+		return fmt.Errorf("--rank %d: want at least 1", f.rank)
+	}
 	f.cfg.OutDir = f.out
 	if f.cfg.CheckpointEvery == 0 {
 		f.cfg.CheckpointEvery = f.cfg.Steps
+	}
+	if err := c.Validate(); err != nil {
+		// The remaining fields map one to one to flags of the same name.
+		return fmt.Errorf("invalid flags: %w", err)
 	}
 	if _, err := os.Stat(train.CheckpointPath(f.out)); err == nil && !f.resume {
 		return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", f.out)
@@ -159,7 +188,11 @@ func (f *trainFlags) newAdapter(ck *model.Checkpoint) (*lora.Adapter, error) {
 	lcfg.R, lcfg.Alpha, lcfg.Dropout, lcfg.UseRSLoRA = f.rank, f.alpha, f.dropout, f.rslora
 	lcfg.TargetModules = parseTargets(f.targets)
 	lcfg.BaseModelNameOrPath = ck.Path
-	return lora.New(ck.Weights, lcfg, f.cfg.Seed)
+	a, err := lora.New(ck.Weights, lcfg, f.cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("--rank %d, --alpha %g, --dropout %g, --targets %s: %w", f.rank, f.alpha, f.dropout, f.targets, err)
+	}
+	return a, nil
 }
 
 // train runs the trainer, resuming from the checkpoint with --resume.
@@ -215,6 +248,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
+	if *batch < 1 || *seqLen < 1 {
+		return fmt.Errorf("--batch %d and --seq-len %d: want at least 1 each", *batch, *seqLen)
+	}
+	// Pre-tokenized data (input_ids) needs no tokenizer; text records
+	// without one are refused by the reader, naming the line.
+	mf.tokenizerOptional = true
 	ck, err := mf.load(stderr)
 	if err != nil {
 		return err
