@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/golora/golora/internal/dirlock"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/train"
@@ -152,6 +153,16 @@ func (f *trainFlags) prepare() error {
 		// The remaining fields map one to one to flags of the same name.
 		return fmt.Errorf("invalid flags: %w", err)
 	}
+	// Fail at once, before the model loads, if another run writes to
+	// --out; train.New takes the lock for the run itself.
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+	lock, err := dirlock.Acquire(f.out)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	lock.Release()
 	if _, err := os.Stat(train.CheckpointPath(f.out)); err == nil && !f.resume {
 		return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", f.out)
 	}
