@@ -135,6 +135,9 @@ func (ck *Checkpoint) check() error {
 	if err := ck.Weights.Validate(); err != nil {
 		return err
 	}
+	if err := ck.Weights.CheckFinite(); err != nil {
+		return err
+	}
 	if ck.Tokenizer == nil {
 		return nil
 	}

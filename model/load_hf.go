@@ -111,6 +111,9 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 			}
 		}
 	}
+	if err := s.checkUnused(cfg); err != nil {
+		return nil, err
+	}
 	w := NewWeights(cfg)
 	for slot := range hfSlots(cfg) {
 		quantized, err := s.check(slot, q)
