@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ func (m *modelFlags) load(stderr io.Writer) (*model.Checkpoint, error) {
 		ck, err = model.Default()
 	} else {
 		ck, err = model.Load(m.path, model.LoadOptions{TokenizerPath: m.tokenizer, TokenizerOptional: m.tokenizerOptional})
+	}
+	if err != nil && m.tokenizer != "" && strings.EqualFold(filepath.Ext(m.path), ".gguf") {
+		return nil, fmt.Errorf("--tokenizer: a .gguf --model carries its own tokenizer; leave --tokenizer out")
 	}
 	if errors.Is(err, model.ErrNoTokenizer) {
 		return nil, fmt.Errorf("--model %s has no tokenizer: pass --tokenizer FILE (a tokenizer.json or a llama2.c tokenizer.bin)", m.path)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -144,6 +145,14 @@ func (f *trainFlags) prepare() error {
 		return fmt.Errorf("--eval-every %d and --checkpoint-every %d must not be negative", c.EvalEvery, c.CheckpointEvery)
 	case f.rank < 1:
 		return fmt.Errorf("--rank %d: want at least 1", f.rank)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("--lr %v: want a positive number", c.LR)
+	case !(c.WarmupRatio >= 0 && c.WarmupRatio <= 1):
+		return fmt.Errorf("--warmup %v: want a fraction in [0, 1]", c.WarmupRatio)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("--weight-decay %v: want a non-negative number", c.WeightDecay)
+	case !(c.MaxGradNorm >= 0) || math.IsInf(c.MaxGradNorm, 0):
+		return fmt.Errorf("--max-grad-norm %v: want a non-negative number (0 disables clipping)", c.MaxGradNorm)
 	}
 	f.cfg.OutDir = f.out
 	if f.cfg.CheckpointEvery == 0 {
