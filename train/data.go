@@ -27,6 +27,24 @@ type Encoder interface {
 	EOS() int // -1 if the vocabulary has none
 }
 
+// WithEnd returns tok with EOS reporting end: the token that ReadJSONL
+// appends to close every text example, and so the token a trained adapter
+// learns to end a text with. Models trained the llama2.c way (stories260K
+// among them) never saw EOS: their data separates documents with the next
+// one's BOS, their output head gives EOS no weight, and a LoRA adapter on
+// the blocks cannot teach the frozen head a new token in a few hundred
+// steps, while EOS targets push down the BOS that ended texts before — so
+// the adapted model stops nowhere. Train such models with
+// WithEnd(tok, tok.BOS()); generation stops at BOS as at EOS.
+func WithEnd(tok Encoder, end int) Encoder { return endEncoder{tok, end} }
+
+type endEncoder struct {
+	Encoder
+	end int
+}
+
+func (e endEncoder) EOS() int { return e.end }
+
 // Example is one tokenized training example. Loss[i] reports whether token i
 // is a prediction target: false for prompt tokens of a prompt/completion pair
 // and for BOS.

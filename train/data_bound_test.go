@@ -111,3 +111,19 @@ func TestJSONLWithoutTokenizer(t *testing.T) {
 	_, err = ReadJSONL(strings.NewReader(`{"text": "hi"}`), "text.jsonl", nil, 300, 0)
 	require.ErrorContains(t, err, "text.jsonl:1: a text record needs a tokenizer")
 }
+
+// TestWithEnd closes text examples with the token WithEnd names, as a
+// target.
+func TestWithEnd(t *testing.T) {
+	ck, err := model.Default()
+	require.NoError(t, err)
+	tok := ck.Tokenizer
+	exs, err := ReadJSONL(strings.NewReader(`{"text": "The end."}`), "end.jsonl", WithEnd(tok, tok.BOS()), 512, 0)
+	require.NoError(t, err)
+	ex := exs[0]
+	require.Equal(t, tok.BOS(), ex.Tokens[0])
+	require.False(t, ex.Loss[0])
+	require.Equal(t, tok.BOS(), ex.Tokens[len(ex.Tokens)-1])
+	require.True(t, ex.Loss[len(ex.Loss)-1])
+	require.Equal(t, tok.Encode("The end."), ex.Tokens[1:len(ex.Tokens)-1])
+}

@@ -22,6 +22,7 @@ type trainFlags struct {
 	data, evalData, out string
 	evalSplit           float64
 	resume              bool
+	endToken            string
 
 	rank           int
 	alpha, dropout float64
@@ -38,6 +39,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.evalSplit, "eval-split", 0.05, "fraction of --data held out for evaluation when --eval-data is not given (0: none)")
 	fs.StringVar(&f.out, "out", "", "output directory: adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.png, checkpoint/ (required)")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the checkpoint in --out")
+	fs.StringVar(&f.endToken, "end-token", "auto", "token appended to close each text example, which the adapter learns to stop with: eos, bos, or auto (bos for llama2.c-trained models such as the embedded one, which never saw EOS; eos otherwise)")
 
 	fs.IntVar(&f.rank, "rank", 8, "LoRA rank r")
 	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha; the update is scaled by alpha/r (alpha/√r with --rslora)")
@@ -96,7 +98,11 @@ Flags:
 	if err != nil {
 		return err
 	}
-	trainSet, evalSet, err := f.loadData(ck.Tokenizer, ck.Weights.Config.VocabSize)
+	tok, err := f.endEncoder(ck)
+	if err != nil {
+		return err
+	}
+	trainSet, evalSet, err := f.loadData(tok, ck.Weights.Config.VocabSize)
 	if err != nil {
 		return err
 	}
@@ -176,6 +182,32 @@ func (f *trainFlags) prepare() error {
 		return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it, or choose another --out", f.out)
 	}
 	return nil
+}
+
+// endEncoder returns the tokenizer that closes text examples with the
+// --end-token: llama2.c checkpoints (the embedded one among them) mark the
+// end of a text with the next text's BOS and never learned EOS.
+func (f *trainFlags) endEncoder(ck *model.Checkpoint) (train.Encoder, error) {
+	if ck.Tokenizer == nil {
+		return nil, nil
+	}
+	end := f.endToken
+	if end == "auto" {
+		end = "eos"
+		if ck.Format == "embedded" || ck.Format == "llama2c" {
+			end = "bos"
+		}
+	}
+	switch end {
+	case "eos":
+		return ck.Tokenizer, nil
+	case "bos":
+		if ck.Tokenizer.BOS() < 0 {
+			return nil, errors.New("--end-token bos: the tokenizer has no BOS")
+		}
+		return train.WithEnd(ck.Tokenizer, ck.Tokenizer.BOS()), nil
+	}
+	return nil, fmt.Errorf("--end-token %q: want auto, eos or bos", f.endToken)
 }
 
 // loadData reads --data and the held-out examples: --eval-data, or
