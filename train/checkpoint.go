@@ -49,7 +49,7 @@ type checkpointState struct {
 	Version    int          `json:"version"`
 	Step       int          `json:"step"`
 	AdamStep   int          `json:"adam_step"`
-	Batcher    BatcherState `json:"batcher"`
+	Batcher    batcherState `json:"batcher"`
 	DropoutRNG string       `json:"dropout_rng"` // hex of the math/rand/v2 PCG's MarshalBinary
 	ConfigHash string       `json:"config_hash"`
 	Tokens     int64        `json:"tokens"`

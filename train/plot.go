@@ -22,9 +22,9 @@ import (
 	"github.com/golora/golora/internal/atomicfile"
 )
 
-// ReadMetrics reads a metrics file written by MetricsWriter. Errors name the
+// readMetrics reads a metrics file written by metricsWriter. Errors name the
 // file and line.
-func ReadMetrics(r io.Reader, name string) ([]Metric, error) {
+func readMetrics(r io.Reader, name string) ([]Metric, error) {
 	var out []Metric
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 1<<20)
@@ -47,17 +47,17 @@ func ReadMetrics(r io.Reader, name string) ([]Metric, error) {
 	return out, nil
 }
 
-// Point is one point of a loss curve.
-type Point struct {
+// point is one point of a loss curve.
+type point struct {
 	Step int
 	Loss float64
 }
 
-// LossCurves splits metrics into the training and the evaluation loss by
+// lossCurves splits metrics into the training and the evaluation loss by
 // step. When a step appears more than once (a run resumed from a checkpoint
 // older than its last logged step), the last record wins, which is the one
 // of the run that continued. Non-finite losses are left out.
-func LossCurves(metrics []Metric) (trainLoss, evalLoss []Point) {
+func lossCurves(metrics []Metric) (trainLoss, evalLoss []point) {
 	tr := map[int]float64{}
 	ev := map[int]float64{}
 	for _, m := range metrics {
@@ -67,33 +67,33 @@ func LossCurves(metrics []Metric) (trainLoss, evalLoss []Point) {
 			tr[m.Step] = m.Loss
 		}
 	}
-	curve := func(byStep map[int]float64) []Point {
-		var pts []Point
+	curve := func(byStep map[int]float64) []point {
+		var pts []point
 		for s, l := range byStep {
 			if !math.IsNaN(l) && !math.IsInf(l, 0) {
-				pts = append(pts, Point{s, l})
+				pts = append(pts, point{s, l})
 			}
 		}
-		slices.SortFunc(pts, func(a, b Point) int { return a.Step - b.Step })
+		slices.SortFunc(pts, func(a, b point) int { return a.Step - b.Step })
 		return pts
 	}
 	return curve(tr), curve(ev)
 }
 
-// PlotLossFile draws the loss curves of the metrics file at metricsPath into
+// plotLossFile draws the loss curves of the metrics file at metricsPath into
 // a PNG image at pngPath, written atomically.
-func PlotLossFile(metricsPath, pngPath string) error {
+func plotLossFile(metricsPath, pngPath string) error {
 	f, err := os.Open(metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
 	defer f.Close()
-	ms, err := ReadMetrics(f, metricsPath)
+	ms, err := readMetrics(f, metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
-	tr, ev := LossCurves(ms)
-	err = atomicfile.WriteFile(pngPath, func(w io.Writer) error { return PlotLoss(w, tr, ev) }, 0o644)
+	tr, ev := lossCurves(ms)
+	err = atomicfile.WriteFile(pngPath, func(w io.Writer) error { return plotLoss(w, tr, ev) }, 0o644)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
@@ -116,16 +116,16 @@ var (
 	colorEval  = color.RGBA{0xe6, 0x55, 0x0d, 0xff} // orange
 )
 
-// PlotLoss draws a PNG line chart of the training loss (blue line) and the
+// plotLoss draws a PNG line chart of the training loss (blue line) and the
 // evaluation loss (orange line with markers) against the step, with axes,
 // tick labels, axis titles and a legend.
-func PlotLoss(w io.Writer, trainLoss, evalLoss []Point) error {
+func plotLoss(w io.Writer, trainLoss, evalLoss []point) error {
 	img := image.NewRGBA(image.Rect(0, 0, plotWidth, plotHeight))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 
 	x0, x1 := math.Inf(1), math.Inf(-1)
 	y0, y1 := math.Inf(1), math.Inf(-1)
-	for _, pts := range [][]Point{trainLoss, evalLoss} {
+	for _, pts := range [][]point{trainLoss, evalLoss} {
 		for _, p := range pts {
 			x0, x1 = math.Min(x0, float64(p.Step)), math.Max(x1, float64(p.Step))
 			y0, y1 = math.Min(y0, p.Loss), math.Max(y1, p.Loss)
@@ -183,7 +183,7 @@ func PlotLoss(w io.Writer, trainLoss, evalLoss []Point) error {
 	drawText(img, xTitle, (left+right-textWidth(xTitle))/2, plotHeight-10, colorAxis)
 	drawTextUp(img, "loss", 14, (top+bottom)/2, colorAxis)
 
-	curve := func(pts []Point, c color.RGBA, markers bool) {
+	curve := func(pts []point, c color.RGBA, markers bool) {
 		for i, p := range pts {
 			x, y := px(float64(p.Step)), py(p.Loss)
 			if i > 0 {

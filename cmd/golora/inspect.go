@@ -14,6 +14,7 @@ import (
 
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
 
@@ -90,6 +91,10 @@ func inspect(ctx context.Context, path string) (*inventory, error) {
 		path = model.DefaultPath
 	}
 	if exists(filepath.Join(path, "adapter_config.json")) {
+		// Validate as every other command does, so that inspect is a check.
+		if _, err := lora.Load(path); err != nil {
+			return nil, err
+		}
 		return safetensorsInventory(path, "adapter", "peft", "adapter_config.json", []string{"adapter_model.safetensors"})
 	}
 	format, err := model.DetectFormat(path)
