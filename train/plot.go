@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // readMetrics reads a metrics file written by metricsWriter. Errors name the
@@ -83,7 +83,7 @@ func lossCurves(metrics []Metric) (trainLoss, evalLoss []point) {
 // plotLossFile draws the loss curves of the metrics file at metricsPath into
 // a PNG image at pngPath, written atomically.
 func plotLossFile(metricsPath, pngPath string) error {
-	f, err := os.Open(metricsPath)
+	f, err := fsutil.Open(metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
