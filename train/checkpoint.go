@@ -55,6 +55,10 @@ type checkpointState struct {
 	Tokens     int64        `json:"tokens"`
 	ElapsedSec float64      `json:"elapsed_sec"`
 	Params     []string     `json:"params"`
+	// Done marks the checkpoint a run writes after its outputs: the run
+	// is finished. A checkpoint at the last step without it comes from a
+	// run interrupted while it evaluated or wrote its outputs.
+	Done bool `json:"done,omitempty"`
 }
 
 // SaveCheckpoint writes the trainer's state to CheckpointPath(OutDir),
@@ -78,6 +82,7 @@ func (t *Trainer) SaveCheckpoint() error {
 		ConfigHash: t.hash,
 		Tokens:     t.tokens,
 		ElapsedSec: t.elapsed.Seconds(),
+		Done:       t.done,
 	}
 	var tensors []safetensors.StreamTensor
 	add := func(name string, shape []int, values []float32) {
@@ -254,6 +259,7 @@ func (t *Trainer) Resume() error {
 		copy(p.Value, r.values[i])
 	}
 	t.step = r.state.Step
+	t.done = r.state.Done
 	t.tokens = r.state.Tokens
 	t.elapsed = time.Duration(r.state.ElapsedSec * float64(time.Second))
 	return nil

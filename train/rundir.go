@@ -45,15 +45,21 @@ const maxMetricsBytes = 2 << 30
 // openMetrics opens the metrics file of a run that has done step steps so
 // that it describes that run alone: a new run (step 0) replaces any old
 // file; a resumed run keeps the records up to its checkpoint's step, drops
-// those of steps it will run again, and repairs a partial last line.
-func openMetrics(path string, step int) (*metricsWriter, error) {
+// those of steps it will run again, and repairs a partial last line. A run
+// resumed after its last step (redoing its final evaluation) drops the
+// evaluation of that step too.
+func openMetrics(path string, step int, last bool) (*metricsWriter, error) {
 	var kept []byte
 	if step > 0 {
 		data, err := fsutil.ReadRegular(path, maxMetricsBytes)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("train: metrics: %w", err)
 		}
-		if kept, err = keepMetrics(data, step); err != nil {
+		evalUpTo := step
+		if last {
+			evalUpTo = step - 1
+		}
+		if kept, err = keepMetrics(data, step, evalUpTo); err != nil {
 			return nil, fmt.Errorf("train: metrics %s: %w", path, err)
 		}
 	}
@@ -64,10 +70,10 @@ func openMetrics(path string, step int) (*metricsWriter, error) {
 	return createMetrics(path)
 }
 
-// keepMetrics returns the lines of a metrics file whose step is at most
-// upTo. A last line that does not parse (the write of a crashed run) is
+// keepMetrics returns the training records of a metrics file whose step is
+// at most upTo and the evaluation records up to evalUpTo. A last line that does not parse (the write of a crashed run) is
 // dropped; any other line that does not parse is an error naming it.
-func keepMetrics(data []byte, upTo int) ([]byte, error) {
+func keepMetrics(data []byte, upTo, evalUpTo int) ([]byte, error) {
 	var out bytes.Buffer
 	for n := 1; len(data) > 0; n++ {
 		line, rest, complete := bytes.Cut(data, []byte{'\n'})
@@ -83,7 +89,7 @@ func keepMetrics(data []byte, upTo int) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		if m.Step <= upTo {
+		if m.Step <= upTo && (m.EvalLoss == nil || m.Step <= evalUpTo) {
 			out.Write(raw)
 			out.WriteByte('\n')
 		}

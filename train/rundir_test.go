@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +138,7 @@ func TestKeepMetrics(t *testing.T) {
 		{`{"step":1}` + "\nxx\n" + `{"step":2}` + "\n", 9, "", "line 2"}, // damage inside
 		{"", 3, "", ""},
 	} {
-		got, err := keepMetrics([]byte(c.in), c.upTo)
+		got, err := keepMetrics([]byte(c.in), c.upTo, c.upTo)
 		if c.err != "" {
 			require.ErrorContains(t, err, c.err)
 			continue
@@ -158,7 +159,11 @@ func FuzzKeepMetrics(f *testing.F) {
 	f.Add(seed[:len(seed)/2], 100)
 	f.Add([]byte(`{"step":1}`+"\n"+`{"st`), 1)
 	f.Fuzz(func(t *testing.T, data []byte, upTo int) {
-		kept, err := keepMetrics(data, upTo)
+		evalUpTo := upTo
+		if upTo > math.MinInt {
+			evalUpTo = upTo - 1
+		}
+		kept, err := keepMetrics(data, upTo, evalUpTo)
 		if err != nil {
 			return
 		}
@@ -167,8 +172,8 @@ func FuzzKeepMetrics(f *testing.F) {
 			t.Fatalf("kept lines do not parse: %v", err)
 		}
 		for _, m := range ms {
-			if m.Step > upTo {
-				t.Fatalf("kept step %d past %d", m.Step, upTo)
+			if m.Step > upTo || m.EvalLoss != nil && m.Step > evalUpTo {
+				t.Fatalf("kept step %d (eval %v) past %d", m.Step, m.EvalLoss != nil, upTo)
 			}
 		}
 	})

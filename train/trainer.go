@@ -169,6 +169,7 @@ type Trainer struct {
 
 	lock *dirlock.Lock // on OutDir, held from New to Close
 
+	done    bool          // the run finished and wrote its outputs
 	step    int           // optimizer steps done
 	tokens  int64         // positions run through the model in training
 	elapsed time.Duration // time spent in steps, restored runs included
@@ -530,6 +531,14 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
+	if t.cfg.CheckpointEvery > 0 {
+		// Marks the run finished: a resume of it changes nothing, while a
+		// run killed before this point resumes and writes its outputs.
+		t.done = true
+		if err := t.SaveCheckpoint(); err != nil {
+			return nil, err
+		}
+	}
 	r.res.Steps, r.res.Tokens, r.res.Elapsed = t.step, t.tokens, t.elapsed
 	return r.res, nil
 }
@@ -546,13 +555,13 @@ type run struct {
 // startRun opens the run's outputs: the output directory, its metrics file
 // and the progress display.
 func (t *Trainer) startRun() (*run, error) {
-	if t.step >= t.cfg.Steps {
+	if t.done {
 		return nil, fmt.Errorf("%w (%d of %d)", ErrFinished, t.step, t.cfg.Steps)
 	}
 	r := &run{t: t, res: &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}, checkpointed: -1}
 	if t.cfg.OutDir != "" {
 		var err error
-		if r.metrics, err = openMetrics(filepath.Join(t.cfg.OutDir, MetricsFile), t.step); err != nil {
+		if r.metrics, err = openMetrics(filepath.Join(t.cfg.OutDir, MetricsFile), t.step, t.step == t.cfg.Steps); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/lora"
@@ -132,7 +133,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 	if !exists(index) {
 		return []string{"model.safetensors"}, nil
 	}
-	raw, err := os.ReadFile(index)
+	raw, err := fsutil.ReadRegular(index, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 
 func safetensorsInventory(dir, kind, format, configName string, files []string) (*inventory, error) {
 	inv := &inventory{Path: dir, Kind: kind, Format: format}
-	raw, err := os.ReadFile(filepath.Join(dir, configName))
+	raw, err := fsutil.ReadRegular(filepath.Join(dir, configName), fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}
