@@ -183,7 +183,9 @@ const dropoutStream = 0x64726f706f7574 // "dropout"
 // New prepares training of adapter on base: it checks the configuration and
 // the adapter against the base, cuts the examples into batches, builds the
 // graph and its gradients. evalData may be empty (no evaluation). The base
-// weights are only read.
+// weights are only read. With an OutDir, New creates it, locks it for this
+// Trainer until Close (a second Trainer or process on it fails at once,
+// naming the holder) and removes what interrupted writes left there.
 func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
