@@ -19,6 +19,8 @@ import (
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // File names of a Hugging Face checkpoint directory.
@@ -135,6 +137,9 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 		}
 	}
+	if err := s.checkUnused(cfg); err != nil {
+		return nil, err
+	}
 	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
@@ -212,7 +217,7 @@ func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
 // readHFConfig reads config.json into a validated Config and, when it has a
 // quantization_config, the bitsandbytes settings it gives (nil otherwise).
 func readHFConfig(path string) (Config, *hfQuant, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("model: %w", err)
 	}
@@ -447,7 +452,7 @@ func openHFWeights(dir string) (*hfSource, error) {
 	}
 
 	indexPath := filepath.Join(dir, hfIndexFile)
-	data, err := os.ReadFile(indexPath)
+	data, err := fsutil.ReadRegular(indexPath, fsutil.ConfigLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("model: %s holds neither %s nor %s", dir, hfWeightsFile, hfIndexFile)
 	}

@@ -15,7 +15,11 @@ import (
 // model's tokenizer_config.json (beside --tokenizer if given, else in the
 // model directory). A model without a usable template still reads text
 // lines; a messages line then fails with the reason the template is missing.
-func (m *modelFlags) dataEncoder(ck *model.Base) train.Encoder {
+// It is nil for a model loaded without a tokenizer.
+func (m *modelFlags) dataEncoder(ck *model.Base) chatDataEncoder {
+	if ck.Tokenizer == nil {
+		return nil // pre-tokenized data only
+	}
 	var tmpl *chat.Template
 	var err error
 	switch {
@@ -30,6 +34,22 @@ func (m *modelFlags) dataEncoder(ck *model.Base) train.Encoder {
 		return noTemplate{ck.Tokenizer, fmt.Errorf("model %s has no chat template for \"messages\" data: %w", ck.Path, err)}
 	}
 	return chat.Encoder{Tokenizer: ck.Tokenizer, Template: tmpl}
+}
+
+// chatDataEncoder reads every kind of JSONL line, messages included.
+type chatDataEncoder interface {
+	train.Encoder
+	train.ChatEncoder
+}
+
+// withEndChat is train.WithEnd's encoder that still reads messages lines.
+type withEndChat struct {
+	train.Encoder
+	chat train.ChatEncoder
+}
+
+func (w withEndChat) EncodeChat(messages []chat.Message) (chat.Encoding, error) {
+	return w.chat.EncodeChat(messages)
 }
 
 // noTemplate is a tokenizer whose model has no chat template: EncodeChat

@@ -13,8 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
 )
@@ -102,6 +104,10 @@ func inspect(ctx context.Context, path string) (*inventory, error) {
 		path = model.DefaultPath
 	}
 	if exists(filepath.Join(path, "adapter_config.json")) {
+		// Validate as every other command does, so that inspect is a check.
+		if _, err := lora.Load(path); err != nil {
+			return nil, err
+		}
 		return safetensorsInventory(path, "adapter", "peft", "adapter_config.json", []string{"adapter_model.safetensors"})
 	}
 	format, err := model.DetectFormat(path)
@@ -178,7 +184,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 	if !exists(index) {
 		return []string{"model.safetensors"}, nil
 	}
-	raw, err := os.ReadFile(index)
+	raw, err := fsutil.ReadRegular(index, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +206,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 
 func safetensorsInventory(dir, kind, format, configName string, files []string) (*inventory, error) {
 	inv := &inventory{Path: dir, Kind: kind, Format: format}
-	raw, err := os.ReadFile(filepath.Join(dir, configName))
+	raw, err := fsutil.ReadRegular(filepath.Join(dir, configName), fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}
