@@ -367,7 +367,8 @@ func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int
 		if err != nil {
 			return fmt.Errorf("gguf: %w", err)
 		}
-		lin.Quantized = m
+		// New has checked every block's scales, so the values are finite.
+		lin.Quantized, lin.finite = m, true
 		return nil
 	}
 	fill := func(dst []float32) error {

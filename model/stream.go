@@ -118,6 +118,11 @@ func (s *streamQuantizer) run(job quantizeJob, w []float32) error {
 		return err
 	}
 	lin := job.lin
+	for i, x := range w {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("model: %s: tensor %s.weight element %d is %v: the weights hold non-finite values", job.where, lin.Name, i, x)
+		}
+	}
 	m, err := s.q(w, lin.Out, lin.In)
 	if err != nil {
 		return fmt.Errorf("model: %s: quantizing %s: %w", job.where, lin.Name, err)
@@ -128,7 +133,7 @@ func (s *streamQuantizer) run(job quantizeJob, w []float32) error {
 	if r, c := m.Dims(); r != lin.Out || c != lin.In {
 		return fmt.Errorf("model: %s: quantizing %s: quantizer returned a [%d %d] matrix, want [%d %d]", job.where, lin.Name, r, c, lin.Out, lin.In)
 	}
-	lin.Quantized, lin.Dense = m, nil
+	lin.Quantized, lin.Dense, lin.finite = m, nil, true
 	return nil
 }
 

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -75,5 +76,20 @@ func TestLoadQuantizerErrors(t *testing.T) {
 	cancel()
 	if _, err := loadHFStream(ctx, dir, streamOptions{quantizer: nf4.Quantizer(nf4.Options{})}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled load: got %v", err)
+	}
+}
+
+// TestLoadQuantizerRefusesNonFinite: a NaN in a linear stops a streaming
+// load with an error naming the tensor and element, before quantizing.
+func TestLoadQuantizerRefusesNonFinite(t *testing.T) {
+	w := hfRandomWeights(hfTestConfig(), 5, nil)
+	w.Layers[1].Up.Dense[3] = float32(math.NaN())
+	dir := t.TempDir()
+	if err := WriteHF(dir, w, safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{})})
+	if err == nil || !strings.Contains(err.Error(), "model.layers.1.mlp.up_proj.weight element 3 is NaN") {
+		t.Fatalf("got %v", err)
 	}
 }

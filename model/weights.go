@@ -13,6 +13,11 @@ type Linear struct {
 	Out, In   int          // shape
 	Dense     []float32    // row-major [Out, In]; nil when Quantized is set
 	Quantized quant.Matrix // nil when Dense is set
+
+	// finite records that a loader checked every value as it read them
+	// (before quantizing, or through a ggml matrix's scales), so that
+	// Weights.CheckFinite need not dequantize the matrix again.
+	finite bool
 }
 
 // Check reports a Linear that cannot be run: nil, a shape that is not
