@@ -73,6 +73,8 @@ type Generator struct {
 	cos, sin []float32 // RoPE [batch, HeadDim/2]
 	scores   []float32 // attention weights of one head [capacity]
 	logits   []float32 // [VocabSize]
+
+	rows *rowWorkers // split single-row products over the CPUs
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -124,6 +126,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	g.cos = make([]float32, batch*half)
 	g.sin = make([]float32, batch*half)
 	g.logits = make([]float32, c.VocabSize)
+	g.rows = newRowWorkers(g)
 	return g, nil
 }
 
@@ -546,7 +549,11 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
-	if lin.Quantized != nil {
+	if parts := g.rows.parts(lin); n == 1 && parts > 1 {
+		if err := g.rows.mulT(lin, y, x, parts); err != nil {
+			return fmt.Errorf("%s: %w", lin.Name, err)
+		}
+	} else if lin.Quantized != nil {
 		if err := lin.Quantized.MulT(y, x, n); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
