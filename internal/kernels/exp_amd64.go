@@ -34,3 +34,39 @@ func expShiftedAVX512(dst, x []float32, m float32) float64 {
 //
 //go:noescape
 func expBlocksAVX512(dst, x *float32, n int, m float32) float64
+
+// rowMax returns the largest element of a non-empty x.
+func rowMax(x []float32) float32 {
+	if !expUseAVX512 || len(x) < 16 {
+		return rowMaxScalar(x)
+	}
+	n := len(x) &^ 15
+	m := maxBlocksAVX512(&x[0], n)
+	if n < len(x) {
+		m = max(m, rowMaxScalar(x[n:]))
+	}
+	return m
+}
+
+// scaleFloats multiplies every element of x by k.
+func scaleFloats(x []float32, k float32) {
+	if !expUseAVX512 || len(x) < 16 {
+		scaleFloatsScalar(x, k)
+		return
+	}
+	n := len(x) &^ 15
+	scaleBlocksAVX512(&x[0], n, k)
+	scaleFloatsScalar(x[n:], k)
+}
+
+// maxBlocksAVX512 returns the largest of the first n elements of x, n a
+// positive multiple of 16.
+//
+//go:noescape
+func maxBlocksAVX512(x *float32, n int) float32
+
+// scaleBlocksAVX512 multiplies the first n elements of x, n a multiple of
+// 16, by k.
+//
+//go:noescape
+func scaleBlocksAVX512(x *float32, n int, k float32)

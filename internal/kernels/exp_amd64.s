@@ -71,3 +71,59 @@ done:
 	VZEROUPPER
 	MOVSD X8, ret+32(FP)
 	RET
+
+// func maxBlocksAVX512(x *float32, n int) float32
+TEXT ·maxBlocksAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Z0
+	VMOVAPS Z0, Z1
+	ADDQ $64, SI
+	SUBQ $16, CX
+
+maxloop:
+	CMPQ CX, $32
+	JLT  maxtail
+	VMAXPS (SI), Z0, Z0
+	VMAXPS 64(SI), Z1, Z1
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  maxloop
+
+maxtail:
+	CMPQ CX, $16
+	JLT  maxdone
+	VMAXPS (SI), Z0, Z0
+
+maxdone:
+	VMAXPS Z1, Z0, Z0
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+16(FP)
+	RET
+
+// func scaleBlocksAVX512(x *float32, n int, k float32)
+TEXT ·scaleBlocksAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS k+16(FP), Z2
+
+scaleloop:
+	CMPQ CX, $16
+	JLT  scaledone
+	VMULPS (SI), Z2, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  scaleloop
+
+scaledone:
+	VZEROUPPER
+	RET
