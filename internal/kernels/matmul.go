@@ -12,18 +12,21 @@ import (
 // A batch of rows (a prefill) is one Sgemm: internal/gemm in the default
 // build (spread over the CPUs), OpenBLAS with the tag openblas. A single row
 // (the decode step) is a matrix-vector product, bound by reading w once, on
-// the calling goroutine: gonum's Sgemv, which does not allocate and uses
-// SIMD dot products (OpenBLAS's Sgemv is as fast alone but halves decode
-// speed on two cores, its threads competing with the Go code between
-// calls). A caller that wants a large single row on several cores splits w
+// the calling goroutine without allocating: AVX-512 assembly four rows of w
+// at a time where the CPU has it, else gonum's Sgemv (OpenBLAS's Sgemv is
+// as fast alone but halves decode speed on two cores, its threads competing
+// with the Go code between calls). A caller that wants a large single row on several cores splits w
 // by rows itself (model/infer does, with workers of its own).
 func DenseMulT(y, x, w []float32, n, in, out int) {
 	if n > 1 {
 		blas.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
 		return
 	}
-	var gemv gonum.Implementation
-	gemv.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
+	if gemv(y, x, w, out, in) {
+		return
+	}
+	var impl gonum.Implementation
+	impl.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
 }
 
 // dotF32 returns the dot product of a and b[:len(a)]. Attention calls it on
