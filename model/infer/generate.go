@@ -47,8 +47,10 @@ var ErrContextFull = errors.New("infer: KV cache is full")
 // values of every position seen so far, so each new token costs one pass over
 // the weights, never a re-run of the prefix. Scratch buffers are allocated by
 // NewGenerator and the KV cache grows by doubling as positions are used, so
-// a Step does not allocate in the steady state (unless a quantized format's
-// MulT or the Adapter does); a batched Prefill may, in Sgemm.
+// a Step does not allocate in the steady state (unless the Adapter does, or
+// a quantized format without MulTRows, whose MulT then runs). A Step splits
+// each large product by weight rows over GOMAXPROCS goroutines of the
+// Generator's own; a batched Prefill may allocate, in Sgemm.
 //
 // A Generator is not safe for concurrent use; the model.Weights it runs on are
 // only read, so several Generators may share one model.Weights.
@@ -549,8 +551,10 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
-	if parts := g.rows.parts(lin); n == 1 && parts > 1 {
-		if err := g.rows.mulT(lin, y, x, parts); err != nil {
+	if n == 1 && canSplit(lin) {
+		// A decode step: split over the CPUs when large enough, and on
+		// the calling goroutine otherwise, without MulT's goroutines.
+		if err := g.rows.mulT(lin, y, x, g.rows.parts(lin)); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 	} else if lin.Quantized != nil {

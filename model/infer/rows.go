@@ -73,22 +73,31 @@ func newRowWorkers(owner *Generator) *rowWorkers {
 	return w
 }
 
-// parts returns the number of parts a single-row product with lin is split
-// into; 1 means it is not split.
+// canSplit reports whether lin's single-row product can be split by rows:
+// dense weights and formats with MulTRows.
+func canSplit(lin *model.Linear) bool {
+	if lin.Dense != nil {
+		return true
+	}
+	_, ok := lin.Quantized.(rangeMulT)
+	return ok
+}
+
+// parts returns the number of parts a single-row product with lin, which
+// canSplit, is split into; 1 means it runs on the calling goroutine.
 func (w *rowWorkers) parts(lin *model.Linear) int {
 	if lin.Out*lin.In < splitMinWeights {
 		return 1
 	}
-	if lin.Dense == nil {
-		if _, ok := lin.Quantized.(rangeMulT); !ok {
-			return 1
-		}
-	}
 	return max(1, min(runtime.GOMAXPROCS(0), lin.Out/splitMinRows))
 }
 
-// mulT computes y = x·Wᵀ for a single row x in parts pieces, parts ≥ 2.
+// mulT computes y = x·Wᵀ for a single row x in parts pieces, the first on
+// the calling goroutine.
 func (w *rowWorkers) mulT(lin *model.Linear, y, x []float32, parts int) error {
+	if parts <= 1 {
+		return mulRows(lin, y, x, 0, lin.Out)
+	}
 	for ; w.started < parts-1; w.started++ {
 		go rowWorker(w.tasks)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // splitConfig is a model whose MLP and output head are large enough for
@@ -18,8 +19,8 @@ var splitConfig = model.Config{
 }
 
 // TestSplitDecodeMatchesOneGoroutine: decode steps whose products are split
-// over two goroutines give the bits of steps run on one, dense and NF4, and
-// do not allocate.
+// over two goroutines give the bits of steps run on one, dense, NF4 and
+// ggml's Q4_0, and do not allocate.
 func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	dense := randomWeights(splitConfig, 7)
@@ -27,7 +28,15 @@ func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 	if err := quantized.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []*model.Weights{dense, quantized} {
+	q4 := randomWeights(splitConfig, 7)
+	q4Quantizer, ok := ggml.QuantizerFor(ggml.Q4_0)
+	if !ok {
+		t.Fatal("no q4_0 quantizer")
+	}
+	if err := q4.Quantize(context.Background(), q4Quantizer); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*model.Weights{dense, quantized, q4} {
 		runtime.GOMAXPROCS(2)
 		if p := (&rowWorkers{}).parts(w.Layers[0].Gate); p != 2 {
 			t.Fatalf("the test model's MLP would be split in %d parts on two CPUs, want 2", p)
