@@ -7,6 +7,10 @@
 //	golora merge      write a base model with an adapter merged in
 //	golora quantize   write a model's linear layers in NF4 (bitsandbytes layout)
 //	golora inspect    show a model's or an adapter's config and tensors
+//	golora serve      serve the base and many adapters with an OpenAI-compatible API
+//	golora submit     queue a training job on NATS JetStream
+//	golora worker     train the queued jobs, one at a time
+//	golora jobs       list the jobs and their states (or the adapters)
 //
 // With no --model the embedded stories260K model is used, so every command
 // works on a fresh machine with no files. Run "golora COMMAND -h" for a
@@ -22,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 type command struct {
@@ -38,6 +43,10 @@ func commands() []command {
 		{"merge", "write a Hugging Face checkpoint with an adapter merged in", runMerge},
 		{"quantize", "write a model's linear layers in NF4 (bitsandbytes layout)", runQuantize},
 		{"inspect", "show a model's or an adapter's config and tensors", runInspect},
+		{"serve", "serve the base and many adapters with an OpenAI-compatible API", runServe},
+		{"submit", "queue a training job on NATS JetStream", runSubmit},
+		{"worker", "train the queued jobs, one at a time", runWorker},
+		{"jobs", "list the jobs and their states (or the adapters)", runJobs},
 	}
 }
 
@@ -64,9 +73,16 @@ Run "golora COMMAND -h" for a command's flags.
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	os.Exit(runWithSignals(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runWithSignals is run with a context that SIGINT and SIGTERM cancel:
+// SIGTERM (kill, systemd, Docker, Kubernetes) stops like Ctrl-C, so that a
+// training run checkpoints and says how to continue.
+func runWithSignals(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, args, stdout, stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
