@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +49,10 @@ type hfConfig struct {
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	HiddenAct             string          `json:"hidden_act,omitempty"`
 	RopeScaling           json.RawMessage `json:"rope_scaling,omitempty"`
+	RopeParameters        json.RawMessage `json:"rope_parameters,omitempty"`
+	PartialRotaryFactor   *float64        `json:"partial_rotary_factor,omitempty"`
+	UseSlidingWindow      *bool           `json:"use_sliding_window,omitempty"`
+	SlidingWindow         json.RawMessage `json:"sliding_window,omitempty"`
 	AttentionBias         bool            `json:"attention_bias"`
 	MLPBias               bool            `json:"mlp_bias"`
 	TorchDType            string          `json:"torch_dtype,omitempty"`
@@ -99,6 +102,11 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// loadHF allocate for layers that do not exist.
 	for slot := range hfSlots(cfg) {
+		if slot.parts != nil {
+			if _, path, ok := s.lookup(slot.key + bnbNF4StateSuffix); ok {
+				return nil, fmt.Errorf("model: %s: tensor %s: %w", path, slot.key+bnbNF4StateSuffix, errFusedQuantized)
+			}
+		}
 		quantized, err := s.check(slot, q)
 		if err != nil {
 			return nil, err
@@ -129,7 +137,7 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
-		*slot.values(w) = values
+		slot.fill(w, values)
 	}
 	if cfg.TiedOutput {
 		w.Output.Dense = w.Embedding
@@ -170,47 +178,72 @@ func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 // config checks that hc describes a LLaMA model the forward pass supports and
 // converts it, applying LlamaConfig's defaults.
 func (hc *hfConfig) config() (Config, error) {
-	if err := hc.checkArchitecture(); err != nil {
-		return Config{}, err
-	}
-	cfg, err := hc.fields()
+	fam, err := hc.checkArchitecture()
 	if err != nil {
 		return Config{}, err
 	}
-	if err := checkHFConfig(&cfg, hc.HeadDim); err != nil {
+	cfg, err := hc.fields(fam)
+	if err != nil {
+		return Config{}, err
+	}
+	headDim := hc.HeadDim
+	if headDim == nil && fam.headDim > 0 {
+		headDim = &fam.headDim
+	}
+	if err := checkHFConfig(&cfg, headDim); err != nil {
+		return Config{}, err
+	}
+	if err := hc.rotary(&cfg); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
 }
 
-// checkArchitecture refuses models that are not a plain LLaMA.
-func (hc *hfConfig) checkArchitecture() error {
+// checkArchitecture settles which family hc describes and refuses what the
+// forward pass does not implement.
+func (hc *hfConfig) checkArchitecture() (family, error) {
+	var fam family
 	for _, a := range hc.Architectures {
-		if a != "LlamaForCausalLM" {
-			return fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
+		f, ok := familyByArchitecture(a)
+		if !ok {
+			return family{}, fmt.Errorf("architecture %q is not supported%s", a, unsupportedFeature(a))
 		}
+		fam = f
 	}
-	if hc.ModelType != "" && hc.ModelType != "llama" {
-		return fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
+	if hc.ModelType != "" {
+		f, ok := familyByModelType(hc.ModelType)
+		if !ok {
+			return family{}, fmt.Errorf("model_type %q is not supported%s", hc.ModelType, unsupportedFeature(hc.ModelType))
+		}
+		if fam.modelType != "" && fam.modelType != f.modelType {
+			return family{}, fmt.Errorf("architectures %q and model_type %q disagree", hc.Architectures, hc.ModelType)
+		}
+		fam = f
 	}
 	if len(hc.Architectures) == 0 && hc.ModelType == "" {
-		return errors.New("neither architectures nor model_type says this is a LLaMA model")
+		return family{}, errors.New("neither architectures nor model_type says which model this is")
 	}
 	if hc.HiddenAct != "" && hc.HiddenAct != "silu" {
-		return fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
+		return family{}, fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
 	}
-	if rs := bytes.TrimSpace(hc.RopeScaling); len(rs) > 0 && !bytes.Equal(rs, []byte("null")) {
-		return fmt.Errorf("rope_scaling %s is not supported", rs)
+	if hc.AttentionBias && !fam.qkvBias {
+		return family{}, errors.New("attention_bias is not supported (biases are implemented on q, k and v for qwen2 only)")
 	}
-	if hc.AttentionBias || hc.MLPBias {
-		return errors.New("attention_bias and mlp_bias are not supported")
+	if hc.MLPBias {
+		return family{}, errors.New("mlp_bias is not supported")
 	}
-	return nil
+	if hc.UseSlidingWindow != nil && *hc.UseSlidingWindow {
+		return family{}, errors.New("use_sliding_window true is not supported: golora's attention is not windowed")
+	}
+	if hc.PartialRotaryFactor != nil && fam.modelType != "phi3" {
+		return family{}, fmt.Errorf("partial_rotary_factor is not supported for model_type %q", fam.modelType)
+	}
+	return fam, nil
 }
 
 // fields reads the config's values, with transformers' defaults for the
 // optional ones; head_dim is settled by checkHFConfig.
-func (hc *hfConfig) fields() (Config, error) {
+func (hc *hfConfig) fields(fam family) (Config, error) {
 	var errs []error
 	required := func(key string, v *int) int {
 		if v == nil {
@@ -231,9 +264,11 @@ func (hc *hfConfig) fields() (Config, error) {
 		Layers:    required("num_hidden_layers", hc.NumHiddenLayers),
 		Heads:     required("num_attention_heads", hc.NumAttentionHeads),
 		VocabSize: required("vocab_size", hc.VocabSize),
-		MaxSeqLen: orDefault(hc.MaxPositionEmbeddings, 2048),
-		NormEps:   1e-6,
+		MaxSeqLen: orDefault(hc.MaxPositionEmbeddings, fam.maxSeqLen),
+		NormEps:   fam.normEps,
 		RopeTheta: 10000,
+		QKNorm:    fam.qkNorm,
+		QKVBias:   fam.qkvBias,
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -248,6 +283,14 @@ func (hc *hfConfig) fields() (Config, error) {
 	if hc.TieWordEmbeddings != nil {
 		cfg.TiedOutput = *hc.TieWordEmbeddings
 	}
+	if fam.modelType != "llama" {
+		cfg.Arch = fam.modelType
+	}
+	window, err := hc.slidingWindow(fam)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.SlidingWindow = window
 	return cfg, nil
 }
 
@@ -295,7 +338,23 @@ type hfSlot struct {
 	key    string
 	shape  []int
 	values func(w *Weights) *[]float32
-	linear func(w *Weights) *Linear // nil for embeddings and norms
+	linear func(w *Weights) *Linear // nil for embeddings, norms, biases and fused projections
+	// parts, for a fused projection (Phi-3's qkv_proj and gate_up_proj),
+	// returns the linears whose rows it stacks, in order; values then
+	// returns a fresh concatenation of their Dense weights, for writing.
+	parts func(w *Weights) []*Linear
+}
+
+// fill stores values, read from the checkpoint, in w.
+func (slot hfSlot) fill(w *Weights, values []float32) {
+	if slot.parts == nil {
+		*slot.values(w) = values
+		return
+	}
+	for _, lin := range slot.parts(w) {
+		n := lin.Out * lin.In
+		lin.Dense, values = values[:n:n], values[n:]
+	}
 }
 
 // hfSlots yields the tensors a checkpoint for cfg holds, in the order
@@ -318,6 +377,36 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 		return matrix(fmt.Sprintf("model.layers.%d.%s.weight", l, modules[i]), shapes[i][0], shapes[i][1],
 			func(w *Weights) *Linear { return *w.Layers[l].Linears()[i].Linear })
 	}
+	// fused stacks the rows of linears first… of block l in one tensor.
+	fused := func(l int, module string, first ...int) hfSlot {
+		out := 0
+		for _, i := range first {
+			out += shapes[i][0]
+		}
+		parts := func(w *Weights) []*Linear {
+			lins := make([]*Linear, len(first))
+			for j, i := range first {
+				lins[j] = *w.Layers[l].Linears()[i].Linear
+			}
+			return lins
+		}
+		return hfSlot{
+			key: fmt.Sprintf("model.layers.%d.%s.weight", l, module), shape: []int{out, shapes[first[0]][1]}, parts: parts,
+			values: func(w *Weights) *[]float32 {
+				var all []float32
+				for _, lin := range parts(w) {
+					all = append(all, lin.Dense...)
+				}
+				return &all
+			},
+		}
+	}
+	// bias is the bias of linear i (q, k or v) of block l.
+	bias := func(l, i int) hfSlot {
+		return vector(fmt.Sprintf("model.layers.%d.%s.bias", l, modules[i]), shapes[i][0],
+			func(w *Weights) *[]float32 { return &(*w.Layers[l].Linears()[i].Linear).Bias })
+	}
+	isFused := cfg.Arch == "phi3"
 	return func(yield func(hfSlot) bool) {
 		if !yield(hfSlot{
 			key: "model.embed_tokens.weight", shape: []int{cfg.VocabSize, cfg.Dim},
@@ -334,7 +423,23 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 				if i == 4 {
 					slots = append(slots, vector(p+"post_attention_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].MLPNorm }))
 				}
-				slots = append(slots, blockLinear(l, i))
+				switch {
+				case isFused && i == 0:
+					slots = append(slots, fused(l, "self_attn.qkv_proj", 0, 1, 2))
+				case isFused && i == 4:
+					slots = append(slots, fused(l, "mlp.gate_up_proj", 4, 5))
+				case isFused && (i == 1 || i == 2 || i == 5):
+				default:
+					slots = append(slots, blockLinear(l, i))
+				}
+				if cfg.QKVBias && i < 3 {
+					slots = append(slots, bias(l, i))
+				}
+				if cfg.QKNorm && i == 3 {
+					slots = append(slots,
+						vector(p+"self_attn.q_norm.weight", cfg.HeadDim, func(w *Weights) *[]float32 { return &w.Layers[l].QNorm }),
+						vector(p+"self_attn.k_norm.weight", cfg.HeadDim, func(w *Weights) *[]float32 { return &w.Layers[l].KNorm }))
+				}
 			}
 			for _, s := range slots {
 				if !yield(s) {
@@ -532,9 +637,17 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 	}
 
 	intp := func(v int) *int { return &v }
+	fam, err := familyOf(cfg.Arch)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	rope, window, partial, err := hfRopeJSON(cfg)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
 	hc := hfConfig{
-		Architectures:         []string{"LlamaForCausalLM"},
-		ModelType:             "llama",
+		Architectures:         []string{fam.architecture},
+		ModelType:             fam.modelType,
 		HiddenSize:            intp(cfg.Dim),
 		IntermediateSize:      intp(cfg.HiddenDim),
 		NumHiddenLayers:       intp(cfg.Layers),
@@ -547,6 +660,10 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 		RopeTheta:             &cfg.RopeTheta,
 		TieWordEmbeddings:     &cfg.TiedOutput,
 		HiddenAct:             "silu",
+		RopeScaling:           rope,
+		SlidingWindow:         window,
+		PartialRotaryFactor:   partial,
+		AttentionBias:         cfg.QKVBias,
 		TorchDType:            torchDType,
 		QuantizationConfig:    quantConfig,
 	}
@@ -571,8 +688,16 @@ func checkHFWeights(w *Weights) error {
 	if w == nil {
 		return errors.New("weights are nil")
 	}
+	fam, err := familyOf(w.Config.Arch)
+	if err != nil {
+		return err
+	}
+	if fam.qkvBias != w.Config.QKVBias || fam.qkNorm != w.Config.QKNorm {
+		return fmt.Errorf("config: model_type %q has q/k/v biases %t and q/k norms %t, the weights %t and %t",
+			fam.modelType, fam.qkvBias, fam.qkNorm, w.Config.QKVBias, w.Config.QKNorm)
+	}
 	hc := hfConfig{
-		ModelType: "llama", HiddenSize: &w.Config.Dim, IntermediateSize: &w.Config.HiddenDim,
+		ModelType: fam.modelType, HiddenSize: &w.Config.Dim, IntermediateSize: &w.Config.HiddenDim,
 		NumHiddenLayers: &w.Config.Layers, NumAttentionHeads: &w.Config.Heads,
 		NumKeyValueHeads: &w.Config.KVHeads, HeadDim: &w.Config.HeadDim, VocabSize: &w.Config.VocabSize,
 		MaxPositionEmbeddings: &w.Config.MaxSeqLen, RMSNormEps: &w.Config.NormEps, RopeTheta: &w.Config.RopeTheta,
@@ -584,6 +709,12 @@ func checkHFWeights(w *Weights) error {
 		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
 	}
 	for s := range hfSlots(w.Config) {
+		for _, lin := range partsOf(s, w) {
+			if lin.Quantized != nil {
+				return fmt.Errorf("%s: %s is %s-quantized: fused projections are written dense only; dequantize it first",
+					s.key, lin.Name, lin.Quantized.Format())
+			}
+		}
 		if s.linear != nil {
 			lin := s.linear(w)
 			switch {
@@ -644,4 +775,40 @@ func hfSameValues(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// partsOf returns the linears a fused slot stacks, or nil.
+func partsOf(s hfSlot, w *Weights) []*Linear {
+	if s.parts == nil {
+		return nil
+	}
+	return s.parts(w)
+}
+
+// hfRopeJSON returns the rope_scaling, sliding_window and
+// partial_rotary_factor values of config.json for cfg (nil when absent).
+func hfRopeJSON(cfg Config) (rope, window json.RawMessage, partial *float64, err error) {
+	switch cfg.RopeScaling.Type {
+	case "", "default":
+	default:
+		r := map[string]any{"rope_type": cfg.RopeScaling.Type, "factor": cfg.RopeScaling.Factor}
+		if cfg.RopeScaling.Type == "llama3" {
+			r["low_freq_factor"] = cfg.RopeScaling.LowFreqFactor
+			r["high_freq_factor"] = cfg.RopeScaling.HighFreqFactor
+			r["original_max_position_embeddings"] = cfg.RopeScaling.OriginalMaxPos
+		}
+		if rope, err = json.Marshal(r); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	// A family with a default window needs an explicit null to have none.
+	window = json.RawMessage("null")
+	if cfg.SlidingWindow > 0 {
+		window = json.RawMessage(fmt.Sprint(cfg.SlidingWindow))
+	}
+	if cfg.RotaryDim > 0 && cfg.RotaryDim < cfg.HeadDim {
+		f := float64(cfg.RotaryDim) / float64(cfg.HeadDim)
+		partial = &f
+	}
+	return rope, window, partial, nil
 }

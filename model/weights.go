@@ -13,6 +13,9 @@ type Linear struct {
 	Out, In   int          // shape
 	Dense     []float32    // row-major [Out, In]; nil when Quantized is set
 	Quantized quant.Matrix // nil when Dense is set
+	// Bias, when not nil, is added to every output row ([Out]); it is
+	// frozen like the weight (Qwen2's q, k and v projections).
+	Bias []float32
 }
 
 // Check reports a Linear that cannot be run: nil, a shape that is not
@@ -33,6 +36,9 @@ func (lin *Linear) Check() error {
 	case len(lin.Dense) != lin.Out*lin.In:
 		return fmt.Errorf("model: %s: %d dense values, want %d×%d", lin.Name, len(lin.Dense), lin.Out, lin.In)
 	}
+	if lin.Bias != nil && len(lin.Bias) != lin.Out {
+		return fmt.Errorf("model: %s: bias has %d values, want %d", lin.Name, len(lin.Bias), lin.Out)
+	}
 	return nil
 }
 
@@ -40,6 +46,7 @@ func (lin *Linear) Check() error {
 type Layer struct {
 	AttnNorm       []float32 // input_layernorm [Dim]
 	Q, K, V, O     *Linear   // self_attn.{q,k,v,o}_proj
+	QNorm, KNorm   []float32 // self_attn.{q,k}_norm [HeadDim], with Config.QKNorm; else nil
 	MLPNorm        []float32 // post_attention_layernorm [Dim]
 	Gate, Up, Down *Linear   // mlp.{gate,up,down}_proj (llama2.c w1, w3, w2)
 }

@@ -61,7 +61,7 @@ type Generator struct {
 	pos           int
 
 	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
-	invFreq      []float64   // RoPE frequencies theta^(−2i/HeadDim), [HeadDim/2]
+	invFreq      []float64   // RoPE frequencies (model.Config.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32 // residual stream [batch, Dim]
@@ -70,7 +70,7 @@ type Generator struct {
 	attn     []float32 // attention output [batch, qDim]
 	proj     []float32 // o_proj and down_proj output [batch, Dim]
 	gate, up []float32 // MLP [batch, HiddenDim]
-	cos, sin []float32 // RoPE [batch, HeadDim/2]
+	cos, sin []float32 // RoPE [batch, Rotary/2]
 	scores   []float32 // attention weights of one head [capacity]
 	logits   []float32 // [VocabSize]
 }
@@ -100,6 +100,11 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	if batch < 0 {
 		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
 	}
+	if c.SlidingWindow > 0 && maxLen > c.SlidingWindow {
+		// Attention here is not windowed: it equals the model's only while
+		// every position fits in the window.
+		maxLen = c.SlidingWindow
+	}
 	batch = min(batch, maxLen)
 	g := &Generator{
 		w:       w,
@@ -112,8 +117,8 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		values:  make([][]float32, c.Layers),
 	}
 	g.reserve(min(maxLen, initialCacheLen))
-	half := c.HeadDim / 2
-	g.invFreq = kernels.RopeInvFreq(c.HeadDim, c.RopeTheta)
+	half := c.Rotary() / 2
+	g.invFreq = c.RopeInvFreq()
 	g.x = make([]float32, batch*c.Dim)
 	g.xn = make([]float32, batch*c.Dim)
 	g.q = make([]float32, batch*g.qDim)
@@ -466,6 +471,10 @@ func Generate(ctx context.Context, w *model.Weights, tok tokenizer.Tokenizer, pr
 // would overflow the KV cache, before any state changes.
 func (g *Generator) checkTokens(tokens []int) error {
 	if g.pos+len(tokens) > g.maxLen {
+		if w := g.w.Config.SlidingWindow; w > 0 && g.maxLen == w {
+			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's sliding attention window, which golora does not implement",
+				ErrContextFull, g.pos, len(tokens), g.maxLen)
+		}
 		return fmt.Errorf("%w: %d positions used + %d tokens > %d", ErrContextFull, g.pos, len(tokens), g.maxLen)
 	}
 	v := g.w.Config.VocabSize
@@ -484,7 +493,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	c := &g.w.Config
 	n, d := len(tokens), c.Dim
 	g.reserve(g.pos + n)
-	half := c.HeadDim / 2
+	half := len(g.invFreq)
 	x := g.x[:n*d]
 	for i, t := range tokens {
 		copy(x[i*d:(i+1)*d], g.w.Embedding[t*d:(t+1)*d])
@@ -513,6 +522,10 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		}
 		if err := g.linear(layer.V, v, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if c.QKNorm {
+			kernels.RMSNorm(q, q, layer.QNorm, eps)
+			kernels.RMSNorm(k, k, layer.KNorm, eps)
 		}
 		g.rope(q, n, c.Heads)
 		g.rope(k, n, c.KVHeads)
@@ -553,6 +566,9 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 	} else {
 		kernels.DenseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
 	}
+	if lin.Bias != nil {
+		kernels.AddBias(y[:n*lin.Out], lin.Bias)
+	}
 	if g.adapter != nil {
 		if err := g.adapter.AddDelta(lin, y, x, n); err != nil {
 			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
@@ -564,7 +580,7 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 // rope rotates each of the heads of n rows (kernels.Rope).
 func (g *Generator) rope(v []float32, n, heads int) {
 	hd := g.w.Config.HeadDim
-	half := hd / 2
+	half := len(g.invFreq)
 	w := heads * hd
 	for i := range n {
 		row := v[i*w : (i+1)*w]
