@@ -118,6 +118,30 @@ func checkLinearUsable(base *model.Weights, lin *model.Linear) error {
 	if lin == base.Output && base.Config.TiedOutput {
 		return fmt.Errorf("lora: module %q: the output head is tied to the embedding; an adapter on it is not supported", lin.Name)
 	}
+	return fusedModuleError(base, lin.Name)
+}
+
+// fusedModuleError refuses adapters on the parts of a fused projection.
+// Phi-3 checkpoints stack q, k and v in one qkv_proj and gate and up in one
+// gate_up_proj; golora splits them at load, but a PEFT adapter on a fused
+// module has one A for all parts (B stacked by rows), which golora's
+// per-linear pairs do not represent, and pairs on the split parts would have
+// names PEFT cannot load. So on such a base only o_proj and down_proj (and
+// an untied lm_head) take adapters, under PEFT's own names.
+func fusedModuleError(base *model.Weights, module string) error {
+	if base.Config.Arch != "phi3" {
+		return nil
+	}
+	for _, part := range []struct{ suffix, fused string }{
+		{".self_attn.q_proj", "self_attn.qkv_proj"}, {".self_attn.k_proj", "self_attn.qkv_proj"},
+		{".self_attn.v_proj", "self_attn.qkv_proj"}, {".self_attn.qkv_proj", "self_attn.qkv_proj"},
+		{".mlp.gate_proj", "mlp.gate_up_proj"}, {".mlp.up_proj", "mlp.gate_up_proj"}, {".mlp.gate_up_proj", "mlp.gate_up_proj"},
+	} {
+		if strings.HasSuffix(module, part.suffix) {
+			return fmt.Errorf("lora: module %q: this phi3 model fuses it into %s, and adapters on fused modules are not supported; target o_proj and down_proj",
+				module, part.fused)
+		}
+	}
 	return nil
 }
 
@@ -188,6 +212,9 @@ func (a *Adapter) Check(base *model.Weights) error {
 		p := a.pairs[name]
 		lin, ok := byName[name]
 		if !ok {
+			if err := fusedModuleError(base, name); err != nil {
+				return err
+			}
 			return fmt.Errorf("lora: module %q of the adapter is not a linear layer of the base model", name)
 		}
 		if err := checkLinearUsable(base, lin); err != nil {
