@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/graph"
 )
 
 // archBase loads a tiny checkpoint of ../model/testdata/arch (see its
@@ -84,4 +85,63 @@ func TestPhi3FusedModulesRefused(t *testing.T) {
 			t.Errorf("target %s on phi3: err %v, want the fused-module refusal", target, err)
 		}
 	}
+}
+
+// TestMergedDenseKeepsArchitecture: merging an adapter into an NF4 Qwen2 or
+// Qwen3 base keeps the frozen biases and q/k norms, so the merged model
+// gives the logits of the base with the adapter applied.
+func TestMergedDenseKeepsArchitecture(t *testing.T) {
+	for _, name := range []string{"qwen2", "qwen3"} {
+		t.Run(name, func(t *testing.T) {
+			w := archBase(t, name)
+			quantizeNF4(t, w)
+			cfg := DefaultConfig()
+			cfg.TargetModules = ModuleNames("q_proj", "k_proj", "v_proj", "down_proj")
+			a := mustNew(t, w, cfg, 5)
+			randomize(a, 6)
+			merged, err := MergedDense(w, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens := []int{3, 9, 27, 1, 44, 60}
+			ga, err := NewGraphAdapter(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := archGraphLogits(t, w, ga, tokens)
+			got := archGraphLogits(t, merged, nil, tokens)
+			var worst float64
+			for i := range want {
+				worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+			}
+			t.Logf("max |merged − adapted| %.2g", worst)
+			if worst > 1e-4 {
+				t.Errorf("merged logits differ from the adapted base's by %g", worst)
+			}
+		})
+	}
+}
+
+func archGraphLogits(t *testing.T, w *model.Weights, ga *GraphAdapter, tokens []int) []float32 {
+	t.Helper()
+	opts := graph.Options{Batch: 1, SeqLen: len(tokens)}
+	if ga != nil {
+		opts.Adapter = ga
+	}
+	gr, err := graph.New(w, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.Close()
+	targets := make([]int, len(tokens))
+	for i := range targets {
+		targets[i] = graph.IgnoreTarget
+	}
+	if err := gr.SetBatch(tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gr.Forward(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), gr.Logits.Value().Data().([]float32)...)
 }

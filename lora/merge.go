@@ -134,6 +134,8 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		src, dst := &base.Layers[i], &out.Layers[i]
 		dst.AttnNorm = slices.Clone(src.AttnNorm)
 		dst.MLPNorm = slices.Clone(src.MLPNorm)
+		dst.QNorm = slices.Clone(src.QNorm)
+		dst.KNorm = slices.Clone(src.KNorm)
 		dsts := dst.Linears()
 		for j, nl := range src.Linears() {
 			if *dsts[j].Linear, err = dense(*nl.Linear); err != nil {
@@ -160,7 +162,7 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 // denseCopy returns lin as a fresh dense float32 Linear.
 func denseCopy(lin *model.Linear) (*model.Linear, error) {
 	n := lin.Out * lin.In
-	d := &model.Linear{Name: lin.Name, Out: lin.Out, In: lin.In, Dense: make([]float32, n)}
+	d := &model.Linear{Name: lin.Name, Out: lin.Out, In: lin.In, Dense: make([]float32, n), Bias: slices.Clone(lin.Bias)}
 	switch {
 	case lin.Quantized != nil:
 		rows, cols := lin.Quantized.Dims()
