@@ -210,7 +210,10 @@ def main():
         write_safetensors(os.path.join(d, "model.safetensors"), W)
         logits = forward(cfg, W, TOKENS)
         with open(os.path.join(d, "golden.json"), "w") as f:
-            json.dump({"tokens": TOKENS, "logits": [[float("%.9g" % v) for v in row] for row in logits]}, f)
+            hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+            rot = int(hd * cfg.get("partial_rotary_factor", 1.0))
+            json.dump({"tokens": TOKENS, "inv_freq": [float("%.17g" % v) for v in inv_freq(cfg, rot)],
+                       "logits": [[float("%.9g" % v) for v in row] for row in logits]}, f)
             f.write("\n")
         print(name, "logits", logits.shape, "max |logit|", float(np.abs(logits).max()))
 

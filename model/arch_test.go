@@ -1,0 +1,147 @@
+package model
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3"}
+
+func archLoad(t *testing.T, name string) *Weights {
+	t.Helper()
+	b, err := Load(context.Background(), filepath.Join("testdata", "arch", name), LoadOptions{WeightsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Weights
+}
+
+// TestArchRopeInvFreqMatchesReference compares Config.RopeInvFreq with the
+// frequencies make_reference.py computed (numpy, from transformers'
+// rope initializers: default, linear, llama3; partial for phi3).
+func TestArchRopeInvFreqMatchesReference(t *testing.T) {
+	for _, name := range archFamilies {
+		data, err := os.ReadFile(filepath.Join("testdata", "arch", name, "golden.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct {
+			InvFreq []float64 `json:"inv_freq"`
+		}
+		if err := json.Unmarshal(data, &g); err != nil {
+			t.Fatal(err)
+		}
+		got := archLoad(t, name).Config.RopeInvFreq()
+		if len(got) != len(g.InvFreq) {
+			t.Fatalf("%s: %d frequencies, reference %d", name, len(got), len(g.InvFreq))
+		}
+		for i, want := range g.InvFreq {
+			if math.Abs(got[i]-want) > 1e-12*want {
+				t.Errorf("%s: frequency %d = %v, reference %v", name, i, got[i], want)
+			}
+		}
+	}
+}
+
+// TestArchConfigs checks what each family's config.json turns into.
+func TestArchConfigs(t *testing.T) {
+	want := map[string]func(c Config) bool{
+		"llama3": func(c Config) bool {
+			return c.Arch == "" && c.RopeScaling == RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 64}
+		},
+		"llama_linear": func(c Config) bool { return c.RopeScaling == RopeScaling{Type: "linear", Factor: 4} },
+		"qwen2":        func(c Config) bool { return c.Arch == "qwen2" && c.QKVBias && !c.QKNorm && c.TiedOutput && c.SlidingWindow == 0 },
+		"qwen3":        func(c Config) bool { return c.Arch == "qwen3" && c.QKNorm && !c.QKVBias && c.HeadDim == 16 && c.RopeTheta == 1e6 },
+		"mistral":      func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
+		"phi3":         func(c Config) bool { return c.Arch == "phi3" && c.RotaryDim == 4 && c.HeadDim == 8 && c.NormEps == 1e-5 },
+	}
+	for _, name := range archFamilies {
+		if c := archLoad(t, name).Config; !want[name](c) {
+			t.Errorf("%s: config %+v", name, c)
+		}
+	}
+}
+
+// TestArchRopeParameters: transformers 5 writes rope settings (theta
+// included) under rope_parameters; they read as the legacy form does.
+func TestArchRopeParameters(t *testing.T) {
+	legacy := `{"model_type": "llama", "hidden_size": 64, "intermediate_size": 48, "num_hidden_layers": 2,
+		"num_attention_heads": 4, "vocab_size": 64, "rope_theta": 500000.0,
+		"rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}`
+	v5 := `{"model_type": "llama", "hidden_size": 64, "intermediate_size": 48, "num_hidden_layers": 2,
+		"num_attention_heads": 4, "vocab_size": 64,
+		"rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}`
+	a, _, err := parseHFConfig("legacy/config.json", []byte(legacy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := parseHFConfig("v5/config.json", []byte(v5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) || a.RopeTheta != 500000 || a.RopeScaling.Type != "llama3" {
+		t.Errorf("rope_scaling form %+v, rope_parameters form %+v", a, b)
+	}
+	defaultV5 := strings.Replace(v5, `"rope_type": "llama3"`, `"rope_type": "default"`, 1)
+	c, _, err := parseHFConfig("v5/config.json", []byte(defaultV5))
+	if err != nil || c.RopeScaling != (RopeScaling{}) || c.RopeTheta != 500000 {
+		t.Errorf("default rope_parameters: %+v, %v", c, err)
+	}
+}
+
+// TestArchUnsupportedFamilies: families golora does not run are refused
+// with the feature they lack.
+func TestArchUnsupportedFamilies(t *testing.T) {
+	for _, tc := range []struct{ modelType, want string }{
+		{"gemma2", "GeLU-tanh MLP"},
+		{"mixtral", "mixture-of-experts"},
+		{"qwen3_moe", "mixture-of-experts"},
+		{"phi", "parallel attention"},
+		{"mamba", "golora implements llama, mistral, qwen2, qwen3, phi3"},
+	} {
+		_, _, err := parseHFConfig("m/config.json", []byte(`{"model_type": "`+tc.modelType+`", "hidden_size": 8}`))
+		if err == nil || !strings.Contains(err.Error(), "m/config.json") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("model_type %s: err %v, want one naming the file and %q", tc.modelType, err, tc.want)
+		}
+	}
+}
+
+// TestArchWriteHFRoundTrip: WriteHF writes each family back (architecture,
+// rope settings, biases, q/k norms, fused projections) so that loading the
+// written directory gives the same weights.
+func TestArchWriteHFRoundTrip(t *testing.T) {
+	for _, name := range archFamilies {
+		t.Run(name, func(t *testing.T) {
+			w := archLoad(t, name)
+			dir := t.TempDir()
+			if err := WriteHF(dir, w, F32); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(b.Weights.Config, w.Config) {
+				t.Errorf("config %+v, want %+v", b.Weights.Config, w.Config)
+			}
+			for i := range w.Layers {
+				got, want := b.Weights.Layers[i], w.Layers[i]
+				if !reflect.DeepEqual(got.QNorm, want.QNorm) || !reflect.DeepEqual(got.KNorm, want.KNorm) {
+					t.Errorf("layer %d: q/k norms differ", i)
+				}
+				for j, nl := range want.Linears() {
+					g := *got.Linears()[j].Linear
+					if !reflect.DeepEqual(g.Dense, (*nl.Linear).Dense) || !reflect.DeepEqual(g.Bias, (*nl.Linear).Bias) {
+						t.Errorf("layer %d %s differs", i, nl.Module)
+					}
+				}
+			}
+		})
+	}
+}
