@@ -114,6 +114,8 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		Config:    base.Config,
 		Embedding: slices.Clone(base.Embedding),
 		Norm:      slices.Clone(base.Norm),
+		// The rotary frequencies belong to the frozen base.
+		RopeFreqFactors: slices.Clone(base.RopeFreqFactors),
 		Layers:    make([]model.Layer, len(base.Layers)),
 	}
 	dense := func(lin *model.Linear) (*model.Linear, error) {

@@ -217,6 +217,9 @@ func (w *Weights) Validate() error {
 	if err := c.RopeScaling.Check(); err != nil {
 		return fmt.Errorf("model: config: %w", err)
 	}
+	if n := len(w.RopeFreqFactors); n != 0 && n != c.Rotary()/2 {
+		return fmt.Errorf("model: %d rope frequency factors, want %d", n, c.Rotary()/2)
+	}
 	if err := checkVector("model.embed_tokens", w.Embedding, c.VocabSize, c.Dim); err != nil {
 		return err
 	}

@@ -60,14 +60,15 @@ func fromGGUF(f *gguf.File) (*Weights, tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if arch != "llama" {
-		return nil, nil, fmt.Errorf("gguf: general.architecture %q is not supported (only \"llama\")", arch)
-	}
-	cfg, err := ggufConfig(f)
+	ga, err := ggufArchOf(arch)
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := ggufWeights(f, cfg)
+	cfg, err := ggufConfig(f, ga)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := ggufWeights(f, cfg, ga)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,18 +79,20 @@ func fromGGUF(f *gguf.File) (*Weights, tokenizer.Tokenizer, error) {
 	return w, tok, nil
 }
 
-// ggufConfig reads the configuration; VocabSize is filled in from token_embd.
-func ggufConfig(f *gguf.File) (Config, error) {
-	var cfg Config
+// ggufConfig reads the configuration from the <arch>.* keys; VocabSize is
+// filled in from token_embd.
+func ggufConfig(f *gguf.File, ga ggufArch) (Config, error) {
+	cfg := Config{Arch: ga.arch, QKVBias: ga.qkvBias, QKNorm: ga.qkNorm}
+	k := func(key string) string { return ga.name + "." + key }
 	ints := []struct {
 		key string
 		dst *int
 	}{
-		{"llama.embedding_length", &cfg.Dim},
-		{"llama.feed_forward_length", &cfg.HiddenDim},
-		{"llama.block_count", &cfg.Layers},
-		{"llama.attention.head_count", &cfg.Heads},
-		{"llama.context_length", &cfg.MaxSeqLen},
+		{k("embedding_length"), &cfg.Dim},
+		{k("feed_forward_length"), &cfg.HiddenDim},
+		{k("block_count"), &cfg.Layers},
+		{k("attention.head_count"), &cfg.Heads},
+		{k("context_length"), &cfg.MaxSeqLen},
 	}
 	for _, k := range ints {
 		n, err := ggufPositiveInt(f, k.key)
@@ -99,21 +102,23 @@ func ggufConfig(f *gguf.File) (Config, error) {
 		*k.dst = n
 	}
 	cfg.KVHeads = cfg.Heads
-	if n, err := ggufOptionalInt(f, "llama.attention.head_count_kv"); err != nil {
+	if n, err := ggufOptionalInt(f, k("attention.head_count_kv")); err != nil {
 		return cfg, err
 	} else if n > 0 {
 		cfg.KVHeads = n
 	}
-	if cfg.Dim%cfg.Heads != 0 {
-		return cfg, fmt.Errorf("gguf: llama.embedding_length %d is not a multiple of llama.attention.head_count %d", cfg.Dim, cfg.Heads)
+	keyLength, err := ggufOptionalInt(f, k("attention.key_length"))
+	if err != nil {
+		return cfg, err
+	}
+	if keyLength == 0 && cfg.Dim%cfg.Heads != 0 {
+		return cfg, fmt.Errorf("gguf: %s %d is not a multiple of %s %d", k("embedding_length"), cfg.Dim, k("attention.head_count"), cfg.Heads)
 	}
 	cfg.HeadDim = cfg.Dim / cfg.Heads
-	if n, err := ggufOptionalInt(f, "llama.attention.key_length"); err != nil {
-		return cfg, err
-	} else if n > 0 {
-		cfg.HeadDim = n
+	if keyLength > 0 {
+		cfg.HeadDim = keyLength
 	}
-	for _, key := range []string{"llama.attention.value_length", "llama.rope.dimension_count"} {
+	for _, key := range []string{k("attention.value_length"), k("rope.dimension_count")} {
 		if n, err := ggufOptionalInt(f, key); err != nil {
 			return cfg, err
 		} else if n > 0 && n != cfg.HeadDim {
@@ -121,37 +126,40 @@ func ggufConfig(f *gguf.File) (Config, error) {
 		}
 	}
 	if cfg.Heads%cfg.KVHeads != 0 {
-		return cfg, fmt.Errorf("gguf: llama.attention.head_count %d is not a multiple of llama.attention.head_count_kv %d", cfg.Heads, cfg.KVHeads)
+		return cfg, fmt.Errorf("gguf: %s %d is not a multiple of %s %d", k("attention.head_count"), cfg.Heads, k("attention.head_count_kv"), cfg.KVHeads)
 	}
 	if cfg.HeadDim%2 != 0 {
 		return cfg, fmt.Errorf("gguf: head dim %d is odd; RoPE needs pairs", cfg.HeadDim)
 	}
-	eps, err := ggufFloat(f, "llama.attention.layer_norm_rms_epsilon")
+	eps, err := ggufFloat(f, k("attention.layer_norm_rms_epsilon"))
 	if err != nil {
 		return cfg, err
 	}
 	if !(eps >= 0) {
-		return cfg, fmt.Errorf("gguf: llama.attention.layer_norm_rms_epsilon %v is not a non-negative number", eps)
+		return cfg, fmt.Errorf("gguf: %s %v is not a non-negative number", k("attention.layer_norm_rms_epsilon"), eps)
 	}
 	cfg.NormEps = eps
 	cfg.RopeTheta = llama2cRopeTheta // llama.cpp's default when the key is absent
-	if theta, err := ggufFloat(f, "llama.rope.freq_base"); err == nil {
+	if theta, err := ggufFloat(f, k("rope.freq_base")); err == nil {
 		if !(theta > 0) {
-			return cfg, fmt.Errorf("gguf: llama.rope.freq_base %v is not positive", theta)
+			return cfg, fmt.Errorf("gguf: %s %v is not positive", k("rope.freq_base"), theta)
 		}
 		cfg.RopeTheta = theta
 	} else if !errors.Is(err, gguf.ErrKeyNotFound) {
 		return cfg, err
 	}
-	if s, err := f.String("llama.rope.scaling.type"); err == nil && s != "none" {
-		return cfg, fmt.Errorf("gguf: llama.rope.scaling.type %q is not supported", s)
-	} else if err != nil && !errors.Is(err, gguf.ErrKeyNotFound) {
+	if err := ggufRopeScaling(f, &cfg, k); err != nil {
 		return cfg, err
 	}
-	if n, err := ggufOptionalInt(f, "llama.expert_count"); err != nil {
+	if window, err := ggufOptionalInt(f, k("attention.sliding_window")); err != nil {
+		return cfg, err
+	} else if window > 0 {
+		cfg.SlidingWindow = window
+	}
+	if n, err := ggufOptionalInt(f, k("expert_count")); err != nil {
 		return cfg, err
 	} else if n > 0 {
-		return cfg, fmt.Errorf("gguf: llama.expert_count %d: mixture-of-experts models are not supported", n)
+		return cfg, fmt.Errorf("gguf: %s %d: mixture-of-experts models are not supported", k("expert_count"), n)
 	}
 	return cfg, nil
 }
@@ -203,7 +211,7 @@ func ggufOptionalInt(f *gguf.File, key string) (int, error) {
 // Layer.Linears.
 var ggufLinearNames = [len(modules)]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 
-func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
+func ggufWeights(f *gguf.File, cfg Config, ga ggufArch) (*Weights, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, errors.New("gguf: tensor token_embd.weight is missing")
@@ -215,12 +223,12 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 	// Every block has 9 tensors; checking the count first keeps a corrupt
 	// block_count from allocating billions of empty layers.
 	if n := len(f.Tensors()); cfg.Layers > n/9 {
-		return nil, fmt.Errorf("gguf: llama.block_count %d needs %d block tensors, the file has %d tensors in all", cfg.Layers, 9*cfg.Layers, n)
+		return nil, fmt.Errorf("gguf: %s.block_count %d needs %d block tensors, the file has %d tensors in all", ga.name, cfg.Layers, 9*cfg.Layers, n)
 	}
-	if n, err := ggufOptionalInt(f, "llama.vocab_size"); err != nil {
+	if n, err := ggufOptionalInt(f, ga.name+".vocab_size"); err != nil {
 		return nil, err
 	} else if n > 0 && n != cfg.VocabSize {
-		return nil, fmt.Errorf("gguf: llama.vocab_size %d differs from the %d rows of token_embd.weight", n, cfg.VocabSize)
+		return nil, fmt.Errorf("gguf: %s.vocab_size %d differs from the %d rows of token_embd.weight", ga.name, n, cfg.VocabSize)
 	}
 
 	cfg.TiedOutput = true
@@ -273,12 +281,21 @@ func ggufWeights(f *gguf.File, cfg Config) (*Weights, error) {
 				return nil, err
 			}
 		}
+		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
+			return nil, err
+		}
+		if !ga.permuted {
+			continue
+		}
 		if err := interleavedToHalves(layer.Q.Dense, cfg.Heads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_q"), err)
 		}
 		if err := interleavedToHalves(layer.K.Dense, cfg.KVHeads, cfg.HeadDim, cfg.Dim); err != nil {
 			return nil, fmt.Errorf("gguf: tensor %s: %w", blk("attn_k"), err)
 		}
+	}
+	if err := ggufRopeFreqs(f, w, load); err != nil {
+		return nil, err
 	}
 	if err := checkNoExtraTensors(f, want); err != nil {
 		return nil, err
@@ -302,7 +319,7 @@ func checkNoExtraTensors(f *gguf.File, want map[string]bool) error {
 			more = fmt.Sprintf(" and %d more", len(extra)-shown)
 			extra = extra[:shown]
 		}
-		return fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
+		return fmt.Errorf("gguf: unexpected tensors %s%s for this architecture (golora does not know what to do with them)",
 			strings.Join(extra, ", "), more)
 	}
 	return nil
@@ -335,8 +352,12 @@ func ggufTokenizer(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if model != "llama" {
-		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q is not supported (only \"llama\", SentencePiece)", model)
+	switch model {
+	case "llama":
+	case "gpt2":
+		return ggufByteLevelBPE(f, vocab)
+	default:
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q is not supported (only \"llama\", SentencePiece, and \"gpt2\", byte-level BPE)", model)
 	}
 	pieces, err := f.Strings("tokenizer.ggml.tokens")
 	if err != nil {

@@ -708,6 +708,9 @@ func checkHFWeights(w *Weights) error {
 	if len(w.Layers) != w.Config.Layers {
 		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
 	}
+	if w.RopeFreqFactors != nil {
+		return errors.New("the rope frequency factors of a GGUF rope_freqs tensor have no Hugging Face config form (rope_scaling llama3 needs its parameters, which GGUF does not keep)")
+	}
 	for s := range hfSlots(w.Config) {
 		for _, lin := range partsOf(s, w) {
 			if lin.Quantized != nil {

@@ -96,6 +96,22 @@ type Weights struct {
 	Layers    []Layer
 	Norm      []float32 // final norm [Dim]
 	Output    *Linear   // lm_head [VocabSize, Dim]; when Config.TiedOutput its Dense aliases Embedding
+	// RopeFreqFactors, when not nil, divides each rotary frequency
+	// ([Config.Rotary()/2]): llama.cpp's rope_freqs tensor, the form Llama 3's
+	// rope scaling takes in GGUF files.
+	RopeFreqFactors []float32
+}
+
+// RopeInvFreq returns the rotary frequencies the forward pass uses:
+// Config.RopeInvFreq, divided by RopeFreqFactors when set.
+func (w *Weights) RopeInvFreq() []float64 {
+	f := w.Config.RopeInvFreq()
+	if len(w.RopeFreqFactors) == len(f) {
+		for i, d := range w.RopeFreqFactors {
+			f[i] /= float64(d)
+		}
+	}
+	return f
 }
 
 // NewWeights returns Weights shaped for cfg with no values: every block

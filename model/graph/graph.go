@@ -128,7 +128,7 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 
 func (gr *Graph) build() error {
 	c := gr.w.Config
-	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta, c.RopeInvFreq())
+	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta, gr.w.RopeInvFreq())
 	if err != nil {
 		return err
 	}

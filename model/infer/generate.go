@@ -61,7 +61,7 @@ type Generator struct {
 	pos           int
 
 	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
-	invFreq      []float64   // RoPE frequencies (model.Config.RopeInvFreq), [Rotary/2]
+	invFreq      []float64   // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32 // residual stream [batch, Dim]
@@ -118,7 +118,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	}
 	g.reserve(min(maxLen, initialCacheLen))
 	half := c.Rotary() / 2
-	g.invFreq = c.RopeInvFreq()
+	g.invFreq = w.RopeInvFreq()
 	g.x = make([]float32, batch*c.Dim)
 	g.xn = make([]float32, batch*c.Dim)
 	g.q = make([]float32, batch*g.qDim)

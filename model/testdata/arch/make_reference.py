@@ -133,6 +133,27 @@ def forward(cfg, W, tokens):
     return x @ head.T
 
 
+def llama_cpp_rope_freqs(cfg):
+    """The rope_freqs.weight tensor llama.cpp's convert_hf_to_gguf.py writes
+    for a llama3 rope_scaling: one divisor per frequency."""
+    rs = cfg["rope_scaling"]
+    dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    freqs = 1.0 / (cfg["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old = rs["original_max_position_embeddings"]
+    out = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < old / hi:
+            out.append(1.0)
+        elif wavelen > old / lo:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - lo) / (hi - lo)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return [float(np.float32(v)) for v in out]
+
+
 # ---- the checkpoints -------------------------------------------------------
 def weights(cfg, rng):
     mt = cfg["model_type"]
@@ -209,10 +230,13 @@ def main():
             f.write("\n")
         write_safetensors(os.path.join(d, "model.safetensors"), W)
         logits = forward(cfg, W, TOKENS)
+        extra = {}
+        if (cfg.get("rope_scaling") or {}).get("rope_type") == "llama3":
+            extra["rope_freqs"] = llama_cpp_rope_freqs(cfg)
         with open(os.path.join(d, "golden.json"), "w") as f:
             hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
             rot = int(hd * cfg.get("partial_rotary_factor", 1.0))
-            json.dump({"tokens": TOKENS, "inv_freq": [float("%.17g" % v) for v in inv_freq(cfg, rot)],
+            json.dump({**extra, "tokens": TOKENS, "inv_freq": [float("%.17g" % v) for v in inv_freq(cfg, rot)],
                        "logits": [[float("%.9g" % v) for v in row] for row in logits]}, f)
             f.write("\n")
         print(name, "logits", logits.shape, "max |logit|", float(np.abs(logits).max()))

@@ -1,0 +1,168 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// ggufArch is what the GGUF loader knows of a general.architecture.
+type ggufArch struct {
+	name     string // general.architecture, the prefix of its metadata keys
+	arch     string // Config.Arch
+	permuted bool   // attn_q and attn_k rows are in llama.cpp's interleaved (NORM) RoPE layout
+	qkvBias  bool   // blk.N.attn_{q,k,v}.bias
+	qkNorm   bool   // blk.N.attn_{q,k}_norm.weight
+}
+
+// ggufArchs lists the architectures the GGUF loader reads. llama.cpp's
+// converter permutes q and k of LLaMA-layout models (llama, and Mistral
+// which it converts the same way) for its interleaved RoPE, but not those
+// of Qwen2 and Qwen3, which llama.cpp runs with NEOX (rotate-half) RoPE: their
+// rows are already in Hugging Face's layout.
+var ggufArchs = []ggufArch{
+	{name: "llama", permuted: true},
+	{name: "mistral", arch: "mistral", permuted: true},
+	{name: "qwen2", arch: "qwen2", qkvBias: true},
+	{name: "qwen3", arch: "qwen3", qkNorm: true},
+}
+
+func ggufArchOf(name string) (ggufArch, error) {
+	for _, a := range ggufArchs {
+		if a.name == name {
+			return a, nil
+		}
+	}
+	if name == "phi3" {
+		return ggufArch{}, errors.New(`gguf: general.architecture "phi3" is not supported: its fused attn_qkv and ffn_up tensors are split only for Hugging Face checkpoints; load the safetensors model`)
+	}
+	return ggufArch{}, fmt.Errorf("gguf: general.architecture %q is not supported%s", name, unsupportedFeature(name))
+}
+
+// ggufRopeScaling reads <arch>.rope.scaling.type: none, or linear with
+// <arch>.rope.scaling.factor. Llama 3's rescaling comes as the rope_freqs
+// tensor instead (ggufRopeFreqs).
+func ggufRopeScaling(f *gguf.File, cfg *Config, k func(string) string) error {
+	typ, err := f.String(k("rope.scaling.type"))
+	if errors.Is(err, gguf.ErrKeyNotFound) || err == nil && typ == "none" {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if typ != "linear" {
+		return fmt.Errorf("gguf: %s %q is not supported (only none and linear; Llama 3 scaling is read from rope_freqs.weight)", k("rope.scaling.type"), typ)
+	}
+	factor, err := ggufFloat(f, k("rope.scaling.factor"))
+	if err != nil {
+		return fmt.Errorf("gguf: %s linear: %w", k("rope.scaling.type"), err)
+	}
+	cfg.RopeScaling = RopeScaling{Type: "linear", Factor: factor}
+	if err := cfg.RopeScaling.Check(); err != nil {
+		return fmt.Errorf("gguf: %s: %w", k("rope.scaling.factor"), err)
+	}
+	return nil
+}
+
+// ggufArchTensors reads the tensors of block l that the architecture adds to
+// LLaMA's: q/k/v biases (qwen2) or q/k norms (qwen3).
+func ggufArchTensors(layer *Layer, l int, cfg Config, load func(name string, shape ...int) ([]float32, error)) error {
+	var err error
+	if cfg.QKVBias {
+		for _, b := range []struct {
+			name string
+			lin  *Linear
+		}{{"attn_q", layer.Q}, {"attn_k", layer.K}, {"attn_v", layer.V}} {
+			if b.lin.Bias, err = load(fmt.Sprintf("blk.%d.%s.bias", l, b.name), b.lin.Out); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.QKNorm {
+		if layer.QNorm, err = load(fmt.Sprintf("blk.%d.attn_q_norm.weight", l), cfg.HeadDim); err != nil {
+			return err
+		}
+		if layer.KNorm, err = load(fmt.Sprintf("blk.%d.attn_k_norm.weight", l), cfg.HeadDim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ggufRopeFreqs reads rope_freqs.weight, when present: llama.cpp's converter
+// stores Llama 3's rope scaling as one divisor per rotary frequency.
+func ggufRopeFreqs(f *gguf.File, w *Weights, load func(name string, shape ...int) ([]float32, error)) error {
+	if _, ok := f.Tensor(ropeFreqsTensor); !ok {
+		return nil
+	}
+	factors, err := load(ropeFreqsTensor, w.Config.Rotary()/2)
+	if err != nil {
+		return err
+	}
+	for i, v := range factors {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("gguf: tensor %s: factor %d is %v, want positive and finite", ropeFreqsTensor, i, v)
+		}
+	}
+	w.RopeFreqFactors = factors
+	return nil
+}
+
+const ropeFreqsTensor = "rope_freqs.weight"
+
+// ggufByteLevelBPE builds the byte-level BPE tokenizer (tokenizer.ggml.model
+// "gpt2": Llama 3, Qwen, SmolLM) from tokenizer.ggml.*. BOS and EOS are -1
+// when absent; add_bos_token defaults to false, as llama.cpp's does for BPE
+// vocabularies.
+func ggufByteLevelBPE(f *gguf.File, vocab int) (tokenizer.Tokenizer, error) {
+	c := tokenizer.ByteLevelBPEConfig{BOS: -1, EOS: -1}
+	var err error
+	if c.Tokens, err = f.Strings("tokenizer.ggml.tokens"); err != nil {
+		return nil, err
+	}
+	if len(c.Tokens) != vocab {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.tokens has %d tokens, token_embd.weight %d rows", len(c.Tokens), vocab)
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.token_type"); ok {
+		if c.Types, err = f.Int32s("tokenizer.ggml.token_type"); err != nil {
+			return nil, err
+		}
+	}
+	if c.Merges, err = f.Strings("tokenizer.ggml.merges"); err != nil {
+		return nil, err
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.pre"); ok {
+		if c.Pre, err = f.String("tokenizer.ggml.pre"); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range []struct {
+		key string
+		dst *int
+	}{{"tokenizer.ggml.bos_token_id", &c.BOS}, {"tokenizer.ggml.eos_token_id", &c.EOS}} {
+		if _, ok := f.Lookup(id.key); !ok {
+			continue
+		}
+		n, err := f.Int(id.key)
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 || n >= int64(len(c.Tokens)) {
+			return nil, fmt.Errorf("gguf: %s %d is outside the %d-token vocabulary", id.key, n, len(c.Tokens))
+		}
+		*id.dst = int(n)
+	}
+	if _, ok := f.Lookup("tokenizer.ggml.add_bos_token"); ok {
+		if c.AddBOS, err = f.Bool("tokenizer.ggml.add_bos_token"); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := tokenizer.NewByteLevelBPE(c)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: tokenizer: %w", err)
+	}
+	return tok, nil
+}
