@@ -24,4 +24,17 @@
 //     what an Adapter exposes, Pair(lin.Name) giving the trainable A [R, In]
 //     and B [Out, R] and Pair.Scaling the constant factor, with
 //     Config.Dropout on x.
+//
+// Module names are the base family's own, as PEFT names them: q_proj, k_proj,
+// v_proj, o_proj, gate_proj, up_proj, down_proj (and lm_head) for Llama,
+// Mistral, Qwen2 and Qwen3. A Qwen2 base's q/k/v biases are frozen and get no
+// adapter term of their own (PEFT's bias "none").
+//
+// Phi-3 stores q, k and v in one qkv_proj and gate and up in one gate_up_proj,
+// and PEFT adapts those fused modules with one A for all parts and B stacked by
+// rows. golora splits the fused weights at load and keeps one pair per split
+// linear, which cannot represent PEFT's shared A and whose names PEFT could not
+// load on Phi-3; so on a phi3 base an adapter may target o_proj, down_proj and
+// an untied lm_head only, and New, Check and LoadFor refuse qkv_proj,
+// gate_up_proj and their parts with an error naming the fused module.
 package lora

@@ -116,7 +116,7 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		Norm:      slices.Clone(base.Norm),
 		// The rotary frequencies belong to the frozen base.
 		RopeFreqFactors: slices.Clone(base.RopeFreqFactors),
-		Layers:    make([]model.Layer, len(base.Layers)),
+		Layers:          make([]model.Layer, len(base.Layers)),
 	}
 	dense := func(lin *model.Linear) (*model.Linear, error) {
 		if lin == nil {

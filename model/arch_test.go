@@ -56,10 +56,16 @@ func TestArchConfigs(t *testing.T) {
 			return c.Arch == "" && c.RopeScaling == RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 64}
 		},
 		"llama_linear": func(c Config) bool { return c.RopeScaling == RopeScaling{Type: "linear", Factor: 4} },
-		"qwen2":        func(c Config) bool { return c.Arch == "qwen2" && c.QKVBias && !c.QKNorm && c.TiedOutput && c.SlidingWindow == 0 },
-		"qwen3":        func(c Config) bool { return c.Arch == "qwen3" && c.QKNorm && !c.QKVBias && c.HeadDim == 16 && c.RopeTheta == 1e6 },
-		"mistral":      func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
-		"phi3":         func(c Config) bool { return c.Arch == "phi3" && c.RotaryDim == 4 && c.HeadDim == 8 && c.NormEps == 1e-5 },
+		"qwen2": func(c Config) bool {
+			return c.Arch == "qwen2" && c.QKVBias && !c.QKNorm && c.TiedOutput && c.SlidingWindow == 0
+		},
+		"qwen3": func(c Config) bool {
+			return c.Arch == "qwen3" && c.QKNorm && !c.QKVBias && c.HeadDim == 16 && c.RopeTheta == 1e6
+		},
+		"mistral": func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
+		"phi3": func(c Config) bool {
+			return c.Arch == "phi3" && c.RotaryDim == 4 && c.HeadDim == 8 && c.NormEps == 1e-5
+		},
 	}
 	for _, name := range archFamilies {
 		if c := archLoad(t, name).Config; !want[name](c) {

@@ -12,26 +12,32 @@ import (
 	"github.com/golora/golora/model/tokenizer"
 )
 
-// loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
-// SentencePiece tokenizer (tokenizer.ggml.model "llama"). The file is
-// memory-mapped while it is read; the Weights hold their own copies.
+// loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama",
+// "mistral", "qwen2" or "qwen3" (see ggufArchs) and its tokenizer
+// (tokenizer.ggml.model "llama", SentencePiece, or "gpt2", byte-level BPE).
+// The file is memory-mapped while it is read; the Weights hold their own
+// copies.
 //
-// Configuration comes from the llama.* metadata (embedding_length,
+// Configuration comes from the <arch>.* metadata (embedding_length,
 // feed_forward_length, block_count, attention.head_count[_kv],
 // attention.layer_norm_rms_epsilon, rope.freq_base (default 10000),
-// context_length, attention.key_length if present), the vocabulary size from
-// the rows of token_embd. Tensors may be F32, F16 or BF16; quantized ggml
-// types, rope scaling, mixture-of-experts and unknown tensors are errors,
-// never silently ignored.
+// context_length, attention.key_length if present, attention.sliding_window,
+// rope.scaling.type none or linear with rope.scaling.factor), the vocabulary
+// size from the rows of token_embd. Llama 3's rope scaling is the
+// rope_freqs.weight tensor (one divisor per frequency, Weights.RopeFreqFactors).
+// Qwen2's attn_{q,k,v}.bias and Qwen3's attn_{q,k}_norm are read. Tensors may
+// be F32, F16 or BF16; quantized ggml types, other rope scalings,
+// mixture-of-experts and unknown tensors are errors, never silently ignored.
 //
-// llama.cpp stores attn_q and attn_k in the interleaved-pairs RoPE layout (its
-// converter permutes Hugging Face checkpoints that way, and files converted
-// from llama2.c keep llama2.c's rows), so they are permuted into Hugging
-// Face's layout exactly as loadLlama2C does. An "output" tensor that is
-// byte-for-byte the embedding (as llama.cpp's llama2.c converter writes for a
-// shared classifier) is treated as tied: Config.TiedOutput is set and the head
-// aliases the embedding, so a GGUF and the llama2.c file it was converted
-// from load to identical Weights.
+// For llama and mistral, llama.cpp stores attn_q and attn_k in the
+// interleaved-pairs RoPE layout (its converter permutes Hugging Face
+// checkpoints that way, and files converted from llama2.c keep llama2.c's
+// rows), so they are permuted into Hugging Face's layout exactly as
+// loadLlama2C does; Qwen's use NEOX RoPE and are stored unpermuted. An
+// "output" tensor that is byte-for-byte the embedding (as llama.cpp's
+// llama2.c converter writes for a shared classifier) is treated as tied:
+// Config.TiedOutput is set and the head aliases the embedding, so a GGUF and
+// the llama2.c file it was converted from load to identical Weights.
 func loadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
 	f, err := gguf.Open(path)
 	if err != nil {

@@ -75,12 +75,20 @@ type hfConfig struct {
 // bnb_4bit_use_double_quant says. FP4 and 8-bit checkpoints, other
 // quantization methods and a 4-bit lm_head are reported as unsupported.
 //
-// Only the LLaMA architecture is accepted (architectures LlamaForCausalLM,
-// model_type "llama"), without rope_scaling, biases, or an activation other
-// than SiLU, since the forward pass implements none of those. Absent keys take
-// transformers' LlamaConfig defaults: num_key_value_heads = num_attention_heads,
-// head_dim = hidden_size / num_attention_heads, rms_norm_eps 1e-6, rope_theta
-// 10000, max_position_embeddings 2048, tie_word_embeddings false. When the
+// The architectures accepted are LLaMA (Llama 2 and 3, SmolLM2; rope_scaling
+// or transformers 5's rope_parameters of type default, linear or llama3),
+// Mistral (sliding_window kept in Config.SlidingWindow; longer sequences are
+// refused where they run), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
+// Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
+// partial_rotary_factor) — by architectures (…ForCausalLM) or model_type.
+// Other families, rope types, activations than SiLU, Qwen's
+// use_sliding_window and attention or MLP biases elsewhere are refused with
+// the file, the key and what is missing. Absent keys take the defaults of the
+// family's transformers Config class (LlamaConfig: num_key_value_heads =
+// num_attention_heads, head_dim = hidden_size / num_attention_heads (Qwen3:
+// 128), rms_norm_eps 1e-6 (Phi-3: 1e-5), rope_theta 10000,
+// max_position_embeddings 2048 (Mistral 131072, Qwen 32768, Phi-3 4096),
+// tie_word_embeddings false; Mistral's sliding_window 4096). When the
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
 // in the files is ignored; tensors loadHF does not need are ignored too.
 func loadHF(dir string) (*Weights, error) {
