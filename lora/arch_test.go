@@ -29,7 +29,7 @@ func archBase(t testing.TB, name string) *model.Weights {
 // NF4, and match central differences of the loss (same tolerance and
 // reasoning as TestGraphAdapterGradient).
 func TestGraphAdapterGradientArchitectures(t *testing.T) {
-	for _, name := range []string{"llama3", "qwen2", "qwen3", "mistral", "phi3"} {
+	for _, name := range []string{"llama3", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"} {
 		for _, nf4 := range []bool{false, true} {
 			label := name + "/dense"
 			if nf4 {
@@ -46,6 +46,9 @@ func TestGraphAdapterGradientArchitectures(t *testing.T) {
 				}
 				if w.Config.Arch == "phi3" {
 					cfg.TargetModules = ModuleNames("o_proj", "down_proj", "lm_head")
+					if w.Config.TiedOutput {
+						cfg.TargetModules = ModuleNames("o_proj", "down_proj")
+					}
 				}
 				a, ga := graphAdapterFor(t, w, cfg, 2)
 				randomize(a, 3)

@@ -114,6 +114,10 @@ type hfRope struct {
 	// rope_parameters (transformers 5) also hold these.
 	RopeTheta           *float64 `json:"rope_theta"`
 	PartialRotaryFactor *float64 `json:"partial_rotary_factor"`
+	// longrope (Phi-3, Phi-4-mini).
+	ShortFactor     []float64 `json:"short_factor"`
+	LongFactor      []float64 `json:"long_factor"`
+	AttentionFactor *float64  `json:"attention_factor"`
 }
 
 // isNull reports an absent or JSON null value.
@@ -123,8 +127,31 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // rotary reads the RoPE settings: rope_parameters (transformers 5) or else
-// rope_scaling, and partial_rotary_factor. cfg.HeadDim must be settled.
-func (hc *hfConfig) rotary(cfg *Config) error {
+// rope_scaling, and partial_rotary_factor. cfg.HeadDim must be settled. For
+// longrope it returns the short factors, the divisors of the rotary
+// frequencies (Weights.RopeFreqFactors).
+func (hc *hfConfig) rotary(cfg *Config) ([]float32, error) {
+	var r hfRope
+	if err := hc.rope(cfg, &r); err != nil {
+		return nil, err
+	}
+	if cfg.RopeScaling.Type != "longrope" {
+		return nil, nil
+	}
+	key := "rope_parameters"
+	if isNull(hc.RopeParameters) {
+		key = "rope_scaling"
+	}
+	factors32, err := r.longrope(cfg, hc.OriginalMaxPositionEmbeddings)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return factors32, nil
+}
+
+// rope is the part of rotary that fills cfg and, with the rope_scaling
+// (or rope_parameters) object, r.
+func (hc *hfConfig) rope(cfg *Config, out *hfRope) error {
 	key, raw := "rope_parameters", hc.RopeParameters
 	if isNull(raw) {
 		key, raw = "rope_scaling", hc.RopeScaling
@@ -140,6 +167,7 @@ func (hc *hfConfig) rotary(cfg *Config) error {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		cfg.RopeScaling = s
+		*out = r
 		if r.RopeTheta != nil {
 			cfg.RopeTheta = *r.RopeTheta
 			if !(cfg.RopeTheta > 0) || math.IsInf(cfg.RopeTheta, 0) {
@@ -185,6 +213,9 @@ func (r hfRope) scaling() (RopeScaling, error) {
 	switch typ {
 	case "", "default":
 		return RopeScaling{}, nil
+	case "longrope":
+		// Completed by longrope, which needs the rest of the config.
+		return RopeScaling{Type: typ}, nil
 	case "linear", "llama3":
 		if r.Factor == nil {
 			missing = append(missing, "factor")
@@ -242,3 +273,57 @@ func (hc *hfConfig) slidingWindow(fam family) (int, error) {
 }
 
 var errFusedQuantized = errors.New("bitsandbytes 4-bit fused projections (qkv_proj, gate_up_proj) are not supported; load the float checkpoint and quantize it with golora")
+
+// longrope completes cfg.RopeScaling for a longrope r as transformers'
+// _compute_longrope_parameters does: with a top-level
+// original_max_position_embeddings (Phi-3's form) the factor is
+// max_position_embeddings over it, else original positions are
+// max_position_embeddings and the factor r's; the attention factor, unless
+// given, is sqrt(1 + ln factor / ln original) (1 for a factor ≤ 1). It
+// returns the short factors, checked, as float32.
+func (r hfRope) longrope(cfg *Config, topOriginal *int) ([]float32, error) {
+	orig, factor := cfg.MaxSeqLen, 1.0
+	if r.Factor != nil {
+		factor = *r.Factor
+	}
+	switch {
+	case topOriginal != nil:
+		if *topOriginal <= 0 {
+			return nil, fmt.Errorf("original_max_position_embeddings %d is not positive", *topOriginal)
+		}
+		orig = *topOriginal
+		factor = float64(cfg.MaxSeqLen) / float64(orig)
+	case r.OriginalMaxPos != nil:
+		orig = *r.OriginalMaxPos
+	}
+	attention := 1.0
+	switch {
+	case r.AttentionFactor != nil:
+		attention = *r.AttentionFactor
+	case factor > 1 && orig > 1:
+		attention = math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
+	}
+	half := cfg.Rotary() / 2
+	for _, f := range []struct {
+		key string
+		v   []float64
+	}{{"short_factor", r.ShortFactor}, {"long_factor", r.LongFactor}} {
+		if len(f.v) != half {
+			return nil, fmt.Errorf("rope type \"longrope\": %s has %d values, want %d (one per rotary frequency)", f.key, len(f.v), half)
+		}
+		for i, v := range f.v {
+			if !(v > 0) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("rope type \"longrope\": %s[%d] is %v, want positive and finite", f.key, i, v)
+			}
+		}
+	}
+	cfg.RopeScaling = RopeScaling{Type: "longrope", Factor: factor, OriginalMaxPos: orig, AttentionFactor: attention}
+	if err := cfg.RopeScaling.Check(); err != nil {
+		return nil, err
+	}
+	short := make([]float32, half)
+	for i, v := range r.ShortFactor {
+		short[i] = float32(v)
+	}
+	return short, nil
+}

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3"}
+var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"}
 
 func archLoad(t *testing.T, name string) *Weights {
 	t.Helper()
@@ -24,7 +24,8 @@ func archLoad(t *testing.T, name string) *Weights {
 
 // TestArchRopeInvFreqMatchesReference compares Config.RopeInvFreq with the
 // frequencies make_reference.py computed (numpy, from transformers'
-// rope initializers: default, linear, llama3; partial for phi3).
+// rope initializers: default, linear, llama3, longrope's short factors;
+// partial for phi3).
 func TestArchRopeInvFreqMatchesReference(t *testing.T) {
 	for _, name := range archFamilies {
 		data, err := os.ReadFile(filepath.Join("testdata", "arch", name, "golden.json"))
@@ -37,7 +38,7 @@ func TestArchRopeInvFreqMatchesReference(t *testing.T) {
 		if err := json.Unmarshal(data, &g); err != nil {
 			t.Fatal(err)
 		}
-		got := archLoad(t, name).Config.RopeInvFreq()
+		got := archLoad(t, name).RopeInvFreq()
 		if len(got) != len(g.InvFreq) {
 			t.Fatalf("%s: %d frequencies, reference %d", name, len(got), len(g.InvFreq))
 		}
@@ -65,6 +66,10 @@ func TestArchConfigs(t *testing.T) {
 		"mistral": func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
 		"phi3": func(c Config) bool {
 			return c.Arch == "phi3" && c.RotaryDim == 4 && c.HeadDim == 8 && c.NormEps == 1e-5
+		},
+		"phi4_longrope": func(c Config) bool {
+			return c.RotaryDim == 12 && c.TiedOutput && c.RopeScaling.Type == "longrope" && c.RopeScaling.OriginalMaxPos == 32 &&
+				c.RopeScaling.Factor == 4 && math.Abs(c.RopeScaling.AttentionFactor-math.Sqrt(1+math.Log(4)/math.Log(32))) < 1e-15
 		},
 	}
 	for _, name := range archFamilies {
@@ -126,7 +131,15 @@ func TestArchWriteHFRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := archLoad(t, name)
 			dir := t.TempDir()
-			if err := WriteHF(dir, w, F32); err != nil {
+			err := WriteHF(dir, w, F32)
+			if w.RopeFreqFactors != nil {
+				// longrope's factors are not written (see checkHFWeights).
+				if err == nil || !strings.Contains(err.Error(), "rope frequency factors") {
+					t.Fatalf("WriteHF with rope frequency factors: err %v, want a refusal", err)
+				}
+				return
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true})

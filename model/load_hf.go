@@ -34,29 +34,30 @@ const hfMaxDim = 1 << 24
 // model. Pointers tell absent keys (which take LlamaConfig's defaults) from
 // zero values.
 type hfConfig struct {
-	Architectures         []string        `json:"architectures"`
-	ModelType             string          `json:"model_type"`
-	HiddenSize            *int            `json:"hidden_size"`
-	IntermediateSize      *int            `json:"intermediate_size"`
-	NumHiddenLayers       *int            `json:"num_hidden_layers"`
-	NumAttentionHeads     *int            `json:"num_attention_heads"`
-	NumKeyValueHeads      *int            `json:"num_key_value_heads"`
-	HeadDim               *int            `json:"head_dim"`
-	VocabSize             *int            `json:"vocab_size"`
-	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
-	RMSNormEps            *float64        `json:"rms_norm_eps"`
-	RopeTheta             *float64        `json:"rope_theta"`
-	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
-	HiddenAct             string          `json:"hidden_act,omitempty"`
-	RopeScaling           json.RawMessage `json:"rope_scaling,omitempty"`
-	RopeParameters        json.RawMessage `json:"rope_parameters,omitempty"`
-	PartialRotaryFactor   *float64        `json:"partial_rotary_factor,omitempty"`
-	UseSlidingWindow      *bool           `json:"use_sliding_window,omitempty"`
-	SlidingWindow         json.RawMessage `json:"sliding_window,omitempty"`
-	AttentionBias         bool            `json:"attention_bias"`
-	MLPBias               bool            `json:"mlp_bias"`
-	TorchDType            string          `json:"torch_dtype,omitempty"`
-	QuantizationConfig    *bnbConfigJSON  `json:"quantization_config,omitempty"`
+	Architectures                 []string        `json:"architectures"`
+	ModelType                     string          `json:"model_type"`
+	HiddenSize                    *int            `json:"hidden_size"`
+	IntermediateSize              *int            `json:"intermediate_size"`
+	NumHiddenLayers               *int            `json:"num_hidden_layers"`
+	NumAttentionHeads             *int            `json:"num_attention_heads"`
+	NumKeyValueHeads              *int            `json:"num_key_value_heads"`
+	HeadDim                       *int            `json:"head_dim"`
+	VocabSize                     *int            `json:"vocab_size"`
+	MaxPositionEmbeddings         *int            `json:"max_position_embeddings"`
+	RMSNormEps                    *float64        `json:"rms_norm_eps"`
+	RopeTheta                     *float64        `json:"rope_theta"`
+	TieWordEmbeddings             *bool           `json:"tie_word_embeddings"`
+	HiddenAct                     string          `json:"hidden_act,omitempty"`
+	RopeScaling                   json.RawMessage `json:"rope_scaling,omitempty"`
+	RopeParameters                json.RawMessage `json:"rope_parameters,omitempty"`
+	PartialRotaryFactor           *float64        `json:"partial_rotary_factor,omitempty"`
+	OriginalMaxPositionEmbeddings *int            `json:"original_max_position_embeddings,omitempty"`
+	UseSlidingWindow              *bool           `json:"use_sliding_window,omitempty"`
+	SlidingWindow                 json.RawMessage `json:"sliding_window,omitempty"`
+	AttentionBias                 bool            `json:"attention_bias"`
+	MLPBias                       bool            `json:"mlp_bias"`
+	TorchDType                    string          `json:"torch_dtype,omitempty"`
+	QuantizationConfig            *bnbConfigJSON  `json:"quantization_config,omitempty"`
 }
 
 // loadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
@@ -76,7 +77,10 @@ type hfConfig struct {
 // quantization methods and a 4-bit lm_head are reported as unsupported.
 //
 // The architectures accepted are LLaMA (Llama 2 and 3, SmolLM2; rope_scaling
-// or transformers 5's rope_parameters of type default, linear or llama3),
+// or transformers 5's rope_parameters of type default, linear, llama3 or
+// longrope — longrope's short factors only, in Weights.RopeFreqFactors, so
+// positions beyond original_max_position_embeddings are refused where they
+// run),
 // Mistral (sliding_window kept in Config.SlidingWindow; longer sequences are
 // refused where they run), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
 // Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
@@ -92,7 +96,12 @@ type hfConfig struct {
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
 // in the files is ignored; tensors loadHF does not need are ignored too.
 func loadHF(dir string) (*Weights, error) {
-	cfg, q, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	path := filepath.Join(dir, hfConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	cfg, q, ropeFactors, err := parseHFConfigFull(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +110,12 @@ func loadHF(dir string) (*Weights, error) {
 		return nil, err
 	}
 	defer src.close()
-	return src.weights(cfg, q)
+	w, err := src.weights(cfg, q)
+	if err != nil {
+		return nil, err
+	}
+	w.RopeFreqFactors = ropeFactors
+	return w, nil
 }
 
 // weights reads the model that cfg and q (see readHFConfig) describe from s.
@@ -165,46 +179,61 @@ func readHFConfig(path string) (Config, *hfQuant, error) {
 
 // parseHFConfig is readHFConfig for the bytes of the file at path.
 func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
+	cfg, q, _, err := parseHFConfigFull(path, data)
+	return cfg, q, err
+}
+
+// parseHFConfigFull is parseHFConfig that also returns longrope's short
+// factors (nil for other rope types), which belong in
+// Weights.RopeFreqFactors.
+func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, []float32, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
-	cfg, err := hc.config()
+	cfg, factors, err := hc.configAndFactors()
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
 	if hc.QuantizationConfig == nil {
-		return cfg, nil, nil
+		return cfg, nil, factors, nil
 	}
 	q, err := hc.QuantizationConfig.check()
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
 	}
-	return cfg, q, nil
+	return cfg, q, factors, nil
 }
 
 // config checks that hc describes a LLaMA model the forward pass supports and
 // converts it, applying LlamaConfig's defaults.
 func (hc *hfConfig) config() (Config, error) {
+	cfg, _, err := hc.configAndFactors()
+	return cfg, err
+}
+
+// configAndFactors is config that also returns longrope's short factors.
+func (hc *hfConfig) configAndFactors() (Config, []float32, error) {
 	fam, err := hc.checkArchitecture()
 	if err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	cfg, err := hc.fields(fam)
 	if err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	headDim := hc.HeadDim
 	if headDim == nil && fam.headDim > 0 {
 		headDim = &fam.headDim
 	}
 	if err := checkHFConfig(&cfg, headDim); err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
-	if err := hc.rotary(&cfg); err != nil {
-		return Config{}, err
+	factors, err := hc.rotary(&cfg)
+	if err != nil {
+		return Config{}, nil, err
 	}
-	return cfg, nil
+	return cfg, factors, nil
 }
 
 // checkArchitecture settles which family hc describes and refuses what the
@@ -717,7 +746,7 @@ func checkHFWeights(w *Weights) error {
 		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
 	}
 	if w.RopeFreqFactors != nil {
-		return errors.New("the rope frequency factors of a GGUF rope_freqs tensor have no Hugging Face config form (rope_scaling llama3 needs its parameters, which GGUF does not keep)")
+		return errors.New("rope frequency factors (a GGUF rope_freqs tensor, or longrope's short factors without its long ones) cannot be written as a Hugging Face config")
 	}
 	for s := range hfSlots(w.Config) {
 		for _, lin := range partsOf(s, w) {

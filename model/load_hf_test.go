@@ -372,6 +372,11 @@ func TestLoadHFErrors(t *testing.T) {
 		{"llama3 rope_scaling missing keys", func(t *testing.T, dir string) {
 			hfEditConfig(t, dir, func(m map[string]any) { m["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8} })
 		}, []string{"$DIR/config.json", `rope_scaling: rope type "llama3" needs low_freq_factor, high_freq_factor, original_max_position_embeddings`}},
+		{"longrope factors of the wrong length", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) {
+				m["rope_scaling"] = map[string]any{"type": "longrope", "short_factor": []float64{1}, "long_factor": []float64{1, 2}}
+			})
+		}, []string{"$DIR/config.json", `rope_scaling: rope type "longrope": short_factor has 1 values, want 2`}},
 		{"qwen2 sliding window on", func(t *testing.T, dir string) {
 			hfEditConfig(t, dir, func(m map[string]any) {
 				m["architectures"] = []string{"Qwen2ForCausalLM"}

@@ -16,11 +16,17 @@ func RopeInvFreq(headDim int, theta float64) []float64 {
 // position pos; the angles are computed in float64 so long positions keep
 // their precision.
 func RopeAngles(cos, sin []float32, pos int, invFreq []float64) {
+	RopeAnglesScaled(cos, sin, pos, invFreq, 1)
+}
+
+// RopeAnglesScaled is RopeAngles with cos and sin multiplied by scale
+// (longrope's attention factor).
+func RopeAnglesScaled(cos, sin []float32, pos int, invFreq []float64, scale float32) {
 	p := float64(pos)
 	for i, f := range invFreq {
 		s, c := math.Sincos(p * f)
-		cos[i] = float32(c)
-		sin[i] = float32(s)
+		cos[i] = float32(c) * scale
+		sin[i] = float32(s) * scale
 	}
 }
 

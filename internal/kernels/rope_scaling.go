@@ -9,7 +9,9 @@ import (
 // rope_scaling (rope_parameters) gives it. The zero value is no rescaling.
 type RopeScaling struct {
 	// Type is "" or "default" (none), "linear" (every frequency divided by
-	// Factor) or "llama3" (Llama 3.1's piecewise rescaling).
+	// Factor), "llama3" (Llama 3.1's piecewise rescaling) or "longrope"
+	// (Phi-3's: per-frequency divisors, which the caller holds, and cosines
+	// and sines scaled by AttentionFactor).
 	Type string
 	// Factor divides the frequencies ("linear") or the low ones ("llama3").
 	Factor float64
@@ -18,6 +20,18 @@ type RopeScaling struct {
 	// original_max_position_embeddings.
 	LowFreqFactor, HighFreqFactor float64
 	OriginalMaxPos                int
+	// AttentionFactor multiplies the cosines and sines ("longrope"); 0
+	// means 1.
+	AttentionFactor float64
+}
+
+// AngleScale returns the factor the cosines and sines of the rotation are
+// multiplied by: AttentionFactor, or 1.
+func (s RopeScaling) AngleScale() float32 {
+	if s.AttentionFactor == 0 {
+		return 1
+	}
+	return float32(s.AttentionFactor)
 }
 
 // Check reports a rescaling of an unknown type or with parameters the
@@ -42,8 +56,16 @@ func (s RopeScaling) Check() error {
 			return fmt.Errorf("rope scaling llama3: original_max_position_embeddings %d must be positive", s.OriginalMaxPos)
 		}
 		return nil
+	case "longrope":
+		switch {
+		case !(s.AttentionFactor > 0) || math.IsInf(s.AttentionFactor, 0):
+			return fmt.Errorf("rope scaling longrope: attention factor %v must be positive and finite", s.AttentionFactor)
+		case s.OriginalMaxPos <= 0:
+			return fmt.Errorf("rope scaling longrope: original_max_position_embeddings %d must be positive", s.OriginalMaxPos)
+		}
+		return nil
 	}
-	return fmt.Errorf("rope scaling type %q is not supported (only default, linear and llama3)", s.Type)
+	return fmt.Errorf("rope scaling type %q is not supported (only default, linear, llama3 and longrope)", s.Type)
 }
 
 // ScaledRopeInvFreq returns the rotary frequencies of the rotaryDim/2 pairs

@@ -103,6 +103,9 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 		return nil, fmt.Errorf("graph: New: batch %d × sequence length %d must be positive", opts.Batch, opts.SeqLen)
 	case c.MaxSeqLen > 0 && opts.SeqLen > c.MaxSeqLen:
 		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's %d positions", opts.SeqLen, c.MaxSeqLen)
+	case c.RopeScaling.Type == "longrope" && opts.SeqLen > c.RopeScaling.OriginalMaxPos:
+		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's %d original positions, beyond which longrope switches to its long factors, which golora does not implement",
+			opts.SeqLen, c.RopeScaling.OriginalMaxPos)
 	case c.SlidingWindow > 0 && opts.SeqLen > c.SlidingWindow:
 		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's sliding attention window of %d, which golora does not implement; use sequences of at most %d tokens",
 			opts.SeqLen, c.SlidingWindow, c.SlidingWindow)
@@ -128,7 +131,7 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 
 func (gr *Graph) build() error {
 	c := gr.w.Config
-	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta, gr.w.RopeInvFreq())
+	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta, gr.w.RopeInvFreq(), c.RopeScaling.AngleScale())
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,10 @@ type ropeTable struct {
 
 // newRopeTable tabulates the angles of seqLen positions for heads of
 // headDim values of which the first rotary/2 pairs turn by invFreq
-// (len(invFreq) = rotary/2).
-func newRopeTable(seqLen, headDim int, theta float64, invFreq []float64) (*ropeTable, error) {
+// (len(invFreq) = rotary/2), with cosines and sines multiplied by scale
+// (longrope's attention factor; 1 otherwise). The rotation is then scale
+// times an orthogonal one, so its transpose (inverse) is still its gradient.
+func newRopeTable(seqLen, headDim int, theta float64, invFreq []float64, scale float32) (*ropeTable, error) {
 	if headDim <= 0 || headDim%2 != 0 {
 		return nil, fmt.Errorf("graph: RoPE needs an even, positive head dimension, got %d", headDim)
 	}
@@ -41,7 +43,7 @@ func newRopeTable(seqLen, headDim int, theta float64, invFreq []float64) (*ropeT
 		sin: make([]float32, seqLen*half),
 	}
 	for pos := range seqLen {
-		kernels.RopeAngles(t.cos[pos*half:(pos+1)*half], t.sin[pos*half:(pos+1)*half], pos, invFreq)
+		kernels.RopeAnglesScaled(t.cos[pos*half:(pos+1)*half], t.sin[pos*half:(pos+1)*half], pos, invFreq, scale)
 	}
 	return t, nil
 }

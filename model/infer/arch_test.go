@@ -17,7 +17,7 @@ import (
 // archFamilies are the tiny checkpoints of ../testdata/arch, one per
 // supported architecture, whose golden logits make_reference.py computed
 // with numpy from transformers' modeling files.
-var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3"}
+var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"}
 
 type archGolden struct {
 	Tokens []int       `json:"tokens"`

@@ -105,6 +105,11 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		// every position fits in the window.
 		maxLen = c.SlidingWindow
 	}
+	if c.RopeScaling.Type == "longrope" && maxLen > c.RopeScaling.OriginalMaxPos {
+		// Beyond these positions longrope's long factors apply, to every
+		// position; only the short ones are implemented.
+		maxLen = c.RopeScaling.OriginalMaxPos
+	}
 	batch = min(batch, maxLen)
 	g := &Generator{
 		w:       w,
@@ -471,6 +476,10 @@ func Generate(ctx context.Context, w *model.Weights, tok tokenizer.Tokenizer, pr
 // would overflow the KV cache, before any state changes.
 func (g *Generator) checkTokens(tokens []int) error {
 	if g.pos+len(tokens) > g.maxLen {
+		if rs := g.w.Config.RopeScaling; rs.Type == "longrope" && g.maxLen == rs.OriginalMaxPos {
+			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's original positions, beyond which longrope's long factors (not implemented) apply",
+				ErrContextFull, g.pos, len(tokens), g.maxLen)
+		}
 		if w := g.w.Config.SlidingWindow; w > 0 && g.maxLen == w {
 			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's sliding attention window, which golora does not implement",
 				ErrContextFull, g.pos, len(tokens), g.maxLen)
@@ -499,7 +508,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		copy(x[i*d:(i+1)*d], g.w.Embedding[t*d:(t+1)*d])
 	}
 	for i := range n {
-		kernels.RopeAngles(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq)
+		kernels.RopeAnglesScaled(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq, c.RopeScaling.AngleScale())
 	}
 	xn := g.xn[:n*d]
 	q := g.q[:n*g.qDim]

@@ -51,7 +51,11 @@ def inv_freq(cfg, dim):
     f = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
     rs = cfg.get("rope_scaling") or {}
     kind = rs.get("rope_type", rs.get("type", "default"))
-    if kind == "linear":
+    if kind == "longrope":
+        # _compute_longrope_parameters; the sequence is shorter than
+        # original_max_position_embeddings, so the short factors apply.
+        f = 1.0 / (np.asarray(rs["short_factor"], dtype=np.float64) * base ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
+    elif kind == "linear":
         f = f / rs["factor"]
     elif kind == "llama3":
         factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
@@ -89,6 +93,12 @@ def forward(cfg, W, tokens):
     freqs = np.outer(pos, inv_freq(cfg, rot))
     emb = np.concatenate([freqs, freqs], axis=-1)
     cos, sin = np.cos(emb), np.sin(emb)
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("type", rs.get("rope_type")) == "longrope":
+        # attention_scaling multiplies cos and sin (Phi3RotaryEmbedding).
+        factor = cfg["max_position_embeddings"] / cfg["original_max_position_embeddings"]
+        scale = math.sqrt(1 + math.log(factor) / math.log(cfg["original_max_position_embeddings"]))
+        cos, sin = cos * scale, sin * scale
     mask = np.tril(np.ones((T, T), dtype=bool))
     if cfg.get("sliding_window") and mt in ("mistral", "phi3"):
         i, j = np.arange(T)[:, None], np.arange(T)[None, :]
@@ -216,6 +226,15 @@ FAMILIES = {
     "phi3": base("phi3", "Phi3ForCausalLM", rms_norm_eps=1e-5, partial_rotary_factor=0.5,
                  sliding_window=64, num_key_value_heads=4),
 }
+# Phi-4-mini's form: longrope, partial rotary 0.75 of head_dim 16 (6
+# frequencies), tied embeddings, original_max_position_embeddings at the top
+# level (factor 128/32 = 4).
+FAMILIES["phi4_longrope"] = base(
+    "phi3", "Phi3ForCausalLM", hidden_size=64, rms_norm_eps=1e-5, partial_rotary_factor=0.75,
+    tie_word_embeddings=True, original_max_position_embeddings=32, sliding_window=None,
+    rope_scaling={"type": "longrope",
+                  "short_factor": [1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
+                  "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]})
 
 
 def main():
