@@ -21,24 +21,28 @@ type Config struct {
 	// "mistral", "qwen2", "qwen3" or "phi3". It decides the
 	// architecture and tensor names WriteHF writes; the forward pass reads
 	// only the fields below.
-	Arch string
+	Arch string `json:",omitzero"`
+
+	// The fields below are omitted from JSON when zero, so a Llama 2
+	// configuration encodes as it did before they existed (training
+	// checkpoints hash it).
 
 	// RopeScaling rescales the rotary frequencies (Llama 3.1's "llama3",
 	// "linear"); the zero value leaves them as they are.
-	RopeScaling RopeScaling
+	RopeScaling RopeScaling `json:",omitzero"`
 	// RotaryDim is how many leading values of each head RoPE rotates
 	// (partial_rotary_factor·head_dim, Phi-3); 0 means all HeadDim.
-	RotaryDim int
+	RotaryDim int `json:",omitzero"`
 	// QKNorm says that each layer RMS-normalizes every query and key head
 	// after the projection and before RoPE (Qwen3's q_norm and k_norm).
-	QKNorm bool
+	QKNorm bool `json:",omitzero"`
 	// QKVBias says that q_proj, k_proj and v_proj carry a bias (Qwen2).
-	QKVBias bool
+	QKVBias bool `json:",omitzero"`
 	// SlidingWindow, when positive, limits attention to the last
 	// SlidingWindow positions (Mistral). golora attends to every earlier
 	// position, which is the same as long as a sequence is no longer than
 	// the window, so longer sequences are refused.
-	SlidingWindow int
+	SlidingWindow int `json:",omitzero"`
 }
 
 // RopeScaling is a rescaling of the rotary frequencies (rope_scaling in a
