@@ -24,6 +24,11 @@ import (
 // 3's rope scaling as the rope_freqs tensor (values from make_reference.py,
 // the converter's formula), linear scaling as rope.scaling.* keys.
 func archGGUF(t *testing.T, name, arch string) string {
+	return archGGUFWithout(t, name, arch, "")
+}
+
+// archGGUFWithout is archGGUF leaving out the tensor named skip.
+func archGGUFWithout(t *testing.T, name, arch, skip string) string {
 	t.Helper()
 	dir := filepath.Join("testdata", "arch", name)
 	var hc map[string]any
@@ -123,6 +128,9 @@ func archGGUF(t *testing.T, name, arch string) string {
 				values = permute(values, kvHeads, tensor.Shape[0], tensor.Shape[1])
 			}
 		}
+		if names.Replace(key) == skip {
+			continue
+		}
 		if err := b.AddFloat32(names.Replace(key), tensor.Shape, values); err != nil {
 			t.Fatal(err)
 		}
@@ -185,5 +193,20 @@ func TestGGUFArchitecturesMatchReference(t *testing.T) {
 				t.Errorf("GGUF logits differ from the reference by %g", worst)
 			}
 		})
+	}
+}
+
+// TestGGUFArchitectureMissingTensors: a Qwen2 GGUF without a bias or a
+// Qwen3 GGUF without a q norm is refused, naming the file and the tensor.
+func TestGGUFArchitectureMissingTensors(t *testing.T) {
+	for _, tc := range []struct{ name, arch, skip string }{
+		{"qwen2", "qwen2", "blk.1.attn_v.bias"},
+		{"qwen3", "qwen3", "blk.0.attn_q_norm.weight"},
+	} {
+		path := archGGUFWithout(t, tc.name, tc.arch, tc.skip)
+		_, err := model.Load(context.Background(), path, model.LoadOptions{})
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "tensor "+tc.skip+" is missing") {
+			t.Errorf("%s without %s: err %v", tc.name, tc.skip, err)
+		}
 	}
 }
