@@ -251,3 +251,23 @@ func TestArchRealConfigs(t *testing.T) {
 		}
 	}
 }
+
+func TestArchExtensions(t *testing.T) {
+	want := map[string]string{
+		"llama3":        "rope scaling llama3",
+		"llama_linear":  "rope scaling linear",
+		"qwen2":         "q/k/v biases",
+		"qwen3":         "q/k norms",
+		"mistral":       "sliding window 16",
+		"phi3":          "partial rotary embeddings, sliding window 64",
+		"phi4_longrope": "rope scaling longrope, rope frequency factors, partial rotary embeddings",
+	}
+	for _, name := range archFamilies {
+		if got := strings.Join(archLoad(t, name).Extensions(), ", "); got != want[name] {
+			t.Errorf("%s: extensions %q, want %q", name, got, want[name])
+		}
+	}
+	if ext := NewWeights(Config{Dim: 8, HeadDim: 4}).Extensions(); ext != nil {
+		t.Errorf("a Llama 2 config has extensions %q", ext)
+	}
+}

@@ -144,3 +144,32 @@ func (w *Weights) Linears() []*Linear {
 	}
 	return out
 }
+
+// Extensions names what a forward pass needs beyond Llama 2's to run w:
+// rope scaling, rope frequency factors, partial rotary embeddings, q/k/v
+// biases, q/k norms and a sliding-window position limit. A forward pass that
+// implements none of them (Llama 2 only) must refuse weights for which it is
+// not empty, rather than compute wrong logits.
+func (w *Weights) Extensions() []string {
+	c := w.Config
+	var ext []string
+	if t := c.RopeScaling.Type; t != "" && t != "default" {
+		ext = append(ext, "rope scaling "+t)
+	}
+	if w.RopeFreqFactors != nil {
+		ext = append(ext, "rope frequency factors")
+	}
+	if c.RotaryDim > 0 && c.RotaryDim < c.HeadDim {
+		ext = append(ext, "partial rotary embeddings")
+	}
+	if c.QKVBias {
+		ext = append(ext, "q/k/v biases")
+	}
+	if c.QKNorm {
+		ext = append(ext, "q/k norms")
+	}
+	if c.SlidingWindow > 0 {
+		ext = append(ext, fmt.Sprintf("sliding window %d", c.SlidingWindow))
+	}
+	return ext
+}
