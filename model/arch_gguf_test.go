@@ -24,11 +24,12 @@ import (
 // 3's rope scaling as the rope_freqs tensor (values from make_reference.py,
 // the converter's formula), linear scaling as rope.scaling.* keys.
 func archGGUF(t *testing.T, name, arch string) string {
-	return archGGUFWithout(t, name, arch, "")
+	return archGGUFWithout(t, name, arch, "", false)
 }
 
-// archGGUFWithout is archGGUF leaving out the tensor named skip.
-func archGGUFWithout(t *testing.T, name, arch, skip string) string {
+// archGGUFWithout is archGGUF leaving out the tensor named skip, with a
+// byte-level BPE (gpt2) tokenizer when bpe is set.
+func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 	t.Helper()
 	dir := filepath.Join("testdata", "arch", name)
 	var hc map[string]any
@@ -85,8 +86,24 @@ func archGGUFWithout(t *testing.T, name, arch, skip string) string {
 	for i := range tokens {
 		tokens[i] = fmt.Sprintf("t%d", i)
 	}
-	kv("tokenizer.ggml.model", "llama")
-	kv("tokenizer.ggml.tokens", tokens)
+	if bpe {
+		// Qwen's layout: "Ġ" is the GPT-2 alphabet's space.
+		copy(tokens, []string{"a", "b", "ab", "Ġ", "Ġab", "<|endoftext|>"})
+		types := make([]int32, vocab)
+		for i := range types {
+			types[i] = 1
+		}
+		types[5] = 3
+		kv("tokenizer.ggml.model", "gpt2")
+		kv("tokenizer.ggml.pre", "qwen2")
+		kv("tokenizer.ggml.tokens", tokens)
+		kv("tokenizer.ggml.token_type", types)
+		kv("tokenizer.ggml.merges", []string{"a b", "Ġ ab"})
+		kv("tokenizer.ggml.eos_token_id", uint32(5))
+	} else {
+		kv("tokenizer.ggml.model", "llama")
+		kv("tokenizer.ggml.tokens", tokens)
+	}
 
 	f, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
@@ -203,10 +220,30 @@ func TestGGUFArchitectureMissingTensors(t *testing.T) {
 		{"qwen2", "qwen2", "blk.1.attn_v.bias"},
 		{"qwen3", "qwen3", "blk.0.attn_q_norm.weight"},
 	} {
-		path := archGGUFWithout(t, tc.name, tc.arch, tc.skip)
+		path := archGGUFWithout(t, tc.name, tc.arch, tc.skip, false)
 		_, err := model.Load(context.Background(), path, model.LoadOptions{})
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "tensor "+tc.skip+" is missing") {
 			t.Errorf("%s without %s: err %v", tc.name, tc.skip, err)
 		}
+	}
+}
+
+// TestGGUFByteLevelBPETokenizer: a Qwen2 GGUF with a gpt2 tokenizer loads
+// with it: merges apply, the space marker is decoded, EOS is read, and
+// there is no BOS (add_bos_token absent).
+func TestGGUFByteLevelBPETokenizer(t *testing.T) {
+	base, err := model.Load(context.Background(), archGGUFWithout(t, "qwen2", "qwen2", "", true), model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := base.Tokenizer
+	if got := tok.Encode("ab ab"); fmt.Sprint(got) != "[2 4]" {
+		t.Errorf("Encode(\"ab ab\") = %v, want [2 4]", got)
+	}
+	if got := tok.Decode([]int{2, 4}); got != "ab ab" {
+		t.Errorf("Decode = %q", got)
+	}
+	if tok.EOS() != 5 || tok.BOS() != -1 {
+		t.Errorf("EOS %d, BOS %d; want 5, -1", tok.EOS(), tok.BOS())
 	}
 }
