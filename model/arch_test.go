@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/golora/golora/nf4"
 )
 
 var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"}
@@ -269,5 +271,50 @@ func TestArchExtensions(t *testing.T) {
 	}
 	if ext := NewWeights(Config{Dim: 8, HeadDim: 4}).Extensions(); ext != nil {
 		t.Errorf("a Llama 2 config has extensions %q", ext)
+	}
+}
+
+// TestArchWriteHFNF4RoundTrip: Qwen2 and Qwen3 bases with NF4 block
+// linears are written in bitsandbytes' layout beside their float biases and
+// q/k norms, and load back unchanged.
+func TestArchWriteHFNF4RoundTrip(t *testing.T) {
+	for _, name := range []string{"qwen2", "qwen3"} {
+		t.Run(name, func(t *testing.T) {
+			w := archLoad(t, name)
+			if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := WriteHF(dir, w, BF16); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := b.Weights
+			if got.Config != w.Config {
+				t.Errorf("config %+v, want %+v", got.Config, w.Config)
+			}
+			for i := range w.Layers {
+				if !reflect.DeepEqual(got.Layers[i].Q.Quantized, w.Layers[i].Q.Quantized) {
+					t.Errorf("layer %d: q_proj's NF4 matrix changed", i)
+				}
+				// Biases and norms are written in BF16: compare at its precision.
+				for _, pair := range [][2][]float32{
+					{got.Layers[i].Q.Bias, w.Layers[i].Q.Bias}, {got.Layers[i].V.Bias, w.Layers[i].V.Bias},
+					{got.Layers[i].QNorm, w.Layers[i].QNorm}, {got.Layers[i].KNorm, w.Layers[i].KNorm},
+				} {
+					if len(pair[0]) != len(pair[1]) {
+						t.Fatalf("layer %d: %d values, want %d", i, len(pair[0]), len(pair[1]))
+					}
+					for j := range pair[0] {
+						if math.Abs(float64(pair[0][j]-pair[1][j])) > 1e-2*math.Abs(float64(pair[1][j]))+1e-6 {
+							t.Fatalf("layer %d value %d: %v, want %v", i, j, pair[0][j], pair[1][j])
+						}
+					}
+				}
+			}
+		})
 	}
 }
