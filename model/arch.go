@@ -202,41 +202,33 @@ func (r hfRope) scaling() (RopeScaling, error) {
 	if typ == "" {
 		typ = r.Type
 	}
-	s := RopeScaling{Type: typ}
-	need := func(key string, v *float64) float64 {
-		if v == nil {
-			return math.NaN()
-		}
-		return *v
-	}
-	var missing []string
 	switch typ {
 	case "", "default":
 		return RopeScaling{}, nil
 	case "longrope":
 		// Completed by longrope, which needs the rest of the config.
 		return RopeScaling{Type: typ}, nil
-	case "linear", "llama3":
-		if r.Factor == nil {
-			missing = append(missing, "factor")
+	}
+	s := RopeScaling{Type: typ}
+	var missing []string
+	// take reads a parameter the type needs, noting it when absent.
+	take := func(key string, v *float64) float64 {
+		if v == nil {
+			missing = append(missing, key)
+			return 0
 		}
-		s.Factor = need("factor", r.Factor)
-		if typ == "llama3" {
-			for _, k := range []struct {
-				key string
-				v   *float64
-			}{{"low_freq_factor", r.LowFreqFactor}, {"high_freq_factor", r.HighFreqFactor}} {
-				if k.v == nil {
-					missing = append(missing, k.key)
-				}
-			}
-			if r.OriginalMaxPos == nil {
-				missing = append(missing, "original_max_position_embeddings")
-			} else {
-				s.OriginalMaxPos = *r.OriginalMaxPos
-			}
-			s.LowFreqFactor = need("low_freq_factor", r.LowFreqFactor)
-			s.HighFreqFactor = need("high_freq_factor", r.HighFreqFactor)
+		return *v
+	}
+	if typ == "linear" || typ == "llama3" {
+		s.Factor = take("factor", r.Factor)
+	}
+	if typ == "llama3" {
+		s.LowFreqFactor = take("low_freq_factor", r.LowFreqFactor)
+		s.HighFreqFactor = take("high_freq_factor", r.HighFreqFactor)
+		if r.OriginalMaxPos == nil {
+			missing = append(missing, "original_max_position_embeddings")
+		} else {
+			s.OriginalMaxPos = *r.OriginalMaxPos
 		}
 	}
 	if len(missing) > 0 {
@@ -272,6 +264,8 @@ func (hc *hfConfig) slidingWindow(fam family) (int, error) {
 	return w, nil
 }
 
+// errFusedQuantized refuses bitsandbytes checkpoints of fused projections,
+// which would have to be split in their 4-bit form.
 var errFusedQuantized = errors.New("bitsandbytes 4-bit fused projections (qkv_proj, gate_up_proj) are not supported; load the float checkpoint and quantize it with golora")
 
 // longrope completes cfg.RopeScaling for a longrope r as transformers'
