@@ -30,7 +30,10 @@ const DefaultPrefillBatch = 64
 type GeneratorOptions struct {
 	// MaxLen is the number of positions the KV cache can hold: the prompt
 	// plus every generated token. Zero means model.Config.MaxSeqLen. The cache
-	// starts smaller and grows as positions are used.
+	// starts smaller and grows as positions are used. It is capped at the
+	// model's sliding window and, for longrope, at its original positions:
+	// beyond them golora's attention would differ from the model's
+	// (Generator.MaxLen reports the cap).
 	MaxLen int
 	// PrefillBatch is the number of prompt tokens processed per batched
 	// pass; it sizes the scratch buffers. Zero means DefaultPrefillBatch.
