@@ -7,6 +7,10 @@
 //	golora merge      write a base model with an adapter merged in
 //	golora quantize   write a model's linear layers in NF4 (bitsandbytes layout)
 //	golora inspect    show a model's or an adapter's config and tensors
+//	golora serve      serve the base and many adapters with an OpenAI-compatible API
+//	golora submit     queue a training job on NATS JetStream
+//	golora worker     train the queued jobs, one at a time
+//	golora jobs       list the jobs and their states (or the adapters)
 //
 // With no --model the embedded stories260K model is used, so every command
 // works on a fresh machine with no files. Run "golora COMMAND -h" for a
@@ -38,6 +42,10 @@ func commands() []command {
 		{"merge", "write a Hugging Face checkpoint with an adapter merged in", runMerge},
 		{"quantize", "write a model's linear layers in NF4 (bitsandbytes layout)", runQuantize},
 		{"inspect", "show a model's or an adapter's config and tensors", runInspect},
+		{"serve", "serve the base and many adapters with an OpenAI-compatible API", runServe},
+		{"submit", "queue a training job on NATS JetStream", runSubmit},
+		{"worker", "train the queued jobs, one at a time", runWorker},
+		{"jobs", "list the jobs and their states (or the adapters)", runJobs},
 	}
 }
 

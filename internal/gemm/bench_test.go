@@ -75,15 +75,6 @@ func BenchmarkSgemm(b *testing.B) {
 		if s.transB {
 			ldb = s.k
 		}
-		a := make([]float32, s.m*s.k)
-		bm := make([]float32, s.k*s.n)
-		c := make([]float32, s.m*s.n)
-		for i := range a {
-			a[i] = rng.Float32() - 0.5
-		}
-		for i := range bm {
-			bm[i] = rng.Float32() - 0.5
-		}
 		op := "N"
 		if s.transA {
 			op = "T"
@@ -97,6 +88,15 @@ func BenchmarkSgemm(b *testing.B) {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/%dx%dx%d/%s/threads=%d", s.name, s.m, s.n, s.k, op, threads), func(b *testing.B) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+				a := make([]float32, s.m*s.k)
+				bm := make([]float32, s.k*s.n)
+				c := make([]float32, s.m*s.n)
+				for i := range a {
+					a[i] = rng.Float32() - 0.5
+				}
+				for i := range bm {
+					bm[i] = rng.Float32() - 0.5
+				}
 				// The implementations take turns within each iteration, so
 				// that the load of a shared machine falls on all of them
 				// alike; each one's fastest run is reported, the figure

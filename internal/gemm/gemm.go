@@ -7,7 +7,7 @@
 // for the caches, and a register-blocked micro-kernel multiplies one panel of
 // each into a small tile of C. The micro-kernels are written for AVX-512
 // (14×32 tiles) and AVX2 with FMA (6×16), generated with avo by the separate
-// module in asmgen, and in pure Go (4×4) for other CPUs; the code path is the
+// module in asmgen, and in pure Go (2×4) for other CPUs; the code path is the
 // one internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call
 // covers one tile over one cache block of the inner dimension, so that the

@@ -75,7 +75,7 @@ func newKernel(kr kernel) *kernel {
 }
 
 // generic is the pure-Go path, for CPUs without AVX2 and FMA.
-var generic = newKernel(kernel{level: cpu.Generic, mr: 4, nr: 4, micro: kernel4x4Go, kc: 256, mc: 512, nc: 128})
+var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128})
 
 // kernelFor returns the best code path available at level l.
 func kernelFor(l cpu.Level) *kernel {
@@ -88,13 +88,14 @@ func kernelFor(l cpu.Level) *kernel {
 	return generic
 }
 
-// kernel4x4Go is the pure-Go micro-kernel: a 4×4 tile of accumulators that
-// the compiler keeps in registers.
-func kernel4x4Go(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {
-	const mr, nr = 4, 4
+// kernel2x4Go is the pure-Go micro-kernel: a 2×4 tile, small enough for its
+// eight accumulators, the row of B̃ and the element of Ã to stay in the 15
+// floating-point registers Go has on amd64 (a 4×4 tile spills).
+func kernel2x4Go(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {
+	const mr, nr = 2, 4
 	a := unsafe.Slice(ap, k*mr)
 	b := unsafe.Slice(bp, k*nr)
-	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 float32
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	for p := 0; p < k; p++ {
 		ap := a[p*mr : p*mr+mr : p*mr+mr]
 		bp := b[p*nr : p*nr+nr : p*nr+nr]
@@ -109,31 +110,22 @@ func kernel4x4Go(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {
 		c11 += a1 * b1
 		c12 += a1 * b2
 		c13 += a1 * b3
-		a2 := ap[2]
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		a3 := ap[3]
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
 	}
-	c := unsafe.Slice(cp, 3*ldc+nr)
-	store := func(row []float32, v0, v1, v2, v3 float32) {
-		row = row[:nr:nr]
-		if beta == 0 {
-			row[0], row[1], row[2], row[3] = alpha*v0, alpha*v1, alpha*v2, alpha*v3
-			return
-		}
-		row[0] = alpha*v0 + beta*row[0]
-		row[1] = alpha*v1 + beta*row[1]
-		row[2] = alpha*v2 + beta*row[2]
-		row[3] = alpha*v3 + beta*row[3]
+	c := unsafe.Slice(cp, ldc+nr)
+	storeRow4(c[:nr:nr], c00, c01, c02, c03, alpha, beta)
+	storeRow4(c[ldc:ldc+nr:ldc+nr], c10, c11, c12, c13, alpha, beta)
+}
+
+// storeRow4 stores alpha·v + beta·row into a row of four, not reading it when
+// beta is 0.
+func storeRow4(row []float32, v0, v1, v2, v3, alpha, beta float32) {
+	row = row[:4]
+	if beta == 0 {
+		row[0], row[1], row[2], row[3] = alpha*v0, alpha*v1, alpha*v2, alpha*v3
+		return
 	}
-	store(c[0:], c00, c01, c02, c03)
-	store(c[ldc:], c10, c11, c12, c13)
-	store(c[2*ldc:], c20, c21, c22, c23)
-	store(c[3*ldc:], c30, c31, c32, c33)
+	row[0] = alpha*v0 + beta*row[0]
+	row[1] = alpha*v1 + beta*row[1]
+	row[2] = alpha*v2 + beta*row[2]
+	row[3] = alpha*v3 + beta*row[3]
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golora/golora/model/chat"
+	"github.com/golora/golora/serve"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var mf modelFlags
+	mf.register(fs, "nf4")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on; loopback unless you name another interface")
+	name := fs.String("name", "", "model name of the base in requests (default: the model file or directory name, or stories260K)")
+	adapters := fs.String("adapters", "", "directory of PEFT adapters, one subdirectory per adapter name; none when empty")
+	cacheMB := fs.Int64("cache-mb", 1024, "memory for cached adapters, in MB")
+	precision := fs.String("adapter-precision", "f32", "how cached adapters hold A and B: f32 or f16")
+	maxRunning := fs.Int("max-running", 32, "most requests in the running batch")
+	kvTokens := fs.Int("kv-tokens", 0, "KV-cache budget in positions over running requests (0: max-running × the model's context)")
+	maxTokens := fs.Int("max-tokens", 1024, "largest max_tokens a request may ask for")
+	maxConcurrent := fs.Int("max-concurrent", 256, "most requests in progress (queued or running); more get 429")
+	timeout := fs.Duration("timeout", 5*time.Minute, "longest a completion may take, queueing included")
+	grace := fs.Duration("shutdown-grace", 30*time.Second, "on interrupt, how long running requests may finish before they are cancelled")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: golora serve [flags]
+
+Serves the base model and the adapters of --adapters with an OpenAI-compatible
+API (POST /v1/completions, GET /v1/models, POST /v1/adapters/NAME/load and
+/unload, GET /metrics). Requests name an adapter in "model". If the environment
+variable GOLORA_API_KEY is set, every request must carry it as a bearer token.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	var prec serve.Precision
+	switch *precision {
+	case "f32":
+	case "f16":
+		prec = serve.Float16
+	default:
+		return fmt.Errorf("--adapter-precision %q: want f32 or f16", *precision)
+	}
+	ck, err := mf.load(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		*name = "stories260K"
+		if mf.path != "" {
+			*name = strings.TrimSuffix(filepath.Base(mf.path), filepath.Ext(mf.path))
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	metrics := serve.NewMetrics()
+	var store *serve.Store
+	if *adapters != "" {
+		if st, err := os.Stat(*adapters); err != nil || !st.IsDir() {
+			return fmt.Errorf("--adapters %s: not a directory", *adapters)
+		}
+		store = serve.NewStore(serve.Dir(*adapters), ck.Weights, serve.StoreOptions{
+			MaxBytes: *cacheMB << 20, Precision: prec, Events: metrics.StoreEvent,
+		})
+	}
+	batchedModel, err := serve.NewBatchedModel(ck.Weights)
+	if err != nil {
+		return err
+	}
+	engine, err := serve.NewEngine(batchedModel, store, ck.Tokenizer, serve.EngineOptions{
+		MaxRunning: *maxRunning, KVTokens: *kvTokens, Observer: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	handler := serve.NewServer(engine, serve.ServerOptions{
+		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, Timeout: *timeout,
+		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: chatTemplate(mf.path, log),
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(stderr, "serving %s on http://%s/v1 (adapters: %s)\n", *name, ln.Addr(), *adapters)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	// The engine finishes (or, after the grace period, cancels) what runs,
+	// which lets the handlers return and the HTTP server close.
+	engineErr := make(chan error, 1)
+	go func() { engineErr <- engine.Shutdown(sctx) }()
+	err = srv.Shutdown(sctx)
+	if e := <-engineErr; e != nil && !errors.Is(e, context.DeadlineExceeded) {
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		srv.Close()
+		err = nil
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return err
+}
+
+// chatTemplate returns the chat template of a Hugging Face model directory
+// (its tokenizer_config.json or chat_template.jinja), or nil when it has none:
+// /v1/chat/completions is then not served.
+func chatTemplate(modelPath string, log *slog.Logger) *chat.Template {
+	cfg := filepath.Join(modelPath, "tokenizer_config.json")
+	if modelPath == "" {
+		return nil
+	}
+	if _, err := os.Stat(cfg); err != nil {
+		return nil
+	}
+	tmpl, err := chat.LoadConfig(cfg)
+	if err != nil {
+		log.Info("no chat template: /v1/chat/completions is off", "reason", err)
+		return nil
+	}
+	return tmpl
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/golora/golora/jobs"
+	"github.com/golora/golora/lora"
+)
+
+func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	var nf natsFlags
+	nf.register(fs)
+	name := fs.String("adapter", "", "name of the adapter the job trains a new version of (required)")
+	data := fs.String("data", "", "training data, JSONL as for golora train (required)")
+	base := fs.String("base", jobs.EmbeddedBase, "base model id the workers load: "+jobs.EmbeddedBase+" or a model path present on every worker")
+	quantize := fs.String("quantize", "nf4", "how workers hold the frozen base: nf4 or none")
+	asJSON := fs.Bool("json", false, "print the submitted job as JSON")
+
+	rank := fs.Int("rank", 8, "LoRA rank r")
+	alpha := fs.Float64("alpha", 16, "LoRA alpha")
+	dropout := fs.Float64("dropout", 0.05, "dropout on the adapters' input")
+	targets := fs.String("targets", lora.AllLinear, "layers to adapt: all-linear, or a comma-separated list")
+	rslora := fs.Bool("rslora", false, "rank-stabilized LoRA scaling alpha/√r")
+
+	ts := jobs.DefaultTrainSettings()
+	fs.IntVar(&ts.Steps, "steps", 200, "optimizer steps")
+	fs.Float64Var(&ts.LR, "lr", 1e-3, "peak learning rate")
+	fs.IntVar(&ts.BatchSize, "batch", 4, "sequences per micro-batch")
+	fs.IntVar(&ts.SeqLen, "seq-len", 128, "tokens per sequence")
+	fs.IntVar(&ts.GradAccum, "grad-accum", 1, "micro-batches per step")
+	fs.Float64Var(&ts.WarmupRatio, "warmup", 0.03, "fraction of the steps spent warming up")
+	fs.BoolVar(&ts.Cosine, "cosine", false, "cosine decay after warmup")
+	fs.Float64Var(&ts.WeightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
+	fs.Float64Var(&ts.MaxGradNorm, "max-grad-norm", 0.3, "clip the global gradient norm (0: off)")
+	fs.IntVar(&ts.EvalEvery, "eval-every", 0, "evaluate every N steps (and at the end)")
+	fs.IntVar(&ts.CheckpointEvery, "checkpoint-every", 0, "checkpoint (and upload) every N steps; 0: the worker's --checkpoint-every")
+	fs.BoolVar(&ts.Pack, "pack", false, "pack examples end to end")
+	fs.Uint64Var(&ts.Seed, "seed", 1, "random seed")
+	fs.Float64Var(&ts.EvalSplit, "eval-split", 0.05, "fraction of --data held out for evaluation")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: golora submit (--nats URL | --nats-embedded DIR) --adapter NAME --data FILE.jsonl [flags]
+
+Queues a training job on NATS JetStream: the data goes to the object store,
+the job to the work queue, its state (queued) to the job bucket. A golora
+worker trains it and publishes the adapter as the next version of NAME.
+Prints the job's id.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *name == "" || *data == "" {
+		fmt.Fprintln(stderr, "golora submit: --adapter and --data are required")
+		fs.Usage()
+		return errUsage
+	}
+	body, err := os.ReadFile(*data)
+	if err != nil {
+		return err
+	}
+	lcfg := lora.DefaultConfig()
+	lcfg.R, lcfg.Alpha, lcfg.Dropout, lcfg.UseRSLoRA = *rank, *alpha, *dropout, *rslora
+	lcfg.TargetModules = parseTargets(*targets)
+	job := jobs.Job{Adapter: *name, Base: *base, Quantize: *quantize, LoRA: lcfg, Train: ts}
+
+	conn, c, err := nf.connect(ctx, "golora submit", false)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	job, err = c.Submit(ctx, job, body)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, job)
+	}
+	fmt.Fprintln(stdout, job.ID)
+	return nil
+}

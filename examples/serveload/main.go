@@ -1,0 +1,303 @@
+// Command serveload serves many customers from one base: it writes 1,000
+// small LoRA adapters for the embedded stories260K model, serves them with
+// golora's OpenAI-compatible server on loopback (a 100-adapter cache), and
+// drives it with a bounded load generator: concurrent streaming clients, each
+// request on a random adapter. It prints throughput, latency percentiles
+// (time to first token and whole request), adapter cache events and memory.
+//
+//	go run ./examples/serveload [-adapters 1000] [-cache 100] [-clients 32] [-requests 512] [-duration 2m]
+//
+// With -url it drives a running server instead (golora serve --adapters DIR),
+// which must listen on loopback; adapters are then named a0 … a<N-1>.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/serve"
+)
+
+func main() {
+	adapters := flag.Int("adapters", 1000, "adapters to create and serve")
+	rank := flag.Int("rank", 4, "rank of each adapter (all linear layers)")
+	cache := flag.Int("cache", 100, "adapters the server's cache holds")
+	clients := flag.Int("clients", 32, "concurrent clients")
+	requests := flag.Int("requests", 512, "requests in all")
+	duration := flag.Duration("duration", 2*time.Minute, "stop sending new requests after this long")
+	maxTokens := flag.Int("max-tokens", 32, "max_tokens of each request")
+	baseShare := flag.Float64("base-share", 0.1, "share of requests on the base model")
+	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
+	flag.Parse()
+	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target string) error {
+	baseName := "stories260K"
+	var store *serve.Store
+	if target == "" {
+		ck, err := model.Default()
+		if err != nil {
+			return err
+		}
+		if err := ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "serveload-adapters")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		start := time.Now()
+		var one int64
+		for i := range nAdapters {
+			cfg := lora.DefaultConfig()
+			cfg.R, cfg.Alpha = rank, float64(2*rank)
+			cfg.TargetModules = lora.ModuleRegex(lora.AllLinear)
+			cfg.InitLoRAWeights = lora.InitLinearDefault
+			a, err := lora.New(ck.Weights, cfg, uint64(i+1))
+			if err != nil {
+				return err
+			}
+			if err := lora.Save(filepath.Join(dir, fmt.Sprintf("a%d", i)), a); err != nil {
+				return err
+			}
+			one = 4 * a.NumParams()
+		}
+		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB of float32 each) in %v\n",
+			nAdapters, rank, float64(one)/1e3, time.Since(start).Round(time.Millisecond))
+		metrics := serve.NewMetrics()
+		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Events: metrics.StoreEvent})
+		m, err := serve.NewBatchedModel(ck.Weights)
+		if err != nil {
+			return err
+		}
+		engine, err := serve.NewEngine(m, store, ck.Tokenizer, serve.EngineOptions{MaxRunning: clients, Observer: metrics})
+		if err != nil {
+			return err
+		}
+		defer engine.Shutdown(context.Background())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		srv := &http.Server{Handler: serve.NewServer(engine, serve.ServerOptions{BaseName: baseName, Metrics: metrics, Logger: quiet})}
+		go srv.Serve(ln)
+		defer srv.Close()
+		target = "http://" + ln.Addr().String()
+	} else if err := checkLoopback(target); err != nil {
+		return err
+	}
+	runtime.GC()
+	fmt.Printf("driving %s: %d clients, %d requests (at most %v), max_tokens %d, %.0f%% on the base\n",
+		target, clients, requests, duration, maxTokens, 100*baseShare)
+
+	type result struct {
+		ttft, total time.Duration
+		tokens      int
+		err         error
+	}
+	var mu sync.Mutex
+	var results []result
+	jobs := make(chan int)
+	deadline := time.Now().Add(duration)
+	go func() {
+		for i := range requests {
+			if time.Now().After(deadline) {
+				break
+			}
+			jobs <- i
+		}
+		close(jobs)
+	}()
+	client := &http.Client{Timeout: duration + time.Minute}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			for range jobs {
+				name := baseName
+				if rng.Float64() >= baseShare {
+					name = fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				}
+				ttft, total, tokens, err := complete(client, target, name, maxTokens, rng.Int64())
+				mu.Lock()
+				results = append(results, result{ttft, total, tokens, err})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	var ttfts, totals []time.Duration
+	tokens, failed := 0, 0
+	var firstErr error
+	for _, r := range results {
+		if r.err != nil {
+			failed++
+			firstErr = cmpErr(firstErr, r.err)
+			continue
+		}
+		ttfts = append(ttfts, r.ttft)
+		totals = append(totals, r.total)
+		tokens += r.tokens
+	}
+	fmt.Printf("%d requests in %v: %d ok, %d failed\n", len(results), elapsed.Round(time.Millisecond), len(results)-failed, failed)
+	if firstErr != nil {
+		fmt.Println("first error:", firstErr)
+	}
+	fmt.Printf("throughput: %.1f requests/s, %.0f generated tokens/s\n", float64(len(results)-failed)/elapsed.Seconds(), float64(tokens)/elapsed.Seconds())
+	fmt.Printf("time to first token: %s\n", percentiles(ttfts))
+	fmt.Printf("request latency:     %s\n", percentiles(totals))
+	if store != nil {
+		fmt.Printf("adapter cache: %d adapters, %.1f MB\n", len(store.Cached()), float64(store.Used())/1e6)
+	}
+	if body, err := get(target + "/metrics"); err == nil {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "golora_adapter_cache_events_total") || strings.HasPrefix(line, "golora_batch_size_sum") || strings.HasPrefix(line, "golora_batch_size_count") {
+				fmt.Println(" ", line)
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("memory: RSS %s, Go heap in use %.1f MB\n", rss(), float64(ms.HeapInuse)/1e6)
+	return nil
+}
+
+// complete sends one streaming completion and times it.
+func complete(client *http.Client, target, name string, maxTokens int, seed int64) (ttft, total time.Duration, tokens int, err error) {
+	body, _ := json.Marshal(map[string]any{
+		"model": name, "prompt": "Once upon a time", "max_tokens": maxTokens, "temperature": 0.8, "seed": seed,
+		"stream": true, "stream_options": map[string]bool{"include_usage": true},
+	})
+	start := time.Now()
+	resp, err := client.Post(target+"/v1/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return 0, 0, 0, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			return ttft, time.Since(start), tokens, nil
+		}
+		var chunk struct {
+			Choices []struct{ Text string }
+			Usage   *struct {
+				CompletionTokens int `json:"completion_tokens"`
+			}
+			Error *struct{ Message string }
+		}
+		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+			return 0, 0, 0, err
+		}
+		if chunk.Error != nil {
+			return 0, 0, 0, errors.New(chunk.Error.Message)
+		}
+		if ttft == 0 && len(chunk.Choices) > 0 && chunk.Choices[0].Text != "" {
+			ttft = time.Since(start)
+		}
+		if chunk.Usage != nil {
+			tokens = chunk.Usage.CompletionTokens
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, 0, err
+	}
+	return 0, 0, 0, errors.New("stream ended without [DONE]")
+}
+
+func percentiles(d []time.Duration) string {
+	if len(d) == 0 {
+		return "no data"
+	}
+	slices.Sort(d)
+	p := func(q float64) time.Duration {
+		return d[min(len(d)-1, int(q*float64(len(d))))].Round(100 * time.Microsecond)
+	}
+	return fmt.Sprintf("p50 %v  p90 %v  p99 %v  max %v", p(0.5), p(0.9), p(0.99), d[len(d)-1].Round(100*time.Microsecond))
+}
+
+func get(u string) (string, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// rss reads the resident set size from /proc (Linux); elsewhere it says so.
+func rss() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// checkLoopback refuses a target that is not on this machine: the load
+// generator must not load anyone else's server.
+func checkLoopback(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("-url %s: only loopback targets (127.0.0.1, ::1, localhost) are allowed", target)
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}

@@ -1,0 +1,307 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+)
+
+// adapterFiles are the files of an adapter version: PEFT's config and
+// weights, as lora.Save writes them.
+var adapterFiles = []string{lora.ConfigFile, lora.WeightsFile}
+
+// Version is one immutable version of a named adapter, as recorded in the
+// adapter index.
+type Version struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// Job is the job that trained it and Base its base model id.
+	Job  string `json:"job"`
+	Base string `json:"base"`
+	// Digests are the object store's digests of adapterFiles, by file name.
+	Digests map[string]string `json:"digests"`
+	Created time.Time         `json:"created"`
+}
+
+func latestKey(name string) string { return "latest." + name }
+func nextKey(name string) string   { return "next." + name }
+
+func versionObject(name string, version int, file string) string {
+	return fmt.Sprintf("%s/v%d/%s", name, version, file)
+}
+
+// allocateVersion returns a version number of name that no other call has
+// returned: one more than the last, by compare-and-set on next.NAME, whose
+// value is "N JOB" (the job that took N, so that a retried write whose
+// answer was lost is recognized as this job's).
+func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, error) {
+	for {
+		n, rev := 1, uint64(0)
+		e, err := kvGet(ctx, c.index, nextKey(name))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
+		default:
+			last, _, _ := strings.Cut(string(e.Value()), " ")
+			if n, err = strconv.Atoi(last); err != nil {
+				return 0, fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
+			}
+			n, rev = n+1, e.Revision()
+		}
+		_, err = casPut(ctx, c.index, nextKey(name), []byte(fmt.Sprintf("%d %s", n, job)), rev)
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// publishVersion uploads the adapter files in dir as version v.Version of
+// v.Name and points latest.NAME at it unless a later version is already
+// there.
+func (c *Client) publishVersion(ctx context.Context, dir string, v Version) error {
+	v.Digests = map[string]string{}
+	for _, f := range adapterFiles {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return fmt.Errorf("jobs: adapter %s v%d: %w", v.Name, v.Version, err)
+		}
+		info, err := putObject(ctx, c.files, versionObject(v.Name, v.Version, f), data)
+		if err != nil {
+			return fmt.Errorf("jobs: adapter %s v%d: uploading %s: %w", v.Name, v.Version, f, err)
+		}
+		v.Digests[f] = info.Digest
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("jobs: adapter %s v%d: %w", v.Name, v.Version, err)
+	}
+	for {
+		cur, rev, err := c.latest(ctx, v.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = casPut(ctx, c.index, latestKey(v.Name), js, 0)
+		case err != nil:
+			return err
+		case cur.Version >= v.Version:
+			return nil
+		default:
+			_, err = casPut(ctx, c.index, latestKey(v.Name), js, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("jobs: adapter %s v%d: updating the latest version: %w", v.Name, v.Version, err)
+		}
+	}
+}
+
+func (c *Client) latest(ctx context.Context, name string) (Version, uint64, error) {
+	e, err := kvGet(ctx, c.index, latestKey(name))
+	if err != nil {
+		return Version{}, 0, fmt.Errorf("jobs: adapter %s: %w", name, err)
+	}
+	var v Version
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return Version{}, 0, fmt.Errorf("jobs: adapter %s: index entry: %w", name, err)
+	}
+	return v, e.Revision(), nil
+}
+
+// ErrNoAdapter is returned (wrapped) for an adapter name with no version.
+var ErrNoAdapter = errors.New("no such adapter")
+
+// AdapterSource gives serving replicas the adapters the workers publish: it
+// downloads a version's files into a local cache directory (one
+// subdirectory per version, never changed once complete) and watches the
+// index for new versions. It is safe for concurrent use.
+type AdapterSource struct {
+	c   *Client
+	dir string
+}
+
+// Adapters returns an AdapterSource caching files under cacheDir.
+func (c *Client) Adapters(cacheDir string) *AdapterSource {
+	return &AdapterSource{c: c, dir: cacheDir}
+}
+
+// Latest returns the latest version of the adapter name; the error wraps
+// ErrNoAdapter when it has none.
+func (s *AdapterSource) Latest(ctx context.Context, name string) (Version, error) {
+	if err := checkAdapterName(name); err != nil {
+		return Version{}, err
+	}
+	v, _, err := s.c.latest(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Version{}, fmt.Errorf("jobs: adapter %q: %w", name, ErrNoAdapter)
+	}
+	return v, err
+}
+
+// List returns the latest version of every adapter.
+func (s *AdapterSource) List(ctx context.Context) ([]Version, error) {
+	keys, err := s.c.index.ListKeysFiltered(ctx, latestKey("*"))
+	if err != nil {
+		return nil, fmt.Errorf("jobs: listing adapters: %w", err)
+	}
+	var out []Version
+	for k := range keys.Keys() {
+		v, err := s.Latest(ctx, strings.TrimPrefix(k, "latest."))
+		if errors.Is(err, ErrNoAdapter) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Open downloads the latest version of the adapter name (unless cached) and
+// returns the directory holding its PEFT files, ready for lora.LoadFor.
+func (s *AdapterSource) Open(ctx context.Context, name string) (string, Version, error) {
+	v, err := s.Latest(ctx, name)
+	if err != nil {
+		return "", Version{}, err
+	}
+	dir, err := s.fetch(ctx, v.Name, v.Version)
+	return dir, v, err
+}
+
+// OpenVersion downloads version n of the adapter name (unless cached) and
+// returns its directory.
+func (s *AdapterSource) OpenVersion(ctx context.Context, name string, n int) (string, error) {
+	if err := checkAdapterName(name); err != nil {
+		return "", err
+	}
+	if n < 1 {
+		return "", fmt.Errorf("jobs: adapter %s: version %d: versions start at 1", name, n)
+	}
+	return s.fetch(ctx, name, n)
+}
+
+// Load opens the latest version of name and loads it for base.
+func (s *AdapterSource) Load(ctx context.Context, name string, base *model.Weights) (*lora.Adapter, Version, error) {
+	dir, v, err := s.Open(ctx, name)
+	if err != nil {
+		return nil, Version{}, err
+	}
+	a, err := lora.LoadFor(dir, base)
+	if err != nil {
+		return nil, Version{}, fmt.Errorf("jobs: adapter %s v%d: %w", name, v.Version, err)
+	}
+	return a, v, nil
+}
+
+// fetch makes cacheDir/NAME/vN hold the version's files. The files are
+// downloaded into a temporary directory renamed into place when complete,
+// so a directory that exists is whole; the object store checks each file's
+// digest as it is read.
+func (s *AdapterSource) fetch(ctx context.Context, name string, n int) (string, error) {
+	dir := filepath.Join(s.dir, name, fmt.Sprintf("v%d", n))
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("jobs: adapter cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".download-")
+	if err != nil {
+		return "", fmt.Errorf("jobs: adapter cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range adapterFiles {
+		data, err := getObject(ctx, s.c.files, versionObject(name, n, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(tmp, f), data, 0o644)
+		}
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return "", fmt.Errorf("jobs: adapter %s v%d: %s: %w", name, n, f, ErrNoAdapter)
+		}
+		if err != nil {
+			return "", fmt.Errorf("jobs: adapter %s v%d: downloading %s: %w", name, n, f, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another download of the same version won the race: its copy is
+		// as good as this one.
+		if _, serr := os.Stat(dir); serr == nil {
+			return dir, nil
+		}
+		return "", fmt.Errorf("jobs: adapter cache: %w", err)
+	}
+	return dir, nil
+}
+
+// Update reports a new latest version of an adapter (or, with Deleted, that
+// the name was removed).
+type Update struct {
+	Version
+	Deleted bool
+	// Initial marks the versions that existed when Watch started; the first
+	// Update without it (if any) is a change made since.
+	Initial bool
+}
+
+// Watch reports the latest version of every adapter, then every change to
+// a latest version, until ctx is done; then it closes the channel. A replica
+// that hot-loads adapters calls Open for each update of a name it serves.
+func (s *AdapterSource) Watch(ctx context.Context) (<-chan Update, error) {
+	w, err := s.c.index.Watch(ctx, latestKey("*"))
+	if err != nil {
+		return nil, fmt.Errorf("jobs: watching adapters: %w", err)
+	}
+	out := make(chan Update)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		initial := true
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok = <-w.Updates():
+			}
+			if !ok {
+				return
+			}
+			if e == nil { // the end of the initial values
+				initial = false
+				continue
+			}
+			u := Update{Initial: initial}
+			if e.Operation() != jetstream.KeyValuePut {
+				u.Deleted, u.Name = true, strings.TrimPrefix(e.Key(), "latest.")
+			} else if err := json.Unmarshal(e.Value(), &u.Version); err != nil {
+				continue // not written by this package
+			}
+			select {
+			case out <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}

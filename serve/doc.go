@@ -1,0 +1,23 @@
+// Package serve serves one base model and many LoRA adapters at once: the
+// engine of `golora serve`.
+//
+//   - Store (store.go) caches adapters from a Source (Dir: a directory of
+//     PEFT adapters by name) in memory bounded in bytes, least recently used
+//     first, with pinning; an unknown name is loaded on its first request,
+//     once however many ask; Load, Unload and Pin work while requests run,
+//     each running request keeping the version it started with. Adapters are
+//     held in float32 or, to halve their bytes, float16 (Precision).
+//   - Engine (engine.go) schedules requests with continuous batching: they
+//     join and leave the running batch between steps, prompts run in chunks
+//     beside the others' decoding, a KV-cache budget in positions makes
+//     requests wait instead of running out of memory, a cancelled request
+//     leaves at the next step, and each request samples with its own seeded
+//     random source.
+//   - Model (model.go) is the step the engine runs: BatchedModel runs all the
+//     rows as one infer.Batch step (each frozen product once for the batch,
+//     each adapter's term on its group of rows); PerRowModel runs each row on
+//     an infer.Generator, the reference.
+//   - Server (http.go) is the OpenAI-compatible HTTP API over an Engine, with
+//     streaming, limits, bearer-token auth and Prometheus Metrics
+//     (metrics.go).
+package serve

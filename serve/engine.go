@@ -1,0 +1,524 @@
+package serve
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golora/golora/model/infer"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// EngineOptions configures an Engine. The zero value of each field is the
+// default it documents.
+type EngineOptions struct {
+	// MaxRunning is the most requests in the running batch; 32 when zero.
+	MaxRunning int
+	// MaxStepTokens is the most tokens one step runs, decoded tokens and
+	// prompt chunks together; 256 when zero. It bounds how long a long
+	// prompt can hold up the others' next token.
+	MaxStepTokens int
+	// PrefillChunk is the most prompt tokens of one request in one step;
+	// 64 when zero.
+	PrefillChunk int
+	// KVTokens is the KV-cache budget in positions, summed over running
+	// requests, each counted for its prompt plus its maximum new tokens;
+	// MaxRunning × the model's context when zero. Requests that do not fit
+	// wait in the queue.
+	KVTokens int
+	// MaxQueue is the most requests waiting to run; Submit refuses more
+	// with ErrBusy. 1024 when zero.
+	MaxQueue int
+	// Observer, if not nil, is told about steps and requests (for metrics).
+	Observer Observer
+}
+
+// Observer receives the engine's measurements. Its methods are called from
+// the engine's goroutine and must return quickly.
+type Observer interface {
+	// Step reports a forward step over rows requests and tokens tokens.
+	Step(rows, tokens int, d time.Duration)
+	// Admitted reports a request entering the batch after waiting d.
+	Admitted(d time.Duration)
+	// FirstToken reports the time from Submit to a request's first token.
+	FirstToken(d time.Duration)
+	// Finished reports a request's end with its token counts.
+	Finished(adapter string, promptTokens, completionTokens int, reason infer.StopReason, err error)
+}
+
+// Errors Submit returns for requests it does not take.
+var (
+	ErrBusy           = errors.New("serve: too many requests waiting")
+	ErrClosed         = errors.New("serve: engine is shut down")
+	ErrInvalidRequest = errors.New("serve: invalid request")
+)
+
+// invalid returns an error wrapping ErrInvalidRequest.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+}
+
+// Request is one completion to run.
+type Request struct {
+	// Adapter names the adapter in the Store; empty for the base model.
+	Adapter string
+	// Prompt is the prompt's token ids, BOS included if the model expects
+	// it.
+	Prompt []int
+	// MaxTokens is the most tokens to generate; zero means until EOS or
+	// the model's context is full.
+	MaxTokens int
+	// Temperature, TopP choose the next token (infer.SamplerOptions);
+	// temperature 0 is greedy. Seed seeds the request's own random source,
+	// so a seeded request gives the same text whatever shares its batch.
+	Temperature, TopP float64
+	Seed              uint64
+	// Stop ends the generation at the first of these strings, which is
+	// left out of the text.
+	Stop []string
+}
+
+// Chunk is a piece of generated text as it is streamed.
+type Chunk struct {
+	Text   string
+	Tokens int // tokens generated so far
+}
+
+// Result is the outcome of a request.
+type Result struct {
+	Text             string
+	PromptTokens     int
+	CompletionTokens int
+	Reason           infer.StopReason // empty on error
+	Err              error            // why the request failed (its context's error when cancelled)
+	Queued           time.Duration    // from Submit to entering the batch
+	FirstToken       time.Duration    // from Submit to the first token
+}
+
+// Stream delivers a request's text as it is generated.
+type Stream struct {
+	// C receives the text as it comes and is closed when the request ends;
+	// it never blocks the engine (it holds room for every token).
+	C      <-chan Chunk
+	c      chan Chunk
+	done   chan struct{}
+	result Result
+}
+
+// Result waits for the request to end and returns its outcome.
+func (s *Stream) Result() Result {
+	<-s.done
+	return s.result
+}
+
+// Engine runs requests with continuous batching: requests join the batch
+// and leave it between steps, prompts are run in chunks, and each step is
+// one Model.Step over every running request whatever its adapter.
+type Engine struct {
+	m     Model
+	store *Store
+	tok   tokenizer.Tokenizer
+	opts  EngineOptions
+	obs   Observer
+
+	mu      sync.Mutex
+	queue   []*seq
+	closed  bool
+	wake    chan struct{} // buffered 1: something to do
+	stopped chan struct{} // closed when the loop has ended
+	abort   chan struct{} // closed by Shutdown when its context ends: cancel everything
+	kvUsed  int           // touched only by the loop
+	running []*seq        // touched only by the loop
+}
+
+// seq is the engine's state of one request.
+type seq struct {
+	ctx      context.Context
+	stopWake func() bool
+	req      Request
+	maxLen   int
+	handle   *Handle // nil for the base model
+	adapter  infer.Adapter
+	stream   *Stream
+	submit   time.Time
+
+	kv       Sequence
+	fed      int    // prompt tokens run
+	chunk    int    // prompt tokens in the step being planned
+	token    [1]int // the row of a decode step
+	next     int    // token to run next once the prompt is done, −1 before
+	logits   []float32
+	sampler  *infer.Sampler
+	dec      *tokenizer.StreamDecoder
+	out      stopText
+	produced int
+}
+
+// NewEngine starts an engine running m, with adapters from store (nil when
+// only the base is served) and tok to decode the output.
+func NewEngine(m Model, store *Store, tok tokenizer.Tokenizer, opts EngineOptions) (*Engine, error) {
+	if m == nil || tok == nil {
+		return nil, errors.New("serve: NewEngine: model or tokenizer is nil")
+	}
+	c := m.Weights().Config
+	if opts.MaxRunning <= 0 {
+		opts.MaxRunning = 32
+	}
+	if opts.MaxStepTokens <= 0 {
+		opts.MaxStepTokens = 256
+	}
+	if opts.PrefillChunk <= 0 {
+		opts.PrefillChunk = 64
+	}
+	if opts.KVTokens <= 0 {
+		opts.KVTokens = opts.MaxRunning * c.MaxSeqLen
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 1024
+	}
+	e := &Engine{
+		m: m, store: store, tok: tok, opts: opts, obs: opts.Observer,
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		abort:   make(chan struct{}),
+	}
+	go e.loop()
+	return e, nil
+}
+
+// Tokenizer returns the tokenizer of the model served.
+func (e *Engine) Tokenizer() tokenizer.Tokenizer { return e.tok }
+
+// Store returns the adapter store, nil when only the base is served.
+func (e *Engine) Store() *Store { return e.store }
+
+// MaxContext returns the most positions a request can use, prompt and
+// generated tokens together.
+func (e *Engine) MaxContext() int {
+	return min(e.m.Weights().Config.MaxSeqLen, e.opts.KVTokens)
+}
+
+// Submit checks req, takes a reference to its adapter (loading it if
+// needed) and queues it. The request runs until it ends or ctx is done;
+// cancelling ctx frees its place in the batch at the next step.
+func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
+	maxLen, err := e.check(&req)
+	if err != nil {
+		return nil, err
+	}
+	s := &seq{ctx: ctx, req: req, maxLen: maxLen, next: -1, submit: time.Now()}
+	s.sampler, err = infer.NewSampler(infer.SamplerOptions{
+		Temperature: req.Temperature, TopP: req.TopP,
+		Rand: rand.New(rand.NewPCG(req.Seed, 0x5eed)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if req.Adapter != "" {
+		if e.store == nil {
+			return nil, fmt.Errorf("%w %q: this server has no adapters", ErrUnknownAdapter, req.Adapter)
+		}
+		if s.handle, err = e.store.Acquire(ctx, req.Adapter); err != nil {
+			return nil, err
+		}
+		s.adapter = s.handle.Adapter()
+	}
+	ch := make(chan Chunk, maxLen-len(req.Prompt)+1)
+	s.stream = &Stream{C: ch, c: ch, done: make(chan struct{})}
+	s.out.stops = req.Stop
+	s.stopWake = context.AfterFunc(ctx, e.poke)
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		err = ErrClosed
+	case len(e.queue) >= e.opts.MaxQueue:
+		err = ErrBusy
+	default:
+		e.queue = append(e.queue, s)
+	}
+	e.mu.Unlock()
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	e.poke()
+	return s.stream, nil
+}
+
+// check validates req and returns the KV positions it needs, setting
+// MaxTokens when zero.
+func (e *Engine) check(req *Request) (int, error) {
+	c := e.m.Weights().Config
+	limit := e.MaxContext()
+	switch {
+	case len(req.Prompt) == 0:
+		return 0, invalid("empty prompt")
+	case len(req.Prompt) >= limit:
+		return 0, invalid("the prompt has %d tokens; the context holds %d positions, prompt and completion together", len(req.Prompt), limit)
+	case req.MaxTokens < 0:
+		return 0, invalid("max tokens %d is negative", req.MaxTokens)
+	}
+	for i, t := range req.Prompt {
+		if t < 0 || t >= c.VocabSize {
+			return 0, invalid("prompt token %d (index %d) is outside the vocabulary [0, %d)", t, i, c.VocabSize)
+		}
+	}
+	for i, s := range req.Stop {
+		if s == "" {
+			return 0, invalid("stop string %d is empty", i)
+		}
+	}
+	if req.MaxTokens == 0 || len(req.Prompt)+req.MaxTokens > limit {
+		req.MaxTokens = limit - len(req.Prompt)
+	}
+	return len(req.Prompt) + req.MaxTokens, nil
+}
+
+// poke wakes the loop.
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops taking requests and waits for those queued or running to
+// finish; when ctx ends first, it cancels them and waits for the loop to
+// stop.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+	}
+	e.mu.Unlock()
+	e.poke()
+	select {
+	case <-e.stopped:
+		return nil
+	case <-ctx.Done():
+	}
+	select {
+	case <-e.abort:
+	default:
+		close(e.abort)
+	}
+	e.poke()
+	<-e.stopped
+	return ctx.Err()
+}
+
+// loop is the scheduler: between steps it drops cancelled requests, admits
+// queued ones while the batch and the KV budget have room, then runs one step
+// of decoded tokens first and prompt chunks with the tokens left.
+func (e *Engine) loop() {
+	defer close(e.stopped)
+	var rows []Row
+	var owners []*seq
+	for {
+		aborted := false
+		select {
+		case <-e.abort:
+			aborted = true
+		default:
+		}
+		e.mu.Lock()
+		closed := e.closed
+		if aborted {
+			for _, s := range e.queue {
+				e.finish(s, "", fmt.Errorf("serve: shut down: %w", context.Canceled))
+			}
+			e.queue = nil
+		}
+		e.mu.Unlock()
+		e.running = slices.DeleteFunc(e.running, func(s *seq) bool {
+			if err := s.ctx.Err(); err != nil || aborted {
+				if err == nil {
+					err = fmt.Errorf("serve: shut down: %w", context.Canceled)
+				}
+				e.finish(s, "", err)
+				return true
+			}
+			return false
+		})
+		e.admit()
+		if len(e.running) == 0 {
+			e.mu.Lock()
+			idle := len(e.queue) == 0
+			e.mu.Unlock()
+			if closed && idle {
+				return
+			}
+			<-e.wake
+			continue
+		}
+		rows, owners = e.plan(rows[:0], owners[:0])
+		start := time.Now()
+		err := e.m.Step(rows)
+		if e.obs != nil {
+			n := 0
+			for _, r := range rows {
+				n += len(r.Tokens)
+			}
+			e.obs.Step(len(rows), n, time.Since(start))
+		}
+		if err != nil {
+			for _, s := range owners {
+				e.finish(s, "", err)
+			}
+			e.running = slices.DeleteFunc(e.running, func(s *seq) bool { return slices.Contains(owners, s) })
+			continue
+		}
+		for i, s := range owners {
+			if rows[i].Logits != nil {
+				e.emit(s)
+			}
+		}
+		e.running = slices.DeleteFunc(e.running, func(s *seq) bool { return s.kv == nil })
+	}
+}
+
+// admit moves queued requests into the batch in order while there is room;
+// cancelled ones are dropped.
+func (e *Engine) admit() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for len(e.queue) > 0 {
+		s := e.queue[0]
+		if err := s.ctx.Err(); err != nil {
+			e.queue = e.queue[1:]
+			e.finish(s, "", err)
+			continue
+		}
+		if len(e.running) >= e.opts.MaxRunning || e.kvUsed+s.maxLen > e.opts.KVTokens {
+			return
+		}
+		e.queue = e.queue[1:]
+		kv, err := e.m.NewSequence(s.maxLen)
+		if err != nil {
+			e.finish(s, "", err)
+			continue
+		}
+		s.kv = kv
+		s.logits = make([]float32, e.m.Weights().Config.VocabSize)
+		e.kvUsed += s.maxLen
+		s.stream.result.Queued = time.Since(s.submit)
+		if e.obs != nil {
+			e.obs.Admitted(s.stream.result.Queued)
+		}
+		e.running = append(e.running, s)
+	}
+}
+
+// plan lays out the next step: one row per decoding request, then prompt
+// chunks in order of arrival with the step's remaining tokens. Rows are
+// grouped by adapter so that a batched model finds each group together.
+func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
+	budget := e.opts.MaxStepTokens
+	for _, s := range e.running {
+		if s.next >= 0 && budget > 0 {
+			owners = append(owners, s)
+			budget--
+		}
+	}
+	for _, s := range e.running {
+		if s.next < 0 && budget > 0 {
+			s.chunk = min(e.opts.PrefillChunk, len(s.req.Prompt)-s.fed, budget)
+			budget -= s.chunk
+			owners = append(owners, s)
+		}
+	}
+	slices.SortStableFunc(owners, func(a, b *seq) int { return cmp.Compare(a.req.Adapter, b.req.Adapter) })
+	for _, s := range owners {
+		r := Row{Seq: s.kv, Adapter: s.adapter}
+		if s.next >= 0 {
+			s.token[0] = s.next
+			r.Tokens = s.token[:]
+			r.Logits = s.logits
+		} else {
+			r.Tokens = s.req.Prompt[s.fed : s.fed+s.chunk]
+			s.fed += s.chunk
+			if s.fed == len(s.req.Prompt) {
+				r.Logits = s.logits
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows, owners
+}
+
+// emit samples the next token of s from its logits and streams its text,
+// ending the request at EOS, a stop string or its token limit.
+func (e *Engine) emit(s *seq) {
+	id, err := s.sampler.Sample(s.logits)
+	if err != nil {
+		e.finish(s, "", fmt.Errorf("serve: position %d: %w", s.kv.Pos(), err))
+		return
+	}
+	if s.dec == nil {
+		s.dec = tokenizer.NewStreamDecoder(e.tok)
+		s.dec.Prime(s.req.Prompt)
+		s.stream.result.FirstToken = time.Since(s.submit)
+		if e.obs != nil {
+			e.obs.FirstToken(s.stream.result.FirstToken)
+		}
+	}
+	if eos, bos := e.tok.EOS(), e.tok.BOS(); (eos >= 0 && id == eos) || (bos >= 0 && id == bos) {
+		e.finish(s, infer.StopEOS, nil)
+		return
+	}
+	s.produced++
+	text, stopped := s.out.add(s.dec.Next(id))
+	if text != "" {
+		s.stream.c <- Chunk{Text: text, Tokens: s.produced}
+	}
+	switch {
+	case stopped:
+		e.finish(s, infer.StopString, nil)
+	case s.produced >= s.req.MaxTokens:
+		e.finish(s, infer.StopLength, nil)
+	default:
+		s.next = id
+	}
+}
+
+// finish ends s with reason or err, frees its KV cache and adapter reference
+// and closes its stream.
+func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
+	if err == nil && reason != infer.StopString {
+		if s.dec != nil {
+			if rest := s.out.flush(s.dec.Flush()); rest != "" {
+				s.stream.c <- Chunk{Text: rest, Tokens: s.produced}
+			}
+		}
+	}
+	if s.kv != nil {
+		s.kv.Close()
+		s.kv = nil
+		e.kvUsed -= s.maxLen
+	}
+	s.release()
+	res := &s.stream.result
+	res.Text = s.out.text.String()
+	res.PromptTokens = len(s.req.Prompt)
+	res.CompletionTokens = s.produced
+	res.Reason, res.Err = reason, err
+	if e.obs != nil {
+		e.obs.Finished(s.req.Adapter, res.PromptTokens, res.CompletionTokens, reason, err)
+	}
+	close(s.stream.c)
+	close(s.stream.done)
+}
+
+func (s *seq) release() {
+	if s.handle != nil {
+		s.handle.Release()
+	}
+	if s.stopWake != nil {
+		s.stopWake()
+	}
+}

@@ -1,0 +1,578 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/golora/golora/model/chat"
+
+	"github.com/golora/golora/model/infer"
+)
+
+// ServerOptions configures a Server. The zero value of each field is the
+// default it documents.
+type ServerOptions struct {
+	// BaseName is the model name of the base model in requests and in
+	// /v1/models; "base" when empty. Any other name is an adapter.
+	BaseName string
+	// MaxBodyBytes bounds a request body; 1 MiB when zero.
+	MaxBodyBytes int64
+	// MaxPromptTokens bounds a prompt; the engine's context when zero.
+	MaxPromptTokens int
+	// MaxTokens bounds max_tokens; 1024 when zero.
+	MaxTokens int
+	// MaxConcurrent bounds the completions being served at once (queued or
+	// running); more get 429. 256 when zero.
+	MaxConcurrent int
+	// Timeout bounds a completion, queueing included; 5 minutes when zero.
+	Timeout time.Duration
+	// APIKey, when set, is the bearer token every request but /health must
+	// carry.
+	APIKey string
+	// Chat, when set, enables /v1/chat/completions: the messages are
+	// rendered with this template (with the generation prompt) and the text
+	// is the prompt, without a BOS of the server's own (templates write
+	// theirs).
+	Chat *chat.Template
+	// Logger receives a line per request; slog.Default() when nil.
+	Logger *slog.Logger
+	// Metrics, when set, is served at /metrics and counts requests.
+	Metrics *Metrics
+}
+
+// Server is the OpenAI-compatible HTTP API over an Engine:
+//
+//	POST /v1/completions            (streaming with server-sent events)
+//	POST /v1/chat/completions       (when ServerOptions.Chat is set)
+//	GET  /v1/models                 the base and the adapters known to the store
+//	GET  /v1/adapters               the adapters in the cache
+//	POST /v1/adapters/{name}/load   load or reload an adapter
+//	POST /v1/adapters/{name}/unload drop it from the cache
+//	GET  /metrics, GET /health
+type Server struct {
+	e    *Engine
+	opts ServerOptions
+	log  *slog.Logger
+	mux  *http.ServeMux
+	sem  chan struct{}
+}
+
+// NewServer returns the HTTP API of e.
+func NewServer(e *Engine, opts ServerOptions) *Server {
+	if opts.BaseName == "" {
+		opts.BaseName = "base"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxPromptTokens <= 0 {
+		opts.MaxPromptTokens = e.MaxContext()
+	}
+	if opts.MaxTokens <= 0 {
+		opts.MaxTokens = 1024
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 256
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	s := &Server{e: e, opts: opts, log: opts.Logger, mux: http.NewServeMux(), sem: make(chan struct{}, opts.MaxConcurrent)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.mux.HandleFunc("POST /v1/completions", s.completions)
+	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /v1/adapters", s.adapters)
+	s.mux.HandleFunc("POST /v1/adapters/{name}/load", s.loadAdapter)
+	s.mux.HandleFunc("POST /v1/adapters/{name}/unload", s.unloadAdapter)
+	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if opts.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics.Registry(), promhttp.HandlerOpts{}))
+	}
+	return s
+}
+
+// ServeHTTP checks the bearer token, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	if s.opts.APIKey != "" && r.URL.Path != "/health" && !s.authorized(r) {
+		rec.Header().Set("WWW-Authenticate", `Bearer realm="golora"`)
+		writeError(rec, http.StatusUnauthorized, "authentication_error", "missing or wrong bearer token (Authorization: Bearer <key>)")
+	} else {
+		s.mux.ServeHTTP(rec, r)
+	}
+	if s.opts.Metrics != nil {
+		path := r.URL.Path
+		if strings.HasPrefix(path, "/v1/adapters/") {
+			path = "/v1/adapters/{name}"
+		} else if _, pattern := s.mux.Handler(r); pattern == "" {
+			path = "other"
+		}
+		s.opts.Metrics.request(path, rec.code)
+	}
+	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start), "remote", r.RemoteAddr)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.APIKey)) == 1
+}
+
+// statusWriter remembers the status code written, for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// apiError is an error with the HTTP status and OpenAI error type it maps to.
+type apiError struct {
+	status int
+	typ    string
+	param  string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(param, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, msg: fmt.Sprintf(format, args...)}
+}
+
+// writeError writes OpenAI's error body.
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	writeAPIError(w, &apiError{status: status, typ: typ, msg: msg})
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	body := map[string]any{"error": map[string]any{
+		"message": e.msg, "type": e.typ, "param": nullable(e.param), "code": nil,
+	}}
+	writeJSON(w, e.status, body)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// toAPIError maps an engine or store error to its HTTP status.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, ErrUnknownAdapter):
+		return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", msg: err.Error()}
+	case errors.Is(err, ErrBusy):
+		return &apiError{status: http.StatusTooManyRequests, typ: "rate_limit_error", msg: err.Error()}
+	case errors.Is(err, ErrClosed):
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", msg: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &apiError{status: http.StatusGatewayTimeout, typ: "timeout_error", msg: err.Error()}
+	case errors.Is(err, ErrInvalidRequest):
+		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: err.Error()}
+	case errors.As(err, new(*AdapterError)):
+		// A broken or misfit adapter is the caller's choice of model, not
+		// a server failure.
+		return &apiError{status: http.StatusUnprocessableEntity, typ: "invalid_request_error", param: "model", msg: err.Error()}
+	}
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: err.Error()}
+}
+
+// stringList is a JSON string or array of strings.
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*l = stringList{s}
+		return nil
+	}
+	var v []string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errors.New("want a string or an array of strings")
+	}
+	*l = v
+	return nil
+}
+
+// completionRequest is the body of /v1/completions and, with Messages, of
+// /v1/chat/completions. Fields the server does not implement are refused
+// when set to anything but their default, rather than ignored.
+type completionRequest struct {
+	Model         string          `json:"model"`
+	Prompt        *stringList     `json:"prompt"`
+	Messages      []chat.Message  `json:"messages"`
+	MaxTokens     *int            `json:"max_tokens"`
+	MaxCompletion *int            `json:"max_completion_tokens"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	Seed          *int64          `json:"seed"`
+	Stop          *stringList     `json:"stop"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *streamOptions  `json:"stream_options"`
+	N             *int            `json:"n"`
+	Echo          bool            `json:"echo"`
+	Logprobs      json.RawMessage `json:"logprobs"`
+	BestOf        *int            `json:"best_of"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// decode reads and checks the body of a completion request.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*completionRequest, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", msg: fmt.Sprintf("request body larger than %d bytes", s.opts.MaxBodyBytes)}
+		}
+		return nil, badRequest("", "reading the request body: %v", err)
+	}
+	var req completionRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, badRequest("", "request body is not valid JSON for this endpoint: %v", err)
+	}
+	switch {
+	case req.Model == "":
+		return nil, badRequest("model", "model is required: %q for the base model or an adapter's name", s.opts.BaseName)
+	case !chat && (req.Prompt == nil || len(*req.Prompt) != 1):
+		return nil, badRequest("prompt", "prompt must be one string (batches of prompts are not supported; send one request each)")
+	case chat && len(req.Messages) == 0:
+		return nil, badRequest("messages", "messages must hold at least one message")
+	case req.N != nil && *req.N != 1:
+		return nil, badRequest("n", "n must be 1")
+	case req.BestOf != nil && *req.BestOf != 1:
+		return nil, badRequest("best_of", "best_of must be 1")
+	case req.Echo:
+		return nil, badRequest("echo", "echo is not supported")
+	case len(req.Logprobs) > 0 && !bytes.Equal(req.Logprobs, []byte("null")) && !bytes.Equal(req.Logprobs, []byte("false")):
+		return nil, badRequest("logprobs", "logprobs are not supported")
+	case req.Temperature != nil && !(*req.Temperature >= 0 && *req.Temperature <= 2):
+		return nil, badRequest("temperature", "temperature %v must be in [0, 2]", *req.Temperature)
+	case req.TopP != nil && !(*req.TopP > 0 && *req.TopP <= 1):
+		return nil, badRequest("top_p", "top_p %v must be in (0, 1]", *req.TopP)
+	case req.Stop != nil && len(*req.Stop) > 4:
+		return nil, badRequest("stop", "at most 4 stop strings, got %d", len(*req.Stop))
+	}
+	if req.MaxTokens == nil {
+		req.MaxTokens = req.MaxCompletion
+	}
+	if req.MaxTokens != nil && (*req.MaxTokens < 1 || *req.MaxTokens > s.opts.MaxTokens) {
+		return nil, badRequest("max_tokens", "max_tokens %d must be in [1, %d]", *req.MaxTokens, s.opts.MaxTokens)
+	}
+	if req.Stop != nil {
+		for i, st := range *req.Stop {
+			if st == "" {
+				return nil, badRequest("stop", "stop string %d is empty", i)
+			}
+		}
+	}
+	return &req, nil
+}
+
+// engineRequest turns a checked request with its prompt text into an engine
+// request.
+func (s *Server) engineRequest(req *completionRequest, prompt string, chat bool) (Request, *apiError) {
+	tok := s.e.Tokenizer()
+	ids := tok.Encode(prompt)
+	if len(ids) == 0 && chat {
+		return Request{}, badRequest("messages", "the rendered conversation is empty")
+	}
+	if bos := tok.BOS(); bos >= 0 && !chat {
+		ids = append([]int{bos}, ids...)
+	}
+	if len(ids) > s.opts.MaxPromptTokens {
+		return Request{}, badRequest("prompt", "the prompt has %d tokens, more than the %d allowed", len(ids), s.opts.MaxPromptTokens)
+	}
+	if len(ids) >= s.e.MaxContext() {
+		return Request{}, badRequest("prompt", "the prompt has %d tokens; the model's context holds %d, prompt and completion together", len(ids), s.e.MaxContext())
+	}
+	er := Request{Prompt: ids, Temperature: 1, TopP: 1, MaxTokens: 16}
+	if req.Model != s.opts.BaseName {
+		er.Adapter = req.Model
+	}
+	if req.MaxTokens != nil {
+		er.MaxTokens = *req.MaxTokens
+	}
+	if req.Temperature != nil {
+		er.Temperature = *req.Temperature
+	}
+	if req.TopP != nil {
+		er.TopP = *req.TopP
+	}
+	if req.Seed != nil {
+		er.Seed = uint64(*req.Seed)
+	} else {
+		var b [8]byte
+		rand.Read(b[:])
+		er.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	if req.Stop != nil {
+		er.Stop = *req.Stop
+	}
+	return er, nil
+}
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	req, aerr := s.decode(w, r, false)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	s.run(w, r, req, (*req.Prompt)[0], false)
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Chat == nil {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "this model has no chat template; use /v1/completions")
+		return
+	}
+	req, aerr := s.decode(w, r, true)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	prompt, err := s.opts.Chat.Render(req.Messages, chat.RenderOptions{AddGenerationPrompt: true})
+	if err != nil {
+		writeAPIError(w, badRequest("messages", "%v", err))
+		return
+	}
+	s.run(w, r, req, prompt, true)
+}
+
+// run submits the request and writes the response, streamed or whole.
+func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequest, prompt string, chat bool) {
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("more than %d requests in progress; retry later", s.opts.MaxConcurrent))
+		return
+	}
+	er, aerr := s.engineRequest(req, prompt, chat)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
+	defer cancel()
+	stream, err := s.e.Submit(ctx, er)
+	if err != nil {
+		writeAPIError(w, toAPIError(err))
+		return
+	}
+	id := newID(chat)
+	created := time.Now().Unix()
+	obj := "text_completion"
+	if chat {
+		obj = "chat.completion"
+	}
+	if !req.Stream {
+		res := stream.Result()
+		if res.Err != nil {
+			writeAPIError(w, toAPIError(res.Err))
+			return
+		}
+		choice := map[string]any{"index": 0, "finish_reason": finishReason(res.Reason), "logprobs": nil}
+		if chat {
+			choice["message"] = map[string]any{"role": "assistant", "content": res.Text}
+		} else {
+			choice["text"] = res.Text
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": id, "object": obj, "created": created, "model": req.Model,
+			"choices": []any{choice}, "usage": usage(res),
+		})
+		s.log.Debug("completion", "model", req.Model, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "queued", res.Queued, "ttft", res.FirstToken)
+		return
+	}
+	if chat {
+		obj = "chat.completion.chunk"
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	chunk := func(text string, finish any, first bool) map[string]any {
+		c := map[string]any{"index": 0, "finish_reason": finish, "logprobs": nil}
+		if chat {
+			delta := map[string]any{}
+			if first {
+				delta["role"] = "assistant"
+			}
+			if text != "" || first {
+				delta["content"] = text
+			}
+			c["delta"] = delta
+		} else {
+			c["text"] = text
+		}
+		return map[string]any{"id": id, "object": obj, "created": created, "model": req.Model, "choices": []any{c}}
+	}
+	if chat {
+		send(chunk("", nil, true))
+	}
+	for c := range stream.C {
+		send(chunk(c.Text, nil, false))
+	}
+	res := stream.Result()
+	if res.Err != nil {
+		// The status line is gone; an error event is all a client can get.
+		ae := toAPIError(res.Err)
+		send(map[string]any{"error": map[string]any{"message": ae.msg, "type": ae.typ, "code": nil, "param": nil}})
+		return
+	}
+	send(chunk("", finishReason(res.Reason), false))
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		send(map[string]any{"id": id, "object": obj, "created": created, "model": req.Model, "choices": []any{}, "usage": usage(res)})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+}
+
+func usage(res Result) map[string]int {
+	return map[string]int{
+		"prompt_tokens": res.PromptTokens, "completion_tokens": res.CompletionTokens,
+		"total_tokens": res.PromptTokens + res.CompletionTokens,
+	}
+}
+
+// finishReason is OpenAI's name for why generation ended.
+func finishReason(r infer.StopReason) string {
+	if r == infer.StopLength {
+		return "length"
+	}
+	return "stop"
+}
+
+func newID(chat bool) string {
+	var b [12]byte
+	rand.Read(b[:])
+	prefix := "cmpl-"
+	if chat {
+		prefix = "chatcmpl-"
+	}
+	return fmt.Sprintf("%s%x", prefix, b)
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	names := []string{s.opts.BaseName}
+	if st := s.e.Store(); st != nil {
+		more, err := st.Names(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "server_error", err.Error())
+			return
+		}
+		names = append(names, more...)
+	}
+	data := make([]any, 0, len(names))
+	for i, n := range names {
+		owner := "adapter"
+		if i == 0 {
+			owner = "base"
+		}
+		data = append(data, map[string]any{"id": n, "object": "model", "created": 0, "owned_by": owner})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) adapters(w http.ResponseWriter, _ *http.Request) {
+	st := s.e.Store()
+	if st == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"adapters": []any{}})
+		return
+	}
+	list := make([]any, 0)
+	for _, c := range st.Cached() {
+		list = append(list, map[string]any{"name": c.Name, "bytes": c.Bytes, "in_use": c.InUse, "pinned": c.Pinned})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"adapters": list, "bytes": st.Used()})
+}
+
+func (s *Server) loadAdapter(w http.ResponseWriter, r *http.Request) {
+	st := s.e.Store()
+	name := r.PathValue("name")
+	if st == nil {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "this server has no adapter store")
+		return
+	}
+	pin := r.URL.Query().Get("pin") == "true"
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
+	defer cancel()
+	err := st.Load(ctx, name)
+	if err == nil && pin {
+		err = st.Pin(ctx, name)
+	}
+	if err != nil {
+		writeAPIError(w, toAPIError(err))
+		return
+	}
+	s.log.Info("adapter loaded", "adapter", name, "pinned", pin)
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "loaded": true, "pinned": pin})
+}
+
+func (s *Server) unloadAdapter(w http.ResponseWriter, r *http.Request) {
+	st := s.e.Store()
+	name := r.PathValue("name")
+	if st == nil || !st.Unload(name) {
+		writeError(w, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("adapter %q is not loaded", name))
+		return
+	}
+	s.log.Info("adapter unloaded", "adapter", name)
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "loaded": false})
+}
+
+func isCancel(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,156 @@
+package serve
+
+import (
+	"fmt"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
+)
+
+// Model runs the forward passes of the engine: a step takes every running
+// request one step further at once, each with its own KV cache and adapter.
+// The engine calls it from one goroutine.
+type Model interface {
+	// Weights returns the base model.
+	Weights() *model.Weights
+	// NewSequence returns an empty KV cache for one request, holding up to
+	// maxLen positions.
+	NewSequence(maxLen int) (Sequence, error)
+	// Step runs each row's tokens at the next positions of its sequence,
+	// adding the row's adapter term (none when Adapter is nil) at every
+	// linear layer, and writes into each non-nil Logits [VocabSize] the
+	// logits that predict the token after the row's last one. The rows name
+	// distinct sequences.
+	Step(rows []Row) error
+}
+
+// Sequence is the KV cache of one request.
+type Sequence interface {
+	// Pos returns the number of positions filled.
+	Pos() int
+	// Close frees the cache; the sequence is not used afterwards.
+	Close()
+}
+
+// Row is one request's part of a step: a chunk of its prompt or the token it
+// generated last.
+type Row struct {
+	Seq     Sequence
+	Tokens  []int
+	Adapter infer.Adapter // nil for the base model
+	Logits  []float32     // nil when the logits are not needed (a prompt chunk that is not the last)
+}
+
+// PerRowModel runs a step row by row, each sequence on a infer.Generator of
+// its own: correct, but every row reads all the base weights again. It is the
+// reference a batched Model is checked against.
+type PerRowModel struct {
+	w     *model.Weights
+	chunk int
+}
+
+// NewPerRowModel returns a PerRowModel on w that processes prompt chunks of up
+// to chunk tokens (infer.DefaultPrefillBatch when zero).
+func NewPerRowModel(w *model.Weights, chunk int) *PerRowModel {
+	if chunk <= 0 {
+		chunk = infer.DefaultPrefillBatch
+	}
+	return &PerRowModel{w: w, chunk: chunk}
+}
+
+// Weights returns the base model.
+func (m *PerRowModel) Weights() *model.Weights { return m.w }
+
+// NewSequence returns a Generator-backed sequence.
+func (m *PerRowModel) NewSequence(maxLen int) (Sequence, error) {
+	s := &generatorSeq{}
+	g, err := infer.NewGenerator(m.w, infer.GeneratorOptions{MaxLen: maxLen, PrefillBatch: min(m.chunk, maxLen), Adapter: &s.delta})
+	if err != nil {
+		return nil, err
+	}
+	s.g = g
+	return s, nil
+}
+
+// Step runs the rows one after the other.
+func (m *PerRowModel) Step(rows []Row) error {
+	for i, r := range rows {
+		s, ok := r.Seq.(*generatorSeq)
+		if !ok {
+			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
+		}
+		s.delta.d = r.Adapter
+		logits, err := s.g.Prefill(r.Tokens)
+		s.delta.d = nil
+		if err != nil {
+			return fmt.Errorf("serve: row %d: %w", i, err)
+		}
+		copy(r.Logits, logits)
+	}
+	return nil
+}
+
+type generatorSeq struct {
+	g     *infer.Generator
+	delta swapDelta
+}
+
+func (s *generatorSeq) Pos() int { return s.g.Pos() }
+func (s *generatorSeq) Close()   {}
+
+// swapDelta forwards to the adapter of the row being run.
+type swapDelta struct{ d infer.Adapter }
+
+func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
+	if s.d == nil {
+		return nil
+	}
+	return s.d.AddDelta(lin, y, x, n)
+}
+
+// BatchedModel runs each step as one infer.Batch step: every frozen linear
+// layer is multiplied once over all the rows, each adapter's term is applied
+// to its group of rows (the engine orders rows by adapter), attention is per
+// row against its own KV cache.
+type BatchedModel struct {
+	b    *infer.Batch
+	rows []infer.BatchRow
+}
+
+// NewBatchedModel returns a BatchedModel on w.
+func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
+	b, err := infer.NewBatch(w)
+	if err != nil {
+		return nil, err
+	}
+	return &BatchedModel{b: b}, nil
+}
+
+// Weights returns the base model.
+func (m *BatchedModel) Weights() *model.Weights { return m.b.Weights() }
+
+// NewSequence allocates a KV cache of maxLen positions.
+func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
+	s, err := m.b.NewSequence(maxLen)
+	if err != nil {
+		return nil, err
+	}
+	return batchSeq{s}, nil
+}
+
+// Step runs the rows as one batch.
+func (m *BatchedModel) Step(rows []Row) error {
+	m.rows = m.rows[:0]
+	for i, r := range rows {
+		s, ok := r.Seq.(batchSeq)
+		if !ok {
+			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
+		}
+		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
+	}
+	return m.b.Step(m.rows)
+}
+
+type batchSeq struct{ *infer.Sequence }
+
+func (batchSeq) Close() {}

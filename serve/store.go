@@ -1,0 +1,477 @@
+package serve
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+)
+
+// Source finds LoRA adapters by name: a directory, an object store, a
+// database. Its methods must be safe for concurrent use.
+type Source interface {
+	// Load reads the named adapter. An unknown name is an error wrapping
+	// ErrUnknownAdapter.
+	Load(ctx context.Context, name string) (*lora.Adapter, error)
+	// Names lists the adapters the source holds.
+	Names(ctx context.Context) ([]string, error)
+}
+
+// ErrUnknownAdapter is wrapped by the errors for a name no source holds.
+var ErrUnknownAdapter = errors.New("serve: unknown adapter")
+
+// Dir is a Source reading PEFT adapters (adapter_config.json and
+// adapter_model.safetensors, as lora.Save writes them) from the
+// subdirectories of a directory: adapter "acme" is the directory Dir/acme.
+type Dir string
+
+// Load reads the adapter in the subdirectory name.
+func (d Dir) Load(_ context.Context, name string) (*lora.Adapter, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(string(d), name)
+	if _, err := os.Stat(filepath.Join(dir, lora.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %q (no %s in %s)", ErrUnknownAdapter, name, lora.ConfigFile, dir)
+	}
+	return lora.Load(dir)
+}
+
+// Names lists the subdirectories holding an adapter_config.json, sorted.
+func (d Dir) Names(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(string(d))
+	if err != nil {
+		return nil, fmt.Errorf("serve: adapter directory: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() || checkName(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(string(d), e.Name(), lora.ConfigFile)); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// checkName refuses names that are not a single plain path element, so a
+// request cannot read outside the adapter directory.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("serve: adapter name %q is not valid", name)
+	case len(name) > 200:
+		return fmt.Errorf("serve: adapter name of %d bytes is too long (at most 200)", len(name))
+	case strings.ContainsAny(name, `/\:`) || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return fmt.Errorf("serve: adapter name %q holds a path separator or control character", name)
+	}
+	return nil
+}
+
+// StoreOptions configures a Store.
+type StoreOptions struct {
+	// MaxBytes bounds the memory of the cached adapters' matrices; zero
+	// means 1 GiB. Adapters in use by running requests are never evicted;
+	// a request whose adapter does not fit waits until one is released.
+	MaxBytes int64
+	// Precision is how cached adapters hold their matrices.
+	Precision Precision
+	// Events, if not nil, is told about hits, misses, loads and evictions
+	// (for metrics). It is called with no lock held.
+	Events func(StoreEvent)
+}
+
+// StoreEvent is what happened in a Store.
+type StoreEvent struct {
+	Kind    string // "hit", "miss", "evict", "load_error"
+	Adapter string
+	Err     error // for "load_error"
+}
+
+// Store is an in-memory cache of adapters for one base model in front of a
+// Source, bounded in bytes with least-recently-used eviction. Acquire loads an
+// unknown name on first use, once however many requests ask for it at the same
+// time; an adapter that fails to load or does not fit the base is refused with
+// its error and is not cached, so the next request tries again. Load, Unload
+// and Pin work while requests are running: a running request holds a
+// reference to the adapter it started with, which is never evicted or changed
+// under it. Its methods are safe for concurrent use.
+type Store struct {
+	src  Source
+	base *model.Weights
+	opts StoreOptions
+
+	mu       sync.Mutex
+	entries  map[string]*entry // the current version of each cached adapter
+	lru      *list.List        // unreferenced, unpinned current entries; front is the most recent
+	loading  map[string]*flight
+	used     int64         // bytes of every entry still referenced or cached, replaced ones included
+	released chan struct{} // closed and replaced when bytes may have become free
+}
+
+// entry is one loaded version of an adapter.
+type entry struct {
+	ad      *Adapter
+	refs    int
+	pinned  bool
+	current bool          // still the version entries maps to
+	elem    *list.Element // in lru when refs == 0, !pinned and current
+}
+
+// flight is a load in progress that later requests for the name wait on.
+type flight struct {
+	done chan struct{}
+	e    *entry
+	err  error
+}
+
+// NewStore returns an empty Store of adapters from src checked against base.
+func NewStore(src Source, base *model.Weights, opts StoreOptions) *Store {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 30
+	}
+	return &Store{
+		src: src, base: base, opts: opts,
+		entries:  make(map[string]*entry),
+		lru:      list.New(),
+		loading:  make(map[string]*flight),
+		released: make(chan struct{}),
+	}
+}
+
+// Handle is a reference to a cached adapter, held while a request uses it.
+type Handle struct {
+	s    *Store
+	e    *entry
+	once sync.Once
+}
+
+// Adapter returns the adapter the handle refers to.
+func (h *Handle) Adapter() *Adapter { return h.e.ad }
+
+// Release gives the reference back; the adapter may then be evicted. Calls
+// after the first do nothing.
+func (h *Handle) Release() { h.once.Do(func() { h.s.release(h.e) }) }
+
+// Acquire returns a reference to the named adapter, loading it if it is not
+// cached. It waits, until ctx is done, while the cache is too full of
+// adapters in use to take it.
+func (s *Store) Acquire(ctx context.Context, name string) (*Handle, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	missed := false // a request that waited for a load is a miss, not a hit
+	for {
+		s.mu.Lock()
+		if e := s.entries[name]; e != nil {
+			s.ref(e)
+			s.mu.Unlock()
+			if !missed {
+				s.event(StoreEvent{Kind: "hit", Adapter: name})
+			}
+			return &Handle{s: s, e: e}, nil
+		}
+		f := s.loading[name]
+		lead := f == nil
+		if lead {
+			f = &flight{done: make(chan struct{})}
+			s.loading[name] = f
+		}
+		s.mu.Unlock()
+		if !missed {
+			missed = true
+			s.event(StoreEvent{Kind: "miss", Adapter: name})
+		}
+		if lead {
+			s.load(ctx, name, f)
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			if ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+				continue // the request that led the load went away; this one has not
+			}
+			return nil, f.err
+		}
+		// The loaded entry may have been unloaded or evicted already; look
+		// again.
+	}
+}
+
+// load reads name, prepares it and installs it as the current version,
+// replacing the current one if any and evicting idle adapters to make room,
+// then ends the flight f.
+func (s *Store) load(ctx context.Context, name string, f *flight) {
+	ad, err := s.read(ctx, name)
+	s.mu.Lock()
+	if err == nil {
+		err = s.makeRoom(ctx, ad.bytes)
+	}
+	if err == nil {
+		if old := s.entries[name]; old != nil {
+			s.retire(old)
+		}
+		e := &entry{ad: ad, current: true}
+		s.entries[name] = e
+		s.used += ad.bytes
+		s.idle(e)
+		f.e = e
+	}
+	f.err = err
+	delete(s.loading, name)
+	close(f.done)
+	s.mu.Unlock()
+	if err != nil {
+		s.event(StoreEvent{Kind: "load_error", Adapter: name, Err: err})
+	}
+}
+
+// AdapterError is the error for an adapter that could not be read, is
+// corrupt, or does not fit the base model.
+type AdapterError struct {
+	Name string
+	Err  error
+}
+
+func (e *AdapterError) Error() string { return fmt.Sprintf("serve: adapter %q: %v", e.Name, e.Err) }
+
+// Unwrap returns the cause.
+func (e *AdapterError) Unwrap() error { return e.Err }
+
+// read loads and prepares an adapter without holding the lock.
+func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
+	a, err := s.src.Load(ctx, name)
+	if err != nil {
+		if errors.Is(err, ErrUnknownAdapter) {
+			return nil, err
+		}
+		return nil, &AdapterError{name, err}
+	}
+	if err := a.Check(s.base); err != nil {
+		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
+	}
+	ad, err := prepare(name, a, s.base, s.opts.Precision)
+	if err != nil {
+		return nil, &AdapterError{name, err}
+	}
+	if ad.bytes > s.opts.MaxBytes {
+		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+	}
+	return ad, nil
+}
+
+// makeRoom evicts idle adapters, least recently used first, until need more
+// bytes fit, waiting for adapters in use to be released. s.mu is held; it is
+// released while waiting.
+func (s *Store) makeRoom(ctx context.Context, need int64) error {
+	for s.used+need > s.opts.MaxBytes {
+		if back := s.lru.Back(); back != nil {
+			e := back.Value.(*entry)
+			s.retire(e)
+			name := e.ad.name
+			s.mu.Unlock()
+			s.event(StoreEvent{Kind: "evict", Adapter: name})
+			s.mu.Lock()
+			continue
+		}
+		wait := s.released
+		s.mu.Unlock()
+		select {
+		case <-wait:
+			s.mu.Lock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			return fmt.Errorf("serve: waiting for room in the adapter cache (%d of %d bytes in use): %w", s.used, s.opts.MaxBytes, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// retire removes e from the cache: it is forgotten once its last reference
+// is released. s.mu is held.
+func (s *Store) retire(e *entry) {
+	if !e.current {
+		return
+	}
+	e.current = false
+	if s.entries[e.ad.name] == e {
+		delete(s.entries, e.ad.name)
+	}
+	if e.elem != nil {
+		s.lru.Remove(e.elem)
+		e.elem = nil
+	}
+	if e.refs == 0 {
+		s.free(e)
+	}
+}
+
+// free returns the bytes of an entry nobody uses any more. s.mu is held.
+func (s *Store) free(e *entry) {
+	s.used -= e.ad.bytes
+	close(s.released)
+	s.released = make(chan struct{})
+}
+
+// ref takes a reference to e. s.mu is held.
+func (s *Store) ref(e *entry) {
+	if e.elem != nil {
+		s.lru.Remove(e.elem)
+		e.elem = nil
+	}
+	e.refs++
+}
+
+// idle puts an unreferenced current entry at the front of the LRU list.
+// s.mu is held.
+func (s *Store) idle(e *entry) {
+	if e.refs == 0 && !e.pinned && e.current && e.elem == nil {
+		e.elem = s.lru.PushFront(e)
+	}
+}
+
+func (s *Store) release(e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.refs--
+	if !e.current {
+		if e.refs == 0 {
+			s.free(e)
+		}
+		return
+	}
+	s.idle(e)
+	if e.refs == 0 {
+		// Waiters for room can now evict it.
+		close(s.released)
+		s.released = make(chan struct{})
+	}
+}
+
+// Load reads the named adapter now, replacing the cached version if there is
+// one (a reload: requests already running keep the version they started
+// with, new ones get the new one). On error the cached version, if any,
+// stays.
+func (s *Store) Load(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	for {
+		s.mu.Lock()
+		f := s.loading[name]
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			s.loading[name] = f
+			s.mu.Unlock()
+			s.load(ctx, name, f)
+			return f.err
+		}
+		s.mu.Unlock()
+		// Another load of the name is under way; it may have read the old
+		// files, so wait for it and load again.
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Unload drops the named adapter from the cache (and unpins it). Requests
+// using it finish with it; its memory is returned when the last one ends.
+// It reports whether the adapter was cached.
+func (s *Store) Unload(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[name]
+	if e == nil {
+		return false
+	}
+	e.pinned = false
+	s.retire(e)
+	return true
+}
+
+// Pin keeps the named adapter, loading it if needed, in the cache until
+// Unpin or Unload.
+func (s *Store) Pin(ctx context.Context, name string) error {
+	h, err := s.Acquire(ctx, name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	h.e.pinned = true
+	s.mu.Unlock()
+	h.Release()
+	return nil
+}
+
+// Unpin lets the named adapter be evicted again.
+func (s *Store) Unpin(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[name]; e != nil && e.pinned {
+		e.pinned = false
+		s.idle(e)
+	}
+}
+
+// CachedAdapter describes an adapter in the cache.
+type CachedAdapter struct {
+	Name   string
+	Bytes  int64
+	InUse  int // running requests holding it
+	Pinned bool
+}
+
+// Cached lists the cached adapters by name.
+func (s *Store) Cached() []CachedAdapter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]CachedAdapter, 0, len(s.entries))
+	for name, e := range s.entries {
+		out = append(out, CachedAdapter{Name: name, Bytes: e.ad.bytes, InUse: e.refs, Pinned: e.pinned})
+	}
+	slices.SortFunc(out, func(a, b CachedAdapter) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Used returns the bytes held by adapters, cached or still in use after an
+// unload or reload.
+func (s *Store) Used() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// Names lists the adapters of the source and those cached, sorted.
+func (s *Store) Names(ctx context.Context) ([]string, error) {
+	names, err := s.src.Names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range s.Cached() {
+		names = append(names, c.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+func (s *Store) event(ev StoreEvent) {
+	if s.opts.Events != nil {
+		s.opts.Events(ev)
+	}
+}
