@@ -19,10 +19,12 @@ type ggufArch struct {
 }
 
 // ggufArchs lists the architectures the GGUF loader reads. llama.cpp's
-// converter permutes q and k of LLaMA-layout models (llama, and Mistral
-// which it converts the same way) for its interleaved RoPE, but not those
-// of Qwen2 and Qwen3, which llama.cpp runs with NEOX (rotate-half) RoPE: their
-// rows are already in Hugging Face's layout.
+// converter writes Mistral 7B-style models as "llama" (with
+// llama.attention.sliding_window when set); "mistral" is accepted with the
+// same layout. It permutes q and k of these LLaMA-layout models for its
+// interleaved RoPE, but not those of Qwen2 and Qwen3, which llama.cpp runs
+// with NEOX (rotate-half) RoPE: their rows are already in Hugging Face's
+// layout. (llama.cpp's "mistral3", a newer architecture, is not read.)
 var ggufArchs = []ggufArch{
 	{name: "llama", permuted: true},
 	{name: "mistral", arch: "mistral", permuted: true},
