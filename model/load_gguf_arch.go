@@ -19,9 +19,10 @@ type ggufArch struct {
 }
 
 // ggufArchs lists the architectures the GGUF loader reads. llama.cpp's
-// converter writes Mistral 7B-style models as "llama" (with
-// llama.attention.sliding_window when set); "mistral" is accepted with the
-// same layout. It permutes q and k of these LLaMA-layout models for its
+// converter writes Mistral 7B-style models as "llama", usually without their
+// sliding window (then none is enforced here, as in llama.cpp; a
+// <arch>.attention.sliding_window key is honoured as a limit); "mistral" is
+// accepted with the same layout. It permutes q and k of these LLaMA-layout models for its
 // interleaved RoPE, but not those of Qwen2 and Qwen3, which llama.cpp runs
 // with NEOX (rotate-half) RoPE: their rows are already in Hugging Face's
 // layout. (llama.cpp's "mistral3", a newer architecture, is not read.)
