@@ -13,7 +13,7 @@ import (
 	"github.com/golora/golora/nf4"
 )
 
-var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"}
+var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope", "mistral_window"}
 
 func archLoad(t *testing.T, name string) *Weights {
 	t.Helper()
@@ -65,7 +65,8 @@ func TestArchConfigs(t *testing.T) {
 		"qwen3": func(c Config) bool {
 			return c.Arch == "qwen3" && c.QKNorm && !c.QKVBias && c.HeadDim == 16 && c.RopeTheta == 1e6
 		},
-		"mistral": func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
+		"mistral":        func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 16 && c.KVHeads == 1 },
+		"mistral_window": func(c Config) bool { return c.Arch == "mistral" && c.SlidingWindow == 4 },
 		"phi3": func(c Config) bool {
 			return c.Arch == "phi3" && c.RotaryDim == 4 && c.HeadDim == 8 && c.NormEps == 1e-5
 		},
@@ -256,13 +257,14 @@ func TestArchRealConfigs(t *testing.T) {
 
 func TestArchExtensions(t *testing.T) {
 	want := map[string]string{
-		"llama3":        "rope scaling llama3",
-		"llama_linear":  "rope scaling linear",
-		"qwen2":         "q/k/v biases",
-		"qwen3":         "q/k norms",
-		"mistral":       "sliding window 16",
-		"phi3":          "partial rotary embeddings, sliding window 64",
-		"phi4_longrope": "rope scaling longrope, rope frequency factors, partial rotary embeddings",
+		"llama3":         "rope scaling llama3",
+		"llama_linear":   "rope scaling linear",
+		"qwen2":          "q/k/v biases",
+		"qwen3":          "q/k norms",
+		"mistral":        "sliding window 16",
+		"mistral_window": "sliding window 4",
+		"phi3":           "partial rotary embeddings, sliding window 64",
+		"phi4_longrope":  "rope scaling longrope, rope frequency factors, partial rotary embeddings",
 	}
 	for _, name := range archFamilies {
 		if got := strings.Join(archLoad(t, name).Extensions(), ", "); got != want[name] {

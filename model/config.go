@@ -39,9 +39,9 @@ type Config struct {
 	// QKVBias says that q_proj, k_proj and v_proj carry a bias (Qwen2).
 	QKVBias bool `json:",omitzero"`
 	// SlidingWindow, when positive, limits attention to the last
-	// SlidingWindow positions (Mistral). golora attends to every earlier
-	// position, which is the same as long as a sequence is no longer than
-	// the window, so longer sequences are refused.
+	// SlidingWindow positions (Mistral). Generation honours it; the training
+	// graph attends to every earlier position, the same as long as a
+	// sequence is no longer than the window, and refuses longer ones.
 	SlidingWindow int `json:",omitzero"`
 }
 

@@ -30,10 +30,10 @@ const DefaultPrefillBatch = 64
 type GeneratorOptions struct {
 	// MaxLen is the number of positions the KV cache can hold: the prompt
 	// plus every generated token. Zero means model.Config.MaxSeqLen. The cache
-	// starts smaller and grows as positions are used. It is capped at the
-	// model's sliding window and, for longrope, at its original positions:
-	// beyond them golora's attention would differ from the model's
-	// (Generator.MaxLen reports the cap).
+	// starts smaller and grows as positions are used. For longrope it is
+	// capped at the model's original positions, beyond which the long
+	// factors (not implemented) would apply (Generator.MaxLen reports the
+	// cap).
 	MaxLen int
 	// PrefillBatch is the number of prompt tokens processed per batched
 	// pass; it sizes the scratch buffers. Zero means DefaultPrefillBatch.
@@ -102,11 +102,6 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	}
 	if batch < 0 {
 		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
-	}
-	if c.SlidingWindow > 0 && maxLen > c.SlidingWindow {
-		// Attention here is not windowed: it equals the model's only while
-		// every position fits in the window.
-		maxLen = c.SlidingWindow
 	}
 	if c.RopeScaling.Type == "longrope" && maxLen > c.RopeScaling.OriginalMaxPos {
 		// Beyond these positions longrope's long factors apply, to every
@@ -483,10 +478,6 @@ func (g *Generator) checkTokens(tokens []int) error {
 			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's original positions, beyond which longrope's long factors (not implemented) apply",
 				ErrContextFull, g.pos, len(tokens), g.maxLen)
 		}
-		if w := g.w.Config.SlidingWindow; w > 0 && g.maxLen == w {
-			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's sliding attention window, which golora does not implement",
-				ErrContextFull, g.pos, len(tokens), g.maxLen)
-		}
 		return fmt.Errorf("%w: %d positions used + %d tokens > %d", ErrContextFull, g.pos, len(tokens), g.maxLen)
 	}
 	v := g.w.Config.VocabSize
@@ -602,18 +593,23 @@ func (g *Generator) rope(v []float32, n, heads int) {
 
 // attention computes causal grouped-query attention for the n rows at
 // positions pos…pos+n−1 of layer l, whose keys and values are already in the
-// cache: row i attends to positions 0…pos+i, and query head h reads key and
-// value head h/(Heads/KVHeads).
+// cache: row i attends to positions 0…pos+i (with a sliding window W, the
+// last W of them, as Mistral does), and query head h reads key and value
+// head h/(Heads/KVHeads).
 func (g *Generator) attention(l int, out, q []float32, n int) {
 	c := &g.w.Config
 	hd := c.HeadDim
 	group := c.Heads / c.KVHeads
 	keys, values := g.keys[l], g.values[l]
 	for i := range n {
-		scores := g.scores[:g.pos+i+1]
+		first := 0
+		if w := c.SlidingWindow; w > 0 {
+			first = max(0, g.pos+i+1-w)
+		}
+		scores := g.scores[:g.pos+i+1-first]
 		for h := range c.Heads {
 			at := i*g.qDim + h*hd
-			off := (h / group) * hd
+			off := first*g.kvDim + (h/group)*hd
 			kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
 		}
 	}
