@@ -29,7 +29,7 @@ func archBase(t testing.TB, name string) *model.Weights {
 // NF4, and match central differences of the loss (same tolerance and
 // reasoning as TestGraphAdapterGradient).
 func TestGraphAdapterGradientArchitectures(t *testing.T) {
-	for _, name := range []string{"llama3", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope"} {
+	for _, name := range []string{"llama3", "qwen2", "qwen3", "mistral", "mistral_window", "phi3", "phi4_longrope"} {
 		for _, nf4 := range []bool{false, true} {
 			label := name + "/dense"
 			if nf4 {

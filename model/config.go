@@ -39,9 +39,7 @@ type Config struct {
 	// QKVBias says that q_proj, k_proj and v_proj carry a bias (Qwen2).
 	QKVBias bool `json:",omitzero"`
 	// SlidingWindow, when positive, limits attention to the last
-	// SlidingWindow positions (Mistral). Generation honours it; the training
-	// graph attends to every earlier position, the same as long as a
-	// sequence is no longer than the window, and refuses longer ones.
+	// SlidingWindow positions (Mistral), in training and generation.
 	SlidingWindow int `json:",omitzero"`
 }
 

@@ -81,8 +81,7 @@ type hfConfig struct {
 // longrope — longrope's short factors only, in Weights.RopeFreqFactors, so
 // positions beyond original_max_position_embeddings are refused where they
 // run),
-// Mistral (sliding_window in Config.SlidingWindow: generation honours it,
-// training refuses longer sequences), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
+// Mistral (sliding_window, honoured in training and generation), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
 // Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
 // partial_rotary_factor) — by architectures (…ForCausalLM) or model_type.
 // Other families, rope types, activations than SiLU, Qwen's

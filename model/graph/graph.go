@@ -106,9 +106,6 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 	case c.RopeScaling.Type == "longrope" && opts.SeqLen > c.RopeScaling.OriginalMaxPos:
 		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's %d original positions, beyond which longrope switches to its long factors, which golora does not implement",
 			opts.SeqLen, c.RopeScaling.OriginalMaxPos)
-	case c.SlidingWindow > 0 && opts.SeqLen > c.SlidingWindow:
-		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's sliding attention window of %d, which golora does not implement; use sequences of at most %d tokens",
-			opts.SeqLen, c.SlidingWindow, c.SlidingWindow)
 	}
 	rows := opts.Batch * opts.SeqLen
 	gr := &Graph{
@@ -138,6 +135,7 @@ func (gr *Graph) build() error {
 	attn := newAttentionOp(attentionShape{
 		batch: gr.opts.Batch, seqLen: gr.opts.SeqLen,
 		heads: c.Heads, kvHeads: c.KVHeads, headDim: c.HeadDim,
+		window: c.SlidingWindow,
 	}, gr.arena)
 	h := gr.Input
 	for l := range gr.w.Layers {

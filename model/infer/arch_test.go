@@ -15,7 +15,7 @@ import (
 // archFamilies are the tiny checkpoints of ../testdata/arch, one per
 // supported architecture, whose golden logits make_reference.py computed
 // with numpy from transformers' modeling files. mistral_window's window (4)
-// is shorter than its 12 tokens: only generation runs it.
+// is shorter than its 12 tokens.
 var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope", "mistral_window"}
 
 type archGolden struct {

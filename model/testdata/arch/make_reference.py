@@ -236,8 +236,7 @@ FAMILIES["phi4_longrope"] = base(
                   "short_factor": [1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
                   "long_factor": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]})
 
-# A window shorter than the sequence: generation must attend to the last 4
-# positions only (training refuses sequences longer than the window).
+# A window shorter than the sequence: each position attends to the last 4.
 FAMILIES["mistral_window"] = base("mistral", "MistralForCausalLM", sliding_window=4, num_key_value_heads=2)
 
 def main():
