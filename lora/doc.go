@@ -34,7 +34,11 @@
 // and PEFT adapts those fused modules with one A for all parts and B stacked by
 // rows. golora splits the fused weights at load and keeps one pair per split
 // linear, which cannot represent PEFT's shared A and whose names PEFT could not
-// load on Phi-3; so on a phi3 base an adapter may target o_proj, down_proj and
-// an untied lm_head only, and New, Check and LoadFor refuse qkv_proj,
-// gate_up_proj and their parts with an error naming the fused module.
+// load on Phi-3. So on a phi3 base, New trains adapters on o_proj, down_proj
+// and an untied lm_head only, refusing qkv_proj, gate_up_proj and their parts
+// with an error naming the fused module. PEFT adapters that do target the
+// fused modules are read by LoadFor exactly: each fused pair becomes one pair
+// per part with the same A and that part's rows of B, so generation and
+// merging give PEFT's results; such an adapter cannot be trained further or
+// saved (it would be saved from the files it came from).
 package lora
