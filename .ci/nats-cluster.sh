@@ -7,8 +7,11 @@
 # that every job ended done exactly once, that every adapter version is
 # present and loads, that the killed worker's job was redelivered and
 # resumed from its uploaded checkpoint, and that
-# nothing is left in the queue. Every wait is bounded; every process it
-# starts is stopped on exit.
+# nothing is left in the queue. Two `golora serve --nats` replicas run
+# through it all, asked for some adapters while the jobs run (so that they
+# hot-load their later versions); at the end both must answer a completion
+# for every adapter at its latest version. Every wait is bounded; every
+# process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -37,10 +40,11 @@ golora="$tmp/bin/golora"
 DEADLINE=$((SECONDS + 210))
 g() { timeout 30 "$golora" "$@"; }
 
-# Free loopback ports: three client ports and three cluster ports.
+# Free loopback ports: three client ports, three cluster ports, two for the
+# serving replicas.
 ports=()
 p=$((20000 + RANDOM % 20000))
-while [ ${#ports[@]} -lt 6 ]; do
+while [ ${#ports[@]} -lt 8 ]; do
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then ports+=("$p"); fi
   p=$((p + 1))
 done
@@ -80,6 +84,38 @@ for i in 1 2 3; do
   pids+=($!)
   worker_pids+=($!)
 done
+
+step "two serving replicas on 127.0.0.1:${ports[6]} and 127.0.0.1:${ports[7]}"
+replicas=("127.0.0.1:${ports[6]}" "127.0.0.1:${ports[7]}")
+for i in 0 1; do
+  "$golora" serve --nats "$urls" --addr "${replicas[$i]}" --adapter-cache "$tmp/cache$i" >"$tmp/serve$i.log" 2>&1 &
+  pids+=($!)
+done
+for r in "${replicas[@]}"; do
+  until curl -sf --max-time 2 "http://$r/health" >/dev/null; do
+    [ "$(left)" -gt 150 ] || fail "replica $r did not start"
+    sleep 0.5
+  done
+done
+# complete ADDR ADAPTER: prints the HTTP status and the adapter version used.
+complete() {
+  curl -s --max-time 20 -o /dev/null -D - -H 'Content-Type: application/json' \
+    -d "{\"model\":\"$2\",\"prompt\":\"Once upon a time\",\"max_tokens\":4,\"temperature\":0}" \
+    "http://$1/v1/completions" | awk 'NR == 1 { s = $2 } tolower($1) == "golora-adapter-version:" { v = $2 } END { sub(/\r/, "", v); print s, v }'
+}
+# While the jobs run, clients ask both replicas for customer-0..4, so that
+# those are cached when their later versions come and must be hot-loaded.
+(
+  while true; do
+    for k in 0 1 2 3 4; do
+      for r in "${replicas[@]}"; do complete "$r" "customer-$k" >/dev/null || true; done
+    done
+    sleep 0.5
+  done
+) &
+poller=$!
+pids+=("$poller")
+echo "replicas up"
 
 count() { g jobs "${common[@]}" | awk -v s="$1" '$3 == s' | wc -l; }
 
@@ -130,8 +166,30 @@ esac
 grep -h "msg=\"worker: resumed\" job=$victim" "$tmp"/w[23].log ||
   fail "job $victim was not resumed from its uploaded checkpoint"
 
-# TODO(serve): two `golora serve` replicas watching the adapter bucket and
-# answering for every adapter, once package serve is merged.
+kill "$poller" 2>/dev/null || true
+
+step "both replicas answer for every adapter at its latest version"
+latest=$(g jobs "${common[@]}" --adapters | awk 'NR > 1 { print $1, $2 }')
+[ "$(echo "$latest" | wc -l)" -eq 25 ] || fail "want 25 adapters, got: $latest"
+while read -r name version; do
+  for r in "${replicas[@]}"; do
+    # A version published a moment ago may still be on its way to the
+    # replica: a few tries, each bounded.
+    got=""
+    for try in 1 2 3 4 5; do
+      got=$(complete "$r" "$name")
+      [ "$got" != "200 $version" ] || break
+      [ "$(left)" -gt 0 ] || fail "out of time asking the replicas"
+      sleep 1
+    done
+    [ "$got" = "200 $version" ] || fail "replica $r, adapter $name: want 200 $version, got '$got'"
+  done
+done <<<"$latest"
+for i in 0 1; do
+  reloads=$(grep -c "hot-load: adapter reloaded" "$tmp/serve$i.log" || true)
+  echo "replica ${replicas[$i]}: 25 adapters at their latest versions, $reloads hot reloads"
+  [ "$reloads" -gt 0 ] || fail "replica ${replicas[$i]} hot-loaded no new version"
+done
 
 echo
 echo "NATS cluster CI passed"

@@ -135,3 +135,74 @@ func BenchmarkWatchLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1e3, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "p99-ms")
 }
+
+// BenchmarkServeLatency measures, per job, the time from the end of its
+// training (Version.Created, stamped as publishing starts) to a serving
+// replica (store, engine and HotLoad in this process, on its own
+// connection) using the new version of an adapter it has cached:
+// reload-ms is when HotLoad has the new version in the store (upload,
+// index update, watch delivery, download, load); serve-ms is when the first
+// request that used it ended, for a client that asks for the adapter
+// without pause (one-token greedy completions). Run with -benchtime=20x.
+func BenchmarkServeLatency(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := startServer(b)
+	_, c := connect(b, srv, Options{})
+	_, rc := connect(b, srv, Options{})
+	_, wc := connect(b, srv, Options{})
+	r, base := startReplica(b, rc)
+	data := testData(b, 30)
+	w := &Worker{Client: wc, WorkDir: b.TempDir()}
+	publishRandom(b, c, base, "hot", 1)
+	_, ver, err := r.complete(ctx, "hot", 1)
+	require.NoError(b, err)
+	require.Equal(b, "v1", ver)
+	r.waitEvent(b, "hot") // v1's: skipped, or reloaded if it came during the first load
+
+	type served struct {
+		version string
+		at      time.Time
+	}
+	first := make(chan served, b.N+1)
+	go func() { // the client: reports each version the first time it is used
+		last := "v1"
+		for ctx.Err() == nil {
+			_, v, err := r.complete(ctx, "hot", 1)
+			if err == nil && v != last {
+				last = v
+				first <- served{v, time.Now()}
+			}
+		}
+	}()
+	var reload, serve []time.Duration
+	for n := range b.N {
+		job := testJob("hot", 2)
+		job.Train.Seed = uint64(n + 1)
+		_, err := c.Submit(ctx, job, data)
+		require.NoError(b, err)
+		ok, err := w.RunOne(ctx, 5*time.Second)
+		require.NoError(b, err)
+		require.True(b, ok)
+		ev := r.waitEvent(b, "hot")
+		require.Equal(b, "reloaded", ev.Action, ev.Err)
+		require.Equal(b, n+2, ev.Version.Version)
+		reload = append(reload, ev.At.Sub(ev.Created))
+		select {
+		case s := <-first:
+			require.Equal(b, versionLabel(n+2), s.version)
+			serve = append(serve, s.at.Sub(ev.Created))
+		case <-time.After(30 * time.Second):
+			b.Fatalf("v%d not served within 30 s of its reload", n+2)
+		}
+	}
+	b.StopTimer()
+	for _, m := range []struct {
+		name string
+		d    []time.Duration
+	}{{"reload", reload}, {"serve", serve}} {
+		slices.Sort(m.d)
+		b.ReportMetric(float64(m.d[len(m.d)/2].Microseconds())/1e3, m.name+"-p50-ms")
+		b.ReportMetric(float64(m.d[len(m.d)*99/100].Microseconds())/1e3, m.name+"-p99-ms")
+	}
+}

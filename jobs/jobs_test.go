@@ -71,7 +71,7 @@ func trainDirectOn(t testing.TB, w *Worker, job Job, data []byte) []byte {
 	w.init()
 	base, err := w.base(context.Background(), job.Base, job.Quantize)
 	require.NoError(t, err)
-	examples, err := train.ReadJSONL(bytes.NewReader(data), "data", base.tok, base.w.Config.VocabSize)
+	examples, err := train.ReadJSONL(bytes.NewReader(data), "data", base.tok, base.w.Config.VocabSize, 0)
 	require.NoError(t, err)
 	var evalSet []train.Example
 	if job.Train.EvalSplit > 0 {

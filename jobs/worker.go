@@ -337,7 +337,14 @@ func (r *jobRun) train(ctx context.Context) error {
 	if err != nil {
 		return permanent(err)
 	}
-	examples, err := train.ReadJSONL(bytes.NewReader(data), job.Data, base.tok, base.w.Config.VocabSize)
+	cfg := job.Train.config(r.dir, w.CheckpointEvery)
+	// Without packing a row holds the first SeqLen+1 tokens of an example:
+	// the rest of a long line need not be kept in memory.
+	maxTokens := cfg.SeqLen + 1
+	if cfg.Pack {
+		maxTokens = 0
+	}
+	examples, err := train.ReadJSONL(bytes.NewReader(data), job.Data, base.tok, base.w.Config.VocabSize, maxTokens)
 	if err != nil {
 		return permanent(err)
 	}
@@ -360,11 +367,10 @@ func (r *jobRun) train(ctx context.Context) error {
 		}
 		resumed = true
 	}
-	cfg := job.Train.config(r.dir, w.CheckpointEvery)
 	r.every = cfg.CheckpointEvery
 	var t *train.Trainer
-	hook := func(m train.Metric) { r.afterStep(ctx, t, m) }
-	if t, err = train.New(base.w, adapter, examples, evalSet, cfg, train.WithStepHook(hook)); err != nil {
+	cfg.OnStep = func(m train.Metric) { r.afterStep(ctx, t, m) }
+	if t, err = train.New(base.w, adapter, examples, evalSet, cfg); err != nil {
 		return permanent(err)
 	}
 	defer t.Close()

@@ -82,6 +82,9 @@ func New(base *model.Weights, cfg Config, seed uint64) (*Adapter, error) {
 	if a.Config.InitLoRAWeights == "" {
 		a.Config.InitLoRAWeights = InitKaiming
 	}
+	if err := checkRanks(m, lins); err != nil {
+		return nil, err
+	}
 	for _, lin := range lins {
 		if err := checkLinearUsable(base, lin); err != nil {
 			return nil, err
@@ -111,6 +114,30 @@ func resolvedTargets(m *matcher, base *model.Weights) Modules {
 		return ModuleRegex(m.cfg.TargetModules.Regex)
 	}
 	return ModuleNames(m.targets...)
+}
+
+// maxAdapterParams bounds the parameters of one adapter (16 GB of float32
+// values, before gradients and optimizer moments), so that absurd settings
+// fail before they allocate.
+const maxAdapterParams = 4 << 30
+
+// checkRanks refuses, before anything is allocated, a rank above
+// min(in, out) of a targeted layer (a pair of that rank can represent no
+// more than the full update, at more cost) and an adapter over
+// maxAdapterParams.
+func checkRanks(m *matcher, lins []*model.Linear) error {
+	total := 0
+	for _, lin := range lins {
+		r, _ := m.rankAlpha(lin.Name)
+		if limit := min(lin.In, lin.Out); r > limit {
+			return fmt.Errorf("lora: rank %d is larger than module %q allows: its weight is [%d %d], so the rank can be at most %d", r, lin.Name, lin.Out, lin.In, limit)
+		}
+		total += r * (lin.In + lin.Out)
+		if total > maxAdapterParams {
+			return fmt.Errorf("lora: the adapter would have over %d parameters (rank %d on %q and the layers before it)", maxAdapterParams, r, lin.Name)
+		}
+	}
+	return nil
 }
 
 // checkLinearUsable refuses layers an adapter cannot be attached to.

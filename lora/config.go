@@ -173,115 +173,149 @@ type matcher struct {
 	alphaRes   []*regexp.Regexp // parallel to cfg.AlphaPattern
 }
 
+// compile validates c and prepares its module selection: the scalar
+// settings, then target_modules, exclude_modules, the layer selection and
+// the per-module rank and alpha patterns.
 func (c *Config) compile() (*matcher, error) {
+	if err := c.validateScalars(); err != nil {
+		return nil, err
+	}
 	m := &matcher{cfg: c}
+	for _, phase := range []func(*matcher) error{c.compileTargets, c.compileExcludes, c.compileLayers, c.compilePatterns} {
+		if err := phase(m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// validateScalars checks the settings that stand alone: rank, alpha,
+// dropout, bias and the unsupported options.
+func (c *Config) validateScalars() error {
 	if c.R <= 0 {
-		return nil, fmt.Errorf("lora: config: r must be a positive integer, got %d", c.R)
+		return fmt.Errorf("lora: config: r must be a positive integer, got %d", c.R)
 	}
 	if math.IsNaN(c.Alpha) || math.IsInf(c.Alpha, 0) || c.Alpha == 0 {
-		return nil, fmt.Errorf("lora: config: lora_alpha must be a finite non-zero number, got %v", c.Alpha)
+		return fmt.Errorf("lora: config: lora_alpha must be a finite non-zero number, got %v", c.Alpha)
 	}
 	if !(c.Dropout >= 0 && c.Dropout < 1) {
-		return nil, fmt.Errorf("lora: config: lora_dropout must be in [0, 1), got %v", c.Dropout)
+		return fmt.Errorf("lora: config: lora_dropout must be in [0, 1), got %v", c.Dropout)
 	}
 	switch c.Bias {
 	case "", "none", "all", "lora_only":
 	default:
-		return nil, fmt.Errorf("lora: config: bias must be \"none\", \"all\" or \"lora_only\", got %q", c.Bias)
+		return fmt.Errorf("lora: config: bias must be \"none\", \"all\" or \"lora_only\", got %q", c.Bias)
 	}
 	if c.UseDoRA {
-		return nil, errors.New("lora: config: use_dora: DoRA is not supported")
+		return errors.New("lora: config: use_dora: DoRA is not supported")
 	}
 	if err := c.InitLoRAWeights.validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.ModulesToSave) > 0 {
-		return nil, fmt.Errorf("lora: config: modules_to_save %q is not supported (golora trains and stores only LoRA pairs)", c.ModulesToSave)
+		return fmt.Errorf("lora: config: modules_to_save %q is not supported (golora trains and stores only LoRA pairs)", c.ModulesToSave)
 	}
+	return nil
+}
 
+// compileTargets sets m's module selection from target_modules.
+func (c *Config) compileTargets(m *matcher) error {
 	t := c.TargetModules
 	switch {
 	case t.Names != nil && t.Regex != "":
-		return nil, errors.New("lora: config: target_modules has both a list and a regular expression")
+		return errors.New("lora: config: target_modules has both a list and a regular expression")
 	case t.Regex == AllLinear:
 		m.allLinear = true
 	case t.Regex != "":
 		re, err := regexp.Compile(`^(?:` + t.Regex + `)$`)
 		if err != nil {
-			return nil, fmt.Errorf("lora: config: target_modules regular expression %q: %w", t.Regex, err)
+			return fmt.Errorf("lora: config: target_modules regular expression %q: %w", t.Regex, err)
 		}
 		m.targetRe = re
 	case t.Names == nil:
 		m.targets = defaultTargets
 	case len(t.Names) == 0:
-		return nil, errors.New("lora: config: target_modules is an empty list")
+		return errors.New("lora: config: target_modules is an empty list")
 	default:
 		for _, name := range t.Names {
 			if name == "" {
-				return nil, errors.New("lora: config: target_modules contains an empty name")
+				return errors.New("lora: config: target_modules contains an empty name")
 			}
 		}
 		m.targets = t.Names
 	}
+	return nil
+}
 
+// compileExcludes sets m's exclusion from exclude_modules.
+func (c *Config) compileExcludes(m *matcher) error {
 	e := c.ExcludeModules
 	if e.Names != nil && e.Regex != "" {
-		return nil, errors.New("lora: config: exclude_modules has both a list and a regular expression")
+		return errors.New("lora: config: exclude_modules has both a list and a regular expression")
 	}
 	if e.Regex != "" {
 		re, err := regexp.Compile(`^(?:` + e.Regex + `)$`)
 		if err != nil {
-			return nil, fmt.Errorf("lora: config: exclude_modules regular expression %q: %w", e.Regex, err)
+			return fmt.Errorf("lora: config: exclude_modules regular expression %q: %w", e.Regex, err)
 		}
 		m.excludeRe = re
 	}
+	return nil
+}
 
+// compileLayers sets how m finds a module's layer index, from
+// layers_to_transform and layers_pattern.
+func (c *Config) compileLayers(m *matcher) error {
 	if c.LayersToTransform != nil {
 		if m.targetRe != nil {
-			return nil, errors.New("lora: config: layers_to_transform cannot be used when target_modules is a regular expression")
+			return errors.New("lora: config: layers_to_transform cannot be used when target_modules is a regular expression")
 		}
 		for _, i := range c.LayersToTransform {
 			if i < 0 {
-				return nil, fmt.Errorf("lora: config: layers_to_transform contains negative index %d", i)
+				return fmt.Errorf("lora: config: layers_to_transform contains negative index %d", i)
 			}
 		}
 	}
-	if len(c.LayersPattern) > 0 {
-		if c.LayersToTransform == nil {
-			return nil, errors.New("lora: config: layers_pattern needs layers_to_transform")
-		}
-		for _, p := range c.LayersPattern {
-			re, err := regexp.Compile(`^.*\.` + p + `\.(\d+)\.`)
-			if err != nil {
-				return nil, fmt.Errorf("lora: config: layers_pattern %q: %w", p, err)
-			}
-			m.layerIndex = append(m.layerIndex, re)
-		}
-	} else {
+	if len(c.LayersPattern) == 0 {
 		m.layerIndex = []*regexp.Regexp{regexp.MustCompile(`^.*\.[^.]*\.(\d+)\.`)}
+		return nil
 	}
+	if c.LayersToTransform == nil {
+		return errors.New("lora: config: layers_pattern needs layers_to_transform")
+	}
+	for _, p := range c.LayersPattern {
+		re, err := regexp.Compile(`^.*\.` + p + `\.(\d+)\.`)
+		if err != nil {
+			return fmt.Errorf("lora: config: layers_pattern %q: %w", p, err)
+		}
+		m.layerIndex = append(m.layerIndex, re)
+	}
+	return nil
+}
 
+// compilePatterns compiles rank_pattern and alpha_pattern.
+func (c *Config) compilePatterns(m *matcher) error {
 	for _, rule := range c.RankPattern {
 		if rule.R <= 0 {
-			return nil, fmt.Errorf("lora: config: rank_pattern %q: rank must be positive, got %d", rule.Pattern, rule.R)
+			return fmt.Errorf("lora: config: rank_pattern %q: rank must be positive, got %d", rule.Pattern, rule.R)
 		}
 		re, err := compilePatternKey(rule.Pattern)
 		if err != nil {
-			return nil, fmt.Errorf("lora: config: rank_pattern key %q: %w", rule.Pattern, err)
+			return fmt.Errorf("lora: config: rank_pattern key %q: %w", rule.Pattern, err)
 		}
 		m.rankRes = append(m.rankRes, re)
 	}
 	for _, rule := range c.AlphaPattern {
 		if math.IsNaN(rule.Alpha) || math.IsInf(rule.Alpha, 0) || rule.Alpha == 0 {
-			return nil, fmt.Errorf("lora: config: alpha_pattern %q: alpha must be finite and non-zero, got %v", rule.Pattern, rule.Alpha)
+			return fmt.Errorf("lora: config: alpha_pattern %q: alpha must be finite and non-zero, got %v", rule.Pattern, rule.Alpha)
 		}
 		re, err := compilePatternKey(rule.Pattern)
 		if err != nil {
-			return nil, fmt.Errorf("lora: config: alpha_pattern key %q: %w", rule.Pattern, err)
+			return fmt.Errorf("lora: config: alpha_pattern key %q: %w", rule.Pattern, err)
 		}
 		m.alphaRes = append(m.alphaRes, re)
 	}
-	return m, nil
+	return nil
 }
 
 // compilePatternKey builds PEFT's get_pattern_key test for one
@@ -357,6 +391,18 @@ func (m *matcher) targetsModule(name string, leafNames []string) bool {
 		}
 	}
 	return false
+}
+
+// whyNotTargeted explains why targetsModule(name, nil) is false: the
+// exclusion, the layer selection or the target list.
+func (m *matcher) whyNotTargeted(name string) string {
+	switch {
+	case m.excluded(name):
+		return "it is excluded by exclude_modules"
+	case m.targetRe == nil && !m.allLinear && matchesList(m.targets, name) && m.cfg.LayersToTransform != nil:
+		return fmt.Sprintf("its layer is not in layers_to_transform %v", m.cfg.LayersToTransform)
+	}
+	return "it is not selected by target_modules " + m.cfg.TargetModules.describe()
 }
 
 // rankAlpha returns the rank and alpha of the module called name.

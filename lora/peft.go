@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 )
@@ -28,6 +29,10 @@ const (
 	keyB      = ".lora_B.weight"
 )
 
+// adapterSet names the hidden entries of an adapter directory that hold the
+// current pair of files (see Save).
+const adapterSet = "adapter"
+
 // tensorKey is PEFT's key of a pair tensor; which is "lora_A" or "lora_B".
 func tensorKey(module, which string) string {
 	return keyPrefix + module + "." + which + ".weight"
@@ -39,11 +44,11 @@ func tensorKey(module, which string) string {
 // base_model.model.<module>.lora_A.weight [r, in] and .lora_B.weight
 // [out, r], metadata {"format": "pt"}).
 //
-// Everything is validated and both files are written and synced under
-// temporary names before either replaces an existing file, so a failing Save
-// leaves a previous adapter in dir intact. Each file is replaced atomically;
-// only a crash between the two renames can leave new weights beside the old
-// config.
+// Everything is validated and both files are written and synced before
+// either replaces an existing file, and the two are replaced together
+// (atomicfile.WriteFiles): at every instant, a crash included, dir holds the
+// old pair or the new pair. The names are symbolic links into the current
+// version, the hidden directory ".adapter.v-*" (".adapter" links to it).
 func Save(dir string, a *Adapter) error {
 	if a == nil {
 		return errors.New("lora: Save: nil adapter")
@@ -73,18 +78,15 @@ func Save(dir string, a *Adapter) error {
 	if err != nil {
 		return fmt.Errorf("lora: Save: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("lora: Save: %w", err)
-	}
-	err = replaceFiles(dir, []pendingFile{
-		{WeightsFile, func(w io.Writer) error {
+	err = atomicfile.WriteFiles(dir, adapterSet, []atomicfile.File{
+		{Name: WeightsFile, Write: func(w io.Writer) error {
 			return safetensors.Write(w, tensors, map[string]string{"format": "pt"})
 		}},
-		{ConfigFile, func(w io.Writer) error {
+		{Name: ConfigFile, Write: func(w io.Writer) error {
 			_, err := w.Write(config)
 			return err
 		}},
-	})
+	}, 0o644)
 	if err != nil {
 		return fmt.Errorf("lora: Save %s: %w", dir, err)
 	}
@@ -104,59 +106,6 @@ func encodeConfigFile(c Config) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// pendingFile is one file of a multi-file replacement.
-type pendingFile struct {
-	name  string
-	write func(io.Writer) error
-}
-
-// replaceFiles writes every file to a synced temporary file in dir and only
-// then renames them over their names, in order. If any write fails, nothing
-// in dir has changed and the temporary files are removed.
-func replaceFiles(dir string, files []pendingFile) (err error) {
-	temps := make([]string, 0, len(files))
-	defer func() {
-		for _, t := range temps {
-			os.Remove(t)
-		}
-	}()
-	for _, f := range files {
-		tmp, err := os.CreateTemp(dir, "."+f.name+".pending-*")
-		if err != nil {
-			return err
-		}
-		tmp.Close()
-		temps = append(temps, tmp.Name())
-		if err := atomicfile.WriteFile(tmp.Name(), f.write, 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", f.name, err)
-		}
-	}
-	for i, f := range files {
-		if err := os.Rename(temps[i], filepath.Join(dir, f.name)); err != nil {
-			return fmt.Errorf("renaming %s into place: %w", f.name, err)
-		}
-	}
-	temps = nil
-	return syncDir(dir)
-}
-
-// syncDir makes completed renames in dir durable where directories can be
-// synced (Windows makes them durable through the file system itself).
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return d.Close()
-}
-
 // Load reads a PEFT LoRA adapter from dir (adapter_config.json and
 // adapter_model.safetensors). Unknown config keys are kept, not refused;
 // F16, BF16 and F64 tensors are converted to float32. It is an error, naming
@@ -166,8 +115,15 @@ func syncDir(dir string) error {
 // Load cannot know the base model: attach the adapter with Check, LoadFor or
 // Adapters.Add, which also find targeted modules that have no tensors.
 func Load(dir string) (*Adapter, error) {
+	// Read both files from the version the config's link leads to, so
+	// that a Save replacing the pair meanwhile cannot mix two versions.
+	realCfg, err1 := filepath.EvalSymlinks(filepath.Join(dir, ConfigFile))
+	realWeights, err2 := filepath.EvalSymlinks(filepath.Join(dir, WeightsFile))
+	if err1 == nil && err2 == nil && filepath.Dir(realCfg) == filepath.Dir(realWeights) {
+		dir = filepath.Dir(realCfg)
+	}
 	cfgPath := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(cfgPath)
+	data, err := fsutil.ReadRegular(cfgPath, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
 	}
@@ -226,7 +182,11 @@ func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
 			return nil, fmt.Errorf("lora: unexpected tensor %q (want base_model.model.<module>.lora_A.weight or .lora_B.weight)", key)
 		}
 		if !m.allLinear && !m.targetsModule(module, nil) || m.allLinear && module == "lm_head" {
-			return nil, fmt.Errorf("lora: tensor %q: module %q is not selected by target_modules %s", key, module, cfg.TargetModules.describe())
+			why := m.whyNotTargeted(module)
+			if m.allLinear {
+				why = "all-linear leaves out the output head"
+			}
+			return nil, fmt.Errorf("lora: tensor %q: module %q is not adapted by this config: %s", key, module, why)
 		}
 		h := found[module]
 		if h == nil {
@@ -302,6 +262,11 @@ func floats(t *safetensors.Tensor) ([]float32, error) {
 	v, err := t.Float32s()
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("lora: tensor %q element %d is %v: the adapter holds non-finite values", t.Name, i, x)
+		}
 	}
 	return v, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 )
@@ -368,6 +370,11 @@ func dirState(t *testing.T, dir string) map[string]string {
 	}
 	s := make(map[string]string)
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			// The hidden link and version directory behind the names.
+			s[e.Name()] = ""
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -380,8 +387,8 @@ func dirState(t *testing.T, dir string) map[string]string {
 func TestFailedSaveKeepsOldAdapter(t *testing.T) {
 	dir, _, _ := tinyAdapterFiles(t)
 	before := dirState(t, dir)
-	if len(before) != 2 {
-		t.Fatalf("after Save the directory holds %d files", len(before))
+	if len(before) != 4 || before[ConfigFile] == "" || before[WeightsFile] == "" {
+		t.Fatalf("after Save the directory holds %q, want the two files and the hidden link and version behind them", slices.Collect(maps.Keys(before)))
 	}
 
 	// A broken adapter is refused before anything is written.
@@ -399,15 +406,15 @@ func TestFailedSaveKeepsOldAdapter(t *testing.T) {
 	// and no temporary files.
 	boom := errors.New("disk full")
 	for failing := range 2 {
-		files := []pendingFile{
-			{WeightsFile, func(w io.Writer) error { _, err := w.Write([]byte("new weights")); return err }},
-			{ConfigFile, func(w io.Writer) error { _, err := w.Write([]byte("new config")); return err }},
+		files := []atomicfile.File{
+			{Name: WeightsFile, Write: func(w io.Writer) error { _, err := w.Write([]byte("new weights")); return err }},
+			{Name: ConfigFile, Write: func(w io.Writer) error { _, err := w.Write([]byte("new config")); return err }},
 		}
-		files[failing].write = func(w io.Writer) error {
+		files[failing].Write = func(w io.Writer) error {
 			w.Write([]byte("partial"))
 			return boom
 		}
-		if err := replaceFiles(dir, files); !errors.Is(err, boom) {
+		if err := atomicfile.WriteFiles(dir, adapterSet, files, 0o644); !errors.Is(err, boom) {
 			t.Errorf("failing file %d: err %v", failing, err)
 		}
 		if !reflect.DeepEqual(dirState(t, dir), before) {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -48,6 +49,10 @@ type LoadOptions struct {
 	// WeightsOnly skips the tokenizer (Base.Tokenizer is nil), for callers
 	// that only look at the weights; TokenizerPath must then be empty.
 	WeightsOnly bool
+	// TokenizerOptional loads a Hugging Face directory or llama2.c
+	// checkpoint that has no tokenizer with a nil Base.Tokenizer instead of
+	// failing, for callers with pre-tokenized input.
+	TokenizerOptional bool
 }
 
 // DetectFormat names the format of the model at path, as Load reads it: a
@@ -129,6 +134,9 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
 		if tokPath, err = findHFTokenizer(dir); err != nil {
+			if opts.TokenizerOptional && errors.Is(err, ErrNoTokenizer) {
+				return b, nil
+			}
 			return nil, err
 		}
 	}
@@ -146,15 +154,15 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 }
 
 func loadLlama2CBase(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
-	if opts.TokenizerPath == "" && !opts.WeightsOnly {
-		return nil, fmt.Errorf("model: %s: a llama2.c checkpoint holds no tokenizer: set LoadOptions.TokenizerPath to its llama2.c tokenizer file (tokenizer.bin, tok512.bin, ...)", path)
+	if opts.TokenizerPath == "" && !opts.WeightsOnly && !opts.TokenizerOptional {
+		return nil, fmt.Errorf("model: %s: a llama2.c checkpoint holds no tokenizer (%w): set LoadOptions.TokenizerPath to its llama2.c tokenizer file (tokenizer.bin, tok512.bin, ...)", path, ErrNoTokenizer)
 	}
 	w, err := loadLlama2C(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	b := &Base{Weights: w, Format: FormatLlama2C, Path: path}
-	if opts.WeightsOnly {
+	if opts.WeightsOnly || opts.TokenizerPath == "" {
 		return b, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -179,6 +187,9 @@ func loadGGUFBase(path string, opts LoadOptions) (*Base, error) {
 
 func (b *Base) check() error {
 	if err := b.Weights.Validate(); err != nil {
+		return err
+	}
+	if err := b.Weights.CheckFinite(); err != nil {
 		return err
 	}
 	if b.Tokenizer == nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // File names of a Hugging Face checkpoint directory.
@@ -138,6 +140,9 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 			}
 		}
 	}
+	if err := s.checkUnused(cfg); err != nil {
+		return nil, err
+	}
 	w := NewWeights(cfg)
 	for slot := range hfSlots(cfg) {
 		quantized, err := s.check(slot, q)
@@ -169,7 +174,7 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 // readHFConfig reads config.json into a validated Config and, when it has a
 // quantization_config, the bitsandbytes settings it gives (nil otherwise).
 func readHFConfig(path string) (Config, *hfQuant, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("model: %w", err)
 	}
@@ -516,7 +521,7 @@ func openHFWeights(dir string) (*hfSource, error) {
 	}
 
 	indexPath := filepath.Join(dir, hfIndexFile)
-	data, err := os.ReadFile(indexPath)
+	data, err := fsutil.ReadRegular(indexPath, fsutil.ConfigLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("model: %s holds neither %s nor %s", dir, hfWeightsFile, hfIndexFile)
 	}

@@ -9,7 +9,8 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // llama2.c's own defaults: version-0 files do not record them.
@@ -38,7 +39,7 @@ const llama2cMagic = 0x616b3432
 // llama2.c rotates interleaved pairs in RoPE, so the rows of wq and wk are
 // permuted into Hugging Face's rotate-halves layout (see interleavedToHalves).
 func loadLlama2C(path string) (*Weights, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/model/tokenizer"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // Tokenizer files of a checkpoint directory.
@@ -31,12 +33,12 @@ type hfTokenizerFiles struct {
 // readHFTokenizer reads the tokenizer.json at path and the
 // tokenizer_config.json beside it, if any, keeping their bytes.
 func readHFTokenizer(path string) (*hfTokenizerFiles, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("model: tokenizer: %w", err)
 	}
 	cfgPath := filepath.Join(filepath.Dir(path), hfTokenizerConfigFile)
-	cfg, err := os.ReadFile(cfgPath)
+	cfg, err := fsutil.ReadRegular(cfgPath, fsutil.ConfigLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		cfg, err = nil, nil
 	}
@@ -63,7 +65,7 @@ func findHFTokenizer(dir string) (string, error) {
 			return "", fmt.Errorf("model: %w", err)
 		}
 	}
-	return "", fmt.Errorf("model: %s holds neither %s nor %s: set LoadOptions.TokenizerPath", dir, hfTokenizerFile, llama2cTokenizerFile)
+	return "", fmt.Errorf("model: %s holds neither %s nor %s (%w): set LoadOptions.TokenizerPath", dir, hfTokenizerFile, llama2cTokenizerFile, ErrNoTokenizer)
 }
 
 // WriteTokenizer writes ck's tokenizer into dir (created if needed), next to

@@ -32,9 +32,10 @@ func (p Precision) String() string {
 // base's linear layers and held in the store's precision. It implements
 // infer.Adapter and is safe for concurrent use (it is never modified).
 type Adapter struct {
-	name  string
-	terms map[*model.Linear]*term
-	bytes int64
+	name    string
+	version string // from a VersionedSource
+	terms   map[*model.Linear]*term
+	bytes   int64
 }
 
 // term is one linear layer's y += scaling·(x·Aᵀ)·Bᵀ.
@@ -89,6 +90,10 @@ func toF16(v []float32) []uint16 {
 
 // Name returns the name the adapter was loaded under.
 func (a *Adapter) Name() string { return a.name }
+
+// Version returns the version a VersionedSource reported for the adapter,
+// empty for other sources.
+func (a *Adapter) Version() string { return a.version }
 
 // Bytes returns the memory its matrices take.
 func (a *Adapter) Bytes() int64 { return a.bytes }

@@ -104,7 +104,11 @@ type Result struct {
 type Stream struct {
 	// C receives the text as it comes and is closed when the request ends;
 	// it never blocks the engine (it holds room for every token).
-	C      <-chan Chunk
+	C <-chan Chunk
+	// AdapterVersion is the version of the request's adapter, when its
+	// source is a VersionedSource.
+	AdapterVersion string
+
 	c      chan Chunk
 	done   chan struct{}
 	result Result
@@ -230,6 +234,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	}
 	ch := make(chan Chunk, maxLen-len(req.Prompt)+1)
 	s.stream = &Stream{C: ch, c: ch, done: make(chan struct{})}
+	if s.handle != nil {
+		s.stream.AdapterVersion = s.handle.Adapter().Version()
+	}
 	s.out.stops = req.Stop
 	s.stopWake = context.AfterFunc(ctx, e.poke)
 	e.mu.Lock()

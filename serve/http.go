@@ -53,6 +53,10 @@ type ServerOptions struct {
 	Metrics *Metrics
 }
 
+// AdapterVersionHeader is the response header of a completion that names
+// the version of its adapter, when the store's source is a VersionedSource.
+const AdapterVersionHeader = "Golora-Adapter-Version"
+
 // Server is the OpenAI-compatible HTTP API over an Engine:
 //
 //	POST /v1/completions            (streaming with server-sent events)
@@ -403,6 +407,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 		writeAPIError(w, toAPIError(err))
 		return
 	}
+	if stream.AdapterVersion != "" {
+		w.Header().Set(AdapterVersionHeader, stream.AdapterVersion)
+	}
 	id := newID(chat)
 	created := time.Now().Unix()
 	obj := "text_completion"
@@ -535,7 +542,7 @@ func (s *Server) adapters(w http.ResponseWriter, _ *http.Request) {
 	}
 	list := make([]any, 0)
 	for _, c := range st.Cached() {
-		list = append(list, map[string]any{"name": c.Name, "bytes": c.Bytes, "in_use": c.InUse, "pinned": c.Pinned})
+		list = append(list, map[string]any{"name": c.Name, "version": c.Version, "bytes": c.Bytes, "in_use": c.InUse, "pinned": c.Pinned})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"adapters": list, "bytes": st.Used()})
 }

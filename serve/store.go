@@ -26,6 +26,17 @@ type Source interface {
 	Names(ctx context.Context) ([]string, error)
 }
 
+// VersionedSource is a Source that also tells which version of an adapter
+// it read, for sources whose names point to changing versions (an object
+// store where a name resolves to its latest version). The Store keeps the
+// version with the cached adapter: Adapter.Version, CachedAdapter.Version and
+// Stream.AdapterVersion report it.
+type VersionedSource interface {
+	Source
+	// LoadVersion reads the named adapter and returns its version.
+	LoadVersion(ctx context.Context, name string) (*lora.Adapter, string, error)
+}
+
 // ErrUnknownAdapter is wrapped by the errors for a name no source holds.
 var ErrUnknownAdapter = errors.New("serve: unknown adapter")
 
@@ -253,7 +264,14 @@ func (e *AdapterError) Unwrap() error { return e.Err }
 
 // read loads and prepares an adapter without holding the lock.
 func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
-	a, err := s.src.Load(ctx, name)
+	var a *lora.Adapter
+	var version string
+	var err error
+	if vs, ok := s.src.(VersionedSource); ok {
+		a, version, err = vs.LoadVersion(ctx, name)
+	} else {
+		a, err = s.src.Load(ctx, name)
+	}
 	if err != nil {
 		if errors.Is(err, ErrUnknownAdapter) {
 			return nil, err
@@ -267,6 +285,7 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
+	ad.version = version
 	if ad.bytes > s.opts.MaxBytes {
 		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
 	}
@@ -390,6 +409,21 @@ func (s *Store) Load(ctx context.Context, name string) error {
 	}
 }
 
+// Refresh reloads the named adapter, as Load does, if it is cached or being
+// loaded, and reports whether it was. A replica told that a new version of an
+// adapter was published calls it: adapters it does not serve stay unloaded,
+// and a load that had started before the publication is followed by one of
+// the new version.
+func (s *Store) Refresh(ctx context.Context, name string) (bool, error) {
+	s.mu.Lock()
+	known := s.entries[name] != nil || s.loading[name] != nil
+	s.mu.Unlock()
+	if !known {
+		return false, nil
+	}
+	return true, s.Load(ctx, name)
+}
+
 // Unload drops the named adapter from the cache (and unpins it). Requests
 // using it finish with it; its memory is returned when the last one ends.
 // It reports whether the adapter was cached.
@@ -431,10 +465,11 @@ func (s *Store) Unpin(name string) {
 
 // CachedAdapter describes an adapter in the cache.
 type CachedAdapter struct {
-	Name   string
-	Bytes  int64
-	InUse  int // running requests holding it
-	Pinned bool
+	Name    string
+	Version string // as a VersionedSource told; empty for other sources
+	Bytes   int64
+	InUse   int // running requests holding it
+	Pinned  bool
 }
 
 // Cached lists the cached adapters by name.
@@ -443,7 +478,7 @@ func (s *Store) Cached() []CachedAdapter {
 	defer s.mu.Unlock()
 	out := make([]CachedAdapter, 0, len(s.entries))
 	for name, e := range s.entries {
-		out = append(out, CachedAdapter{Name: name, Bytes: e.ad.bytes, InUse: e.refs, Pinned: e.pinned})
+		out = append(out, CachedAdapter{Name: name, Version: e.ad.version, Bytes: e.ad.bytes, InUse: e.refs, Pinned: e.pinned})
 	}
 	slices.SortFunc(out, func(a, b CachedAdapter) int { return strings.Compare(a.Name, b.Name) })
 	return out

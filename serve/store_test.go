@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
 )
 
 func TestStoreLoadsOnceAndEvictsLeastRecentlyUsed(t *testing.T) {
@@ -228,3 +230,78 @@ func TestStoreReloadAndUnloadKeepRunningRequestsVersion(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// versionedSource serves the adapter of seed seeds[name] as version
+// "vSEED", for the refresh tests.
+type versionedSource struct {
+	base  *model.Weights
+	mu    sync.Mutex
+	seeds map[string]uint64
+	t     testing.TB
+}
+
+func (v *versionedSource) set(name string, seed uint64) {
+	v.mu.Lock()
+	v.seeds[name] = seed
+	v.mu.Unlock()
+}
+
+func (v *versionedSource) LoadVersion(_ context.Context, name string) (*lora.Adapter, string, error) {
+	v.mu.Lock()
+	seed, ok := v.seeds[name]
+	v.mu.Unlock()
+	if !ok {
+		return nil, "", fmt.Errorf("%w %q", ErrUnknownAdapter, name)
+	}
+	return newAdapter(v.t, v.base, 2, seed), fmt.Sprintf("v%d", seed), nil
+}
+
+func (v *versionedSource) Load(ctx context.Context, name string) (*lora.Adapter, error) {
+	a, _, err := v.LoadVersion(ctx, name)
+	return a, err
+}
+
+func (v *versionedSource) Names(context.Context) ([]string, error) { return nil, nil }
+
+// TestStoreRefreshVersions checks that the Store keeps a VersionedSource's
+// versions, that Refresh reloads a cached adapter (running requests keep
+// theirs) and leaves an uncached one alone.
+func TestStoreRefreshVersions(t *testing.T) {
+	ctx := context.Background()
+	base := embedded(t).Weights
+	src := &versionedSource{base: base, seeds: map[string]uint64{"a": 1, "b": 1}, t: t}
+	s := NewStore(src, base, StoreOptions{})
+	h1, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h1.Adapter().Version(); got != "v1" {
+		t.Fatalf("version %q, want v1", got)
+	}
+	src.set("a", 2)
+	src.set("b", 2)
+	if ok, err := s.Refresh(ctx, "b"); ok || err != nil {
+		t.Fatalf("Refresh of an uncached adapter = %v, %v; want false, nil", ok, err)
+	}
+	if len(s.Cached()) != 1 {
+		t.Fatalf("Refresh of an uncached adapter loaded it: %+v", s.Cached())
+	}
+	if ok, err := s.Refresh(ctx, "a"); !ok || err != nil {
+		t.Fatalf("Refresh of a cached adapter = %v, %v; want true, nil", ok, err)
+	}
+	if got := h1.Adapter().Version(); got != "v1" {
+		t.Fatalf("a running request's adapter changed to %q", got)
+	}
+	h1.Release()
+	h2, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Release()
+	if got := h2.Adapter().Version(); got != "v2" {
+		t.Fatalf("after Refresh: version %q, want v2", got)
+	}
+	if c := s.Cached(); len(c) != 1 || c[0].Version != "v2" {
+		t.Fatalf("Cached() = %+v, want a at v2", c)
+	}
+}

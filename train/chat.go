@@ -17,8 +17,14 @@ type ChatEncoder interface {
 }
 
 // chatExample turns the "messages" of a JSONL record into an example whose
-// targets are the assistant tokens.
-func chatExample(raw json.RawMessage, tok Encoder, vocabSize int) (Example, error) {
+// targets are the assistant tokens. maxTokens, if positive, keeps only the
+// first maxTokens tokens, as ReadJSONL does for the other shapes.
+func chatExample(raw json.RawMessage, tok Encoder, vocabSize, maxTokens int) (Example, error) {
+	// WithEnd changes how text examples end; a chat template ends turns
+	// its own way, so the wrapped encoder renders the conversation.
+	if e, ok := tok.(endEncoder); ok {
+		tok = e.Encoder
+	}
 	ce, ok := tok.(ChatEncoder)
 	if !ok {
 		return Example{}, errors.New(`"messages" needs the model's chat template (a chat.Encoder with the tokenizer_config.json template)`)
@@ -47,9 +53,16 @@ func chatExample(raw json.RawMessage, tok Encoder, vocabSize int) (Example, erro
 	if targets == 0 {
 		return Example{}, errors.New(`"messages" has no assistant turn after the first token: nothing to train on`)
 	}
-	loss := append([]bool(nil), enc.Assistant...)
+	ids := enc.IDs
+	if maxTokens > 0 && len(ids) > maxTokens {
+		ids = ids[:maxTokens]
+	}
+	if len(ids) < 2 {
+		return Example{}, fmt.Errorf("example has %d tokens; at least 2 are needed to predict one", len(ids))
+	}
+	loss := append([]bool(nil), enc.Assistant[:len(ids)]...)
 	loss[0] = false
-	return Example{Tokens: enc.IDs, Loss: loss}, nil
+	return Example{Tokens: ids, Loss: loss}, nil
 }
 
 // parseMessages reads [{"role": ..., "content": ...}, ...], refusing other

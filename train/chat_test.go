@@ -92,7 +92,7 @@ func TestReadJSONLMessages(t *testing.T) {
 			in.WriteString(`{"messages": ` + line.String() + "}\n")
 			names = append(names, c.Name)
 		}
-		exs, err := ReadJSONL(&in, "chat.jsonl", enc, enc.VocabSize())
+		exs, err := ReadJSONL(&in, "chat.jsonl", enc, enc.VocabSize(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +141,9 @@ func TestReadJSONLMessagesErrors(t *testing.T) {
 		{"tool calls", enc, `{"messages": [{"role": "assistant", "content": "", "tool_calls": []}]}`, `chat.jsonl:2: "messages"[0]: want {"role": string, "content": string}: json: unknown field "tool_calls"`},
 		{"no assistant", enc, `{"messages": [{"role": "user", "content": "hi"}]}`, `chat.jsonl:2: "messages" has no assistant turn`},
 	} {
-		_, err := ReadJSONL(strings.NewReader(ok+tc.line+"\n"), "chat.jsonl", tc.tok, 49152)
+		_, err := ReadJSONL(strings.NewReader(ok+tc.line+"\n"), "chat.jsonl", tc.tok, 49152, 0)
 		if tc.name == "no template" || tc.name == "render error" {
-			_, err = ReadJSONL(strings.NewReader("\n"+tc.line), "chat.jsonl", tc.tok, 49152)
+			_, err = ReadJSONL(strings.NewReader("\n"+tc.line), "chat.jsonl", tc.tok, 49152, 0)
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
@@ -161,7 +161,7 @@ func FuzzReadJSONLMessages(f *testing.F) {
 	f.Add([]byte(`{"messages": [{"role": "user", "content": "x", "name": "a"}]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		vocab := enc.VocabSize()
-		exs, err := ReadJSONL(bytes.NewReader(in), "fuzz.jsonl", enc, vocab)
+		exs, err := ReadJSONL(bytes.NewReader(in), "fuzz.jsonl", enc, vocab, 0)
 		if err != nil {
 			return
 		}
@@ -169,4 +169,34 @@ func FuzzReadJSONLMessages(f *testing.F) {
 			t.Fatalf("ReadJSONL returned an unusable example: %v", err)
 		}
 	})
+}
+
+// TestReadJSONLMessagesMaxTokensAndEnd checks that a conversation is cut to
+// maxTokens like the other shapes (the prefix of the whole example), and that
+// WithEnd, which only changes how text examples end, keeps the chat template.
+func TestReadJSONLMessagesMaxTokensAndEnd(t *testing.T) {
+	enc := chatEncoder(t, "smollm")
+	line := `{"messages": [{"role": "user", "content": "Tell me a story."}, {"role": "assistant", "content": "Once upon a time there was a fish."}]}` + "\n"
+	whole, err := ReadJSONL(strings.NewReader(line), "chat.jsonl", enc, enc.VocabSize(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(whole[0].Tokens) - 3
+	cut, err := ReadJSONL(strings.NewReader(line), "chat.jsonl", enc, enc.VocabSize(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cut[0].Tokens, whole[0].Tokens[:n]) || !slices.Equal(cut[0].Loss, whole[0].Loss[:n]) {
+		t.Errorf("maxTokens %d: got %d tokens, want the first %d of the whole example", n, len(cut[0].Tokens), n)
+	}
+	if _, err := ReadJSONL(strings.NewReader(line), "chat.jsonl", enc, enc.VocabSize(), 1); err == nil || !strings.Contains(err.Error(), "at least 2 are needed") {
+		t.Errorf("maxTokens 1: err %v", err)
+	}
+	ended, err := ReadJSONL(strings.NewReader(line), "chat.jsonl", WithEnd(enc, enc.BOS()), enc.VocabSize(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ended[0].Tokens, whole[0].Tokens) || !slices.Equal(ended[0].Loss, whole[0].Loss) {
+		t.Error("WithEnd changed the rendered conversation")
+	}
 }

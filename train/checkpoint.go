@@ -49,12 +49,16 @@ type checkpointState struct {
 	Version    int          `json:"version"`
 	Step       int          `json:"step"`
 	AdamStep   int          `json:"adam_step"`
-	Batcher    BatcherState `json:"batcher"`
+	Batcher    batcherState `json:"batcher"`
 	DropoutRNG string       `json:"dropout_rng"` // hex of the math/rand/v2 PCG's MarshalBinary
 	ConfigHash string       `json:"config_hash"`
 	Tokens     int64        `json:"tokens"`
 	ElapsedSec float64      `json:"elapsed_sec"`
 	Params     []string     `json:"params"`
+	// Done marks the checkpoint a run writes after its outputs: the run
+	// is finished. A checkpoint at the last step without it comes from a
+	// run interrupted while it evaluated or wrote its outputs.
+	Done bool `json:"done,omitempty"`
 }
 
 // SaveCheckpoint writes the trainer's state to CheckpointPath(OutDir),
@@ -78,6 +82,7 @@ func (t *Trainer) SaveCheckpoint() error {
 		ConfigHash: t.hash,
 		Tokens:     t.tokens,
 		ElapsedSec: t.elapsed.Seconds(),
+		Done:       t.done,
 	}
 	var tensors []safetensors.StreamTensor
 	add := func(name string, shape []int, values []float32) {
@@ -254,6 +259,7 @@ func (t *Trainer) Resume() error {
 		copy(p.Value, r.values[i])
 	}
 	t.step = r.state.Step
+	t.done = r.state.Done
 	t.tokens = r.state.Tokens
 	t.elapsed = time.Duration(r.state.ElapsedSec * float64(time.Second))
 	return nil

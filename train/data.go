@@ -12,8 +12,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
+	"strings"
+	"unicode/utf8"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/model/graph"
 )
 
@@ -24,6 +26,24 @@ type Encoder interface {
 	BOS() int // -1 if the vocabulary has none
 	EOS() int // -1 if the vocabulary has none
 }
+
+// WithEnd returns tok with EOS reporting end: the token that ReadJSONL
+// appends to close every text example, and so the token a trained adapter
+// learns to end a text with. Models trained the llama2.c way (stories260K
+// among them) never saw EOS: their data separates documents with the next
+// one's BOS, their output head gives EOS no weight, and a LoRA adapter on
+// the blocks cannot teach the frozen head a new token in a few hundred
+// steps, while EOS targets push down the BOS that ended texts before — so
+// the adapted model stops nowhere. Train such models with
+// WithEnd(tok, tok.BOS()); generation stops at BOS as at EOS.
+func WithEnd(tok Encoder, end int) Encoder { return endEncoder{tok, end} }
+
+type endEncoder struct {
+	Encoder
+	end int
+}
+
+func (e endEncoder) EOS() int { return e.end }
 
 // Example is one tokenized training example. Loss[i] reports whether token i
 // is a prediction target: false for prompt tokens of a prompt/completion pair
@@ -56,26 +76,39 @@ type record struct {
 //	                                          (tok must be a ChatEncoder)
 //
 // BOS is prepended and EOS appended to text examples when the tokenizer has
-// them. Blank lines are skipped. vocabSize bounds pre-tokenized ids. name is
-// used in error messages, which give the line number.
-func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize int) ([]Example, error) {
+// them. Blank lines are skipped, and so is a UTF-8 byte-order mark at the
+// start. vocabSize bounds pre-tokenized ids. tok may be nil when every
+// record is pre-tokenized.
+//
+// maxTokens, if positive, keeps only the first maxTokens tokens of each
+// example — what a row without packing holds, Config.SeqLen+1 — and only as
+// much of a long text is tokenized as that needs, so that the memory an
+// example takes is bounded by what is kept, not by the line. name is used in
+// error messages, which give the line number.
+func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize, maxTokens int) ([]Example, error) {
 	var out []Example
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
-		raw := bytes.TrimSpace(sc.Bytes())
+		raw := sc.Bytes()
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+		}
+		raw = bytes.TrimSpace(raw)
 		if len(raw) == 0 {
 			continue
 		}
-		ex, err := parseRecord(raw, tok, vocabSize)
+		ex, err := parseRecord(raw, tok, vocabSize, maxTokens)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		out = append(out, ex)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("%s:%d: the line is longer than the limit of %d MiB", name, line+1, maxLineBytes>>20)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
 	}
 	if len(out) == 0 {
@@ -84,30 +117,39 @@ func ReadJSONL(r io.Reader, name string, tok Encoder, vocabSize int) ([]Example,
 	return out, nil
 }
 
-// LoadJSONL reads the JSONL file at path; see ReadJSONL.
-func LoadJSONL(path string, tok Encoder, vocabSize int) ([]Example, error) {
-	f, err := os.Open(path)
+// maxLineBytes is the longest line ReadJSONL reads.
+const maxLineBytes = 64 << 20
+
+// LoadJSONL reads the JSONL file at path, which must be a regular file; see
+// ReadJSONL.
+func LoadJSONL(path string, tok Encoder, vocabSize, maxTokens int) ([]Example, error) {
+	f, err := fsutil.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer f.Close()
-	return ReadJSONL(f, path, tok, vocabSize)
+	return ReadJSONL(f, path, tok, vocabSize, maxTokens)
 }
 
-func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
+func parseRecord(raw []byte, tok Encoder, vocabSize, maxTokens int) (Example, error) {
 	var rec record
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&rec); err != nil {
+	// Unmarshal decodes in place; a Decoder would copy the line again. On
+	// failure the Decoder tells a second value apart from broken JSON.
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if derr := dec.Decode(&record{}); derr != nil {
+			return Example{}, fmt.Errorf("invalid JSON: %w", derr)
+		}
+		if dec.More() {
+			return Example{}, errors.New("more than one JSON value on the line")
+		}
 		return Example{}, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return Example{}, errors.New("more than one JSON value on the line")
 	}
 	if rec.Messages != nil {
 		if rec.Text != nil || rec.Prompt != nil || rec.Completion != nil || rec.InputIDs != nil {
 			return Example{}, errors.New(`"messages" cannot come with "text", "prompt", "completion" or "input_ids"`)
 		}
-		return chatExample(rec.Messages, tok, vocabSize)
+		return chatExample(rec.Messages, tok, vocabSize, maxTokens)
 	}
 	hasText, hasPair, hasIDs := rec.Text != nil, rec.Prompt != nil || rec.Completion != nil, rec.InputIDs != nil
 	shapes := 0
@@ -119,13 +161,26 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 	if shapes != 1 {
 		return Example{}, errors.New(`want exactly one of "text", "prompt"+"completion" or "input_ids"`)
 	}
+	if !hasIDs && tok == nil {
+		return Example{}, errors.New("a text record needs a tokenizer, and there is none")
+	}
 	var ex Example
+	room := func() int {
+		if maxTokens <= 0 {
+			return -1
+		}
+		return max(maxTokens-len(ex.Tokens), 0)
+	}
 	add := func(ids []int, loss bool) {
+		if n := room(); n >= 0 && len(ids) > n {
+			ids = ids[:n]
+		}
 		for _, id := range ids {
 			ex.Tokens = append(ex.Tokens, id)
 			ex.Loss = append(ex.Loss, loss)
 		}
 	}
+	encode := func(text string) []int { return encodePrefix(tok, text, room()) }
 	switch {
 	case hasIDs:
 		for i, id := range rec.InputIDs {
@@ -141,7 +196,7 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 		if bos := tok.BOS(); bos >= 0 {
 			add([]int{bos}, false)
 		}
-		add(tok.Encode(*rec.Text), true)
+		add(encode(*rec.Text), true)
 		if eos := tok.EOS(); eos >= 0 {
 			add([]int{eos}, true)
 		}
@@ -152,8 +207,8 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 		if bos := tok.BOS(); bos >= 0 {
 			add([]int{bos}, false)
 		}
-		add(tok.Encode(*rec.Prompt), false)
-		add(tok.Encode(*rec.Completion), true)
+		add(encode(*rec.Prompt), false)
+		add(encode(*rec.Completion), true)
 		if eos := tok.EOS(); eos >= 0 {
 			add([]int{eos}, true)
 		}
@@ -164,9 +219,48 @@ func parseRecord(raw []byte, tok Encoder, vocabSize int) (Example, error) {
 	return ex, nil
 }
 
-// Batch is one step's input: Inputs[b*SeqLen+t] is the token at position t of
+// encodePrefix returns the tokens of text, or when limit is not negative at
+// least its first limit tokens (fewer only if text has fewer), tokenizing a
+// prefix of text that grows until it gives them. The prefix ends before a
+// white space, and a margin of tokens past the limit is asked for, so that
+// the kept tokens are those of the whole text.
+func encodePrefix(tok Encoder, text string, limit int) []int {
+	const margin = 16
+	if limit < 0 {
+		return tok.Encode(text)
+	}
+	if limit == 0 {
+		return nil
+	}
+	for n := 8 * (limit + margin); ; n *= 2 {
+		if n >= len(text) {
+			return tok.Encode(text)
+		}
+		cut := cutBeforeSpace(text, n)
+		ids := tok.Encode(text[:cut])
+		if len(ids) >= limit+margin {
+			return ids[:limit]
+		}
+	}
+}
+
+// cutBeforeSpace returns an index near n at which to cut text: before the
+// first white space at or after n, or failing one within 4 KiB, at the
+// start of the character at n.
+func cutBeforeSpace(text string, n int) int {
+	end := min(len(text), n+4096)
+	if i := strings.IndexAny(text[n:end], " \t\n\r"); i >= 0 {
+		return n + i
+	}
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
+	}
+	return n
+}
+
+// batch is one step's input: Inputs[b*SeqLen+t] is the token at position t of
 // row b and Targets the token to predict there, or Ignore.
-type Batch struct {
+type batch struct {
 	Size, SeqLen int
 	Inputs       []int
 	Targets      []int
@@ -177,7 +271,7 @@ type Batch struct {
 const Ignore = graph.IgnoreTarget
 
 // Tokens returns the number of target positions that count in the loss.
-func (b *Batch) Tokens() int {
+func (b *batch) Tokens() int {
 	n := 0
 	for _, t := range b.Targets {
 		if t != Ignore {
@@ -187,29 +281,29 @@ func (b *Batch) Tokens() int {
 	return n
 }
 
-// Batcher cuts examples into fixed-shape batches in a seeded shuffled order,
+// batcher cuts examples into fixed-shape batches in a seeded shuffled order,
 // epoch after epoch. Its position is a plain value (see State), so a resumed
 // run sees exactly the batches an uninterrupted run would.
-type Batcher struct {
+type batcher struct {
 	rows    [][2][]int // per row: inputs, targets (each SeqLen long)
 	size    int
 	seqLen  int
 	seed    uint64
 	pad     int
-	state   BatcherState
+	state   batcherState
 	order   []int
 	orderOf int // epoch that order was computed for; -1 when none
 }
 
-// BatcherState is the position of a Batcher: how many epochs it has finished
+// batcherState is the position of a batcher: how many epochs it has finished
 // and how many rows of the current epoch it has handed out.
-type BatcherState struct {
+type batcherState struct {
 	Epoch int `json:"epoch"`
 	Row   int `json:"row"`
 }
 
-// BatchOptions says how examples become rows.
-type BatchOptions struct {
+// batchOptions says how examples become rows.
+type batchOptions struct {
 	Size   int    // rows per batch
 	SeqLen int    // positions per row
 	Pack   bool   // concatenate examples and cut the stream into rows, instead of one padded row per example
@@ -217,18 +311,18 @@ type BatchOptions struct {
 	Seed   uint64 // shuffle seed
 }
 
-// NewBatcher prepares rows from examples. Without packing, an example longer
+// newBatcher prepares rows from examples. Without packing, an example longer
 // than SeqLen+1 tokens is truncated and a shorter one padded; with packing,
 // examples are joined end to end and cut into rows of SeqLen+1 tokens, the
 // last partial row padded.
-func NewBatcher(examples []Example, opts BatchOptions) (*Batcher, error) {
+func newBatcher(examples []Example, opts batchOptions) (*batcher, error) {
 	if opts.Size < 1 || opts.SeqLen < 1 {
 		return nil, fmt.Errorf("train: batch size %d and sequence length %d must be positive", opts.Size, opts.SeqLen)
 	}
 	if len(examples) == 0 {
 		return nil, errors.New("train: no examples")
 	}
-	b := &Batcher{size: opts.Size, seqLen: opts.SeqLen, seed: opts.Seed, pad: opts.Pad, orderOf: -1}
+	b := &batcher{size: opts.Size, seqLen: opts.SeqLen, seed: opts.Seed, pad: opts.Pad, orderOf: -1}
 	span := opts.SeqLen + 1
 	if opts.Pack {
 		var toks []int
@@ -267,13 +361,13 @@ func makeRow(toks []int, loss []bool, seqLen, pad int) [2][]int {
 }
 
 // Rows returns the number of rows in one epoch.
-func (b *Batcher) Rows() int { return len(b.rows) }
+func (b *batcher) Rows() int { return len(b.rows) }
 
 // State returns the batcher's position.
-func (b *Batcher) State() BatcherState { return b.state }
+func (b *batcher) State() batcherState { return b.state }
 
 // SetState moves the batcher to a position saved by State.
-func (b *Batcher) SetState(s BatcherState) error {
+func (b *batcher) SetState(s batcherState) error {
 	if s.Epoch < 0 || s.Row < 0 || s.Row > len(b.rows) {
 		return fmt.Errorf("train: batcher state %+v out of range for %d rows", s, len(b.rows))
 	}
@@ -283,12 +377,12 @@ func (b *Batcher) SetState(s BatcherState) error {
 
 // Next fills and returns the next batch, wrapping to a newly shuffled epoch
 // when the current one runs out.
-func (b *Batcher) Next() *Batch {
-	out := &Batch{Size: b.size, SeqLen: b.seqLen,
+func (b *batcher) Next() *batch {
+	out := &batch{Size: b.size, SeqLen: b.seqLen,
 		Inputs: make([]int, b.size*b.seqLen), Targets: make([]int, b.size*b.seqLen)}
 	for r := range b.size {
 		if b.state.Row == len(b.rows) {
-			b.state = BatcherState{Epoch: b.state.Epoch + 1}
+			b.state = batcherState{Epoch: b.state.Epoch + 1}
 		}
 		if b.orderOf != b.state.Epoch {
 			b.order = epochOrder(len(b.rows), b.seed, b.state.Epoch)
@@ -312,10 +406,10 @@ func epochOrder(n int, seed uint64, epoch int) []int {
 // Batches returns every row of the examples once, in order, as full-size
 // batches; rows missing from the last batch are padding with no targets, so
 // they do not count in the loss. It is meant for evaluation.
-func (b *Batcher) Batches() []*Batch {
-	var out []*Batch
+func (b *batcher) Batches() []*batch {
+	var out []*batch
 	for start := 0; start < len(b.rows); start += b.size {
-		bt := &Batch{Size: b.size, SeqLen: b.seqLen,
+		bt := &batch{Size: b.size, SeqLen: b.seqLen,
 			Inputs: make([]int, b.size*b.seqLen), Targets: make([]int, b.size*b.seqLen)}
 		for i := range bt.Targets {
 			bt.Inputs[i], bt.Targets[i] = b.pad, Ignore

@@ -26,7 +26,7 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add([]byte(`{"input_ids": [1, -5]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const vocab = 300
-		exs, err := ReadJSONL(bytes.NewReader(in), "fuzz.jsonl", byteTokenizer{}, vocab)
+		exs, err := ReadJSONL(bytes.NewReader(in), "fuzz.jsonl", byteTokenizer{}, vocab, 0)
 		if err != nil {
 			return
 		}

@@ -27,7 +27,7 @@ func TestReadJSONLShapes(t *testing.T) {
 {"prompt": "x", "completion": "yz"}
 {"input_ids": [5, 6, 7]}
 `
-	exs, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300)
+	exs, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300, 0)
 	require.NoError(t, err)
 	require.Len(t, exs, 3)
 	// text: BOS a b EOS; every token after BOS is a target.
@@ -52,7 +52,7 @@ func TestReadJSONLErrorsNameTheLine(t *testing.T) {
 		"{\"text\": \"a\"} {\"text\": \"b\"}\n": "d.jsonl:1: more than one JSON value",
 	}
 	for in, want := range cases {
-		_, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300)
+		_, err := ReadJSONL(strings.NewReader(in), "d.jsonl", byteTokenizer{}, 300, 0)
 		require.ErrorContains(t, err, want, "input %q", in)
 	}
 }
@@ -62,7 +62,7 @@ func TestBatcherPadsTruncatesAndMasks(t *testing.T) {
 		{Tokens: []int{1, 10, 11, 2}, Loss: []bool{false, true, true, true}},
 		{Tokens: []int{1, 20, 21, 22, 23, 24, 2}, Loss: []bool{false, false, false, true, true, true, true}},
 	}
-	b, err := NewBatcher(exs, BatchOptions{Size: 2, SeqLen: 4, Pad: 0, Seed: 1})
+	b, err := newBatcher(exs, batchOptions{Size: 2, SeqLen: 4, Pad: 0, Seed: 1})
 	require.NoError(t, err)
 	all := b.Batches()
 	require.Len(t, all, 1)
@@ -78,7 +78,7 @@ func TestBatcherPacking(t *testing.T) {
 		{Tokens: []int{1, 10, 11, 2}, Loss: []bool{false, true, true, true}},
 		{Tokens: []int{1, 20, 21, 2}, Loss: []bool{false, true, true, true}},
 	}
-	b, err := NewBatcher(exs, BatchOptions{Size: 1, SeqLen: 3, Pad: 0, Seed: 1, Pack: true})
+	b, err := newBatcher(exs, batchOptions{Size: 1, SeqLen: 3, Pad: 0, Seed: 1, Pack: true})
 	require.NoError(t, err)
 	// Stream 1 10 11 2 1 20 21 2 cut every 3 positions with one token of overlap.
 	all := b.Batches()
@@ -96,8 +96,8 @@ func TestBatcherResumesExactly(t *testing.T) {
 	for i := range 7 {
 		exs = append(exs, Example{Tokens: []int{1, 10 + i, 2}, Loss: []bool{false, true, true}})
 	}
-	opts := BatchOptions{Size: 3, SeqLen: 2, Seed: 42}
-	full, err := NewBatcher(exs, opts)
+	opts := batchOptions{Size: 3, SeqLen: 2, Seed: 42}
+	full, err := newBatcher(exs, opts)
 	require.NoError(t, err)
 	var want [][]int
 	for range 10 {
@@ -114,18 +114,18 @@ func TestBatcherResumesExactly(t *testing.T) {
 		require.Equal(t, 1, n)
 	}
 
-	part, err := NewBatcher(exs, opts)
+	part, err := newBatcher(exs, opts)
 	require.NoError(t, err)
 	for range 4 {
 		part.Next()
 	}
-	resumed, err := NewBatcher(exs, opts)
+	resumed, err := newBatcher(exs, opts)
 	require.NoError(t, err)
 	require.NoError(t, resumed.SetState(part.State()))
 	for i := 4; i < 10; i++ {
 		require.Equal(t, want[i], resumed.Next().Inputs, "batch %d", i)
 	}
-	require.Error(t, resumed.SetState(BatcherState{Row: 99}))
+	require.Error(t, resumed.SetState(batcherState{Row: 99}))
 }
 
 func TestSplit(t *testing.T) {

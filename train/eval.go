@@ -29,7 +29,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 	if err := checkExamples("evaluation", examples, base.Config.VocabSize); err != nil {
 		return EvalResult{}, err
 	}
-	b, err := NewBatcher(examples, BatchOptions{Size: batchSize, SeqLen: seqLen, Pad: pad})
+	b, err := newBatcher(examples, batchOptions{Size: batchSize, SeqLen: seqLen, Pad: pad})
 	if err != nil {
 		return EvalResult{}, err
 	}
@@ -64,7 +64,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 // target token and the number of target tokens (0 when none has a target).
 // The graph's loss is already a mean over each batch's targets, so batches
 // are weighted by their target counts.
-func meanLoss(ctx context.Context, g *graph.Graph, batches []*Batch) (loss float64, tokens int, err error) {
+func meanLoss(ctx context.Context, g *graph.Graph, batches []*batch) (loss float64, tokens int, err error) {
 	var sum float64
 	for i, b := range batches {
 		if err := g.SetBatch(b.Inputs, b.Targets); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
@@ -86,12 +87,12 @@ func Example() {
 	cfg.OutDir = dir
 
 	var first float64
-	hook := train.WithStepHook(func(m train.Metric) {
+	cfg.OnStep = func(m train.Metric) {
 		if m.Step == 1 {
 			first = m.Loss
 		}
-	})
-	res, err := train.Train(context.Background(), base, adapter, trainData, evalData, cfg, hook)
+	}
+	res, err := train.Train(context.Background(), base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -104,7 +105,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	for _, e := range entries {
-		fmt.Println(e.Name())
+		// Hidden entries hold the adapter's current version (lora.Save).
+		if !strings.HasPrefix(e.Name(), ".") {
+			fmt.Println(e.Name())
+		}
 	}
 	// Output:
 	// trainable parameters: 4096

@@ -50,7 +50,7 @@ func TestCheckpointTestdata(t *testing.T) {
 		dir := t.TempDir()
 		tr := fuzzTrainer(t, dir)
 		ctx, cancel := context.WithCancel(context.Background())
-		tr.hook = func(m Metric) {
+		tr.cfg.OnStep = func(m Metric) {
 			if m.Step == 2 && m.EvalLoss == nil {
 				cancel()
 			}
@@ -131,11 +131,11 @@ func FuzzReadMetrics(f *testing.F) {
 	f.Add([]byte(`{"step":1,"loss":1e308}` + "\n" + `{"step":2,"loss":-1e308}` + "\n"))
 	f.Add([]byte(`{"step":-9223372036854775808,"loss":1}` + "\n" + `{"step":9223372036854775807,"eval_loss":2}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ms, err := ReadMetrics(bytes.NewReader(data), "metrics.jsonl")
+		ms, err := readMetrics(bytes.NewReader(data), "metrics.jsonl")
 		if err != nil {
 			return
 		}
-		tr, ev := LossCurves(ms)
-		_ = PlotLoss(io.Discard, tr, ev)
+		tr, ev := lossCurves(ms)
+		_ = plotLoss(io.Discard, tr, ev)
 	})
 }

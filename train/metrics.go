@@ -24,24 +24,24 @@ type Metric struct {
 	ElapsedSec   float64  `json:"elapsed_sec"`               // training time so far, resumed runs included
 }
 
-// MetricsWriter appends metrics as JSON lines, flushing each line so that a
+// metricsWriter appends metrics as JSON lines, flushing each line so that a
 // crashed run leaves every finished step on disk.
-type MetricsWriter struct {
+type metricsWriter struct {
 	f *os.File
 	w *bufio.Writer
 }
 
-// CreateMetrics opens path for appending (a resumed run continues the file).
-func CreateMetrics(path string) (*MetricsWriter, error) {
+// createMetrics opens path for appending (a resumed run continues the file).
+func createMetrics(path string) (*metricsWriter, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("train: metrics: %w", err)
 	}
-	return &MetricsWriter{f: f, w: bufio.NewWriter(f)}, nil
+	return &metricsWriter{f: f, w: bufio.NewWriter(f)}, nil
 }
 
 // Write appends one metric.
-func (m *MetricsWriter) Write(x Metric) error {
+func (m *metricsWriter) Write(x Metric) error {
 	line, err := json.Marshal(x)
 	if err != nil {
 		return fmt.Errorf("train: metrics: %w", err)
@@ -55,7 +55,7 @@ func (m *MetricsWriter) Write(x Metric) error {
 }
 
 // Close closes the file.
-func (m *MetricsWriter) Close() error {
+func (m *metricsWriter) Close() error {
 	if err := m.w.Flush(); err != nil {
 		m.f.Close()
 		return err

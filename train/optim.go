@@ -6,15 +6,15 @@ import (
 	"math"
 )
 
-// Param is one trainable tensor as the optimizer sees it: its values and the
+// param is one trainable tensor as the optimizer sees it: its values and the
 // gradient of the loss with respect to them, both updated in place.
-type Param struct {
+type param struct {
 	Name  string
 	Value []float32
 	Grad  []float32
 }
 
-// AdamW is Adam with decoupled weight decay (Loshchilov & Hutter), the
+// adamW is Adam with decoupled weight decay (Loshchilov & Hutter), the
 // update PyTorch's torch.optim.AdamW makes:
 //
 //	p ← p − lr·wd·p
@@ -24,7 +24,7 @@ type Param struct {
 // It is written here because gorgonia's AdamW never updates the weights.
 // Moments are kept in float32 per parameter, keyed by position in the slice
 // passed to Step, which must therefore be the same every step.
-type AdamW struct {
+type adamW struct {
 	Beta1, Beta2 float64
 	Eps          float64
 	WeightDecay  float64
@@ -33,17 +33,17 @@ type AdamW struct {
 	m, v [][]float32
 }
 
-// NewAdamW returns an optimizer with PyTorch's defaults (β1 0.9, β2 0.999,
+// newAdamW returns an optimizer with PyTorch's defaults (β1 0.9, β2 0.999,
 // ε 1e-8) and the given weight decay.
-func NewAdamW(weightDecay float64) *AdamW {
-	return &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay}
+func newAdamW(weightDecay float64) *adamW {
+	return &adamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay}
 }
 
 // Steps returns how many updates have been made.
-func (o *AdamW) Steps() int { return o.step }
+func (o *adamW) Steps() int { return o.step }
 
 // Step applies one update with learning rate lr to every parameter.
-func (o *AdamW) Step(params []Param, lr float64) error {
+func (o *adamW) Step(params []param, lr float64) error {
 	if o.m == nil {
 		o.m = make([][]float32, len(params))
 		o.v = make([][]float32, len(params))
@@ -84,10 +84,10 @@ func (o *AdamW) Step(params []Param, lr float64) error {
 
 // Moments returns the optimizer's state for checkpointing: the step count and
 // the first and second moments of each parameter (shared, not copied).
-func (o *AdamW) Moments() (step int, m, v [][]float32) { return o.step, o.m, o.v }
+func (o *adamW) Moments() (step int, m, v [][]float32) { return o.step, o.m, o.v }
 
 // SetMoments restores state saved by Moments.
-func (o *AdamW) SetMoments(step int, m, v [][]float32) error {
+func (o *adamW) SetMoments(step int, m, v [][]float32) error {
 	if step < 0 || len(m) != len(v) {
 		return errors.New("train: inconsistent AdamW state")
 	}
@@ -100,11 +100,11 @@ func (o *AdamW) SetMoments(step int, m, v [][]float32) error {
 	return nil
 }
 
-// ClipGradNorm scales all gradients together so that their global L2 norm is
+// clipGradNorm scales all gradients together so that their global L2 norm is
 // at most maxNorm (PyTorch's clip_grad_norm_), and returns the norm before
 // clipping. maxNorm ≤ 0 disables clipping. A non-finite norm is returned as
 // is, with gradients untouched, for the caller to stop on.
-func ClipGradNorm(params []Param, maxNorm float64) float64 {
+func clipGradNorm(params []param, maxNorm float64) float64 {
 	var sum float64
 	for _, p := range params {
 		for _, g := range p.Grad {
@@ -123,8 +123,8 @@ func ClipGradNorm(params []Param, maxNorm float64) float64 {
 	return norm
 }
 
-// Schedule gives the learning rate for a step (counting from 0).
-type Schedule struct {
+// schedule gives the learning rate for a step (counting from 0).
+type schedule struct {
 	Peak   float64 // learning rate after warmup
 	Warmup int     // steps of linear warmup from 0
 	Total  int     // total steps; cosine decays to Min at Total
@@ -133,7 +133,7 @@ type Schedule struct {
 }
 
 // At returns the learning rate for step (0-based).
-func (s Schedule) At(step int) float64 {
+func (s schedule) At(step int) float64 {
 	if step < s.Warmup {
 		return s.Peak * float64(step+1) / float64(s.Warmup+1)
 	}

@@ -11,7 +11,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 
@@ -20,11 +19,12 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/fsutil"
 )
 
-// ReadMetrics reads a metrics file written by MetricsWriter. Errors name the
+// readMetrics reads a metrics file written by metricsWriter. Errors name the
 // file and line.
-func ReadMetrics(r io.Reader, name string) ([]Metric, error) {
+func readMetrics(r io.Reader, name string) ([]Metric, error) {
 	var out []Metric
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 1<<20)
@@ -47,17 +47,17 @@ func ReadMetrics(r io.Reader, name string) ([]Metric, error) {
 	return out, nil
 }
 
-// Point is one point of a loss curve.
-type Point struct {
+// point is one point of a loss curve.
+type point struct {
 	Step int
 	Loss float64
 }
 
-// LossCurves splits metrics into the training and the evaluation loss by
+// lossCurves splits metrics into the training and the evaluation loss by
 // step. When a step appears more than once (a run resumed from a checkpoint
 // older than its last logged step), the last record wins, which is the one
 // of the run that continued. Non-finite losses are left out.
-func LossCurves(metrics []Metric) (trainLoss, evalLoss []Point) {
+func lossCurves(metrics []Metric) (trainLoss, evalLoss []point) {
 	tr := map[int]float64{}
 	ev := map[int]float64{}
 	for _, m := range metrics {
@@ -67,33 +67,33 @@ func LossCurves(metrics []Metric) (trainLoss, evalLoss []Point) {
 			tr[m.Step] = m.Loss
 		}
 	}
-	curve := func(byStep map[int]float64) []Point {
-		var pts []Point
+	curve := func(byStep map[int]float64) []point {
+		var pts []point
 		for s, l := range byStep {
 			if !math.IsNaN(l) && !math.IsInf(l, 0) {
-				pts = append(pts, Point{s, l})
+				pts = append(pts, point{s, l})
 			}
 		}
-		slices.SortFunc(pts, func(a, b Point) int { return a.Step - b.Step })
+		slices.SortFunc(pts, func(a, b point) int { return a.Step - b.Step })
 		return pts
 	}
 	return curve(tr), curve(ev)
 }
 
-// PlotLossFile draws the loss curves of the metrics file at metricsPath into
+// plotLossFile draws the loss curves of the metrics file at metricsPath into
 // a PNG image at pngPath, written atomically.
-func PlotLossFile(metricsPath, pngPath string) error {
-	f, err := os.Open(metricsPath)
+func plotLossFile(metricsPath, pngPath string) error {
+	f, err := fsutil.Open(metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
 	defer f.Close()
-	ms, err := ReadMetrics(f, metricsPath)
+	ms, err := readMetrics(f, metricsPath)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
-	tr, ev := LossCurves(ms)
-	err = atomicfile.WriteFile(pngPath, func(w io.Writer) error { return PlotLoss(w, tr, ev) }, 0o644)
+	tr, ev := lossCurves(ms)
+	err = atomicfile.WriteFile(pngPath, func(w io.Writer) error { return plotLoss(w, tr, ev) }, 0o644)
 	if err != nil {
 		return fmt.Errorf("train: loss plot: %w", err)
 	}
@@ -116,16 +116,35 @@ var (
 	colorEval  = color.RGBA{0xe6, 0x55, 0x0d, 0xff} // orange
 )
 
-// PlotLoss draws a PNG line chart of the training loss (blue line) and the
+// plotLoss draws a PNG line chart of the training loss (blue line) and the
 // evaluation loss (orange line with markers) against the step, with axes,
 // tick labels, axis titles and a legend.
-func PlotLoss(w io.Writer, trainLoss, evalLoss []Point) error {
+func plotLoss(w io.Writer, trainLoss, evalLoss []point) error {
 	img := image.NewRGBA(image.Rect(0, 0, plotWidth, plotHeight))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	f, err := newFrame(trainLoss, evalLoss)
+	if err != nil {
+		return err
+	}
+	f.axes(img)
+	f.curve(img, trainLoss, colorTrain, false)
+	f.curve(img, evalLoss, colorEval, true)
+	f.legend(img)
+	return png.Encode(w, img)
+}
 
+// frame maps steps and losses to pixels of the plot area.
+type frame struct {
+	x0, x1, y0, y1           float64 // the data ranges shown
+	left, right, top, bottom int     // the plot area
+}
+
+// newFrame chooses the ranges that show every point, with some room above
+// and below the losses.
+func newFrame(trainLoss, evalLoss []point) (*frame, error) {
 	x0, x1 := math.Inf(1), math.Inf(-1)
 	y0, y1 := math.Inf(1), math.Inf(-1)
-	for _, pts := range [][]Point{trainLoss, evalLoss} {
+	for _, pts := range [][]point{trainLoss, evalLoss} {
 		for _, p := range pts {
 			x0, x1 = math.Min(x0, float64(p.Step)), math.Max(x1, float64(p.Step))
 			y0, y1 = math.Min(y0, p.Loss), math.Max(y1, p.Loss)
@@ -143,32 +162,38 @@ func PlotLoss(w io.Writer, trainLoss, evalLoss []Point) error {
 	pad := 0.05 * (y1 - y0)
 	y0, y1 = y0-pad, y1+pad
 	if math.IsInf(y1-y0, 0) || math.IsInf(x1-x0, 0) {
-		return fmt.Errorf("train: loss plot: losses from %g to %g span too wide a range to draw", y0, y1)
+		return nil, fmt.Errorf("train: loss plot: losses from %g to %g span too wide a range to draw", y0, y1)
 	}
+	return &frame{x0: x0, x1: x1, y0: y0, y1: y1,
+		left: marginLeft, right: plotWidth - marginRight, top: marginTop, bottom: plotHeight - marginBottom}, nil
+}
 
-	left, right := marginLeft, plotWidth-marginRight
-	top, bottom := marginTop, plotHeight-marginBottom
-	// Positions are clamped to the image, which also bounds the work of
-	// drawing a segment whatever the values.
-	px := func(step float64) int {
-		return clampInt(left+int(math.Round((step-x0)/(x1-x0)*float64(right-left))), 0, plotWidth-1)
-	}
-	py := func(loss float64) int {
-		return clampInt(bottom-int(math.Round((loss-y0)/(y1-y0)*float64(bottom-top))), 0, plotHeight-1)
-	}
+// px and py return the pixel of a step and of a loss. Positions are
+// clamped to the image, which also bounds the work of drawing a segment
+// whatever the values.
+func (f *frame) px(step float64) int {
+	return clampInt(f.left+int(math.Round((step-f.x0)/(f.x1-f.x0)*float64(f.right-f.left))), 0, plotWidth-1)
+}
 
-	for _, v := range ticks(y0, y1) {
-		y := py(v)
+func (f *frame) py(loss float64) int {
+	return clampInt(f.bottom-int(math.Round((loss-f.y0)/(f.y1-f.y0)*float64(f.bottom-f.top))), 0, plotHeight-1)
+}
+
+// axes draws the grid, the ticks and their labels, the axes and the titles.
+func (f *frame) axes(img *image.RGBA) {
+	left, right, top, bottom := f.left, f.right, f.top, f.bottom
+	for _, v := range ticks(f.y0, f.y1) {
+		y := f.py(v)
 		hline(img, left, right, y, colorGrid)
 		hline(img, left-5, left, y, colorAxis)
 		label := formatTick(v)
 		drawText(img, label, left-8-textWidth(label), y+4, colorAxis)
 	}
-	for _, v := range ticks(x0, x1) {
+	for _, v := range ticks(f.x0, f.x1) {
 		if v != math.Trunc(v) {
 			continue // steps are whole numbers
 		}
-		x := px(v)
+		x := f.px(v)
 		vline(img, x, top, bottom, colorGrid)
 		vline(img, x, bottom, bottom+5, colorAxis)
 		label := formatTick(v)
@@ -182,31 +207,31 @@ func PlotLoss(w io.Writer, trainLoss, evalLoss []Point) error {
 	xTitle := "step"
 	drawText(img, xTitle, (left+right-textWidth(xTitle))/2, plotHeight-10, colorAxis)
 	drawTextUp(img, "loss", 14, (top+bottom)/2, colorAxis)
+}
 
-	curve := func(pts []Point, c color.RGBA, markers bool) {
-		for i, p := range pts {
-			x, y := px(float64(p.Step)), py(p.Loss)
-			if i > 0 {
-				line(img, px(float64(pts[i-1].Step)), py(pts[i-1].Loss), x, y, c)
-			}
-			if markers || len(pts) == 1 {
-				fillRect(img, x-3, y-3, x+3, y+3, c)
-			}
+// curve draws a loss curve, with a marker on each point if markers (or if
+// it has one point).
+func (f *frame) curve(img *image.RGBA, pts []point, c color.RGBA, markers bool) {
+	for i, p := range pts {
+		x, y := f.px(float64(p.Step)), f.py(p.Loss)
+		if i > 0 {
+			line(img, f.px(float64(pts[i-1].Step)), f.py(pts[i-1].Loss), x, y, c)
+		}
+		if markers || len(pts) == 1 {
+			fillRect(img, x-3, y-3, x+3, y+3, c)
 		}
 	}
-	curve(trainLoss, colorTrain, false)
-	curve(evalLoss, colorEval, true)
+}
 
-	// Legend, top right inside the plot area.
-	lx, ly := right-110, top+10
-	fillRect(img, lx-8, ly-4, right-6, ly+38, color.RGBA{0xff, 0xff, 0xff, 0xff})
+// legend draws the legend, top right inside the plot area.
+func (f *frame) legend(img *image.RGBA) {
+	lx, ly := f.right-110, f.top+10
+	fillRect(img, lx-8, ly-4, f.right-6, ly+38, color.RGBA{0xff, 0xff, 0xff, 0xff})
 	line(img, lx, ly+6, lx+24, ly+6, colorTrain)
 	drawText(img, "train", lx+32, ly+10, colorAxis)
 	line(img, lx, ly+26, lx+24, ly+26, colorEval)
 	fillRect(img, lx+9, ly+23, lx+15, ly+29, colorEval)
 	drawText(img, "eval", lx+32, ly+30, colorAxis)
-
-	return png.Encode(w, img)
 }
 
 // ticks returns round values (1, 2 or 5 times a power of ten apart) covering

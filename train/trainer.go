@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/golora/golora/internal/dirlock"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
@@ -77,10 +78,22 @@ type Config struct {
 	// the trained adapter in PEFT's format and loss.png. Empty means no
 	// files are written.
 	OutDir string
+
+	// Progress, if not nil, shows progress: a self-updating bar with the
+	// loss, tokens/s and the time left when it is a terminal, plain log
+	// lines otherwise. nil prints nothing.
+	Progress io.Writer
+	// OnStep, if not nil, is called after every step and every evaluation
+	// with the metric just recorded, before any checkpoint of that step is
+	// written.
+	OnStep func(Metric)
 }
 
 // DefaultConfig returns the QLoRA paper's optimizer settings (see Config) for
-// 1,000 steps of 4 × 128-token batches.
+// 1,000 steps of 4 × 128-token batches. The fields it leaves zero are off:
+// no cosine decay, no weight decay, no periodic evaluation, checkpoints or
+// files, seed 0, no packing, padding with token 0, no progress output and no
+// step callback.
 func DefaultConfig() Config {
 	return Config{
 		Steps: 1000, BatchSize: 4, SeqLen: 128, GradAccum: 1,
@@ -97,9 +110,9 @@ func (c *Config) Warmup() int {
 	return int(math.Ceil(c.WarmupRatio * float64(c.Steps)))
 }
 
-// Schedule returns the learning-rate schedule c describes.
-func (c *Config) Schedule() Schedule {
-	return Schedule{Peak: c.LR, Warmup: c.Warmup(), Total: c.Steps, Cosine: c.Cosine, Min: c.MinLR}
+// schedule returns the learning-rate schedule c describes.
+func (c *Config) schedule() schedule {
+	return schedule{Peak: c.LR, Warmup: c.Warmup(), Total: c.Steps, Cosine: c.Cosine, Min: c.MinLR}
 }
 
 func (c *Config) gradAccum() int { return max(c.GradAccum, 1) }
@@ -132,22 +145,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Option adjusts a Trainer.
-type Option func(*Trainer)
-
-// WithProgress shows progress on w: a self-updating bar with the loss,
-// tokens/s and the time left when w is a terminal, plain log lines otherwise.
-// Without it the Trainer prints nothing.
-func WithProgress(w io.Writer) Option {
-	return func(t *Trainer) { t.progressTo = w }
-}
-
-// WithStepHook calls fn after every step and every evaluation with the
-// metric just recorded, before any checkpoint of that step is written.
-func WithStepHook(fn func(Metric)) Option {
-	return func(t *Trainer) { t.hook = fn }
-}
-
 // Trainer trains a LoRA adapter on a frozen base: one gorgonia graph of the
 // base with the adapter's A and B as parameters, built for the configured
 // batch shape, AdamW updating A and B in place. Make one with New, optionally
@@ -161,22 +158,22 @@ type Trainer struct {
 	graph   *graph.Graph
 	ga      *lora.GraphAdapter
 	params  []lora.GraphParam
-	opt     *AdamW
-	sched   Schedule
-	batcher *Batcher
-	evals   []*Batch
+	opt     *adamW
+	sched   schedule
+	batcher *batcher
+	evals   []*batch
 	pcg     *rand.PCG // dropout masks; its state is checkpointed
 	rng     *rand.Rand
 
 	gradsBound bool // a backward pass has run, so gradient buffers exist
 
+	lock *dirlock.Lock // on OutDir, held from New to Close
+
+	done    bool          // the run finished and wrote its outputs
 	step    int           // optimizer steps done
 	tokens  int64         // positions run through the model in training
 	elapsed time.Duration // time spent in steps, restored runs included
 	hash    string        // fingerprint of what determines the trajectory
-
-	progressTo io.Writer
-	hook       func(Metric)
 }
 
 // dropoutStream separates the dropout generator from the data order, which
@@ -186,8 +183,10 @@ const dropoutStream = 0x64726f706f7574 // "dropout"
 // New prepares training of adapter on base: it checks the configuration and
 // the adapter against the base, cuts the examples into batches, builds the
 // graph and its gradients. evalData may be empty (no evaluation). The base
-// weights are only read.
-func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config, opts ...Option) (*Trainer, error) {
+// weights are only read. With an OutDir, New creates it, locks it for this
+// Trainer until Close (a second Trainer or process on it fails at once,
+// naming the holder) and removes what interrupted writes left there.
+func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,22 +205,22 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	if err := checkExamples("evaluation", evalData, base.Config.VocabSize); err != nil {
 		return nil, err
 	}
-	bopts := BatchOptions{Size: cfg.BatchSize, SeqLen: cfg.SeqLen, Pack: cfg.Pack, Pad: cfg.PadToken, Seed: cfg.Seed}
-	batcher, err := NewBatcher(trainData, bopts)
+	bopts := batchOptions{Size: cfg.BatchSize, SeqLen: cfg.SeqLen, Pack: cfg.Pack, Pad: cfg.PadToken, Seed: cfg.Seed}
+	batcher, err := newBatcher(trainData, bopts)
 	if err != nil {
 		return nil, err
 	}
 	t := &Trainer{
 		cfg:     cfg,
 		adapter: adapter,
-		opt:     NewAdamW(cfg.WeightDecay),
-		sched:   cfg.Schedule(),
+		opt:     newAdamW(cfg.WeightDecay),
+		sched:   cfg.schedule(),
 		batcher: batcher,
 		pcg:     rand.NewPCG(cfg.Seed, dropoutStream),
 	}
 	t.rng = rand.New(t.pcg)
 	if len(evalData) > 0 {
-		eb, err := NewBatcher(evalData, bopts)
+		eb, err := newBatcher(evalData, bopts)
 		if err != nil {
 			return nil, err
 		}
@@ -230,18 +229,31 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	if t.hash, err = configHash(&cfg, base, adapter, trainData); err != nil {
 		return nil, err
 	}
-	for _, o := range opts {
-		o(t)
+	if err := t.buildGraph(base); err != nil {
+		return nil, err
 	}
-	if t.ga, err = lora.NewGraphAdapter(adapter); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	if cfg.OutDir != "" {
+		if t.lock, err = openRunDir(cfg.OutDir); err != nil {
+			t.graph.Close()
+			return nil, err
+		}
 	}
-	if t.graph, err = graph.New(base, graph.Options{Batch: cfg.BatchSize, SeqLen: cfg.SeqLen, Adapter: t.ga}); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	return t, nil
+}
+
+// buildGraph builds the training graph of base with t's adapter and its
+// gradients.
+func (t *Trainer) buildGraph(base *model.Weights) error {
+	var err error
+	if t.ga, err = lora.NewGraphAdapter(t.adapter); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if t.graph, err = graph.New(base, graph.Options{Batch: t.cfg.BatchSize, SeqLen: t.cfg.SeqLen, Adapter: t.ga}); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	if t.params, err = t.ga.Params(); err != nil {
 		t.graph.Close()
-		return nil, fmt.Errorf("train: %w", err)
+		return fmt.Errorf("train: %w", err)
 	}
 	nodes, err := t.ga.Nodes()
 	if err == nil {
@@ -249,9 +261,9 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 	}
 	if err != nil {
 		t.graph.Close()
-		return nil, fmt.Errorf("train: %w", err)
+		return fmt.Errorf("train: %w", err)
 	}
-	return t, nil
+	return nil
 }
 
 // checkExamples refuses examples the batcher would turn into out-of-range
@@ -273,7 +285,7 @@ func checkExamples(what string, exs []Example, vocab int) error {
 // configHash fingerprints everything that determines the sequence of updates,
 // so that a checkpoint is only resumed by the run that wrote it: the
 // optimizer settings, the batch shape, the seed, the adapter's configuration,
-// the base's shape and the training tokens. Logging and checkpoint settings
+// the base's shape and quantization and the training tokens. Logging and checkpoint settings
 // are left out, and so are the base's weights, which would take a pass over
 // the whole model to hash.
 func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []Example) (string, error) {
@@ -283,15 +295,16 @@ func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []
 	}
 	key := struct {
 		Steps, BatchSize, SeqLen, GradAccum int
-		Schedule                            Schedule
+		Schedule                            schedule
 		WeightDecay, MaxGradNorm            float64
 		Seed                                uint64
 		Pack                                bool
 		PadToken                            int
 		Model                               model.Config
 		Adapter                             json.RawMessage
-	}{cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.gradAccum(), cfg.Schedule(), cfg.WeightDecay, cfg.MaxGradNorm,
-		cfg.Seed, cfg.Pack, cfg.PadToken, base.Config, adapterCfg}
+		Quantized                           *baseQuantization `json:",omitempty"`
+	}{cfg.Steps, cfg.BatchSize, cfg.SeqLen, cfg.gradAccum(), cfg.schedule(), cfg.WeightDecay, cfg.MaxGradNorm,
+		cfg.Seed, cfg.Pack, cfg.PadToken, base.Config, adapterCfg, quantization(base)}
 	js, err := json.Marshal(key)
 	if err != nil {
 		return "", fmt.Errorf("train: %w", err)
@@ -314,6 +327,32 @@ func configHash(cfg *Config, base *model.Weights, adapter *lora.Adapter, data []
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// baseQuantization is how a base's linears are held, for configHash: a
+// resumed run on a base quantized otherwise would follow another trajectory.
+type baseQuantization struct {
+	Formats []string // per linear, "" for float32
+	Bytes   int64    // the linears' storage
+}
+
+// quantization returns how base's linears are quantized, nil when none is.
+func quantization(base *model.Weights) *baseQuantization {
+	q := &baseQuantization{}
+	quantized := false
+	for _, lin := range append(base.Linears(), base.Output) {
+		if lin == nil || lin.Quantized == nil {
+			q.Formats = append(q.Formats, "")
+			continue
+		}
+		quantized = true
+		q.Formats = append(q.Formats, lin.Quantized.Format())
+		q.Bytes += lin.Quantized.StorageBytes()
+	}
+	if !quantized {
+		return nil
+	}
+	return q
+}
+
 // Steps returns the number of optimizer steps done (restored ones included).
 func (t *Trainer) Steps() int { return t.step }
 
@@ -321,8 +360,11 @@ func (t *Trainer) Steps() int { return t.step }
 // the last step.
 func (t *Trainer) Adapter() *lora.Adapter { return t.adapter }
 
-// Close releases the graph. The adapter keeps its trained values.
-func (t *Trainer) Close() error { return t.graph.Close() }
+// Close releases the graph and the lock on OutDir. The adapter keeps its
+// trained values.
+func (t *Trainer) Close() error {
+	return errors.Join(t.graph.Close(), t.lock.Release())
+}
 
 // NonFiniteError reports a NaN or infinite loss or gradient. Training stops
 // without applying the step, so the adapter and the last checkpoint hold the
@@ -410,13 +452,13 @@ func (t *Trainer) step1(ctx context.Context) (Metric, error) {
 		}
 		lossSum += float64(loss)
 	}
-	ps := make([]Param, len(t.params))
+	ps := make([]param, len(t.params))
 	for i, p := range t.params {
 		g, err := p.Grad()
 		if err != nil {
 			return Metric{}, fmt.Errorf("train: step %d: %w", stepNo, err)
 		}
-		ps[i] = Param{Name: p.Name, Value: p.Value, Grad: g}
+		ps[i] = param{Name: p.Name, Value: p.Value, Grad: g}
 	}
 	if accum > 1 {
 		inv := float32(1 / float64(accum))
@@ -426,7 +468,7 @@ func (t *Trainer) step1(ctx context.Context) (Metric, error) {
 			}
 		}
 	}
-	norm := ClipGradNorm(ps, t.cfg.MaxGradNorm)
+	norm := clipGradNorm(ps, t.cfg.MaxGradNorm)
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return Metric{}, &NonFiniteError{Step: stepNo, What: "gradient norm", Value: norm}
 	}
@@ -475,110 +517,168 @@ type Result struct {
 // gradient stops training with a *NonFiniteError; no checkpoint is written
 // then, so the last one holds the last good state.
 func (t *Trainer) Run(ctx context.Context) (*Result, error) {
-	var metrics *MetricsWriter
-	if t.cfg.OutDir != "" {
-		if err := os.MkdirAll(t.cfg.OutDir, 0o755); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		var err error
-		if metrics, err = CreateMetrics(filepath.Join(t.cfg.OutDir, MetricsFile)); err != nil {
-			return nil, err
-		}
-		defer func() {
-			if metrics != nil {
-				metrics.Close()
-			}
-		}()
-	}
-	record := func(m Metric) error {
-		if t.hook != nil {
-			t.hook(m)
-		}
-		if metrics != nil {
-			return metrics.Write(m)
-		}
-		return nil
-	}
-	prog := newProgress(t.progressTo, t.cfg.Steps, t.cfg.LogEvery)
-	defer prog.finish()
-	prog.start(t.step)
-	res := &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}
-	checkpointed := -1
-	evaluate := func() error {
-		if len(t.evals) == 0 {
-			return nil
-		}
-		loss, ppl, ok, err := t.Evaluate(ctx)
-		if err != nil || !ok {
-			return err
-		}
-		em := Metric{Step: t.step, EvalLoss: &loss, EvalPPL: &ppl, ElapsedSec: t.elapsed.Seconds()}
-		res.EvalLoss, res.EvalPerplexity = loss, ppl
-		prog.eval(em)
-		return record(em)
-	}
-	stop := func(cause error) (*Result, error) {
-		if t.cfg.CheckpointEvery > 0 && t.step > 0 && checkpointed != t.step {
-			if err := t.SaveCheckpoint(); err != nil {
-				return nil, errors.Join(cause, err)
-			}
-		}
-		return nil, fmt.Errorf("train: stopped after step %d: %w", t.step, cause)
-	}
-
-	for t.step < t.cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return stop(err)
-		}
-		m, err := t.Step(ctx)
-		if err != nil {
-			if ctx.Err() != nil && !isNonFinite(err) {
-				return stop(ctx.Err())
-			}
-			return nil, err
-		}
-		res.TrainLoss = m.Loss
-		if err := record(m); err != nil {
-			return nil, err
-		}
-		prog.step(m)
-		last := t.step == t.cfg.Steps
-		if !last && t.cfg.EvalEvery > 0 && t.step%t.cfg.EvalEvery == 0 {
-			if err := evaluate(); err != nil {
-				if ctx.Err() != nil {
-					return stop(ctx.Err())
-				}
-				return nil, err
-			}
-		}
-		if t.cfg.CheckpointEvery > 0 && (last || t.step%t.cfg.CheckpointEvery == 0) {
-			if err := t.SaveCheckpoint(); err != nil {
-				return nil, err
-			}
-			checkpointed = t.step
-		}
-	}
-	if err := evaluate(); err != nil {
-		if ctx.Err() != nil {
-			return stop(ctx.Err())
-		}
+	r, err := t.startRun()
+	if err != nil {
 		return nil, err
 	}
-	if t.cfg.OutDir != "" {
-		if err := lora.Save(t.cfg.OutDir, t.adapter); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		err := metrics.Close()
-		metrics = nil
-		if err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		if err := PlotLossFile(filepath.Join(t.cfg.OutDir, MetricsFile), filepath.Join(t.cfg.OutDir, LossPlotFile)); err != nil {
+	defer r.close()
+	for t.step < t.cfg.Steps {
+		if err := r.trainStep(ctx); err != nil {
 			return nil, err
 		}
 	}
-	res.Steps, res.Tokens, res.Elapsed = t.step, t.tokens, t.elapsed
-	return res, nil
+	if err := r.evaluate(ctx); err != nil {
+		return nil, r.stopIfCancelled(ctx, err)
+	}
+	if err := r.finish(); err != nil {
+		return nil, err
+	}
+	if t.cfg.CheckpointEvery > 0 {
+		// Marks the run finished: a resume of it changes nothing, while a
+		// run killed before this point resumes and writes its outputs.
+		t.done = true
+		if err := t.SaveCheckpoint(); err != nil {
+			return nil, err
+		}
+	}
+	r.res.Steps, r.res.Tokens, r.res.Elapsed = t.step, t.tokens, t.elapsed
+	return r.res, nil
+}
+
+// run is the state of one Trainer.Run: its outputs and what it has done.
+type run struct {
+	t            *Trainer
+	metrics      *metricsWriter // nil without OutDir
+	prog         *progress
+	res          *Result
+	checkpointed int // the step of the last checkpoint written, -1 before
+}
+
+// startRun opens the run's outputs: the output directory, its metrics file
+// and the progress display.
+func (t *Trainer) startRun() (*run, error) {
+	if t.done {
+		return nil, fmt.Errorf("%w (%d of %d)", ErrFinished, t.step, t.cfg.Steps)
+	}
+	r := &run{t: t, res: &Result{EvalLoss: math.NaN(), EvalPerplexity: math.NaN()}, checkpointed: -1}
+	if t.cfg.OutDir != "" {
+		var err error
+		if r.metrics, err = openMetrics(filepath.Join(t.cfg.OutDir, MetricsFile), t.step, t.step == t.cfg.Steps); err != nil {
+			return nil, err
+		}
+	}
+	r.prog = newProgress(t.cfg.Progress, t.cfg.Steps, t.cfg.LogEvery)
+	r.prog.start(t.step)
+	return r, nil
+}
+
+// close ends the progress display and closes the metrics file if finish
+// has not.
+func (r *run) close() {
+	r.prog.finish()
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
+}
+
+// record passes m to the step callback and the metrics file.
+func (r *run) record(m Metric) error {
+	if r.t.cfg.OnStep != nil {
+		r.t.cfg.OnStep(m)
+	}
+	if r.metrics != nil {
+		return r.metrics.Write(m)
+	}
+	return nil
+}
+
+// trainStep runs one step and what follows it: its record, an evaluation
+// and a checkpoint when they are due.
+func (r *run) trainStep(ctx context.Context) error {
+	t := r.t
+	if err := ctx.Err(); err != nil {
+		return r.stop(err)
+	}
+	m, err := t.Step(ctx)
+	if err != nil {
+		if ctx.Err() != nil && !isNonFinite(err) {
+			return r.stop(ctx.Err())
+		}
+		return err
+	}
+	r.res.TrainLoss = m.Loss
+	if err := r.record(m); err != nil {
+		return err
+	}
+	r.prog.step(m)
+	last := t.step == t.cfg.Steps
+	if !last && t.cfg.EvalEvery > 0 && t.step%t.cfg.EvalEvery == 0 {
+		if err := r.evaluate(ctx); err != nil {
+			return r.stopIfCancelled(ctx, err)
+		}
+	}
+	if t.cfg.CheckpointEvery > 0 && (last || t.step%t.cfg.CheckpointEvery == 0) {
+		if err := t.SaveCheckpoint(); err != nil {
+			return err
+		}
+		r.checkpointed = t.step
+	}
+	return nil
+}
+
+// evaluate evaluates the held-out examples, if any, and records the result.
+func (r *run) evaluate(ctx context.Context) error {
+	t := r.t
+	if len(t.evals) == 0 {
+		return nil
+	}
+	loss, ppl, ok, err := t.Evaluate(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	em := Metric{Step: t.step, EvalLoss: &loss, EvalPPL: &ppl, ElapsedSec: t.elapsed.Seconds()}
+	r.res.EvalLoss, r.res.EvalPerplexity = loss, ppl
+	r.prog.eval(em)
+	return r.record(em)
+}
+
+// stopIfCancelled turns err into a stop when ctx was cancelled, and
+// returns it unchanged otherwise.
+func (r *run) stopIfCancelled(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return r.stop(ctx.Err())
+	}
+	return err
+}
+
+// stop ends a cancelled run: it checkpoints the steps done since the last
+// checkpoint, when checkpoints are configured, and wraps cause.
+func (r *run) stop(cause error) error {
+	t := r.t
+	if t.cfg.CheckpointEvery > 0 && t.step > 0 && r.checkpointed != t.step {
+		if err := t.SaveCheckpoint(); err != nil {
+			return errors.Join(cause, err)
+		}
+	}
+	return fmt.Errorf("train: stopped after step %d: %w", t.step, cause)
+}
+
+// finish writes the outputs of a completed run: the adapter, the closed
+// metrics file and the loss plot.
+func (r *run) finish() error {
+	t := r.t
+	if t.cfg.OutDir == "" {
+		return nil
+	}
+	if err := lora.Save(t.cfg.OutDir, t.adapter); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	err := r.metrics.Close()
+	r.metrics = nil
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return plotLossFile(filepath.Join(t.cfg.OutDir, MetricsFile), filepath.Join(t.cfg.OutDir, LossPlotFile))
 }
 
 func isNonFinite(err error) bool {
@@ -596,8 +696,8 @@ const (
 // Train trains adapter on base with New and Run, resuming from the
 // checkpoint in cfg.OutDir when there is one. adapter holds the trained
 // values afterwards.
-func Train(ctx context.Context, base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config, opts ...Option) (*Result, error) {
-	t, err := New(base, adapter, trainData, evalData, cfg, opts...)
+func Train(ctx context.Context, base *model.Weights, adapter *lora.Adapter, trainData, evalData []Example, cfg Config) (*Result, error) {
+	t, err := New(base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func TestTrainLearnsAndWritesOutputs(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	var log bytes.Buffer
-	tr.progressTo = &log
+	tr.cfg.Progress = &log
 	res, err := tr.Run(context.Background())
 	require.NoError(t, err)
 	t.Logf("eval loss %.4f → %.4f (perplexity %.3f), last train loss %.4f", before, res.EvalLoss, res.EvalPerplexity, res.TrainLoss)
@@ -63,11 +63,11 @@ func TestTrainLearnsAndWritesOutputs(t *testing.T) {
 	// 30 and the end).
 	f, err := os.Open(filepath.Join(dir, MetricsFile))
 	require.NoError(t, err)
-	ms, err := ReadMetrics(f, MetricsFile)
+	ms, err := readMetrics(f, MetricsFile)
 	f.Close()
 	require.NoError(t, err)
 	require.Len(t, ms, 44)
-	trainCurve, evalCurve := LossCurves(ms)
+	trainCurve, evalCurve := lossCurves(ms)
 	require.Len(t, trainCurve, 40)
 	require.Equal(t, []int{10, 20, 30, 40}, []int{evalCurve[0].Step, evalCurve[1].Step, evalCurve[2].Step, evalCurve[3].Step})
 	require.Equal(t, res.EvalLoss, evalCurve[3].Loss)
@@ -134,12 +134,13 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		resumed := newAdapter(t, base, allLinear(4, 8, 0.1), 13)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		stopAt3 := WithStepHook(func(m Metric) {
+		stopAt3 := cfg
+		stopAt3.OnStep = func(m Metric) {
 			if m.Step == 3 {
 				cancel()
 			}
-		})
-		_, err = Train(ctx, base, resumed, data, nil, cfg, stopAt3)
+		}
+		_, err = Train(ctx, base, resumed, data, nil, stopAt3)
 		require.ErrorIs(t, err, context.Canceled)
 		require.FileExists(t, CheckpointPath(dir))
 
@@ -178,7 +179,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 	cfg.CheckpointEvery = 2
 	var checkpoint []byte
 	var corrupted map[string][2][]float32
-	hook := WithStepHook(func(m Metric) {
+	cfg.OnStep = func(m Metric) {
 		if m.Step == 3 {
 			var err error
 			checkpoint, err = os.ReadFile(CheckpointPath(dir))
@@ -187,8 +188,8 @@ func TestNonFiniteLossStops(t *testing.T) {
 			p.A[5] = float32(math.NaN())
 			corrupted = adapterTensors(adapter)
 		}
-	})
-	_, err := Train(context.Background(), base, adapter, data, nil, cfg, hook)
+	}
+	_, err := Train(context.Background(), base, adapter, data, nil, cfg)
 	var nf *NonFiniteError
 	require.ErrorAs(t, err, &nf)
 	require.Equal(t, 4, nf.Step)
@@ -253,7 +254,8 @@ func TestGradAccumAverages(t *testing.T) {
 		cfg.MaxGradNorm = 0
 		var ms []Metric
 		adapter := newAdapter(t, base, allLinear(4, 8, 0), 43)
-		_, err := Train(context.Background(), base, adapter, data, nil, cfg, WithStepHook(func(m Metric) { ms = append(ms, m) }))
+		cfg.OnStep = func(m Metric) { ms = append(ms, m) }
+		_, err := Train(context.Background(), base, adapter, data, nil, cfg)
 		require.NoError(t, err)
 		return ms
 	}

@@ -112,12 +112,19 @@ func TestTrainEvalGenerateAdapter(t *testing.T) {
 	code, _, errOut = golora(t, train...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "pass --resume")
-	// A finished run resumes at its last step and only saves again; a run
+	// A finished run resumed says so and changes nothing (issue 11: it
+	// used to print a train loss of 0 and log a second evaluation); a run
 	// with other settings refuses the checkpoint (its config hash differs).
+	metricsBefore, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
 	code, stdout, errOut = golora(t, append(train, "--resume")...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "resumed at step 4")
-	require.Contains(t, stdout, "trained 4 steps")
+	require.Contains(t, errOut, "already did all its 4 steps; nothing to do")
+	require.NotContains(t, stdout, "trained")
+	metricsAfter, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, string(metricsBefore), string(metricsAfter))
 	train[slices.Index(train, "--lr")+1] = "1e-3"
 	code, _, errOut = golora(t, append(train, "--resume")...)
 	require.Equal(t, 1, code)

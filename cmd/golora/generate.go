@@ -18,7 +18,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	mf.register(fs, "none")
 	prompt := fs.String("prompt", "Once upon a time", "text to continue")
 	adapter := fs.String("adapter", "", "LoRA adapter directory (PEFT format: adapter_config.json + adapter_model.safetensors)")
-	maxTokens := fs.Int("max-tokens", 256, "most new tokens to generate (generation also stops at EOS)")
+	maxTokens := fs.Int("max-tokens", 256, "most new tokens to generate; 0 means no limit: until EOS or the model's context is full (generation always stops at EOS)")
 	temperature := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy decoding")
 	topP := fs.Float64("top-p", 0.9, "nucleus sampling: sample from the smallest set of tokens whose probability reaches top-p (1 disables)")
 	seed := fs.Uint64("seed", 1, "random seed for sampling")

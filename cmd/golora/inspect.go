@@ -12,8 +12,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
 
@@ -90,6 +92,10 @@ func inspect(ctx context.Context, path string) (*inventory, error) {
 		path = model.DefaultPath
 	}
 	if exists(filepath.Join(path, "adapter_config.json")) {
+		// Validate as every other command does, so that inspect is a check.
+		if _, err := lora.Load(path); err != nil {
+			return nil, err
+		}
 		return safetensorsInventory(path, "adapter", "peft", "adapter_config.json", []string{"adapter_model.safetensors"})
 	}
 	format, err := model.DetectFormat(path)
@@ -127,7 +133,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 	if !exists(index) {
 		return []string{"model.safetensors"}, nil
 	}
-	raw, err := os.ReadFile(index)
+	raw, err := fsutil.ReadRegular(index, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +155,7 @@ func hfWeightFiles(dir string) ([]string, error) {
 
 func safetensorsInventory(dir, kind, format, configName string, files []string) (*inventory, error) {
 	inv := &inventory{Path: dir, Kind: kind, Format: format}
-	raw, err := os.ReadFile(filepath.Join(dir, configName))
+	raw, err := fsutil.ReadRegular(filepath.Join(dir, configName), fsutil.ConfigLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,6 +20,10 @@ type modelFlags struct {
 	path      string
 	tokenizer string
 	quantize  string
+
+	// tokenizerOptional loads a model without a tokenizer (for
+	// pre-tokenized data) instead of failing.
+	tokenizerOptional bool
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
@@ -45,7 +51,13 @@ func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*model.Base, e
 		}
 		ck, err = model.Default()
 	} else {
-		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer})
+		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer, TokenizerOptional: m.tokenizerOptional})
+	}
+	if err != nil && m.tokenizer != "" && strings.EqualFold(filepath.Ext(m.path), ".gguf") {
+		return nil, fmt.Errorf("--tokenizer: a .gguf --model carries its own tokenizer; leave --tokenizer out")
+	}
+	if errors.Is(err, model.ErrNoTokenizer) {
+		return nil, fmt.Errorf("--model %s has no tokenizer: pass --tokenizer FILE (a tokenizer.json or a llama2.c tokenizer.bin)", m.path)
 	}
 	if err != nil {
 		return nil, err

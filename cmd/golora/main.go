@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 type command struct {
@@ -72,9 +73,16 @@ Run "golora COMMAND -h" for a command's flags.
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	os.Exit(runWithSignals(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runWithSignals is run with a context that SIGINT and SIGTERM cancel:
+// SIGTERM (kill, systemd, Docker, Kubernetes) stops like Ctrl-C, so that a
+// training run checkpoints and says how to continue.
+func runWithSignals(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, args, stdout, stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

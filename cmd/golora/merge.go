@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -50,6 +51,9 @@ Flags:
 	if err != nil {
 		return err
 	}
+	if err := checkNewOut(*out); err != nil {
+		return err
+	}
 	ck, err := mf.load(ctx, stderr)
 	if err != nil {
 		return err
@@ -73,18 +77,35 @@ Flags:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The tokenizer first: it is the write that refuses a directory holding
-	// a conflicting tokenizer, and it should do so before any weights land.
-	if err := ck.WriteTokenizer(*out); err != nil {
-		return err
-	}
-	if err := model.WriteHF(*out, merged, dtype); err != nil {
+	if err := writeModelDir(*out, ck, merged, dtype); err != nil {
 		return err
 	}
 	pairs := a.Modules()
 	fmt.Fprintf(stdout, "merged adapter %s (%d modules, %d parameters, r %d, alpha %g) into %s\n",
 		*adapter, len(pairs), a.NumParams(), a.Config.R, a.Config.Alpha, ck.Path)
 	return printWritten(stdout, *out, *dtypeName)
+}
+
+// checkNewOut refuses an --out that holds files: a model directory is
+// written whole or not at all, into a new or empty directory.
+func checkNewOut(out string) error {
+	entries, err := os.ReadDir(out)
+	if err == nil && len(entries) > 0 {
+		return fmt.Errorf("--out %s exists and is not empty: choose a new directory (the model is written whole, or not at all, into a new one)", out)
+	}
+	return nil
+}
+
+// writeModelDir writes w in Hugging Face's format, with ck's tokenizer, as
+// the directory out: complete, or absent if anything fails (a full disk,
+// a crash), never partial.
+func writeModelDir(out string, ck *model.Base, w *model.Weights, dtype model.DType) error {
+	return atomicfile.WriteDir(out, func(dir string) error {
+		if err := ck.WriteTokenizer(dir); err != nil {
+			return err
+		}
+		return model.WriteHF(dir, w, dtype)
+	})
 }
 
 // registerBaseFlags registers modelFlags' --model and --tokenizer on fs,

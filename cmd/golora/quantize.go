@@ -54,6 +54,9 @@ Flags:
 	if err := quant.ValidateBlockSize(*blockSize); err != nil {
 		return fmt.Errorf("--block-size: %w", err)
 	}
+	if err := checkNewOut(*out); err != nil {
+		return err
+	}
 	opts := nf4.Options{BlockSize: *blockSize, DisableDoubleQuant: *noDoubleQuant}
 	ck, err := mf.load(ctx, stderr)
 	if err != nil {
@@ -76,10 +79,7 @@ Flags:
 	fmt.Fprintf(stdout, "\nweights: %.2f MB in float32 -> %.2f MB (%.2f MB of NF4 linears, %.2f MB kept in float32)\n",
 		mb(before.Total()), mb(after.Total()), mb(after.Quantized), mb(after.Float32))
 
-	if err := ck.WriteTokenizer(*out); err != nil {
-		return err
-	}
-	if err := model.WriteHF(*out, ck.Weights, dtype); err != nil {
+	if err := writeModelDir(*out, ck, ck.Weights, dtype); err != nil {
 		return err
 	}
 	return printWritten(stdout, *out, *dtypeName)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golora/golora/jobs"
 	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/serve"
@@ -26,6 +27,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on; loopback unless you name another interface")
 	name := fs.String("name", "", "model name of the base in requests (default: the model file or directory name, or stories260K)")
 	adapters := fs.String("adapters", "", "directory of PEFT adapters, one subdirectory per adapter name; none when empty")
+	var nf natsFlags
+	nf.register(fs)
+	adapterCache := fs.String("adapter-cache", "", "with --nats or --nats-embedded: directory for the adapter versions downloaded (default a temporary directory removed on exit)")
 	cacheMB := fs.Int64("cache-mb", 1024, "memory for cached adapters, in MB")
 	precision := fs.String("adapter-precision", "f32", "how cached adapters hold A and B: f32 or f16")
 	maxRunning := fs.Int("max-running", 32, "most requests in the running batch")
@@ -42,12 +46,25 @@ API (POST /v1/completions, GET /v1/models, POST /v1/adapters/NAME/load and
 /unload, GET /metrics). Requests name an adapter in "model". If the environment
 variable GOLORA_API_KEY is set, every request must carry it as a bearer token.
 
+With --nats URL (or --nats-embedded DIR) the adapters are those golora worker
+publishes to NATS JetStream: a name is its latest version, loaded on its first
+request; a new version of a cached adapter is loaded while serving (running
+requests finish with the version they started with), and the response header
+Golora-Adapter-Version names the version used.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	if *adapters != "" && !flagSet(fs, "nats") {
+		nf.url = "" // $NATS_URL does not override an explicit --adapters
+	}
+	useNATS := nf.url != "" || nf.embedded != ""
+	if useNATS && *adapters != "" {
+		return errors.New("give --adapters DIR or --nats/--nats-embedded, not both")
 	}
 	var prec serve.Precision
 	switch *precision {
@@ -70,7 +87,32 @@ Flags:
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	metrics := serve.NewMetrics()
 	var store *serve.Store
-	if *adapters != "" {
+	if useNATS {
+		conn, c, err := nf.connect(ctx, "golora serve", false)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cache := *adapterCache
+		if cache == "" {
+			if cache, err = os.MkdirTemp("", "golora-serve-adapters-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(cache)
+		}
+		src := c.Adapters(cache)
+		store = serve.NewStore(src.Serve(), ck.Weights, serve.StoreOptions{
+			MaxBytes: *cacheMB << 20, Precision: prec, Events: metrics.StoreEvent,
+		})
+		hctx, stop := context.WithCancel(ctx)
+		hotLoad := make(chan struct{})
+		go func() {
+			defer close(hotLoad)
+			src.HotLoad(hctx, store, jobs.HotLoadOptions{Log: log})
+		}()
+		defer func() { stop(); <-hotLoad }()
+		*adapters = "NATS " + nf.url + nf.embedded
+	} else if *adapters != "" {
 		if st, err := os.Stat(*adapters); err != nil || !st.IsDir() {
 			return fmt.Errorf("--adapters %s: not a directory", *adapters)
 		}
@@ -147,4 +189,11 @@ func chatTemplate(modelPath string, log *slog.Logger) *chat.Template {
 		return nil
 	}
 	return tmpl
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -40,7 +40,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	data, err := train.LoadJSONL("../quickstart/data/train.jsonl", base.Tokenizer, w.Config.VocabSize)
+	data, err := train.LoadJSONL("../quickstart/data/train.jsonl", base.Tokenizer, w.Config.VocabSize, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

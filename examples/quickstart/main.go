@@ -64,6 +64,7 @@ func main() {
 type result struct {
 	before, after float64 // held-out loss of the base and of the base with the adapter
 	elapsed       time.Duration
+	stop          infer.StopReason // why the generation after training stopped
 }
 
 // run trains the adapter, printing results to w and progress to progress,
@@ -86,11 +87,15 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 	fmt.Fprintf(w, "base: stories260K (embedded), linear layers in NF4: weights %.0f KB → %.0f KB\n",
 		float64(dense.Total())/1e3, float64(base.WeightBytes().Total())/1e3)
 
-	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", tok, base.Config.VocabSize)
+	// stories260K was trained the llama2.c way: a story ends where the next
+	// one's BOS begins, and the model never saw EOS. The examples end with
+	// BOS too, the end the base knows (see train.WithEnd).
+	dataTok := train.WithEnd(tok, tok.BOS())
+	trainData, err := train.ReadJSONL(bytes.NewReader(trainJSONL), "train.jsonl", dataTok, base.Config.VocabSize, 0)
 	if err != nil {
 		return result{}, err
 	}
-	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", tok, base.Config.VocabSize)
+	evalData, err := train.ReadJSONL(bytes.NewReader(evalJSONL), "eval.jsonl", dataTok, base.Config.VocabSize, 0)
 	if err != nil {
 		return result{}, err
 	}
@@ -112,7 +117,7 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 		return result{}, err
 	}
 	fmt.Fprintf(w, "held-out loss before: %.4f (perplexity %.2f)\n", before.Loss, before.Perplexity)
-	if err := show(ctx, w, base, ck, nil, "before"); err != nil {
+	if _, err := show(ctx, w, base, ck, nil, "before"); err != nil {
 		return result{}, err
 	}
 
@@ -127,7 +132,8 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 		lcfg.R, lcfg.Alpha, len(adapter.Modules()), adapter.NumParams())
 
 	fingerprint := fingerprintBase(base)
-	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg, train.WithProgress(progress))
+	cfg.Progress = progress
+	res, err := train.Train(ctx, base, adapter, trainData, evalData, cfg)
 	if err != nil {
 		return result{}, err
 	}
@@ -139,26 +145,33 @@ func run(ctx context.Context, w, progress io.Writer, out string, steps int) (res
 		res.Elapsed.Round(time.Second), float64(res.Tokens)/res.Elapsed.Seconds())
 	fmt.Fprintf(w, "held-out loss after:  %.4f (perplexity %.2f), %.1f%% lower than the base\n",
 		res.EvalLoss, res.EvalPerplexity, drop)
-	if err := show(ctx, w, base, ck, adapter, "after"); err != nil {
+	stop, err := show(ctx, w, base, ck, adapter, "after")
+	if err != nil {
 		return result{}, err
 	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(w, "\nadapter (PEFT format), metrics.jsonl and loss.png in %s; %v in all\n", out, elapsed.Round(time.Second))
-	return result{before: before.Loss, after: res.EvalLoss, elapsed: elapsed}, nil
+	return result{before: before.Loss, after: res.EvalLoss, elapsed: elapsed, stop: stop}, nil
 }
 
-// show prints a greedy continuation of the prompt.
-func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Base, adapter *lora.Adapter, when string) error {
-	opts := infer.GenerateOptions{MaxTokens: 160}
+// show prints a greedy continuation of the prompt and says why it stopped.
+func show(ctx context.Context, w io.Writer, base *model.Weights, ck *model.Base, adapter *lora.Adapter, when string) (infer.StopReason, error) {
+	opts := infer.GenerateOptions{MaxTokens: 256}
+	gopts := infer.GeneratorOptions{}
 	if adapter != nil {
-		opts.Adapter = adapter
+		gopts.Adapter = adapter
 	}
-	text, err := infer.Generate(ctx, base, ck.Tokenizer, prompt, opts)
+	g, err := infer.NewGenerator(base, gopts)
 	if err != nil {
-		return err
+		return "", err
 	}
-	fmt.Fprintf(w, "generation %s:\n  %s%s\n", when, prompt, text)
-	return nil
+	ids := append([]int{ck.Tokenizer.BOS()}, ck.Tokenizer.Encode(prompt)...)
+	res, err := g.Generate(ctx, ck.Tokenizer, ids, opts)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(w, "generation %s (stopped: %s):\n  %s%s\n", when, res.Reason, prompt, res.Text)
+	return res.Reason, nil
 }
 
 // fingerprintBase hashes the 4-bit codes and scales of every frozen weight,

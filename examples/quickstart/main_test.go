@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model/infer"
 )
 
 // TestQuickstartLearnsTheStyle runs the quick start with fewer steps than the
@@ -36,5 +37,10 @@ func TestQuickstartLearnsTheStyle(t *testing.T) {
 	}
 	if _, err := lora.Load(out); err != nil {
 		t.Errorf("saved adapter does not load: %v", err)
+	}
+	// Issue 11: the adapted model must end its story (it used to run on
+	// past the moral until the token limit: EOS was never learned).
+	if res.stop != infer.StopEOS {
+		t.Errorf("generation after training stopped by %q, want at the end of the story (%q)", res.stop, infer.StopEOS)
 	}
 }

@@ -4,12 +4,13 @@ package gguf
 
 import (
 	"fmt"
-	"os"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // Open reads the GGUF file at path and parses it. Call Close when done.
 func Open(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, 1<<62)
 	if err != nil {
 		return nil, err
 	}

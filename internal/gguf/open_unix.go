@@ -4,14 +4,15 @@ package gguf
 
 import (
 	"fmt"
-	"os"
 	"syscall"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // Open memory-maps the GGUF file at path read-only and parses it. Tensor data
 // is paged in from the file only when read. Call Close when done.
 func Open(path string) (*File, error) {
-	fd, err := os.Open(path)
+	fd, err := fsutil.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/ardanlabs/jinja"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // Message is one turn of a conversation.
@@ -59,7 +60,7 @@ func NewTemplate(text, source, bos, eos string) (*Template, error) {
 // When the file has no chat_template, a chat_template.jinja in the same
 // directory is used.
 func LoadConfig(path string) (*Template, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -70,7 +71,7 @@ func LoadConfig(path string) (*Template, error) {
 	source := path + ": chat_template"
 	if cfg.templates == nil {
 		jinjaPath := filepath.Join(filepath.Dir(path), "chat_template.jinja")
-		text, err := os.ReadFile(jinjaPath)
+		text, err := fsutil.ReadRegular(jinjaPath, fsutil.ConfigLimit)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("chat: %s has no chat_template and there is no %s", path, jinjaPath)
 		}

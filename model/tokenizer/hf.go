@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // BPE is a Hugging Face tokenizer.json tokenizer with model type "BPE": the
@@ -90,12 +91,12 @@ type normStep struct {
 // LoadHF reads a Hugging Face tokenizer.json. If a tokenizer_config.json is
 // in the same directory, its bos_token and eos_token choose BOS and EOS.
 func LoadHF(path string) (Tokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
-	cfg, err := os.ReadFile(cfgPath)
+	cfg, err := fsutil.ReadRegular(cfgPath, fsutil.ConfigLimit)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}

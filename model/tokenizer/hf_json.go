@@ -58,51 +58,14 @@ func isNull(raw json.RawMessage) bool {
 }
 
 func parseHF(data, cfg []byte) (*BPE, error) {
-	var f hfFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
+	f, m, err := decodeHF(data)
+	if err != nil {
+		return nil, err
 	}
-	if isNull(f.Model) {
-		return nil, errors.New("no model")
+	t, err := newVocabBPE(m, len(m.Vocab)+len(f.AddedTokens))
+	if err != nil {
+		return nil, err
 	}
-	var m hfModel
-	if err := json.Unmarshal(f.Model, &m); err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	switch {
-	case m.Type == nil && m.Merges == nil:
-		return nil, errors.New("model has no type and no merges")
-	case m.Type != nil && *m.Type != "BPE":
-		return nil, fmt.Errorf("model type %q is not supported (only BPE)", *m.Type)
-	case m.Vocab == nil:
-		return nil, errors.New("model.vocab is missing")
-	case m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "":
-		return nil, fmt.Errorf("model.continuing_subword_prefix %q is not supported", *m.ContinuingSubwordPrefix)
-	case m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "":
-		return nil, fmt.Errorf("model.end_of_word_suffix %q is not supported", *m.EndOfWordSuffix)
-	}
-
-	t := &BPE{vocab: m.Vocab, addedIDs: make(map[string]int), unk: -1, bos: -1, eos: -1,
-		byteFallback: m.ByteFallback, fuseUnk: m.FuseUnk, ignoreMerges: m.IgnoreMerges}
-	size := len(m.Vocab) + len(f.AddedTokens)
-	for tok, id := range m.Vocab {
-		if id < 0 || id >= size {
-			return nil, fmt.Errorf("model.vocab: %q has id %d, outside 0..%d (the number of vocab and added tokens)", tok, id, size-1)
-		}
-	}
-	t.pieces = make([]string, size)
-	t.used = make([]bool, size)
-	isAdded := make([]bool, size)
-	maxID := -1
-	for tok, id := range m.Vocab {
-		if t.used[id] {
-			return nil, fmt.Errorf("model.vocab: id %d is used by both %q and %q", id, t.pieces[id], tok)
-		}
-		t.pieces[id], t.used[id] = tok, true
-		maxID = max(maxID, id)
-	}
-
-	var err error
 	if t.normalizer, err = parseNormalizer(f.Normalizer, "normalizer"); err != nil {
 		return nil, err
 	}
@@ -114,10 +77,90 @@ func parseHF(data, cfg []byte) (*BPE, error) {
 			t.byteLevel = true
 		}
 	}
+	isAdded, err := t.addTokens(f.AddedTokens)
+	if err != nil {
+		return nil, err
+	}
+	chars := byteLevelChars()
+	if err := t.setupBytes(m, chars); err != nil {
+		return nil, err
+	}
+	if err := t.parseMerges(m.Merges); err != nil {
+		return nil, err
+	}
+	if err := t.setupDecoding(f.Decoder, chars, isAdded); err != nil {
+		return nil, err
+	}
+	if err := t.chooseSpecial(cfg); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
-	// Added tokens.
+// decodeHF decodes a tokenizer.json and checks that its model is a BPE
+// golora supports.
+func decodeHF(data []byte) (*hfFile, *hfModel, error) {
+	var f hfFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, nil, fmt.Errorf("not a tokenizer.json: %w", err)
+	}
+	if isNull(f.Model) {
+		return nil, nil, errors.New("no model")
+	}
+	var m hfModel
+	if err := json.Unmarshal(f.Model, &m); err != nil {
+		return nil, nil, fmt.Errorf("model: %w", err)
+	}
+	switch {
+	case m.Type == nil && m.Merges == nil:
+		return nil, nil, errors.New("model has no type and no merges")
+	case m.Type != nil && *m.Type != "BPE":
+		return nil, nil, fmt.Errorf("model type %q is not supported (only BPE)", *m.Type)
+	case m.Vocab == nil:
+		return nil, nil, errors.New("model.vocab is missing")
+	case m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "":
+		return nil, nil, fmt.Errorf("model.continuing_subword_prefix %q is not supported", *m.ContinuingSubwordPrefix)
+	case m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "":
+		return nil, nil, fmt.Errorf("model.end_of_word_suffix %q is not supported", *m.EndOfWordSuffix)
+	}
+	return &f, &m, nil
+}
+
+// newVocabBPE returns a BPE with the model's vocabulary in a table of size
+// ids (vocabulary and added tokens).
+func newVocabBPE(m *hfModel, size int) (*BPE, error) {
+	t := &BPE{vocab: m.Vocab, addedIDs: make(map[string]int), unk: -1, bos: -1, eos: -1,
+		byteFallback: m.ByteFallback, fuseUnk: m.FuseUnk, ignoreMerges: m.IgnoreMerges}
+	for tok, id := range m.Vocab {
+		if id < 0 || id >= size {
+			return nil, fmt.Errorf("model.vocab: %q has id %d, outside 0..%d (the number of vocab and added tokens)", tok, id, size-1)
+		}
+	}
+	t.pieces = make([]string, size)
+	t.used = make([]bool, size)
+	for tok, id := range m.Vocab {
+		if t.used[id] {
+			return nil, fmt.Errorf("model.vocab: id %d is used by both %q and %q", id, t.pieces[id], tok)
+		}
+		t.pieces[id], t.used[id] = tok, true
+	}
+	return t, nil
+}
+
+// addTokens enters the added tokens into t's table and matchers (it needs
+// the normalizer) and trims the table after the largest id. isAdded flags
+// the added ids.
+func (t *BPE) addTokens(added []hfAddedToken) (isAdded []bool, err error) {
+	size := len(t.pieces)
+	isAdded = make([]bool, size)
+	maxID := -1
+	for id, used := range t.used {
+		if used {
+			maxID = id
+		}
+	}
 	var rawPats, normPats []matchPattern
-	for i, a := range f.AddedTokens {
+	for i, a := range added {
 		where := fmt.Sprintf("added_tokens[%d]", i)
 		if a.ID == nil || a.Content == nil {
 			return nil, fmt.Errorf("%s: needs both id and content", where)
@@ -159,11 +202,17 @@ func parseHF(data, cfg []byte) (*BPE, error) {
 	}
 	// Trim ids past the largest (left by duplicated added tokens).
 	t.pieces, t.used, isAdded = t.pieces[:maxID+1], t.used[:maxID+1], isAdded[:maxID+1]
+	return isAdded, nil
+}
 
+// setupBytes finds the unknown token and the ids of the byte tokens: the
+// <0xNN> fallback pieces and, for byte-level models, the piece of each
+// byte's character in chars.
+func (t *BPE) setupBytes(m *hfModel, chars [256]rune) error {
 	if m.UnkToken != nil {
 		id, ok := t.id(*m.UnkToken)
 		if !ok {
-			return nil, fmt.Errorf("model.unk_token %q is not in the vocabulary", *m.UnkToken)
+			return fmt.Errorf("model.unk_token %q is not in the vocabulary", *m.UnkToken)
 		}
 		t.unk = id
 	}
@@ -173,7 +222,6 @@ func parseHF(data, cfg []byte) (*BPE, error) {
 			t.byteID[b] = id
 		}
 	}
-	chars := byteLevelChars()
 	if t.byteLevel {
 		for b, r := range chars {
 			// Some vocabularies lack a few bytes (SmolLM lacks 0x04, for one);
@@ -184,17 +232,7 @@ func parseHF(data, cfg []byte) (*BPE, error) {
 			}
 		}
 	}
-
-	if err := t.parseMerges(m.Merges); err != nil {
-		return nil, err
-	}
-	if err := t.setupDecoding(f.Decoder, chars, isAdded); err != nil {
-		return nil, err
-	}
-	if err := t.chooseSpecial(cfg); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return nil
 }
 
 // id looks a token up among added tokens and the vocabulary.
@@ -463,72 +501,88 @@ func (t *BPE) setupDecoding(raw json.RawMessage, chars [256]rune, isAdded []bool
 	if isNull(raw) {
 		return errors.New("no decoder")
 	}
-	var replacements [][2]string
-	strip, byteLevelDec := false, false
-	var walk func(raw json.RawMessage, where string) error
-	walk = func(raw json.RawMessage, where string) error {
-		var c component
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		switch c.Type {
-		case "Sequence":
-			var s struct {
-				Decoders []json.RawMessage `json:"decoders"`
-			}
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			for i, d := range s.Decoders {
-				if err := walk(d, fmt.Sprintf("%s.decoders[%d]", where, i)); err != nil {
-					return err
-				}
-			}
-		case "Replace":
-			from, to, err := parseReplace(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			replacements = append(replacements, [2]string{from, to})
-		case "Metaspace":
-			m, err := parseMetaspace(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			replacements = append(replacements, [2]string{m.replacement, " "})
-			strip = strip || m.prepend != "never"
-		case "Strip":
-			var s struct {
-				Content string `json:"content"`
-				Start   int    `json:"start"`
-				Stop    int    `json:"stop"`
-			}
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			if s.Content != " " || s.Start > 1 || s.Stop != 0 {
-				return fmt.Errorf("%s: Strip of %q start %d stop %d is not supported (only one leading space)", where, s.Content, s.Start, s.Stop)
-			}
-			strip = strip || s.Start == 1
-		case "ByteLevel":
-			byteLevelDec = true
-		case "ByteFallback", "Fuse":
-			// Byte pieces are turned into bytes whenever the model has byte
-			// fallback; joining tokens is what Decode does anyway.
-		case "":
-			return fmt.Errorf("%s: no type", where)
-		default:
-			return fmt.Errorf("%s: decoder type %q is not supported", where, c.Type)
-		}
-		return nil
-	}
-	if err := walk(raw, "decoder"); err != nil {
+	var d decoderSteps
+	if err := d.walk(raw, "decoder"); err != nil {
 		return err
 	}
-	if byteLevelDec != t.byteLevel {
+	if d.byteLevel != t.byteLevel {
 		return errors.New("decoder and pre_tokenizer disagree: ByteLevel must be in both or in neither")
 	}
+	t.chooseStrip(d.strip)
+	t.fillText(d.replacements, chars, isAdded)
+	return nil
+}
 
+// decoderSteps is what a tokenizer.json decoder does, in the terms Decode
+// reproduces it.
+type decoderSteps struct {
+	replacements [][2]string // applied in order to non-byte pieces
+	strip        bool        // a leading space is stripped
+	byteLevel    bool
+}
+
+// walk reads the decoder (or one step of a Sequence) at where.
+func (d *decoderSteps) walk(raw json.RawMessage, where string) error {
+	var c component
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	switch c.Type {
+	case "Sequence":
+		var s struct {
+			Decoders []json.RawMessage `json:"decoders"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		for i, sub := range s.Decoders {
+			if err := d.walk(sub, fmt.Sprintf("%s.decoders[%d]", where, i)); err != nil {
+				return err
+			}
+		}
+	case "Replace":
+		from, to, err := parseReplace(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		d.replacements = append(d.replacements, [2]string{from, to})
+	case "Metaspace":
+		m, err := parseMetaspace(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		d.replacements = append(d.replacements, [2]string{m.replacement, " "})
+		d.strip = d.strip || m.prepend != "never"
+	case "Strip":
+		var s struct {
+			Content string `json:"content"`
+			Start   int    `json:"start"`
+			Stop    int    `json:"stop"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if s.Content != " " || s.Start > 1 || s.Stop != 0 {
+			return fmt.Errorf("%s: Strip of %q start %d stop %d is not supported (only one leading space)", where, s.Content, s.Start, s.Stop)
+		}
+		d.strip = d.strip || s.Start == 1
+	case "ByteLevel":
+		d.byteLevel = true
+	case "ByteFallback", "Fuse":
+		// Byte pieces are turned into bytes whenever the model has byte
+		// fallback; joining tokens is what Decode does anyway.
+	case "":
+		return fmt.Errorf("%s: no type", where)
+	default:
+		return fmt.Errorf("%s: decoder type %q is not supported", where, c.Type)
+	}
+	return nil
+}
+
+// chooseStrip sets where Decode strips a leading space: nowhere, at the
+// start of each segment when the normalizer prepends one to each, or at
+// the start of the text.
+func (t *BPE) chooseStrip(strip bool) {
 	prependEach := false
 	for _, n := range t.normalizer {
 		prependEach = prependEach || (n.isPrepend && n.prepend != "")
@@ -541,7 +595,12 @@ func (t *BPE) setupDecoding(raw json.RawMessage, chars [256]rune, isAdded []bool
 	default:
 		t.stripMode = stripAtStart
 	}
+}
 
+// fillText sets the text Decode emits for each id: added tokens as they
+// are, byte-level pieces mapped back to bytes, byte-fallback pieces as their
+// byte, other pieces with the decoder's replacements applied.
+func (t *BPE) fillText(replacements [][2]string, chars [256]rune, isAdded []bool) {
 	var inverse map[rune]byte
 	if t.byteLevel {
 		inverse = make(map[rune]byte, 256)
@@ -589,7 +648,6 @@ func (t *BPE) setupDecoding(raw json.RawMessage, chars [256]rune, isAdded []bool
 			t.startsSpace[id] = strings.HasPrefix(s, " ")
 		}
 	}
-	return nil
 }
 
 // chooseSpecial sets BOS and EOS from tokenizer_config.json or known names.

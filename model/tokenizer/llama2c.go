@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
+
+	"github.com/golora/golora/internal/fsutil"
 )
 
 // llama2.c tokenizer ids: fixed by its export script.
@@ -20,7 +21,7 @@ const (
 // tokenizer.bin) holding vocabSize pieces; vocabSize comes from the model's
 // header. Errors name the file.
 func LoadLlama2C(path string, vocabSize int) (*SentencePiece, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
