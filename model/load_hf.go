@@ -98,7 +98,7 @@ type hfConfig struct {
 // in the files is ignored; tensors loadHF does not need are ignored too.
 func loadHF(dir string) (*Weights, error) {
 	path := filepath.Join(dir, hfConfigFile)
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
