@@ -303,6 +303,31 @@ func (m *Matrix) Dequantize(dst []float32) error {
 	return nil
 }
 
+// MulTRows computes the entries of y = x·Wᵀ that weight rows [start, end)
+// give, y[i, start:end] for every row i of x ([n, cols]; y is [n, rows] and
+// its other entries are left alone), with MulT's summation order. It runs
+// on the calling goroutine and does not allocate, so that a caller with its
+// own workers (a decode step, hundreds of small products per token) can
+// split a product by weight rows without MulT's goroutine per call.
+func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
+	if start < 0 || end > m.rows || start > end {
+		return fmt.Errorf("nf4: MulTRows: rows [%d, %d) outside [0, %d)", start, end, m.rows)
+	}
+	if n < 0 || n > math.MaxInt/4/max(m.rows, m.cols) {
+		return fmt.Errorf("nf4: MulTRows: row count %d out of range", n)
+	}
+	if len(x) != n*m.cols {
+		return fmt.Errorf("nf4: MulTRows: x has %d elements, want n·cols = %d·%d = %d", len(x), n, m.cols, n*m.cols)
+	}
+	if len(y) != n*m.rows {
+		return fmt.Errorf("nf4: MulTRows: y has %d elements, want n·rows = %d·%d = %d", len(y), n, m.rows, n*m.rows)
+	}
+	if n > 0 && start < end {
+		m.mulTRange(y, x, n, start, end)
+	}
+	return nil
+}
+
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols], row-major) into y
 // ([n, rows], overwritten), decoding the 4-bit codes on the fly (with
 // AVX-512, once per group of up to four rows of x). Sums are accumulated in

@@ -465,3 +465,40 @@ func TestErrors(t *testing.T) {
 	require.ErrorContains(t, m.MulT(nil, nil, -1), "out of range")
 	require.ErrorContains(t, m.Dequantize(make([]float32, 59)), "59 elements")
 }
+
+// TestMulTRowsMatchesMulT: products assembled from MulTRows pieces are MulT's
+// bits, each piece writes only its own entries, and bad ranges are errors.
+func TestMulTRowsMatchesMulT(t *testing.T) {
+	const rows, cols = 70, 288
+	m, err := Quantize(gaussian(21, rows*cols, 0.02), rows, cols, Options{})
+	require.NoError(t, err)
+	for _, n := range []int{1, 4, 5} {
+		x := gaussian(uint64(n)+3, n*cols, 1)
+		want := make([]float32, n*rows)
+		require.NoError(t, m.MulT(want, x, n))
+		got := make([]float32, n*rows)
+		for i := range got {
+			got[i] = float32(math.NaN())
+		}
+		for _, cut := range [][2]int{{0, 13}, {13, 64}, {64, 70}} {
+			require.NoError(t, m.MulTRows(got, x, n, cut[0], cut[1]))
+			for i := range n {
+				for r := range rows {
+					inside := r >= cut[0] && r < cut[1]
+					if v := got[i*rows+r]; inside && v != want[i*rows+r] {
+						t.Fatalf("n %d rows %v: y[%d, %d] = %v, MulT gives %v", n, cut, i, r, v, want[i*rows+r])
+					} else if !inside && r >= cut[1] && !math.IsNaN(float64(v)) {
+						t.Fatalf("n %d rows %v: y[%d, %d] written (%v) outside the range", n, cut, i, r, v)
+					}
+				}
+			}
+		}
+	}
+	x := make([]float32, cols)
+	y := make([]float32, rows)
+	for _, bad := range [][2]int{{-1, 3}, {3, rows + 1}, {5, 4}} {
+		require.Error(t, m.MulTRows(y, x, 1, bad[0], bad[1]), "rows %v", bad)
+	}
+	require.Error(t, m.MulTRows(y[:rows-1], x, 1, 0, 1))
+	require.Error(t, m.MulTRows(y, x[:cols-1], 1, 0, 1))
+}

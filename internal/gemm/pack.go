@@ -56,6 +56,12 @@ func packB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int)
 // elements.
 func transpose(panel []float32, w int, src []float32, ld, rows, k int) {
 	panel = panel[:k*w]
+	if transposeBlocks(panel, w, src, ld, rows, k) {
+		for p := range k {
+			clear(panel[p*w+rows : p*w+w])
+		}
+		return
+	}
 	for s := 0; s < k; s += strip {
 		n := min(strip, k-s)
 		i := 0

@@ -6,12 +6,15 @@
 //   - rope.go: rotary position embeddings (frequencies, angles, rotation and
 //     its inverse).
 //   - swiglu.go: the sigmoid, SiLU-gated SwiGLU and its backward pass.
-//   - exp.go, exp_avx512.go, exp_generic.go: the shifted exponential behind
-//     softmax, the loss and the sigmoid (AVX-512 with GOEXPERIMENT=simd).
+//   - exp.go, exp_amd64.go/.s, exp_generic.go: the shifted exponential,
+//     row maximum and scaling behind softmax, the loss and the sigmoid
+//     (AVX-512 Go assembly chosen at run time, pure Go elsewhere).
 //   - attention.go: causal grouped-query attention, the batched form with
 //     its backward pass and the decode form over a KV cache.
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
-//   - matmul.go: dense y = x·wᵀ, dot, axpy and add.
+//   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
+//     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
+//     add.
 //
 // The kernels are serial; callers split work across CPUs.
 package kernels

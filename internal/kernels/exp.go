@@ -54,8 +54,8 @@ func expNear0(y float32) float32 {
 	return p * math.Float32frombits(uint32(127+k)<<23)
 }
 
-// rowMax returns the largest element of a non-empty x.
-func rowMax(x []float32) float32 {
+// rowMaxScalar returns the largest element of a non-empty x.
+func rowMaxScalar(x []float32) float32 {
 	m0, m1 := x[0], x[0]
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
@@ -75,8 +75,8 @@ func rowMax(x []float32) float32 {
 	return m0
 }
 
-// scaleFloats multiplies every element of x by k.
-func scaleFloats(x []float32, k float32) {
+// scaleFloatsScalar multiplies every element of x by k.
+func scaleFloatsScalar(x []float32, k float32) {
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]

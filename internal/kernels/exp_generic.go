@@ -1,4 +1,4 @@
-//go:build !(goexperiment.simd && amd64)
+//go:build !amd64
 
 package kernels
 
@@ -8,3 +8,9 @@ package kernels
 // bottom of float32's normal range), are noise next to the maximum's 1.
 // Each result is within about one ulp of the exact value.
 func expShifted(dst, x []float32, m float32) float64 { return expShiftedScalar(dst, x, m) }
+
+// rowMax returns the largest element of a non-empty x.
+func rowMax(x []float32) float32 { return rowMaxScalar(x) }
+
+// scaleFloats multiplies every element of x by k.
+func scaleFloats(x []float32, k float32) { scaleFloatsScalar(x, k) }

@@ -9,33 +9,24 @@ import (
 // DenseMulT computes y = x·wᵀ for n rows: x is [n, in], w is [out, in] and y is
 // [n, out], all row-major; y is overwritten. Callers check the lengths.
 //
-// The choices are measured (BenchmarkDenseMulT, BenchmarkGenerateDecode,
-// BenchmarkGeneratePrefill): a single row (the decode step) runs on gonum's
-// Sgemv in every build, which does not allocate and uses SIMD dot products;
-// OpenBLAS's Sgemv is as fast alone but halves decode speed on two cores,
-// its threads competing with the Go code between calls. For a batch of rows
-// (a prefill) OpenBLAS's Sgemm is several times faster than anything else,
-// but gonum's Sgemm is no faster than its Sgemv called row by row and
-// allocates, so the pure-Go build runs Sgemv over blocks of weight rows
-// small enough to stay in cache while every row of x passes.
+// A batch of rows (a prefill) is one Sgemm: internal/gemm in the default
+// build (spread over the CPUs), OpenBLAS with the tag openblas. A single row
+// (the decode step) is a matrix-vector product, bound by reading w once, on
+// the calling goroutine without allocating: AVX-512 assembly four rows of w
+// at a time where the CPU has it, else gonum's Sgemv (OpenBLAS's Sgemv is
+// as fast alone but halves decode speed on two cores, its threads competing
+// with the Go code between calls). A caller that wants a large single row on several cores splits w
+// by rows itself (model/infer does, with workers of its own).
 func DenseMulT(y, x, w []float32, n, in, out int) {
-	var gemv gonum.Implementation
-	if n == 1 {
-		gemv.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
-		return
-	}
-	if blas.Name() == "openblas" {
+	if n > 1 {
 		blas.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
 		return
 	}
-	// 16K float32 (64 KiB) of weights per block.
-	block := max(4, (16<<10)/in)
-	for o := 0; o < out; o += block {
-		rows := min(block, out-o)
-		for r := range n {
-			gemv.Sgemv(gonumblas.NoTrans, rows, in, 1, w[o*in:], in, x[r*in:], 1, 0, y[r*out+o:], 1)
-		}
+	if gemv(y, x, w, out, in) {
+		return
 	}
+	var impl gonum.Implementation
+	impl.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
 }
 
 // dotF32 returns the dot product of a and b[:len(a)]. Attention calls it on

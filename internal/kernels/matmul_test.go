@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	gonumblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+
 	"github.com/golora/golora/internal/blas"
 )
 
@@ -27,6 +30,15 @@ func sgemmDenseMulT(y, x, w []float32, n, in, out int) {
 	blas.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
 }
 
+// sgemvDenseMulT is the single-row product on gonum's Sgemv row by row,
+// what DenseMulT ran before its AVX-512 kernel.
+func sgemvDenseMulT(y, x, w []float32, n, in, out int) {
+	var impl gonum.Implementation
+	for r := range n {
+		impl.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x[r*in:], 1, 0, y[r*out:], 1)
+	}
+}
+
 func genRandomSlice(rng *rand.Rand, n int, scale float64) []float32 {
 	s := make([]float32, n)
 	for i := range s {
@@ -37,11 +49,12 @@ func genRandomSlice(rng *rand.Rand, n int, scale float64) []float32 {
 
 func TestDenseMulT(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	// n = 1 takes the single Sgemv, n > 1 the batched path; odd sizes and
-	// in = 7 (2340 rows per block, so 5000 rows make a partial last block)
-	// check that no remainder is dropped.
+	// n = 1 takes the matrix-vector kernel (four rows at a time, 16 or 32
+	// columns per step), n > 1 the batched path; odd sizes check that no
+	// remainder of rows or columns is dropped.
 	for _, s := range []struct{ n, in, out int }{
 		{1, 1, 1}, {1, 7, 5}, {2, 8, 4}, {3, 9, 7}, {1, 64, 64}, {5, 33, 10}, {8, 288, 768}, {1, 172, 64}, {3, 7, 5000},
+		{1, 16, 4}, {1, 17, 7}, {1, 48, 9}, {1, 288, 771}, {1, 2047, 6},
 	} {
 		x := genRandomSlice(rng, s.n*s.in, 1)
 		w := genRandomSlice(rng, s.out*s.in, 1)
@@ -81,7 +94,7 @@ func BenchmarkDenseMulT(b *testing.B) {
 			for _, k := range []struct {
 				name string
 				f    func(y, x, w []float32, n, in, out int)
-			}{{"naive", naiveDenseMulT}, {"sgemm", sgemmDenseMulT}, {"DenseMulT", DenseMulT}} {
+			}{{"naive", naiveDenseMulT}, {"sgemm", sgemmDenseMulT}, {"gonum-sgemv", sgemvDenseMulT}, {"DenseMulT", DenseMulT}} {
 				b.Run(fmt.Sprintf("n=%d/%dx%d/%s/%s", n, sh.out, sh.in, blas.Name(), k.name), func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {

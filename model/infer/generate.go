@@ -50,8 +50,10 @@ var ErrContextFull = errors.New("infer: KV cache is full")
 // values of every position seen so far, so each new token costs one pass over
 // the weights, never a re-run of the prefix. Scratch buffers are allocated by
 // NewGenerator and the KV cache grows by doubling as positions are used, so
-// a Step does not allocate in the steady state (unless a quantized format's
-// MulT or the Adapter does); a batched Prefill may, in Sgemm.
+// a Step does not allocate in the steady state (unless the Adapter does, or
+// a quantized format without MulTRows, whose MulT then runs). A Step splits
+// each large product by weight rows over GOMAXPROCS goroutines of the
+// Generator's own; a batched Prefill may allocate, in Sgemm.
 //
 // A Generator is not safe for concurrent use; the model.Weights it runs on are
 // only read, so several Generators may share one model.Weights.
@@ -76,6 +78,8 @@ type Generator struct {
 	cos, sin []float32 // RoPE [batch, Rotary/2]
 	scores   []float32 // attention weights of one head [capacity]
 	logits   []float32 // [VocabSize]
+
+	rows *rowWorkers // split single-row products over the CPUs
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -132,6 +136,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	g.cos = make([]float32, batch*half)
 	g.sin = make([]float32, batch*half)
 	g.logits = make([]float32, c.VocabSize)
+	g.rows = newRowWorkers(g)
 	return g, nil
 }
 
@@ -562,7 +567,13 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
-	if lin.Quantized != nil {
+	if n == 1 && canSplit(lin) {
+		// A decode step: split over the CPUs when large enough, and on
+		// the calling goroutine otherwise, without MulT's goroutines.
+		if err := g.rows.mulT(lin, y, x, g.rows.parts(lin)); err != nil {
+			return fmt.Errorf("%s: %w", lin.Name, err)
+		}
+	} else if lin.Quantized != nil {
 		if err := lin.Quantized.MulT(y, x, n); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}

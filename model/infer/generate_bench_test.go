@@ -17,6 +17,14 @@ var stories15MConfig = model.Config{
 	MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
 }
 
+// stories110MConfig is the shape of llama2.c's stories110M: dim 768, hidden
+// 2048, 12 layers, 12 heads, vocabulary 32000, 1024 positions (256 here, as
+// in the stories15M case), shared classifier.
+var stories110MConfig = model.Config{
+	Dim: 768, HiddenDim: 2048, Layers: 12, Heads: 12, KVHeads: 12, HeadDim: 64, VocabSize: 32000,
+	MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+}
+
 // benchModel is a model of the benchmarks, built on first use so that
 // running one sub-benchmark does not build the others.
 type benchModel struct {
@@ -33,8 +41,8 @@ func (m *benchModel) weights(b *testing.B) *model.Weights {
 }
 
 // benchModels returns the models of the benchmarks: dense and NF4 (QLoRA's
-// setting; the output head stays dense) for a random stories15M-shaped model
-// and for stories260K.
+// setting; the output head stays dense) for random stories15M- and
+// stories110M-shaped models and for stories260K.
 func benchModels() []*benchModel {
 	toNF4 := func(tb testing.TB, w *model.Weights) *model.Weights {
 		err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
@@ -50,6 +58,8 @@ func benchModels() []*benchModel {
 	return []*benchModel{
 		{name: "stories15M/dense", build: func(tb testing.TB) *model.Weights { return randomWeights(stories15MConfig, 15) }},
 		{name: "stories15M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, randomWeights(stories15MConfig, 15)) }},
+		{name: "stories110M/dense", build: func(tb testing.TB) *model.Weights { return randomWeights(stories110MConfig, 110) }},
+		{name: "stories110M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, randomWeights(stories110MConfig, 110)) }},
 		{name: "stories260K/dense", build: stories260K},
 		{name: "stories260K/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, stories260K(tb)) }},
 	}

@@ -297,6 +297,34 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 	return nil
 }
 
+// MulTRows computes the entries of y = x·Wᵀ that rows [start, end) of W
+// give, y[i, start:end] for every row i of x ([n, cols]; y is [n, rows] and
+// its other entries are left alone), with the fused kernels straight from
+// the blocks (MulT's bits for fewer than 8 rows of x). It runs on the
+// calling goroutine and does not allocate, so that a caller with workers of
+// its own (a decode step) can split a product by rows of W.
+func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
+	if start < 0 || end > m.rows || start > end {
+		return fmt.Errorf("ggml: tensor %q: MulTRows: row range [%d, %d) out of bounds for %d rows", m.name, start, end, m.rows)
+	}
+	if n < 0 || n > math.MaxInt/max(m.rows, m.cols) {
+		return fmt.Errorf("ggml: tensor %q: MulTRows: row count %d out of range", m.name, n)
+	}
+	if len(x) != n*m.cols {
+		return fmt.Errorf("ggml: tensor %q: MulTRows: x has %d elements, want n·cols = %d·%d = %d", m.name, len(x), n, m.cols, n*m.cols)
+	}
+	if len(y) != n*m.rows {
+		return fmt.Errorf("ggml: tensor %q: MulTRows: y has %d elements, want n·rows = %d·%d = %d", m.name, len(y), n, m.rows, n*m.rows)
+	}
+	for r := start; r < end; r++ {
+		row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+		for i := range n {
+			y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
+		}
+	}
+	return nil
+}
+
 // mulTExpandMin is the number of rows of x from which MulT expands each row
 // of W to float32 once instead of running the fused kernel per row of x
 // (BenchmarkMulTBatch).

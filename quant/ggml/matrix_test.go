@@ -270,3 +270,50 @@ func TestFallbackFor(t *testing.T) {
 		}
 	}
 }
+
+// TestMulTRowsMatchesMulT: for every format, products assembled from
+// MulTRows pieces are MulT's bits (fewer than mulTExpandMin rows of x), each
+// piece leaves the other entries alone, and bad ranges are errors.
+func TestMulTRowsMatchesMulT(t *testing.T) {
+	for _, typ := range goldenTypes {
+		m := goldenMatrix(t, typ)
+		for _, n := range []int{1, 3} {
+			x := randomX(n, goldenCols, 9)
+			want := make([]float32, n*goldenRows)
+			if err := m.MulT(want, x, n); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, n*goldenRows)
+			for i := range got {
+				got[i] = float32(math.NaN())
+			}
+			mid := goldenRows / 2
+			for _, cut := range [][2]int{{0, mid}, {mid, goldenRows}} {
+				if err := m.MulTRows(got, x, n, cut[0], cut[1]); err != nil {
+					t.Fatal(err)
+				}
+				for i := range n {
+					for r := range goldenRows {
+						v := got[i*goldenRows+r]
+						if r >= cut[0] && r < cut[1] && v != want[i*goldenRows+r] {
+							t.Fatalf("%v n %d rows %v: y[%d, %d] = %v, MulT gives %v", typ, n, cut, i, r, v, want[i*goldenRows+r])
+						}
+						if r >= cut[1] && !math.IsNaN(float64(v)) {
+							t.Fatalf("%v n %d rows %v: y[%d, %d] written outside the range", typ, n, cut, i, r)
+						}
+					}
+				}
+			}
+		}
+		x := make([]float32, goldenCols)
+		y := make([]float32, goldenRows)
+		for _, bad := range [][2]int{{-1, 1}, {0, goldenRows + 1}, {2, 1}} {
+			if err := m.MulTRows(y, x, 1, bad[0], bad[1]); err == nil {
+				t.Errorf("%v: MulTRows rows %v: no error", typ, bad)
+			}
+		}
+		if err := m.MulTRows(y[:goldenRows-1], x, 1, 0, 1); err == nil {
+			t.Errorf("%v: MulTRows with a short y: no error", typ)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+#include "textflag.h"
+
+// func transpose8AVX(dst *float32, w int, src *float32, ld int, k int)
+//
+// dst[p·w+i] = src[i·ld+p] for i < 8 and p < k, k a positive multiple of 8:
+// each 8×8 block is loaded as eight rows and stored as eight columns.
+TEXT ·transpose8AVX(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ w+8(FP), R11
+	SHLQ $2, R11
+	MOVQ src+16(FP), SI
+	MOVQ ld+24(FP), BX
+	SHLQ $2, BX
+	MOVQ k+32(FP), CX
+	LEAQ (BX)(BX*2), R12 // 3·ld
+	LEAQ (R11)(R11*2), R13 // 3·w
+
+block:
+	MOVQ SI, R8
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(BX*1), Y1
+	VMOVUPS (R8)(BX*2), Y2
+	VMOVUPS (R8)(R12*1), Y3
+	LEAQ (R8)(BX*4), R8
+	VMOVUPS (R8), Y4
+	VMOVUPS (R8)(BX*1), Y5
+	VMOVUPS (R8)(BX*2), Y6
+	VMOVUPS (R8)(R12*1), Y7
+
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+
+	MOVQ DI, R9
+	VMOVUPS Y8, (R9)
+	VMOVUPS Y9, (R9)(R11*1)
+	VMOVUPS Y10, (R9)(R11*2)
+	VMOVUPS Y11, (R9)(R13*1)
+	LEAQ (R9)(R11*4), R9
+	VMOVUPS Y12, (R9)
+	VMOVUPS Y13, (R9)(R11*1)
+	VMOVUPS Y14, (R9)(R11*2)
+	VMOVUPS Y15, (R9)(R13*1)
+
+	ADDQ $32, SI
+	LEAQ (R9)(R11*4), DI
+	SUBQ $8, CX
+	JNZ  block
+	VZEROUPPER
+	RET

@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package gemm
+
+// transposeBlocks reports false: only amd64 has a block transpose.
+func transposeBlocks(panel []float32, w int, src []float32, ld, rows, k int) bool { return false }

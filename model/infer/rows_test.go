@@ -1,0 +1,82 @@
+package infer
+
+import (
+	"context"
+	"runtime"
+	"testing"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant/ggml"
+)
+
+// splitConfig is a model whose MLP and output head are large enough for
+// decode steps to split them by rows (splitMinWeights), and whose attention
+// products are not.
+var splitConfig = model.Config{
+	Dim: 128, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 32, VocabSize: 1000,
+	MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+}
+
+// TestSplitDecodeMatchesOneGoroutine: decode steps whose products are split
+// over two goroutines give the bits of steps run on one, dense, NF4 and
+// ggml's Q4_0, and do not allocate.
+func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	dense := randomWeights(splitConfig, 7)
+	quantized := randomWeights(splitConfig, 7)
+	if err := quantized.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	q4 := randomWeights(splitConfig, 7)
+	q4Quantizer, ok := ggml.QuantizerFor(ggml.Q4_0)
+	if !ok {
+		t.Fatal("no q4_0 quantizer")
+	}
+	if err := q4.Quantize(context.Background(), q4Quantizer); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*model.Weights{dense, quantized, q4} {
+		runtime.GOMAXPROCS(2)
+		if p := (&rowWorkers{}).parts(w.Layers[0].Gate); p != 2 {
+			t.Fatalf("the test model's MLP would be split in %d parts on two CPUs, want 2", p)
+		}
+		decode := func(procs int) [][]float32 {
+			runtime.GOMAXPROCS(procs)
+			g, err := NewGenerator(w, GeneratorOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out [][]float32
+			for i, tok := range []int{1, 17, 400, 999, 3, 256} {
+				logits, err := g.Step(tok)
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				out = append(out, append([]float32(nil), logits...))
+			}
+			if procs > 1 {
+				allocs := testing.AllocsPerRun(20, func() {
+					if g.Pos() == g.MaxLen() {
+						g.Reset()
+					}
+					if _, err := g.Step(42); err != nil {
+						t.Fatal(err)
+					}
+				})
+				if allocs != 0 {
+					t.Errorf("a split Step allocates %v times per token, want 0", allocs)
+				}
+			}
+			return out
+		}
+		one, two := decode(1), decode(2)
+		for s := range one {
+			for i := range one[s] {
+				if one[s][i] != two[s][i] {
+					t.Fatalf("%s, step %d logit %d: %v on two goroutines, %v on one", w.Layers[0].Gate.Name, s, i, two[s][i], one[s][i])
+				}
+			}
+		}
+	}
+}
