@@ -48,6 +48,9 @@ type Adapter struct {
 	pairs   map[string]*Pair
 	modules []string     // pair names, sorted by naturalCompare
 	merged  *mergeRecord // non-nil while merged into a base
+	// split names the pairs LoadFor made from a PEFT pair of a fused module
+	// (Phi-3's qkv_proj, gate_up_proj); nil for other adapters.
+	split map[string]bool
 }
 
 // New creates an adapter for base: a pair for every linear layer cfg targets,
@@ -145,6 +148,30 @@ func checkLinearUsable(base *model.Weights, lin *model.Linear) error {
 	if lin == base.Output && base.Config.TiedOutput {
 		return fmt.Errorf("lora: module %q: the output head is tied to the embedding; an adapter on it is not supported", lin.Name)
 	}
+	return fusedModuleError(base, lin.Name)
+}
+
+// fusedModuleError refuses adapters on the parts of a fused projection.
+// Phi-3 checkpoints stack q, k and v in one qkv_proj and gate and up in one
+// gate_up_proj; golora splits them at load, but a PEFT adapter on a fused
+// module has one A for all parts (B stacked by rows), which golora's
+// per-linear pairs do not represent, and pairs on the split parts would have
+// names PEFT cannot load. So on such a base only o_proj and down_proj (and
+// an untied lm_head) take adapters, under PEFT's own names.
+func fusedModuleError(base *model.Weights, module string) error {
+	if base.Config.Arch != "phi3" {
+		return nil
+	}
+	for _, part := range []struct{ suffix, fused string }{
+		{".self_attn.q_proj", "self_attn.qkv_proj"}, {".self_attn.k_proj", "self_attn.qkv_proj"},
+		{".self_attn.v_proj", "self_attn.qkv_proj"}, {".self_attn.qkv_proj", "self_attn.qkv_proj"},
+		{".mlp.gate_proj", "mlp.gate_up_proj"}, {".mlp.up_proj", "mlp.gate_up_proj"}, {".mlp.gate_up_proj", "mlp.gate_up_proj"},
+	} {
+		if strings.HasSuffix(module, part.suffix) {
+			return fmt.Errorf("lora: module %q: this phi3 model fuses it into %s, and adapters on fused modules are not supported; target o_proj and down_proj",
+				module, part.fused)
+		}
+	}
 	return nil
 }
 
@@ -215,10 +242,15 @@ func (a *Adapter) Check(base *model.Weights) error {
 		p := a.pairs[name]
 		lin, ok := byName[name]
 		if !ok {
+			if err := fusedModuleError(base, name); err != nil {
+				return err
+			}
 			return fmt.Errorf("lora: module %q of the adapter is not a linear layer of the base model", name)
 		}
-		if err := checkLinearUsable(base, lin); err != nil {
-			return err
+		if !a.split[name] {
+			if err := checkLinearUsable(base, lin); err != nil {
+				return err
+			}
 		}
 		if lin.Out != p.Out || lin.In != p.In {
 			return fmt.Errorf("lora: module %q: adapter A %v and B %v need a base weight of shape [%d %d], base has [%d %d]",
@@ -370,4 +402,72 @@ func digitPrefix(s string) int {
 		n++
 	}
 	return n
+}
+
+// fusedParts lists, for each fused module name of a phi3 block, the modules
+// whose rows it stacks, in order.
+var fusedParts = map[string][]string{
+	"self_attn.qkv_proj": {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+	"mlp.gate_up_proj":   {"mlp.gate_proj", "mlp.up_proj"},
+}
+
+// splitFused replaces each pair of a fused module of a phi3 base by one pair
+// per part: the same A and the part's rows of B, so that every part's term
+// scaling·B_part·A·x is exactly PEFT's fused term restricted to its rows.
+// Such an adapter generates and merges as PEFT's does; it cannot be trained
+// (its parts would no longer share A) or saved (NewGraphAdapter and Save
+// refuse it).
+func (a *Adapter) splitFused(base *model.Weights) error {
+	if base.Config.Arch != "phi3" {
+		return nil
+	}
+	all, err := baseLinears(base)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]*model.Linear, len(all))
+	for _, bl := range all {
+		byName[bl.lin.Name] = bl.lin
+	}
+	for _, name := range slices.Clone(a.modules) {
+		for fused, parts := range fusedParts {
+			prefix, ok := strings.CutSuffix(name, "."+fused)
+			if !ok {
+				continue
+			}
+			p := a.pairs[name]
+			row := 0
+			for _, part := range parts {
+				partName := prefix + "." + part
+				lin := byName[partName]
+				if lin == nil || lin.In != p.In || row+lin.Out > p.Out {
+					return fmt.Errorf("lora: module %q: adapter A %v and B %v do not split into the base's %s", name,
+						[]int{p.R, p.In}, []int{p.Out, p.R}, strings.Join(parts, ", "))
+				}
+				q := &Pair{
+					Module: partName, In: p.In, Out: lin.Out, R: p.R,
+					A:     slices.Clone(p.A),
+					B:     slices.Clone(p.B[row*p.R : (row+lin.Out)*p.R]),
+					alpha: p.alpha, scaling: p.scaling,
+				}
+				row += lin.Out
+				if _, dup := a.pairs[partName]; dup {
+					return fmt.Errorf("lora: module %q: the adapter also has a pair for its part %q", name, partName)
+				}
+				a.pairs[partName] = q
+				a.modules = append(a.modules, partName)
+				if a.split == nil {
+					a.split = make(map[string]bool)
+				}
+				a.split[partName] = true
+			}
+			if row != p.Out {
+				return fmt.Errorf("lora: module %q: B has %d rows, the base's %s have %d", name, p.Out, strings.Join(parts, ", "), row)
+			}
+			delete(a.pairs, name)
+			a.modules = slices.DeleteFunc(a.modules, func(m string) bool { return m == name })
+		}
+	}
+	slices.SortFunc(a.modules, naturalCompare)
+	return nil
 }

@@ -24,4 +24,21 @@
 //     what an Adapter exposes, Pair(lin.Name) giving the trainable A [R, In]
 //     and B [Out, R] and Pair.Scaling the constant factor, with
 //     Config.Dropout on x.
+//
+// Module names are the base family's own, as PEFT names them: q_proj, k_proj,
+// v_proj, o_proj, gate_proj, up_proj, down_proj (and lm_head) for Llama,
+// Mistral, Qwen2 and Qwen3. A Qwen2 base's q/k/v biases are frozen and get no
+// adapter term of their own (PEFT's bias "none").
+//
+// Phi-3 stores q, k and v in one qkv_proj and gate and up in one gate_up_proj,
+// and PEFT adapts those fused modules with one A for all parts and B stacked by
+// rows. golora splits the fused weights at load and keeps one pair per split
+// linear, which cannot represent PEFT's shared A and whose names PEFT could not
+// load on Phi-3. So on a phi3 base, New trains adapters on o_proj, down_proj
+// and an untied lm_head only, refusing qkv_proj, gate_up_proj and their parts
+// with an error naming the fused module. PEFT adapters that do target the
+// fused modules are read by LoadFor exactly: each fused pair becomes one pair
+// per part with the same A and that part's rows of B, so generation and
+// merging give PEFT's results; such an adapter cannot be trained further or
+// saved (it would be saved from the files it came from).
 package lora

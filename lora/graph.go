@@ -73,6 +73,9 @@ func NewGraphAdapter(a *Adapter) (*GraphAdapter, error) {
 	if a.merged != nil {
 		return nil, errors.New("lora: NewGraphAdapter: the adapter is merged into a base model; Unmerge it before training")
 	}
+	if len(a.split) > 0 {
+		return nil, errors.New("lora: NewGraphAdapter: the adapter's pairs of fused modules (qkv_proj, gate_up_proj) were split at load and cannot be trained: their parts would no longer share A")
+	}
 	p := a.Config.Dropout
 	if !(p >= 0 && p < 1) {
 		return nil, fmt.Errorf("lora: NewGraphAdapter: lora_dropout must be in [0, 1), got %v", p)

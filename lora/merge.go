@@ -114,7 +114,9 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		Config:    base.Config,
 		Embedding: slices.Clone(base.Embedding),
 		Norm:      slices.Clone(base.Norm),
-		Layers:    make([]model.Layer, len(base.Layers)),
+		// The rotary frequencies belong to the frozen base.
+		RopeFreqFactors: slices.Clone(base.RopeFreqFactors),
+		Layers:          make([]model.Layer, len(base.Layers)),
 	}
 	dense := func(lin *model.Linear) (*model.Linear, error) {
 		if lin == nil {
@@ -134,6 +136,8 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		src, dst := &base.Layers[i], &out.Layers[i]
 		dst.AttnNorm = slices.Clone(src.AttnNorm)
 		dst.MLPNorm = slices.Clone(src.MLPNorm)
+		dst.QNorm = slices.Clone(src.QNorm)
+		dst.KNorm = slices.Clone(src.KNorm)
 		dsts := dst.Linears()
 		for j, nl := range src.Linears() {
 			if *dsts[j].Linear, err = dense(*nl.Linear); err != nil {
@@ -160,7 +164,7 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 // denseCopy returns lin as a fresh dense float32 Linear.
 func denseCopy(lin *model.Linear) (*model.Linear, error) {
 	n := lin.Out * lin.In
-	d := &model.Linear{Name: lin.Name, Out: lin.Out, In: lin.In, Dense: make([]float32, n)}
+	d := &model.Linear{Name: lin.Name, Out: lin.Out, In: lin.In, Dense: make([]float32, n), Bias: slices.Clone(lin.Bias)}
 	switch {
 	case lin.Quantized != nil:
 		rows, cols := lin.Quantized.Dims()

@@ -53,6 +53,9 @@ func Save(dir string, a *Adapter) error {
 	if a == nil {
 		return errors.New("lora: Save: nil adapter")
 	}
+	if len(a.split) > 0 {
+		return errors.New("lora: Save: the adapter was read from PEFT pairs of fused modules (qkv_proj, gate_up_proj) and split for this base; its PEFT files are the ones it was loaded from")
+	}
 	m, err := a.Config.compile()
 	if err != nil {
 		return fmt.Errorf("lora: Save: %w", err)
@@ -146,11 +149,17 @@ func Load(dir string) (*Adapter, error) {
 	return a, nil
 }
 
-// LoadFor loads the adapter in dir and checks that it fits base (Check).
+// LoadFor loads the adapter in dir and checks that it fits base (Check). On
+// a phi3 base, pairs of the fused modules qkv_proj and gate_up_proj are split
+// into exact per-part pairs (see the package documentation): the adapter
+// then generates and merges, but is not trained or saved.
 func LoadFor(dir string, base *model.Weights) (*Adapter, error) {
 	a, err := Load(dir)
 	if err != nil {
 		return nil, err
+	}
+	if err := a.splitFused(base); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	if err := a.Check(base); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)

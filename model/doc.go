@@ -6,7 +6,11 @@
 //
 // Where things live:
 //
-//   - config.go: Config, the shape of the network.
+//   - config.go: Config, the shape of the network and the per-family
+//     options (rope scaling, partial rotary, q/k/v biases, q/k norms,
+//     sliding window); arch.go: the families (llama, mistral, qwen2, qwen3,
+//     phi3) Hugging Face configs may name, their defaults, and what refused
+//     families lack.
 //   - weights.go: Linear, Layer, Weights and the layer table: NewWeights
 //     shapes a model, Layer.Linears lists a block's seven linears with their
 //     Hugging Face module names (every loader, writer and check walks it),
@@ -16,7 +20,8 @@
 //   - embedded.go: Default, the embedded stories260K.
 //   - load_hf.go, load_hf_bnb.go, bnb_nf4.go: Hugging Face safetensors
 //     checkpoints, read and written (WriteHF), with bitsandbytes NF4 weights.
-//   - load_llama2c.go, load_gguf.go: llama2.c and GGUF checkpoints.
+//   - load_llama2c.go, load_gguf.go, load_gguf_arch.go: llama2.c and GGUF
+//     checkpoints (GGUF architectures, rope_freqs, the gpt2 tokenizer).
 //   - permute.go: the two RoPE row layouts of query and key projections.
 //   - quantize.go: Weights.Quantize with a quant.Quantizer, WeightBytes.
 //   - tokenizer_files.go: the tokenizer files of a Hugging Face checkpoint

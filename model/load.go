@@ -247,6 +247,16 @@ func (w *Weights) Validate() error {
 		return fmt.Errorf("model: config: norm eps %v must be non-negative and rope theta %v positive, both finite", c.NormEps, c.RopeTheta)
 	case len(w.Layers) != c.Layers:
 		return fmt.Errorf("model: config has %d layers, weights %d", c.Layers, len(w.Layers))
+	case c.RotaryDim < 0 || c.RotaryDim > c.HeadDim || c.RotaryDim%2 != 0:
+		return fmt.Errorf("model: config: rotary dim %d must be even and within [0, head dim %d]", c.RotaryDim, c.HeadDim)
+	case c.SlidingWindow < 0:
+		return fmt.Errorf("model: config: sliding window %d is negative", c.SlidingWindow)
+	}
+	if err := c.RopeScaling.Check(); err != nil {
+		return fmt.Errorf("model: config: %w", err)
+	}
+	if n := len(w.RopeFreqFactors); n != 0 && n != c.Rotary()/2 {
+		return fmt.Errorf("model: %d rope frequency factors, want %d", n, c.Rotary()/2)
 	}
 	if err := checkVector("model.embed_tokens", w.Embedding, c.VocabSize, c.Dim); err != nil {
 		return err
@@ -272,10 +282,23 @@ func (w *Weights) Validate() error {
 		if err := checkVector(prefix+"post_attention_layernorm", layer.MLPNorm, c.Dim); err != nil {
 			return err
 		}
+		qkNorm := 0
+		if c.QKNorm {
+			qkNorm = c.HeadDim
+		}
+		if err := checkVector(prefix+"self_attn.q_norm", layer.QNorm, qkNorm); err != nil {
+			return err
+		}
+		if err := checkVector(prefix+"self_attn.k_norm", layer.KNorm, qkNorm); err != nil {
+			return err
+		}
 		wantLinears := want.Layers[l].Linears()
 		for i, nl := range layer.Linears() {
 			if err := checkLinear(*nl.Linear, *wantLinears[i].Linear); err != nil {
 				return err
+			}
+			if hasBias := (*nl.Linear).Bias != nil; hasBias != (c.QKVBias && i < 3) {
+				return fmt.Errorf("model: %s: bias present %t, config says %t", (*nl.Linear).Name, hasBias, c.QKVBias && i < 3)
 			}
 		}
 	}

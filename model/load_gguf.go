@@ -14,32 +14,37 @@ import (
 	"github.com/golora/golora/quant/ggml"
 )
 
-// loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama" and its
-// tokenizer. The file is memory-mapped while it is read and its pages given
-// back as each tensor is converted; the Weights hold their own copies.
+// loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama",
+// "mistral", "qwen2" or "qwen3" (see ggufArchs) and its tokenizer
+// (tokenizer.ggml.model "llama", SentencePiece, or "gpt2", byte-level BPE).
+// The file is memory-mapped while it is read and its pages given back as each
+// tensor is converted; the Weights hold their own copies.
 //
-// Configuration comes from the llama.* metadata (embedding_length,
+// Configuration comes from the <arch>.* metadata (embedding_length,
 // feed_forward_length, block_count, attention.head_count[_kv],
 // attention.layer_norm_rms_epsilon, rope.freq_base (default 10000),
-// context_length, attention.key_length if present), the vocabulary size from
-// the rows of token_embd. Tensors may be F32, F16, BF16 or one of the ggml
-// block formats of package quant/ggml (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q2_K…Q6_K): block linears in a block format stay in it, as frozen
-// ggml.Matrix values that training and generation use directly (no second
-// rounding); a block-quantized token_embd or output is dequantized to
-// float32. Other tensor types, rope scaling, mixture-of-experts and unknown
-// tensors are errors naming the tensor, never silently ignored. The
-// tokenizer is SentencePiece (tokenizer.ggml.model "llama") or byte-level
-// BPE ("gpt2", Llama 3 and Qwen).
+// context_length, attention.key_length if present, attention.sliding_window,
+// rope.scaling.type none or linear with rope.scaling.factor), the vocabulary
+// size from the rows of token_embd. Llama 3's rope scaling is the
+// rope_freqs.weight tensor (one divisor per frequency, Weights.RopeFreqFactors).
+// Qwen2's attn_{q,k,v}.bias and Qwen3's attn_{q,k}_norm are read. Tensors may
+// be F32, F16, BF16 or one of the ggml block formats of package quant/ggml
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K): block linears in a block format
+// stay in it, as frozen ggml.Matrix values that training and generation use
+// directly (no second rounding); a block-quantized token_embd or output is
+// dequantized to float32. Other tensor types, other rope scalings,
+// mixture-of-experts and unknown tensors are errors naming the tensor, never
+// silently ignored.
 //
-// llama.cpp stores attn_q and attn_k in the interleaved-pairs RoPE layout (its
-// converter permutes Hugging Face checkpoints that way, and files converted
-// from llama2.c keep llama2.c's rows), so they are permuted into Hugging
-// Face's layout exactly as loadLlama2C does. An "output" tensor that is
-// byte-for-byte the embedding (as llama.cpp's llama2.c converter writes for a
-// shared classifier) is treated as tied: Config.TiedOutput is set and the head
-// aliases the embedding, so a GGUF and the llama2.c file it was converted
-// from load to identical Weights.
+// For llama and mistral, llama.cpp stores attn_q and attn_k in the
+// interleaved-pairs RoPE layout (its converter permutes Hugging Face
+// checkpoints that way, and files converted from llama2.c keep llama2.c's
+// rows), so they are permuted into Hugging Face's layout exactly as
+// loadLlama2C does; Qwen's use NEOX RoPE and are stored unpermuted. An
+// "output" tensor that is byte-for-byte the embedding (as llama.cpp's
+// llama2.c converter writes for a shared classifier) is treated as tied:
+// Config.TiedOutput is set and the head aliases the embedding, so a GGUF and
+// the llama2.c file it was converted from load to identical Weights.
 func loadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
 	return loadGGUFStream(context.Background(), path, streamOptions{})
 }
@@ -73,14 +78,15 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*Weights, to
 	if err != nil {
 		return nil, nil, err
 	}
-	if arch != "llama" {
-		return nil, nil, fmt.Errorf("gguf: general.architecture %q is not supported (only \"llama\")", arch)
-	}
-	cfg, err := ggufConfig(f)
+	ga, err := ggufArchOf(arch)
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := ggufWeights(ctx, f, cfg, so)
+	cfg, err := ggufConfig(f, ga)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := ggufWeights(ctx, f, cfg, so, ga)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,18 +97,20 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*Weights, to
 	return w, tok, nil
 }
 
-// ggufConfig reads the configuration; VocabSize is filled in from token_embd.
-func ggufConfig(f *gguf.File) (Config, error) {
-	var cfg Config
+// ggufConfig reads the configuration from the <arch>.* keys; VocabSize is
+// filled in from token_embd.
+func ggufConfig(f *gguf.File, ga ggufArch) (Config, error) {
+	cfg := Config{Arch: ga.arch, QKVBias: ga.qkvBias, QKNorm: ga.qkNorm}
+	k := func(key string) string { return ga.name + "." + key }
 	ints := []struct {
 		key string
 		dst *int
 	}{
-		{"llama.embedding_length", &cfg.Dim},
-		{"llama.feed_forward_length", &cfg.HiddenDim},
-		{"llama.block_count", &cfg.Layers},
-		{"llama.attention.head_count", &cfg.Heads},
-		{"llama.context_length", &cfg.MaxSeqLen},
+		{k("embedding_length"), &cfg.Dim},
+		{k("feed_forward_length"), &cfg.HiddenDim},
+		{k("block_count"), &cfg.Layers},
+		{k("attention.head_count"), &cfg.Heads},
+		{k("context_length"), &cfg.MaxSeqLen},
 	}
 	for _, k := range ints {
 		n, err := ggufPositiveInt(f, k.key)
@@ -112,21 +120,23 @@ func ggufConfig(f *gguf.File) (Config, error) {
 		*k.dst = n
 	}
 	cfg.KVHeads = cfg.Heads
-	if n, err := ggufOptionalInt(f, "llama.attention.head_count_kv"); err != nil {
+	if n, err := ggufOptionalInt(f, k("attention.head_count_kv")); err != nil {
 		return cfg, err
 	} else if n > 0 {
 		cfg.KVHeads = n
 	}
-	if cfg.Dim%cfg.Heads != 0 {
-		return cfg, fmt.Errorf("gguf: llama.embedding_length %d is not a multiple of llama.attention.head_count %d", cfg.Dim, cfg.Heads)
+	keyLength, err := ggufOptionalInt(f, k("attention.key_length"))
+	if err != nil {
+		return cfg, err
+	}
+	if keyLength == 0 && cfg.Dim%cfg.Heads != 0 {
+		return cfg, fmt.Errorf("gguf: %s %d is not a multiple of %s %d", k("embedding_length"), cfg.Dim, k("attention.head_count"), cfg.Heads)
 	}
 	cfg.HeadDim = cfg.Dim / cfg.Heads
-	if n, err := ggufOptionalInt(f, "llama.attention.key_length"); err != nil {
-		return cfg, err
-	} else if n > 0 {
-		cfg.HeadDim = n
+	if keyLength > 0 {
+		cfg.HeadDim = keyLength
 	}
-	for _, key := range []string{"llama.attention.value_length", "llama.rope.dimension_count"} {
+	for _, key := range []string{k("attention.value_length"), k("rope.dimension_count")} {
 		if n, err := ggufOptionalInt(f, key); err != nil {
 			return cfg, err
 		} else if n > 0 && n != cfg.HeadDim {
@@ -134,37 +144,40 @@ func ggufConfig(f *gguf.File) (Config, error) {
 		}
 	}
 	if cfg.Heads%cfg.KVHeads != 0 {
-		return cfg, fmt.Errorf("gguf: llama.attention.head_count %d is not a multiple of llama.attention.head_count_kv %d", cfg.Heads, cfg.KVHeads)
+		return cfg, fmt.Errorf("gguf: %s %d is not a multiple of %s %d", k("attention.head_count"), cfg.Heads, k("attention.head_count_kv"), cfg.KVHeads)
 	}
 	if cfg.HeadDim%2 != 0 {
 		return cfg, fmt.Errorf("gguf: head dim %d is odd; RoPE needs pairs", cfg.HeadDim)
 	}
-	eps, err := ggufFloat(f, "llama.attention.layer_norm_rms_epsilon")
+	eps, err := ggufFloat(f, k("attention.layer_norm_rms_epsilon"))
 	if err != nil {
 		return cfg, err
 	}
 	if !(eps >= 0) {
-		return cfg, fmt.Errorf("gguf: llama.attention.layer_norm_rms_epsilon %v is not a non-negative number", eps)
+		return cfg, fmt.Errorf("gguf: %s %v is not a non-negative number", k("attention.layer_norm_rms_epsilon"), eps)
 	}
 	cfg.NormEps = eps
 	cfg.RopeTheta = llama2cRopeTheta // llama.cpp's default when the key is absent
-	if theta, err := ggufFloat(f, "llama.rope.freq_base"); err == nil {
+	if theta, err := ggufFloat(f, k("rope.freq_base")); err == nil {
 		if !(theta > 0) {
-			return cfg, fmt.Errorf("gguf: llama.rope.freq_base %v is not positive", theta)
+			return cfg, fmt.Errorf("gguf: %s %v is not positive", k("rope.freq_base"), theta)
 		}
 		cfg.RopeTheta = theta
 	} else if !errors.Is(err, gguf.ErrKeyNotFound) {
 		return cfg, err
 	}
-	if s, err := f.String("llama.rope.scaling.type"); err == nil && s != "none" {
-		return cfg, fmt.Errorf("gguf: llama.rope.scaling.type %q is not supported", s)
-	} else if err != nil && !errors.Is(err, gguf.ErrKeyNotFound) {
+	if err := ggufRopeScaling(f, &cfg, k); err != nil {
 		return cfg, err
 	}
-	if n, err := ggufOptionalInt(f, "llama.expert_count"); err != nil {
+	if window, err := ggufOptionalInt(f, k("attention.sliding_window")); err != nil {
+		return cfg, err
+	} else if window > 0 {
+		cfg.SlidingWindow = window
+	}
+	if n, err := ggufOptionalInt(f, k("expert_count")); err != nil {
 		return cfg, err
 	} else if n > 0 {
-		return cfg, fmt.Errorf("gguf: llama.expert_count %d: mixture-of-experts models are not supported", n)
+		return cfg, fmt.Errorf("gguf: %s %d: mixture-of-experts models are not supported", k("expert_count"), n)
 	}
 	return cfg, nil
 }
@@ -216,7 +229,7 @@ func ggufOptionalInt(f *gguf.File, key string) (int, error) {
 // Layer.Linears.
 var ggufLinearNames = [len(modules)]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 
-func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions) (*Weights, error) {
+func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return nil, errors.New("gguf: tensor token_embd.weight is missing")
@@ -228,12 +241,12 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 	// Every block has 9 tensors; checking the count first keeps a corrupt
 	// block_count from allocating billions of empty layers.
 	if n := len(f.Tensors()); cfg.Layers > n/9 {
-		return nil, fmt.Errorf("gguf: llama.block_count %d needs %d block tensors, the file has %d tensors in all", cfg.Layers, 9*cfg.Layers, n)
+		return nil, fmt.Errorf("gguf: %s.block_count %d needs %d block tensors, the file has %d tensors in all", ga.name, cfg.Layers, 9*cfg.Layers, n)
 	}
-	if n, err := ggufOptionalInt(f, "llama.vocab_size"); err != nil {
+	if n, err := ggufOptionalInt(f, ga.name+".vocab_size"); err != nil {
 		return nil, err
 	} else if n > 0 && n != cfg.VocabSize {
-		return nil, fmt.Errorf("gguf: llama.vocab_size %d differs from the %d rows of token_embd.weight", n, cfg.VocabSize)
+		return nil, fmt.Errorf("gguf: %s.vocab_size %d differs from the %d rows of token_embd.weight", ga.name, n, cfg.VocabSize)
 	}
 
 	cfg.TiedOutput = true
@@ -245,13 +258,13 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		cfg.TiedOutput = same
 	}
 
-	return ggufTensors(ctx, f, cfg, so)
+	return ggufTensors(ctx, f, cfg, so, ga)
 }
 
 // ggufTensors reads the tensors of the model cfg describes. Dense tensors
 // and block-quantized embeddings become float32; block-quantized linears stay
 // in their ggml format (or, with so.requantize, go through so.quantizer).
-func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions) (w *Weights, err error) {
+func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (w *Weights, err error) {
 	w = NewWeights(cfg)
 	want := map[string]bool{}
 	info := func(name string, shape ...int) (gguf.TensorInfo, error) {
@@ -316,19 +329,26 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			if err != nil {
 				return nil, err
 			}
-			// heads > 0 marks a query or key projection, stored in the
-			// interleaved RoPE layout.
+			// heads > 0 marks a query or key projection stored in the
+			// interleaved RoPE layout (llama and mistral; Qwen's are NEOX).
 			heads := 0
-			switch i {
-			case 0:
+			switch {
+			case !ga.permuted:
+			case i == 0:
 				heads = cfg.Heads
-			case 1:
+			case i == 1:
 				heads = cfg.KVHeads
 			}
 			if err := ggufLinear(f, t, lin, heads, cfg.HeadDim, sq, so.requantize); err != nil {
 				return nil, err
 			}
 		}
+		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
+			return nil, err
+		}
+	}
+	if err := ggufRopeFreqs(f, w, load); err != nil {
+		return nil, err
 	}
 	if err := checkNoExtraTensors(f, want); err != nil {
 		return nil, err
@@ -439,7 +459,7 @@ func checkNoExtraTensors(f *gguf.File, want map[string]bool) error {
 			more = fmt.Sprintf(" and %d more", len(extra)-shown)
 			extra = extra[:shown]
 		}
-		return fmt.Errorf("gguf: unexpected tensors %s%s for a llama model (biases, rope_freqs or other extras are not supported)",
+		return fmt.Errorf("gguf: unexpected tensors %s%s for this architecture (golora does not know what to do with them)",
 			strings.Join(extra, ", "), more)
 	}
 	return nil

@@ -195,16 +195,31 @@ func TestLoadGGUFErrors(t *testing.T) {
 		{"kvheads.gguf", rebuildGGUF(t, data, setKV("llama.attention.head_count_kv", uint32(3))), "not a multiple of llama.attention.head_count_kv 3"},
 		{"ropedim.gguf", rebuildGGUF(t, data, setKV("llama.rope.dimension_count", uint32(4))), "llama.rope.dimension_count 4 differs from the head dim 8"},
 		{"vocab.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.vocab_size", uint32(500)) }}), "llama.vocab_size 500 differs from the 512 rows"},
-		{"scaling.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.rope.scaling.type", "linear") }}), `llama.rope.scaling.type "linear" is not supported`},
+		{"scaling.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.rope.scaling.type", "yarn") }}), `llama.rope.scaling.type "yarn" is not supported`},
+		{"linearnofactor.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.rope.scaling.type", "linear") }}), `metadata key "llama.rope.scaling.factor": key not found`},
+		{"ropefreqs.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error {
+			return b.AddFloat32("rope_freqs.weight", []int{4}, []float32{1, 0, 1, 1})
+		}}), "tensor rope_freqs.weight: factor 1 is 0"},
+		{"ropefreqsshape.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error {
+			return b.AddFloat32("rope_freqs.weight", []int{3}, []float32{1, 1, 1})
+		}}), "tensor rope_freqs.weight: shape [3], want [4]"},
+		{"qwen3nonorm.gguf", rebuildGGUF(t, data, ggufEdit{kv: func(key string, v gguf.Value) (any, bool) {
+			if key == "general.architecture" {
+				return "qwen3", true
+			}
+			return v, true
+		}}), `metadata key "qwen3.embedding_length": key not found`},
 		{"moe.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error { return b.AddKV("llama.expert_count", uint32(8)) }}), "mixture-of-experts"},
 		{"quantized.gguf", rebuildGGUF(t, data, editTensor("blk.1.ffn_up.weight", q4)), `tensor blk.1.ffn_up.weight has type IQ4_NL, which golora does not read`},
 		{"missing.gguf", rebuildGGUF(t, data, editTensor("blk.2.ffn_up.weight", func(gguf.TensorInfo, []byte) (gguf.GGMLType, []uint64, []byte, bool) {
 			return 0, nil, nil, false
 		})), "tensor blk.2.ffn_up.weight is missing"},
 		{"extra.gguf", rebuildGGUF(t, data, ggufEdit{extra: func(b *gguf.Builder) error {
-			return b.AddFloat32("rope_freqs.weight", []int{4}, []float32{1, 1, 1, 1})
-		}}), "unexpected tensors rope_freqs.weight"},
+			return b.AddFloat32("blk.0.attn_q.bias", []int{64}, make([]float32, 64))
+		}}), "unexpected tensors blk.0.attn_q.bias"},
 		{"tokmodel.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "bert")), `tokenizer.ggml.model "bert" is not supported`},
+		{"gpt2nomerges.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "gpt2")), `metadata key "tokenizer.ggml.merges": key not found`},
+		{"phi3.gguf", rebuildGGUF(t, data, setKV("general.architecture", "phi3")), `general.architecture "phi3" is not supported: its fused attn_qkv`},
 		{"tokens.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.tokens", []string{"a"})), "tokenizer.ggml.tokens has 1 tokens, token_embd.weight 512 rows"},
 		{"scores.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.scores", []float32{0})), "512 tokens but 1 scores"},
 		{"bos.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.bos_token_id", uint32(512))), "tokenizer.ggml.bos_token_id 512 is outside"},

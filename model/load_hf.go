@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,25 +38,30 @@ const hfMaxDim = 1 << 24
 // model. Pointers tell absent keys (which take LlamaConfig's defaults) from
 // zero values.
 type hfConfig struct {
-	Architectures         []string        `json:"architectures"`
-	ModelType             string          `json:"model_type"`
-	HiddenSize            *int            `json:"hidden_size"`
-	IntermediateSize      *int            `json:"intermediate_size"`
-	NumHiddenLayers       *int            `json:"num_hidden_layers"`
-	NumAttentionHeads     *int            `json:"num_attention_heads"`
-	NumKeyValueHeads      *int            `json:"num_key_value_heads"`
-	HeadDim               *int            `json:"head_dim"`
-	VocabSize             *int            `json:"vocab_size"`
-	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
-	RMSNormEps            *float64        `json:"rms_norm_eps"`
-	RopeTheta             *float64        `json:"rope_theta"`
-	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
-	HiddenAct             string          `json:"hidden_act,omitempty"`
-	RopeScaling           json.RawMessage `json:"rope_scaling,omitempty"`
-	AttentionBias         bool            `json:"attention_bias"`
-	MLPBias               bool            `json:"mlp_bias"`
-	TorchDType            string          `json:"torch_dtype,omitempty"`
-	QuantizationConfig    *bnbConfigJSON  `json:"quantization_config,omitempty"`
+	Architectures                 []string        `json:"architectures"`
+	ModelType                     string          `json:"model_type"`
+	HiddenSize                    *int            `json:"hidden_size"`
+	IntermediateSize              *int            `json:"intermediate_size"`
+	NumHiddenLayers               *int            `json:"num_hidden_layers"`
+	NumAttentionHeads             *int            `json:"num_attention_heads"`
+	NumKeyValueHeads              *int            `json:"num_key_value_heads"`
+	HeadDim                       *int            `json:"head_dim"`
+	VocabSize                     *int            `json:"vocab_size"`
+	MaxPositionEmbeddings         *int            `json:"max_position_embeddings"`
+	RMSNormEps                    *float64        `json:"rms_norm_eps"`
+	RopeTheta                     *float64        `json:"rope_theta"`
+	TieWordEmbeddings             *bool           `json:"tie_word_embeddings"`
+	HiddenAct                     string          `json:"hidden_act,omitempty"`
+	RopeScaling                   json.RawMessage `json:"rope_scaling,omitempty"`
+	RopeParameters                json.RawMessage `json:"rope_parameters,omitempty"`
+	PartialRotaryFactor           *float64        `json:"partial_rotary_factor,omitempty"`
+	OriginalMaxPositionEmbeddings *int            `json:"original_max_position_embeddings,omitempty"`
+	UseSlidingWindow              *bool           `json:"use_sliding_window,omitempty"`
+	SlidingWindow                 json.RawMessage `json:"sliding_window,omitempty"`
+	AttentionBias                 bool            `json:"attention_bias"`
+	MLPBias                       bool            `json:"mlp_bias"`
+	TorchDType                    string          `json:"torch_dtype,omitempty"`
+	QuantizationConfig            *bnbConfigJSON  `json:"quantization_config,omitempty"`
 }
 
 // loadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
@@ -76,12 +80,22 @@ type hfConfig struct {
 // bnb_4bit_use_double_quant says. FP4 and 8-bit checkpoints, other
 // quantization methods and a 4-bit lm_head are reported as unsupported.
 //
-// Only the LLaMA architecture is accepted (architectures LlamaForCausalLM,
-// model_type "llama"), without rope_scaling, biases, or an activation other
-// than SiLU, since the forward pass implements none of those. Absent keys take
-// transformers' LlamaConfig defaults: num_key_value_heads = num_attention_heads,
-// head_dim = hidden_size / num_attention_heads, rms_norm_eps 1e-6, rope_theta
-// 10000, max_position_embeddings 2048, tie_word_embeddings false. When the
+// The architectures accepted are LLaMA (Llama 2 and 3, SmolLM2; rope_scaling
+// or transformers 5's rope_parameters of type default, linear, llama3 or
+// longrope — longrope's short factors only, in Weights.RopeFreqFactors, so
+// positions beyond original_max_position_embeddings are refused where they
+// run),
+// Mistral (sliding_window, honoured in training and generation), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
+// Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
+// partial_rotary_factor) — by architectures (…ForCausalLM) or model_type.
+// Other families, rope types, activations than SiLU, Qwen's
+// use_sliding_window and attention or MLP biases elsewhere are refused with
+// the file, the key and what is missing. Absent keys take the defaults of the
+// family's transformers Config class (LlamaConfig: num_key_value_heads =
+// num_attention_heads, head_dim = hidden_size / num_attention_heads (Qwen3:
+// 128), rms_norm_eps 1e-6 (Phi-3: 1e-5), rope_theta 10000,
+// max_position_embeddings 2048 (Mistral 131072, Qwen 32768, Phi-3 4096),
+// tie_word_embeddings false; Mistral's sliding_window 4096). When the
 // embeddings are tied, Output.Dense aliases Embedding and any lm_head.weight
 // in the files is ignored; tensors loadHF does not need are ignored too.
 func loadHF(dir string) (*Weights, error) {
@@ -101,7 +115,12 @@ type streamOptions struct {
 // loadHFStream is loadHF quantizing block linears as it reads them (see
 // streamOptions), checking ctx between tensors.
 func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
-	cfg, q, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	path := filepath.Join(dir, hfConfigFile)
+	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	cfg, q, ropeFactors, err := parseHFConfigFull(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +129,12 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 		return nil, err
 	}
 	defer src.close()
-	return src.weightsStream(ctx, cfg, q, so)
+	w, err := src.weightsStream(ctx, cfg, q, so)
+	if err != nil {
+		return nil, err
+	}
+	w.RopeFreqFactors = ropeFactors
+	return w, nil
 }
 
 // weights reads the model that cfg and q (see readHFConfig) describe from s.
@@ -127,6 +151,11 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// loadHF allocate for layers that do not exist.
 	for slot := range hfSlots(cfg) {
+		if slot.parts != nil {
+			if _, path, ok := s.lookup(slot.key + bnbNF4StateSuffix); ok {
+				return nil, fmt.Errorf("model: %s: tensor %s: %w", path, slot.key+bnbNF4StateSuffix, errFusedQuantized)
+			}
+		}
 		quantized, err := s.check(slot, q)
 		if err != nil {
 			return nil, err
@@ -186,7 +215,18 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		}
 		values := make([]float32, n)
 		decodeStreaming(values, t.Data, dec, file.DropPages)
-		*slot.values(w) = values
+		slot.fill(w, values)
+		if sq != nil && slot.parts != nil {
+			// A fused projection (Phi-3) is split first, then each part
+			// quantized: its float32 copy lives only while it is read.
+			for _, lin := range slot.parts(w) {
+				m, err := so.quantizer(lin.Dense, lin.Out, lin.In)
+				if err != nil {
+					return nil, fmt.Errorf("model: %s: quantizing %s: %w", path, lin.Name, err)
+				}
+				lin.Quantized, lin.Dense = m, nil
+			}
+		}
 	}
 	if cfg.TiedOutput {
 		w.Output.Dense = w.Embedding
@@ -226,68 +266,108 @@ func readHFConfig(path string) (Config, *hfQuant, error) {
 
 // parseHFConfig is readHFConfig for the bytes of the file at path.
 func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
+	cfg, q, _, err := parseHFConfigFull(path, data)
+	return cfg, q, err
+}
+
+// parseHFConfigFull is parseHFConfig that also returns longrope's short
+// factors (nil for other rope types), which belong in
+// Weights.RopeFreqFactors.
+func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, []float32, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
-	cfg, err := hc.config()
+	cfg, factors, err := hc.configAndFactors()
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
 	}
 	if hc.QuantizationConfig == nil {
-		return cfg, nil, nil
+		return cfg, nil, factors, nil
 	}
 	q, err := hc.QuantizationConfig.check()
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
+		return Config{}, nil, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
 	}
-	return cfg, q, nil
+	return cfg, q, factors, nil
 }
 
 // config checks that hc describes a LLaMA model the forward pass supports and
 // converts it, applying LlamaConfig's defaults.
 func (hc *hfConfig) config() (Config, error) {
-	if err := hc.checkArchitecture(); err != nil {
-		return Config{}, err
-	}
-	cfg, err := hc.fields()
-	if err != nil {
-		return Config{}, err
-	}
-	if err := checkHFConfig(&cfg, hc.HeadDim); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
+	cfg, _, err := hc.configAndFactors()
+	return cfg, err
 }
 
-// checkArchitecture refuses models that are not a plain LLaMA.
-func (hc *hfConfig) checkArchitecture() error {
-	for _, a := range hc.Architectures {
-		if a != "LlamaForCausalLM" {
-			return fmt.Errorf("architecture %q is not supported: only LlamaForCausalLM", a)
-		}
+// configAndFactors is config that also returns longrope's short factors.
+func (hc *hfConfig) configAndFactors() (Config, []float32, error) {
+	fam, err := hc.checkArchitecture()
+	if err != nil {
+		return Config{}, nil, err
 	}
-	if hc.ModelType != "" && hc.ModelType != "llama" {
-		return fmt.Errorf("model_type %q is not supported: only \"llama\"", hc.ModelType)
+	cfg, err := hc.fields(fam)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	headDim := hc.HeadDim
+	if headDim == nil && fam.headDim > 0 {
+		headDim = &fam.headDim
+	}
+	if err := checkHFConfig(&cfg, headDim); err != nil {
+		return Config{}, nil, err
+	}
+	factors, err := hc.rotary(&cfg)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, factors, nil
+}
+
+// checkArchitecture settles which family hc describes and refuses what the
+// forward pass does not implement.
+func (hc *hfConfig) checkArchitecture() (family, error) {
+	var fam family
+	for _, a := range hc.Architectures {
+		f, ok := familyByArchitecture(a)
+		if !ok {
+			return family{}, fmt.Errorf("architecture %q is not supported%s", a, unsupportedFeature(a))
+		}
+		fam = f
+	}
+	if hc.ModelType != "" {
+		f, ok := familyByModelType(hc.ModelType)
+		if !ok {
+			return family{}, fmt.Errorf("model_type %q is not supported%s", hc.ModelType, unsupportedFeature(hc.ModelType))
+		}
+		if fam.modelType != "" && fam.modelType != f.modelType {
+			return family{}, fmt.Errorf("architectures %q and model_type %q disagree", hc.Architectures, hc.ModelType)
+		}
+		fam = f
 	}
 	if len(hc.Architectures) == 0 && hc.ModelType == "" {
-		return errors.New("neither architectures nor model_type says this is a LLaMA model")
+		return family{}, errors.New("neither architectures nor model_type says which model this is")
 	}
 	if hc.HiddenAct != "" && hc.HiddenAct != "silu" {
-		return fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
+		return family{}, fmt.Errorf("hidden_act %q is not supported: only \"silu\"", hc.HiddenAct)
 	}
-	if rs := bytes.TrimSpace(hc.RopeScaling); len(rs) > 0 && !bytes.Equal(rs, []byte("null")) {
-		return fmt.Errorf("rope_scaling %s is not supported", rs)
+	if hc.AttentionBias && !fam.qkvBias {
+		return family{}, errors.New("attention_bias is not supported (biases are implemented on q, k and v for qwen2 only)")
 	}
-	if hc.AttentionBias || hc.MLPBias {
-		return errors.New("attention_bias and mlp_bias are not supported")
+	if hc.MLPBias {
+		return family{}, errors.New("mlp_bias is not supported")
 	}
-	return nil
+	if hc.UseSlidingWindow != nil && *hc.UseSlidingWindow {
+		return family{}, errors.New("use_sliding_window true is not supported: golora's attention is not windowed")
+	}
+	if hc.PartialRotaryFactor != nil && fam.modelType != "phi3" {
+		return family{}, fmt.Errorf("partial_rotary_factor is not supported for model_type %q", fam.modelType)
+	}
+	return fam, nil
 }
 
 // fields reads the config's values, with transformers' defaults for the
 // optional ones; head_dim is settled by checkHFConfig.
-func (hc *hfConfig) fields() (Config, error) {
+func (hc *hfConfig) fields(fam family) (Config, error) {
 	var errs []error
 	required := func(key string, v *int) int {
 		if v == nil {
@@ -308,9 +388,11 @@ func (hc *hfConfig) fields() (Config, error) {
 		Layers:    required("num_hidden_layers", hc.NumHiddenLayers),
 		Heads:     required("num_attention_heads", hc.NumAttentionHeads),
 		VocabSize: required("vocab_size", hc.VocabSize),
-		MaxSeqLen: orDefault(hc.MaxPositionEmbeddings, 2048),
-		NormEps:   1e-6,
+		MaxSeqLen: orDefault(hc.MaxPositionEmbeddings, fam.maxSeqLen),
+		NormEps:   fam.normEps,
 		RopeTheta: 10000,
+		QKNorm:    fam.qkNorm,
+		QKVBias:   fam.qkvBias,
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -325,6 +407,14 @@ func (hc *hfConfig) fields() (Config, error) {
 	if hc.TieWordEmbeddings != nil {
 		cfg.TiedOutput = *hc.TieWordEmbeddings
 	}
+	if fam.modelType != "llama" {
+		cfg.Arch = fam.modelType
+	}
+	window, err := hc.slidingWindow(fam)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.SlidingWindow = window
 	return cfg, nil
 }
 
@@ -372,7 +462,23 @@ type hfSlot struct {
 	key    string
 	shape  []int
 	values func(w *Weights) *[]float32
-	linear func(w *Weights) *Linear // nil for embeddings and norms
+	linear func(w *Weights) *Linear // nil for embeddings, norms, biases and fused projections
+	// parts, for a fused projection (Phi-3's qkv_proj and gate_up_proj),
+	// returns the linears whose rows it stacks, in order; values then
+	// returns a fresh concatenation of their Dense weights, for writing.
+	parts func(w *Weights) []*Linear
+}
+
+// fill stores values, read from the checkpoint, in w.
+func (slot hfSlot) fill(w *Weights, values []float32) {
+	if slot.parts == nil {
+		*slot.values(w) = values
+		return
+	}
+	for _, lin := range slot.parts(w) {
+		n := lin.Out * lin.In
+		lin.Dense, values = values[:n:n], values[n:]
+	}
 }
 
 // hfSlots yields the tensors a checkpoint for cfg holds, in the order
@@ -395,6 +501,36 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 		return matrix(fmt.Sprintf("model.layers.%d.%s.weight", l, modules[i]), shapes[i][0], shapes[i][1],
 			func(w *Weights) *Linear { return *w.Layers[l].Linears()[i].Linear })
 	}
+	// fused stacks the rows of linears first… of block l in one tensor.
+	fused := func(l int, module string, first ...int) hfSlot {
+		out := 0
+		for _, i := range first {
+			out += shapes[i][0]
+		}
+		parts := func(w *Weights) []*Linear {
+			lins := make([]*Linear, len(first))
+			for j, i := range first {
+				lins[j] = *w.Layers[l].Linears()[i].Linear
+			}
+			return lins
+		}
+		return hfSlot{
+			key: fmt.Sprintf("model.layers.%d.%s.weight", l, module), shape: []int{out, shapes[first[0]][1]}, parts: parts,
+			values: func(w *Weights) *[]float32 {
+				var all []float32
+				for _, lin := range parts(w) {
+					all = append(all, lin.Dense...)
+				}
+				return &all
+			},
+		}
+	}
+	// bias is the bias of linear i (q, k or v) of block l.
+	bias := func(l, i int) hfSlot {
+		return vector(fmt.Sprintf("model.layers.%d.%s.bias", l, modules[i]), shapes[i][0],
+			func(w *Weights) *[]float32 { return &(*w.Layers[l].Linears()[i].Linear).Bias })
+	}
+	isFused := cfg.Arch == "phi3"
 	return func(yield func(hfSlot) bool) {
 		if !yield(hfSlot{
 			key: "model.embed_tokens.weight", shape: []int{cfg.VocabSize, cfg.Dim},
@@ -411,7 +547,23 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 				if i == 4 {
 					slots = append(slots, vector(p+"post_attention_layernorm.weight", cfg.Dim, func(w *Weights) *[]float32 { return &w.Layers[l].MLPNorm }))
 				}
-				slots = append(slots, blockLinear(l, i))
+				switch {
+				case isFused && i == 0:
+					slots = append(slots, fused(l, "self_attn.qkv_proj", 0, 1, 2))
+				case isFused && i == 4:
+					slots = append(slots, fused(l, "mlp.gate_up_proj", 4, 5))
+				case isFused && (i == 1 || i == 2 || i == 5):
+				default:
+					slots = append(slots, blockLinear(l, i))
+				}
+				if cfg.QKVBias && i < 3 {
+					slots = append(slots, bias(l, i))
+				}
+				if cfg.QKNorm && i == 3 {
+					slots = append(slots,
+						vector(p+"self_attn.q_norm.weight", cfg.HeadDim, func(w *Weights) *[]float32 { return &w.Layers[l].QNorm }),
+						vector(p+"self_attn.k_norm.weight", cfg.HeadDim, func(w *Weights) *[]float32 { return &w.Layers[l].KNorm }))
+				}
 			}
 			for _, s := range slots {
 				if !yield(s) {
@@ -617,9 +769,17 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 	}
 
 	intp := func(v int) *int { return &v }
+	fam, err := familyOf(cfg.Arch)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
+	rope, window, partial, err := hfRopeJSON(cfg)
+	if err != nil {
+		return fmt.Errorf("model: WriteHF: %w", err)
+	}
 	hc := hfConfig{
-		Architectures:         []string{"LlamaForCausalLM"},
-		ModelType:             "llama",
+		Architectures:         []string{fam.architecture},
+		ModelType:             fam.modelType,
 		HiddenSize:            intp(cfg.Dim),
 		IntermediateSize:      intp(cfg.HiddenDim),
 		NumHiddenLayers:       intp(cfg.Layers),
@@ -632,6 +792,10 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 		RopeTheta:             &cfg.RopeTheta,
 		TieWordEmbeddings:     &cfg.TiedOutput,
 		HiddenAct:             "silu",
+		RopeScaling:           rope,
+		SlidingWindow:         window,
+		PartialRotaryFactor:   partial,
+		AttentionBias:         cfg.QKVBias,
 		TorchDType:            torchDType,
 		QuantizationConfig:    quantConfig,
 	}
@@ -656,8 +820,16 @@ func checkHFWeights(w *Weights) error {
 	if w == nil {
 		return errors.New("weights are nil")
 	}
+	fam, err := familyOf(w.Config.Arch)
+	if err != nil {
+		return err
+	}
+	if fam.qkvBias != w.Config.QKVBias || fam.qkNorm != w.Config.QKNorm {
+		return fmt.Errorf("config: model_type %q has q/k/v biases %t and q/k norms %t, the weights %t and %t",
+			fam.modelType, fam.qkvBias, fam.qkNorm, w.Config.QKVBias, w.Config.QKNorm)
+	}
 	hc := hfConfig{
-		ModelType: "llama", HiddenSize: &w.Config.Dim, IntermediateSize: &w.Config.HiddenDim,
+		ModelType: fam.modelType, HiddenSize: &w.Config.Dim, IntermediateSize: &w.Config.HiddenDim,
 		NumHiddenLayers: &w.Config.Layers, NumAttentionHeads: &w.Config.Heads,
 		NumKeyValueHeads: &w.Config.KVHeads, HeadDim: &w.Config.HeadDim, VocabSize: &w.Config.VocabSize,
 		MaxPositionEmbeddings: &w.Config.MaxSeqLen, RMSNormEps: &w.Config.NormEps, RopeTheta: &w.Config.RopeTheta,
@@ -668,7 +840,16 @@ func checkHFWeights(w *Weights) error {
 	if len(w.Layers) != w.Config.Layers {
 		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
 	}
+	if w.RopeFreqFactors != nil {
+		return errors.New("rope frequency factors (a GGUF rope_freqs tensor, or longrope's short factors without its long ones) cannot be written as a Hugging Face config")
+	}
 	for s := range hfSlots(w.Config) {
+		for _, lin := range partsOf(s, w) {
+			if lin.Quantized != nil {
+				return fmt.Errorf("%s: %s is %s-quantized: fused projections are written dense only; dequantize it first",
+					s.key, lin.Name, lin.Quantized.Format())
+			}
+		}
 		if s.linear != nil {
 			lin := s.linear(w)
 			switch {
@@ -729,4 +910,40 @@ func hfSameValues(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// partsOf returns the linears a fused slot stacks, or nil.
+func partsOf(s hfSlot, w *Weights) []*Linear {
+	if s.parts == nil {
+		return nil
+	}
+	return s.parts(w)
+}
+
+// hfRopeJSON returns the rope_scaling, sliding_window and
+// partial_rotary_factor values of config.json for cfg (nil when absent).
+func hfRopeJSON(cfg Config) (rope, window json.RawMessage, partial *float64, err error) {
+	switch cfg.RopeScaling.Type {
+	case "", "default":
+	default:
+		r := map[string]any{"rope_type": cfg.RopeScaling.Type, "factor": cfg.RopeScaling.Factor}
+		if cfg.RopeScaling.Type == "llama3" {
+			r["low_freq_factor"] = cfg.RopeScaling.LowFreqFactor
+			r["high_freq_factor"] = cfg.RopeScaling.HighFreqFactor
+			r["original_max_position_embeddings"] = cfg.RopeScaling.OriginalMaxPos
+		}
+		if rope, err = json.Marshal(r); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	// A family with a default window needs an explicit null to have none.
+	window = json.RawMessage("null")
+	if cfg.SlidingWindow > 0 {
+		window = json.RawMessage(fmt.Sprint(cfg.SlidingWindow))
+	}
+	if cfg.RotaryDim > 0 && cfg.RotaryDim < cfg.HeadDim {
+		f := float64(cfg.RotaryDim) / float64(cfg.HeadDim)
+		partial = &f
+	}
+	return rope, window, partial, nil
 }

@@ -442,7 +442,7 @@ func TestBnBSkips(t *testing.T) {
 
 // FuzzLoadHF feeds loadHF's parsing of config.json and model.safetensors
 // (in memory, the files' bytes), seeded with dense and NF4 checkpoints written
-// by WriteHF: it must return an error or weights that pass Validate, never
+// by WriteHF and the architectures of testdata/arch: it must return an error or weights that pass Validate, never
 // panic.
 func FuzzLoadHF(f *testing.F) {
 	seed := func(w *Weights, dtype safetensors.DType) {
@@ -474,6 +474,19 @@ func FuzzLoadHF(f *testing.F) {
 			f.Fatal(err)
 		}
 		seed(w, safetensors.F32)
+	}
+	// The checkpoints of every supported architecture (testdata/arch).
+	for _, name := range archFamilies {
+		dir := filepath.Join("testdata", "arch", name)
+		config, err := os.ReadFile(filepath.Join(dir, hfConfigFile))
+		if err != nil {
+			f.Fatal(err)
+		}
+		weights, err := os.ReadFile(filepath.Join(dir, hfWeightsFile))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(config, weights)
 	}
 	f.Fuzz(func(t *testing.T, config, weights []byte) {
 		cfg, q, err := parseHFConfig(hfConfigFile, config)

@@ -340,8 +340,11 @@ func TestLoadHFErrors(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, hfConfigFile), []byte("{hidden_size: 16"), 0o644)
 		}, []string{"$DIR/config.json", "invalid character"}},
 		{"other architecture", func(t *testing.T, dir string) {
-			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"MistralForCausalLM"} })
-		}, []string{"$DIR/config.json", `architecture "MistralForCausalLM" is not supported`}},
+			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"GemmaForCausalLM"} })
+		}, []string{"$DIR/config.json", `architecture "GemmaForCausalLM" is not supported: it needs Gemma's GeLU-tanh MLP`}},
+		{"architecture and model_type disagree", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"Qwen2ForCausalLM"} })
+		}, []string{"$DIR/config.json", `architectures ["Qwen2ForCausalLM"] and model_type "llama" disagree`}},
 		{"other model_type", func(t *testing.T, dir string) {
 			hfEditConfig(t, dir, func(m map[string]any) { delete(m, "architectures"); m["model_type"] = "gpt2" })
 		}, []string{`model_type "gpt2" is not supported`}},
@@ -361,8 +364,38 @@ func TestLoadHFErrors(t *testing.T) {
 			hfEditConfig(t, dir, func(m map[string]any) { m["head_dim"] = 3 })
 		}, []string{"head_dim 3 must be positive and even"}},
 		{"rope_scaling", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["rope_scaling"] = map[string]any{"rope_type": "yarn", "factor": 8} })
+		}, []string{"$DIR/config.json", `rope_scaling: rope scaling type "yarn" is not supported`}},
+		{"rope_parameters of an unknown type", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["rope_parameters"] = map[string]any{"rope_type": "dynamic", "factor": 2} })
+		}, []string{"$DIR/config.json", `rope_parameters: rope scaling type "dynamic" is not supported`}},
+		{"llama3 rope_scaling missing keys", func(t *testing.T, dir string) {
 			hfEditConfig(t, dir, func(m map[string]any) { m["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8} })
-		}, []string{"rope_scaling", "not supported"}},
+		}, []string{"$DIR/config.json", `rope_scaling: rope type "llama3" needs low_freq_factor, high_freq_factor, original_max_position_embeddings`}},
+		{"longrope factors of the wrong length", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) {
+				m["rope_scaling"] = map[string]any{"type": "longrope", "short_factor": []float64{1}, "long_factor": []float64{1, 2}}
+			})
+		}, []string{"$DIR/config.json", `rope_scaling: rope type "longrope": short_factor has 1 values, want 2`}},
+		{"qwen2 sliding window on", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) {
+				m["architectures"] = []string{"Qwen2ForCausalLM"}
+				m["model_type"] = "qwen2"
+				m["use_sliding_window"] = true
+			})
+		}, []string{"$DIR/config.json", "use_sliding_window true is not supported"}},
+		{"qwen2 without biases", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"Qwen2ForCausalLM"}; m["model_type"] = "qwen2" })
+		}, []string{"$DIR/model.safetensors", "tensor model.layers.0.self_attn.q_proj.bias is missing"}},
+		{"qwen3 without q_norm", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"Qwen3ForCausalLM"}; m["model_type"] = "qwen3" })
+		}, []string{"$DIR/model.safetensors", "tensor model.layers.0.self_attn.q_norm.weight is missing"}},
+		{"phi3 without fused qkv_proj", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["architectures"] = []string{"Phi3ForCausalLM"}; m["model_type"] = "phi3" })
+		}, []string{"$DIR/model.safetensors", "tensor model.layers.0.self_attn.qkv_proj.weight is missing"}},
+		{"partial rotary outside phi3", func(t *testing.T, dir string) {
+			hfEditConfig(t, dir, func(m map[string]any) { m["partial_rotary_factor"] = 0.5 })
+		}, []string{"$DIR/config.json", `partial_rotary_factor is not supported for model_type "llama"`}},
 		{"gelu", func(t *testing.T, dir string) {
 			hfEditConfig(t, dir, func(m map[string]any) { m["hidden_act"] = "gelu" })
 		}, []string{`hidden_act "gelu" is not supported`}},

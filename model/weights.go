@@ -13,6 +13,9 @@ type Linear struct {
 	Out, In   int          // shape
 	Dense     []float32    // row-major [Out, In]; nil when Quantized is set
 	Quantized quant.Matrix // nil when Dense is set
+	// Bias, when not nil, is added to every output row ([Out]); it is
+	// frozen like the weight (Qwen2's q, k and v projections).
+	Bias []float32
 
 	// finite records that a loader checked every value as it read them
 	// (before quantizing, or through a ggml matrix's scales), so that
@@ -38,6 +41,9 @@ func (lin *Linear) Check() error {
 	case len(lin.Dense) != lin.Out*lin.In:
 		return fmt.Errorf("model: %s: %d dense values, want %d×%d", lin.Name, len(lin.Dense), lin.Out, lin.In)
 	}
+	if lin.Bias != nil && len(lin.Bias) != lin.Out {
+		return fmt.Errorf("model: %s: bias has %d values, want %d", lin.Name, len(lin.Bias), lin.Out)
+	}
 	return nil
 }
 
@@ -45,6 +51,7 @@ func (lin *Linear) Check() error {
 type Layer struct {
 	AttnNorm       []float32 // input_layernorm [Dim]
 	Q, K, V, O     *Linear   // self_attn.{q,k,v,o}_proj
+	QNorm, KNorm   []float32 // self_attn.{q,k}_norm [HeadDim], with Config.QKNorm; else nil
 	MLPNorm        []float32 // post_attention_layernorm [Dim]
 	Gate, Up, Down *Linear   // mlp.{gate,up,down}_proj (llama2.c w1, w3, w2)
 }
@@ -94,6 +101,22 @@ type Weights struct {
 	Layers    []Layer
 	Norm      []float32 // final norm [Dim]
 	Output    *Linear   // lm_head [VocabSize, Dim]; when Config.TiedOutput its Dense aliases Embedding
+	// RopeFreqFactors, when not nil, divides each rotary frequency
+	// ([Config.Rotary()/2]): llama.cpp's rope_freqs tensor, the form Llama 3's
+	// rope scaling takes in GGUF files.
+	RopeFreqFactors []float32
+}
+
+// RopeInvFreq returns the rotary frequencies the forward pass uses:
+// Config.RopeInvFreq, divided by RopeFreqFactors when set.
+func (w *Weights) RopeInvFreq() []float64 {
+	f := w.Config.RopeInvFreq()
+	if len(w.RopeFreqFactors) == len(f) {
+		for i, d := range w.RopeFreqFactors {
+			f[i] /= float64(d)
+		}
+	}
+	return f
 }
 
 // NewWeights returns Weights shaped for cfg with no values: every block
@@ -125,4 +148,33 @@ func (w *Weights) Linears() []*Linear {
 		}
 	}
 	return out
+}
+
+// Extensions names what a forward pass needs beyond Llama 2's to run w:
+// rope scaling, rope frequency factors, partial rotary embeddings, q/k/v
+// biases, q/k norms and a sliding-window position limit. A forward pass that
+// implements none of them (Llama 2 only) must refuse weights for which it is
+// not empty, rather than compute wrong logits.
+func (w *Weights) Extensions() []string {
+	c := w.Config
+	var ext []string
+	if t := c.RopeScaling.Type; t != "" && t != "default" {
+		ext = append(ext, "rope scaling "+t)
+	}
+	if w.RopeFreqFactors != nil {
+		ext = append(ext, "rope frequency factors")
+	}
+	if c.RotaryDim > 0 && c.RotaryDim < c.HeadDim {
+		ext = append(ext, "partial rotary embeddings")
+	}
+	if c.QKVBias {
+		ext = append(ext, "q/k/v biases")
+	}
+	if c.QKNorm {
+		ext = append(ext, "q/k norms")
+	}
+	if c.SlidingWindow > 0 {
+		ext = append(ext, fmt.Sprintf("sliding window %d", c.SlidingWindow))
+	}
+	return ext
 }

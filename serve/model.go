@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
@@ -117,8 +118,15 @@ type BatchedModel struct {
 	rows []infer.BatchRow
 }
 
-// NewBatchedModel returns a BatchedModel on w.
+// NewBatchedModel returns a BatchedModel on w. infer.Batch runs Llama-2-shaped
+// models only, so weights that need more (model.Weights.Extensions: rope
+// scaling, biases, q/k norms, …) are refused; PerRowModel runs them.
 func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
+	if w != nil {
+		if ext := w.Extensions(); len(ext) > 0 {
+			return nil, fmt.Errorf("serve: NewBatchedModel: the batched forward pass does not implement %s; use NewPerRowModel", strings.Join(ext, ", "))
+		}
+	}
 	b, err := infer.NewBatch(w)
 	if err != nil {
 		return nil, err

@@ -9,10 +9,21 @@ import (
 // Attention describes causal attention of one query head over one sequence of
 // SeqLen positions, its rows read with the strides of the full matrices that
 // hold every head side by side: QStride for queries (and their output and
-// gradient), KVStride for keys and values.
+// gradient), KVStride for keys and values. With Window > 0, position i
+// attends to the last Window positions up to i only (Mistral's sliding
+// window).
 type Attention struct {
 	SeqLen, HeadDim   int
 	QStride, KVStride int
+	Window            int
+}
+
+// first returns the first position row i attends to.
+func (a Attention) first(i int) int {
+	if a.Window > 0 {
+		return max(0, i+1-a.Window)
+	}
+	return 0
 }
 
 // attentionScale is the factor of the query-key products, 1/sqrt(headDim).
@@ -20,13 +31,16 @@ func attentionScale(headDim int) float32 { return float32(1 / math.Sqrt(float64(
 
 // Probs fills p ([SeqLen, SeqLen]) with the causal attention weights
 // softmax(q·kᵀ/sqrt(HeadDim)) of the head whose first query and key
-// elements are q[0] and k[0]; entries above the diagonal are zero.
+// elements are q[0] and k[0]; entries above the diagonal (and before the
+// window) are zero.
 func (a Attention) Probs(p, q, k []float32) {
 	T := a.SeqLen
 	blas.Sgemm(false, true, T, T, a.HeadDim, attentionScale(a.HeadDim), q, a.QStride, k, a.KVStride, 0, p, T)
 	for i := range T {
 		row := p[i*T : (i+1)*T]
-		softmax(row[:i+1])
+		lo := a.first(i)
+		clear(row[:lo])
+		softmax(row[lo : i+1])
 		clear(row[i+1:])
 	}
 }
@@ -53,14 +67,16 @@ func (a Attention) Backward(dq, dk, dv []float32, gradStride int, accumulate boo
 	blas.Sgemm(false, true, T, T, hd, 1, dOut, a.QStride, v, a.KVStride, 0, dp, T)
 	for i := range T {
 		pr, dr := p[i*T:(i+1)*T], dp[i*T:(i+1)*T]
+		lo := a.first(i)
 		var dot float64
-		for j := range i + 1 {
+		for j := lo; j <= i; j++ {
 			dot += float64(pr[j]) * float64(dr[j])
 		}
 		d32 := float32(dot)
-		for j := range i + 1 {
+		for j := lo; j <= i; j++ {
 			dr[j] = pr[j] * (dr[j] - d32)
 		}
+		clear(dr[:lo])
 		clear(dr[i+1:])
 	}
 	var beta float32

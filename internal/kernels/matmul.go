@@ -63,3 +63,10 @@ func Add(y, x []float32) {
 		y[i] += v
 	}
 }
+
+// AddBias adds bias to every row of len(bias) values of y.
+func AddBias(y, bias []float32) {
+	for off := 0; off+len(bias) <= len(y); off += len(bias) {
+		Add(y[off:off+len(bias)], bias)
+	}
+}

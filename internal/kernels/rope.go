@@ -16,25 +16,35 @@ func RopeInvFreq(headDim int, theta float64) []float64 {
 // position pos; the angles are computed in float64 so long positions keep
 // their precision.
 func RopeAngles(cos, sin []float32, pos int, invFreq []float64) {
+	RopeAnglesScaled(cos, sin, pos, invFreq, 1)
+}
+
+// RopeAnglesScaled is RopeAngles with cos and sin multiplied by scale
+// (longrope's attention factor).
+func RopeAnglesScaled(cos, sin []float32, pos int, invFreq []float64, scale float32) {
 	p := float64(pos)
 	for i, f := range invFreq {
 		s, c := math.Sincos(p * f)
-		cos[i] = float32(c)
-		sin[i] = float32(s)
+		cos[i] = float32(c) * scale
+		sin[i] = float32(s) * scale
 	}
 }
 
 // Rope rotates every head of headDim values of the row x into dst (which may
-// be x) in Hugging Face's rotate_half layout: element i < headDim/2 pairs
-// with i + headDim/2 and the pair turns by the angle whose cosine and sine are
-// cos[i] and sin[i]. With inverse it turns by the opposite angle, which is
-// also the rotation's gradient.
+// be x) in Hugging Face's rotate_half layout. With half = len(cos) (at most
+// headDim/2), element i < half pairs with i + half and the pair turns by the
+// angle whose cosine and sine are cos[i] and sin[i]; elements from 2·half on
+// pass unrotated (partial rotary embeddings, as Phi-3's). With inverse it
+// turns by the opposite angle, which is also the rotation's gradient.
 func Rope(dst, x, cos, sin []float32, headDim int, inverse bool) {
-	half := headDim / 2
+	half := min(len(cos), headDim/2)
 	cos, sin = cos[:half], sin[:half]
 	for off := 0; off+headDim <= len(x); off += headDim {
-		xa, xb := x[off:off+half], x[off+half:off+headDim]
-		ya, yb := dst[off:off+half], dst[off+half:off+headDim]
+		xa, xb := x[off:off+half], x[off+half:off+2*half]
+		ya, yb := dst[off:off+half], dst[off+half:off+2*half]
+		if 2*half < headDim {
+			copy(dst[off+2*half:off+headDim], x[off+2*half:off+headDim])
+		}
 		for i, c := range cos {
 			a, b, s := xa[i], xb[i], sin[i]
 			if inverse {

@@ -12,6 +12,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/model"
 )
@@ -228,6 +229,11 @@ func (op *frozenLinearOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	y := op.arena.floats(n * out)
 	if err := product(y, x, n); err != nil {
 		return nil, err
+	}
+	// The bias is a constant: it shifts the output and leaves the input
+	// gradient dY·W as it is.
+	if b := op.k.lin.Bias; b != nil && !op.grad {
+		kernels.AddBias(y, b)
 	}
 	return opMatrix(y, n, out), nil
 }

@@ -103,6 +103,9 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 		return nil, fmt.Errorf("graph: New: batch %d × sequence length %d must be positive", opts.Batch, opts.SeqLen)
 	case c.MaxSeqLen > 0 && opts.SeqLen > c.MaxSeqLen:
 		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's %d positions", opts.SeqLen, c.MaxSeqLen)
+	case c.RopeScaling.Type == "longrope" && opts.SeqLen > c.RopeScaling.OriginalMaxPos:
+		return nil, fmt.Errorf("graph: New: sequence length %d exceeds the model's %d original positions, beyond which longrope switches to its long factors, which golora does not implement",
+			opts.SeqLen, c.RopeScaling.OriginalMaxPos)
 	}
 	rows := opts.Batch * opts.SeqLen
 	gr := &Graph{
@@ -125,13 +128,14 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 
 func (gr *Graph) build() error {
 	c := gr.w.Config
-	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta)
+	table, err := newRopeTable(gr.opts.SeqLen, c.HeadDim, c.RopeTheta, gr.w.RopeInvFreq(), c.RopeScaling.AngleScale())
 	if err != nil {
 		return err
 	}
 	attn := newAttentionOp(attentionShape{
 		batch: gr.opts.Batch, seqLen: gr.opts.SeqLen,
 		heads: c.Heads, kvHeads: c.KVHeads, headDim: c.HeadDim,
+		window: c.SlidingWindow,
 	}, gr.arena)
 	h := gr.Input
 	for l := range gr.w.Layers {
@@ -165,6 +169,14 @@ func (gr *Graph) block(l int, h *gorgonia.Node, table *ropeTable, attn *attentio
 		lin *model.Linear
 	}{{&q, layer.Q}, {&k, layer.K}, {&v, layer.V}} {
 		if *p.dst, err = gr.linear(p.lin, xn); err != nil {
+			return nil, err
+		}
+	}
+	if c.QKNorm {
+		if q, err = applyHeadNorm(q, layer.QNorm, c, prefix+"self_attn.q_norm", gr.arena); err != nil {
+			return nil, err
+		}
+		if k, err = applyHeadNorm(k, layer.KNorm, c, prefix+"self_attn.k_norm", gr.arena); err != nil {
 			return nil, err
 		}
 	}
@@ -209,6 +221,29 @@ func (gr *Graph) block(l int, h *gorgonia.Node, table *ropeTable, attn *attentio
 		return nil, fmt.Errorf("MLP residual: %w", err)
 	}
 	return h, nil
+}
+
+// applyHeadNorm RMS-normalizes every head of x, [rows, heads·HeadDim], with
+// weight [HeadDim] (Qwen3's q_norm and k_norm). It views x as
+// [rows·heads, HeadDim] for the RMSNorm operator, whose backward serves here
+// too, and back.
+func applyHeadNorm(x *gorgonia.Node, weight []float32, c model.Config, name string, arena *graphArena) (*gorgonia.Node, error) {
+	shape := x.Shape()
+	if len(shape) != 2 || shape[1]%c.HeadDim != 0 {
+		return nil, fmt.Errorf("graph: %s: input shape %v is not [rows, heads·%d]", name, shape, c.HeadDim)
+	}
+	heads, err := gorgonia.Reshape(x, tensor.Shape{shape[0] * shape[1] / c.HeadDim, c.HeadDim})
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", name, err)
+	}
+	y, err := applyRMSNorm(heads, weight, c.NormEps, name, arena)
+	if err != nil {
+		return nil, err
+	}
+	if y, err = gorgonia.Reshape(y, shape.Clone()); err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", name, err)
+	}
+	return y, nil
 }
 
 // linear is the frozen product x·Wᵀ plus the adapter's term for lin.

@@ -19,6 +19,7 @@ import (
 // h / (heads/kvHeads).
 type attentionShape struct {
 	batch, seqLen, heads, kvHeads, headDim int
+	window                                 int // sliding window; 0 for none
 }
 
 func (s attentionShape) rows() int    { return s.batch * s.seqLen }
@@ -28,7 +29,7 @@ func (s attentionShape) group() int   { return s.heads / s.kvHeads }
 
 // kernel returns the attention kernel of one head of one sequence.
 func (s attentionShape) kernel() kernels.Attention {
-	return kernels.Attention{SeqLen: s.seqLen, HeadDim: s.headDim, QStride: s.qWidth(), KVStride: s.kvWidth()}
+	return kernels.Attention{SeqLen: s.seqLen, HeadDim: s.headDim, QStride: s.qWidth(), KVStride: s.kvWidth(), Window: s.window}
 }
 
 // attentionOp computes softmax(q·kᵀ/sqrt(d) + causal mask)·v for every
@@ -152,7 +153,7 @@ func (op *attentionOp) Hashcode() uint32      { return opHash(op) }
 
 func (op *attentionOp) String() string {
 	s := op.shape
-	return fmt.Sprintf("CausalAttention{batch %d, seq %d, heads %d/%d×%d}", s.batch, s.seqLen, s.heads, s.kvHeads, s.headDim)
+	return fmt.Sprintf("CausalAttention{batch %d, seq %d, heads %d/%d×%d, window %d}", s.batch, s.seqLen, s.heads, s.kvHeads, s.headDim, s.window)
 }
 
 func (op *attentionOp) DiffWRT(inputs int) []bool { return []bool{true, true, true} }

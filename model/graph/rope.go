@@ -12,30 +12,38 @@ import (
 )
 
 // ropeTable holds cos and sin of the rotary position angles in Hugging Face's
-// rotate_half layout: for a head of dimension d, element i < d/2 of the head is
-// paired with element i + d/2 and the pair is rotated by pos·theta^(−2i/d).
+// rotate_half layout: for a head whose first r values rotate (r = the rotary
+// dimension, usually the head dimension), element i < r/2 of the head is
+// paired with element i + r/2 and the pair is rotated by pos·invFreq[i].
 type ropeTable struct {
-	seqLen, headDim int
-	theta           float64
-	cos, sin        []float32 // [seqLen, headDim/2]
+	seqLen, headDim, rotary int
+	theta                   float64
+	cos, sin                []float32 // [seqLen, rotary/2]
 }
 
-func newRopeTable(seqLen, headDim int, theta float64) (*ropeTable, error) {
+// newRopeTable tabulates the angles of seqLen positions for heads of
+// headDim values of which the first rotary/2 pairs turn by invFreq
+// (len(invFreq) = rotary/2), with cosines and sines multiplied by scale
+// (longrope's attention factor; 1 otherwise). The rotation is then scale
+// times an orthogonal one, so its transpose (inverse) is still its gradient.
+func newRopeTable(seqLen, headDim int, theta float64, invFreq []float64, scale float32) (*ropeTable, error) {
 	if headDim <= 0 || headDim%2 != 0 {
 		return nil, fmt.Errorf("graph: RoPE needs an even, positive head dimension, got %d", headDim)
 	}
 	if theta <= 0 {
 		return nil, fmt.Errorf("graph: RoPE theta %g is not positive", theta)
 	}
-	half := headDim / 2
+	half := len(invFreq)
+	if half == 0 || half > headDim/2 {
+		return nil, fmt.Errorf("graph: RoPE rotates %d pairs of a head of %d values", half, headDim)
+	}
 	t := &ropeTable{
-		seqLen: seqLen, headDim: headDim, theta: theta,
+		seqLen: seqLen, headDim: headDim, rotary: 2 * half, theta: theta,
 		cos: make([]float32, seqLen*half),
 		sin: make([]float32, seqLen*half),
 	}
-	invFreq := kernels.RopeInvFreq(headDim, theta)
 	for pos := range seqLen {
-		kernels.RopeAngles(t.cos[pos*half:(pos+1)*half], t.sin[pos*half:(pos+1)*half], pos, invFreq)
+		kernels.RopeAnglesScaled(t.cos[pos*half:(pos+1)*half], t.sin[pos*half:(pos+1)*half], pos, invFreq, scale)
 	}
 	return t, nil
 }
@@ -45,7 +53,7 @@ func newRopeTable(seqLen, headDim int, theta float64) (*ropeTable, error) {
 // into y, which may be x.
 func (t *ropeTable) rotate(y, x []float32, heads int, inverse bool) {
 	width := heads * t.headDim
-	half := t.headDim / 2
+	half := t.rotary / 2
 	n := len(x) / width
 	parallel.For(n, 64, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {

@@ -7,13 +7,15 @@ import (
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/golora/golora/internal/kernels"
 )
 
 // TestRopeMatchesHuggingFace compares the operator with the float64
 // rotate_half formula of graphRefRoPE at every position of two sequences.
 func TestRopeMatchesHuggingFace(t *testing.T) {
 	const seqLen, heads, headDim, theta = 9, 3, 10, 500000.0
-	table, err := newRopeTable(seqLen, headDim, theta)
+	table, err := newRopeTable(seqLen, headDim, theta, kernels.RopeInvFreq(headDim, theta), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestRopeMatchesHuggingFace(t *testing.T) {
 }
 
 func TestRopeInverseUndoesRotation(t *testing.T) {
-	table, err := newRopeTable(16, 8, 10000)
+	table, err := newRopeTable(16, 8, 10000, kernels.RopeInvFreq(8, 10000), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestRopeInverseUndoesRotation(t *testing.T) {
 }
 
 func TestRopeGradient(t *testing.T) {
-	table, err := newRopeTable(4, 6, 10000)
+	table, err := newRopeTable(4, 6, 10000, kernels.RopeInvFreq(6, 10000), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestRopeRejectsBadParameters(t *testing.T) {
 		headDim int
 		theta   float64
 	}{{7, 10000}, {0, 10000}, {8, 0}, {8, -1}} {
-		if _, err := newRopeTable(4, tc.headDim, tc.theta); err == nil {
+		if _, err := newRopeTable(4, tc.headDim, tc.theta, kernels.RopeInvFreq(tc.headDim, tc.theta), 1); err == nil {
 			t.Errorf("head dim %d, theta %g accepted", tc.headDim, tc.theta)
 		}
 	}

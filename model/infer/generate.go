@@ -30,7 +30,10 @@ const DefaultPrefillBatch = 64
 type GeneratorOptions struct {
 	// MaxLen is the number of positions the KV cache can hold: the prompt
 	// plus every generated token. Zero means model.Config.MaxSeqLen. The cache
-	// starts smaller and grows as positions are used.
+	// starts smaller and grows as positions are used. For longrope it is
+	// capped at the model's original positions, beyond which the long
+	// factors (not implemented) would apply (Generator.MaxLen reports the
+	// cap).
 	MaxLen int
 	// PrefillBatch is the number of prompt tokens processed per batched
 	// pass; it sizes the scratch buffers. Zero means DefaultPrefillBatch.
@@ -63,7 +66,7 @@ type Generator struct {
 	pos           int
 
 	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
-	invFreq      []float64   // RoPE frequencies theta^(−2i/HeadDim), [HeadDim/2]
+	invFreq      []float64   // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32 // residual stream [batch, Dim]
@@ -72,7 +75,7 @@ type Generator struct {
 	attn     []float32 // attention output [batch, qDim]
 	proj     []float32 // o_proj and down_proj output [batch, Dim]
 	gate, up []float32 // MLP [batch, HiddenDim]
-	cos, sin []float32 // RoPE [batch, HeadDim/2]
+	cos, sin []float32 // RoPE [batch, Rotary/2]
 	scores   []float32 // attention weights of one head [capacity]
 	logits   []float32 // [VocabSize]
 
@@ -104,6 +107,11 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	if batch < 0 {
 		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
 	}
+	if c.RopeScaling.Type == "longrope" && maxLen > c.RopeScaling.OriginalMaxPos {
+		// Beyond these positions longrope's long factors apply, to every
+		// position; only the short ones are implemented.
+		maxLen = c.RopeScaling.OriginalMaxPos
+	}
 	batch = min(batch, maxLen)
 	g := &Generator{
 		w:       w,
@@ -116,8 +124,8 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		values:  make([][]float32, c.Layers),
 	}
 	g.reserve(min(maxLen, initialCacheLen))
-	half := c.HeadDim / 2
-	g.invFreq = kernels.RopeInvFreq(c.HeadDim, c.RopeTheta)
+	half := c.Rotary() / 2
+	g.invFreq = w.RopeInvFreq()
 	g.x = make([]float32, batch*c.Dim)
 	g.xn = make([]float32, batch*c.Dim)
 	g.q = make([]float32, batch*g.qDim)
@@ -471,6 +479,10 @@ func Generate(ctx context.Context, w *model.Weights, tok tokenizer.Tokenizer, pr
 // would overflow the KV cache, before any state changes.
 func (g *Generator) checkTokens(tokens []int) error {
 	if g.pos+len(tokens) > g.maxLen {
+		if rs := g.w.Config.RopeScaling; rs.Type == "longrope" && g.maxLen == rs.OriginalMaxPos {
+			return fmt.Errorf("%w: %d positions used + %d tokens > %d, the model's original positions, beyond which longrope's long factors (not implemented) apply",
+				ErrContextFull, g.pos, len(tokens), g.maxLen)
+		}
 		return fmt.Errorf("%w: %d positions used + %d tokens > %d", ErrContextFull, g.pos, len(tokens), g.maxLen)
 	}
 	v := g.w.Config.VocabSize
@@ -489,13 +501,13 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	c := &g.w.Config
 	n, d := len(tokens), c.Dim
 	g.reserve(g.pos + n)
-	half := c.HeadDim / 2
+	half := len(g.invFreq)
 	x := g.x[:n*d]
 	for i, t := range tokens {
 		copy(x[i*d:(i+1)*d], g.w.Embedding[t*d:(t+1)*d])
 	}
 	for i := range n {
-		kernels.RopeAngles(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq)
+		kernels.RopeAnglesScaled(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq, c.RopeScaling.AngleScale())
 	}
 	xn := g.xn[:n*d]
 	q := g.q[:n*g.qDim]
@@ -518,6 +530,10 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		}
 		if err := g.linear(layer.V, v, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if c.QKNorm {
+			kernels.RMSNorm(q, q, layer.QNorm, eps)
+			kernels.RMSNorm(k, k, layer.KNorm, eps)
 		}
 		g.rope(q, n, c.Heads)
 		g.rope(k, n, c.KVHeads)
@@ -564,6 +580,9 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 	} else {
 		kernels.DenseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
 	}
+	if lin.Bias != nil {
+		kernels.AddBias(y[:n*lin.Out], lin.Bias)
+	}
 	if g.adapter != nil {
 		if err := g.adapter.AddDelta(lin, y, x, n); err != nil {
 			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
@@ -575,7 +594,7 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 // rope rotates each of the heads of n rows (kernels.Rope).
 func (g *Generator) rope(v []float32, n, heads int) {
 	hd := g.w.Config.HeadDim
-	half := hd / 2
+	half := len(g.invFreq)
 	w := heads * hd
 	for i := range n {
 		row := v[i*w : (i+1)*w]
@@ -585,18 +604,23 @@ func (g *Generator) rope(v []float32, n, heads int) {
 
 // attention computes causal grouped-query attention for the n rows at
 // positions pos…pos+n−1 of layer l, whose keys and values are already in the
-// cache: row i attends to positions 0…pos+i, and query head h reads key and
-// value head h/(Heads/KVHeads).
+// cache: row i attends to positions 0…pos+i (with a sliding window W, the
+// last W of them, as Mistral does), and query head h reads key and value
+// head h/(Heads/KVHeads).
 func (g *Generator) attention(l int, out, q []float32, n int) {
 	c := &g.w.Config
 	hd := c.HeadDim
 	group := c.Heads / c.KVHeads
 	keys, values := g.keys[l], g.values[l]
 	for i := range n {
-		scores := g.scores[:g.pos+i+1]
+		first := 0
+		if w := c.SlidingWindow; w > 0 {
+			first = max(0, g.pos+i+1-w)
+		}
+		scores := g.scores[:g.pos+i+1-first]
 		for h := range c.Heads {
 			at := i*g.qDim + h*hd
-			off := (h / group) * hd
+			off := first*g.kvDim + (h/group)*hd
 			kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
 		}
 	}
