@@ -198,10 +198,10 @@ func TestEngineStopStringsAndLimits(t *testing.T) {
 // TestEngineKVBudgetAndCancellation fills the KV budget with one request,
 // checks that the next waits, and that cancelling the first lets it run.
 func TestEngineKVBudgetAndCancellation(t *testing.T) {
-	e, _ := newTestEngine(t, 0, nil, EngineOptions{KVTokens: 300})
+	e, _ := newTestEngine(t, 0, nil, EngineOptions{KVTokens: 500})
 	p := prompt(e, "Once upon a time")
 	ctx, cancel := context.WithCancel(context.Background())
-	big, err := e.Submit(ctx, Request{Prompt: p, MaxTokens: 250})
+	big, err := e.Submit(ctx, Request{Prompt: p, MaxTokens: 480})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +212,13 @@ func TestEngineKVBudgetAndCancellation(t *testing.T) {
 	}
 	select {
 	case <-small.C:
+		// On a fast machine the first request can end by itself (EOS or
+		// its token limit) before the check: then its budget was free.
+		select {
+		case <-big.done:
+			t.Skipf("the first request ended by itself (%s) before the check", big.Result().Reason)
+		default:
+		}
 		t.Fatal("a request beyond the KV budget ran beside the first")
 	case <-time.After(20 * time.Millisecond):
 	}
