@@ -1,9 +1,10 @@
 package nf4
 
 import (
-	"github.com/golora/golora/internal/parallel"
 	"math"
 	"sync"
+
+	"github.com/golora/golora/internal/parallel"
 )
 
 // Work below these sizes runs on the calling goroutine: starting goroutines
@@ -303,23 +304,6 @@ func (m *Matrix) mulTRowsScalar(y, x []float32, n, r0, r1 int) {
 			y[i*m.rows+r] = foldLanes(&acc)
 		}
 	}
-}
-
-// dotScalar returns Σ a[i]·b[i] in float32 with four partial sums.
-func dotScalar(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 // parallelFor calls fn on consecutive chunks of [0, n) whose boundaries are

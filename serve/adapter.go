@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
@@ -132,7 +133,7 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	for k := range t.r {
 		ak := t.rowA(k, row16)
 		for i := range n {
-			s[i*t.r+k] = t.scaling * dot(x[i*t.in:(i+1)*t.in], ak)
+			s[i*t.r+k] = t.scaling * kernels.Dot(x[i*t.in:(i+1)*t.in], ak)
 		}
 	}
 	if t.b != nil && t.r == 8 {
@@ -151,7 +152,7 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	for o := range t.out {
 		bo := t.rowB(o, row16)
 		for i := range n {
-			y[i*t.out+o] += dot(s[i*t.r:(i+1)*t.r], bo)
+			y[i*t.out+o] += kernels.Dot(s[i*t.r:(i+1)*t.r], bo)
 		}
 	}
 	return nil
@@ -180,23 +181,6 @@ func (t *term) rowB(o int, buf []float32) []float32 {
 		buf[i] = half.F16ToFloat32(h)
 	}
 	return buf
-}
-
-// dot returns Σ a[i]·b[i] over len(a).
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	k := 0
-	for ; k+4 <= len(a); k += 4 {
-		s0 += a[k] * b[k]
-		s1 += a[k+1] * b[k+1]
-		s2 += a[k+2] * b[k+2]
-		s3 += a[k+3] * b[k+3]
-	}
-	for ; k < len(a); k++ {
-		s0 += a[k] * b[k]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 var _ infer.Adapter = (*Adapter)(nil)

@@ -96,7 +96,7 @@ func AttendCached(out, scores, q, keys, values []float32, stride int) {
 	hd := len(q)
 	scale := attentionScale(hd)
 	for t := range scores {
-		scores[t] = dotF32(q, keys[t*stride:t*stride+hd]) * scale
+		scores[t] = Dot(q, keys[t*stride:t*stride+hd]) * scale
 	}
 	// softmax with its normalization folded into the weighted sum of the
 	// values: one pass fewer over the scores.

@@ -14,12 +14,12 @@ func gemv(y, x, w []float32, out, in int) bool {
 		gemv4AVX512(&w[r*in], in, &x[0], n, &y[r])
 		if n < in {
 			for i := r; i < r+4; i++ {
-				y[i] += dotF32(x[n:], w[i*in+n:(i+1)*in])
+				y[i] += Dot(x[n:], w[i*in+n:(i+1)*in])
 			}
 		}
 	}
 	for ; r < out; r++ {
-		y[r] = dotF32(x, w[r*in:(r+1)*in])
+		y[r] = Dot(x, w[r*in:(r+1)*in])
 	}
 	return true
 }

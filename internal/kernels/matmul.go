@@ -29,9 +29,12 @@ func DenseMulT(y, x, w []float32, n, in, out int) {
 	impl.Sgemv(gonumblas.NoTrans, out, in, 1, w, in, x, 1, 0, y, 1)
 }
 
-// dotF32 returns the dot product of a and b[:len(a)]. Attention calls it on
-// single heads (a few dozen elements), too short to amortize a BLAS call.
-func dotF32(a, b []float32) float32 {
+// Dot returns the dot product of a and b[:len(a)] in float32, with four
+// partial sums in a fixed order (so its result does not depend on the CPU).
+// Attention calls it on single heads (a few dozen elements), too short to
+// amortize a BLAS call; quantized formats' scalar paths and serving's small
+// adapter products use it too.
+func Dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	// Four accumulators break the dependency chain of additions.
 	var s0, s1, s2, s3 float32

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/golora/golora/internal/kernels"
 )
 
 // Benchmarks on a [benchRows, benchCols] matrix (an attention projection of
@@ -106,7 +108,7 @@ func BenchmarkMulT(b *testing.B) {
 		cpu := startCPU()
 		for b.Loop() {
 			for r := range benchRows {
-				y[r] = dotF32(w[r*benchCols:(r+1)*benchCols], x)
+				y[r] = kernels.Dot(w[r*benchCols:(r+1)*benchCols], x)
 			}
 		}
 		cpu.report(b, benchRows)
@@ -121,7 +123,7 @@ func BenchmarkMulT(b *testing.B) {
 			for b.Loop() {
 				for r := range benchRows {
 					m.f.dequant(row, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
-					y[r] = dotF32(row, x)
+					y[r] = kernels.Dot(row, x)
 				}
 			}
 			cpu.report(b, benchRows)
@@ -179,7 +181,7 @@ func BenchmarkMulTBatch(b *testing.B) {
 					for r := range benchRows {
 						m.f.dequant(w, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
 						for i := range n {
-							y[i*benchRows+r] = dotF32(w, x[i*benchCols:(i+1)*benchCols])
+							y[i*benchRows+r] = kernels.Dot(w, x[i*benchCols:(i+1)*benchCols])
 						}
 					}
 				}

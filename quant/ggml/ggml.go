@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -290,7 +291,7 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 		for r := lo; r < hi; r++ {
 			m.f.dequant(w, m.data[r*m.rowBytes:(r+1)*m.rowBytes])
 			for i := range n {
-				y[i*m.rows+r] = dotF32(w, x[i*m.cols:(i+1)*m.cols])
+				y[i*m.rows+r] = kernels.Dot(w, x[i*m.cols:(i+1)*m.cols])
 			}
 		}
 	})
@@ -329,21 +330,3 @@ func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 // of W to float32 once instead of running the fused kernel per row of x
 // (BenchmarkMulTBatch).
 const mulTExpandMin = 8
-
-// dotF32 returns Σ a[i]·b[i] over len(a) elements, in four float32 partial
-// sums.
-func dotF32(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
