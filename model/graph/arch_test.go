@@ -2,47 +2,16 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/internal/archtest"
 )
-
-// archFamilies are the tiny checkpoints of ../testdata/arch, one per
-// supported architecture, whose golden logits make_reference.py computed
-// with numpy from transformers' modeling files.
-var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope", "mistral_window"}
-
-// archGolden is a golden.json of ../testdata/arch.
-type archGolden struct {
-	Tokens []int       `json:"tokens"`
-	Logits [][]float64 `json:"logits"`
-}
-
-func archLoad(t testing.TB, name string) (*model.Weights, archGolden) {
-	t.Helper()
-	dir := filepath.Join("..", "testdata", "arch", name)
-	base, err := model.Load(context.Background(), dir, model.LoadOptions{WeightsOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g archGolden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
-	return base.Weights, g
-}
 
 // archLogits runs the graph on tokens and returns its logits and loss.
 func archLogits(t *testing.T, w *model.Weights, tokens []int) ([]float32, float32) {
@@ -54,7 +23,7 @@ func archLogits(t *testing.T, w *model.Weights, tokens []int) ([]float32, float3
 }
 
 // archRefLoss is the mean next-token cross-entropy of the golden logits.
-func archRefLoss(g archGolden) float64 {
+func archRefLoss(g archtest.Golden) float64 {
 	n := len(g.Tokens) - 1
 	var sum float64
 	for i := range n {
@@ -75,9 +44,9 @@ func archRefLoss(g archGolden) float64 {
 // TestGraphArchitecturesMatchReference: the float32 graph of each family
 // gives the reference's logits within 1e-4 and its loss within 1e-4.
 func TestGraphArchitecturesMatchReference(t *testing.T) {
-	for _, name := range archFamilies {
+	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
-			w, g := archLoad(t, name)
+			w, g := archtest.Load(t, name)
 			logits, loss := archLogits(t, w, g.Tokens)
 			v := w.Config.VocabSize
 			var worst float64
@@ -103,9 +72,9 @@ func TestGraphArchitecturesMatchReference(t *testing.T) {
 // reference's float32 loss, and differs from it (the weights are really
 // quantized).
 func TestGraphArchitecturesNF4(t *testing.T) {
-	for _, name := range archFamilies {
+	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
-			w, g := archLoad(t, name)
+			w, g := archtest.Load(t, name)
 			graphQuantizeBlocks(t, w)
 			_, loss := archLogits(t, w, g.Tokens)
 			ref := archRefLoss(g)
@@ -125,9 +94,9 @@ func TestGraphArchitecturesNF4(t *testing.T) {
 // respect to its input, through every new piece (biases, q/k norms, scaled
 // and partial RoPE), against central differences of the loss.
 func TestGraphArchitecturesInputGradient(t *testing.T) {
-	for _, name := range archFamilies {
+	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
-			w, g := archLoad(t, name)
+			w, g := archtest.Load(t, name)
 			n := 6
 			gr, err := New(w, Options{Batch: 1, SeqLen: n})
 			if err != nil {

@@ -2,44 +2,13 @@ package infer
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/internal/archtest"
 	"github.com/golora/golora/nf4"
 )
-
-// archFamilies are the tiny checkpoints of ../testdata/arch, one per
-// supported architecture, whose golden logits make_reference.py computed
-// with numpy from transformers' modeling files. mistral_window's window (4)
-// is shorter than its 12 tokens.
-var archFamilies = []string{"llama3", "llama_linear", "qwen2", "qwen3", "mistral", "phi3", "phi4_longrope", "mistral_window"}
-
-type archGolden struct {
-	Tokens []int       `json:"tokens"`
-	Logits [][]float64 `json:"logits"`
-}
-
-func archLoad(t testing.TB, name string) (*model.Weights, archGolden) {
-	t.Helper()
-	dir := filepath.Join("..", "testdata", "arch", name)
-	base, err := model.Load(context.Background(), dir, model.LoadOptions{WeightsOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g archGolden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
-	return base.Weights, g
-}
 
 // archStepLogits runs the tokens one Step at a time, then again as one
 // batched Prefill of the first half followed by Steps, and returns the
@@ -92,9 +61,9 @@ func archWorst(got [][]float32, want [][]float64) float64 {
 // family, token by token and with a batched prefill, gives the reference's
 // logits within 1e-4.
 func TestGeneratorArchitecturesMatchReference(t *testing.T) {
-	for _, name := range archFamilies {
+	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
-			w, g := archLoad(t, name)
+			w, g := archtest.Load(t, name)
 			stepped, prefilled := archStepLogits(t, w, g.Tokens)
 			s, p := archWorst(stepped, g.Logits), archWorst(prefilled, g.Logits)
 			t.Logf("%s: max |logit − reference|: steps %.2g, prefill+steps %.2g", name, s, p)
@@ -126,9 +95,9 @@ func archLoss[F float32 | float64](rows [][]F, tokens []int) float64 {
 // the generator's loss on the golden tokens stays within the 5% that the
 // graph's NF4 tests allow of the float32 reference's, and differs from it.
 func TestGeneratorArchitecturesNF4(t *testing.T) {
-	for _, name := range archFamilies {
+	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
-			w, g := archLoad(t, name)
+			w, g := archtest.Load(t, name)
 			if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +116,7 @@ func TestGeneratorArchitecturesNF4(t *testing.T) {
 // positions beyond it are attended as Mistral does (the reference logits of
 // mistral_window check the values).
 func TestGeneratorSlidingWindow(t *testing.T) {
-	w, _ := archLoad(t, "mistral_window")
+	w, _ := archtest.Load(t, "mistral_window")
 	g, err := NewGenerator(w, GeneratorOptions{})
 	if err != nil {
 		t.Fatal(err)
