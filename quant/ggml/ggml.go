@@ -329,4 +329,4 @@ func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 // mulTExpandMin is the number of rows of x from which MulT expands each row
 // of W to float32 once instead of running the fused kernel per row of x
 // (BenchmarkMulTBatch).
-const mulTExpandMin = 8
+const mulTExpandMin = 4
