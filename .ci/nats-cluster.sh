@@ -174,9 +174,11 @@ latest=$(g jobs "${common[@]}" --adapters | awk 'NR > 1 { print $1, $2 }')
 while read -r name version; do
   for r in "${replicas[@]}"; do
     # A version published a moment ago may still be on its way to the
-    # replica: a few tries, each bounded.
+    # replica, or its watch may be recovering from the killed node (the
+    # replica's resync then catches up within 5 s): tries for up to 15 s,
+    # each bounded.
     got=""
-    for try in 1 2 3 4 5; do
+    for try in $(seq 15); do
       got=$(complete "$r" "$name")
       [ "$got" != "200 $version" ] || break
       [ "$(left)" -gt 0 ] || fail "out of time asking the replicas"

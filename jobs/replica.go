@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golora/golora/lora"
@@ -95,6 +96,11 @@ type HotLoadOptions struct {
 	// RetryWait is the pause before watching again after the watch could
 	// not start or ended; 1 s when zero.
 	RetryWait time.Duration
+	// Resync is how often the cached adapters' versions are also compared
+	// with the index directly; 5 s when zero. A watch whose server died can
+	// stall, still open, until the client notices: this bounds how long a
+	// replica serves an old version then.
+	Resync time.Duration
 }
 
 // HotLoad keeps store, whose source is s.Serve(), serving the latest
@@ -110,13 +116,23 @@ func (s *AdapterSource) HotLoad(ctx context.Context, store *serve.Store, opts Ho
 	if opts.RetryWait <= 0 {
 		opts.RetryWait = time.Second
 	}
+	if opts.Resync <= 0 {
+		opts.Resync = 5 * time.Second
+	}
+	var events sync.Mutex // one update handled at a time, from either path
+	handle := func(u Update) {
+		events.Lock()
+		defer events.Unlock()
+		ev := hotLoad(ctx, store, u)
+		ev.At = time.Now()
+		report(opts, ev)
+	}
+	go s.resync(ctx, store, opts.Resync, handle)
 	for {
 		updates, err := s.Watch(ctx)
 		if err == nil {
 			for u := range updates {
-				ev := hotLoad(ctx, store, u)
-				ev.At = time.Now()
-				report(opts, ev)
+				handle(u)
 			}
 		} else if opts.Log != nil {
 			opts.Log.Warn("hot-load: watching the adapter index", "err", err)
@@ -125,6 +141,27 @@ func (s *AdapterSource) HotLoad(ctx context.Context, store *serve.Store, opts Ho
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(opts.RetryWait):
+		}
+	}
+}
+
+// resync hands handle the latest version of every cached adapter whose
+// cached version is older, every interval, until ctx is done.
+func (s *AdapterSource) resync(ctx context.Context, store *serve.Store, interval time.Duration, handle func(Update)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, c := range store.Cached() {
+			v, err := s.Latest(ctx, c.Name)
+			if err != nil || parseVersionLabel(c.Version) >= v.Version {
+				continue // a deleted name or a lost connection: the watch reports those
+			}
+			handle(Update{Version: v})
 		}
 	}
 }
