@@ -185,7 +185,10 @@ func quantizeBlockQ4_0(blk []byte, x []float32) {
 	}
 }
 
-func quantizeBlockQ4_1(blk []byte, x []float32) {
+// affineScale returns the step d that divides the range of x, smallest to
+// largest, into levels equal steps (the offset formats' scale), its inverse
+// (0 when d is) and the smallest value.
+func affineScale(x []float32, levels float32) (d, id, mn float32) {
 	mn, mx := float32(math.MaxFloat32), float32(-math.MaxFloat32)
 	for _, v := range x {
 		if v < mn {
@@ -195,11 +198,15 @@ func quantizeBlockQ4_1(blk []byte, x []float32) {
 			mx = v
 		}
 	}
-	d := (mx - mn) / 15
-	var id float32
+	d = (mx - mn) / levels
 	if d != 0 {
 		id = 1 / d
 	}
+	return d, id, mn
+}
+
+func quantizeBlockQ4_1(blk []byte, x []float32) {
+	d, id, mn := affineScale(x, 15)
 	putF16(blk, d)
 	putF16(blk[2:], mn)
 	for j := range 16 {
@@ -233,20 +240,7 @@ func quantizeBlockQ5_0(blk []byte, x []float32) {
 }
 
 func quantizeBlockQ5_1(blk []byte, x []float32) {
-	mn, mx := float32(math.MaxFloat32), float32(-math.MaxFloat32)
-	for _, v := range x {
-		if v < mn {
-			mn = v
-		}
-		if v > mx {
-			mx = v
-		}
-	}
-	d := (mx - mn) / 31
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
+	d, id, mn := affineScale(x, 31)
 	putF16(blk, d)
 	putF16(blk[2:], mn)
 	var qh uint32
