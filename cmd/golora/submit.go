@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/jobs"
-	"github.com/golora/golora/lora"
 )
+
+// maxJobData bounds the training data of one job: submit reads it whole
+// into one object-store put.
+const maxJobData = 1 << 30
 
 func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
@@ -21,11 +24,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quantize := fs.String("quantize", "nf4", "how workers hold the frozen base: nf4 or none")
 	asJSON := fs.Bool("json", false, "print the submitted job as JSON")
 
-	rank := fs.Int("rank", 8, "LoRA rank r")
-	alpha := fs.Float64("alpha", 16, "LoRA alpha")
-	dropout := fs.Float64("dropout", 0.05, "dropout on the adapters' input")
-	targets := fs.String("targets", lora.AllLinear, "layers to adapt: all-linear, or a comma-separated list")
-	rslora := fs.Bool("rslora", false, "rank-stabilized LoRA scaling alpha/√r")
+	var lf loraFlags
+	lf.register(fs)
 
 	ts := jobs.DefaultTrainSettings()
 	fs.IntVar(&ts.Steps, "steps", 200, "optimizer steps")
@@ -62,14 +62,13 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	body, err := os.ReadFile(*data)
+	// Like every file golora reads (issue 11), the data must be a regular
+	// file of bounded size: a FIFO or /dev/zero would hang submit.
+	body, err := fsutil.ReadRegular(*data, maxJobData)
 	if err != nil {
 		return err
 	}
-	lcfg := lora.DefaultConfig()
-	lcfg.R, lcfg.Alpha, lcfg.Dropout, lcfg.UseRSLoRA = *rank, *alpha, *dropout, *rslora
-	lcfg.TargetModules = parseTargets(*targets)
-	job := jobs.Job{Adapter: *name, Base: *base, Quantize: *quantize, LoRA: lcfg, Train: ts}
+	job := jobs.Job{Adapter: *name, Base: *base, Quantize: *quantize, LoRA: lf.config(), Train: ts}
 
 	conn, c, err := nf.connect(ctx, "golora submit", false)
 	if err != nil {

@@ -24,12 +24,34 @@ type trainFlags struct {
 	resume              bool
 	endToken            string
 
+	loraFlags
+
+	cfg train.Config
+}
+
+// loraFlags are the adapter's flags, shared by golora train and golora
+// submit.
+type loraFlags struct {
 	rank           int
 	alpha, dropout float64
 	targets        string
 	rslora         bool
+}
 
-	cfg train.Config
+func (f *loraFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.rank, "rank", 8, "LoRA rank r")
+	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha; the update is scaled by alpha/r (alpha/√r with --rslora)")
+	fs.Float64Var(&f.dropout, "dropout", 0.05, "dropout on the adapters' input")
+	fs.StringVar(&f.targets, "targets", lora.AllLinear, "layers to adapt: all-linear, or a comma-separated list of names or suffixes (q_proj,v_proj)")
+	fs.BoolVar(&f.rslora, "rslora", false, "rank-stabilized LoRA scaling alpha/√r")
+}
+
+// config is the lora.Config the flags describe.
+func (f *loraFlags) config() lora.Config {
+	c := lora.DefaultConfig()
+	c.R, c.Alpha, c.Dropout, c.UseRSLoRA = f.rank, f.alpha, f.dropout, f.rslora
+	c.TargetModules = parseTargets(f.targets)
+	return c
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
@@ -41,11 +63,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.resume, "resume", false, "continue from the checkpoint in --out")
 	fs.StringVar(&f.endToken, "end-token", "auto", "token appended to close each text example, which the adapter learns to stop with: eos, bos, or auto (bos for llama2.c-trained models such as the embedded one, which never saw EOS; eos otherwise)")
 
-	fs.IntVar(&f.rank, "rank", 8, "LoRA rank r")
-	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha; the update is scaled by alpha/r (alpha/√r with --rslora)")
-	fs.Float64Var(&f.dropout, "dropout", 0.05, "dropout on the adapters' input")
-	fs.StringVar(&f.targets, "targets", lora.AllLinear, "layers to adapt: all-linear, or a comma-separated list of names or suffixes (q_proj,v_proj)")
-	fs.BoolVar(&f.rslora, "rslora", false, "rank-stabilized LoRA scaling alpha/√r")
+	f.loraFlags.register(fs)
 
 	cfg := &f.cfg
 	*cfg = train.DefaultConfig()
@@ -237,9 +255,7 @@ func (f *trainFlags) loadData(tok train.Encoder, vocab int) (trainSet, evalSet [
 
 // newAdapter makes the adapter the LoRA flags describe on the base.
 func (f *trainFlags) newAdapter(ck *model.Base) (*lora.Adapter, error) {
-	lcfg := lora.DefaultConfig()
-	lcfg.R, lcfg.Alpha, lcfg.Dropout, lcfg.UseRSLoRA = f.rank, f.alpha, f.dropout, f.rslora
-	lcfg.TargetModules = parseTargets(f.targets)
+	lcfg := f.config()
 	lcfg.BaseModelNameOrPath = ck.Path
 	a, err := lora.New(ck.Weights, lcfg, f.cfg.Seed)
 	if err != nil {
