@@ -1,9 +1,12 @@
 package tokenizer
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -118,6 +121,9 @@ func newByteLevelBPE(c ByteLevelBPEConfig) (*BPE, error) {
 		bos:          -1,
 		eos:          c.EOS,
 		ignoreMerges: pre.ignoreMerges,
+		preName:      c.Pre,
+		ggufBOS:      c.BOS,
+		special:      make(map[int]bool),
 	}
 	if c.AddBOS {
 		t.bos = c.BOS
@@ -148,6 +154,9 @@ func newByteLevelBPE(c ByteLevelBPEConfig) (*BPE, error) {
 			}
 			t.addedIDs[tok] = id
 			isAdded[id] = true
+			if typ == ggufTokenControl {
+				t.special[id] = true
+			}
 			pats = append(pats, matchPattern{text: tok, id: id})
 		case ggufTokenUnused:
 			t.pieces[id] = tok
@@ -188,4 +197,83 @@ func newByteLevelBPE(c ByteLevelBPEConfig) (*BPE, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// ggufPreNames are the pre-tokenizer names ByteLevelBPEConfig recognizes a
+// tokenizer.json's pipeline as, in the order it tries them.
+var ggufPreNames = []string{"llama-bpe", "qwen2", "smollm", "gpt-2"}
+
+// ByteLevelBPEConfig returns the GGUF "gpt2" metadata of a byte-level BPE
+// tokenizer, the inverse of NewByteLevelBPE: for one built by
+// NewByteLevelBPE, the configuration it was built from; for one read from a
+// tokenizer.json, its vocabulary, added tokens (control tokens when marked
+// special, user-defined otherwise), merges by rank, BOS (added when there is
+// one) and EOS, and the name of the GGUF pre-tokenizer whose pipeline is the
+// file's (an error when none is). Ids the vocabulary does not use, and ids
+// up to vocab when the model's embedding has more rows than the tokenizer
+// has tokens (Qwen's), become unused tokens "[PAD<id>]", as llama.cpp's
+// converter writes them.
+func (t *BPE) ByteLevelBPEConfig(vocab int) (ByteLevelBPEConfig, error) {
+	var c ByteLevelBPEConfig
+	if !t.byteLevel || t.byteFallback {
+		return c, errors.New("tokenizer: not a byte-level BPE tokenizer")
+	}
+	if vocab < len(t.pieces) {
+		return c, fmt.Errorf("tokenizer: %d tokens do not fit a vocabulary of %d", len(t.pieces), vocab)
+	}
+	c.Pre = t.preName
+	if c.Pre == "" {
+		for _, name := range ggufPreNames {
+			p, _ := ggufPreTokenizer(name)
+			if reflect.DeepEqual(p.steps, t.pre) && len(p.normalizer) == len(t.normalizer) &&
+				(len(p.normalizer) == 0 || reflect.DeepEqual(p.normalizer, t.normalizer)) && p.ignoreMerges == t.ignoreMerges {
+				c.Pre = name
+				break
+			}
+		}
+		if c.Pre == "" {
+			return c, errors.New("tokenizer: the pre-tokenizer and normalizer are none of GGUF's llama-bpe, qwen2, smollm, gpt-2")
+		}
+	}
+	c.Tokens = make([]string, vocab)
+	c.Types = make([]int32, vocab)
+	for id := range vocab {
+		switch {
+		case id >= len(t.pieces) || !t.used[id]:
+			c.Tokens[id], c.Types[id] = fmt.Sprintf("[PAD%d]", id), ggufTokenUnused
+		case t.special[id]:
+			c.Tokens[id], c.Types[id] = t.pieces[id], ggufTokenControl
+		case t.isAddedID(id):
+			c.Tokens[id], c.Types[id] = t.pieces[id], ggufTokenUserDefined
+		case id == t.unk:
+			c.Tokens[id], c.Types[id] = t.pieces[id], ggufTokenUnknown
+		default:
+			c.Tokens[id], c.Types[id] = t.pieces[id], ggufTokenNormal
+		}
+	}
+	type rankedMerge struct {
+		rank int32
+		pair string
+	}
+	merges := make([]rankedMerge, 0, len(t.merges))
+	for k, m := range t.merges {
+		a, b := int(k>>32), int(uint32(k))
+		merges = append(merges, rankedMerge{m.rank, t.pieces[a] + " " + t.pieces[b]})
+	}
+	slices.SortFunc(merges, func(x, y rankedMerge) int { return cmp.Compare(x.rank, y.rank) })
+	c.Merges = make([]string, len(merges))
+	for i, m := range merges {
+		c.Merges[i] = m.pair
+	}
+	c.BOS, c.EOS, c.AddBOS = t.bos, t.eos, t.bos >= 0
+	if c.BOS < 0 {
+		c.BOS = t.ggufBOS
+	}
+	return c, nil
+}
+
+// isAddedID reports whether id is an added (control or user-defined) token.
+func (t *BPE) isAddedID(id int) bool {
+	got, ok := t.addedIDs[t.pieces[id]]
+	return ok && got == id
 }

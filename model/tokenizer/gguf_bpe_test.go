@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -246,5 +247,79 @@ func BenchmarkEncodeByteLevel(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")
 		})
+	}
+}
+
+// TestByteLevelBPEConfigRoundTrip: the GGUF metadata ByteLevelBPEConfig
+// derives from a tokenizer.json is the one llama.cpp's converter writes
+// (ggufArrays, built from the JSON directly; the pre-tokenizer names its
+// convert_hf_to_gguf_update.py gives these models), plus unused padding up to
+// the requested vocabulary, and the tokenizer NewByteLevelBPE builds from it
+// encodes the golden strings as Hugging Face does and exports the same
+// metadata again.
+func TestByteLevelBPEConfigRoundTrip(t *testing.T) {
+	g := loadByteLevelGolden(t)
+	for _, tc := range []struct {
+		golden, path, pre string
+		pad               int
+	}{
+		{"llama-3.2", "testdata/llama3/tokenizer.json.gz", "llama-bpe", 0},
+		{"qwen2.5", "testdata/qwen2.5/tokenizer.json.gz", "qwen2", 3},
+		{"smollm", "testdata/smollm/tokenizer.json", "smollm", 0},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			data := readMaybeGzip(t, tc.path)
+			tokens, types, merges := ggufArrays(t, data)
+			hf, err := ParseHF(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bpe := hf.(*BPE)
+			c, err := bpe.ByteLevelBPEConfig(len(tokens) + tc.pad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Pre != tc.pre {
+				t.Errorf("pre %q, want %q", c.Pre, tc.pre)
+			}
+			if !slices.Equal(c.Tokens[:len(tokens)], tokens) || !slices.Equal(c.Types[:len(types)], types) {
+				t.Error("tokens or types differ from the converter's")
+			}
+			for i := len(tokens); i < len(c.Tokens); i++ {
+				if c.Types[i] != ggufTokenUnused {
+					t.Errorf("padding token %d %q has type %d", i, c.Tokens[i], c.Types[i])
+				}
+			}
+			if !slices.Equal(c.Merges, merges) {
+				t.Errorf("%d merges, the converter's %d", len(c.Merges), len(merges))
+			}
+			if c.BOS != bpe.BOS() || c.EOS != bpe.EOS() || c.AddBOS != (bpe.BOS() >= 0) {
+				t.Errorf("BOS %d EOS %d AddBOS %t; the tokenizer's BOS %d EOS %d", c.BOS, c.EOS, c.AddBOS, bpe.BOS(), bpe.EOS())
+			}
+			back, err := NewByteLevelBPE(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range g.Strings {
+				if got, want := back.Encode(s), g.IDs[tc.golden][i]; !slices.Equal(got, want) && len(got)+len(want) > 0 {
+					t.Fatalf("Encode(%q) = %v, want %v", s, got, want)
+				}
+			}
+			again, err := back.ByteLevelBPEConfig(len(c.Tokens))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again, c) {
+				t.Error("the config of the rebuilt tokenizer differs")
+			}
+		})
+	}
+	// A Llama-2 (byte-fallback) vocabulary is not byte-level.
+	llama2, err := LoadHF("testdata/tinyllama/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := llama2.(*BPE).ByteLevelBPEConfig(llama2.VocabSize()); err == nil {
+		t.Error("a byte-fallback vocabulary exported as gpt2")
 	}
 }

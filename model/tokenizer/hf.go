@@ -56,6 +56,14 @@ type BPE struct {
 	fuseUnk      bool
 	ignoreMerges bool
 	bos, eos     int
+
+	// For writing GGUF (ByteLevelBPEConfig): the GGUF pre-tokenizer name
+	// the tokenizer was built with ("" when read from a tokenizer.json),
+	// the BOS id even when it is not added (ggufBOS, -1 for none), and the
+	// added tokens marked special (GGUF control tokens).
+	preName string
+	ggufBOS int
+	special map[int]bool
 }
 
 var _ Tokenizer = (*BPE)(nil)

@@ -129,7 +129,7 @@ func decodeHF(data []byte) (*hfFile, *hfModel, error) {
 // newVocabBPE returns a BPE with the model's vocabulary in a table of size
 // ids (vocabulary and added tokens).
 func newVocabBPE(m *hfModel, size int) (*BPE, error) {
-	t := &BPE{vocab: m.Vocab, addedIDs: make(map[string]int), unk: -1, bos: -1, eos: -1,
+	t := &BPE{vocab: m.Vocab, addedIDs: make(map[string]int), special: make(map[int]bool), unk: -1, bos: -1, eos: -1, ggufBOS: -1,
 		byteFallback: m.ByteFallback, fuseUnk: m.FuseUnk, ignoreMerges: m.IgnoreMerges}
 	for tok, id := range m.Vocab {
 		if id < 0 || id >= size {
@@ -177,6 +177,9 @@ func (t *BPE) addTokens(added []hfAddedToken) (isAdded []bool, err error) {
 		}
 		t.pieces[id], t.used[id], isAdded[id] = content, true, true
 		t.addedIDs[content] = id
+		if a.Special {
+			t.special[id] = true
+		}
 		maxID = max(maxID, id)
 		normalized := !a.Special
 		if a.Normalized != nil {
