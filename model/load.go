@@ -27,6 +27,11 @@ type Base struct {
 	// hfTokenizer keeps the files a Hugging Face tokenizer was read from,
 	// for WriteTokenizer; nil for other tokenizers.
 	hfTokenizer *hfTokenizerFiles
+	// tokenizerPath is LoadOptions.TokenizerPath of a Hugging Face
+	// directory, beside which ChatTemplate looks for tokenizer_config.json.
+	tokenizerPath string
+	// ggufChat is the chat template a GGUF file carries, nil if none.
+	ggufChat *ggufChat
 }
 
 // The formats of a base model, as DetectFormat names them.
@@ -133,7 +138,7 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 		}
 	}
 	if opts.WeightsOnly {
-		b.Tokenizer, b.hfTokenizer = nil, nil
+		b.Tokenizer, b.hfTokenizer, b.ggufChat = nil, nil, nil
 	}
 	if err := b.check(); err != nil {
 		return nil, fmt.Errorf("model: %s: %w", path, err)
@@ -146,7 +151,7 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 	if err != nil {
 		return nil, err
 	}
-	b := &Base{Weights: w, Format: FormatHF, Path: dir}
+	b := &Base{Weights: w, Format: FormatHF, Path: dir, tokenizerPath: opts.TokenizerPath}
 	if opts.WeightsOnly {
 		return b, nil
 	}
@@ -200,11 +205,11 @@ func loadGGUFBase(ctx context.Context, path string, opts LoadOptions) (*Base, er
 	if opts.TokenizerPath != "" {
 		return nil, fmt.Errorf("model: %s: a GGUF file carries its own tokenizer; LoadOptions.TokenizerPath must be empty", path)
 	}
-	w, tok, err := loadGGUFStream(ctx, path, opts.stream())
+	m, err := loadGGUFStream(ctx, path, opts.stream())
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	return &Base{Weights: w, Tokenizer: tok, Format: FormatGGUF, Path: path}, nil
+	return &Base{Weights: m.weights, Tokenizer: m.tok, Format: FormatGGUF, Path: path, ggufChat: m.chat}, nil
 }
 
 // stream returns the options the streaming loaders apply.

@@ -46,21 +46,32 @@ import (
 // Config.TiedOutput is set and the head aliases the embedding, so a GGUF and
 // the llama2.c file it was converted from load to identical Weights.
 func loadGGUF(path string) (*Weights, tokenizer.Tokenizer, error) {
-	return loadGGUFStream(context.Background(), path, streamOptions{})
-}
-
-// loadGGUFStream is loadGGUF quantizing as it reads (see streamOptions).
-func loadGGUFStream(ctx context.Context, path string, so streamOptions) (*Weights, tokenizer.Tokenizer, error) {
-	f, err := gguf.Open(path)
+	m, err := loadGGUFStream(context.Background(), path, streamOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	w, tok, err := fromGGUF(ctx, f, so)
+	return m.weights, m.tok, nil
+}
+
+// ggufModel is what a GGUF file holds: weights, tokenizer and chat template.
+type ggufModel struct {
+	weights *Weights
+	tok     tokenizer.Tokenizer
+	chat    *ggufChat // nil when the file has no tokenizer.chat_template
+}
+
+// loadGGUFStream is loadGGUF quantizing as it reads (see streamOptions).
+func loadGGUFStream(ctx context.Context, path string, so streamOptions) (*ggufModel, error) {
+	f, err := gguf.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	return w, tok, nil
+	defer f.Close()
+	m, err := fromGGUF(ctx, f, so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }
 
 // parseGGUF is loadGGUF for a file held in memory. The results do not refer
@@ -70,31 +81,39 @@ func parseGGUF(data []byte) (*Weights, tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return fromGGUF(context.Background(), f, streamOptions{})
-}
-
-func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*Weights, tokenizer.Tokenizer, error) {
-	arch, err := f.String("general.architecture")
+	m, err := fromGGUF(context.Background(), f, streamOptions{})
 	if err != nil {
 		return nil, nil, err
+	}
+	return m.weights, m.tok, nil
+}
+
+func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, error) {
+	arch, err := f.String("general.architecture")
+	if err != nil {
+		return nil, err
 	}
 	ga, err := ggufArchOf(arch)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cfg, err := ggufConfig(f, ga)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	w, err := ggufWeights(ctx, f, cfg, so, ga)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tok, err := ggufTokenizer(f, w.Config.VocabSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return w, tok, nil
+	chat, err := ggufChatTemplate(f, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &ggufModel{weights: w, tok: tok, chat: chat}, nil
 }
 
 // ggufConfig reads the configuration from the <arch>.* keys; VocabSize is

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/chat"
@@ -11,25 +10,17 @@ import (
 )
 
 // dataEncoder returns what reads training JSONL for ck: its tokenizer, which
-// also renders {"messages": [...]} lines with the chat template of the
-// model's tokenizer_config.json (beside --tokenizer if given, else in the
-// model directory). A model without a usable template still reads text
-// lines; a messages line then fails with the reason the template is missing.
-// It is nil for a model loaded without a tokenizer.
+// also renders {"messages": [...]} lines with the model's chat template
+// (model.Base.ChatTemplate: the tokenizer_config.json beside --tokenizer or
+// in the model directory, or a GGUF file's tokenizer.chat_template). A model
+// without a usable template still reads text lines; a messages line then
+// fails with the reason the template is missing. It is nil for a model
+// loaded without a tokenizer.
 func (m *modelFlags) dataEncoder(ck *model.Base) chatDataEncoder {
 	if ck.Tokenizer == nil {
 		return nil // pre-tokenized data only
 	}
-	var tmpl *chat.Template
-	var err error
-	switch {
-	case ck.Format == model.FormatHF && m.tokenizer != "":
-		tmpl, err = chat.LoadConfig(filepath.Join(filepath.Dir(m.tokenizer), "tokenizer_config.json"))
-	case ck.Format == model.FormatHF:
-		tmpl, err = chat.LoadConfig(filepath.Join(ck.Path, "tokenizer_config.json"))
-	default:
-		err = fmt.Errorf("a %s checkpoint carries no tokenizer_config.json", ck.Format)
-	}
+	tmpl, err := ck.ChatTemplate()
 	if err != nil {
 		return noTemplate{ck.Tokenizer, fmt.Errorf("model %s has no chat template for \"messages\" data: %w", ck.Path, err)}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/jobs"
+	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/serve"
@@ -138,7 +139,7 @@ Flags:
 	}
 	handler := serve.NewServer(engine, serve.ServerOptions{
 		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, Timeout: *timeout,
-		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: chatTemplate(mf.path, log),
+		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: chatTemplate(ck, log),
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -172,18 +173,15 @@ Flags:
 	return err
 }
 
-// chatTemplate returns the chat template of a Hugging Face model directory
-// (its tokenizer_config.json or chat_template.jinja), or nil when it has none:
+// chatTemplate returns the model's chat template (model.Base.ChatTemplate:
+// a Hugging Face directory's tokenizer_config.json or chat_template.jinja, a
+// GGUF file's tokenizer.chat_template), or nil when it has none:
 // /v1/chat/completions is then not served.
-func chatTemplate(modelPath string, log *slog.Logger) *chat.Template {
-	cfg := filepath.Join(modelPath, "tokenizer_config.json")
-	if modelPath == "" {
+func chatTemplate(ck *model.Base, log *slog.Logger) *chat.Template {
+	tmpl, err := ck.ChatTemplate()
+	if errors.Is(err, model.ErrNoChatTemplate) {
 		return nil
 	}
-	if _, err := os.Stat(cfg); err != nil {
-		return nil
-	}
-	tmpl, err := chat.LoadConfig(cfg)
 	if err != nil {
 		log.Info("no chat template: /v1/chat/completions is off", "reason", err)
 		return nil

@@ -24,6 +24,7 @@ type Message struct {
 // It is safe for concurrent use.
 type Template struct {
 	tmpl   *jinja.Template
+	text   string
 	source string // the file and key the template came from, for errors
 	// BOS and EOS are the texts of the tokenizer's bos_token and eos_token
 	// ("" when there is none), passed to the template as bos_token and
@@ -53,8 +54,14 @@ func NewTemplate(text, source, bos, eos string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat: %s: %w", source, err)
 	}
-	return &Template{tmpl: tmpl, source: source, BOS: bos, EOS: eos}, nil
+	return &Template{tmpl: tmpl, text: text, source: source, BOS: bos, EOS: eos}, nil
 }
+
+// Text returns the template's Jinja source, as NewTemplate was given it.
+func (t *Template) Text() string { return t.text }
+
+// Source names where the template came from, as errors do.
+func (t *Template) Source() string { return t.source }
 
 // LoadConfig reads the chat template of the tokenizer_config.json at path.
 // When the file has no chat_template, a chat_template.jinja in the same

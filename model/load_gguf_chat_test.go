@@ -1,0 +1,325 @@
+package model_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/chat"
+	"github.com/golora/golora/model/tokenizer"
+)
+
+// chatModel names the tokenizer.json and tokenizer_config.json (the chat
+// template) of a model of model/chat's golden data.
+type chatModel struct {
+	name, tokenizerJSON, config string
+}
+
+var chatModels = []chatModel{
+	{"llama-3.1", "tokenizer/testdata/llama3/tokenizer.json.gz", "chat/testdata/llama-3.1/tokenizer_config.json"},
+	{"qwen2.5", "tokenizer/testdata/qwen2.5/tokenizer.json.gz", "chat/testdata/qwen2.5/tokenizer_config.json"},
+}
+
+func readMaybeGzip(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return data
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err = io.ReadAll(zr); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// chatGGUF writes a GGUF file of architecture llama, with random weights of
+// hidden size 8 and the vocabulary of m's tokenizer, whose tokenizer.ggml.*
+// metadata is m's tokenizer.json as llama.cpp's converter writes it and
+// whose tokenizer.chat_template is the chat_template string of m's
+// tokenizer_config.json, as the converter copies it.
+func chatGGUF(t *testing.T, m chatModel) string {
+	t.Helper()
+	tokJSON := readMaybeGzip(t, m.tokenizerJSON)
+	cfgJSON := readMaybeGzip(t, m.config)
+	tok, err := tokenizer.ParseHFWithConfig(tokJSON, cfgJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tok.(*tokenizer.BPE).ByteLevelBPEConfig(tok.VocabSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ChatTemplate string `json:"chat_template"`
+	}
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var b gguf.Builder
+	kv := func(key string, v any) {
+		if err := b.AddKV(key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const dim, hidden = 8, 16
+	vocab := len(c.Tokens)
+	for _, e := range []struct {
+		key string
+		v   any
+	}{
+		{"general.architecture", "llama"}, {"llama.embedding_length", uint32(dim)}, {"llama.feed_forward_length", uint32(hidden)},
+		{"llama.block_count", uint32(1)}, {"llama.attention.head_count", uint32(2)}, {"llama.context_length", uint32(256)},
+		{"llama.attention.layer_norm_rms_epsilon", float32(1e-5)},
+		{"tokenizer.ggml.model", "gpt2"}, {"tokenizer.ggml.pre", c.Pre}, {"tokenizer.ggml.tokens", c.Tokens},
+		{"tokenizer.ggml.token_type", c.Types}, {"tokenizer.ggml.merges", c.Merges},
+		{"tokenizer.ggml.add_bos_token", c.AddBOS}, {"tokenizer.chat_template", cfg.ChatTemplate},
+	} {
+		kv(e.key, e.v)
+	}
+	if c.BOS >= 0 {
+		kv("tokenizer.ggml.bos_token_id", uint32(c.BOS))
+	}
+	kv("tokenizer.ggml.eos_token_id", uint32(c.EOS))
+	rng := rand.New(rand.NewPCG(1, 2))
+	add := func(name string, shape ...int) {
+		n := 1
+		for _, s := range shape {
+			n *= s
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64()) * 0.1
+		}
+		if err := b.AddFloat32(name, shape, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("token_embd.weight", vocab, dim)
+	add("output_norm.weight", dim)
+	for _, s := range []struct {
+		name  string
+		shape []int
+	}{
+		{"attn_norm", []int{dim}}, {"ffn_norm", []int{dim}}, {"attn_q", []int{dim, dim}}, {"attn_k", []int{dim, dim}},
+		{"attn_v", []int{dim, dim}}, {"attn_output", []int{dim, dim}}, {"ffn_gate", []int{hidden, dim}},
+		{"ffn_up", []int{hidden, dim}}, {"ffn_down", []int{dim, hidden}},
+	} {
+		add("blk.0."+s.name+".weight", s.shape...)
+	}
+	path := filepath.Join(t.TempDir(), m.name+".gguf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// chatGolden is model/chat's golden data: conversations, and for each model
+// the text, ids and assistant mask that Python Jinja2 and Hugging Face
+// tokenizers produced (model/chat/testdata/README.md).
+type chatGolden struct {
+	vars  map[string]any
+	convs []struct {
+		Name             string         `json:"name"`
+		GenerationPrompt bool           `json:"generation_prompt"`
+		Messages         []chat.Message `json:"messages"`
+	}
+	want map[string]struct {
+		Text      string `json:"text"`
+		IDs       []int  `json:"ids"`
+		Assistant []int  `json:"assistant"`
+	}
+}
+
+func readChatGolden(t *testing.T) chatGolden {
+	t.Helper()
+	var cases struct {
+		Extra         map[string]any `json:"extra"`
+		Conversations json.RawMessage
+	}
+	var g chatGolden
+	if err := json.Unmarshal(readMaybeGzip(t, "chat/testdata/cases.json"), &cases); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(cases.Conversations, &g.convs); err != nil {
+		t.Fatal(err)
+	}
+	g.vars = cases.Extra
+	var golden struct {
+		Cases []struct {
+			Model, Case, Text string
+			IDs               []int `json:"ids"`
+			Assistant         []int `json:"assistant"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(readMaybeGzip(t, "chat/testdata/golden_chat.json"), &golden); err != nil {
+		t.Fatal(err)
+	}
+	g.want = map[string]struct {
+		Text      string `json:"text"`
+		IDs       []int  `json:"ids"`
+		Assistant []int  `json:"assistant"`
+	}{}
+	for _, c := range golden.Cases {
+		g.want[c.Model+"/"+c.Case] = struct {
+			Text      string `json:"text"`
+			IDs       []int  `json:"ids"`
+			Assistant []int  `json:"assistant"`
+		}{c.Text, c.IDs, c.Assistant}
+	}
+	return g
+}
+
+// checkChatGolden renders and encodes every golden conversation of model
+// name with tmpl and tok and compares text, ids and assistant mask.
+func checkChatGolden(t *testing.T, g chatGolden, name string, tmpl *chat.Template, tok tokenizer.Tokenizer) {
+	t.Helper()
+	enc := chat.Encoder{Tokenizer: tok, Template: tmpl}
+	for _, c := range g.convs {
+		want, ok := g.want[name+"/"+c.Name]
+		if !ok {
+			t.Fatalf("no golden for %s/%s", name, c.Name)
+		}
+		enc.Options = chat.RenderOptions{AddGenerationPrompt: c.GenerationPrompt, Vars: g.vars}
+		text, err := tmpl.Render(c.Messages, enc.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text != want.Text {
+			t.Errorf("%s: Render =\n%q\nwant\n%q", c.Name, text, want.Text)
+		}
+		got, err := enc.EncodeChat(c.Messages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mask := make([]int, len(got.Assistant))
+		for i, a := range got.Assistant {
+			if a {
+				mask[i] = 1
+			}
+		}
+		if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(mask, want.Assistant) {
+			t.Errorf("%s: ids %v mask %v\nwant ids %v mask %v", c.Name, got.IDs, mask, want.IDs, want.Assistant)
+		}
+	}
+}
+
+// TestGGUFChatTemplate: a GGUF file carrying Llama 3.1's or Qwen2.5's real
+// chat template (tokenizer.chat_template) and its tokenizer loads with a
+// template that renders and encodes model/chat's golden conversations as
+// Python Jinja2 and Hugging Face tokenizers do — bos_token and eos_token
+// come from tokenizer.ggml.bos/eos_token_id — so chat data and
+// /v1/chat/completions work with a GGUF base as with the Hugging Face
+// directory.
+func TestGGUFChatTemplate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("parses two 128k-token vocabularies")
+	}
+	g := readChatGolden(t)
+	for _, m := range chatModels {
+		t.Run(m.name, func(t *testing.T) {
+			b, err := model.Load(context.Background(), chatGGUF(t, m), model.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl, err := b.ChatTemplate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkChatGolden(t, g, m.name, tmpl, b.Tokenizer)
+		})
+	}
+}
+
+// TestGGUFNoChatTemplate: a GGUF file without tokenizer.chat_template has
+// no template (ErrNoChatTemplate, naming the file and the key), and a
+// template that does not compile is refused at load time, naming the key.
+func TestGGUFNoChatTemplate(t *testing.T) {
+	path := filepath.Join("..", "quant", "ggml", "testdata", "stories260K.q8_0.llama.gguf")
+	b, err := model.Load(context.Background(), path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.ChatTemplate()
+	if !errors.Is(err, model.ErrNoChatTemplate) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "tokenizer.chat_template") {
+		t.Errorf("err %v", err)
+	}
+
+	bad := rewriteGGUF(t, path, func(key string) bool { return true }, func(gb *gguf.Builder) error {
+		return gb.AddKV("tokenizer.chat_template", "{% for m in messages %}{{ m.content }")
+	})
+	_, err = model.Load(context.Background(), bad, model.LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "tokenizer.chat_template") {
+		t.Errorf("a template that does not compile: err %v", err)
+	}
+}
+
+// rewriteGGUF copies the GGUF file src to a new file, keeping the metadata
+// keys for which keep is true and every tensor, then calling add, and
+// returns the new file's path.
+func rewriteGGUF(t *testing.T, src string, keep func(key string) bool, add func(*gguf.Builder) error) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var gb gguf.Builder
+	for _, kv := range f.KVs() {
+		if keep(kv.Key) {
+			if err := gb.AddKV(kv.Key, kv.Value); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, ti := range f.Tensors() {
+		data, err := f.TensorBytes(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gb.AddTensor(ti.Name, ti.Type, ti.Dims, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if add != nil {
+		if err := add(&gb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gb.WriteTo(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
