@@ -74,12 +74,34 @@ func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 		kv(arch+".attention.key_length", uint32(headDim))
 		kv(arch+".attention.value_length", uint32(headDim))
 	}
-	if w, ok := hc["sliding_window"].(float64); ok && arch == "mistral" {
+	if w, ok := hc["sliding_window"].(float64); ok && (arch == "mistral" || arch == "phi3") {
 		kv(arch+".attention.sliding_window", uint32(w))
 	}
-	if rs, ok := hc["rope_scaling"].(map[string]any); ok && rs["type"] == "linear" {
+	rs, _ := hc["rope_scaling"].(map[string]any)
+	if rs["type"] == "linear" {
 		kv(arch+".rope.scaling.type", "linear")
 		kv(arch+".rope.scaling.factor", float32(rs["factor"].(float64)))
+	}
+	var ropeFactors map[string][]float32
+	if arch == "phi3" {
+		// convert_hf_to_gguf.py's Phi3MiniModel.
+		rot := 1.0
+		if p, ok := hc["partial_rotary_factor"].(float64); ok {
+			rot = p
+		}
+		kv(arch+".rope.dimension_count", uint32(int(rot*float64(dim))/heads))
+		if rs["type"] == "longrope" {
+			orig := num("original_max_position_embeddings")
+			kv(arch+".rope.scaling.original_context_length", uint32(orig))
+			scale := float64(num("max_position_embeddings")) / float64(orig)
+			kv(arch+".rope.scaling.attn_factor", float32(math.Sqrt(1+math.Log(scale)/math.Log(float64(orig)))))
+			ropeFactors = map[string][]float32{}
+			for _, k := range []string{"long", "short"} {
+				for _, v := range rs[k+"_factor"].([]any) {
+					ropeFactors[k] = append(ropeFactors[k], float32(v.(float64)))
+				}
+			}
+		}
 	}
 	vocab := num("vocab_size")
 	tokens := make([]string, vocab)
@@ -130,7 +152,8 @@ func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 		"model.layers.", "blk.", "input_layernorm", "attn_norm", "post_attention_layernorm", "ffn_norm",
 		"self_attn.q_proj", "attn_q", "self_attn.k_proj", "attn_k", "self_attn.v_proj", "attn_v",
 		"self_attn.o_proj", "attn_output", "self_attn.q_norm", "attn_q_norm", "self_attn.k_norm", "attn_k_norm",
-		"mlp.gate_proj", "ffn_gate", "mlp.up_proj", "ffn_up", "mlp.down_proj", "ffn_down")
+		"mlp.gate_proj", "ffn_gate", "mlp.up_proj", "ffn_up", "mlp.down_proj", "ffn_down",
+		"self_attn.qkv_proj", "attn_qkv", "mlp.gate_up_proj", "ffn_up")
 	for _, key := range f.Names() {
 		tensor, _ := f.Tensor(key)
 		values, err := tensor.Float32s()
@@ -150,6 +173,13 @@ func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 		}
 		if err := b.AddFloat32(names.Replace(key), tensor.Shape, values); err != nil {
 			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"long", "short"} {
+		if v := ropeFactors[k]; v != nil {
+			if err := b.AddFloat32("rope_factors_"+k+".weight", []int{len(v)}, v); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if golden.RopeFreqs != nil {
@@ -174,6 +204,7 @@ func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 func TestGGUFArchitecturesMatchReference(t *testing.T) {
 	for _, tc := range []struct{ name, arch string }{
 		{"llama3", "llama"}, {"llama_linear", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}, {"mistral", "llama"}, {"mistral", "mistral"},
+		{"phi3", "phi3"}, {"phi4_longrope", "phi3"},
 	} {
 		t.Run(tc.name+"/"+tc.arch, func(t *testing.T) {
 			base, err := model.Load(context.Background(), archGGUF(t, tc.name, tc.arch), model.LoadOptions{})

@@ -155,12 +155,13 @@ func ggufConfig(f *gguf.File, ga ggufArch) (Config, error) {
 	if keyLength > 0 {
 		cfg.HeadDim = keyLength
 	}
-	for _, key := range []string{k("attention.value_length"), k("rope.dimension_count")} {
-		if n, err := ggufOptionalInt(f, key); err != nil {
-			return cfg, err
-		} else if n > 0 && n != cfg.HeadDim {
-			return cfg, fmt.Errorf("gguf: %s %d differs from the head dim %d (partial rotary or unequal key/value heads are not supported)", key, n, cfg.HeadDim)
-		}
+	if n, err := ggufOptionalInt(f, k("attention.value_length")); err != nil {
+		return cfg, err
+	} else if n > 0 && n != cfg.HeadDim {
+		return cfg, fmt.Errorf("gguf: %s %d differs from the head dim %d (unequal key and value heads are not supported)", k("attention.value_length"), n, cfg.HeadDim)
+	}
+	if err := ggufRotaryDim(f, &cfg, ga, k); err != nil {
+		return cfg, err
 	}
 	if cfg.Heads%cfg.KVHeads != 0 {
 		return cfg, fmt.Errorf("gguf: %s %d is not a multiple of %s %d", k("attention.head_count"), cfg.Heads, k("attention.head_count_kv"), cfg.KVHeads)
@@ -185,7 +186,7 @@ func ggufConfig(f *gguf.File, ga ggufArch) (Config, error) {
 	} else if !errors.Is(err, gguf.ErrKeyNotFound) {
 		return cfg, err
 	}
-	if err := ggufRopeScaling(f, &cfg, k); err != nil {
+	if err := ggufRopeScaling(f, &cfg, ga, k); err != nil {
 		return cfg, err
 	}
 	if window, err := ggufOptionalInt(f, k("attention.sliding_window")); err != nil {
@@ -257,10 +258,15 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		return nil, fmt.Errorf("gguf: tensor token_embd.weight: shape %v, want [vocab %d]", shape, cfg.Dim)
 	}
 	cfg.VocabSize = emb.Shape()[0]
-	// Every block has 9 tensors; checking the count first keeps a corrupt
-	// block_count from allocating billions of empty layers.
-	if n := len(f.Tensors()); cfg.Layers > n/9 {
-		return nil, fmt.Errorf("gguf: %s.block_count %d needs %d block tensors, the file has %d tensors in all", ga.name, cfg.Layers, 9*cfg.Layers, n)
+	// Every block has 9 tensors (6 with fused projections); checking the
+	// count first keeps a corrupt block_count from allocating billions of
+	// empty layers.
+	perBlock := 9
+	if ga.fused {
+		perBlock = 6
+	}
+	if n := len(f.Tensors()); cfg.Layers > n/perBlock {
+		return nil, fmt.Errorf("gguf: %s.block_count %d needs %d block tensors, the file has %d tensors in all", ga.name, cfg.Layers, perBlock*cfg.Layers, n)
 	}
 	if n, err := ggufOptionalInt(f, ga.name+".vocab_size"); err != nil {
 		return nil, err
@@ -342,6 +348,9 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			return nil, err
 		}
 		for i, nl := range layer.Linears() {
+			if ga.fused && ggufFusedPart(i) {
+				continue
+			}
 			lin := *nl.Linear
 			name := blk(ggufLinearNames[i])
 			t, err := info(name, lin.Out, lin.In)
@@ -362,11 +371,19 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 				return nil, err
 			}
 		}
+		if ga.fused {
+			if err := ggufFusedLinears(f, layer, blk, info, sq, so.requantize); err != nil {
+				return nil, err
+			}
+		}
 		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
 			return nil, err
 		}
 	}
 	if err := ggufRopeFreqs(f, w, load); err != nil {
+		return nil, err
+	}
+	if err := ggufLongRopeFactors(f, w, load); err != nil {
 		return nil, err
 	}
 	if err := checkNoExtraTensors(f, want); err != nil {

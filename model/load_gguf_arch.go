@@ -1,11 +1,14 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // ggufArch is what the GGUF loader knows of a general.architecture.
@@ -15,6 +18,7 @@ type ggufArch struct {
 	permuted bool   // attn_q and attn_k rows are in llama.cpp's interleaved (NORM) RoPE layout
 	qkvBias  bool   // blk.N.attn_{q,k,v}.bias
 	qkNorm   bool   // blk.N.attn_{q,k}_norm.weight
+	fused    bool   // blk.N.attn_qkv holds q, k, v and blk.N.ffn_up gate, up (Phi-3)
 }
 
 // ggufArchs lists the architectures the GGUF loader reads. llama.cpp's
@@ -25,11 +29,15 @@ type ggufArch struct {
 // interleaved RoPE, but not those of Qwen2 and Qwen3, which llama.cpp runs
 // with NEOX (rotate-half) RoPE: their rows are already in Hugging Face's
 // layout. (llama.cpp's "mistral3", a newer architecture, is not read.)
+// Phi-3 ("phi3") is NEOX too, with its fused projections as
+// convert_hf_to_gguf.py keeps them: attn_qkv stacks the rows of q, k and v,
+// ffn_up those of gate and up.
 var ggufArchs = []ggufArch{
 	{name: "llama", permuted: true},
 	{name: "mistral", arch: "mistral", permuted: true},
 	{name: "qwen2", arch: "qwen2", qkvBias: true},
 	{name: "qwen3", arch: "qwen3", qkNorm: true},
+	{name: "phi3", arch: "phi3", fused: true},
 }
 
 func ggufArchOf(name string) (ggufArch, error) {
@@ -38,16 +46,60 @@ func ggufArchOf(name string) (ggufArch, error) {
 			return a, nil
 		}
 	}
-	if name == "phi3" {
-		return ggufArch{}, errors.New(`gguf: general.architecture "phi3" is not supported: its fused attn_qkv and ffn_up tensors are split only for Hugging Face checkpoints; load the safetensors model`)
+	names := make([]string, len(ggufArchs))
+	for i, a := range ggufArchs {
+		names[i] = a.name
 	}
-	return ggufArch{}, fmt.Errorf("gguf: general.architecture %q is not supported%s", name, unsupportedFeature(name))
+	missing := ""
+	for _, m := range missingFeatures {
+		if strings.HasPrefix(strings.ToLower(name), m.prefix) {
+			missing = ": it needs " + m.feature + ", which golora does not implement"
+			break
+		}
+	}
+	return ggufArch{}, fmt.Errorf("gguf: general.architecture %q is not supported%s (golora reads the GGUF architectures %s)", name, missing, strings.Join(names, ", "))
 }
+
+// ggufRotaryDim reads <arch>.rope.dimension_count: how many values of each
+// head RoPE rotates (Config.RotaryDim when fewer than the head dim, Phi-3's
+// partial rotary). Partial rotary is read only for NEOX-layout
+// architectures, whose rotated values lead each head as in Hugging Face's
+// layout.
+func ggufRotaryDim(f *gguf.File, cfg *Config, ga ggufArch, k func(string) string) error {
+	n, err := ggufOptionalInt(f, k("rope.dimension_count"))
+	switch {
+	case err != nil:
+		return err
+	case n == 0 || n == cfg.HeadDim:
+		return nil
+	case ga.permuted:
+		return fmt.Errorf("gguf: %s %d differs from the head dim %d: partial rotary is not supported for %s's interleaved RoPE layout", k("rope.dimension_count"), n, cfg.HeadDim, ga.name)
+	case n > cfg.HeadDim || n%2 != 0:
+		return fmt.Errorf("gguf: %s %d: want an even count no larger than the head dim %d", k("rope.dimension_count"), n, cfg.HeadDim)
+	}
+	cfg.RotaryDim = n
+	return nil
+}
+
+// GGUF names of Phi-3's longrope frequency divisors (convert_hf_to_gguf.py's
+// Phi3MiniModel): short factors up to the original context length, long
+// factors beyond it.
+const (
+	ropeFactorsShortTensor = "rope_factors_short.weight"
+	ropeFactorsLongTensor  = "rope_factors_long.weight"
+)
 
 // ggufRopeScaling reads <arch>.rope.scaling.type: none, or linear with
 // <arch>.rope.scaling.factor. Llama 3's rescaling comes as the rope_freqs
-// tensor instead (ggufRopeFreqs).
-func ggufRopeScaling(f *gguf.File, cfg *Config, k func(string) string) error {
+// tensor instead (ggufRopeFreqs). A phi3 file with longrope factor tensors
+// is longrope (its factors are read by ggufLongRopeFactors): the original
+// context length from rope.scaling.original_context_length, the factor the
+// context length over it, the attention factor from rope.scaling.attn_factor
+// or, when absent, transformers' default sqrt(1 + ln factor / ln original).
+func ggufRopeScaling(f *gguf.File, cfg *Config, ga ggufArch, k func(string) string) error {
+	if _, ok := f.Tensor(ropeFactorsShortTensor); ok && ga.fused {
+		return ggufLongRope(f, cfg, k)
+	}
 	typ, err := f.String(k("rope.scaling.type"))
 	if errors.Is(err, gguf.ErrKeyNotFound) || err == nil && typ == "none" {
 		return nil
@@ -65,6 +117,123 @@ func ggufRopeScaling(f *gguf.File, cfg *Config, k func(string) string) error {
 	cfg.RopeScaling = RopeScaling{Type: "linear", Factor: factor}
 	if err := cfg.RopeScaling.Check(); err != nil {
 		return fmt.Errorf("gguf: %s: %w", k("rope.scaling.factor"), err)
+	}
+	return nil
+}
+
+func ggufLongRope(f *gguf.File, cfg *Config, k func(string) string) error {
+	orig, err := ggufPositiveInt(f, k("rope.scaling.original_context_length"))
+	if err != nil {
+		return fmt.Errorf("gguf: longrope (tensor %s): %w", ropeFactorsShortTensor, err)
+	}
+	factor := float64(cfg.MaxSeqLen) / float64(orig)
+	attention := 1.0
+	if factor > 1 && orig > 1 {
+		attention = math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
+	}
+	if _, ok := f.Lookup(k("rope.scaling.attn_factor")); ok {
+		if attention, err = ggufFloat(f, k("rope.scaling.attn_factor")); err != nil {
+			return err
+		}
+	}
+	cfg.RopeScaling = RopeScaling{Type: "longrope", Factor: factor, OriginalMaxPos: orig, AttentionFactor: attention}
+	if err := cfg.RopeScaling.Check(); err != nil {
+		return fmt.Errorf("gguf: %s: %w", k("rope.scaling.attn_factor"), err)
+	}
+	return nil
+}
+
+// ggufLongRopeFactors reads Phi-3's longrope tensors when the configuration
+// is longrope: the short factors become Weights.RopeFreqFactors; the long
+// ones, which apply only beyond the original context length (where golora
+// refuses to go, see Config.RopeScaling), are checked and not kept.
+func ggufLongRopeFactors(f *gguf.File, w *Weights, load func(name string, shape ...int) ([]float32, error)) error {
+	if w.Config.RopeScaling.Type != "longrope" {
+		return nil
+	}
+	half := w.Config.Rotary() / 2
+	short, err := load(ropeFactorsShortTensor, half)
+	if err != nil {
+		return err
+	}
+	long, err := load(ropeFactorsLongTensor, half)
+	if err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		name string
+		v    []float32
+	}{{ropeFactorsShortTensor, short}, {ropeFactorsLongTensor, long}} {
+		for i, v := range t.v {
+			if !(v > 0) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("gguf: tensor %s: factor %d is %v, want positive and finite", t.name, i, v)
+			}
+		}
+	}
+	w.RopeFreqFactors = short
+	return nil
+}
+
+// ggufFusedPart reports whether linear i of Layer.Linears is stored in a
+// fused tensor of a fused architecture: q, k, v (attn_qkv) and gate, up
+// (ffn_up).
+func ggufFusedPart(i int) bool { return i != 3 && i != 6 }
+
+// ggufFusedLinears reads block blk's fused tensors attn_qkv (q, k, v) and
+// ffn_up (gate, up) and splits their rows into the linears. Block-quantized
+// rows stay in their format (each part keeps its rows' blocks) unless
+// requantize asks sq to quantize them again.
+func ggufFusedLinears(f *gguf.File, layer *Layer, blk func(string) string, info func(name string, shape ...int) (gguf.TensorInfo, error), sq *streamQuantizer, requantize bool) error {
+	for _, fz := range []struct {
+		name  string
+		parts []*Linear
+	}{{"attn_qkv", []*Linear{layer.Q, layer.K, layer.V}}, {"ffn_up", []*Linear{layer.Gate, layer.Up}}} {
+		rows, cols := 0, fz.parts[0].In
+		for _, lin := range fz.parts {
+			rows += lin.Out
+		}
+		t, err := info(blk(fz.name), rows, cols)
+		if err != nil {
+			return err
+		}
+		if ggml.Type(t.Type).Supported() && (sq == nil || !requantize) {
+			raw, err := f.TensorBytes(t.Name)
+			if err != nil {
+				return err
+			}
+			rowBytes, r0 := len(raw)/rows, 0
+			for _, lin := range fz.parts {
+				name := fmt.Sprintf("%s[%d:%d]", t.Name, r0, r0+lin.Out)
+				m, err := ggml.New(name, ggml.Type(t.Type), lin.Out, lin.In, bytes.Clone(raw[r0*rowBytes:(r0+lin.Out)*rowBytes]))
+				if err != nil {
+					return fmt.Errorf("gguf: %w", err)
+				}
+				lin.Quantized, lin.finite = m, true
+				r0 += lin.Out
+			}
+			f.DropPages(raw)
+			continue
+		}
+		full := make([]float32, rows*cols)
+		if err := ggufFloat32s(f, t, full); err != nil {
+			return err
+		}
+		r0 := 0
+		for _, lin := range fz.parts {
+			part := full[r0*cols : (r0+lin.Out)*cols : (r0+lin.Out)*cols]
+			where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, r0, r0+lin.Out)
+			r0 += lin.Out
+			if sq == nil {
+				lin.Dense = part
+				continue
+			}
+			if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) error {
+				copy(dst, part)
+				return nil
+			}}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -219,7 +219,7 @@ func TestLoadGGUFErrors(t *testing.T) {
 		}}), "unexpected tensors blk.0.attn_q.bias"},
 		{"tokmodel.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "bert")), `tokenizer.ggml.model "bert" is not supported`},
 		{"gpt2nomerges.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "gpt2")), `metadata key "tokenizer.ggml.merges": key not found`},
-		{"phi3.gguf", rebuildGGUF(t, data, setKV("general.architecture", "phi3")), `general.architecture "phi3" is not supported: its fused attn_qkv`},
+		{"gemma.gguf", rebuildGGUF(t, data, setKV("general.architecture", "gemma2")), `general.architecture "gemma2" is not supported: it needs Gemma's`},
 		{"tokens.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.tokens", []string{"a"})), "tokenizer.ggml.tokens has 1 tokens, token_embd.weight 512 rows"},
 		{"scores.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.scores", []float32{0})), "512 tokens but 1 scores"},
 		{"bos.gguf", rebuildGGUF(t, data, setKV("tokenizer.ggml.bos_token_id", uint32(512))), "tokenizer.ggml.bos_token_id 512 is outside"},
