@@ -18,6 +18,7 @@ import (
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // chatModel names the tokenizer.json and tokenizer_config.json (the chat
@@ -322,4 +323,131 @@ func rewriteGGUF(t *testing.T, src string, keep func(key string) bool, add func(
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// randomWeights returns Weights of cfg with seeded random values (norms 1),
+// q/k/v biases and q/k norms as cfg asks.
+func randomWeights(cfg model.Config, seed uint64) *model.Weights {
+	w := model.NewWeights(cfg)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	fill := func(n int, scale float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = scale * float32(rng.NormFloat64())
+		}
+		return v
+	}
+	ones := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 1
+		}
+		return v
+	}
+	w.Embedding, w.Norm = fill(cfg.VocabSize*cfg.Dim, 0.5), ones(cfg.Dim)
+	if cfg.TiedOutput {
+		w.Output.Dense = w.Embedding
+	} else {
+		w.Output.Dense = fill(cfg.VocabSize*cfg.Dim, 0.5)
+	}
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		layer.AttnNorm, layer.MLPNorm = ones(cfg.Dim), ones(cfg.Dim)
+		for i, nl := range layer.Linears() {
+			lin := *nl.Linear
+			lin.Dense = fill(lin.Out*lin.In, 0.3)
+			if cfg.QKVBias && i < 3 {
+				lin.Bias = fill(lin.Out, 0.1)
+			}
+		}
+		if cfg.QKNorm {
+			layer.QNorm, layer.KNorm = ones(cfg.HeadDim), ones(cfg.HeadDim)
+		}
+	}
+	return w
+}
+
+// TestWriteGGUFFromHFChat: a Hugging Face model with Llama 3.1's or
+// Qwen2.5's real tokenizer.json and tokenizer_config.json, written with
+// WriteGGUF, loads back with a tokenizer and chat template that render and
+// encode model/chat's golden conversations as Python Jinja2 and Hugging Face
+// tokenizers do, and with the same logits (Q8_0 linears, read back in their
+// format). Qwen's embedding has more rows than its tokenizer has tokens, as
+// Qwen2.5's does; the extra ids become unused tokens. With
+// GOLORA_LLAMACPP_EXPORT set to a directory, the files are written there.
+func TestWriteGGUFFromHFChat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("parses 128k-token vocabularies four times")
+	}
+	g := readChatGolden(t)
+	for _, m := range chatModels {
+		t.Run(m.name, func(t *testing.T) {
+			tokJSON := readMaybeGzip(t, m.tokenizerJSON)
+			cfgJSON := readMaybeGzip(t, m.config)
+			tok, err := tokenizer.ParseHFWithConfig(tokJSON, cfgJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := model.Config{Dim: 32, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 16, VocabSize: tok.VocabSize(),
+				MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 500000, TiedOutput: true}
+			if m.name == "qwen2.5" {
+				cfg.Arch, cfg.QKVBias, cfg.VocabSize = "qwen2", true, tok.VocabSize()+7
+			}
+			dir := t.TempDir()
+			if err := model.WriteHF(dir, randomWeights(cfg, 3), model.F32); err != nil {
+				t.Fatal(err)
+			}
+			for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), m.name+".gguf")
+			if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
+				path = filepath.Join(dir, m.name+".gguf") // for llama.cpp to load
+			}
+			if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
+				t.Fatal(err)
+			}
+			b, err := model.Load(context.Background(), path, model.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Tokenizer.VocabSize() != cfg.VocabSize || b.Tokenizer.BOS() != hf.Tokenizer.BOS() || b.Tokenizer.EOS() != hf.Tokenizer.EOS() {
+				t.Errorf("tokenizer read back: %d tokens, BOS %d, EOS %d; wrote %d, %d, %d", b.Tokenizer.VocabSize(), b.Tokenizer.BOS(), b.Tokenizer.EOS(),
+					cfg.VocabSize, hf.Tokenizer.BOS(), hf.Tokenizer.EOS())
+			}
+			tmpl, err := b.ChatTemplate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkChatGolden(t, g, m.name, tmpl, b.Tokenizer)
+
+			// The same model: the GGUF file's Q8_0 embedding and linears
+			// give the logits of the Hugging Face model quantized the same
+			// way.
+			q, err := model.Load(context.Background(), dir, model.LoadOptions{WeightsOnly: true, Quantizer: ggml.QuantizeQ8_0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			emb, err := ggml.Quantize(ggml.Q8_0, q.Weights.Embedding, cfg.VocabSize, cfg.Dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := emb.DequantizeRows(q.Weights.Embedding, 0, cfg.VocabSize); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(q.Weights.Embedding, b.Weights.Embedding) {
+				t.Error("the GGUF file's embedding is not the Q8_0 embedding")
+			}
+			tokens := b.Tokenizer.Encode("Hello, world! 12345")
+			if d := maxDiff(stepLogits(t, b.Weights, tokens), stepLogits(t, q.Weights, tokens)); d > 1e-5 {
+				t.Errorf("logits of the GGUF file differ from the Q8_0-quantized model's by %g", d)
+			}
+		})
+	}
 }
