@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/chat"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,7 +49,7 @@ func TestQuantizeToGGUF(t *testing.T) {
 	dir := t.TempDir()
 	// stories260K's rows are 64 wide, too narrow for Q4_K's 256-element
 	// blocks: llama-quantize (and so golora) falls back to Q5_0.
-	for typ, stored := range map[string]string{"q8_0": "Q8_0", "q4_k": "Q5_0"} {
+	for typ, stored := range map[string]string{"q8_0": "Q8_0", "q4_k": "Q5_0", "f16": "float32", "f32": "float32"} {
 		out := filepath.Join(dir, typ+".gguf")
 		code, stdout, errOut := golora(t, "quantize", "--format", "gguf", "--type", typ, "--out", out)
 		require.Equal(t, 0, code, errOut)
@@ -56,6 +61,44 @@ func TestQuantizeToGGUF(t *testing.T) {
 	bad := filepath.Join(dir, "bad.gguf")
 	code, _, errOut := golora(t, "quantize", "--format", "gguf", "--type", "q5_1", "--out", bad)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, `--type "q5_1": want q8_0 or q4_k`)
+	require.Contains(t, errOut, `--type "q5_1": want q8_0, q4_k, f16 or f32`)
 	require.NoFileExists(t, bad)
+}
+
+// TestTrainChatDataOnGGUF: a byte-level BPE model with a chat template,
+// written as GGUF by golora quantize, trains on messages lines with the
+// template the GGUF file carries (tokenizer.chat_template), as the Hugging
+// Face directory it came from does.
+func TestTrainChatDataOnGGUF(t *testing.T) {
+	hf := writeSmolHF(t, true)
+	ggufPath := filepath.Join(t.TempDir(), "smol.gguf")
+	code, _, errOut := golora(t, "quantize", "--model", hf, "--format", "gguf", "--type", "f32", "--out", ggufPath)
+	require.Equal(t, 0, code, errOut)
+	data := filepath.Join(t.TempDir(), "chat.jsonl")
+	line := `{"messages": [{"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "Four."}]}`
+	require.NoError(t, os.WriteFile(data, []byte(strings.Repeat(line+"\n", 8)), 0o644))
+	code, stdout, errOut := golora(t, "train", "--model", ggufPath, "--data", data, "--out", filepath.Join(t.TempDir(), "out"), "--steps", "2",
+		"--batch", "2", "--seq-len", "64", "--eval-split", "0", "--quantize", "none")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, stdout, "trained 2 steps")
+}
+
+// TestServeChatTemplateFromGGUF: serve's /v1/chat/completions gets the chat
+// template a GGUF file carries, and is off for a GGUF without one.
+func TestServeChatTemplateFromGGUF(t *testing.T) {
+	ggufPath := filepath.Join(t.TempDir(), "smol.gguf")
+	code, _, errOut := golora(t, "quantize", "--model", writeSmolHF(t, true), "--format", "gguf", "--type", "q8_0", "--out", ggufPath)
+	require.Equal(t, 0, code, errOut)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for path, want := range map[string]bool{ggufPath: true, storiesQ8_0: false} {
+		ck, err := model.Load(context.Background(), path, model.LoadOptions{})
+		require.NoError(t, err)
+		tmpl := chatTemplate(ck, log)
+		require.Equal(t, want, tmpl != nil, path)
+		if want {
+			text, err := tmpl.Render([]chat.Message{{Role: "user", Content: "Hi"}}, chat.RenderOptions{AddGenerationPrompt: true})
+			require.NoError(t, err)
+			require.Equal(t, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", text)
+		}
+	}
 }

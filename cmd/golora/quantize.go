@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/golora/golora/model"
@@ -21,7 +22,7 @@ func runQuantize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	registerBaseFlags(fs, &mf)
 	out := fs.String("out", "", "output directory for the quantized Hugging Face checkpoint, or the .gguf file with --format gguf (required)")
 	format := fs.String("format", "hf", "output format: hf (NF4, bitsandbytes layout) or gguf (a llama.cpp file, see --type)")
-	ggufType := fs.String("type", "q8_0", "GGUF block type with --format gguf: q8_0 or q4_k (llama-quantize's rules: rows that do not fit fall back as it does, norms stay F32)")
+	ggufType := fs.String("type", "q8_0", "GGUF tensor type with --format gguf: q8_0 or q4_k (llama-quantize's rules: rows that do not fit fall back as it does, norms stay F32), or f16 or f32 (unquantized)")
 	blockSize := fs.Int("block-size", nf4.DefaultBlockSize, "weights per absmax block: a power of two from 32 to 4096")
 	noDoubleQuant := fs.Bool("no-double-quant", false, "keep each block's absmax in float32 (4.5 bits/param at block 64) instead of 8 bits (about 4.127)")
 	dtypeName := fs.String("dtype", "f32", "dtype of the tensors kept in float (embedding, norms, output head): f32, bf16 or f16")
@@ -39,10 +40,11 @@ Prints each linear's quantization error against its float32 weights (MSE,
 largest absolute error, SQNR, bits/parameter), the whole model's, and the same
 figures for FP4, INT4 and INT8 on the same weights.
 
-With --format gguf --type q8_0|q4_k, writes instead a llama.cpp GGUF file
-(--out FILE.gguf) as llama-quantize would for that type, e.g. of a model
-"golora merge" wrote, so that llama.cpp runs it. Its tokenizer must be
-SentencePiece for now.
+With --format gguf --type q8_0|q4_k|f16|f32, writes instead a llama.cpp GGUF
+file (--out FILE.gguf) as llama-quantize would for that type, e.g. of a model
+"golora merge" wrote, so that llama.cpp runs it: Llama 2 and 3, Mistral,
+Qwen2, Qwen3 and Phi-3 models, with their SentencePiece or byte-level BPE
+tokenizer and their chat template.
 
 Flags:
 `)
@@ -105,9 +107,18 @@ func mb(b int64) float64 { return float64(b) / 1e6 }
 
 // quantizeGGUF writes the model as a GGUF file of the named block type.
 func quantizeGGUF(ctx context.Context, mf *modelFlags, out, typeName string, stdout, stderr io.Writer) error {
-	typ, err := ggml.ParseType(typeName)
-	if err != nil || (typ != ggml.Q8_0 && typ != ggml.Q4_K) {
-		return fmt.Errorf("--type %q: want q8_0 or q4_k", typeName)
+	var typ ggml.Type
+	switch strings.ToLower(typeName) {
+	case "f32":
+		typ = model.GGUFF32
+	case "f16":
+		typ = model.GGUFF16
+	default:
+		var err error
+		typ, err = ggml.ParseType(typeName)
+		if err != nil || (typ != ggml.Q8_0 && typ != ggml.Q4_K) {
+			return fmt.Errorf("--type %q: want q8_0, q4_k, f16 or f32", typeName)
+		}
 	}
 	ck, err := mf.load(ctx, stderr)
 	if err != nil {
@@ -120,7 +131,7 @@ func quantizeGGUF(ctx context.Context, mf *modelFlags, out, typeName string, std
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s GGUF, %.2f MB\n", out, typ, mb(st.Size()))
+	fmt.Fprintf(stdout, "wrote %s: %s GGUF, %.2f MB\n", out, strings.ToLower(typeName), mb(st.Size()))
 	return nil
 }
 
