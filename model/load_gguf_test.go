@@ -2,7 +2,9 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // The GGUF conversion of stories260K (testdata/README.md).
@@ -251,6 +254,9 @@ func FuzzParseGGUF(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(q8)
+	for _, seed := range writtenGGUFSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, _, err := parseGGUF(data)
 		if err != nil {
@@ -260,6 +266,61 @@ func FuzzParseGGUF(f *testing.F) {
 			t.Fatalf("accepted weights fail Validate: %v", err)
 		}
 	})
+}
+
+// writtenGGUFSeeds returns GGUF files WriteGGUF writes of the reference
+// checkpoints of testdata/arch, files of the kind llama.cpp ran to the
+// logits of testdata/arch/*/llamacpp.json: phi3 in Q8_0 (fused tensors split
+// in their block format, partial rotary), qwen2 in F32 with a byte-level BPE
+// tokenizer and Qwen2.5's chat template, llama3 in F16 with rope_freqs.
+func writtenGGUFSeeds(f *testing.F) [][]byte {
+	f.Helper()
+	qwenConfig, err := os.ReadFile("chat/testdata/qwen2.5/tokenizer_config.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var cfg struct {
+		ChatTemplate string `json:"chat_template"`
+	}
+	if err := json.Unmarshal(qwenConfig, &cfg); err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][]byte
+	for _, s := range []struct {
+		name string
+		typ  ggml.Type
+		chat string
+	}{{"phi3", ggml.Q8_0, ""}, {"qwen2", GGUFF32, cfg.ChatTemplate}, {"llama3", GGUFF16, ""}} {
+		b, err := Load(context.Background(), filepath.Join("testdata", "arch", s.name), LoadOptions{WeightsOnly: true})
+		if err != nil {
+			f.Fatal(err)
+		}
+		tokens := gpt2ByteChars()[:64]
+		tokens[61], tokens[62], tokens[63] = "!\"", "#$", "<|im_end|>"
+		types := make([]int32, 64)
+		for i := range types {
+			types[i] = 1
+		}
+		types[63] = 3
+		if b.Tokenizer, err = tokenizer.NewByteLevelBPE(tokenizer.ByteLevelBPEConfig{
+			Tokens: tokens, Types: types, Merges: []string{"! \"", "# $"}, Pre: "qwen2", BOS: -1, EOS: 63,
+		}); err != nil {
+			f.Fatal(err)
+		}
+		if s.chat != "" {
+			b.Format, b.ggufChat = FormatGGUF, &ggufChat{text: s.chat, eos: "<|im_end|>"}
+		}
+		path := filepath.Join(f.TempDir(), s.name+".gguf")
+		if err := WriteGGUF(path, b, s.typ); err != nil {
+			f.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, data)
+	}
+	return seeds
 }
 
 // gpt2ByteChars is GPT-2's bytes_to_unicode table, written out from its
