@@ -176,7 +176,7 @@ func archGGUFWithout(t *testing.T, name, arch, skip string, bpe bool) string {
 		}
 	}
 	for _, k := range []string{"long", "short"} {
-		if v := ropeFactors[k]; v != nil {
+		if v := ropeFactors[k]; v != nil && "rope_factors_"+k+".weight" != skip {
 			if err := b.AddFloat32("rope_factors_"+k+".weight", []int{len(v)}, v); err != nil {
 				t.Fatal(err)
 			}
@@ -244,12 +244,17 @@ func TestGGUFArchitecturesMatchReference(t *testing.T) {
 	}
 }
 
-// TestGGUFArchitectureMissingTensors: a Qwen2 GGUF without a bias or a
-// Qwen3 GGUF without a q norm is refused, naming the file and the tensor.
+// TestGGUFArchitectureMissingTensors: a Qwen2 GGUF without a bias, a Qwen3
+// GGUF without a q norm, a Phi-3 GGUF without a fused projection or with
+// short longrope factors but no long ones is refused, naming the file and
+// the tensor.
 func TestGGUFArchitectureMissingTensors(t *testing.T) {
 	for _, tc := range []struct{ name, arch, skip string }{
 		{"qwen2", "qwen2", "blk.1.attn_v.bias"},
 		{"qwen3", "qwen3", "blk.0.attn_q_norm.weight"},
+		{"phi3", "phi3", "blk.1.attn_qkv.weight"},
+		{"phi3", "phi3", "blk.0.ffn_up.weight"},
+		{"phi4_longrope", "phi3", "rope_factors_long.weight"},
 	} {
 		path := archGGUFWithout(t, tc.name, tc.arch, tc.skip, false)
 		_, err := model.Load(context.Background(), path, model.LoadOptions{})

@@ -21,7 +21,11 @@
 //   - load_hf.go, load_hf_bnb.go, bnb_nf4.go: Hugging Face safetensors
 //     checkpoints, read and written (WriteHF), with bitsandbytes NF4 weights.
 //   - load_llama2c.go, load_gguf.go, load_gguf_arch.go: llama2.c and GGUF
-//     checkpoints (GGUF architectures, rope_freqs, the gpt2 tokenizer).
+//     checkpoints (GGUF architectures llama, mistral, qwen2, qwen3 and phi3,
+//     rope_freqs and longrope factors, the gpt2 tokenizer);
+//     load_gguf_chat.go: a GGUF file's chat template and Base.ChatTemplate
+//     for every format; write_gguf.go: WriteGGUF, the same architectures
+//     and tokenizers written for llama.cpp.
 //   - permute.go: the two RoPE row layouts of query and key projections.
 //   - quantize.go: Weights.Quantize with a quant.Quantizer, WeightBytes.
 //   - tokenizer_files.go: the tokenizer files of a Hugging Face checkpoint
