@@ -2,11 +2,15 @@ package model_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // Load the embedded stories260K model and quantize its block linears to NF4
@@ -54,4 +58,32 @@ func ExampleLoad() {
 	// gguf 2048 true 512
 	// true
 	// llama2c 512
+}
+
+// WriteGGUF writes a model llama.cpp runs; Load reads it back, with the
+// block linears kept in the file's format.
+func ExampleWriteGGUF() {
+	ck, err := model.Default()
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "golora-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "stories260K.q8_0.gguf")
+	if err := model.WriteGGUF(path, ck, ggml.Q8_0); err != nil {
+		log.Fatal(err)
+	}
+	back, err := model.Load(context.Background(), path, model.LoadOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(back.Format, back.Weights.Layers[0].Q.Quantized.Format())
+	_, err = back.ChatTemplate()
+	fmt.Println(errors.Is(err, model.ErrNoChatTemplate))
+	// Output:
+	// gguf q8_0
+	// true
 }
