@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -180,6 +181,16 @@ func TestWriteGGUFMatchesLlamaCpp(t *testing.T) {
 				}
 				got := stepLogits(t, back.Weights, g.Tokens)
 				if ty.typ == model.GGUFF32 {
+					// Written again from what was read, the file is the same.
+					again := filepath.Join(t.TempDir(), "again.gguf")
+					if err := model.WriteGGUF(again, back, ty.typ); err != nil {
+						t.Fatal(err)
+					}
+					a, _ := os.ReadFile(path)
+					c, _ := os.ReadFile(again)
+					if !bytes.Equal(a, c) {
+						t.Error("f32: the file read back and written again differs")
+					}
 					d := maxDiff(got, want)
 					t.Logf("f32: max |golora read back − golora| %.2g", d)
 					if d > 1e-5 {
