@@ -451,3 +451,66 @@ func TestWriteGGUFFromHFChat(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteGGUFFromHFLlama2Tokenizer: a Hugging Face model with TinyLlama's
+// tokenizer.json (Llama 2's byte-fallback vocabulary) and chat template is
+// written as a GGUF "llama" (SentencePiece) tokenizer that encodes text as
+// the tokenizer.json does, with the same BOS, EOS and rendered chat.
+func TestWriteGGUFFromHFLlama2Tokenizer(t *testing.T) {
+	src := filepath.Join("tokenizer", "testdata", "tinyllama")
+	tokJSON := readMaybeGzip(t, filepath.Join(src, "tokenizer.json"))
+	cfgJSON := readMaybeGzip(t, filepath.Join(src, "tokenizer_config.json"))
+	cfg := model.Config{Dim: 32, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16, VocabSize: 32000,
+		MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000}
+	dir := t.TempDir()
+	if err := model.WriteHF(dir, randomWeights(cfg, 5), model.F32); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tinyllama.gguf")
+	if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
+		path = filepath.Join(dir, "tinyllama.gguf") // for llama.cpp to load
+	}
+	if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Load(context.Background(), path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Tokenizer.(*tokenizer.SentencePiece); !ok {
+		t.Fatalf("tokenizer read back is %T", b.Tokenizer)
+	}
+	if b.Tokenizer.BOS() != hf.Tokenizer.BOS() || b.Tokenizer.EOS() != hf.Tokenizer.EOS() {
+		t.Errorf("BOS %d EOS %d, wrote %d %d", b.Tokenizer.BOS(), b.Tokenizer.EOS(), hf.Tokenizer.BOS(), hf.Tokenizer.EOS())
+	}
+	for _, s := range []string{"Hello world", " leading space", "naïve café 日本語 🙂", "tabs\tand\nnewlines", "1234567 + 89"} {
+		if got, want := b.Tokenizer.Encode(s), hf.Tokenizer.Encode(s); !slices.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, tokenizer.json's %v", s, got, want)
+		}
+	}
+	msgs := []chat.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Hi"}}
+	var texts []string
+	for _, base := range []*model.Base{hf, b} {
+		tmpl, err := base.ChatTemplate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := tmpl.Render(msgs, chat.RenderOptions{AddGenerationPrompt: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, text)
+	}
+	if texts[0] != texts[1] || !strings.Contains(texts[1], "</s>") {
+		t.Errorf("chat rendered from the GGUF file %q, from the directory %q", texts[1], texts[0])
+	}
+}

@@ -54,8 +54,9 @@ var llamaFileTypes = map[ggml.Type]uint32{GGUFF32: 0, GGUFF16: 1, ggml.Q8_0: 7, 
 // llama.cpp expects. Linears held quantized (NF4, ggml) are dequantized
 // first, so a merged or a quantized model can be written.
 //
-// The tokenizer is written as tokenizer.ggml.model "llama" (SentencePiece)
-// or "gpt2" (byte-level BPE, see tokenizer.BPE.ByteLevelBPEConfig: tokens,
+// The tokenizer is written as tokenizer.ggml.model "llama" (SentencePiece,
+// also a Llama-2-style tokenizer.json, see tokenizer.BPE.SentencePiece) or
+// "gpt2" (byte-level BPE, see tokenizer.BPE.ByteLevelBPEConfig: tokens,
 // token types, merges, the pre-tokenizer's name, BOS, EOS, add_bos_token),
 // padded with unused tokens up to the embedding's rows; the chat template
 // (Base.ChatTemplate), if the model has one, as tokenizer.chat_template.
@@ -346,46 +347,63 @@ func ggufTokenizerMetadata(gb *gguf.Builder, b *Base) error {
 			add(key, uint32(id))
 		}
 	}
-	switch tok := b.Tokenizer.(type) {
-	case *tokenizer.SentencePiece:
-		n := tok.VocabSize()
-		if n != vocab {
-			return fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary %d (GGUF needs one per embedding row)", n, vocab)
+	tok := b.Tokenizer
+	if bpe, ok := tok.(*tokenizer.BPE); ok {
+		c, err := bpe.ByteLevelBPEConfig(vocab)
+		if err == nil {
+			add("tokenizer.ggml.model", "gpt2")
+			add("tokenizer.ggml.pre", c.Pre)
+			add("tokenizer.ggml.tokens", c.Tokens)
+			add("tokenizer.ggml.token_type", c.Types)
+			add("tokenizer.ggml.merges", c.Merges)
+			special(ggufBOSKey, c.BOS)
+			special(ggufEOSKey, c.EOS)
+			add(ggufAddBOSKey, c.AddBOS)
+			if addErr != nil {
+				return addErr
+			}
+			return ggufChatMetadata(gb, b)
 		}
-		tokens, scores, types := make([]string, n), make([]float32, n), make([]int32, n)
-		for i := range n {
-			tokens[i], scores[i], types[i] = tok.Piece(i), tok.Score(i), int32(tok.Type(i))
+		sp, spErr := bpe.SentencePiece(vocab)
+		if spErr != nil {
+			return fmt.Errorf("the tokenizer has no GGUF form: %w; %w", err, spErr)
 		}
-		add("tokenizer.ggml.model", "llama")
-		add("tokenizer.ggml.tokens", tokens)
-		add("tokenizer.ggml.scores", scores)
-		add("tokenizer.ggml.token_type", types)
-		special(ggufBOSKey, tok.BOS())
-		special(ggufEOSKey, tok.EOS())
-	case *tokenizer.BPE:
-		c, err := tok.ByteLevelBPEConfig(vocab)
-		if err != nil {
-			return err
-		}
-		add("tokenizer.ggml.model", "gpt2")
-		add("tokenizer.ggml.pre", c.Pre)
-		add("tokenizer.ggml.tokens", c.Tokens)
-		add("tokenizer.ggml.token_type", c.Types)
-		add("tokenizer.ggml.merges", c.Merges)
-		special(ggufBOSKey, c.BOS)
-		special(ggufEOSKey, c.EOS)
-		add(ggufAddBOSKey, c.AddBOS)
-	default:
+		tok = sp
+	}
+	sp, ok := tok.(*tokenizer.SentencePiece)
+	if !ok {
 		return fmt.Errorf("the tokenizer is %T; GGUF files hold SentencePiece and byte-level BPE tokenizers", b.Tokenizer)
 	}
+	n := sp.VocabSize()
+	if n != vocab {
+		return fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary %d (GGUF needs one per embedding row)", n, vocab)
+	}
+	tokens, scores, types := make([]string, n), make([]float32, n), make([]int32, n)
+	for i := range n {
+		tokens[i], scores[i], types[i] = sp.Piece(i), sp.Score(i), int32(sp.Type(i))
+	}
+	add("tokenizer.ggml.model", "llama")
+	add("tokenizer.ggml.tokens", tokens)
+	add("tokenizer.ggml.scores", scores)
+	add("tokenizer.ggml.token_type", types)
+	special(ggufBOSKey, sp.BOS())
+	special(ggufEOSKey, sp.EOS())
+	if addErr != nil {
+		return addErr
+	}
+	return ggufChatMetadata(gb, b)
+}
+
+// ggufChatMetadata adds b's chat template, if it has one.
+func ggufChatMetadata(gb *gguf.Builder, b *Base) error {
 	tmpl, err := b.ChatTemplate()
 	switch {
 	case err == nil:
-		add(ggufChatTemplateKey, tmpl.Text())
-	case !errors.Is(err, ErrNoChatTemplate):
-		return err
+		return gb.AddKV(ggufChatTemplateKey, tmpl.Text())
+	case errors.Is(err, ErrNoChatTemplate):
+		return nil
 	}
-	return addErr
+	return err
 }
 
 // ggufLayerOf returns N for a tensor named "blk.N.…", else −1.

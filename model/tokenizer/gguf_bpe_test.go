@@ -323,3 +323,38 @@ func TestByteLevelBPEConfigRoundTrip(t *testing.T) {
 		t.Error("a byte-fallback vocabulary exported as gpt2")
 	}
 }
+
+// TestBPESentencePieceGolden: TinyLlama's tokenizer.json (Llama 2's
+// vocabulary) in its SentencePiece form encodes the golden strings as
+// Hugging Face tokenizers encodes them with the tokenizer.json, except the
+// 5 that spell <s> or </s>, which SentencePiece (like llama.cpp's tokenizer
+// without parse_special) reads as text.
+func TestBPESentencePieceGolden(t *testing.T) {
+	hf := loadHF(t, "tinyllama")
+	sp, err := hf.SentencePiece(hf.VocabSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.BOS() != hf.BOS() || sp.EOS() != hf.EOS() || sp.VocabSize() != hf.VocabSize() {
+		t.Errorf("BOS %d EOS %d size %d; tokenizer.json's %d %d %d", sp.BOS(), sp.EOS(), sp.VocabSize(), hf.BOS(), hf.EOS(), hf.VocabSize())
+	}
+	g := readHFGolden(t, "testdata/golden_tinyllama.json")
+	bad, skipped := 0, 0
+	for _, c := range g.Variants["base"].Cases {
+		if strings.Contains(c.Text, "<s>") || strings.Contains(c.Text, "</s>") {
+			skipped++ // SentencePiece reads control pieces in text as text
+			continue
+		}
+		if got := sp.Encode(c.Text); !slices.Equal(got, c.IDs) {
+			if bad++; bad <= 10 {
+				t.Errorf("Encode(%q) = %v, want %v", c.Text, got, c.IDs)
+			}
+		}
+	}
+	if bad > 0 || skipped > 5 {
+		t.Errorf("%d of %d strings differ, %d skipped", bad, len(g.Variants["base"].Cases), skipped)
+	}
+	if _, err := loadHF(t, "smollm").SentencePiece(49152); err == nil {
+		t.Error("a byte-level vocabulary converted to SentencePiece")
+	}
+}
