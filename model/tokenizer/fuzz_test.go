@@ -106,6 +106,16 @@ func FuzzParseHF(f *testing.F) {
 		}
 		tok.Decode(ids)
 		tok.Decode([]int{-1, 0, n - 1, n})
+		// The GGUF forms of what parses build again, or are refused.
+		bpe := tok.(*BPE)
+		if c, err := bpe.ByteLevelBPEConfig(n + 1); err == nil {
+			if _, err := NewByteLevelBPE(c); err != nil {
+				t.Fatalf("the GGUF form of a parsed tokenizer does not build: %v", err)
+			}
+		}
+		if sp, err := bpe.SentencePiece(n); err == nil && sp.VocabSize() != n {
+			t.Fatalf("SentencePiece form has %d pieces, want %d", sp.VocabSize(), n)
+		}
 	})
 }
 

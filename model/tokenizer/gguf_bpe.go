@@ -257,8 +257,11 @@ func (t *BPE) ByteLevelBPEConfig(vocab int) (ByteLevelBPEConfig, error) {
 	}
 	merges := make([]rankedMerge, 0, len(t.merges))
 	for k, m := range t.merges {
-		a, b := int(k>>32), int(uint32(k))
-		merges = append(merges, rankedMerge{m.rank, t.pieces[a] + " " + t.pieces[b]})
+		a, b := t.pieces[int(k>>32)], t.pieces[int(uint32(k))]
+		if strings.Contains(a, " ") || strings.Contains(b, " ") {
+			return ByteLevelBPEConfig{}, fmt.Errorf("tokenizer: merge %q + %q: GGUF merges are space-separated, so their tokens cannot hold a space", a, b)
+		}
+		merges = append(merges, rankedMerge{m.rank, a + " " + b})
 	}
 	slices.SortFunc(merges, func(x, y rankedMerge) int { return cmp.Compare(x.rank, y.rank) })
 	c.Merges = make([]string, len(merges))

@@ -358,3 +358,18 @@ func TestBPESentencePieceGolden(t *testing.T) {
 		t.Error("a byte-level vocabulary converted to SentencePiece")
 	}
 }
+
+// TestByteLevelBPEConfigRefusesSpaces: a byte-level tokenizer.json whose
+// merged tokens hold a raw space has no GGUF form (GGUF merges are
+// space-separated pairs).
+func TestByteLevelBPEConfigRefusesSpaces(t *testing.T) {
+	tok, err := ParseHF([]byte(`{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+		"decoder": {"type": "ByteLevel"},
+		"model": {"type": "BPE", "vocab": {"a": 0, " ": 1, "a ": 2, "b": 3}, "merges": [["a", " "]]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.(*BPE).ByteLevelBPEConfig(4); err == nil || !strings.Contains(err.Error(), "space") {
+		t.Errorf("err %v", err)
+	}
+}
