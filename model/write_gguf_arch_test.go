@@ -15,6 +15,7 @@ import (
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant/ggml"
 )
 
@@ -285,5 +286,40 @@ func TestWriteGGUFRefusesLongRope(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a file was left: %v", err)
+	}
+}
+
+// TestGGUFPhi3QuantizeOnLoad: a Phi-3 GGUF file quantized to NF4 as it
+// loads (fused tensors split, then each part quantized) gives the logits
+// of the Hugging Face checkpoint quantized the same way as it loads; with
+// Q8_0 tensors and Requantize, the parts are requantized to NF4 too.
+func TestGGUFPhi3QuantizeOnLoad(t *testing.T) {
+	q := nf4.Quantizer(nf4.Options{})
+	hf, err := model.Load(context.Background(), filepath.Join("testdata", "arch", "phi3"), model.LoadOptions{WeightsOnly: true, Quantizer: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := readArchGolden(t, "phi3")
+	want := stepLogits(t, hf.Weights, g.Tokens)
+	b := archBase(t, "phi3", "gpt-2")
+	for _, ty := range []ggml.Type{model.GGUFF32, ggml.Q8_0} {
+		path := filepath.Join(t.TempDir(), "phi3.gguf")
+		if err := model.WriteGGUF(path, b, ty); err != nil {
+			t.Fatal(err)
+		}
+		back, err := model.Load(context.Background(), path, model.LoadOptions{Quantizer: q, Requantize: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lin := range back.Weights.Linears() {
+			if _, ok := lin.Quantized.(*nf4.Matrix); !ok {
+				t.Fatalf("%v: %s is %T", ty, lin.Name, lin.Quantized)
+			}
+		}
+		if ty == model.GGUFF32 {
+			if d := maxDiff(stepLogits(t, back.Weights, g.Tokens), want); d > 1e-5 {
+				t.Errorf("NF4 from the GGUF file: logits differ from NF4 from the checkpoint by %g", d)
+			}
+		}
 	}
 }
