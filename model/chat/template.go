@@ -60,9 +60,6 @@ func NewTemplate(text, source, bos, eos string) (*Template, error) {
 // Text returns the template's Jinja source, as NewTemplate was given it.
 func (t *Template) Text() string { return t.text }
 
-// Source names where the template came from, as errors do.
-func (t *Template) Source() string { return t.source }
-
 // LoadConfig reads the chat template of the tokenizer_config.json at path.
 // When the file has no chat_template, a chat_template.jinja in the same
 // directory is used.
