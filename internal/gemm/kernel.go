@@ -41,6 +41,7 @@ type kernel struct {
 type workspace struct {
 	a, b []float32 // mc×kc of op(A), kc×nc of op(B), both padded to whole panels
 	tile []float32 // mr×nr: the result of an edge tile before it is merged into C
+	src  []float32 // a block of B written by a Source before packing; made on first use
 }
 
 // freeWorkspaces bounds the workspaces a code path keeps: one per goroutine

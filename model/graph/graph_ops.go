@@ -108,10 +108,6 @@ type graphArena struct {
 	mu   sync.Mutex
 	free map[int][]*[]float32
 	used []*[]float32
-
-	// scratch is where the graph's quantized weights are expanded, a few
-	// rows at a time (see frozenKernel); all of its layers share it.
-	scratch sync.Pool
 }
 
 func newGraphArena() *graphArena { return &graphArena{free: map[int][]*[]float32{}} }
