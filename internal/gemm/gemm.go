@@ -25,9 +25,14 @@ import (
 	"github.com/golora/golora/internal/parallel"
 )
 
-// parallelMinWork is the smallest m·n·k split over goroutines: starting one
-// costs about a microsecond, the time of ~10⁵ multiply-adds.
-const parallelMinWork = 1 << 18
+// parallelMinWork is the smallest m·n·k split over goroutines. Starting one
+// costs about a microsecond, but the split also packs an operand twice or
+// waits at barriers, and the small products of a training step (LoRA's
+// rank-8 factors, one attention head) usually run inside goroutines of their
+// own already: in BenchmarkSgemm the products of about 10⁶ (512×288×8,
+// 128×128×48) were slower on two threads than on one, those of 4·10⁷
+// (512×288×288) faster.
+const parallelMinWork = 1 << 22
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
@@ -40,7 +45,7 @@ const parallelMinWork = 1 << 18
 // run concurrently. It panics, like gonum's BLAS, when a dimension is
 // negative, a leading dimension is too small or a slice too short.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(kernelFor(cpu.Best()), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Level returns the instruction-set level Sgemm runs at on this machine.
@@ -58,7 +63,7 @@ func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	if transB {
 		br, bc = n, k
 	}
-	sgemmB(kernelFor(cpu.Best()), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
+	sgemmB(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
 }
 
 // A Source writes blocks of a rows×cols float32 matrix on demand, for
