@@ -6,9 +6,12 @@
 // (in Go, which absorbs transposes and leading dimensions) into panels sized
 // for the caches, and a register-blocked micro-kernel multiplies one panel of
 // each into a small tile of C. The micro-kernels are written for AVX-512
-// (14×32 tiles) and AVX2 with FMA (6×16), generated with avo by the separate
-// module in asmgen, and in pure Go (2×4) for other CPUs; the code path is the
-// one internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// (14×32 tiles, and 28×16 and 28×8 for products with few columns) and AVX2
+// with FMA (6×16, 12×8), generated with avo by the separate module in
+// asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
+// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// SgemmSource takes B from a Source instead of a slice, so that a compressed
+// weight is decoded straight into the packed panels.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call
 // covers one tile over one cache block of the inner dimension, so that the
 // goroutines stay preemptible.
@@ -53,11 +56,12 @@ func Level() cpu.Level { return kernelFor(cpu.Best()).level }
 
 // SgemmSource is Sgemm with B produced by src instead of held in a slice:
 // B is the k×n matrix op(B), or, when transB is set, the n×k matrix whose
-// transpose is op(B). Each block of B is asked for once per product (per
-// block of the inner dimension), just before it is packed, so that a
-// compressed weight is decoded straight into the packed panels and never
-// exists whole as float32. The result has the same bits as Sgemm on the
-// matrix src describes.
+// transpose is op(B). Each block of B is asked for just before it is
+// packed, so that a compressed weight is decoded straight into the packed
+// panels and never exists whole as float32: once per product when the rows
+// of C fit one cache block (as those of a training step do), once per block
+// of rows otherwise. The result has the same bits as Sgemm on the matrix src
+// describes. Calls may run concurrently if src allows it.
 func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, src Source, beta float32, c []float32, ldc int) {
 	br, bc := k, n
 	if transB {
