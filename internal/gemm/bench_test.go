@@ -32,6 +32,19 @@ var benchShapes = []struct {
 	{"stories15M/output", 512, 32000, 288, false, true},
 	{"stories15M/output-dx", 512, 288, 32000, false, false},
 	{"stories15M/output-dw", 32000, 288, 512, true, false},
+	// LoRA rank 8 on a 288×288 linear: x·Aᵀ, (x·Aᵀ)·Bᵀ, the gradient
+	// through B, dB, dA and the gradient through A.
+	{"stories15M/lora-xa", 512, 8, 288, false, true},
+	{"stories15M/lora-delta", 512, 288, 8, false, true},
+	{"stories15M/lora-dxa", 512, 8, 288, false, false},
+	{"stories15M/lora-db", 288, 8, 512, true, false},
+	{"stories15M/lora-da", 8, 288, 512, true, false},
+	{"stories15M/lora-dx", 512, 288, 8, false, false},
+	// Attention of one head (128 positions, head dimension 48): scores
+	// Q·Kᵀ, the weighted values P·V and the value gradient Pᵀ·dO.
+	{"stories15M/attn-scores", 128, 128, 48, false, true},
+	{"stories15M/attn-pv", 128, 48, 128, false, false},
+	{"stories15M/attn-dv", 128, 48, 128, true, false},
 	// Llama-3.2-1B (dim 2048, hidden 8192), 512 tokens.
 	{"llama1B/wq", 512, 2048, 2048, false, true},
 	{"llama1B/w1", 512, 8192, 2048, false, true},

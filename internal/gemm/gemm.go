@@ -6,9 +6,12 @@
 // (in Go, which absorbs transposes and leading dimensions) into panels sized
 // for the caches, and a register-blocked micro-kernel multiplies one panel of
 // each into a small tile of C. The micro-kernels are written for AVX-512
-// (14×32 tiles) and AVX2 with FMA (6×16), generated with avo by the separate
-// module in asmgen, and in pure Go (2×4) for other CPUs; the code path is the
-// one internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// (14×32 tiles, and 28×16 and 28×8 for products with few columns) and AVX2
+// with FMA (6×16, 12×8), generated with avo by the separate module in
+// asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
+// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// SgemmSource takes B from a Source instead of a slice, so that a compressed
+// weight is decoded straight into the packed panels.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call
 // covers one tile over one cache block of the inner dimension, so that the
 // goroutines stay preemptible.
@@ -25,9 +28,14 @@ import (
 	"github.com/golora/golora/internal/parallel"
 )
 
-// parallelMinWork is the smallest m·n·k split over goroutines: starting one
-// costs about a microsecond, the time of ~10⁵ multiply-adds.
-const parallelMinWork = 1 << 18
+// parallelMinWork is the smallest m·n·k split over goroutines. Starting one
+// costs about a microsecond, but the split also packs an operand twice or
+// waits at barriers, and the small products of a training step (LoRA's
+// rank-8 factors, one attention head) usually run inside goroutines of their
+// own already: in BenchmarkSgemm the products of about 10⁶ (512×288×8,
+// 128×128×48) were slower on two threads than on one, those of 4·10⁷
+// (512×288×288) faster.
+const parallelMinWork = 1 << 22
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
@@ -40,14 +48,72 @@ const parallelMinWork = 1 << 18
 // run concurrently. It panics, like gonum's BLAS, when a dimension is
 // negative, a leading dimension is too small or a slice too short.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(kernelFor(cpu.Best()), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Level returns the instruction-set level Sgemm runs at on this machine.
 func Level() cpu.Level { return kernelFor(cpu.Best()).level }
 
+// SgemmSource is Sgemm with B produced by src instead of held in a slice:
+// B is the k×n matrix op(B), or, when transB is set, the n×k matrix whose
+// transpose is op(B). Each block of B is asked for just before it is
+// packed, so that a compressed weight is decoded straight into the packed
+// panels and never exists whole as float32: once per product when the rows
+// of C fit one cache block (as those of a training step do), once per block
+// of rows otherwise. The result has the same bits as Sgemm on the matrix src
+// describes. Calls may run concurrently if src allows it.
+func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, src Source, beta float32, c []float32, ldc int) {
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	sgemmB(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
+}
+
+// A Source writes blocks of a rows×cols float32 matrix on demand, for
+// instance by decoding a compressed one. Block must write rows [r0, r1) and
+// columns [c0, c1) into dst, row-major with leading dimension ld; the ranges
+// are always inside the matrix. Calls may run concurrently.
+type Source interface {
+	Block(dst []float32, ld, r0, r1, c0, c1 int)
+}
+
+// matB is the stored B: a slice with its leading dimension, or a block of
+// rows×cols of a Source starting at row r0 and column c0.
+type matB struct {
+	data       []float32
+	ld         int
+	src        Source
+	rows, cols int
+	r0, c0     int
+}
+
+// shift returns the B whose op(B) starts at column j of this one's.
+func (b matB) shift(j int, transB bool) matB {
+	switch {
+	case b.src != nil && transB:
+		b.r0 += j
+		b.rows -= j
+	case b.src != nil:
+		b.c0 += j
+		b.cols -= j
+	case transB:
+		b.data = b.data[j*b.ld:]
+	default:
+		b.data = b.data[j:]
+	}
+	return b
+}
+
 func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemmB(kr, threads, transA, transB, m, n, k, alpha, a, lda, matB{data: b, ld: ldb}, beta, c, ldc)
+}
+
+func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	if b.src != nil {
+		checkSource(transA, transB, m, n, k, a, lda, b, c, ldc)
+	}
 	if m == 0 || n == 0 {
 		return
 	}
@@ -59,14 +125,14 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 		return
 	}
 	if threads < 2 || m*n*k < parallelMinWork {
-		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
 	// Preferably the rows are split, at least two panels each, and op(B)
 	// packed together.
 	panelsM := (m + kr.mr - 1) / kr.mr
 	if rowThreads := min(threads, panelsM/2); rowThreads >= 2 && (panelsM+rowThreads-1)/rowThreads*kr.mr <= kr.mc {
-		sharedB(kr, rowThreads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sharedB(kr, rowThreads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
 	// Otherwise (few rows, or too many for one block each) split along tile
@@ -81,11 +147,7 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 	}
 	if splitN {
 		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
-			bOff := lo
-			if transB {
-				bOff = lo * ldb
-			}
-			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b.shift(lo, transB), beta, c[lo:], ldc)
 		})
 		return
 	}
@@ -94,7 +156,7 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 		if transA {
 			aOff = lo
 		}
-		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
 	})
 }
 
@@ -104,7 +166,7 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 // of op(B), packed (B̃, kept in L2); a micro-panel of mr rows of Ã, which
 // stays in L1 while the micro-kernel runs it against every micro-panel of
 // nr columns of B̃, each streaming from L2.
-func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
 	w := kr.workspace()
 	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
@@ -123,7 +185,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 			packA(w.a, transA, a, lda, ic, mc, pc, kc, mr)
 			for jc := 0; jc < n; jc += ncMax {
 				nc := min(ncMax, n-jc)
-				packB(w.b, transB, b, ldb, pc, kc, jc, nc, nr)
+				packB(w, w.b, transB, b, pc, kc, jc, nc, nr)
 				for ir := 0; ir < mc; ir += mr {
 					ap := &w.a[ir*kc]
 					rows := min(mr, mc-ir)
@@ -149,7 +211,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 // and that pack each block of op(B) together into one shared B̃: no operand
 // is packed twice. Two barriers per block of B̃ keep it from being read
 // before it is complete or overwritten while in use.
-func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
 	shared := kr.workspace()
 	defer kr.put(shared)
 	mr, nr := kr.mr, kr.nr
@@ -172,7 +234,7 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 				panels := (nc + nr - 1) / nr
 				p0, p1 := panels*id/threads, panels*(id+1)/threads
 				if p1 > p0 {
-					packB(shared.b[p0*nr*kc:], transB, b, ldb, pc, kc, jc+p0*nr, min(nc, p1*nr)-p0*nr, nr)
+					packB(w, shared.b[p0*nr*kc:], transB, b, pc, kc, jc+p0*nr, min(nc, p1*nr)-p0*nr, nr)
 				}
 				bar.wait()
 				for ir := lo; ir < hi; ir += mr {
@@ -290,6 +352,22 @@ func check(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 	}
 	checkMatrix("A", ar, ac, a, lda)
 	checkMatrix("B", br, bc, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+}
+
+// checkSource is check for SgemmSource.
+func checkSource(transA, transB bool, m, n, k int, a []float32, lda int, b matB, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
+	}
+	if b.src == nil {
+		panic("gemm: nil Source")
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	checkMatrix("A", ar, ac, a, lda)
 	checkMatrix("C", m, n, c, ldc)
 }
 

@@ -119,25 +119,39 @@ func (p *problem) verify(t testing.TB, name string, got []float32, want, tol []f
 	}
 }
 
-// levels returns every code path this machine can run, pure Go first.
+// levels returns every code path this machine can run, pure Go first, each
+// with all its tiles.
 func levels() []*kernel {
 	var ks []*kernel
 	for l := cpu.Generic; l <= cpu.Supported(); l++ {
 		if kr := kernelFor(l); kr.level == l {
-			ks = append(ks, kr)
+			ks = append(ks, kernelsFor(l)...)
 		}
 	}
 	return ks
 }
 
+// TestKernelForCols: few columns take a narrow tile, many the widest.
+func TestKernelForCols(t *testing.T) {
+	ks := kernelsFor(cpu.AVX512)
+	if ks[0].level != cpu.AVX512 {
+		t.Skip("no AVX-512 path in this build")
+	}
+	for _, c := range []struct{ n, nr int }{{1, 8}, {8, 8}, {9, 16}, {16, 16}, {48, 16}, {64, 32}, {288, 32}, {768, 32}} {
+		if got := kernelForCols(cpu.AVX512, c.n); got.nr != c.nr {
+			t.Errorf("n=%d: tile %v, want %d columns", c.n, got, c.nr)
+		}
+	}
+}
+
 // TestLevels runs every code path the machine supports directly, whatever
-// GOLORA_KERNELS says, on shapes around the tile sizes (1, below, at and
-// above 4, 6, 14, 16 and 32) and past the cache blocks (kc 256…384, mc
+// GOLORA_KERNELS says, with every tile, on shapes around the tile sizes (1,
+// below, at and above 4, 6, 8, 12, 14, 16, 28 and 32) and past the cache blocks (kc 256…384, mc
 // 512…1008, nc 128…384), every transpose, and alpha/beta values including the
 // special 0 and 1.
 func TestLevels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{1, 2, 3, 5, 6, 7, 13, 14, 15, 16, 17, 31, 32, 33, 47}
+	sizes := []int{1, 2, 3, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 27, 28, 29, 31, 32, 33, 47}
 	scalars := [][2]float32{{1, 0}, {0.5, 2}, {-1.5, 1}, {1, -0.25}}
 	var probs []*problem
 	for _, ta := range []bool{false, true} {
@@ -154,10 +168,12 @@ func TestLevels(t *testing.T) {
 				newProblem(rng, ta, tb, 37, 45, 600, 1, 0.75, 0.5),
 				newProblem(rng, ta, tb, 1100, 21, 30, 2, 1, 0),
 				newProblem(rng, ta, tb, 3, 4200, 5, 0, 2, 1),
-				// Split over goroutines by columns (few rows), and by rows
-				// with op(B) packed together or, past mc rows each, apart.
-				newProblem(rng, ta, tb, 20, 300, 50, 1, 1, 0.5),
-				newProblem(rng, ta, tb, 2100, 9, 20, 1, 1, 1),
+				// Split over goroutines (m·n·k ≥ parallelMinWork) by
+				// columns (few rows), and by rows with op(B) packed
+				// together or, past mc rows each, apart.
+				newProblem(rng, ta, tb, 20, 2000, 120, 1, 1, 0.5),
+				newProblem(rng, ta, tb, 300, 300, 50, 1, 0.5, 0),
+				newProblem(rng, ta, tb, 3100, 9, 160, 1, 1, 1),
 			)
 		}
 	}
@@ -165,7 +181,7 @@ func TestLevels(t *testing.T) {
 		want, tol := p.reference()
 		for _, kr := range levels() {
 			for _, threads := range []int{1, 3} {
-				p.verify(t, fmt.Sprintf("%v/%d threads", kr.level, threads), p.run(kr, threads), want, tol)
+				p.verify(t, fmt.Sprintf("%v/%d threads", kr, threads), p.run(kr, threads), want, tol)
 			}
 		}
 	}
@@ -182,7 +198,7 @@ func TestLevelsAgreeWithGeneric(t *testing.T) {
 			got := p.run(kr, 4)
 			for i, w := range want {
 				if d := math.Abs(float64(got[i] - w)); d > 1e-4*(1+math.Abs(float64(w))) {
-					t.Fatalf("%v %v: C[%d] = %v, pure Go %v", kr.level, p, i, got[i], w)
+					t.Fatalf("%v %v: C[%d] = %v, pure Go %v", kr, p, i, got[i], w)
 				}
 			}
 		}
@@ -210,7 +226,7 @@ func TestBetaZeroDoesNotReadC(t *testing.T) {
 				sgemm(kr, 2, false, false, m, n, k, 1, a, k, b, n, beta, c, n)
 				for i, v := range c {
 					if v != float32(2*k) {
-						t.Fatalf("%v %v beta=%v: C[%d] = %v, want %v", kr.level, shape, beta, i, v, 2*k)
+						t.Fatalf("%v %v beta=%v: C[%d] = %v, want %v", kr, shape, beta, i, v, 2*k)
 					}
 				}
 				for i := range c {
@@ -229,7 +245,7 @@ func TestBetaZeroDoesNotReadC(t *testing.T) {
 			sgemm(kr, 2, false, false, m, n, k, 0, a, k, b, n, 0.5, c, n)
 			for i, v := range c {
 				if v != 1.5 {
-					t.Fatalf("%v %v alpha=0: C[%d] = %v, want 1.5", kr.level, shape, i, v)
+					t.Fatalf("%v %v alpha=0: C[%d] = %v, want 1.5", kr, shape, i, v)
 				}
 			}
 		}
@@ -314,7 +330,17 @@ func FuzzSgemm(f *testing.F) {
 		p := newProblem(rng, trans&1 != 0, trans&2 != 0, int(m), int(n), int(k), int(pad%5), float32(alpha)/2, float32(beta)/2)
 		want, tol := p.reference()
 		for _, kr := range levels() {
-			p.verify(t, kr.level.String(), p.run(kr, 2), want, tol)
+			p.verify(t, kr.String(), p.run(kr, 2), want, tol)
 		}
 	})
+}
+
+// TestSplitPaths: the test problems above that are meant to be split over
+// goroutines are large enough to be.
+func TestSplitPaths(t *testing.T) {
+	for _, s := range [][3]int{{20, 2000, 120}, {300, 300, 50}, {3100, 9, 160}, {130, 150, 300}} {
+		if s[0]*s[1]*s[2] < parallelMinWork {
+			t.Errorf("%v: m·n·k = %d, below parallelMinWork %d: not split", s, s[0]*s[1]*s[2], parallelMinWork)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"fmt"
 	"runtime"
 	"unsafe"
 
@@ -34,14 +35,21 @@ type kernel struct {
 	// of mr×kc stays in L1 while it is used); nc columns of op(B) packed per
 	// block (B̃, kc×nc, kept in L2).
 	kc, mc, nc int
-	free       chan *workspace
+	// colCost is the time per column of a tile relative to the level's
+	// widest tile (whose colCost is 1): narrow tiles do less work per load.
+	colCost float64
+	free    chan *workspace
 }
 
 // workspace is one goroutine's packed panels.
 type workspace struct {
 	a, b []float32 // mc×kc of op(A), kc×nc of op(B), both padded to whole panels
 	tile []float32 // mr×nr: the result of an edge tile before it is merged into C
+	src  []float32 // a block of B written by a Source before packing; made on first use
 }
+
+// String names the code path and its tile, e.g. "avx512/14x32".
+func (kr *kernel) String() string { return fmt.Sprintf("%v/%dx%d", kr.level, kr.mr, kr.nr) }
 
 // freeWorkspaces bounds the workspaces a code path keeps: one per goroutine
 // of a product on every CPU, with room for a few concurrent products.
@@ -75,17 +83,37 @@ func newKernel(kr kernel) *kernel {
 }
 
 // generic is the pure-Go path, for CPUs without AVX2 and FMA.
-var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128})
+var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128, colCost: 1})
 
-// kernelFor returns the best code path available at level l.
-func kernelFor(l cpu.Level) *kernel {
+// kernelsFor returns the tiles of the best code path available at level l,
+// the widest first.
+func kernelsFor(l cpu.Level) []*kernel {
 	for l > cpu.Generic {
-		if kr := asmKernels[l]; kr != nil {
-			return kr
+		if int(l) < len(asmKernels) && asmKernels[l] != nil {
+			return asmKernels[l]
 		}
 		l--
 	}
-	return generic
+	return []*kernel{generic}
+}
+
+// kernelFor returns the widest tile of the best code path at level l.
+func kernelFor(l cpu.Level) *kernel { return kernelsFor(l)[0] }
+
+// kernelForCols returns the tile of the best code path at level l that
+// multiplies n columns fastest: the fewest columns computed, padding
+// included, weighted by each tile's cost per column. (With n = 8 the 32-wide
+// AVX-512 tile would compute four times the columns needed.)
+func kernelForCols(l cpu.Level, n int) *kernel {
+	ks := kernelsFor(l)
+	best, bestCost := ks[0], 0.0
+	for i, kr := range ks {
+		cost := float64((n+kr.nr-1)/kr.nr*kr.nr) * kr.colCost
+		if i == 0 || cost < bestCost {
+			best, bestCost = kr, cost
+		}
+	}
+	return best
 }
 
 // kernel2x4Go is the pure-Go micro-kernel: a 2×4 tile, small enough for its

@@ -13,3 +13,18 @@ func kernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha
 //
 //go:noescape
 func kernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// kernel28x16AVX512 computes a 28×16 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel28x16AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// kernel28x8AVX512 computes a 28×8 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel28x8AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// kernel12x8AVX2 computes a 12×8 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel12x8AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)

@@ -32,8 +32,27 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int)
 // packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into dst as
 // panels of nr columns: panel c holds, for each p, the nr elements of row p
 // of its columns, consecutively. The last panel is padded with zeros to nr
-// columns.
-func packB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int) {
+// columns. A Source first writes the block into w's scratch, from which it
+// is packed like a slice: the panels, and so the product, come out the same.
+func packB(w *workspace, dst []float32, transB bool, b matB, p0, kc, j0, nc, nr int) {
+	if b.src == nil {
+		packSliceB(dst, transB, b.data, b.ld, p0, kc, j0, nc, nr)
+		return
+	}
+	if len(w.src) < kc*nc {
+		w.src = make([]float32, kc*nc)
+	}
+	if transB {
+		b.src.Block(w.src, kc, b.r0+j0, b.r0+j0+nc, b.c0+p0, b.c0+p0+kc)
+		packSliceB(dst, true, w.src, kc, 0, kc, 0, nc, nr)
+		return
+	}
+	b.src.Block(w.src, nc, b.r0+p0, b.r0+p0+kc, b.c0+j0, b.c0+j0+nc)
+	packSliceB(dst, false, w.src, nc, 0, kc, 0, nc, nr)
+}
+
+// packSliceB is packB from a slice holding B with leading dimension ldb.
+func packSliceB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int) {
 	for c := 0; c < nc; c += nr {
 		cols := min(nr, nc-c)
 		panel := dst[c*kc : c*kc+nr*kc]

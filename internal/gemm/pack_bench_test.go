@@ -30,7 +30,7 @@ func BenchmarkPack(b *testing.B) {
 			run(b, func() { packA(dst, trans, src, ld, 0, rows, 0, kc, mr) })
 		})
 		b.Run(fmt.Sprintf("B/trans=%v", trans), func(b *testing.B) {
-			run(b, func() { packB(dst, trans, src, ld, 0, kc, 0, rows, nr) })
+			run(b, func() { packSliceB(dst, trans, src, ld, 0, kc, 0, rows, nr) })
 		})
 	}
 }

@@ -1,10 +1,8 @@
 package graph
 
 import (
-	"errors"
 	"fmt"
 	"hash"
-	"runtime"
 	"sync"
 
 	"github.com/chewxy/hm"
@@ -12,8 +10,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/internal/gemm"
 	"github.com/golora/golora/internal/kernels"
-	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/model"
 )
 
@@ -33,90 +31,67 @@ func frozenLinear(lin *model.Linear, x *gorgonia.Node, arena *graphArena) (*gorg
 	return y, nil
 }
 
-// Quantized weights are expanded to float32 a few rows at a time into scratch
-// whose size depends on the number of CPUs, not on the matrix, and multiplied
-// from there. The rows are cut into tiles of equal size holding about
-// tileTarget values (256 KiB, a typical L2 cache), within
-// tileMinRows..tileMaxRows rows. A pass over the weight goes in rounds of one
-// tile per CPU (a matrix with no more rows than that takes a single round):
-// the round's tiles are expanded in parallel into one scratch buffer, whose
-// product is then one parallel matrix product, large enough to run at full
-// BLAS speed.
-const (
-	tileTarget  = 64 << 10
-	tileMinRows = 64
-	tileMaxRows = 256
-)
+// A quantized weight is never expanded whole: its products run on
+// internal/gemm with the weight as a gemm.Source, so that each block of it is
+// decoded straight into the packed panels the micro-kernels read, in the
+// goroutines that pack them, once per product (OpenBLAS, in the build that
+// has it, cannot take a decoder: the quantized products run on internal/gemm
+// there too). The result has the bits of the product with the expanded
+// weight.
 
 // mulTSmallRows is the largest number of input rows for which a quantized
 // forward pass uses the format's own fused product (Matrix.MulT) instead of
-// expanding tiles: expanding costs one pass over the weight whatever the
+// the matrix product: decoding costs one pass over the weight whatever the
 // batch, which pays off once a few rows share it. On a 768×288 NF4 weight the
-// tiles were faster from 2 rows with OpenBLAS and from about 4 with gonum.
+// matrix product was faster from 2 rows with OpenBLAS and from about 4 with
+// gonum.
 const mulTSmallRows = 2
 
-// frozenKernel runs products with one frozen weight. Each product takes its
-// own buffer from the scratch pool for its whole run, so concurrent calls
-// (two machines on one graph, or the forward and gradient operators) never
-// share memory.
+// frozenKernel runs products with one frozen weight. It holds no scratch:
+// calls may run concurrently.
 type frozenKernel struct {
 	lin *model.Linear
-	// scratch holds the buffers that rounds are expanded into (*[]float32).
-	// A Graph gives all its layers one pool: a product holds one buffer from
-	// its start to its end, so the pool holds about as many buffers as
-	// products run at the same time, each one tile per CPU, however many
-	// layers the model has. (With one pool per layer, stories15M's 42 block
-	// linears kept about 17 MB of scratch on two CPUs, most of what NF4 saves
-	// over float32 weights.)
-	scratch *sync.Pool
-	// tileRows is the number of weight rows per tile; the last tile may
-	// hold fewer.
-	tileRows int
 }
 
-// newFrozenKernel returns the kernel of lin, expanding quantized rows into
-// buffers from scratch, or from a pool of its own when scratch is nil.
-func newFrozenKernel(lin *model.Linear, scratch *sync.Pool) *frozenKernel {
-	if scratch == nil {
-		scratch = new(sync.Pool)
-	}
-	rows := max(tileMinRows, min(tileMaxRows, tileTarget/lin.In))
-	// Equal tiles rather than full ones and a remainder, so that the tiles
-	// of a round take their workers the same time.
-	tiles := (lin.Out + rows - 1) / rows
-	return &frozenKernel{lin: lin, scratch: scratch, tileRows: (lin.Out + tiles - 1) / tiles}
+func newFrozenKernel(lin *model.Linear) *frozenKernel { return &frozenKernel{lin: lin} }
+
+// blockDequantizer is implemented by the formats that can decode a block of
+// columns of their rows (nf4.Matrix); the others decode whole rows.
+type blockDequantizer interface {
+	DequantizeBlock(dst []float32, ld, r0, r1, c0, c1 int) error
 }
 
-// roundRows returns the rows expanded per round: one tile per CPU.
-func (k *frozenKernel) roundRows() int {
-	return min(k.lin.Out, k.tileRows*runtime.GOMAXPROCS(0))
+// weightSource is a quantized weight as a gemm.Source for one product. A
+// Source cannot return an error, so the first one is kept for the caller.
+type weightSource struct {
+	lin *model.Linear
+	mu  sync.Mutex
+	err error
 }
 
-// buffer returns a buffer of at least n values from the kernel's scratch
-// pool; callers put it back. A buffer too small for n is dropped, so the
-// pool settles on the size of the largest round.
-func (k *frozenKernel) buffer(n int) *[]float32 {
-	if p, ok := k.scratch.Get().(*[]float32); ok && len(*p) >= n {
-		return p
-	}
-	buf := make([]float32, n)
-	return &buf
-}
-
-// expand dequantizes weight rows [start, end) into dst, one tile per
-// goroutine; start is a multiple of tileRows.
-func (k *frozenKernel) expand(dst []float32, start, end int) error {
-	in := k.lin.In
-	errs := make([]error, (end-start+k.tileRows-1)/k.tileRows)
-	parallel.For(len(errs), 1, 1, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			s, e := start+t*k.tileRows, min(start+(t+1)*k.tileRows, end)
-			if err := k.lin.Quantized.DequantizeRows(dst[(s-start)*in:(e-start)*in], s, e); err != nil {
-				errs[t] = fmt.Errorf("graph: %s rows [%d, %d): %w", k.lin.Name, s, e, err)
+func (s *weightSource) Block(dst []float32, ld, r0, r1, c0, c1 int) {
+	q := s.lin.Quantized
+	var err error
+	if bd, ok := q.(blockDequantizer); ok {
+		err = bd.DequantizeBlock(dst, ld, r0, r1, c0, c1)
+	} else if c0 == 0 && c1 == s.lin.In && ld == s.lin.In {
+		err = q.DequantizeRows(dst, r0, r1)
+	} else {
+		// Whole rows, then the block's columns.
+		rows := make([]float32, (r1-r0)*s.lin.In)
+		if err = q.DequantizeRows(rows, r0, r1); err == nil {
+			for r := range r1 - r0 {
+				copy(dst[r*ld:r*ld+c1-c0], rows[r*s.lin.In+c0:r*s.lin.In+c1])
 			}
 		}
-	})
-	return errors.Join(errs...)
+	}
+	if err != nil {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = fmt.Errorf("graph: %s rows [%d, %d) columns [%d, %d): %w", s.lin.Name, r0, r1, c0, c1, err)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // mulT computes y = x·Wᵀ for n rows: x is [n, In], y is [n, Out]; y is
@@ -133,20 +108,9 @@ func (k *frozenKernel) mulT(y, x []float32, n int) error {
 		}
 		return nil
 	}
-	rows := k.roundRows()
-	bufp := k.buffer(rows * lin.In)
-	defer k.scratch.Put(bufp)
-	w := *bufp
-	for start := 0; start < lin.Out; start += rows {
-		end := min(start+rows, lin.Out)
-		if err := k.expand(w, start, end); err != nil {
-			return err
-		}
-		// The round's product fills columns [start, end) of y, addressed
-		// through y's full row stride.
-		blas.ParallelSgemm(false, true, n, end-start, lin.In, 1, x, lin.In, w, lin.In, 0, y[start:], lin.Out)
-	}
-	return nil
+	src := &weightSource{lin: lin}
+	gemm.SgemmSource(false, true, n, lin.Out, lin.In, 1, x, lin.In, src, 0, y, lin.Out)
+	return src.err
 }
 
 // mul computes dx = dy·W for n rows: dy is [n, Out], dx is [n, In]; dx is
@@ -157,23 +121,9 @@ func (k *frozenKernel) mul(dx, dy []float32, n int) error {
 		blas.ParallelSgemm(false, false, n, lin.In, lin.Out, 1, dy, lin.Out, lin.Dense, lin.In, 0, dx, lin.In)
 		return nil
 	}
-	rows := k.roundRows()
-	bufp := k.buffer(rows * lin.In)
-	defer k.scratch.Put(bufp)
-	w := *bufp
-	for start := 0; start < lin.Out; start += rows {
-		end := min(start+rows, lin.Out)
-		if err := k.expand(w, start, end); err != nil {
-			return err
-		}
-		var beta float32
-		if start > 0 {
-			beta = 1
-		}
-		// dx += dy[:, start:end] · W[start:end, :]
-		blas.ParallelSgemm(false, false, n, lin.In, end-start, 1, dy[start:], lin.Out, w, lin.In, beta, dx, lin.In)
-	}
-	return nil
+	src := &weightSource{lin: lin}
+	gemm.SgemmSource(false, false, n, lin.In, lin.Out, 1, dy, lin.Out, src, 0, dx, lin.In)
+	return src.err
 }
 
 // frozenLinearOp is the gorgonia operator Y = X·Wᵀ with W held by the
@@ -186,11 +136,7 @@ type frozenLinearOp struct {
 }
 
 func newFrozenLinearOp(lin *model.Linear, arena *graphArena) *frozenLinearOp {
-	var scratch *sync.Pool
-	if arena != nil {
-		scratch = &arena.scratch
-	}
-	return &frozenLinearOp{k: newFrozenKernel(lin, scratch), arena: arena}
+	return &frozenLinearOp{k: newFrozenKernel(lin), arena: arena}
 }
 
 // widths returns the row widths of the operator's input and output.

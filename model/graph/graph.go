@@ -194,7 +194,7 @@ func (gr *Graph) block(l int, h *gorgonia.Node, table *ropeTable, attn *attentio
 	if err != nil {
 		return nil, err
 	}
-	if h, err = gorgonia.Add(h, o); err != nil {
+	if h, err = applyAdd(h, o, gr.arena); err != nil {
 		return nil, fmt.Errorf("attention residual: %w", err)
 	}
 	xn, err = applyRMSNorm(h, layer.MLPNorm, c.NormEps, prefix+"post_attention_layernorm", gr.arena)
@@ -217,7 +217,7 @@ func (gr *Graph) block(l int, h *gorgonia.Node, table *ropeTable, attn *attentio
 	if err != nil {
 		return nil, err
 	}
-	if h, err = gorgonia.Add(h, down); err != nil {
+	if h, err = applyAdd(h, down, gr.arena); err != nil {
 		return nil, fmt.Errorf("MLP residual: %w", err)
 	}
 	return h, nil
@@ -265,7 +265,7 @@ func (gr *Graph) linear(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, er
 	if !d.Shape().Eq(y.Shape()) {
 		return nil, fmt.Errorf("adapter for %s: delta has shape %v, want %v", lin.Name, d.Shape(), y.Shape())
 	}
-	if y, err = gorgonia.Add(y, d); err != nil {
+	if y, err = applyAdd(y, d, gr.arena); err != nil {
 		return nil, fmt.Errorf("adapter for %s: %w", lin.Name, err)
 	}
 	return y, nil

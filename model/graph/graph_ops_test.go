@@ -131,6 +131,34 @@ func TestGraphSwiGLUGradient(t *testing.T) {
 		}, 1e-2, 1e-3)
 }
 
+// TestGraphAddGradient checks the arena Add against central differences, for
+// two inputs and for one node added to itself (whose gradient is twice the
+// output's), and its values against the sum.
+func TestGraphAddGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x, y := graphRandomMatrix(rng, 6, 7, 2), graphRandomMatrix(rng, 6, 7, 1)
+	graphCheckOpGradient(t, []*tensor.Dense{x, y},
+		func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			return applyAdd(xs[0], xs[1], nil)
+		}, 1e-2, 1e-3)
+	graphCheckOpGradient(t, []*tensor.Dense{x},
+		func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			return applyAdd(xs[0], xs[0], nil)
+		}, 1e-2, 1e-3)
+	z, err := addOp{}.Do(x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range z.Data().([]float32) {
+		if want := x.Float32s()[i] + y.Float32s()[i]; v != want {
+			t.Fatalf("element %d = %v, want %v", i, v, want)
+		}
+	}
+	if _, err := (addOp{}).Do(x, graphRandomMatrix(rng, 7, 6, 1)); err == nil {
+		t.Error("Add of [6 7] and [7 6] accepted")
+	}
+}
+
 func TestGraphAttentionGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	s := attentionShape{batch: 2, seqLen: 5, heads: 4, kvHeads: 2, headDim: 4}

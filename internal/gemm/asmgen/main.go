@@ -29,12 +29,26 @@ func main() {
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
 	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false)
+	// Narrow tiles, for products with few columns (LoRA's rank-8 factors,
+	// an attention head's 48 dimensions), where the wide tiles would mostly
+	// multiply padding: one vector of B per step against 28 rows (16
+	// columns in zmm, 8 in the 32 EVEX-encoded ymm registers), and for AVX2
+	// 12 rows of 8 columns (12 accumulators, one for B, one broadcast).
+	microKernel("kernel28x16AVX512", 28, 1, 16, zmmRegs, true)
+	microKernel("kernel28x8AVX512", 28, 1, 8, ymmRegs32, true)
+	microKernel("kernel12x8AVX2", 12, 1, 8, ymmRegs, false)
 	Generate()
 }
 
 func zmmRegs() []VecPhysical {
 	return []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
 		Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31}
+}
+
+// ymmRegs32 are the ymm registers AVX-512 (VL) can address.
+func ymmRegs32() []VecPhysical {
+	return []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15,
+		Y16, Y17, Y18, Y19, Y20, Y21, Y22, Y23, Y24, Y25, Y26, Y27, Y28, Y29, Y30, Y31}
 }
 
 func ymmRegs() []VecPhysical {
@@ -124,8 +138,9 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 	if err != nil {
 		panic(err)
 	}
-	// The registers that held B̃ are free now.
-	alphaV, betaV := bv[0], bv[1]
+	// The registers after the accumulators (B̃'s and the broadcast's) are
+	// free now.
+	alphaV, betaV := r[mr*vecs], r[mr*vecs+1]
 	VBROADCASTSS(alpha.Addr, alphaV)
 	for i := range acc {
 		for _, v := range acc[i] {
