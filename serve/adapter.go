@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/kernels"
@@ -138,17 +139,34 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 		s = make([]float32, t.r)
 	}
 	s = s[:t.r]
+	a32, bt32 := t.a, t.bt
+	if t.a16 != nil && n > 1 {
+		// A group converts the matrices once, not once per row.
+		buf := expanded.Get().(*[]float32)
+		defer expanded.Put(buf)
+		need := t.r * (t.in + t.out)
+		if cap(*buf) < need {
+			*buf = make([]float32, need)
+		}
+		a32, bt32 = (*buf)[:t.r*t.in], (*buf)[t.r*t.in:need]
+		kernels.F16ToFloat32s(a32, t.a16)
+		kernels.F16ToFloat32s(bt32, t.bt16)
+	}
 	for i := range n {
 		xi, yi := x[i*t.in:(i+1)*t.in], y[i*t.out:(i+1)*t.out]
-		if t.a16 != nil {
+		if a32 == nil {
 			kernels.LowRankShrinkF16(s, xi, t.a16, t.r, t.in, t.scaling)
 			kernels.LowRankExpandF16(yi, s, t.bt16, t.r, t.out)
 		} else {
-			kernels.LowRankShrink(s, xi, t.a, t.r, t.in, t.scaling)
-			kernels.LowRankExpand(yi, s, t.bt, t.r, t.out)
+			kernels.LowRankShrink(s, xi, a32, t.r, t.in, t.scaling)
+			kernels.LowRankExpand(yi, s, bt32, t.r, t.out)
 		}
 	}
 	return nil
 }
+
+// expanded holds float32 copies of half-precision matrices for AddDelta's
+// groups of rows.
+var expanded = sync.Pool{New: func() any { return new([]float32) }}
 
 var _ infer.Adapter = (*Adapter)(nil)

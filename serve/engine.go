@@ -204,7 +204,11 @@ func (e *Engine) Store() *Store { return e.store }
 // MaxContext returns the most positions a request can use, prompt and
 // generated tokens together.
 func (e *Engine) MaxContext() int {
-	return min(e.m.Weights().Config.MaxSeqLen, e.opts.KVTokens)
+	limit := min(e.m.Weights().Config.MaxSeqLen, e.opts.KVTokens)
+	if m, ok := e.m.(interface{ MaxLen() int }); ok {
+		limit = min(limit, m.MaxLen())
+	}
+	return limit
 }
 
 // Submit checks req, takes a reference to its adapter (loading it if

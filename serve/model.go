@@ -2,7 +2,6 @@ package serve
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
@@ -118,21 +117,18 @@ type BatchedModel struct {
 	rows []infer.BatchRow
 }
 
-// NewBatchedModel returns a BatchedModel on w. infer.Batch runs Llama-2-shaped
-// models only, so weights that need more (model.Weights.Extensions: rope
-// scaling, biases, q/k norms, …) are refused; PerRowModel runs them.
+// NewBatchedModel returns a BatchedModel on w, any architecture the
+// Generator runs (infer.Batch covers the same extensions).
 func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
-	if w != nil {
-		if ext := w.Extensions(); len(ext) > 0 {
-			return nil, fmt.Errorf("serve: NewBatchedModel: the batched forward pass does not implement %s; use NewPerRowModel", strings.Join(ext, ", "))
-		}
-	}
 	b, err := infer.NewBatch(w)
 	if err != nil {
 		return nil, err
 	}
 	return &BatchedModel{b: b}, nil
 }
+
+// MaxLen returns the most positions a sequence can hold (infer.Batch.MaxLen).
+func (m *BatchedModel) MaxLen() int { return m.b.MaxLen() }
 
 // Weights returns the base model.
 func (m *BatchedModel) Weights() *model.Weights { return m.b.Weights() }

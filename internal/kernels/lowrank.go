@@ -62,3 +62,11 @@ func LowRankExpandF16(y, s []float32, bt []uint16, r, out int) {
 		y[o] += sum
 	}
 }
+
+// F16ToFloat32s converts the binary16 values of src into dst[:len(src)].
+func F16ToFloat32s(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i := f16ToFloat32sVec(dst, src); i < len(src); i++ {
+		dst[i] = half.F16ToFloat32(src[i])
+	}
+}

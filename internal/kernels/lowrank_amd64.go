@@ -51,3 +51,20 @@ func expandF32AVX512(y, s, bt *float32, chunks, r, ld int)
 //
 //go:noescape
 func expandF16AVX512(y, s *float32, bt *uint16, chunks, r, ld int)
+
+// f16ToFloat32sVec converts the first multiple of 16 values of src in
+// AVX-512 and returns how many it did.
+func f16ToFloat32sVec(dst []float32, src []uint16) int {
+	chunks := len(src) / 16
+	if !expUseAVX512 || chunks == 0 {
+		return 0
+	}
+	_ = dst[chunks*16-1]
+	f16ToF32AVX512(&dst[0], &src[0], chunks)
+	return chunks * 16
+}
+
+// f16ToF32AVX512 converts 16·chunks binary16 values; chunks > 0.
+//
+//go:noescape
+func f16ToF32AVX512(dst *float32, src *uint16, chunks int)

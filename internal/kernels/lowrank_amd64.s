@@ -195,3 +195,19 @@ store16:
 	JNZ     ochunk16
 	VZEROUPPER
 	RET
+
+// func f16ToF32AVX512(dst *float32, src *uint16, chunks int)
+TEXT ·f16ToF32AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ chunks+16(FP), CX
+
+cvt:
+	VCVTPH2PS (SI), Z0
+	VMOVUPS   Z0, (DI)
+	ADDQ      $32, SI
+	ADDQ      $64, DI
+	DECQ      CX
+	JNZ       cvt
+	VZEROUPPER
+	RET

@@ -84,3 +84,18 @@ func TestLowRank(t *testing.T) {
 		}
 	}
 }
+
+func TestF16ToFloat32s(t *testing.T) {
+	src := make([]uint16, 70)
+	for i := range src {
+		src[i] = uint16(i*977 + 13)
+	}
+	dst := make([]float32, len(src))
+	F16ToFloat32s(dst, src)
+	for i, h := range src {
+		want := half.F16ToFloat32(h)
+		if math.Float32bits(dst[i]) != math.Float32bits(want) && !(math.IsNaN(float64(dst[i])) && math.IsNaN(float64(want))) {
+			t.Fatalf("%#04x: %g, want %g", h, dst[i], want)
+		}
+	}
+}

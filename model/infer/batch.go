@@ -24,7 +24,9 @@ type Batch struct {
 	w       *model.Weights
 	qDim    int
 	kvDim   int
-	invFreq []float64
+	maxLen  int       // positions a sequence can hold
+	invFreq []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
+	angle   float32   // RoPE attention scaling (model.Config.RopeScaling.AngleScale)
 
 	// Scratch grown to the largest step: [tokens, width].
 	x, xn, q, k, v, attn, proj, gate, up []float32
@@ -79,7 +81,14 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 		w:       w,
 		qDim:    c.Heads * c.HeadDim,
 		kvDim:   c.KVHeads * c.HeadDim,
-		invFreq: kernels.RopeInvFreq(c.HeadDim, c.RopeTheta),
+		maxLen:  c.MaxSeqLen,
+		invFreq: w.RopeInvFreq(),
+		angle:   c.RopeScaling.AngleScale(),
+	}
+	if c.RopeScaling.Type == "longrope" {
+		// Beyond these positions longrope's long factors (not implemented)
+		// apply, as the Generator says.
+		b.maxLen = min(b.maxLen, c.RopeScaling.OriginalMaxPos)
 	}
 	maxIn := 0
 	for _, lin := range append(w.Linears(), w.Output) {
@@ -92,12 +101,16 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 // Weights returns the model the Batch runs.
 func (b *Batch) Weights() *model.Weights { return b.w }
 
+// MaxLen returns the most positions a sequence can hold: Config.MaxSeqLen,
+// or for longrope the model's original positions (see GeneratorOptions).
+func (b *Batch) MaxLen() int { return b.maxLen }
+
 // NewSequence returns an empty KV cache of maxLen positions (at most
-// Config.MaxSeqLen). Its memory is allocated now, so a budget of positions
-// bounds the memory of the caches.
+// MaxLen). Its memory is allocated now, so a budget of positions bounds the
+// memory of the caches.
 func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
-	if maxLen <= 0 || maxLen > b.w.Config.MaxSeqLen {
-		return nil, fmt.Errorf("infer: NewSequence: length %d must be in [1, %d]", maxLen, b.w.Config.MaxSeqLen)
+	if maxLen <= 0 || maxLen > b.maxLen {
+		return nil, fmt.Errorf("infer: NewSequence: length %d must be in [1, %d]", maxLen, b.maxLen)
 	}
 	s := &Sequence{maxLen: maxLen, keys: make([][]float32, len(b.w.Layers)), values: make([][]float32, len(b.w.Layers))}
 	for l := range s.keys {
@@ -146,7 +159,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	if n == 0 {
 		return nil
 	}
-	d, half := c.Dim, c.HeadDim/2
+	d, half := c.Dim, len(b.invFreq)
 	b.x, b.xn = grow(b.x, n*d), grow(b.xn, n*d)
 	b.q, b.attn = grow(b.q, n*b.qDim), grow(b.attn, n*b.qDim)
 	b.k, b.v = grow(b.k, n*b.kvDim), grow(b.v, n*b.kvDim)
@@ -158,7 +171,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for _, r := range rows {
 		for j, tok := range r.Tokens {
 			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
-			kernels.RopeAngles(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq)
+			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
 			b.tokSeq, b.tokPos = append(b.tokSeq, r.Seq), append(b.tokPos, r.Seq.pos+j)
 			t++
 		}
@@ -177,6 +190,10 @@ func (b *Batch) Step(rows []BatchRow) error {
 		}
 		if err := b.linear(rows, layer.V, v, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if c.QKNorm {
+			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
+			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
 		}
 		b.rope(q, n, c.Heads)
 		b.rope(k, n, c.KVHeads)
@@ -309,7 +326,7 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	}
 	j := &b.job
 	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
-		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads}
+		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
 	return b.team.run(j, min(n, len(b.team.ws)))
 }
 
@@ -317,7 +334,7 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 // filled by Step).
 func (b *Batch) rope(v []float32, n, heads int) {
 	hd := b.w.Config.HeadDim
-	half, w := hd/2, heads*hd
+	half, w := len(b.invFreq), heads*hd
 	for i := range n {
 		row := v[i*w : (i+1)*w]
 		kernels.Rope(row, row, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hd, false)

@@ -77,6 +77,7 @@ type job struct {
 	kvDim     int
 	heads, hd int
 	group     int
+	window    int // sliding window (Mistral), 0 for none
 }
 
 func newTeam(owner *Batch, maxSeq, maxIn int) *team {
@@ -140,8 +141,22 @@ func (j *job) run(id, parts int, ws *workspace) error {
 	}
 }
 
-// product computes columns [lo, hi) of y = x·Wᵀ for all the tokens.
+// product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens.
 func (j *job) product(lo, hi int, ws *workspace) error {
+	if err := j.mulT(lo, hi, ws); err != nil {
+		return err
+	}
+	if bias := j.lin.Bias; bias != nil {
+		out := j.lin.Out
+		for i := range j.n {
+			kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+		}
+	}
+	return nil
+}
+
+// mulT computes columns [lo, hi) of y = x·Wᵀ for all the tokens.
+func (j *job) mulT(lo, hi int, ws *workspace) error {
 	lin, n := j.lin, j.n
 	in, out := lin.In, lin.Out
 	if j.panels != nil {
@@ -207,16 +222,21 @@ func (j *job) adapters(lo, hi int) error {
 
 // attend computes causal grouped-query attention for tokens [lo, hi), each
 // against its sequence's cache of the job's layer (already holding the keys
-// and values of every token of the step).
+// and values of every token of the step): positions 0…pos, or with a
+// sliding window W the last W of them.
 func (j *job) attend(lo, hi int, ws *workspace) {
 	hd := j.hd
 	for t := lo; t < hi; t++ {
 		s, pos := j.tokSeq[t], j.tokPos[t]
 		keys, values := s.keys[j.layer], s.values[j.layer]
-		scores := ws.scores[:pos+1]
+		first := 0
+		if j.window > 0 {
+			first = max(0, pos+1-j.window)
+		}
+		scores := ws.scores[:pos+1-first]
 		at := t * j.qDim
 		for h := range j.heads {
-			off := (h / j.group) * hd
+			off := first*j.kvDim + (h/j.group)*hd
 			kernels.AttendCachedVec(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
 		}
 	}
