@@ -389,6 +389,10 @@ func (e *Engine) loop() {
 				e.emit(s)
 			}
 		}
+		// The slices are reused; finished requests must not stay reachable
+		// from them.
+		clear(rows)
+		clear(owners)
 		e.running = slices.DeleteFunc(e.running, func(s *seq) bool { return s.kv == nil })
 	}
 }

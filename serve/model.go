@@ -152,7 +152,9 @@ func (m *BatchedModel) Step(rows []Row) error {
 		}
 		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
 	}
-	return m.b.Step(m.rows)
+	err := m.b.Step(m.rows)
+	clear(m.rows) // finished requests' caches and adapters are not kept alive
+	return err
 }
 
 type batchSeq struct{ *infer.Sequence }

@@ -223,7 +223,12 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for _, r := range rows {
 		r.Seq.pos += len(r.Tokens)
 	}
-	return b.outputs(rows)
+	err := b.outputs(rows)
+	// The scratch does not keep sequences and adapters of this step alive.
+	clear(b.tokSeq)
+	clear(b.want)
+	b.job = job{}
+	return err
 }
 
 // outputs computes the logits of the rows that want them, the output head
