@@ -5,7 +5,7 @@ package kernels
 // registers.
 const PanelWidth = 32
 
-// panelRows is the number of weight rows MulTPanels' AVX-512 kernel runs at
+// panelRows is the number of weight rows the smaller AVX-512 kernel runs at
 // once: 6 rows × 2 registers are the 12 accumulators that keep both FMA
 // units busy through the FMA latency.
 const panelRows = 6
@@ -47,18 +47,20 @@ func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, 
 		rows := min(PanelWidth, n-p*PanelWidth)
 		for o0 := 0; o0 < out; o0 += panelBlock {
 			o1 := min(out, o0+panelBlock)
-			for o := o0; o < o1; o += panelRows {
-				k := min(panelRows, o1-o)
-				mulPanel(t[(o-o0)*PanelWidth:(o-o0+panelRows)*PanelWidth], w[o*in:(o+k)*in], k, xp, in)
-			}
-			// Written back a row of y at a time: y's rows are far apart.
-			for j := range rows {
-				yr := y[(p*PanelWidth+j)*ldy+o0 : (p*PanelWidth+j)*ldy+o1]
-				tj := t[j:]
-				for r := range yr {
-					yr[r] = tj[r*PanelWidth]
-				}
-			}
+			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
+			writeBack(y[p*PanelWidth*ldy+o0:], ldy, t, rows, o1-o0)
+		}
+	}
+}
+
+// writeBackGo copies the block t [cols, 32] (columns of y, transposed) into
+// rows [0, rows) of y, a row of y at a time: y's rows are far apart.
+func writeBackGo(y []float32, ldy int, t []float32, rows, cols int) {
+	for j := range rows {
+		yr := y[j*ldy : j*ldy+cols]
+		tj := t[j:]
+		for r := range yr {
+			yr[r] = tj[r*PanelWidth]
 		}
 	}
 }
@@ -68,9 +70,9 @@ func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, 
 const panelBlock = 32 * panelRows
 
 // MulTPanelsScratch is the scratch MulTPanels needs.
-const MulTPanelsScratch = (panelBlock + panelRows) * PanelWidth
+const MulTPanelsScratch = panelBlock * PanelWidth
 
-// mulPanelGo writes t[r·32 + j] = Σ_k w[r·in + k]·xp[k·32 + j] for the k
+// mulPanelGo writes t[r·32 + j] = Σ_k w[r·in + k]·xp[k·32 + j] for the
 // rows of w.
 func mulPanelGo(t, w []float32, rows int, xp []float32, in int) {
 	for r := range rows {

@@ -12,7 +12,7 @@ import (
 func TestMulTPanels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, tc := range []struct{ n, in, out, ldy, col int }{
-		{1, 16, 6, 6, 0}, {5, 48, 7, 7, 0}, {32, 288, 12, 12, 0}, {33, 100, 13, 20, 4}, {70, 288, 768, 768, 0}, {3, 1, 5, 5, 0},
+		{1, 16, 6, 6, 0}, {5, 48, 7, 7, 0}, {40, 64, 37, 50, 5}, {3, 32, 200, 203, 1}, {32, 288, 12, 12, 0}, {33, 100, 13, 20, 4}, {70, 288, 768, 768, 0}, {3, 1, 5, 5, 0},
 	} {
 		x := make([]float32, tc.n*tc.in)
 		w := make([]float32, tc.out*tc.in)
@@ -52,12 +52,12 @@ func TestMulTPanels(t *testing.T) {
 	}
 }
 
-// TestMulPanelKernelMatchesGo checks the assembly kernel against the Go loop
-// it replaces.
+// TestMulPanelKernelMatchesGo checks the assembly kernels (12 rows, then 6,
+// then a remnant in Go) against the Go loop they replace.
 func TestMulPanelKernelMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
-	const in = 37
-	w := make([]float32, panelRows*in)
+	const in, rows = 37, 3*panelRows + 3
+	w := make([]float32, rows*in)
 	xp := make([]float32, in*PanelWidth)
 	for i := range w {
 		w[i] = float32(rng.NormFloat64())
@@ -65,9 +65,9 @@ func TestMulPanelKernelMatchesGo(t *testing.T) {
 	for i := range xp {
 		xp[i] = float32(rng.NormFloat64())
 	}
-	got, want := make([]float32, panelRows*PanelWidth), make([]float32, panelRows*PanelWidth)
-	mulPanel(got, w, panelRows, xp, in)
-	mulPanelGo(want, w, panelRows, xp, in)
+	got, want := make([]float32, rows*PanelWidth), make([]float32, rows*PanelWidth)
+	mulPanel(got, w, rows, xp, in)
+	mulPanelGo(want, w, rows, xp, in)
 	for i := range got {
 		if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
 			t.Fatalf("element %d: kernel %g, Go %g", i, got[i], want[i])

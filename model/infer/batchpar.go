@@ -165,7 +165,7 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 			return nil
 		}
 		// Each weight is expanded once for the step, a tile at a time.
-		step := max(6, tileElems/in/6*6)
+		step := max(12, tileElems/in/12*12)
 		for r := lo; r < hi; r += step {
 			e := min(hi, r+step)
 			tile := ws.tile[:(e-r)*in]
