@@ -13,11 +13,16 @@ import (
 // linear layer is multiplied once over the tokens of all rows (for NF4, the
 // weight is expanded once for the whole batch), while each adapter's
 // low-rank term is applied to its group of rows only: adjacent rows with the
-// same Adapter form one group, so callers order rows by adapter. The
-// products are the Generator's (quant.Matrix.MulT over all the rows; dense
-// weights go through internal/gemm's Sgemm when there are several rows) and so are the
-// other kernels; attention is per row, against the
-// row's own cache.
+// same Adapter form one group, so callers order rows by adapter. From
+// panelMinTokens tokens on, a product is kernels.MulTPanels over all the
+// tokens (quantized weights expanded a tile at a time with DequantizeRows,
+// once per step); fewer tokens take the Generator's matrix-vector kernels.
+// Products are split by weight rows, adapter terms and attention (each
+// token against its own sequence's cache) by tokens, over GOMAXPROCS
+// goroutines of the Batch's own. It runs every architecture the Generator
+// runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
+// with the same kernels, and a step does not allocate once its scratch has
+// grown.
 //
 // A Batch is not safe for concurrent use; its sequences belong to it.
 type Batch struct {
