@@ -62,3 +62,47 @@ func TestBatchedModelRunsQwen2(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchedModelReusesClosedSequences: a cache given back with Close is
+// handed to the next request of a close length, emptied: its logits are
+// those of a fresh model's; Trim drops the kept caches.
+func TestBatchedModelReusesClosedSequences(t *testing.T) {
+	w := embedded(t).Weights
+	m, err := NewBatchedModel(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(m *BatchedModel, maxLen int, tokens []int) (Sequence, []float32) {
+		s, err := m.NewSequence(maxLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits := make([]float32, w.Config.VocabSize)
+		if err := m.Step([]Row{{Seq: s, Tokens: tokens, Logits: logits}}); err != nil {
+			t.Fatal(err)
+		}
+		return s, logits
+	}
+	first, _ := run(m, 20, []int{1, 50, 60, 70, 80, 90})
+	inner := first.(*batchSeq).Sequence
+	first.Close()
+	second, got := run(m, 30, []int{1, 7, 8})
+	if second.(*batchSeq).Sequence != inner {
+		t.Fatal("the closed cache was not reused")
+	}
+	fresh, err := NewBatchedModel(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := run(fresh, 30, []int{1, 7, 8})
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("logit %d: reused cache %g, fresh %g", i, got[i], want[i])
+		}
+	}
+	second.Close()
+	m.Trim()
+	if third, _ := run(m, 30, []int{1}); third.(*batchSeq).Sequence == inner {
+		t.Fatal("Trim kept the closed cache")
+	}
+}

@@ -364,6 +364,9 @@ func (e *Engine) loop() {
 			if closed && idle {
 				return
 			}
+			if t, ok := e.m.(interface{ Trim() }); ok && idle {
+				t.Trim() // nothing runs: free what the model keeps for reuse
+			}
 			<-e.wake
 			continue
 		}

@@ -73,6 +73,10 @@ func (s *Sequence) Pos() int { return s.pos }
 // MaxLen returns the number of positions the cache can hold.
 func (s *Sequence) MaxLen() int { return s.maxLen }
 
+// Reset empties the sequence for reuse by another one: its memory is kept
+// (and overwritten as positions are filled again).
+func (s *Sequence) Reset() { s.pos = 0 }
+
 // NewBatch checks w with Validate and returns a Batch running it.
 func NewBatch(w *model.Weights) (*Batch, error) {
 	if w == nil {
