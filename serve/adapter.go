@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/golora/golora/internal/half"
@@ -77,7 +78,9 @@ func prepare(name string, a *lora.Adapter, base *model.Weights, prec Precision) 
 			t.a16, t.bt16 = toF16(p.A), toF16(bt)
 			ad.bytes += 2 * int64(len(p.A)+len(bt))
 		default:
-			t.a, t.bt = p.A, bt
+			// A copy: p.A may share its memory with the rest of the file read
+			// (B included), which must not stay alive with the cache.
+			t.a, t.bt = slices.Clone(p.A), bt
 			ad.bytes += 4 * int64(len(p.A)+len(bt))
 		}
 		ad.terms[lin] = t

@@ -233,7 +233,8 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			return fmt.Sprintf("base weights %.1f MB + adapter cache %.1f MB + the rest %.1f MB (%.1f%% of base + cache)",
 				float64(baseBytes)/1e6, float64(used)/1e6, float64(rest)/1e6, 100*float64(rest)/float64(baseBytes+used))
 		}
-		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s\n", float64(settled)/1e6, split(settled))
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6)
 		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
 			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
 		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
