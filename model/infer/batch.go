@@ -44,7 +44,7 @@ type Batch struct {
 	tokPos                               []int
 
 	team *team
-	job  job
+	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -104,6 +104,7 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 		maxIn = max(maxIn, lin.In)
 	}
 	b.team = newTeam(b, c.MaxSeqLen, maxIn)
+	b.job = new(job)
 	return b, nil
 }
 
@@ -236,7 +237,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	// The scratch does not keep sequences and adapters of this step alive.
 	clear(b.tokSeq)
 	clear(b.want)
-	b.job = job{}
+	*b.job = job{}
 	return err
 }
 
@@ -300,7 +301,7 @@ func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
-	j := &b.job
+	j := b.job
 	*j = job{kind: jobProduct, lin: lin, y: y[:n*lin.Out], x: x[:n*lin.In], n: n, rows: rows}
 	if n >= panelMinTokens {
 		j.panels = b.panels
@@ -338,7 +339,7 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 		copy(values[p0*b.kvDim:(p0+nt)*b.kvDim], b.v[t*b.kvDim:(t+nt)*b.kvDim])
 		t += nt
 	}
-	j := &b.job
+	j := b.job
 	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
 	return b.team.run(j, min(n, len(b.team.ws)))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/internal/archtest"
@@ -246,4 +248,42 @@ func dot(a, b []float32) float32 {
 		s += v * b[i]
 	}
 	return s
+}
+
+// TestBatchWorkersEndWithBatch: the goroutines a Batch starts for its steps
+// end once the Batch is unreachable (they must not keep it alive).
+func TestBatchWorkersEndWithBatch(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: a Batch starts no goroutines")
+	}
+	ck, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 5 {
+		b, err := NewBatch(ck.Weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []BatchRow
+		for i := range 8 {
+			s, err := b.NewSequence(8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, BatchRow{Seq: s, Tokens: []int{1, 10 + i}, Logits: make([]float32, ck.Weights.Config.VocabSize)})
+		}
+		if err := b.Step(rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		runtime.GC()
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d goroutines before, %d after five Batches were dropped", before, runtime.NumGoroutine())
 }
