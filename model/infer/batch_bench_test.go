@@ -2,6 +2,7 @@ package infer
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func BenchmarkBatchDecode(b *testing.B) {
 		b.ReportMetric(float64(n)/cpu.Seconds(), "tokens/cpu-s")
 	})
 	for _, rows := range []int{1, 32} {
-		b.Run("batch/rows="+itoa(rows), func(b *testing.B) {
+		b.Run("batch/rows="+strconv.Itoa(rows), func(b *testing.B) {
 			bt, err := NewBatch(w)
 			if err != nil {
 				b.Fatal(err)
@@ -106,11 +107,4 @@ func BenchmarkBatchDecode(b *testing.B) {
 			b.ReportMetric(float64(n)/cpu.Seconds(), "tokens/cpu-s")
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
