@@ -2,6 +2,8 @@ package serve
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/kernels"
@@ -39,12 +41,14 @@ type Adapter struct {
 	bytes   int64
 }
 
-// term is one linear layer's y += scaling·(x·Aᵀ)·Bᵀ.
+// term is one linear layer's y += scaling·(x·Aᵀ)·Bᵀ. B is held transposed,
+// Bᵀ [r, out], so that the expand adds r long rows (internal/kernels'
+// low-rank kernels, vectorized whatever the rank).
 type term struct {
 	in, out, r int
 	scaling    float32
-	a, b       []float32 // [r, in] and [out, r], when held in float32
-	a16, b16   []uint16  // the same in binary16
+	a, bt      []float32 // A [r, in] and Bᵀ [r, out], when held in float32
+	a16, bt16  []uint16  // the same in binary16
 }
 
 // prepare resolves the pairs of a (already checked against base) to base's
@@ -68,17 +72,31 @@ func prepare(name string, a *lora.Adapter, base *model.Weights, prec Precision) 
 			return nil, fmt.Errorf("serve: adapter %q: module %q is not a linear layer of the base", name, module)
 		}
 		t := &term{in: p.In, out: p.Out, r: p.R, scaling: float32(p.Scaling())}
+		bt := transpose(p.B, p.Out, p.R)
 		switch prec {
 		case Float16:
-			t.a16, t.b16 = toF16(p.A), toF16(p.B)
-			ad.bytes += 2 * int64(len(p.A)+len(p.B))
+			t.a16, t.bt16 = toF16(p.A), toF16(bt)
+			ad.bytes += 2 * int64(len(p.A)+len(bt))
 		default:
-			t.a, t.b = p.A, p.B
-			ad.bytes += 4 * int64(len(p.A)+len(p.B))
+			// A copy: p.A may share its memory with the rest of the file read
+			// (B included), which must not stay alive with the cache.
+			t.a, t.bt = slices.Clone(p.A), bt
+			ad.bytes += 4 * int64(len(p.A)+len(bt))
 		}
 		ad.terms[lin] = t
 	}
 	return ad, nil
+}
+
+// transpose returns the [cols, rows] transpose of m [rows, cols].
+func transpose(m []float32, rows, cols int) []float32 {
+	t := make([]float32, len(m))
+	for i := range rows {
+		for j := range cols {
+			t[j*rows+i] = m[i*cols+j]
+		}
+	}
+	return t
 }
 
 func toF16(v []float32) []uint16 {
@@ -99,14 +117,16 @@ func (a *Adapter) Version() string { return a.version }
 // Bytes returns the memory its matrices take.
 func (a *Adapter) Bytes() int64 { return a.bytes }
 
-// groupScratch is the scratch AddDelta keeps on the stack: rows × rank values,
-// enough for a 32-row group of rank 16.
-const groupScratch = 512
+// maxStackRank is the largest rank AddDelta keeps its scratch on the stack
+// for.
+const maxStackRank = 64
 
-// AddDelta adds scaling·(x·Aᵀ)·Bᵀ to the n rows of y. The rows are one group
-// of a batch sharing this adapter: A and B are each read once for the whole
-// group (shrink: every row against row k of A; expand: every row against row
-// o of B), so a group costs one pass over the adapter whatever its size.
+// AddDelta adds scaling·(x·Aᵀ)·Bᵀ to the n rows of y, row by row: the
+// shrink s = scaling·A·x then the expand y += Bᵀᵀ·s (internal/kernels'
+// low-rank kernels, AVX-512 where the CPU has it, converting half-precision
+// matrices as they are read). The rows are one group of a batch sharing this
+// adapter: A and Bᵀ come from memory once for the group, from the caches for
+// its other rows.
 func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	t := a.terms[lin]
 	if t == nil || n == 0 {
@@ -116,71 +136,40 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 		return fmt.Errorf("serve: adapter %q at %s: shapes disagree (layer [%d %d], pair [%d %d], %d rows, x %d, y %d)",
 			a.name, lin.Name, lin.Out, lin.In, t.out, t.in, n, len(x), len(y))
 	}
-	var stack [groupScratch]float32
+	var stack [maxStackRank]float32
 	s := stack[:0]
-	if n*t.r > len(stack) {
-		s = make([]float32, n*t.r)
+	if t.r > len(stack) {
+		s = make([]float32, t.r)
 	}
-	s = s[:n*t.r] // s[row*r+k] = scaling·x_row·A_k
-	var row16 []float32
-	if t.a16 != nil {
-		var buf [1024]float32
-		row16 = buf[:]
-		if w := max(t.in, t.r); w > len(buf) {
-			row16 = make([]float32, w)
+	s = s[:t.r]
+	a32, bt32 := t.a, t.bt
+	if t.a16 != nil && n > 1 {
+		// A group converts the matrices once, not once per row.
+		buf := expanded.Get().(*[]float32)
+		defer expanded.Put(buf)
+		need := t.r * (t.in + t.out)
+		if cap(*buf) < need {
+			*buf = make([]float32, need)
 		}
+		a32, bt32 = (*buf)[:t.r*t.in], (*buf)[t.r*t.in:need]
+		kernels.F16ToFloat32s(a32, t.a16)
+		kernels.F16ToFloat32s(bt32, t.bt16)
 	}
-	for k := range t.r {
-		ak := t.rowA(k, row16)
-		for i := range n {
-			s[i*t.r+k] = t.scaling * kernels.Dot(x[i*t.in:(i+1)*t.in], ak)
-		}
-	}
-	if t.b != nil && t.r == 8 {
-		// The usual rank, unrolled: a call per output element would cost
-		// more than its eight multiply-adds.
-		for i := range n {
-			si := s[i*8 : i*8+8 : i*8+8]
-			yr := y[i*t.out : (i+1)*t.out]
-			for o := range yr {
-				b := t.b[o*8 : o*8+8 : o*8+8]
-				yr[o] += (si[0]*b[0] + si[1]*b[1]) + (si[2]*b[2] + si[3]*b[3]) + (si[4]*b[4] + si[5]*b[5]) + (si[6]*b[6] + si[7]*b[7])
-			}
-		}
-		return nil
-	}
-	for o := range t.out {
-		bo := t.rowB(o, row16)
-		for i := range n {
-			y[i*t.out+o] += kernels.Dot(s[i*t.r:(i+1)*t.r], bo)
+	for i := range n {
+		xi, yi := x[i*t.in:(i+1)*t.in], y[i*t.out:(i+1)*t.out]
+		if a32 == nil {
+			kernels.LowRankShrinkF16(s, xi, t.a16, t.r, t.in, t.scaling)
+			kernels.LowRankExpandF16(yi, s, t.bt16, t.r, t.out)
+		} else {
+			kernels.LowRankShrink(s, xi, a32, t.r, t.in, t.scaling)
+			kernels.LowRankExpand(yi, s, bt32, t.r, t.out)
 		}
 	}
 	return nil
 }
 
-// rowA returns row k of A as float32, converting into buf when held in half
-// precision.
-func (t *term) rowA(k int, buf []float32) []float32 {
-	if t.a16 == nil {
-		return t.a[k*t.in : (k+1)*t.in]
-	}
-	buf = buf[:t.in]
-	for i, h := range t.a16[k*t.in : (k+1)*t.in] {
-		buf[i] = half.F16ToFloat32(h)
-	}
-	return buf
-}
-
-// rowB is rowA for row o of B.
-func (t *term) rowB(o int, buf []float32) []float32 {
-	if t.b16 == nil {
-		return t.b[o*t.r : (o+1)*t.r]
-	}
-	buf = buf[:t.r]
-	for i, h := range t.b16[o*t.r : (o+1)*t.r] {
-		buf[i] = half.F16ToFloat32(h)
-	}
-	return buf
-}
+// expanded holds float32 copies of half-precision matrices for AddDelta's
+// groups of rows.
+var expanded = sync.Pool{New: func() any { return new([]float32) }}
 
 var _ infer.Adapter = (*Adapter)(nil)

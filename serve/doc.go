@@ -15,7 +15,8 @@
 //     random source.
 //   - Model (model.go) is the step the engine runs: BatchedModel runs all the
 //     rows as one infer.Batch step (each frozen product once for the batch,
-//     each adapter's term on its group of rows); PerRowModel runs each row on
+//     each adapter's term on its group of rows), for every architecture
+//     the Generator runs; PerRowModel runs each row on
 //     an infer.Generator, the reference.
 //   - Server (http.go) is the OpenAI-compatible HTTP API over an Engine, with
 //     streaming, limits, bearer-token auth and Prometheus Metrics

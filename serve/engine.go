@@ -204,7 +204,11 @@ func (e *Engine) Store() *Store { return e.store }
 // MaxContext returns the most positions a request can use, prompt and
 // generated tokens together.
 func (e *Engine) MaxContext() int {
-	return min(e.m.Weights().Config.MaxSeqLen, e.opts.KVTokens)
+	limit := min(e.m.Weights().Config.MaxSeqLen, e.opts.KVTokens)
+	if m, ok := e.m.(interface{ MaxLen() int }); ok {
+		limit = min(limit, m.MaxLen())
+	}
+	return limit
 }
 
 // Submit checks req, takes a reference to its adapter (loading it if
@@ -360,6 +364,9 @@ func (e *Engine) loop() {
 			if closed && idle {
 				return
 			}
+			if t, ok := e.m.(interface{ Trim() }); ok && idle {
+				t.Trim() // nothing runs: free what the model keeps for reuse
+			}
 			<-e.wake
 			continue
 		}
@@ -385,6 +392,10 @@ func (e *Engine) loop() {
 				e.emit(s)
 			}
 		}
+		// The slices are reused; finished requests must not stay reachable
+		// from them.
+		clear(rows)
+		clear(owners)
 		e.running = slices.DeleteFunc(e.running, func(s *seq) bool { return s.kv == nil })
 	}
 }

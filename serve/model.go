@@ -2,7 +2,7 @@ package serve
 
 import (
 	"fmt"
-	"strings"
+	"sync"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
@@ -113,20 +113,31 @@ func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // layer is multiplied once over all the rows, each adapter's term is applied
 // to its group of rows (the engine orders rows by adapter), attention is per
 // row against its own KV cache.
+//
+// Closed sequences are kept for reuse (up to maxFreeSequences), so that a
+// new request does not fault in and zero fresh memory for its KV cache;
+// lengths are rounded up to a multiple of seqQuantum positions so that
+// requests of different lengths share them. Trim frees the kept ones (the
+// engine calls it when it has nothing to run).
 type BatchedModel struct {
 	b    *infer.Batch
 	rows []infer.BatchRow
+
+	mu   sync.Mutex
+	free map[int][]*infer.Sequence // by capacity
+	kept int
 }
 
-// NewBatchedModel returns a BatchedModel on w. infer.Batch runs Llama-2-shaped
-// models only, so weights that need more (model.Weights.Extensions: rope
-// scaling, biases, q/k norms, …) are refused; PerRowModel runs them.
+// seqQuantum is the multiple of positions BatchedModel's caches are
+// allocated in; maxFreeSequences bounds the closed caches it keeps.
+const (
+	seqQuantum       = 64
+	maxFreeSequences = 64
+)
+
+// NewBatchedModel returns a BatchedModel on w, any architecture the
+// Generator runs (infer.Batch covers the same extensions).
 func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
-	if w != nil {
-		if ext := w.Extensions(); len(ext) > 0 {
-			return nil, fmt.Errorf("serve: NewBatchedModel: the batched forward pass does not implement %s; use NewPerRowModel", strings.Join(ext, ", "))
-		}
-	}
 	b, err := infer.NewBatch(w)
 	if err != nil {
 		return nil, err
@@ -134,31 +145,81 @@ func NewBatchedModel(w *model.Weights) (*BatchedModel, error) {
 	return &BatchedModel{b: b}, nil
 }
 
+// MaxLen returns the most positions a sequence can hold (infer.Batch.MaxLen).
+func (m *BatchedModel) MaxLen() int { return m.b.MaxLen() }
+
 // Weights returns the base model.
 func (m *BatchedModel) Weights() *model.Weights { return m.b.Weights() }
 
 // NewSequence allocates a KV cache of maxLen positions.
 func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
-	s, err := m.b.NewSequence(maxLen)
+	if maxLen <= 0 || maxLen > m.b.MaxLen() {
+		return nil, fmt.Errorf("serve: NewSequence: length %d must be in [1, %d]", maxLen, m.b.MaxLen())
+	}
+	capacity := min(m.b.MaxLen(), (maxLen+seqQuantum-1)/seqQuantum*seqQuantum)
+	m.mu.Lock()
+	if l := m.free[capacity]; len(l) > 0 {
+		s := l[len(l)-1]
+		l[len(l)-1] = nil
+		m.free[capacity] = l[:len(l)-1]
+		m.kept--
+		m.mu.Unlock()
+		s.Reset()
+		return &batchSeq{Sequence: s, m: m}, nil
+	}
+	m.mu.Unlock()
+	s, err := m.b.NewSequence(capacity)
 	if err != nil {
 		return nil, err
 	}
-	return batchSeq{s}, nil
+	return &batchSeq{Sequence: s, m: m}, nil
+}
+
+// Trim frees the closed sequences kept for reuse.
+func (m *BatchedModel) Trim() {
+	m.mu.Lock()
+	m.free, m.kept = nil, 0
+	m.mu.Unlock()
+}
+
+// keep takes back a closed sequence for reuse, if there is room.
+func (m *BatchedModel) keep(s *infer.Sequence) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kept >= maxFreeSequences {
+		return
+	}
+	if m.free == nil {
+		m.free = make(map[int][]*infer.Sequence)
+	}
+	m.free[s.MaxLen()] = append(m.free[s.MaxLen()], s)
+	m.kept++
 }
 
 // Step runs the rows as one batch.
 func (m *BatchedModel) Step(rows []Row) error {
 	m.rows = m.rows[:0]
 	for i, r := range rows {
-		s, ok := r.Seq.(batchSeq)
-		if !ok {
+		s, ok := r.Seq.(*batchSeq)
+		if !ok || s.Sequence == nil {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
 		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
 	}
-	return m.b.Step(m.rows)
+	err := m.b.Step(m.rows)
+	clear(m.rows) // finished requests' caches and adapters are not kept alive
+	return err
 }
 
-type batchSeq struct{ *infer.Sequence }
+type batchSeq struct {
+	*infer.Sequence
+	m *BatchedModel
+}
 
-func (batchSeq) Close() {}
+// Close gives the cache back to the model; the sequence is not used again.
+func (s *batchSeq) Close() {
+	if s.Sequence != nil {
+		s.m.keep(s.Sequence)
+		s.Sequence = nil
+	}
+}

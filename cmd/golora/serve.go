@@ -17,7 +17,6 @@ import (
 	"github.com/golora/golora/jobs"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/chat"
-	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/serve"
 )
 
@@ -121,15 +120,9 @@ Flags:
 			MaxBytes: *cacheMB << 20, Precision: prec, Events: metrics.StoreEvent,
 		})
 	}
-	// The batched forward pass runs Llama-2-shaped models; the per-row one,
-	// on infer.Generator, every architecture golora loads.
-	var m serve.Model = serve.NewPerRowModel(ck.Weights, infer.DefaultPrefillBatch)
-	if ext := ck.Weights.Extensions(); len(ext) == 0 {
-		if m, err = serve.NewBatchedModel(ck.Weights); err != nil {
-			return err
-		}
-	} else {
-		log.Info("serving per row: the batched forward pass does not implement this model", "needs", strings.Join(ext, ", "))
+	m, err := serve.NewBatchedModel(ck.Weights)
+	if err != nil {
+		return err
 	}
 	engine, err := serve.NewEngine(m, store, ck.Tokenizer, serve.EngineOptions{
 		MaxRunning: *maxRunning, KVTokens: *kvTokens, Observer: metrics,

@@ -7,6 +7,13 @@
 //
 //	go run ./examples/serveload [-adapters 1000] [-cache 100] [-clients 32] [-requests 512] [-duration 2m]
 //
+// With -base stories15M the base is a stories15M-shaped model (dim 288, 6
+// layers, vocabulary 32000) with random weights in NF4 and a made-up
+// 32000-piece tokenizer: the shape of the benchmarks, with adapters
+// of realistic size (rank 8: 1 MB of float32 each). The memory report then
+// splits the resident set into the base's weights, the adapter cache and
+// the rest.
+//
 // With -url it drives a running server instead (golora serve --adapters DIR),
 // which must listen on loopback; adapters are then named a0 … a<N-1>.
 package main
@@ -22,6 +29,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -29,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +45,7 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/serve"
 )
@@ -50,22 +60,34 @@ func main() {
 	maxTokens := flag.Int("max-tokens", 32, "max_tokens of each request")
 	baseShare := flag.Float64("base-share", 0.1, "share of requests on the base model")
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
+	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded) or stories15M (random weights of that shape)")
+	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
 	flag.Parse()
-	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target); err != nil {
+	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target string) error {
-	baseName := "stories260K"
+func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string) error {
+	baseName := baseModel
 	var store *serve.Store
+	var baseBytes int64
 	if target == "" {
-		ck, err := model.Default()
+		ck, err := loadBase(baseModel)
 		if err != nil {
 			return err
 		}
 		if err := ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 			return err
+		}
+		baseBytes = ck.Weights.WeightBytes().Total()
+		prec := serve.Float32
+		switch precision {
+		case "f32":
+		case "f16":
+			prec = serve.Float16
+		default:
+			return fmt.Errorf("-precision %q: want f32 or f16", precision)
 		}
 		dir, err := os.MkdirTemp("", "serveload-adapters")
 		if err != nil {
@@ -87,11 +109,14 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 				return err
 			}
 			one = 4 * a.NumParams()
+			if prec == serve.Float16 {
+				one /= 2
+			}
 		}
-		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB of float32 each) in %v\n",
-			nAdapters, rank, float64(one)/1e3, time.Since(start).Round(time.Millisecond))
+		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB each cached in %s) in %v\n",
+			nAdapters, rank, float64(one)/1e3, precision, time.Since(start).Round(time.Millisecond))
 		metrics := serve.NewMetrics()
-		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Events: metrics.StoreEvent})
+		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, Events: metrics.StoreEvent})
 		m, err := serve.NewBatchedModel(ck.Weights)
 		if err != nil {
 			return err
@@ -114,6 +139,11 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		return err
 	}
 	runtime.GC()
+	debug.FreeOSMemory()
+	idle := procStatus("VmRSS:")
+	if store != nil {
+		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n", float64(idle)/1e6)
+	}
 	fmt.Printf("driving %s: %d clients, %d requests (at most %v), max_tokens %d, %.0f%% on the base\n",
 		target, clients, requests, duration, maxTokens, 100*baseShare)
 
@@ -188,8 +218,84 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("memory: RSS %s, Go heap in use %.1f MB\n", rss(), float64(ms.HeapInuse)/1e6)
+	rssBytes, peak := procStatus("VmRSS:"), procStatus("VmHWM:")
+	fmt.Printf("memory under load: RSS %.1f MB (peak %.1f MB), Go heap in use %.1f MB\n", float64(rssBytes)/1e6, float64(peak)/1e6, float64(ms.HeapInuse)/1e6)
+	if store != nil && rssBytes > 0 {
+		// The garbage of the run (adapters read and evicted, finished
+		// requests' KV caches) collected and returned: what the server
+		// holds, base and cache included, with the requests done.
+		runtime.GC()
+		debug.FreeOSMemory()
+		settled := procStatus("VmRSS:")
+		used := store.Used()
+		split := func(rss int64) string {
+			rest := rss - baseBytes - used
+			return fmt.Sprintf("base weights %.1f MB + adapter cache %.1f MB + the rest %.1f MB (%.1f%% of base + cache)",
+				float64(baseBytes)/1e6, float64(used)/1e6, float64(rest)/1e6, 100*float64(rest)/float64(baseBytes+used))
+		}
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6)
+		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
+			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
+		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
+	}
 	return nil
+}
+
+// loadBase returns the embedded stories260K or a stories15M-shaped model
+// with random weights (the scale of a fresh LLaMA) and a 32000-piece
+// tokenizer made up for it: 3 control pieces, the 256 bytes, then pieces
+// "▁w<n>".
+func loadBase(name string) (*model.Base, error) {
+	switch name {
+	case "stories260K":
+		return model.Default()
+	case "stories15M":
+	default:
+		return nil, fmt.Errorf("-base %q: want stories260K or stories15M", name)
+	}
+	c := model.Config{
+		Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 48,
+		VocabSize: 32000, MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+	}
+	rng := rand.New(rand.NewPCG(15, 15))
+	vec := func(n int, scale float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	norm := func() []float32 {
+		v := vec(c.Dim, 0.1)
+		for i := range v {
+			v[i]++
+		}
+		return v
+	}
+	w := model.NewWeights(c)
+	w.Embedding = vec(c.VocabSize*c.Dim, 1)
+	w.Norm = norm()
+	for l := range w.Layers {
+		layer := &w.Layers[l]
+		layer.AttnNorm, layer.MLPNorm = norm(), norm()
+		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
+			lin.Dense = vec(lin.Out*lin.In, 0.02*math.Sqrt(768/float64(lin.In)))
+		}
+	}
+	w.Output.Dense = w.Embedding
+	pieces := []string{"<unk>", "<s>", "</s>"}
+	for b := range 256 {
+		pieces = append(pieces, fmt.Sprintf("<0x%02X>", b))
+	}
+	for len(pieces) < c.VocabSize {
+		pieces = append(pieces, fmt.Sprintf("\u2581w%d", len(pieces)))
+	}
+	tok, err := tokenizer.NewSentencePiece(pieces, make([]float32, len(pieces)), nil, 1, 2)
+	if err != nil {
+		return nil, err
+	}
+	return &model.Base{Weights: w, Tokenizer: tok}, nil
 }
 
 // complete sends one streaming completion and times it.
@@ -264,18 +370,21 @@ func get(u string) (string, error) {
 	return string(b), err
 }
 
-// rss reads the resident set size from /proc (Linux); elsewhere it says so.
-func rss() string {
+// procStatus returns a size field of /proc/self/status (VmRSS, VmHWM) in
+// bytes, 0 where there is none (not Linux).
+func procStatus(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return "unknown"
+		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
+		if v, ok := strings.CutPrefix(line, field); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
 		}
 	}
-	return "unknown"
+	return 0
 }
 
 // checkLoopback refuses a target that is not on this machine: the load

@@ -15,6 +15,12 @@
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
 //     add.
+//   - panel.go, panel_amd64.go/.s: y = x·wᵀ for a batch of rows packed in
+//     panels of 32, every weight read once per panel (serving's decode step).
+//   - attendvec.go, attendvec_amd64.go/.s: the decode attention with AVX-512
+//     scores and weighted sum.
+//   - lowrank.go, lowrank_amd64.go/.s: a LoRA term's shrink and expand for
+//     one row, float32 or binary16 matrices, and binary16 conversion.
 //
 // The kernels are serial; callers split work across CPUs.
 package kernels

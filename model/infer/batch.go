@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/golora/golora/internal/gemm"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 )
@@ -14,25 +13,38 @@ import (
 // linear layer is multiplied once over the tokens of all rows (for NF4, the
 // weight is expanded once for the whole batch), while each adapter's
 // low-rank term is applied to its group of rows only: adjacent rows with the
-// same Adapter form one group, so callers order rows by adapter. The
-// products are the Generator's (quant.Matrix.MulT over all the rows; dense
-// weights go through internal/gemm's Sgemm when there are several rows) and so are the
-// other kernels; attention is per row, against the
-// row's own cache.
+// same Adapter form one group, so callers order rows by adapter. From
+// panelMinTokens tokens on, a product is kernels.MulTPanels over all the
+// tokens (quantized weights expanded a tile at a time with DequantizeRows,
+// once per step); fewer tokens take the Generator's matrix-vector kernels.
+// Products are split by weight rows, adapter terms and attention (each
+// token against its own sequence's cache) by tokens, over GOMAXPROCS
+// goroutines of the Batch's own. It runs every architecture the Generator
+// runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
+// with the same kernels, and a step does not allocate once its scratch has
+// grown.
 //
 // A Batch is not safe for concurrent use; its sequences belong to it.
 type Batch struct {
 	w       *model.Weights
 	qDim    int
 	kvDim   int
-	invFreq []float64
+	maxLen  int       // positions a sequence can hold
+	invFreq []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
+	angle   float32   // RoPE attention scaling (model.Config.RopeScaling.AngleScale)
 
 	// Scratch grown to the largest step: [tokens, width].
 	x, xn, q, k, v, attn, proj, gate, up []float32
 	cos, sin                             []float32
-	scores                               []float32
 	last                                 []float32 // final-norm rows of the rows that want logits
 	logits                               []float32
+	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
+	want                                 []BatchRow
+	tokSeq                               []*Sequence
+	tokPos                               []int
+
+	team *team
+	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -40,7 +52,9 @@ type Batch struct {
 type BatchRow struct {
 	Seq    *Sequence
 	Tokens []int
-	// Adapter adds the row's adapter term; nil for the base model.
+	// Adapter adds the row's adapter term; nil for the base model. A Batch
+	// may call it from several goroutines at once (on different rows), so
+	// it must be safe for concurrent use.
 	Adapter Adapter
 	// Logits, if not nil, receives the logits [VocabSize] predicting the
 	// token after the row's last one.
@@ -59,6 +73,10 @@ func (s *Sequence) Pos() int { return s.pos }
 // MaxLen returns the number of positions the cache can hold.
 func (s *Sequence) MaxLen() int { return s.maxLen }
 
+// Reset empties the sequence for reuse by another one: its memory is kept
+// (and overwritten as positions are filled again).
+func (s *Sequence) Reset() { s.pos = 0 }
+
 // NewBatch checks w with Validate and returns a Batch running it.
 func NewBatch(w *model.Weights) (*Batch, error) {
 	if w == nil {
@@ -68,23 +86,41 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 		return nil, err
 	}
 	c := w.Config
-	return &Batch{
+	b := &Batch{
 		w:       w,
 		qDim:    c.Heads * c.HeadDim,
 		kvDim:   c.KVHeads * c.HeadDim,
-		invFreq: kernels.RopeInvFreq(c.HeadDim, c.RopeTheta),
-	}, nil
+		maxLen:  c.MaxSeqLen,
+		invFreq: w.RopeInvFreq(),
+		angle:   c.RopeScaling.AngleScale(),
+	}
+	if c.RopeScaling.Type == "longrope" {
+		// Beyond these positions longrope's long factors (not implemented)
+		// apply, as the Generator says.
+		b.maxLen = min(b.maxLen, c.RopeScaling.OriginalMaxPos)
+	}
+	maxIn := 0
+	for _, lin := range append(w.Linears(), w.Output) {
+		maxIn = max(maxIn, lin.In)
+	}
+	b.team = newTeam(b, c.MaxSeqLen, maxIn)
+	b.job = new(job)
+	return b, nil
 }
 
 // Weights returns the model the Batch runs.
 func (b *Batch) Weights() *model.Weights { return b.w }
 
+// MaxLen returns the most positions a sequence can hold: Config.MaxSeqLen,
+// or for longrope the model's original positions (see GeneratorOptions).
+func (b *Batch) MaxLen() int { return b.maxLen }
+
 // NewSequence returns an empty KV cache of maxLen positions (at most
-// Config.MaxSeqLen). Its memory is allocated now, so a budget of positions
-// bounds the memory of the caches.
+// MaxLen). Its memory is allocated now, so a budget of positions bounds the
+// memory of the caches.
 func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
-	if maxLen <= 0 || maxLen > b.w.Config.MaxSeqLen {
-		return nil, fmt.Errorf("infer: NewSequence: length %d must be in [1, %d]", maxLen, b.w.Config.MaxSeqLen)
+	if maxLen <= 0 || maxLen > b.maxLen {
+		return nil, fmt.Errorf("infer: NewSequence: length %d must be in [1, %d]", maxLen, b.maxLen)
 	}
 	s := &Sequence{maxLen: maxLen, keys: make([][]float32, len(b.w.Layers)), values: make([][]float32, len(b.w.Layers))}
 	for l := range s.keys {
@@ -133,19 +169,20 @@ func (b *Batch) Step(rows []BatchRow) error {
 	if n == 0 {
 		return nil
 	}
-	d, half := c.Dim, c.HeadDim/2
+	d, half := c.Dim, len(b.invFreq)
 	b.x, b.xn = grow(b.x, n*d), grow(b.xn, n*d)
 	b.q, b.attn = grow(b.q, n*b.qDim), grow(b.attn, n*b.qDim)
 	b.k, b.v = grow(b.k, n*b.kvDim), grow(b.v, n*b.kvDim)
 	b.proj = grow(b.proj, n*d)
 	b.gate, b.up = grow(b.gate, n*c.HiddenDim), grow(b.up, n*c.HiddenDim)
 	b.cos, b.sin = grow(b.cos, n*half), grow(b.sin, n*half)
+	b.tokSeq, b.tokPos = b.tokSeq[:0], b.tokPos[:0]
 	t := 0
 	for _, r := range rows {
-		b.scores = grow(b.scores, r.Seq.pos+len(r.Tokens))
 		for j, tok := range r.Tokens {
 			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
-			kernels.RopeAngles(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq)
+			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
+			b.tokSeq, b.tokPos = append(b.tokSeq, r.Seq), append(b.tokPos, r.Seq.pos+j)
 			t++
 		}
 	}
@@ -154,6 +191,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for l := range b.w.Layers {
 		layer := &b.w.Layers[l]
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
+		b.pack(xn, n, d)
 		if err := b.linear(rows, layer.Q, q, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -163,14 +201,22 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.linear(rows, layer.V, v, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
+		if c.QKNorm {
+			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
+			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
+		}
 		b.rope(q, n, c.Heads)
 		b.rope(k, n, c.KVHeads)
-		b.attention(rows, l)
+		if err := b.attention(rows, l, n); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		b.pack(b.attn, n, b.qDim)
 		if err := b.linear(rows, layer.O, b.proj, b.attn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, b.proj)
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
+		b.pack(xn, n, d)
 		if err := b.linear(rows, layer.Gate, b.gate, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -178,6 +224,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.SwiGLU(b.gate, b.gate, b.up)
+		b.pack(b.gate, n, c.HiddenDim)
 		if err := b.linear(rows, layer.Down, b.proj, b.gate); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -186,7 +233,12 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for _, r := range rows {
 		r.Seq.pos += len(r.Tokens)
 	}
-	return b.outputs(rows)
+	err := b.outputs(rows)
+	// The scratch does not keep sequences and adapters of this step alive.
+	clear(b.tokSeq)
+	clear(b.want)
+	*b.job = job{}
+	return err
 }
 
 // outputs computes the logits of the rows that want them, the output head
@@ -204,7 +256,7 @@ func (b *Batch) outputs(rows []BatchRow) error {
 		return nil
 	}
 	b.last = grow(b.last, m*d)
-	want := make([]BatchRow, 0, m)
+	want := b.want[:0]
 	t := 0
 	for _, r := range rows {
 		t += len(r.Tokens)
@@ -213,8 +265,10 @@ func (b *Batch) outputs(rows []BatchRow) error {
 			want = append(want, BatchRow{Tokens: r.Tokens[len(r.Tokens)-1:], Adapter: r.Adapter, Logits: r.Logits})
 		}
 	}
+	b.want = want
 	last := b.last[:m*d]
 	kernels.RMSNorm(last, last, b.w.Norm, c.NormEps)
+	b.pack(last, m, d)
 	b.logits = grow(b.logits, m*c.VocabSize)
 	if err := b.linear(want, b.w.Output, b.logits, last); err != nil {
 		return err
@@ -225,64 +279,57 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	return nil
 }
 
+// pack packs the n rows of x [n, width], the input of the linears that
+// follow, for the panel kernel; fewer than panelMinTokens rows are not
+// packed.
+func (b *Batch) pack(x []float32, n, width int) {
+	if n < panelMinTokens {
+		return
+	}
+	b.panels = grow(b.panels, kernels.PanelsLen(n, width))
+	kernels.PackPanels(b.panels, x, n, width)
+}
+
 // linear computes y = x·Wᵀ over the tokens of all rows at once, then adds
 // each adapter's term to its group: the tokens of adjacent rows sharing an
-// Adapter.
+// Adapter. x must be what pack packed last. The base product is split by
+// weight rows over the team; from panelMinTokens tokens on, each weight is
+// read (and, quantized, expanded) once for the whole step. The adapter terms
+// are split by tokens, each part cutting the groups it covers.
 func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
-	y, x = y[:n*lin.Out], x[:n*lin.In]
-	if lin.Quantized != nil {
-		if err := lin.Quantized.MulT(y, x, n); err != nil {
-			return fmt.Errorf("%s: %w", lin.Name, err)
-		}
-	} else if n > 1 {
-		// The rows of a batch share one pass over the weight: a matrix
-		// product, where internal/gemm's Sgemm beats DenseMulT's gemv blocks
-		// (2–2.8× on the 32-row × 288 × 32000 output head of stories15M).
-		// internal/blas would bring gorgonia into inference programs.
-		gemm.Sgemm(false, true, n, lin.Out, lin.In, 1, x, lin.In, lin.Dense, lin.In, 0, y, lin.Out)
-	} else {
-		kernels.DenseMulT(y, x, lin.Dense, n, lin.In, lin.Out)
+	j := b.job
+	*j = job{kind: jobProduct, lin: lin, y: y[:n*lin.Out], x: x[:n*lin.In], n: n, rows: rows}
+	if n >= panelMinTokens {
+		j.panels = b.panels
 	}
-	lo := 0
-	for i := 0; i < len(rows); {
-		a := rows[i].Adapter
-		hi := lo
-		j := i
-		for ; j < len(rows) && rows[j].Adapter == a; j++ {
-			hi += len(rows[j].Tokens)
-		}
-		if a != nil {
-			if err := a.AddDelta(lin, y[lo*lin.Out:hi*lin.Out], x[lo*lin.In:hi*lin.In], hi-lo); err != nil {
-				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
-			}
-		}
-		i, lo = j, hi
+	parts := len(b.team.ws)
+	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < splitMinWeights {
+		parts = 1
 	}
-	return nil
-}
-
-// rope rotates the heads of n token rows by their own positions (the tables
-// filled by Step).
-func (b *Batch) rope(v []float32, n, heads int) {
-	hd := b.w.Config.HeadDim
-	half, w := hd/2, heads*hd
-	for i := range n {
-		row := v[i*w : (i+1)*w]
-		kernels.Rope(row, row, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hd, false)
+	if err := b.team.run(j, parts); err != nil {
+		return err
 	}
+	adapted := false
+	for _, r := range rows {
+		adapted = adapted || r.Adapter != nil
+	}
+	if !adapted {
+		return nil
+	}
+	j.kind = jobAdapter
+	return b.team.run(j, min(n, len(b.team.ws)))
 }
 
 // attention stores each token's key and value in its sequence's cache of
 // layer l, then computes causal grouped-query attention per token against
-// that cache (kernels.AttendCached, as the Generator does).
-func (b *Batch) attention(rows []BatchRow, l int) {
+// that cache (kernels.AttendCached, as the Generator does), the tokens split
+// over the team.
+func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
-	hd := c.HeadDim
-	group := c.Heads / c.KVHeads
 	t := 0
 	for _, r := range rows {
 		keys, values := r.Seq.keys[l], r.Seq.values[l]
@@ -290,14 +337,21 @@ func (b *Batch) attention(rows []BatchRow, l int) {
 		nt := len(r.Tokens)
 		copy(keys[p0*b.kvDim:(p0+nt)*b.kvDim], b.k[t*b.kvDim:(t+nt)*b.kvDim])
 		copy(values[p0*b.kvDim:(p0+nt)*b.kvDim], b.v[t*b.kvDim:(t+nt)*b.kvDim])
-		for i := range nt {
-			scores := b.scores[:p0+i+1]
-			at := (t + i) * b.qDim
-			for h := range c.Heads {
-				off := (h / group) * hd
-				kernels.AttendCached(b.attn[at+h*hd:at+(h+1)*hd], scores, b.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], b.kvDim)
-			}
-		}
 		t += nt
+	}
+	j := b.job
+	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
+		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
+	return b.team.run(j, min(n, len(b.team.ws)))
+}
+
+// rope rotates the heads of n token rows by their own positions (the tables
+// filled by Step).
+func (b *Batch) rope(v []float32, n, heads int) {
+	hd := b.w.Config.HeadDim
+	half, w := len(b.invFreq), heads*hd
+	for i := range n {
+		row := v[i*w : (i+1)*w]
+		kernels.Rope(row, row, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hd, false)
 	}
 }

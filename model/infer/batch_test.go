@@ -4,9 +4,12 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/internal/archtest"
 	"github.com/golora/golora/nf4"
 )
 
@@ -71,117 +74,140 @@ func TestBatchMatchesGeneratorPerRow(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ad1, ad2 := newLowRank(w, 4, 1), newLowRank(w, 8, 2)
-			type stream struct {
-				prompt []int
-				chunk  int
-				delta  Adapter
-			}
-			rng := rand.New(rand.NewPCG(5, 5))
-			tokens := func(n int) []int {
-				p := []int{1}
-				for range n - 1 {
-					p = append(p, 3+rng.IntN(500))
-				}
-				return p
-			}
-			streams := []stream{
-				{tokens(3), 3, nil},
-				{tokens(17), 5, ad1},
-				{tokens(9), 4, ad1},
-				{tokens(30), 8, ad2},
-			}
-			const decode = 12
-			b, err := NewBatch(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			V := w.Config.VocabSize
-			type state struct {
-				seq    *Sequence
-				fed    int
-				logits []float32
-				got    [][]float32 // logits after the prompt and each decoded token
-				next   int
-			}
-			states := make([]*state, len(streams))
-			for i, s := range streams {
-				seq, err := b.NewSequence(len(s.prompt) + decode + 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				states[i] = &state{seq: seq, logits: make([]float32, V), next: -1}
-			}
-			for step := 0; ; step++ {
-				var rows []BatchRow
-				var owners []*state
-				for i, s := range streams {
-					st := states[i]
-					if len(st.got) > decode {
-						continue
-					}
-					r := BatchRow{Seq: st.seq, Adapter: s.delta}
-					if st.next >= 0 {
-						r.Tokens = []int{st.next}
-						r.Logits = st.logits
-					} else {
-						end := min(st.fed+s.chunk, len(s.prompt))
-						r.Tokens = s.prompt[st.fed:end]
-						st.fed = end
-						if end == len(s.prompt) {
-							r.Logits = st.logits
-						}
-					}
-					rows = append(rows, r)
-					owners = append(owners, st)
-				}
-				if len(rows) == 0 {
-					break
-				}
-				if err := b.Step(rows); err != nil {
-					t.Fatal(err)
-				}
-				for i, r := range rows {
-					if r.Logits != nil {
-						st := owners[i]
-						st.got = append(st.got, append([]float32(nil), st.logits...))
-						st.next, _ = argmaxLogits(st.logits)
-					}
-				}
-			}
-			for i, s := range streams {
-				g, err := NewGenerator(w, GeneratorOptions{MaxLen: len(s.prompt) + decode + 1, Adapter: s.delta})
-				if err != nil {
-					t.Fatal(err)
-				}
-				logits, err := g.Prefill(s.prompt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for k, got := range states[i].got {
-					var maxDiff, scale float64
-					for j, v := range logits {
-						maxDiff = max(maxDiff, math.Abs(float64(v-got[j])))
-						scale = max(scale, math.Abs(float64(v)))
-					}
-					if maxDiff > 1e-4*max(1, scale) {
-						t.Fatalf("stream %d step %d: logits differ by %g (scale %g)", i, k, maxDiff, scale)
-					}
-					want, _ := argmaxLogits(logits)
-					if gotTok, _ := argmaxLogits(got); gotTok != want {
-						t.Fatalf("stream %d step %d: batched greedy token %d, alone %d", i, k, gotTok, want)
-					}
-					if k < decode {
-						if logits, err = g.Step(want); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if len(states[i].got) != decode+1 {
-					t.Fatalf("stream %d: %d logits, want %d", i, len(states[i].got), decode+1)
-				}
-			}
+			checkBatchMatchesGenerator(t, w)
 		})
+	}
+}
+
+// TestBatchArchitecturesMatchGeneratorPerRow is TestBatchMatchesGeneratorPerRow
+// on the reference checkpoint of every architecture family the Generator
+// runs (model/internal/archtest): Llama 3 and linear rope scaling, Qwen2's
+// q/k/v biases, Qwen3's q/k norms, Phi-3's partial rotary and longrope,
+// Mistral's sliding window (4 positions in mistral_window, shorter than the
+// prompts).
+func TestBatchArchitecturesMatchGeneratorPerRow(t *testing.T) {
+	for _, name := range archtest.Families {
+		t.Run(name, func(t *testing.T) {
+			w, _ := archtest.Load(t, name)
+			checkBatchMatchesGenerator(t, w)
+		})
+	}
+}
+
+// checkBatchMatchesGenerator is the comparison of
+// TestBatchMatchesGeneratorPerRow on w.
+func checkBatchMatchesGenerator(t *testing.T, w *model.Weights) {
+	t.Helper()
+	ad1, ad2 := newLowRank(w, 4, 1), newLowRank(w, 8, 2)
+	type stream struct {
+		prompt []int
+		chunk  int
+		delta  Adapter
+	}
+	const decode = 12
+	b, err := NewBatch(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	tokens := func(n int) []int {
+		n = min(n, b.MaxLen()-decode-1) // longrope's short context
+		p := []int{1}
+		for range n - 1 {
+			p = append(p, 3+rng.IntN(min(500, w.Config.VocabSize-3)))
+		}
+		return p
+	}
+	streams := []stream{
+		{tokens(3), 3, nil},
+		{tokens(17), 5, ad1},
+		{tokens(9), 4, ad1},
+		{tokens(30), 8, ad2},
+	}
+	V := w.Config.VocabSize
+	type state struct {
+		seq    *Sequence
+		fed    int
+		logits []float32
+		got    [][]float32 // logits after the prompt and each decoded token
+		next   int
+	}
+	states := make([]*state, len(streams))
+	for i, s := range streams {
+		seq, err := b.NewSequence(len(s.prompt) + decode + 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[i] = &state{seq: seq, logits: make([]float32, V), next: -1}
+	}
+	for step := 0; ; step++ {
+		var rows []BatchRow
+		var owners []*state
+		for i, s := range streams {
+			st := states[i]
+			if len(st.got) > decode {
+				continue
+			}
+			r := BatchRow{Seq: st.seq, Adapter: s.delta}
+			if st.next >= 0 {
+				r.Tokens = []int{st.next}
+				r.Logits = st.logits
+			} else {
+				end := min(st.fed+s.chunk, len(s.prompt))
+				r.Tokens = s.prompt[st.fed:end]
+				st.fed = end
+				if end == len(s.prompt) {
+					r.Logits = st.logits
+				}
+			}
+			rows = append(rows, r)
+			owners = append(owners, st)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		if err := b.Step(rows); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rows {
+			if r.Logits != nil {
+				st := owners[i]
+				st.got = append(st.got, append([]float32(nil), st.logits...))
+				st.next, _ = argmaxLogits(st.logits)
+			}
+		}
+	}
+	for i, s := range streams {
+		g, err := NewGenerator(w, GeneratorOptions{MaxLen: len(s.prompt) + decode + 1, Adapter: s.delta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits, err := g.Prefill(s.prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, got := range states[i].got {
+			var maxDiff, scale float64
+			for j, v := range logits {
+				maxDiff = max(maxDiff, math.Abs(float64(v-got[j])))
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			if maxDiff > 1e-4*max(1, scale) {
+				t.Fatalf("stream %d step %d: logits differ by %g (scale %g)", i, k, maxDiff, scale)
+			}
+			want, _ := argmaxLogits(logits)
+			if gotTok, _ := argmaxLogits(got); gotTok != want {
+				t.Fatalf("stream %d step %d: batched greedy token %d, alone %d", i, k, gotTok, want)
+			}
+			if k < decode {
+				if logits, err = g.Step(want); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if len(states[i].got) != decode+1 {
+			t.Fatalf("stream %d: %d logits, want %d", i, len(states[i].got), decode+1)
+		}
 	}
 }
 
@@ -222,4 +248,42 @@ func dot(a, b []float32) float32 {
 		s += v * b[i]
 	}
 	return s
+}
+
+// TestBatchWorkersEndWithBatch: the goroutines a Batch starts for its steps
+// end once the Batch is unreachable (they must not keep it alive).
+func TestBatchWorkersEndWithBatch(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: a Batch starts no goroutines")
+	}
+	ck, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 5 {
+		b, err := NewBatch(ck.Weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []BatchRow
+		for i := range 8 {
+			s, err := b.NewSequence(8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, BatchRow{Seq: s, Tokens: []int{1, 10 + i}, Logits: make([]float32, ck.Weights.Config.VocabSize)})
+		}
+		if err := b.Step(rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		runtime.GC()
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d goroutines before, %d after five Batches were dropped", before, runtime.NumGoroutine())
 }

@@ -1,0 +1,89 @@
+package kernels
+
+// PanelWidth is the number of rows of x a packed panel holds (PackPanels):
+// the columns of the tile MulTPanels computes per weight row, two AVX-512
+// registers.
+const PanelWidth = 32
+
+// panelRows is the number of weight rows the smaller AVX-512 kernel runs at
+// once: 6 rows × 2 registers are the 12 accumulators that keep both FMA
+// units busy through the FMA latency.
+const panelRows = 6
+
+// PanelsLen returns the length of the packed panels of n rows of width in.
+func PanelsLen(n, in int) int { return (n + PanelWidth - 1) / PanelWidth * PanelWidth * in }
+
+// PackPanels transposes x [n, in] into panels of PanelWidth rows for
+// MulTPanels: panel p holds rows [32p, 32p+32) as [in, 32], zero where
+// there is no row. dst has PanelsLen(n, in) elements.
+func PackPanels(dst, x []float32, n, in int) {
+	dst = dst[:PanelsLen(n, in)]
+	for p := 0; p*PanelWidth < n; p++ {
+		panel := dst[p*PanelWidth*in : (p+1)*PanelWidth*in]
+		rows := min(PanelWidth, n-p*PanelWidth)
+		if rows < PanelWidth {
+			clear(panel)
+		}
+		for j := range rows {
+			xr := x[(p*PanelWidth+j)*in : (p*PanelWidth+j+1)*in]
+			for k, v := range xr {
+				panel[k*PanelWidth+j] = v
+			}
+		}
+	}
+}
+
+// MulTPanels computes y[i·ldy + o] = Σ_k x[i, k]·w[o·in + k] for the n rows
+// of x packed in panels (PackPanels) and the out rows of w [out, in]: a
+// block of columns of y = x·wᵀ. Each element of w is read once per panel
+// of 32 rows of x, straight from w's rows (no packing of w), so a batch of
+// rows costs one pass over the weights. Sums run over k in order, in
+// float32. scratch holds at least MulTPanelsScratch elements; the call does
+// not allocate.
+func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
+	t := scratch[:MulTPanelsScratch] // [panelBlock, 32]: a block of y's columns, transposed
+	for p := 0; p*PanelWidth < n; p++ {
+		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
+		rows := min(PanelWidth, n-p*PanelWidth)
+		for o0 := 0; o0 < out; o0 += panelBlock {
+			o1 := min(out, o0+panelBlock)
+			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
+			writeBack(y[p*PanelWidth*ldy+o0:], ldy, t, rows, o1-o0)
+		}
+	}
+}
+
+// writeBackGo copies the block t [cols, 32] (columns of y, transposed) into
+// rows [0, rows) of y, a row of y at a time: y's rows are far apart.
+func writeBackGo(y []float32, ldy int, t []float32, rows, cols int) {
+	for j := range rows {
+		yr := y[j*ldy : j*ldy+cols]
+		tj := t[j:]
+		for r := range yr {
+			yr[r] = tj[r*PanelWidth]
+		}
+	}
+}
+
+// panelBlock is the number of columns of y MulTPanels computes before
+// writing them back: a multiple of panelRows, 24 KiB of results.
+const panelBlock = 32 * panelRows
+
+// MulTPanelsScratch is the scratch MulTPanels needs.
+const MulTPanelsScratch = panelBlock * PanelWidth
+
+// mulPanelGo writes t[r·32 + j] = Σ_k w[r·in + k]·xp[k·32 + j] for the
+// rows of w.
+func mulPanelGo(t, w []float32, rows int, xp []float32, in int) {
+	for r := range rows {
+		var acc [PanelWidth]float32
+		wr := w[r*in : (r+1)*in]
+		for k, wv := range wr {
+			xk := (*[PanelWidth]float32)(xp[k*PanelWidth:])
+			for j := range acc {
+				acc[j] += wv * xk[j]
+			}
+		}
+		copy(t[r*PanelWidth:], acc[:])
+	}
+}

@@ -1,0 +1,243 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/golora/golora/internal/kernels"
+	"github.com/golora/golora/model"
+)
+
+// panelMinTokens is the fewest tokens a Batch runs through the panel kernel
+// (kernels.MulTPanels, every weight read once for 32 rows); fewer rows are
+// matrix-vector products, one per row, as in the Generator's decode step.
+const panelMinTokens = 4
+
+// tileElems bounds the weights of a quantized linear a part expands at a
+// time (64 KiB of float32, kept in L2 while the panels run over it).
+const tileElems = 1 << 14
+
+// partAlign is the multiple of weight rows a linear's parts start at: whole
+// kernel tiles (6 rows) and whole 16-row units of nf4's row kernels.
+const partAlign = 48
+
+// team runs the parts of a Batch step on GOMAXPROCS goroutines: the calling
+// one and helpers started on first use. Parts pass by value through a
+// channel and write into preallocated slots, so a step does not allocate;
+// the helpers hold no reference to the Batch, whose cleanup closes the
+// channel and ends them.
+type team struct {
+	tasks   chan part
+	started int
+	done    sync.WaitGroup
+	ws      []*workspace // one per part
+}
+
+// workspace is one part's scratch.
+type workspace struct {
+	tile   []float32 // a tile of expanded weights
+	panel  []float32 // kernels.MulTPanels' scratch
+	scores []float32 // attention scores of one token
+	err    error
+}
+
+// part is one goroutine's share of a job.
+type part struct {
+	j         *job
+	id, parts int
+	ws        *workspace
+	done      *sync.WaitGroup
+}
+
+// jobKind says what a job computes.
+type jobKind int
+
+const (
+	jobProduct jobKind = iota // y = x·Wᵀ, split by weight rows
+	jobAdapter                // the adapters' terms, split by tokens
+	jobAttend                 // attention, split by tokens
+)
+
+// job is the work of one parallel phase of a step. Its fields point into the
+// Batch's buffers.
+type job struct {
+	kind      jobKind
+	lin       *model.Linear
+	y, x      []float32
+	panels    []float32 // x packed by kernels.PackPanels, when n ≥ panelMinTokens
+	n         int       // tokens
+	rows      []BatchRow
+	layer     int
+	q, attn   []float32
+	tokSeq    []*Sequence // attention: each token's sequence and position
+	tokPos    []int
+	qDim      int
+	kvDim     int
+	heads, hd int
+	group     int
+	window    int // sliding window (Mistral), 0 for none
+}
+
+func newTeam(owner *Batch, maxSeq, maxIn int) *team {
+	t := &team{tasks: make(chan part, 16)}
+	parts := max(1, runtime.GOMAXPROCS(0))
+	for range parts {
+		t.ws = append(t.ws, &workspace{
+			tile:   make([]float32, max(tileElems, partAlign*maxIn)),
+			panel:  make([]float32, kernels.MulTPanelsScratch),
+			scores: make([]float32, maxSeq),
+		})
+	}
+	runtime.AddCleanup(owner, func(tasks chan part) { close(tasks) }, t.tasks)
+	return t
+}
+
+// run splits j into parts (at most one per workspace) and waits for them.
+func (t *team) run(j *job, parts int) error {
+	parts = max(1, min(parts, len(t.ws)))
+	for ; t.started < parts-1; t.started++ {
+		go teamWorker(t.tasks)
+	}
+	t.done.Add(parts - 1)
+	for p := 1; p < parts; p++ {
+		t.tasks <- part{j: j, id: p, parts: parts, ws: t.ws[p], done: &t.done}
+	}
+	t.ws[0].err = j.run(0, parts, t.ws[0])
+	t.done.Wait()
+	var err error
+	for _, ws := range t.ws[:parts] {
+		if ws.err != nil {
+			err = errors.Join(err, ws.err)
+			ws.err = nil
+		}
+	}
+	return err
+}
+
+func teamWorker(tasks <-chan part) {
+	for p := range tasks {
+		p.ws.err = p.j.run(p.id, p.parts, p.ws)
+		p.done.Done()
+	}
+}
+
+// run computes part id of parts of the job.
+func (j *job) run(id, parts int, ws *workspace) error {
+	switch j.kind {
+	case jobProduct:
+		units := (j.lin.Out + partAlign - 1) / partAlign
+		lo, hi := min(j.lin.Out, units*id/parts*partAlign), min(j.lin.Out, units*(id+1)/parts*partAlign)
+		if lo >= hi {
+			return nil
+		}
+		return j.product(lo, hi, ws)
+	case jobAdapter:
+		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	default:
+		j.attend(j.n*id/parts, j.n*(id+1)/parts, ws)
+		return nil
+	}
+}
+
+// product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens.
+func (j *job) product(lo, hi int, ws *workspace) error {
+	if err := j.mulT(lo, hi, ws); err != nil {
+		return err
+	}
+	if bias := j.lin.Bias; bias != nil {
+		out := j.lin.Out
+		for i := range j.n {
+			kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+		}
+	}
+	return nil
+}
+
+// mulT computes columns [lo, hi) of y = x·Wᵀ for all the tokens.
+func (j *job) mulT(lo, hi int, ws *workspace) error {
+	lin, n := j.lin, j.n
+	in, out := lin.In, lin.Out
+	if j.panels != nil {
+		if lin.Dense != nil {
+			kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			return nil
+		}
+		// Each weight is expanded once for the step, a tile at a time.
+		step := max(12, tileElems/in/12*12)
+		for r := lo; r < hi; r += step {
+			e := min(hi, r+step)
+			tile := ws.tile[:(e-r)*in]
+			if err := lin.Quantized.DequantizeRows(tile, r, e); err != nil {
+				return fmt.Errorf("%s: %w", lin.Name, err)
+			}
+			kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+		}
+		return nil
+	}
+	if lin.Dense != nil {
+		for i := range n {
+			kernels.DenseMulT(j.y[i*out+lo:i*out+hi], j.x[i*in:(i+1)*in], lin.Dense[lo*in:hi*in], 1, in, hi-lo)
+		}
+		return nil
+	}
+	if rm, ok := lin.Quantized.(rangeMulT); ok {
+		if err := rm.MulTRows(j.y[:n*out], j.x[:n*in], n, lo, hi); err != nil {
+			return fmt.Errorf("%s: %w", lin.Name, err)
+		}
+		return nil
+	}
+	// A format without row ranges runs whole, in part 0 (see parts).
+	if lo == 0 {
+		if err := lin.Quantized.MulT(j.y[:n*out], j.x[:n*in], n); err != nil {
+			return fmt.Errorf("%s: %w", lin.Name, err)
+		}
+	}
+	return nil
+}
+
+// adapters adds the adapter terms of tokens [lo, hi): each group of adjacent
+// rows sharing an adapter, cut at lo and hi.
+func (j *job) adapters(lo, hi int) error {
+	lin := j.lin
+	in, out := lin.In, lin.Out
+	t := 0
+	for i := 0; i < len(j.rows) && t < hi; {
+		a := j.rows[i].Adapter
+		start := t
+		for ; i < len(j.rows) && j.rows[i].Adapter == a; i++ {
+			t += len(j.rows[i].Tokens)
+		}
+		s, e := max(start, lo), min(t, hi)
+		if a == nil || s >= e {
+			continue
+		}
+		if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
+			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+		}
+	}
+	return nil
+}
+
+// attend computes causal grouped-query attention for tokens [lo, hi), each
+// against its sequence's cache of the job's layer (already holding the keys
+// and values of every token of the step): positions 0…pos, or with a
+// sliding window W the last W of them.
+func (j *job) attend(lo, hi int, ws *workspace) {
+	hd := j.hd
+	for t := lo; t < hi; t++ {
+		s, pos := j.tokSeq[t], j.tokPos[t]
+		keys, values := s.keys[j.layer], s.values[j.layer]
+		first := 0
+		if j.window > 0 {
+			first = max(0, pos+1-j.window)
+		}
+		scores := ws.scores[:pos+1-first]
+		at := t * j.qDim
+		for h := range j.heads {
+			off := first*j.kvDim + (h/j.group)*hd
+			kernels.AttendCachedVec(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package serve
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/golora/golora/lora"
+)
+
+// TestAdapterAddDeltaMatchesLoRA compares the serving form of adapters of
+// ranks 1, 3, 8 and 16, in float32 and half precision, with lora.Adapter's
+// own AddDelta (the reference, row by row in Go) at every linear layer of
+// the embedded model, for groups of 1 and 5 rows: float32 within float32
+// rounding, half precision within the error of 11-bit matrices.
+func TestAdapterAddDeltaMatchesLoRA(t *testing.T) {
+	base := embedded(t).Weights
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, r := range []int{1, 3, 8, 16} {
+		la := newAdapter(t, base, r, uint64(r))
+		for _, prec := range []Precision{Float32, Float16} {
+			store := NewStore(mapSource{"x": la}, base, StoreOptions{Precision: prec})
+			h, err := store.Acquire(context.Background(), "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tol := 1e-5
+			if prec == Float16 {
+				tol = 1e-2 // 11 significant bits per element; sums of a few hundred products with cancellation
+			}
+			for _, lin := range append(base.Linears(), base.Output) {
+				for _, n := range []int{1, 5} {
+					x := make([]float32, n*lin.In)
+					for i := range x {
+						x[i] = float32(rng.NormFloat64())
+					}
+					got, want := make([]float32, n*lin.Out), make([]float32, n*lin.Out)
+					if err := h.Adapter().AddDelta(lin, got, x, n); err != nil {
+						t.Fatal(err)
+					}
+					if err := la.AddDelta(lin, want, x, n); err != nil {
+						t.Fatal(err)
+					}
+					var scale float64
+					for _, v := range want {
+						scale = max(scale, math.Abs(float64(v)))
+					}
+					for i := range got {
+						if d := math.Abs(float64(got[i] - want[i])); d > tol*max(scale, 1e-3) {
+							t.Fatalf("rank %d %s %s, %d rows: [%d] = %g, lora gives %g (scale %g)", r, prec, lin.Name, n, i, got[i], want[i], scale)
+						}
+					}
+				}
+			}
+			h.Release()
+		}
+	}
+}
+
+// mapSource serves adapters from a map.
+type mapSource map[string]*lora.Adapter
+
+func (m mapSource) Load(_ context.Context, name string) (*lora.Adapter, error) {
+	if a, ok := m[name]; ok {
+		return a, nil
+	}
+	return nil, ErrUnknownAdapter
+}
+
+func (m mapSource) Names(context.Context) ([]string, error) {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	return names, nil
+}
