@@ -65,12 +65,21 @@ type Graph struct {
 	// Targets is the next-token targets [Batch, SeqLen] (Int); IgnoreTarget
 	// marks positions left out of the loss.
 	Targets *gorgonia.Node
-	// Logits is [Batch·SeqLen, VocabSize], valid after Forward or
-	// ForwardBackward until the next run.
+	// Logits is [Batch·SeqLen, VocabSize], valid after Forward until the
+	// next run. ForwardBackward does not compute it: training goes through
+	// the output head a chunk of rows at a time (see Loss).
 	Logits *gorgonia.Node
 	// Loss is the mean cross-entropy over the targets that are not
-	// IgnoreTarget (a float32 scalar); 0 when every target is ignored.
+	// IgnoreTarget (a float32 scalar; 0 when every target is ignored), the
+	// node Differentiate differentiates. With a dense head that the adapter
+	// leaves alone it is computed from the final hidden states by one
+	// operator that never holds the whole [Batch·SeqLen, VocabSize] logits
+	// or their gradient; otherwise from Logits.
 	Loss *gorgonia.Node
+
+	// evalLoss is the loss computed from Logits, which Forward runs (the
+	// same node as Loss when that is not fused).
+	evalLoss *gorgonia.Node
 
 	g       *gorgonia.ExprGraph
 	w       *model.Weights
@@ -147,10 +156,24 @@ func (gr *Graph) build() error {
 	if err != nil {
 		return err
 	}
-	if gr.Logits, err = gr.linear(gr.w.Output, hn); err != nil {
+	head := gr.w.Output
+	d, err := gr.delta(head, hn)
+	if err != nil {
 		return err
 	}
-	gr.Loss, err = crossEntropy(gr.Logits, gr.Targets, c.VocabSize, gr.arena)
+	if gr.Logits, err = gr.addDelta(head, hn, d); err != nil {
+		return err
+	}
+	if gr.evalLoss, err = crossEntropy(gr.Logits, gr.Targets, c.VocabSize, gr.arena); err != nil {
+		return err
+	}
+	if d != nil || head.Dense == nil {
+		// A head with an adapter term, or a quantized one, trains through
+		// the logits.
+		gr.Loss = gr.evalLoss
+		return nil
+	}
+	gr.Loss, err = headLoss(head, hn, gr.Targets, gr.arena)
 	return err
 }
 
@@ -248,16 +271,31 @@ func applyHeadNorm(x *gorgonia.Node, weight []float32, c model.Config, name stri
 
 // linear is the frozen product x·Wᵀ plus the adapter's term for lin.
 func (gr *Graph) linear(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
-	y, err := frozenLinear(lin, x, gr.arena)
+	d, err := gr.delta(lin, x)
 	if err != nil {
 		return nil, err
 	}
+	return gr.addDelta(lin, x, d)
+}
+
+// delta returns the adapter's term for lin applied to x, nil when there is
+// none.
+func (gr *Graph) delta(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
 	if gr.opts.Adapter == nil {
-		return y, nil
+		return nil, nil
 	}
 	d, err := gr.opts.Adapter.Delta(gr.g, lin, x)
 	if err != nil {
 		return nil, fmt.Errorf("adapter for %s: %w", lin.Name, err)
+	}
+	return d, nil
+}
+
+// addDelta is the frozen product x·Wᵀ plus d, the adapter's term (or nil).
+func (gr *Graph) addDelta(lin *model.Linear, x, d *gorgonia.Node) (*gorgonia.Node, error) {
+	y, err := frozenLinear(lin, x, gr.arena)
+	if err != nil {
+		return nil, err
 	}
 	if d == nil {
 		return y, nil
@@ -342,28 +380,28 @@ func (gr *Graph) Differentiate(wrt ...*gorgonia.Node) (gorgonia.Nodes, error) {
 // before the run starts; a started run is not interrupted.
 func (gr *Graph) Forward(ctx context.Context) (float32, error) {
 	if gr.eval == nil {
-		sub := gr.g.SubgraphRoots(gr.Loss, gr.Logits)
+		sub := gr.g.SubgraphRoots(gr.evalLoss, gr.Logits)
 		gr.eval = gorgonia.NewTapeMachine(sub)
 	}
-	return gr.run(ctx, gr.eval, "Forward")
+	return gr.run(ctx, gr.eval, gr.evalLoss, "Forward")
 }
 
 // ForwardBackward runs the forward pass and the gradients added by
-// Differentiate on the loaded batch, and returns the loss. ctx is checked
-// before the run starts.
+// Differentiate on the loaded batch, and returns the loss. It leaves Logits
+// uncomputed. ctx is checked before the run starts.
 func (gr *Graph) ForwardBackward(ctx context.Context) (float32, error) {
 	if gr.grads == nil {
 		return 0, errors.New("graph: ForwardBackward: call Differentiate first")
 	}
 	if gr.train == nil {
-		roots := append(gorgonia.Nodes{gr.Loss, gr.Logits}, gr.grads...)
+		roots := append(gorgonia.Nodes{gr.Loss}, gr.grads...)
 		sub := gr.g.SubgraphRoots(roots...)
 		gr.train = gorgonia.NewTapeMachine(sub, gorgonia.BindDualValues(gr.wrt...))
 	}
-	return gr.run(ctx, gr.train, "ForwardBackward")
+	return gr.run(ctx, gr.train, gr.Loss, "ForwardBackward")
 }
 
-func (gr *Graph) run(ctx context.Context, m gorgonia.VM, what string) (float32, error) {
+func (gr *Graph) run(ctx context.Context, m gorgonia.VM, lossNode *gorgonia.Node, what string) (float32, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
@@ -377,7 +415,7 @@ func (gr *Graph) run(ctx context.Context, m gorgonia.VM, what string) (float32, 
 	if err := m.RunAll(); err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
-	loss, err := opScalar(gr.Loss.Value(), crossEntropyOp{}, "loss")
+	loss, err := opScalar(lossNode.Value(), crossEntropyOp{}, "loss")
 	if err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
