@@ -14,10 +14,12 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// headLossChunk is the number of logits (rows × vocabulary) the fused head
-// loss holds at a time: 16 MiB, 32 rows of a 128,256-token vocabulary. It
-// is large enough for both of a chunk's products to run at full GEMM speed.
-const headLossChunk = 4 << 20
+// headLossChunk is the most logits (rows × vocabulary) the fused head loss
+// holds at a time: 64 MiB, 130 rows of a 128,256-token vocabulary. Each of
+// a chunk's two products packs the whole head, so the rows of a chunk are
+// what that cost is spread over: with 32-row chunks the packing took about
+// as long as the head's arithmetic.
+const headLossChunk = 16 << 20
 
 // headLossOp is the frozen dense output head and the mean next-token
 // cross-entropy in one operator: it maps the final hidden states [n, dim]
@@ -103,10 +105,17 @@ func (op *headLossOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		return gorgonia.NewF32(0), nil
 	}
 	scale := 1 / float64(len(rows))
-	chunk := min(len(rows), max(1, op.chunk/vocab))
+	// Chunks of equal size rather than full ones and a remainder.
+	chunks := (len(rows) + max(1, op.chunk/vocab) - 1) / max(1, op.chunk/vocab)
+	chunk := (len(rows) + chunks - 1) / chunks
 	x := op.arena.floats(chunk * dim)
 	dx := op.arena.floats(chunk * dim)
 	logits := op.arena.floats(chunk * vocab)
+	defer func() {
+		for _, buf := range [][]float32{x, dx, logits} {
+			op.arena.release(&buf[0])
+		}
+	}()
 	terms := make([]float64, len(rows))
 	w := op.head.Dense
 	for lo := 0; lo < len(rows); lo += chunk {
@@ -142,8 +151,10 @@ func (op *headLossOp) CallsExtern() bool    { return false }
 func (op *headLossOp) OverwritesInput() int { return -1 }
 
 // WriteHash includes the head's address, as frozenLinearOp does.
-func (op *headLossOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "HeadLoss{%s,%p}", op.head.Name, op.head) }
-func (op *headLossOp) Hashcode() uint32      { return opHash(op) }
+func (op *headLossOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "HeadLoss{%s,%p}", op.head.Name, op.head)
+}
+func (op *headLossOp) Hashcode() uint32 { return opHash(op) }
 func (op *headLossOp) String() string {
 	return fmt.Sprintf("HeadLoss{%s [%d,%d]}", op.head.Name, op.head.Out, op.head.In)
 }
