@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -58,8 +59,10 @@ type machineStep struct {
 	args []int
 	slot int
 	// inPlace: the step may write into its first operand when that is read
-	// for the last time (a same-shape binary operator).
-	inPlace bool
+	// for the last time (a same-shape binary operator); commutes: into its
+	// second operand too (an addition, whose float32 result does not depend
+	// on the order of its operands).
+	inPlace, commutes bool
 	// bind: the value is bound to the node after the step (a root).
 	bind bool
 	// acc, when not nil, sums the step's values over runs (the gradient
@@ -93,12 +96,10 @@ func newMachine(g *gorgonia.ExprGraph, arena *graphArena, roots gorgonia.Nodes, 
 	for _, r := range roots {
 		kept[r] = true
 	}
-	source := make([]bool, len(sorted))
 	for i, n := range sorted {
 		op := n.Op()
 		if _, isConst := op.(interface{ Value() gorgonia.Value }); op == nil || isConst {
 			m.sources = append(m.sources, machineSource{node: n, slot: i})
-			source[i] = true
 			continue
 		}
 		st := machineStep{node: n, op: op, slot: i, bind: kept[n]}
@@ -118,7 +119,10 @@ func newMachine(g *gorgonia.ExprGraph, arena *graphArena, roots gorgonia.Nodes, 
 		if len(st.args) == 2 {
 			a, b := sorted[st.args[0]], sorted[st.args[1]]
 			_, unsafe := op.(gorgonia.UnsafeDoer)
-			st.inPlace = unsafe && !source[st.args[0]] && a.Shape().Eq(n.Shape()) && b.Shape().Eq(n.Shape()) && a.Dtype() == n.Dtype()
+			st.inPlace = unsafe && a.Shape().Eq(n.Shape()) && b.Shape().Eq(n.Shape()) && a.Dtype() == n.Dtype()
+			// gorgonia's element-wise addition prints as "+" and whether
+			// it returns the same type.
+			st.commutes = st.inPlace && strings.HasPrefix(fmt.Sprint(op), "+ ")
 		}
 		if accOf[n] {
 			st.acc = tensor.New(tensor.WithShape(n.Shape()...), tensor.Of(n.Dtype()))
@@ -173,9 +177,12 @@ func (m *machine) run() error {
 		}
 		var v gorgonia.Value
 		var err error
-		if st.inPlace && m.left[st.args[0]] == 1 && st.args[0] != st.args[1] && m.sole(st.args[0]) {
+		switch {
+		case st.inPlace && m.overwritable(st, 0):
 			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in...)
-		} else {
+		case st.commutes && m.overwritable(st, 1):
+			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in[1], in[0])
+		default:
 			v, err = st.op.Do(in...)
 		}
 		if err != nil {
@@ -213,10 +220,16 @@ func (m *machine) hold(slot int) {
 	}
 }
 
-// sole reports whether slot's value is the only live value on its buffer.
-func (m *machine) sole(slot int) bool {
-	p := valuePointer(m.values[slot])
-	return p != nil && m.live[p] == 1 && !m.pinned[p]
+// overwritable reports whether binary step st may write into its operand
+// i: this is the operand's last read, the other operand is another value,
+// and no other live value, nor an input, shares its buffer.
+func (m *machine) overwritable(st *machineStep, i int) bool {
+	a, b := st.args[i], st.args[1-i]
+	if a == b || m.left[a] != 1 {
+		return false
+	}
+	p := valuePointer(m.values[a])
+	return p != nil && p != valuePointer(m.values[b]) && m.live[p] == 1 && !m.pinned[p]
 }
 
 // read counts one read of slot and drops its value after the last.

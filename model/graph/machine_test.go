@@ -68,6 +68,15 @@ func TestMachineMatchesTapeMachine(t *testing.T) {
 		got[i] = append([]float32(nil), g.Data().([]float32)...)
 	}
 	held := arenaBytes(gr.arena)
+	commuting := 0
+	for _, st := range gr.train.steps {
+		if st.commutes {
+			commuting++
+		}
+	}
+	if commuting == 0 {
+		t.Error("no step of the plan was recognized as an addition")
+	}
 
 	// The same step on the TapeMachine, with an arena that never takes a
 	// buffer back: every operator output is a buffer of its own.
