@@ -18,3 +18,15 @@ func CrossEntropyBackward(dst, row []float32, target int, scale float64) {
 	scaleFloats(dst, float32(scale/sum))
 	dst[target] -= float32(scale)
 }
+
+// CrossEntropyWithGrad returns CrossEntropy of row and overwrites row with
+// what CrossEntropyBackward would write for it, with one pass of
+// exponentials instead of two and no scratch.
+func CrossEntropyWithGrad(row []float32, target int, scale float64) float64 {
+	m := rowMax(row)
+	xt := row[target]
+	sum := expShifted(row, row, m)
+	scaleFloats(row, float32(scale/sum))
+	row[target] -= float32(scale)
+	return float64(m) + math.Log(sum) - float64(xt)
+}

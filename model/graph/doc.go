@@ -11,7 +11,11 @@
 //     weight, with its gradient to x only.
 //   - graph_ops.go: the shared operator plumbing and the RMSNorm and SwiGLU
 //     operators; graph_attention.go: causal grouped-query attention; rope.go:
-//     rotary embeddings; loss.go: the cross-entropy loss and IgnoreTarget.
+//     rotary embeddings; loss.go: the cross-entropy loss and IgnoreTarget;
+//     head_loss.go: the output head and the loss fused, a chunk of rows at a
+//     time, for training.
+//   - machine.go: what runs a graph in place of gorgonia's TapeMachine,
+//     dropping each value after its last reader and reusing its buffer.
 //
 // Every operator's maths is a call into internal/kernels, the one copy the
 // generator of model/infer calls too; this package adds only the gorgonia

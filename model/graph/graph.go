@@ -51,11 +51,14 @@ type Options struct {
 // train; per batch, SetBatch and then Forward (evaluation) or
 // ForwardBackward (training).
 //
-// The values computed by a run (Logits, intermediate activations, the
-// gradient nodes returned by Differentiate) live in buffers that the next run
-// reuses, so that a training step allocates almost nothing: copy what must
-// outlive the run. The accumulated gradients of the nodes passed to
-// Differentiate are gorgonia's own and persist. A Graph is not safe for
+// The graph runs on a machine of its own rather than gorgonia's
+// TapeMachine: each value is dropped after the last operator that reads it,
+// and its buffer serves the operators that follow, so a training step holds
+// the activations its backward pass needs and little else. The values of a
+// run (Loss, Logits) live in buffers that the next run reuses, so that a
+// training step allocates almost nothing: copy what must outlive the run.
+// Intermediate nodes are not bound to values. The accumulated gradients of
+// the nodes passed to Differentiate persist. A Graph is not safe for
 // concurrent use.
 type Graph struct {
 	// Input is the embedded tokens [Batch·SeqLen, Dim], row b·SeqLen + t
@@ -65,12 +68,21 @@ type Graph struct {
 	// Targets is the next-token targets [Batch, SeqLen] (Int); IgnoreTarget
 	// marks positions left out of the loss.
 	Targets *gorgonia.Node
-	// Logits is [Batch·SeqLen, VocabSize], valid after Forward or
-	// ForwardBackward until the next run.
+	// Logits is [Batch·SeqLen, VocabSize], valid after Forward until the
+	// next run. ForwardBackward computes it only when Loss is not fused
+	// (see Loss).
 	Logits *gorgonia.Node
 	// Loss is the mean cross-entropy over the targets that are not
-	// IgnoreTarget (a float32 scalar); 0 when every target is ignored.
+	// IgnoreTarget (a float32 scalar; 0 when every target is ignored), the
+	// node Differentiate differentiates. With a dense head that the adapter
+	// leaves alone it is computed from the final hidden states by one
+	// operator that never holds the whole [Batch·SeqLen, VocabSize] logits
+	// or their gradient; otherwise from Logits.
 	Loss *gorgonia.Node
+
+	// evalLoss is the loss computed from Logits, which Forward runs (the
+	// same node as Loss when that is not fused).
+	evalLoss *gorgonia.Node
 
 	g       *gorgonia.ExprGraph
 	w       *model.Weights
@@ -83,8 +95,8 @@ type Graph struct {
 
 	wrt   gorgonia.Nodes
 	grads gorgonia.Nodes
-	eval  gorgonia.VM
-	train gorgonia.VM
+	eval  *machine
+	train *machine
 }
 
 // New builds the forward graph of w for batches of opts.Batch sequences
@@ -147,10 +159,24 @@ func (gr *Graph) build() error {
 	if err != nil {
 		return err
 	}
-	if gr.Logits, err = gr.linear(gr.w.Output, hn); err != nil {
+	head := gr.w.Output
+	d, err := gr.delta(head, hn)
+	if err != nil {
 		return err
 	}
-	gr.Loss, err = crossEntropy(gr.Logits, gr.Targets, c.VocabSize, gr.arena)
+	if gr.Logits, err = gr.addDelta(head, hn, d); err != nil {
+		return err
+	}
+	if gr.evalLoss, err = crossEntropy(gr.Logits, gr.Targets, c.VocabSize, gr.arena); err != nil {
+		return err
+	}
+	if d != nil || head.Dense == nil {
+		// A head with an adapter term, or a quantized one, trains through
+		// the logits.
+		gr.Loss = gr.evalLoss
+		return nil
+	}
+	gr.Loss, err = headLoss(head, hn, gr.Targets, gr.arena)
 	return err
 }
 
@@ -248,16 +274,31 @@ func applyHeadNorm(x *gorgonia.Node, weight []float32, c model.Config, name stri
 
 // linear is the frozen product x·Wᵀ plus the adapter's term for lin.
 func (gr *Graph) linear(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
-	y, err := frozenLinear(lin, x, gr.arena)
+	d, err := gr.delta(lin, x)
 	if err != nil {
 		return nil, err
 	}
+	return gr.addDelta(lin, x, d)
+}
+
+// delta returns the adapter's term for lin applied to x, nil when there is
+// none.
+func (gr *Graph) delta(lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
 	if gr.opts.Adapter == nil {
-		return y, nil
+		return nil, nil
 	}
 	d, err := gr.opts.Adapter.Delta(gr.g, lin, x)
 	if err != nil {
 		return nil, fmt.Errorf("adapter for %s: %w", lin.Name, err)
+	}
+	return d, nil
+}
+
+// addDelta is the frozen product x·Wᵀ plus d, the adapter's term (or nil).
+func (gr *Graph) addDelta(lin *model.Linear, x, d *gorgonia.Node) (*gorgonia.Node, error) {
+	y, err := frozenLinear(lin, x, gr.arena)
+	if err != nil {
+		return nil, err
 	}
 	if d == nil {
 		return y, nil
@@ -317,10 +358,10 @@ func (gr *Graph) SetBatch(tokens, targets []int) error {
 // returns the gradient nodes in the same order. Call it once, before the
 // first ForwardBackward.
 //
-// After each ForwardBackward, wrt[i].Grad() holds the gradient summed over
-// every ForwardBackward since it was last zeroed: gorgonia's solvers zero it
-// in Step; ZeroGrad does it by hand (e.g. between accumulated micro-batches
-// that are not to be summed).
+// After each ForwardBackward, wrt[i].Grad(), which is also the value of
+// the returned gradient node, holds the gradient summed over every
+// ForwardBackward since it was last zeroed by ZeroGrad (or by hand, in
+// place: the buffer stays the same from run to run).
 func (gr *Graph) Differentiate(wrt ...*gorgonia.Node) (gorgonia.Nodes, error) {
 	if gr.grads != nil {
 		return nil, errors.New("graph: Differentiate: already called for this graph")
@@ -342,42 +383,48 @@ func (gr *Graph) Differentiate(wrt ...*gorgonia.Node) (gorgonia.Nodes, error) {
 // before the run starts; a started run is not interrupted.
 func (gr *Graph) Forward(ctx context.Context) (float32, error) {
 	if gr.eval == nil {
-		sub := gr.g.SubgraphRoots(gr.Loss, gr.Logits)
-		gr.eval = gorgonia.NewTapeMachine(sub)
+		m, err := newMachine(gr.g, gr.arena, gorgonia.Nodes{gr.evalLoss, gr.Logits}, nil)
+		if err != nil {
+			return 0, fmt.Errorf("graph: Forward: %w", err)
+		}
+		gr.eval = m
 	}
-	return gr.run(ctx, gr.eval, "Forward")
+	return gr.run(ctx, gr.eval, gr.evalLoss, "Forward")
 }
 
 // ForwardBackward runs the forward pass and the gradients added by
-// Differentiate on the loaded batch, and returns the loss. ctx is checked
-// before the run starts.
+// Differentiate on the loaded batch, and returns the loss. It leaves Logits
+// uncomputed when Loss is fused. ctx is checked before the run starts.
 func (gr *Graph) ForwardBackward(ctx context.Context) (float32, error) {
 	if gr.grads == nil {
 		return 0, errors.New("graph: ForwardBackward: call Differentiate first")
 	}
 	if gr.train == nil {
-		roots := append(gorgonia.Nodes{gr.Loss, gr.Logits}, gr.grads...)
-		sub := gr.g.SubgraphRoots(roots...)
-		gr.train = gorgonia.NewTapeMachine(sub, gorgonia.BindDualValues(gr.wrt...))
+		roots := gorgonia.Nodes{gr.Loss}
+		if gr.Loss == gr.evalLoss {
+			roots = append(roots, gr.Logits)
+		}
+		m, err := newMachine(gr.g, gr.arena, append(roots, gr.grads...), gr.wrt)
+		if err != nil {
+			return 0, fmt.Errorf("graph: ForwardBackward: %w", err)
+		}
+		gr.train = m
 	}
-	return gr.run(ctx, gr.train, "ForwardBackward")
+	return gr.run(ctx, gr.train, gr.Loss, "ForwardBackward")
 }
 
-func (gr *Graph) run(ctx context.Context, m gorgonia.VM, what string) (float32, error) {
+func (gr *Graph) run(ctx context.Context, m *machine, lossNode *gorgonia.Node, what string) (float32, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
 	if !gr.loaded {
 		return 0, fmt.Errorf("graph: %s: no batch loaded (call SetBatch)", what)
 	}
-	// Without Reset the machine would keep the previous run's values and
-	// compute nothing.
-	m.Reset()
 	gr.arena.reset()
-	if err := m.RunAll(); err != nil {
+	if err := m.run(); err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
-	loss, err := opScalar(gr.Loss.Value(), crossEntropyOp{}, "loss")
+	loss, err := opScalar(lossNode.Value(), crossEntropyOp{}, "loss")
 	if err != nil {
 		return 0, fmt.Errorf("graph: %s: %w", what, err)
 	}
@@ -405,12 +452,7 @@ func (gr *Graph) ZeroGrad() error {
 // Close releases the machines' resources. The Graph must not be used
 // afterwards.
 func (gr *Graph) Close() error {
-	var errs []error
-	for _, m := range []gorgonia.VM{gr.eval, gr.train} {
-		if m != nil {
-			errs = append(errs, m.Close())
-		}
-	}
 	gr.eval, gr.train = nil, nil
-	return errors.Join(errs...)
+	gr.arena.reset()
+	return nil
 }

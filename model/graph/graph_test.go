@@ -612,15 +612,24 @@ func TestGraphRepeatedRuns(t *testing.T) {
 		}
 		return loss, append([]float32(nil), g.Data().([]float32)...)
 	}
-	var loss [2]float32
+	// The training loss comes from the fused head and loss operator, the
+	// forward one from the logits: they agree to float32 rounding, and
+	// each must repeat exactly. loss[b][1] is batch b's training loss.
+	var loss [2][2]float32
 	var grad [2][]float32
 	for i, in := range batches {
-		loss[i], grad[i] = run(in, true)
+		loss[i][1], grad[i] = run(in, true)
+		loss[i][0], _ = run(in, false)
+		if d := math.Abs(float64(loss[i][0] - loss[i][1])); d > 1e-5*math.Abs(float64(loss[i][0])) {
+			t.Errorf("batch %d: Forward loss %v, ForwardBackward loss %v", i, loss[i][0], loss[i][1])
+		}
 	}
-	if loss[0] == loss[1] {
-		t.Fatalf("two different batches gave the same loss %v", loss[0])
+	if loss[0][1] == loss[1][1] {
+		t.Fatalf("two different batches gave the same loss %v", loss[0][1])
 	}
-	// Logits after a backward pass are still the forward logits.
+	// Forward's logits are the reference logits after backward passes.
+	run(batches[0], true)
+	run(batches[1], false)
 	want := graphReference(w, batches[1].tokens, seqLen)
 	if d := graphMaxDiff(gr.Logits.Value().Data().([]float32), want); d > 1e-4 {
 		t.Errorf("after ForwardBackward, logits differ from the reference by %g", d)
@@ -636,8 +645,12 @@ func TestGraphRepeatedRuns(t *testing.T) {
 		b := i % 2
 		backward := i%4 < 2
 		l, g := run(batches[b], backward)
-		if l != loss[b] {
-			t.Fatalf("run %d (batch %d, backward %v): loss %v, first run %v", i, b, backward, l, loss[b])
+		want := loss[b][0]
+		if backward {
+			want = loss[b][1]
+		}
+		if l != want {
+			t.Fatalf("run %d (batch %d, backward %v): loss %v, first run %v", i, b, backward, l, want)
 		}
 		for j := range g {
 			if g[j] != grad[b][j] {

@@ -63,24 +63,34 @@ func (op crossEntropyOp) lossInputs(logitsV, targetsV gorgonia.Value, what fmt.S
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	targets, err := lossTargets(targetsV, n, op.vocab, what)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return logits, targets, n, nil
+}
+
+// lossTargets checks and returns the n targets of a loss over a vocabulary
+// of vocab tokens.
+func lossTargets(targetsV gorgonia.Value, n, vocab int, what fmt.Stringer) ([]int, error) {
 	td, ok := targetsV.(*tensor.Dense)
 	if !ok || td.Dtype() != tensor.Int {
-		return nil, nil, 0, fmt.Errorf("graph: %v: targets are a %T, want an Int tensor", what, targetsV)
+		return nil, fmt.Errorf("graph: %v: targets are a %T, want an Int tensor", what, targetsV)
 	}
 	if td.RequiresIterator() {
 		td = td.Materialize().(*tensor.Dense)
 	}
 	targets := td.Ints()
 	if len(targets) < td.Shape().TotalSize() || td.Shape().TotalSize() != n {
-		return nil, nil, 0, fmt.Errorf("graph: %v: %d targets for %d rows of logits", what, td.Shape().TotalSize(), n)
+		return nil, fmt.Errorf("graph: %v: %d targets for %d rows", what, td.Shape().TotalSize(), n)
 	}
 	targets = targets[:n]
 	for i, t := range targets {
-		if t != IgnoreTarget && (t < 0 || t >= op.vocab) {
-			return nil, nil, 0, fmt.Errorf("graph: %v: target %d at position %d is outside [0, %d) and is not IgnoreTarget (%d)", what, t, i, op.vocab, IgnoreTarget)
+		if t != IgnoreTarget && (t < 0 || t >= vocab) {
+			return nil, fmt.Errorf("graph: %v: target %d at position %d is outside [0, %d) and is not IgnoreTarget (%d)", what, t, i, vocab, IgnoreTarget)
 		}
 	}
-	return logits, targets, n, nil
+	return targets, nil
 }
 
 func (op crossEntropyOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
