@@ -47,7 +47,8 @@
 	VPSRLQ  $32, c, Z28; \
 	VPSLLQ  $4, c, c; \
 	VPORQ   Z28, c, c; \
-	VPMOVQB c, off(DI)
+	VPMOVQB c, X28; \
+	VMOVQ   X28, off(DI)
 
 // func quantizeAVX512(packed *byte, absmax *float32, w *float32, blocks, blockGroups int, tables *[4][8]float32) int
 TEXT ·quantizeAVX512(SB), NOSPLIT, $0-56
