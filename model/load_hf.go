@@ -204,9 +204,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		file := s.fileOf(slot.key)
 		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
 			data := t.Data
-			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) error {
-				decodeStreaming(dst, data, dec, file.DropPages)
-				return nil
+			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {
+				return decodeStreaming(dst, data, dec, file)
 			}}
 			if err := sq.add(job); err != nil {
 				return nil, err
@@ -214,7 +213,9 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			continue
 		}
 		values := make([]float32, n)
-		decodeStreaming(values, t.Data, dec, file.DropPages)
+		if _, err := decodeStreaming(values, t.Data, dec, file); err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
 		slot.fill(w, values)
 		if sq != nil && slot.parts != nil {
 			// A fused projection (Phi-3) is split first, then each part

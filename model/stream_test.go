@@ -10,6 +10,7 @@ import (
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
+	"github.com/stretchr/testify/require"
 )
 
 // TestLoadQuantizerMatchesQuantizeAfter: quantizing each linear as it
@@ -91,5 +92,32 @@ func TestLoadQuantizerRefusesNonFinite(t *testing.T) {
 	_, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{})})
 	if err == nil || !strings.Contains(err.Error(), "model.layers.1.mlp.up_proj.weight element 3 is NaN") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestAllFinite compares allFinite with firstNonFinite for every special
+// value (NaNs, ±Inf, and the finite values nearest them) at every position
+// of short slices, odd and even, and of a slice offset by one element.
+func TestAllFinite(t *testing.T) {
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7f800001), math.Float32frombits(0xffffffff),
+		math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 0, float32(math.Copysign(0, -1))}
+	for n := range 21 {
+		base := make([]float32, n+1)
+		for i := range base {
+			base[i] = float32(i) - 7.5
+		}
+		for _, w := range [][]float32{base[:n], base[1:]} {
+			require.True(t, allFinite(w))
+			for pos := range w {
+				for _, v := range specials {
+					saved := w[pos]
+					w[pos] = v
+					require.Equalf(t, firstNonFinite(w) < 0, allFinite(w), "len %d, %v at %d", len(w), v, pos)
+					require.Equal(t, firstNonFinite(w), firstNonFiniteParallel(w))
+					w[pos] = saved
+				}
+			}
+		}
 	}
 }

