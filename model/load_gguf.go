@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/quant/ggml"
 )
@@ -283,7 +284,7 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		if err != nil {
 			return nil, err
 		}
-		out := make([]float32, t.NumElements())
+		out := hugemem.Make[float32](int(t.NumElements()))
 		if _, err := ggufFloat32s(f, t, out); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
@@ -212,7 +213,7 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 			continue
 		}
-		values := make([]float32, n)
+		values := hugemem.Make[float32](n)
 		if _, err := decodeStreaming(values, t.Data, dec, file); err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}

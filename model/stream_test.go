@@ -1,10 +1,12 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/golora/golora/internal/safetensors"
@@ -117,6 +119,57 @@ func TestAllFinite(t *testing.T) {
 					require.Equal(t, firstNonFinite(w), firstNonFiniteParallel(w))
 					w[pos] = saved
 				}
+			}
+		}
+	}
+}
+
+// copyFile is a tensorFile whose ReadData copies from memory, counting the
+// bytes it was asked for.
+type copyFile struct{ read atomic.Int64 }
+
+func (c *copyFile) ReadData(dst, data []byte) error {
+	c.read.Add(int64(len(data)))
+	copy(dst, data)
+	return nil
+}
+
+// TestDecodeStreamingPieces decodes tensors spanning several pieces and
+// CPUs with every decoder and compares with decoding in one call; a NaN in
+// the last piece, or at a piece boundary, makes it report non-finite values.
+func TestDecodeStreamingPieces(t *testing.T) {
+	for _, dec := range []floatDecoder{decodeF32, decodeF16, decodeBF16, decodeF64} {
+		for _, n := range []int{1, streamPiece - 1, 3*streamPiece + 123} {
+			src := make([]byte, n*dec.size)
+			for i := range src {
+				src[i] = byte(i*29 + i>>9)
+			}
+			// Keep every value finite: clear the top exponent bit of each.
+			for i := dec.size - 1; i < len(src); i += dec.size {
+				src[i] &^= 0x40
+			}
+			want := make([]float32, n)
+			dec.decode(want, src)
+			got := make([]float32, n)
+			var file copyFile
+			finite, err := decodeStreaming(got, src, dec, &file)
+			require.NoError(t, err)
+			require.True(t, finite)
+			require.Equal(t, int64(len(src)), file.read.Load())
+			for i := range want {
+				if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+					t.Fatalf("size %d, n %d: element %d: %v, want %v", dec.size, n, i, got[i], want[i])
+				}
+			}
+			for _, pos := range []int{n - 1, min(n-1, streamPiece)} {
+				bad := bytes.Clone(src)
+				for b := range dec.size - 1 {
+					bad[pos*dec.size+b] = 0xff
+				}
+				bad[pos*dec.size+dec.size-1] = 0x7f // a NaN in every format
+				finite, err := decodeStreaming(got, bad, dec, &file)
+				require.NoError(t, err)
+				require.False(t, finite, "size %d, n %d, NaN at %d", dec.size, n, pos)
 			}
 		}
 	}

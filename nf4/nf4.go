@@ -18,6 +18,7 @@ import (
 	"math/bits"
 	"sync"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant"
 )
 
@@ -161,7 +162,7 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 		cols:       cols,
 		blockSize:  blockSize,
 		blockShift: uint(bits.TrailingZeros(uint(blockSize))),
-		packed:     make([]byte, (n+1)/2),
+		packed:     hugemem.Make[byte]((n + 1) / 2),
 		dtype:      "float32",
 	}
 	absmax := make([]float32, quant.NumBlocks(n, blockSize))
