@@ -12,7 +12,6 @@
 package nf4
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
@@ -182,6 +181,10 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 	return m, nil
 }
 
+// dynamicTable is the nearest-code search over quant.DynamicMap(true, 7, 8),
+// built once.
+var dynamicTable = sync.OnceValue(func() *nearestTable { return newNearestTable(quant.DynamicMap(true, 7, 8)) })
+
 // quantizeAbsmax is bitsandbytes' double quantization of the absmax values:
 // offset = mean(absmax), then absmax − offset quantized blockwise (blocks of
 // 256) with the signed dynamic map.
@@ -198,23 +201,14 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 		centered[i] = a - offset
 	}
 	code := quant.DynamicMap(true, 7, 8)
+	// absmax and offset lie in [0, MaxFloat32], so every centered value is
+	// finite and the search needs no checks.
+	search := dynamicTable()
 	codes := make([]uint8, len(absmax))
 	nested := make([]float32, quant.NumBlocks(len(absmax), NestedBlockSize))
-	var mu sync.Mutex
-	var firstErr error
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
-		part, err := quant.QuantizeBlockwise(codes[lo:hi], centered[lo:hi], code, NestedBlockSize)
-		if err != nil {
-			mu.Lock()
-			firstErr = cmp.Or(firstErr, err)
-			mu.Unlock()
-			return
-		}
-		copy(nested[lo/NestedBlockSize:], part)
+		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], centered[lo:hi], NestedBlockSize)
 	})
-	if firstErr != nil {
-		return nil, fmt.Errorf("nf4: double quantization: %w", firstErr)
-	}
 	return &doubleQuant{
 		codes:     codes,
 		nested:    nested,
