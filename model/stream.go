@@ -10,7 +10,6 @@ import (
 	"unsafe"
 
 	"github.com/golora/golora/internal/half"
-	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -142,7 +141,7 @@ func (s *streamQuantizer) work(jobs <-chan quantizeJob) {
 		}
 		n := job.lin.Out * job.lin.In
 		if cap(buf) < n {
-			buf = hugemem.Make[float32](n)
+			buf = make([]float32, n)
 		}
 		if err := s.run(job, buf[:n]); err != nil {
 			s.fail(err)

@@ -17,7 +17,6 @@ import (
 	"math/bits"
 	"sync"
 
-	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant"
 )
 
@@ -161,7 +160,7 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 		cols:       cols,
 		blockSize:  blockSize,
 		blockShift: uint(bits.TrailingZeros(uint(blockSize))),
-		packed:     hugemem.Make[byte]((n + 1) / 2),
+		packed:     make([]byte, (n+1)/2),
 		dtype:      "float32",
 	}
 	absmax := make([]float32, quant.NumBlocks(n, blockSize))
