@@ -1,9 +1,9 @@
-// Package pagecache lets a loader give back the pages of a read-only file
-// mapping it has finished with, so that streaming through a checkpoint far
-// larger than the weights it yields does not leave the whole file resident
-// in the process (file-backed pages count in its RSS until unmapped or
-// dropped). The data stays in the kernel's page cache; touching the range
-// again reads it back.
+// Package pagecache helps a loader stream a checkpoint far larger than the
+// weights it yields without leaving the whole file resident in the process
+// (file-backed pages count in its RSS until unmapped or dropped): Read copies
+// a part of a file mapping into a buffer with pread, never touching the
+// mapping, and Drop gives back the pages of a mapping a loader did read.
+// The data stays in the kernel's page cache either way.
 package pagecache
 
 import (
