@@ -144,9 +144,9 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 }
 
 // weightsStream is weights quantizing as it reads (see streamOptions). Each
-// tensor's pages of the file mapping are dropped once it is converted, so
-// with a quantizer the peak memory is the final weights plus about one
-// linear per CPU.
+// tensor is read piece by piece through small buffers (pread), never
+// through the file mapping, so with a quantizer the peak memory is the final
+// weights plus about one float32 linear.
 func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
