@@ -7,9 +7,6 @@ import "github.com/golora/golora/internal/cpu"
 // goes to the scalar code. A call covers at most quantizeChunk weights, so it
 // returns within tens of microseconds (assembly is not preemptible).
 
-// quantizeChunk is the number of weights one kernel call encodes at most.
-const quantizeChunk = 1 << 14
-
 // quantizeAVX512 computes the absmax and the codes of blocks whole blocks of
 // blockGroups·32 weights at w, writing absmax[:blocks] and
 // packed[:blocks·blockGroups·16]. It stops at the first block whose absmax

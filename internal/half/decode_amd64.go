@@ -7,8 +7,6 @@ import "github.com/golora/golora/internal/cpu"
 // call covers at most decodeChunk elements, so it returns within tens of
 // microseconds (assembly is not preemptible).
 
-const decodeChunk = 1 << 16
-
 //go:noescape
 func decodeBF16AVX512(dst *float32, src *byte, n int)
 

@@ -93,6 +93,10 @@ func BF16ToFloat32(b uint16) float32 {
 	return math.Float32frombits(uint32(b) << 16)
 }
 
+// decodeChunk is the number of elements one call of an assembly decoder
+// converts at most.
+const decodeChunk = 1 << 16
+
 // DecodeF16 fills dst from the little-endian F16 values in src, which holds
 // at least 2·len(dst) bytes. On amd64 it runs AVX-512 or AVX2 code when the
 // CPU has it (internal/cpu chooses; GOLORA_KERNELS caps the level), with the

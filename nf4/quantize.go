@@ -2,6 +2,11 @@ package nf4
 
 import "math"
 
+// quantizeChunk is the number of weights one call of an assembly
+// quantization kernel encodes at most, so that it returns within tens of
+// microseconds (assembly is not preemptible).
+const quantizeChunk = 1 << 14
+
 // The nested (double) quantization of the absmax values is
 // quant.QuantizeBlockwise with the signed dynamic map, whose nearest-code
 // search is a binary search over 256 values. Here the order key's top bits
