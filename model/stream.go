@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/golora/golora/internal/half"
@@ -63,36 +64,27 @@ var pieceBuffers = sync.Pool{New: func() any {
 }}
 
 // decodeStreaming converts src, a tensor's bytes in file, into dst
-// (len(dst) elements), split across the CPUs, each reading its part piece by
-// piece. It reports whether every value was finite (checked while each
-// piece is in cache).
+// (len(dst) elements), piece by piece on every CPU. It reports whether every
+// value was finite (checked while each piece is in cache).
 func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFile) (finite bool, err error) {
 	var mu sync.Mutex
-	finite = true
-	parallel.For(len(dst), streamPiece, streamPiece, func(lo, hi int) {
+	var nonFinite atomic.Bool
+	parallel.Pieces(len(dst), streamPiece, func(lo, hi int) {
 		bp := pieceBuffers.Get().(*[]byte)
 		defer pieceBuffers.Put(bp)
-		buf := *bp
-		ok := true
-		for p := lo; p < hi; p += streamPiece {
-			q := min(hi, p+streamPiece)
-			part := src[p*dec.size : q*dec.size]
-			if rerr := file.ReadData(buf, part); rerr != nil {
-				mu.Lock()
-				err = cmp.Or(err, rerr)
-				mu.Unlock()
-				return
-			}
-			dec.decode(dst[p:q], buf[:len(part)])
-			ok = ok && allFinite(dst[p:q])
-		}
-		if !ok {
+		part := src[lo*dec.size : hi*dec.size]
+		if rerr := file.ReadData(*bp, part); rerr != nil {
 			mu.Lock()
-			finite = false
+			err = cmp.Or(err, rerr)
 			mu.Unlock()
+			return
+		}
+		dec.decode(dst[lo:hi], (*bp)[:len(part)])
+		if !allFinite(dst[lo:hi]) {
+			nonFinite.Store(true)
 		}
 	})
-	return finite, err
+	return !nonFinite.Load(), err
 }
 
 // quantizeJob is one linear to fill with float32 values and quantize.

@@ -163,7 +163,18 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 		packed:     make([]byte, (n+1)/2),
 		dtype:      "float32",
 	}
-	absmax := make([]float32, quant.NumBlocks(n, blockSize))
+	var absmax []float32
+	if opts.DisableDoubleQuant {
+		absmax = make([]float32, quant.NumBlocks(n, blockSize))
+	} else {
+		// Only the double quantization reads them: scratch memory.
+		scratch := absmaxScratch.Get().(*[]float32)
+		defer absmaxScratch.Put(scratch)
+		if nb := quant.NumBlocks(n, blockSize); cap(*scratch) < nb {
+			*scratch = make([]float32, nb)
+		}
+		absmax = (*scratch)[:quant.NumBlocks(n, blockSize)]
+	}
 	if bad := quantizeBlocks(m.packed, absmax, w, blockSize); bad >= 0 {
 		b := bad / blockSize
 		return nil, fmt.Errorf("nf4: block %d (row %d, column %d): element %d is %v: %w",
@@ -180,6 +191,11 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 	return m, nil
 }
 
+// absmaxScratch holds float32 absmax buffers for Quantize with double
+// quantization, which needs them only until they are quantized: a loader
+// quantizing hundreds of matrices then leaves no garbage of them behind.
+var absmaxScratch = sync.Pool{New: func() any { return new([]float32) }}
+
 // dynamicTable is the nearest-code search over quant.DynamicMap(true, 7, 8),
 // built once.
 var dynamicTable = sync.OnceValue(func() *nearestTable { return newNearestTable(quant.DynamicMap(true, 7, 8)) })
@@ -195,18 +211,14 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 		sum += float64(a)
 	}
 	offset := float32(sum / float64(len(absmax)))
-	centered := make([]float32, len(absmax))
-	for i, a := range absmax {
-		centered[i] = a - offset
-	}
 	code := quant.DynamicMap(true, 7, 8)
-	// absmax and offset lie in [0, MaxFloat32], so every centered value is
-	// finite and the search needs no checks.
+	// absmax and offset lie in [0, MaxFloat32], so every centered value
+	// absmax[i] − offset is finite and the search needs no checks.
 	search := dynamicTable()
 	codes := make([]uint8, len(absmax))
 	nested := make([]float32, quant.NumBlocks(len(absmax), NestedBlockSize))
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
-		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], centered[lo:hi], NestedBlockSize)
+		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], absmax[lo:hi], offset, NestedBlockSize)
 	})
 	return &doubleQuant{
 		codes:     codes,

@@ -65,22 +65,23 @@ func (t *nearestTable) nearest(v float32) uint8 {
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
-// quantizeNested writes the codes of x (finite values) into codes and the
-// absmax of each block of blockSize into absmax: quant.QuantizeBlockwise
-// without its checks.
-func (t *nearestTable) quantizeNested(codes []uint8, absmax, x []float32, blockSize int) {
+// quantizeNested writes the codes of the values x[i] − offset (all finite)
+// into codes and the absmax of each block of blockSize of them into absmax:
+// quant.QuantizeBlockwise of the centered values, without its checks and
+// without a copy of them.
+func (t *nearestTable) quantizeNested(codes []uint8, absmax, x []float32, offset float32, blockSize int) {
 	for b := range absmax {
 		lo := b * blockSize
 		hi := min(lo+blockSize, len(x))
 		var scale float32
 		for _, v := range x[lo:hi] {
-			scale = max(scale, abs32(v))
+			scale = max(scale, abs32(v-offset))
 		}
 		absmax[b] = scale
 		for i, v := range x[lo:hi] {
 			var normed float32
 			if scale != 0 {
-				normed = v / scale
+				normed = (v - offset) / scale
 			}
 			codes[lo+i] = t.nearest(normed)
 		}

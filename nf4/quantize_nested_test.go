@@ -45,9 +45,21 @@ func TestNestedMatchesQuantizeBlockwise(t *testing.T) {
 	require.NoError(t, err)
 	codes := make([]uint8, len(x))
 	absmax := make([]float32, len(wantAbsmax))
-	newNearestTable(code).quantizeNested(codes, absmax, x, NestedBlockSize)
+	newNearestTable(code).quantizeNested(codes, absmax, x, 0, NestedBlockSize)
 	require.Equal(t, wantAbsmax, absmax)
 	for i := range x {
 		require.Equalf(t, wantCodes[i], codes[i], "element %d = %v (absmax %v)", i, x[i], absmax[i/NestedBlockSize])
 	}
+
+	// Centering on the fly gives the codes of the centered copy.
+	const offset = 0.0173
+	centered := make([]float32, len(x))
+	for i, v := range x {
+		centered[i] = v - offset
+	}
+	wantAbsmax, err = quant.QuantizeBlockwise(wantCodes, centered, code, NestedBlockSize)
+	require.NoError(t, err)
+	newNearestTable(code).quantizeNested(codes, absmax, x, offset, NestedBlockSize)
+	require.Equal(t, wantAbsmax, absmax)
+	require.Equal(t, wantCodes, codes)
 }
