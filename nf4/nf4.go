@@ -17,6 +17,7 @@ import (
 	"math/bits"
 	"sync"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant"
 )
 
@@ -160,7 +161,7 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 		cols:       cols,
 		blockSize:  blockSize,
 		blockShift: uint(bits.TrailingZeros(uint(blockSize))),
-		packed:     make([]byte, (n+1)/2),
+		packed:     hugemem.Make[byte]((n + 1) / 2),
 		dtype:      "float32",
 	}
 	var absmax []float32
