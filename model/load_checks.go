@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 )
@@ -13,10 +12,8 @@ import (
 // Quantized linears are checked through their dequantized rows.
 func (w *Weights) CheckFinite() error {
 	vector := func(name string, v []float32) error {
-		for i, x := range v {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return fmt.Errorf("tensor %s element %d is %v: the weights hold non-finite values", name, i, x)
-			}
+		if i := firstNonFiniteParallel(v); i >= 0 {
+			return fmt.Errorf("tensor %s element %d is %v: the weights hold non-finite values", name, i, v[i])
 		}
 		return nil
 	}
@@ -36,8 +33,8 @@ func (w *Weights) CheckFinite() error {
 		}
 	}
 	for _, lin := range append(w.Linears(), w.Output) {
-		if lin == nil {
-			continue
+		if lin == nil || lin == w.Output && lin.Quantized == nil && len(lin.Dense) > 0 && len(lin.Dense) == len(w.Embedding) && &lin.Dense[0] == &w.Embedding[0] {
+			continue // a tied head is the embedding, checked above
 		}
 		if err := checkLinearFinite(lin, vector); err != nil {
 			return err

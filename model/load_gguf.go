@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/quant/ggml"
 )
@@ -308,8 +309,8 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		if err != nil {
 			return nil, err
 		}
-		out := make([]float32, t.NumElements())
-		if err := ggufFloat32s(f, t, out); err != nil {
+		out := hugemem.Make[float32](int(t.NumElements()))
+		if _, err := ggufFloat32s(f, t, out); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -427,27 +428,31 @@ func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int
 		lin.Quantized, lin.finite = m, true
 		return nil
 	}
-	fill := func(dst []float32) error {
-		if err := ggufFloat32s(f, t, dst); err != nil {
-			return err
+	fill := func(dst []float32) (bool, error) {
+		finite, err := ggufFloat32s(f, t, dst)
+		if err != nil {
+			return false, err
 		}
-		return permute(dst)
+		return finite, permute(dst)
 	}
 	if sq != nil {
 		return sq.add(quantizeJob{lin: lin, where: "tensor " + t.Name, fill: fill})
 	}
 	lin.Dense = make([]float32, lin.Out*lin.In)
-	return fill(lin.Dense)
+	_, err := fill(lin.Dense)
+	return err
 }
 
 // ggufFloat32s converts tensor t to float32 into dst (t's element count),
-// dropping its pages of the mapping as it goes: F32, F16 and BF16 directly,
+// reading it piece by piece (F32, F16 and BF16) or dropping its pages of the
+// mapping once done (ggml block formats): F32, F16 and BF16 directly,
 // ggml block formats by dequantizing (bit for bit as ggml does). Any other
-// type is an error naming the tensor.
-func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) error {
+// type is an error naming the tensor. It reports whether the values were
+// checked to be finite.
+func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) (finite bool, err error) {
 	raw, err := f.TensorBytes(t.Name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var dec floatDecoder
 	switch t.Type {
@@ -459,24 +464,23 @@ func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) error {
 		dec = decodeBF16
 	default:
 		if !ggml.Type(t.Type).Supported() {
-			return fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
+			return false, fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
 		}
 		m, err := ggml.FromGGUF(f, t.Name)
 		if err != nil {
-			return fmt.Errorf("gguf: %w", err)
+			return false, fmt.Errorf("gguf: %w", err)
 		}
 		rows, _ := m.Dims()
 		if err := m.DequantizeRows(dst, 0, rows); err != nil {
-			return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+			return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 		}
 		f.DropPages(raw)
-		return nil
+		return false, nil
 	}
 	if uint64(len(dst)) != t.NumElements() || uint64(len(raw)) != t.NumElements()*uint64(dec.size) {
-		return fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
+		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
 	}
-	decodeStreaming(dst, raw, dec, f.DropPages)
-	return nil
+	return decodeStreaming(dst, raw, dec, f)
 }
 
 // checkNoExtraTensors refuses tensors of f that the loader did not read

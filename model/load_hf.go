@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
@@ -143,9 +144,9 @@ func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
 }
 
 // weightsStream is weights quantizing as it reads (see streamOptions). Each
-// tensor's pages of the file mapping are dropped once it is converted, so
-// with a quantizer the peak memory is the final weights plus about one
-// linear per CPU.
+// tensor is read piece by piece through small buffers (pread), never
+// through the file mapping, so with a quantizer the peak memory is the final
+// weights plus about one float32 linear.
 func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
@@ -204,17 +205,18 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		file := s.fileOf(slot.key)
 		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
 			data := t.Data
-			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) error {
-				decodeStreaming(dst, data, dec, file.DropPages)
-				return nil
+			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {
+				return decodeStreaming(dst, data, dec, file)
 			}}
 			if err := sq.add(job); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		values := make([]float32, n)
-		decodeStreaming(values, t.Data, dec, file.DropPages)
+		values := hugemem.Make[float32](n)
+		if _, err := decodeStreaming(values, t.Data, dec, file); err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
 		slot.fill(w, values)
 		if sq != nil && slot.parts != nil {
 			// A fused projection (Phi-3) is split first, then each part

@@ -1,15 +1,18 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
+	"github.com/stretchr/testify/require"
 )
 
 // TestLoadQuantizerMatchesQuantizeAfter: quantizing each linear as it
@@ -91,5 +94,83 @@ func TestLoadQuantizerRefusesNonFinite(t *testing.T) {
 	_, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{})})
 	if err == nil || !strings.Contains(err.Error(), "model.layers.1.mlp.up_proj.weight element 3 is NaN") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestAllFinite compares allFinite with firstNonFinite for every special
+// value (NaNs, ±Inf, and the finite values nearest them) at every position
+// of short slices, odd and even, and of a slice offset by one element.
+func TestAllFinite(t *testing.T) {
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7f800001), math.Float32frombits(0xffffffff),
+		math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 0, float32(math.Copysign(0, -1))}
+	for n := range 21 {
+		base := make([]float32, n+1)
+		for i := range base {
+			base[i] = float32(i) - 7.5
+		}
+		for _, w := range [][]float32{base[:n], base[1:]} {
+			require.True(t, allFinite(w))
+			for pos := range w {
+				for _, v := range specials {
+					saved := w[pos]
+					w[pos] = v
+					require.Equalf(t, firstNonFinite(w) < 0, allFinite(w), "len %d, %v at %d", len(w), v, pos)
+					require.Equal(t, firstNonFinite(w), firstNonFiniteParallel(w))
+					w[pos] = saved
+				}
+			}
+		}
+	}
+}
+
+// copyFile is a tensorFile whose ReadData copies from memory, counting the
+// bytes it was asked for.
+type copyFile struct{ read atomic.Int64 }
+
+func (c *copyFile) ReadData(dst, data []byte) error {
+	c.read.Add(int64(len(data)))
+	copy(dst, data)
+	return nil
+}
+
+// TestDecodeStreamingPieces decodes tensors spanning several pieces and
+// CPUs with every decoder and compares with decoding in one call; a NaN in
+// the last piece, or at a piece boundary, makes it report non-finite values.
+func TestDecodeStreamingPieces(t *testing.T) {
+	for _, dec := range []floatDecoder{decodeF32, decodeF16, decodeBF16, decodeF64} {
+		for _, n := range []int{1, streamPiece - 1, 3*streamPiece + 123} {
+			src := make([]byte, n*dec.size)
+			for i := range src {
+				src[i] = byte(i*29 + i>>9)
+			}
+			// Keep every value finite: clear the top exponent bit of each.
+			for i := dec.size - 1; i < len(src); i += dec.size {
+				src[i] &^= 0x40
+			}
+			want := make([]float32, n)
+			dec.decode(want, src)
+			got := make([]float32, n)
+			var file copyFile
+			finite, err := decodeStreaming(got, src, dec, &file)
+			require.NoError(t, err)
+			require.True(t, finite)
+			require.Equal(t, int64(len(src)), file.read.Load())
+			for i := range want {
+				if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+					t.Fatalf("size %d, n %d: element %d: %v, want %v", dec.size, n, i, got[i], want[i])
+				}
+			}
+			for _, pos := range []int{n - 1, min(n-1, streamPiece)} {
+				bad := bytes.Clone(src)
+				for b := range dec.size - 1 {
+					bad[pos*dec.size+b] = 0xff
+				}
+				bad[pos*dec.size+dec.size-1] = 0x7f // a NaN in every format
+				finite, err := decodeStreaming(got, bad, dec, &file)
+				require.NoError(t, err)
+				require.False(t, finite, "size %d, n %d, NaN at %d", dec.size, n, pos)
+			}
+		}
 	}
 }

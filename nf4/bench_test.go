@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golora/golora/internal/cpu"
 	"github.com/golora/golora/internal/parallel"
 	gonumblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -69,11 +70,22 @@ func BenchmarkDequantize(b *testing.B) {
 	}
 }
 
-// BenchmarkQuantize measures quantizing a 4096×4096 float32 weight, with and
-// without double quantization; GB/s counts the float32 bytes read.
+// BenchmarkQuantize measures quantizing a 4096×4096 float32 weight: first
+// the block encoding alone, the scalar code ("scalar-GB/s") and cpu.Best()'s
+// kernel ("nf4-GB/s") side by side on one goroutine, then all of Quantize,
+// with and without double quantization. GB/s counts the float32 bytes read.
 func BenchmarkQuantize(b *testing.B) {
 	const side = 4096
 	w := gaussian(1, side*side, 0.02)
+	packed := make([]byte, len(w)/2)
+	absmax := make([]float32, len(w)/DefaultBlockSize)
+	b.Run("blocks", func(b *testing.B) {
+		paired(b, 4*len(w), "scalar", func() {
+			quantizeBlocksRangeAt(cpu.Generic, packed, absmax, w, DefaultBlockSize)
+		}, func() {
+			quantizeBlocksRangeAt(cpu.Best(), packed, absmax, w, DefaultBlockSize)
+		})
+	})
 	for _, dq := range []bool{true, false} {
 		b.Run(fmt.Sprintf("dq=%v", dq), func(b *testing.B) {
 			var q *Matrix

@@ -16,6 +16,9 @@ const (
 	// parallelMinBlocks is the number of absmax values worth double
 	// quantizing on several goroutines (a nearest-value search each).
 	parallelMinBlocks = 1 << 15
+	// quantizePiece is the number of weights a goroutine of quantizeBlocks
+	// encodes at a time: a multiple of every block size.
+	quantizePiece = 1 << 18
 )
 
 // nonFiniteBits is the smallest |x| bit pattern of ±Inf; every NaN is above.
@@ -133,7 +136,13 @@ func quantizeBlocksScalar(packed []byte, absmax []float32, w []float32, blockSiz
 func quantizeBlocks(packed []byte, absmax []float32, w []float32, blockSize int) int {
 	var mu sync.Mutex
 	bad := -1
-	parallelFor(len(w), parallelMinElems, blockSize, func(lo, hi int) {
+	// Pieces, not halves: a CPU taken by another process then holds up one
+	// piece, not half the matrix.
+	piece := max(quantizePiece, blockSize)
+	if len(w) < parallelMinElems {
+		piece = len(w)
+	}
+	parallel.Pieces(len(w), piece, func(lo, hi int) {
 		i := quantizeBlocksRange(packed[lo/2:], absmax[lo/blockSize:], w[lo:hi], blockSize)
 		if i < 0 {
 			return

@@ -17,8 +17,7 @@ func (m *Matrix) mulTRange(y, x []float32, n, r0, r1 int) {
 
 // quantizeBlocksRange encodes the blocks covering w (which starts at a block
 // boundary) into packed and absmax and returns the index in w of the first
-// non-finite element, or -1. Quantizing runs once per weight, at load time;
-// it has no vector kernel.
+// non-finite element, or -1.
 func quantizeBlocksRange(packed []byte, absmax []float32, w []float32, blockSize int) int {
-	return quantizeBlocksRangeScalar(packed, absmax, w, blockSize)
+	return quantizeBlocksRangeAt(cpu.Best(), packed, absmax, w, blockSize)
 }

@@ -12,12 +12,12 @@
 package nf4
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
 	"sync"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant"
 )
 
@@ -161,10 +161,21 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 		cols:       cols,
 		blockSize:  blockSize,
 		blockShift: uint(bits.TrailingZeros(uint(blockSize))),
-		packed:     make([]byte, (n+1)/2),
+		packed:     hugemem.Make[byte]((n + 1) / 2),
 		dtype:      "float32",
 	}
-	absmax := make([]float32, quant.NumBlocks(n, blockSize))
+	var absmax []float32
+	if opts.DisableDoubleQuant {
+		absmax = make([]float32, quant.NumBlocks(n, blockSize))
+	} else {
+		// Only the double quantization reads them: scratch memory.
+		scratch := absmaxScratch.Get().(*[]float32)
+		defer absmaxScratch.Put(scratch)
+		if nb := quant.NumBlocks(n, blockSize); cap(*scratch) < nb {
+			*scratch = make([]float32, nb)
+		}
+		absmax = (*scratch)[:quant.NumBlocks(n, blockSize)]
+	}
 	if bad := quantizeBlocks(m.packed, absmax, w, blockSize); bad >= 0 {
 		b := bad / blockSize
 		return nil, fmt.Errorf("nf4: block %d (row %d, column %d): element %d is %v: %w",
@@ -181,6 +192,15 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 	return m, nil
 }
 
+// absmaxScratch holds float32 absmax buffers for Quantize with double
+// quantization, which needs them only until they are quantized: a loader
+// quantizing hundreds of matrices then leaves no garbage of them behind.
+var absmaxScratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// dynamicTable is the nearest-code search over quant.DynamicMap(true, 7, 8),
+// built once.
+var dynamicTable = sync.OnceValue(func() *nearestTable { return newNearestTable(quant.DynamicMap(true, 7, 8)) })
+
 // quantizeAbsmax is bitsandbytes' double quantization of the absmax values:
 // offset = mean(absmax), then absmax − offset quantized blockwise (blocks of
 // 256) with the signed dynamic map.
@@ -192,28 +212,15 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 		sum += float64(a)
 	}
 	offset := float32(sum / float64(len(absmax)))
-	centered := make([]float32, len(absmax))
-	for i, a := range absmax {
-		centered[i] = a - offset
-	}
 	code := quant.DynamicMap(true, 7, 8)
+	// absmax and offset lie in [0, MaxFloat32], so every centered value
+	// absmax[i] − offset is finite and the search needs no checks.
+	search := dynamicTable()
 	codes := make([]uint8, len(absmax))
 	nested := make([]float32, quant.NumBlocks(len(absmax), NestedBlockSize))
-	var mu sync.Mutex
-	var firstErr error
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
-		part, err := quant.QuantizeBlockwise(codes[lo:hi], centered[lo:hi], code, NestedBlockSize)
-		if err != nil {
-			mu.Lock()
-			firstErr = cmp.Or(firstErr, err)
-			mu.Unlock()
-			return
-		}
-		copy(nested[lo/NestedBlockSize:], part)
+		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], absmax[lo:hi], offset, NestedBlockSize)
 	})
-	if firstErr != nil {
-		return nil, fmt.Errorf("nf4: double quantization: %w", firstErr)
-	}
 	return &doubleQuant{
 		codes:     codes,
 		nested:    nested,

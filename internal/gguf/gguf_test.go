@@ -371,3 +371,26 @@ func TestBuilderErrors(t *testing.T) {
 	assert.ErrorContains(t, b.AddFloat32("t", []int{1}, []float32{1}), "added twice")
 	assert.ErrorContains(t, b.AddTensor("u", 5, []uint64{1}, nil), "unknown ggml type 5")
 }
+
+// TestReadData: ReadData of any part of a tensor gives the same bytes as
+// TensorBytes, for a File from Open (read from the file) and from Parse.
+func TestReadData(t *testing.T) {
+	f, err := Open(realFile)
+	require.NoError(t, err)
+	defer f.Close()
+	raw, err := os.ReadFile(realFile)
+	require.NoError(t, err)
+	p, err := Parse(raw)
+	require.NoError(t, err)
+	for _, file := range []*File{f, p} {
+		for _, ti := range file.Tensors()[:6] {
+			d, err := file.TensorBytes(ti.Name)
+			require.NoError(t, err)
+			for _, r := range [][2]int{{0, len(d)}, {3, len(d) - 1}, {len(d) / 2, len(d)/2 + 2}} {
+				dst := make([]byte, r[1]-r[0])
+				require.NoError(t, file.ReadData(dst, d[r[0]:r[1]]))
+				require.Equal(t, d[r[0]:r[1]], dst, "%s [%d, %d)", ti.Name, r[0], r[1])
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@
 package gguf
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -16,7 +17,13 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fd.Close()
+	// fd stays open for ReadData until Close.
+	keep := false
+	defer func() {
+		if !keep {
+			fd.Close()
+		}
+	}()
 	st, err := fd.Stat()
 	if err != nil {
 		return nil, err
@@ -37,7 +44,9 @@ func Open(path string) (*File, error) {
 		_ = syscall.Munmap(data)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	f.release = func() error { return syscall.Munmap(data) }
+	f.release = func() error { return errors.Join(syscall.Munmap(data), fd.Close()) }
 	f.mapped = true
+	f.fd = fd
+	keep = true
 	return f, nil
 }

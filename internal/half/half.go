@@ -5,6 +5,8 @@ package half
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/golora/golora/internal/cpu"
 )
 
 // Float32ToF16 returns the IEEE 754 half-precision value nearest to f, ties to
@@ -91,19 +93,30 @@ func BF16ToFloat32(b uint16) float32 {
 	return math.Float32frombits(uint32(b) << 16)
 }
 
+// decodeChunk is the number of elements one call of an assembly decoder
+// converts at most.
+const decodeChunk = 1 << 16
+
 // DecodeF16 fills dst from the little-endian F16 values in src, which holds
-// at least 2·len(dst) bytes.
-func DecodeF16(dst []float32, src []byte) {
+// at least 2·len(dst) bytes. On amd64 it runs AVX-512 or AVX2 code when the
+// CPU has it (internal/cpu chooses; GOLORA_KERNELS caps the level), with the
+// same bits as F16ToFloat32 for every input, NaN payloads included.
+func DecodeF16(dst []float32, src []byte) { decodeAt(cpu.Best(), true, dst, src) }
+
+// DecodeBF16 fills dst from the little-endian BF16 values in src, which
+// holds at least 2·len(dst) bytes. It runs vector code as DecodeF16 does.
+func DecodeBF16(dst []float32, src []byte) { decodeAt(cpu.Best(), false, dst, src) }
+
+// decodeF16Scalar is DecodeF16 in pure Go.
+func decodeF16Scalar(dst []float32, src []byte) {
 	for i := range dst {
 		dst[i] = F16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
 
-// DecodeBF16 fills dst from the little-endian BF16 values in src, which
-// holds at least 2·len(dst) bytes.
-func DecodeBF16(dst []float32, src []byte) {
-	// Re-slicing first lets the compiler drop the per-element bounds checks
-	// (loaders decode billions of values with this loop).
+// decodeBF16Scalar is DecodeBF16 in pure Go.
+func decodeBF16Scalar(dst []float32, src []byte) {
+	// Re-slicing first lets the compiler drop the per-element bounds checks.
 	src = src[:2*len(dst)]
 	for i := range dst {
 		dst[i] = math.Float32frombits(uint32(src[2*i])<<16 | uint32(src[2*i+1])<<24)

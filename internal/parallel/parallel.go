@@ -4,6 +4,7 @@ package parallel
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // For calls fn on consecutive chunks of [0, n) that together cover it, one
@@ -30,5 +31,39 @@ func For(n, minChunk, align int, fn func(lo, hi int)) {
 		}
 		wg.Go(func() { fn(lo, hi) })
 	}
+	wg.Wait()
+}
+
+// Pieces calls fn on every piece [k·piece, min(n, (k+1)·piece)) of [0, n),
+// from up to GOMAXPROCS goroutines that each take the next piece not yet
+// taken, and returns when all have finished. Unlike For's fixed split, a
+// goroutine that the operating system deschedules (on a machine shared with
+// other work) delays only the piece it holds: the others go on taking
+// pieces. A single piece runs on the calling goroutine with none started.
+func Pieces(n, piece int, fn func(lo, hi int)) {
+	piece = max(piece, 1)
+	count := (n + piece - 1) / piece
+	workers := min(runtime.GOMAXPROCS(0), count)
+	if workers <= 1 {
+		for lo := 0; lo < n; lo += piece {
+			fn(lo, min(n, lo+piece))
+		}
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= count {
+				return
+			}
+			fn(k*piece, min(n, (k+1)*piece))
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }

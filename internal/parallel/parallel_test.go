@@ -50,3 +50,30 @@ func TestForSmallLoopsDoNotAllocate(t *testing.T) {
 		t.Errorf("a loop below minChunk allocates %v times", a)
 	}
 }
+
+// TestPiecesCoversTheRange: every piece is handed out exactly once, whatever
+// the number of CPUs.
+func TestPiecesCoversTheRange(t *testing.T) {
+	for _, procs := range []int{1, 2, 5} {
+		prev := runtime.GOMAXPROCS(procs)
+		for _, c := range [][2]int{{0, 4}, {1, 4}, {10, 3}, {12, 3}, {1000, 7}, {5, 100}} {
+			n, piece := c[0], c[1]
+			var mu sync.Mutex
+			var got [][2]int
+			Pieces(n, piece, func(lo, hi int) {
+				mu.Lock()
+				got = append(got, [2]int{lo, hi})
+				mu.Unlock()
+			})
+			slices.SortFunc(got, func(a, b [2]int) int { return a[0] - b[0] })
+			var want [][2]int
+			for lo := 0; lo < n; lo += piece {
+				want = append(want, [2]int{lo, min(n, lo+piece)})
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("GOMAXPROCS %d: Pieces(%d, %d) made %v, want %v", procs, n, piece, got, want)
+			}
+		}
+		runtime.GOMAXPROCS(prev)
+	}
+}

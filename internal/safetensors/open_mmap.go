@@ -3,6 +3,7 @@
 package safetensors
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -19,7 +20,13 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
-	defer fd.Close()
+	// fd stays open for ReadData until Close.
+	keep := false
+	defer func() {
+		if !keep {
+			fd.Close()
+		}
+	}()
 	info, err := fd.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
@@ -43,7 +50,9 @@ func Open(path string) (*File, error) {
 		syscall.Munmap(data)
 		return nil, err
 	}
-	f.release = func() error { return syscall.Munmap(data) }
+	f.release = func() error { return errors.Join(syscall.Munmap(data), fd.Close()) }
 	f.mapping = data
+	f.fd = fd
+	keep = true
 	return f, nil
 }

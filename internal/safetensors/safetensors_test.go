@@ -466,3 +466,36 @@ func TestWriteStreamByteCount(t *testing.T) {
 		t.Errorf("Float32s = %v, %v; want %v", got, err, values)
 	}
 }
+
+// TestReadData: ReadData of any part of a tensor gives the same bytes as the
+// mapping, for a File from Open (read from the file) and from Parse (copied).
+func TestReadData(t *testing.T) {
+	f, err := Open(adapterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	raw, err := os.ReadFile(adapterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []*File{f, p} {
+		for _, name := range file.Names()[:5] {
+			tensor, _ := file.Tensor(name)
+			d := tensor.Data
+			for _, r := range [][2]int{{0, len(d)}, {1, len(d) - 3}, {len(d) / 2, len(d)/2 + 1}} {
+				dst := make([]byte, r[1]-r[0])
+				if err := file.ReadData(dst, d[r[0]:r[1]]); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(dst, d[r[0]:r[1]]) {
+					t.Fatalf("%s: ReadData of bytes [%d, %d) differs from the tensor's data", name, r[0], r[1])
+				}
+			}
+		}
+	}
+}
