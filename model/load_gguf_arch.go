@@ -215,7 +215,8 @@ func ggufFusedLinears(f *gguf.File, layer *Layer, blk func(string) string, info 
 			continue
 		}
 		full := make([]float32, rows*cols)
-		if err := ggufFloat32s(f, t, full); err != nil {
+		finite, err := ggufFloat32s(f, t, full)
+		if err != nil {
 			return err
 		}
 		r0 := 0
@@ -224,12 +225,12 @@ func ggufFusedLinears(f *gguf.File, layer *Layer, blk func(string) string, info 
 			where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, r0, r0+lin.Out)
 			r0 += lin.Out
 			if sq == nil {
-				lin.Dense = part
+				lin.Dense, lin.finite = part, finite
 				continue
 			}
-			if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) error {
+			if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) (bool, error) {
 				copy(dst, part)
-				return nil
+				return finite, nil
 			}}); err != nil {
 				return err
 			}
