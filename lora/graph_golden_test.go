@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/golora/golora/model/graph"
 )
 
 // graphGolden is what one configuration of TestGraphAdapterGolden computed:
@@ -46,6 +48,9 @@ func TestGraphAdapterGolden(t *testing.T) {
 			randomize(a, 43)
 			const batch, seqLen = 2, 7
 			gr, params := newTrainingGraph(t, w, ga, batch, seqLen)
+			if ga.bufs == (graph.Buffers{}) {
+				t.Fatal("graph.New did not hand the adapter its buffers")
+			}
 			tokens, targets := graphTestBatch(44, batch, seqLen, graphTestConfig.VocabSize)
 			if err := gr.SetBatch(tokens, targets); err != nil {
 				t.Fatal(err)
