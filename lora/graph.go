@@ -6,7 +6,6 @@ import (
 	"hash"
 	"hash/fnv"
 	"math/rand/v2"
-	"sync"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -31,7 +30,9 @@ import (
 // The term is one fused operator per layer, with hand-written gradients for
 // x, A and B: gorgonia's generic products would transpose x for every
 // layer, allocate every intermediate afresh each run and run single-threaded.
-// Its outputs live in buffers reused from run to run.
+// GraphAdapter is a graph.BufferedAdapter: its operators take their outputs
+// and scratch from the graph's arena, so that the graph's machine reclaims a
+// term or gradient once its last reader has run.
 //
 // Dropout (the adapter's Config.Dropout, applied to each targeted layer's
 // input with a mask of its own, as each PEFT layer has its own nn.Dropout)
@@ -51,10 +52,9 @@ type GraphAdapter struct {
 	attached map[string]*graphPair
 	dropOn   bool // masks apply (SampleDropout ran since the last DisableDropout)
 
-	// scratch holds dropout(x) while one operator runs; operators run one
-	// at a time, and the mutex keeps two machines from sharing it.
-	scratchMu sync.Mutex
-	scratch   []float32
+	// bufs is the arena of the graph being built or served (the zero
+	// Buffers, which allocates, until UseBuffers).
+	bufs graph.Buffers
 }
 
 // graphPair is one Pair in the graph: its nodes and its operators' kernel.
@@ -94,6 +94,16 @@ func (ga *GraphAdapter) Adapter() *Adapter { return ga.adapter }
 // Dropout returns the dropout probability of the adapter's input.
 func (ga *GraphAdapter) Dropout() float64 { return ga.dropout }
 
+// UseBuffers implements graph.BufferedAdapter. graph.New calls it before
+// asking for the terms; once the adapter serves a graph, later calls (from
+// another graph, which Delta then refuses) are ignored, so that its
+// operators keep drawing from the arena of the graph that runs them.
+func (ga *GraphAdapter) UseBuffers(b graph.Buffers) {
+	if ga.g == nil {
+		ga.bufs = b
+	}
+}
+
 // Node names are prefixed so that they cannot collide with the model's own
 // nodes; gorgonia merges input nodes of equal names.
 const (
@@ -123,7 +133,7 @@ func (ga *GraphAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgo
 		return nil, fmt.Errorf("lora: module %q: input has shape %v, want [n %d]", lin.Name, xs, p.In)
 	}
 	ga.g = g
-	k := &loraKernel{ga: ga, module: p.Module, n: xs[0], in: p.In, out: p.Out, r: p.R, scaling: float32(p.scaling)}
+	k := &loraKernel{ga: ga, bufs: ga.bufs, module: p.Module, n: xs[0], in: p.In, out: p.Out, r: p.R, scaling: float32(p.scaling)}
 	if ga.dropout > 0 {
 		k.mask = make([]uint64, (k.n*k.in+63)/64)
 	}
@@ -244,16 +254,14 @@ func (ga *GraphAdapter) SampleDropout(rng *rand.Rand) {
 func (ga *GraphAdapter) DisableDropout() { ga.dropOn = false }
 
 // dropped returns x with the kernel's dropout mask applied (kept elements
-// scaled by 1/(1−p)), in the shared scratch buffer, or x itself when
-// dropout is off. The caller holds scratchMu while it uses the result.
-func (ga *GraphAdapter) dropped(k *loraKernel, x []float32) []float32 {
+// scaled by 1/(1−p)) in a scratch buffer from the arena, which the caller
+// releases, or x itself when dropout is off.
+func (k *loraKernel) dropped(x []float32) []float32 {
+	ga := k.ga
 	if !ga.dropOn || k.mask == nil {
 		return x
 	}
-	if len(ga.scratch) < len(x) {
-		ga.scratch = make([]float32, len(x))
-	}
-	xm := ga.scratch[:len(x)]
+	xm := k.bufs.Floats(len(x))
 	for i, v := range x {
 		if k.mask[i/64]&(1<<(i%64)) != 0 {
 			xm[i] = v * ga.keep
@@ -264,10 +272,19 @@ func (ga *GraphAdapter) dropped(k *loraKernel, x []float32) []float32 {
 	return xm
 }
 
+// release gives back xm, a result of dropped, unless it is x itself.
+func (k *loraKernel) release(xm, x []float32) {
+	if len(xm) > 0 && &xm[0] != &x[0] {
+		k.bufs.Release(xm)
+	}
+}
+
 // loraKernel is what the operators of one module share: the shapes, the
-// scaling and the dropout mask (a bit per element of x, set when kept).
+// scaling, the dropout mask (a bit per element of x, set when kept) and the
+// arena their buffers come from.
 type loraKernel struct {
 	ga            *GraphAdapter
+	bufs          graph.Buffers
 	module        string
 	n, in, out, r int
 	scaling       float32
@@ -290,15 +307,13 @@ const (
 
 var loraOpNames = [...]string{"LoRADelta", "LoRAGradX", "LoRAGradA", "LoRAGradB"}
 
-// loraOp is one of the fused products of a module. It owns its output
-// buffer and a small [n, r] work matrix, reused by every run: gorgonia drops
-// an operator's output when the machine is reset and never keeps it across
-// runs (gradients of A and B are added into separate buffers).
+// loraOp is one of the fused products of a module. Its output and its
+// scratch (a [n, r] work matrix and, under dropout, dropout(x)) come from
+// the kernel's arena; the scratch goes back before Do returns, the output
+// when the graph's machine is done with it.
 type loraOp struct {
 	k    *loraKernel
 	kind loraOpKind
-	out  []float32
-	work []float32
 }
 
 func (op *loraOp) Arity() int { return 3 }
@@ -384,24 +399,24 @@ func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	k := op.k
 	rows, cols := op.shape()
-	if len(op.out) != rows*cols {
-		op.out = make([]float32, rows*cols)
-		op.work = make([]float32, k.n*k.r)
-	}
-	y, u := op.out, op.work
 	s := k.scaling
 	ga := k.ga
+	// Scratch is taken as late and given back as early as the products
+	// allow, so that the output can reuse it.
+	u := k.bufs.Floats(k.n * k.r)
+	var y []float32
 	switch op.kind {
 	case loraForward:
 		x, a, b := in[0], in[1], in[2]
-		ga.scratchMu.Lock()
-		xm := ga.dropped(k, x)
+		xm := k.dropped(x)
 		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
-		ga.scratchMu.Unlock()
+		k.release(xm, x)
+		y = k.bufs.Floats(rows * cols)
 		blas.ParallelSgemm(false, true, k.n, k.out, k.r, 1, u, k.r, b, k.r, 0, y, k.out)
 	case loraGradX:
 		dy, a, b := in[0], in[1], in[2]
 		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
+		y = k.bufs.Floats(rows * cols)
 		blas.ParallelSgemm(false, false, k.n, k.in, k.r, 1, u, k.r, a, k.in, 0, y, k.in)
 		if ga.dropOn && k.mask != nil {
 			for i := range y {
@@ -415,18 +430,19 @@ func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	case loraGradA:
 		x, b, dy := in[0], in[1], in[2]
 		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
-		ga.scratchMu.Lock()
-		xm := ga.dropped(k, x)
+		xm := k.dropped(x)
+		y = k.bufs.Floats(rows * cols)
 		blas.Sgemm(true, false, k.r, k.in, k.n, 1, u, k.r, xm, k.in, 0, y, k.in)
-		ga.scratchMu.Unlock()
+		k.release(xm, x)
 	case loraGradB:
 		x, a, dy := in[0], in[1], in[2]
-		ga.scratchMu.Lock()
-		xm := ga.dropped(k, x)
+		xm := k.dropped(x)
 		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
-		ga.scratchMu.Unlock()
+		k.release(xm, x)
+		y = k.bufs.Floats(rows * cols)
 		blas.Sgemm(true, false, k.out, k.r, k.n, 1, dy, k.out, u, k.r, 0, y, k.r)
 	}
+	k.bufs.Release(u)
 	return tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(y)), nil
 }
 

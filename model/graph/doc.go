@@ -16,6 +16,9 @@
 //     time, for training.
 //   - machine.go: what runs a graph in place of gorgonia's TapeMachine,
 //     dropping each value after its last reader and reusing its buffer.
+//   - buffers.go: Buffers and BufferedAdapter, through which an adapter's
+//     operators draw from the same arena, so the machine reclaims their
+//     outputs too.
 //
 // Every operator's maths is a call into internal/kernels, the one copy the
 // generator of model/infer calls too; this package adds only the gorgonia

@@ -132,6 +132,9 @@ func New(w *model.Weights, opts Options) (*Graph, error) {
 		gorgonia.WithName("embedded_tokens"), gorgonia.WithValue(gr.input))
 	gr.Targets = gorgonia.NewMatrix(gr.g, tensor.Int, gorgonia.WithShape(opts.Batch, opts.SeqLen),
 		gorgonia.WithName("targets"), gorgonia.WithValue(gr.targets))
+	if ba, ok := opts.Adapter.(BufferedAdapter); ok {
+		ba.UseBuffers(Buffers{gr.arena})
+	}
 	if err := gr.build(); err != nil {
 		return nil, fmt.Errorf("graph: New: %w", err)
 	}
