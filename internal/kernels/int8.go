@@ -37,26 +37,43 @@ func QuantizeInt8(w []float32, rows, cols int) (*Int8Matrix, error) {
 	m := &Int8Matrix{Rows: rows, Cols: cols, Codes: make([]int8, len(w)), Scales: make([]float32, len(w)/Int8Block)}
 	for b := range m.Scales {
 		blk := w[b*Int8Block : (b+1)*Int8Block]
-		var amax float32
-		for k, v := range blk {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				i := b*Int8Block + k
-				return nil, fmt.Errorf("kernels: QuantizeInt8: value %v at row %d, column %d is not finite", v, i/cols, i%cols)
-			}
-			amax = max(amax, float32(math.Abs(float64(v))))
+		if k := firstNonFinite(blk); k >= 0 {
+			i := b*Int8Block + k
+			return nil, fmt.Errorf("kernels: QuantizeInt8: value %v at row %d, column %d is not finite", blk[k], i/cols, i%cols)
 		}
-		if amax == 0 {
-			continue
-		}
-		scale := amax / 127
-		m.Scales[b] = scale
-		inv := 1 / float64(scale)
-		codes := m.Codes[b*Int8Block : (b+1)*Int8Block]
-		for k, v := range blk {
-			codes[k] = int8(max(-127, min(127, math.Round(float64(v)*inv))))
-		}
+		m.Scales[b] = quantizeBlock(m.Codes[b*Int8Block:(b+1)*Int8Block], blk)
 	}
 	return m, nil
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if math.Float32bits(v)&^(1<<31) >= 0x7f800000 {
+			return i
+		}
+	}
+	return -1
+}
+
+// quantizeBlock writes the int8 codes of the finite block x into codes and
+// returns its scale: largest |x| / 127, codes rounded to nearest (ties away
+// from zero).
+func quantizeBlock(codes []int8, x []float32) float32 {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31)))
+	}
+	if amax == 0 {
+		clear(codes)
+		return 0
+	}
+	scale := amax / 127
+	inv := 1 / float64(scale)
+	for k, v := range x {
+		codes[k] = int8(max(-127, min(127, math.Round(float64(v)*inv))))
+	}
+	return scale
 }
 
 // int8Chunk is the number of rows one assembly call covers, so that it

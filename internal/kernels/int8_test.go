@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -98,9 +99,15 @@ func TestQuantizeInt8Errors(t *testing.T) {
 }
 
 // BenchmarkInt8MulVec compares the int8 product with a stories15M-shaped
-// output head (32000 × 288) against the float32 one (DenseMulT).
+// output head (32000 × 288, read from memory) and with a 2048-row slice of
+// it (cache-resident: compute-bound) against the float32 one (DenseMulT).
 func BenchmarkInt8MulVec(b *testing.B) {
-	rows, cols := 32000, 288
+	for _, rows := range []int{32000, 2048} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) { benchInt8MulVec(b, rows, 288) })
+	}
+}
+
+func benchInt8MulVec(b *testing.B, rows, cols int) {
 	rng := rand.New(rand.NewPCG(8, 3))
 	w := make([]float32, rows*cols)
 	for i := range w {
