@@ -677,13 +677,16 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 	return nil
 }
 
-// A single-row product is split by weight rows over the team when its
-// weight has at least two chunks of splitChunkWeights values; a chunk is a
-// multiple of splitAlign rows, at least splitMinRows. Attention is split by
-// heads when it reads at least splitMinAttention cached values. Handing a
-// chunk to a spinning helper costs well under a microsecond, a small part of
-// the 2¹⁴ multiply-adds of a chunk.
+// A single-row product is split by weight rows over the team when it has
+// at least two chunks: about chunksPerWorker per goroutine, each at least
+// splitMinRows rows and splitChunkWeights weights, a multiple of splitAlign
+// rows. Attention is split by heads when it reads at least
+// splitMinAttention cached values. Handing a chunk to a spinning helper
+// costs well under a microsecond; a few chunks per goroutine let one that
+// runs ahead take over the work of one that is late (on a busy machine, a
+// helper may not run at all).
 const (
+	chunksPerWorker   = 4
 	splitChunkWeights = 1 << 14
 	splitMinRows      = 32
 	splitAlign        = 16
@@ -708,11 +711,15 @@ func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8 bool) e
 // product is split into; lin.Out (one chunk) means it runs on the calling
 // goroutine.
 func (g *Generator) chunkRows(lin *model.Linear) int {
-	rows := max(splitMinRows, (splitChunkWeights/lin.In+splitAlign-1)/splitAlign*splitAlign)
-	if g.team == nil || 2*rows > lin.Out {
+	if g.team == nil {
 		return lin.Out
 	}
-	return max(rows, (lin.Out+maxChunks-1)/maxChunks)
+	rows := max(splitMinRows, splitChunkWeights/lin.In, lin.Out/(chunksPerWorker*g.team.size()))
+	rows = (rows + splitAlign - 1) / splitAlign * splitAlign
+	if 2*rows > lin.Out {
+		return lin.Out
+	}
+	return rows
 }
 
 // mulRowsChunk computes chunk c of g.job's split product.
