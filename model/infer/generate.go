@@ -70,7 +70,7 @@ const (
 	HeadInt8
 )
 
-// String names the precision as the command line spells it.
+// String returns the precision's name: "exact" or "int8".
 func (p HeadPrecision) String() string {
 	switch p {
 	case HeadExact:
@@ -91,8 +91,11 @@ var ErrContextFull = errors.New("infer: KV cache is full")
 // NewGenerator and the KV cache grows by doubling as positions are used, so
 // a Step does not allocate in the steady state (unless the Adapter does, or
 // a quantized format without MulTRows, whose MulT then runs). A Step splits
-// each large product by weight rows over GOMAXPROCS goroutines of the
-// Generator's own; a batched Prefill may allocate, in Sgemm.
+// each large product by weight rows, and attention by heads, over
+// GOMAXPROCS goroutines: the caller's and helpers of the Generator's own,
+// started by NewGenerator, which spin briefly between products and park
+// when idle (they end when the Generator is collected). A batched Prefill
+// may allocate, in Sgemm.
 //
 // A Generator is not safe for concurrent use; the model.Weights it runs on are
 // only read, so several Generators may share one model.Weights.
@@ -115,7 +118,7 @@ type Generator struct {
 	proj     []float32   // o_proj and down_proj output [batch, Dim]
 	gate, up []float32   // MLP [batch, HiddenDim]
 	cos, sin []float32   // RoPE [batch, Rotary/2]
-	scores   [][]float32 // attention weights of one head [capacity], one per part of a split
+	scores   [][]float32 // attention weights of one head [capacity], one per goroutine of the team
 	logits   []float32   // [VocabSize]
 
 	head *kernels.Int8Matrix // the output head with HeadInt8, else nil
@@ -123,7 +126,7 @@ type Generator struct {
 	// Work split over the CPUs in a decode step: nil with GOMAXPROCS 1.
 	team     *team
 	job      splitJob
-	jobMu    sync.Mutex
+	jobMu    sync.Mutex              // guards job.err
 	rowChunk func(worker, chunk int) // g.mulRowsChunk, bound once so a step does not allocate
 	attHead  func(worker, head int)  // g.attentionHead, likewise
 }
@@ -131,14 +134,13 @@ type Generator struct {
 // splitJob is the work a team runs: a single-row product of lin (or of the
 // int8 head) split by weight rows, or layer's attention split by heads.
 type splitJob struct {
-	lin   *model.Linear
-	y, x  []float32
-	int8  bool
-	rows  int // product: the rows of a chunk
-	layer int // attention: the layer
-	n     int // attention: the rows of x
-	err   error
-	mu    *sync.Mutex // guards err
+	lin      *model.Linear
+	y, x     []float32
+	int8Head bool
+	rows     int // product: the rows of a chunk
+	layer    int // attention: the layer
+	n        int // attention: the rows of x
+	err      error
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -652,11 +654,11 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
-	int8 := g.head != nil && lin == g.w.Output
-	if n == 1 && (int8 || canSplit(lin)) {
+	int8Head := g.head != nil && lin == g.w.Output
+	if n == 1 && (int8Head || canSplit(lin)) {
 		// A decode step: split over the CPUs when large enough, and on
 		// the calling goroutine otherwise, without MulT's goroutines.
-		if err := g.mulRowsSplit(lin, y, x, int8); err != nil {
+		if err := g.mulRowsSplit(lin, y, x, int8Head); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 	} else if lin.Quantized != nil {
@@ -694,11 +696,11 @@ const (
 )
 
 // mulRowsSplit computes y = x·Wᵀ for the single row x, split by weight rows
-// over the team when the product is large enough; with int8 it multiplies
-// by g.head, which stands for lin.
-func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8 bool) error {
+// over the team when the product is large enough; with int8Head it
+// multiplies by g.head, which stands for lin.
+func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool) error {
 	rows := g.chunkRows(lin)
-	g.job = splitJob{lin: lin, y: y, x: x, int8: int8, rows: rows, mu: &g.jobMu}
+	g.job = splitJob{lin: lin, y: y, x: x, int8Head: int8Head, rows: rows}
 	if chunks := (lin.Out + rows - 1) / rows; chunks == 1 {
 		g.mulRowsChunk(0, 0)
 	} else {
@@ -727,14 +729,14 @@ func (g *Generator) mulRowsChunk(_, c int) {
 	j := &g.job
 	start := c * j.rows
 	end := min(j.lin.Out, start+j.rows)
-	if j.int8 {
+	if j.int8Head {
 		g.head.MulVecRows(j.y, j.x, start, end)
 		return
 	}
 	if err := mulRows(j.lin, j.y, j.x, start, end); err != nil {
-		j.mu.Lock()
+		g.jobMu.Lock()
 		j.err = errors.Join(j.err, err)
-		j.mu.Unlock()
+		g.jobMu.Unlock()
 	}
 }
 
