@@ -566,3 +566,30 @@ rows256next:
 rows256done:
 	VZEROUPPER
 	RET
+
+// func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
+// 16 double-quantized scales per step: the codes widened to dword indices,
+// a gather from the 256-entry table, then the product with nested and the
+// sum with offset, each rounded like the Go code's.
+TEXT ·scalesAVX512(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), DI
+	MOVQ         codes+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVQ         table+24(FP), DX
+	VBROADCASTSS nested+32(FP), Z4
+	VBROADCASTSS offset+36(FP), Z5
+
+scales512:
+	VPMOVZXBD  (SI), Z1
+	KXNORW     K0, K0, K1
+	VXORPS     Z2, Z2, Z2
+	VGATHERDPS (DX)(Z1*4), K1, Z2
+	VMULPS     Z4, Z2, Z2
+	VADDPS     Z5, Z2, Z2
+	VMOVUPS    Z2, (DI)
+	ADDQ       $16, SI
+	ADDQ       $64, DI
+	SUBQ       $16, CX
+	JNZ        scales512
+	VZEROUPPER
+	RET

@@ -3,6 +3,8 @@ package kernels
 import (
 	"math"
 
+	"github.com/golora/golora/internal/cpu"
+
 	"github.com/golora/golora/internal/blas"
 )
 
@@ -92,17 +94,14 @@ func (a Attention) Backward(dq, dk, dv []float32, gradStride int, accumulate boo
 // (len(q)) the attention of one query head q over the first len(scores)
 // cached positions, position t's key and value head starting at
 // keys[t·stride] and values[t·stride]. scores is work space.
+//
+// With a head dimension that is a multiple of 16 (most models) it runs
+// vector kernels, whose results do not depend on the CPU.
 func AttendCached(out, scores, q, keys, values []float32, stride int) {
 	hd := len(q)
-	scale := attentionScale(hd)
-	for t := range scores {
-		scores[t] = Dot(q, keys[t*stride:t*stride+hd]) * scale
-	}
-	// softmax with its normalization folded into the weighted sum of the
-	// values: one pass fewer over the scores.
+	l := cpu.Best()
+	attendScores(l, scores, q, keys, stride, attentionScale(hd))
 	inv := float32(1 / expShifted(scores, scores, rowMax(scores)))
-	clear(out[:hd])
-	for t, e := range scores {
-		axpyF32(e*inv, values[t*stride:t*stride+hd], out)
-	}
+	scaleFloats(scores, inv)
+	attendValues(l, out[:hd], scores, values, stride)
 }

@@ -9,8 +9,10 @@
 //   - exp.go, exp_amd64.go/.s, exp_generic.go: the shifted exponential,
 //     row maximum and scaling behind softmax, the loss and the sigmoid
 //     (AVX-512 Go assembly chosen at run time, pure Go elsewhere).
-//   - attention.go: causal grouped-query attention, the batched form with
-//     its backward pass and the decode form over a KV cache.
+//   - attention.go, attend*.go/.s: causal grouped-query attention, the
+//     batched form with its backward pass and the decode form over a KV
+//     cache (AVX-512 and AVX2 score and value kernels, bit-identical to
+//     their Go code).
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
@@ -21,6 +23,10 @@
 //     scores and weighted sum.
 //   - lowrank.go, lowrank_amd64.go/.s: a LoRA term's shrink and expand for
 //     one row, float32 or binary16 matrices, and binary16 conversion.
+//   - int8.go, int8_amd64.go/.s: Int8Matrix, a matrix quantized to int8 in
+//     blocks of 32 (llama.cpp's Q8_0 layout, float32 scales) and its
+//     single-row product (AVX-512 and AVX2, bit-identical to the Go code),
+//     for a decode step's output head.
 //
 // The kernels are serial; callers split work across CPUs.
 package kernels

@@ -43,7 +43,7 @@ type Batch struct {
 	tokSeq                               []*Sequence
 	tokPos                               []int
 
-	team *team
+	team *batchTeam
 	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
 }
 
@@ -103,7 +103,7 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 	for _, lin := range append(w.Linears(), w.Output) {
 		maxIn = max(maxIn, lin.In)
 	}
-	b.team = newTeam(b, c.MaxSeqLen, maxIn)
+	b.team = newBatchTeam(b, c.MaxSeqLen, maxIn)
 	b.job = new(job)
 	return b, nil
 }
@@ -307,7 +307,7 @@ func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error
 		j.panels = b.panels
 	}
 	parts := len(b.team.ws)
-	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < splitMinWeights {
+	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
 	if err := b.team.run(j, parts); err != nil {

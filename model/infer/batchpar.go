@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
@@ -23,32 +22,26 @@ const tileElems = 1 << 14
 // kernel tiles (6 rows) and whole 16-row units of nf4's row kernels.
 const partAlign = 48
 
-// team runs the parts of a Batch step on GOMAXPROCS goroutines: the calling
-// one and helpers started on first use. Parts pass by value through a
-// channel and write into preallocated slots, so a step does not allocate;
-// the helpers hold no reference to the Batch, whose cleanup closes the
-// channel and ends them.
-type team struct {
-	tasks   chan part
-	started int
-	done    sync.WaitGroup
-	ws      []*workspace // one per part
+// batchTeam runs the parts of a Batch step on the calling goroutine and a
+// team's helpers (team.go, shared with the Generator). Each goroutine has
+// its own workspace; the parts' errors collect in the workspaces, so a step
+// does not allocate. The helpers hold no reference to the Batch: the team's
+// job function is cleared after each run, and the Batch's cleanup closes
+// the team.
+type batchTeam struct {
+	team    *team        // nil with GOMAXPROCS 1
+	ws      []*workspace // one per goroutine of the team
+	j       *job         // the job being run, nil between runs
+	parts   int
+	runPart func(worker, part int) // t.part, made once
 }
 
-// workspace is one part's scratch.
+// workspace is one goroutine's scratch.
 type workspace struct {
 	tile   []float32 // a tile of expanded weights
 	panel  []float32 // kernels.MulTPanels' scratch
 	scores []float32 // attention scores of one token
 	err    error
-}
-
-// part is one goroutine's share of a job.
-type part struct {
-	j         *job
-	id, parts int
-	ws        *workspace
-	done      *sync.WaitGroup
 }
 
 // jobKind says what a job computes.
@@ -80,34 +73,41 @@ type job struct {
 	window    int // sliding window (Mistral), 0 for none
 }
 
-func newTeam(owner *Batch, maxSeq, maxIn int) *team {
-	t := &team{tasks: make(chan part, 16)}
-	parts := max(1, runtime.GOMAXPROCS(0))
-	for range parts {
+// batchMinWeights is the fewest multiply-adds (weights × tokens) a Batch
+// product needs to be split over the team: below it, handing out the parts
+// costs about what they save.
+const batchMinWeights = 1 << 16
+
+func newBatchTeam(owner *Batch, maxSeq, maxIn int) *batchTeam {
+	procs := max(1, runtime.GOMAXPROCS(0))
+	t := &batchTeam{}
+	for range procs {
 		t.ws = append(t.ws, &workspace{
 			tile:   make([]float32, max(tileElems, partAlign*maxIn)),
 			panel:  make([]float32, kernels.MulTPanelsScratch),
 			scores: make([]float32, maxSeq),
 		})
 	}
-	runtime.AddCleanup(owner, func(tasks chan part) { close(tasks) }, t.tasks)
+	if procs > 1 {
+		t.team = newTeam(procs - 1)
+		runtime.AddCleanup(owner, func(tm *team) { tm.close() }, t.team)
+	}
+	t.runPart = t.part
 	return t
 }
 
-// run splits j into parts (at most one per workspace) and waits for them.
-func (t *team) run(j *job, parts int) error {
+// run splits j into parts (at most one per goroutine) and waits for them.
+func (t *batchTeam) run(j *job, parts int) error {
 	parts = max(1, min(parts, len(t.ws)))
-	for ; t.started < parts-1; t.started++ {
-		go teamWorker(t.tasks)
+	t.j, t.parts = j, parts
+	if parts == 1 { // always so without a team: one workspace
+		t.part(0, 0)
+	} else {
+		t.team.run(parts, t.runPart)
 	}
-	t.done.Add(parts - 1)
-	for p := 1; p < parts; p++ {
-		t.tasks <- part{j: j, id: p, parts: parts, ws: t.ws[p], done: &t.done}
-	}
-	t.ws[0].err = j.run(0, parts, t.ws[0])
-	t.done.Wait()
+	t.j = nil
 	var err error
-	for _, ws := range t.ws[:parts] {
+	for _, ws := range t.ws {
 		if ws.err != nil {
 			err = errors.Join(err, ws.err)
 			ws.err = nil
@@ -116,10 +116,11 @@ func (t *team) run(j *job, parts int) error {
 	return err
 }
 
-func teamWorker(tasks <-chan part) {
-	for p := range tasks {
-		p.ws.err = p.j.run(p.id, p.parts, p.ws)
-		p.done.Done()
+// part runs part p of the current job on goroutine worker.
+func (t *batchTeam) part(worker, p int) {
+	ws := t.ws[worker]
+	if err := t.j.run(p, t.parts, ws); err != nil {
+		ws.err = errors.Join(ws.err, err)
 	}
 }
 

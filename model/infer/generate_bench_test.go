@@ -68,42 +68,51 @@ func benchModels() []*benchModel {
 // BenchmarkGenerateDecode measures the decode step: one token through the
 // whole model with the KV cache, at positions 16 to MaxSeqLen (the cache is
 // refilled with a 16-token prefill, untimed, when it is full). Dense and NF4
-// run side by side; tokens/s is the figure to compare.
+// run side by side, each with the model's float32 head and, as "+head8",
+// with HeadInt8; tokens/s is the figure to compare.
 func BenchmarkGenerateDecode(b *testing.B) {
 	for _, m := range benchModels() {
-		b.Run(m.name+"/"+blas.Name(), func(b *testing.B) {
-			w := m.weights(b)
-			g, err := NewGenerator(w, GeneratorOptions{})
-			if err != nil {
-				b.Fatal(err)
+		for _, head := range []HeadPrecision{HeadExact, HeadInt8} {
+			suffix := ""
+			if head == HeadInt8 {
+				suffix = "+head8"
 			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			prompt := make([]int, 16)
-			for i := range prompt {
-				prompt[i] = rng.IntN(w.Config.VocabSize)
-			}
-			refill := func() {
-				g.Reset()
-				if _, err := g.Prefill(prompt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			refill()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if g.Pos() == g.MaxLen() {
-					b.StopTimer()
-					refill()
-					b.StartTimer()
-				}
-				if _, err := g.Step(prompt[i%len(prompt)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-		})
+			b.Run(m.name+suffix+"/"+blas.Name(), func(b *testing.B) { benchDecode(b, m.weights(b), head) })
+		}
 	}
+}
+
+// benchDecode is one model of BenchmarkGenerateDecode.
+func benchDecode(b *testing.B, w *model.Weights, head HeadPrecision) {
+	g, err := NewGenerator(w, GeneratorOptions{Head: head})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	prompt := make([]int, 16)
+	for i := range prompt {
+		prompt[i] = rng.IntN(w.Config.VocabSize)
+	}
+	refill := func() {
+		g.Reset()
+		if _, err := g.Prefill(prompt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	refill()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if g.Pos() == g.MaxLen() {
+			b.StopTimer()
+			refill()
+			b.StartTimer()
+		}
+		if _, err := g.Step(prompt[i%len(prompt)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
 // BenchmarkGeneratePrefill compares a 128-token prompt run in batched passes

@@ -10,9 +10,9 @@ import (
 	"github.com/golora/golora/quant/ggml"
 )
 
-// splitConfig is a model whose MLP and output head are large enough for
-// decode steps to split them by rows (splitMinWeights), and whose attention
-// products are not.
+// splitConfig is a model whose products are large enough for decode steps
+// to split them by rows (splitMinWeights), and whose attention is split by
+// heads from position 32 on (splitMinAttention).
 var splitConfig = model.Config{
 	Dim: 128, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 32, VocabSize: 1000,
 	MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
@@ -20,7 +20,7 @@ var splitConfig = model.Config{
 
 // TestSplitDecodeMatchesOneGoroutine: decode steps whose products are split
 // over two goroutines give the bits of steps run on one, dense, NF4 and
-// ggml's Q4_0, and do not allocate.
+// ggml's Q4_0, with the int8 head too, and do not allocate.
 func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	dense := randomWeights(splitConfig, 7)
@@ -36,19 +36,28 @@ func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 	if err := q4.Quantize(context.Background(), q4Quantizer); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []*model.Weights{dense, quantized, q4} {
+	for _, c := range []struct {
+		w    *model.Weights
+		head HeadPrecision
+	}{{dense, HeadExact}, {quantized, HeadExact}, {q4, HeadExact}, {quantized, HeadInt8}} {
+		w := c.w
 		runtime.GOMAXPROCS(2)
-		if p := (&rowWorkers{}).parts(w.Layers[0].Gate); p != 2 {
-			t.Fatalf("the test model's MLP would be split in %d parts on two CPUs, want 2", p)
+		g2, err := NewGenerator(w, GeneratorOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := g2.chunkRows(w.Layers[0].Gate); rows == w.Layers[0].Gate.Out {
+			t.Fatalf("the test model's gate_proj would not be split on two CPUs")
 		}
 		decode := func(procs int) [][]float32 {
 			runtime.GOMAXPROCS(procs)
-			g, err := NewGenerator(w, GeneratorOptions{})
+			g, err := NewGenerator(w, GeneratorOptions{Head: c.head})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var out [][]float32
-			for i, tok := range []int{1, 17, 400, 999, 3, 256} {
+			for i := range 40 {
+				tok := (i*397 + 1) % w.Config.VocabSize
 				logits, err := g.Step(tok)
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
@@ -74,7 +83,7 @@ func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 		for s := range one {
 			for i := range one[s] {
 				if one[s][i] != two[s][i] {
-					t.Fatalf("%s, step %d logit %d: %v on two goroutines, %v on one", w.Layers[0].Gate.Name, s, i, two[s][i], one[s][i])
+					t.Fatalf("%s, head %v, step %d logit %d: %v on two goroutines, %v on one", w.Layers[0].Gate.Name, c.head, s, i, two[s][i], one[s][i])
 				}
 			}
 		}

@@ -1,0 +1,144 @@
+package infer
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// A team runs the chunks of a decode step's split work (a product's ranges
+// of weight rows, attention's heads) on its helper goroutines and the
+// calling one. A decode step of a small model is some fifty products of a
+// few microseconds each: waking a parked goroutine for each (a channel send,
+// then a futex) costs about as much as the work. So a helper, once woken,
+// spins for up to spinLimit polls (tens of microseconds) before it parks
+// again: within a step every product finds it awake, and an idle Generator
+// costs no CPU.
+//
+// Chunks are claimed, not assigned: the caller and the helpers take the next
+// unclaimed chunk until none is left, and the caller then waits only for
+// chunks a helper is running. On a machine busier than its cores, where a
+// helper may not be running at all, the caller does the work itself rather
+// than wait for it.
+type team struct {
+	// state is seq<<32 | chunks<<16 | next: the job's sequence number, its
+	// number of chunks and the next chunk to claim. A claim is a
+	// compare-and-swap of the whole word, so it never takes a chunk of an
+	// earlier job.
+	state    atomic.Uint64
+	finished atomic.Int64 // chunks of the current job that have returned
+	// fn runs one chunk. It is written only while no chunk is claimed and
+	// read only by a goroutine holding a claim.
+	fn      func(worker, chunk int)
+	stop    atomic.Bool
+	helpers []*helper
+}
+
+// maxChunks is the most chunks a job can have (state's 16-bit fields).
+const maxChunks = 1<<16 - 1
+
+// spinLimit is the number of polls a helper makes for work before it
+// parks, and the caller for the helpers' chunks to return before it yields
+// its thread between polls: tens of microseconds.
+const spinLimit = 1 << 14
+
+// helper is one goroutine of a team.
+type helper struct {
+	parked atomic.Bool
+	wake   chan struct{} // capacity 1: a send never blocks
+	_      [64]byte      // keep the helpers' flags on separate cache lines
+}
+
+// newTeam returns a team of n helpers, started now; call close to end them.
+func newTeam(n int) *team {
+	t := &team{helpers: make([]*helper, n)}
+	for i := range t.helpers {
+		h := &helper{wake: make(chan struct{}, 1)}
+		t.helpers[i] = h
+		go t.loop(h, i+1)
+	}
+	return t
+}
+
+// size returns the number of goroutines that work on a job: the helpers
+// and the caller.
+func (t *team) size() int { return len(t.helpers) + 1 }
+
+// run calls fn(worker, chunk) for chunk 0 … chunks−1, 1 ≤ chunks ≤
+// maxChunks, on the helpers and the calling goroutine, and returns when all
+// have returned. worker, in [0, size()), tells the goroutines apart (0 is
+// the caller), for scratch space of their own.
+func (t *team) run(chunks int, fn func(worker, chunk int)) {
+	t.fn = fn
+	t.finished.Store(0)
+	seq := t.state.Load()>>32 + 1
+	t.state.Store(seq<<32 | uint64(chunks)<<16)
+	t.wakeHelpers()
+	t.work(0)
+	for spins := 0; t.finished.Load() != int64(chunks); spins++ {
+		if spins >= spinLimit {
+			runtime.Gosched()
+		}
+	}
+	// fn refers to the Generator: the team must not keep it alive.
+	t.fn = nil
+}
+
+// wakeHelpers wakes the parked helpers.
+func (t *team) wakeHelpers() {
+	for _, h := range t.helpers {
+		if h.parked.CompareAndSwap(true, false) {
+			h.wake <- struct{}{}
+		}
+	}
+}
+
+// pending reports whether the current job has an unclaimed chunk.
+func (t *team) pending() bool {
+	s := t.state.Load()
+	return s&0xffff < s>>16&0xffff
+}
+
+// work claims and runs chunks of the current job as worker until none is
+// left.
+func (t *team) work(worker int) {
+	for {
+		s := t.state.Load()
+		if s&0xffff >= s>>16&0xffff {
+			return
+		}
+		if !t.state.CompareAndSwap(s, s+1) {
+			continue
+		}
+		t.fn(worker, int(s&0xffff))
+		t.finished.Add(1)
+	}
+}
+
+// close ends the helpers once they finish their current chunk.
+func (t *team) close() {
+	t.stop.Store(true)
+	t.wakeHelpers()
+}
+
+// loop is helper h's goroutine, worker number worker: it works on every
+// job until close.
+func (t *team) loop(h *helper, worker int) {
+	for !t.stop.Load() {
+		polls := 0
+		for ; polls < spinLimit && !t.pending(); polls++ {
+		}
+		if polls < spinLimit {
+			t.work(worker)
+			continue
+		}
+		h.parked.Store(true)
+		if t.pending() || t.stop.Load() {
+			if h.parked.CompareAndSwap(true, false) {
+				continue
+			}
+			// The caller saw parked and is sending a wake-up: take it, or
+			// the next park would return at once.
+		}
+		<-h.wake
+	}
+}

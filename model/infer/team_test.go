@@ -1,0 +1,58 @@
+package infer
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestTeamRunsEveryChunkOnce: every chunk of every job runs exactly once,
+// with worker numbers in range, whether the helpers are awake, parked
+// (after a pause longer than their spin) or starved of CPUs (GOMAXPROCS 1),
+// and close ends the helpers.
+func TestTeamRunsEveryChunkOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	before := runtime.NumGoroutine()
+	tm := newTeam(3)
+	var counts [100]atomic.Int32
+	var badWorker atomic.Bool
+	for job := range 300 {
+		switch job {
+		case 100:
+			runtime.GOMAXPROCS(1)
+		case 200:
+			runtime.GOMAXPROCS(4)
+		}
+		if job%50 == 0 {
+			time.Sleep(2 * time.Millisecond) // the helpers park
+		}
+		chunks := 1 + job%len(counts)
+		tm.run(chunks, func(worker, chunk int) {
+			if worker < 0 || worker >= tm.size() {
+				badWorker.Store(true)
+			}
+			counts[chunk].Add(1)
+		})
+		for c := range counts {
+			want := int32(0)
+			if c < chunks {
+				want = 1
+			}
+			if got := counts[c].Swap(0); got != want {
+				t.Fatalf("job %d (%d chunks): chunk %d ran %d times, want %d", job, chunks, c, got, want)
+			}
+		}
+	}
+	if badWorker.Load() {
+		t.Error("a chunk ran with a worker number outside [0, size())")
+	}
+	tm.close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after close, %d before the team", n, before)
+	}
+}
