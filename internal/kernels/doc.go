@@ -19,8 +19,6 @@
 //     add.
 //   - panel.go, panel_amd64.go/.s: y = x·wᵀ for a batch of rows packed in
 //     panels of 32, every weight read once per panel (serving's decode step).
-//   - attendvec.go, attendvec_amd64.go/.s: the decode attention with AVX-512
-//     scores and weighted sum.
 //   - lowrank.go, lowrank_amd64.go/.s: a LoRA term's shrink and expand for
 //     one row, float32 or binary16 matrices, and binary16 conversion.
 //   - int8.go, int8_amd64.go/.s: Int8Matrix, a matrix quantized to int8 in

@@ -238,7 +238,7 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 		at := t * j.qDim
 		for h := range j.heads {
 			off := first*j.kvDim + (h/j.group)*hd
-			kernels.AttendCachedVec(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
+			kernels.AttendCached(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
 		}
 	}
 }
