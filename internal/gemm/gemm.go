@@ -37,6 +37,12 @@ import (
 // (512×288×288) faster.
 const parallelMinWork = 1 << 22
 
+// kcUnit is the granularity of the blocks of the inner dimension: they start
+// at multiples of 32, so that a Source decoding B in runs of 32 aligned
+// elements (as nf4's vector decoder does) rarely has to handle a partial run
+// at a block's edge in scalar code. Every kc of the kernels is a multiple.
+const kcUnit = 32
+
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
 // op(B) is k×n and C is m×n, with leading dimensions lda, ldb and ldc. The
@@ -173,7 +179,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 	// Blocks of equal size rather than full ones and a remnant: k = 500 is
 	// two blocks of 250, not 384 and a short 116 that pays for a pass over C
 	// with little work.
-	kcMax, mcMax, ncMax := balance(k, kr.kc, 1), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
+	kcMax, mcMax, ncMax := balance(k, kr.kc, kcUnit), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
 	for pc := 0; pc < k; pc += kcMax {
 		kc := min(kcMax, k-pc)
 		bt := beta
@@ -215,7 +221,7 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 	shared := kr.workspace()
 	defer kr.put(shared)
 	mr, nr := kr.mr, kr.nr
-	kcMax, ncMax := balance(k, kr.kc, 1), balance(n, kr.nc, nr)
+	kcMax, ncMax := balance(k, kr.kc, kcUnit), balance(n, kr.nc, nr)
 	bar := newBarrier(threads)
 	units := (m + mr - 1) / mr
 	work := func(id int) {
