@@ -79,6 +79,12 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 	for c := 0; c < nc; c += nr {
 		cols := min(nr, nc-c)
 		panel := dst[c*kc : c*kc+nr*kc]
+		if cols == 32 && nr == 32 {
+			for q := range n {
+				*(*[32]float32)(panel[(p+q)*32:]) = *(*[32]float32)(src[q*ld+c:])
+			}
+			continue
+		}
 		for q := range n {
 			row := panel[(p+q)*nr : (p+q)*nr+nr]
 			copy(row[:cols], src[q*ld+c:q*ld+c+cols])
@@ -93,6 +99,14 @@ func packSliceB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr
 		cols := min(nr, nc-c)
 		panel := dst[c*kc : c*kc+nr*kc]
 		if !transB {
+			if cols == 32 && nr == 32 {
+				// The widest tile's full panels: fixed-size moves, inlined,
+				// instead of a call to memmove for every 128 bytes.
+				for p := range kc {
+					*(*[32]float32)(panel[p*32:]) = *(*[32]float32)(b[(p0+p)*ldb+j0+c:])
+				}
+				continue
+			}
 			for p := range kc {
 				src := b[(p0+p)*ldb+j0+c:]
 				copy(panel[p*nr:p*nr+cols], src[:cols])
