@@ -47,8 +47,13 @@ var benchShapes = []struct {
 	{"stories15M/attn-dv", 128, 48, 128, true, false},
 	// Llama-3.2-1B (dim 2048, hidden 8192), 512 tokens.
 	{"llama1B/wq", 512, 2048, 2048, false, true},
+	{"llama1B/wk", 512, 512, 2048, false, true},
 	{"llama1B/w1", 512, 8192, 2048, false, true},
 	{"llama1B/w2", 512, 2048, 8192, false, true},
+	{"llama1B/wq-dx", 512, 2048, 2048, false, false},
+	{"llama1B/wk-dx", 512, 2048, 512, false, false},
+	{"llama1B/w1-dx", 512, 2048, 8192, false, false},
+	{"llama1B/w2-dx", 512, 8192, 2048, false, false},
 	{"square/512", 512, 512, 512, false, false},
 }
 

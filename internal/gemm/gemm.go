@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/golora/golora/internal/cpu"
 	"github.com/golora/golora/internal/parallel"
@@ -36,6 +37,12 @@ import (
 // 128×128×48) were slower on two threads than on one, those of 4·10⁷
 // (512×288×288) faster.
 const parallelMinWork = 1 << 22
+
+// kcUnit is the granularity of the blocks of the inner dimension: they start
+// at multiples of 32, so that a Source decoding B in runs of 32 aligned
+// elements (as nf4's vector decoder does) rarely has to handle a partial run
+// at a block's edge in scalar code. Every kc of the kernels is a multiple.
+const kcUnit = 32
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices, where op(X) is X or Xᵀ as transA and transB say; op(A) is m×k,
@@ -128,9 +135,15 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
-	// Preferably the rows are split, at least two panels each, and op(B)
-	// packed together.
+	// With all the rows in one block and enough column blocks, the
+	// goroutines pack op(A) together and take blocks of op(B) as they come.
 	panelsM := (m + kr.mr - 1) / kr.mr
+	if panelsM*kr.mr <= kr.mc && (n+kr.nc-1)/kr.nc >= 2*threads {
+		sharedA(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		return
+	}
+	// Otherwise preferably the rows are split, at least two panels each, and
+	// op(B) packed together.
 	if rowThreads := min(threads, panelsM/2); rowThreads >= 2 && (panelsM+rowThreads-1)/rowThreads*kr.mr <= kr.mc {
 		sharedB(kr, rowThreads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
@@ -173,7 +186,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 	// Blocks of equal size rather than full ones and a remnant: k = 500 is
 	// two blocks of 250, not 384 and a short 116 that pays for a pass over C
 	// with little work.
-	kcMax, mcMax, ncMax := balance(k, kr.kc, 1), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
+	kcMax, mcMax, ncMax := balance(k, kr.kc, kcUnit), balance(m, kr.mc, mr), balance(n, kr.nc, nr)
 	for pc := 0; pc < k; pc += kcMax {
 		kc := min(kcMax, k-pc)
 		bt := beta
@@ -215,7 +228,7 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 	shared := kr.workspace()
 	defer kr.put(shared)
 	mr, nr := kr.mr, kr.nr
-	kcMax, ncMax := balance(k, kr.kc, 1), balance(n, kr.nc, nr)
+	kcMax, ncMax := balance(k, kr.kc, kcUnit), balance(n, kr.nc, nr)
 	bar := newBarrier(threads)
 	units := (m + mr - 1) / mr
 	work := func(id int) {
@@ -254,6 +267,67 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 				}
 				bar.wait()
 			}
+		}
+	}
+	var wg sync.WaitGroup
+	for id := 1; id < threads; id++ {
+		wg.Go(func() { work(id) })
+	}
+	work(0)
+	wg.Wait()
+}
+
+// sharedA is the product on threads goroutines that pack each block of
+// op(A), all m rows (at most kr.mc), together into one shared Ã, then take
+// the blocks of nc columns of op(B) one at a time from a counter, each
+// packing its own B̃ and computing those columns of every row: no operand is
+// packed twice, there are two barriers per block of the inner dimension
+// rather than per block of B̃, and a goroutine the system deschedules holds
+// up no other until the end of the block, as the others take its share.
+func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	shared := kr.workspace()
+	defer kr.put(shared)
+	mr, nr := kr.mr, kr.nr
+	kcMax, ncMax := balance(k, kr.kc, kcUnit), balance(n, kr.nc, nr)
+	blocks := (n + ncMax - 1) / ncMax
+	next := make([]atomic.Int32, (k+kcMax-1)/kcMax)
+	bar := newBarrier(threads)
+	panels := (m + mr - 1) / mr
+	work := func(id int) {
+		p0, p1 := panels*id/threads*mr, min(m, panels*(id+1)/threads*mr)
+		w := kr.workspace()
+		defer kr.put(w)
+		for pc, step := 0, 0; pc < k; pc, step = pc+kcMax, step+1 {
+			kc := min(kcMax, k-pc)
+			bt := beta
+			if pc > 0 {
+				bt = 1
+			}
+			if p1 > p0 {
+				packA(shared.a[p0*kc:], transA, a, lda, p0, p1-p0, pc, kc, mr)
+			}
+			bar.wait()
+			for j := int(next[step].Add(1)) - 1; j < blocks; j = int(next[step].Add(1)) - 1 {
+				jc := j * ncMax
+				nc := min(ncMax, n-jc)
+				packB(w, w.b, transB, b, pc, kc, jc, nc, nr)
+				for jr := 0; jr < nc; jr += nr {
+					bp := &w.b[jr*kc]
+					cols := min(nr, nc-jr)
+					for ir := 0; ir < m; ir += mr {
+						ap := &shared.a[ir*kc]
+						rows := min(mr, m-ir)
+						ci := ir*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
+							continue
+						}
+						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
+						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+					}
+				}
+			}
+			bar.wait()
 		}
 	}
 	var wg sync.WaitGroup

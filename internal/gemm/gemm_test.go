@@ -174,6 +174,9 @@ func TestLevels(t *testing.T) {
 				newProblem(rng, ta, tb, 20, 2000, 120, 1, 1, 0.5),
 				newProblem(rng, ta, tb, 300, 300, 50, 1, 0.5, 0),
 				newProblem(rng, ta, tb, 3100, 9, 160, 1, 1, 1),
+				// Rows in one block and many column blocks: op(A) packed
+				// together, op(B) taken block by block.
+				newProblem(rng, ta, tb, 40, 2400, 700, 1, 1, 0.5),
 			)
 		}
 	}
@@ -338,9 +341,33 @@ func FuzzSgemm(f *testing.F) {
 // TestSplitPaths: the test problems above that are meant to be split over
 // goroutines are large enough to be.
 func TestSplitPaths(t *testing.T) {
-	for _, s := range [][3]int{{20, 2000, 120}, {300, 300, 50}, {3100, 9, 160}, {130, 150, 300}} {
+	for _, s := range [][3]int{{20, 2000, 120}, {300, 300, 50}, {3100, 9, 160}, {130, 150, 300}, {40, 2400, 700}} {
 		if s[0]*s[1]*s[2] < parallelMinWork {
 			t.Errorf("%v: m·n·k = %d, below parallelMinWork %d: not split", s, s[0]*s[1]*s[2], parallelMinWork)
+		}
+	}
+}
+
+// TestThreadsSameBits: a product has the same bits on one goroutine as split
+// over two or three, whichever way it is split (op(A) packed together,
+// op(B) packed together, by columns, by rows): the blocks of the inner
+// dimension, and so the order of the sums, do not depend on the split.
+func TestThreadsSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+		for _, sh := range [][3]int{{40, 2400, 700}, {300, 300, 500}, {20, 2000, 120}, {3100, 9, 160}} {
+			p := newProblem(rng, tr[0], tr[1], sh[0], sh[1], sh[2], 1, 1, 0.5)
+			for _, kr := range levels() {
+				want := p.run(kr, 1)
+				for _, threads := range []int{2, 3} {
+					got := p.run(kr, threads)
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%v %v: C[%d] = %v on %d threads, %v on one", kr, p, i, got[i], threads, want[i])
+						}
+					}
+				}
+			}
 		}
 	}
 }

@@ -34,21 +34,63 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int)
 // of its columns, consecutively. The last panel is padded with zeros to nr
 // columns. A Source first writes the block into w's scratch, from which it
 // is packed like a slice: the panels, and so the product, come out the same.
+// The scratch holds a small part of the block at a time (one panel's columns,
+// or a strip of rows), so that it stays in L1 between being written and being
+// packed instead of pushing the panels out of L2.
 func packB(w *workspace, dst []float32, transB bool, b matB, p0, kc, j0, nc, nr int) {
 	if b.src == nil {
 		packSliceB(dst, transB, b.data, b.ld, p0, kc, j0, nc, nr)
 		return
 	}
-	if len(w.src) < kc*nc {
-		w.src = make([]float32, kc*nc)
-	}
 	if transB {
-		b.src.Block(w.src, kc, b.r0+j0, b.r0+j0+nc, b.c0+p0, b.c0+p0+kc)
-		packSliceB(dst, true, w.src, kc, 0, kc, 0, nc, nr)
+		// Stored n×k: one panel's nr rows of B, kc long, at a time.
+		if len(w.src) < nr*kc {
+			w.src = make([]float32, nr*kc)
+		}
+		for c := 0; c < nc; c += nr {
+			cols := min(nr, nc-c)
+			r := b.r0 + j0 + c
+			b.src.Block(w.src, kc, r, r+cols, b.c0+p0, b.c0+p0+kc)
+			packSliceB(dst[c*kc:], true, w.src, kc, 0, kc, 0, cols, nr)
+		}
 		return
 	}
-	b.src.Block(w.src, nc, b.r0+p0, b.r0+p0+kc, b.c0+j0, b.c0+j0+nc)
-	packSliceB(dst, false, w.src, nc, 0, kc, 0, nc, nr)
+	// Stored k×n: strips of rows, each the whole width nc, so that every call
+	// decodes runs as long as a row of the block.
+	rows := max(1, min(kc, packStripElems/nc))
+	if len(w.src) < rows*nc {
+		w.src = make([]float32, rows*nc)
+	}
+	for p := 0; p < kc; p += rows {
+		n := min(rows, kc-p)
+		b.src.Block(w.src, nc, b.r0+p0+p, b.r0+p0+p+n, b.c0+j0, b.c0+j0+nc)
+		packRowsB(dst, kc, w.src, nc, p, n, nc, nr)
+	}
+}
+
+// packStripElems is the size of the scratch strip of a Source's block that
+// packB fills at a time: 32 KiB, well inside L1.
+const packStripElems = 8192
+
+// packRowsB packs rows [p, p+n) of a kc×nc block of op(B), held row-major in
+// src with leading dimension ld starting at row p, into the panels of dst
+// (laid out as packSliceB lays out the whole block).
+func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
+	for c := 0; c < nc; c += nr {
+		cols := min(nr, nc-c)
+		panel := dst[c*kc : c*kc+nr*kc]
+		if cols == 32 && nr == 32 {
+			for q := range n {
+				*(*[32]float32)(panel[(p+q)*32:]) = *(*[32]float32)(src[q*ld+c:])
+			}
+			continue
+		}
+		for q := range n {
+			row := panel[(p+q)*nr : (p+q)*nr+nr]
+			copy(row[:cols], src[q*ld+c:q*ld+c+cols])
+			clear(row[cols:])
+		}
+	}
 }
 
 // packSliceB is packB from a slice holding B with leading dimension ldb.
@@ -57,6 +99,14 @@ func packSliceB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr
 		cols := min(nr, nc-c)
 		panel := dst[c*kc : c*kc+nr*kc]
 		if !transB {
+			if cols == 32 && nr == 32 {
+				// The widest tile's full panels: fixed-size moves, inlined,
+				// instead of a call to memmove for every 128 bytes.
+				for p := range kc {
+					*(*[32]float32)(panel[p*32:]) = *(*[32]float32)(b[(p0+p)*ldb+j0+c:])
+				}
+				continue
+			}
 			for p := range kc {
 				src := b[(p0+p)*ldb+j0+c:]
 				copy(panel[p*nr:p*nr+cols], src[:cols])

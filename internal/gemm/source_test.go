@@ -37,7 +37,7 @@ func (s *sliceSource) Block(dst []float32, ld, r0, r1, c0, c1 int) {
 // cache blocks of every dimension.
 func TestSourceMatchesSlice(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	shapes := [][3]int{{5, 7, 9}, {37, 45, 600}, {20, 2000, 120}, {512, 288, 768}, {100, 900, 288}, {3100, 9, 160}, {3, 4200, 5}}
+	shapes := [][3]int{{5, 7, 9}, {37, 45, 600}, {20, 2000, 120}, {512, 288, 768}, {100, 900, 288}, {3100, 9, 160}, {3, 4200, 5}, {40, 2400, 700}}
 	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 		for i, sh := range shapes {
 			beta := []float32{0, 1, 0.5}[i%3]

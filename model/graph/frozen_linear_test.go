@@ -296,15 +296,15 @@ func TestFrozenLinearRejectsBadWeights(t *testing.T) {
 	}
 }
 
-// BenchmarkFrozenLinear times both products of stories15M's block linear
-// shapes on a batch of 4 × 128 rows, with the dense float32 weight and its
+// BenchmarkFrozenLinear times both products of stories15M's and
+// Llama-3.2-1B's block linear shapes (q_proj, up_proj, down_proj) on a batch of 4 × 128 rows, with the dense float32 weight and its
 // NF4 copy taking turns within each iteration (what NF4 adds is decoding
 // while packing). It reports each one's fastest run, the figure least
 // disturbed by the other processes of a shared machine, and their ratio.
 func BenchmarkFrozenLinear(b *testing.B) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	const n = 512
-	for _, shape := range []struct{ out, in int }{{288, 288}, {768, 288}, {288, 768}} {
+	for _, shape := range []struct{ out, in int }{{288, 288}, {768, 288}, {288, 768}, {2048, 2048}, {8192, 2048}, {2048, 8192}} {
 		w := graphRandomMatrix(rng, shape.out, shape.in, 0.05).Float32s()
 		q, err := nf4.Quantize(w, shape.out, shape.in, nf4.Options{})
 		if err != nil {
