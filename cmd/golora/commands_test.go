@@ -31,11 +31,20 @@ func TestGenerateEmbeddedGreedy(t *testing.T) {
 	require.Contains(t, errOut, "40 tokens")
 }
 
+// TestGenerateInt8Head: the int8 head changes the logits by well under the
+// gaps greedy decoding chooses between on the embedded model, so the text is
+// llama2.c's documented greedy output again.
+func TestGenerateInt8Head(t *testing.T) {
+	code, out, errOut := golora(t, "generate", "--max-tokens", "40", "--head", "int8")
+	require.Equal(t, 0, code, errOut)
+	require.True(t, strings.HasPrefix(out, "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."), out)
+}
+
 func TestGenerateRejectsBadFlags(t *testing.T) {
 	code, _, errOut := golora(t, "generate", "--quantize", "int3")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `--quantize "int3": want nf4 or none`)
-	for _, args := range [][]string{{"--top-p", "2", "--temperature", "1"}, {"--temperature", "-1"}, {"--max-tokens", "-1"}} {
+	for _, args := range [][]string{{"--top-p", "2", "--temperature", "1"}, {"--temperature", "-1"}, {"--max-tokens", "-1"}, {"--head", "int4"}} {
 		code, out, errOut := golora(t, append([]string{"generate"}, args...)...)
 		require.Equal(t, 1, code, "%v", args)
 		require.Empty(t, out, "nothing is printed before the flags are checked: %v", args)

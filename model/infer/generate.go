@@ -326,6 +326,10 @@ type GenerateOptions struct {
 	// Adapter, if not nil, adds its correction at every linear layer for
 	// this generation, in place of the Generator's own.
 	Adapter Adapter
+	// Head is the precision of the output head's product for Generate
+	// (GeneratorOptions.Head); a Generator's own Generate method keeps the
+	// Generator's.
+	Head HeadPrecision
 }
 
 // StopReason says why generation ended.
@@ -554,7 +558,7 @@ func Generate(ctx context.Context, w *model.Weights, tok tokenizer.Tokenizer, pr
 	if len(ids) > maxLen {
 		return "", fmt.Errorf("%w: the prompt has %d tokens, the model's context is %d", ErrContextFull, len(ids), maxLen)
 	}
-	g, err := NewGenerator(w, GeneratorOptions{MaxLen: maxLen})
+	g, err := NewGenerator(w, GeneratorOptions{MaxLen: maxLen, Head: opts.Head})
 	if err != nil {
 		return "", err
 	}
