@@ -37,6 +37,7 @@ func TestGenerateEmbeddedGreedy(t *testing.T) {
 func TestGenerateInt8Head(t *testing.T) {
 	code, out, errOut := golora(t, "generate", "--max-tokens", "40", "--head", "int8")
 	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "output head: an int8 copy")
 	require.True(t, strings.HasPrefix(out, "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."), out)
 }
 

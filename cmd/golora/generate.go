@@ -65,6 +65,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opts.Adapter = a
 		fmt.Fprintf(stderr, "adapter %s: %d modules, %d parameters\n", *adapter, len(a.Modules()), a.NumParams())
 	}
+	if headPrecision == infer.HeadInt8 {
+		fmt.Fprintln(stderr, "output head: an int8 copy (--head int8)")
+	}
 	fmt.Fprint(stdout, *prompt)
 	var n int
 	opts.OnToken = func(id int, text string) error {
