@@ -53,6 +53,25 @@ func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, 
 	}
 }
 
+// MulTPanelsRows is MulTPanels writing row i of y into ys[i][off:off+out]
+// instead of one matrix: the rows of x's product go straight to buffers of
+// their own (logits of different requests), with no copy of a whole y.
+// len(ys) is at least n.
+func MulTPanelsRows(ys [][]float32, off int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
+	t := scratch[:MulTPanelsScratch]
+	for p := 0; p*PanelWidth < n; p++ {
+		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
+		rows := min(PanelWidth, n-p*PanelWidth)
+		for o0 := 0; o0 < out; o0 += panelBlock {
+			o1 := min(out, o0+panelBlock)
+			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
+			for j := range rows {
+				writeBack(ys[p*PanelWidth+j][off+o0:], 0, t[j:], 1, o1-o0)
+			}
+		}
+	}
+}
+
 // writeBackGo copies the block t [cols, 32] (columns of y, transposed) into
 // rows [0, rows) of y, a row of y at a time: y's rows are far apart.
 func writeBackGo(y []float32, ldy int, t []float32, rows, cols int) {

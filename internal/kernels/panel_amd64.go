@@ -43,7 +43,7 @@ func writeBack(y []float32, ldy int, t []float32, rows, cols int) {
 	done := 0
 	if expUseAVX512 && cols >= 16 && rows > 0 {
 		chunks := cols / 16
-		_, _ = y[(rows-1)*ldy+chunks*16-1], t[chunks*16*PanelWidth-1]
+		_, _ = y[(rows-1)*ldy+chunks*16-1], t[(chunks*16-1)*PanelWidth+rows-1]
 		writeBackAVX512(&y[0], ldy, &t[0], rows, chunks, &gatherIndex[0])
 		done = chunks * 16
 	}

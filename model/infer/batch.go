@@ -40,6 +40,7 @@ type Batch struct {
 	logits                               []float32
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
 	want                                 []BatchRow
+	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
 	tokSeq                               []*Sequence
 	tokPos                               []int
 
@@ -237,6 +238,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	// The scratch does not keep sequences and adapters of this step alive.
 	clear(b.tokSeq)
 	clear(b.want)
+	clear(b.wantLogits)
 	*b.job = job{}
 	return err
 }
@@ -269,6 +271,16 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	last := b.last[:m*d]
 	kernels.RMSNorm(last, last, b.w.Norm, c.NormEps)
 	b.pack(last, m, d)
+	if m >= panelMinTokens {
+		// The panel kernel writes each row's logits where it wants them,
+		// sparing a [m, VocabSize] matrix and its copy.
+		ys := b.wantLogits[:0]
+		for _, r := range want {
+			ys = append(ys, r.Logits)
+		}
+		b.wantLogits = ys
+		return b.linearRows(want, b.w.Output, nil, ys, last)
+	}
 	b.logits = grow(b.logits, m*c.VocabSize)
 	if err := b.linear(want, b.w.Output, b.logits, last); err != nil {
 		return err
@@ -297,12 +309,18 @@ func (b *Batch) pack(x []float32, n, width int) {
 // read (and, quantized, expanded) once for the whole step. The adapter terms
 // are split by tokens, each part cutting the groups it covers.
 func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error {
+	return b.linearRows(rows, lin, y, nil, x)
+}
+
+// linearRows is linear writing y, or if ys is not nil (only with panels:
+// panelMinTokens tokens or more) the row of each token into ys[token].
+func (b *Batch) linearRows(rows []BatchRow, lin *model.Linear, y []float32, ys [][]float32, x []float32) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, lin: lin, y: y[:n*lin.Out], x: x[:n*lin.In], n: n, rows: rows}
+	*j = job{kind: jobProduct, lin: lin, y: y[:min(len(y), n*lin.Out)], ys: ys, x: x[:n*lin.In], n: n, rows: rows}
 	if n >= panelMinTokens {
 		j.panels = b.panels
 	}

@@ -59,7 +59,8 @@ type job struct {
 	kind      jobKind
 	lin       *model.Linear
 	y, x      []float32
-	panels    []float32 // x packed by kernels.PackPanels, when n ≥ panelMinTokens
+	ys        [][]float32 // if not nil, the rows of y each in a buffer of its own (the head's Logits); panels only
+	panels    []float32   // x packed by kernels.PackPanels, when n ≥ panelMinTokens
 	n         int       // tokens
 	rows      []BatchRow
 	layer     int
@@ -150,7 +151,11 @@ func (j *job) product(lo, hi int, ws *workspace) error {
 	if bias := j.lin.Bias; bias != nil {
 		out := j.lin.Out
 		for i := range j.n {
-			kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+			if j.ys != nil {
+				kernels.Add(j.ys[i][lo:hi], bias[lo:hi])
+			} else {
+				kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+			}
 		}
 	}
 	return nil
@@ -162,7 +167,11 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 	in, out := lin.In, lin.Out
 	if j.panels != nil {
 		if lin.Dense != nil {
-			kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			if j.ys != nil {
+				kernels.MulTPanelsRows(j.ys, lo, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			} else {
+				kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			}
 			return nil
 		}
 		// Each weight is expanded once for the step, a tile at a time.
@@ -173,7 +182,11 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 			if err := lin.Quantized.DequantizeRows(tile, r, e); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
-			kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+			if j.ys != nil {
+				kernels.MulTPanelsRows(j.ys, r, j.panels, n, tile, in, e-r, ws.panel)
+			} else {
+				kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+			}
 		}
 		return nil
 	}
@@ -214,8 +227,16 @@ func (j *job) adapters(lo, hi int) error {
 		if a == nil || s >= e {
 			continue
 		}
-		if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
-			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+		if j.ys == nil {
+			if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+			}
+			continue
+		}
+		for i := s; i < e; i++ { // rows of a buffer of their own, one token each
+			if err := a.AddDelta(lin, j.ys[i][:out], j.x[i*in:(i+1)*in], 1); err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+			}
 		}
 	}
 	return nil
