@@ -61,7 +61,7 @@ type job struct {
 	y, x      []float32
 	ys        [][]float32 // if not nil, the rows of y each in a buffer of its own (the head's Logits); panels only
 	panels    []float32   // x packed by kernels.PackPanels, when n ≥ panelMinTokens
-	n         int       // tokens
+	n         int         // tokens
 	rows      []BatchRow
 	layer     int
 	q, attn   []float32
