@@ -224,7 +224,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.linear(rows, layer.Up, b.up, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.SwiGLU(b.gate, b.gate, b.up)
+		b.swiGLU(n, c.HiddenDim)
 		b.pack(b.gate, n, c.HiddenDim)
 		if err := b.linear(rows, layer.Down, b.proj, b.gate); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -361,6 +361,18 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
 	return b.team.run(j, min(n, len(b.team.ws)))
+}
+
+// swiGLU gates the MLP, gate = silu(gate) ⊙ up over n tokens, split by
+// tokens over the team (elementwise: the split does not change a bit).
+func (b *Batch) swiGLU(n, width int) {
+	j := b.job
+	*j = job{kind: jobSwiGLU, n: n, width: width, y: b.gate[:n*width], x: b.up[:n*width]}
+	parts := len(b.team.ws)
+	if n*width < batchMinWeights/8 {
+		parts = 1
+	}
+	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
 }
 
 // rope rotates the heads of n token rows by their own positions (the tables

@@ -51,6 +51,7 @@ const (
 	jobProduct jobKind = iota // y = x·Wᵀ, split by weight rows
 	jobAdapter                // the adapters' terms, split by tokens
 	jobAttend                 // attention, split by tokens
+	jobSwiGLU                 // y = silu(y) ⊙ x, rows of width, split by tokens
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
@@ -72,6 +73,7 @@ type job struct {
 	heads, hd int
 	group     int
 	window    int // sliding window (Mistral), 0 for none
+	width     int // jobSwiGLU: the elements of a token's row
 }
 
 // batchMinWeights is the fewest multiply-adds (weights × tokens) a Batch
@@ -137,6 +139,10 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		return j.product(lo, hi, ws)
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	case jobSwiGLU:
+		lo, hi := j.n*id/parts*j.width, j.n*(id+1)/parts*j.width
+		kernels.SwiGLU(j.y[lo:hi], j.y[lo:hi], j.x[lo:hi])
+		return nil
 	default:
 		j.attend(j.n*id/parts, j.n*(id+1)/parts, ws)
 		return nil
