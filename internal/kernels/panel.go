@@ -16,18 +16,23 @@ func PanelsLen(n, in int) int { return (n + PanelWidth - 1) / PanelWidth * Panel
 // PackPanels transposes x [n, in] into panels of PanelWidth rows for
 // MulTPanels: panel p holds rows [32p, 32p+32) as [in, 32], zero where
 // there is no row. dst has PanelsLen(n, in) elements.
-func PackPanels(dst, x []float32, n, in int) {
+func PackPanels(dst, x []float32, n, in int) { PackPanelsCols(dst, x, n, in, 0, in) }
+
+// PackPanelsCols is the part of PackPanels for columns [lo, hi) of x: the
+// elements of the panels it writes do not overlap another range's, so
+// ranges can be packed concurrently.
+func PackPanelsCols(dst, x []float32, n, in, lo, hi int) {
 	dst = dst[:PanelsLen(n, in)]
 	for p := 0; p*PanelWidth < n; p++ {
 		panel := dst[p*PanelWidth*in : (p+1)*PanelWidth*in]
 		rows := min(PanelWidth, n-p*PanelWidth)
 		if rows < PanelWidth {
-			clear(panel)
+			clear(panel[lo*PanelWidth : hi*PanelWidth])
 		}
 		for j := range rows {
-			xr := x[(p*PanelWidth+j)*in : (p*PanelWidth+j+1)*in]
+			xr := x[(p*PanelWidth+j)*in+lo : (p*PanelWidth+j)*in+hi]
 			for k, v := range xr {
-				panel[k*PanelWidth+j] = v
+				panel[(lo+k)*PanelWidth+j] = v
 			}
 		}
 	}

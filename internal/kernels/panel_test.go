@@ -156,3 +156,27 @@ func TestMulTPanelsRowsMatchesMulTPanels(t *testing.T) {
 		}
 	}
 }
+
+// TestPackPanelsColsCoverPackPanels checks that packing columns in ranges
+// gives PackPanels' panels, zeros included.
+func TestPackPanelsColsCoverPackPanels(t *testing.T) {
+	const n, in = 37, 29
+	x := make([]float32, n*in)
+	for i := range x {
+		x[i] = float32(i + 1)
+	}
+	want := make([]float32, PanelsLen(n, in))
+	PackPanels(want, x, n, in)
+	got := make([]float32, len(want))
+	for i := range got {
+		got[i] = -1
+	}
+	for _, r := range [][2]int{{0, 7}, {7, 8}, {8, 29}} {
+		PackPanelsCols(got, x, n, in, r[0], r[1])
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+}

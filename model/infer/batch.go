@@ -292,14 +292,20 @@ func (b *Batch) outputs(rows []BatchRow) error {
 }
 
 // pack packs the n rows of x [n, width], the input of the linears that
-// follow, for the panel kernel; fewer than panelMinTokens rows are not
-// packed.
+// follow, for the panel kernel, split by columns over the team; fewer than
+// panelMinTokens rows are not packed.
 func (b *Batch) pack(x []float32, n, width int) {
 	if n < panelMinTokens {
 		return
 	}
 	b.panels = grow(b.panels, kernels.PanelsLen(n, width))
-	kernels.PackPanels(b.panels, x, n, width)
+	j := b.job
+	*j = job{kind: jobPack, n: n, width: width, x: x[:n*width], panels: b.panels}
+	parts := len(b.team.ws)
+	if n*width < batchMinWeights/8 {
+		parts = 1
+	}
+	_ = b.team.run(j, parts) // packing returns no error
 }
 
 // linear computes y = x·Wᵀ over the tokens of all rows at once, then adds

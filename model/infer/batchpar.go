@@ -52,6 +52,7 @@ const (
 	jobAdapter                // the adapters' terms, split by tokens
 	jobAttend                 // attention, split by tokens
 	jobSwiGLU                 // y = silu(y) ⊙ x, rows of width, split by tokens
+	jobPack                   // panels = x [n, width] packed, split by columns
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
@@ -73,7 +74,7 @@ type job struct {
 	heads, hd int
 	group     int
 	window    int // sliding window (Mistral), 0 for none
-	width     int // jobSwiGLU: the elements of a token's row
+	width     int // jobSwiGLU, jobPack: the elements of a token's row
 }
 
 // batchMinWeights is the fewest multiply-adds (weights × tokens) a Batch
@@ -139,6 +140,9 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		return j.product(lo, hi, ws)
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	case jobPack:
+		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
+		return nil
 	case jobSwiGLU:
 		lo, hi := j.n*id/parts*j.width, j.n*(id+1)/parts*j.width
 		kernels.SwiGLU(j.y[lo:hi], j.y[lo:hi], j.x[lo:hi])
