@@ -331,6 +331,10 @@ func (b *Batch) linearRows(rows []BatchRow, lin *model.Linear, y []float32, ys [
 		j.panels = b.panels
 	}
 	parts := len(b.team.ws)
+	if j.panels != nil {
+		// At least 8 units of partAlign weight rows a part: the head.
+		parts = max(parts, min(partsPerWorker*parts, lin.Out/(8*partAlign)))
+	}
 	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
@@ -366,7 +370,7 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	j := b.job
 	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
-	return b.team.run(j, min(n, len(b.team.ws)))
+	return b.team.run(j, min(n, partsPerWorker*len(b.team.ws)))
 }
 
 // swiGLU gates the MLP, gate = silu(gate) ⊙ up over n tokens, split by

@@ -77,6 +77,12 @@ type job struct {
 	width     int // jobSwiGLU, jobPack: the elements of a token's row
 }
 
+// partsPerWorker is how many parts a large product or attention is cut
+// into per goroutine of the team. Parts are claimed, so when a core is
+// slowed down (another process on it) the others take more parts, instead of
+// the step waiting for an even share on the slow one.
+const partsPerWorker = 4
+
 // batchMinWeights is the fewest multiply-adds (weights × tokens) a Batch
 // product needs to be split over the team: below it, handing out the parts
 // costs about what they save.
@@ -100,11 +106,15 @@ func newBatchTeam(owner *Batch, maxSeq, maxIn int) *batchTeam {
 	return t
 }
 
-// run splits j into parts (at most one per goroutine) and waits for them.
+// run splits j into parts, claimed by the team's goroutines as they come
+// free, and waits for them.
 func (t *batchTeam) run(j *job, parts int) error {
-	parts = max(1, min(parts, len(t.ws)))
+	parts = max(1, min(parts, maxChunks))
+	if t.team == nil {
+		parts = 1
+	}
 	t.j, t.parts = j, parts
-	if parts == 1 { // always so without a team: one workspace
+	if parts == 1 {
 		t.part(0, 0)
 	} else {
 		t.team.run(parts, t.runPart)
