@@ -26,13 +26,16 @@ func PackPanelsCols(dst, x []float32, n, in, lo, hi int) {
 	for p := 0; p*PanelWidth < n; p++ {
 		panel := dst[p*PanelWidth*in : (p+1)*PanelWidth*in]
 		rows := min(PanelWidth, n-p*PanelWidth)
+		done := lo
 		if rows < PanelWidth {
 			clear(panel[lo*PanelWidth : hi*PanelWidth])
+		} else {
+			done += packCols(panel, x[p*PanelWidth*in:(p+1)*PanelWidth*in], in, lo, hi)
 		}
 		for j := range rows {
-			xr := x[(p*PanelWidth+j)*in+lo : (p*PanelWidth+j)*in+hi]
+			xr := x[(p*PanelWidth+j)*in+done : (p*PanelWidth+j)*in+hi]
 			for k, v := range xr {
-				panel[(lo+k)*PanelWidth+j] = v
+				panel[(done+k)*PanelWidth+j] = v
 			}
 		}
 	}

@@ -45,13 +45,30 @@ func transposeBlock(u, t []float32, cols int) int {
 	_, _ = u[PanelWidth*c16-1], t[c16*PanelWidth-1]
 	for j0 := 0; j0 < PanelWidth; j0 += 16 {
 		for i0 := 0; i0 < c16; i0 += 16 {
-			transpose16AVX512(&u[j0*c16+i0], c16, &t[i0*PanelWidth+j0])
+			transpose16AVX512(&u[j0*c16+i0], c16, &t[i0*PanelWidth+j0], PanelWidth)
 		}
 	}
 	return c16
 }
 
-// transpose16AVX512 writes dst[m·ldd + i] = src[i·32 + m] for i, m < 16.
+// packCols packs columns [lo, lo+c16) of a full panel's 32 rows of x
+// [32, in] into panel [in, 32] 16×16 at a time in AVX-512 registers and
+// returns c16 = (hi−lo)/16·16; 0 without AVX-512.
+func packCols(panel, x []float32, in, lo, hi int) int {
+	c16 := (hi - lo) / 16 * 16
+	if !expUseAVX512 || c16 == 0 {
+		return 0
+	}
+	_, _ = panel[(lo+c16)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c16-1]
+	for j0 := 0; j0 < PanelWidth; j0 += 16 {
+		for k0 := lo; k0 < lo+c16; k0 += 16 {
+			transpose16AVX512(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+		}
+	}
+	return c16
+}
+
+// transpose16AVX512 writes dst[m·ldd + i] = src[i·lds + m] for i, m < 16.
 //
 //go:noescape
-func transpose16AVX512(dst *float32, ldd int, src *float32)
+func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)

@@ -203,33 +203,40 @@ loop12:
 	VZEROUPPER
 	RET
 
-// func transpose16AVX512(dst *float32, ldd int, src *float32)
+// func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)
 //
-// dst[m·ldd + i] = src[i·32 + m] for i, m < 16: a 16×16 block of
-// MulTPanels' transposed results (rows 32 floats apart) into rows of y
-// (ldd floats apart), in registers: unpacks of float pairs, then of
-// double pairs, then two rounds of 128-bit lane shuffles.
-TEXT ·transpose16AVX512(SB), NOSPLIT, $0-24
+// dst[m·ldd + i] = src[i·lds + m] for i, m < 16: a 16×16 block of
+// MulTPanels' transposed results into rows of y, or of x into a panel, in
+// registers: unpacks of float pairs, then of double pairs, then two rounds
+// of 128-bit lane shuffles.
+TEXT ·transpose16AVX512(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ ldd+8(FP), BX
 	SHLQ $2, BX
 	MOVQ src+16(FP), SI
-	VMOVUPS 0(SI), Z0
-	VMOVUPS 128(SI), Z1
-	VMOVUPS 256(SI), Z2
-	VMOVUPS 384(SI), Z3
-	VMOVUPS 512(SI), Z4
-	VMOVUPS 640(SI), Z5
-	VMOVUPS 768(SI), Z6
-	VMOVUPS 896(SI), Z7
-	VMOVUPS 1024(SI), Z8
-	VMOVUPS 1152(SI), Z9
-	VMOVUPS 1280(SI), Z10
-	VMOVUPS 1408(SI), Z11
-	VMOVUPS 1536(SI), Z12
-	VMOVUPS 1664(SI), Z13
-	VMOVUPS 1792(SI), Z14
-	VMOVUPS 1920(SI), Z15
+	MOVQ lds+24(FP), CX
+	SHLQ $2, CX
+	LEAQ (CX)(CX*2), DX
+	MOVQ SI, R12
+	VMOVUPS (R12), Z0
+	VMOVUPS (R12)(CX*1), Z1
+	VMOVUPS (R12)(CX*2), Z2
+	VMOVUPS (R12)(DX*1), Z3
+	LEAQ (R12)(CX*4), R12
+	VMOVUPS (R12), Z4
+	VMOVUPS (R12)(CX*1), Z5
+	VMOVUPS (R12)(CX*2), Z6
+	VMOVUPS (R12)(DX*1), Z7
+	LEAQ (R12)(CX*4), R12
+	VMOVUPS (R12), Z8
+	VMOVUPS (R12)(CX*1), Z9
+	VMOVUPS (R12)(CX*2), Z10
+	VMOVUPS (R12)(DX*1), Z11
+	LEAQ (R12)(CX*4), R12
+	VMOVUPS (R12), Z12
+	VMOVUPS (R12)(CX*1), Z13
+	VMOVUPS (R12)(CX*2), Z14
+	VMOVUPS (R12)(DX*1), Z15
 	VUNPCKLPS Z1, Z0, Z16
 	VUNPCKHPS Z1, Z0, Z17
 	VUNPCKLPS Z3, Z2, Z18

@@ -157,21 +157,36 @@ func TestMulTPanelsRowsMatchesMulTPanels(t *testing.T) {
 	}
 }
 
-// TestPackPanelsColsCoverPackPanels checks that packing columns in ranges
-// gives PackPanels' panels, zeros included.
+// TestPackPanelsColsCoverPackPanels checks PackPanels against the
+// definition of a panel, and that packing columns in ranges (one of them
+// wide and unaligned, for the AVX-512 transposes) gives the same panels,
+// zeros included.
 func TestPackPanelsColsCoverPackPanels(t *testing.T) {
-	const n, in = 37, 29
+	const n, in = 37, 45
 	x := make([]float32, n*in)
 	for i := range x {
 		x[i] = float32(i + 1)
 	}
 	want := make([]float32, PanelsLen(n, in))
 	PackPanels(want, x, n, in)
+	for p := 0; p*PanelWidth < n; p++ {
+		for k := range in {
+			for j := range PanelWidth {
+				var v float32
+				if p*PanelWidth+j < n {
+					v = x[(p*PanelWidth+j)*in+k]
+				}
+				if got := want[p*PanelWidth*in+k*PanelWidth+j]; got != v {
+					t.Fatalf("panel %d [%d, %d] = %g, want %g", p, k, j, got, v)
+				}
+			}
+		}
+	}
 	got := make([]float32, len(want))
 	for i := range got {
 		got[i] = -1
 	}
-	for _, r := range [][2]int{{0, 7}, {7, 8}, {8, 29}} {
+	for _, r := range [][2]int{{0, 7}, {7, 8}, {8, 45}} {
 		PackPanelsCols(got, x, n, in, r[0], r[1])
 	}
 	for i := range want {
