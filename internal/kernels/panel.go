@@ -16,18 +16,26 @@ func PanelsLen(n, in int) int { return (n + PanelWidth - 1) / PanelWidth * Panel
 // PackPanels transposes x [n, in] into panels of PanelWidth rows for
 // MulTPanels: panel p holds rows [32p, 32p+32) as [in, 32], zero where
 // there is no row. dst has PanelsLen(n, in) elements.
-func PackPanels(dst, x []float32, n, in int) {
+func PackPanels(dst, x []float32, n, in int) { PackPanelsCols(dst, x, n, in, 0, in) }
+
+// PackPanelsCols is the part of PackPanels for columns [lo, hi) of x: the
+// elements of the panels it writes do not overlap another range's, so
+// ranges can be packed concurrently.
+func PackPanelsCols(dst, x []float32, n, in, lo, hi int) {
 	dst = dst[:PanelsLen(n, in)]
 	for p := 0; p*PanelWidth < n; p++ {
 		panel := dst[p*PanelWidth*in : (p+1)*PanelWidth*in]
 		rows := min(PanelWidth, n-p*PanelWidth)
+		done := lo
 		if rows < PanelWidth {
-			clear(panel)
+			clear(panel[lo*PanelWidth : hi*PanelWidth])
+		} else {
+			done += packCols(panel, x[p*PanelWidth*in:(p+1)*PanelWidth*in], in, lo, hi)
 		}
 		for j := range rows {
-			xr := x[(p*PanelWidth+j)*in : (p*PanelWidth+j+1)*in]
+			xr := x[(p*PanelWidth+j)*in+done : (p*PanelWidth+j)*in+hi]
 			for k, v := range xr {
-				panel[k*PanelWidth+j] = v
+				panel[(done+k)*PanelWidth+j] = v
 			}
 		}
 	}
@@ -41,27 +49,49 @@ func PackPanels(dst, x []float32, n, in int) {
 // float32. scratch holds at least MulTPanelsScratch elements; the call does
 // not allocate.
 func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
-	t := scratch[:MulTPanelsScratch] // [panelBlock, 32]: a block of y's columns, transposed
+	t, u := scratch[:blockLen], scratch[blockLen:MulTPanelsScratch]
 	for p := 0; p*PanelWidth < n; p++ {
 		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
 		rows := min(PanelWidth, n-p*PanelWidth)
 		for o0 := 0; o0 < out; o0 += panelBlock {
 			o1 := min(out, o0+panelBlock)
 			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
-			writeBack(y[p*PanelWidth*ldy+o0:], ldy, t, rows, o1-o0)
+			c16 := transposeBlock(u, t, o1-o0)
+			for j := range rows {
+				writeRow(y[(p*PanelWidth+j)*ldy+o0:], t, u, j, c16, o1-o0)
+			}
 		}
 	}
 }
 
-// writeBackGo copies the block t [cols, 32] (columns of y, transposed) into
-// rows [0, rows) of y, a row of y at a time: y's rows are far apart.
-func writeBackGo(y []float32, ldy int, t []float32, rows, cols int) {
-	for j := range rows {
-		yr := y[j*ldy : j*ldy+cols]
-		tj := t[j:]
-		for r := range yr {
-			yr[r] = tj[r*PanelWidth]
+// MulTPanelsRows is MulTPanels writing row i of y into ys[i][off:off+out]
+// instead of one matrix: the rows of x's product go straight to buffers of
+// their own (logits of different requests), with no copy of a whole y.
+// len(ys) is at least n.
+func MulTPanelsRows(ys [][]float32, off int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
+	t, u := scratch[:blockLen], scratch[blockLen:MulTPanelsScratch]
+	for p := 0; p*PanelWidth < n; p++ {
+		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
+		rows := min(PanelWidth, n-p*PanelWidth)
+		for o0 := 0; o0 < out; o0 += panelBlock {
+			o1 := min(out, o0+panelBlock)
+			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
+			c16 := transposeBlock(u, t, o1-o0)
+			for j := range rows {
+				writeRow(ys[p*PanelWidth+j][off+o0:], t, u, j, c16, o1-o0)
+			}
 		}
+	}
+}
+
+// writeRow writes row j of a block t [cols, 32] (columns of y, transposed)
+// into yr: its first c16 columns from u, where transposeBlock put them
+// ([32, c16]), the rest from t.
+func writeRow(yr, t, u []float32, j, c16, cols int) {
+	yr = yr[:cols]
+	copy(yr, u[j*c16:(j+1)*c16])
+	for r := c16; r < cols; r++ {
+		yr[r] = t[r*PanelWidth+j]
 	}
 }
 
@@ -69,8 +99,12 @@ func writeBackGo(y []float32, ldy int, t []float32, rows, cols int) {
 // writing them back: a multiple of panelRows, 24 KiB of results.
 const panelBlock = 32 * panelRows
 
-// MulTPanelsScratch is the scratch MulTPanels needs.
-const MulTPanelsScratch = panelBlock * PanelWidth
+// blockLen is the size of a block of results, [panelBlock, 32].
+const blockLen = panelBlock * PanelWidth
+
+// MulTPanelsScratch is the scratch MulTPanels needs: a block of results and
+// its transpose.
+const MulTPanelsScratch = 2 * blockLen
 
 // mulPanelGo writes t[r·32 + j] = Σ_k w[r·in + k]·xp[k·32 + j] for the
 // rows of w.

@@ -34,26 +34,41 @@ func mulPanel6AVX512(t *float32, w *float32, in int, xp *float32)
 //go:noescape
 func mulPanel12AVX512(t *float32, w *float32, in int, xp *float32)
 
-// gatherIndex is writeBackAVX512's column of t: 16 rows 32 floats apart.
-var gatherIndex = [16]int32{0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448, 480}
-
-// writeBack copies the block t [cols, 32] (columns of y, transposed) into
-// rows [0, rows) of y: with AVX-512 gathers, 16 entries of y at a time.
-func writeBack(y []float32, ldy int, t []float32, rows, cols int) {
-	done := 0
-	if expUseAVX512 && cols >= 16 && rows > 0 {
-		chunks := cols / 16
-		_, _ = y[(rows-1)*ldy+chunks*16-1], t[chunks*16*PanelWidth-1]
-		writeBackAVX512(&y[0], ldy, &t[0], rows, chunks, &gatherIndex[0])
-		done = chunks * 16
+// transposeBlock writes the first c16 = cols/16·16 columns of the block t
+// [cols, 32] (columns of y, transposed) into u as y's 32 rows [32, c16], 16×16
+// at a time in AVX-512 registers, and returns c16; 0 without AVX-512.
+func transposeBlock(u, t []float32, cols int) int {
+	c16 := cols / 16 * 16
+	if !expUseAVX512 || c16 == 0 {
+		return 0
 	}
-	if done < cols {
-		writeBackGo(y[done:], ldy, t[done*PanelWidth:], rows, cols-done)
+	_, _ = u[PanelWidth*c16-1], t[c16*PanelWidth-1]
+	for j0 := 0; j0 < PanelWidth; j0 += 16 {
+		for i0 := 0; i0 < c16; i0 += 16 {
+			transpose16AVX512(&u[j0*c16+i0], c16, &t[i0*PanelWidth+j0], PanelWidth)
+		}
 	}
+	return c16
 }
 
-// writeBackAVX512 writes y[j·ldy + o] = t[o·32 + j] for j < rows and
-// o < 16·chunks; rows, chunks > 0.
+// packCols packs columns [lo, lo+c16) of a full panel's 32 rows of x
+// [32, in] into panel [in, 32] 16×16 at a time in AVX-512 registers and
+// returns c16 = (hi−lo)/16·16; 0 without AVX-512.
+func packCols(panel, x []float32, in, lo, hi int) int {
+	c16 := (hi - lo) / 16 * 16
+	if !expUseAVX512 || c16 == 0 {
+		return 0
+	}
+	_, _ = panel[(lo+c16)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c16-1]
+	for j0 := 0; j0 < PanelWidth; j0 += 16 {
+		for k0 := lo; k0 < lo+c16; k0 += 16 {
+			transpose16AVX512(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+		}
+	}
+	return c16
+}
+
+// transpose16AVX512 writes dst[m·ldd + i] = src[i·lds + m] for i, m < 16.
 //
 //go:noescape
-func writeBackAVX512(y *float32, ldy int, t *float32, rows, chunks int, idx *int32)
+func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)

@@ -114,3 +114,84 @@ func BenchmarkMulTPanelsVsSgemm(b *testing.B) {
 		b.ReportMetric(float64(n)*in*out*2*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	})
 }
+
+// TestMulTPanelsRowsMatchesMulTPanels checks that writing each row of the
+// product into a buffer of its own gives the bits MulTPanels writes into one
+// matrix, and touches nothing outside [off, off+out) of each buffer.
+func TestMulTPanelsRowsMatchesMulTPanels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, tc := range []struct{ n, in, out, off int }{
+		{4, 16, 6, 0}, {33, 48, 200, 3}, {32, 288, 400, 17}, {70, 20, 37, 1},
+	} {
+		x := make([]float32, tc.n*tc.in)
+		w := make([]float32, tc.out*tc.in)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		for i := range w {
+			w[i] = float32(rng.NormFloat64())
+		}
+		panels := make([]float32, PanelsLen(tc.n, tc.in))
+		PackPanels(panels, x, tc.n, tc.in)
+		y := make([]float32, tc.n*tc.out)
+		MulTPanels(y, tc.out, panels, tc.n, w, tc.in, tc.out, make([]float32, MulTPanelsScratch))
+		ys := make([][]float32, tc.n)
+		for i := range ys {
+			ys[i] = make([]float32, tc.off+tc.out+5)
+			for o := range ys[i] {
+				ys[i][o] = -99
+			}
+		}
+		MulTPanelsRows(ys, tc.off, panels, tc.n, w, tc.in, tc.out, make([]float32, MulTPanelsScratch))
+		for i := range tc.n {
+			for o, got := range ys[i] {
+				want := float32(-99)
+				if o >= tc.off && o < tc.off+tc.out {
+					want = y[i*tc.out+o-tc.off]
+				}
+				if got != want {
+					t.Fatalf("%+v: row %d [%d] = %g, want %g", tc, i, o, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestPackPanelsColsCoverPackPanels checks PackPanels against the
+// definition of a panel, and that packing columns in ranges (one of them
+// wide and unaligned, for the AVX-512 transposes) gives the same panels,
+// zeros included.
+func TestPackPanelsColsCoverPackPanels(t *testing.T) {
+	const n, in = 37, 45
+	x := make([]float32, n*in)
+	for i := range x {
+		x[i] = float32(i + 1)
+	}
+	want := make([]float32, PanelsLen(n, in))
+	PackPanels(want, x, n, in)
+	for p := 0; p*PanelWidth < n; p++ {
+		for k := range in {
+			for j := range PanelWidth {
+				var v float32
+				if p*PanelWidth+j < n {
+					v = x[(p*PanelWidth+j)*in+k]
+				}
+				if got := want[p*PanelWidth*in+k*PanelWidth+j]; got != v {
+					t.Fatalf("panel %d [%d, %d] = %g, want %g", p, k, j, got, v)
+				}
+			}
+		}
+	}
+	got := make([]float32, len(want))
+	for i := range got {
+		got[i] = -1
+	}
+	for _, r := range [][2]int{{0, 7}, {7, 8}, {8, 45}} {
+		PackPanelsCols(got, x, n, in, r[0], r[1])
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+}

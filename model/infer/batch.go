@@ -40,6 +40,7 @@ type Batch struct {
 	logits                               []float32
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
 	want                                 []BatchRow
+	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
 	tokSeq                               []*Sequence
 	tokPos                               []int
 
@@ -223,7 +224,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.linear(rows, layer.Up, b.up, xn); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.SwiGLU(b.gate, b.gate, b.up)
+		b.swiGLU(n, c.HiddenDim)
 		b.pack(b.gate, n, c.HiddenDim)
 		if err := b.linear(rows, layer.Down, b.proj, b.gate); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -237,6 +238,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	// The scratch does not keep sequences and adapters of this step alive.
 	clear(b.tokSeq)
 	clear(b.want)
+	clear(b.wantLogits)
 	*b.job = job{}
 	return err
 }
@@ -269,6 +271,16 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	last := b.last[:m*d]
 	kernels.RMSNorm(last, last, b.w.Norm, c.NormEps)
 	b.pack(last, m, d)
+	if m >= panelMinTokens {
+		// The panel kernel writes each row's logits where it wants them,
+		// sparing a [m, VocabSize] matrix and its copy.
+		ys := b.wantLogits[:0]
+		for _, r := range want {
+			ys = append(ys, r.Logits)
+		}
+		b.wantLogits = ys
+		return b.linearRows(want, b.w.Output, nil, ys, last)
+	}
 	b.logits = grow(b.logits, m*c.VocabSize)
 	if err := b.linear(want, b.w.Output, b.logits, last); err != nil {
 		return err
@@ -280,14 +292,20 @@ func (b *Batch) outputs(rows []BatchRow) error {
 }
 
 // pack packs the n rows of x [n, width], the input of the linears that
-// follow, for the panel kernel; fewer than panelMinTokens rows are not
-// packed.
+// follow, for the panel kernel, split by columns over the team; fewer than
+// panelMinTokens rows are not packed.
 func (b *Batch) pack(x []float32, n, width int) {
 	if n < panelMinTokens {
 		return
 	}
 	b.panels = grow(b.panels, kernels.PanelsLen(n, width))
-	kernels.PackPanels(b.panels, x, n, width)
+	j := b.job
+	*j = job{kind: jobPack, n: n, width: width, x: x[:n*width], panels: b.panels}
+	parts := len(b.team.ws)
+	if n*width < batchMinWeights/8 {
+		parts = 1
+	}
+	_ = b.team.run(j, parts) // packing returns no error
 }
 
 // linear computes y = x·Wᵀ over the tokens of all rows at once, then adds
@@ -297,16 +315,26 @@ func (b *Batch) pack(x []float32, n, width int) {
 // read (and, quantized, expanded) once for the whole step. The adapter terms
 // are split by tokens, each part cutting the groups it covers.
 func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error {
+	return b.linearRows(rows, lin, y, nil, x)
+}
+
+// linearRows is linear writing y, or if ys is not nil (only with panels:
+// panelMinTokens tokens or more) the row of each token into ys[token].
+func (b *Batch) linearRows(rows []BatchRow, lin *model.Linear, y []float32, ys [][]float32, x []float32) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, lin: lin, y: y[:n*lin.Out], x: x[:n*lin.In], n: n, rows: rows}
+	*j = job{kind: jobProduct, lin: lin, y: y[:min(len(y), n*lin.Out)], ys: ys, x: x[:n*lin.In], n: n, rows: rows}
 	if n >= panelMinTokens {
 		j.panels = b.panels
 	}
 	parts := len(b.team.ws)
+	if j.panels != nil {
+		// At least 8 units of partAlign weight rows a part: the head.
+		parts = max(parts, min(partsPerWorker*parts, lin.Out/(8*partAlign)))
+	}
 	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
@@ -342,7 +370,19 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	j := b.job
 	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
-	return b.team.run(j, min(n, len(b.team.ws)))
+	return b.team.run(j, min(n, partsPerWorker*len(b.team.ws)))
+}
+
+// swiGLU gates the MLP, gate = silu(gate) ⊙ up over n tokens, split by
+// tokens over the team (elementwise: the split does not change a bit).
+func (b *Batch) swiGLU(n, width int) {
+	j := b.job
+	*j = job{kind: jobSwiGLU, n: n, width: width, y: b.gate[:n*width], x: b.up[:n*width]}
+	parts := len(b.team.ws)
+	if n*width < batchMinWeights/8 {
+		parts = 1
+	}
+	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
 }
 
 // rope rotates the heads of n token rows by their own positions (the tables

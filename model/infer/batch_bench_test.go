@@ -61,12 +61,19 @@ func BenchmarkBatchDecode(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// The caches and logits are allocated once and reused, as a
+			// server's pool of sequences does (serve.BatchedModel): fresh
+			// memory at every reset would time the page faults of its first
+			// writes.
 			seqs := make([]*Sequence, rows)
 			logits := make([][]float32, rows)
+			for i := range seqs {
+				seqs[i], _ = bt.NewSequence(prompt + steps)
+				logits[i] = make([]float32, w.Config.VocabSize)
+			}
 			reset := func() {
-				for i := range seqs {
-					seqs[i], _ = bt.NewSequence(prompt + steps)
-					logits[i] = make([]float32, w.Config.VocabSize)
+				for _, s := range seqs {
+					s.Reset()
 				}
 				br := make([]BatchRow, rows)
 				for i := range br {

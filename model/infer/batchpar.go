@@ -51,6 +51,8 @@ const (
 	jobProduct jobKind = iota // y = x·Wᵀ, split by weight rows
 	jobAdapter                // the adapters' terms, split by tokens
 	jobAttend                 // attention, split by tokens
+	jobSwiGLU                 // y = silu(y) ⊙ x, rows of width, split by tokens
+	jobPack                   // panels = x [n, width] packed, split by columns
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
@@ -59,8 +61,9 @@ type job struct {
 	kind      jobKind
 	lin       *model.Linear
 	y, x      []float32
-	panels    []float32 // x packed by kernels.PackPanels, when n ≥ panelMinTokens
-	n         int       // tokens
+	ys        [][]float32 // if not nil, the rows of y each in a buffer of its own (the head's Logits); panels only
+	panels    []float32   // x packed by kernels.PackPanels, when n ≥ panelMinTokens
+	n         int         // tokens
 	rows      []BatchRow
 	layer     int
 	q, attn   []float32
@@ -71,7 +74,14 @@ type job struct {
 	heads, hd int
 	group     int
 	window    int // sliding window (Mistral), 0 for none
+	width     int // jobSwiGLU, jobPack: the elements of a token's row
 }
+
+// partsPerWorker is how many parts a large product or attention is cut
+// into per goroutine of the team. Parts are claimed, so when a core is
+// slowed down (another process on it) the others take more parts, instead of
+// the step waiting for an even share on the slow one.
+const partsPerWorker = 4
 
 // batchMinWeights is the fewest multiply-adds (weights × tokens) a Batch
 // product needs to be split over the team: below it, handing out the parts
@@ -96,11 +106,15 @@ func newBatchTeam(owner *Batch, maxSeq, maxIn int) *batchTeam {
 	return t
 }
 
-// run splits j into parts (at most one per goroutine) and waits for them.
+// run splits j into parts, claimed by the team's goroutines as they come
+// free, and waits for them.
 func (t *batchTeam) run(j *job, parts int) error {
-	parts = max(1, min(parts, len(t.ws)))
+	parts = max(1, min(parts, maxChunks))
+	if t.team == nil {
+		parts = 1
+	}
 	t.j, t.parts = j, parts
-	if parts == 1 { // always so without a team: one workspace
+	if parts == 1 {
 		t.part(0, 0)
 	} else {
 		t.team.run(parts, t.runPart)
@@ -136,6 +150,13 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		return j.product(lo, hi, ws)
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	case jobPack:
+		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
+		return nil
+	case jobSwiGLU:
+		lo, hi := j.n*id/parts*j.width, j.n*(id+1)/parts*j.width
+		kernels.SwiGLU(j.y[lo:hi], j.y[lo:hi], j.x[lo:hi])
+		return nil
 	default:
 		j.attend(j.n*id/parts, j.n*(id+1)/parts, ws)
 		return nil
@@ -150,7 +171,11 @@ func (j *job) product(lo, hi int, ws *workspace) error {
 	if bias := j.lin.Bias; bias != nil {
 		out := j.lin.Out
 		for i := range j.n {
-			kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+			if j.ys != nil {
+				kernels.Add(j.ys[i][lo:hi], bias[lo:hi])
+			} else {
+				kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+			}
 		}
 	}
 	return nil
@@ -162,7 +187,11 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 	in, out := lin.In, lin.Out
 	if j.panels != nil {
 		if lin.Dense != nil {
-			kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			if j.ys != nil {
+				kernels.MulTPanelsRows(j.ys, lo, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			} else {
+				kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+			}
 			return nil
 		}
 		// Each weight is expanded once for the step, a tile at a time.
@@ -173,7 +202,11 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 			if err := lin.Quantized.DequantizeRows(tile, r, e); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
-			kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+			if j.ys != nil {
+				kernels.MulTPanelsRows(j.ys, r, j.panels, n, tile, in, e-r, ws.panel)
+			} else {
+				kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+			}
 		}
 		return nil
 	}
@@ -214,8 +247,16 @@ func (j *job) adapters(lo, hi int) error {
 		if a == nil || s >= e {
 			continue
 		}
-		if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
-			return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+		if j.ys == nil {
+			if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+			}
+			continue
+		}
+		for i := s; i < e; i++ { // rows of a buffer of their own, one token each
+			if err := a.AddDelta(lin, j.ys[i][:out], j.x[i*in:(i+1)*in], 1); err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+			}
 		}
 	}
 	return nil
