@@ -3,8 +3,6 @@ package serve
 import (
 	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -31,33 +29,7 @@ var stories15M = model.Config{
 // scale of a fresh LLaMA) and its block linears in NF4.
 func randomNF4Base(tb testing.TB) *model.Weights {
 	tb.Helper()
-	c := stories15M
-	rng := rand.New(rand.NewPCG(15, 15))
-	vec := func(n int, scale float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * scale)
-		}
-		return v
-	}
-	norm := func() []float32 {
-		v := vec(c.Dim, 0.1)
-		for i := range v {
-			v[i]++
-		}
-		return v
-	}
-	w := model.NewWeights(c)
-	w.Embedding = vec(c.VocabSize*c.Dim, 1)
-	w.Norm = norm()
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm, layer.MLPNorm = norm(), norm()
-		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
-			lin.Dense = vec(lin.Out*lin.In, 0.02*math.Sqrt(768/float64(lin.In)))
-		}
-	}
-	w.Output.Dense = w.Embedding
+	w := model.RandomWeights(stories15M, 15)
 	if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		tb.Fatal(err)
 	}

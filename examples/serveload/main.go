@@ -29,7 +29,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -258,32 +257,7 @@ func loadBase(name string) (*model.Base, error) {
 		Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 48,
 		VocabSize: 32000, MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
 	}
-	rng := rand.New(rand.NewPCG(15, 15))
-	vec := func(n int, scale float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * scale)
-		}
-		return v
-	}
-	norm := func() []float32 {
-		v := vec(c.Dim, 0.1)
-		for i := range v {
-			v[i]++
-		}
-		return v
-	}
-	w := model.NewWeights(c)
-	w.Embedding = vec(c.VocabSize*c.Dim, 1)
-	w.Norm = norm()
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm, layer.MLPNorm = norm(), norm()
-		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
-			lin.Dense = vec(lin.Out*lin.In, 0.02*math.Sqrt(768/float64(lin.In)))
-		}
-	}
-	w.Output.Dense = w.Embedding
+	w := model.RandomWeights(c, 15)
 	pieces := []string{"<unk>", "<s>", "</s>"}
 	for b := range 256 {
 		pieces = append(pieces, fmt.Sprintf("<0x%02X>", b))

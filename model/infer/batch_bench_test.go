@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
 )
 
@@ -14,7 +15,7 @@ import (
 // stories15M-shaped NF4 base, side by side. tokens/s counts generated tokens
 // of all rows; the ratio of the two is what continuous batching buys.
 func BenchmarkBatchDecode(b *testing.B) {
-	w := randomWeights(stories15MConfig, 15)
+	w := model.RandomWeights(stories15MConfig, 15)
 	if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		b.Fatal(err)
 	}

@@ -56,10 +56,10 @@ func benchModels() []*benchModel {
 		return w
 	}
 	return []*benchModel{
-		{name: "stories15M/dense", build: func(tb testing.TB) *model.Weights { return randomWeights(stories15MConfig, 15) }},
-		{name: "stories15M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, randomWeights(stories15MConfig, 15)) }},
-		{name: "stories110M/dense", build: func(tb testing.TB) *model.Weights { return randomWeights(stories110MConfig, 110) }},
-		{name: "stories110M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, randomWeights(stories110MConfig, 110)) }},
+		{name: "stories15M/dense", build: func(tb testing.TB) *model.Weights { return model.RandomWeights(stories15MConfig, 15) }},
+		{name: "stories15M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, model.RandomWeights(stories15MConfig, 15)) }},
+		{name: "stories110M/dense", build: func(tb testing.TB) *model.Weights { return model.RandomWeights(stories110MConfig, 110) }},
+		{name: "stories110M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, model.RandomWeights(stories110MConfig, 110)) }},
 		{name: "stories260K/dense", build: stories260K},
 		{name: "stories260K/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, stories260K(tb)) }},
 	}
@@ -119,7 +119,7 @@ func benchDecode(b *testing.B, w *model.Weights, head HeadPrecision) {
 // (matrix-matrix products, the default) with the same prompt fed one token
 // at a time.
 func BenchmarkGeneratePrefill(b *testing.B) {
-	w := randomWeights(stories15MConfig, 15)
+	w := model.RandomWeights(stories15MConfig, 15)
 	rng := rand.New(rand.NewPCG(3, 4))
 	prompt := make([]int, 128)
 	for i := range prompt {

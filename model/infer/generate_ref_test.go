@@ -2,7 +2,6 @@ package infer
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/golora/golora/model"
@@ -147,39 +146,6 @@ func maxAbsDiff(a []float32, b []float64) float64 {
 		d = max(d, math.Abs(float64(v)-b[i]))
 	}
 	return d
-}
-
-// randomWeights builds a model of the given shape with N(0, 0.02)-ish
-// weights from a fixed seed, the scale of a freshly initialized LLaMA, and
-// norms near 1 so that they matter.
-func randomWeights(c model.Config, seed uint64) *model.Weights {
-	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-	vec := func(n int, scale float64) []float32 { return genRandomSlice(rng, n, scale) }
-	norm := func() []float32 {
-		v := vec(c.Dim, 0.1)
-		for i := range v {
-			v[i]++
-		}
-		return v
-	}
-	fill := func(lin *model.Linear) { lin.Dense = vec(lin.Out*lin.In, 0.02*math.Sqrt(768/float64(lin.In))) }
-	w := model.NewWeights(c)
-	w.Embedding = vec(c.VocabSize*c.Dim, 1)
-	w.Norm = norm()
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm = norm()
-		layer.MLPNorm = norm()
-		for _, lin := range []*model.Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
-			fill(lin)
-		}
-	}
-	if c.TiedOutput {
-		w.Output.Dense = w.Embedding
-	} else {
-		fill(w.Output)
-	}
-	return w
 }
 
 // denseAsQuantized is a quant.Matrix that holds its values unquantized, so

@@ -231,7 +231,7 @@ func TestGeneratorShapesMatchReference(t *testing.T) {
 	} {
 		for _, quantized := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/quantized=%v", tc.name, quantized), func(t *testing.T) {
-				w := randomWeights(tc.c, 7)
+				w := model.RandomWeights(tc.c, 7)
 				if quantized {
 					for _, lin := range allLinears(w) {
 						if lin == w.Output && tc.c.TiedOutput {
@@ -317,7 +317,7 @@ func TestKVCacheMatchesFullRecompute(t *testing.T) {
 
 func TestKVCacheGrowth(t *testing.T) {
 	c := model.Config{Dim: 8, HiddenDim: 12, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 4, VocabSize: 7, MaxSeqLen: 1300, NormEps: 1e-5, RopeTheta: 10000}
-	w := randomWeights(c, 3)
+	w := model.RandomWeights(c, 3)
 	tokens := make([]int, 1300)
 	for i := range tokens {
 		tokens[i] = i * 5 % c.VocabSize
@@ -672,7 +672,7 @@ func TestNewGeneratorRejectsBadInput(t *testing.T) {
 		{name: "prefill batch", opts: GeneratorOptions{PrefillBatch: -1}, want: "PrefillBatch -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := randomWeights(base, 1)
+			w := model.RandomWeights(base, 1)
 			if tc.corrupt != nil {
 				tc.corrupt(w)
 			}
@@ -682,7 +682,7 @@ func TestNewGeneratorRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
-	w := randomWeights(base, 1)
+	w := model.RandomWeights(base, 1)
 	g, err := NewGenerator(w, GeneratorOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ func TestHeadInt8LogitError(t *testing.T) {
 		w    *model.Weights
 	}{{"stories260K", stories}}
 	if !testing.Short() {
-		w := randomWeights(stories15MConfig, 15)
+		w := model.RandomWeights(stories15MConfig, 15)
 		if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestHeadInt8LogitError(t *testing.T) {
 }
 
 func TestHeadInt8Errors(t *testing.T) {
-	w := randomWeights(splitConfig, 3)
+	w := model.RandomWeights(splitConfig, 3)
 	if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestHeadInt8Errors(t *testing.T) {
 	if _, err := NewGenerator(w, GeneratorOptions{Head: HeadPrecision(7)}); err == nil {
 		t.Error("head precision 7: no error")
 	}
-	odd := randomWeights(model.Config{
+	odd := model.RandomWeights(model.Config{
 		Dim: 48, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 24, VocabSize: 50,
 		MaxSeqLen: 8, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
 	}, 4)

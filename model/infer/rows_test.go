@@ -23,12 +23,12 @@ var splitConfig = model.Config{
 // ggml's Q4_0, with the int8 head too, and do not allocate.
 func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	dense := randomWeights(splitConfig, 7)
-	quantized := randomWeights(splitConfig, 7)
+	dense := model.RandomWeights(splitConfig, 7)
+	quantized := model.RandomWeights(splitConfig, 7)
 	if err := quantized.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	q4 := randomWeights(splitConfig, 7)
+	q4 := model.RandomWeights(splitConfig, 7)
 	q4Quantizer, ok := ggml.QuantizerFor(ggml.Q4_0)
 	if !ok {
 		t.Fatal("no q4_0 quantizer")
