@@ -83,24 +83,9 @@ func graphAdapterRuns(t *testing.T, nf4 bool, dropout float64, useArena bool) gr
 	if !useArena {
 		adapter = unbufferedAdapter{ga}
 	}
-	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: adapter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gr.Close() })
+	gr, params := newTrainingGraphVia(t, w, ga, adapter, batch, seqLen)
 	if got := ga.bufs != (graph.Buffers{}); got != useArena {
 		t.Fatalf("adapter has the graph's buffers: %v, want %v", got, useArena)
-	}
-	params, err := ga.Params()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := ga.Nodes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gr.Differentiate(nodes...); err != nil {
-		t.Fatal(err)
 	}
 	tokens, targets := graphTestBatch(44, batch, seqLen, graphTestConfig.VocabSize)
 	if err := gr.SetBatch(tokens, targets); err != nil {

@@ -89,7 +89,14 @@ func graphTestBatch(seed uint64, batch, seqLen, vocab int) (tokens, targets []in
 // respect to every adapter parameter.
 func newTrainingGraph(t testing.TB, w *model.Weights, ga *GraphAdapter, batch, seqLen int) (*graph.Graph, []GraphParam) {
 	t.Helper()
-	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: ga})
+	return newTrainingGraphVia(t, w, ga, ga, batch, seqLen)
+}
+
+// newTrainingGraphVia is newTrainingGraph with the graph given adapter, which
+// wraps ga, in place of ga itself.
+func newTrainingGraphVia(t testing.TB, w *model.Weights, ga *GraphAdapter, adapter graph.Adapter, batch, seqLen int) (*graph.Graph, []GraphParam) {
+	t.Helper()
+	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: adapter})
 	if err != nil {
 		t.Fatal(err)
 	}
