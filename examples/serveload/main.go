@@ -59,7 +59,7 @@ func main() {
 	maxTokens := flag.Int("max-tokens", 32, "max_tokens of each request")
 	baseShare := flag.Float64("base-share", 0.1, "share of requests on the base model")
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
-	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded) or stories15M (random weights of that shape)")
+	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
 	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
 	flag.Parse()
 	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision); err != nil {
@@ -241,21 +241,24 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	return nil
 }
 
-// loadBase returns the embedded stories260K or a stories15M-shaped model
-// with random weights (the scale of a fresh LLaMA) and a 32000-piece
-// tokenizer made up for it: 3 control pieces, the 256 bytes, then pieces
-// "▁w<n>".
+// loadBase returns the embedded stories260K or a stories15M- or
+// stories110M-shaped model with random weights (the scale of a fresh LLaMA)
+// and a 32000-piece tokenizer made up for it: 3 control pieces, the 256
+// bytes, then pieces "▁w<n>".
 func loadBase(name string) (*model.Base, error) {
-	switch name {
-	case "stories260K":
+	if name == "stories260K" {
 		return model.Default()
-	case "stories15M":
-	default:
-		return nil, fmt.Errorf("-base %q: want stories260K or stories15M", name)
 	}
 	c := model.Config{
 		Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, HeadDim: 48,
 		VocabSize: 32000, MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true,
+	}
+	switch name {
+	case "stories15M":
+	case "stories110M":
+		c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.MaxSeqLen = 768, 2048, 12, 12, 12, 64, 1024
+	default:
+		return nil, fmt.Errorf("-base %q: want stories260K, stories15M or stories110M", name)
 	}
 	w := model.RandomWeights(c, 15)
 	pieces := []string{"<unk>", "<s>", "</s>"}
