@@ -292,13 +292,15 @@ func (a *graphArena) release(p *float32) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, b := range a.used {
-		if len(*b) > 0 && &(*b)[0] == p {
-			last := len(a.used) - 1
-			a.used[i], a.used[last] = a.used[last], nil
-			a.used = a.used[:last]
-			a.free[len(*b)] = append(a.free[len(*b)], b)
-			return
-		}
+	i, ok := a.usedAt[p]
+	if !ok {
+		return
 	}
+	b, last := a.used[i], len(a.used)-1
+	moved := a.used[last]
+	a.used[i], a.used[last] = moved, nil
+	a.used = a.used[:last]
+	a.usedAt[&(*moved)[0]] = i
+	delete(a.usedAt, p)
+	a.free[len(*b)] = append(a.free[len(*b)], b)
 }
