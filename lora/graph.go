@@ -262,14 +262,35 @@ func (k *loraKernel) dropped(x []float32) []float32 {
 		return x
 	}
 	xm := k.bufs.Floats(len(x))
-	for i, v := range x {
+	k.applyMask(xm, x)
+	return xm
+}
+
+// applyMask writes src with the dropout mask applied (kept elements scaled
+// by 1/(1−p)) to dst, which may be src.
+func (k *loraKernel) applyMask(dst, src []float32) {
+	keep := k.ga.keep
+	for i, v := range src {
 		if k.mask[i/64]&(1<<(i%64)) != 0 {
-			xm[i] = v * ga.keep
+			dst[i] = v * keep
 		} else {
-			xm[i] = 0
+			dst[i] = 0
 		}
 	}
-	return xm
+}
+
+// down sets u [n, r] to s·dropout(x)·Aᵀ, the adapter's projection of its
+// input, which the forward pass and B's gradient share.
+func (k *loraKernel) down(u, x, a []float32) {
+	xm := k.dropped(x)
+	blas.Sgemm(false, true, k.n, k.r, k.in, k.scaling, xm, k.in, a, k.in, 0, u, k.r)
+	k.release(xm, x)
+}
+
+// up sets u [n, r] to s·dY·B, dL/du scaled, which the gradients of x and A
+// share.
+func (k *loraKernel) up(u, dy, b []float32) {
+	blas.Sgemm(false, false, k.n, k.r, k.out, k.scaling, dy, k.out, b, k.r, 0, u, k.r)
 }
 
 // release gives back xm, a result of dropped, unless it is x itself.
@@ -399,8 +420,6 @@ func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	k := op.k
 	rows, cols := op.shape()
-	s := k.scaling
-	ga := k.ga
 	// Scratch is taken as late and given back as early as the products
 	// allow, so that the output can reuse it.
 	u := k.bufs.Floats(k.n * k.r)
@@ -408,37 +427,27 @@ func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	switch op.kind {
 	case loraForward:
 		x, a, b := in[0], in[1], in[2]
-		xm := k.dropped(x)
-		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
-		k.release(xm, x)
+		k.down(u, x, a)
 		y = k.bufs.Floats(rows * cols)
 		blas.ParallelSgemm(false, true, k.n, k.out, k.r, 1, u, k.r, b, k.r, 0, y, k.out)
 	case loraGradX:
 		dy, a, b := in[0], in[1], in[2]
-		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
+		k.up(u, dy, b)
 		y = k.bufs.Floats(rows * cols)
 		blas.ParallelSgemm(false, false, k.n, k.in, k.r, 1, u, k.r, a, k.in, 0, y, k.in)
-		if ga.dropOn && k.mask != nil {
-			for i := range y {
-				if k.mask[i/64]&(1<<(i%64)) != 0 {
-					y[i] *= ga.keep
-				} else {
-					y[i] = 0
-				}
-			}
+		if k.ga.dropOn && k.mask != nil {
+			k.applyMask(y, y)
 		}
 	case loraGradA:
 		x, b, dy := in[0], in[1], in[2]
-		blas.Sgemm(false, false, k.n, k.r, k.out, s, dy, k.out, b, k.r, 0, u, k.r)
+		k.up(u, dy, b)
 		xm := k.dropped(x)
 		y = k.bufs.Floats(rows * cols)
 		blas.Sgemm(true, false, k.r, k.in, k.n, 1, u, k.r, xm, k.in, 0, y, k.in)
 		k.release(xm, x)
 	case loraGradB:
 		x, a, dy := in[0], in[1], in[2]
-		xm := k.dropped(x)
-		blas.Sgemm(false, true, k.n, k.r, k.in, s, xm, k.in, a, k.in, 0, u, k.r)
-		k.release(xm, x)
+		k.down(u, x, a)
 		y = k.bufs.Floats(rows * cols)
 		blas.Sgemm(true, false, k.out, k.r, k.n, 1, dy, k.out, u, k.r, 0, y, k.r)
 	}
