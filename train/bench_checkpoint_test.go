@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -30,39 +29,9 @@ func BenchmarkQLoRATrainCheckpoint(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := base.Weights
-	adapter := newAdapter(b, w, allLinear(8, 16, 0), 1)
-	rng := rand.New(rand.NewPCG(5, 5))
-	data := make([]Example, 8)
-	for i := range data {
-		ex := Example{Tokens: make([]int, benchSeqLen+1), Loss: make([]bool, benchSeqLen+1)}
-		for j := range ex.Tokens {
-			ex.Tokens[j], ex.Loss[j] = rng.IntN(w.Config.VocabSize), true
-		}
-		data[i] = ex
-	}
-	cfg := DefaultConfig()
-	cfg.Steps, cfg.BatchSize, cfg.SeqLen = 1<<30, benchBatch, benchSeqLen
-	cfg.LR, cfg.WarmupRatio, cfg.WeightDecay, cfg.MaxGradNorm = 1e-3, 0, 0.01, 0
-	tr, err := New(w, adapter, data, nil, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	tr := benchTrainerOn(b, base.Weights, 8, 1<<30)
 	defer tr.Close()
-	// The first step compiles the graph's machine and fills its buffers.
-	if _, err := tr.Step(ctx); err != nil {
-		b.Fatal(err)
-	}
-	cpu0, cpuKnown := cpuTime()
-	for b.Loop() {
-		if _, err := tr.Step(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*benchBatch*benchSeqLen)/b.Elapsed().Seconds(), "tokens/s")
-	if cpu1, ok := cpuTime(); ok && cpuKnown {
-		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
-	}
+	benchSteps(b, tr)
 	if rss, ok := peakRSSMiB(); ok {
 		b.ReportMetric(rss, "peak-RSS-MiB")
 	}

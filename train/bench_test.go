@@ -40,16 +40,21 @@ const benchRSSEnv = "GOLORA_TRAIN_RSS_CASE"
 const benchRSSSteps = 3
 
 // benchTrainer builds the base (NF4 block linears, each quantized as soon as
-// it is generated, or dense float32), an all-linear adapter and a Trainer.
+// it is generated, or dense float32) and a Trainer on it (benchTrainerOn).
 func benchTrainer(tb testing.TB, quantized bool, steps int) *Trainer {
-	base := syntheticBase(tb, benchConfig, 2024, quantized)
+	return benchTrainerOn(tb, syntheticBase(tb, benchConfig, 2024, quantized), 32, steps)
+}
+
+// benchTrainerOn builds an all-linear adapter on base and a Trainer of it in
+// the anchors' setting, over n examples of random tokens.
+func benchTrainerOn(tb testing.TB, base *model.Weights, n, steps int) *Trainer {
 	adapter := newAdapter(tb, base, allLinear(8, 16, 0), 1)
 	rng := rand.New(rand.NewPCG(5, 5))
-	data := make([]Example, 32)
+	data := make([]Example, n)
 	for i := range data {
 		ex := Example{Tokens: make([]int, benchSeqLen+1), Loss: make([]bool, benchSeqLen+1)}
 		for j := range ex.Tokens {
-			ex.Tokens[j], ex.Loss[j] = rng.IntN(benchConfig.VocabSize), true
+			ex.Tokens[j], ex.Loss[j] = rng.IntN(base.Config.VocabSize), true
 		}
 		data[i] = ex
 	}
@@ -61,6 +66,27 @@ func benchTrainer(tb testing.TB, quantized bool, steps int) *Trainer {
 		tb.Fatal(err)
 	}
 	return tr
+}
+
+// benchSteps runs a first step, which compiles the graph's machine and fills
+// its buffers, then times b.Loop's steps and reports tokens/s and the CPU
+// time per step: next to the wall time, it shows whether the run had both
+// cores or shared them with other processes.
+func benchSteps(b *testing.B, tr *Trainer) {
+	ctx := context.Background()
+	if _, err := tr.Step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cpu0, cpuKnown := cpuTime()
+	for b.Loop() {
+		if _, err := tr.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch*benchSeqLen)/b.Elapsed().Seconds(), "tokens/s")
+	if cpu1, ok := cpuTime(); ok && cpuKnown {
+		b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+	}
 }
 
 // BenchmarkQLoRATrain measures training throughput on stories15M's shape with
@@ -75,23 +101,7 @@ func BenchmarkQLoRATrain(b *testing.B) {
 		b.Run(blas.Name()+"/"+c.name, func(b *testing.B) {
 			tr := benchTrainer(b, c.quantized, math.MaxInt32)
 			defer tr.Close()
-			ctx := context.Background()
-			// The first step compiles the graph's machine.
-			if _, err := tr.Step(ctx); err != nil {
-				b.Fatal(err)
-			}
-			cpu0, cpuKnown := cpuTime()
-			for b.Loop() {
-				if _, err := tr.Step(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*benchBatch*benchSeqLen)/b.Elapsed().Seconds(), "tokens/s")
-			// CPU time per step next to the wall time shows whether the
-			// run had both cores or shared them with other processes.
-			if cpu1, ok := cpuTime(); ok && cpuKnown {
-				b.ReportMetric(float64((cpu1-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
-			}
+			benchSteps(b, tr)
 			b.StopTimer()
 			rss, err := childPeakRSS(c.name)
 			if err != nil {
