@@ -83,11 +83,7 @@ func TestHeadLossMatchesUnfused(t *testing.T) {
 			if d := math.Abs(float64(loss - wantLoss)); d > 1e-6*float64(wantLoss) {
 				t.Errorf("loss %v, unfused %v", loss, wantLoss)
 			}
-			var worst, scale float64
-			for i := range grad {
-				worst = math.Max(worst, math.Abs(float64(grad[i]-wantGrad[i])))
-				scale = math.Max(scale, math.Abs(float64(wantGrad[i])))
-			}
+			worst, scale := largestDifference(grad, wantGrad)
 			t.Logf("loss %v (unfused %v); largest gradient difference %.3g of %.3g", loss, wantLoss, worst, scale)
 			if worst > 1e-6*scale {
 				t.Errorf("gradient differs from the unfused one by %.3g (largest component %.3g)", worst, scale)
@@ -190,13 +186,19 @@ func TestGraphFusedLossMatchesLogits(t *testing.T) {
 	if d := math.Abs(float64(fusedLoss - wantLoss)); d > 1e-6*float64(wantLoss) {
 		t.Errorf("fused loss %v, through the logits %v", fusedLoss, wantLoss)
 	}
-	var worst, scale float64
-	for i := range fused {
-		worst = math.Max(worst, math.Abs(float64(fused[i]-want[i])))
-		scale = math.Max(scale, math.Abs(float64(want[i])))
-	}
+	worst, scale := largestDifference(fused, want)
 	t.Logf("loss %v (through the logits %v); largest input-gradient difference %.3g of %.3g", fusedLoss, wantLoss, worst, scale)
 	if worst > 1e-5*scale {
 		t.Errorf("input gradients differ by %.3g (largest component %.3g)", worst, scale)
 	}
+}
+
+// largestDifference returns the largest |got[i] − want[i]| and the largest
+// |want[i]|, the scale it is judged against.
+func largestDifference(got, want []float32) (worst, scale float64) {
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+	}
+	return worst, scale
 }
