@@ -325,48 +325,6 @@ func rewriteGGUF(t *testing.T, src string, keep func(key string) bool, add func(
 	return dst
 }
 
-// randomWeights returns Weights of cfg with seeded random values (norms 1),
-// q/k/v biases and q/k norms as cfg asks.
-func randomWeights(cfg model.Config, seed uint64) *model.Weights {
-	w := model.NewWeights(cfg)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	fill := func(n int, scale float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = scale * float32(rng.NormFloat64())
-		}
-		return v
-	}
-	ones := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = 1
-		}
-		return v
-	}
-	w.Embedding, w.Norm = fill(cfg.VocabSize*cfg.Dim, 0.5), ones(cfg.Dim)
-	if cfg.TiedOutput {
-		w.Output.Dense = w.Embedding
-	} else {
-		w.Output.Dense = fill(cfg.VocabSize*cfg.Dim, 0.5)
-	}
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm, layer.MLPNorm = ones(cfg.Dim), ones(cfg.Dim)
-		for i, nl := range layer.Linears() {
-			lin := *nl.Linear
-			lin.Dense = fill(lin.Out*lin.In, 0.3)
-			if cfg.QKVBias && i < 3 {
-				lin.Bias = fill(lin.Out, 0.1)
-			}
-		}
-		if cfg.QKNorm {
-			layer.QNorm, layer.KNorm = ones(cfg.HeadDim), ones(cfg.HeadDim)
-		}
-	}
-	return w
-}
-
 // TestWriteGGUFFromHFChat: a Hugging Face model with Llama 3.1's or
 // Qwen2.5's real tokenizer.json and tokenizer_config.json, written with
 // WriteGGUF, loads back with a tokenizer and chat template that render and
@@ -394,7 +352,7 @@ func TestWriteGGUFFromHFChat(t *testing.T) {
 				cfg.Arch, cfg.QKVBias, cfg.VocabSize = "qwen2", true, tok.VocabSize()+7
 			}
 			dir := t.TempDir()
-			if err := model.WriteHF(dir, randomWeights(cfg, 3), model.F32); err != nil {
+			if err := model.WriteHF(dir, model.RandomWeights(cfg, 3), model.F32); err != nil {
 				t.Fatal(err)
 			}
 			for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
@@ -463,7 +421,7 @@ func TestWriteGGUFFromHFLlama2Tokenizer(t *testing.T) {
 	cfg := model.Config{Dim: 32, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16, VocabSize: 32000,
 		MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000}
 	dir := t.TempDir()
-	if err := model.WriteHF(dir, randomWeights(cfg, 5), model.F32); err != nil {
+	if err := model.WriteHF(dir, model.RandomWeights(cfg, 5), model.F32); err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
