@@ -325,6 +325,39 @@ func rewriteGGUF(t *testing.T, src string, keep func(key string) bool, add func(
 	return dst
 }
 
+// hfToGGUF writes w with tokJSON and cfgJSON as a Hugging Face directory,
+// loads it, writes that model with WriteGGUF (Q8_0) as name.gguf and loads
+// the file: the directory and the two models. With GOLORA_LLAMACPP_EXPORT set
+// to a directory, the file is written there.
+func hfToGGUF(t *testing.T, w *model.Weights, tokJSON, cfgJSON []byte, name string) (dir string, hf, b *model.Base) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := model.WriteHF(dir, w, model.F32); err != nil {
+		t.Fatal(err)
+	}
+	for file, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".gguf")
+	if export := os.Getenv("GOLORA_LLAMACPP_EXPORT"); export != "" {
+		path = filepath.Join(export, name+".gguf") // for llama.cpp to load
+	}
+	if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
+		t.Fatal(err)
+	}
+	b, err = model.Load(context.Background(), path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, hf, b
+}
+
 // TestWriteGGUFFromHFChat: a Hugging Face model with Llama 3.1's or
 // Qwen2.5's real tokenizer.json and tokenizer_config.json, written with
 // WriteGGUF, loads back with a tokenizer and chat template that render and
@@ -351,30 +384,7 @@ func TestWriteGGUFFromHFChat(t *testing.T) {
 			if m.name == "qwen2.5" {
 				cfg.Arch, cfg.QKVBias, cfg.VocabSize = "qwen2", true, tok.VocabSize()+7
 			}
-			dir := t.TempDir()
-			if err := model.WriteHF(dir, model.RandomWeights(cfg, 3), model.F32); err != nil {
-				t.Fatal(err)
-			}
-			for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
-				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), m.name+".gguf")
-			if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
-				path = filepath.Join(dir, m.name+".gguf") // for llama.cpp to load
-			}
-			if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
-				t.Fatal(err)
-			}
-			b, err := model.Load(context.Background(), path, model.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, hf, b := hfToGGUF(t, model.RandomWeights(cfg, 3), tokJSON, cfgJSON, m.name)
 			if b.Tokenizer.VocabSize() != cfg.VocabSize || b.Tokenizer.BOS() != hf.Tokenizer.BOS() || b.Tokenizer.EOS() != hf.Tokenizer.EOS() {
 				t.Errorf("tokenizer read back: %d tokens, BOS %d, EOS %d; wrote %d, %d, %d", b.Tokenizer.VocabSize(), b.Tokenizer.BOS(), b.Tokenizer.EOS(),
 					cfg.VocabSize, hf.Tokenizer.BOS(), hf.Tokenizer.EOS())
@@ -420,30 +430,7 @@ func TestWriteGGUFFromHFLlama2Tokenizer(t *testing.T) {
 	cfgJSON := readMaybeGzip(t, filepath.Join(src, "tokenizer_config.json"))
 	cfg := model.Config{Dim: 32, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16, VocabSize: 32000,
 		MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000}
-	dir := t.TempDir()
-	if err := model.WriteHF(dir, model.RandomWeights(cfg, 5), model.F32); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tinyllama.gguf")
-	if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
-		path = filepath.Join(dir, "tinyllama.gguf") // for llama.cpp to load
-	}
-	if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.Load(context.Background(), path, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, hf, b := hfToGGUF(t, model.RandomWeights(cfg, 5), tokJSON, cfgJSON, "tinyllama")
 	if _, ok := b.Tokenizer.(*tokenizer.SentencePiece); !ok {
 		t.Fatalf("tokenizer read back is %T", b.Tokenizer)
 	}
