@@ -129,10 +129,7 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 				continue
 			}
 			lin := *nl.Linear
-			heads := 0
-			if ga.permuted {
-				heads = map[int]int{0: c.Heads, 1: c.KVHeads}[i]
-			}
+			heads := ga.permutedHeads(i, c)
 			matrix(blk(ggufLinearNames[i]), lin.Out, lin.In, func() ([]float32, error) {
 				v, err := lin.float32s()
 				if err != nil || heads == 0 {
