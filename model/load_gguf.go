@@ -358,17 +358,7 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			if err != nil {
 				return nil, err
 			}
-			// heads > 0 marks a query or key projection stored in the
-			// interleaved RoPE layout (llama and mistral; Qwen's are NEOX).
-			heads := 0
-			switch {
-			case !ga.permuted:
-			case i == 0:
-				heads = cfg.Heads
-			case i == 1:
-				heads = cfg.KVHeads
-			}
-			if err := ggufLinear(f, t, lin, heads, cfg.HeadDim, sq, so.requantize); err != nil {
+			if err := ggufLinear(f, t, lin, ga.permutedHeads(i, cfg), cfg.HeadDim, sq, so.requantize); err != nil {
 				return nil, err
 			}
 		}

@@ -174,6 +174,20 @@ func ggufLongRopeFactors(f *gguf.File, w *Weights, load func(name string, shape 
 	return nil
 }
 
+// permutedHeads returns the head count of linear i of Layer.Linears when
+// its rows are stored in llama.cpp's interleaved RoPE layout (the query's or
+// the key's of a permuted architecture), else 0.
+func (ga ggufArch) permutedHeads(i int, cfg Config) int {
+	switch {
+	case !ga.permuted:
+	case i == 0:
+		return cfg.Heads
+	case i == 1:
+		return cfg.KVHeads
+	}
+	return 0
+}
+
 // ggufFusedPart reports whether linear i of Layer.Linears is stored in a
 // fused tensor of a fused architecture: q, k, v (attn_qkv) and gate, up
 // (ffn_up).

@@ -325,46 +325,37 @@ func rewriteGGUF(t *testing.T, src string, keep func(key string) bool, add func(
 	return dst
 }
 
-// randomWeights returns Weights of cfg with seeded random values (norms 1),
-// q/k/v biases and q/k norms as cfg asks.
-func randomWeights(cfg model.Config, seed uint64) *model.Weights {
-	w := model.NewWeights(cfg)
-	rng := rand.New(rand.NewPCG(seed, seed))
-	fill := func(n int, scale float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = scale * float32(rng.NormFloat64())
-		}
-		return v
+// hfToGGUF writes w with tokJSON and cfgJSON as a Hugging Face directory,
+// loads it, writes that model with WriteGGUF (Q8_0) as name.gguf and loads
+// the file: the directory and the two models. With GOLORA_LLAMACPP_EXPORT set
+// to a directory, the file is written there.
+func hfToGGUF(t *testing.T, w *model.Weights, tokJSON, cfgJSON []byte, name string) (dir string, hf, b *model.Base) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := model.WriteHF(dir, w, model.F32); err != nil {
+		t.Fatal(err)
 	}
-	ones := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = 1
-		}
-		return v
-	}
-	w.Embedding, w.Norm = fill(cfg.VocabSize*cfg.Dim, 0.5), ones(cfg.Dim)
-	if cfg.TiedOutput {
-		w.Output.Dense = w.Embedding
-	} else {
-		w.Output.Dense = fill(cfg.VocabSize*cfg.Dim, 0.5)
-	}
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm, layer.MLPNorm = ones(cfg.Dim), ones(cfg.Dim)
-		for i, nl := range layer.Linears() {
-			lin := *nl.Linear
-			lin.Dense = fill(lin.Out*lin.In, 0.3)
-			if cfg.QKVBias && i < 3 {
-				lin.Bias = fill(lin.Out, 0.1)
-			}
-		}
-		if cfg.QKNorm {
-			layer.QNorm, layer.KNorm = ones(cfg.HeadDim), ones(cfg.HeadDim)
+	for file, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return w
+	hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".gguf")
+	if export := os.Getenv("GOLORA_LLAMACPP_EXPORT"); export != "" {
+		path = filepath.Join(export, name+".gguf") // for llama.cpp to load
+	}
+	if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
+		t.Fatal(err)
+	}
+	b, err = model.Load(context.Background(), path, model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, hf, b
 }
 
 // TestWriteGGUFFromHFChat: a Hugging Face model with Llama 3.1's or
@@ -393,30 +384,7 @@ func TestWriteGGUFFromHFChat(t *testing.T) {
 			if m.name == "qwen2.5" {
 				cfg.Arch, cfg.QKVBias, cfg.VocabSize = "qwen2", true, tok.VocabSize()+7
 			}
-			dir := t.TempDir()
-			if err := model.WriteHF(dir, randomWeights(cfg, 3), model.F32); err != nil {
-				t.Fatal(err)
-			}
-			for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
-				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), m.name+".gguf")
-			if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
-				path = filepath.Join(dir, m.name+".gguf") // for llama.cpp to load
-			}
-			if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
-				t.Fatal(err)
-			}
-			b, err := model.Load(context.Background(), path, model.LoadOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, hf, b := hfToGGUF(t, model.RandomWeights(cfg, 3), tokJSON, cfgJSON, m.name)
 			if b.Tokenizer.VocabSize() != cfg.VocabSize || b.Tokenizer.BOS() != hf.Tokenizer.BOS() || b.Tokenizer.EOS() != hf.Tokenizer.EOS() {
 				t.Errorf("tokenizer read back: %d tokens, BOS %d, EOS %d; wrote %d, %d, %d", b.Tokenizer.VocabSize(), b.Tokenizer.BOS(), b.Tokenizer.EOS(),
 					cfg.VocabSize, hf.Tokenizer.BOS(), hf.Tokenizer.EOS())
@@ -462,30 +430,7 @@ func TestWriteGGUFFromHFLlama2Tokenizer(t *testing.T) {
 	cfgJSON := readMaybeGzip(t, filepath.Join(src, "tokenizer_config.json"))
 	cfg := model.Config{Dim: 32, HiddenDim: 64, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16, VocabSize: 32000,
 		MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000}
-	dir := t.TempDir()
-	if err := model.WriteHF(dir, randomWeights(cfg, 5), model.F32); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"tokenizer.json": tokJSON, "tokenizer_config.json": cfgJSON} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hf, err := model.Load(context.Background(), dir, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tinyllama.gguf")
-	if dir := os.Getenv("GOLORA_LLAMACPP_EXPORT"); dir != "" {
-		path = filepath.Join(dir, "tinyllama.gguf") // for llama.cpp to load
-	}
-	if err := model.WriteGGUF(path, hf, ggml.Q8_0); err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.Load(context.Background(), path, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, hf, b := hfToGGUF(t, model.RandomWeights(cfg, 5), tokJSON, cfgJSON, "tinyllama")
 	if _, ok := b.Tokenizer.(*tokenizer.SentencePiece); !ok {
 		t.Fatalf("tokenizer read back is %T", b.Tokenizer)
 	}

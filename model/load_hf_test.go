@@ -3,7 +3,6 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,35 +23,29 @@ func hfTestConfig() Config {
 	}
 }
 
-// hfRandomWeights builds weights for cfg from a fixed seed; round, if not
-// nil, maps every value to one the target dtype represents exactly, so that a
-// write and a load must give the weights back bit for bit.
+// hfRandomWeights returns RandomWeights(cfg, seed) with every value passed
+// through round, if not nil, so that weights stored in a narrower type read
+// back equal.
 func hfRandomWeights(cfg Config, seed uint64, round func(float32) float32) *Weights {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	vec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-			if round != nil {
-				v[i] = round(v[i])
-			}
-		}
-		return v
+	w := RandomWeights(cfg, seed)
+	if round == nil {
+		return w
 	}
-	w := NewWeights(cfg)
-	w.Embedding = vec(cfg.VocabSize * cfg.Dim)
-	w.Norm = vec(cfg.Dim)
+	vecs := [][]float32{w.Embedding, w.Norm}
 	for l := range w.Layers {
 		layer := &w.Layers[l]
-		layer.AttnNorm, layer.MLPNorm = vec(cfg.Dim), vec(cfg.Dim)
-		for _, lin := range []*Linear{layer.Q, layer.K, layer.V, layer.O, layer.Gate, layer.Up, layer.Down} {
-			lin.Dense = vec(lin.Out * lin.In)
+		vecs = append(vecs, layer.AttnNorm, layer.MLPNorm, layer.QNorm, layer.KNorm)
+		for _, nl := range layer.Linears() {
+			vecs = append(vecs, (*nl.Linear).Dense, (*nl.Linear).Bias)
 		}
 	}
-	if cfg.TiedOutput {
-		w.Output.Dense = w.Embedding
-	} else {
-		w.Output.Dense = vec(cfg.VocabSize * cfg.Dim)
+	if !cfg.TiedOutput {
+		vecs = append(vecs, w.Output.Dense)
+	}
+	for _, v := range vecs {
+		for i := range v {
+			v[i] = round(v[i])
+		}
 	}
 	return w
 }

@@ -1,14 +1,12 @@
 package model
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/gguf"
@@ -131,10 +129,7 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 				continue
 			}
 			lin := *nl.Linear
-			heads := 0
-			if ga.permuted {
-				heads = map[int]int{0: c.Heads, 1: c.KVHeads}[i]
-			}
+			heads := ga.permutedHeads(i, c)
 			matrix(blk(ggufLinearNames[i]), lin.Out, lin.In, func() ([]float32, error) {
 				v, err := lin.float32s()
 				if err != nil || heads == 0 {
@@ -179,11 +174,7 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 			vector(blk("attn_k_norm"), layer.KNorm)
 		}
 	}
-	// llama-quantize's order: tensors outside the blocks, then block by
-	// block, by name within each.
-	slices.SortStableFunc(tensors, func(a, b tensor) int {
-		return cmp.Or(cmp.Compare(ggufLayerOf(a.name), ggufLayerOf(b.name)), strings.Compare(a.name, b.name))
-	})
+	slices.SortStableFunc(tensors, func(a, b tensor) int { return gguf.CompareTensorNames(a.name, b.name) })
 	for _, t := range tensors {
 		if err := t.add(); err != nil {
 			return err
@@ -404,20 +395,4 @@ func ggufChatMetadata(gb *gguf.Builder, b *Base) error {
 		return nil
 	}
 	return err
-}
-
-// ggufLayerOf returns N for a tensor named "blk.N.…", else −1.
-func ggufLayerOf(name string) int {
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return -1
-	}
-	n, i := 0, 0
-	for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9'; i++ {
-		n = 10*n + int(rest[i]-'0')
-	}
-	if i == 0 || i == len(rest) || rest[i] != '.' {
-		return -1
-	}
-	return n
 }

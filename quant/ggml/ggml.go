@@ -263,26 +263,15 @@ const mulTChunk = 1 << 16
 // results differ from DequantizeRows followed by a dot product by rounding
 // only.
 func (m *Matrix) MulT(y, x []float32, n int) error {
-	if n < 0 || n > math.MaxInt/max(m.rows, m.cols) {
-		return fmt.Errorf("ggml: tensor %q: MulT: row count %d out of range", m.name, n)
-	}
-	if len(x) != n*m.cols {
-		return fmt.Errorf("ggml: tensor %q: MulT: x has %d elements, want n·cols = %d·%d = %d", m.name, len(x), n, m.cols, n*m.cols)
-	}
-	if len(y) != n*m.rows {
-		return fmt.Errorf("ggml: tensor %q: MulT: y has %d elements, want n·rows = %d·%d = %d", m.name, len(y), n, m.rows, n*m.rows)
+	if err := m.checkMulT("MulT", y, x, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
 	}
 	parallel.For(m.rows, max(1, mulTChunk/(n*m.cols)), 1, func(lo, hi int) {
 		if n < mulTExpandMin {
-			for r := lo; r < hi; r++ {
-				row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
-				for i := range n {
-					y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
-				}
-			}
+			m.fusedRows(y, x, n, lo, hi)
 			return
 		}
 		// With many rows of x, decoding a row of W once and reusing it for
@@ -308,22 +297,36 @@ func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 	if start < 0 || end > m.rows || start > end {
 		return fmt.Errorf("ggml: tensor %q: MulTRows: row range [%d, %d) out of bounds for %d rows", m.name, start, end, m.rows)
 	}
+	if err := m.checkMulT("MulTRows", y, x, n); err != nil {
+		return err
+	}
+	m.fusedRows(y, x, n, start, end)
+	return nil
+}
+
+// checkMulT checks the row count n and the lengths of x ([n, cols]) and y
+// ([n, rows]) for the product op.
+func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
 	if n < 0 || n > math.MaxInt/max(m.rows, m.cols) {
-		return fmt.Errorf("ggml: tensor %q: MulTRows: row count %d out of range", m.name, n)
+		return fmt.Errorf("ggml: tensor %q: %s: row count %d out of range", m.name, op, n)
 	}
 	if len(x) != n*m.cols {
-		return fmt.Errorf("ggml: tensor %q: MulTRows: x has %d elements, want n·cols = %d·%d = %d", m.name, len(x), n, m.cols, n*m.cols)
+		return fmt.Errorf("ggml: tensor %q: %s: x has %d elements, want n·cols = %d·%d = %d", m.name, op, len(x), n, m.cols, n*m.cols)
 	}
 	if len(y) != n*m.rows {
-		return fmt.Errorf("ggml: tensor %q: MulTRows: y has %d elements, want n·rows = %d·%d = %d", m.name, len(y), n, m.rows, n*m.rows)
+		return fmt.Errorf("ggml: tensor %q: %s: y has %d elements, want n·rows = %d·%d = %d", m.name, op, len(y), n, m.rows, n*m.rows)
 	}
+	return nil
+}
+
+// fusedRows sets y[i, start:end] for the n rows of x with the fused kernels.
+func (m *Matrix) fusedRows(y, x []float32, n, start, end int) {
 	for r := start; r < end; r++ {
 		row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
 		for i := range n {
 			y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
 		}
 	}
-	return nil
 }
 
 // mulTExpandMin is the number of rows of x from which MulT expands each row

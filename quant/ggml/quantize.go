@@ -164,18 +164,26 @@ func quantizeBlockQ8_0(blk []byte, x []float32) {
 	}
 }
 
-func quantizeBlockQ4_0(blk []byte, x []float32) {
+// signedScale returns the step d that maps the value of x largest in
+// magnitude to code −half (the symmetric formats' scale, its sign that of
+// that value) and its inverse (0 when d is). The first of equal magnitudes
+// wins, as in ggml.
+func signedScale(x []float32, half float32) (d, id float32) {
 	var amax, mx float32
 	for _, v := range x {
 		if amax < absf(v) {
 			amax, mx = absf(v), v
 		}
 	}
-	d := mx / -8
-	var id float32
+	d = mx / -half
 	if d != 0 {
 		id = 1 / d
 	}
+	return d, id
+}
+
+func quantizeBlockQ4_0(blk []byte, x []float32) {
+	d, id := signedScale(x, 8)
 	putF16(blk, d)
 	for j := range 16 {
 		// C truncates toward zero when it converts to int8_t.
@@ -217,17 +225,7 @@ func quantizeBlockQ4_1(blk []byte, x []float32) {
 }
 
 func quantizeBlockQ5_0(blk []byte, x []float32) {
-	var amax, mx float32
-	for _, v := range x {
-		if amax < absf(v) {
-			amax, mx = absf(v), v
-		}
-	}
-	d := mx / -16
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
+	d, id := signedScale(x, 16)
 	putF16(blk, d)
 	var qh uint32
 	for j := range 16 {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/golora/golora/internal/gguf"
@@ -58,12 +57,7 @@ func convertFile(t *testing.T, f *gguf.File, target Type) []byte {
 	add("general.quantization_version", uint32(2))
 	add("general.file_type", llamaFileTypes[target])
 	tensors := f.Tensors()
-	slices.SortStableFunc(tensors, func(a, b gguf.TensorInfo) int {
-		if la, lb := layerOf(a.Name), layerOf(b.Name); la != lb {
-			return la - lb
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+	slices.SortStableFunc(tensors, func(a, b gguf.TensorInfo) int { return gguf.CompareTensorNames(a.Name, b.Name) })
 	for _, ti := range tensors {
 		w, err := f.TensorFloat32(ti.Name)
 		if err != nil {
@@ -101,22 +95,6 @@ func convertFile(t *testing.T, f *gguf.File, target Type) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// layerOf returns N for a tensor named "blk.N.…", else −1.
-func layerOf(name string) int {
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return -1
-	}
-	n, i := 0, 0
-	for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9'; i++ {
-		n = 10*n + int(rest[i]-'0')
-	}
-	if i == 0 || i == len(rest) || rest[i] != '.' {
-		return -1
-	}
-	return n
 }
 
 // TestStoriesQ8_0MatchesLlamaQuantize converts the real stories260K model to

@@ -44,19 +44,18 @@ func main() {
 	tokenizer := flag.String("tokenizer", "model/tokenizer/testdata/llama3/tokenizer.json.gz", "gzipped tokenizer.json to copy")
 	ggufOut := flag.String("gguf", "", "instead of a Hugging Face directory, write a BF16 GGUF file (arch llama, a placeholder SentencePiece vocabulary) to this path; the whole file is built in memory first")
 	flag.Parse()
-	if s, ok := shapes[*name]; ok && *ggufOut != "" {
-		if err := writeGGUF(*ggufOut, s); err != nil {
-			fmt.Fprintln(os.Stderr, "genllama:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	s, ok := shapes[*name]
-	if *out == "" || !ok || *shards < 1 {
+	if !ok || (*ggufOut == "" && (*out == "" || *shards < 1)) {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := write(*out, s, *shards, *tokenizer); err != nil {
+	var err error
+	if *ggufOut != "" {
+		err = writeGGUF(*ggufOut, s)
+	} else {
+		err = write(*out, s, *shards, *tokenizer)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "genllama:", err)
 		os.Exit(1)
 	}
@@ -147,8 +146,8 @@ func ones(name string, n int) safetensors.StreamTensor {
 	}}
 }
 
-// writeGGUF writes the shape as a llama GGUF with BF16 matrices, F32 norms
-// and a vocabulary of placeholder pieces "<t0>", "<t1>", ….
+// writeGGUF writes the shape as a llama GGUF with BF16 tensors and a
+// vocabulary of placeholder pieces "<t0>", "<t1>", ….
 func writeGGUF(path string, s shape) error {
 	var b gguf.Builder
 	kv := s.hidden / s.heads * s.kvHeads
