@@ -31,6 +31,17 @@ func (p Precision) String() string {
 	return "f32"
 }
 
+// ParsePrecision returns the Precision whose String is s: "f32" or "f16".
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "f32":
+		return Float32, nil
+	case "f16":
+		return Float16, nil
+	}
+	return Float32, fmt.Errorf("serve: precision %q: want f32 or f16", s)
+}
+
 // Adapter is a LoRA adapter prepared for serving: its pairs resolved to the
 // base's linear layers and held in the store's precision. It implements
 // infer.Adapter and is safe for concurrent use (it is never modified).
