@@ -66,14 +66,10 @@ type term struct {
 // linear layers.
 func prepare(name string, a *lora.Adapter, base *model.Weights, prec Precision) (*Adapter, error) {
 	byName := make(map[string]*model.Linear)
-	for i := range base.Layers {
-		l := &base.Layers[i]
-		for _, lin := range []*model.Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+	for _, lin := range append(base.Linears(), base.Output) {
+		if lin != nil {
 			byName[lin.Name] = lin
 		}
-	}
-	if base.Output != nil {
-		byName[base.Output.Name] = base.Output
 	}
 	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term)}
 	for _, module := range a.Modules() {
