@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -213,43 +214,48 @@ func (s *AdapterSource) Load(ctx context.Context, name string, base *model.Weigh
 }
 
 // fetch makes cacheDir/NAME/vN hold the version's files. The files are
-// downloaded into a temporary directory renamed into place when complete,
-// so a directory that exists is whole; the object store checks each file's
-// digest as it is read.
+// downloaded into a directory atomicfile.WriteDir puts in place when
+// complete, so a directory that exists is whole; the object store checks
+// each file's digest as it is read.
 func (s *AdapterSource) fetch(ctx context.Context, name string, n int) (string, error) {
 	dir := filepath.Join(s.dir, name, fmt.Sprintf("v%d", n))
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("jobs: adapter cache: %w", err)
+	var downloadErr error
+	err := atomicfile.WriteDir(dir, func(tmp string) error {
+		downloadErr = s.download(ctx, tmp, name, n)
+		return downloadErr
+	})
+	if err == nil {
+		return dir, nil
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".download-")
-	if err != nil {
-		return "", fmt.Errorf("jobs: adapter cache: %w", err)
+	// Another download of the same version may have won the race: its copy
+	// is as good as this one.
+	if _, serr := os.Stat(dir); serr == nil {
+		return dir, nil
 	}
-	defer os.RemoveAll(tmp)
+	if downloadErr != nil {
+		return "", downloadErr
+	}
+	return "", fmt.Errorf("jobs: adapter cache: %w", err)
+}
+
+// download writes the files of version n of the named adapter into dir.
+func (s *AdapterSource) download(ctx context.Context, dir, name string, n int) error {
 	for _, f := range adapterFiles {
 		data, err := getObject(ctx, s.c.files, versionObject(name, n, f))
 		if err == nil {
-			err = os.WriteFile(filepath.Join(tmp, f), data, 0o644)
+			err = os.WriteFile(filepath.Join(dir, f), data, 0o644)
 		}
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return "", fmt.Errorf("jobs: adapter %s v%d: %s: %w", name, n, f, ErrNoAdapter)
+			return fmt.Errorf("jobs: adapter %s v%d: %s: %w", name, n, f, ErrNoAdapter)
 		}
 		if err != nil {
-			return "", fmt.Errorf("jobs: adapter %s v%d: downloading %s: %w", name, n, f, err)
+			return fmt.Errorf("jobs: adapter %s v%d: downloading %s: %w", name, n, f, err)
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		// Another download of the same version won the race: its copy is
-		// as good as this one.
-		if _, serr := os.Stat(dir); serr == nil {
-			return dir, nil
-		}
-		return "", fmt.Errorf("jobs: adapter cache: %w", err)
-	}
-	return dir, nil
+	return nil
 }
 
 // Update reports a new latest version of an adapter (or, with Deleted, that

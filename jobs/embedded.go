@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golora/golora/internal/dirlock"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -61,7 +62,7 @@ func (e *EmbeddedServer) Close() {
 type Conn struct {
 	*nats.Conn
 	server *EmbeddedServer
-	unlock func()
+	lock   *dirlock.Lock
 	dir    string
 }
 
@@ -91,12 +92,12 @@ func Connect(url, embeddedDir, name string) (*Conn, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		unlock, err := lockDir(embeddedDir)
+		lock, err := dirlock.Acquire(embeddedDir)
 		if err == nil {
-			return startAndConnect(embeddedDir, unlock, opts)
+			return startAndConnect(embeddedDir, lock, opts)
 		}
-		if !errors.Is(err, errLocked) {
-			return nil, err
+		if !errors.Is(err, dirlock.ErrLocked) {
+			return nil, fmt.Errorf("jobs: %w", err)
 		}
 		// Another process runs the server: connect to it once it has
 		// written its address.
@@ -112,10 +113,10 @@ func Connect(url, embeddedDir, name string) (*Conn, error) {
 	}
 }
 
-func startAndConnect(dir string, unlock func(), opts []nats.Option) (*Conn, error) {
+func startAndConnect(dir string, lock *dirlock.Lock, opts []nats.Option) (*Conn, error) {
 	srv, err := StartEmbedded(dir, 0)
 	if err != nil {
-		unlock()
+		lock.Release()
 		return nil, err
 	}
 	nc, err := nats.Connect(srv.URL(), opts...)
@@ -127,10 +128,10 @@ func startAndConnect(dir string, unlock func(), opts []nats.Option) (*Conn, erro
 			nc.Close()
 		}
 		srv.Close()
-		unlock()
+		lock.Release()
 		return nil, fmt.Errorf("jobs: embedded NATS server in %s: %w", dir, err)
 	}
-	return &Conn{Conn: nc, server: srv, unlock: unlock, dir: dir}, nil
+	return &Conn{Conn: nc, server: srv, lock: lock, dir: dir}, nil
 }
 
 // Close drains the connection and, if this process runs the embedded
@@ -144,9 +145,6 @@ func (c *Conn) Close() {
 	if c.server != nil {
 		os.Remove(filepath.Join(c.dir, urlFile))
 		c.server.Close()
-		c.unlock()
+		c.lock.Release()
 	}
 }
-
-// errLocked reports a directory whose lock another process holds.
-var errLocked = errors.New("locked by another process")

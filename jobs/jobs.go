@@ -225,10 +225,19 @@ type TrainSettings struct {
 
 // DefaultTrainSettings returns train.DefaultConfig's settings with seed 1.
 func DefaultTrainSettings() TrainSettings {
-	d := train.DefaultConfig()
+	s := SettingsOf(train.DefaultConfig())
+	s.Seed = 1
+	return s
+}
+
+// SettingsOf returns the optimization settings of c (all but EvalSplit and
+// CheckpointEvery, which a job sets itself), the inverse of what a worker
+// trains with.
+func SettingsOf(c train.Config) TrainSettings {
 	return TrainSettings{
-		Steps: d.Steps, BatchSize: d.BatchSize, SeqLen: d.SeqLen, GradAccum: d.GradAccum, LR: d.LR,
-		WarmupRatio: d.WarmupRatio, WeightDecay: d.WeightDecay, MaxGradNorm: d.MaxGradNorm, Seed: 1,
+		Steps: c.Steps, BatchSize: c.BatchSize, SeqLen: c.SeqLen, GradAccum: c.GradAccum, LR: c.LR,
+		WarmupSteps: c.WarmupSteps, WarmupRatio: c.WarmupRatio, Cosine: c.Cosine, MinLR: c.MinLR,
+		WeightDecay: c.WeightDecay, MaxGradNorm: c.MaxGradNorm, EvalEvery: c.EvalEvery, Seed: c.Seed, Pack: c.Pack,
 	}
 }
 

@@ -31,6 +31,17 @@ func (p Precision) String() string {
 	return "f32"
 }
 
+// ParsePrecision returns the Precision whose String is s: "f32" or "f16".
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "f32":
+		return Float32, nil
+	case "f16":
+		return Float16, nil
+	}
+	return Float32, fmt.Errorf("serve: precision %q: want f32 or f16", s)
+}
+
 // Adapter is a LoRA adapter prepared for serving: its pairs resolved to the
 // base's linear layers and held in the store's precision. It implements
 // infer.Adapter and is safe for concurrent use (it is never modified).
@@ -55,14 +66,10 @@ type term struct {
 // linear layers.
 func prepare(name string, a *lora.Adapter, base *model.Weights, prec Precision) (*Adapter, error) {
 	byName := make(map[string]*model.Linear)
-	for i := range base.Layers {
-		l := &base.Layers[i]
-		for _, lin := range []*model.Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
+	for _, lin := range append(base.Linears(), base.Output) {
+		if lin != nil {
 			byName[lin.Name] = lin
 		}
-	}
-	if base.Output != nil {
-		byName[base.Output.Name] = base.Output
 	}
 	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term)}
 	for _, module := range a.Modules() {

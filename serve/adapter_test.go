@@ -75,3 +75,16 @@ func (m mapSource) Names(context.Context) ([]string, error) {
 	}
 	return names, nil
 }
+
+// TestParsePrecision: ParsePrecision inverts String and refuses other names.
+func TestParsePrecision(t *testing.T) {
+	for _, p := range []Precision{Float32, Float16} {
+		got, err := ParsePrecision(p.String())
+		if err != nil || got != p {
+			t.Errorf("ParsePrecision(%q) = %v, %v; want %v", p.String(), got, err, p)
+		}
+	}
+	if _, err := ParsePrecision("bf16"); err == nil {
+		t.Error("ParsePrecision(\"bf16\"): no error")
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,31 +18,7 @@ func writeSmolHF(t *testing.T, template bool) string {
 	t.Helper()
 	cfg := model.Config{Dim: 16, HiddenDim: 32, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 8, VocabSize: 49152,
 		MaxSeqLen: 256, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true}
-	w := model.NewWeights(cfg)
-	rng := rand.New(rand.NewPCG(7, 7))
-	fill := func(n int, scale float32) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = scale * float32(rng.NormFloat64())
-		}
-		return v
-	}
-	ones := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = 1
-		}
-		return v
-	}
-	w.Embedding, w.Norm = fill(cfg.VocabSize*cfg.Dim, 0.1), ones(cfg.Dim)
-	w.Output.Dense = w.Embedding
-	for l := range w.Layers {
-		w.Layers[l].AttnNorm, w.Layers[l].MLPNorm = ones(cfg.Dim), ones(cfg.Dim)
-		for _, nl := range w.Layers[l].Linears() {
-			lin := *nl.Linear
-			lin.Dense = fill(lin.Out*lin.In, 0.1)
-		}
-	}
+	w := model.RandomWeights(cfg, 7)
 	dir := t.TempDir()
 	require.NoError(t, model.WriteHF(dir, w, model.F32))
 	src := "../../model/tokenizer/testdata/smollm"

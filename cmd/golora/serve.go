@@ -66,13 +66,9 @@ Flags:
 	if useNATS && *adapters != "" {
 		return errors.New("give --adapters DIR or --nats/--nats-embedded, not both")
 	}
-	var prec serve.Precision
-	switch *precision {
-	case "f32":
-	case "f16":
-		prec = serve.Float16
-	default:
-		return fmt.Errorf("--adapter-precision %q: want f32 or f16", *precision)
+	prec, err := serve.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("--adapter-precision: %w", err)
 	}
 	ck, err := mf.load(ctx, stderr)
 	if err != nil {

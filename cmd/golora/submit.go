@@ -8,6 +8,7 @@ import (
 
 	"github.com/golora/golora/internal/fsutil"
 	"github.com/golora/golora/jobs"
+	"github.com/golora/golora/train"
 )
 
 // maxJobData bounds the training data of one job: submit reads it whole
@@ -27,21 +28,10 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var lf loraFlags
 	lf.register(fs)
 
-	ts := jobs.DefaultTrainSettings()
-	fs.IntVar(&ts.Steps, "steps", 200, "optimizer steps")
-	fs.Float64Var(&ts.LR, "lr", 1e-3, "peak learning rate")
-	fs.IntVar(&ts.BatchSize, "batch", 4, "sequences per micro-batch")
-	fs.IntVar(&ts.SeqLen, "seq-len", 128, "tokens per sequence")
-	fs.IntVar(&ts.GradAccum, "grad-accum", 1, "micro-batches per step")
-	fs.Float64Var(&ts.WarmupRatio, "warmup", 0.03, "fraction of the steps spent warming up")
-	fs.BoolVar(&ts.Cosine, "cosine", false, "cosine decay after warmup")
-	fs.Float64Var(&ts.WeightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
-	fs.Float64Var(&ts.MaxGradNorm, "max-grad-norm", 0.3, "clip the global gradient norm (0: off)")
-	fs.IntVar(&ts.EvalEvery, "eval-every", 0, "evaluate every N steps (and at the end)")
-	fs.IntVar(&ts.CheckpointEvery, "checkpoint-every", 0, "checkpoint (and upload) every N steps; 0: the worker's --checkpoint-every")
-	fs.BoolVar(&ts.Pack, "pack", false, "pack examples end to end")
-	fs.Uint64Var(&ts.Seed, "seed", 1, "random seed")
-	fs.Float64Var(&ts.EvalSplit, "eval-split", 0.05, "fraction of --data held out for evaluation")
+	optim := train.DefaultConfig()
+	registerOptimFlags(fs, &optim, 0)
+	checkpointEvery := fs.Int("checkpoint-every", 0, "checkpoint (and upload) every N steps; 0: the worker's --checkpoint-every")
+	evalSplit := fs.Float64("eval-split", 0.05, "fraction of --data held out for evaluation")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: golora submit (--nats URL | --nats-embedded DIR) --adapter NAME --data FILE.jsonl [flags]
 
@@ -68,6 +58,8 @@ Flags:
 	if err != nil {
 		return err
 	}
+	ts := jobs.SettingsOf(optim)
+	ts.CheckpointEvery, ts.EvalSplit = *checkpointEvery, *evalSplit
 	job := jobs.Job{Adapter: *name, Base: *base, Quantize: *quantize, LoRA: lf.config(), Train: ts}
 
 	conn, c, err := nf.connect(ctx, "golora submit", false)

@@ -67,6 +67,13 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 
 	cfg := &f.cfg
 	*cfg = train.DefaultConfig()
+	registerOptimFlags(fs, cfg, 50)
+	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N steps (0: only at the end)")
+}
+
+// registerOptimFlags registers on fs the optimization flags golora train and
+// golora submit share, into cfg, with --eval-every defaulting to evalEvery.
+func registerOptimFlags(fs *flag.FlagSet, cfg *train.Config, evalEvery int) {
 	fs.IntVar(&cfg.Steps, "steps", 200, "optimizer steps")
 	fs.Float64Var(&cfg.LR, "lr", 1e-3, "peak learning rate (the QLoRA paper uses 2e-4 for 7B–65B models; small models take larger steps)")
 	fs.IntVar(&cfg.BatchSize, "batch", 4, "sequences per micro-batch")
@@ -76,8 +83,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&cfg.Cosine, "cosine", false, "cosine decay after warmup (default: constant, as QLoRA)")
 	fs.Float64Var(&cfg.WeightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
 	fs.Float64Var(&cfg.MaxGradNorm, "max-grad-norm", 0.3, "clip the global gradient norm (0: off)")
-	fs.IntVar(&cfg.EvalEvery, "eval-every", 50, "evaluate every N steps (and at the end)")
-	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N steps (0: only at the end)")
+	fs.IntVar(&cfg.EvalEvery, "eval-every", evalEvery, "evaluate every N steps (and at the end)")
 	fs.BoolVar(&cfg.Pack, "pack", false, "pack examples end to end into full sequences instead of padding each")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: adapter initialization, data order, dropout")
 }

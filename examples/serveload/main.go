@@ -80,13 +80,9 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			return err
 		}
 		baseBytes = ck.Weights.WeightBytes().Total()
-		prec := serve.Float32
-		switch precision {
-		case "f32":
-		case "f16":
-			prec = serve.Float16
-		default:
-			return fmt.Errorf("-precision %q: want f32 or f16", precision)
+		prec, err := serve.ParsePrecision(precision)
+		if err != nil {
+			return fmt.Errorf("-precision: %w", err)
 		}
 		dir, err := os.MkdirTemp("", "serveload-adapters")
 		if err != nil {
