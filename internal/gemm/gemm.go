@@ -206,12 +206,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 						bp := &w.b[jr*kc]
 						cols := min(nr, nc-jr)
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 			}
@@ -257,12 +252,7 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 						bp := &shared.b[jr*kc]
 						cols := min(nr, nc-jr)
 						ci := ir*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 				bar.wait()
@@ -318,12 +308,7 @@ func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 						ap := &shared.a[ir*kc]
 						rows := min(mr, m-ir)
 						ci := ir*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 			}
@@ -376,6 +361,18 @@ func balance(n, max, unit int) int {
 	blocks := (n + max - 1) / max
 	size := (n + blocks - 1) / blocks
 	return (size + unit - 1) / unit * unit
+}
+
+// tile runs the micro-kernel on one tile of rows×cols of C: in place when
+// the tile is whole, else through w's scratch tile, of which only the rows×cols
+// corner is merged into C (C may end at the tile's edge).
+func (kr *kernel) tile(w *workspace, kc int, ap, bp *float32, rows, cols int, alpha, beta float32, c []float32, ldc int) {
+	if rows == kr.mr && cols == kr.nr {
+		kr.micro(kc, ap, bp, &c[0], ldc, alpha, beta)
+		return
+	}
+	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
+	mergeTile(w.tile, kr.nr, rows, cols, beta, c, ldc)
 }
 
 // mergeTile stores the rows×cols corner of an edge tile t (already scaled by
