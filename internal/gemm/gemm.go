@@ -70,6 +70,7 @@ func Level() cpu.Level { return kernelFor(cpu.Best()).level }
 // of rows otherwise. The result has the same bits as Sgemm on the matrix src
 // describes. Calls may run concurrently if src allows it.
 func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, src Source, beta float32, c []float32, ldc int) {
+	checkSource(transA, m, n, k, a, lda, src, c, ldc)
 	br, bc := k, n
 	if transB {
 		br, bc = n, k
@@ -118,9 +119,6 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 }
 
 func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
-	if b.src != nil {
-		checkSource(transA, transB, m, n, k, a, lda, b, c, ldc)
-	}
 	if m == 0 || n == 0 {
 		return
 	}
@@ -410,39 +408,34 @@ func scale(m, n int, beta float32, c []float32, ldc int) {
 // check panics with a message naming the first argument that is out of
 // range: these are programming errors, as in any BLAS.
 func check(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	if m < 0 || n < 0 || k < 0 {
-		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	checkMatrix("A", ar, ac, a, lda)
-	checkMatrix("B", br, bc, b, ldb)
-	checkMatrix("C", m, n, c, ldc)
+	checkDims(m, n, k)
+	checkOp("A", transA, m, k, a, lda)
+	checkOp("B", transB, k, n, b, ldb)
+	checkOp("C", false, m, n, c, ldc)
 }
 
 // checkSource is check for SgemmSource.
-func checkSource(transA, transB bool, m, n, k int, a []float32, lda int, b matB, c []float32, ldc int) {
+func checkSource(transA bool, m, n, k int, a []float32, lda int, src Source, c []float32, ldc int) {
+	checkDims(m, n, k)
+	if src == nil {
+		panic("gemm: nil Source")
+	}
+	checkOp("A", transA, m, k, a, lda)
+	checkOp("C", false, m, n, c, ldc)
+}
+
+func checkDims(m, n, k int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
 	}
-	if b.src == nil {
-		panic("gemm: nil Source")
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	checkMatrix("A", ar, ac, a, lda)
-	checkMatrix("C", m, n, c, ldc)
 }
 
-func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+// checkOp checks the matrix s holding op(X), rows×cols: X itself, or its
+// transpose stored cols×rows when trans is set.
+func checkOp(name string, trans bool, rows, cols int, s []float32, ld int) {
+	if trans {
+		rows, cols = cols, rows
+	}
 	if ld < max(1, cols) {
 		panic(fmt.Sprintf("gemm: leading dimension of %s is %d, less than its %d columns", name, ld, cols))
 	}
