@@ -257,12 +257,7 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	for id := 1; id < threads; id++ {
-		wg.Go(func() { work(id) })
-	}
-	work(0)
-	wg.Wait()
+	runWorkers(threads, work)
 }
 
 // sharedA is the product on threads goroutines that pack each block of
@@ -313,6 +308,13 @@ func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 			bar.wait()
 		}
 	}
+	runWorkers(threads, work)
+}
+
+// runWorkers runs work(0) … work(threads-1) concurrently, work(0) on the
+// calling goroutine, and returns when all have returned. Every id must run:
+// the workers wait for each other at barriers.
+func runWorkers(threads int, work func(id int)) {
 	var wg sync.WaitGroup
 	for id := 1; id < threads; id++ {
 		wg.Go(func() { work(id) })
