@@ -70,6 +70,7 @@ func Level() cpu.Level { return kernelFor(cpu.Best()).level }
 // of rows otherwise. The result has the same bits as Sgemm on the matrix src
 // describes. Calls may run concurrently if src allows it.
 func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, src Source, beta float32, c []float32, ldc int) {
+	checkSource(transA, m, n, k, a, lda, src, c, ldc)
 	br, bc := k, n
 	if transB {
 		br, bc = n, k
@@ -118,9 +119,6 @@ func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha floa
 }
 
 func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
-	if b.src != nil {
-		checkSource(transA, transB, m, n, k, a, lda, b, c, ldc)
-	}
 	if m == 0 || n == 0 {
 		return
 	}
@@ -206,12 +204,7 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 						bp := &w.b[jr*kc]
 						cols := min(nr, nc-jr)
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 			}
@@ -257,24 +250,14 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 						bp := &shared.b[jr*kc]
 						cols := min(nr, nc-jr)
 						ci := ir*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 				bar.wait()
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	for id := 1; id < threads; id++ {
-		wg.Go(func() { work(id) })
-	}
-	work(0)
-	wg.Wait()
+	runWorkers(threads, work)
 }
 
 // sharedA is the product on threads goroutines that pack each block of
@@ -318,18 +301,20 @@ func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 						ap := &shared.a[ir*kc]
 						rows := min(mr, m-ir)
 						ci := ir*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kr.micro(kc, ap, bp, &c[ci], ldc, alpha, bt)
-							continue
-						}
-						kr.micro(kc, ap, bp, &w.tile[0], nr, alpha, 0)
-						mergeTile(w.tile, nr, rows, cols, bt, c[ci:], ldc)
+						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
 				}
 			}
 			bar.wait()
 		}
 	}
+	runWorkers(threads, work)
+}
+
+// runWorkers runs work(0) … work(threads-1) concurrently, work(0) on the
+// calling goroutine, and returns when all have returned. Every id must run:
+// the workers wait for each other at barriers.
+func runWorkers(threads int, work func(id int)) {
 	var wg sync.WaitGroup
 	for id := 1; id < threads; id++ {
 		wg.Go(func() { work(id) })
@@ -378,6 +363,18 @@ func balance(n, max, unit int) int {
 	return (size + unit - 1) / unit * unit
 }
 
+// tile runs the micro-kernel on one tile of rows×cols of C: in place when
+// the tile is whole, else through w's scratch tile, of which only the rows×cols
+// corner is merged into C (C may end at the tile's edge).
+func (kr *kernel) tile(w *workspace, kc int, ap, bp *float32, rows, cols int, alpha, beta float32, c []float32, ldc int) {
+	if rows == kr.mr && cols == kr.nr {
+		kr.micro(kc, ap, bp, &c[0], ldc, alpha, beta)
+		return
+	}
+	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
+	mergeTile(w.tile, kr.nr, rows, cols, beta, c, ldc)
+}
+
 // mergeTile stores the rows×cols corner of an edge tile t (already scaled by
 // alpha) into C: C = t + beta·C, not reading C when beta is 0.
 func mergeTile(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) {
@@ -413,39 +410,34 @@ func scale(m, n int, beta float32, c []float32, ldc int) {
 // check panics with a message naming the first argument that is out of
 // range: these are programming errors, as in any BLAS.
 func check(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	if m < 0 || n < 0 || k < 0 {
-		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	checkMatrix("A", ar, ac, a, lda)
-	checkMatrix("B", br, bc, b, ldb)
-	checkMatrix("C", m, n, c, ldc)
+	checkDims(m, n, k)
+	checkOp("A", transA, m, k, a, lda)
+	checkOp("B", transB, k, n, b, ldb)
+	checkOp("C", false, m, n, c, ldc)
 }
 
 // checkSource is check for SgemmSource.
-func checkSource(transA, transB bool, m, n, k int, a []float32, lda int, b matB, c []float32, ldc int) {
+func checkSource(transA bool, m, n, k int, a []float32, lda int, src Source, c []float32, ldc int) {
+	checkDims(m, n, k)
+	if src == nil {
+		panic("gemm: nil Source")
+	}
+	checkOp("A", transA, m, k, a, lda)
+	checkOp("C", false, m, n, c, ldc)
+}
+
+func checkDims(m, n, k int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", m, n, k))
 	}
-	if b.src == nil {
-		panic("gemm: nil Source")
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	checkMatrix("A", ar, ac, a, lda)
-	checkMatrix("C", m, n, c, ldc)
 }
 
-func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+// checkOp checks the matrix s holding op(X), rows×cols: X itself, or its
+// transpose stored cols×rows when trans is set.
+func checkOp(name string, trans bool, rows, cols int, s []float32, ld int) {
+	if trans {
+		rows, cols = cols, rows
+	}
 	if ld < max(1, cols) {
 		panic(fmt.Sprintf("gemm: leading dimension of %s is %d, less than its %d columns", name, ld, cols))
 	}

@@ -80,6 +80,8 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 		cols := min(nr, nc-c)
 		panel := dst[c*kc : c*kc+nr*kc]
 		if cols == 32 && nr == 32 {
+			// The widest tile's full panels: fixed-size moves, inlined,
+			// instead of a call to memmove for every 128 bytes.
 			for q := range n {
 				*(*[32]float32)(panel[(p+q)*32:]) = *(*[32]float32)(src[q*ld+c:])
 			}
@@ -95,27 +97,14 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 
 // packSliceB is packB from a slice holding B with leading dimension ldb.
 func packSliceB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr int) {
+	if !transB {
+		packRowsB(dst, kc, b[p0*ldb+j0:], ldb, 0, kc, nc, nr)
+		return
+	}
+	// Stored n×k: column j of op(B) is row j of B.
 	for c := 0; c < nc; c += nr {
 		cols := min(nr, nc-c)
-		panel := dst[c*kc : c*kc+nr*kc]
-		if !transB {
-			if cols == 32 && nr == 32 {
-				// The widest tile's full panels: fixed-size moves, inlined,
-				// instead of a call to memmove for every 128 bytes.
-				for p := range kc {
-					*(*[32]float32)(panel[p*32:]) = *(*[32]float32)(b[(p0+p)*ldb+j0+c:])
-				}
-				continue
-			}
-			for p := range kc {
-				src := b[(p0+p)*ldb+j0+c:]
-				copy(panel[p*nr:p*nr+cols], src[:cols])
-				clear(panel[p*nr+cols : p*nr+nr])
-			}
-			continue
-		}
-		// Stored n×k: column j of op(B) is row j of B.
-		transpose(panel, nr, b[(j0+c)*ldb+p0:], ldb, cols, kc)
+		transpose(dst[c*kc:c*kc+nr*kc], nr, b[(j0+c)*ldb+p0:], ldb, cols, kc)
 	}
 }
 
