@@ -214,19 +214,23 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			continue
 		}
 		values := hugemem.Make[float32](n)
-		if _, err := decodeStreaming(values, t.Data, dec, file); err != nil {
+		finite, err := decodeStreaming(values, t.Data, dec, file)
+		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}
 		slot.fill(w, values)
 		if sq != nil && slot.parts != nil {
 			// A fused projection (Phi-3) is split first, then each part
-			// quantized: its float32 copy lives only while it is read.
+			// quantized by the worker, as the GGUF loader does: its
+			// float32 copy lives only until its parts are quantized.
 			for _, lin := range slot.parts(w) {
-				m, err := so.quantizer(lin.Dense, lin.Out, lin.In)
-				if err != nil {
-					return nil, fmt.Errorf("model: %s: quantizing %s: %w", path, lin.Name, err)
+				part := lin.Dense
+				if err := sq.add(quantizeJob{lin: lin, where: path, fill: func(dst []float32) (bool, error) {
+					copy(dst, part)
+					return finite, nil
+				}}); err != nil {
+					return nil, err
 				}
-				lin.Quantized, lin.Dense = m, nil
 			}
 		}
 	}
