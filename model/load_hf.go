@@ -116,12 +116,7 @@ type streamOptions struct {
 // loadHFStream is loadHF quantizing block linears as it reads them (see
 // streamOptions), checking ctx between tensors.
 func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
-	path := filepath.Join(dir, hfConfigFile)
-	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	cfg, q, ropeFactors, err := parseHFConfigFull(path, data)
+	cfg, q, ropeFactors, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -261,16 +256,18 @@ func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
 }
 
 // readHFConfig reads config.json into a validated Config and, when it has a
-// quantization_config, the bitsandbytes settings it gives (nil otherwise).
-func readHFConfig(path string) (Config, *hfQuant, error) {
+// quantization_config, the bitsandbytes settings it gives (nil otherwise),
+// with longrope's short factors as parseHFConfigFull returns them.
+func readHFConfig(path string) (Config, *hfQuant, []float32, error) {
 	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %w", err)
+		return Config{}, nil, nil, fmt.Errorf("model: %w", err)
 	}
-	return parseHFConfig(path, data)
+	return parseHFConfigFull(path, data)
 }
 
-// parseHFConfig is readHFConfig for the bytes of the file at path.
+// parseHFConfig parses the bytes of the config.json at path into a
+// validated Config and its bitsandbytes settings, as readHFConfig reads them.
 func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 	cfg, q, _, err := parseHFConfigFull(path, data)
 	return cfg, q, err
