@@ -133,15 +133,11 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 	return w, nil
 }
 
-// weights reads the model that cfg and q (see readHFConfig) describe from s.
-func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
-	return s.weightsStream(context.Background(), cfg, q, streamOptions{})
-}
-
-// weightsStream is weights quantizing as it reads (see streamOptions). Each
-// tensor is read piece by piece through small buffers (pread), never
-// through the file mapping, so with a quantizer the peak memory is the final
-// weights plus about one float32 linear.
+// weightsStream reads the model that cfg and q (see readHFConfig) describe
+// from s, quantizing as it reads (see streamOptions). Each tensor is read
+// piece by piece through small buffers (pread), never through the file
+// mapping, so with a quantizer the peak memory is the final weights plus
+// about one float32 linear.
 func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
