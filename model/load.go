@@ -274,7 +274,7 @@ func (w *Weights) Validate() error {
 	if err := checkLinear(w.Output, want.Output); err != nil {
 		return err
 	}
-	aliases := w.Output.Dense != nil && len(w.Embedding) > 0 && &w.Output.Dense[0] == &w.Embedding[0]
+	aliases := w.headIsEmbedding()
 	if c.TiedOutput != aliases {
 		return fmt.Errorf("model: lm_head: config says tied %t, but the head aliasing the embedding is %t", c.TiedOutput, aliases)
 	}
@@ -335,4 +335,14 @@ func checkLinear(lin, want *Linear) error {
 		return fmt.Errorf("model: %s: shape [%d %d], want [%d %d]", want.Name, lin.Out, lin.In, want.Out, want.In)
 	}
 	return lin.Check()
+}
+
+// headIsEmbedding reports whether the output head is the embedding itself
+// (a tied head): dense weights that alias Embedding.
+func (w *Weights) headIsEmbedding() bool {
+	if w.Output == nil || w.Output.Quantized != nil {
+		return false
+	}
+	d := w.Output.Dense
+	return len(d) > 0 && len(d) == len(w.Embedding) && &d[0] == &w.Embedding[0]
 }

@@ -33,7 +33,7 @@ func (w *Weights) CheckFinite() error {
 		}
 	}
 	for _, lin := range append(w.Linears(), w.Output) {
-		if lin == nil || lin == w.Output && lin.Quantized == nil && len(lin.Dense) > 0 && len(lin.Dense) == len(w.Embedding) && &lin.Dense[0] == &w.Embedding[0] {
+		if lin == nil || lin == w.Output && w.headIsEmbedding() {
 			continue // a tied head is the embedding, checked above
 		}
 		if err := checkLinearFinite(lin, vector); err != nil {

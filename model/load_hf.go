@@ -116,12 +116,7 @@ type streamOptions struct {
 // loadHFStream is loadHF quantizing block linears as it reads them (see
 // streamOptions), checking ctx between tensors.
 func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
-	path := filepath.Join(dir, hfConfigFile)
-	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	cfg, q, ropeFactors, err := parseHFConfigFull(path, data)
+	cfg, q, ropeFactors, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +133,11 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 	return w, nil
 }
 
-// weights reads the model that cfg and q (see readHFConfig) describe from s.
-func (s *hfSource) weights(cfg Config, q *hfQuant) (*Weights, error) {
-	return s.weightsStream(context.Background(), cfg, q, streamOptions{})
-}
-
-// weightsStream is weights quantizing as it reads (see streamOptions). Each
-// tensor is read piece by piece through small buffers (pread), never
-// through the file mapping, so with a quantizer the peak memory is the final
-// weights plus about one float32 linear.
+// weightsStream reads the model that cfg and q (see readHFConfig) describe
+// from s, quantizing as it reads (see streamOptions). Each tensor is read
+// piece by piece through small buffers (pread), never through the file
+// mapping, so with a quantizer the peak memory is the final weights plus
+// about one float32 linear.
 func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
@@ -214,19 +205,23 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			continue
 		}
 		values := hugemem.Make[float32](n)
-		if _, err := decodeStreaming(values, t.Data, dec, file); err != nil {
+		finite, err := decodeStreaming(values, t.Data, dec, file)
+		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)
 		}
 		slot.fill(w, values)
 		if sq != nil && slot.parts != nil {
 			// A fused projection (Phi-3) is split first, then each part
-			// quantized: its float32 copy lives only while it is read.
+			// quantized by the worker, as the GGUF loader does: its
+			// float32 copy lives only until its parts are quantized.
 			for _, lin := range slot.parts(w) {
-				m, err := so.quantizer(lin.Dense, lin.Out, lin.In)
-				if err != nil {
-					return nil, fmt.Errorf("model: %s: quantizing %s: %w", path, lin.Name, err)
+				part := lin.Dense
+				if err := sq.add(quantizeJob{lin: lin, where: path, fill: func(dst []float32) (bool, error) {
+					copy(dst, part)
+					return finite, nil
+				}}); err != nil {
+					return nil, err
 				}
-				lin.Quantized, lin.Dense = m, nil
 			}
 		}
 	}
@@ -257,16 +252,18 @@ func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
 }
 
 // readHFConfig reads config.json into a validated Config and, when it has a
-// quantization_config, the bitsandbytes settings it gives (nil otherwise).
-func readHFConfig(path string) (Config, *hfQuant, error) {
+// quantization_config, the bitsandbytes settings it gives (nil otherwise),
+// with longrope's short factors as parseHFConfigFull returns them.
+func readHFConfig(path string) (Config, *hfQuant, []float32, error) {
 	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("model: %w", err)
+		return Config{}, nil, nil, fmt.Errorf("model: %w", err)
 	}
-	return parseHFConfig(path, data)
+	return parseHFConfigFull(path, data)
 }
 
-// parseHFConfig is readHFConfig for the bytes of the file at path.
+// parseHFConfig parses the bytes of the config.json at path into a
+// validated Config and its bitsandbytes settings, as readHFConfig reads them.
 func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 	cfg, q, _, err := parseHFConfigFull(path, data)
 	return cfg, q, err

@@ -498,7 +498,7 @@ func FuzzLoadHF(f *testing.F) {
 			return
 		}
 		src := &hfSource{dir: "fuzz", files: map[string]*safetensors.File{hfWeightsFile: file}}
-		w, err := src.weights(cfg, q)
+		w, err := src.weightsStream(context.Background(), cfg, q, streamOptions{})
 		if err != nil {
 			return
 		}

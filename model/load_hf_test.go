@@ -585,7 +585,7 @@ func TestWriteHFTiedCopy(t *testing.T) {
 // values are the ones written in that file (head_dim, which it omits, is
 // hidden_size / num_attention_heads = 2048 / 32).
 func TestReadHFConfigTinyLlama(t *testing.T) {
-	cfg, _, err := readHFConfig("testdata/hf/tinyllama-config.json")
+	cfg, _, _, err := readHFConfig("testdata/hf/tinyllama-config.json")
 	if err != nil {
 		t.Fatal(err)
 	}

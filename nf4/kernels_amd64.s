@@ -260,6 +260,29 @@ dot4_512done:
 	VPUNPCKLBW X3, X4, X5; \
 	VPUNPCKHBW X3, X4, X6
 
+// DOTGROUP256 adds the products of the 32 codes at (SI), looked up in the
+// block's tables (Y0, Y1), and the 32 floats at (DI) to the lanes in
+// Y12..Y15, and moves SI and DI past them. Uses X3..X6, Y7..Y9; needs the
+// nibble mask in X10.
+#define DOTGROUP256 \
+	SPLIT256; \
+	LOOKUP256(X5); \
+	VMULPS  (DI), Y9, Y9; \
+	VADDPS  Y9, Y12, Y12; \
+	VPSHUFD $0xee, X5, X5; \
+	LOOKUP256(X5); \
+	VMULPS  32(DI), Y9, Y9; \
+	VADDPS  Y9, Y13, Y13; \
+	LOOKUP256(X6); \
+	VMULPS  64(DI), Y9, Y9; \
+	VADDPS  Y9, Y14, Y14; \
+	VPSHUFD $0xee, X6, X6; \
+	LOOKUP256(X6); \
+	VMULPS  96(DI), Y9, Y9; \
+	VADDPS  Y9, Y15, Y15; \
+	ADDQ    $16, SI; \
+	ADDQ    $128, DI
+
 // func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 TEXT ·decodeAVX2(SB), NOSPLIT, $0-48
 	MOVQ    dst+0(FP), DI
@@ -317,23 +340,7 @@ dot1_256block:
 	NEWBLOCK256(dot1_256done)
 
 dot1_256group:
-	SPLIT256
-	LOOKUP256(X5)
-	VMULPS  (DI), Y9, Y9
-	VADDPS  Y9, Y12, Y12
-	VPSHUFD $0xee, X5, X5
-	LOOKUP256(X5)
-	VMULPS  32(DI), Y9, Y9
-	VADDPS  Y9, Y13, Y13
-	LOOKUP256(X6)
-	VMULPS  64(DI), Y9, Y9
-	VADDPS  Y9, Y14, Y14
-	VPSHUFD $0xee, X6, X6
-	LOOKUP256(X6)
-	VMULPS  96(DI), Y9, Y9
-	VADDPS  Y9, Y15, Y15
-	ADDQ    $16, SI
-	ADDQ    $128, DI
+	DOTGROUP256
 	DECQ    DX
 	JNZ     dot1_256group
 	MOVQ    R8, DX
@@ -528,23 +535,7 @@ rows256block:
 	NEWBLOCK256(rows256done)
 
 rows256group:
-	SPLIT256
-	LOOKUP256(X5)
-	VMULPS  (DI), Y9, Y9
-	VADDPS  Y9, Y12, Y12
-	VPSHUFD $0xee, X5, X5
-	LOOKUP256(X5)
-	VMULPS  32(DI), Y9, Y9
-	VADDPS  Y9, Y13, Y13
-	LOOKUP256(X6)
-	VMULPS  64(DI), Y9, Y9
-	VADDPS  Y9, Y14, Y14
-	VPSHUFD $0xee, X6, X6
-	LOOKUP256(X6)
-	VMULPS  96(DI), Y9, Y9
-	VADDPS  Y9, Y15, Y15
-	ADDQ    $16, SI
-	ADDQ    $128, DI
+	DOTGROUP256
 	DECQ    R11
 	JNZ     rows256next
 	FOLD256

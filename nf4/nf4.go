@@ -320,17 +320,26 @@ func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 	if start < 0 || end > m.rows || start > end {
 		return fmt.Errorf("nf4: MulTRows: rows [%d, %d) outside [0, %d)", start, end, m.rows)
 	}
-	if n < 0 || n > math.MaxInt/4/max(m.rows, m.cols) {
-		return fmt.Errorf("nf4: MulTRows: row count %d out of range", n)
-	}
-	if len(x) != n*m.cols {
-		return fmt.Errorf("nf4: MulTRows: x has %d elements, want n·cols = %d·%d = %d", len(x), n, m.cols, n*m.cols)
-	}
-	if len(y) != n*m.rows {
-		return fmt.Errorf("nf4: MulTRows: y has %d elements, want n·rows = %d·%d = %d", len(y), n, m.rows, n*m.rows)
+	if err := m.checkMulT("MulTRows", y, x, n); err != nil {
+		return err
 	}
 	if n > 0 && start < end {
 		m.mulTRange(y, x, n, start, end)
+	}
+	return nil
+}
+
+// checkMulT checks the shapes of y = x·Wᵀ for n rows of x, naming op (the
+// method) in its error.
+func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
+	if n < 0 || n > math.MaxInt/4/max(m.rows, m.cols) {
+		return fmt.Errorf("nf4: %s: row count %d out of range", op, n)
+	}
+	if len(x) != n*m.cols {
+		return fmt.Errorf("nf4: %s: x has %d elements, want n·cols = %d·%d = %d", op, len(x), n, m.cols, n*m.cols)
+	}
+	if len(y) != n*m.rows {
+		return fmt.Errorf("nf4: %s: y has %d elements, want n·rows = %d·%d = %d", op, len(y), n, m.rows, n*m.rows)
 	}
 	return nil
 }
@@ -343,14 +352,8 @@ func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 // GOMAXPROCS goroutines, which costs one small allocation; smaller ones run
 // on the calling goroutine and do not allocate.
 func (m *Matrix) MulT(y, x []float32, n int) error {
-	if n < 0 || n > math.MaxInt/4/max(m.rows, m.cols) {
-		return fmt.Errorf("nf4: MulT: row count %d out of range", n)
-	}
-	if len(x) != n*m.cols {
-		return fmt.Errorf("nf4: MulT: x has %d elements, want n·cols = %d·%d = %d", len(x), n, m.cols, n*m.cols)
-	}
-	if len(y) != n*m.rows {
-		return fmt.Errorf("nf4: MulT: y has %d elements, want n·rows = %d·%d = %d", len(y), n, m.rows, n*m.rows)
+	if err := m.checkMulT("MulT", y, x, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil

@@ -94,30 +94,25 @@ type Named struct {
 
 // FP4Quantizer returns a Quantizer running QuantizeFP4.
 func FP4Quantizer(blockSize int) Quantizer {
-	return func(w []float32, rows, cols int) (Matrix, error) {
-		m, err := QuantizeFP4(w, rows, cols, blockSize)
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	}
+	return blockQuantizer(QuantizeFP4, blockSize)
 }
 
 // Int4Quantizer returns a Quantizer running QuantizeInt4.
 func Int4Quantizer(blockSize int) Quantizer {
-	return func(w []float32, rows, cols int) (Matrix, error) {
-		m, err := QuantizeInt4(w, rows, cols, blockSize)
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	}
+	return blockQuantizer(QuantizeInt4, blockSize)
 }
 
 // Int8Quantizer returns a Quantizer running QuantizeInt8.
 func Int8Quantizer(blockSize int) Quantizer {
+	return blockQuantizer(QuantizeInt8, blockSize)
+}
+
+// blockQuantizer returns a Quantizer running quantize with blockSize. On an
+// error it returns a nil Matrix, not quantize's nil pointer in a non-nil
+// interface.
+func blockQuantizer[M Matrix](quantize func(w []float32, rows, cols, blockSize int) (M, error), blockSize int) Quantizer {
 	return func(w []float32, rows, cols int) (Matrix, error) {
-		m, err := QuantizeInt8(w, rows, cols, blockSize)
+		m, err := quantize(w, rows, cols, blockSize)
 		if err != nil {
 			return nil, err
 		}

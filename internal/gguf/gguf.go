@@ -119,8 +119,7 @@ type File struct {
 	tensorIndex map[string]int
 	data        []byte
 	release     func() error
-	mapped      bool     // data is a file mapping made by Open
-	fd          *os.File // the file data maps, open until Close; nil unless mapped
+	fd          *os.File // the file data maps, open until Close; nil for Parse
 }
 
 // ReadData copies data, a part of a tensor's bytes from TensorBytes, into
@@ -147,7 +146,7 @@ func (f *File) ReadData(dst, data []byte) error {
 // file. Reading data again pages it back in. It does nothing for a File from
 // Parse.
 func (f *File) DropPages(data []byte) {
-	if f.mapped && f.data != nil {
+	if f.fd != nil && f.data != nil {
 		pagecache.Drop(f.data, data)
 	}
 }

@@ -45,7 +45,6 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	f.release = func() error { return errors.Join(syscall.Munmap(data), fd.Close()) }
-	f.mapped = true
 	f.fd = fd
 	keep = true
 	return f, nil
