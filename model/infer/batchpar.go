@@ -210,14 +210,8 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 		}
 		return nil
 	}
-	if lin.Dense != nil {
-		for i := range n {
-			kernels.DenseMulT(j.y[i*out+lo:i*out+hi], j.x[i*in:(i+1)*in], lin.Dense[lo*in:hi*in], 1, in, hi-lo)
-		}
-		return nil
-	}
-	if rm, ok := lin.Quantized.(rangeMulT); ok {
-		if err := rm.MulTRows(j.y[:n*out], j.x[:n*in], n, lo, hi); err != nil {
+	if canSplit(lin) {
+		if err := mulRows(lin, j.y, j.x, n, lo, hi); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 		return nil

@@ -737,7 +737,7 @@ func (g *Generator) mulRowsChunk(_, c int) {
 		g.head.MulVecRows(j.y, j.x, start, end)
 		return
 	}
-	if err := mulRows(j.lin, j.y, j.x, start, end); err != nil {
+	if err := mulRows(j.lin, j.y, j.x, 1, start, end); err != nil {
 		g.jobMu.Lock()
 		j.err = errors.Join(j.err, err)
 		g.jobMu.Unlock()
