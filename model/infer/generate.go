@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
@@ -126,9 +124,8 @@ type Generator struct {
 	// Work split over the CPUs in a decode step: nil with GOMAXPROCS 1.
 	team     *team
 	job      splitJob
-	jobMu    sync.Mutex              // guards job.err
-	rowChunk func(worker, chunk int) // g.mulRowsChunk, bound once so a step does not allocate
-	attHead  func(worker, head int)  // g.attentionHead, likewise
+	rowChunk func(worker, chunk int) error // g.mulRowsChunk, bound once so a step does not allocate
+	attHead  func(worker, head int) error  // g.attentionHead, likewise
 }
 
 // splitJob is the work a team runs: a single-row product of lin (or of the
@@ -140,7 +137,6 @@ type splitJob struct {
 	rows     int // product: the rows of a chunk
 	layer    int // attention: the layer
 	n        int // attention: the rows of x
-	err      error
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -212,15 +208,8 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		return nil, fmt.Errorf("infer: NewGenerator: unknown head precision %d", int(opts.Head))
 	}
 	g.rowChunk, g.attHead = g.mulRowsChunk, g.attentionHead
-	if procs := runtime.GOMAXPROCS(0); procs > 1 {
-		g.team = newTeam(procs - 1)
-		runtime.AddCleanup(g, func(t *team) { t.close() }, g.team)
-	}
-	workers := 1
-	if g.team != nil {
-		workers = g.team.size()
-	}
-	g.scores = make([][]float32, workers)
+	g.team = startTeam(g)
+	g.scores = make([][]float32, g.team.size())
 	g.reserve(min(maxLen, initialCacheLen))
 	return g, nil
 }
@@ -705,12 +694,10 @@ const (
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool) error {
 	rows := g.chunkRows(lin)
 	g.job = splitJob{lin: lin, y: y, x: x, int8Head: int8Head, rows: rows}
-	if chunks := (lin.Out + rows - 1) / rows; chunks == 1 {
-		g.mulRowsChunk(0, 0)
-	} else {
-		g.team.run(chunks, g.rowChunk)
+	if chunks := (lin.Out + rows - 1) / rows; chunks > 1 {
+		return g.team.run(chunks, g.rowChunk)
 	}
-	return g.job.err
+	return g.mulRowsChunk(0, 0)
 }
 
 // chunkRows returns the number of rows of the chunks lin's single-row
@@ -729,19 +716,15 @@ func (g *Generator) chunkRows(lin *model.Linear) int {
 }
 
 // mulRowsChunk computes chunk c of g.job's split product.
-func (g *Generator) mulRowsChunk(_, c int) {
+func (g *Generator) mulRowsChunk(_, c int) error {
 	j := &g.job
 	start := c * j.rows
 	end := min(j.lin.Out, start+j.rows)
 	if j.int8Head {
 		g.head.MulVecRows(j.y, j.x, start, end)
-		return
+		return nil
 	}
-	if err := mulRows(j.lin, j.y, j.x, 1, start, end); err != nil {
-		g.jobMu.Lock()
-		j.err = errors.Join(j.err, err)
-		g.jobMu.Unlock()
-	}
+	return mulRows(j.lin, j.y, j.x, 1, start, end)
 }
 
 // rope rotates each of the heads of n rows (kernels.Rope).
@@ -765,15 +748,16 @@ func (g *Generator) attention(l int, out, q []float32, n int) {
 	g.job = splitJob{y: out, x: q, layer: l, n: n}
 	if g.team == nil || c.Heads == 1 || (g.pos+n)*n*g.qDim < splitMinAttention {
 		for h := range c.Heads {
-			g.attentionHead(0, h)
+			_ = g.attentionHead(0, h)
 		}
 		return
 	}
-	g.team.run(c.Heads, g.attHead)
+	_ = g.team.run(c.Heads, g.attHead) // attention returns no error
 }
 
-// attentionHead computes head h of g.job's attention on worker's scratch.
-func (g *Generator) attentionHead(worker, h int) {
+// attentionHead computes head h of g.job's attention on worker's scratch;
+// it returns no error (a team's job function returns one).
+func (g *Generator) attentionHead(worker, h int) error {
 	c := &g.w.Config
 	j := &g.job
 	out, q := j.y, j.x
@@ -790,4 +774,5 @@ func (g *Generator) attentionHead(worker, h int) {
 		off := first*g.kvDim + (h/group)*hd
 		kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
 	}
+	return nil
 }
