@@ -247,15 +247,9 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	for t := lo; t < hi; t++ {
 		s, pos := j.tokSeq[t], j.tokPos[t]
 		keys, values := s.keys[j.layer], s.values[j.layer]
-		first := 0
-		if j.window > 0 {
-			first = max(0, pos+1-j.window)
-		}
-		scores := ws.scores[:pos+1-first]
-		at := t * j.qDim
 		for h := range j.heads {
-			off := first*j.kvDim + (h/j.group)*hd
-			kernels.AttendCached(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
+			at := t*j.qDim + h*hd
+			attendCached(j.attn[at:at+hd], ws.scores, j.q[at:at+hd], keys, values, pos, j.window, h/j.group*hd, j.kvDim)
 		}
 	}
 }

@@ -760,19 +760,26 @@ func (g *Generator) attention(l int, out, q []float32, n int) {
 func (g *Generator) attentionHead(worker, h int) error {
 	c := &g.w.Config
 	j := &g.job
-	out, q := j.y, j.x
 	hd := c.HeadDim
-	group := c.Heads / c.KVHeads
 	keys, values := g.keys[j.layer], g.values[j.layer]
 	for i := range j.n {
-		first := 0
-		if w := c.SlidingWindow; w > 0 {
-			first = max(0, g.pos+i+1-w)
-		}
-		scores := g.scores[worker][:g.pos+i+1-first]
 		at := i*g.qDim + h*hd
-		off := first*g.kvDim + (h/group)*hd
-		kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
+		attendCached(j.y[at:at+hd], g.scores[worker], j.x[at:at+hd], keys, values,
+			g.pos+i, c.SlidingWindow, h/(c.Heads/c.KVHeads)*hd, g.kvDim)
 	}
 	return nil
+}
+
+// attendCached computes one query head's attention at position pos
+// (kernels.AttendCached) over a layer's cache of keys and values [positions,
+// kvDim], whose key and value head starts at element headOff of a position:
+// positions 0…pos, or with a sliding window W > 0 (Mistral) the last W of
+// them. scores holds at least pos+1 elements.
+func attendCached(out, scores, q, keys, values []float32, pos, window, headOff, kvDim int) {
+	first := 0
+	if window > 0 {
+		first = max(0, pos+1-window)
+	}
+	off := first*kvDim + headOff
+	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], kvDim)
 }
