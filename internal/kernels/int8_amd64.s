@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // Both kernels follow int8DotGeneric: 16 lanes, accumulator A for even
 // blocks and B for odd ones; per block t[j] = q[j]·x[j] + q[j+16]·x[j+16],
@@ -67,14 +68,7 @@ single512:
 
 fold512:
 	VADDPS        Z1, Z0, Z0
-	VEXTRACTF32X8 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VMOVHLPS      X0, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X0
+	HSUM16
 	VMOVSS        X0, (DI)
 	ADDQ          $4, DI
 	DECQ          CX
@@ -147,12 +141,7 @@ fold2:
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	HSUM8
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
 	DECQ         CX
