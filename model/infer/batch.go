@@ -206,8 +206,8 @@ func (b *Batch) Step(rows []BatchRow) error {
 			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
 			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
 		}
-		b.rope(q, n, c.Heads)
-		b.rope(k, n, c.KVHeads)
+		ropeRows(q, b.cos, b.sin, half, n, c.Heads, c.HeadDim)
+		ropeRows(k, b.cos, b.sin, half, n, c.KVHeads, c.HeadDim)
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -383,15 +383,4 @@ func (b *Batch) swiGLU(n, width int) {
 		parts = 1
 	}
 	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
-}
-
-// rope rotates the heads of n token rows by their own positions (the tables
-// filled by Step).
-func (b *Batch) rope(v []float32, n, heads int) {
-	hd := b.w.Config.HeadDim
-	half, w := len(b.invFreq), heads*hd
-	for i := range n {
-		row := v[i*w : (i+1)*w]
-		kernels.Rope(row, row, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hd, false)
-	}
 }

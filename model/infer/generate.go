@@ -615,8 +615,8 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 			kernels.RMSNorm(q, q, layer.QNorm, eps)
 			kernels.RMSNorm(k, k, layer.KNorm, eps)
 		}
-		g.rope(q, n, c.Heads)
-		g.rope(k, n, c.KVHeads)
+		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
+		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
 		g.attention(l, attn, q, n)
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -727,14 +727,13 @@ func (g *Generator) mulRowsChunk(_, c int) error {
 	return mulRows(j.lin, j.y, j.x, 1, start, end)
 }
 
-// rope rotates each of the heads of n rows (kernels.Rope).
-func (g *Generator) rope(v []float32, n, heads int) {
-	hd := g.w.Config.HeadDim
-	half := len(g.invFreq)
+// ropeRows rotates each of the heads (hd elements each) of n rows of v,
+// row i by the angles cos, sin [n, half] of its position (kernels.Rope).
+func ropeRows(v, cos, sin []float32, half, n, heads, hd int) {
 	w := heads * hd
 	for i := range n {
 		row := v[i*w : (i+1)*w]
-		kernels.Rope(row, row, g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], hd, false)
+		kernels.Rope(row, row, cos[i*half:(i+1)*half], sin[i*half:(i+1)*half], hd, false)
 	}
 }
 
