@@ -91,14 +91,9 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 		w:       w,
 		qDim:    c.Heads * c.HeadDim,
 		kvDim:   c.KVHeads * c.HeadDim,
-		maxLen:  c.MaxSeqLen,
+		maxLen:  ropeMaxLen(&c, c.MaxSeqLen),
 		invFreq: w.RopeInvFreq(),
 		angle:   c.RopeScaling.AngleScale(),
-	}
-	if c.RopeScaling.Type == "longrope" {
-		// Beyond these positions longrope's long factors (not implemented)
-		// apply, as the Generator says.
-		b.maxLen = min(b.maxLen, c.RopeScaling.OriginalMaxPos)
 	}
 	maxIn := 0
 	for _, lin := range append(w.Linears(), w.Output) {

@@ -164,11 +164,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	if batch < 0 {
 		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
 	}
-	if c.RopeScaling.Type == "longrope" && maxLen > c.RopeScaling.OriginalMaxPos {
-		// Beyond these positions longrope's long factors apply, to every
-		// position; only the short ones are implemented.
-		maxLen = c.RopeScaling.OriginalMaxPos
-	}
+	maxLen = ropeMaxLen(&c, maxLen)
 	batch = min(batch, maxLen)
 	g := &Generator{
 		w:       w,
@@ -212,6 +208,16 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	g.scores = make([][]float32, g.team.size())
 	g.reserve(min(maxLen, initialCacheLen))
 	return g, nil
+}
+
+// ropeMaxLen caps n positions at longrope's original ones: beyond them its
+// long factors apply, to every position; only the short ones are
+// implemented.
+func ropeMaxLen(c *model.Config, n int) int {
+	if c.RopeScaling.Type == "longrope" {
+		return min(n, c.RopeScaling.OriginalMaxPos)
+	}
+	return n
 }
 
 // initialCacheLen is the number of positions a new Generator's KV cache holds
