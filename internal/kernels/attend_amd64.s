@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // The score kernels follow dot16 (16 lanes, no FMA, folded in halves); the
 // value kernels add w[t]·v_t in the order of t, each product rounded, as
@@ -26,14 +27,7 @@ chunk512:
 	ADDQ    $64, AX
 	CMPQ    AX, BX
 	JLT     chunk512
-	VEXTRACTF32X8 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VMOVHLPS      X0, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X0
+	HSUM16
 	VMULSS        X7, X0, X0
 	VMOVSS        X0, (DI)
 	ADDQ          $4, DI
@@ -71,12 +65,7 @@ chunk2:
 	CMPQ    AX, BX
 	JLT     chunk2
 	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	HSUM8
 	VMULSS       X7, X0, X0
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI

@@ -17,10 +17,10 @@ func TestAttendKernelsMatchGeneric(t *testing.T) {
 	for _, hd := range []int{16, 24, 48, 64, 128} {
 		for _, n := range []int{1, 7, 130} {
 			stride := 3*hd + 5
-			q := randFloats(rng, hd)
-			keys := randFloats(rng, (n-1)*stride+hd)
-			values := randFloats(rng, (n-1)*stride+hd)
-			w := randFloats(rng, n)
+			q := genRandomSlice(rng, hd, 1)
+			keys := genRandomSlice(rng, (n-1)*stride+hd, 1)
+			values := genRandomSlice(rng, (n-1)*stride+hd, 1)
+			w := genRandomSlice(rng, n, 1)
 			wantS := make([]float32, n)
 			attendScores(cpu.Generic, wantS, q, keys, stride, 0.125)
 			wantV := make([]float32, hd)
@@ -53,12 +53,4 @@ func TestAttendKernelsMatchGeneric(t *testing.T) {
 			}
 		}
 	}
-}
-
-func randFloats(rng *rand.Rand, n int) []float32 {
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	return x
 }

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // Both kernels follow int8DotGeneric: 16 lanes, accumulator A for even
 // blocks and B for odd ones; per block t[j] = q[j]·x[j] + q[j+16]·x[j+16],
@@ -67,20 +68,38 @@ single512:
 
 fold512:
 	VADDPS        Z1, Z0, Z0
-	VEXTRACTF32X8 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VMOVHLPS      X0, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X0
+	HSUM16
 	VMOVSS        X0, (DI)
 	ADDQ          $4, DI
 	DECQ          CX
 	JNZ           row512
 	VZEROUPPER
 	RET
+
+// BLOCK2(c, xo, so, lo, hi) adds one block of int8RowsAVX2's row to lanes
+// 0–7 (lo) and 8–15 (hi) of an accumulator: the block's 32 codes at
+// c(SI), times x at xo(R9), the pairs j, j+16 added, times its scale at
+// so(R8). Clobbers Y4–Y8.
+#define BLOCK2(c, xo, so, lo, hi) \
+	VPMOVSXBD    c(SI), Y4        \
+	VPMOVSXBD    c+8(SI), Y5      \
+	VPMOVSXBD    c+16(SI), Y6     \
+	VPMOVSXBD    c+24(SI), Y7     \
+	VCVTDQ2PS    Y4, Y4           \
+	VCVTDQ2PS    Y5, Y5           \
+	VCVTDQ2PS    Y6, Y6           \
+	VCVTDQ2PS    Y7, Y7           \
+	VMULPS       xo(R9), Y4, Y4    \
+	VMULPS       xo+32(R9), Y5, Y5 \
+	VMULPS       xo+64(R9), Y6, Y6 \
+	VMULPS       xo+96(R9), Y7, Y7 \
+	VADDPS       Y6, Y4, Y4       \
+	VADDPS       Y7, Y5, Y5       \
+	VBROADCASTSS so(R8), Y8       \
+	VMULPS       Y8, Y4, Y4       \
+	VMULPS       Y8, Y5, Y5       \
+	VADDPS       Y4, lo, lo       \
+	VADDPS       Y5, hi, hi
 
 // func int8RowsAVX2(y *float32, codes *int8, scales *float32, x *float32, rows, blocks int)
 // Lanes 0–7 of A in Y0, 8–15 in Y1; of B in Y2 and Y3.
@@ -103,44 +122,8 @@ row2:
 pair2:
 	CMPQ         R10, $2
 	JLT          single2
-	VPMOVSXBD    (SI), Y4
-	VPMOVSXBD    8(SI), Y5
-	VPMOVSXBD    16(SI), Y6
-	VPMOVSXBD    24(SI), Y7
-	VCVTDQ2PS    Y4, Y4
-	VCVTDQ2PS    Y5, Y5
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VMULPS       (R9), Y4, Y4
-	VMULPS       32(R9), Y5, Y5
-	VMULPS       64(R9), Y6, Y6
-	VMULPS       96(R9), Y7, Y7
-	VADDPS       Y6, Y4, Y4
-	VADDPS       Y7, Y5, Y5
-	VBROADCASTSS (R8), Y8
-	VMULPS       Y8, Y4, Y4
-	VMULPS       Y8, Y5, Y5
-	VADDPS       Y4, Y0, Y0
-	VADDPS       Y5, Y1, Y1
-	VPMOVSXBD    32(SI), Y4
-	VPMOVSXBD    40(SI), Y5
-	VPMOVSXBD    48(SI), Y6
-	VPMOVSXBD    56(SI), Y7
-	VCVTDQ2PS    Y4, Y4
-	VCVTDQ2PS    Y5, Y5
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VMULPS       128(R9), Y4, Y4
-	VMULPS       160(R9), Y5, Y5
-	VMULPS       192(R9), Y6, Y6
-	VMULPS       224(R9), Y7, Y7
-	VADDPS       Y6, Y4, Y4
-	VADDPS       Y7, Y5, Y5
-	VBROADCASTSS 4(R8), Y9
-	VMULPS       Y9, Y4, Y4
-	VMULPS       Y9, Y5, Y5
-	VADDPS       Y4, Y2, Y2
-	VADDPS       Y5, Y3, Y3
+	BLOCK2(0, 0, 0, Y0, Y1)
+	BLOCK2(32, 128, 4, Y2, Y3)
 	ADDQ         $64, SI
 	ADDQ         $256, R9
 	ADDQ         $8, R8
@@ -150,25 +133,7 @@ pair2:
 single2:
 	TESTQ        R10, R10
 	JZ           fold2
-	VPMOVSXBD    (SI), Y4
-	VPMOVSXBD    8(SI), Y5
-	VPMOVSXBD    16(SI), Y6
-	VPMOVSXBD    24(SI), Y7
-	VCVTDQ2PS    Y4, Y4
-	VCVTDQ2PS    Y5, Y5
-	VCVTDQ2PS    Y6, Y6
-	VCVTDQ2PS    Y7, Y7
-	VMULPS       (R9), Y4, Y4
-	VMULPS       32(R9), Y5, Y5
-	VMULPS       64(R9), Y6, Y6
-	VMULPS       96(R9), Y7, Y7
-	VADDPS       Y6, Y4, Y4
-	VADDPS       Y7, Y5, Y5
-	VBROADCASTSS (R8), Y8
-	VMULPS       Y8, Y4, Y4
-	VMULPS       Y8, Y5, Y5
-	VADDPS       Y4, Y0, Y0
-	VADDPS       Y5, Y1, Y1
+	BLOCK2(0, 0, 0, Y0, Y1)
 	ADDQ         $32, SI
 	ADDQ         $4, R8
 
@@ -176,12 +141,7 @@ fold2:
 	VADDPS       Y2, Y0, Y0
 	VADDPS       Y3, Y1, Y1
 	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	HSUM8
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
 	DECQ         CX

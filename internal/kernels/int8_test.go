@@ -22,18 +22,12 @@ func TestInt8MulVecRowsMatchesGeneric(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 1))
 	for _, shape := range [][2]int{{1, 32}, {3, 64}, {7, 96}, {300, 288}, {600, 768}} {
 		rows, cols := shape[0], shape[1]
-		w := make([]float32, rows*cols)
-		for i := range w {
-			w[i] = float32(rng.NormFloat64())
-		}
+		w := genRandomSlice(rng, rows*cols, 1)
 		m, err := QuantizeInt8(w, rows, cols)
 		if err != nil {
 			t.Fatal(err)
 		}
-		x := make([]float32, cols)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
+		x := genRandomSlice(rng, cols, 1)
 		want := make([]float32, rows)
 		m.mulVecRowsAt(cpu.Generic, want, x, 0, rows)
 		for l := cpu.AVX2; l <= cpu.Best(); l++ {
@@ -56,20 +50,14 @@ func TestInt8MulVecRowsMatchesGeneric(t *testing.T) {
 func TestInt8Accuracy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 2))
 	rows, cols := 50, 288
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
+	w := genRandomSlice(rng, rows*cols, 1)
 	w[5] = 0
 	copy(w[cols:cols+32], make([]float32, 32)) // an all-zero block
 	m, err := QuantizeInt8(w, rows, cols)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := make([]float32, cols)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	x := genRandomSlice(rng, cols, 1)
 	y := make([]float32, rows)
 	m.MulVecRows(y, x, 0, rows)
 	for r := range rows {
@@ -109,14 +97,8 @@ func BenchmarkInt8MulVec(b *testing.B) {
 
 func benchInt8MulVec(b *testing.B, rows, cols int) {
 	rng := rand.New(rand.NewPCG(8, 3))
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
-	x := make([]float32, cols)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	w := genRandomSlice(rng, rows*cols, 1)
+	x := genRandomSlice(rng, cols, 1)
 	y := make([]float32, rows)
 	m, err := QuantizeInt8(w, rows, cols)
 	if err != nil {

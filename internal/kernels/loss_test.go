@@ -12,10 +12,7 @@ import (
 func TestCrossEntropyWithGrad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for _, n := range []int{1, 7, 16, 33, 1000} {
-		row := make([]float32, n)
-		for i := range row {
-			row[i] = float32(8 * rng.NormFloat64())
-		}
+		row := genRandomSlice(rng, n, 8)
 		target := rng.IntN(n)
 		want := CrossEntropy(make([]float32, n), row, target)
 		wantGrad := make([]float32, n)

@@ -1,15 +1,5 @@
 #include "textflag.h"
-
-// Horizontal sum of Z0 into X0's low lane (clobbers Y1/X1).
-#define HSUM \
-	VEXTRACTF64X4 $1, Z0, Y1 \
-	VADDPS        Y1, Y0, Y0 \
-	VEXTRACTF128  $1, Y0, X1 \
-	VADDPS        X1, X0, X0 \
-	VMOVHLPS      X0, X0, X1 \
-	VADDPS        X1, X0, X0 \
-	VMOVSHDUP     X0, X1     \
-	VADDSS        X1, X0, X0
+#include "hsum_amd64.h"
 
 // func shrinkF32AVX512(s, x, a *float32, chunks, r int, scale float32)
 TEXT ·shrinkF32AVX512(SB), NOSPLIT, $0-44
@@ -47,7 +37,7 @@ last32:
 
 sum32:
 	VADDPS Z2, Z0, Z0
-	HSUM
+	HSUM16
 	VMULSS X7, X0, X0
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
@@ -92,7 +82,7 @@ last16:
 
 sum16:
 	VADDPS Z2, Z0, Z0
-	HSUM
+	HSUM16
 	VMULSS X7, X0, X0
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI

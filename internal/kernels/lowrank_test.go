@@ -15,13 +15,8 @@ func TestLowRank(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	for _, r := range []int{1, 2, 3, 8, 16} {
 		for _, width := range []int{16, 40, 288, 768} {
-			x := make([]float32, width)
-			a := make([]float32, r*width)
-			for _, v := range [][]float32{x, a} {
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-			}
+			x := genRandomSlice(rng, width, 1)
+			a := genRandomSlice(rng, r*width, 1)
 			a16 := make([]uint16, len(a))
 			a16f := make([]float32, len(a)) // the binary16 values as float32
 			for i, v := range a {
@@ -58,10 +53,7 @@ func TestLowRank(t *testing.T) {
 				})
 			}
 			s := x[:r]
-			y0 := make([]float32, width)
-			for i := range y0 {
-				y0[i] = float32(rng.NormFloat64())
-			}
+			y0 := genRandomSlice(rng, width, 1)
 			for _, tc := range []struct {
 				name string
 				w    []float32

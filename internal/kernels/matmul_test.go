@@ -39,6 +39,7 @@ func sgemvDenseMulT(y, x, w []float32, n, in, out int) {
 	}
 }
 
+// genRandomSlice returns n values drawn from N(0, scale²).
 func genRandomSlice(rng *rand.Rand, n int, scale float64) []float32 {
 	s := make([]float32, n)
 	for i := range s {

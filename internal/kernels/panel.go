@@ -49,19 +49,7 @@ func PackPanelsCols(dst, x []float32, n, in, lo, hi int) {
 // float32. scratch holds at least MulTPanelsScratch elements; the call does
 // not allocate.
 func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
-	t, u := scratch[:blockLen], scratch[blockLen:MulTPanelsScratch]
-	for p := 0; p*PanelWidth < n; p++ {
-		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
-		rows := min(PanelWidth, n-p*PanelWidth)
-		for o0 := 0; o0 < out; o0 += panelBlock {
-			o1 := min(out, o0+panelBlock)
-			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
-			c16 := transposeBlock(u, t, o1-o0)
-			for j := range rows {
-				writeRow(y[(p*PanelWidth+j)*ldy+o0:], t, u, j, c16, o1-o0)
-			}
-		}
-	}
+	mulTPanels(func(i int) []float32 { return y[i*ldy:] }, panels, n, w, in, out, scratch)
 }
 
 // MulTPanelsRows is MulTPanels writing row i of y into ys[i][off:off+out]
@@ -69,6 +57,11 @@ func MulTPanels(y []float32, ldy int, panels []float32, n int, w []float32, in, 
 // their own (logits of different requests), with no copy of a whole y.
 // len(ys) is at least n.
 func MulTPanelsRows(ys [][]float32, off int, panels []float32, n int, w []float32, in, out int, scratch []float32) {
+	mulTPanels(func(i int) []float32 { return ys[i][off:] }, panels, n, w, in, out, scratch)
+}
+
+// mulTPanels is MulTPanels writing row i of y = x·wᵀ at row(i).
+func mulTPanels(row func(i int) []float32, panels []float32, n int, w []float32, in, out int, scratch []float32) {
 	t, u := scratch[:blockLen], scratch[blockLen:MulTPanelsScratch]
 	for p := 0; p*PanelWidth < n; p++ {
 		xp := panels[p*PanelWidth*in : (p+1)*PanelWidth*in]
@@ -78,7 +71,7 @@ func MulTPanelsRows(ys [][]float32, off int, panels []float32, n int, w []float3
 			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
 			c16 := transposeBlock(u, t, o1-o0)
 			for j := range rows {
-				writeRow(ys[p*PanelWidth+j][off+o0:], t, u, j, c16, o1-o0)
+				writeRow(row(p*PanelWidth + j)[o0:], t, u, j, c16, o1-o0)
 			}
 		}
 	}

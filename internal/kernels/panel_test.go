@@ -14,14 +14,8 @@ func TestMulTPanels(t *testing.T) {
 	for _, tc := range []struct{ n, in, out, ldy, col int }{
 		{1, 16, 6, 6, 0}, {5, 48, 7, 7, 0}, {40, 64, 37, 50, 5}, {3, 32, 200, 203, 1}, {32, 288, 12, 12, 0}, {33, 100, 13, 20, 4}, {70, 288, 768, 768, 0}, {3, 1, 5, 5, 0},
 	} {
-		x := make([]float32, tc.n*tc.in)
-		w := make([]float32, tc.out*tc.in)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		for i := range w {
-			w[i] = float32(rng.NormFloat64())
-		}
+		x := genRandomSlice(rng, tc.n*tc.in, 1)
+		w := genRandomSlice(rng, tc.out*tc.in, 1)
 		y := make([]float32, tc.n*tc.ldy)
 		for i := range y {
 			y[i] = -99
@@ -57,14 +51,8 @@ func TestMulTPanels(t *testing.T) {
 func TestMulPanelKernelMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	const in, rows = 37, 3*panelRows + 3
-	w := make([]float32, rows*in)
-	xp := make([]float32, in*PanelWidth)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
-	for i := range xp {
-		xp[i] = float32(rng.NormFloat64())
-	}
+	w := genRandomSlice(rng, rows*in, 1)
+	xp := genRandomSlice(rng, in*PanelWidth, 1)
 	got, want := make([]float32, rows*PanelWidth), make([]float32, rows*PanelWidth)
 	mulPanel(got, w, rows, xp, in)
 	mulPanelGo(want, w, rows, xp, in)
@@ -123,14 +111,8 @@ func TestMulTPanelsRowsMatchesMulTPanels(t *testing.T) {
 	for _, tc := range []struct{ n, in, out, off int }{
 		{4, 16, 6, 0}, {33, 48, 200, 3}, {32, 288, 400, 17}, {70, 20, 37, 1},
 	} {
-		x := make([]float32, tc.n*tc.in)
-		w := make([]float32, tc.out*tc.in)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		for i := range w {
-			w[i] = float32(rng.NormFloat64())
-		}
+		x := genRandomSlice(rng, tc.n*tc.in, 1)
+		w := genRandomSlice(rng, tc.out*tc.in, 1)
 		panels := make([]float32, PanelsLen(tc.n, tc.in))
 		PackPanels(panels, x, tc.n, tc.in)
 		y := make([]float32, tc.n*tc.out)

@@ -91,14 +91,9 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 		w:       w,
 		qDim:    c.Heads * c.HeadDim,
 		kvDim:   c.KVHeads * c.HeadDim,
-		maxLen:  c.MaxSeqLen,
+		maxLen:  ropeMaxLen(&c, c.MaxSeqLen),
 		invFreq: w.RopeInvFreq(),
 		angle:   c.RopeScaling.AngleScale(),
-	}
-	if c.RopeScaling.Type == "longrope" {
-		// Beyond these positions longrope's long factors (not implemented)
-		// apply, as the Generator says.
-		b.maxLen = min(b.maxLen, c.RopeScaling.OriginalMaxPos)
 	}
 	maxIn := 0
 	for _, lin := range append(w.Linears(), w.Output) {
@@ -206,8 +201,8 @@ func (b *Batch) Step(rows []BatchRow) error {
 			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
 			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
 		}
-		b.rope(q, n, c.Heads)
-		b.rope(k, n, c.KVHeads)
+		ropeRows(q, b.cos, b.sin, half, n, c.Heads, c.HeadDim)
+		ropeRows(k, b.cos, b.sin, half, n, c.KVHeads, c.HeadDim)
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -383,15 +378,4 @@ func (b *Batch) swiGLU(n, width int) {
 		parts = 1
 	}
 	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
-}
-
-// rope rotates the heads of n token rows by their own positions (the tables
-// filled by Step).
-func (b *Batch) rope(v []float32, n, heads int) {
-	hd := b.w.Config.HeadDim
-	half, w := len(b.invFreq), heads*hd
-	for i := range n {
-		row := v[i*w : (i+1)*w]
-		kernels.Rope(row, row, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hd, false)
-	}
 }

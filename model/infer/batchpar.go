@@ -1,9 +1,7 @@
 package infer
 
 import (
-	"errors"
 	"fmt"
-	"runtime"
 
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
@@ -24,8 +22,7 @@ const partAlign = 48
 
 // batchTeam runs the parts of a Batch step on the calling goroutine and a
 // team's helpers (team.go, shared with the Generator). Each goroutine has
-// its own workspace; the parts' errors collect in the workspaces, so a step
-// does not allocate. The helpers hold no reference to the Batch: the team's
+// its own workspace. The helpers hold no reference to the Batch: the team's
 // job function is cleared after each run, and the Batch's cleanup closes
 // the team.
 type batchTeam struct {
@@ -33,7 +30,7 @@ type batchTeam struct {
 	ws      []*workspace // one per goroutine of the team
 	j       *job         // the job being run, nil between runs
 	parts   int
-	runPart func(worker, part int) // t.part, made once
+	runPart func(worker, part int) error // t.part, made once
 }
 
 // workspace is one goroutine's scratch.
@@ -41,7 +38,6 @@ type workspace struct {
 	tile   []float32 // a tile of expanded weights
 	panel  []float32 // kernels.MulTPanels' scratch
 	scores []float32 // attention scores of one token
-	err    error
 }
 
 // jobKind says what a job computes.
@@ -89,18 +85,13 @@ const partsPerWorker = 4
 const batchMinWeights = 1 << 16
 
 func newBatchTeam(owner *Batch, maxSeq, maxIn int) *batchTeam {
-	procs := max(1, runtime.GOMAXPROCS(0))
-	t := &batchTeam{}
-	for range procs {
+	t := &batchTeam{team: startTeam(owner)}
+	for range t.team.size() {
 		t.ws = append(t.ws, &workspace{
 			tile:   make([]float32, max(tileElems, partAlign*maxIn)),
 			panel:  make([]float32, kernels.MulTPanelsScratch),
 			scores: make([]float32, maxSeq),
 		})
-	}
-	if procs > 1 {
-		t.team = newTeam(procs - 1)
-		runtime.AddCleanup(owner, func(tm *team) { tm.close() }, t.team)
 	}
 	t.runPart = t.part
 	return t
@@ -114,28 +105,19 @@ func (t *batchTeam) run(j *job, parts int) error {
 		parts = 1
 	}
 	t.j, t.parts = j, parts
+	var err error
 	if parts == 1 {
-		t.part(0, 0)
+		err = t.part(0, 0)
 	} else {
-		t.team.run(parts, t.runPart)
+		err = t.team.run(parts, t.runPart)
 	}
 	t.j = nil
-	var err error
-	for _, ws := range t.ws {
-		if ws.err != nil {
-			err = errors.Join(err, ws.err)
-			ws.err = nil
-		}
-	}
 	return err
 }
 
 // part runs part p of the current job on goroutine worker.
-func (t *batchTeam) part(worker, p int) {
-	ws := t.ws[worker]
-	if err := t.j.run(p, t.parts, ws); err != nil {
-		ws.err = errors.Join(ws.err, err)
-	}
+func (t *batchTeam) part(worker, p int) error {
+	return t.j.run(p, t.parts, t.ws[worker])
 }
 
 // run computes part id of parts of the job.
@@ -210,14 +192,8 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 		}
 		return nil
 	}
-	if lin.Dense != nil {
-		for i := range n {
-			kernels.DenseMulT(j.y[i*out+lo:i*out+hi], j.x[i*in:(i+1)*in], lin.Dense[lo*in:hi*in], 1, in, hi-lo)
-		}
-		return nil
-	}
-	if rm, ok := lin.Quantized.(rangeMulT); ok {
-		if err := rm.MulTRows(j.y[:n*out], j.x[:n*in], n, lo, hi); err != nil {
+	if canSplit(lin) {
+		if err := mulRows(lin, j.y, j.x, n, lo, hi); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 		return nil
@@ -271,15 +247,9 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	for t := lo; t < hi; t++ {
 		s, pos := j.tokSeq[t], j.tokPos[t]
 		keys, values := s.keys[j.layer], s.values[j.layer]
-		first := 0
-		if j.window > 0 {
-			first = max(0, pos+1-j.window)
-		}
-		scores := ws.scores[:pos+1-first]
-		at := t * j.qDim
 		for h := range j.heads {
-			off := first*j.kvDim + (h/j.group)*hd
-			kernels.AttendCached(j.attn[at+h*hd:at+(h+1)*hd], scores, j.q[at+h*hd:at+(h+1)*hd], keys[off:], values[off:], j.kvDim)
+			at := t*j.qDim + h*hd
+			attendCached(j.attn[at:at+hd], ws.scores, j.q[at:at+hd], keys, values, pos, j.window, h/j.group*hd, j.kvDim)
 		}
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
@@ -126,9 +124,8 @@ type Generator struct {
 	// Work split over the CPUs in a decode step: nil with GOMAXPROCS 1.
 	team     *team
 	job      splitJob
-	jobMu    sync.Mutex              // guards job.err
-	rowChunk func(worker, chunk int) // g.mulRowsChunk, bound once so a step does not allocate
-	attHead  func(worker, head int)  // g.attentionHead, likewise
+	rowChunk func(worker, chunk int) error // g.mulRowsChunk, bound once so a step does not allocate
+	attHead  func(worker, head int) error  // g.attentionHead, likewise
 }
 
 // splitJob is the work a team runs: a single-row product of lin (or of the
@@ -140,7 +137,6 @@ type splitJob struct {
 	rows     int // product: the rows of a chunk
 	layer    int // attention: the layer
 	n        int // attention: the rows of x
-	err      error
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -168,11 +164,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	if batch < 0 {
 		return nil, fmt.Errorf("infer: NewGenerator: PrefillBatch %d is negative", batch)
 	}
-	if c.RopeScaling.Type == "longrope" && maxLen > c.RopeScaling.OriginalMaxPos {
-		// Beyond these positions longrope's long factors apply, to every
-		// position; only the short ones are implemented.
-		maxLen = c.RopeScaling.OriginalMaxPos
-	}
+	maxLen = ropeMaxLen(&c, maxLen)
 	batch = min(batch, maxLen)
 	g := &Generator{
 		w:       w,
@@ -212,17 +204,20 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		return nil, fmt.Errorf("infer: NewGenerator: unknown head precision %d", int(opts.Head))
 	}
 	g.rowChunk, g.attHead = g.mulRowsChunk, g.attentionHead
-	if procs := runtime.GOMAXPROCS(0); procs > 1 {
-		g.team = newTeam(procs - 1)
-		runtime.AddCleanup(g, func(t *team) { t.close() }, g.team)
-	}
-	workers := 1
-	if g.team != nil {
-		workers = g.team.size()
-	}
-	g.scores = make([][]float32, workers)
+	g.team = startTeam(g)
+	g.scores = make([][]float32, g.team.size())
 	g.reserve(min(maxLen, initialCacheLen))
 	return g, nil
+}
+
+// ropeMaxLen caps n positions at longrope's original ones: beyond them its
+// long factors apply, to every position; only the short ones are
+// implemented.
+func ropeMaxLen(c *model.Config, n int) int {
+	if c.RopeScaling.Type == "longrope" {
+		return min(n, c.RopeScaling.OriginalMaxPos)
+	}
+	return n
 }
 
 // initialCacheLen is the number of positions a new Generator's KV cache holds
@@ -626,8 +621,8 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 			kernels.RMSNorm(q, q, layer.QNorm, eps)
 			kernels.RMSNorm(k, k, layer.KNorm, eps)
 		}
-		g.rope(q, n, c.Heads)
-		g.rope(k, n, c.KVHeads)
+		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
+		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
 		g.attention(l, attn, q, n)
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -705,12 +700,10 @@ const (
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool) error {
 	rows := g.chunkRows(lin)
 	g.job = splitJob{lin: lin, y: y, x: x, int8Head: int8Head, rows: rows}
-	if chunks := (lin.Out + rows - 1) / rows; chunks == 1 {
-		g.mulRowsChunk(0, 0)
-	} else {
-		g.team.run(chunks, g.rowChunk)
+	if chunks := (lin.Out + rows - 1) / rows; chunks > 1 {
+		return g.team.run(chunks, g.rowChunk)
 	}
-	return g.job.err
+	return g.mulRowsChunk(0, 0)
 }
 
 // chunkRows returns the number of rows of the chunks lin's single-row
@@ -729,29 +722,24 @@ func (g *Generator) chunkRows(lin *model.Linear) int {
 }
 
 // mulRowsChunk computes chunk c of g.job's split product.
-func (g *Generator) mulRowsChunk(_, c int) {
+func (g *Generator) mulRowsChunk(_, c int) error {
 	j := &g.job
 	start := c * j.rows
 	end := min(j.lin.Out, start+j.rows)
 	if j.int8Head {
 		g.head.MulVecRows(j.y, j.x, start, end)
-		return
+		return nil
 	}
-	if err := mulRows(j.lin, j.y, j.x, start, end); err != nil {
-		g.jobMu.Lock()
-		j.err = errors.Join(j.err, err)
-		g.jobMu.Unlock()
-	}
+	return mulRows(j.lin, j.y, j.x, 1, start, end)
 }
 
-// rope rotates each of the heads of n rows (kernels.Rope).
-func (g *Generator) rope(v []float32, n, heads int) {
-	hd := g.w.Config.HeadDim
-	half := len(g.invFreq)
+// ropeRows rotates each of the heads (hd elements each) of n rows of v,
+// row i by the angles cos, sin [n, half] of its position (kernels.Rope).
+func ropeRows(v, cos, sin []float32, half, n, heads, hd int) {
 	w := heads * hd
 	for i := range n {
 		row := v[i*w : (i+1)*w]
-		kernels.Rope(row, row, g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], hd, false)
+		kernels.Rope(row, row, cos[i*half:(i+1)*half], sin[i*half:(i+1)*half], hd, false)
 	}
 }
 
@@ -765,29 +753,38 @@ func (g *Generator) attention(l int, out, q []float32, n int) {
 	g.job = splitJob{y: out, x: q, layer: l, n: n}
 	if g.team == nil || c.Heads == 1 || (g.pos+n)*n*g.qDim < splitMinAttention {
 		for h := range c.Heads {
-			g.attentionHead(0, h)
+			_ = g.attentionHead(0, h)
 		}
 		return
 	}
-	g.team.run(c.Heads, g.attHead)
+	_ = g.team.run(c.Heads, g.attHead) // attention returns no error
 }
 
-// attentionHead computes head h of g.job's attention on worker's scratch.
-func (g *Generator) attentionHead(worker, h int) {
+// attentionHead computes head h of g.job's attention on worker's scratch;
+// it returns no error (a team's job function returns one).
+func (g *Generator) attentionHead(worker, h int) error {
 	c := &g.w.Config
 	j := &g.job
-	out, q := j.y, j.x
 	hd := c.HeadDim
-	group := c.Heads / c.KVHeads
 	keys, values := g.keys[j.layer], g.values[j.layer]
 	for i := range j.n {
-		first := 0
-		if w := c.SlidingWindow; w > 0 {
-			first = max(0, g.pos+i+1-w)
-		}
-		scores := g.scores[worker][:g.pos+i+1-first]
 		at := i*g.qDim + h*hd
-		off := first*g.kvDim + (h/group)*hd
-		kernels.AttendCached(out[at:at+hd], scores, q[at:at+hd], keys[off:], values[off:], g.kvDim)
+		attendCached(j.y[at:at+hd], g.scores[worker], j.x[at:at+hd], keys, values,
+			g.pos+i, c.SlidingWindow, h/(c.Heads/c.KVHeads)*hd, g.kvDim)
 	}
+	return nil
+}
+
+// attendCached computes one query head's attention at position pos
+// (kernels.AttendCached) over a layer's cache of keys and values [positions,
+// kvDim], whose key and value head starts at element headOff of a position:
+// positions 0…pos, or with a sliding window W > 0 (Mistral) the last W of
+// them. scores holds at least pos+1 elements.
+func attendCached(out, scores, q, keys, values []float32, pos, window, headOff, kvDim int) {
+	first := 0
+	if window > 0 {
+		first = max(0, pos+1-window)
+	}
+	off := first*kvDim + headOff
+	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], kvDim)
 }

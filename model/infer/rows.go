@@ -12,13 +12,16 @@ type rangeMulT interface {
 	MulTRows(y, x []float32, n, start, end int) error
 }
 
-// mulRows computes entries [start, end) of y = x·Wᵀ for a single row x.
-func mulRows(lin *model.Linear, y, x []float32, start, end int) error {
+// mulRows computes columns [start, end) of y = x·Wᵀ for the n rows of x
+// (y [n, lin.Out], x [n, lin.In]); lin is dense or a rangeMulT (canSplit).
+func mulRows(lin *model.Linear, y, x []float32, n, start, end int) error {
+	in, out := lin.In, lin.Out
 	if lin.Dense == nil {
-		return lin.Quantized.(rangeMulT).MulTRows(y, x, 1, start, end)
+		return lin.Quantized.(rangeMulT).MulTRows(y[:n*out], x[:n*in], n, start, end)
 	}
-	in := lin.In
-	kernels.DenseMulT(y[start:end], x, lin.Dense[start*in:end*in], 1, in, end-start)
+	for i := range n {
+		kernels.DenseMulT(y[i*out+start:i*out+end], x[i*in:(i+1)*in], lin.Dense[start*in:end*in], 1, in, end-start)
+	}
 	return nil
 }
 

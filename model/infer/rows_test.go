@@ -11,7 +11,7 @@ import (
 )
 
 // splitConfig is a model whose products are large enough for decode steps
-// to split them by rows (splitMinWeights), and whose attention is split by
+// to split them by rows (splitChunkWeights), and whose attention is split by
 // heads from position 32 on (splitMinAttention).
 var splitConfig = model.Config{
 	Dim: 128, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 32, VocabSize: 1000,

@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"runtime"
 	"sync/atomic"
 )
@@ -18,7 +19,8 @@ import (
 // unclaimed chunk until none is left, and the caller then waits only for
 // chunks a helper is running. On a machine busier than its cores, where a
 // helper may not be running at all, the caller does the work itself rather
-// than wait for it.
+// than wait for it. A chunk's error is kept by the goroutine that ran it,
+// so collecting the errors takes no lock.
 type team struct {
 	// state is seq<<32 | chunks<<16 | next: the job's sequence number, its
 	// number of chunks and the next chunk to claim. A claim is a
@@ -28,7 +30,8 @@ type team struct {
 	finished atomic.Int64 // chunks of the current job that have returned
 	// fn runs one chunk. It is written only while no chunk is claimed and
 	// read only by a goroutine holding a claim.
-	fn      func(worker, chunk int)
+	fn      func(worker, chunk int) error
+	errs    []error // per worker: the current job's errors
 	stop    atomic.Bool
 	helpers []*helper
 }
@@ -48,9 +51,21 @@ type helper struct {
 	_      [64]byte      // keep the helpers' flags on separate cache lines
 }
 
+// startTeam returns a team of GOMAXPROCS−1 helpers that closes once owner
+// is unreachable, or nil with GOMAXPROCS 1.
+func startTeam[T any](owner *T) *team {
+	procs := runtime.GOMAXPROCS(0)
+	if procs <= 1 {
+		return nil
+	}
+	t := newTeam(procs - 1)
+	runtime.AddCleanup(owner, func(t *team) { t.close() }, t)
+	return t
+}
+
 // newTeam returns a team of n helpers, started now; call close to end them.
 func newTeam(n int) *team {
-	t := &team{helpers: make([]*helper, n)}
+	t := &team{helpers: make([]*helper, n), errs: make([]error, n+1)}
 	for i := range t.helpers {
 		h := &helper{wake: make(chan struct{}, 1)}
 		t.helpers[i] = h
@@ -60,14 +75,20 @@ func newTeam(n int) *team {
 }
 
 // size returns the number of goroutines that work on a job: the helpers
-// and the caller.
-func (t *team) size() int { return len(t.helpers) + 1 }
+// and the caller; 1 for a nil team.
+func (t *team) size() int {
+	if t == nil {
+		return 1
+	}
+	return len(t.helpers) + 1
+}
 
 // run calls fn(worker, chunk) for chunk 0 … chunks−1, 1 ≤ chunks ≤
 // maxChunks, on the helpers and the calling goroutine, and returns when all
 // have returned. worker, in [0, size()), tells the goroutines apart (0 is
-// the caller), for scratch space of their own.
-func (t *team) run(chunks int, fn func(worker, chunk int)) {
+// the caller), for scratch space of their own. It returns the chunks'
+// errors joined.
+func (t *team) run(chunks int, fn func(worker, chunk int) error) error {
 	t.fn = fn
 	t.finished.Store(0)
 	seq := t.state.Load()>>32 + 1
@@ -81,6 +102,14 @@ func (t *team) run(chunks int, fn func(worker, chunk int)) {
 	}
 	// fn refers to the Generator: the team must not keep it alive.
 	t.fn = nil
+	var err error
+	for w, e := range t.errs {
+		if e != nil {
+			err = errors.Join(err, e)
+			t.errs[w] = nil
+		}
+	}
+	return err
 }
 
 // wakeHelpers wakes the parked helpers.
@@ -109,7 +138,9 @@ func (t *team) work(worker int) {
 		if !t.state.CompareAndSwap(s, s+1) {
 			continue
 		}
-		t.fn(worker, int(s&0xffff))
+		if err := t.fn(worker, int(s&0xffff)); err != nil {
+			t.errs[worker] = errors.Join(t.errs[worker], err)
+		}
 		t.finished.Add(1)
 	}
 }

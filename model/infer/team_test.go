@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -28,11 +29,12 @@ func TestTeamRunsEveryChunkOnce(t *testing.T) {
 			time.Sleep(2 * time.Millisecond) // the helpers park
 		}
 		chunks := 1 + job%len(counts)
-		tm.run(chunks, func(worker, chunk int) {
+		tm.run(chunks, func(worker, chunk int) error {
 			if worker < 0 || worker >= tm.size() {
 				badWorker.Store(true)
 			}
 			counts[chunk].Add(1)
+			return nil
 		})
 		for c := range counts {
 			want := int32(0)
@@ -54,5 +56,29 @@ func TestTeamRunsEveryChunkOnce(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after close, %d before the team", n, before)
+	}
+}
+
+// TestTeamJoinsChunkErrors: run returns the errors of the job's failing
+// chunks, whichever goroutine ran them, and none of them is left over for
+// the next job.
+func TestTeamJoinsChunkErrors(t *testing.T) {
+	tm := newTeam(2)
+	defer tm.close()
+	errA, errB := errors.New("chunk 2"), errors.New("chunk 5")
+	err := tm.run(8, func(_, chunk int) error {
+		switch chunk {
+		case 2:
+			return errA
+		case 5:
+			return errB
+		}
+		return nil
+	})
+	if !errors.Is(err, errA) || !errors.Is(err, errB) {
+		t.Errorf("run returned %v, want both chunks' errors", err)
+	}
+	if err := tm.run(8, func(int, int) error { return nil }); err != nil {
+		t.Errorf("the next job returned %v, want nil", err)
 	}
 }
