@@ -159,7 +159,7 @@ type seq struct {
 	logits   []float32
 	sampler  *infer.Sampler
 	dec      *tokenizer.StreamDecoder
-	out      stopText
+	out      infer.StopText
 	produced int
 }
 
@@ -241,7 +241,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	if s.handle != nil {
 		s.stream.AdapterVersion = s.handle.Adapter().Version()
 	}
-	s.out.stops = req.Stop
+	s.out.Stops = req.Stop
 	s.stopWake = context.AfterFunc(ctx, e.poke)
 	e.mu.Lock()
 	switch {
@@ -490,7 +490,7 @@ func (e *Engine) emit(s *seq) {
 		return
 	}
 	s.produced++
-	text, stopped := s.out.add(s.dec.Next(id))
+	text, stopped := s.out.Add(s.dec.Next(id))
 	if text != "" {
 		s.stream.c <- Chunk{Text: text, Tokens: s.produced}
 	}
@@ -509,7 +509,7 @@ func (e *Engine) emit(s *seq) {
 func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 	if err == nil && reason != infer.StopString {
 		if s.dec != nil {
-			if rest := s.out.flush(s.dec.Flush()); rest != "" {
+			if rest := s.out.Flush(s.dec.Flush()); rest != "" {
 				s.stream.c <- Chunk{Text: rest, Tokens: s.produced}
 			}
 		}
@@ -521,7 +521,7 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 	}
 	s.release()
 	res := &s.stream.result
-	res.Text = s.out.text.String()
+	res.Text = s.out.Text()
 	res.PromptTokens = len(s.req.Prompt)
 	res.CompletionTokens = s.produced
 	res.Reason, res.Err = reason, err

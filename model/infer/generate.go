@@ -415,9 +415,9 @@ func (g *Generator) decode(ctx context.Context, tok tokenizer.Tokenizer, sampler
 		dec.Next(id)
 	}
 	dec.Flush()
-	out := streamText{stops: opts.Stop, onToken: opts.OnToken}
+	out := streamText{StopText: StopText{Stops: opts.Stop}, onToken: opts.OnToken}
 	fail := func(err error) (Completion, error) {
-		res.Text = out.text.String()
+		res.Text = out.Text()
 		return res, err
 	}
 	eos, bos := tok.EOS(), tok.BOS()
@@ -454,64 +454,88 @@ func (g *Generator) decode(ctx context.Context, tok tokenizer.Tokenizer, sampler
 	if res.Reason != StopString {
 		// The bytes of an unfinished UTF-8 character and text held back as a
 		// possible start of a stop string are final now.
-		out.text.WriteString(dec.Flush())
-		if err := out.flush(); err != nil {
+		if err := out.flush(dec.Flush()); err != nil {
 			return fail(err)
 		}
 	}
-	res.Text = out.text.String()
+	res.Text = out.Text()
 	return res, nil
 }
 
-// streamText accumulates generated text and passes it on to the callback,
-// holding back any tail that could be the start of a stop string.
-type streamText struct {
-	stops   []string
-	onToken func(id int, text string) error
+// StopText accumulates generated text and cuts it at the first of its stop
+// strings. Text that could be the start of a stop string is held back until
+// later text shows whether it is, so a stop string is never passed on, even
+// in part. The zero value with Stops set is ready to use; Generate and the
+// serving engine both stream through it.
+type StopText struct {
+	Stops   []string
 	text    strings.Builder
-	emitted int // bytes of text passed to onToken
+	emitted int // bytes of text passed on
+}
+
+// Add appends piece and returns the text that can be passed on now, and
+// whether a stop string is complete (the text then ends before it).
+func (s *StopText) Add(piece string) (string, bool) {
+	s.text.WriteString(piece)
+	full := s.text.String()
+	// A stop string cannot begin before emitted: its start would have been
+	// a held-back prefix when it was added.
+	end, stopped := len(full), false
+	for _, stop := range s.Stops {
+		if i := strings.Index(full[s.emitted:], stop); i >= 0 && s.emitted+i < end {
+			end, stopped = s.emitted+i, true
+		}
+	}
+	safe := end
+	if stopped {
+		s.text.Reset()
+		s.text.WriteString(full[:end])
+	} else {
+		safe = len(full) - heldBack(full[s.emitted:], s.Stops)
+	}
+	out := full[s.emitted:safe]
+	s.emitted = safe
+	return out, stopped
+}
+
+// Flush appends tail (a decoder's last bytes) and returns everything not
+// passed on yet: at the end nothing more can complete a stop string.
+func (s *StopText) Flush(tail string) string {
+	s.text.WriteString(tail)
+	full := s.text.String()
+	out := full[s.emitted:]
+	s.emitted = len(full)
+	return out
+}
+
+// Text returns the text so far, cut before a completed stop string.
+func (s *StopText) Text() string { return s.text.String() }
+
+// streamText passes the text a StopText lets through on to Generate's
+// callback.
+type streamText struct {
+	StopText
+	onToken func(id int, text string) error
 }
 
 // add appends piece (the text of token id) and reports whether a stop string
 // is now complete, in which case text is cut before it.
 func (s *streamText) add(id int, piece string) (stopped bool, err error) {
-	s.text.WriteString(piece)
-	full := s.text.String()
-	// A stop string cannot begin before emitted: its start would have been
-	// a held-back prefix when it was added.
-	end := len(full)
-	for _, stop := range s.stops {
-		if i := strings.Index(full[s.emitted:], stop); i >= 0 && s.emitted+i < end {
-			end = s.emitted + i
-			stopped = true
-		}
-	}
-	safe := end
-	if !stopped {
-		safe = len(full) - heldBack(full[s.emitted:], s.stops)
-	}
-	if stopped {
-		s.text.Reset()
-		s.text.WriteString(full[:end])
-	}
+	out, stopped := s.Add(piece)
 	if s.onToken != nil {
-		if err := s.onToken(id, full[s.emitted:safe]); err != nil {
+		if err := s.onToken(id, out); err != nil {
 			return stopped, fmt.Errorf("infer: Generate: token callback: %w", err)
 		}
 	}
-	s.emitted = safe
 	return stopped, nil
 }
 
-// flush passes on text still held back.
-func (s *streamText) flush() error {
-	full := s.text.String()
-	if s.emitted == len(full) || s.onToken == nil {
-		s.emitted = len(full)
+// flush appends tail and passes on text still held back.
+func (s *streamText) flush(tail string) error {
+	rest := s.Flush(tail)
+	if rest == "" || s.onToken == nil {
 		return nil
 	}
-	rest := full[s.emitted:]
-	s.emitted = len(full)
 	if err := s.onToken(-1, rest); err != nil {
 		return fmt.Errorf("infer: Generate: token callback: %w", err)
 	}

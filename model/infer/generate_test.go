@@ -619,7 +619,7 @@ func TestGenerateCancellation(t *testing.T) {
 
 func TestStreamTextHoldsBackStopPrefixes(t *testing.T) {
 	var calls []string
-	s := streamText{stops: []string{"END", "ENOUGH"}, onToken: func(id int, text string) error {
+	s := streamText{StopText: StopText{Stops: []string{"END", "ENOUGH"}}, onToken: func(id int, text string) error {
 		calls = append(calls, fmt.Sprintf("%d:%q", id, text))
 		return nil
 	}}
@@ -636,20 +636,20 @@ func TestStreamTextHoldsBackStopPrefixes(t *testing.T) {
 	if got := fmt.Sprint(calls); got != want {
 		t.Errorf("callbacks %s, want %s", got, want)
 	}
-	if got := s.text.String(); got != "hello ENORMOUS " {
+	if got := s.Text(); got != "hello ENORMOUS " {
 		t.Errorf("text %q, want %q", got, "hello ENORMOUS ")
 	}
 
 	// Without a stop string the held-back tail is released at the end.
 	calls = nil
-	s = streamText{stops: []string{"END"}, onToken: func(id int, text string) error {
+	s = streamText{StopText: StopText{Stops: []string{"END"}}, onToken: func(id int, text string) error {
 		calls = append(calls, fmt.Sprintf("%d:%q", id, text))
 		return nil
 	}}
 	if _, err := s.add(0, "the EN"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.flush(); err != nil {
+	if err := s.flush(""); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := fmt.Sprint(calls), `[0:"the " -1:"EN"]`; got != want {
