@@ -56,7 +56,8 @@ type frozenKernel struct {
 func newFrozenKernel(lin *model.Linear) *frozenKernel { return &frozenKernel{lin: lin} }
 
 // blockDequantizer is implemented by the formats that can decode a block of
-// columns of their rows (nf4.Matrix); the others decode whole rows.
+// columns of their rows (nf4.Matrix and the ggml block formats); the others
+// (quant's FP4, INT4 and INT8) decode whole rows.
 type blockDequantizer interface {
 	DequantizeBlock(dst []float32, ld, r0, r1, c0, c1 int) error
 }
