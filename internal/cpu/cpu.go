@@ -81,3 +81,11 @@ func capped(supported Level, env string) Level {
 	}
 	return want
 }
+
+// vnni is computed once, like best.
+var vnni = cpu.X86.HasAVX512VNNI
+
+// HasAVX512VNNI reports whether the CPU has AVX-512 VNNI (VPDPBUSD, integer
+// dot products of bytes). It says nothing about the level: kernels that use
+// it check Best() ≥ AVX512 too, so GOLORA_KERNELS still caps them.
+func HasAVX512VNNI() bool { return vnni }

@@ -1,0 +1,228 @@
+package nf4
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/golora/golora/internal/cpu"
+)
+
+// The int8 product (Matrix.MulVecInt8Rows) multiplies a matrix by a vector
+// the way llama.cpp multiplies its 4-bit formats by Q8_0 activations: the
+// vector is quantized to int8 once per product, in blocks of Int8Group
+// values with a float32 scale each (Int8Vector), every NF4 code becomes an
+// int8 (int8Codebook, the 16 NF4 levels times 127, rounded), and each
+// Int8Group-value block of a row is an exact integer dot product, scaled
+// once by the vector block's scale and the NF4 block's absmax. The integer
+// sums are exact at every kernel level, and the float32 operations after
+// them run in one fixed order (int8StepScalar, int8Fold), so the results
+// do not depend on the CPU.
+
+// Int8Group is the number of consecutive vector values sharing one scale in
+// an Int8Vector, as in llama.cpp's Q8_0.
+const Int8Group = 32
+
+// int8Step is the number of columns a kernel step covers: two groups, 32
+// bytes of codes.
+const int8Step = 64
+
+// int8Lanes is the number of int32 (and then float32) lanes of a step.
+const int8Lanes = 16
+
+// int8Codebook is the NF4 codebook times 127, rounded to the nearest
+// integer: the weight of code c is int8Codebook[c]/127·absmax instead of
+// codebook[c]·absmax. The rounding moves a level by at most 0.5/127 of the
+// block's absmax (0.0039; the largest move is 0.49/127, at code 13),
+// against gaps of 0.08 to 0.30 between NF4 levels.
+var int8Codebook = func() (k [16]int8) {
+	for i, c := range codebook {
+		k[i] = int8(math.Round(float64(c) * 127))
+	}
+	return k
+}()
+
+// int8CodebookBiased is int8Codebook + 128 as unsigned bytes, the weights of
+// VPDPBUSD (unsigned × signed); Int8Vector's bias takes the 128 back out.
+var int8CodebookBiased = func() (k [16]uint8) {
+	for i, c := range int8Codebook {
+		k[i] = uint8(int(c) + 128)
+	}
+	return k
+}()
+
+// Int8Codebook returns the int8 levels MulVecInt8Rows uses for the 16 NF4
+// codes: each NF4 value times 127, rounded.
+func Int8Codebook() [16]int8 { return int8Codebook }
+
+// Int8Vector is a vector quantized to int8 for Matrix.MulVecInt8Rows: each
+// block of Int8Group values x gets the scale max|x|/127 and the codes
+// x·127/max|x| rounded to the nearest integer (ties to even), so a value
+// moves by at most half its block's step. Its length is a multiple of 64.
+// The zero value is empty; Quantize sizes it, and reuses its memory when it
+// is large enough, so a decode step does not allocate.
+type Int8Vector struct {
+	n int
+	// q holds the codes, step by step (64 values: 32 bytes of NF4 codes),
+	// in the order of the codes' nibbles: first the 32 odd elements of the
+	// step (the low nibbles of its 32 bytes), then the 32 even ones (the
+	// high nibbles).
+	q []int8
+	// bias holds, per step, the 16 int32 lanes' −128 × the sum of the four
+	// codes that lane adds up: what the +128 of int8CodebookBiased adds.
+	bias []int32
+	// scale holds, per step, each lane's scale: max|x|/127² of the group
+	// its four codes belong to (lanes 0–3 and 8–11: the step's first 32
+	// values; 4–7 and 12–15: its second), the 1/127 of int8Codebook
+	// folded in.
+	scale []float32
+}
+
+// Len returns the number of values quantized.
+func (v *Int8Vector) Len() int { return v.n }
+
+// Quantize quantizes x (its length a positive multiple of 64, every value
+// finite) into v, replacing what v held.
+func (v *Int8Vector) Quantize(x []float32) error {
+	if len(x) == 0 || len(x)%int8Step != 0 {
+		return fmt.Errorf("nf4: Int8Vector.Quantize: %d values, want a positive multiple of %d", len(x), int8Step)
+	}
+	steps := len(x) / int8Step
+	if cap(v.q) < len(x) {
+		v.q = make([]int8, len(x))
+		v.bias = make([]int32, steps*int8Lanes)
+		v.scale = make([]float32, steps*int8Lanes)
+	}
+	v.n = len(x)
+	v.q, v.bias, v.scale = v.q[:len(x)], v.bias[:steps*int8Lanes], v.scale[:steps*int8Lanes]
+	for t := range steps {
+		xs := (*[int8Step]float32)(x[t*int8Step:])
+		q := (*[int8Step]int8)(v.q[t*int8Step:])
+		scale := (*[int8Lanes]float32)(v.scale[t*int8Lanes:])
+		for g := range 2 {
+			blk := xs[g*Int8Group : (g+1)*Int8Group]
+			amax := math.Float32frombits(absmaxBits(blk))
+			if math.Float32bits(amax) >= nonFiniteBits {
+				return fmt.Errorf("nf4: Int8Vector.Quantize: a value in [%d, %d) is not finite", t*int8Step+g*Int8Group, t*int8Step+(g+1)*Int8Group)
+			}
+			var inv, s float32
+			if amax > 0 {
+				inv, s = 127/amax, amax/(127*127)
+			}
+			for i, f := range blk {
+				// Odd values first, then even ones (the nibble order).
+				e := g*Int8Group + i
+				p := e / 2
+				if e%2 == 0 {
+					p += int8Step / 2
+				}
+				q[p] = roundInt8(f * inv)
+			}
+			for j := range 4 {
+				scale[4*g+j], scale[8+4*g+j] = s, s
+			}
+		}
+		bias := (*[int8Lanes]int32)(v.bias[t*int8Lanes:])
+		for j := range bias {
+			bias[j] = -128 * (int32(q[4*j]) + int32(q[4*j+1]) + int32(q[4*j+2]) + int32(q[4*j+3]))
+		}
+	}
+	return nil
+}
+
+// roundInt8 rounds f to the nearest integer, ties to even, saturated to
+// int8: VCVTPS2DQ then VPMOVSDB. |f| is at most 127 and a few ulps here.
+func roundInt8(f float32) int8 {
+	return int8(max(-128, min(127, math.RoundToEven(float64(f)))))
+}
+
+// SupportsInt8 reports whether MulVecInt8Rows runs on m: its rows are whole
+// NF4 blocks of at least 64 weights (cols a multiple of the block size,
+// block size at least 64), so every step of 64 columns has one absmax.
+func (m *Matrix) SupportsInt8() bool {
+	return m.blockSize >= int8Step && m.cols%m.blockSize == 0
+}
+
+// MulVecInt8Rows writes y[r] ≈ Σ_c W[r, c]·x[c] for the weight rows r in
+// [start, end), from x quantized to int8 (Int8Vector of a vector of cols
+// values) and the NF4 codes mapped to int8 (Int8Codebook): integer dot
+// products of 32 values, each scaled by the vector block's scale and the
+// NF4 block's absmax. It is an approximation of MulTRows: besides the
+// vector's rounding (half a step of its block) each weight level moves by
+// up to 0.5/127 of its block's absmax. Every kernel level gives the same
+// bits. It runs on the calling goroutine and does not allocate; y has at
+// least end elements, and only y[start:end] is written. m must support it
+// (SupportsInt8).
+func (m *Matrix) MulVecInt8Rows(y []float32, x *Int8Vector, start, end int) error {
+	if !m.SupportsInt8() {
+		return fmt.Errorf("nf4: MulVecInt8Rows: [%d, %d] in blocks of %d: want whole blocks of at least %d per row", m.rows, m.cols, m.blockSize, int8Step)
+	}
+	if x.n != m.cols {
+		return fmt.Errorf("nf4: MulVecInt8Rows: vector of %d values, matrix has %d columns", x.n, m.cols)
+	}
+	if start < 0 || end > m.rows || start > end || len(y) < end {
+		return fmt.Errorf("nf4: MulVecInt8Rows: rows [%d, %d) of %d into y of %d", start, end, m.rows, len(y))
+	}
+	if start < end {
+		m.mulVecInt8At(cpu.Best(), y, x, start, end)
+	}
+	return nil
+}
+
+// int8Chunk is the number of weight rows a kernel call covers at most, so
+// that it returns within tens of microseconds (assembly is not preemptible).
+const int8Chunk = 64
+
+// mulVecInt8Scalar computes y[r] for rows [r0, r1) in the order every
+// kernel follows.
+func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, r0, r1 int) {
+	steps := m.cols / int8Step
+	perBlock := m.blockSize / int8Step
+	for r := r0; r < r1; r++ {
+		var acc [int8Lanes]float32
+		codes := m.packed[r*m.cols/2 : (r+1)*m.cols/2]
+		b0 := r * m.cols / m.blockSize
+		for t := range steps {
+			int8StepScalar(&acc, (*[int8Step / 2]byte)(codes[t*int8Step/2:]), x, t, m.scale(b0+t/perBlock))
+		}
+		y[r] = int8Fold(&acc)
+	}
+}
+
+// int8StepScalar adds step t of a row (its 32 bytes of codes, its block's
+// absmax w) to the lanes: lane j's integer sum I of four code × value
+// products, then acc[j] += (float32(I)·scale[j])·w, each operation rounded
+// to float32 (no fused multiply-add). Lane j < 8 pairs the low nibbles of
+// bytes 4j…4j+3 with the odd values, lane j ≥ 8 the high nibbles of bytes
+// 4(j−8)… with the even ones, as Int8Vector lays them out.
+func int8StepScalar(acc *[int8Lanes]float32, codes *[int8Step / 2]byte, x *Int8Vector, t int, w float32) {
+	q := (*[int8Step]int8)(x.q[t*int8Step:])
+	scale := (*[int8Lanes]float32)(x.scale[t*int8Lanes:])
+	for j := range int8Lanes {
+		var sum int32
+		for k := range 4 {
+			p := 4*j + k
+			b := codes[p%32]
+			c := b & 15
+			if p >= 32 {
+				c = b >> 4
+			}
+			sum += int32(int8Codebook[c]) * int32(q[p])
+		}
+		acc[j] += float32(float32(float32(sum)*scale[j]) * w)
+	}
+}
+
+// int8Fold returns the sum of the lanes, folded in halves: lane j += lane
+// j+8, then j+4, j+2, j+1.
+func int8Fold(acc *[int8Lanes]float32) float32 {
+	var l [8]float32
+	for j := range l {
+		l[j] = acc[j] + acc[j+8]
+	}
+	for half := 4; half >= 1; half /= 2 {
+		for j := range half {
+			l[j] += l[j+half]
+		}
+	}
+	return l[0]
+}
