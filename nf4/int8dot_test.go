@@ -178,7 +178,7 @@ func TestInt8Codebook(t *testing.T) {
 // product (including quantizing the vector, once per product) with the
 // exact single-row product MulTRows; GB/s counts the NF4 codes and scales.
 func BenchmarkMulVecInt8(b *testing.B) {
-	for _, shape := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}} {
+	for _, shape := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}, {65536, 768}} {
 		rows, cols := shape[0], shape[1]
 		m, err := Quantize(gaussian(1, rows*cols, 0.02), rows, cols, Options{})
 		require.NoError(b, err)

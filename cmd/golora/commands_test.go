@@ -41,11 +41,32 @@ func TestGenerateInt8Head(t *testing.T) {
 	require.True(t, strings.HasPrefix(out, "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."), out)
 }
 
+// TestGenerateInt8Activations: with an NF4 body and int8 vectors in its
+// products, the embedded model gives the greedy text of its NF4 body with
+// exact products (computed here by the same command without the flag) up to
+// "She loved to play", where the next token is a close call that NF4 itself
+// changes: the float32 model (llama2.c's documented text) continues
+// "outside in the park", the NF4 body "with her toys", and with int8
+// vectors "outside" again. The flag needs NF4 weights.
+func TestGenerateInt8Activations(t *testing.T) {
+	code, exact, errOut := golora(t, "generate", "--max-tokens", "40", "--quantize", "nf4")
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := golora(t, "generate", "--max-tokens", "40", "--quantize", "nf4", "--activations", "int8", "--head", "int8")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "NF4 products: int8 vectors")
+	const common = "Once upon a time, there was a little girl named Lily. She loved to play"
+	require.True(t, strings.HasPrefix(exact, common), exact)
+	require.True(t, strings.HasPrefix(out, common), out)
+	code, _, errOut = golora(t, "generate", "--max-tokens", "4", "--activations", "int8")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "ActivationsInt8 needs NF4 linear layers")
+}
+
 func TestGenerateRejectsBadFlags(t *testing.T) {
 	code, _, errOut := golora(t, "generate", "--quantize", "int3")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `--quantize "int3": want nf4 or none`)
-	for _, args := range [][]string{{"--top-p", "2", "--temperature", "1"}, {"--temperature", "-1"}, {"--max-tokens", "-1"}, {"--head", "int4"}} {
+	for _, args := range [][]string{{"--top-p", "2", "--temperature", "1"}, {"--temperature", "-1"}, {"--max-tokens", "-1"}, {"--head", "int4"}, {"--activations", "int4"}} {
 		code, out, errOut := golora(t, append([]string{"generate"}, args...)...)
 		require.Equal(t, 1, code, "%v", args)
 		require.Empty(t, out, "nothing is printed before the flags are checked: %v", args)

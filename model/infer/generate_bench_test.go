@@ -3,6 +3,7 @@ package infer
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/golora/golora/internal/blas"
@@ -69,22 +70,33 @@ func benchModels() []*benchModel {
 // whole model with the KV cache, at positions 16 to MaxSeqLen (the cache is
 // refilled with a 16-token prefill, untimed, when it is full). Dense and NF4
 // run side by side, each with the model's float32 head and, as "+head8",
-// with HeadInt8; tokens/s is the figure to compare.
+// with HeadInt8; NF4 also with ActivationsInt8, as "+act8"; tokens/s is the
+// figure to compare.
 func BenchmarkGenerateDecode(b *testing.B) {
 	for _, m := range benchModels() {
-		for _, head := range []HeadPrecision{HeadExact, HeadInt8} {
-			suffix := ""
-			if head == HeadInt8 {
-				suffix = "+head8"
+		acts := []ActivationPrecision{ActivationsExact}
+		if strings.HasSuffix(m.name, "/nf4") {
+			acts = append(acts, ActivationsInt8)
+		}
+		for _, act := range acts {
+			for _, head := range []HeadPrecision{HeadExact, HeadInt8} {
+				suffix := ""
+				if act == ActivationsInt8 {
+					suffix += "+act8"
+				}
+				if head == HeadInt8 {
+					suffix += "+head8"
+				}
+				opts := GeneratorOptions{Head: head, Activations: act}
+				b.Run(m.name+suffix+"/"+blas.Name(), func(b *testing.B) { benchDecode(b, m.weights(b), opts) })
 			}
-			b.Run(m.name+suffix+"/"+blas.Name(), func(b *testing.B) { benchDecode(b, m.weights(b), head) })
 		}
 	}
 }
 
 // benchDecode is one model of BenchmarkGenerateDecode.
-func benchDecode(b *testing.B, w *model.Weights, head HeadPrecision) {
-	g, err := NewGenerator(w, GeneratorOptions{Head: head})
+func benchDecode(b *testing.B, w *model.Weights, opts GeneratorOptions) {
+	g, err := NewGenerator(w, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,17 +10,18 @@ import (
 	"github.com/golora/golora/nf4"
 )
 
-// headLogitError decodes the same tokens with the exact and the int8 head
-// and returns the largest logit difference relative to the spread
-// (max − min) of the exact logits at that step, and the number of steps
-// whose greedy choice differs.
-func headLogitError(t *testing.T, w *model.Weights, steps int) (worst float64, flips int) {
+// logitError decodes the same tokens exactly and with opts and returns the
+// largest logit difference relative to the spread (max − min) of the exact
+// logits at that step, the number of steps whose greedy choice differs, and
+// how many of those were near ties: the exact logit of the other choice
+// within 0.1% of the spread of the exact best.
+func logitError(t *testing.T, w *model.Weights, opts GeneratorOptions, steps int) (worst float64, flips, ties int) {
 	t.Helper()
 	exact, err := NewGenerator(w, GeneratorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	int8, err := NewGenerator(w, GeneratorOptions{Head: HeadInt8})
+	int8, err := NewGenerator(w, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,9 @@ func headLogitError(t *testing.T, w *model.Weights, steps int) (worst float64, f
 		ae, aq := argmax(le), argmax(lq)
 		if ae != aq {
 			flips++
+			if le[ae]-le[aq] < 0.001*(hi-lo) {
+				ties++
+			}
 		}
 		// Both generators follow the exact greedy choice, so that they see
 		// the same tokens.
@@ -52,7 +56,7 @@ func headLogitError(t *testing.T, w *model.Weights, steps int) (worst float64, f
 			tok = 400 % w.Config.VocabSize
 		}
 	}
-	return worst, flips
+	return worst, flips, ties
 }
 
 func argmax(x []float32) int {
@@ -87,7 +91,7 @@ func TestHeadInt8LogitError(t *testing.T) {
 		}{"stories15M-shaped nf4", w})
 	}
 	for _, c := range cases {
-		worst, flips := headLogitError(t, c.w, 40)
+		worst, flips, _ := logitError(t, c.w, GeneratorOptions{Head: HeadInt8}, 40)
 		t.Logf("%s: largest logit error %.3g of the spread, %d of 40 greedy choices differ", c.name, worst, flips)
 		if worst > 0.01 {
 			t.Errorf("%s: largest logit error %.3g of the logits' spread, want < 1%%", c.name, worst)
