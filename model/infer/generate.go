@@ -191,9 +191,9 @@ type splitJob struct {
 	y, x     []float32
 	int8Head bool
 	int8Act  *nf4.Matrix // lin's weight, multiplied by g.act, or nil
-	rows     int // product: the rows of a chunk
-	layer    int // attention: the layer
-	n        int // attention: the rows of x
+	rows     int         // product: the rows of a chunk
+	layer    int         // attention: the layer
+	n        int         // attention: the rows of x
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
