@@ -152,7 +152,13 @@ func (m *Matrix) SupportsInt8() bool {
 // bits. It runs on the calling goroutine and does not allocate; y has at
 // least end elements, and only y[start:end] is written. m must support it
 // (SupportsInt8).
-func (m *Matrix) MulVecInt8Rows(y []float32, x *Int8Vector, start, end int) error {
+//
+// absmax is nil or m.Absmax(): the block scales decoded once by the
+// caller. With double quantization each call otherwise decodes the scales
+// of its rows, one per 64 weights, which costs about as much as the integer
+// products themselves; decoded, they cost 4 bytes per block of memory.
+// The result is the same either way.
+func (m *Matrix) MulVecInt8Rows(y []float32, x *Int8Vector, absmax []float32, start, end int) error {
 	if !m.SupportsInt8() {
 		return fmt.Errorf("nf4: MulVecInt8Rows: [%d, %d] in blocks of %d: want whole blocks of at least %d per row", m.rows, m.cols, m.blockSize, int8Step)
 	}
@@ -162,8 +168,11 @@ func (m *Matrix) MulVecInt8Rows(y []float32, x *Int8Vector, start, end int) erro
 	if start < 0 || end > m.rows || start > end || len(y) < end {
 		return fmt.Errorf("nf4: MulVecInt8Rows: rows [%d, %d) of %d into y of %d", start, end, m.rows, len(y))
 	}
+	if absmax != nil && len(absmax) != len(m.packed)*2/m.blockSize {
+		return fmt.Errorf("nf4: MulVecInt8Rows: %d block scales, the matrix has %d blocks", len(absmax), len(m.packed)*2/m.blockSize)
+	}
 	if start < end {
-		m.mulVecInt8At(cpu.Best(), y, x, start, end)
+		m.mulVecInt8At(cpu.Best(), y, x, absmax, start, end)
 	}
 	return nil
 }
@@ -174,7 +183,7 @@ const int8Chunk = 64
 
 // mulVecInt8Scalar computes y[r] for rows [r0, r1) in the order every
 // kernel follows.
-func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, r0, r1 int) {
+func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
 	steps := m.cols / int8Step
 	perBlock := m.blockSize / int8Step
 	for r := r0; r < r1; r++ {
@@ -182,7 +191,12 @@ func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, r0, r1 int) {
 		codes := m.packed[r*m.cols/2 : (r+1)*m.cols/2]
 		b0 := r * m.cols / m.blockSize
 		for t := range steps {
-			int8StepScalar(&acc, (*[int8Step / 2]byte)(codes[t*int8Step/2:]), x, t, m.scale(b0+t/perBlock))
+			b := b0 + t/perBlock
+			w := m.scale(b)
+			if absmax != nil {
+				w = absmax[b]
+			}
+			int8StepScalar(&acc, (*[int8Step / 2]byte)(codes[t*int8Step/2:]), x, t, w)
 		}
 		y[r] = int8Fold(&acc)
 	}

@@ -23,21 +23,28 @@ func int8RowsAVX2(y *float32, codes *byte, q *int8, bias *int32, xscale *float32
 const int8ScaleBuf = 1024
 
 // mulVecInt8At computes y[r] for rows [r0, r1) with the kernels of level
-// l: VNNI at AVX512 on a CPU that has it, else AVX2 from AVX2 up.
-func (m *Matrix) mulVecInt8At(l cpu.Level, y []float32, x *Int8Vector, r0, r1 int) {
+// l: VNNI at AVX512 on a CPU that has it, else AVX2 from AVX2 up; the block
+// scales come from absmax, or are decoded for each call when it is nil.
+func (m *Matrix) mulVecInt8At(l cpu.Level, y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
 	perRow := m.cols / m.blockSize
 	if l == cpu.Generic || perRow > int8ScaleBuf {
-		m.mulVecInt8Scalar(y, x, r0, r1)
+		m.mulVecInt8Scalar(y, x, absmax, r0, r1)
 		return
 	}
 	vnni := l >= cpu.AVX512 && cpu.HasAVX512VNNI()
 	steps, rowBytes := m.cols/int8Step, m.cols/2
 	perBlock := m.blockSize / int8Step
 	chunk := min(int8Chunk, int8ScaleBuf/perRow)
-	var scales [int8ScaleBuf]float32
+	var buf [int8ScaleBuf]float32
 	for r := r0; r < r1; {
 		n := min(chunk, r1-r)
-		m.fillScales(l, scales[:n*perRow], r*perRow)
+		var scales []float32
+		if absmax != nil {
+			scales = absmax[r*perRow : (r+n)*perRow]
+		} else {
+			scales = buf[:n*perRow]
+			m.fillScales(l, scales, r*perRow)
+		}
 		codes := m.packed[r*rowBytes : (r+n)*rowBytes]
 		ys := y[r : r+n]
 		if !vnni {

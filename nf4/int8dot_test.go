@@ -62,12 +62,16 @@ func TestMulVecInt8LevelsBitIdentical(t *testing.T) {
 			var x Int8Vector
 			require.NoError(t, x.Quantize(xs))
 			want := make([]float32, m.rows)
-			m.mulVecInt8Scalar(want, &x, 0, m.rows)
+			m.mulVecInt8Scalar(want, &x, nil, 0, m.rows)
+			absmax := m.Absmax()
 			for _, l := range levels() {
 				for _, span := range [][2]int{{0, m.rows}, {1, m.rows}, {m.rows / 3, m.rows - m.rows/4}} {
 					got := make([]float32, m.rows)
-					m.mulVecInt8At(l, got, &x, span[0], span[1])
+					m.mulVecInt8At(l, got, &x, nil, span[0], span[1])
 					requireSameBits(t, want[span[0]:span[1]], got[span[0]:span[1]], name, " ", vname, " level ", l, " rows ", span)
+					decoded := make([]float32, m.rows)
+					m.mulVecInt8At(l, decoded, &x, absmax, span[0], span[1])
+					requireSameBits(t, got, decoded, name, " ", vname, " level ", l, " rows ", span, " with absmax")
 					for r, v := range got {
 						if r < span[0] || r >= span[1] {
 							require.Zero(t, v, "%s level %v: row %d outside %v written", name, l, r, span)
@@ -101,7 +105,7 @@ func TestMulVecInt8Reference(t *testing.T) {
 				}
 			}
 			got := make([]float32, m.rows)
-			require.NoError(t, m.MulVecInt8Rows(got, &x, 0, m.rows))
+			require.NoError(t, m.MulVecInt8Rows(got, &x, nil, 0, m.rows))
 			for r := range m.rows {
 				var want, mag float64
 				for c := range m.cols {
@@ -155,13 +159,14 @@ func TestInt8Errors(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, m.SupportsInt8())
 	require.NoError(t, v.Quantize(make([]float32, 128)))
-	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 4), &v, 0, 4), "whole blocks")
+	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 4), &v, nil, 0, 4), "whole blocks")
 
 	m, err = Quantize(gaussian(1, 4*64, 1), 4, 64, Options{})
 	require.NoError(t, err)
-	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 4), &v, 0, 4), "128 values, matrix has 64 columns")
+	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 4), &v, nil, 0, 4), "128 values, matrix has 64 columns")
 	require.NoError(t, v.Quantize(make([]float32, 64)))
-	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 3), &v, 0, 4), "rows [0, 4)")
+	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 3), &v, nil, 0, 4), "rows [0, 4)")
+	require.ErrorContains(t, m.MulVecInt8Rows(make([]float32, 4), &v, make([]float32, 3), 0, 4), "3 block scales, the matrix has 4 blocks")
 }
 
 // TestInt8Codebook checks the int8 levels against the NF4 codebook: each
@@ -196,18 +201,24 @@ func BenchmarkMulVecInt8(b *testing.B) {
 			}
 			report(b)
 		})
-		b.Run(name+"/int8", func(b *testing.B) {
-			var x Int8Vector
-			for b.Loop() {
-				if err := x.Quantize(xs); err != nil {
-					b.Fatal(err)
-				}
-				if err := m.MulVecInt8Rows(y, &x, 0, rows); err != nil {
-					b.Fatal(err)
-				}
+		for _, absmax := range [][]float32{nil, m.Absmax()} {
+			suffix := ""
+			if absmax != nil {
+				suffix = "+absmax"
 			}
-			report(b)
-		})
+			b.Run(name+"/int8"+suffix, func(b *testing.B) {
+				var x Int8Vector
+				for b.Loop() {
+					if err := x.Quantize(xs); err != nil {
+						b.Fatal(err)
+					}
+					if err := m.MulVecInt8Rows(y, &x, absmax, 0, rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b)
+			})
+		}
 		b.Run(name+"/quantize", func(b *testing.B) {
 			var x Int8Vector
 			for b.Loop() {

@@ -77,8 +77,10 @@ const (
 	// top two logits were 0.02% of the spread apart). It applies to NF4 weights whose rows are whole blocks of
 	// at least 64 (QLoRA's blocks of 64 with rows of a multiple of 64
 	// columns); other weights, prefill and an adapter's own product run as
-	// with ActivationsExact. NewGenerator reports an error when no weight
-	// qualifies.
+	// with ActivationsExact. NewGenerator decodes these weights' block
+	// scales to float32 (4 bytes per 64 weights, an eighth of their size
+	// as NF4) rather than decode them in every product, and reports an
+	// error when no weight qualifies.
 	ActivationsInt8
 )
 
@@ -173,7 +175,7 @@ type Generator struct {
 	// last NF4 product; actFresh says it is still the input of the next
 	// product (K and V after Q, up after gate). forward clears actFresh
 	// whenever it writes a product's input.
-	int8Act  bool
+	int8Act  map[*model.Linear]*int8Linear // the linears that qualify, nil without ActivationsInt8
 	act      nf4.Int8Vector
 	actFresh bool
 
@@ -190,7 +192,7 @@ type splitJob struct {
 	lin      *model.Linear
 	y, x     []float32
 	int8Head bool
-	int8Act  *nf4.Matrix // lin's weight, multiplied by g.act, or nil
+	int8Act  *int8Linear // lin's weight, multiplied by g.act, or nil
 	rows     int         // product: the rows of a chunk
 	layer    int         // attention: the layer
 	n        int         // attention: the rows of x
@@ -263,15 +265,18 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	switch opts.Activations {
 	case ActivationsExact:
 	case ActivationsInt8:
-		in, err := checkInt8Activations(w)
-		if err != nil {
-			return nil, err
+		g.int8Act = int8Linears(w)
+		if len(g.int8Act) == 0 {
+			return nil, errors.New("infer: NewGenerator: ActivationsInt8 needs NF4 linear layers whose rows are whole blocks of at least 64 weights; the model has none")
 		}
 		// Sized now, so that a decode step does not allocate.
+		in := 0
+		for lin := range g.int8Act {
+			in = max(in, lin.In)
+		}
 		if err := g.act.Quantize(make([]float32, in)); err != nil {
 			return nil, fmt.Errorf("infer: NewGenerator: %w", err)
 		}
-		g.int8Act = true
 	default:
 		return nil, fmt.Errorf("infer: NewGenerator: unknown activation precision %d", int(opts.Activations))
 	}
@@ -282,31 +287,24 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	return g, nil
 }
 
-// checkInt8Activations returns the largest input size of the linear layers
-// of w that can multiply an int8 vector (int8Weight), or an error when
-// there is none.
-func checkInt8Activations(w *model.Weights) (int, error) {
-	in := 0
-	for _, lin := range append(w.Linears(), w.Output) {
-		if int8Weight(lin) != nil {
-			in = max(in, lin.In)
-		}
-	}
-	if in == 0 {
-		return 0, errors.New("infer: NewGenerator: ActivationsInt8 needs NF4 linear layers whose rows are whole blocks of at least 64 weights; the model has none")
-	}
-	return in, nil
+// int8Linear is a linear layer of ActivationsInt8: its NF4 weight and the
+// weight's block scales, decoded once (nf4.Matrix.MulVecInt8Rows).
+type int8Linear struct {
+	m      *nf4.Matrix
+	absmax []float32
 }
 
-// int8Weight returns lin's weight when it can multiply an int8 vector: NF4
-// with rows of whole blocks of at least 64 (nf4.Matrix.SupportsInt8); else
-// nil.
-func int8Weight(lin *model.Linear) *nf4.Matrix {
-	m, ok := lin.Quantized.(*nf4.Matrix)
-	if !ok || !m.SupportsInt8() {
-		return nil
+// int8Linears returns the linear layers of w that can multiply an int8
+// vector: NF4 with rows of whole blocks of at least 64
+// (nf4.Matrix.SupportsInt8).
+func int8Linears(w *model.Weights) map[*model.Linear]*int8Linear {
+	out := map[*model.Linear]*int8Linear{}
+	for _, lin := range append(w.Linears(), w.Output) {
+		if m, ok := lin.Quantized.(*nf4.Matrix); ok && m.SupportsInt8() {
+			out[lin] = &int8Linear{m: m, absmax: m.Absmax()}
+		}
 	}
-	return m
+	return out
 }
 
 // ropeMaxLen caps n positions at longrope's original ones: beyond them its
@@ -786,9 +784,9 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 	int8Head := g.head != nil && lin == g.w.Output
-	var int8Act *nf4.Matrix
-	if n == 1 && g.int8Act && !int8Head {
-		int8Act = int8Weight(lin)
+	var int8Act *int8Linear
+	if n == 1 && g.int8Act != nil && !int8Head {
+		int8Act = g.int8Act[lin]
 	}
 	if int8Act != nil {
 		if !g.actFresh {
@@ -844,7 +842,7 @@ const (
 // over the team when the product is large enough; with int8Head it
 // multiplies by g.head, which stands for lin, and with int8Act (lin's
 // weight) it multiplies g.act, x's int8 copy.
-func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *nf4.Matrix) error {
+func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *int8Linear) error {
 	rows := g.chunkRows(lin)
 	g.job = splitJob{lin: lin, y: y, x: x, int8Head: int8Head, int8Act: int8Act, rows: rows}
 	if chunks := (lin.Out + rows - 1) / rows; chunks > 1 {
@@ -878,7 +876,7 @@ func (g *Generator) mulRowsChunk(_, c int) error {
 		return nil
 	}
 	if j.int8Act != nil {
-		return j.int8Act.MulVecInt8Rows(j.y, &g.act, start, end)
+		return j.int8Act.m.MulVecInt8Rows(j.y, &g.act, j.int8Act.absmax, start, end)
 	}
 	return mulRows(j.lin, j.y, j.x, 1, start, end)
 }
