@@ -22,11 +22,16 @@ import (
 // an Int8Vector, as in llama.cpp's Q8_0.
 const Int8Group = 32
 
-// int8Step is the number of columns a kernel step covers: two groups, 32
-// bytes of codes.
+// int8Step is the number of columns one NF4 block scale covers at least
+// (blocks of 64 or more): 32 bytes of codes.
 const int8Step = 64
 
-// int8Lanes is the number of int32 (and then float32) lanes of a step.
+// int8Pair is the number of columns the kernels take at a time: two steps,
+// 64 bytes of codes.
+const int8Pair = 2 * int8Step
+
+// int8Lanes is the number of int32 (and then float32) lanes of a pair:
+// lane j sums the products of the pair's columns 8j…8j+7.
 const int8Lanes = 16
 
 // int8Codebook is the NF4 codebook times 127, rounded to the nearest
@@ -62,18 +67,17 @@ func Int8Codebook() [16]int8 { return int8Codebook }
 // is large enough, so a decode step does not allocate.
 type Int8Vector struct {
 	n int
-	// q holds the codes, step by step (64 values: 32 bytes of NF4 codes),
-	// in the order of the codes' nibbles: first the 32 odd elements of the
-	// step (the low nibbles of its 32 bytes), then the 32 even ones (the
-	// high nibbles).
+	// q holds the codes, 128 bytes per pair of 64-column steps, in the
+	// order of the NF4 codes' nibbles: first the odd columns (the low
+	// nibbles) of the pair's 64 code bytes, then its even columns (the high
+	// nibbles). A last step without a partner has zeros in its place.
 	q []int8
-	// bias holds, per step, the 16 int32 lanes' −128 × the sum of the four
+	// bias holds, per pair, the 16 int32 lanes' −128 × the sum of the eight
 	// codes that lane adds up: what the +128 of int8CodebookBiased adds.
 	bias []int32
-	// scale holds, per step, each lane's scale: max|x|/127² of the group
-	// its four codes belong to (lanes 0–3 and 8–11: the step's first 32
-	// values; 4–7 and 12–15: its second), the 1/127 of int8Codebook
-	// folded in.
+	// scale holds, per pair, each lane's scale: max|x|/127² of the group
+	// its columns belong to (lanes 4g…4g+3: the pair's group g), the 1/127
+	// of int8Codebook folded in.
 	scale []float32
 }
 
@@ -86,53 +90,66 @@ func (v *Int8Vector) Quantize(x []float32) error {
 	if len(x) == 0 || len(x)%int8Step != 0 {
 		return fmt.Errorf("nf4: Int8Vector.Quantize: %d values, want a positive multiple of %d", len(x), int8Step)
 	}
-	steps := len(x) / int8Step
-	if cap(v.q) < len(x) {
-		v.q = make([]int8, len(x))
-		v.bias = make([]int32, steps*int8Lanes)
-		v.scale = make([]float32, steps*int8Lanes)
+	pairs := (len(x) + int8Pair - 1) / int8Pair
+	if cap(v.q) < pairs*int8Pair {
+		v.q = make([]int8, pairs*int8Pair)
+		v.bias = make([]int32, pairs*int8Lanes)
+		v.scale = make([]float32, pairs*int8Lanes)
 	}
 	v.n = len(x)
-	v.q, v.bias, v.scale = v.q[:len(x)], v.bias[:steps*int8Lanes], v.scale[:steps*int8Lanes]
-	for t := range steps {
-		xs := (*[int8Step]float32)(x[t*int8Step:])
-		q := (*[int8Step]int8)(v.q[t*int8Step:])
-		scale := (*[int8Lanes]float32)(v.scale[t*int8Lanes:])
-		for g := range 2 {
-			blk := xs[g*Int8Group : (g+1)*Int8Group]
-			amax := math.Float32frombits(absmaxBits(blk))
+	v.q, v.bias, v.scale = v.q[:pairs*int8Pair], v.bias[:pairs*int8Lanes], v.scale[:pairs*int8Lanes]
+	for p := range pairs {
+		q := (*[int8Pair]int8)(v.q[p*int8Pair:])
+		scale := (*[int8Lanes]float32)(v.scale[p*int8Lanes:])
+		for g := range int8Pair / Int8Group {
+			c0 := p*int8Pair + g*Int8Group
+			if c0 >= len(x) {
+				// The missing partner of a last step.
+				clear(q[g*Int8Group/2 : int8Step])
+				clear(q[int8Step+g*Int8Group/2:])
+				clear(scale[4*g:])
+				break
+			}
+			blk := (*[Int8Group]float32)(x[c0:])
+			amax := math.Float32frombits(absmaxBits(blk[:]))
 			if math.Float32bits(amax) >= nonFiniteBits {
-				return fmt.Errorf("nf4: Int8Vector.Quantize: a value in [%d, %d) is not finite", t*int8Step+g*Int8Group, t*int8Step+(g+1)*Int8Group)
+				return fmt.Errorf("nf4: Int8Vector.Quantize: a value in [%d, %d) is not finite", c0, c0+Int8Group)
 			}
 			var inv, s float32
 			if amax > 0 {
 				inv, s = 127/amax, amax/(127*127)
 			}
-			for i, f := range blk {
-				// Odd values first, then even ones (the nibble order).
-				e := g*Int8Group + i
-				p := e / 2
-				if e%2 == 0 {
-					p += int8Step / 2
-				}
-				q[p] = roundInt8(f * inv)
+			// Column c of the pair: odd ones at c/2, even ones at 64 + c/2.
+			odd := (*[Int8Group / 2]int8)(q[g*Int8Group/2:])
+			even := (*[Int8Group / 2]int8)(q[int8Step+g*Int8Group/2:])
+			for i := range Int8Group / 2 {
+				even[i] = roundInt8(blk[2*i] * inv)
+				odd[i] = roundInt8(blk[2*i+1] * inv)
 			}
 			for j := range 4 {
-				scale[4*g+j], scale[8+4*g+j] = s, s
+				scale[4*g+j] = s
 			}
 		}
-		bias := (*[int8Lanes]int32)(v.bias[t*int8Lanes:])
+		bias := (*[int8Lanes]int32)(v.bias[p*int8Lanes:])
 		for j := range bias {
-			bias[j] = -128 * (int32(q[4*j]) + int32(q[4*j+1]) + int32(q[4*j+2]) + int32(q[4*j+3]))
+			var sum int32
+			for k := range 4 {
+				sum += int32(q[4*j+k]) + int32(q[int8Step+4*j+k])
+			}
+			bias[j] = -128 * sum
 		}
 	}
 	return nil
 }
 
 // roundInt8 rounds f to the nearest integer, ties to even, saturated to
-// int8: VCVTPS2DQ then VPMOVSDB. |f| is at most 127 and a few ulps here.
+// int8, as VCVTPS2DQ then VPMOVSDB do. |f| is at most 127 and a few ulps
+// here: adding and subtracting 1.5·2²³ rounds a float32 below 2²² to an
+// integer, ties to even.
 func roundInt8(f float32) int8 {
-	return int8(max(-128, min(127, math.RoundToEven(float64(f)))))
+	const magic = 3 << 22
+	r := int32(float32(f+magic) - magic)
+	return int8(max(-128, min(127, r)))
 }
 
 // SupportsInt8 reports whether MulVecInt8Rows runs on m: its rows are whole
@@ -185,13 +202,11 @@ const int8Chunk = 64
 // kernel follows.
 func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
 	steps := m.cols / int8Step
-	perBlock := m.blockSize / int8Step
 	for r := r0; r < r1; r++ {
 		var acc [int8Lanes]float32
 		codes := m.packed[r*m.cols/2 : (r+1)*m.cols/2]
-		b0 := r * m.cols / m.blockSize
 		for t := range steps {
-			b := b0 + t/perBlock
+			b := (r*m.cols + t*int8Step) / m.blockSize
 			w := m.scale(b)
 			if absmax != nil {
 				w = absmax[b]
@@ -203,24 +218,19 @@ func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, absmax []float32, 
 }
 
 // int8StepScalar adds step t of a row (its 32 bytes of codes, its block's
-// absmax w) to the lanes: lane j's integer sum I of four code × value
-// products, then acc[j] += (float32(I)·scale[j])·w, each operation rounded
-// to float32 (no fused multiply-add). Lane j < 8 pairs the low nibbles of
-// bytes 4j…4j+3 with the odd values, lane j ≥ 8 the high nibbles of bytes
-// 4(j−8)… with the even ones, as Int8Vector lays them out.
+// absmax w) to its half of the pair's lanes: lane j's integer sum I of the
+// eight products of columns 8j…8j+7, then acc[j] += (float32(I)·scale[j])·w,
+// each operation rounded to float32 (no fused multiply-add). A last step
+// without a partner leaves the other half alone.
 func int8StepScalar(acc *[int8Lanes]float32, codes *[int8Step / 2]byte, x *Int8Vector, t int, w float32) {
-	q := (*[int8Step]int8)(x.q[t*int8Step:])
-	scale := (*[int8Lanes]float32)(x.scale[t*int8Lanes:])
-	for j := range int8Lanes {
+	p, h := t/2, t%2
+	q := (*[int8Pair]int8)(x.q[p*int8Pair:])
+	scale := (*[int8Lanes]float32)(x.scale[p*int8Lanes:])
+	for j := 8 * h; j < 8*h+8; j++ {
 		var sum int32
 		for k := range 4 {
-			p := 4*j + k
-			b := codes[p%32]
-			c := b & 15
-			if p >= 32 {
-				c = b >> 4
-			}
-			sum += int32(int8Codebook[c]) * int32(q[p])
+			b := codes[4*(j-8*h)+k]
+			sum += int32(int8Codebook[b&15])*int32(q[4*j+k]) + int32(int8Codebook[b>>4])*int32(q[int8Step+4*j+k])
 		}
 		acc[j] += float32(float32(float32(sum)*scale[j]) * w)
 	}

@@ -1,11 +1,11 @@
 // Int8 products of NF4 rows with an Int8Vector (int8dot.go has the order
 // the lanes follow, int8dot_amd64.go the calling convention). A step is 64
 // columns: 32 bytes of codes, whose low nibbles (the odd columns) pair with
-// the vector's first 32 codes and whose high nibbles (the even columns)
-// with its next 32. Codes become int8 levels by VPSHUFB over a 16-byte
-// table. The vector's codes, lane biases and lane scales are at the same
-// offset from three bases: the kernels walk the codes with one pointer and
-// reach the other two through the base differences.
+// the vector's odd codes and whose high nibbles (the even columns) with its
+// even ones; the kernels take two steps (a pair, 128 columns) at a time.
+// Codes become int8 levels by VPSHUFB over a 16-byte table. R12 walks the
+// vector: 64 bytes of lane biases and of lane scales per pair, 128 bytes of
+// codes.
 
 #include "textflag.h"
 
@@ -27,25 +27,47 @@ DATA int8Ones16<>+16(SB)/8, $0x0001000100010001
 DATA int8Ones16<>+24(SB)/8, $0x0001000100010001
 GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 
-// STEP512(codes, wscale, acc, yt, zt, yu, zu) adds one step of one row to
-// the lanes acc: the levels of the 32 bytes at codes, biased (low nibbles
-// in bytes 0–31, high nibbles in bytes 32–63; Z30 holds the table in each
-// 128-bit lane, Z31 the nibble mask), dotted with the vector codes at (R8)
-// from the lane biases in Z8, scaled by the lane scales in Z9, then by the
-// row's block absmax at wscale. zt and zu (yt, yu their low halves) are
+// PAIR512(codes, acc, zt, zu, zi) adds one pair of steps of one row to the
+// lanes acc: the levels of the 64 bytes at codes, biased (low nibbles in
+// zt, high nibbles in zu; Z30 holds the table in each 128-bit lane, Z31 the
+// nibble mask), dotted with the vector's odd and even codes at
+// (R8)(R12*2) and 64(R8)(R12*2) from the lane biases in Z8, scaled by the
+// lane scales in Z9, then lanes 0–7 (K1) by the row's first step's block
+// absmax at (AX) and lanes 8–15 (K2) by the second's at 4(AX); zi is
 // scratch.
-#define STEP512(codes, wscale, acc, yt, zt, yu, zu) \
-	VMOVDQU64    codes, yt      \
-	VPSRLW       $4, yt, yu     \
-	VINSERTI64X4 $1, yu, zt, zt \
-	VPANDD       Z31, zt, zt    \
-	VPSHUFB      zt, Z30, zt    \
-	VMOVDQA32    Z8, zu         \
-	VPDPBUSD     (R8), zt, zu   \
-	VCVTDQ2PS    zu, zu         \
-	VMULPS       Z9, zu, zu     \
-	VMULPS.BCST  wscale, zu, zu \
-	VADDPS       zu, acc, acc
+#define PAIR512(codes, sc0, sc1, acc, zt, zu, zi) \
+	VMOVDQU64   codes, zt                  \
+	VPSRLW      $4, zt, zu                 \
+	VPANDD      Z31, zt, zt                \
+	VPANDD      Z31, zu, zu                \
+	VPSHUFB     zt, Z30, zt                \
+	VPSHUFB     zu, Z30, zu                \
+	VMOVDQA32   Z8, zi                     \
+	VPDPBUSD    (R8)(R12*2), zt, zi        \
+	VPDPBUSD    64(R8)(R12*2), zu, zi      \
+	VCVTDQ2PS   zi, zi                     \
+	VMULPS      Z9, zi, zi                 \
+	VMULPS.BCST sc0, zi, K1, zi            \
+	VMULPS.BCST sc1, zi, K2, zi            \
+	VADDPS      zi, acc, acc
+
+// HALF512 is PAIR512 for a last step without a partner: 32 bytes of codes
+// (the upper half of zt and zu zero: levels times zero codes, bias zero),
+// all lanes scaled by the step's block absmax at sc.
+#define HALF512(codes, sc, acc, yt, zt, zu, zi) \
+	VMOVDQU64   codes, yt                  \
+	VPSRLW      $4, zt, zu                 \
+	VPANDD      Z31, zt, zt                \
+	VPANDD      Z31, zu, zu                \
+	VPSHUFB     zt, Z30, zt                \
+	VPSHUFB     zu, Z30, zu                \
+	VMOVDQA32   Z8, zi                     \
+	VPDPBUSD    (R8)(R12*2), zt, zi        \
+	VPDPBUSD    64(R8)(R12*2), zu, zi      \
+	VCVTDQ2PS   zi, zi                     \
+	VMULPS      Z9, zi, zi                 \
+	VMULPS.BCST sc, zi, zi                 \
+	VADDPS      zi, acc, acc
 
 // FOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
 // folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
@@ -59,60 +81,81 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	VMOVSHDUP     x, X10     \
 	VADDSS        X10, x, x
 
-// func int8Rows4VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, steps, perBlock, rowBytes, scaleBytes int)
+// SETUP512 loads the arguments common to the VNNI kernels: y in DI, codes
+// in SI, the vector's codes, biases and scales in R8, R9, R10, the block
+// scales in AX, the table in Z30, the nibble mask in Z31, the lane masks in
+// K1 (lanes 0–7) and K2 (8–15), rowBytes in DX and scaleBytes in R14.
+#define SETUP512 \
+	MOVQ            y+0(FP), DI             \
+	MOVQ            codes+8(FP), SI         \
+	MOVQ            q+16(FP), R8            \
+	MOVQ            bias+24(FP), R9         \
+	MOVQ            xscale+32(FP), R10      \
+	MOVQ            wscale+40(FP), AX       \
+	MOVQ            lut+48(FP), R11         \
+	VBROADCASTI32X4 (R11), Z30              \
+	VMOVDQU64       int8Nibbles<>(SB), Z31  \
+	MOVQ            $0x00ff, R11            \
+	KMOVW           R11, K1                 \
+	MOVQ            $0xff00, R11            \
+	KMOVW           R11, K2                 \
+	MOVQ            rowBytes+80(FP), DX     \
+	MOVQ            scaleBytes+88(FP), R14
+
+// func int8Rows4VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // rows (a positive multiple of 4) consecutive rows of rowBytes bytes of
-// codes (steps steps each); wscale holds each row's block absmax values,
-// row after row, scaleBytes bytes apart; perBlock steps share one.
+// codes: pairs pairs of steps, then a last step alone when half is 1.
+// wscale holds one block absmax per step, row after row, scaleBytes bytes
+// per row.
 TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
-	MOVQ y+0(FP), DI
-	MOVQ codes+8(FP), SI
-	MOVQ q+16(FP), R8
-	MOVQ bias+24(FP), R9
-	SUBQ R8, R9
-	MOVQ xscale+32(FP), R10
-	SUBQ R8, R10
-	MOVQ wscale+40(FP), AX
-	MOVQ lut+48(FP), R11
-	VBROADCASTI32X4 (R11), Z30
-	VMOVDQU64 int8Nibbles<>(SB), Z31
-	MOVQ rows+56(FP), CX
-	MOVQ rowBytes+80(FP), DX
-	MOVQ scaleBytes+88(FP), R14
+	SETUP512
+	MOVQ rows+56(FP), BX
 	LEAQ (SI)(DX*2), R13
 	ADDQ DX, R13
-	LEAQ (AX)(R14*2), R12
-	ADDQ R14, R12
+	LEAQ (AX)(R14*2), CX
+	ADDQ R14, CX
 
 rows4:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-	MOVQ   steps+64(FP), R11
+	XORQ   R12, R12
+	MOVQ   pairs+64(FP), R11
+	TESTQ  R11, R11
+	JZ     last4
 
-block4:
-	MOVQ perBlock+72(FP), BX
+pair4:
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
+	PAIR512((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
+	PAIR512((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
+	PAIR512((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
+	ADDQ $64, SI
+	ADDQ $64, R13
+	ADDQ $8, AX
+	ADDQ $8, CX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  pair4
 
-step4:
-	VMOVDQU32 (R8)(R9*1), Z8
-	VMOVDQU32 (R8)(R10*1), Z9
-	STEP512((SI), (AX), Z0, Y10, Z10, Y11, Z11)
-	STEP512((SI)(DX*1), (AX)(R14*1), Z1, Y12, Z12, Y13, Z13)
-	STEP512((SI)(DX*2), (AX)(R14*2), Z2, Y14, Z14, Y15, Z15)
-	STEP512((R13), (R12), Z3, Y4, Z4, Y5, Z5)
+last4:
+	CMPQ half+72(FP), $0
+	JEQ  fold4
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
+	HALF512((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
+	HALF512((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
+	HALF512((R13), (CX), Z3, Y19, Z19, Z20, Z21)
 	ADDQ $32, SI
 	ADDQ $32, R13
-	ADDQ $64, R8
-	DECQ R11
-	JZ   rowsdone4
-	DECQ BX
-	JNZ  step4
 	ADDQ $4, AX
-	ADDQ $4, R12
-	JMP  block4
+	ADDQ $4, CX
 
-rowsdone4:
+fold4:
 	FOLD16(Z0, Y0, X0)
 	FOLD16(Z1, Y1, X1)
 	FOLD16(Z2, Y2, X2)
@@ -122,142 +165,136 @@ rowsdone4:
 	VMOVSS X2, 8(DI)
 	VMOVSS X3, 12(DI)
 	ADDQ   $16, DI
-	// SI and R13 have moved one row on, AX and R12 one block short of
-	// one row: on to the next four rows.
+	// SI, R13, AX and CX have moved one row on: on to the next four rows.
 	LEAQ (SI)(DX*2), SI
 	ADDQ DX, SI
 	LEAQ (R13)(DX*2), R13
 	ADDQ DX, R13
-	ADDQ $4, AX
-	ADDQ $4, R12
 	LEAQ (AX)(R14*2), AX
 	ADDQ R14, AX
-	LEAQ (R12)(R14*2), R12
-	ADDQ R14, R12
-	// Back to the start of the vector: steps·64 bytes = 2·rowBytes.
-	SUBQ DX, R8
-	SUBQ DX, R8
-	SUBQ $4, CX
+	LEAQ (CX)(R14*2), CX
+	ADDQ R14, CX
+	SUBQ $4, BX
 	JNZ  rows4
 	VZEROUPPER
 	RET
 
-// func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, steps, perBlock, rowBytes, scaleBytes int)
+// func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI one row at a time, for any positive rows.
 TEXT ·int8Rows1VNNI(SB), NOSPLIT, $0-96
-	MOVQ y+0(FP), DI
-	MOVQ codes+8(FP), SI
-	MOVQ q+16(FP), R8
-	MOVQ bias+24(FP), R9
-	SUBQ R8, R9
-	MOVQ xscale+32(FP), R10
-	SUBQ R8, R10
-	MOVQ wscale+40(FP), AX
-	MOVQ lut+48(FP), R11
-	VBROADCASTI32X4 (R11), Z30
-	VMOVDQU64 int8Nibbles<>(SB), Z31
-	MOVQ rows+56(FP), CX
-	MOVQ rowBytes+80(FP), DX
+	SETUP512
+	MOVQ rows+56(FP), BX
 
 rows1:
 	VXORPS Z0, Z0, Z0
-	MOVQ   steps+64(FP), R11
+	XORQ   R12, R12
+	MOVQ   pairs+64(FP), R11
+	TESTQ  R11, R11
+	JZ     last1
 
-block1:
-	MOVQ perBlock+72(FP), BX
-
-step1:
-	VMOVDQU32 (R8)(R9*1), Z8
-	VMOVDQU32 (R8)(R10*1), Z9
-	STEP512((SI), (AX), Z0, Y10, Z10, Y11, Z11)
-	ADDQ $32, SI
-	ADDQ $64, R8
+pair1:
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
+	ADDQ $64, SI
+	ADDQ $8, AX
+	ADDQ $64, R12
 	DECQ R11
-	JZ   rowdone1
-	DECQ BX
-	JNZ  step1
-	ADDQ $4, AX
-	JMP  block1
+	JNZ  pair1
 
-rowdone1:
+last1:
+	CMPQ half+72(FP), $0
+	JEQ  fold1
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
+	ADDQ $32, SI
+	ADDQ $4, AX
+
+fold1:
 	FOLD16(Z0, Y0, X0)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
-	ADDQ   $4, AX
-	SUBQ   DX, R8
-	SUBQ   DX, R8
-	DECQ   CX
+	DECQ   BX
 	JNZ    rows1
 	VZEROUPPER
 	RET
 
-// func int8RowsAVX2(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]int8, rows, steps, perBlock, rowBytes, scaleBytes int)
+// STEP2(cs, qo, qe, xs, ws, acc) adds one step of a pair to its eight lanes
+// in acc (the codes at cs, the vector's odd and even codes at qo and qe, the
+// lane scales at xs, the block absmax at ws): levels signed (Y14 the table, Y15 the nibble mask), each
+// byte product from VPMADDUBSW of |level| with the vector code carrying the
+// level's sign, VPMADDWD by ones (Y13) adding the int16 pairs into the
+// int32 lanes VPDPBUSD fills, odd and even columns added; then scaled by the
+// lane scales and the block absmax.
+#define STEP2(cs, qo, qe, xs, ws, acc) \
+	VMOVDQU      cs, Y4                  \
+	VPSRLW       $4, Y4, Y5              \
+	VPAND        Y15, Y4, Y4             \
+	VPAND        Y15, Y5, Y5             \
+	VPSHUFB      Y4, Y14, Y4             \
+	VPSHUFB      Y5, Y14, Y5             \
+	VMOVDQU      qo, Y6                  \
+	VMOVDQU      qe, Y7                  \
+	VPSIGNB      Y4, Y6, Y6              \
+	VPSIGNB      Y5, Y7, Y7              \
+	VPABSB       Y4, Y4                  \
+	VPABSB       Y5, Y5                  \
+	VPMADDUBSW   Y6, Y4, Y6              \
+	VPMADDUBSW   Y7, Y5, Y7              \
+	VPMADDWD     Y13, Y6, Y6             \
+	VPMADDWD     Y13, Y7, Y7             \
+	VPADDD       Y7, Y6, Y6              \
+	VCVTDQ2PS    Y6, Y6                  \
+	VMULPS       xs, Y6, Y6              \
+	VBROADCASTSS ws, Y12                 \
+	VMULPS       Y12, Y6, Y6             \
+	VADDPS       Y6, acc, acc
+
+// func int8RowsAVX2(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]int8, rows, pairs, half, rowBytes, scaleBytes int)
 //
-// int8Rows1VNNI with AVX2: the levels are signed (lut holds int8Codebook,
-// bias is not read), and each byte product comes from VPMADDUBSW of |level|
-// with the vector code carrying the level's sign; VPMADDWD by ones adds
-// the int16 pairs into the same int32 lanes as VPDPBUSD. |level|·|code| ≤
-// 127·127, so the int16 pair sums cannot saturate. Lanes 0–7 are in Y0,
-// 8–15 in Y1.
+// int8Rows1VNNI with AVX2, a step at a time: the levels are signed (lut
+// holds int8Codebook, bias is not read). |level|·|code| ≤ 127·127, so the
+// int16 pair sums of VPMADDUBSW cannot saturate. Lanes 0–7 are in Y0, 8–15
+// in Y1.
 TEXT ·int8RowsAVX2(SB), NOSPLIT, $0-96
-	MOVQ y+0(FP), DI
-	MOVQ codes+8(FP), SI
-	MOVQ q+16(FP), R8
-	MOVQ xscale+32(FP), R10
-	SUBQ R8, R10
-	MOVQ wscale+40(FP), AX
-	MOVQ lut+48(FP), R11
+	MOVQ           y+0(FP), DI
+	MOVQ           codes+8(FP), SI
+	MOVQ           q+16(FP), R8
+	MOVQ           xscale+32(FP), R10
+	MOVQ           wscale+40(FP), AX
+	MOVQ           lut+48(FP), R11
 	VBROADCASTI128 (R11), Y14
-	VMOVDQU int8Nibbles<>(SB), Y15
-	VMOVDQU int8Ones16<>(SB), Y13
-	MOVQ rows+56(FP), CX
-	MOVQ rowBytes+80(FP), DX
+	VMOVDQU        int8Nibbles<>(SB), Y15
+	VMOVDQU        int8Ones16<>(SB), Y13
+	MOVQ           rows+56(FP), BX
 
 rows2:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	MOVQ   steps+64(FP), R11
+	XORQ   R12, R12
+	MOVQ   pairs+64(FP), R11
+	TESTQ  R11, R11
+	JZ     last2
 
-block2:
-	MOVQ perBlock+72(FP), BX
-	VBROADCASTSS (AX), Y12
+pair2:
+	STEP2((SI), (R8)(R12*2), 64(R8)(R12*2), (R10)(R12*1), (AX), Y0)
+	STEP2(32(SI), 32(R8)(R12*2), 96(R8)(R12*2), 32(R10)(R12*1), 4(AX), Y1)
+	ADDQ $64, SI
+	ADDQ $8, AX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  pair2
 
-step2:
-	VMOVDQU    (SI), Y4
-	VPSRLW     $4, Y4, Y5
-	VPAND      Y15, Y4, Y4
-	VPAND      Y15, Y5, Y5
-	VPSHUFB    Y4, Y14, Y4
-	VPSHUFB    Y5, Y14, Y5
-	VMOVDQU    (R8), Y6
-	VMOVDQU    32(R8), Y7
-	VPSIGNB    Y4, Y6, Y6
-	VPSIGNB    Y5, Y7, Y7
-	VPABSB     Y4, Y4
-	VPABSB     Y5, Y5
-	VPMADDUBSW Y6, Y4, Y6
-	VPMADDUBSW Y7, Y5, Y7
-	VPMADDWD   Y13, Y6, Y6
-	VPMADDWD   Y13, Y7, Y7
-	VCVTDQ2PS  Y6, Y6
-	VCVTDQ2PS  Y7, Y7
-	VMULPS     (R8)(R10*1), Y6, Y6
-	VMULPS     32(R8)(R10*1), Y7, Y7
-	VMULPS     Y12, Y6, Y6
-	VMULPS     Y12, Y7, Y7
-	VADDPS     Y6, Y0, Y0
-	VADDPS     Y7, Y1, Y1
-	ADDQ       $32, SI
-	ADDQ       $64, R8
-	DECQ       R11
-	JZ         rowdone2
-	DECQ       BX
-	JNZ        step2
-	ADDQ       $4, AX
-	JMP        block2
+last2:
+	CMPQ half+72(FP), $0
+	JEQ  fold2
+	STEP2((SI), (R8)(R12*2), 64(R8)(R12*2), (R10)(R12*1), (AX), Y0)
+	ADDQ $32, SI
+	ADDQ $4, AX
 
-rowdone2:
+fold2:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS       X1, X0, X0
@@ -267,10 +304,7 @@ rowdone2:
 	VADDSS       X1, X0, X0
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
-	ADDQ         $4, AX
-	SUBQ         DX, R8
-	SUBQ         DX, R8
-	DECQ         CX
+	DECQ         BX
 	JNZ          rows2
 	VZEROUPPER
 	RET

@@ -15,7 +15,7 @@ import (
 func int8Matrices(t *testing.T) map[string]*Matrix {
 	t.Helper()
 	out := map[string]*Matrix{}
-	shapes := [][2]int{{1, 64}, {4, 64}, {7, 128}, {16, 256}, {37, 768}, {130, 2048}}
+	shapes := [][2]int{{1, 64}, {4, 64}, {7, 128}, {5, 192}, {16, 256}, {9, 320}, {37, 768}, {130, 2048}}
 	for _, shape := range shapes {
 		rows, cols := shape[0], shape[1]
 		for _, blockSize := range []int{64, 128, 256} {
@@ -123,29 +123,38 @@ func TestMulVecInt8Reference(t *testing.T) {
 // TestInt8VectorQuantize checks the rounding bound (half a step of the
 // group: max|x|/254) and the layout: odd values first, then even ones.
 func TestInt8VectorQuantize(t *testing.T) {
-	xs := gaussian(3, 256, 2)
+	xs := gaussian(3, 320, 2)
 	var v Int8Vector
 	require.NoError(t, v.Quantize(xs))
-	require.Equal(t, 256, v.Len())
+	require.Equal(t, 320, v.Len())
+	// The missing partner of the last step is zero.
+	for _, i := range []int{256 + 32, 256 + 63, 256 + 96, 256 + 127} {
+		require.Zero(t, v.q[i], "padding code %d", i)
+	}
 	for i, f := range xs {
 		g := i / Int8Group
 		var amax float32
 		for _, u := range xs[g*Int8Group : (g+1)*Int8Group] {
 			amax = max(amax, float32(math.Abs(float64(u))))
 		}
-		e := i % int8Step
-		p := i/int8Step*int8Step + e/2
-		if e%2 == 0 {
-			p += 32
+		c := i % int8Pair
+		p := i/int8Pair*int8Pair + c/2
+		if c%2 == 0 {
+			p += int8Step
 		}
 		back := float64(v.q[p]) * float64(amax) / 127
 		require.InDelta(t, float64(f), back, float64(amax)/254*1.0001, "value %d", i)
 	}
-	// Reuse: a shorter vector fits in the same memory.
+	// Reuse: a shorter vector fits in the same memory, and the partner of
+	// its last step is zeroed.
 	q := &v.q[0]
-	require.NoError(t, v.Quantize(xs[:128]))
-	require.Equal(t, 128, v.Len())
+	require.NoError(t, v.Quantize(xs[:64]))
+	require.Equal(t, 64, v.Len())
 	require.Same(t, q, &v.q[0])
+	for i := 32; i < 64; i++ {
+		require.Zero(t, v.q[i], "padding code %d", i)
+		require.Zero(t, v.q[64+i], "padding code %d", 64+i)
+	}
 }
 
 func TestInt8Errors(t *testing.T) {
@@ -227,5 +236,17 @@ func BenchmarkMulVecInt8(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRoundInt8 checks roundInt8 against math.RoundToEven, clamped, around
+// every half-integer in range and beyond it.
+func TestRoundInt8(t *testing.T) {
+	for k := -260; k <= 260; k++ {
+		mid := float32(k) / 2
+		for _, f := range []float32{mid, math.Nextafter32(mid, -1000), math.Nextafter32(mid, 1000)} {
+			want := int8(max(-128, min(127, math.RoundToEven(float64(f)))))
+			require.Equal(t, want, roundInt8(f), "%v", f)
+		}
 	}
 }
