@@ -55,6 +55,18 @@ DATA nibbleShift<>+56(SB)/4, $4
 DATA nibbleShift<>+60(SB)/4, $0
 GLOBL nibbleShift<>(SB), RODATA|NOPTR, $64
 
+// scalePair holds the dwords 0…7: the value of a code's top three bits
+// that selects each 32-entry pair of scalesAVX512's table.
+DATA scalePair<>+0(SB)/4, $0
+DATA scalePair<>+4(SB)/4, $1
+DATA scalePair<>+8(SB)/4, $2
+DATA scalePair<>+12(SB)/4, $3
+DATA scalePair<>+16(SB)/4, $4
+DATA scalePair<>+20(SB)/4, $5
+DATA scalePair<>+24(SB)/4, $6
+DATA scalePair<>+28(SB)/4, $7
+GLOBL scalePair<>(SB), RODATA|NOPTR, $32
+
 // lowNibbles masks each byte to its low 4 bits.
 DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA lowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
@@ -560,8 +572,16 @@ rows256done:
 
 // func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
 // 16 double-quantized scales per step: the codes widened to dword indices,
-// a gather from the 256-entry table, then the product with nested and the
-// sum with offset, each rounded like the Go code's.
+// looked up in the 256-entry table held in Z16–Z31 (eight VPERMT2PS over
+// 32-entry pairs, each kept for the lanes whose top three code bits select
+// its pair; faster than a gather on AMD cores), then the product with
+// nested and the sum with offset, each rounded like the Go code's.
+#define SCALEPAIR(i, lo, hi) \
+	VPCMPEQD.BCST scalePair<>+(4*i)(SB), Z2, K1 \
+	VMOVAPS       lo, Z3                       \
+	VPERMT2PS     hi, Z1, Z3                   \
+	VMOVAPS       Z3, K1, Z0
+
 TEXT ·scalesAVX512(SB), NOSPLIT, $0-40
 	MOVQ         out+0(FP), DI
 	MOVQ         codes+8(FP), SI
@@ -569,18 +589,40 @@ TEXT ·scalesAVX512(SB), NOSPLIT, $0-40
 	MOVQ         table+24(FP), DX
 	VBROADCASTSS nested+32(FP), Z4
 	VBROADCASTSS offset+36(FP), Z5
+	VMOVUPS      (DX), Z16
+	VMOVUPS      64(DX), Z17
+	VMOVUPS      128(DX), Z18
+	VMOVUPS      192(DX), Z19
+	VMOVUPS      256(DX), Z20
+	VMOVUPS      320(DX), Z21
+	VMOVUPS      384(DX), Z22
+	VMOVUPS      448(DX), Z23
+	VMOVUPS      512(DX), Z24
+	VMOVUPS      576(DX), Z25
+	VMOVUPS      640(DX), Z26
+	VMOVUPS      704(DX), Z27
+	VMOVUPS      768(DX), Z28
+	VMOVUPS      832(DX), Z29
+	VMOVUPS      896(DX), Z30
+	VMOVUPS      960(DX), Z31
 
 scales512:
-	VPMOVZXBD  (SI), Z1
-	KXNORW     K0, K0, K1
-	VXORPS     Z2, Z2, Z2
-	VGATHERDPS (DX)(Z1*4), K1, Z2
-	VMULPS     Z4, Z2, Z2
-	VADDPS     Z5, Z2, Z2
-	VMOVUPS    Z2, (DI)
-	ADDQ       $16, SI
-	ADDQ       $64, DI
-	SUBQ       $16, CX
-	JNZ        scales512
+	VPMOVZXBD (SI), Z1
+	VPSRLD    $5, Z1, Z2
+	SCALEPAIR(0, Z16, Z17)
+	SCALEPAIR(1, Z18, Z19)
+	SCALEPAIR(2, Z20, Z21)
+	SCALEPAIR(3, Z22, Z23)
+	SCALEPAIR(4, Z24, Z25)
+	SCALEPAIR(5, Z26, Z27)
+	SCALEPAIR(6, Z28, Z29)
+	SCALEPAIR(7, Z30, Z31)
+	VMULPS    Z4, Z0, Z0
+	VADDPS    Z5, Z0, Z0
+	VMOVUPS   Z0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $64, DI
+	SUBQ      $16, CX
+	JNZ       scales512
 	VZEROUPPER
 	RET

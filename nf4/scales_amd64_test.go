@@ -1,0 +1,34 @@
+package nf4
+
+import (
+	"math"
+	"testing"
+
+	"github.com/golora/golora/internal/cpu"
+)
+
+// TestScalesAVX512AllCodes checks the AVX-512 scale decoder against the Go
+// expression on every 8-bit code (quantized absmax values use only some of
+// them), with a table whose entries all differ.
+func TestScalesAVX512AllCodes(t *testing.T) {
+	if cpu.Best() < cpu.AVX512 {
+		t.Skip("no AVX-512 at this level")
+	}
+	var table [256]float32
+	for i := range table {
+		table[i] = float32(i-128)/131 + 1e-3*float32(i%7)
+	}
+	codes := make([]uint8, 512)
+	for i := range codes {
+		codes[i] = uint8(i*37 + i/256)
+	}
+	nested, offset := float32(0.0371), float32(0.0123)
+	out := make([]float32, len(codes))
+	scalesAVX512(&out[0], &codes[0], len(codes), &table, nested, offset)
+	for k, c := range codes {
+		want := float32(table[c]*nested) + offset
+		if math.Float32bits(out[k]) != math.Float32bits(want) {
+			t.Fatalf("code %d (index %d): got %v, want %v", c, k, out[k], want)
+		}
+	}
+}
