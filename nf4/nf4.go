@@ -9,6 +9,10 @@
 // x·Wᵀ straight from the codes. On amd64 both run AVX-512 or AVX2 assembly
 // when the CPU has it (internal/cpu chooses; GOLORA_KERNELS caps the level),
 // with results bit for bit the same as the portable code's.
+//
+// MulVecInt8Rows is the approximate product of llama.cpp's 4-bit formats
+// for a decode step: the vector quantized to int8 once (Int8Vector), the
+// NF4 levels to int8, integer dot products (AVX-512 VNNI or AVX2).
 package nf4
 
 import (

@@ -54,7 +54,8 @@ type GeneratorOptions struct {
 // vector in to NF4 products. A decode step reads every weight once, and on
 // a mid-sized model (stories110M) decoding the 4-bit codes to float32 and
 // multiplying in float32 costs more than reading them: integer dot
-// products, as llama.cpp runs its 4-bit formats, cost about half as much.
+// products, as llama.cpp runs its 4-bit formats, cost a third to a half as
+// much.
 type ActivationPrecision int
 
 const (
@@ -74,13 +75,15 @@ const (
 	// stories260K over 40 decode steps, 0.06% on a random stories15M-shaped
 	// model and 0.2% on a stories110M-shaped one, and greedy decoding picks
 	// the same tokens except at near ties (one of 40 on stories260K, whose
-	// top two logits were 0.02% of the spread apart). It applies to NF4 weights whose rows are whole blocks of
-	// at least 64 (QLoRA's blocks of 64 with rows of a multiple of 64
-	// columns); other weights, prefill and an adapter's own product run as
-	// with ActivationsExact. NewGenerator decodes these weights' block
-	// scales to float32 (4 bytes per 64 weights, an eighth of their size
-	// as NF4) rather than decode them in every product, and reports an
-	// error when no weight qualifies.
+	// top two logits were 0.02% of the spread apart).
+	//
+	// It applies to NF4 weights whose rows are whole blocks of at least 64
+	// (QLoRA's blocks of 64 with rows of a multiple of 64 columns); other
+	// weights, prefill and an adapter's own product run as with
+	// ActivationsExact. NewGenerator decodes these weights' block scales to
+	// float32 (4 bytes per 64 weights, an eighth of their size as NF4)
+	// rather than decode them in every product, and reports an error when
+	// no weight qualifies.
 	ActivationsInt8
 )
 
@@ -791,7 +794,7 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 	if int8Act != nil {
 		if !g.actFresh {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
-				return fmt.Errorf("infer: %s: %w", lin.Name, err)
+				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
 			g.actFresh = true
 		}
