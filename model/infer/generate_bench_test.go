@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/model"
@@ -155,6 +156,47 @@ func BenchmarkGeneratePrefill(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkDecodeActivationsAB compares ActivationsInt8 with exact
+// products on the NF4 models (both with HeadInt8) in one process, one
+// decode step of each in turn, so that a machine whose load drifts slows
+// both alike: "exact" and "act8" tokens/s, and "speedup", the ratio of
+// their total step times.
+func BenchmarkDecodeActivationsAB(b *testing.B) {
+	for _, m := range benchModels() {
+		if !strings.HasSuffix(m.name, "/nf4") || strings.HasPrefix(m.name, "stories260K") {
+			continue
+		}
+		b.Run(m.name, func(b *testing.B) {
+			w := m.weights(b)
+			var gens [2]*Generator
+			for i, act := range []ActivationPrecision{ActivationsExact, ActivationsInt8} {
+				g, err := NewGenerator(w, GeneratorOptions{Head: HeadInt8, Activations: act})
+				if err != nil {
+					b.Fatal(err)
+				}
+				gens[i] = g
+			}
+			var spent [2]time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				for k, g := range gens {
+					if g.Pos() == g.MaxLen() {
+						g.Reset()
+					}
+					start := time.Now()
+					if _, err := g.Step(1 + i%100); err != nil {
+						b.Fatal(err)
+					}
+					spent[k] += time.Since(start)
+				}
+			}
+			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "exact-tokens/s")
+			b.ReportMetric(float64(b.N)/spent[1].Seconds(), "act8-tokens/s")
+			b.ReportMetric(spent[0].Seconds()/spent[1].Seconds(), "speedup")
 		})
 	}
 }
