@@ -142,6 +142,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// loadHF allocate for layers that do not exist.
+	var ranges []streamRange
+	var size int64
 	for slot := range hfSlots(cfg) {
 		if slot.parts != nil {
 			if _, path, ok := s.lookup(slot.key + bnbNF4StateSuffix); ok {
@@ -153,14 +155,20 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			return nil, err
 		}
 		if !quantized {
-			if _, _, err := s.tensor(slot.key, slot.shape); err != nil {
+			t, _, err := s.tensor(slot.key, slot.shape)
+			if err != nil {
 				return nil, err
 			}
+			ranges = append(ranges, streamRange{s.fileOf(slot.key), t.Data})
+			size += int64(len(t.Data))
 		}
 	}
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
 	}
+	ra := newReadAhead(ranges, shouldEvict(size))
+	defer ra.close()
+	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
@@ -193,7 +201,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
-		file := s.fileOf(slot.key)
+		file := ra.file(next)
+		next++
 		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
 			data := t.Data
 			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {

@@ -33,17 +33,20 @@ type tensorFile interface {
 type floatDecoder struct {
 	size   int // bytes per element
 	decode func(dst []float32, src []byte)
+	// decodeFinite, if not nil, is decode that also reports whether every
+	// value is finite, checking them as it decodes.
+	decodeFinite func(dst []float32, src []byte) bool
 }
 
 var (
-	decodeF32 = floatDecoder{4, func(dst []float32, src []byte) {
+	decodeF32 = floatDecoder{size: 4, decode: func(dst []float32, src []byte) {
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	}}
-	decodeF16  = floatDecoder{2, half.DecodeF16}
-	decodeBF16 = floatDecoder{2, half.DecodeBF16}
-	decodeF64  = floatDecoder{8, func(dst []float32, src []byte) {
+	decodeF16  = floatDecoder{size: 2, decode: half.DecodeF16}
+	decodeBF16 = floatDecoder{size: 2, decode: half.DecodeBF16, decodeFinite: half.DecodeBF16Finite}
+	decodeF64  = floatDecoder{size: 8, decode: func(dst []float32, src []byte) {
 		for i := range dst {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
 		}
@@ -79,8 +82,14 @@ func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFil
 			mu.Unlock()
 			return
 		}
-		dec.decode(dst[lo:hi], (*bp)[:len(part)])
-		if !allFinite(dst[lo:hi]) {
+		var finite bool
+		if dec.decodeFinite != nil {
+			finite = dec.decodeFinite(dst[lo:hi], (*bp)[:len(part)])
+		} else {
+			dec.decode(dst[lo:hi], (*bp)[:len(part)])
+			finite = allFinite(dst[lo:hi])
+		}
+		if !finite {
 			nonFinite.Store(true)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/gguf"
@@ -385,14 +386,51 @@ func ggufTokenizerMetadata(gb *gguf.Builder, b *Base) error {
 	return ggufChatMetadata(gb, b)
 }
 
-// ggufChatMetadata adds b's chat template, if it has one.
+// ggufChatMetadata adds b's chat templates, if it has any, as llama.cpp's
+// gguf-py writes a list of named ones: the "default" as
+// tokenizer.chat_template, each other as tokenizer.chat_template.NAME (NAME
+// with characters other than ASCII letters and digits turned into "_"),
+// and those names as tokenizer.chat_templates.
 func ggufChatMetadata(gb *gguf.Builder, b *Base) error {
-	tmpl, err := b.ChatTemplate()
+	names, err := b.ChatTemplateNames()
 	switch {
-	case err == nil:
-		return gb.AddKV(ggufChatTemplateKey, tmpl.Text())
 	case errors.Is(err, ErrNoChatTemplate):
 		return nil
+	case err != nil:
+		return err
 	}
-	return err
+	var others []string
+	for _, name := range names {
+		tmpl, err := b.ChatTemplateNamed(name)
+		if err != nil {
+			return err
+		}
+		key := ggufChatTemplateKey
+		if name != defaultChatTemplate {
+			name = ggufTemplateName(name)
+			if slices.Contains(others, name) {
+				return fmt.Errorf("chat templates: two names become %q in GGUF", name)
+			}
+			others = append(others, name)
+			key = ggufNamedTemplatePfx + name
+		}
+		if err := gb.AddKV(key, tmpl.Text()); err != nil {
+			return err
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	return gb.AddKV(ggufChatTemplatesKey, others)
+}
+
+// ggufTemplateName is a chat template's name as gguf-py writes it in a key:
+// characters other than ASCII letters and digits become "_".
+func ggufTemplateName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
 }
