@@ -263,6 +263,9 @@ func (w *Weights) Validate() error {
 	if n := len(w.RopeFreqFactors); n != 0 && n != c.Rotary()/2 {
 		return fmt.Errorf("model: %d rope frequency factors, want %d", n, c.Rotary()/2)
 	}
+	if n := len(w.RopeLongFactors); n != 0 && (n != c.Rotary()/2 || c.RopeScaling.Type != "longrope") {
+		return fmt.Errorf("model: %d long rope factors with rope scaling %q, want %d with longrope", n, c.RopeScaling.Type, c.Rotary()/2)
+	}
 	if err := checkVector("model.embed_tokens", w.Embedding, c.VocabSize, c.Dim); err != nil {
 		return err
 	}

@@ -83,9 +83,10 @@ type hfConfig struct {
 //
 // The architectures accepted are LLaMA (Llama 2 and 3, SmolLM2; rope_scaling
 // or transformers 5's rope_parameters of type default, linear, llama3 or
-// longrope — longrope's short factors only, in Weights.RopeFreqFactors, so
-// positions beyond original_max_position_embeddings are refused where they
-// run),
+// longrope — longrope's short factors in Weights.RopeFreqFactors, which are
+// the ones applied: positions beyond original_max_position_embeddings are
+// refused where they run; its long factors are kept in
+// Weights.RopeLongFactors for writing the model back),
 // Mistral (sliding_window, honoured in training and generation), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
 // Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
 // partial_rotary_factor) — by architectures (…ForCausalLM) or model_type.
@@ -116,7 +117,7 @@ type streamOptions struct {
 // loadHFStream is loadHF quantizing block linears as it reads them (see
 // streamOptions), checking ctx between tensors.
 func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
-	cfg, q, ropeFactors, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	cfg, q, longrope, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 	if err != nil {
 		return nil, err
 	}
-	w.RopeFreqFactors = ropeFactors
+	w.RopeFreqFactors, w.RopeLongFactors = longrope.short, longrope.long
 	return w, nil
 }
 
@@ -262,11 +263,11 @@ func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
 
 // readHFConfig reads config.json into a validated Config and, when it has a
 // quantization_config, the bitsandbytes settings it gives (nil otherwise),
-// with longrope's short factors as parseHFConfigFull returns them.
-func readHFConfig(path string) (Config, *hfQuant, []float32, error) {
+// with longrope's factors as parseHFConfigFull returns them.
+func readHFConfig(path string) (Config, *hfQuant, longropeFactors, error) {
 	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %w", err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %w", err)
 	}
 	return parseHFConfigFull(path, data)
 }
@@ -278,24 +279,24 @@ func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 	return cfg, q, err
 }
 
-// parseHFConfigFull is parseHFConfig that also returns longrope's short
-// factors (nil for other rope types), which belong in
-// Weights.RopeFreqFactors.
-func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, []float32, error) {
+// parseHFConfigFull is parseHFConfig that also returns longrope's factors
+// (nil for other rope types), which belong in Weights.RopeFreqFactors and
+// RopeLongFactors.
+func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, longropeFactors, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: %w", path, err)
 	}
 	cfg, factors, err := hc.configAndFactors()
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: %w", path, err)
 	}
 	if hc.QuantizationConfig == nil {
 		return cfg, nil, factors, nil
 	}
 	q, err := hc.QuantizationConfig.check()
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: quantization_config: %w", path, err)
 	}
 	return cfg, q, factors, nil
 }
@@ -307,26 +308,26 @@ func (hc *hfConfig) config() (Config, error) {
 	return cfg, err
 }
 
-// configAndFactors is config that also returns longrope's short factors.
-func (hc *hfConfig) configAndFactors() (Config, []float32, error) {
+// configAndFactors is config that also returns longrope's factors.
+func (hc *hfConfig) configAndFactors() (Config, longropeFactors, error) {
 	fam, err := hc.checkArchitecture()
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	cfg, err := hc.fields(fam)
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	headDim := hc.HeadDim
 	if headDim == nil && fam.headDim > 0 {
 		headDim = &fam.headDim
 	}
 	if err := checkHFConfig(&cfg, headDim); err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	factors, err := hc.rotary(&cfg)
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	return cfg, factors, nil
 }
