@@ -112,6 +112,9 @@ type streamOptions struct {
 	// requantize also passes block linears stored quantized (GGUF block
 	// formats) through quantizer, dequantized first.
 	requantize bool
+	// uncached reads the checkpoint as one too large for the page cache
+	// (see shouldEvict) whatever its size, for tests.
+	uncached bool
 }
 
 // loadHFStream is loadHF quantizing block linears as it reads them (see
@@ -167,7 +170,7 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
 	}
-	ra := newReadAhead(ranges, shouldEvict(size))
+	ra := newReadAhead(ranges, so.uncached || shouldEvict(size))
 	defer ra.close()
 	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)

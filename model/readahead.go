@@ -52,6 +52,9 @@ type readAhead struct {
 	ranges        []streamRange
 	evict         bool
 	chunk, window int64 // readAheadChunk and readAheadWindow
+	// direct, when not nil, reads the ranges instead, bypassing the page
+	// cache (see directReader); nothing is prefetched or evicted then.
+	direct *directReader
 
 	mu       sync.Mutex
 	moved    *sync.Cond // signalled when read grows or stop is set
@@ -61,10 +64,17 @@ type readAhead struct {
 	finished chan struct{}
 }
 
-// newReadAhead starts prefetching ranges. When evict is set, each range is
-// evicted from the page cache once the loader has read all of it. Call
+// newReadAhead starts prefetching ranges. When evict is set (the
+// checkpoint is too large for the page cache, see shouldEvict), the ranges
+// are read with O_DIRECT where the files allow it (directReader), else each
+// is evicted from the page cache once the loader has read all of it. Call
 // close when done (before closing the files).
 func newReadAhead(ranges []streamRange, evict bool) *readAhead {
+	if evict {
+		if d := newDirectReader(ranges); d != nil {
+			return &readAhead{ranges: ranges, direct: d}
+		}
+	}
 	return startReadAhead(&readAhead{ranges: ranges, evict: evict, chunk: readAheadChunk, window: readAheadWindow})
 }
 
@@ -131,6 +141,10 @@ func (r *readAhead) consumed(i int, n int) {
 
 // close stops prefetching and waits for the goroutine to return.
 func (r *readAhead) close() {
+	if r.direct != nil {
+		r.direct.close()
+		return
+	}
 	r.mu.Lock()
 	r.stop = true
 	r.mu.Unlock()
@@ -145,6 +159,9 @@ type rangeFile struct {
 }
 
 func (f rangeFile) ReadData(dst, data []byte) error {
+	if f.r.direct != nil {
+		return f.r.direct.readData(f.i, dst, data)
+	}
 	if err := f.r.ranges[f.i].file.ReadData(dst, data); err != nil {
 		return err
 	}

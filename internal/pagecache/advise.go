@@ -33,8 +33,11 @@ func Evict(file *os.File, mapping, part []byte) {
 	}
 }
 
-// offset returns where part starts in mapping, and whether part lies inside
-// it and is not empty.
+// Offset returns where part starts in mapping (the file offset of a mapping
+// from offset 0), and whether part lies inside it and is not empty.
+func Offset(mapping, part []byte) (int64, bool) { return offset(mapping, part) }
+
+// offset is Offset.
 func offset(mapping, part []byte) (int64, bool) {
 	if len(part) == 0 || len(mapping) == 0 {
 		return 0, false

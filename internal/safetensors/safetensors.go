@@ -177,6 +177,16 @@ func (f *File) PrefetchData(data []byte) {
 	}
 }
 
+// DataOffset returns where data, a part of the Data of one of f's tensors,
+// starts in the file, for a caller that reads the file itself (with
+// O_DIRECT, say); false for a File from Parse or data not in f.
+func (f *File) DataOffset(data []byte) (int64, bool) {
+	if f.fd == nil || f.closed {
+		return 0, false
+	}
+	return pagecache.Offset(f.mapping, data)
+}
+
 // EvictData asks the kernel to drop data, a part of the Data of one of f's
 // tensors that the caller has read, from the page cache (see
 // pagecache.Evict). It does nothing for a File from Parse.
