@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -57,19 +58,24 @@ type directReader struct {
 	err     error
 	stop    bool
 	done    chan struct{}
+	// unwatch stops watching the context newDirectReader was given.
+	unwatch func() bool
 }
 
 // newDirectReader opens the files of ranges with O_DIRECT and starts
 // reading. It returns nil when a file cannot be read that way (a file from
 // Parse, a file system without O_DIRECT): the caller reads through the page
-// cache instead.
-func newDirectReader(ranges []streamRange) *directReader {
-	return newDirectReaderSized(ranges, directChunk, directSlots)
+// cache instead. The loader must read every range whole, in order (two at
+// once at most, as the loader and its quantizing worker do), or cancel ctx:
+// the reader refills a buffer only once its chunk was read, and cancelling
+// ctx makes every wait for a chunk return an error.
+func newDirectReader(ctx context.Context, ranges []streamRange) *directReader {
+	return newDirectReaderSized(ctx, ranges, directChunk, directSlots)
 }
 
 // newDirectReaderSized is newDirectReader with chunks of chunk bytes and
 // slots of them in memory.
-func newDirectReaderSized(ranges []streamRange, chunk int64, slots int) *directReader {
+func newDirectReaderSized(ctx context.Context, ranges []streamRange, chunk int64, slots int) *directReader {
 	d := &directReader{chunk: chunk, ranges: ranges, first: make([]int, len(ranges)), done: make(chan struct{})}
 	opened := map[string]*os.File{}
 	for i, rg := range ranges {
@@ -112,8 +118,17 @@ func newDirectReaderSized(ranges []streamRange, chunk int64, slots int) *directR
 	for i := range d.slots {
 		d.slots[i] = alignedBuffer(int(chunk) + 2*directAlign)
 	}
+	d.unwatch = context.AfterFunc(ctx, d.abort)
 	go d.read()
 	return d
+}
+
+// abort stops reading and wakes every wait.
+func (d *directReader) abort() {
+	d.mu.Lock()
+	d.stop = true
+	d.mu.Unlock()
+	d.changed.Broadcast()
 }
 
 // alignedBuffer returns n bytes starting at a multiple of directAlign.
@@ -193,7 +208,7 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 			err := d.err
 			d.mu.Unlock()
 			if err == nil {
-				err = fmt.Errorf("model: reading %s: stopped", p.file.Name())
+				err = fmt.Errorf("model: reading %s: loading stopped", p.file.Name())
 			}
 			return err
 		}
@@ -214,10 +229,8 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 
 // close stops reading, waits for the reader and closes the files.
 func (d *directReader) close() {
-	d.mu.Lock()
-	d.stop = true
-	d.mu.Unlock()
-	d.changed.Broadcast()
+	d.unwatch()
+	d.abort()
 	<-d.done
 	d.closeFiles()
 }

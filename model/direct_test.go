@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/golora/golora/internal/parallel"
@@ -59,7 +60,7 @@ func TestDirectReader(t *testing.T) {
 		{files[0], a[4196:60_001]}, {files[1], b[17:4000]}, {files[0], a[60_001:]},
 	}
 	const chunk = 10_000
-	d := newDirectReaderSized(ranges, chunk, 3)
+	d := newDirectReaderSized(context.Background(), ranges, chunk, 3)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}
@@ -104,7 +105,7 @@ func TestDirectReaderTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := memDirectFile{path, content}
-	d := newDirectReaderSized([]streamRange{{f, content[100:]}}, 8192, 2)
+	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[100:]}}, 8192, 2)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}
@@ -147,7 +148,7 @@ func TestLoadUncachedMatches(t *testing.T) {
 			ranges = append(ranges, streamRange{f, tensor.Data})
 		}
 	}
-	d := newDirectReader(ranges)
+	d := newDirectReader(context.Background(), ranges)
 	src.close()
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
@@ -159,5 +160,43 @@ func TestLoadUncachedMatches(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cached, uncached) {
 		t.Error("weights read with O_DIRECT differ from those read through the page cache")
+	}
+}
+
+// TestDirectReaderCancel: a range the loader abandons half read holds the
+// ring, so a read of a later range waits; cancelling the context makes it
+// return an error instead of waiting for ever.
+func TestDirectReaderCancel(t *testing.T) {
+	content := make([]byte, 200_000)
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := memDirectFile{path, content}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := newDirectReaderSized(ctx, []streamRange{{f, content[:100_000]}, {f, content[100_000:]}}, 8192, 2)
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	defer d.close()
+	dst := make([]byte, 100_000)
+	if err := d.readData(0, dst, content[:5000]); err != nil { // then abandoned
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	go func() { errc <- d.readData(1, dst, content[100_000:101_000]) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("a read past the abandoned range returned (%v) before the cancel", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("no error after the cancel")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read still waits after the cancel")
 	}
 }

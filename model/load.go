@@ -60,7 +60,10 @@ type LoadOptions struct {
 	// Face safetensors (single or sharded) and GGUF files are memory-mapped
 	// and streamed tensor by tensor, each linear quantized right after it is
 	// converted (one at a time) and the file's pages given back, so
-	// that loading never holds the float32 model nor the whole file. Linears
+	// that loading never holds the float32 model nor the whole file. The
+	// loader keeps the disk reading ahead of it; a Hugging Face checkpoint
+	// larger than half the memory available is read with O_DIRECT,
+	// bypassing the page cache it would not fit in beside the weights. Linears
 	// the checkpoint already stores quantized (bitsandbytes NF4, GGUF block
 	// formats) are kept as stored unless Requantize is set. The embedding,
 	// norms and output head stay float32.

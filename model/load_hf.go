@@ -170,16 +170,26 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
 	}
-	ra := newReadAhead(ranges, so.uncached || shouldEvict(size))
+	// Cancelling readCtx abandons the reads: the loader does so when it
+	// fails (before waiting for the worker, which may wait for a read) and
+	// the worker when it fails (the loader may be waiting for one).
+	readCtx, abandon := context.WithCancel(ctx)
+	defer abandon()
+	ra := newReadAhead(readCtx, ranges, so.uncached || shouldEvict(size))
 	defer ra.close()
 	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
-		sq = newStreamQuantizer(ctx, so.quantizer)
+		sq = newStreamQuantizer(ctx, so.quantizer, abandon)
 		defer func() {
 			if werr := sq.wait(); err == nil && werr != nil {
 				w, err = nil, werr
+			}
+		}()
+		defer func() {
+			if err != nil {
+				abandon()
 			}
 		}()
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"sync"
 
 	"github.com/golora/golora/internal/pagecache"
@@ -68,10 +69,11 @@ type readAhead struct {
 // checkpoint is too large for the page cache, see shouldEvict), the ranges
 // are read with O_DIRECT where the files allow it (directReader), else each
 // is evicted from the page cache once the loader has read all of it. Call
-// close when done (before closing the files).
-func newReadAhead(ranges []streamRange, evict bool) *readAhead {
+// close when done (before closing the files); cancel ctx to abandon the
+// ranges not read yet (see newDirectReader).
+func newReadAhead(ctx context.Context, ranges []streamRange, evict bool) *readAhead {
 	if evict {
-		if d := newDirectReader(ranges); d != nil {
+		if d := newDirectReader(ctx, ranges); d != nil {
 			return &readAhead{ranges: ranges, direct: d}
 		}
 	}

@@ -120,11 +120,14 @@ type streamQuantizer struct {
 
 	mu  sync.Mutex
 	err error
+	// onFail, if set, is called once, on the first error.
+	onFail func()
 }
 
-// newStreamQuantizer starts the worker; call wait to collect it.
-func newStreamQuantizer(ctx context.Context, q quant.Quantizer) *streamQuantizer {
-	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob)}
+// newStreamQuantizer starts the worker; call wait to collect it. onFail,
+// if not nil, is called on the worker's first error.
+func newStreamQuantizer(ctx context.Context, q quant.Quantizer, onFail func()) *streamQuantizer {
+	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob), onFail: onFail}
 	jobs := s.jobs
 	s.wg.Go(func() { s.work(jobs) })
 	return s
@@ -183,9 +186,13 @@ func (s *streamQuantizer) failed() bool {
 
 func (s *streamQuantizer) fail(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err == nil {
+	first := s.err == nil
+	if first {
 		s.err = err
+	}
+	s.mu.Unlock()
+	if first && s.onFail != nil {
+		s.onFail()
 	}
 }
 
