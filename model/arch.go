@@ -126,27 +126,33 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
 }
 
+// longropeFactors are longrope's divisors of the rotary frequencies: short
+// up to the original context length (Weights.RopeFreqFactors), long beyond
+// it (Weights.RopeLongFactors). Both are nil for other rope types.
+type longropeFactors struct {
+	short, long []float32
+}
+
 // rotary reads the RoPE settings: rope_parameters (transformers 5) or else
 // rope_scaling, and partial_rotary_factor. cfg.HeadDim must be settled. For
-// longrope it returns the short factors, the divisors of the rotary
-// frequencies (Weights.RopeFreqFactors).
-func (hc *hfConfig) rotary(cfg *Config) ([]float32, error) {
+// longrope it returns its factors.
+func (hc *hfConfig) rotary(cfg *Config) (longropeFactors, error) {
 	var r hfRope
 	if err := hc.rope(cfg, &r); err != nil {
-		return nil, err
+		return longropeFactors{}, err
 	}
 	if cfg.RopeScaling.Type != "longrope" {
-		return nil, nil
+		return longropeFactors{}, nil
 	}
 	key := "rope_parameters"
 	if isNull(hc.RopeParameters) {
 		key = "rope_scaling"
 	}
-	factors32, err := r.longrope(cfg, hc.OriginalMaxPositionEmbeddings)
+	factors, err := r.longrope(cfg, hc.OriginalMaxPositionEmbeddings)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return longropeFactors{}, fmt.Errorf("%s: %w", key, err)
 	}
-	return factors32, nil
+	return factors, nil
 }
 
 // rope is the part of rotary that fills cfg and, with the rope_scaling
@@ -274,8 +280,8 @@ var errFusedQuantized = errors.New("bitsandbytes 4-bit fused projections (qkv_pr
 // max_position_embeddings over it, else original positions are
 // max_position_embeddings and the factor r's; the attention factor, unless
 // given, is sqrt(1 + ln factor / ln original) (1 for a factor ≤ 1). It
-// returns the short factors, checked, as float32.
-func (r hfRope) longrope(cfg *Config, topOriginal *int) ([]float32, error) {
+// returns the short and long factors, checked, as float32.
+func (r hfRope) longrope(cfg *Config, topOriginal *int) (longropeFactors, error) {
 	orig, factor := cfg.MaxSeqLen, 1.0
 	if r.Factor != nil {
 		factor = *r.Factor
@@ -283,7 +289,7 @@ func (r hfRope) longrope(cfg *Config, topOriginal *int) ([]float32, error) {
 	switch {
 	case topOriginal != nil:
 		if *topOriginal <= 0 {
-			return nil, fmt.Errorf("original_max_position_embeddings %d is not positive", *topOriginal)
+			return longropeFactors{}, fmt.Errorf("original_max_position_embeddings %d is not positive", *topOriginal)
 		}
 		orig = *topOriginal
 		factor = float64(cfg.MaxSeqLen) / float64(orig)
@@ -303,21 +309,27 @@ func (r hfRope) longrope(cfg *Config, topOriginal *int) ([]float32, error) {
 		v   []float64
 	}{{"short_factor", r.ShortFactor}, {"long_factor", r.LongFactor}} {
 		if len(f.v) != half {
-			return nil, fmt.Errorf("rope type \"longrope\": %s has %d values, want %d (one per rotary frequency)", f.key, len(f.v), half)
+			return longropeFactors{}, fmt.Errorf("rope type \"longrope\": %s has %d values, want %d (one per rotary frequency)", f.key, len(f.v), half)
 		}
 		for i, v := range f.v {
 			if !(v > 0) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("rope type \"longrope\": %s[%d] is %v, want positive and finite", f.key, i, v)
+				return longropeFactors{}, fmt.Errorf("rope type \"longrope\": %s[%d] is %v, want positive and finite", f.key, i, v)
 			}
 		}
 	}
 	cfg.RopeScaling = RopeScaling{Type: "longrope", Factor: factor, OriginalMaxPos: orig, AttentionFactor: attention}
 	if err := cfg.RopeScaling.Check(); err != nil {
-		return nil, err
+		return longropeFactors{}, err
 	}
-	short := make([]float32, half)
-	for i, v := range r.ShortFactor {
-		short[i] = float32(v)
+	var out longropeFactors
+	for _, f := range []struct {
+		dst *[]float32
+		v   []float64
+	}{{&out.short, r.ShortFactor}, {&out.long, r.LongFactor}} {
+		*f.dst = make([]float32, half)
+		for i, v := range f.v {
+			(*f.dst)[i] = float32(v)
+		}
 	}
-	return short, nil
+	return out, nil
 }

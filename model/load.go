@@ -60,7 +60,10 @@ type LoadOptions struct {
 	// Face safetensors (single or sharded) and GGUF files are memory-mapped
 	// and streamed tensor by tensor, each linear quantized right after it is
 	// converted (one at a time) and the file's pages given back, so
-	// that loading never holds the float32 model nor the whole file. Linears
+	// that loading never holds the float32 model nor the whole file. The
+	// loader keeps the disk reading ahead of it; a Hugging Face checkpoint
+	// larger than half the memory available is read with O_DIRECT,
+	// bypassing the page cache it would not fit in beside the weights. Linears
 	// the checkpoint already stores quantized (bitsandbytes NF4, GGUF block
 	// formats) are kept as stored unless Requantize is set. The embedding,
 	// norms and output head stay float32.
@@ -262,6 +265,9 @@ func (w *Weights) Validate() error {
 	}
 	if n := len(w.RopeFreqFactors); n != 0 && n != c.Rotary()/2 {
 		return fmt.Errorf("model: %d rope frequency factors, want %d", n, c.Rotary()/2)
+	}
+	if n := len(w.RopeLongFactors); n != 0 && (n != c.Rotary()/2 || c.RopeScaling.Type != "longrope") {
+		return fmt.Errorf("model: %d long rope factors with rope scaling %q, want %d with longrope", n, c.RopeScaling.Type, c.Rotary()/2)
 	}
 	if err := checkVector("model.embed_tokens", w.Embedding, c.VocabSize, c.Dim); err != nil {
 		return err

@@ -317,7 +317,7 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 	}
 	var sq *streamQuantizer
 	if so.quantizer != nil {
-		sq = newStreamQuantizer(ctx, so.quantizer)
+		sq = newStreamQuantizer(ctx, so.quantizer, nil)
 		defer func() {
 			if werr := sq.wait(); err == nil && werr != nil {
 				w, err = nil, werr

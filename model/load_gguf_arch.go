@@ -132,8 +132,15 @@ func ggufLongRope(f *gguf.File, cfg *Config, k func(string) string) error {
 		attention = math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
 	}
 	if _, ok := f.Lookup(k("rope.scaling.attn_factor")); ok {
-		if attention, err = ggufFloat(f, k("rope.scaling.attn_factor")); err != nil {
+		stored, err := ggufFloat(f, k("rope.scaling.attn_factor"))
+		if err != nil {
 			return err
+		}
+		// The converter stores the factor as float32: when that is the
+		// default rounded, keep the default's float64 value, so that a
+		// model read back from a file WriteGGUF wrote is the same model.
+		if float32(stored) != float32(attention) {
+			attention = stored
 		}
 	}
 	cfg.RopeScaling = RopeScaling{Type: "longrope", Factor: factor, OriginalMaxPos: orig, AttentionFactor: attention}
@@ -146,7 +153,7 @@ func ggufLongRope(f *gguf.File, cfg *Config, k func(string) string) error {
 // ggufLongRopeFactors reads Phi-3's longrope tensors when the configuration
 // is longrope: the short factors become Weights.RopeFreqFactors; the long
 // ones, which apply only beyond the original context length (where golora
-// refuses to go, see Config.RopeScaling), are checked and not kept.
+// refuses to go, see Config.RopeScaling), Weights.RopeLongFactors.
 func ggufLongRopeFactors(f *gguf.File, w *Weights, load func(name string, shape ...int) ([]float32, error)) error {
 	if w.Config.RopeScaling.Type != "longrope" {
 		return nil
@@ -170,7 +177,7 @@ func ggufLongRopeFactors(f *gguf.File, w *Weights, load func(name string, shape 
 			}
 		}
 	}
-	w.RopeFreqFactors = short
+	w.RopeFreqFactors, w.RopeLongFactors = short, long
 	return nil
 }
 

@@ -308,7 +308,7 @@ func writtenGGUFSeeds(f *testing.F) [][]byte {
 			f.Fatal(err)
 		}
 		if s.chat != "" {
-			b.Format, b.ggufChat = FormatGGUF, &ggufChat{text: s.chat, eos: "<|im_end|>"}
+			b.Format, b.ggufChat = FormatGGUF, &ggufChat{texts: map[string]string{"default": s.chat}, eos: "<|im_end|>"}
 		}
 		path := filepath.Join(f.TempDir(), s.name+".gguf")
 		if err := WriteGGUF(path, b, s.typ); err != nil {

@@ -83,9 +83,10 @@ type hfConfig struct {
 //
 // The architectures accepted are LLaMA (Llama 2 and 3, SmolLM2; rope_scaling
 // or transformers 5's rope_parameters of type default, linear, llama3 or
-// longrope — longrope's short factors only, in Weights.RopeFreqFactors, so
-// positions beyond original_max_position_embeddings are refused where they
-// run),
+// longrope — longrope's short factors in Weights.RopeFreqFactors, which are
+// the ones applied: positions beyond original_max_position_embeddings are
+// refused where they run; its long factors are kept in
+// Weights.RopeLongFactors for writing the model back),
 // Mistral (sliding_window, honoured in training and generation), Qwen2 (q/k/v biases), Qwen3 (q_norm, k_norm) and
 // Phi-3 (qkv_proj and gate_up_proj split into q, k, v and gate, up at load;
 // partial_rotary_factor) — by architectures (…ForCausalLM) or model_type.
@@ -111,12 +112,15 @@ type streamOptions struct {
 	// requantize also passes block linears stored quantized (GGUF block
 	// formats) through quantizer, dequantized first.
 	requantize bool
+	// uncached reads the checkpoint as one too large for the page cache
+	// (see shouldEvict) whatever its size, for tests.
+	uncached bool
 }
 
 // loadHFStream is loadHF quantizing block linears as it reads them (see
 // streamOptions), checking ctx between tensors.
 func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, error) {
-	cfg, q, ropeFactors, err := readHFConfig(filepath.Join(dir, hfConfigFile))
+	cfg, q, longrope, err := readHFConfig(filepath.Join(dir, hfConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +133,7 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 	if err != nil {
 		return nil, err
 	}
-	w.RopeFreqFactors = ropeFactors
+	w.RopeFreqFactors, w.RopeLongFactors = longrope.short, longrope.long
 	return w, nil
 }
 
@@ -142,6 +146,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
 	// loadHF allocate for layers that do not exist.
+	var ranges []streamRange
+	var size int64
 	for slot := range hfSlots(cfg) {
 		if slot.parts != nil {
 			if _, path, ok := s.lookup(slot.key + bnbNF4StateSuffix); ok {
@@ -153,21 +159,37 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			return nil, err
 		}
 		if !quantized {
-			if _, _, err := s.tensor(slot.key, slot.shape); err != nil {
+			t, _, err := s.tensor(slot.key, slot.shape)
+			if err != nil {
 				return nil, err
 			}
+			ranges = append(ranges, streamRange{s.fileOf(slot.key), t.Data})
+			size += int64(len(t.Data))
 		}
 	}
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
 	}
+	// Cancelling readCtx abandons the reads: the loader does so when it
+	// fails (before waiting for the worker, which may wait for a read) and
+	// the worker when it fails (the loader may be waiting for one).
+	readCtx, abandon := context.WithCancel(ctx)
+	defer abandon()
+	ra := newReadAhead(readCtx, ranges, so.uncached || shouldEvict(size))
+	defer ra.close()
+	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
-		sq = newStreamQuantizer(ctx, so.quantizer)
+		sq = newStreamQuantizer(ctx, so.quantizer, abandon)
 		defer func() {
 			if werr := sq.wait(); err == nil && werr != nil {
 				w, err = nil, werr
+			}
+		}()
+		defer func() {
+			if err != nil {
+				abandon()
 			}
 		}()
 	}
@@ -193,7 +215,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
-		file := s.fileOf(slot.key)
+		file := ra.file(next)
+		next++
 		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
 			data := t.Data
 			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {
@@ -253,11 +276,11 @@ func safetensorsDecoder(t safetensors.Tensor) (floatDecoder, int, error) {
 
 // readHFConfig reads config.json into a validated Config and, when it has a
 // quantization_config, the bitsandbytes settings it gives (nil otherwise),
-// with longrope's short factors as parseHFConfigFull returns them.
-func readHFConfig(path string) (Config, *hfQuant, []float32, error) {
+// with longrope's factors as parseHFConfigFull returns them.
+func readHFConfig(path string) (Config, *hfQuant, longropeFactors, error) {
 	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %w", err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %w", err)
 	}
 	return parseHFConfigFull(path, data)
 }
@@ -269,24 +292,24 @@ func parseHFConfig(path string, data []byte) (Config, *hfQuant, error) {
 	return cfg, q, err
 }
 
-// parseHFConfigFull is parseHFConfig that also returns longrope's short
-// factors (nil for other rope types), which belong in
-// Weights.RopeFreqFactors.
-func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, []float32, error) {
+// parseHFConfigFull is parseHFConfig that also returns longrope's factors
+// (nil for other rope types), which belong in Weights.RopeFreqFactors and
+// RopeLongFactors.
+func parseHFConfigFull(path string, data []byte) (Config, *hfQuant, longropeFactors, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(data, &hc); err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: %w", path, err)
 	}
 	cfg, factors, err := hc.configAndFactors()
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: %w", path, err)
 	}
 	if hc.QuantizationConfig == nil {
 		return cfg, nil, factors, nil
 	}
 	q, err := hc.QuantizationConfig.check()
 	if err != nil {
-		return Config{}, nil, nil, fmt.Errorf("model: %s: quantization_config: %w", path, err)
+		return Config{}, nil, longropeFactors{}, fmt.Errorf("model: %s: quantization_config: %w", path, err)
 	}
 	return cfg, q, factors, nil
 }
@@ -298,26 +321,26 @@ func (hc *hfConfig) config() (Config, error) {
 	return cfg, err
 }
 
-// configAndFactors is config that also returns longrope's short factors.
-func (hc *hfConfig) configAndFactors() (Config, []float32, error) {
+// configAndFactors is config that also returns longrope's factors.
+func (hc *hfConfig) configAndFactors() (Config, longropeFactors, error) {
 	fam, err := hc.checkArchitecture()
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	cfg, err := hc.fields(fam)
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	headDim := hc.HeadDim
 	if headDim == nil && fam.headDim > 0 {
 		headDim = &fam.headDim
 	}
 	if err := checkHFConfig(&cfg, headDim); err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	factors, err := hc.rotary(&cfg)
 	if err != nil {
-		return Config{}, nil, err
+		return Config{}, longropeFactors{}, err
 	}
 	return cfg, factors, nil
 }

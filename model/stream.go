@@ -33,17 +33,20 @@ type tensorFile interface {
 type floatDecoder struct {
 	size   int // bytes per element
 	decode func(dst []float32, src []byte)
+	// decodeFinite, if not nil, is decode that also reports whether every
+	// value is finite, checking them as it decodes.
+	decodeFinite func(dst []float32, src []byte) bool
 }
 
 var (
-	decodeF32 = floatDecoder{4, func(dst []float32, src []byte) {
+	decodeF32 = floatDecoder{size: 4, decode: func(dst []float32, src []byte) {
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	}}
-	decodeF16  = floatDecoder{2, half.DecodeF16}
-	decodeBF16 = floatDecoder{2, half.DecodeBF16}
-	decodeF64  = floatDecoder{8, func(dst []float32, src []byte) {
+	decodeF16  = floatDecoder{size: 2, decode: half.DecodeF16}
+	decodeBF16 = floatDecoder{size: 2, decode: half.DecodeBF16, decodeFinite: half.DecodeBF16Finite}
+	decodeF64  = floatDecoder{size: 8, decode: func(dst []float32, src []byte) {
 		for i := range dst {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
 		}
@@ -79,8 +82,14 @@ func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFil
 			mu.Unlock()
 			return
 		}
-		dec.decode(dst[lo:hi], (*bp)[:len(part)])
-		if !allFinite(dst[lo:hi]) {
+		var finite bool
+		if dec.decodeFinite != nil {
+			finite = dec.decodeFinite(dst[lo:hi], (*bp)[:len(part)])
+		} else {
+			dec.decode(dst[lo:hi], (*bp)[:len(part)])
+			finite = allFinite(dst[lo:hi])
+		}
+		if !finite {
 			nonFinite.Store(true)
 		}
 	})
@@ -111,11 +120,14 @@ type streamQuantizer struct {
 
 	mu  sync.Mutex
 	err error
+	// onFail, if set, is called once, on the first error.
+	onFail func()
 }
 
-// newStreamQuantizer starts the worker; call wait to collect it.
-func newStreamQuantizer(ctx context.Context, q quant.Quantizer) *streamQuantizer {
-	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob)}
+// newStreamQuantizer starts the worker; call wait to collect it. onFail,
+// if not nil, is called on the worker's first error.
+func newStreamQuantizer(ctx context.Context, q quant.Quantizer, onFail func()) *streamQuantizer {
+	s := &streamQuantizer{ctx: ctx, q: q, jobs: make(chan quantizeJob), onFail: onFail}
 	jobs := s.jobs
 	s.wg.Go(func() { s.work(jobs) })
 	return s
@@ -174,9 +186,13 @@ func (s *streamQuantizer) failed() bool {
 
 func (s *streamQuantizer) fail(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err == nil {
+	first := s.err == nil
+	if first {
 		s.err = err
+	}
+	s.mu.Unlock()
+	if first && s.onFail != nil {
+		s.onFail()
 	}
 }
 

@@ -105,6 +105,12 @@ type Weights struct {
 	// ([Config.Rotary()/2]): llama.cpp's rope_freqs tensor, the form Llama 3's
 	// rope scaling takes in GGUF files.
 	RopeFreqFactors []float32
+	// RopeLongFactors are longrope's (Phi-3's) long factors
+	// ([Config.Rotary()/2]), which replace RopeFreqFactors (its short
+	// ones) beyond Config.RopeScaling.OriginalMaxPos. golora refuses those
+	// positions; it keeps the factors to write the model back (GGUF
+	// rope_factors_long). Nil for other rope types.
+	RopeLongFactors []float32
 }
 
 // RopeInvFreq returns the rotary frequencies the forward pass uses:

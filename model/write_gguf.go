@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/gguf"
@@ -40,8 +41,9 @@ var llamaFileTypes = map[ggml.Type]uint32{GGUFF32: 0, GGUFF16: 1, ggml.Q8_0: 7, 
 // key rows go back to GGUF's interleaved RoPE layout for llama only. Llama
 // 3's rope scaling is written as the rope_freqs tensor (one divisor per
 // frequency, as the converter computes it), linear scaling as
-// rope.scaling.*; Phi-3's longrope cannot be written, because golora does not
-// keep its long factors.
+// rope.scaling.*, Phi-3's longrope as its rope_factors_long and
+// rope_factors_short tensors with rope.scaling.original_context_length and
+// rope.scaling.attn_factor (phi3 only).
 //
 // typ is GGUFF32, GGUFF16, ggml.Q8_0 or ggml.Q4_K. For a block type it
 // follows llama-quantize's rules for a single target type: every matrix —
@@ -79,6 +81,14 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 	if err != nil {
 		return err
 	}
+	if c.RopeScaling.Type == "longrope" {
+		switch {
+		case !ga.fused:
+			return fmt.Errorf("longrope is written for GGUF architecture phi3 only, not %s", ga.name)
+		case w.RopeFreqFactors == nil || w.RopeLongFactors == nil:
+			return errors.New("longrope needs its short and long factors (Weights.RopeFreqFactors and RopeLongFactors) to be written")
+		}
+	}
 	var gb gguf.Builder
 	if err := ggufMetadata(&gb, c, ga, fileType); err != nil {
 		return err
@@ -112,12 +122,17 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 	if !c.TiedOutput {
 		matrix("output.weight", c.VocabSize, c.Dim, w.Output.float32s)
 	}
-	factors, err := ggufRopeFactors(w, ga)
-	if err != nil {
-		return err
-	}
-	if factors != nil {
-		vector(ropeFreqsTensor, factors)
+	if c.RopeScaling.Type == "longrope" {
+		vector(ropeFactorsLongTensor, w.RopeLongFactors)
+		vector(ropeFactorsShortTensor, w.RopeFreqFactors)
+	} else {
+		factors, err := ggufRopeFactors(w, ga)
+		if err != nil {
+			return err
+		}
+		if factors != nil {
+			vector(ropeFreqsTensor, factors)
+		}
 	}
 	for l := range w.Layers {
 		layer := &w.Layers[l]
@@ -216,9 +231,6 @@ func ggufWriteArch(c Config) (ggufArch, error) {
 // if the model has them (as read from a GGUF file).
 func ggufRopeFactors(w *Weights, ga ggufArch) ([]float32, error) {
 	c := w.Config
-	if c.RopeScaling.Type == "longrope" {
-		return nil, errors.New("longrope (Phi-3 long context) cannot be written: golora does not keep its long factors")
-	}
 	if c.RopeScaling.Type != "llama3" && w.RopeFreqFactors == nil {
 		return nil, nil
 	}
@@ -309,6 +321,15 @@ func ggufMetadata(gb *gguf.Builder, c Config, ga ggufArch, fileType uint32) erro
 			v   any
 		}{k("attention.sliding_window"), uint32(c.SlidingWindow)})
 	}
+	if c.RopeScaling.Type == "longrope" {
+		// As convert_hf_to_gguf.py's Phi3MiniModel: the factors are the
+		// rope_factors_long and rope_factors_short tensors.
+		kvs = append(kvs, []struct {
+			key string
+			v   any
+		}{{k("rope.scaling.original_context_length"), uint32(c.RopeScaling.OriginalMaxPos)},
+			{k("rope.scaling.attn_factor"), float32(c.RopeScaling.AttentionFactor)}}...)
+	}
 	if c.RopeScaling.Type == "linear" {
 		kvs = append(kvs, []struct {
 			key string
@@ -385,14 +406,51 @@ func ggufTokenizerMetadata(gb *gguf.Builder, b *Base) error {
 	return ggufChatMetadata(gb, b)
 }
 
-// ggufChatMetadata adds b's chat template, if it has one.
+// ggufChatMetadata adds b's chat templates, if it has any, as llama.cpp's
+// gguf-py writes a list of named ones: the "default" as
+// tokenizer.chat_template, each other as tokenizer.chat_template.NAME (NAME
+// with characters other than ASCII letters and digits turned into "_"),
+// and those names as tokenizer.chat_templates.
 func ggufChatMetadata(gb *gguf.Builder, b *Base) error {
-	tmpl, err := b.ChatTemplate()
+	names, err := b.ChatTemplateNames()
 	switch {
-	case err == nil:
-		return gb.AddKV(ggufChatTemplateKey, tmpl.Text())
 	case errors.Is(err, ErrNoChatTemplate):
 		return nil
+	case err != nil:
+		return err
 	}
-	return err
+	var others []string
+	for _, name := range names {
+		tmpl, err := b.ChatTemplateNamed(name)
+		if err != nil {
+			return err
+		}
+		key := ggufChatTemplateKey
+		if name != defaultChatTemplate {
+			name = ggufTemplateName(name)
+			if slices.Contains(others, name) {
+				return fmt.Errorf("chat templates: two names become %q in GGUF", name)
+			}
+			others = append(others, name)
+			key = ggufNamedTemplatePfx + name
+		}
+		if err := gb.AddKV(key, tmpl.Text()); err != nil {
+			return err
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	return gb.AddKV(ggufChatTemplatesKey, others)
+}
+
+// ggufTemplateName is a chat template's name as gguf-py writes it in a key:
+// characters other than ASCII letters and digits become "_".
+func ggufTemplateName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
 }

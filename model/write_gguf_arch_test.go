@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ import (
 // that WriteGGUF writes and llama.cpp runs as golora does, with the
 // pre-tokenizer of their tiny tokenizer. (mistral_window is left out:
 // llama.cpp's llama architecture ignores the sliding window; phi4_longrope
-// cannot be written, see TestWriteGGUFRefusesLongRope.)
+// has no llama.cpp logits yet, see TestWriteGGUFLongRope for its round trip.)
 var llamaCppFamilies = []struct{ name, pre string }{
 	{"llama3", "llama-bpe"}, {"llama_linear", "llama-bpe"}, {"mistral", "llama-bpe"},
 	{"qwen2", "qwen2"}, {"qwen3", "qwen2"}, {"phi3", "gpt-2"},
@@ -276,13 +277,109 @@ func TestWriteGGUFArchMetadata(t *testing.T) {
 	}
 }
 
-// TestWriteGGUFRefusesLongRope: Phi-4-mini's longrope needs its long factors,
-// which golora does not keep; WriteGGUF says so and writes nothing.
-func TestWriteGGUFRefusesLongRope(t *testing.T) {
+// TestWriteGGUFLongRope: Phi-4-mini's longrope round-trips through GGUF.
+// Loaded from Hugging Face, written with WriteGGUF (F32), read back, written
+// and read again, the model keeps its configuration, its short and long
+// factors (those of config.json, read here independently) and the numpy
+// reference's logits within 1e-4; the file holds them as llama.cpp's
+// converter writes them (rope_factors_long and rope_factors_short,
+// rope.scaling.original_context_length, rope.scaling.attn_factor). The same
+// holds from the GGUF file archGGUF converts as llama.cpp does. Without its
+// long factors a longrope model is refused and nothing is written.
+func TestWriteGGUFLongRope(t *testing.T) {
+	var hc struct {
+		RopeScaling struct {
+			Short []float64 `json:"short_factor"`
+			Long  []float64 `json:"long_factor"`
+		} `json:"rope_scaling"`
+		OriginalMax int `json:"original_max_position_embeddings"`
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "arch", "phi4_longrope", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &hc); err != nil {
+		t.Fatal(err)
+	}
+	float32s := func(v []float64) []float32 {
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+		return out
+	}
+	short, long := float32s(hc.RopeScaling.Short), float32s(hc.RopeScaling.Long)
+	if slices.Equal(short, long) {
+		t.Fatal("the test checkpoint's short and long factors are equal: a swap would go unseen")
+	}
+	golden := readArchGolden(t, "phi4_longrope")
+	tok := tinyByteLevelBPE(t, "gpt-2")
+
+	check := func(what string, b *model.Base, want model.Config) {
+		t.Helper()
+		if !reflect.DeepEqual(b.Weights.Config, want) {
+			t.Errorf("%s: config %+v, want %+v", what, b.Weights.Config, want)
+		}
+		if !slices.Equal(b.Weights.RopeFreqFactors, short) || !slices.Equal(b.Weights.RopeLongFactors, long) {
+			t.Errorf("%s: factors are not config.json's short and long ones", what)
+		}
+		if d := maxDiff(stepLogits(t, b.Weights, golden.Tokens), golden.Logits); d > 1e-4 {
+			t.Errorf("%s: logits differ from the reference by %g", what, d)
+		}
+	}
+	roundTrip := func(b *model.Base, name string) *model.Base {
+		t.Helper()
+		b.Tokenizer = tok
+		path := filepath.Join(t.TempDir(), name+".gguf")
+		if err := model.WriteGGUF(path, b, model.GGUFF32); err != nil {
+			t.Fatal(err)
+		}
+		back, err := model.Load(context.Background(), path, model.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return back
+	}
+
+	hf := archBase(t, "phi4_longrope", "gpt-2")
+	want := hf.Weights.Config
+	if want.RopeScaling.OriginalMaxPos != hc.OriginalMax {
+		t.Fatalf("original context %d, config.json says %d", want.RopeScaling.OriginalMaxPos, hc.OriginalMax)
+	}
+	check("Hugging Face", hf, want)
+	once := roundTrip(hf, "once")
+	check("written once", once, want)
+	check("written twice", roundTrip(once, "twice"), want)
+
+	f, err := gguf.Open(once.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for name, v := range map[string][]float32{"rope_factors_short.weight": short, "rope_factors_long.weight": long} {
+		if got, err := f.TensorFloat32(name); err != nil || !slices.Equal(got, v) {
+			t.Errorf("tensor %s: %v, %v; want config.json's factors", name, got, err)
+		}
+	}
+	if n, err := f.Int("phi3.rope.scaling.original_context_length"); err != nil || int(n) != hc.OriginalMax {
+		t.Errorf("phi3.rope.scaling.original_context_length = %d, %v", n, err)
+	}
+	if a, err := f.Float("phi3.rope.scaling.attn_factor"); err != nil || math.Abs(a-want.RopeScaling.AttentionFactor) > 1e-6 {
+		t.Errorf("phi3.rope.scaling.attn_factor = %v, %v; want %v", a, err, want.RopeScaling.AttentionFactor)
+	}
+
+	converted, err := model.Load(context.Background(), archGGUF(t, "phi4_longrope", "phi3"), model.LoadOptions{WeightsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	convertedConfig := converted.Weights.Config
+	check("llama.cpp-style GGUF, written", roundTrip(converted, "converted"), convertedConfig)
+
+	hf.Weights.RopeLongFactors = nil
 	path := filepath.Join(t.TempDir(), "m.gguf")
-	err := model.WriteGGUF(path, archBase(t, "phi4_longrope", "gpt-2"), ggml.Q8_0)
+	err = model.WriteGGUF(path, hf, ggml.Q8_0)
 	if err == nil || !strings.Contains(err.Error(), "longrope") || !strings.Contains(err.Error(), path) {
-		t.Errorf("err %v", err)
+		t.Errorf("no long factors: err %v", err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a file was left: %v", err)

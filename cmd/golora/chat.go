@@ -11,20 +11,25 @@ import (
 
 // dataEncoder returns what reads training JSONL for ck: its tokenizer, which
 // also renders {"messages": [...]} lines with the model's chat template
-// (model.Base.ChatTemplate: the tokenizer_config.json beside --tokenizer or
-// in the model directory, or a GGUF file's tokenizer.chat_template). A model
-// without a usable template still reads text lines; a messages line then
-// fails with the reason the template is missing. It is nil for a model
+// (model.Base.ChatTemplateNamed with --chat-template: the
+// tokenizer_config.json beside --tokenizer or in the model directory, or a
+// GGUF file's tokenizer.chat_template). A model without a usable default
+// template still reads text lines; a messages line then fails with the
+// reason the template is missing. A --chat-template other than the default
+// that the model does not have is an error. The encoder is nil for a model
 // loaded without a tokenizer.
-func (m *modelFlags) dataEncoder(ck *model.Base) chatDataEncoder {
+func (m *modelFlags) dataEncoder(ck *model.Base) (chatDataEncoder, error) {
 	if ck.Tokenizer == nil {
-		return nil // pre-tokenized data only
+		return nil, nil // pre-tokenized data only
 	}
-	tmpl, err := ck.ChatTemplate()
+	tmpl, err := ck.ChatTemplateNamed(m.chatTemplate)
+	if err != nil && m.chatTemplate != "" && m.chatTemplate != "default" {
+		return nil, fmt.Errorf("--chat-template %s: %w", m.chatTemplate, err)
+	}
 	if err != nil {
-		return noTemplate{ck.Tokenizer, fmt.Errorf("model %s has no chat template for \"messages\" data: %w", ck.Path, err)}
+		return noTemplate{ck.Tokenizer, fmt.Errorf("model %s has no chat template for \"messages\" data: %w", ck.Path, err)}, nil
 	}
-	return chat.Encoder{Tokenizer: ck.Tokenizer, Template: tmpl}
+	return chat.Encoder{Tokenizer: ck.Tokenizer, Template: tmpl}, nil
 }
 
 // chatDataEncoder reads every kind of JSONL line, messages included.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,4 +54,42 @@ func TestTrainChatData(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "model "+noTmpl+" has no chat template")
 	require.Contains(t, errOut, "chat.jsonl")
+}
+
+// TestTrainChatTemplateFlag: --chat-template picks a named template of a
+// tokenizer_config.json whose chat_template is a list of {name, template};
+// a name the model does not have fails, naming the file and the names it
+// has.
+func TestTrainChatTemplateFlag(t *testing.T) {
+	dir := writeSmolHF(t, true)
+	cfgPath := filepath.Join(dir, "tokenizer_config.json")
+	raw, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(raw, &cfg))
+	def := cfg["chat_template"].(string)
+	cfg["chat_template"] = []map[string]string{{"name": "default", "template": def}, {"name": "tool_use", "template": "{{ raise_exception('tool_use chosen') }}"}}
+	raw, err = json.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfgPath, raw, 0o644))
+
+	data := filepath.Join(t.TempDir(), "chat.jsonl")
+	line := `{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}`
+	require.NoError(t, os.WriteFile(data, []byte(strings.Repeat(line+"\n", 4)), 0o644))
+	args := func(extra ...string) []string {
+		return append([]string{"train", "--model", dir, "--data", data, "--out", filepath.Join(t.TempDir(), "out"), "--steps", "1",
+			"--batch", "2", "--seq-len", "32", "--eval-split", "0", "--quantize", "none"}, extra...)
+	}
+	code, stdout, errOut := golora(t, args()...)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, stdout, "trained 1 steps")
+
+	code, _, errOut = golora(t, args("--chat-template", "tool_use")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "tool_use chosen")
+
+	code, _, errOut = golora(t, args("--chat-template", "rag")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, cfgPath)
+	require.Contains(t, errOut, `no template named "rag" (have default, tool_use)`)
 }

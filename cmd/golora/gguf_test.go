@@ -93,7 +93,8 @@ func TestServeChatTemplateFromGGUF(t *testing.T) {
 	for path, want := range map[string]bool{ggufPath: true, storiesQ8_0: false} {
 		ck, err := model.Load(context.Background(), path, model.LoadOptions{})
 		require.NoError(t, err)
-		tmpl := chatTemplate(ck, log)
+		tmpl, err := chatTemplate(ck, "default", log)
+		require.NoError(t, err)
 		require.Equal(t, want, tmpl != nil, path)
 		if want {
 			text, err := tmpl.Render([]chat.Message{{Role: "user", Content: "Hi"}}, chat.RenderOptions{AddGenerationPrompt: true})

@@ -22,6 +22,10 @@ type modelFlags struct {
 	quantize  string
 	fs        *flag.FlagSet
 
+	// chatTemplate names which of the model's chat templates to use (""
+	// for "default"); registerChatTemplate adds its flag.
+	chatTemplate string
+
 	// tokenizerOptional loads a model without a tokenizer (for
 	// pre-tokenized data) instead of failing.
 	tokenizerOptional bool
@@ -32,6 +36,12 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file: required for a llama2.c .bin model (llama2.c tokenizer.bin); overrides a Hugging Face directory's own")
 	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA, quantized as the checkpoint streams in) or none (float32); linears a GGUF stores quantized (Q8_0, Q4_K, ...) are trained on as stored unless --quantize nf4 is given explicitly")
 	m.fs = fs
+}
+
+// registerChatTemplate adds --chat-template, for the commands that render
+// conversations.
+func (m *modelFlags) registerChatTemplate(fs *flag.FlagSet) {
+	fs.StringVar(&m.chatTemplate, "chat-template", "default", "which of the model's named chat templates to render conversations with (a tokenizer_config.json chat_template list, additional_chat_templates/NAME.jinja, a GGUF tokenizer.chat_template.NAME), e.g. tool_use")
 }
 
 // load reads the base model and quantizes it as asked, logging to stderr.

@@ -24,6 +24,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs, "nf4")
+	mf.registerChatTemplate(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on; loopback unless you name another interface")
 	name := fs.String("name", "", "model name of the base in requests (default: the model file or directory name, or stories260K)")
 	adapters := fs.String("adapters", "", "directory of PEFT adapters, one subdirectory per adapter name; none when empty")
@@ -126,9 +127,13 @@ Flags:
 	if err != nil {
 		return err
 	}
+	tmpl, err := chatTemplate(ck, mf.chatTemplate, log)
+	if err != nil {
+		return err
+	}
 	handler := serve.NewServer(engine, serve.ServerOptions{
 		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, Timeout: *timeout,
-		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: chatTemplate(ck, log),
+		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: tmpl,
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -162,20 +167,25 @@ Flags:
 	return err
 }
 
-// chatTemplate returns the model's chat template (model.Base.ChatTemplate:
-// a Hugging Face directory's tokenizer_config.json or chat_template.jinja, a
-// GGUF file's tokenizer.chat_template), or nil when it has none:
-// /v1/chat/completions is then not served.
-func chatTemplate(ck *model.Base, log *slog.Logger) *chat.Template {
-	tmpl, err := ck.ChatTemplate()
+// chatTemplate returns the model's chat template called name (--chat-template;
+// model.Base.ChatTemplateNamed: a Hugging Face directory's
+// tokenizer_config.json or chat_template.jinja, a GGUF file's
+// tokenizer.chat_template), or nil when it has no default one:
+// /v1/chat/completions is then not served. A name other than the default
+// that the model does not have is an error.
+func chatTemplate(ck *model.Base, name string, log *slog.Logger) (*chat.Template, error) {
+	tmpl, err := ck.ChatTemplateNamed(name)
+	if err != nil && name != "" && name != "default" {
+		return nil, fmt.Errorf("--chat-template %s: %w", name, err)
+	}
 	if errors.Is(err, model.ErrNoChatTemplate) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
 		log.Info("no chat template: /v1/chat/completions is off", "reason", err)
-		return nil
+		return nil, nil
 	}
-	return tmpl
+	return tmpl, nil
 }
 
 // flagSet reports whether the flag name was given on the command line.

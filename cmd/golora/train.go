@@ -56,6 +56,7 @@ func (f *loraFlags) config() lora.Config {
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
 	f.mf.register(fs, "nf4")
+	f.mf.registerChatTemplate(fs)
 	fs.StringVar(&f.data, "data", "", "training data, JSONL: {\"text\": ...}, {\"prompt\": ..., \"completion\": ...}, {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} (rendered with the model's tokenizer_config.json chat template, loss on assistant turns) or {\"input_ids\": [...]} per line (required)")
 	fs.StringVar(&f.evalData, "eval-data", "", "held-out data, JSONL as --data; default: --eval-split of --data")
 	fs.Float64Var(&f.evalSplit, "eval-split", 0.05, "fraction of --data held out for evaluation when --eval-data is not given (0: none)")
@@ -222,7 +223,10 @@ func (f *trainFlags) endEncoder(ck *model.Base) (train.Encoder, error) {
 			end = "bos"
 		}
 	}
-	enc := f.mf.dataEncoder(ck)
+	enc, err := f.mf.dataEncoder(ck)
+	if err != nil {
+		return nil, err
+	}
 	switch end {
 	case "eos":
 		return enc, nil
@@ -306,6 +310,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs, "none")
+	mf.registerChatTemplate(fs)
 	data := fs.String("data", "", "JSONL data as for train (required)")
 	adapter := fs.String("adapter", "", "LoRA adapter directory (PEFT format); default: the base alone")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -333,7 +338,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	examples, err := train.LoadJSONL(*data, mf.dataEncoder(ck), ck.Weights.Config.VocabSize, *seqLen+1)
+	enc, err := mf.dataEncoder(ck)
+	if err != nil {
+		return err
+	}
+	examples, err := train.LoadJSONL(*data, enc, ck.Weights.Config.VocabSize, *seqLen+1)
 	if err != nil {
 		return err
 	}

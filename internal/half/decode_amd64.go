@@ -11,6 +11,9 @@ import "github.com/golora/golora/internal/cpu"
 func decodeBF16AVX512(dst *float32, src *byte, n int)
 
 //go:noescape
+func decodeBF16FiniteAVX512(dst *float32, src *byte, n int) (nonFinite bool)
+
+//go:noescape
 func decodeBF16AVX2(dst *float32, src *byte, n int)
 
 //go:noescape
@@ -49,4 +52,26 @@ func decodeAt(l cpu.Level, f16 bool, dst []float32, src []byte) {
 	} else {
 		decodeBF16Scalar(dst[done:], src[2*done:])
 	}
+}
+
+// decodeBF16FiniteAt is decodeAt for BF16 that also reports whether every
+// value is finite: with AVX-512 the decoding loop checks them as it goes;
+// otherwise the BF16 words are checked after decoding (bf16Finite).
+func decodeBF16FiniteAt(l cpu.Level, dst []float32, src []byte) bool {
+	src = src[:2*len(dst)]
+	if l < cpu.AVX512 {
+		decodeAt(l, false, dst, src)
+		return bf16Finite(src)
+	}
+	finite := true
+	done := 0
+	for done+32 <= len(dst) {
+		n := min(decodeChunk, (len(dst)-done)/32*32)
+		if decodeBF16FiniteAVX512(&dst[done], &src[2*done], n) {
+			finite = false
+		}
+		done += n
+	}
+	decodeBF16Scalar(dst[done:], src[2*done:])
+	return finite && bf16Finite(src[2*done:])
 }

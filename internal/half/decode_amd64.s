@@ -148,3 +148,40 @@ f256loop:
 f256done:
 	VZEROUPPER
 	RET
+
+// func decodeBF16FiniteAVX512(dst *float32, src *byte, n int) (nonFinite bool)
+// is decodeBF16AVX512 that also reports whether a value was NaN or ±Inf:
+// the exponent bits of each value (x AND 0x7f800000) reach their maximum,
+// 0x7f800000, only for those; Z4 keeps the running maximum.
+TEXT ·decodeBF16FiniteAVX512(SB), NOSPLIT, $0-25
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVL         $0x7f800000, AX
+	VPBROADCASTD AX, Z8
+	VPXORD       Z4, Z4, Z4
+	SHRQ         $5, CX
+	JZ           bff512done
+
+bff512loop:
+	VPMOVZXWD (SI), Z0
+	VPMOVZXWD 32(SI), Z1
+	VPSLLD    $16, Z0, Z0
+	VPSLLD    $16, Z1, Z1
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z1, 64(DI)
+	VPANDD    Z8, Z0, Z2
+	VPANDD    Z8, Z1, Z3
+	VPMAXUD   Z2, Z4, Z4
+	VPMAXUD   Z3, Z4, Z4
+	ADDQ      $64, SI
+	ADDQ      $128, DI
+	DECQ      CX
+	JNZ       bff512loop
+
+bff512done:
+	VPCMPEQD Z8, Z4, K1
+	KORTESTW K1, K1
+	SETNE    nonFinite+24(FP)
+	VZEROUPPER
+	RET

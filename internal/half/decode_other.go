@@ -12,3 +12,9 @@ func decodeAt(l cpu.Level, f16 bool, dst []float32, src []byte) {
 		decodeBF16Scalar(dst, src)
 	}
 }
+
+func decodeBF16FiniteAt(_ cpu.Level, dst []float32, src []byte) bool {
+	src = src[:2*len(dst)]
+	decodeBF16Scalar(dst, src)
+	return bf16Finite(src)
+}

@@ -87,3 +87,49 @@ func BenchmarkDecodeLevels(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeBF16FiniteLevels: at every kernel level, decodeBF16FiniteAt
+// gives decodeAt's values, and reports a non-finite value exactly when one
+// of the spans holds an exponent of all ones (checked here with
+// BF16ToFloat32 and math), wherever it sits: in a vector step, in a
+// scalar tail, or beyond the first decodeChunk.
+func TestDecodeBF16FiniteLevels(t *testing.T) {
+	const n = 2*decodeChunk + 77
+	src := make([]byte, 2*n)
+	for i := range n {
+		v := uint16(i*2654435761>>7) &^ 0x4000 // exponent never all ones
+		src[2*i], src[2*i+1] = byte(v), byte(v>>8)
+	}
+	for _, l := range decodeLevels() {
+		for _, pos := range []int{-1, 0, 31, 32, 63, decodeChunk + 5, n - 1} {
+			for _, bad := range []uint16{0x7f80, 0xff80, 0x7fc1, 0xffff} {
+				s := append([]byte(nil), src...)
+				if pos >= 0 {
+					s[2*pos], s[2*pos+1] = byte(bad), byte(bad>>8)
+				}
+				for _, span := range [][2]int{{0, n}, {1, n - 3}, {3, 3}, {29, 70}} {
+					lo, hi := span[0], span[1]
+					wantFinite := true
+					for i := lo; i < hi; i++ {
+						v := float64(BF16ToFloat32(uint16(s[2*i]) | uint16(s[2*i+1])<<8))
+						if math.IsNaN(v) || math.IsInf(v, 0) {
+							wantFinite = false
+						}
+					}
+					got := make([]float32, hi-lo)
+					want := make([]float32, hi-lo)
+					finite := decodeBF16FiniteAt(l, got, s[2*lo:])
+					decodeAt(l, false, want, s[2*lo:])
+					if finite != wantFinite {
+						t.Fatalf("%v: bad %#04x at %d, span [%d, %d): finite %v, want %v", l, bad, pos, lo, hi, finite, wantFinite)
+					}
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%v: span [%d, %d): element %d: %#08x, want %#08x", l, lo, hi, lo+i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+}

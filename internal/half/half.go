@@ -107,6 +107,34 @@ func DecodeF16(dst []float32, src []byte) { decodeAt(cpu.Best(), true, dst, src)
 // holds at least 2·len(dst) bytes. It runs vector code as DecodeF16 does.
 func DecodeBF16(dst []float32, src []byte) { decodeAt(cpu.Best(), false, dst, src) }
 
+// DecodeBF16Finite is DecodeBF16 that also reports whether every value is
+// finite (no NaN or ±Inf), checked while the values are decoded: a loader
+// that must refuse non-finite weights then needs no second pass over them.
+func DecodeBF16Finite(dst []float32, src []byte) bool {
+	return decodeBF16FiniteAt(cpu.Best(), dst, src)
+}
+
+// bf16Finite reports whether the little-endian BF16 values in src (an even
+// number of bytes) are all finite. It tests four values per 64-bit word: a
+// value's exponent bits (0x7f80) plus one carry into its sign bit exactly
+// when they are all ones, and the 16-bit lanes cannot carry into each other.
+func bf16Finite(src []byte) bool {
+	const (
+		exponents = 0x7f80_7f80_7f80_7f80
+		carry     = 0x0080_0080_0080_0080
+		signs     = 0x8000_8000_8000_8000
+	)
+	var acc uint64
+	for len(src) >= 8 {
+		acc |= binary.LittleEndian.Uint64(src)&exponents + carry
+		src = src[8:]
+	}
+	for ; len(src) >= 2; src = src[2:] {
+		acc |= uint64(binary.LittleEndian.Uint16(src))&exponents + carry
+	}
+	return acc&signs == 0
+}
+
 // decodeF16Scalar is DecodeF16 in pure Go.
 func decodeF16Scalar(dst []float32, src []byte) {
 	for i := range dst {

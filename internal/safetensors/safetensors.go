@@ -167,6 +167,35 @@ func (f *File) ReadData(dst, data []byte) error {
 	return nil
 }
 
+// PrefetchData asks the kernel to read data, a part of the Data of one of
+// f's tensors, into the page cache in the background (see
+// pagecache.Prefetch), so that a ReadData of it later does not wait for the
+// disk. It does nothing for a File from Parse.
+func (f *File) PrefetchData(data []byte) {
+	if f.fd != nil && !f.closed {
+		pagecache.Prefetch(f.fd, f.mapping, data)
+	}
+}
+
+// DataOffset returns where data, a part of the Data of one of f's tensors,
+// starts in the file, for a caller that reads the file itself (with
+// O_DIRECT, say); false for a File from Parse or data not in f.
+func (f *File) DataOffset(data []byte) (int64, bool) {
+	if f.fd == nil || f.closed {
+		return 0, false
+	}
+	return pagecache.Offset(f.mapping, data)
+}
+
+// EvictData asks the kernel to drop data, a part of the Data of one of f's
+// tensors that the caller has read, from the page cache (see
+// pagecache.Evict). It does nothing for a File from Parse.
+func (f *File) EvictData(data []byte) {
+	if f.fd != nil && !f.closed {
+		pagecache.Evict(f.fd, f.mapping, data)
+	}
+}
+
 // Close releases the memory mapping of a File from Open; Tensor Data slices
 // obtained earlier must not be used afterwards. For a File from Parse it only
 // marks the File closed. Calling Close more than once is harmless.

@@ -60,32 +60,89 @@ func NewTemplate(text, source, bos, eos string) (*Template, error) {
 // Text returns the template's Jinja source, as NewTemplate was given it.
 func (t *Template) Text() string { return t.text }
 
-// LoadConfig reads the chat template of the tokenizer_config.json at path.
-// When the file has no chat_template, a chat_template.jinja in the same
-// directory is used.
+// LoadConfig reads the chat template of the tokenizer_config.json at path:
+// the one named "default" (see LoadConfigNamed).
 func LoadConfig(path string) (*Template, error) {
+	return LoadConfigNamed(path, "")
+}
+
+// LoadConfigNamed reads the chat template called name ("" for "default") of
+// the tokenizer_config.json at path. Its chat_template is either one
+// template, which is "default", or a list of {"name", "template"}. When the
+// file has no chat_template, the templates are those recent transformers
+// versions save beside it: chat_template.jinja, the "default", and
+// additional_chat_templates/NAME.jinja for each other NAME. A name that is
+// not there is an error naming the file and the names it has.
+func LoadConfigNamed(path, name string) (*Template, error) {
+	cfg, source, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.template(source, name)
+}
+
+// ConfigNames returns the names of the chat templates LoadConfigNamed finds
+// for the tokenizer_config.json at path, sorted.
+func ConfigNames(path string) ([]string, error) {
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.names(), nil
+}
+
+// Names of the files transformers saves chat templates in, beside
+// tokenizer_config.json (transformers.utils.hub's CHAT_TEMPLATE_FILE and
+// CHAT_TEMPLATE_DIR).
+const (
+	jinjaFile         = "chat_template.jinja"
+	additionalJinjaIn = "additional_chat_templates"
+)
+
+// loadConfig reads the tokenizer_config.json at path and the templates
+// LoadConfigNamed finds for it, with the source to name in errors.
+func loadConfig(path string) (*config, string, error) {
 	data, err := fsutil.ReadRegular(path, fsutil.ConfigLimit)
 	if err != nil {
-		return nil, fmt.Errorf("chat: %w", err)
+		return nil, "", fmt.Errorf("chat: %w", err)
 	}
 	cfg, err := parseConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("chat: %s: %w", path, err)
+		return nil, "", fmt.Errorf("chat: %s: %w", path, err)
 	}
-	source := path + ": chat_template"
-	if cfg.templates == nil {
-		jinjaPath := filepath.Join(filepath.Dir(path), "chat_template.jinja")
-		text, err := fsutil.ReadRegular(jinjaPath, fsutil.ConfigLimit)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("chat: %s has no chat_template and there is no %s", path, jinjaPath)
+	if cfg.templates != nil {
+		return cfg, path + ": chat_template", nil
+	}
+	dir := filepath.Dir(path)
+	jinjaPath := filepath.Join(dir, jinjaFile)
+	text, err := fsutil.ReadRegular(jinjaPath, fsutil.ConfigLimit)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", fmt.Errorf("chat: %s has no chat_template and there is no %s", path, jinjaPath)
+	case err != nil:
+		return nil, "", fmt.Errorf("chat: %w", err)
+	}
+	cfg.templates = map[string]string{"default": string(text)}
+	extra, err := filepath.Glob(filepath.Join(dir, additionalJinjaIn, "*.jinja"))
+	if err != nil {
+		return nil, "", fmt.Errorf("chat: %w", err)
+	}
+	for _, p := range extra {
+		name := strings.TrimSuffix(filepath.Base(p), ".jinja")
+		if name == "default" {
+			continue // chat_template.jinja is the default, as in transformers
 		}
+		text, err := fsutil.ReadRegular(p, fsutil.ConfigLimit)
 		if err != nil {
-			return nil, fmt.Errorf("chat: %w", err)
+			return nil, "", fmt.Errorf("chat: %w", err)
 		}
-		cfg.templates = map[string]string{"default": string(text)}
-		source = jinjaPath
+		cfg.templates[name] = string(text)
 	}
-	return cfg.template(source, "")
+	source := jinjaPath
+	if len(extra) > 0 {
+		source = filepath.Join(dir, "{"+jinjaFile+","+additionalJinjaIn+"/*.jinja}")
+	}
+	return cfg, source, nil
 }
 
 // ParseConfig reads the chat template of a tokenizer_config.json. name is
@@ -122,12 +179,7 @@ func (c *config) template(source, name string) (*Template, error) {
 	}
 	text, ok := c.templates[name]
 	if !ok {
-		names := make([]string, 0, len(c.templates))
-		for n := range c.templates {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("chat: %s: no template named %q (have %s)", source, name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("chat: %s: no template named %q (have %s)", source, name, strings.Join(c.names(), ", "))
 	}
 	if len(c.templates) > 1 {
 		source += "[" + name + "]"
@@ -138,6 +190,16 @@ func (c *config) template(source, name string) (*Template, error) {
 	}
 	t.AddBOS = c.addBOS
 	return t, nil
+}
+
+// names returns the names of c's templates, sorted.
+func (c *config) names() []string {
+	names := make([]string, 0, len(c.templates))
+	for n := range c.templates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func parseConfig(data []byte) (*config, error) {

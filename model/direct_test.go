@@ -1,0 +1,202 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/golora/golora/internal/parallel"
+	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/nf4"
+)
+
+// memDirectFile is a directFile whose "mapping" is the file's content in
+// memory.
+type memDirectFile struct {
+	path    string
+	content []byte
+}
+
+func (m memDirectFile) Path() string { return m.path }
+
+func (m memDirectFile) DataOffset(data []byte) (int64, bool) {
+	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(data))) - uintptr(unsafe.Pointer(unsafe.SliceData(m.content))))
+	return off, off >= 0 && off+int64(len(data)) <= int64(len(m.content))
+}
+
+func (m memDirectFile) ReadData(dst, data []byte) error {
+	copy(dst, data)
+	return nil
+}
+
+// TestDirectReader reads ranges of two files — empty, shorter than a
+// block, unaligned, crossing chunk boundaries, ending at the end of the
+// file — through a directReader with a ring smaller than what is read,
+// piece by piece on every CPU, with two ranges read at once as the loader
+// and the quantizing worker do, and compares with the files' bytes.
+func TestDirectReader(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var files []memDirectFile
+	for i, n := range []int{100_000, 23_456} {
+		content := make([]byte, n)
+		for j := range content {
+			content[j] = byte(rng.Uint32())
+		}
+		path := filepath.Join(t.TempDir(), "f"+string(rune('0'+i)))
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, memDirectFile{path, content})
+	}
+	a, b := files[0].content, files[1].content
+	ranges := []streamRange{
+		{files[0], a[:0]}, {files[0], a[1:100]}, {files[1], b[5000:23_456]}, {files[0], a[100:4196]},
+		{files[0], a[4196:60_001]}, {files[1], b[17:4000]}, {files[0], a[60_001:]},
+	}
+	const chunk = 10_000
+	d := newDirectReaderSized(context.Background(), ranges, chunk, 3)
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	defer d.close()
+	read := func(i int) []byte {
+		got := make([]byte, len(ranges[i].data))
+		parallel.Pieces(len(got), 3000, func(lo, hi int) {
+			dst := make([]byte, hi-lo+100) // longer than the part, as the loader's buffers are
+			if err := d.readData(i, dst, ranges[i].data[lo:hi]); err != nil {
+				t.Error(err)
+				return
+			}
+			copy(got[lo:hi], dst)
+		})
+		return got
+	}
+	for i := 0; i < len(ranges); i++ {
+		if i == 4 {
+			// The worker reads range 4 while the loader reads range 5.
+			done := make(chan []byte)
+			go func() { done <- read(5) }()
+			got4 := read(4)
+			got5 := <-done
+			if !bytes.Equal(got4, ranges[4].data) || !bytes.Equal(got5, ranges[5].data) {
+				t.Fatal("ranges 4 and 5 read concurrently differ from the file")
+			}
+			i++
+			continue
+		}
+		if got := read(i); !bytes.Equal(got, ranges[i].data) {
+			t.Fatalf("range %d differs from the file", i)
+		}
+	}
+}
+
+// TestDirectReaderTruncated: a file that ends before a range does fails
+// the read with an error naming the file, and close returns.
+func TestDirectReaderTruncated(t *testing.T) {
+	content := make([]byte, 50_000)
+	path := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := memDirectFile{path, content}
+	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[100:]}}, 8192, 2)
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	defer d.close()
+	if err := os.Truncate(path, 20_000); err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, len(content))
+	err := d.readData(0, dst, content[100:])
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(path)) {
+		t.Errorf("err %v, want one naming %s", err, path)
+	}
+}
+
+// TestLoadUncachedMatches: a BF16 Hugging Face checkpoint in two shards
+// loads with NF4 linears to the same weights read with O_DIRECT (as a
+// checkpoint too large for the page cache is) as through the page cache.
+func TestLoadUncachedMatches(t *testing.T) {
+	cfg := Config{Dim: 128, HiddenDim: 384, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 32, VocabSize: 1000,
+		MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000}
+	dir := t.TempDir()
+	if err := WriteHF(dir, hfRandomWeights(cfg, 5, nil), safetensors.BF16); err != nil {
+		t.Fatal(err)
+	}
+	hfShard(t, dir)
+	q := nf4.Quantizer(nf4.Options{})
+	ctx := context.Background()
+	cached, err := loadHFStream(ctx, dir, streamOptions{quantizer: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := openHFWeights(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := []streamRange{}
+	for _, f := range src.files {
+		for _, name := range f.Names() {
+			tensor, _ := f.Tensor(name)
+			ranges = append(ranges, streamRange{f, tensor.Data})
+		}
+	}
+	d := newDirectReader(context.Background(), ranges)
+	src.close()
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	d.close()
+	uncached, err := loadHFStream(ctx, dir, streamOptions{quantizer: q, uncached: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cached, uncached) {
+		t.Error("weights read with O_DIRECT differ from those read through the page cache")
+	}
+}
+
+// TestDirectReaderCancel: a range the loader abandons half read holds the
+// ring, so a read of a later range waits; cancelling the context makes it
+// return an error instead of waiting for ever.
+func TestDirectReaderCancel(t *testing.T) {
+	content := make([]byte, 200_000)
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := memDirectFile{path, content}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := newDirectReaderSized(ctx, []streamRange{{f, content[:100_000]}, {f, content[100_000:]}}, 8192, 2)
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	defer d.close()
+	dst := make([]byte, 100_000)
+	if err := d.readData(0, dst, content[:5000]); err != nil { // then abandoned
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	go func() { errc <- d.readData(1, dst, content[100_000:101_000]) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("a read past the abandoned range returned (%v) before the cancel", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("no error after the cancel")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read still waits after the cancel")
+	}
+}
