@@ -138,6 +138,10 @@ type Engine struct {
 	abort   chan struct{} // closed by Shutdown when its context ends: cancel everything
 	kvUsed  int           // touched only by the loop
 	running []*seq        // touched only by the loop
+	// Touched only by the loop: the logits buffers of finished requests,
+	// kept for the next ones (at most MaxRunning), and the timer of idle.
+	freeLogits [][]float32
+	trimTimer  *time.Timer
 }
 
 // seq is the engine's state of one request.
@@ -330,6 +334,7 @@ func (e *Engine) loop() {
 	defer close(e.stopped)
 	var rows []Row
 	var owners []*seq
+	trimmed := false // what is kept for reuse was freed since the last step
 	for {
 		aborted := false
 		select {
@@ -364,12 +369,14 @@ func (e *Engine) loop() {
 			if closed && idle {
 				return
 			}
-			if t, ok := e.m.(interface{ Trim() }); ok && idle {
-				t.Trim() // nothing runs: free what the model keeps for reuse
+			if idle && !trimmed {
+				trimmed = e.idle()
+				continue
 			}
 			<-e.wake
 			continue
 		}
+		trimmed = false
 		rows, owners = e.plan(rows[:0], owners[:0])
 		start := time.Now()
 		err := e.m.Step(rows)
@@ -400,6 +407,35 @@ func (e *Engine) loop() {
 	}
 }
 
+// idleTrimDelay is how long the engine waits with nothing to run before it
+// frees what is kept for reuse (the model's closed KV caches, the logits
+// buffers): a burst of requests right after another reuses them instead of
+// allocating, zeroing and faulting in megabytes of fresh memory.
+const idleTrimDelay = 500 * time.Millisecond
+
+// idle waits, with nothing to run, for a wake-up or idleTrimDelay, whichever
+// comes first; in the second case it frees what is kept for reuse and
+// reports true.
+func (e *Engine) idle() bool {
+	if e.trimTimer == nil {
+		e.trimTimer = time.NewTimer(idleTrimDelay)
+	} else {
+		e.trimTimer.Reset(idleTrimDelay)
+	}
+	select {
+	case <-e.wake:
+		e.trimTimer.Stop()
+		return false
+	case <-e.trimTimer.C:
+	}
+	if t, ok := e.m.(interface{ Trim() }); ok {
+		t.Trim()
+	}
+	clear(e.freeLogits)
+	e.freeLogits = e.freeLogits[:0]
+	return true
+}
+
 // admit moves queued requests into the batch in order while there is room;
 // cancelled ones are dropped.
 func (e *Engine) admit() {
@@ -422,7 +458,12 @@ func (e *Engine) admit() {
 			continue
 		}
 		s.kv = kv
-		s.logits = make([]float32, e.m.Weights().Config.VocabSize)
+		if k := len(e.freeLogits); k > 0 {
+			s.logits, e.freeLogits[k-1] = e.freeLogits[k-1], nil
+			e.freeLogits = e.freeLogits[:k-1]
+		} else {
+			s.logits = make([]float32, e.m.Weights().Config.VocabSize)
+		}
 		e.kvUsed += s.maxLen
 		s.stream.result.Queued = time.Since(s.submit)
 		if e.obs != nil {
@@ -518,6 +559,12 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 		s.kv.Close()
 		s.kv = nil
 		e.kvUsed -= s.maxLen
+	}
+	if s.logits != nil {
+		if len(e.freeLogits) < e.opts.MaxRunning {
+			e.freeLogits = append(e.freeLogits, s.logits)
+		}
+		s.logits = nil
 	}
 	s.release()
 	res := &s.stream.result

@@ -188,13 +188,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 		layer := &b.w.Layers[l]
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
 		b.pack(xn, n, d)
-		if err := b.linear(rows, layer.Q, q, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		if err := b.linear(rows, layer.K, k, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		if err := b.linear(rows, layer.V, v, xn); err != nil {
+		if err := b.linear(rows, xn, fused{layer.Q, q}, fused{layer.K, k}, fused{layer.V, v}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		if c.QKNorm {
@@ -207,21 +201,17 @@ func (b *Batch) Step(rows []BatchRow) error {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		b.pack(b.attn, n, b.qDim)
-		if err := b.linear(rows, layer.O, b.proj, b.attn); err != nil {
+		if err := b.linear(rows, b.attn, fused{layer.O, b.proj}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, b.proj)
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
 		b.pack(xn, n, d)
-		if err := b.linear(rows, layer.Gate, b.gate, xn); err != nil {
+		if err := b.linear(rows, xn, fused{layer.Gate, b.gate}, fused{layer.Up, b.up}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, layer.Up, b.up, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		b.swiGLU(n, c.HiddenDim)
-		b.pack(b.gate, n, c.HiddenDim)
-		if err := b.linear(rows, layer.Down, b.proj, b.gate); err != nil {
+		b.swiGLUPack(n, c.HiddenDim)
+		if err := b.linear(rows, b.gate, fused{layer.Down, b.proj}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, b.proj)
@@ -274,10 +264,10 @@ func (b *Batch) outputs(rows []BatchRow) error {
 			ys = append(ys, r.Logits)
 		}
 		b.wantLogits = ys
-		return b.linearRows(want, b.w.Output, nil, ys, last)
+		return b.linearRows(want, ys, last, fused{lin: b.w.Output})
 	}
 	b.logits = grow(b.logits, m*c.VocabSize)
-	if err := b.linear(want, b.w.Output, b.logits, last); err != nil {
+	if err := b.linear(want, last, fused{b.w.Output, b.logits}); err != nil {
 		return err
 	}
 	for i, r := range want {
@@ -303,34 +293,54 @@ func (b *Batch) pack(x []float32, n, width int) {
 	_ = b.team.run(j, parts) // packing returns no error
 }
 
-// linear computes y = x·Wᵀ over the tokens of all rows at once, then adds
-// each adapter's term to its group: the tokens of adjacent rows sharing an
-// Adapter. x must be what pack packed last. The base product is split by
-// weight rows over the team; from panelMinTokens tokens on, each weight is
-// read (and, quantized, expanded) once for the whole step. The adapter terms
-// are split by tokens, each part cutting the groups it covers.
-func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error {
-	return b.linearRows(rows, lin, y, nil, x)
+// fused is one linear layer of a product and its output y [tokens, Out].
+type fused struct {
+	lin *model.Linear
+	y   []float32
 }
 
-// linearRows is linear writing y, or if ys is not nil (only with panels:
-// panelMinTokens tokens or more) the row of each token into ys[token].
-func (b *Batch) linearRows(rows []BatchRow, lin *model.Linear, y []float32, ys [][]float32, x []float32) error {
+// maxFused is the most linears one product runs together (Q, K and V).
+const maxFused = 3
+
+// linear computes y = x·Wᵀ for each of lins (which share x, so the same In)
+// over the tokens of all rows at once, then adds each adapter's terms to its
+// group: the tokens of adjacent rows sharing an Adapter. x must be what pack
+// packed last. The linears run as one product, split by weight rows over
+// the team (the rows of all of them, one after the other), so that Q, K
+// and V, or the gate and up projections, take one run of the team instead
+// of one each; from panelMinTokens tokens on, each weight is read (and,
+// quantized, expanded) once for the whole step. The adapter terms of all
+// the linears are split by tokens in one more run, each part cutting the
+// groups it covers and applying a group's terms one linear after the other.
+func (b *Batch) linear(rows []BatchRow, x []float32, lins ...fused) error {
+	return b.linearRows(rows, nil, x, lins...)
+}
+
+// linearRows is linear writing, if ys is not nil (one linear; only with
+// panels: panelMinTokens tokens or more), the row of each token into
+// ys[token] instead of y.
+func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ...fused) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, lin: lin, y: y[:min(len(y), n*lin.Out)], ys: ys, x: x[:n*lin.In], n: n, rows: rows}
+	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins)}
 	if n >= panelMinTokens {
 		j.panels = b.panels
+	}
+	outs, split := 0, true
+	for i, f := range lins {
+		j.lins[i] = fused{f.lin, f.y[:min(len(f.y), n*f.lin.Out)]}
+		outs += f.lin.Out
+		split = split && canSplit(f.lin)
 	}
 	parts := len(b.team.ws)
 	if j.panels != nil {
 		// At least 8 units of partAlign weight rows a part: the head.
-		parts = max(parts, min(partsPerWorker*parts, lin.Out/(8*partAlign)))
+		parts = max(parts, min(partsPerWorker*parts, outs/(8*partAlign)))
 	}
-	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < batchMinWeights {
+	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
 	if err := b.team.run(j, parts); err != nil {
@@ -368,14 +378,24 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	return b.team.run(j, min(n, partsPerWorker*len(b.team.ws)))
 }
 
-// swiGLU gates the MLP, gate = silu(gate) ⊙ up over n tokens, split by
-// tokens over the team (elementwise: the split does not change a bit).
-func (b *Batch) swiGLU(n, width int) {
+// swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and
+// packs the result for the down projection (as pack) in the same run of the
+// team: split by columns, each part packs the columns it has just gated
+// (elementwise: the split does not change a bit). Below panelMinTokens
+// tokens nothing is packed and the split is by tokens.
+func (b *Batch) swiGLUPack(n, width int) {
 	j := b.job
 	*j = job{kind: jobSwiGLU, n: n, width: width, y: b.gate[:n*width], x: b.up[:n*width]}
+	if n >= panelMinTokens {
+		b.panels = grow(b.panels, kernels.PanelsLen(n, width))
+		j.kind, j.panels = jobSwiGLUPack, b.panels
+	}
 	parts := len(b.team.ws)
 	if n*width < batchMinWeights/8 {
 		parts = 1
 	}
-	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
+	if j.kind == jobSwiGLU {
+		parts = min(n, parts)
+	}
+	_ = b.team.run(j, parts) // the kernels return no error
 }
