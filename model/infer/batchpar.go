@@ -44,12 +44,12 @@ type workspace struct {
 type jobKind int
 
 const (
-	jobProduct jobKind = iota // y = x·Wᵀ, split by weight rows
-	jobAdapter                // the adapters' terms, split by tokens
-	jobAttend                 // attention, split by tokens
-	jobSwiGLU                 // y = silu(y) ⊙ x, rows of width, split by tokens
-	jobPack                   // panels = x [n, width] packed, split by columns
-	jobSwiGLUPack             // jobSwiGLU then jobPack of y, split by columns
+	jobProduct    jobKind = iota // y = x·Wᵀ, split by weight rows
+	jobAdapter                   // the adapters' terms, split by tokens
+	jobAttend                    // attention, split by tokens
+	jobSwiGLU                    // y = silu(y) ⊙ x, rows of width, split by tokens
+	jobPack                      // panels = x [n, width] packed, split by columns
+	jobSwiGLUPack                // jobSwiGLU then jobPack of y, split by columns
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
