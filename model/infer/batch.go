@@ -359,7 +359,7 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 
 // attention stores each token's key and value in its sequence's cache of
 // layer l, then computes causal grouped-query attention per token against
-// that cache (kernels.AttendCached, as the Generator does), the tokens split
+// that cache (kernels.AttendCachedFast, the Generator's attention in another order of additions), the tokens split
 // over the team.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config

@@ -271,7 +271,9 @@ func (j *job) adapters(lo, hi int) error {
 // attend computes causal grouped-query attention for tokens [lo, hi), each
 // against its sequence's cache of the job's layer (already holding the keys
 // and values of every token of the step): positions 0…pos, or with a
-// sliding window W the last W of them.
+// sliding window W the last W of them. It runs kernels.AttendCachedFast,
+// which agrees with the Generator's kernels.AttendCached within float32
+// rounding.
 func (j *job) attend(lo, hi int, ws *workspace) {
 	hd := j.hd
 	for t := lo; t < hi; t++ {
@@ -279,7 +281,12 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 		keys, values := s.keys[j.layer], s.values[j.layer]
 		for h := range j.heads {
 			at := t*j.qDim + h*hd
-			attendCached(j.attn[at:at+hd], ws.scores, j.q[at:at+hd], keys, values, pos, j.window, h/j.group*hd, j.kvDim)
+			first := 0
+			if j.window > 0 {
+				first = max(0, pos+1-j.window)
+			}
+			off := first*j.kvDim + h/j.group*hd
+			kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], j.q[at:at+hd], keys[off:], values[off:], j.kvDim)
 		}
 	}
 }
