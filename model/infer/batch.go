@@ -21,8 +21,8 @@ import (
 // token against its own sequence's cache) by tokens, over GOMAXPROCS
 // goroutines of the Batch's own. It runs every architecture the Generator
 // runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
-// with the same kernels, and a step does not allocate once its scratch has
-// grown.
+// with the same kernels but attention's (the same sums added in another
+// order), and a step does not allocate once its scratch has grown.
 //
 // A Batch is not safe for concurrent use; its sequences belong to it.
 type Batch struct {
@@ -359,8 +359,8 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 
 // attention stores each token's key and value in its sequence's cache of
 // layer l, then computes causal grouped-query attention per token against
-// that cache (kernels.AttendCachedFast, the Generator's attention in another order of additions), the tokens split
-// over the team.
+// that cache (kernels.AttendCachedFast: the Generator's kernel with the
+// additions in another order), the tokens split over the team.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
 	t := 0
