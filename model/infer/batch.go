@@ -346,15 +346,22 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 	if err := b.team.run(j, parts); err != nil {
 		return err
 	}
-	adapted := false
-	for _, r := range rows {
-		adapted = adapted || r.Adapter != nil
+	groups := 0 // groups of rows with an adapter
+	for i, r := range rows {
+		if r.Adapter != nil && (i == 0 || rows[i-1].Adapter != r.Adapter) {
+			groups++
+		}
 	}
-	if !adapted {
+	if groups == 0 {
 		return nil
 	}
+	// One part per goroutine for few groups (a group cut in parts reads its
+	// matrices once per part), up to partsPerWorker for many: their terms
+	// are read from memory, and claimed parts let a core that another
+	// process slows down take fewer.
+	workers := len(b.team.ws)
 	j.kind = jobAdapter
-	return b.team.run(j, min(n, len(b.team.ws)))
+	return b.team.run(j, min(n, workers*min(partsPerWorker, max(1, groups/workers))))
 }
 
 // attention stores each token's key and value in its sequence's cache of
