@@ -41,8 +41,6 @@ type Batch struct {
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-	tokSeq                               []*Sequence
-	tokPos                               []int
 
 	team *batchTeam
 	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
@@ -172,13 +170,11 @@ func (b *Batch) Step(rows []BatchRow) error {
 	b.proj = grow(b.proj, n*d)
 	b.gate, b.up = grow(b.gate, n*c.HiddenDim), grow(b.up, n*c.HiddenDim)
 	b.cos, b.sin = grow(b.cos, n*half), grow(b.sin, n*half)
-	b.tokSeq, b.tokPos = b.tokSeq[:0], b.tokPos[:0]
 	t := 0
 	for _, r := range rows {
 		for j, tok := range r.Tokens {
 			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
 			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
-			b.tokSeq, b.tokPos = append(b.tokSeq, r.Seq), append(b.tokPos, r.Seq.pos+j)
 			t++
 		}
 	}
@@ -191,12 +187,6 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.linear(rows, xn, fused{layer.Q, q}, fused{layer.K, k}, fused{layer.V, v}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if c.QKNorm {
-			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
-			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
-		}
-		ropeRows(q, b.cos, b.sin, half, n, c.Heads, c.HeadDim)
-		ropeRows(k, b.cos, b.sin, half, n, c.KVHeads, c.HeadDim)
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -221,7 +211,6 @@ func (b *Batch) Step(rows []BatchRow) error {
 	}
 	err := b.outputs(rows)
 	// The scratch does not keep sequences and adapters of this step alive.
-	clear(b.tokSeq)
 	clear(b.want)
 	clear(b.wantLogits)
 	*b.job = job{}
@@ -364,25 +353,28 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 	return b.team.run(j, min(n, workers*min(partsPerWorker, max(1, groups/workers))))
 }
 
-// attention stores each token's key and value in its sequence's cache of
-// layer l, then computes causal grouped-query attention per token against
-// that cache (kernels.AttendCachedFast: the Generator's kernel with the
-// additions in another order), the tokens split over the team.
+// attention runs, for each token of the step in one run of the team, what
+// follows the Q, K and V products: the q/k norms and the rotary embedding of
+// its query and key, the store of its key and value in its sequence's cache
+// of layer l, then causal grouped-query attention against that cache
+// (kernels.AttendCachedFast: the Generator's kernel with the additions in
+// another order). It is split by rows, each part taking a row's tokens in
+// order, so a token finds the keys of the row's earlier tokens stored.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
-	t := 0
-	for _, r := range rows {
-		keys, values := r.Seq.keys[l], r.Seq.values[l]
-		p0 := r.Seq.pos
-		nt := len(r.Tokens)
-		copy(keys[p0*b.kvDim:(p0+nt)*b.kvDim], b.k[t*b.kvDim:(t+nt)*b.kvDim])
-		copy(values[p0*b.kvDim:(p0+nt)*b.kvDim], b.v[t*b.kvDim:(t+nt)*b.kvDim])
-		t += nt
-	}
+	layer := &b.w.Layers[l]
 	j := b.job
-	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
+	*j = job{kind: jobAttend, n: n, rows: rows, layer: l, q: b.q, attn: b.attn, k: b.k, v: b.v,
+		cos: b.cos, sin: b.sin, half: len(b.invFreq), eps: c.NormEps,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
-	return b.team.run(j, min(n, partsPerWorker*len(b.team.ws)))
+	if c.QKNorm {
+		j.qNorm, j.kNorm = layer.QNorm, layer.KNorm
+	}
+	parts := min(len(rows), partsPerWorker*len(b.team.ws))
+	if n*b.qDim < batchMinWeights/8 {
+		parts = 1
+	}
+	return b.team.run(j, parts)
 }
 
 // swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and

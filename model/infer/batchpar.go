@@ -65,8 +65,12 @@ type job struct {
 	rows      []BatchRow
 	layer     int
 	q, attn   []float32
-	tokSeq    []*Sequence // attention: each token's sequence and position
-	tokPos    []int
+	k, v      []float32 // attention: the step's keys and values, [n, kvDim]
+	cos, sin  []float32 // attention: each token's rotary angles, [n, half]
+	half      int
+	qNorm     []float32 // attention: the q/k norms' weights, nil without
+	kNorm     []float32
+	eps       float64
 	qDim      int
 	kvDim     int
 	heads, hd int
@@ -166,7 +170,7 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		kernels.SwiGLU(j.y[lo:hi], j.y[lo:hi], j.x[lo:hi])
 		return nil
 	default:
-		j.attend(j.n*id/parts, j.n*(id+1)/parts, ws)
+		j.attend(len(j.rows)*id/parts, len(j.rows)*(id+1)/parts, ws)
 		return nil
 	}
 }
@@ -268,25 +272,42 @@ func (j *job) adapters(lo, hi int) error {
 	return nil
 }
 
-// attend computes causal grouped-query attention for tokens [lo, hi), each
-// against its sequence's cache of the job's layer (already holding the keys
-// and values of every token of the step): positions 0…pos, or with a
-// sliding window W the last W of them. It runs kernels.AttendCachedFast,
-// which agrees with the Generator's kernels.AttendCached within float32
-// rounding.
+// attend runs attention (Batch.attention) for the tokens of rows [lo, hi):
+// each token's query and key normed (with q/k norms) and rotated, its key
+// and value stored at its position in its sequence's cache of the job's
+// layer, then its attention over positions 0…pos, or with a sliding window
+// W the last W of them.
 func (j *job) attend(lo, hi int, ws *workspace) {
-	hd := j.hd
-	for t := lo; t < hi; t++ {
-		s, pos := j.tokSeq[t], j.tokPos[t]
+	hd, qDim, kvDim, half := j.hd, j.qDim, j.kvDim, j.half
+	t := 0
+	for _, r := range j.rows[:lo] {
+		t += len(r.Tokens)
+	}
+	for _, r := range j.rows[lo:hi] {
+		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
-		for h := range j.heads {
-			at := t*j.qDim + h*hd
+		for i := range r.Tokens {
+			pos := s.pos + i
+			q, k := j.q[t*qDim:(t+1)*qDim], j.k[t*kvDim:(t+1)*kvDim]
+			if j.qNorm != nil {
+				kernels.RMSNorm(q, q, j.qNorm, j.eps)
+				kernels.RMSNorm(k, k, j.kNorm, j.eps)
+			}
+			cos, sin := j.cos[t*half:(t+1)*half], j.sin[t*half:(t+1)*half]
+			kernels.Rope(q, q, cos, sin, hd, false)
+			kernels.Rope(k, k, cos, sin, hd, false)
+			copy(keys[pos*kvDim:(pos+1)*kvDim], k)
+			copy(values[pos*kvDim:(pos+1)*kvDim], j.v[t*kvDim:(t+1)*kvDim])
 			first := 0
 			if j.window > 0 {
 				first = max(0, pos+1-j.window)
 			}
-			off := first*j.kvDim + h/j.group*hd
-			kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], j.q[at:at+hd], keys[off:], values[off:], j.kvDim)
+			for h := range j.heads {
+				at := t*qDim + h*hd
+				off := first*kvDim + h/j.group*hd
+				kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], q[h*hd:(h+1)*hd], keys[off:], values[off:], kvDim)
+			}
+			t++
 		}
 	}
 }
