@@ -118,7 +118,7 @@ func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // new request does not fault in and zero fresh memory for its KV cache;
 // lengths are rounded up to a multiple of seqQuantum positions so that
 // requests of different lengths share them. Trim frees the kept ones (the
-// engine calls it when it has nothing to run).
+// engine calls it once it has had nothing to run for idleTrimDelay).
 type BatchedModel struct {
 	b    *infer.Batch
 	rows []infer.BatchRow
