@@ -17,9 +17,10 @@ import (
 // panelMinTokens tokens on, a product is kernels.MulTPanels over all the
 // tokens (quantized weights expanded a tile at a time with DequantizeRows,
 // once per step); fewer tokens take the Generator's matrix-vector kernels.
-// Products are split by weight rows, adapter terms and attention (each
-// token against its own sequence's cache) by tokens, over GOMAXPROCS
-// goroutines of the Batch's own. It runs every architecture the Generator
+// Products are split by weight rows (Q, K and V as one product, gate and up
+// as one), adapter terms by tokens and attention (each token against its
+// own sequence's cache) by rows, over GOMAXPROCS goroutines of the Batch's
+// own. It runs every architecture the Generator
 // runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
 // with the same kernels but attention's (the same sums added in another
 // order), and a step does not allocate once its scratch has grown.
