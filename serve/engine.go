@@ -409,9 +409,12 @@ func (e *Engine) loop() {
 
 // idleTrimDelay is how long the engine waits with nothing to run before it
 // frees what is kept for reuse (the model's closed KV caches, the logits
-// buffers): a burst of requests right after another reuses them instead of
-// allocating, zeroing and faulting in megabytes of fresh memory.
-const idleTrimDelay = 500 * time.Millisecond
+// buffers): a burst of requests right after another (clients that send
+// their next request as soon as the last one is answered) reuses them
+// instead of allocating, zeroing and faulting in megabytes of fresh memory
+// (on 32 streams of the stories15M shape, a tenth of the CPU time), while
+// a server that has gone quiet gives the memory back at once.
+const idleTrimDelay = 20 * time.Millisecond
 
 // idle waits, with nothing to run, for a wake-up or idleTrimDelay, whichever
 // comes first; in the second case it frees what is kept for reuse and
