@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/model/tokenizer"
@@ -139,8 +140,9 @@ type Engine struct {
 	kvUsed  int           // touched only by the loop
 	running []*seq        // touched only by the loop
 	// Touched only by the loop: the logits buffers of finished requests,
-	// kept for the next ones (at most MaxRunning), and the timer of idle.
-	freeLogits [][]float32
+	// kept for the next ones (at most MaxRunning; held weakly, as
+	// BatchedModel holds its closed caches), and the timer of idle.
+	freeLogits []weak.Pointer[logitsBuffer]
 	trimTimer  *time.Timer
 }
 
@@ -156,10 +158,11 @@ type seq struct {
 	submit   time.Time
 
 	kv       Sequence
-	fed      int    // prompt tokens run
-	chunk    int    // prompt tokens in the step being planned
-	token    [1]int // the row of a decode step
-	next     int    // token to run next once the prompt is done, −1 before
+	buf      *logitsBuffer // holds logits
+	fed      int           // prompt tokens run
+	chunk    int           // prompt tokens in the step being planned
+	token    [1]int        // the row of a decode step
+	next     int           // token to run next once the prompt is done, −1 before
 	logits   []float32
 	sampler  *infer.Sampler
 	dec      *tokenizer.StreamDecoder
@@ -407,14 +410,18 @@ func (e *Engine) loop() {
 	}
 }
 
+// logitsBuffer is a request's logits, [VocabSize], reused by the next
+// request once it ends.
+type logitsBuffer struct{ v []float32 }
+
 // idleTrimDelay is how long the engine waits with nothing to run before it
 // frees what is kept for reuse (the model's closed KV caches, the logits
 // buffers): a burst of requests right after another (clients that send
 // their next request as soon as the last one is answered) reuses them
 // instead of allocating, zeroing and faulting in megabytes of fresh memory
-// (on 32 streams of the stories15M shape, a tenth of the CPU time), while
-// a server that has gone quiet gives the memory back at once.
-const idleTrimDelay = 20 * time.Millisecond
+// (on 32 streams of the stories15M shape, a tenth of the CPU time). Both
+// are held weakly, so a garbage collection in the meantime frees them too.
+const idleTrimDelay = 500 * time.Millisecond
 
 // idle waits, with nothing to run, for a wake-up or idleTrimDelay, whichever
 // comes first; in the second case it frees what is kept for reuse and
@@ -461,12 +468,14 @@ func (e *Engine) admit() {
 			continue
 		}
 		s.kv = kv
-		if k := len(e.freeLogits); k > 0 {
-			s.logits, e.freeLogits[k-1] = e.freeLogits[k-1], nil
+		for k := len(e.freeLogits); k > 0 && s.buf == nil; k-- {
+			s.buf = e.freeLogits[k-1].Value()
 			e.freeLogits = e.freeLogits[:k-1]
-		} else {
-			s.logits = make([]float32, e.m.Weights().Config.VocabSize)
 		}
+		if s.buf == nil {
+			s.buf = &logitsBuffer{make([]float32, e.m.Weights().Config.VocabSize)}
+		}
+		s.logits = s.buf.v
 		e.kvUsed += s.maxLen
 		s.stream.result.Queued = time.Since(s.submit)
 		if e.obs != nil {
@@ -563,11 +572,11 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 		s.kv = nil
 		e.kvUsed -= s.maxLen
 	}
-	if s.logits != nil {
+	if s.buf != nil {
 		if len(e.freeLogits) < e.opts.MaxRunning {
-			e.freeLogits = append(e.freeLogits, s.logits)
+			e.freeLogits = append(e.freeLogits, weak.Make(s.buf))
 		}
-		s.logits = nil
+		s.buf, s.logits = nil, nil
 	}
 	s.release()
 	res := &s.stream.result
