@@ -4,7 +4,10 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"testing"
+	"weak"
 
 	"github.com/golora/golora/model"
 )
@@ -65,8 +68,12 @@ func TestBatchedModelRunsQwen2(t *testing.T) {
 
 // TestBatchedModelReusesClosedSequences: a cache given back with Close is
 // handed to the next request of a close length, emptied: its logits are
-// those of a fresh model's; Trim drops the kept caches.
+// those of a fresh model's; Trim drops the kept caches, and so does a
+// garbage collection (they are held weakly).
 func TestBatchedModelReusesClosedSequences(t *testing.T) {
+	// No collection between a Close and the next NewSequence, but the
+	// one the test runs.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	w := embedded(t).Weights
 	m, err := NewBatchedModel(w)
 	if err != nil {
@@ -102,7 +109,14 @@ func TestBatchedModelReusesClosedSequences(t *testing.T) {
 	}
 	second.Close()
 	m.Trim()
-	if third, _ := run(m, 30, []int{1}); third.(*batchSeq).Sequence == inner {
+	third, _ := run(m, 30, []int{1})
+	if third.(*batchSeq).Sequence == inner {
 		t.Fatal("Trim kept the closed cache")
+	}
+	kept := weak.Make(third.(*batchSeq).Sequence)
+	third.Close()
+	runtime.GC()
+	if kept.Value() != nil {
+		t.Fatal("a garbage collection kept the closed cache")
 	}
 }

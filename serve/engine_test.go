@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +319,59 @@ func TestEngineConcurrentChurn(t *testing.T) {
 	}
 	if e.kvUsed != 0 {
 		t.Errorf("KV budget still holds %d positions", e.kvUsed)
+	}
+}
+
+// trimCounter is a BatchedModel that counts Trim calls.
+type trimCounter struct {
+	*BatchedModel
+	trims atomic.Int32
+}
+
+func (m *trimCounter) Trim() {
+	m.trims.Add(1)
+	m.BatchedModel.Trim()
+}
+
+// TestEngineTrimsOnceIdle: the engine keeps the model's closed caches while
+// requests come, and frees them (Trim) once it has been idle for a while;
+// requests run as before afterwards.
+func TestEngineTrimsOnceIdle(t *testing.T) {
+	ck := embedded(t)
+	bm, err := NewBatchedModel(ck.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &trimCounter{BatchedModel: bm}
+	e, err := NewEngine(m, nil, ck.Tokenizer, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(context.Background())
+	run := func() string {
+		s, err := e.Submit(context.Background(), Request{Prompt: prompt(e, "Once upon a time"), MaxTokens: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := s.Result()
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		return res.Text
+	}
+	first := run()
+	const wait = 10 * time.Second // idleTrimDelay, on a machine however busy
+	deadline := time.Now().Add(wait)
+	for m.trims.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no Trim %v after the engine went idle", wait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := m.trims.Load(); n != 1 {
+		t.Fatalf("%d Trims in one idle period, want 1", n)
+	}
+	if again := run(); again != first {
+		t.Fatalf("after Trim, greedy text %q; before, %q", again, first)
 	}
 }

@@ -2,7 +2,9 @@ package serve
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"weak"
 
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/infer"
@@ -117,15 +119,17 @@ func (s *swapDelta) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // Closed sequences are kept for reuse (up to maxFreeSequences), so that a
 // new request does not fault in and zero fresh memory for its KV cache;
 // lengths are rounded up to a multiple of seqQuantum positions so that
-// requests of different lengths share them. Trim frees the kept ones (the
-// engine calls it when it has nothing to run).
+// requests of different lengths share them. They are held weakly: a
+// garbage collection that finds them unused frees them, so they cost no
+// memory once a server has gone quiet. Trim frees them at once (the engine
+// calls it once it has had nothing to run for idleTrimDelay).
 type BatchedModel struct {
 	b    *infer.Batch
 	rows []infer.BatchRow
 
 	mu   sync.Mutex
-	free map[int][]*infer.Sequence // by capacity
-	kept int
+	free map[int][]weak.Pointer[infer.Sequence] // by capacity, the last closed last
+	kept int                                    // entries of free, collected ones included
 }
 
 // seqQuantum is the multiple of positions BatchedModel's caches are
@@ -158,14 +162,15 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 	}
 	capacity := min(m.b.MaxLen(), (maxLen+seqQuantum-1)/seqQuantum*seqQuantum)
 	m.mu.Lock()
-	if l := m.free[capacity]; len(l) > 0 {
-		s := l[len(l)-1]
-		l[len(l)-1] = nil
+	for l := m.free[capacity]; len(l) > 0; l = m.free[capacity] {
+		s := l[len(l)-1].Value()
 		m.free[capacity] = l[:len(l)-1]
 		m.kept--
-		m.mu.Unlock()
-		s.Reset()
-		return &batchSeq{Sequence: s, m: m}, nil
+		if s != nil {
+			m.mu.Unlock()
+			s.Reset()
+			return &batchSeq{Sequence: s, m: m}, nil
+		}
 	}
 	m.mu.Unlock()
 	s, err := m.b.NewSequence(capacity)
@@ -182,17 +187,25 @@ func (m *BatchedModel) Trim() {
 	m.mu.Unlock()
 }
 
-// keep takes back a closed sequence for reuse, if there is room.
+// keep takes back a closed sequence for reuse, if there is room (once the
+// entries the collector has emptied are dropped).
 func (m *BatchedModel) keep(s *infer.Sequence) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.kept >= maxFreeSequences {
-		return
+		for c, l := range m.free {
+			live := slices.DeleteFunc(l, func(p weak.Pointer[infer.Sequence]) bool { return p.Value() == nil })
+			m.kept -= len(l) - len(live)
+			m.free[c] = live
+		}
+		if m.kept >= maxFreeSequences {
+			return
+		}
 	}
 	if m.free == nil {
-		m.free = make(map[int][]*infer.Sequence)
+		m.free = make(map[int][]weak.Pointer[infer.Sequence])
 	}
-	m.free[s.MaxLen()] = append(m.free[s.MaxLen()], s)
+	m.free[s.MaxLen()] = append(m.free[s.MaxLen()], weak.Make(s))
 	m.kept++
 }
 

@@ -13,6 +13,11 @@
 //     batched form with its backward pass and the decode form over a KV
 //     cache (AVX-512 and AVX2 score and value kernels, bit-identical to
 //     their Go code).
+//   - attendfast.go, attendfast_amd64.go/.s: the decode form in another
+//     order of additions, 16 keys' scores at a time (a serving batch's
+//     attention; AttendCached elsewhere).
+//   - argmax.go, argmax_amd64.go/.s: the first largest element of a vector
+//     (a sampler's greedy choice; AVX-512, the same answer as the loop).
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and

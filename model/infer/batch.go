@@ -17,12 +17,13 @@ import (
 // panelMinTokens tokens on, a product is kernels.MulTPanels over all the
 // tokens (quantized weights expanded a tile at a time with DequantizeRows,
 // once per step); fewer tokens take the Generator's matrix-vector kernels.
-// Products are split by weight rows, adapter terms and attention (each
-// token against its own sequence's cache) by tokens, over GOMAXPROCS
-// goroutines of the Batch's own. It runs every architecture the Generator
+// Products are split by weight rows (Q, K and V as one product, gate and up
+// as one), adapter terms by tokens and attention (each token against its
+// own sequence's cache) by rows, over GOMAXPROCS goroutines of the Batch's
+// own. It runs every architecture the Generator
 // runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
-// with the same kernels, and a step does not allocate once its scratch has
-// grown.
+// with the same kernels but attention's (the same sums added in another
+// order), and a step does not allocate once its scratch has grown.
 //
 // A Batch is not safe for concurrent use; its sequences belong to it.
 type Batch struct {
@@ -41,8 +42,6 @@ type Batch struct {
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-	tokSeq                               []*Sequence
-	tokPos                               []int
 
 	team *batchTeam
 	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
@@ -172,13 +171,11 @@ func (b *Batch) Step(rows []BatchRow) error {
 	b.proj = grow(b.proj, n*d)
 	b.gate, b.up = grow(b.gate, n*c.HiddenDim), grow(b.up, n*c.HiddenDim)
 	b.cos, b.sin = grow(b.cos, n*half), grow(b.sin, n*half)
-	b.tokSeq, b.tokPos = b.tokSeq[:0], b.tokPos[:0]
 	t := 0
 	for _, r := range rows {
 		for j, tok := range r.Tokens {
 			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
 			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
-			b.tokSeq, b.tokPos = append(b.tokSeq, r.Seq), append(b.tokPos, r.Seq.pos+j)
 			t++
 		}
 	}
@@ -188,40 +185,24 @@ func (b *Batch) Step(rows []BatchRow) error {
 		layer := &b.w.Layers[l]
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
 		b.pack(xn, n, d)
-		if err := b.linear(rows, layer.Q, q, xn); err != nil {
+		if err := b.linear(rows, xn, fused{layer.Q, q}, fused{layer.K, k}, fused{layer.V, v}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, layer.K, k, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		if err := b.linear(rows, layer.V, v, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		if c.QKNorm {
-			kernels.RMSNorm(q[:n*b.qDim], q[:n*b.qDim], layer.QNorm, eps)
-			kernels.RMSNorm(k[:n*b.kvDim], k[:n*b.kvDim], layer.KNorm, eps)
-		}
-		ropeRows(q, b.cos, b.sin, half, n, c.Heads, c.HeadDim)
-		ropeRows(k, b.cos, b.sin, half, n, c.KVHeads, c.HeadDim)
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		b.pack(b.attn, n, b.qDim)
-		if err := b.linear(rows, layer.O, b.proj, b.attn); err != nil {
+		if err := b.linear(rows, b.attn, fused{layer.O, b.proj}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, b.proj)
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
 		b.pack(xn, n, d)
-		if err := b.linear(rows, layer.Gate, b.gate, xn); err != nil {
+		if err := b.linear(rows, xn, fused{layer.Gate, b.gate}, fused{layer.Up, b.up}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, layer.Up, b.up, xn); err != nil {
-			return fmt.Errorf("infer: layer %d: %w", l, err)
-		}
-		b.swiGLU(n, c.HiddenDim)
-		b.pack(b.gate, n, c.HiddenDim)
-		if err := b.linear(rows, layer.Down, b.proj, b.gate); err != nil {
+		b.swiGLUPack(n, c.HiddenDim)
+		if err := b.linear(rows, b.gate, fused{layer.Down, b.proj}); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, b.proj)
@@ -231,7 +212,6 @@ func (b *Batch) Step(rows []BatchRow) error {
 	}
 	err := b.outputs(rows)
 	// The scratch does not keep sequences and adapters of this step alive.
-	clear(b.tokSeq)
 	clear(b.want)
 	clear(b.wantLogits)
 	*b.job = job{}
@@ -274,10 +254,10 @@ func (b *Batch) outputs(rows []BatchRow) error {
 			ys = append(ys, r.Logits)
 		}
 		b.wantLogits = ys
-		return b.linearRows(want, b.w.Output, nil, ys, last)
+		return b.linearRows(want, ys, last, fused{lin: b.w.Output})
 	}
 	b.logits = grow(b.logits, m*c.VocabSize)
-	if err := b.linear(want, b.w.Output, b.logits, last); err != nil {
+	if err := b.linear(want, last, fused{b.w.Output, b.logits}); err != nil {
 		return err
 	}
 	for i, r := range want {
@@ -303,79 +283,119 @@ func (b *Batch) pack(x []float32, n, width int) {
 	_ = b.team.run(j, parts) // packing returns no error
 }
 
-// linear computes y = x·Wᵀ over the tokens of all rows at once, then adds
-// each adapter's term to its group: the tokens of adjacent rows sharing an
-// Adapter. x must be what pack packed last. The base product is split by
-// weight rows over the team; from panelMinTokens tokens on, each weight is
-// read (and, quantized, expanded) once for the whole step. The adapter terms
-// are split by tokens, each part cutting the groups it covers.
-func (b *Batch) linear(rows []BatchRow, lin *model.Linear, y, x []float32) error {
-	return b.linearRows(rows, lin, y, nil, x)
+// fused is one linear layer of a product and its output y [tokens, Out].
+type fused struct {
+	lin *model.Linear
+	y   []float32
 }
 
-// linearRows is linear writing y, or if ys is not nil (only with panels:
-// panelMinTokens tokens or more) the row of each token into ys[token].
-func (b *Batch) linearRows(rows []BatchRow, lin *model.Linear, y []float32, ys [][]float32, x []float32) error {
+// maxFused is the most linears one product runs together (Q, K and V).
+const maxFused = 3
+
+// linear computes y = x·Wᵀ for each of lins (which share x, so the same In)
+// over the tokens of all rows at once, then adds each adapter's terms to its
+// group: the tokens of adjacent rows sharing an Adapter. x must be what pack
+// packed last. The linears run as one product, split by weight rows over
+// the team (the rows of all of them, one after the other), so that Q, K
+// and V, or the gate and up projections, take one run of the team instead
+// of one each; from panelMinTokens tokens on, each weight is read (and,
+// quantized, expanded) once for the whole step. The adapter terms of all
+// the linears are split by tokens in one more run, each part cutting the
+// groups it covers and applying a group's terms one linear after the other.
+func (b *Batch) linear(rows []BatchRow, x []float32, lins ...fused) error {
+	return b.linearRows(rows, nil, x, lins...)
+}
+
+// linearRows is linear writing, if ys is not nil (one linear; only with
+// panels: panelMinTokens tokens or more), the row of each token into
+// ys[token] instead of y.
+func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ...fused) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, lin: lin, y: y[:min(len(y), n*lin.Out)], ys: ys, x: x[:n*lin.In], n: n, rows: rows}
+	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins)}
 	if n >= panelMinTokens {
 		j.panels = b.panels
+	}
+	outs, split := 0, true
+	for i, f := range lins {
+		j.lins[i] = fused{f.lin, f.y[:min(len(f.y), n*f.lin.Out)]}
+		outs += f.lin.Out
+		split = split && canSplit(f.lin)
 	}
 	parts := len(b.team.ws)
 	if j.panels != nil {
 		// At least 8 units of partAlign weight rows a part: the head.
-		parts = max(parts, min(partsPerWorker*parts, lin.Out/(8*partAlign)))
+		parts = max(parts, min(partsPerWorker*parts, outs/(8*partAlign)))
 	}
-	if j.panels == nil && !canSplit(lin) || lin.Out*lin.In*max(n, 4) < batchMinWeights {
+	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
 	if err := b.team.run(j, parts); err != nil {
 		return err
 	}
-	adapted := false
-	for _, r := range rows {
-		adapted = adapted || r.Adapter != nil
+	groups := 0 // groups of rows with an adapter
+	for i, r := range rows {
+		if r.Adapter != nil && (i == 0 || rows[i-1].Adapter != r.Adapter) {
+			groups++
+		}
 	}
-	if !adapted {
+	if groups == 0 {
 		return nil
 	}
+	// One part per goroutine for few groups (a group cut in parts reads its
+	// matrices once per part), up to partsPerWorker for many: their terms
+	// are read from memory, and claimed parts let a core that another
+	// process slows down take fewer.
+	workers := len(b.team.ws)
 	j.kind = jobAdapter
-	return b.team.run(j, min(n, len(b.team.ws)))
+	return b.team.run(j, min(n, workers*min(partsPerWorker, max(1, groups/workers))))
 }
 
-// attention stores each token's key and value in its sequence's cache of
-// layer l, then computes causal grouped-query attention per token against
-// that cache (kernels.AttendCached, as the Generator does), the tokens split
-// over the team.
+// attention runs, for each token of the step in one run of the team, what
+// follows the Q, K and V products: the q/k norms and the rotary embedding of
+// its query and key, the store of its key and value in its sequence's cache
+// of layer l, then causal grouped-query attention against that cache
+// (kernels.AttendCachedFast: the Generator's kernel with the additions in
+// another order). It is split by rows, each part taking a row's tokens in
+// order, so a token finds the keys of the row's earlier tokens stored.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
-	t := 0
-	for _, r := range rows {
-		keys, values := r.Seq.keys[l], r.Seq.values[l]
-		p0 := r.Seq.pos
-		nt := len(r.Tokens)
-		copy(keys[p0*b.kvDim:(p0+nt)*b.kvDim], b.k[t*b.kvDim:(t+nt)*b.kvDim])
-		copy(values[p0*b.kvDim:(p0+nt)*b.kvDim], b.v[t*b.kvDim:(t+nt)*b.kvDim])
-		t += nt
-	}
+	layer := &b.w.Layers[l]
 	j := b.job
-	*j = job{kind: jobAttend, n: n, layer: l, q: b.q, attn: b.attn, tokSeq: b.tokSeq, tokPos: b.tokPos,
+	*j = job{kind: jobAttend, n: n, rows: rows, layer: l, q: b.q, attn: b.attn, k: b.k, v: b.v,
+		cos: b.cos, sin: b.sin, half: len(b.invFreq), eps: c.NormEps,
 		qDim: b.qDim, kvDim: b.kvDim, heads: c.Heads, hd: c.HeadDim, group: c.Heads / c.KVHeads, window: c.SlidingWindow}
-	return b.team.run(j, min(n, partsPerWorker*len(b.team.ws)))
+	if c.QKNorm {
+		j.qNorm, j.kNorm = layer.QNorm, layer.KNorm
+	}
+	parts := min(len(rows), partsPerWorker*len(b.team.ws))
+	if n*b.qDim < batchMinWeights/8 {
+		parts = 1
+	}
+	return b.team.run(j, parts)
 }
 
-// swiGLU gates the MLP, gate = silu(gate) ⊙ up over n tokens, split by
-// tokens over the team (elementwise: the split does not change a bit).
-func (b *Batch) swiGLU(n, width int) {
+// swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and
+// packs the result for the down projection (as pack) in the same run of the
+// team: split by columns, each part packs the columns it has just gated
+// (elementwise: the split does not change a bit). Below panelMinTokens
+// tokens nothing is packed and the split is by tokens.
+func (b *Batch) swiGLUPack(n, width int) {
 	j := b.job
 	*j = job{kind: jobSwiGLU, n: n, width: width, y: b.gate[:n*width], x: b.up[:n*width]}
+	if n >= panelMinTokens {
+		b.panels = grow(b.panels, kernels.PanelsLen(n, width))
+		j.kind, j.panels = jobSwiGLUPack, b.panels
+	}
 	parts := len(b.team.ws)
 	if n*width < batchMinWeights/8 {
 		parts = 1
 	}
-	_ = b.team.run(j, min(n, parts)) // the kernel returns no error
+	if j.kind == jobSwiGLU {
+		parts = min(n, parts)
+	}
+	_ = b.team.run(j, parts) // the kernels return no error
 }

@@ -44,27 +44,33 @@ type workspace struct {
 type jobKind int
 
 const (
-	jobProduct jobKind = iota // y = x·Wᵀ, split by weight rows
-	jobAdapter                // the adapters' terms, split by tokens
-	jobAttend                 // attention, split by tokens
-	jobSwiGLU                 // y = silu(y) ⊙ x, rows of width, split by tokens
-	jobPack                   // panels = x [n, width] packed, split by columns
+	jobProduct    jobKind = iota // y = x·Wᵀ, split by weight rows
+	jobAdapter                   // the adapters' terms, split by tokens
+	jobAttend                    // attention, split by tokens
+	jobSwiGLU                    // y = silu(y) ⊙ x, rows of width, split by tokens
+	jobPack                      // panels = x [n, width] packed, split by columns
+	jobSwiGLUPack                // jobSwiGLU then jobPack of y, split by columns
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
 // Batch's buffers.
 type job struct {
 	kind      jobKind
-	lin       *model.Linear
+	lins      [maxFused]fused // jobProduct, jobAdapter: the linears run together, lins[:nlin]
+	nlin      int
 	y, x      []float32
-	ys        [][]float32 // if not nil, the rows of y each in a buffer of its own (the head's Logits); panels only
+	ys        [][]float32 // if not nil, the rows of the one linear's y each in a buffer of its own (the head's Logits); panels only
 	panels    []float32   // x packed by kernels.PackPanels, when n ≥ panelMinTokens
 	n         int         // tokens
 	rows      []BatchRow
 	layer     int
 	q, attn   []float32
-	tokSeq    []*Sequence // attention: each token's sequence and position
-	tokPos    []int
+	k, v      []float32 // attention: the step's keys and values, [n, kvDim]
+	cos, sin  []float32 // attention: each token's rotary angles, [n, half]
+	half      int
+	qNorm     []float32 // attention: the q/k norms' weights, nil without
+	kNorm     []float32
+	eps       float64
 	qDim      int
 	kvDim     int
 	heads, hd int
@@ -124,55 +130,82 @@ func (t *batchTeam) part(worker, p int) error {
 func (j *job) run(id, parts int, ws *workspace) error {
 	switch j.kind {
 	case jobProduct:
-		units := (j.lin.Out + partAlign - 1) / partAlign
-		lo, hi := min(j.lin.Out, units*id/parts*partAlign), min(j.lin.Out, units*(id+1)/parts*partAlign)
-		if lo >= hi {
-			return nil
+		// Units of partAlign weight rows, numbered over the linears one
+		// after the other; the part takes units [ulo, uhi).
+		units := 0
+		for _, f := range j.lins[:j.nlin] {
+			units += (f.lin.Out + partAlign - 1) / partAlign
 		}
-		return j.product(lo, hi, ws)
+		ulo, uhi := units*id/parts, units*(id+1)/parts
+		first := 0 // the first unit of linear i
+		for _, f := range j.lins[:j.nlin] {
+			out := f.lin.Out
+			u := (out + partAlign - 1) / partAlign
+			lo, hi := min(out, (max(ulo, first)-first)*partAlign), min(out, (min(uhi, first+u)-first)*partAlign)
+			if lo < hi {
+				if err := j.product(f.lin, f.y, lo, hi, ws); err != nil {
+					return err
+				}
+			}
+			first += u
+		}
+		return nil
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
 	case jobPack:
 		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
+		return nil
+	case jobSwiGLUPack:
+		// Column ranges of whole 16-float vectors, as the kernels run them.
+		vecs := (j.width + 15) / 16
+		lo, hi := min(j.width, vecs*id/parts*16), min(j.width, vecs*(id+1)/parts*16)
+		for i := range j.n {
+			at := i * j.width
+			kernels.SwiGLU(j.y[at+lo:at+hi], j.y[at+lo:at+hi], j.x[at+lo:at+hi])
+		}
+		kernels.PackPanelsCols(j.panels, j.y, j.n, j.width, lo, hi)
 		return nil
 	case jobSwiGLU:
 		lo, hi := j.n*id/parts*j.width, j.n*(id+1)/parts*j.width
 		kernels.SwiGLU(j.y[lo:hi], j.y[lo:hi], j.x[lo:hi])
 		return nil
 	default:
-		j.attend(j.n*id/parts, j.n*(id+1)/parts, ws)
+		j.attend(len(j.rows)*id/parts, len(j.rows)*(id+1)/parts, ws)
 		return nil
 	}
 }
 
-// product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens.
-func (j *job) product(lo, hi int, ws *workspace) error {
-	if err := j.mulT(lo, hi, ws); err != nil {
+// product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens
+// (or the rows of j.ys).
+func (j *job) product(lin *model.Linear, y []float32, lo, hi int, ws *workspace) error {
+	if err := j.mulT(lin, y, lo, hi, ws); err != nil {
 		return err
 	}
-	if bias := j.lin.Bias; bias != nil {
-		out := j.lin.Out
+	if bias := lin.Bias; bias != nil {
+		out := lin.Out
 		for i := range j.n {
 			if j.ys != nil {
 				kernels.Add(j.ys[i][lo:hi], bias[lo:hi])
 			} else {
-				kernels.Add(j.y[i*out+lo:i*out+hi], bias[lo:hi])
+				kernels.Add(y[i*out+lo:i*out+hi], bias[lo:hi])
 			}
 		}
 	}
 	return nil
 }
 
-// mulT computes columns [lo, hi) of y = x·Wᵀ for all the tokens.
-func (j *job) mulT(lo, hi int, ws *workspace) error {
-	lin, n := j.lin, j.n
+// mulT computes columns [lo, hi) of y = x·Wᵀ for all the tokens. A format
+// without row ranges (and no panels) runs whole, in the part that has
+// its row 0.
+func (j *job) mulT(lin *model.Linear, y []float32, lo, hi int, ws *workspace) error {
+	n := j.n
 	in, out := lin.In, lin.Out
 	if j.panels != nil {
 		if lin.Dense != nil {
 			if j.ys != nil {
 				kernels.MulTPanelsRows(j.ys, lo, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
 			} else {
-				kernels.MulTPanels(j.y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
+				kernels.MulTPanels(y[lo:], out, j.panels, n, lin.Dense[lo*in:hi*in], in, hi-lo, ws.panel)
 			}
 			return nil
 		}
@@ -187,20 +220,19 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 			if j.ys != nil {
 				kernels.MulTPanelsRows(j.ys, r, j.panels, n, tile, in, e-r, ws.panel)
 			} else {
-				kernels.MulTPanels(j.y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
+				kernels.MulTPanels(y[r:], out, j.panels, n, tile, in, e-r, ws.panel)
 			}
 		}
 		return nil
 	}
 	if canSplit(lin) {
-		if err := mulRows(lin, j.y, j.x, n, lo, hi); err != nil {
+		if err := mulRows(lin, y, j.x, n, lo, hi); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 		return nil
 	}
-	// A format without row ranges runs whole, in part 0 (see parts).
 	if lo == 0 {
-		if err := lin.Quantized.MulT(j.y[:n*out], j.x[:n*in], n); err != nil {
+		if err := lin.Quantized.MulT(y[:n*out], j.x[:n*in], n); err != nil {
 			return fmt.Errorf("%s: %w", lin.Name, err)
 		}
 	}
@@ -208,10 +240,9 @@ func (j *job) mulT(lo, hi int, ws *workspace) error {
 }
 
 // adapters adds the adapter terms of tokens [lo, hi): each group of adjacent
-// rows sharing an adapter, cut at lo and hi.
+// rows sharing an adapter, cut at lo and hi, the group's terms of the
+// linears one after the other.
 func (j *job) adapters(lo, hi int) error {
-	lin := j.lin
-	in, out := lin.In, lin.Out
 	t := 0
 	for i := 0; i < len(j.rows) && t < hi; {
 		a := j.rows[i].Adapter
@@ -223,33 +254,60 @@ func (j *job) adapters(lo, hi int) error {
 		if a == nil || s >= e {
 			continue
 		}
-		if j.ys == nil {
-			if err := a.AddDelta(lin, j.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
-				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+		for _, f := range j.lins[:j.nlin] {
+			in, out := f.lin.In, f.lin.Out
+			if j.ys == nil {
+				if err := a.AddDelta(f.lin, f.y[s*out:e*out], j.x[s*in:e*in], e-s); err != nil {
+					return fmt.Errorf("infer: adapter at %s: %w", f.lin.Name, err)
+				}
+				continue
 			}
-			continue
-		}
-		for i := s; i < e; i++ { // rows of a buffer of their own, one token each
-			if err := a.AddDelta(lin, j.ys[i][:out], j.x[i*in:(i+1)*in], 1); err != nil {
-				return fmt.Errorf("infer: adapter at %s: %w", lin.Name, err)
+			for i := s; i < e; i++ { // rows of a buffer of their own, one token each
+				if err := a.AddDelta(f.lin, j.ys[i][:out], j.x[i*in:(i+1)*in], 1); err != nil {
+					return fmt.Errorf("infer: adapter at %s: %w", f.lin.Name, err)
+				}
 			}
 		}
 	}
 	return nil
 }
 
-// attend computes causal grouped-query attention for tokens [lo, hi), each
-// against its sequence's cache of the job's layer (already holding the keys
-// and values of every token of the step): positions 0…pos, or with a
-// sliding window W the last W of them.
+// attend runs attention (Batch.attention) for the tokens of rows [lo, hi):
+// each token's query and key normed (with q/k norms) and rotated, its key
+// and value stored at its position in its sequence's cache of the job's
+// layer, then its attention over positions 0…pos, or with a sliding window
+// W the last W of them.
 func (j *job) attend(lo, hi int, ws *workspace) {
-	hd := j.hd
-	for t := lo; t < hi; t++ {
-		s, pos := j.tokSeq[t], j.tokPos[t]
+	hd, qDim, kvDim, half := j.hd, j.qDim, j.kvDim, j.half
+	t := 0
+	for _, r := range j.rows[:lo] {
+		t += len(r.Tokens)
+	}
+	for _, r := range j.rows[lo:hi] {
+		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
-		for h := range j.heads {
-			at := t*j.qDim + h*hd
-			attendCached(j.attn[at:at+hd], ws.scores, j.q[at:at+hd], keys, values, pos, j.window, h/j.group*hd, j.kvDim)
+		for i := range r.Tokens {
+			pos := s.pos + i
+			q, k := j.q[t*qDim:(t+1)*qDim], j.k[t*kvDim:(t+1)*kvDim]
+			if j.qNorm != nil {
+				kernels.RMSNorm(q, q, j.qNorm, j.eps)
+				kernels.RMSNorm(k, k, j.kNorm, j.eps)
+			}
+			cos, sin := j.cos[t*half:(t+1)*half], j.sin[t*half:(t+1)*half]
+			kernels.Rope(q, q, cos, sin, hd, false)
+			kernels.Rope(k, k, cos, sin, hd, false)
+			copy(keys[pos*kvDim:(pos+1)*kvDim], k)
+			copy(values[pos*kvDim:(pos+1)*kvDim], j.v[t*kvDim:(t+1)*kvDim])
+			first := 0
+			if j.window > 0 {
+				first = max(0, pos+1-j.window)
+			}
+			for h := range j.heads {
+				at := t*qDim + h*hd
+				off := first*kvDim + h/j.group*hd
+				kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], q[h*hd:(h+1)*hd], keys[off:], values[off:], kvDim)
+			}
+			t++
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/golora/golora/internal/kernels"
 )
 
 // SamplerOptions chooses how the next token is picked from the logits.
@@ -160,14 +162,9 @@ func argmaxLogits(logits []float32) (int, error) {
 	if len(logits) == 0 {
 		return 0, errors.New("infer: sampler: no logits")
 	}
-	best := 0
-	for i, l := range logits {
-		if l != l {
-			return 0, fmt.Errorf("infer: sampler: logit %d is NaN", i)
-		}
-		if l > logits[best] {
-			best = i
-		}
+	best, _, ok := kernels.ArgMax(logits)
+	if !ok {
+		return 0, fmt.Errorf("infer: sampler: logit %d is NaN", best)
 	}
 	if math.IsInf(float64(logits[best]), 0) {
 		return 0, fmt.Errorf("infer: sampler: largest logit (token %d) is %v", best, logits[best])
