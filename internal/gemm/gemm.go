@@ -137,6 +137,10 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	// goroutines pack op(A) together and take blocks of op(B) as they come.
 	panelsM := (m + kr.mr - 1) / kr.mr
 	if panelsM*kr.mr <= kr.mc && (n+kr.nc-1)/kr.nc >= 2*threads {
+		if panelsM*kr.mr*k <= packedAllMax {
+			sharedAll(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+			return
+		}
 		sharedA(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
@@ -306,6 +310,68 @@ func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 				}
 			}
 			bar.wait()
+		}
+	}
+	runWorkers(threads, work)
+}
+
+// packedAllMax is the most elements of op(A) that sharedAll packs whole:
+// 32 MiB, 1,008 rows (the most sharedAll takes) of an inner dimension of
+// 8,192, the widest of a Llama-3.2-1B or -3B block linear.
+const packedAllMax = 1 << 23
+
+// sharedAll is sharedA with the loops over op(B)'s blocks swapped: the
+// goroutines first pack all of op(A), every block of the inner dimension,
+// into one shared buffer, then take the blocks of nc columns of C one at a
+// time from a counter and, for each, run through the whole inner
+// dimension. Each block of C is finished while it is in cache, where
+// sharedA passes over all of C once per block of the inner dimension: with
+// the 263 MB of logits of a Llama 3 head, or the 16 MB output of an MLP
+// projection, those passes went to memory. There is one barrier per product
+// instead of two per block of the inner dimension, so a goroutine the
+// system deschedules holds up no other, and the blocks of each column are
+// accumulated in the same order as sharedA's: the result has the same bits.
+func sharedAll(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	mr, nr := kr.mr, kr.nr
+	kcMax, ncMax := balance(k, kr.kc, kcUnit), balance(n, kr.nc, nr)
+	panels := (m + mr - 1) / mr
+	rows := panels * mr
+	// The block of op(A) at inner offset pc holds its panels at
+	// packed[rows·pc:], as packA lays them out for rows [0, m).
+	packed := kr.packedA(rows * k)
+	defer kr.putPackedA(packed)
+	blocks := (n + ncMax - 1) / ncMax
+	var next atomic.Int32
+	bar := newBarrier(threads)
+	work := func(id int) {
+		p0, p1 := panels*id/threads*mr, min(m, panels*(id+1)/threads*mr)
+		for pc := 0; pc < k && p1 > p0; pc += kcMax {
+			kc := min(kcMax, k-pc)
+			packA(packed[rows*pc+p0*kc:], transA, a, lda, p0, p1-p0, pc, kc, mr)
+		}
+		bar.wait()
+		w := kr.workspace()
+		defer kr.put(w)
+		for j := int(next.Add(1)) - 1; j < blocks; j = int(next.Add(1)) - 1 {
+			jc := j * ncMax
+			nc := min(ncMax, n-jc)
+			for pc := 0; pc < k; pc += kcMax {
+				kc := min(kcMax, k-pc)
+				bt := beta
+				if pc > 0 {
+					bt = 1
+				}
+				packB(w, w.b, transB, b, pc, kc, jc, nc, nr)
+				ap := packed[rows*pc:]
+				for jr := 0; jr < nc; jr += nr {
+					bp := &w.b[jr*kc]
+					cols := min(nr, nc-jr)
+					for ir := 0; ir < m; ir += mr {
+						ci := ir*ldc + jc + jr
+						kr.tile(w, kc, &ap[ir*kc], bp, min(mr, m-ir), cols, alpha, bt, c[ci:], ldc)
+					}
+				}
+			}
 		}
 	}
 	runWorkers(threads, work)
