@@ -39,9 +39,8 @@ type kernel struct {
 	// widest tile (whose colCost is 1): narrow tiles do less work per load.
 	colCost float64
 	free    chan *workspace
-	// freeA keeps the buffers sharedAll packs all of op(A) into: up to
-	// packedAllMax elements each, too large to fault in afresh for every
-	// product.
+	// freeA keeps the buffers sharedA packs op(A) into: up to packedAMax
+	// elements each, too large to fault in afresh for every product.
 	freeA chan []float32
 }
 
@@ -80,7 +79,7 @@ func (kr *kernel) put(w *workspace) {
 	}
 }
 
-// packedA returns a buffer of n elements for sharedAll; putPackedA returns
+// packedA returns a buffer of n elements for sharedA; putPackedA returns
 // it.
 func (kr *kernel) packedA(n int) []float32 {
 	select {
@@ -100,7 +99,7 @@ func (kr *kernel) putPackedA(p []float32) {
 	}
 }
 
-// freePackedA bounds the buffers of sharedAll a code path keeps: one for
+// freePackedA bounds the buffers of sharedA a code path keeps: one for
 // each of two concurrent products.
 const freePackedA = 2
 
