@@ -261,13 +261,18 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 }
 
 // packedAMax is the most elements of op(A) that sharedA packs at a time:
-// 32 MiB, 1,008 rows (the most sharedA takes) of an inner dimension of
-// 8,192, the widest of a Llama-3.2-1B or -3B block linear.
-const packedAMax = 1 << 23
+// 2 MiB, which stays in L3 while each block of C's columns runs through it.
+// With 512 rows it spans two blocks of the inner dimension: a Llama-3.2-1B
+// head's forward product passes over its 263 MB of logits 3 times instead of
+// 6, the gate and up projections' input-gradient products over their output
+// 11 times instead of 22. Packing whole inner dimensions of 2,048 and 8,192
+// (4 and 17 MiB) measured no faster on the block linears' shapes, and slower
+// on some, on a shared machine.
+const packedAMax = 1 << 19
 
 // sharedA is the product on threads goroutines that pack op(A), all m rows
 // (at most kr.mc) over as many blocks of the inner dimension as maxPacked
-// elements hold (all of them, in a training step's products), together
+// elements hold (a span, at least one block), together
 // into one shared buffer, then take the blocks of nc columns of C one at a
 // time from a counter and run each through those blocks of the inner
 // dimension, packing their own B̃. No operand is packed twice; each block of

@@ -40,7 +40,7 @@ type kernel struct {
 	colCost float64
 	free    chan *workspace
 	// freeA keeps the buffers sharedA packs op(A) into: up to packedAMax
-	// elements each, too large to fault in afresh for every product.
+	// elements each, which faulting in afresh would cost every product.
 	freeA chan []float32
 }
 
