@@ -137,7 +137,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	// goroutines pack op(A) together and take blocks of op(B) as they come.
 	panelsM := (m + kr.mr - 1) / kr.mr
 	if panelsM*kr.mr <= kr.mc && (n+kr.nc-1)/kr.nc >= 2*threads {
-		sharedA(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		sharedA(kr, threads, packedAMax, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
 	// Otherwise preferably the rows are split, at least two panels each, and
@@ -260,52 +260,79 @@ func sharedB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha fl
 	runWorkers(threads, work)
 }
 
-// sharedA is the product on threads goroutines that pack each block of
-// op(A), all m rows (at most kr.mc), together into one shared Ã, then take
-// the blocks of nc columns of op(B) one at a time from a counter, each
-// packing its own B̃ and computing those columns of every row: no operand is
-// packed twice, there are two barriers per block of the inner dimension
-// rather than per block of B̃, and a goroutine the system deschedules holds
-// up no other until the end of the block, as the others take its share.
-func sharedA(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
-	shared := kr.workspace()
-	defer kr.put(shared)
+// packedAMax is the most elements of op(A) that sharedA packs at a time:
+// 2 MiB, which stays in L3 while each block of C's columns runs through it.
+// With 512 rows it spans two blocks of the inner dimension: a Llama-3.2-1B
+// head's forward product passes over its 263 MB of logits 3 times instead of
+// 6, the gate and up projections' input-gradient products over their output
+// 11 times instead of 22. Packing whole inner dimensions of 2,048 and 8,192
+// (4 and 17 MiB) measured no faster on the block linears' shapes, and slower
+// on some, on a shared machine.
+const packedAMax = 1 << 19
+
+// sharedA is the product on threads goroutines that pack op(A), all m rows
+// (at most kr.mc) over as many blocks of the inner dimension as maxPacked
+// elements hold (a span, at least one block), together
+// into one shared buffer, then take the blocks of nc columns of C one at a
+// time from a counter and run each through those blocks of the inner
+// dimension, packing their own B̃. No operand is packed twice; each block of
+// C is finished while it is in cache, where one pass over all of C per
+// block of the inner dimension went to memory (the 263 MB of logits of a
+// Llama 3 head, the 16 MB output of an MLP projection); and the goroutines
+// meet at two barriers per span of blocks rather than per block, so that
+// one the system deschedules seldom holds up the other, which takes its
+// share. Each column of C sums the blocks of the inner dimension in order,
+// as serial does: the result has the same bits.
+func sharedA(kr *kernel, threads, maxPacked int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
 	mr, nr := kr.mr, kr.nr
 	kcMax, ncMax := balance(k, kr.kc, kcUnit), balance(n, kr.nc, nr)
-	blocks := (n + ncMax - 1) / ncMax
-	next := make([]atomic.Int32, (k+kcMax-1)/kcMax)
-	bar := newBarrier(threads)
 	panels := (m + mr - 1) / mr
+	rows := panels * mr
+	// A span of the inner dimension: whole blocks, at least one.
+	span := max(1, maxPacked/(rows*kcMax)) * kcMax
+	// The block of op(A) at inner offset pc within the span starting at s
+	// holds its panels at packed[rows·(pc−s):], as packA lays them out for
+	// rows [0, m).
+	packed := kr.packedA(rows * min(span, k))
+	defer kr.putPackedA(packed)
+	blocks := (n + ncMax - 1) / ncMax
+	next := make([]atomic.Int32, (k+span-1)/span)
+	bar := newBarrier(threads)
 	work := func(id int) {
 		p0, p1 := panels*id/threads*mr, min(m, panels*(id+1)/threads*mr)
 		w := kr.workspace()
 		defer kr.put(w)
-		for pc, step := 0, 0; pc < k; pc, step = pc+kcMax, step+1 {
-			kc := min(kcMax, k-pc)
-			bt := beta
-			if pc > 0 {
-				bt = 1
+		for s, step := 0, 0; s < k; s, step = s+span, step+1 {
+			end := min(k, s+span)
+			if s > 0 {
+				bar.wait() // the span before is done with packed
 			}
-			if p1 > p0 {
-				packA(shared.a[p0*kc:], transA, a, lda, p0, p1-p0, pc, kc, mr)
+			for pc := s; pc < end && p1 > p0; pc += kcMax {
+				kc := min(kcMax, end-pc)
+				packA(packed[rows*(pc-s)+p0*kc:], transA, a, lda, p0, p1-p0, pc, kc, mr)
 			}
 			bar.wait()
 			for j := int(next[step].Add(1)) - 1; j < blocks; j = int(next[step].Add(1)) - 1 {
 				jc := j * ncMax
 				nc := min(ncMax, n-jc)
-				packB(w, w.b, transB, b, pc, kc, jc, nc, nr)
-				for jr := 0; jr < nc; jr += nr {
-					bp := &w.b[jr*kc]
-					cols := min(nr, nc-jr)
-					for ir := 0; ir < m; ir += mr {
-						ap := &shared.a[ir*kc]
-						rows := min(mr, m-ir)
-						ci := ir*ldc + jc + jr
-						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
+				for pc := s; pc < end; pc += kcMax {
+					kc := min(kcMax, end-pc)
+					bt := beta
+					if pc > 0 {
+						bt = 1
+					}
+					packB(w, w.b, transB, b, pc, kc, jc, nc, nr)
+					ap := packed[rows*(pc-s):]
+					for jr := 0; jr < nc; jr += nr {
+						bp := &w.b[jr*kc]
+						cols := min(nr, nc-jr)
+						for ir := 0; ir < m; ir += mr {
+							ci := ir*ldc + jc + jr
+							kr.tile(w, kc, &ap[ir*kc], bp, min(mr, m-ir), cols, alpha, bt, c[ci:], ldc)
+						}
 					}
 				}
 			}
-			bar.wait()
 		}
 	}
 	runWorkers(threads, work)

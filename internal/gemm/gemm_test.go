@@ -371,3 +371,44 @@ func TestThreadsSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedPathsSameBits runs each way of splitting a product over
+// goroutines directly (sgemmB picks one by shape, and packs op(A) in more
+// than one span of the inner dimension only when it is larger than a test
+// can afford) on a product with several blocks of every dimension, and
+// checks that each has the bits of the serial product and stays inside C.
+func TestSharedPathsSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	type path func(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int)
+	sharedASpans := func(maxPacked int) path {
+		return func(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+			sharedA(kr, threads, maxPacked, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		}
+	}
+	paths := map[string]path{
+		"sharedA":                  sharedASpans(packedAMax),
+		"sharedA/one block a span": sharedASpans(1),
+		"sharedA/two blocks":       sharedASpans(2 * 56 * 384),
+		"sharedB":                  sharedB,
+	}
+	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, true}} {
+		p := newProblem(rng, tr[0], tr[1], 45, 1000, 1300, 3, 1.5, 0.5)
+		want, tol := p.reference()
+		for _, kr := range levels() {
+			serialC := p.run(kr, 1)
+			for name, f := range paths {
+				for _, threads := range []int{2, 3} {
+					got := append([]float32(nil), p.c...)
+					f(kr, threads, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, matB{data: p.b, ld: p.ldb}, p.beta, got, p.ldc)
+					label := fmt.Sprintf("%v %s/%d threads", kr, name, threads)
+					p.verify(t, label, got, want, tol)
+					for i := range serialC {
+						if math.Float32bits(got[i]) != math.Float32bits(serialC[i]) {
+							t.Fatalf("%s %v: C[%d] = %v, %v serially", label, p, i, got[i], serialC[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}

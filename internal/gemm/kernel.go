@@ -39,6 +39,9 @@ type kernel struct {
 	// widest tile (whose colCost is 1): narrow tiles do less work per load.
 	colCost float64
 	free    chan *workspace
+	// freeA keeps the buffers sharedA packs op(A) into: up to packedAMax
+	// elements each, which faulting in afresh would cost every product.
+	freeA chan []float32
 }
 
 // workspace is one goroutine's packed panels.
@@ -76,9 +79,34 @@ func (kr *kernel) put(w *workspace) {
 	}
 }
 
-// newKernel sets up a code path's free list.
+// packedA returns a buffer of n elements for sharedA; putPackedA returns
+// it.
+func (kr *kernel) packedA(n int) []float32 {
+	select {
+	case p := <-kr.freeA:
+		if cap(p) >= n {
+			return p[:n]
+		}
+	default:
+	}
+	return make([]float32, n)
+}
+
+func (kr *kernel) putPackedA(p []float32) {
+	select {
+	case kr.freeA <- p:
+	default:
+	}
+}
+
+// freePackedA bounds the buffers of sharedA a code path keeps: one for
+// each of two concurrent products.
+const freePackedA = 2
+
+// newKernel sets up a code path's free lists.
 func newKernel(kr kernel) *kernel {
 	kr.free = make(chan *workspace, freeWorkspaces)
+	kr.freeA = make(chan []float32, freePackedA)
 	return &kr
 }
 

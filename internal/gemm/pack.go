@@ -43,13 +43,24 @@ func packB(w *workspace, dst []float32, transB bool, b matB, p0, kc, j0, nc, nr 
 		return
 	}
 	if transB {
-		// Stored n×k: one panel's nr rows of B, kc long, at a time.
+		// Stored n×k: one panel's nr rows of B, kc long, at a time, or, for
+		// a whole panel that the 8×8 transpose packs, eight rows at a time:
+		// the 32 rows of the widest tile's panel, 384 long, would fill L1
+		// and be transposed from L2.
 		if len(w.src) < nr*kc {
 			w.src = make([]float32, nr*kc)
 		}
 		for c := 0; c < nc; c += nr {
 			cols := min(nr, nc-c)
 			r := b.r0 + j0 + c
+			if cols == nr && nr%8 == 0 && transpose8Fits(kc) {
+				panel := dst[c*kc : c*kc+nr*kc]
+				for i := 0; i < nr; i += 8 {
+					b.src.Block(w.src, kc, r+i, r+i+8, b.c0+p0, b.c0+p0+kc)
+					transposeBlocks(panel[i:], nr, w.src, kc, 8, kc)
+				}
+				continue
+			}
 			b.src.Block(w.src, kc, r, r+cols, b.c0+p0, b.c0+p0+kc)
 			packSliceB(dst[c*kc:], true, w.src, kc, 0, kc, 0, cols, nr)
 		}

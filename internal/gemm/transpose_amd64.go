@@ -6,6 +6,10 @@ import "github.com/golora/golora/internal/cpu"
 // start-up from the CPU features (capped by GOLORA_KERNELS).
 var useTranspose8 = cpu.Best() >= cpu.AVX2
 
+// transpose8Fits reports whether transposeBlocks transposes eight rows k
+// long.
+func transpose8Fits(k int) bool { return useTranspose8 && k >= 8 }
+
 // transposeBlocks does transpose's work for rows [0, rows) and steps
 // [0, k) in 8×8 blocks when rows and k are at least 8, and reports whether
 // it did. The last block of rows and of steps is moved back to end at rows
