@@ -229,7 +229,9 @@ func (s *Store) load(ctx context.Context, name string, f *flight) {
 	ad, err := s.read(ctx, name)
 	s.mu.Lock()
 	if err == nil {
-		err = s.makeRoom(ctx, ad.bytes)
+		if err = s.makeRoom(ctx, ad.bytes); err != nil {
+			ad.free()
+		}
 	}
 	if err == nil {
 		if old := s.entries[name]; old != nil {
@@ -281,12 +283,13 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 	if err := a.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
-	ad, err := prepare(name, a, s.base, s.opts.Precision)
+	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
 	ad.version = version
 	if ad.bytes > s.opts.MaxBytes {
+		ad.free()
 		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
 	}
 	return ad, nil
@@ -338,8 +341,10 @@ func (s *Store) retire(e *entry) {
 	}
 }
 
-// free returns the bytes of an entry nobody uses any more. s.mu is held.
+// free returns the memory of an entry that has left the cache and that
+// nobody uses any more. s.mu is held.
 func (s *Store) free(e *entry) {
+	e.ad.free()
 	s.used -= e.ad.bytes
 	close(s.released)
 	s.released = make(chan struct{})

@@ -80,6 +80,9 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			return err
 		}
 		baseBytes = ck.Weights.WeightBytes().Total()
+		if _, err := serve.MoveOffHeap(ck.Weights); err != nil {
+			return err
+		}
 		prec, err := serve.ParsePrecision(precision)
 		if err != nil {
 			return fmt.Errorf("-precision: %w", err)

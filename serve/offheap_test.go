@@ -1,0 +1,236 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+)
+
+// deltaOf returns ad's term at lin for the rows x (n rows), or the error.
+func deltaOf(ad *Adapter, lin *model.Linear, x []float32, n int) ([]float32, error) {
+	y := make([]float32, n*lin.Out)
+	err := ad.AddDelta(lin, y, x, n)
+	return y, err
+}
+
+// TestAdapterMemoryOutlivesEveryHandle: an adapter evicted, unloaded or
+// replaced while a request holds it keeps working, with the values it was
+// loaded with, until the request releases it; used after that (a stale
+// reference) it refuses with ErrReleased instead of reading memory that is
+// gone.
+func TestAdapterMemoryOutlivesEveryHandle(t *testing.T) {
+	base := embedded(t).Weights
+	lin := base.Layers[0].Q
+	x := make([]float32, lin.In)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	la := map[string]*lora.Adapter{"a": newAdapter(t, base, 4, 1), "b": newAdapter(t, base, 4, 2)}
+	src := mapSource(la)
+	want := make(map[string][]float32)
+	for name, a := range la {
+		y := make([]float32, lin.Out)
+		if err := a.AddDelta(lin, y, x, 1); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = y
+	}
+	check := func(what string, ad *Adapter, name string) {
+		t.Helper()
+		got, err := deltaOf(ad, lin, x, 1)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for i := range got {
+			if d := got[i] - want[name][i]; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("%s: element %d = %g, want %g", what, i, got[i], want[name][i])
+			}
+		}
+	}
+	mustRefuse := func(what string, ad *Adapter) {
+		t.Helper()
+		if _, err := deltaOf(ad, lin, x, 1); !errors.Is(err, ErrReleased) {
+			t.Fatalf("%s: AddDelta = %v, want ErrReleased", what, err)
+		}
+	}
+	ctx := context.Background()
+
+	one := NewStore(src, base, StoreOptions{})
+	h, err := one.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := h.Adapter().Bytes()
+	h.Release()
+
+	// Eviction while held: the cache holds one adapter; "b" waits for "a".
+	s := NewStore(src, base, StoreOptions{MaxBytes: size})
+	ha, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := make(chan *Handle)
+	go func() {
+		hb, err := s.Acquire(ctx, "b")
+		if err != nil {
+			t.Error(err)
+		}
+		loaded <- hb
+	}()
+	check("a held while b waits for room", ha.Adapter(), "a")
+	stale := ha.Adapter()
+	ha.Release() // now b evicts a
+	hb := <-loaded
+	if hb == nil {
+		t.FailNow()
+	}
+	mustRefuse("a after release and eviction", stale)
+	check("b", hb.Adapter(), "b")
+
+	// Unload while held.
+	s.Unload("b")
+	check("b held after unload", hb.Adapter(), "b")
+	stale = hb.Adapter()
+	hb.Release()
+	hb.Release() // a second release does not free twice or change the count
+	mustRefuse("b after unload and release", stale)
+	if u := s.Used(); u != 0 {
+		t.Fatalf("Used = %d after every adapter was unloaded or evicted and released", u)
+	}
+
+	// Reload while held: the old version lives on for its holder (the cache
+	// has room for both versions).
+	s = NewStore(src, base, StoreOptions{MaxBytes: 2 * size})
+	h1, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	check("old version held across a reload", h1.Adapter(), "a")
+	stale = h1.Adapter()
+	h1.Release()
+	mustRefuse("old version after release", stale)
+	h2, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("new version", h2.Adapter(), "a")
+	h2.Release()
+	// Released but still cached: its memory stays.
+	check("cached, unreferenced", h2.Adapter(), "a")
+}
+
+// TestAdapterMemoryUnderChurn (run with -race): many clients acquire random
+// adapters and compute with them while others unload, reload, pin and unpin,
+// and a cache of four adapters evicts constantly. Every product a client
+// computes equals the reference for its adapter: no adapter's memory was
+// returned, reused or changed while a client held it.
+func TestAdapterMemoryUnderChurn(t *testing.T) {
+	base := embedded(t).Weights
+	lin := base.Layers[1].Down
+	const nAdapters = 8
+	la := make(map[string]*lora.Adapter)
+	for i := range nAdapters {
+		la[fmt.Sprintf("a%d", i)] = newAdapter(t, base, 2+i%3, uint64(10+i))
+	}
+	x := make([]float32, 2*lin.In)
+	for i := range x {
+		x[i] = float32(i%11)/5 - 1
+	}
+	want := make(map[string][]float32)
+	for name, a := range la {
+		y := make([]float32, 2*lin.Out)
+		if err := a.AddDelta(lin, y, x, 2); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = y
+	}
+	probe := NewStore(mapSource(la), base, StoreOptions{})
+	h, err := probe.Acquire(context.Background(), "a2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := h.Adapter().Bytes()
+	h.Release()
+	s := NewStore(mapSource(la), base, StoreOptions{MaxBytes: 4 * largest})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rounds := 300
+	if testing.Short() {
+		rounds = 60
+	}
+	var wg sync.WaitGroup
+	for c := range 6 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 1))
+			for range rounds {
+				name := fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				h, err := s.Acquire(ctx, name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for range 2 {
+					got, err := deltaOf(h.Adapter(), lin, x, 2)
+					if err != nil {
+						t.Errorf("client %d, %s: %v", c, name, err)
+						h.Release()
+						return
+					}
+					for i := range got {
+						if d := got[i] - want[name][i]; d > 1e-4 || d < -1e-4 {
+							t.Errorf("client %d, %s: element %d = %g, want %g", c, name, i, got[i], want[name][i])
+							h.Release()
+							return
+						}
+					}
+				}
+				h.Release()
+			}
+		})
+	}
+	for c := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 2))
+			pinned := "" // one pin each at most, so that pins cannot fill the cache
+			for range rounds / 2 {
+				name := fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				switch rng.IntN(4) {
+				case 0:
+					s.Unload(name)
+				case 1:
+					if err := s.Load(ctx, name); err != nil {
+						t.Error(err)
+					}
+				case 2:
+					if pinned != "" {
+						s.Unpin(pinned)
+					}
+					if err := s.Pin(ctx, name); err != nil {
+						t.Error(err)
+					}
+					pinned = name
+				case 3:
+					s.Unpin(pinned)
+					pinned = ""
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range s.Cached() {
+		s.Unload(c.Name)
+	}
+	if u := s.Used(); u != 0 {
+		t.Errorf("Used = %d with nothing cached or held", u)
+	}
+}
