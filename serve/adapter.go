@@ -115,6 +115,26 @@ func (l loraPairs) readB(module string, dst []float32, off int) error {
 	return nil
 }
 
+// readerPairs reads the pairs of a PEFT file as they are needed.
+type readerPairs struct{ r *lora.Reader }
+
+func (l readerPairs) pairs() []pairShape {
+	var out []pairShape
+	for _, m := range l.r.Modules() {
+		in, o, r, scaling, _ := l.r.Shape(m)
+		out = append(out, pairShape{module: m, in: in, out: o, r: r, scaling: float32(scaling)})
+	}
+	return out
+}
+
+func (l readerPairs) readA(module string, dst []float32, off int) error {
+	return l.r.ReadA(module, dst, off)
+}
+
+func (l readerPairs) readB(module string, dst []float32, off int) error {
+	return l.r.ReadB(module, dst, off)
+}
+
 // chunk is the most values prepare decodes at a time into its scratch on
 // the way to memory of another layout (Bᵀ) or precision (binary16).
 const chunk = 2048
@@ -125,6 +145,11 @@ const chunk = 2048
 // precision a chunk at a time. Nothing of the size of a matrix is allocated
 // on the Go heap.
 func prepare(name string, src pairReader, base *model.Weights, prec Precision) (*Adapter, error) {
+	return prepareChunked(name, src, base, prec, make([]float32, chunk))
+}
+
+// prepareChunked is prepare decoding a len(buf) values at a time.
+func prepareChunked(name string, src pairReader, base *model.Weights, prec Precision, buf []float32) (*Adapter, error) {
 	byName := make(map[string]*model.Linear)
 	for _, lin := range append(base.Linears(), base.Output) {
 		if lin != nil {
@@ -148,7 +173,7 @@ func prepare(name string, src pairReader, base *model.Weights, prec Precision) (
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
 	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term, len(shapes)), mem: mem}
-	if err := ad.fill(src, shapes, byName, prec); err != nil {
+	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err
 	}
@@ -160,8 +185,8 @@ func prepare(name string, src pairReader, base *model.Weights, prec Precision) (
 }
 
 // fill decodes the pairs into ad's arena.
-func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*model.Linear, prec Precision) error {
-	var buf [chunk]float32
+func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*model.Linear, prec Precision, buf []float32) error {
+	chunk := len(buf)
 	for _, p := range shapes {
 		t := &term{in: p.in, out: p.out, r: p.r, scaling: p.scaling}
 		nA, nB := p.r*p.in, p.r*p.out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -232,5 +233,72 @@ func TestAdapterMemoryUnderChurn(t *testing.T) {
 	}
 	if u := s.Used(); u != 0 {
 		t.Errorf("Used = %d with nothing cached or held", u)
+	}
+}
+
+// TestDirDecodesIntoPlace: adapters a Dir store decodes straight from the
+// file into cache memory, a chunk at a time (chunks of 2048 values and of 5,
+// so that B's rows and half-precision conversion span many chunks), hold
+// exactly the values of lora.Load's adapter prepared whole.
+func TestDirDecodesIntoPlace(t *testing.T) {
+	base := embedded(t).Weights
+	dir := t.TempDir()
+	writeAdapters(t, base, dir, 1, 3)
+	loaded, err := lora.Load(dir + "/a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prec := range []Precision{Float32, Float16} {
+		want, err := prepare("a0", loraPairs{loaded}, base, prec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{chunk, 5} {
+			r, err := lora.OpenReader(dir + "/a0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := prepareChunked("a0", readerPairs{r}, base, prec, make([]float32, n))
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Bytes() != want.Bytes() || len(got.terms) != len(want.terms) {
+				t.Fatalf("%s, chunk %d: %d bytes in %d terms, want %d in %d", prec, n, got.Bytes(), len(got.terms), want.Bytes(), len(want.terms))
+			}
+			for lin, w := range want.terms {
+				g := got.terms[lin]
+				if g == nil || !slices.Equal(g.a, w.a) || !slices.Equal(g.bt, w.bt) || !slices.Equal(g.a16, w.a16) || !slices.Equal(g.bt16, w.bt16) || g.scaling != w.scaling {
+					t.Fatalf("%s, chunk %d: %s differs from the adapter prepared from lora.Load", prec, n, lin.Name)
+				}
+			}
+			got.free()
+		}
+		want.free()
+	}
+	// And the store reads a Dir that way.
+	s := NewStore(Dir(dir), base, StoreOptions{})
+	h, err := s.Acquire(context.Background(), "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	lin := base.Layers[0].V
+	x := make([]float32, lin.In)
+	for i := range x {
+		x[i] = float32(i%5) - 2
+	}
+	got, err := deltaOf(h.Adapter(), lin, x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, lin.Out)
+	if err := loaded.AddDelta(lin, want, x, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("store on a Dir: element %d = %g, lora gives %g", i, got[i], want[i])
+		}
 	}
 }

@@ -47,14 +47,23 @@ type Dir string
 
 // Load reads the adapter in the subdirectory name.
 func (d Dir) Load(_ context.Context, name string) (*lora.Adapter, error) {
-	if err := checkName(name); err != nil {
+	dir, err := d.path(name)
+	if err != nil {
 		return nil, err
+	}
+	return lora.Load(dir)
+}
+
+// path returns the directory of the named adapter.
+func (d Dir) path(name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	dir := filepath.Join(string(d), name)
 	if _, err := os.Stat(filepath.Join(dir, lora.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q (no %s in %s)", ErrUnknownAdapter, name, lora.ConfigFile, dir)
+		return "", fmt.Errorf("%w %q (no %s in %s)", ErrUnknownAdapter, name, lora.ConfigFile, dir)
 	}
-	return lora.Load(dir)
+	return dir, nil
 }
 
 // Names lists the subdirectories holding an adapter_config.json, sorted.
@@ -266,6 +275,9 @@ func (e *AdapterError) Unwrap() error { return e.Err }
 
 // read loads and prepares an adapter without holding the lock.
 func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
+	if d, ok := s.src.(Dir); ok {
+		return s.readDir(d, name)
+	}
 	var a *lora.Adapter
 	var version string
 	var err error
@@ -288,11 +300,45 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 		return nil, &AdapterError{name, err}
 	}
 	ad.version = version
-	if ad.bytes > s.opts.MaxBytes {
-		ad.free()
-		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+	if err := s.checkSize(ad); err != nil {
+		return nil, err
 	}
 	return ad, nil
+}
+
+// readDir reads an adapter of a Dir straight into its cache memory: the
+// file's values are decoded into place, with no float32 copy of the adapter
+// on the Go heap.
+func (s *Store) readDir(d Dir, name string) (*Adapter, error) {
+	dir, err := d.path(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := lora.OpenReader(dir)
+	if err != nil {
+		return nil, &AdapterError{name, err}
+	}
+	defer r.Close()
+	if err := r.Check(s.base); err != nil {
+		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
+	}
+	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision)
+	if err != nil {
+		return nil, &AdapterError{name, err}
+	}
+	if err := s.checkSize(ad); err != nil {
+		return nil, err
+	}
+	return ad, nil
+}
+
+// checkSize refuses, freeing it, an adapter larger than the whole cache.
+func (s *Store) checkSize(ad *Adapter) error {
+	if ad.bytes > s.opts.MaxBytes {
+		ad.free()
+		return &AdapterError{ad.name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+	}
+	return nil
 }
 
 // makeRoom evicts idle adapters, least recently used first, until need more

@@ -36,7 +36,7 @@ type Arena struct {
 	off   int
 	size  int
 	freed atomic.Bool // read without the lock: a check on every use of the memory
-	heap  bool // mem is Go memory (systems without mmap, or empty)
+	heap  bool        // mem is Go memory (systems without mmap, or empty)
 }
 
 // arenaAlign is the alignment of every slice Alloc returns: a cache line, so
