@@ -178,8 +178,14 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 // Trim frees the closed sequences kept for reuse.
 func (m *BatchedModel) Trim() {
 	m.mu.Lock()
+	free := m.free
 	m.free, m.kept = nil, 0
 	m.mu.Unlock()
+	for _, l := range free {
+		for _, s := range l {
+			s.Free()
+		}
+	}
 }
 
 // keep takes back a closed sequence for reuse, if there is room.
@@ -187,6 +193,7 @@ func (m *BatchedModel) keep(s *infer.Sequence) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.kept >= maxFreeSequences {
+		s.Free()
 		return
 	}
 	if m.free == nil {

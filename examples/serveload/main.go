@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,7 +62,12 @@ func main() {
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
 	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
 	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
+	memProfile := flag.String("memprofile", "", "write a heap profile (what was allocated during the run, and what is live) to this file at the end")
 	flag.Parse()
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer writeHeapProfile(*memProfile)
+	}
 	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision); err != nil {
 		log.Fatal(err)
 	}
@@ -361,6 +367,20 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap profile to path (go tool pprof
+// -sample_index=alloc_space shows what the run allocated).
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }
 
 // checkLoopback refuses a target that is not on this machine: the load
