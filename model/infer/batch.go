@@ -66,7 +66,7 @@ type BatchRow struct {
 // Sequence is the KV cache of one sequence of a Batch.
 type Sequence struct {
 	pos, maxLen  int
-	keys, values [][]float32 // per layer, [capacity, kvDim]
+	keys, values [][]float32    // per layer, [capacity, kvDim]
 	mem          *hugemem.Arena // where keys and values live (kvcache.go)
 }
 
