@@ -302,3 +302,52 @@ func TestDirDecodesIntoPlace(t *testing.T) {
 		}
 	}
 }
+
+// slowSource counts the loads in flight at once.
+type slowSource struct {
+	mapSource
+	mu           sync.Mutex
+	now, maximum int
+}
+
+func (s *slowSource) Load(ctx context.Context, name string) (*lora.Adapter, error) {
+	s.mu.Lock()
+	s.now++
+	s.maximum = max(s.maximum, s.now)
+	s.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	s.mu.Lock()
+	s.now--
+	s.mu.Unlock()
+	return s.mapSource.Load(ctx, name)
+}
+
+// TestStoreBoundsLoadsInFlight: 12 requests for 12 different cold adapters
+// read at most MaxLoads of them at once (each load in flight holds memory
+// outside the cache's bound), and all of them are served.
+func TestStoreBoundsLoadsInFlight(t *testing.T) {
+	base := embedded(t).Weights
+	src := &slowSource{mapSource: make(mapSource)}
+	for i := range 12 {
+		src.mapSource[fmt.Sprintf("a%d", i)] = newAdapter(t, base, 1, uint64(i+1))
+	}
+	s := NewStore(src, base, StoreOptions{MaxLoads: 2})
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			h, err := s.Acquire(context.Background(), fmt.Sprintf("a%d", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			h.Release()
+		})
+	}
+	wg.Wait()
+	if src.maximum > 2 || src.maximum < 1 {
+		t.Errorf("%d loads in flight at once, want at most MaxLoads = 2", src.maximum)
+	}
+	if n := len(s.Cached()); n != 12 {
+		t.Errorf("%d adapters cached, want 12", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -106,6 +107,13 @@ type StoreOptions struct {
 	MaxBytes int64
 	// Precision is how cached adapters hold their matrices.
 	Precision Precision
+	// MaxLoads bounds the adapters read from the source at the same time;
+	// GOMAXPROCS when zero. Reading is CPU work (decoding into the cache's
+	// memory), so more at once gains nothing; and each load in flight holds
+	// its file's pages and its adapter's memory before the cache makes room
+	// for it, so the bound is what keeps a burst of cold requests from
+	// raising the resident set by one adapter per request.
+	MaxLoads int
 	// Events, if not nil, is told about hits, misses, loads and evictions
 	// (for metrics). It is called with no lock held.
 	Events func(StoreEvent)
@@ -137,6 +145,7 @@ type Store struct {
 	loading  map[string]*flight
 	used     int64         // bytes of every entry still referenced or cached, replaced ones included
 	released chan struct{} // closed and replaced when bytes may have become free
+	loads    chan struct{} // a token per load in flight (MaxLoads)
 }
 
 // entry is one loaded version of an adapter.
@@ -160,12 +169,16 @@ func NewStore(src Source, base *model.Weights, opts StoreOptions) *Store {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 30
 	}
+	if opts.MaxLoads <= 0 {
+		opts.MaxLoads = runtime.GOMAXPROCS(0)
+	}
 	return &Store{
 		src: src, base: base, opts: opts,
 		entries:  make(map[string]*entry),
 		lru:      list.New(),
 		loading:  make(map[string]*flight),
 		released: make(chan struct{}),
+		loads:    make(chan struct{}, opts.MaxLoads),
 	}
 }
 
@@ -235,7 +248,15 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Handle, error) {
 // replacing the current one if any and evicting idle adapters to make room,
 // then ends the flight f.
 func (s *Store) load(ctx context.Context, name string, f *flight) {
-	ad, err := s.read(ctx, name)
+	var ad *Adapter
+	var err error
+	select {
+	case s.loads <- struct{}{}:
+		ad, err = s.read(ctx, name)
+		<-s.loads
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	s.mu.Lock()
 	if err == nil {
 		if err = s.makeRoom(ctx, ad.bytes); err != nil {

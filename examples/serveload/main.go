@@ -146,7 +146,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	debug.FreeOSMemory()
 	idle := procStatus("VmRSS:")
 	if store != nil {
-		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n", float64(idle)/1e6)
+		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n  %s\n", float64(idle)/1e6, breakdown())
 	}
 	fmt.Printf("driving %s: %d clients, %d requests (at most %v), max_tokens %d, %.0f%% on the base\n",
 		target, clients, requests, duration, maxTokens, 100*baseShare)
@@ -238,7 +238,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 				float64(baseBytes)/1e6, float64(used)/1e6, float64(rest)/1e6, 100*float64(rest)/float64(baseBytes+used))
 		}
 		runtime.ReadMemStats(&ms)
-		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6)
+		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6, breakdown())
 		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
 			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
 		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
@@ -368,6 +368,50 @@ func procStatus(field string) int64 {
 	}
 	return 0
 }
+
+// breakdown splits the resident set by where it lives: the executable's
+// mappings, other files, and anonymous memory — the Go runtime's (its heap
+// in use, free heap spans not yet returned, stacks and metadata) and the
+// rest, which is memory outside the Go heap (the base, the adapter cache and
+// the KV caches live there).
+func breakdown() string {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return "(no /proc/self/smaps)"
+	}
+	exe, _ := os.Executable()
+	var binary, files, anon int64
+	path := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			path = ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			var kb int64
+			fmt.Sscanf(f[1], "%d", &kb)
+			switch {
+			case path == exe:
+				binary += kb << 10
+			case path == "" || strings.HasPrefix(path, "["):
+				anon += kb << 10
+			default:
+				files += kb << 10
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	goHeld := ms.HeapInuse + ms.HeapIdle - ms.HeapReleased + ms.StackInuse + ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys
+	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB",
+		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
+		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)))
+}
+
+func mb(b int64) float64 { return float64(b) / 1e6 }
 
 // writeHeapProfile writes the heap profile to path (go tool pprof
 // -sample_index=alloc_space shows what the run allocated).
