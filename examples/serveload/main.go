@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -170,6 +171,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		close(jobs)
 	}()
 	client := &http.Client{Timeout: duration + time.Minute}
+	watch := watchPeak()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range clients {
@@ -188,6 +190,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		})
 	}
 	wg.Wait()
+	peakAt := watch()
 	elapsed := time.Since(start)
 
 	var ttfts, totals []time.Duration
@@ -242,6 +245,8 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
 			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
 		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
+		fmt.Printf("  at the highest RSS sampled (%.1f MB, every 10 ms): Go runtime %.1f MB (heap objects %.1f, free heap not returned %.1f), the rest (binary, base, adapters, KV caches, loads in flight) %.1f MB\n",
+			mb(peakAt.rss), mb(peakAt.goHeld), mb(peakAt.heapObjects), mb(peakAt.heapFree), mb(peakAt.rss-peakAt.goHeld))
 	}
 	return nil
 }
@@ -409,6 +414,39 @@ func breakdown() string {
 	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB",
 		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
 		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)))
+}
+
+// sample is the memory of the process at one moment.
+type sample struct{ rss, goHeld, heapObjects, heapFree int64 }
+
+// watchPeak samples the resident set every 10 ms until the returned function
+// is called, which returns the sample of the highest resident set. It reads
+// runtime/metrics, which does not stop the world.
+func watchPeak() func() sample {
+	stop, done := make(chan struct{}), make(chan sample)
+	go func() {
+		ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+		var best sample
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- best
+				return
+			case <-tick.C:
+			}
+			rss := procStatus("VmRSS:")
+			if rss <= best.rss {
+				continue
+			}
+			metrics.Read(ms)
+			best = sample{rss: rss, goHeld: int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()),
+				heapObjects: int64(ms[2].Value.Uint64()), heapFree: int64(ms[3].Value.Uint64())}
+		}
+	}()
+	return func() sample { close(stop); return <-done }
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
