@@ -12,7 +12,9 @@
 // 32000-piece tokenizer: the shape of the benchmarks, with adapters
 // of realistic size (rank 8: 1 MB of float32 each). The memory report then
 // splits the resident set into the base's weights, the adapter cache and
-// the rest.
+// the rest, and says where the rest lives (the executable, the Go runtime,
+// memory outside the Go heap), at rest and at the highest resident set
+// sampled under load. -memprofile writes a heap profile of the run.
 //
 // With -url it drives a running server instead (golora serve --adapters DIR),
 // which must listen on loopback; adapters are then named a0 … a<N-1>.
