@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
@@ -349,5 +351,42 @@ func TestStoreBoundsLoadsInFlight(t *testing.T) {
 	}
 	if n := len(s.Cached()); n != 12 {
 		t.Errorf("%d adapters cached, want 12", n)
+	}
+}
+
+// TestEngineKeepsNoFinishedRequest: requests that queued and finished are
+// not kept alive by the engine (the queue's array held each one, with its
+// sampler and logits, some 400 KB on a 32k vocabulary, until the array was
+// reallocated), and their adapters' references are all released.
+func TestEngineKeepsNoFinishedRequest(t *testing.T) {
+	e, _ := newTestEngine(t, 3, nil, EngineOptions{MaxRunning: 1})
+	weakStreams := func() []weak.Pointer[Stream] {
+		var ws []weak.Pointer[Stream]
+		var streams []*Stream
+		for i := range 6 {
+			s, err := e.Submit(context.Background(), Request{Adapter: fmt.Sprintf("a%d", i%3), Prompt: prompt(e, "Once"), MaxTokens: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			streams = append(streams, s)
+			ws = append(ws, weak.Make(s))
+		}
+		for i, s := range streams {
+			if r := s.Result(); r.Err != nil {
+				t.Fatalf("request %d: %v", i, r.Err)
+			}
+		}
+		return ws
+	}()
+	runtime.GC()
+	for i, w := range weakStreams {
+		if w.Value() != nil {
+			t.Errorf("request %d is still reachable after it finished and its caller dropped it", i)
+		}
+	}
+	for _, c := range e.Store().Cached() {
+		if c.InUse != 0 {
+			t.Errorf("adapter %s: %d references after every request finished", c.Name, c.InUse)
+		}
 	}
 }
