@@ -29,7 +29,7 @@ type Elem interface {
 // Pages are taken from the system as they are first written, so an arena
 // sized for the most a sequence may need costs only what it uses.
 //
-// Alloc is not safe for concurrent use; Free and Freed are.
+// Its methods are safe for concurrent use.
 type Arena struct {
 	mu    sync.Mutex
 	mem   []byte // nil once freed, or for an empty arena
