@@ -65,18 +65,19 @@ func main() {
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
 	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
 	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
+	maxLoads := flag.Int("max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: GOMAXPROCS)")
 	memProfile := flag.String("memprofile", "", "write a heap profile (what was allocated during the run, and what is live) to this file at the end")
 	flag.Parse()
 	if *memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
 		defer writeHeapProfile(*memProfile)
 	}
-	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision); err != nil {
+	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision, *maxLoads); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string) error {
+func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string, maxLoads int) error {
 	baseName := baseModel
 	var store *serve.Store
 	var baseBytes int64
@@ -123,7 +124,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB each cached in %s) in %v\n",
 			nAdapters, rank, float64(one)/1e3, precision, time.Since(start).Round(time.Millisecond))
 		metrics := serve.NewMetrics()
-		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, Events: metrics.StoreEvent})
+		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, MaxLoads: maxLoads, Events: metrics.StoreEvent})
 		m, err := serve.NewBatchedModel(ck.Weights)
 		if err != nil {
 			return err
