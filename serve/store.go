@@ -108,11 +108,13 @@ type StoreOptions struct {
 	// Precision is how cached adapters hold their matrices.
 	Precision Precision
 	// MaxLoads bounds the adapters read from the source at the same time;
-	// GOMAXPROCS when zero. Reading is CPU work (decoding into the cache's
-	// memory), so more at once gains nothing; and each load in flight holds
-	// its file's pages and its adapter's memory before the cache makes room
-	// for it, so the bound is what keeps a burst of cold requests from
-	// raising the resident set by one adapter per request.
+	// 4 × GOMAXPROCS when zero. Each load in flight holds its file's pages
+	// and its adapter's memory before the cache makes room for it, so the
+	// bound keeps a burst of cold requests from raising the resident set by
+	// one adapter per request. It is not lower because loads compete with
+	// the running batch for the cores: with fewer slots, cold requests join
+	// the batch later and steps run with fewer rows (on the 2-core test
+	// machine, 2 slots served a cold-heavy load about 25% slower than 8).
 	MaxLoads int
 	// Events, if not nil, is told about hits, misses, loads and evictions
 	// (for metrics). It is called with no lock held.
@@ -170,7 +172,7 @@ func NewStore(src Source, base *model.Weights, opts StoreOptions) *Store {
 		opts.MaxBytes = 1 << 30
 	}
 	if opts.MaxLoads <= 0 {
-		opts.MaxLoads = runtime.GOMAXPROCS(0)
+		opts.MaxLoads = 4 * runtime.GOMAXPROCS(0)
 	}
 	return &Store{
 		src: src, base: base, opts: opts,

@@ -65,7 +65,7 @@ func main() {
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
 	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
 	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
-	maxLoads := flag.Int("max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: GOMAXPROCS)")
+	maxLoads := flag.Int("max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
 	memProfile := flag.String("memprofile", "", "write a heap profile (what was allocated during the run, and what is live) to this file at the end")
 	flag.Parse()
 	if *memProfile != "" {
