@@ -229,7 +229,11 @@ func (a *Adapter) NumParams() int64 {
 // Check reports whether a fits base: every pair's module must exist in base
 // with the pair's shape, and every module of base that a's config targets must
 // have a pair. Errors name the module and both shapes.
-func (a *Adapter) Check(base *model.Weights) error {
+func (a *Adapter) Check(base *model.Weights) error { return a.check(base, true) }
+
+// check is Check; with values false the pairs' A and B are not looked at
+// (a Reader's pairs have shapes and no values yet).
+func (a *Adapter) check(base *model.Weights, values bool) error {
 	all, err := baseLinears(base)
 	if err != nil {
 		return err
@@ -256,7 +260,7 @@ func (a *Adapter) Check(base *model.Weights) error {
 			return fmt.Errorf("lora: module %q: adapter A %v and B %v need a base weight of shape [%d %d], base has [%d %d]",
 				name, []int{p.R, p.In}, []int{p.Out, p.R}, p.Out, p.In, lin.Out, lin.In)
 		}
-		if len(p.A) != p.R*p.In || len(p.B) != p.Out*p.R {
+		if values && (len(p.A) != p.R*p.In || len(p.B) != p.Out*p.R) {
 			return fmt.Errorf("lora: module %q: A has %d values and B %d, want %d and %d for rank %d",
 				name, len(p.A), len(p.B), p.R*p.In, p.Out*p.R, p.R)
 		}

@@ -2,6 +2,7 @@ package lora
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/fsutil"
+	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 )
@@ -115,6 +117,39 @@ func encodeConfigFile(c Config) ([]byte, error) {
 // Load cannot know the base model: attach the adapter with Check, LoadFor or
 // Adapters.Add, which also find targeted modules that have no tensors.
 func Load(dir string) (*Adapter, error) {
+	r, err := OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := decodePairs(r.a, r.tensors); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.path, err)
+	}
+	a := r.a
+	r.a = nil // its pairs now hold values; they are the caller's
+	return a, nil
+}
+
+// Reader reads a PEFT LoRA adapter's pairs a part at a time into memory the
+// caller gives, so that a server caching adapters in memory of its own
+// decodes each matrix straight into its place, without a float32 copy of the
+// adapter on the way. OpenReader checks the config and the weights file's
+// header as Load does; ReadA and ReadB decode values (F16, BF16 and F64
+// converted to float32) and refuse non-finite ones. A Reader is not safe for
+// concurrent use; Close it when done.
+type Reader struct {
+	a       *Adapter // its pairs have shapes and scalings, no values
+	tensors map[string]*halves
+	file    *safetensors.File
+	path    string
+}
+
+// halves are the two tensors of one pair.
+type halves struct{ a, b *safetensors.Tensor }
+
+// OpenReader opens the PEFT adapter in dir (adapter_config.json and
+// adapter_model.safetensors), checking what Load checks except the values.
+func OpenReader(dir string) (*Reader, error) {
 	// Read both files from the version the config's link leads to, so
 	// that a Save replacing the pair meanwhile cannot mix two versions.
 	realCfg, err1 := filepath.EvalSymlinks(filepath.Join(dir, ConfigFile))
@@ -141,13 +176,62 @@ func Load(dir string) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lora: %w", err)
 	}
-	defer f.Close()
-	a, err := adapterFromTensors(cfg, f)
+	a, tensors, err := pairsFromHeader(cfg, f)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("%s: %w", wPath, err)
 	}
-	return a, nil
+	return &Reader{a: a, tensors: tensors, file: f, path: wPath}, nil
 }
+
+// Config returns the adapter's configuration.
+func (r *Reader) Config() Config { return cloneConfig(r.a.Config) }
+
+// Modules returns the adapted modules in natural order.
+func (r *Reader) Modules() []string { return slices.Clone(r.a.modules) }
+
+// Shape returns the shape and scaling of the module's pair: A is [r, in] and
+// B [out, r].
+func (r *Reader) Shape(module string) (in, out, rank int, scaling float64, ok bool) {
+	p, ok := r.a.pairs[module]
+	if !ok {
+		return 0, 0, 0, 0, false
+	}
+	return p.In, p.Out, p.R, p.Scaling(), true
+}
+
+// Check reports whether the adapter fits base, as Adapter.Check does.
+func (r *Reader) Check(base *model.Weights) error { return r.a.check(base, false) }
+
+// ReadA decodes elements [off, off+len(dst)) of the module's A ([r, in],
+// row-major) into dst.
+func (r *Reader) ReadA(module string, dst []float32, off int) error {
+	h, ok := r.tensors[module]
+	if !ok {
+		return fmt.Errorf("lora: %s: no pair for module %q", r.path, module)
+	}
+	return r.read(h.a, dst, off)
+}
+
+// ReadB decodes elements [off, off+len(dst)) of the module's B ([out, r],
+// row-major) into dst.
+func (r *Reader) ReadB(module string, dst []float32, off int) error {
+	h, ok := r.tensors[module]
+	if !ok {
+		return fmt.Errorf("lora: %s: no pair for module %q", r.path, module)
+	}
+	return r.read(h.b, dst, off)
+}
+
+func (r *Reader) read(t *safetensors.Tensor, dst []float32, off int) error {
+	if err := decodeFloats(dst, t, off); err != nil {
+		return fmt.Errorf("%s: %w", r.path, err)
+	}
+	return nil
+}
+
+// Close releases the weights file.
+func (r *Reader) Close() error { return r.file.Close() }
 
 // LoadFor loads the adapter in dir and checks that it fits base (Check). On
 // a phi3 base, pairs of the fused modules qkv_proj and gate_up_proj are split
@@ -167,26 +251,27 @@ func LoadFor(dir string, base *model.Weights) (*Adapter, error) {
 	return a, nil
 }
 
-// adapterFromTensors builds an adapter from the tensors of a PEFT weights file.
-func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
+// pairsFromHeader builds an adapter whose pairs have the shapes of the
+// tensors of a PEFT weights file and no values yet, and returns the tensors
+// of each module.
+func pairsFromHeader(cfg Config, f *safetensors.File) (*Adapter, map[string]*halves, error) {
 	m, err := cfg.compile()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	type halves struct{ a, b *safetensors.Tensor }
 	found := make(map[string]*halves)
 	for _, key := range f.Names() {
 		t, _ := f.Tensor(key)
 		module, isA, ok := splitTensorKey(key)
 		if !ok {
-			return nil, fmt.Errorf("lora: unexpected tensor %q (want base_model.model.<module>.lora_A.weight or .lora_B.weight)", key)
+			return nil, nil, fmt.Errorf("lora: unexpected tensor %q (want base_model.model.<module>.lora_A.weight or .lora_B.weight)", key)
 		}
 		if !m.allLinear && !m.targetsModule(module, nil) || m.allLinear && module == "lm_head" {
 			why := m.whyNotTargeted(module)
 			if m.allLinear {
 				why = "all-linear leaves out the output head"
 			}
-			return nil, fmt.Errorf("lora: tensor %q: module %q is not adapted by this config: %s", key, module, why)
+			return nil, nil, fmt.Errorf("lora: tensor %q: module %q is not adapted by this config: %s", key, module, why)
 		}
 		h := found[module]
 		if h == nil {
@@ -200,42 +285,67 @@ func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
 		}
 	}
 	if len(found) == 0 {
-		return nil, errors.New("lora: the file holds no LoRA tensors")
+		return nil, nil, errors.New("lora: the file holds no LoRA tensors")
 	}
 	a := &Adapter{Config: cloneConfig(cfg), pairs: make(map[string]*Pair, len(found))}
 	for module, h := range found {
 		if h.a == nil {
-			return nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_A"), h.b.Name)
+			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_A"), h.b.Name)
 		}
 		if h.b == nil {
-			return nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_B"), h.a.Name)
+			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_B"), h.a.Name)
 		}
 		if len(h.a.Shape) != 2 || len(h.b.Shape) != 2 {
-			return nil, fmt.Errorf("lora: tensors %q %v and %q %v: want two dimensions each", h.a.Name, h.a.Shape, h.b.Name, h.b.Shape)
+			return nil, nil, fmt.Errorf("lora: tensors %q %v and %q %v: want two dimensions each", h.a.Name, h.a.Shape, h.b.Name, h.b.Shape)
 		}
 		r, in, out := h.a.Shape[0], h.a.Shape[1], h.b.Shape[0]
 		if h.b.Shape[1] != r {
-			return nil, fmt.Errorf("lora: tensor %q has shape %v but %q has rank %d: want [%d %d]", h.b.Name, h.b.Shape, h.a.Name, r, out, r)
+			return nil, nil, fmt.Errorf("lora: tensor %q has shape %v but %q has rank %d: want [%d %d]", h.b.Name, h.b.Shape, h.a.Name, r, out, r)
 		}
 		if r <= 0 || in <= 0 || out <= 0 {
-			return nil, fmt.Errorf("lora: tensors %q %v and %q %v: empty dimension", h.a.Name, h.a.Shape, h.b.Name, h.b.Shape)
+			return nil, nil, fmt.Errorf("lora: tensors %q %v and %q %v: empty dimension", h.a.Name, h.a.Shape, h.b.Name, h.b.Shape)
 		}
 		wantR, alpha := m.rankAlpha(module)
 		if r != wantR {
-			return nil, fmt.Errorf("lora: tensor %q has rank %d (shape %v) but the config gives module %q rank %d", h.a.Name, r, h.a.Shape, module, wantR)
+			return nil, nil, fmt.Errorf("lora: tensor %q has rank %d (shape %v) but the config gives module %q rank %d", h.a.Name, r, h.a.Shape, module, wantR)
 		}
-		p := &Pair{Module: module, In: in, Out: out, R: r, alpha: alpha, scaling: scaling(r, alpha, cfg.UseRSLoRA)}
-		if p.A, err = floats(h.a); err != nil {
-			return nil, err
+		for _, t := range []*safetensors.Tensor{h.a, h.b} {
+			if err := checkFloatTensor(t); err != nil {
+				return nil, nil, err
+			}
 		}
-		if p.B, err = floats(h.b); err != nil {
-			return nil, err
-		}
-		a.pairs[module] = p
+		a.pairs[module] = &Pair{Module: module, In: in, Out: out, R: r, alpha: alpha, scaling: scaling(r, alpha, cfg.UseRSLoRA)}
 		a.modules = append(a.modules, module)
 	}
 	slices.SortFunc(a.modules, naturalCompare)
+	return a, found, nil
+}
+
+// adapterFromTensors builds an adapter from the tensors of a PEFT weights file.
+func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
+	a, tensors, err := pairsFromHeader(cfg, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodePairs(a, tensors); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// decodePairs gives the pairs of a their values.
+func decodePairs(a *Adapter, tensors map[string]*halves) error {
+	for _, module := range a.modules {
+		p, h := a.pairs[module], tensors[module]
+		p.A, p.B = make([]float32, p.R*p.In), make([]float32, p.Out*p.R)
+		if err := decodeFloats(p.A, h.a, 0); err != nil {
+			return err
+		}
+		if err := decodeFloats(p.B, h.b, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitTensorKey parses base_model.model.<module>.lora_{A,B}.weight.
@@ -252,21 +362,48 @@ func splitTensorKey(key string) (module string, isA, ok bool) {
 	return module, isA, module != ""
 }
 
-// floats converts a floating-point tensor to float32.
-func floats(t *safetensors.Tensor) ([]float32, error) {
+// checkFloatTensor refuses a tensor that is not floating point or whose data
+// does not hold its shape.
+func checkFloatTensor(t *safetensors.Tensor) error {
 	switch t.DType {
 	case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
 	default:
-		return nil, fmt.Errorf("lora: tensor %q has dtype %s; want F32, F16, BF16 or F64", t.Name, t.DType)
+		return fmt.Errorf("lora: tensor %q has dtype %s; want F32, F16, BF16 or F64", t.Name, t.DType)
 	}
-	v, err := t.Float32s()
-	if err != nil {
-		return nil, fmt.Errorf("lora: %w", err)
+	if _, err := t.NumElements(); err != nil {
+		return fmt.Errorf("lora: %w", err)
 	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("lora: tensor %q element %d is %v: the adapter holds non-finite values", t.Name, i, x)
+	return nil
+}
+
+// decodeFloats writes elements [off, off+len(dst)) of a floating-point
+// tensor (checked by checkFloatTensor) into dst as float32, refusing
+// non-finite values.
+func decodeFloats(dst []float32, t *safetensors.Tensor, off int) error {
+	n, _ := t.NumElements()
+	if off < 0 || off+len(dst) > n {
+		return fmt.Errorf("lora: tensor %q: elements [%d, %d) of %d", t.Name, off, off+len(dst), n)
+	}
+	size := t.DType.Size()
+	d := t.Data[off*size : (off+len(dst))*size]
+	switch t.DType {
+	case safetensors.F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(d[4*i:]))
+		}
+	case safetensors.F16:
+		half.DecodeF16(dst, d)
+	case safetensors.BF16:
+		half.DecodeBF16(dst, d)
+	case safetensors.F64:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(d[8*i:])))
 		}
 	}
-	return v, nil
+	for i, x := range dst {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("lora: tensor %q element %d is %v: the adapter holds non-finite values", t.Name, off+i, x)
+		}
+	}
+	return nil
 }

@@ -1,11 +1,13 @@
 package serve
 
 import (
+	"errors"
 	"fmt"
-	"slices"
+	"runtime"
 	"sync"
 
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
@@ -45,12 +47,22 @@ func ParsePrecision(s string) (Precision, error) {
 // Adapter is a LoRA adapter prepared for serving: its pairs resolved to the
 // base's linear layers and held in the store's precision. It implements
 // infer.Adapter and is safe for concurrent use (it is never modified).
+//
+// Its matrices live outside the Go heap (a hugemem.Arena), so that a cache of
+// many adapters does not raise the garbage collector's heap goal: the Store
+// frees them when the adapter has left the cache and its last Handle is
+// released. An Adapter used after that refuses with ErrReleased.
 type Adapter struct {
 	name    string
 	version string // from a VersionedSource
 	terms   map[*model.Linear]*term
 	bytes   int64
+	mem     *hugemem.Arena // the matrices of terms
 }
+
+// ErrReleased is the error of an Adapter used after its memory was returned:
+// its Handle was released and the adapter had left the cache.
+var ErrReleased = errors.New("serve: adapter used after its memory was released")
 
 // term is one linear layer's y += scaling·(x·Aᵀ)·Bᵀ. B is held transposed,
 // Bᵀ [r, out], so that the expand adds r long rows (internal/kernels'
@@ -62,56 +74,167 @@ type term struct {
 	a16, bt16  []uint16  // the same in binary16
 }
 
-// prepare resolves the pairs of a (already checked against base) to base's
-// linear layers.
-func prepare(name string, a *lora.Adapter, base *model.Weights, prec Precision) (*Adapter, error) {
+// pairReader is what prepare builds an adapter from: the shapes of its pairs
+// and their values, decoded into memory prepare gives, a part at a time.
+type pairReader interface {
+	pairs() []pairShape
+	// readA decodes elements [off, off+len(dst)) of the module's A
+	// ([r, in], row-major); readB the same of B ([out, r]).
+	readA(module string, dst []float32, off int) error
+	readB(module string, dst []float32, off int) error
+}
+
+// pairShape is one pair's place in the adapter.
+type pairShape struct {
+	module     string
+	in, out, r int
+	scaling    float32
+}
+
+// loraPairs reads the pairs of a lora.Adapter already in memory.
+type loraPairs struct{ a *lora.Adapter }
+
+func (l loraPairs) pairs() []pairShape {
+	var out []pairShape
+	for _, m := range l.a.Modules() {
+		p, _ := l.a.Pair(m)
+		out = append(out, pairShape{module: m, in: p.In, out: p.Out, r: p.R, scaling: float32(p.Scaling())})
+	}
+	return out
+}
+
+func (l loraPairs) readA(module string, dst []float32, off int) error {
+	p, _ := l.a.Pair(module)
+	copy(dst, p.A[off:])
+	return nil
+}
+
+func (l loraPairs) readB(module string, dst []float32, off int) error {
+	p, _ := l.a.Pair(module)
+	copy(dst, p.B[off:])
+	return nil
+}
+
+// readerPairs reads the pairs of a PEFT file as they are needed.
+type readerPairs struct{ r *lora.Reader }
+
+func (l readerPairs) pairs() []pairShape {
+	var out []pairShape
+	for _, m := range l.r.Modules() {
+		in, o, r, scaling, _ := l.r.Shape(m)
+		out = append(out, pairShape{module: m, in: in, out: o, r: r, scaling: float32(scaling)})
+	}
+	return out
+}
+
+func (l readerPairs) readA(module string, dst []float32, off int) error {
+	return l.r.ReadA(module, dst, off)
+}
+
+func (l readerPairs) readB(module string, dst []float32, off int) error {
+	return l.r.ReadB(module, dst, off)
+}
+
+// chunk is the most values prepare decodes at a time into its scratch on
+// the way to memory of another layout (Bᵀ) or precision (binary16).
+const chunk = 2048
+
+// prepare resolves the pairs src reads (already checked against base) to
+// base's linear layers and decodes them into an arena of their exact size:
+// A straight into its place, B a chunk of rows at a time into Bᵀ, half
+// precision a chunk at a time. Nothing of the size of a matrix is allocated
+// on the Go heap.
+func prepare(name string, src pairReader, base *model.Weights, prec Precision) (*Adapter, error) {
+	return prepareChunked(name, src, base, prec, make([]float32, chunk))
+}
+
+// prepareChunked is prepare decoding a len(buf) values at a time.
+func prepareChunked(name string, src pairReader, base *model.Weights, prec Precision, buf []float32) (*Adapter, error) {
 	byName := make(map[string]*model.Linear)
 	for _, lin := range append(base.Linears(), base.Output) {
 		if lin != nil {
 			byName[lin.Name] = lin
 		}
 	}
-	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term)}
-	for _, module := range a.Modules() {
-		p, _ := a.Pair(module)
-		lin, ok := byName[module]
-		if !ok {
-			return nil, fmt.Errorf("serve: adapter %q: module %q is not a linear layer of the base", name, module)
+	shapes := src.pairs()
+	size := 0
+	for _, p := range shapes {
+		if _, ok := byName[p.module]; !ok {
+			return nil, fmt.Errorf("serve: adapter %q: module %q is not a linear layer of the base", name, p.module)
 		}
-		t := &term{in: p.In, out: p.Out, r: p.R, scaling: float32(p.Scaling())}
-		bt := transpose(p.B, p.Out, p.R)
-		switch prec {
-		case Float16:
-			t.a16, t.bt16 = toF16(p.A), toF16(bt)
-			ad.bytes += 2 * int64(len(p.A)+len(bt))
-		default:
-			// A copy: p.A may share its memory with the rest of the file read
-			// (B included), which must not stay alive with the cache.
-			t.a, t.bt = slices.Clone(p.A), bt
-			ad.bytes += 4 * int64(len(p.A)+len(bt))
+		if prec == Float16 {
+			size += hugemem.Footprint[uint16](p.r*p.in) + hugemem.Footprint[uint16](p.r*p.out)
+		} else {
+			size += hugemem.Footprint[float32](p.r*p.in) + hugemem.Footprint[float32](p.r*p.out)
 		}
-		ad.terms[lin] = t
 	}
+	mem, err := hugemem.NewArena(size)
+	if err != nil {
+		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
+	}
+	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term, len(shapes)), mem: mem}
+	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
+		mem.Free()
+		return nil, err
+	}
+	// The Store frees the memory when the adapter leaves it; an adapter
+	// dropped some other way (a Store that is no longer used) gives it
+	// back when it becomes unreachable, when nothing can use it any more.
+	runtime.AddCleanup(ad, func(m *hugemem.Arena) { m.Free() }, mem)
 	return ad, nil
 }
 
-// transpose returns the [cols, rows] transpose of m [rows, cols].
-func transpose(m []float32, rows, cols int) []float32 {
-	t := make([]float32, len(m))
-	for i := range rows {
-		for j := range cols {
-			t[j*rows+i] = m[i*cols+j]
+// fill decodes the pairs into ad's arena.
+func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*model.Linear, prec Precision, buf []float32) error {
+	chunk := len(buf)
+	for _, p := range shapes {
+		t := &term{in: p.in, out: p.out, r: p.r, scaling: p.scaling}
+		nA, nB := p.r*p.in, p.r*p.out
+		rowsB := max(1, chunk/p.r) // rows of B [out, r] per chunk
+		if prec == Float16 {
+			t.a16, t.bt16 = hugemem.Alloc[uint16](ad.mem, nA), hugemem.Alloc[uint16](ad.mem, nB)
+			for off := 0; off < nA; off += chunk {
+				n := min(chunk, nA-off)
+				if err := src.readA(p.module, buf[:n], off); err != nil {
+					return err
+				}
+				for i, v := range buf[:n] {
+					t.a16[off+i] = half.Float32ToF16(v)
+				}
+			}
+			ad.bytes += 2 * int64(nA+nB)
+		} else {
+			t.a, t.bt = hugemem.Alloc[float32](ad.mem, nA), hugemem.Alloc[float32](ad.mem, nB)
+			if err := src.readA(p.module, t.a, 0); err != nil {
+				return err
+			}
+			ad.bytes += 4 * int64(nA+nB)
 		}
+		for i0 := 0; i0 < p.out; i0 += rowsB {
+			n := min(rowsB, p.out-i0)
+			part := buf[:n*p.r]
+			if err := src.readB(p.module, part, i0*p.r); err != nil {
+				return err
+			}
+			for i := range n {
+				for j := range p.r {
+					v := part[i*p.r+j]
+					if t.bt16 != nil {
+						t.bt16[j*p.out+i0+i] = half.Float32ToF16(v)
+					} else {
+						t.bt[j*p.out+i0+i] = v
+					}
+				}
+			}
+		}
+		ad.terms[byName[p.module]] = t
 	}
-	return t
+	return nil
 }
 
-func toF16(v []float32) []uint16 {
-	h := make([]uint16, len(v))
-	for i, f := range v {
-		h[i] = half.Float32ToF16(f)
-	}
-	return h
+// free returns the adapter's memory; it is called once nothing can use it.
+func (ad *Adapter) free() {
+	ad.mem.Free()
 }
 
 // Name returns the name the adapter was loaded under.
@@ -138,6 +261,9 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	t := a.terms[lin]
 	if t == nil || n == 0 {
 		return nil
+	}
+	if a.mem.Freed() {
+		return fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
 	}
 	if lin.In != t.in || lin.Out != t.out || len(x) < n*t.in || len(y) < n*t.out {
 		return fmt.Errorf("serve: adapter %q at %s: shapes disagree (layer [%d %d], pair [%d %d], %d rows, x %d, y %d)",

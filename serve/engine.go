@@ -454,14 +454,14 @@ func (e *Engine) admit() {
 	for len(e.queue) > 0 {
 		s := e.queue[0]
 		if err := s.ctx.Err(); err != nil {
-			e.queue = e.queue[1:]
+			e.dequeue()
 			e.finish(s, "", err)
 			continue
 		}
 		if len(e.running) >= e.opts.MaxRunning || e.kvUsed+s.maxLen > e.opts.KVTokens {
 			return
 		}
-		e.queue = e.queue[1:]
+		e.dequeue()
 		kv, err := e.m.NewSequence(s.maxLen)
 		if err != nil {
 			e.finish(s, "", err)
@@ -483,6 +483,15 @@ func (e *Engine) admit() {
 		}
 		e.running = append(e.running, s)
 	}
+}
+
+// dequeue drops the first queued request. Its slot is cleared: the queue's
+// array would otherwise keep a finished request (its sampler and logits,
+// some 400 KB on a 32k vocabulary) alive until the array is reallocated.
+// e.mu is held.
+func (e *Engine) dequeue() {
+	e.queue[0] = nil
+	e.queue = e.queue[1:]
 }
 
 // plan lays out the next step: one row per decoding request, then prompt

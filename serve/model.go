@@ -183,8 +183,16 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 // Trim frees the closed sequences kept for reuse.
 func (m *BatchedModel) Trim() {
 	m.mu.Lock()
+	free := m.free
 	m.free, m.kept = nil, 0
 	m.mu.Unlock()
+	for _, l := range free {
+		for _, p := range l {
+			if s := p.Value(); s != nil {
+				s.Free()
+			}
+		}
+	}
 }
 
 // keep takes back a closed sequence for reuse, if there is room (once the
@@ -199,6 +207,7 @@ func (m *BatchedModel) keep(s *infer.Sequence) {
 			m.free[c] = live
 		}
 		if m.kept >= maxFreeSequences {
+			s.Free()
 			return
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -47,14 +48,23 @@ type Dir string
 
 // Load reads the adapter in the subdirectory name.
 func (d Dir) Load(_ context.Context, name string) (*lora.Adapter, error) {
-	if err := checkName(name); err != nil {
+	dir, err := d.path(name)
+	if err != nil {
 		return nil, err
+	}
+	return lora.Load(dir)
+}
+
+// path returns the directory of the named adapter.
+func (d Dir) path(name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	dir := filepath.Join(string(d), name)
 	if _, err := os.Stat(filepath.Join(dir, lora.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q (no %s in %s)", ErrUnknownAdapter, name, lora.ConfigFile, dir)
+		return "", fmt.Errorf("%w %q (no %s in %s)", ErrUnknownAdapter, name, lora.ConfigFile, dir)
 	}
-	return lora.Load(dir)
+	return dir, nil
 }
 
 // Names lists the subdirectories holding an adapter_config.json, sorted.
@@ -97,6 +107,15 @@ type StoreOptions struct {
 	MaxBytes int64
 	// Precision is how cached adapters hold their matrices.
 	Precision Precision
+	// MaxLoads bounds the adapters read from the source at the same time;
+	// 4 × GOMAXPROCS when zero. Each load in flight holds its file's pages
+	// and its adapter's memory before the cache makes room for it, so the
+	// bound keeps a burst of cold requests from raising the resident set by
+	// one adapter per request. It is not lower because loads compete with
+	// the running batch for the cores: with fewer slots, cold requests join
+	// the batch later and steps run with fewer rows (on the 2-core test
+	// machine, 2 slots served a cold-heavy load about 25% slower than 8).
+	MaxLoads int
 	// Events, if not nil, is told about hits, misses, loads and evictions
 	// (for metrics). It is called with no lock held.
 	Events func(StoreEvent)
@@ -128,6 +147,7 @@ type Store struct {
 	loading  map[string]*flight
 	used     int64         // bytes of every entry still referenced or cached, replaced ones included
 	released chan struct{} // closed and replaced when bytes may have become free
+	loads    chan struct{} // a token per load in flight (MaxLoads)
 }
 
 // entry is one loaded version of an adapter.
@@ -151,12 +171,16 @@ func NewStore(src Source, base *model.Weights, opts StoreOptions) *Store {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 30
 	}
+	if opts.MaxLoads <= 0 {
+		opts.MaxLoads = 4 * runtime.GOMAXPROCS(0)
+	}
 	return &Store{
 		src: src, base: base, opts: opts,
 		entries:  make(map[string]*entry),
 		lru:      list.New(),
 		loading:  make(map[string]*flight),
 		released: make(chan struct{}),
+		loads:    make(chan struct{}, opts.MaxLoads),
 	}
 }
 
@@ -226,10 +250,20 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Handle, error) {
 // replacing the current one if any and evicting idle adapters to make room,
 // then ends the flight f.
 func (s *Store) load(ctx context.Context, name string, f *flight) {
-	ad, err := s.read(ctx, name)
+	var ad *Adapter
+	var err error
+	select {
+	case s.loads <- struct{}{}:
+		ad, err = s.read(ctx, name)
+		<-s.loads
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	s.mu.Lock()
 	if err == nil {
-		err = s.makeRoom(ctx, ad.bytes)
+		if err = s.makeRoom(ctx, ad.bytes); err != nil {
+			ad.free()
+		}
 	}
 	if err == nil {
 		if old := s.entries[name]; old != nil {
@@ -264,6 +298,9 @@ func (e *AdapterError) Unwrap() error { return e.Err }
 
 // read loads and prepares an adapter without holding the lock.
 func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
+	if d, ok := s.src.(Dir); ok {
+		return s.readDir(d, name)
+	}
 	var a *lora.Adapter
 	var version string
 	var err error
@@ -281,15 +318,50 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 	if err := a.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
-	ad, err := prepare(name, a, s.base, s.opts.Precision)
+	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
 	ad.version = version
-	if ad.bytes > s.opts.MaxBytes {
-		return nil, &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+	if err := s.checkSize(ad); err != nil {
+		return nil, err
 	}
 	return ad, nil
+}
+
+// readDir reads an adapter of a Dir straight into its cache memory: the
+// file's values are decoded into place, with no float32 copy of the adapter
+// on the Go heap.
+func (s *Store) readDir(d Dir, name string) (*Adapter, error) {
+	dir, err := d.path(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := lora.OpenReader(dir)
+	if err != nil {
+		return nil, &AdapterError{name, err}
+	}
+	defer r.Close()
+	if err := r.Check(s.base); err != nil {
+		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
+	}
+	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision)
+	if err != nil {
+		return nil, &AdapterError{name, err}
+	}
+	if err := s.checkSize(ad); err != nil {
+		return nil, err
+	}
+	return ad, nil
+}
+
+// checkSize refuses, freeing it, an adapter larger than the whole cache.
+func (s *Store) checkSize(ad *Adapter) error {
+	if ad.bytes > s.opts.MaxBytes {
+		ad.free()
+		return &AdapterError{ad.name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+	}
+	return nil
 }
 
 // makeRoom evicts idle adapters, least recently used first, until need more
@@ -338,8 +410,10 @@ func (s *Store) retire(e *entry) {
 	}
 }
 
-// free returns the bytes of an entry nobody uses any more. s.mu is held.
+// free returns the memory of an entry that has left the cache and that
+// nobody uses any more. s.mu is held.
 func (s *Store) free(e *entry) {
+	e.ad.free()
 	s.used -= e.ad.bytes
 	close(s.released)
 	s.released = make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -75,6 +76,12 @@ Flags:
 	if err != nil {
 		return err
 	}
+	// The base serves until the process ends: outside the Go heap it does
+	// not set the garbage collector's headroom (see serve.MoveOffHeap).
+	if _, err := serve.MoveOffHeap(ck.Weights); err != nil {
+		return err
+	}
+	debug.FreeOSMemory() // the heap copies just dropped
 	if *name == "" {
 		*name = "stories260K"
 		if mf.path != "" {

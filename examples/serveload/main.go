@@ -12,7 +12,9 @@
 // 32000-piece tokenizer: the shape of the benchmarks, with adapters
 // of realistic size (rank 8: 1 MB of float32 each). The memory report then
 // splits the resident set into the base's weights, the adapter cache and
-// the rest.
+// the rest, and says where the rest lives (the executable, the Go runtime,
+// memory outside the Go heap), at rest and at the highest resident set
+// sampled under load. -memprofile writes a heap profile of the run.
 //
 // With -url it drives a running server instead (golora serve --adapters DIR),
 // which must listen on loopback; adapters are then named a0 … a<N-1>.
@@ -37,6 +39,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,13 +65,19 @@ func main() {
 	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
 	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
 	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
+	maxLoads := flag.Int("max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
+	memProfile := flag.String("memprofile", "", "write a heap profile (what was allocated during the run, and what is live) to this file at the end")
 	flag.Parse()
-	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision); err != nil {
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer writeHeapProfile(*memProfile)
+	}
+	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision, *maxLoads); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string) error {
+func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string, maxLoads int) error {
 	baseName := baseModel
 	var store *serve.Store
 	var baseBytes int64
@@ -80,6 +90,9 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			return err
 		}
 		baseBytes = ck.Weights.WeightBytes().Total()
+		if _, err := serve.MoveOffHeap(ck.Weights); err != nil {
+			return err
+		}
 		prec, err := serve.ParsePrecision(precision)
 		if err != nil {
 			return fmt.Errorf("-precision: %w", err)
@@ -111,7 +124,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB each cached in %s) in %v\n",
 			nAdapters, rank, float64(one)/1e3, precision, time.Since(start).Round(time.Millisecond))
 		metrics := serve.NewMetrics()
-		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, Events: metrics.StoreEvent})
+		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, MaxLoads: maxLoads, Events: metrics.StoreEvent})
 		m, err := serve.NewBatchedModel(ck.Weights)
 		if err != nil {
 			return err
@@ -137,7 +150,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	debug.FreeOSMemory()
 	idle := procStatus("VmRSS:")
 	if store != nil {
-		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n", float64(idle)/1e6)
+		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n  %s\n", float64(idle)/1e6, breakdown())
 	}
 	fmt.Printf("driving %s: %d clients, %d requests (at most %v), max_tokens %d, %.0f%% on the base\n",
 		target, clients, requests, duration, maxTokens, 100*baseShare)
@@ -161,6 +174,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		close(jobs)
 	}()
 	client := &http.Client{Timeout: duration + time.Minute}
+	watch := watchPeak()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range clients {
@@ -179,6 +193,7 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		})
 	}
 	wg.Wait()
+	peakAt := watch()
 	elapsed := time.Since(start)
 
 	var ttfts, totals []time.Duration
@@ -229,10 +244,12 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 				float64(baseBytes)/1e6, float64(used)/1e6, float64(rest)/1e6, 100*float64(rest)/float64(baseBytes+used))
 		}
 		runtime.ReadMemStats(&ms)
-		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6)
+		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6, breakdown())
 		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
 			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
 		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
+		fmt.Printf("  at the highest RSS sampled (%.1f MB, every 10 ms): Go runtime %.1f MB (heap objects %.1f, free heap not returned %.1f), the rest (binary, base, adapters, KV caches, loads in flight) %.1f MB\n",
+			mb(peakAt.rss), mb(peakAt.goHeld), mb(peakAt.heapObjects), mb(peakAt.heapFree), mb(peakAt.rss-peakAt.goHeld))
 	}
 	return nil
 }
@@ -358,6 +375,97 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// breakdown splits the resident set by where it lives: the executable's
+// mappings, other files, and anonymous memory — the Go runtime's (its heap
+// in use, free heap spans not yet returned, stacks and metadata) and the
+// rest, which is memory outside the Go heap (the base, the adapter cache and
+// the KV caches live there).
+func breakdown() string {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return "(no /proc/self/smaps)"
+	}
+	exe, _ := os.Executable()
+	var binary, files, anon int64
+	path := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			path = ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			var kb int64
+			fmt.Sscanf(f[1], "%d", &kb)
+			switch {
+			case path == exe:
+				binary += kb << 10
+			case path == "" || strings.HasPrefix(path, "["):
+				anon += kb << 10
+			default:
+				files += kb << 10
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	goHeld := ms.HeapInuse + ms.HeapIdle - ms.HeapReleased + ms.StackInuse + ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys
+	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB",
+		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
+		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)))
+}
+
+// sample is the memory of the process at one moment.
+type sample struct{ rss, goHeld, heapObjects, heapFree int64 }
+
+// watchPeak samples the resident set every 10 ms until the returned function
+// is called, which returns the sample of the highest resident set. It reads
+// runtime/metrics, which does not stop the world.
+func watchPeak() func() sample {
+	stop, done := make(chan struct{}), make(chan sample)
+	go func() {
+		ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+		var best sample
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- best
+				return
+			case <-tick.C:
+			}
+			rss := procStatus("VmRSS:")
+			if rss <= best.rss {
+				continue
+			}
+			metrics.Read(ms)
+			best = sample{rss: rss, goHeld: int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()),
+				heapObjects: int64(ms[2].Value.Uint64()), heapFree: int64(ms[3].Value.Uint64())}
+		}
+	}()
+	return func() sample { close(stop); return <-done }
+}
+
+func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// writeHeapProfile writes the heap profile to path (go tool pprof
+// -sample_index=alloc_space shows what the run allocated).
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }
 
 // checkLoopback refuses a target that is not on this machine: the load

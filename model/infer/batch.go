@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 )
@@ -64,7 +65,8 @@ type BatchRow struct {
 // Sequence is the KV cache of one sequence of a Batch.
 type Sequence struct {
 	pos, maxLen  int
-	keys, values [][]float32 // per layer, [capacity, kvDim]
+	keys, values [][]float32    // per layer, [capacity, kvDim]
+	mem          *hugemem.Arena // where keys and values live (kvcache.go)
 }
 
 // Pos returns the number of positions filled.
@@ -111,16 +113,16 @@ func (b *Batch) Weights() *model.Weights { return b.w }
 func (b *Batch) MaxLen() int { return b.maxLen }
 
 // NewSequence returns an empty KV cache of maxLen positions (at most
-// MaxLen). Its memory is allocated now, so a budget of positions bounds the
-// memory of the caches.
+// MaxLen). Its memory is reserved now, so a budget of positions bounds the
+// memory of the caches, and taken as positions are filled (kvcache.go);
+// Free returns it.
 func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 	if maxLen <= 0 || maxLen > b.maxLen {
 		return nil, fmt.Errorf("infer: NewSequence: length %d must be in [1, %d]", maxLen, b.maxLen)
 	}
 	s := &Sequence{maxLen: maxLen, keys: make([][]float32, len(b.w.Layers)), values: make([][]float32, len(b.w.Layers))}
-	for l := range s.keys {
-		s.keys[l] = make([]float32, maxLen*b.kvDim)
-		s.values[l] = make([]float32, maxLen*b.kvDim)
+	if err := b.allocKV(s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -142,6 +144,9 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for i, r := range rows {
 		if r.Seq == nil || len(r.Tokens) == 0 {
 			return fmt.Errorf("infer: Batch.Step: row %d has no sequence or no tokens", i)
+		}
+		if err := r.Seq.usable(); err != nil {
+			return fmt.Errorf("infer: Batch.Step: row %d: %w", i, err)
 		}
 		if r.Seq.pos+len(r.Tokens) > r.Seq.maxLen {
 			return fmt.Errorf("infer: Batch.Step: row %d: %w: %d positions used + %d tokens > %d", i, ErrContextFull, r.Seq.pos, len(r.Tokens), r.Seq.maxLen)

@@ -1,0 +1,60 @@
+package serve
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
+	"github.com/golora/golora/nf4"
+)
+
+// TestMoveOffHeap: the embedded model, dense and in NF4, gives bit-identical
+// logits after its arrays are moved out of the Go heap, and the tied head
+// still shares the embedding.
+func TestMoveOffHeap(t *testing.T) {
+	for _, quantize := range []bool{false, true} {
+		logits := func(w *model.Weights) []float32 {
+			t.Helper()
+			g, err := infer.NewGenerator(w, infer.GeneratorOptions{MaxLen: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := g.Prefill([]int{1, 5, 9, 13})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return slices.Clone(out)
+		}
+		fresh := func() *model.Weights {
+			w := embedded(t).Weights
+			if quantize {
+				if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return w
+		}
+		want := logits(fresh())
+		w := fresh()
+		oldEmb := unsafe.SliceData(w.Embedding)
+		n, err := MoveOffHeap(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n < int64(4*len(w.Embedding)) {
+			t.Errorf("moved %d bytes, less than the embedding's %d", n, 4*len(w.Embedding))
+		}
+		if unsafe.SliceData(w.Embedding) == oldEmb {
+			t.Error("the embedding was not moved")
+		}
+		if w.Config.TiedOutput && unsafe.SliceData(w.Output.Dense) != unsafe.SliceData(w.Embedding) {
+			t.Error("the tied head no longer shares the embedding")
+		}
+		if got := logits(w); !slices.Equal(got, want) {
+			t.Errorf("quantized %v: logits changed by the move", quantize)
+		}
+	}
+}

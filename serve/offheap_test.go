@@ -1,0 +1,392 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+	"weak"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/model"
+)
+
+// deltaOf returns ad's term at lin for the rows x (n rows), or the error.
+func deltaOf(ad *Adapter, lin *model.Linear, x []float32, n int) ([]float32, error) {
+	y := make([]float32, n*lin.Out)
+	err := ad.AddDelta(lin, y, x, n)
+	return y, err
+}
+
+// TestAdapterMemoryOutlivesEveryHandle: an adapter evicted, unloaded or
+// replaced while a request holds it keeps working, with the values it was
+// loaded with, until the request releases it; used after that (a stale
+// reference) it refuses with ErrReleased instead of reading memory that is
+// gone.
+func TestAdapterMemoryOutlivesEveryHandle(t *testing.T) {
+	base := embedded(t).Weights
+	lin := base.Layers[0].Q
+	x := make([]float32, lin.In)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	la := map[string]*lora.Adapter{"a": newAdapter(t, base, 4, 1), "b": newAdapter(t, base, 4, 2)}
+	src := mapSource(la)
+	want := make(map[string][]float32)
+	for name, a := range la {
+		y := make([]float32, lin.Out)
+		if err := a.AddDelta(lin, y, x, 1); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = y
+	}
+	check := func(what string, ad *Adapter, name string) {
+		t.Helper()
+		got, err := deltaOf(ad, lin, x, 1)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for i := range got {
+			if d := got[i] - want[name][i]; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("%s: element %d = %g, want %g", what, i, got[i], want[name][i])
+			}
+		}
+	}
+	mustRefuse := func(what string, ad *Adapter) {
+		t.Helper()
+		if _, err := deltaOf(ad, lin, x, 1); !errors.Is(err, ErrReleased) {
+			t.Fatalf("%s: AddDelta = %v, want ErrReleased", what, err)
+		}
+	}
+	ctx := context.Background()
+
+	one := NewStore(src, base, StoreOptions{})
+	h, err := one.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := h.Adapter().Bytes()
+	h.Release()
+
+	// Eviction while held: the cache holds one adapter; "b" waits for "a".
+	s := NewStore(src, base, StoreOptions{MaxBytes: size})
+	ha, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := make(chan *Handle)
+	go func() {
+		hb, err := s.Acquire(ctx, "b")
+		if err != nil {
+			t.Error(err)
+		}
+		loaded <- hb
+	}()
+	check("a held while b waits for room", ha.Adapter(), "a")
+	stale := ha.Adapter()
+	ha.Release() // now b evicts a
+	hb := <-loaded
+	if hb == nil {
+		t.FailNow()
+	}
+	mustRefuse("a after release and eviction", stale)
+	check("b", hb.Adapter(), "b")
+
+	// Unload while held.
+	s.Unload("b")
+	check("b held after unload", hb.Adapter(), "b")
+	stale = hb.Adapter()
+	hb.Release()
+	hb.Release() // a second release does not free twice or change the count
+	mustRefuse("b after unload and release", stale)
+	if u := s.Used(); u != 0 {
+		t.Fatalf("Used = %d after every adapter was unloaded or evicted and released", u)
+	}
+
+	// Reload while held: the old version lives on for its holder (the cache
+	// has room for both versions).
+	s = NewStore(src, base, StoreOptions{MaxBytes: 2 * size})
+	h1, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	check("old version held across a reload", h1.Adapter(), "a")
+	stale = h1.Adapter()
+	h1.Release()
+	mustRefuse("old version after release", stale)
+	h2, err := s.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("new version", h2.Adapter(), "a")
+	h2.Release()
+	// Released but still cached: its memory stays.
+	check("cached, unreferenced", h2.Adapter(), "a")
+}
+
+// TestAdapterMemoryUnderChurn (run with -race): many clients acquire random
+// adapters and compute with them while others unload, reload, pin and unpin,
+// and a cache of four adapters evicts constantly. Every product a client
+// computes equals the reference for its adapter: no adapter's memory was
+// returned, reused or changed while a client held it.
+func TestAdapterMemoryUnderChurn(t *testing.T) {
+	base := embedded(t).Weights
+	lin := base.Layers[1].Down
+	const nAdapters = 8
+	la := make(map[string]*lora.Adapter)
+	for i := range nAdapters {
+		la[fmt.Sprintf("a%d", i)] = newAdapter(t, base, 2+i%3, uint64(10+i))
+	}
+	x := make([]float32, 2*lin.In)
+	for i := range x {
+		x[i] = float32(i%11)/5 - 1
+	}
+	want := make(map[string][]float32)
+	for name, a := range la {
+		y := make([]float32, 2*lin.Out)
+		if err := a.AddDelta(lin, y, x, 2); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = y
+	}
+	probe := NewStore(mapSource(la), base, StoreOptions{})
+	h, err := probe.Acquire(context.Background(), "a2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := h.Adapter().Bytes()
+	h.Release()
+	s := NewStore(mapSource(la), base, StoreOptions{MaxBytes: 4 * largest})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rounds := 300
+	if testing.Short() {
+		rounds = 60
+	}
+	var wg sync.WaitGroup
+	for c := range 6 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 1))
+			for range rounds {
+				name := fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				h, err := s.Acquire(ctx, name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for range 2 {
+					got, err := deltaOf(h.Adapter(), lin, x, 2)
+					if err != nil {
+						t.Errorf("client %d, %s: %v", c, name, err)
+						h.Release()
+						return
+					}
+					for i := range got {
+						if d := got[i] - want[name][i]; d > 1e-4 || d < -1e-4 {
+							t.Errorf("client %d, %s: element %d = %g, want %g", c, name, i, got[i], want[name][i])
+							h.Release()
+							return
+						}
+					}
+				}
+				h.Release()
+			}
+		})
+	}
+	for c := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 2))
+			pinned := "" // one pin each at most, so that pins cannot fill the cache
+			for range rounds / 2 {
+				name := fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				switch rng.IntN(4) {
+				case 0:
+					s.Unload(name)
+				case 1:
+					if err := s.Load(ctx, name); err != nil {
+						t.Error(err)
+					}
+				case 2:
+					if pinned != "" {
+						s.Unpin(pinned)
+					}
+					if err := s.Pin(ctx, name); err != nil {
+						t.Error(err)
+					}
+					pinned = name
+				case 3:
+					s.Unpin(pinned)
+					pinned = ""
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range s.Cached() {
+		s.Unload(c.Name)
+	}
+	if u := s.Used(); u != 0 {
+		t.Errorf("Used = %d with nothing cached or held", u)
+	}
+}
+
+// TestDirDecodesIntoPlace: adapters a Dir store decodes straight from the
+// file into cache memory, a chunk at a time (chunks of 2048 values and of 5,
+// so that B's rows and half-precision conversion span many chunks), hold
+// exactly the values of lora.Load's adapter prepared whole.
+func TestDirDecodesIntoPlace(t *testing.T) {
+	base := embedded(t).Weights
+	dir := t.TempDir()
+	writeAdapters(t, base, dir, 1, 3)
+	loaded, err := lora.Load(dir + "/a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prec := range []Precision{Float32, Float16} {
+		want, err := prepare("a0", loraPairs{loaded}, base, prec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{chunk, 5} {
+			r, err := lora.OpenReader(dir + "/a0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := prepareChunked("a0", readerPairs{r}, base, prec, make([]float32, n))
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Bytes() != want.Bytes() || len(got.terms) != len(want.terms) {
+				t.Fatalf("%s, chunk %d: %d bytes in %d terms, want %d in %d", prec, n, got.Bytes(), len(got.terms), want.Bytes(), len(want.terms))
+			}
+			for lin, w := range want.terms {
+				g := got.terms[lin]
+				if g == nil || !slices.Equal(g.a, w.a) || !slices.Equal(g.bt, w.bt) || !slices.Equal(g.a16, w.a16) || !slices.Equal(g.bt16, w.bt16) || g.scaling != w.scaling {
+					t.Fatalf("%s, chunk %d: %s differs from the adapter prepared from lora.Load", prec, n, lin.Name)
+				}
+			}
+			got.free()
+		}
+		want.free()
+	}
+	// And the store reads a Dir that way.
+	s := NewStore(Dir(dir), base, StoreOptions{})
+	h, err := s.Acquire(context.Background(), "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	lin := base.Layers[0].V
+	x := make([]float32, lin.In)
+	for i := range x {
+		x[i] = float32(i%5) - 2
+	}
+	got, err := deltaOf(h.Adapter(), lin, x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, lin.Out)
+	if err := loaded.AddDelta(lin, want, x, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("store on a Dir: element %d = %g, lora gives %g", i, got[i], want[i])
+		}
+	}
+}
+
+// slowSource counts the loads in flight at once.
+type slowSource struct {
+	mapSource
+	mu           sync.Mutex
+	now, maximum int
+}
+
+func (s *slowSource) Load(ctx context.Context, name string) (*lora.Adapter, error) {
+	s.mu.Lock()
+	s.now++
+	s.maximum = max(s.maximum, s.now)
+	s.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	s.mu.Lock()
+	s.now--
+	s.mu.Unlock()
+	return s.mapSource.Load(ctx, name)
+}
+
+// TestStoreBoundsLoadsInFlight: 12 requests for 12 different cold adapters
+// read at most MaxLoads of them at once (each load in flight holds memory
+// outside the cache's bound), and all of them are served.
+func TestStoreBoundsLoadsInFlight(t *testing.T) {
+	base := embedded(t).Weights
+	src := &slowSource{mapSource: make(mapSource)}
+	for i := range 12 {
+		src.mapSource[fmt.Sprintf("a%d", i)] = newAdapter(t, base, 1, uint64(i+1))
+	}
+	s := NewStore(src, base, StoreOptions{MaxLoads: 2})
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			h, err := s.Acquire(context.Background(), fmt.Sprintf("a%d", i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			h.Release()
+		})
+	}
+	wg.Wait()
+	if src.maximum > 2 || src.maximum < 1 {
+		t.Errorf("%d loads in flight at once, want at most MaxLoads = 2", src.maximum)
+	}
+	if n := len(s.Cached()); n != 12 {
+		t.Errorf("%d adapters cached, want 12", n)
+	}
+}
+
+// TestEngineKeepsNoFinishedRequest: requests that queued and finished are
+// not kept alive by the engine (the queue's array held each one, with its
+// sampler and logits, some 400 KB on a 32k vocabulary, until the array was
+// reallocated), and their adapters' references are all released.
+func TestEngineKeepsNoFinishedRequest(t *testing.T) {
+	e, _ := newTestEngine(t, 3, nil, EngineOptions{MaxRunning: 1})
+	weakStreams := func() []weak.Pointer[Stream] {
+		var ws []weak.Pointer[Stream]
+		var streams []*Stream
+		for i := range 6 {
+			s, err := e.Submit(context.Background(), Request{Adapter: fmt.Sprintf("a%d", i%3), Prompt: prompt(e, "Once"), MaxTokens: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			streams = append(streams, s)
+			ws = append(ws, weak.Make(s))
+		}
+		for i, s := range streams {
+			if r := s.Result(); r.Err != nil {
+				t.Fatalf("request %d: %v", i, r.Err)
+			}
+		}
+		return ws
+	}()
+	runtime.GC()
+	for i, w := range weakStreams {
+		if w.Value() != nil {
+			t.Errorf("request %d is still reachable after it finished and its caller dropped it", i)
+		}
+	}
+	for _, c := range e.Store().Cached() {
+		if c.InUse != 0 {
+			t.Errorf("adapter %s: %d references after every request finished", c.Name, c.InUse)
+		}
+	}
+}
