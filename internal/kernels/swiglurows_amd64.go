@@ -1,0 +1,18 @@
+package kernels
+
+// swigluFinish runs swigluFinishGo on the whole groups of 16 elements in
+// AVX-512 and returns how many it did; 0 without AVX-512.
+func swigluFinish(dst, gate, up, e []float32) int {
+	n := len(gate) &^ 15
+	if !expUseAVX512 || n == 0 {
+		return 0
+	}
+	_, _, _ = dst[n-1], up[n-1], e[n-1]
+	swigluFinishAVX512(&dst[0], &gate[0], &up[0], &e[0], n)
+	return n
+}
+
+// swigluFinishAVX512 is swigluFinishGo on n elements, a multiple of 16.
+//
+//go:noescape
+func swigluFinishAVX512(dst, gate, up, e *float32, n int)

@@ -1,0 +1,36 @@
+#include "textflag.h"
+
+// func swigluFinishAVX512(dst, gate, up, e *float32, n int)
+//
+// Per 16 lanes: num = e where gate is negative (its sign bit as the mask,
+// VPMOVD2M), else 1; dst = gate·(num/(1+e))·up, in swigluFinishGo's order
+// (IEEE division and products: the same bits). dst may be gate or up: each
+// group is read before it is written.
+TEXT ·swigluFinishAVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ e+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVL $0x3f800000, AX
+	VPBROADCASTD AX, Z31
+
+loop:
+	VMOVUPS   (SI), Z0
+	VMOVUPS   (R8), Z1
+	VADDPS    Z31, Z1, Z2
+	VPMOVD2M  Z0, K1
+	VMOVAPS   Z31, Z3
+	VMOVAPS   Z1, K1, Z3
+	VDIVPS    Z2, Z3, Z3
+	VMULPS    Z3, Z0, Z3
+	VMULPS    (DX), Z3, Z3
+	VMOVUPS   Z3, (DI)
+	ADDQ      $64, SI
+	ADDQ      $64, R8
+	ADDQ      $64, DX
+	ADDQ      $64, DI
+	SUBQ      $16, CX
+	JNZ       loop
+	VZEROUPPER
+	RET

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package kernels
+
+func swigluFinish(dst, gate, up, e []float32) int { return 0 }
