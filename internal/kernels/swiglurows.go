@@ -4,7 +4,7 @@ import "math"
 
 // SwiGLUScratch computes what SwiGLU does, dst = silu(gate) ⊙ up, with the
 // same bits, the caller providing the scratch (at least len(gate)
-// elements): the sigmoid's last steps (the choice of numerator, the
+// elements): −|gate| and the sigmoid's last steps (the choice of numerator, the
 // division, the two products) run 16 elements at a time on AVX-512, where
 // SwiGLU runs them one by one. A batched decode step gates tens of rows of
 // the MLP's hidden width per layer, where SwiGLU's scalar loops were a tenth
@@ -12,8 +12,8 @@ import "math"
 func SwiGLUScratch(dst, gate, up, scratch []float32) {
 	n := len(gate)
 	dst, up, e := dst[:n], up[:n], scratch[:n]
-	for i, v := range gate {
-		e[i] = -abs32(v)
+	for i := negAbs(e, gate); i < n; i++ {
+		e[i] = -abs32(gate[i])
 	}
 	expShifted(e, e, 0)
 	done := swigluFinish(dst, gate, up, e)

@@ -16,3 +16,21 @@ func swigluFinish(dst, gate, up, e []float32) int {
 //
 //go:noescape
 func swigluFinishAVX512(dst, gate, up, e *float32, n int)
+
+// negAbs writes −|x| into dst for the whole groups of 16 elements in
+// AVX-512 and returns how many it did; 0 without AVX-512.
+func negAbs(dst, x []float32) int {
+	n := len(x) &^ 15
+	if !expUseAVX512 || n == 0 {
+		return 0
+	}
+	_ = dst[n-1]
+	negAbsAVX512(&dst[0], &x[0], n)
+	return n
+}
+
+// negAbsAVX512 sets the sign bit of n elements of x (a multiple of 16) into
+// dst.
+//
+//go:noescape
+func negAbsAVX512(dst, x *float32, n int)

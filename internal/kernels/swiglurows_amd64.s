@@ -34,3 +34,23 @@ loop:
 	JNZ       loop
 	VZEROUPPER
 	RET
+
+// func negAbsAVX512(dst, x *float32, n int)
+//
+// dst = −|x| for n elements, a multiple of 16: the sign bit set.
+TEXT ·negAbsAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z31
+
+nloop:
+	VPORD   (SI), Z31, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JNZ     nloop
+	VZEROUPPER
+	RET
