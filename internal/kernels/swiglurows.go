@@ -4,11 +4,11 @@ import "math"
 
 // SwiGLUScratch computes what SwiGLU does, dst = silu(gate) ⊙ up, with the
 // same bits, the caller providing the scratch (at least len(gate)
-// elements): −|gate| and the sigmoid's last steps (the choice of numerator, the
-// division, the two products) run 16 elements at a time on AVX-512, where
-// SwiGLU runs them one by one. A batched decode step gates tens of rows of
-// the MLP's hidden width per layer, where SwiGLU's scalar loops were a tenth
-// of the step. dst may be gate or up.
+// elements): −|gate| and the sigmoid's last steps (the choice of numerator,
+// the division, the two products) run 16 elements at a time on AVX-512,
+// where SwiGLU runs them one by one. A 32-row Batch step gates 32 rows of
+// the MLP's hidden width per layer, where SwiGLU's scalar loops were about
+// a tenth of the layers' time. dst may be gate or up.
 func SwiGLUScratch(dst, gate, up, scratch []float32) {
 	n := len(gate)
 	dst, up, e := dst[:n], up[:n], scratch[:n]
