@@ -155,3 +155,25 @@ func denseMulT(y, x, w []float32, n, rows, cols int) {
 	}
 	parallel.For(rows, 0, 1, product)
 }
+
+// BenchmarkInt8VectorQuantize quantizes a decode step's vector (the
+// stories110M widths) at each kernel level.
+func BenchmarkInt8VectorQuantize(b *testing.B) {
+	for _, n := range []int{768, 2048} {
+		xs := gaussian(1, n, 1)
+		for _, l := range levels() {
+			b.Run(fmt.Sprintf("%d/%v", n, l), func(b *testing.B) {
+				var v Int8Vector
+				if err := v.Quantize(xs); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(4 * n))
+				for b.Loop() {
+					if err := v.quantizeAt(l, xs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -98,48 +98,65 @@ func (v *Int8Vector) Quantize(x []float32) error {
 	}
 	v.n = len(x)
 	v.q, v.bias, v.scale = v.q[:pairs*int8Pair], v.bias[:pairs*int8Lanes], v.scale[:pairs*int8Lanes]
-	for p := range pairs {
-		q := (*[int8Pair]int8)(v.q[p*int8Pair:])
+	return v.quantizeAt(cpu.Best(), x)
+}
+
+// quantizeAt quantizes x into v, sized for it, pair after pair with the
+// code of level l.
+func (v *Int8Vector) quantizeAt(l cpu.Level, x []float32) error {
+	for p := range len(v.q) / int8Pair {
+		c0 := p * int8Pair
+		q := (*[int8Pair]int8)(v.q[c0:])
 		scale := (*[int8Lanes]float32)(v.scale[p*int8Lanes:])
-		for g := range int8Pair / Int8Group {
-			c0 := p*int8Pair + g*Int8Group
-			if c0 >= len(x) {
-				// The missing partner of a last step.
-				clear(q[g*Int8Group/2 : int8Step])
-				clear(q[int8Step+g*Int8Group/2:])
-				clear(scale[4*g:])
-				break
-			}
-			blk := (*[Int8Group]float32)(x[c0:])
-			amax := math.Float32frombits(absmaxBits(blk[:]))
-			if math.Float32bits(amax) >= nonFiniteBits {
-				return fmt.Errorf("nf4: Int8Vector.Quantize: a value in [%d, %d) is not finite", c0, c0+Int8Group)
-			}
-			var inv, s float32
-			if amax > 0 {
-				inv, s = 127/amax, amax/(127*127)
-			}
-			// Column c of the pair: odd ones at c/2, even ones at 64 + c/2.
-			odd := (*[Int8Group / 2]int8)(q[g*Int8Group/2:])
-			even := (*[Int8Group / 2]int8)(q[int8Step+g*Int8Group/2:])
-			for i := range Int8Group / 2 {
-				even[i] = roundInt8(blk[2*i] * inv)
-				odd[i] = roundInt8(blk[2*i+1] * inv)
-			}
-			for j := range 4 {
-				scale[4*g+j] = s
-			}
-		}
 		bias := (*[int8Lanes]int32)(v.bias[p*int8Lanes:])
-		for j := range bias {
-			var sum int32
-			for k := range 4 {
-				sum += int32(q[4*j+k]) + int32(q[int8Step+4*j+k])
-			}
-			bias[j] = -128 * sum
+		xs := x[c0:min(len(x), c0+int8Pair)]
+		if len(xs) < int8Pair {
+			// The missing partner of a last step.
+			clear(q[len(xs)/2 : int8Step])
+			clear(q[int8Step+len(xs)/2:])
+			clear(scale[len(xs)/8:])
+		}
+		if g := quantizePairAt(l, q, scale, bias, xs); g >= 0 {
+			return fmt.Errorf("nf4: Int8Vector.Quantize: a value in [%d, %d) is not finite", c0+g*Int8Group, c0+(g+1)*Int8Group)
 		}
 	}
 	return nil
+}
+
+// quantizePairScalar quantizes the groups of x (two or four) into their
+// places in a pair's codes q, lane scales and lane biases (the partner of
+// a lone step already zero), and returns the index of the first group
+// holding a NaN or ±Inf, or −1. Every kernel gives its bits.
+func quantizePairScalar(q *[int8Pair]int8, scale *[int8Lanes]float32, bias *[int8Lanes]int32, x []float32) int {
+	for g := range len(x) / Int8Group {
+		blk := (*[Int8Group]float32)(x[g*Int8Group:])
+		amax := math.Float32frombits(absmaxBits(blk[:]))
+		if math.Float32bits(amax) >= nonFiniteBits {
+			return g
+		}
+		var inv, s float32
+		if amax > 0 {
+			inv, s = 127/amax, amax/(127*127)
+		}
+		// Column c of the pair: odd ones at c/2, even ones at 64 + c/2.
+		odd := (*[Int8Group / 2]int8)(q[g*Int8Group/2:])
+		even := (*[Int8Group / 2]int8)(q[int8Step+g*Int8Group/2:])
+		for i := range Int8Group / 2 {
+			even[i] = roundInt8(blk[2*i] * inv)
+			odd[i] = roundInt8(blk[2*i+1] * inv)
+		}
+		for j := range 4 {
+			scale[4*g+j] = s
+		}
+	}
+	for j := range bias {
+		var sum int32
+		for k := range 4 {
+			sum += int32(q[4*j+k]) + int32(q[int8Step+4*j+k])
+		}
+		bias[j] = -128 * sum
+	}
+	return -1
 }
 
 // roundInt8 rounds f to the nearest integer, ties to even, saturated to

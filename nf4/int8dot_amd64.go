@@ -18,6 +18,18 @@ func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float3
 //go:noescape
 func int8RowsAVX2(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]int8, rows, pairs, half, rowBytes, scaleBytes int)
 
+//go:noescape
+func int8QuantizePairVNNI(x *float32, q *int8, scale *float32, bias *int32, groups int) int
+
+// quantizePairAt is quantizePairScalar, in assembly at AVX512 on a CPU with
+// AVX-512 VNNI (the lane biases are VPDPBUSD sums).
+func quantizePairAt(l cpu.Level, q *[int8Pair]int8, scale *[int8Lanes]float32, bias *[int8Lanes]int32, x []float32) int {
+	if l >= cpu.AVX512 && cpu.HasAVX512VNNI() {
+		return int8QuantizePairVNNI(&x[0], &q[0], &scale[0], &bias[0], len(x)/Int8Group)
+	}
+	return quantizePairScalar(q, scale, bias, x)
+}
+
 // int8ScaleBuf is the number of step scales a kernel call is given at
 // most (on the stack).
 const int8ScaleBuf = 1024

@@ -308,3 +308,130 @@ fold2:
 	JNZ          rows2
 	VZEROUPPER
 	RET
+
+// int8EvenIdx and int8OddIdx pick the even and the odd float32s of a pair
+// of registers (VPERMT2PS): columns 0, 2, …, 30 and 1, 3, …, 31 of a group.
+DATA int8EvenIdx<>+0(SB)/4, $0
+DATA int8EvenIdx<>+4(SB)/4, $2
+DATA int8EvenIdx<>+8(SB)/4, $4
+DATA int8EvenIdx<>+12(SB)/4, $6
+DATA int8EvenIdx<>+16(SB)/4, $8
+DATA int8EvenIdx<>+20(SB)/4, $10
+DATA int8EvenIdx<>+24(SB)/4, $12
+DATA int8EvenIdx<>+28(SB)/4, $14
+DATA int8EvenIdx<>+32(SB)/4, $16
+DATA int8EvenIdx<>+36(SB)/4, $18
+DATA int8EvenIdx<>+40(SB)/4, $20
+DATA int8EvenIdx<>+44(SB)/4, $22
+DATA int8EvenIdx<>+48(SB)/4, $24
+DATA int8EvenIdx<>+52(SB)/4, $26
+DATA int8EvenIdx<>+56(SB)/4, $28
+DATA int8EvenIdx<>+60(SB)/4, $30
+GLOBL int8EvenIdx<>(SB), RODATA|NOPTR, $64
+DATA int8OddIdx<>+0(SB)/4, $1
+DATA int8OddIdx<>+4(SB)/4, $3
+DATA int8OddIdx<>+8(SB)/4, $5
+DATA int8OddIdx<>+12(SB)/4, $7
+DATA int8OddIdx<>+16(SB)/4, $9
+DATA int8OddIdx<>+20(SB)/4, $11
+DATA int8OddIdx<>+24(SB)/4, $13
+DATA int8OddIdx<>+28(SB)/4, $15
+DATA int8OddIdx<>+32(SB)/4, $17
+DATA int8OddIdx<>+36(SB)/4, $19
+DATA int8OddIdx<>+40(SB)/4, $21
+DATA int8OddIdx<>+44(SB)/4, $23
+DATA int8OddIdx<>+48(SB)/4, $25
+DATA int8OddIdx<>+52(SB)/4, $27
+DATA int8OddIdx<>+56(SB)/4, $29
+DATA int8OddIdx<>+60(SB)/4, $31
+GLOBL int8OddIdx<>(SB), RODATA|NOPTR, $64
+
+// func int8QuantizePairVNNI(x *float32, q *int8, scale *float32, bias *int32, groups int) int
+//
+// quantizePairScalar for groups groups of 32 values: per group the bits of
+// max|x| (a max of unsigned integers, as absmaxBits), 127/amax and
+// amax/16129 by VDIVSS, the values times 127/amax, rounded to nearest even
+// (VCVTPS2DQ under Go's MXCSR) and saturated to int8 (VPMOVSDB); then the
+// lane biases −128 × (sum of the lane's eight codes), by VPDPBUSD with ones.
+TEXT ·int8QuantizePairVNNI(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ scale+16(FP), DX
+	MOVQ bias+24(FP), R9
+	MOVQ groups+32(FP), CX
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z31
+	VMOVDQU64 int8EvenIdx<>(SB), Z30
+	VMOVDQU64 int8OddIdx<>(SB), Z29
+	XORQ BX, BX
+
+qgroup:
+	CMPQ BX, CX
+	JGE  qbias
+	MOVQ BX, R10
+	SHLQ $7, R10
+	VMOVUPS (DI)(R10*1), Z0
+	VMOVUPS 64(DI)(R10*1), Z1
+	VPANDD  Z31, Z0, Z2
+	VPANDD  Z31, Z1, Z3
+	VPMAXUD Z3, Z2, Z2
+	VEXTRACTI64X4 $1, Z2, Y3
+	VPMAXUD Y3, Y2, Y2
+	VEXTRACTI128 $1, Y2, X3
+	VPMAXUD X3, X2, X2
+	VPSHUFD $0x4e, X2, X3
+	VPMAXUD X3, X2, X2
+	VPSHUFD $0xb1, X2, X3
+	VPMAXUD X3, X2, X2
+	VMOVD   X2, AX
+	CMPL    AX, $0x7f800000
+	JAE     qbad
+	VXORPS  X4, X4, X4
+	VXORPS  X5, X5, X5
+	TESTL   AX, AX
+	JZ      qscaled
+	MOVL    $0x42fe0000, AX // 127
+	VMOVD   AX, X4
+	VDIVSS  X2, X4, X4
+	MOVL    $0x467c0400, AX // 127²
+	VMOVD   AX, X6
+	VDIVSS  X6, X2, X5
+
+qscaled:
+	VBROADCASTSS X4, Z4
+	VMULPS    Z4, Z0, Z0
+	VMULPS    Z4, Z1, Z1
+	VMOVDQA64 Z0, Z6
+	VPERMT2PS Z1, Z30, Z6
+	VPERMT2PS Z1, Z29, Z0
+	VCVTPS2DQ Z6, Z6
+	VCVTPS2DQ Z0, Z0
+	MOVQ      BX, R10
+	SHLQ      $4, R10
+	VPMOVSDB  Z0, (SI)(R10*1)
+	VPMOVSDB  Z6, 64(SI)(R10*1)
+	VBROADCASTSS X5, X5
+	VMOVUPS   X5, (DX)(R10*1)
+	INCQ      BX
+	JMP       qgroup
+
+qbias:
+	MOVL $0x01010101, AX
+	VPBROADCASTD AX, Z12
+	VPXORD   Z13, Z13, Z13
+	VMOVDQU64 (SI), Z10
+	VMOVDQU64 64(SI), Z11
+	VPDPBUSD Z10, Z12, Z13
+	VPDPBUSD Z11, Z12, Z13
+	VPSLLD   $7, Z13, Z13
+	VPXORD   Z14, Z14, Z14
+	VPSUBD   Z13, Z14, Z13
+	VMOVDQU32 Z13, (R9)
+	MOVQ $-1, ret+40(FP)
+	VZEROUPPER
+	RET
+
+qbad:
+	MOVQ BX, ret+40(FP)
+	VZEROUPPER
+	RET

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/golora/golora/internal/cpu"
 	"github.com/stretchr/testify/require"
 )
 
@@ -247,6 +248,54 @@ func TestRoundInt8(t *testing.T) {
 		for _, f := range []float32{mid, math.Nextafter32(mid, -1000), math.Nextafter32(mid, 1000)} {
 			want := int8(max(-128, min(127, math.RoundToEven(float64(f)))))
 			require.Equal(t, want, roundInt8(f), "%v", f)
+		}
+	}
+}
+
+// TestInt8VectorQuantizeLevels checks that every kernel level quantizes a
+// vector to the bits of the Go code (quantizePairScalar): Gaussian values,
+// ties (values whose scaled code is exactly k+½, rounded to even), an
+// all-zero group, tiny and huge groups, a lone last step; and that each
+// finds the same first non-finite group.
+func TestInt8VectorQuantizeLevels(t *testing.T) {
+	for _, n := range []int{64, 128, 192, 320, 768, 2048} {
+		xs := gaussian(uint64(n), n, 1.5)
+		// Group 0: the largest value 127, so value k+½ scales to k+½.
+		xs[0] = 127
+		for i := 1; i < Int8Group; i++ {
+			xs[i] = float32(i%9-4) + 0.5
+		}
+		clear(xs[Int8Group : 2*Int8Group]) // an all-zero group
+		if n >= 4*Int8Group {
+			for i := 2 * Int8Group; i < 3*Int8Group; i++ {
+				xs[i] *= 1e-30
+			}
+			for i := 3 * Int8Group; i < 4*Int8Group; i++ {
+				xs[i] *= 1e30
+			}
+		}
+		var want Int8Vector
+		require.NoError(t, want.Quantize(xs))
+		require.NoError(t, want.quantizeAt(cpu.Generic, xs))
+		for _, l := range levels() {
+			var got Int8Vector
+			require.NoError(t, got.Quantize(xs))
+			require.NoError(t, got.quantizeAt(l, xs))
+			require.Equal(t, want.q, got.q, "%d values, level %v: codes", n, l)
+			require.Equal(t, want.bias, got.bias, "%d values, level %v: biases", n, l)
+			for i := range want.scale {
+				require.Equal(t, math.Float32bits(want.scale[i]), math.Float32bits(got.scale[i]), "%d values, level %v: scale %d", n, l, i)
+			}
+		}
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+			ys := append([]float32(nil), xs...)
+			ys[n-5] = bad
+			g := (n - 5) / Int8Group * Int8Group
+			for _, l := range levels() {
+				var v Int8Vector
+				require.NoError(t, v.Quantize(xs))
+				require.ErrorContains(t, v.quantizeAt(l, ys), fmt.Sprintf("[%d, %d) is not finite", g, g+Int8Group), "level %v", l)
+			}
 		}
 	}
 }

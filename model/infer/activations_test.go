@@ -55,8 +55,9 @@ func TestActivationsInt8LogitError(t *testing.T) {
 
 // TestActivationsInt8Step checks a decode step with ActivationsInt8: the
 // prefill stays exact, the step differs from the exact one but within a few
-// percent of the logits' spread, splitting the products over a team gives
-// the bits of a Generator without one, and a step does not allocate.
+// percent of the logits' spread, splitting the products over a team (Q, K
+// and V as one job, gate and up as one) gives the bits of a Generator
+// without one, and a step does not allocate.
 func TestActivationsInt8Step(t *testing.T) {
 	w := model.RandomWeights(splitConfig, 3)
 	if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
@@ -73,8 +74,8 @@ func TestActivationsInt8Step(t *testing.T) {
 	g := newGen(GeneratorOptions{Activations: ActivationsInt8}, 2)
 	alone := newGen(GeneratorOptions{Activations: ActivationsInt8}, 1)
 	exact := newGen(GeneratorOptions{}, 2)
-	if g.team == nil || alone.team != nil {
-		t.Fatal("want a Generator with a team and one without")
+	if g.team == nil || alone.team != nil || g.fused == nil {
+		t.Fatal("want a Generator with a team that splits Q, K and V as one job, and one without a team")
 	}
 	prompt := []int{1, 2, 3}
 	for _, gen := range []*Generator{g, alone, exact} {

@@ -204,3 +204,64 @@ func BenchmarkDecodeActivationsAB(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeScalesAB compares two ways ActivationsInt8 (with HeadInt8)
+// can give the NF4 block scales to the int8 kernel: "default" passes the
+// scales decoded once to float32 (4 bytes per block read from memory each
+// step), "dq" passes none, so the kernel decodes the double-quantized
+// scales (about 1 byte per block) for each chunk of rows.
+func BenchmarkDecodeScalesAB(b *testing.B) { benchDecodeVariantAB(b, "dq") }
+
+// BenchmarkDecodeFusedAB compares ActivationsInt8 (with HeadInt8) with the
+// linears that read one vector split over the team as one job ("fused",
+// Generator.linears) and one job per linear ("unfused").
+func BenchmarkDecodeFusedAB(b *testing.B) { benchDecodeVariantAB(b, "unfused") }
+
+// benchDecodeVariantAB runs one decode step of ActivationsInt8 with
+// HeadInt8 and one of the same with variant in turn; "speedup" is the
+// variant's total step time over the default's.
+func benchDecodeVariantAB(b *testing.B, variant string) {
+	for _, m := range benchModels() {
+		if !strings.HasSuffix(m.name, "/nf4") || strings.HasPrefix(m.name, "stories260K") {
+			continue
+		}
+		b.Run(m.name, func(b *testing.B) {
+			w := m.weights(b)
+			var gens [2]*Generator
+			for i := range gens {
+				g, err := NewGenerator(w, GeneratorOptions{Head: HeadInt8, Activations: ActivationsInt8})
+				if err != nil {
+					b.Fatal(err)
+				}
+				gens[i] = g
+			}
+			switch variant {
+			case "dq":
+				for _, l := range gens[1].int8Act {
+					l.absmax = nil
+				}
+			case "unfused":
+				gens[1].fused = nil
+			}
+			var spent [2]time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				for j := range gens {
+					k := (i + j) % 2
+					g := gens[k]
+					if g.Pos() == g.MaxLen() {
+						g.Reset()
+					}
+					start := time.Now()
+					if _, err := g.Step(1 + i%100); err != nil {
+						b.Fatal(err)
+					}
+					spent[k] += time.Since(start)
+				}
+			}
+			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "default-tokens/s")
+			b.ReportMetric(float64(b.N)/spent[1].Seconds(), variant+"-tokens/s")
+			b.ReportMetric(spent[1].Seconds()/spent[0].Seconds(), "speedup")
+		})
+	}
+}
