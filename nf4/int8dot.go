@@ -123,6 +123,13 @@ func (v *Int8Vector) quantizeAt(l cpu.Level, x []float32) error {
 	return nil
 }
 
+// minInt8Amax is the smallest group maximum that is quantized. Below it
+// 127/amax overflows float32 (from about 3.7e-37 down, subnormals included),
+// which would turn every code of the group into -128; such a group is
+// quantized as zeros instead, an error of at most 32 × 2⁻¹²⁰ × |w| in its
+// dot product.
+const minInt8Amax = 0x1p-120
+
 // quantizePairScalar quantizes the groups of x (two or four) into their
 // places in a pair's codes q, lane scales and lane biases (the partner of
 // a lone step already zero), and returns the index of the first group
@@ -135,7 +142,7 @@ func quantizePairScalar(q *[int8Pair]int8, scale *[int8Lanes]float32, bias *[int
 			return g
 		}
 		var inv, s float32
-		if amax > 0 {
+		if amax >= minInt8Amax {
 			inv, s = 127/amax, amax/(127*127)
 		}
 		// Column c of the pair: odd ones at c/2, even ones at 64 + c/2.

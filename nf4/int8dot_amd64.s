@@ -388,8 +388,8 @@ qgroup:
 	JAE     qbad
 	VXORPS  X4, X4, X4
 	VXORPS  X5, X5, X5
-	TESTL   AX, AX
-	JZ      qscaled
+	CMPL    AX, $0x03800000 // minInt8Amax, 2⁻¹²⁰
+	JB      qscaled
 	MOVL    $0x42fe0000, AX // 127
 	VMOVD   AX, X4
 	VDIVSS  X2, X4, X4

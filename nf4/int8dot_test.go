@@ -274,6 +274,16 @@ func TestInt8VectorQuantizeLevels(t *testing.T) {
 				xs[i] *= 1e30
 			}
 		}
+		if n >= 6*Int8Group {
+			// Groups whose largest magnitude is subnormal, and just below
+			// minInt8Amax: 127/amax would overflow, so they quantize as zeros.
+			for i := 4 * Int8Group; i < 5*Int8Group; i++ {
+				xs[i] = float32(i%7-3) * 1e-40
+			}
+			for i := 5 * Int8Group; i < 6*Int8Group; i++ {
+				xs[i] = float32(i%7-3) * 0x1p-122
+			}
+		}
 		var want Int8Vector
 		require.NoError(t, want.Quantize(xs))
 		require.NoError(t, want.quantizeAt(cpu.Generic, xs))
@@ -285,6 +295,16 @@ func TestInt8VectorQuantizeLevels(t *testing.T) {
 			require.Equal(t, want.bias, got.bias, "%d values, level %v: biases", n, l)
 			for i := range want.scale {
 				require.Equal(t, math.Float32bits(want.scale[i]), math.Float32bits(got.scale[i]), "%d values, level %v: scale %d", n, l, i)
+			}
+		}
+		if n >= 6*Int8Group {
+			for _, grp := range []int{4, 5} {
+				// A pair holds four groups: its odd columns' codes first, 16 a
+				// group, then its even columns'.
+				at := grp/4*int8Pair + grp%4*Int8Group/2
+				for _, off := range []int{at, at + int8Step} {
+					require.Equal(t, make([]int8, Int8Group/2), want.q[off:off+Int8Group/2], "%d values: codes of group %d, below minInt8Amax", n, grp)
+				}
 			}
 		}
 		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
