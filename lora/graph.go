@@ -12,6 +12,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/internal/kernels"
+	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 )
@@ -283,14 +285,38 @@ func (k *loraKernel) applyMask(dst, src []float32) {
 // input, which the forward pass and B's gradient share.
 func (k *loraKernel) down(u, x, a []float32) {
 	xm := k.dropped(x)
-	blas.Sgemm(false, true, k.n, k.r, k.in, k.scaling, xm, k.in, a, k.in, 0, u, k.r)
+	shrinkRows(u, xm, a, k.n, k.in, k.r, k.scaling)
 	k.release(xm, x)
 }
 
 // up sets u [n, r] to s·dY·B, dL/du scaled, which the gradients of x and A
 // share.
 func (k *loraKernel) up(u, dy, b []float32) {
-	blas.Sgemm(false, false, k.n, k.r, k.out, k.scaling, dy, k.out, b, k.r, 0, u, k.r)
+	bt := k.bufs.Floats(k.r * k.out)
+	for o := range k.out {
+		for j, v := range b[o*k.r : (o+1)*k.r] {
+			bt[j*k.out+o] = v
+		}
+	}
+	shrinkRows(u, dy, bt, k.n, k.out, k.r, k.scaling)
+	k.bufs.Release(bt)
+}
+
+// shrinkRowsMinChunk is the fewest rows a goroutine of shrinkRows takes:
+// a row costs about r·cols multiply-adds, some microseconds at training's
+// widths, against about one to start a goroutine.
+const shrinkRowsMinChunk = 16
+
+// shrinkRows sets u [n, r] to s·x·mᵀ for x [n, cols] and m [r, cols], row
+// by row with the low-rank shrink kernel, over all CPUs. A general product
+// would pack all of x for an output only r columns wide; the kernel reads
+// each row of x where it lies, against m, which stays in cache.
+func shrinkRows(u, x, m []float32, n, cols, r int, s float32) {
+	parallel.For(n, shrinkRowsMinChunk, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			kernels.LowRankShrink(u[i*r:(i+1)*r], x[i*cols:(i+1)*cols], m, r, cols, s)
+		}
+	})
 }
 
 // release gives back xm, a result of dropped, unless it is x itself.

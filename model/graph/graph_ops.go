@@ -522,6 +522,30 @@ func (op addOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(z)), nil
 }
 
+// UnsafeDo adds y into x's own buffer and returns x: the graph's machine
+// calls it when x is read for the last time, which spares a buffer and the
+// writes to fresh memory.
+func (op addOp) UnsafeDo(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if err := opCheckInputs(op, inputs, 2); err != nil {
+		return nil, err
+	}
+	if d, ok := inputs[0].(*tensor.Dense); !ok || d.RequiresIterator() {
+		// A view: its elements are not where a slice of them would be.
+		return op.Do(inputs...)
+	}
+	x, y, _, err := opTwoSameShape(op, inputs[0], inputs[1], "x", "y")
+	if err != nil {
+		return nil, err
+	}
+	addInPlace(x, y)
+	return inputs[0], nil
+}
+
+// addInPlace sets x[i] += y[i] over all CPUs.
+func addInPlace(x, y []float32) {
+	inChunks(len(x), func(lo, hi int) { kernels.Add(x[lo:hi], y[lo:hi]) })
+}
+
 func (addOp) ReturnsPtr() bool          { return false }
 func (addOp) CallsExtern() bool         { return false }
 func (addOp) OverwritesInput() int      { return -1 }
@@ -534,4 +558,7 @@ func (addOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgon
 	return gorgonia.Nodes{grad, grad}, nil
 }
 
-var _ gorgonia.SDOp = addOp{}
+var (
+	_ gorgonia.SDOp       = addOp{}
+	_ gorgonia.UnsafeDoer = addOp{}
+)
