@@ -180,24 +180,8 @@ func BenchmarkDecodeActivationsAB(b *testing.B) {
 				}
 				gens[i] = g
 			}
-			var spent [2]time.Duration
 			b.ResetTimer()
-			for i := range b.N {
-				// Alternate which goes first: the second runs while the
-				// first's helpers may still spin.
-				for j := range gens {
-					k := (i + j) % 2
-					g := gens[k]
-					if g.Pos() == g.MaxLen() {
-						g.Reset()
-					}
-					start := time.Now()
-					if _, err := g.Step(1 + i%100); err != nil {
-						b.Fatal(err)
-					}
-					spent[k] += time.Since(start)
-				}
-			}
+			spent := stepAB(b, gens)
 			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "exact-tokens/s")
 			b.ReportMetric(float64(b.N)/spent[1].Seconds(), "act8-tokens/s")
 			b.ReportMetric(spent[0].Seconds()/spent[1].Seconds(), "speedup")
@@ -243,25 +227,33 @@ func benchDecodeVariantAB(b *testing.B, variant string) {
 			case "unfused":
 				gens[1].fused = nil
 			}
-			var spent [2]time.Duration
 			b.ResetTimer()
-			for i := range b.N {
-				for j := range gens {
-					k := (i + j) % 2
-					g := gens[k]
-					if g.Pos() == g.MaxLen() {
-						g.Reset()
-					}
-					start := time.Now()
-					if _, err := g.Step(1 + i%100); err != nil {
-						b.Fatal(err)
-					}
-					spent[k] += time.Since(start)
-				}
-			}
+			spent := stepAB(b, gens)
 			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "default-tokens/s")
 			b.ReportMetric(float64(b.N)/spent[1].Seconds(), variant+"-tokens/s")
 			b.ReportMetric(spent[1].Seconds()/spent[0].Seconds(), "speedup")
 		})
 	}
+}
+
+// stepAB runs b.N decode steps on each generator, alternating which goes
+// first (the second runs while the first's helpers may still spin), and
+// returns the time each spent.
+func stepAB(b *testing.B, gens [2]*Generator) [2]time.Duration {
+	var spent [2]time.Duration
+	for i := range b.N {
+		for j := range gens {
+			k := (i + j) % 2
+			g := gens[k]
+			if g.Pos() == g.MaxLen() {
+				g.Reset()
+			}
+			start := time.Now()
+			if _, err := g.Step(1 + i%100); err != nil {
+				b.Fatal(err)
+			}
+			spent[k] += time.Since(start)
+		}
+	}
+	return spent
 }
