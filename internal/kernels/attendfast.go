@@ -29,7 +29,6 @@ func AttendCachedFast(out, scores, q, keys, values []float32, stride int) {
 	if n16 < n {
 		attendScores(cpu.AVX512, scores[n16:], q, keys[n16*stride:], stride, scale)
 	}
-	inv := float32(1 / expShifted(scores, scores, rowMax(scores)))
-	scaleFloats(scores, inv)
+	softmax(scores)
 	attendValues4(&out[0], hd/16, &scores[0], n, &values[0], 4*stride)
 }

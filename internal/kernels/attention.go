@@ -101,7 +101,6 @@ func AttendCached(out, scores, q, keys, values []float32, stride int) {
 	hd := len(q)
 	l := cpu.Best()
 	attendScores(l, scores, q, keys, stride, attentionScale(hd))
-	inv := float32(1 / expShifted(scores, scores, rowMax(scores)))
-	scaleFloats(scores, inv)
+	softmax(scores)
 	attendValues(l, out[:hd], scores, values, stride)
 }
