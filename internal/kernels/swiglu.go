@@ -28,16 +28,33 @@ func sigmoids(dst, x []float32) {
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
 // SwiGLU writes silu(gate) ⊙ up into dst, the gating of LLaMA's MLP; dst
-// may be gate or up.
+// may be gate or up. On AVX-512, −|gate| and the sigmoid's last steps (the
+// choice of numerator, the division, the two products) run 16 elements at a
+// time, with the same bits as the scalar code: a 32-row Batch step gates 32
+// rows of the MLP's hidden width per layer, where scalar loops were about a
+// tenth of the layers' time.
 func SwiGLU(dst, gate, up []float32) {
 	var sg [sigmoidChunk]float32
 	for lo := 0; lo < len(gate); lo += sigmoidChunk {
 		hi := min(lo+sigmoidChunk, len(gate))
-		s := sg[:hi-lo]
-		sigmoids(s, gate[lo:hi])
-		for i := lo; i < hi; i++ {
-			dst[i] = gate[i] * s[i-lo] * up[i]
+		g, e := gate[lo:hi], sg[:hi-lo]
+		for i := negAbs(e, g); i < len(g); i++ {
+			e[i] = -abs32(g[i])
 		}
+		expShifted(e, e, 0)
+		d, u := dst[lo:hi], up[lo:hi]
+		done := swigluFinish(d, g, u, e)
+		swigluFinishGo(d[done:], g[done:], u[done:], e[done:])
+	}
+}
+
+// swigluFinishGo writes gate·σ(gate)·up into dst given e = e^−|gate|, as
+// sigmoids and SwiGLU compute it.
+func swigluFinishGo(dst, gate, up, e []float32) {
+	for i, v := range gate {
+		neg := uint32(int32(math.Float32bits(v)) >> 31)
+		num := math.Float32frombits(math.Float32bits(e[i])&neg | math.Float32bits(1)&^neg)
+		dst[i] = v * (num / (1 + e[i])) * up[i]
 	}
 }
 

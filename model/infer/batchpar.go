@@ -35,7 +35,7 @@ type batchTeam struct {
 
 // workspace is one goroutine's scratch.
 type workspace struct {
-	tile   []float32 // a tile of expanded weights; between products, kernels.SwiGLUScratch's scratch
+	tile   []float32 // a tile of expanded weights
 	panel  []float32 // kernels.MulTPanels' scratch
 	scores []float32 // attention scores of one token
 }
@@ -159,11 +159,9 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		// Column ranges of whole 16-float vectors, as the kernels run them.
 		vecs := (j.width + 15) / 16
 		lo, hi := min(j.width, vecs*id/parts*16), min(j.width, vecs*(id+1)/parts*16)
-		// The tile is free between products, and holds a row's width: the
-		// In of the down projection.
 		for i := range j.n {
 			at := i * j.width
-			kernels.SwiGLUScratch(j.y[at+lo:at+hi], j.y[at+lo:at+hi], j.x[at+lo:at+hi], ws.tile)
+			kernels.SwiGLU(j.y[at+lo:at+hi], j.y[at+lo:at+hi], j.x[at+lo:at+hi])
 		}
 		kernels.PackPanelsCols(j.panels, j.y, j.n, j.width, lo, hi)
 		return nil
