@@ -15,25 +15,10 @@ import (
 // with an all-zero block.
 func int8Matrices(t *testing.T) map[string]*Matrix {
 	t.Helper()
-	out := map[string]*Matrix{}
 	shapes := [][2]int{{1, 64}, {4, 64}, {7, 128}, {5, 192}, {16, 256}, {9, 320}, {37, 768}, {130, 2048}}
-	for _, shape := range shapes {
-		rows, cols := shape[0], shape[1]
-		for _, blockSize := range []int{64, 128, 256} {
-			if cols%blockSize != 0 {
-				continue
-			}
-			for _, dq := range []bool{true, false} {
-				w := gaussian(uint64(rows*cols+blockSize), rows*cols, 0.02)
-				if len(w) > 2*blockSize {
-					clear(w[blockSize : 2*blockSize])
-				}
-				m, err := Quantize(w, rows, cols, Options{BlockSize: blockSize, DisableDoubleQuant: !dq})
-				require.NoError(t, err)
-				require.True(t, m.SupportsInt8())
-				out[fmt.Sprintf("%dx%d/block=%d/dq=%v", rows, cols, blockSize, dq)] = m
-			}
-		}
+	out := quantizedMatrices(t, shapes, []int{64, 128, 256}, true)
+	for name, m := range out {
+		require.True(t, m.SupportsInt8(), name)
 	}
 	return out
 }

@@ -32,16 +32,19 @@ func requireSameBits(t *testing.T, want, got []float32, msgAndArgs ...any) {
 	}
 }
 
-// kernelMatrices returns matrices of odd and even shapes at every block size,
-// with and without double quantization, with an all-zero block and a zero
-// scale over non-zero codes.
-func kernelMatrices(t *testing.T) map[string]*Matrix {
+// quantizedMatrices quantizes Gaussian weights of every shape at every block
+// size, with and without double quantization, the second block (when there
+// is a third) all zeros; with wholeRows, only block sizes that divide the
+// columns. They are keyed "rowsxcols/block=size/dq=bool".
+func quantizedMatrices(t *testing.T, shapes [][2]int, blockSizes []int, wholeRows bool) map[string]*Matrix {
 	t.Helper()
 	out := map[string]*Matrix{}
-	shapes := [][2]int{{1, 1}, {3, 31}, {5, 33}, {7, 45}, {4, 64}, {9, 95}, {6, 288}, {3, 1000}, {3, 4096}, {2, 4097}, {3, 5000}}
 	for _, shape := range shapes {
 		rows, cols := shape[0], shape[1]
-		for _, blockSize := range []int{32, 64, 128, 256, 512, 1024, 2048, 4096} {
+		for _, blockSize := range blockSizes {
+			if wholeRows && cols%blockSize != 0 {
+				continue
+			}
 			for _, dq := range []bool{true, false} {
 				w := gaussian(uint64(rows*cols+blockSize), rows*cols, 0.02)
 				if len(w) > 2*blockSize {
@@ -53,6 +56,16 @@ func kernelMatrices(t *testing.T) map[string]*Matrix {
 			}
 		}
 	}
+	return out
+}
+
+// kernelMatrices returns matrices of odd and even shapes at every block size,
+// with and without double quantization, with an all-zero block and a zero
+// scale over non-zero codes.
+func kernelMatrices(t *testing.T) map[string]*Matrix {
+	t.Helper()
+	shapes := [][2]int{{1, 1}, {3, 31}, {5, 33}, {7, 45}, {4, 64}, {9, 95}, {6, 288}, {3, 1000}, {3, 4096}, {2, 4097}, {3, 5000}}
+	out := quantizedMatrices(t, shapes, []int{32, 64, 128, 256, 512, 1024, 2048, 4096}, false)
 	// A zero scale read from a file (Quantize gives one only to an all-zero
 	// block, whose codes are all 7) must decode to zeros everywhere.
 	p := out["3x1000/block=32/dq=false"].Parts()
