@@ -5,7 +5,7 @@ package kernels
 // for fewer than 64 elements.
 func maxVec(x []float32) (m float32, nan bool, n int) {
 	blocks := len(x) / 64
-	if !expUseAVX512 || blocks == 0 {
+	if !useAVX512 || blocks == 0 {
 		return 0, false, 0
 	}
 	m, nan = maxF32AVX512(&x[0], blocks)
@@ -17,7 +17,7 @@ func maxVec(x []float32) (m float32, nan bool, n int) {
 // (0 without AVX-512).
 func indexVec(x []float32, v float32) (int, int) {
 	chunks := len(x) / 16
-	if !expUseAVX512 || chunks == 0 {
+	if !useAVX512 || chunks == 0 {
 		return -1, 0
 	}
 	return indexF32AVX512(&x[0], chunks, v), chunks * 16

@@ -14,4 +14,4 @@ func attendScores16(scores *float32, blocks int, q *float32, chunks int, keys *f
 func attendValues4(out *float32, chunks int, w *float32, n int, values *float32, stride int)
 
 // attendFastVec reports whether AttendCachedFast has its AVX-512 kernels.
-func attendFastVec() bool { return expUseAVX512 }
+func attendFastVec() bool { return useAVX512 }

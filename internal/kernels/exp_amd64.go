@@ -2,9 +2,11 @@ package kernels
 
 import "github.com/golora/golora/internal/cpu"
 
-// expUseAVX512 selects the AVX-512 exponential; it is set once at start-up
-// from the CPU features (capped by GOLORA_KERNELS) and never changes.
-var expUseAVX512 = cpu.Best() >= cpu.AVX512
+// useAVX512 selects the AVX-512 kernels that are chosen without a
+// cpu.Level argument (the exponential, argmax, SwiGLU, gemv, panels, the
+// low-rank terms); it is set once at start-up from the CPU features (capped
+// by GOLORA_KERNELS) and never changes.
+var useAVX512 = cpu.Best() >= cpu.AVX512
 
 // expShifted writes e^(x[i] − m) into dst[i] for every i and returns their
 // sum; m must be at least max(x), so every exponent is ≤ 0. dst may be x.
@@ -12,7 +14,7 @@ var expUseAVX512 = cpu.Best() >= cpu.AVX512
 // bottom of float32's normal range), are noise next to the maximum's 1.
 // Each result is within about one ulp of the exact value.
 func expShifted(dst, x []float32, m float32) float64 {
-	if !expUseAVX512 || len(x) < 16 {
+	if !useAVX512 || len(x) < 16 {
 		return expShiftedScalar(dst, x, m)
 	}
 	return expShiftedAVX512(dst, x, m)
@@ -37,7 +39,7 @@ func expBlocksAVX512(dst, x *float32, n int, m float32) float64
 
 // rowMax returns the largest element of a non-empty x.
 func rowMax(x []float32) float32 {
-	if !expUseAVX512 || len(x) < 16 {
+	if !useAVX512 || len(x) < 16 {
 		return rowMaxScalar(x)
 	}
 	n := len(x) &^ 15
@@ -50,7 +52,7 @@ func rowMax(x []float32) float32 {
 
 // scaleFloats multiplies every element of x by k.
 func scaleFloats(x []float32, k float32) {
-	if !expUseAVX512 || len(x) < 16 {
+	if !useAVX512 || len(x) < 16 {
 		scaleFloatsScalar(x, k)
 		return
 	}

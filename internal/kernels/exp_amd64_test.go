@@ -11,7 +11,7 @@ import (
 // scalar one to within rounding (the scalar rounds k·ln2Hi-free products the
 // same way; FMA changes the last bit at most), tails included.
 func TestExpShiftedAVX512MatchesScalar(t *testing.T) {
-	if !expUseAVX512 {
+	if !useAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	for _, n := range []int{16, 17, 31, 32000} {
@@ -37,7 +37,7 @@ func TestExpShiftedAVX512MatchesScalar(t *testing.T) {
 // TestRowMaxAndScaleAVX512MatchScalar: the vector maximum and scaling give
 // the scalar code's bits, tails included.
 func TestRowMaxAndScaleAVX512MatchScalar(t *testing.T) {
-	if !expUseAVX512 {
+	if !useAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	for _, n := range []int{16, 17, 31, 32, 48, 63, 32000} {

@@ -4,7 +4,7 @@ package kernels
 // in AVX-512 (each load of x serves four rows); it reports false, doing
 // nothing, when this CPU or shape has no vector kernel.
 func gemv(y, x, w []float32, out, in int) bool {
-	if !expUseAVX512 || in < 16 || out < 4 {
+	if !useAVX512 || in < 16 || out < 4 {
 		return false
 	}
 	y, x, w = y[:out], x[:in], w[:out*in]

@@ -4,7 +4,7 @@ package kernels
 // nil) and reports true, or reports false when the CPU or in (not a
 // multiple of 16) has no kernel.
 func lowRankShrinkVec(s, x, a []float32, a16 []uint16, in int, scale float32) bool {
-	if !expUseAVX512 || in%16 != 0 || in == 0 {
+	if !useAVX512 || in%16 != 0 || in == 0 {
 		return false
 	}
 	if a16 != nil {
@@ -19,7 +19,7 @@ func lowRankShrinkVec(s, x, a []float32, a16 []uint16, in int, scale float32) bo
 // AVX-512 and returns how many it did (0 without AVX-512 or a rank).
 func lowRankExpandVec(y, s, bt []float32, bt16 []uint16, out int) int {
 	chunks := out / 16
-	if !expUseAVX512 || chunks == 0 || len(s) == 0 {
+	if !useAVX512 || chunks == 0 || len(s) == 0 {
 		return 0
 	}
 	if bt16 != nil {
@@ -56,7 +56,7 @@ func expandF16AVX512(y, s *float32, bt *uint16, chunks, r, ld int)
 // AVX-512 and returns how many it did.
 func f16ToFloat32sVec(dst []float32, src []uint16) int {
 	chunks := len(src) / 16
-	if !expUseAVX512 || chunks == 0 {
+	if !useAVX512 || chunks == 0 {
 		return 0
 	}
 	_ = dst[chunks*16-1]

@@ -3,7 +3,7 @@ package kernels
 // mulPanel is mulPanelGo in AVX-512 where the CPU has it: twelve rows of w
 // at a time, then six; a remnant of fewer rows goes through the Go loop.
 func mulPanel(t, w []float32, rows int, xp []float32, in int) {
-	if !expUseAVX512 || in == 0 {
+	if !useAVX512 || in == 0 {
 		mulPanelGo(t, w, rows, xp, in)
 		return
 	}
@@ -39,7 +39,7 @@ func mulPanel12AVX512(t *float32, w *float32, in int, xp *float32)
 // at a time in AVX-512 registers, and returns c16; 0 without AVX-512.
 func transposeBlock(u, t []float32, cols int) int {
 	c16 := cols / 16 * 16
-	if !expUseAVX512 || c16 == 0 {
+	if !useAVX512 || c16 == 0 {
 		return 0
 	}
 	_, _ = u[PanelWidth*c16-1], t[c16*PanelWidth-1]
@@ -56,7 +56,7 @@ func transposeBlock(u, t []float32, cols int) int {
 // returns c16 = (hi−lo)/16·16; 0 without AVX-512.
 func packCols(panel, x []float32, in, lo, hi int) int {
 	c16 := (hi - lo) / 16 * 16
-	if !expUseAVX512 || c16 == 0 {
+	if !useAVX512 || c16 == 0 {
 		return 0
 	}
 	_, _ = panel[(lo+c16)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c16-1]

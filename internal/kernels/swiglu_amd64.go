@@ -4,7 +4,7 @@ package kernels
 // AVX-512 and returns how many it did; 0 without AVX-512.
 func swigluFinish(dst, gate, up, e []float32) int {
 	n := len(gate) &^ 15
-	if !expUseAVX512 || n == 0 {
+	if !useAVX512 || n == 0 {
 		return 0
 	}
 	_, _, _ = dst[n-1], up[n-1], e[n-1]
@@ -21,7 +21,7 @@ func swigluFinishAVX512(dst, gate, up, e *float32, n int)
 // AVX-512 and returns how many it did; 0 without AVX-512.
 func negAbs(dst, x []float32) int {
 	n := len(x) &^ 15
-	if !expUseAVX512 || n == 0 {
+	if !useAVX512 || n == 0 {
 		return 0
 	}
 	_ = dst[n-1]
