@@ -67,11 +67,7 @@ func TestArgMaxMatchesLoop(t *testing.T) {
 }
 
 func BenchmarkArgMax(b *testing.B) {
-	x := make([]float32, 32000)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	x := genRandomSlice(rand.New(rand.NewPCG(1, 2)), 32000, 1)
 	b.SetBytes(4 * int64(len(x)))
 	b.Run("kernel", func(b *testing.B) {
 		for b.Loop() {

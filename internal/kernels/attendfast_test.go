@@ -15,14 +15,9 @@ func TestAttendCachedFastMatchesAttendCached(t *testing.T) {
 	for _, hd := range []int{16, 48, 64, 128, 40} {
 		stride := 3*hd + 16
 		for n := 1; n <= 70; n++ {
-			q := make([]float32, hd)
-			keys := make([]float32, n*stride)
-			values := make([]float32, n*stride)
-			for _, v := range [][]float32{q, keys, values} {
-				for i := range v {
-					v[i] = float32(rng.NormFloat64())
-				}
-			}
+			q := genRandomSlice(rng, hd, 1)
+			keys := genRandomSlice(rng, n*stride, 1)
+			values := genRandomSlice(rng, n*stride, 1)
 			off := hd // the second head of the cache
 			want, got := make([]float32, hd), make([]float32, hd)
 			AttendCached(want, make([]float32, n), q, keys[off:], values[off:], stride)
@@ -40,13 +35,8 @@ func BenchmarkAttendCached(b *testing.B) {
 	const hd, heads, n = 48, 6, 48
 	stride := hd * heads
 	rng := rand.New(rand.NewPCG(1, 2))
-	q := make([]float32, stride)
-	keys, values := make([]float32, n*stride), make([]float32, n*stride)
-	for _, v := range [][]float32{q, keys, values} {
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-	}
+	q := genRandomSlice(rng, stride, 1)
+	keys, values := genRandomSlice(rng, n*stride, 1), genRandomSlice(rng, n*stride, 1)
 	out, scores := make([]float32, stride), make([]float32, n)
 	for _, f := range []struct {
 		name string
