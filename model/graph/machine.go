@@ -63,9 +63,6 @@ type machineStep struct {
 	// second operand too (an addition, whose float32 result does not depend
 	// on the order of its operands).
 	inPlace, commutes bool
-	// fastAdd: the step is gorgonia's element-wise float32 addition of
-	// two same-shape operands, which addOp computes instead.
-	fastAdd bool
 	// bind: the value is bound to the node after the step (a root).
 	bind bool
 	// acc, when not nil, sums the step's values over runs (the gradient
@@ -129,9 +126,11 @@ func newMachine(g *gorgonia.ExprGraph, arena *graphArena, roots gorgonia.Nodes, 
 			sum := ours || strings.HasPrefix(fmt.Sprint(op), "+ ")
 			st.commutes = st.inPlace && sum
 			// gorgonia's own same-shape float32 additions (the sums of
-			// gradients) run as addOp's: in parallel, and with the same
+			// gradients) run as addOp: in parallel, and with the same
 			// result, as float32 addition is the same in any loop.
-			st.fastAdd = st.inPlace && sum && !ours && n.Dtype() == tensor.Float32 && n.Shape().Dims() > 0
+			if st.commutes && !ours && n.Dtype() == tensor.Float32 && n.Shape().Dims() > 0 {
+				st.op = addOp{arena: arena}
+			}
 		}
 		if accOf[n] {
 			st.acc = tensor.New(tensor.WithShape(n.Shape()...), tensor.Of(n.Dtype()))
@@ -186,17 +185,13 @@ func (m *machine) run() error {
 		}
 		var v gorgonia.Value
 		var err error
-		op := st.op
-		if st.fastAdd {
-			op = addOp{arena: m.arena}
-		}
 		switch {
 		case st.inPlace && m.overwritable(st, 0):
-			v, err = op.(gorgonia.UnsafeDoer).UnsafeDo(in...)
+			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in...)
 		case st.commutes && m.overwritable(st, 1):
-			v, err = op.(gorgonia.UnsafeDoer).UnsafeDo(in[1], in[0])
+			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in[1], in[0])
 		default:
-			v, err = op.Do(in...)
+			v, err = st.op.Do(in...)
 		}
 		if err != nil {
 			return fmt.Errorf("graph: %v: %w", st.op, err)
