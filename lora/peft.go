@@ -123,9 +123,7 @@ func Load(dir string) (*Adapter, error) {
 	if err := decodePairs(r.a, r.tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
-	a := r.a
-	r.a = nil // its pairs now hold values; they are the caller's
-	return a, nil
+	return r.a, nil
 }
 
 // Reader reads a PEFT LoRA adapter's pairs a part at a time into memory the
@@ -317,18 +315,6 @@ func pairsFromHeader(cfg Config, f *safetensors.File) (*Adapter, map[string]*hal
 	}
 	slices.SortFunc(a.modules, naturalCompare)
 	return a, found, nil
-}
-
-// adapterFromTensors builds an adapter from the tensors of a PEFT weights file.
-func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
-	a, tensors, err := pairsFromHeader(cfg, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := decodePairs(a, tensors); err != nil {
-		return nil, err
-	}
-	return a, nil
 }
 
 // decodePairs gives the pairs of a their values.
