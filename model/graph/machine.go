@@ -290,25 +290,3 @@ func accumulate(acc *tensor.Dense, v gorgonia.Value) error {
 	}
 	return nil
 }
-
-// release gives back a buffer that floats handed out in this run, found by
-// its first element, so that later calls can return it again; it does
-// nothing for memory the arena did not hand out.
-func (a *graphArena) release(p *float32) {
-	if a == nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	i, ok := a.usedAt[p]
-	if !ok {
-		return
-	}
-	b, last := a.used[i], len(a.used)-1
-	moved := a.used[last]
-	a.used[i], a.used[last] = moved, nil
-	a.used = a.used[:last]
-	a.usedAt[&(*moved)[0]] = i
-	delete(a.usedAt, p)
-	a.free[len(*b)] = append(a.free[len(*b)], b)
-}
