@@ -276,10 +276,7 @@ func accumulate(acc *tensor.Dense, v gorgonia.Value) error {
 	}
 	switch acc.Dtype() {
 	case tensor.Float32:
-		dst, src := acc.Float32s(), d.Float32s()
-		for i := range dst {
-			dst[i] += src[i]
-		}
+		addInPlace(acc.Float32s(), d.Float32s())
 	case tensor.Float64:
 		dst, src := acc.Float64s(), d.Float64s()
 		for i := range dst {
