@@ -93,3 +93,16 @@ func FuzzAdapterTensors(f *testing.F) {
 		}
 	})
 }
+
+// adapterFromTensors builds an adapter from the tensors of a PEFT weights
+// file as Load does, without the files around it.
+func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
+	a, tensors, err := pairsFromHeader(cfg, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodePairs(a, tensors); err != nil {
+		return nil, err
+	}
+	return a, nil
+}

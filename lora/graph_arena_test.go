@@ -70,14 +70,7 @@ func TestGraphAdapterArenaBuffers(t *testing.T) {
 // once, the adapter's operators drawing from the graph's arena or not.
 func graphAdapterRuns(t *testing.T, nf4 bool, dropout float64, useArena bool) graphRun {
 	t.Helper()
-	w := graphTestBase(graphTestConfig, 41)
-	if nf4 {
-		quantizeNF4(t, w)
-	}
-	cfg := gradCheckConfig()
-	cfg.Dropout = dropout
-	a, ga := graphAdapterFor(t, w, cfg, 42)
-	randomize(a, 43)
+	w, _, ga := gradCheckAdapter(t, 41, nf4, dropout)
 	const batch, seqLen = 2, 7
 	var adapter graph.Adapter = ga
 	if !useArena {

@@ -12,13 +12,7 @@ import (
 // code and for enough rows to split over goroutines.
 func TestLoRAKernelProductsMatchLoops(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 8))
-	fill := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
+	fill := func(n int) []float32 { return normals(rng, n, 1) }
 	for _, c := range []struct{ n, in, out, r int }{
 		{n: 3, in: 16, out: 32, r: 1},
 		{n: 70, in: 48, out: 80, r: 8},

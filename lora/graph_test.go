@@ -134,6 +134,23 @@ func gradCheckConfig() Config {
 	return cfg
 }
 
+// gradCheckAdapter builds graphTestBase from seed (its block linears in NF4
+// when nf4 is set) and an adapter of gradCheckConfig with dropout on it
+// (seed+1), with B randomized (seed+2): with B = 0 the gradient of every A
+// would be exactly zero.
+func gradCheckAdapter(t testing.TB, seed uint64, nf4 bool, dropout float64) (*model.Weights, *Adapter, *GraphAdapter) {
+	t.Helper()
+	w := graphTestBase(graphTestConfig, seed)
+	if nf4 {
+		quantizeNF4(t, w)
+	}
+	cfg := gradCheckConfig()
+	cfg.Dropout = dropout
+	a, ga := graphAdapterFor(t, w, cfg, seed+1)
+	randomize(a, seed+2)
+	return w, a, ga
+}
+
 // TestGraphAdapterGradient compares the gradients of A and B with central
 // differences of the loss, through a dense and through an NF4 base, with and
 // without a (fixed) dropout mask.
@@ -157,15 +174,7 @@ func TestGraphAdapterGradient(t *testing.T) {
 		{"nf4+dropout", true, 0.25},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := graphTestBase(graphTestConfig, 1)
-			if tc.nf4 {
-				quantizeNF4(t, w)
-			}
-			cfg := gradCheckConfig()
-			cfg.Dropout = tc.dropout
-			a, ga := graphAdapterFor(t, w, cfg, 2)
-			// B ≠ 0, or the gradient of every A would be exactly zero.
-			randomize(a, 3)
+			w, _, ga := gradCheckAdapter(t, 1, tc.nf4, tc.dropout)
 			const batch, seqLen = 2, 6
 			gr, params := newTrainingGraph(t, w, ga, batch, seqLen)
 			tokens, targets := graphTestBatch(4, batch, seqLen, graphTestConfig.VocabSize)
@@ -294,10 +303,7 @@ func TestGraphAdapterZeroBIsBase(t *testing.T) {
 // changes the logits by far more (the adapter moves them by up to ~4 here,
 // checked below).
 func TestGraphAdapterMatchesAddDelta(t *testing.T) {
-	w := graphTestBase(graphTestConfig, 9)
-	quantizeNF4(t, w)
-	a, ga := graphAdapterFor(t, w, gradCheckConfig(), 10)
-	randomize(a, 11)
+	w, a, ga := gradCheckAdapter(t, 9, true, 0)
 	const batch, seqLen = 2, 7
 	tokens, targets := graphTestBatch(12, batch, seqLen, graphTestConfig.VocabSize)
 	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: ga})
@@ -548,13 +554,7 @@ func TestLoRAOpMatchesReference(t *testing.T) {
 	const n, in, out, r, p = 5, 7, 6, 3, 0.4
 	const s = 2.5
 	rng := rand.New(rand.NewPCG(30, 31))
-	randv := func(k int) []float32 {
-		v := make([]float32, k)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
+	randv := func(k int) []float32 { return normals(rng, k, 1) }
 	x, a, b, dy := randv(n*in), randv(r*in), randv(out*r), randv(n*out)
 	ga := &GraphAdapter{adapter: &Adapter{modules: []string{"m"}}, dropout: p, keep: float32(1 / (1 - p))}
 	k := &loraKernel{ga: ga, module: "m", n: n, in: in, out: out, r: r, scaling: s, mask: make([]uint64, 1)}

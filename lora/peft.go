@@ -2,7 +2,6 @@ package lora
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/fsutil"
-	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/model"
 )
@@ -125,9 +123,7 @@ func Load(dir string) (*Adapter, error) {
 	if err := decodePairs(r.a, r.tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
-	a := r.a
-	r.a = nil // its pairs now hold values; they are the caller's
-	return a, nil
+	return r.a, nil
 }
 
 // Reader reads a PEFT LoRA adapter's pairs a part at a time into memory the
@@ -321,18 +317,6 @@ func pairsFromHeader(cfg Config, f *safetensors.File) (*Adapter, map[string]*hal
 	return a, found, nil
 }
 
-// adapterFromTensors builds an adapter from the tensors of a PEFT weights file.
-func adapterFromTensors(cfg Config, f *safetensors.File) (*Adapter, error) {
-	a, tensors, err := pairsFromHeader(cfg, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := decodePairs(a, tensors); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
 // decodePairs gives the pairs of a their values.
 func decodePairs(a *Adapter, tensors map[string]*halves) error {
 	for _, module := range a.modules {
@@ -380,25 +364,8 @@ func checkFloatTensor(t *safetensors.Tensor) error {
 // tensor (checked by checkFloatTensor) into dst as float32, refusing
 // non-finite values.
 func decodeFloats(dst []float32, t *safetensors.Tensor, off int) error {
-	n, _ := t.NumElements()
-	if off < 0 || off+len(dst) > n {
-		return fmt.Errorf("lora: tensor %q: elements [%d, %d) of %d", t.Name, off, off+len(dst), n)
-	}
-	size := t.DType.Size()
-	d := t.Data[off*size : (off+len(dst))*size]
-	switch t.DType {
-	case safetensors.F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(d[4*i:]))
-		}
-	case safetensors.F16:
-		half.DecodeF16(dst, d)
-	case safetensors.BF16:
-		half.DecodeBF16(dst, d)
-	case safetensors.F64:
-		for i := range dst {
-			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(d[8*i:])))
-		}
+	if err := t.DecodeFloat32s(dst, off); err != nil {
+		return fmt.Errorf("lora: %w", err)
 	}
 	for i, x := range dst {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {

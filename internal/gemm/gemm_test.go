@@ -361,10 +361,8 @@ func TestThreadsSameBits(t *testing.T) {
 				want := p.run(kr, 1)
 				for _, threads := range []int{2, 3} {
 					got := p.run(kr, threads)
-					for i := range want {
-						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-							t.Fatalf("%v %v: C[%d] = %v on %d threads, %v on one", kr, p, i, got[i], threads, want[i])
-						}
+					if i := bitsDiffer(got, want); i >= 0 {
+						t.Fatalf("%v %v: C[%d] = %v on %d threads, %v on one", kr, p, i, got[i], threads, want[i])
 					}
 				}
 			}
@@ -402,13 +400,22 @@ func TestSharedPathsSameBits(t *testing.T) {
 					f(kr, threads, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, matB{data: p.b, ld: p.ldb}, p.beta, got, p.ldc)
 					label := fmt.Sprintf("%v %s/%d threads", kr, name, threads)
 					p.verify(t, label, got, want, tol)
-					for i := range serialC {
-						if math.Float32bits(got[i]) != math.Float32bits(serialC[i]) {
-							t.Fatalf("%s %v: C[%d] = %v, %v serially", label, p, i, got[i], serialC[i])
-						}
+					if i := bitsDiffer(got, serialC); i >= 0 {
+						t.Fatalf("%s %v: C[%d] = %v, %v serially", label, p, i, got[i], serialC[i])
 					}
 				}
 			}
 		}
 	}
+}
+
+// bitsDiffer returns the first index at which got and want (of equal
+// length) differ in their bits, or −1.
+func bitsDiffer(got, want []float32) int {
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return i
+		}
+	}
+	return -1
 }

@@ -2,7 +2,6 @@ package gemm
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -53,10 +52,8 @@ func TestSourceMatchesSlice(t *testing.T) {
 					got := append([]float32(nil), p.c...)
 					sgemmB(kr, threads, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, matB{src: src, rows: br, cols: bc}, p.beta, got, p.ldc)
 					name := fmt.Sprintf("%v/%d threads %v", kr, threads, p)
-					for j := range want {
-						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-							t.Fatalf("%s: C[%d] = %v from the Source, %v from the slice", name, j, got[j], want[j])
-						}
+					if j := bitsDiffer(got, want); j >= 0 {
+						t.Fatalf("%s: C[%d] = %v from the Source, %v from the slice", name, j, got[j], want[j])
 					}
 					// Each element of B is produced once per block of rows of
 					// C that packs it (at most two per goroutine when the rows

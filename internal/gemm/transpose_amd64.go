@@ -16,7 +16,7 @@ func transpose8Fits(k int) bool { return useTranspose8 && k >= 8 }
 // and k, overlapping the one before it: the overlap is written twice with
 // the same values.
 func transposeBlocks(panel []float32, w int, src []float32, ld, rows, k int) bool {
-	if !useTranspose8 || rows < 8 || k < 8 {
+	if rows < 8 || !transpose8Fits(k) {
 		return false
 	}
 	_ = src[(rows-1)*ld+k-1]

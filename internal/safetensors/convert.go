@@ -35,24 +35,43 @@ func (t Tensor) Float32s() ([]float32, error) {
 		return nil, err
 	}
 	out := make([]float32, n)
-	d := t.Data
-	switch t.DType {
-	case F32:
-		if _, err := binary.Decode(d, binary.LittleEndian, out); err != nil {
-			return nil, fmt.Errorf("safetensors: tensor %q: %w", t.Name, err)
-		}
-	case F16:
-		half.DecodeF16(out, d)
-	case BF16:
-		half.DecodeBF16(out, d)
-	case F64:
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(d[8*i:])))
-		}
-	default:
-		return nil, fmt.Errorf("safetensors: tensor %q: dtype %s is not F32, F16, BF16 or F64", t.Name, t.DType)
+	if err := t.DecodeFloat32s(out, 0); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// DecodeFloat32s writes elements [off, off+len(dst)) of a floating-point
+// tensor (F32, F16, BF16 or F64) into dst converted to float32, as Float32s
+// converts them, so that a caller can decode a tensor a part at a time into
+// memory of its own.
+func (t Tensor) DecodeFloat32s(dst []float32, off int) error {
+	n, err := t.NumElements()
+	if err != nil {
+		return err
+	}
+	if off < 0 || off+len(dst) > n {
+		return fmt.Errorf("safetensors: tensor %q: elements [%d, %d) of %d", t.Name, off, off+len(dst), n)
+	}
+	size := t.DType.Size()
+	d := t.Data[off*size : (off+len(dst))*size]
+	switch t.DType {
+	case F32:
+		if _, err := binary.Decode(d, binary.LittleEndian, dst); err != nil {
+			return fmt.Errorf("safetensors: tensor %q: %w", t.Name, err)
+		}
+	case F16:
+		half.DecodeF16(dst, d)
+	case BF16:
+		half.DecodeBF16(dst, d)
+	case F64:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(d[8*i:])))
+		}
+	default:
+		return fmt.Errorf("safetensors: tensor %q: dtype %s is not F32, F16, BF16 or F64", t.Name, t.DType)
+	}
+	return nil
 }
 
 // Float32Bytes encodes v as little-endian F32 data.

@@ -297,10 +297,11 @@ func TestFrozenLinearRejectsBadWeights(t *testing.T) {
 }
 
 // BenchmarkFrozenLinear times both products of stories15M's and
-// Llama-3.2-1B's block linear shapes (q_proj, up_proj, down_proj) on a batch of 4 × 128 rows, with the dense float32 weight and its
-// NF4 copy taking turns within each iteration (what NF4 adds is decoding
-// while packing). It reports each one's fastest run, the figure least
-// disturbed by the other processes of a shared machine, and their ratio.
+// Llama-3.2-1B's block linear shapes (q_proj, up_proj, down_proj) on a batch
+// of 4 × 128 rows, with the dense float32 weight and its NF4 copy taking
+// turns within each iteration (what NF4 adds is decoding while packing). It
+// reports each one's fastest run, the figure least disturbed by the other
+// processes of a shared machine, and their ratio.
 func BenchmarkFrozenLinear(b *testing.B) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	const n = 512

@@ -63,9 +63,6 @@ type machineStep struct {
 	// second operand too (an addition, whose float32 result does not depend
 	// on the order of its operands).
 	inPlace, commutes bool
-	// fastAdd: the step is gorgonia's element-wise float32 addition of
-	// two same-shape operands, which addOp computes instead.
-	fastAdd bool
 	// bind: the value is bound to the node after the step (a root).
 	bind bool
 	// acc, when not nil, sums the step's values over runs (the gradient
@@ -129,9 +126,11 @@ func newMachine(g *gorgonia.ExprGraph, arena *graphArena, roots gorgonia.Nodes, 
 			sum := ours || strings.HasPrefix(fmt.Sprint(op), "+ ")
 			st.commutes = st.inPlace && sum
 			// gorgonia's own same-shape float32 additions (the sums of
-			// gradients) run as addOp's: in parallel, and with the same
+			// gradients) run as addOp: in parallel, and with the same
 			// result, as float32 addition is the same in any loop.
-			st.fastAdd = st.inPlace && sum && !ours && n.Dtype() == tensor.Float32 && n.Shape().Dims() > 0
+			if st.commutes && !ours && n.Dtype() == tensor.Float32 && n.Shape().Dims() > 0 {
+				st.op = addOp{arena: arena}
+			}
 		}
 		if accOf[n] {
 			st.acc = tensor.New(tensor.WithShape(n.Shape()...), tensor.Of(n.Dtype()))
@@ -186,17 +185,13 @@ func (m *machine) run() error {
 		}
 		var v gorgonia.Value
 		var err error
-		op := st.op
-		if st.fastAdd {
-			op = addOp{arena: m.arena}
-		}
 		switch {
 		case st.inPlace && m.overwritable(st, 0):
-			v, err = op.(gorgonia.UnsafeDoer).UnsafeDo(in...)
+			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in...)
 		case st.commutes && m.overwritable(st, 1):
-			v, err = op.(gorgonia.UnsafeDoer).UnsafeDo(in[1], in[0])
+			v, err = st.op.(gorgonia.UnsafeDoer).UnsafeDo(in[1], in[0])
 		default:
-			v, err = op.Do(in...)
+			v, err = st.op.Do(in...)
 		}
 		if err != nil {
 			return fmt.Errorf("graph: %v: %w", st.op, err)
@@ -281,10 +276,7 @@ func accumulate(acc *tensor.Dense, v gorgonia.Value) error {
 	}
 	switch acc.Dtype() {
 	case tensor.Float32:
-		dst, src := acc.Float32s(), d.Float32s()
-		for i := range dst {
-			dst[i] += src[i]
-		}
+		addInPlace(acc.Float32s(), d.Float32s())
 	case tensor.Float64:
 		dst, src := acc.Float64s(), d.Float64s()
 		for i := range dst {
@@ -294,26 +286,4 @@ func accumulate(acc *tensor.Dense, v gorgonia.Value) error {
 		return fmt.Errorf("gradient of dtype %v", acc.Dtype())
 	}
 	return nil
-}
-
-// release gives back a buffer that floats handed out in this run, found by
-// its first element, so that later calls can return it again; it does
-// nothing for memory the arena did not hand out.
-func (a *graphArena) release(p *float32) {
-	if a == nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	i, ok := a.usedAt[p]
-	if !ok {
-		return
-	}
-	b, last := a.used[i], len(a.used)-1
-	moved := a.used[last]
-	a.used[i], a.used[last] = moved, nil
-	a.used = a.used[:last]
-	a.usedAt[&(*moved)[0]] = i
-	delete(a.usedAt, p)
-	a.free[len(*b)] = append(a.free[len(*b)], b)
 }
