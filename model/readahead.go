@@ -16,7 +16,8 @@ import (
 // evicts what the loader has consumed.
 
 // advisingFile is a tensorFile that can prefetch and evict its data: the
-// safetensors and GGUF files from Open.
+// safetensors files from Open (the GGUF loader reads
+// its file directly, without read-ahead).
 type advisingFile interface {
 	tensorFile
 	PrefetchData(data []byte)
