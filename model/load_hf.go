@@ -175,7 +175,7 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	// the worker when it fails (the loader may be waiting for one).
 	readCtx, abandon := context.WithCancel(ctx)
 	defer abandon()
-	ra := newReadAhead(readCtx, ranges, so.uncached || shouldEvict(size))
+	ra := newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
 	defer ra.close()
 	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)
