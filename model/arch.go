@@ -126,6 +126,16 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
 }
 
+// longropeAttention is longrope's default attention factor for a context
+// factor times the original orig positions: sqrt(1 + ln factor / ln orig),
+// 1 for a factor ≤ 1.
+func longropeAttention(factor float64, orig int) float64 {
+	if factor > 1 && orig > 1 {
+		return math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
+	}
+	return 1
+}
+
 // longropeFactors are longrope's divisors of the rotary frequencies: short
 // up to the original context length (Weights.RopeFreqFactors), long beyond
 // it (Weights.RopeLongFactors). Both are nil for other rope types.
@@ -296,12 +306,9 @@ func (r hfRope) longrope(cfg *Config, topOriginal *int) (longropeFactors, error)
 	case r.OriginalMaxPos != nil:
 		orig = *r.OriginalMaxPos
 	}
-	attention := 1.0
-	switch {
-	case r.AttentionFactor != nil:
+	attention := longropeAttention(factor, orig)
+	if r.AttentionFactor != nil {
 		attention = *r.AttentionFactor
-	case factor > 1 && orig > 1:
-		attention = math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
 	}
 	half := cfg.Rotary() / 2
 	for _, f := range []struct {

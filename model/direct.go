@@ -229,6 +229,17 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 	return nil
 }
 
+// file returns what the loader reads range i through.
+func (d *directReader) file(i int) tensorFile { return directRange{d, i} }
+
+// directRange reads one range of a directReader.
+type directRange struct {
+	d *directReader
+	i int
+}
+
+func (f directRange) ReadData(dst, data []byte) error { return f.d.readData(f.i, dst, data) }
+
 // close stops reading, waits for the reader and closes the files.
 func (d *directReader) close() {
 	d.unwatch()

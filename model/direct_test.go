@@ -35,6 +35,17 @@ func (m memDirectFile) ReadData(dst, data []byte) error {
 	return nil
 }
 
+// writeDirectFile writes content to a file called name in a temporary
+// directory and returns it as a memDirectFile.
+func writeDirectFile(t *testing.T, name string, content []byte) memDirectFile {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return memDirectFile{path, content}
+}
+
 // TestDirectReader reads ranges of two files — empty, shorter than a
 // block, unaligned, crossing chunk boundaries, ending at the end of the
 // file — through a directReader with a ring smaller than what is read,
@@ -48,11 +59,7 @@ func TestDirectReader(t *testing.T) {
 		for j := range content {
 			content[j] = byte(rng.Uint32())
 		}
-		path := filepath.Join(t.TempDir(), "f"+string(rune('0'+i)))
-		if err := os.WriteFile(path, content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, memDirectFile{path, content})
+		files = append(files, writeDirectFile(t, "f"+string(rune('0'+i)), content))
 	}
 	a, b := files[0].content, files[1].content
 	ranges := []streamRange{
@@ -100,23 +107,19 @@ func TestDirectReader(t *testing.T) {
 // the read with an error naming the file, and close returns.
 func TestDirectReaderTruncated(t *testing.T) {
 	content := make([]byte, 50_000)
-	path := filepath.Join(t.TempDir(), "short")
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f := memDirectFile{path, content}
+	f := writeDirectFile(t, "short", content)
 	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[100:]}}, 8192, 2)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}
 	defer d.close()
-	if err := os.Truncate(path, 20_000); err != nil {
+	if err := os.Truncate(f.path, 20_000); err != nil {
 		t.Fatal(err)
 	}
 	dst := make([]byte, len(content))
 	err := d.readData(0, dst, content[100:])
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(path)) {
-		t.Errorf("err %v, want one naming %s", err, path)
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(f.path)) {
+		t.Errorf("err %v, want one naming %s", err, f.path)
 	}
 }
 
@@ -168,11 +171,7 @@ func TestLoadUncachedMatches(t *testing.T) {
 // return an error instead of waiting for ever.
 func TestDirectReaderCancel(t *testing.T) {
 	content := make([]byte, 200_000)
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f := memDirectFile{path, content}
+	f := writeDirectFile(t, "f", content)
 	ctx, cancel := context.WithCancel(context.Background())
 	d := newDirectReaderSized(ctx, []streamRange{{f, content[:100_000]}, {f, content[100_000:]}}, 8192, 2)
 	if d == nil {

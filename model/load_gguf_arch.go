@@ -127,10 +127,7 @@ func ggufLongRope(f *gguf.File, cfg *Config, k func(string) string) error {
 		return fmt.Errorf("gguf: longrope (tensor %s): %w", ropeFactorsShortTensor, err)
 	}
 	factor := float64(cfg.MaxSeqLen) / float64(orig)
-	attention := 1.0
-	if factor > 1 && orig > 1 {
-		attention = math.Sqrt(1 + math.Log(factor)/math.Log(float64(orig)))
-	}
+	attention := longropeAttention(factor, orig)
 	if _, ok := f.Lookup(k("rope.scaling.attn_factor")); ok {
 		stored, err := ggufFloat(f, k("rope.scaling.attn_factor"))
 		if err != nil {

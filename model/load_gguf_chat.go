@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/golora/golora/internal/gguf"
@@ -26,7 +24,6 @@ const (
 	ggufChatTemplateKey  = "tokenizer.chat_template"
 	ggufChatTemplatesKey = "tokenizer.chat_templates"
 	ggufNamedTemplatePfx = ggufChatTemplateKey + "."
-	defaultChatTemplate  = "default"
 	ggufAddBOSKey        = "tokenizer.ggml.add_bos_token"
 	ggufBOSKey           = "tokenizer.ggml.bos_token_id"
 	ggufEOSKey           = "tokenizer.ggml.eos_token_id"
@@ -56,7 +53,7 @@ func ggufChatTemplate(f *gguf.File, tok tokenizer.Tokenizer) (*ggufChat, error) 
 			continue
 		}
 		if !ok {
-			name = defaultChatTemplate
+			name = chat.DefaultName
 		}
 		text, err := f.String(kv.Key)
 		if err != nil {
@@ -96,7 +93,7 @@ func ggufChatTemplate(f *gguf.File, tok tokenizer.Tokenizer) (*ggufChat, error) 
 			return nil, err
 		}
 	}
-	for _, name := range c.names() {
+	for _, name := range chat.Names(c.texts) {
 		if _, err := c.template(name); err != nil {
 			return nil, fmt.Errorf("gguf: %w", err)
 		}
@@ -106,15 +103,12 @@ func ggufChatTemplate(f *gguf.File, tok tokenizer.Tokenizer) (*ggufChat, error) 
 
 // template compiles the template called name ("" for "default").
 func (c *ggufChat) template(name string) (*chat.Template, error) {
-	if name == "" {
-		name = defaultChatTemplate
-	}
-	text, ok := c.texts[name]
-	if !ok {
-		return nil, fmt.Errorf("no chat template named %q (have %s)", name, strings.Join(c.names(), ", "))
+	text, name, err := chat.Lookup(c.texts, name)
+	if err != nil {
+		return nil, err
 	}
 	key := ggufChatTemplateKey
-	if name != defaultChatTemplate {
+	if name != chat.DefaultName {
 		key = ggufNamedTemplatePfx + name
 	}
 	t, err := chat.NewTemplate(text, key, c.bos, c.eos)
@@ -123,11 +117,6 @@ func (c *ggufChat) template(name string) (*chat.Template, error) {
 	}
 	t.AddBOS = c.addBOS
 	return t, nil
-}
-
-// names returns the names of the file's templates, sorted.
-func (c *ggufChat) names() []string {
-	return slices.Sorted(maps.Keys(c.texts))
 }
 
 // ChatTemplate returns the model's chat template, with which chat data
@@ -180,7 +169,7 @@ func (b *Base) ChatTemplateNames() ([]string, error) {
 		if b.ggufChat == nil {
 			return nil, fmt.Errorf("model: %s has no %s (%w)", b.Path, ggufChatTemplateKey, ErrNoChatTemplate)
 		}
-		return b.ggufChat.names(), nil
+		return chat.Names(b.ggufChat.texts), nil
 	case FormatHF:
 		cfg, err := b.hfChatConfig()
 		if err != nil {

@@ -145,7 +145,17 @@ func loadHFStream(ctx context.Context, dir string, so streamOptions) (*Weights, 
 func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so streamOptions) (w *Weights, err error) {
 	// Check presence and shape of everything before converting anything, so
 	// that a bad checkpoint fails fast and a corrupt layer count cannot make
-	// loadHF allocate for layers that do not exist.
+	// loadHF allocate for layers that do not exist. What this finds is kept
+	// for the reading below, each float tensor with the index of its range
+	// in the reader.
+	type found struct {
+		slot      hfSlot
+		quantized bool
+		tensor    safetensors.Tensor
+		path      string
+		rng       int // the index of the tensor's range; not set when quantized
+	}
+	var slots []found
 	var ranges []streamRange
 	var size int64
 	for slot := range hfSlots(cfg) {
@@ -158,14 +168,16 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		if err != nil {
 			return nil, err
 		}
+		f := found{slot: slot, quantized: quantized}
 		if !quantized {
-			t, _, err := s.tensor(slot.key, slot.shape)
-			if err != nil {
+			if f.tensor, f.path, err = s.tensor(slot.key, slot.shape); err != nil {
 				return nil, err
 			}
-			ranges = append(ranges, streamRange{s.fileOf(slot.key), t.Data})
-			size += int64(len(t.Data))
+			f.rng = len(ranges)
+			ranges = append(ranges, streamRange{s.fileOf(slot.key), f.tensor.Data})
+			size += int64(len(f.tensor.Data))
 		}
+		slots = append(slots, f)
 	}
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
@@ -175,9 +187,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	// the worker when it fails (the loader may be waiting for one).
 	readCtx, abandon := context.WithCancel(ctx)
 	defer abandon()
-	ra := newReadAhead(readCtx, ranges, so.uncached || shouldEvict(size))
+	ra := newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
 	defer ra.close()
-	next := 0 // the range of the next tensor read
 	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
@@ -193,30 +204,22 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 		}()
 	}
-	for slot := range hfSlots(cfg) {
+	for _, f := range slots {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("model: loading %s: %w", s.dir, err)
 		}
-		quantized, err := s.check(slot, q)
-		if err != nil {
-			return nil, err
-		}
-		if quantized {
+		slot, t, path := f.slot, f.tensor, f.path
+		if f.quantized {
 			if slot.linear(w).Quantized, err = s.bnbMatrix(slot, q); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		t, path, err := s.tensor(slot.key, slot.shape)
-		if err != nil {
-			return nil, err
-		}
 		dec, n, err := safetensorsDecoder(t)
 		if err != nil {
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
-		file := ra.file(next)
-		next++
+		file := ra.file(f.rng)
 		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
 			data := t.Data
 			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {

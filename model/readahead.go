@@ -16,7 +16,8 @@ import (
 // evicts what the loader has consumed.
 
 // advisingFile is a tensorFile that can prefetch and evict its data: the
-// safetensors and GGUF files from Open.
+// safetensors files from Open (the GGUF loader reads its file directly,
+// without read-ahead).
 type advisingFile interface {
 	tensorFile
 	PrefetchData(data []byte)
@@ -47,15 +48,21 @@ type streamRange struct {
 	data []byte
 }
 
+// rangeReader is what the loader reads its ranges through, in order: a
+// readAhead, or a directReader for a checkpoint too large for the page cache.
+type rangeReader interface {
+	// file returns what the loader reads range i through.
+	file(i int) tensorFile
+	// close stops reading ahead and waits for the reader to finish.
+	close()
+}
+
 // readAhead prefetches ranges in order on its own goroutine while the loader
 // reads them through the tensorFiles that file returns.
 type readAhead struct {
 	ranges        []streamRange
 	evict         bool
 	chunk, window int64 // readAheadChunk and readAheadWindow
-	// direct, when not nil, reads the ranges instead, bypassing the page
-	// cache (see directReader); nothing is prefetched or evicted then.
-	direct *directReader
 
 	mu       sync.Mutex
 	moved    *sync.Cond // signalled when read grows or stop is set
@@ -65,16 +72,17 @@ type readAhead struct {
 	finished chan struct{}
 }
 
-// newReadAhead starts prefetching ranges. When evict is set (the
-// checkpoint is too large for the page cache, see shouldEvict), the ranges
-// are read with O_DIRECT where the files allow it (directReader), else each
-// is evicted from the page cache once the loader has read all of it. Call
-// close when done (before closing the files); cancel ctx to abandon the
-// ranges not read yet (see newDirectReader).
-func newReadAhead(ctx context.Context, ranges []streamRange, evict bool) *readAhead {
+// newRangeReader starts reading ranges ahead of the loader. When evict is
+// set (the checkpoint is too large for the page cache, see shouldEvict), the
+// ranges are read with O_DIRECT where the files allow it (directReader),
+// else prefetched (readAhead) and each evicted from the page cache once the
+// loader has read all of it. Call close when done (before closing the
+// files); cancel ctx to abandon the ranges not read yet (see
+// newDirectReader).
+func newRangeReader(ctx context.Context, ranges []streamRange, evict bool) rangeReader {
 	if evict {
 		if d := newDirectReader(ctx, ranges); d != nil {
-			return &readAhead{ranges: ranges, direct: d}
+			return d
 		}
 	}
 	return startReadAhead(&readAhead{ranges: ranges, evict: evict, chunk: readAheadChunk, window: readAheadWindow})
@@ -143,10 +151,6 @@ func (r *readAhead) consumed(i int, n int) {
 
 // close stops prefetching and waits for the goroutine to return.
 func (r *readAhead) close() {
-	if r.direct != nil {
-		r.direct.close()
-		return
-	}
 	r.mu.Lock()
 	r.stop = true
 	r.mu.Unlock()
@@ -161,9 +165,6 @@ type rangeFile struct {
 }
 
 func (f rangeFile) ReadData(dst, data []byte) error {
-	if f.r.direct != nil {
-		return f.r.direct.readData(f.i, dst, data)
-	}
 	if err := f.r.ranges[f.i].file.ReadData(dst, data); err != nil {
 		return err
 	}

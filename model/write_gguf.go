@@ -13,6 +13,7 @@ import (
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/kernels"
+	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/quant/ggml"
 )
@@ -426,7 +427,7 @@ func ggufChatMetadata(gb *gguf.Builder, b *Base) error {
 			return err
 		}
 		key := ggufChatTemplateKey
-		if name != defaultChatTemplate {
+		if name != chat.DefaultName {
 			name = ggufTemplateName(name)
 			if slices.Contains(others, name) {
 				return fmt.Errorf("chat templates: two names become %q in GGUF", name)

@@ -23,7 +23,7 @@ func (m *modelFlags) dataEncoder(ck *model.Base) (chatDataEncoder, error) {
 		return nil, nil // pre-tokenized data only
 	}
 	tmpl, err := ck.ChatTemplateNamed(m.chatTemplate)
-	if err != nil && m.chatTemplate != "" && m.chatTemplate != "default" {
+	if err != nil && m.chatTemplate != "" && m.chatTemplate != chat.DefaultName {
 		return nil, fmt.Errorf("--chat-template %s: %w", m.chatTemplate, err)
 	}
 	if err != nil {

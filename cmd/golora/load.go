@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
 )
@@ -41,7 +42,7 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 // registerChatTemplate adds --chat-template, for the commands that render
 // conversations.
 func (m *modelFlags) registerChatTemplate(fs *flag.FlagSet) {
-	fs.StringVar(&m.chatTemplate, "chat-template", "default", "which of the model's named chat templates to render conversations with (a tokenizer_config.json chat_template list, additional_chat_templates/NAME.jinja, a GGUF tokenizer.chat_template.NAME), e.g. tool_use")
+	fs.StringVar(&m.chatTemplate, "chat-template", chat.DefaultName, "which of the model's named chat templates to render conversations with (a tokenizer_config.json chat_template list, additional_chat_templates/NAME.jinja, a GGUF tokenizer.chat_template.NAME), e.g. tool_use")
 }
 
 // load reads the base model and quantizes it as asked, logging to stderr.

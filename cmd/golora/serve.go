@@ -182,7 +182,7 @@ Flags:
 // that the model does not have is an error.
 func chatTemplate(ck *model.Base, name string, log *slog.Logger) (*chat.Template, error) {
 	tmpl, err := ck.ChatTemplateNamed(name)
-	if err != nil && name != "" && name != "default" {
+	if err != nil && name != "" && name != chat.DefaultName {
 		return nil, fmt.Errorf("--chat-template %s: %w", name, err)
 	}
 	if errors.Is(err, model.ErrNoChatTemplate) {

@@ -151,25 +151,6 @@ func (f *File) DropPages(data []byte) {
 	}
 }
 
-// PrefetchData asks the kernel to read data, a part of a tensor's bytes
-// from TensorBytes, into the page cache in the background (see
-// pagecache.Prefetch), so that a ReadData of it later does not wait for the
-// disk. It does nothing for a File from Parse.
-func (f *File) PrefetchData(data []byte) {
-	if f.fd != nil && f.release != nil {
-		pagecache.Prefetch(f.fd, f.data, data)
-	}
-}
-
-// EvictData asks the kernel to drop data, a part of a tensor's bytes from
-// TensorBytes that the caller has read, from the page cache (see
-// pagecache.Evict). It does nothing for a File from Parse.
-func (f *File) EvictData(data []byte) {
-	if f.fd != nil && f.release != nil {
-		pagecache.Evict(f.fd, f.data, data)
-	}
-}
-
 // Close releases the file mapping made by Open. After Close, byte slices from
 // TensorBytes must not be used; metadata and float32 tensors returned earlier
 // stay valid. Close on a File from Parse does nothing.

@@ -14,7 +14,7 @@ import (
 // full). Like Drop it is a hint: it does nothing where the platform has no
 // such advice or part is not in mapping.
 func Prefetch(file *os.File, mapping, part []byte) {
-	if off, ok := offset(mapping, part); ok {
+	if off, ok := Offset(mapping, part); ok {
 		fadvise(file, off, int64(len(part)), adviseWillNeed)
 	}
 }
@@ -28,17 +28,14 @@ func Prefetch(file *os.File, mapping, part []byte) {
 // would otherwise stall in. Reading part again reads the file again. It is a
 // hint, as Prefetch.
 func Evict(file *os.File, mapping, part []byte) {
-	if off, ok := offset(mapping, part); ok {
+	if off, ok := Offset(mapping, part); ok {
 		fadvise(file, off, int64(len(part)), adviseDontNeed)
 	}
 }
 
 // Offset returns where part starts in mapping (the file offset of a mapping
 // from offset 0), and whether part lies inside it and is not empty.
-func Offset(mapping, part []byte) (int64, bool) { return offset(mapping, part) }
-
-// offset is Offset.
-func offset(mapping, part []byte) (int64, bool) {
+func Offset(mapping, part []byte) (int64, bool) {
 	if len(part) == 0 || len(mapping) == 0 {
 		return 0, false
 	}

@@ -5,8 +5,6 @@ package pagecache
 import (
 	"bytes"
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"unsafe"
 
@@ -20,27 +18,8 @@ import (
 // are skipped on tmpfs, whose pages are the file and cannot be dropped.
 func TestPrefetchEvict(t *testing.T) {
 	page := os.Getpagesize()
-	want := make([]byte, 64*page+77)
-	for i := range want {
-		want[i] = byte(i*131 + 5)
-	}
-	path := filepath.Join(t.TempDir(), "data")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(want); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil { // dirty pages are not dropped
-		t.Fatal(err)
-	}
-	m, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Munmap(m)
+	want := pattern(64*page+77, 131, 5)
+	f, m := mapFile(t, want) // synced: dirty pages are not dropped
 
 	resident := func() int {
 		vec := make([]byte, (len(m)+page-1)/page)
@@ -54,7 +33,7 @@ func TestPrefetchEvict(t *testing.T) {
 		return n
 	}
 	var st unix.Statfs_t
-	checkResidency := unix.Statfs(path, &st) == nil && st.Type != unix.TMPFS_MAGIC
+	checkResidency := unix.Statfs(f.Name(), &st) == nil && st.Type != unix.TMPFS_MAGIC
 
 	Evict(f, m, m)
 	Evict(f, m, want[:10]) // not in the mapping

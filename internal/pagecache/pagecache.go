@@ -9,7 +9,6 @@ package pagecache
 import (
 	"fmt"
 	"io"
-	"unsafe"
 )
 
 // Drop advises the kernel that the pages of mapping spanned by part are not
@@ -20,17 +19,13 @@ import (
 // hint: it does nothing where the platform has no such advice, and errors
 // are ignored for the same reason.
 func Drop(mapping, part []byte) {
-	if len(part) == 0 || len(mapping) == 0 {
+	off, ok := Offset(mapping, part)
+	if !ok {
 		return
 	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
-	if start < base || start-base+uintptr(len(part)) > uintptr(len(mapping)) {
-		return
-	}
-	page := uintptr(pageSize())
-	lo := (start - base) / page * page
-	hi := min(uintptr(len(mapping)), (start-base+uintptr(len(part))+page-1)/page*page)
+	page := int64(pageSize())
+	lo := off / page * page
+	hi := min(int64(len(mapping)), (off+int64(len(part))+page-1)/page*page)
 	drop(mapping[lo:hi])
 }
 
@@ -46,14 +41,13 @@ func Read(file io.ReaderAt, mapping, part, dst []byte) error {
 		return nil
 	}
 	dst = dst[:len(part)]
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(part)))
-	if len(mapping) == 0 || start < base || start-base+uintptr(len(part)) > uintptr(len(mapping)) {
+	off, ok := Offset(mapping, part)
+	if !ok {
 		copy(dst, part)
 		return nil
 	}
-	if _, err := file.ReadAt(dst, int64(start-base)); err != nil {
-		return fmt.Errorf("pagecache: reading %d bytes at offset %d: %w", len(dst), start-base, err)
+	if _, err := file.ReadAt(dst, off); err != nil {
+		return fmt.Errorf("pagecache: reading %d bytes at offset %d: %w", len(dst), off, err)
 	}
 	return nil
 }

@@ -14,24 +14,8 @@ import (
 // file's bytes (the pages come back from the file, not zeroed), and parts
 // outside the mapping are ignored.
 func TestDropKeepsData(t *testing.T) {
-	want := make([]byte, 5*os.Getpagesize()+123)
-	for i := range want {
-		want[i] = byte(i*31 + 7)
-	}
-	path := filepath.Join(t.TempDir(), "data")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Munmap(m)
+	want := pattern(5*os.Getpagesize()+123, 31, 7)
+	_, m := mapFile(t, want)
 	if !bytes.Equal(m, want) {
 		t.Fatal("mapping differs from the file")
 	}
@@ -50,24 +34,8 @@ func TestDropKeepsData(t *testing.T) {
 // (read from the file at the part's offset), and copies a part that is not
 // in the mapping.
 func TestReadMatchesMapping(t *testing.T) {
-	want := make([]byte, 3*os.Getpagesize()+77)
-	for i := range want {
-		want[i] = byte(i*13 + 1)
-	}
-	path := filepath.Join(t.TempDir(), "data")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Munmap(m)
+	want := pattern(3*os.Getpagesize()+77, 13, 1)
+	f, m := mapFile(t, want)
 	for _, r := range [][2]int{{0, len(want)}, {1, 2}, {4000, 9000}, {len(want) - 5, len(want)}, {9, 9}} {
 		dst := make([]byte, r[1]-r[0]+1)
 		if err := Read(f, m, m[r[0]:r[1]], dst); err != nil {
@@ -86,4 +54,37 @@ func TestReadMatchesMapping(t *testing.T) {
 	if err := Read(f, m, m[10:20], dst); err == nil {
 		t.Fatal("Read from a closed file: no error")
 	}
+}
+
+// pattern returns n bytes, byte i being i·mul + add.
+func pattern(n, mul, add int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*mul + add)
+	}
+	return b
+}
+
+// mapFile writes data to a new file, synced (the kernel drops no dirty
+// pages), and returns the file, open for reading, and a read-only shared
+// mapping of it; both are released when the test ends.
+func mapFile(t *testing.T, data []byte) (*os.File, []byte) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Munmap(m) })
+	return f, m
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/ardanlabs/jinja"
@@ -88,7 +89,7 @@ func ConfigNames(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cfg.names(), nil
+	return Names(cfg.templates), nil
 }
 
 // Names of the files transformers saves chat templates in, beside
@@ -122,14 +123,14 @@ func loadConfig(path string) (*config, string, error) {
 	case err != nil:
 		return nil, "", fmt.Errorf("chat: %w", err)
 	}
-	cfg.templates = map[string]string{"default": string(text)}
+	cfg.templates = map[string]string{DefaultName: string(text)}
 	extra, err := filepath.Glob(filepath.Join(dir, additionalJinjaIn, "*.jinja"))
 	if err != nil {
 		return nil, "", fmt.Errorf("chat: %w", err)
 	}
 	for _, p := range extra {
 		name := strings.TrimSuffix(filepath.Base(p), ".jinja")
-		if name == "default" {
+		if name == DefaultName {
 			continue // chat_template.jinja is the default, as in transformers
 		}
 		text, err := fsutil.ReadRegular(p, fsutil.ConfigLimit)
@@ -174,12 +175,9 @@ type config struct {
 }
 
 func (c *config) template(source, name string) (*Template, error) {
-	if name == "" {
-		name = "default"
-	}
-	text, ok := c.templates[name]
-	if !ok {
-		return nil, fmt.Errorf("chat: %s: no template named %q (have %s)", source, name, strings.Join(c.names(), ", "))
+	text, name, err := Lookup(c.templates, name)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %s: %w", source, err)
 	}
 	if len(c.templates) > 1 {
 		source += "[" + name + "]"
@@ -192,14 +190,29 @@ func (c *config) template(source, name string) (*Template, error) {
 	return t, nil
 }
 
-// names returns the names of c's templates, sorted.
-func (c *config) names() []string {
-	names := make([]string, 0, len(c.templates))
-	for n := range c.templates {
-		names = append(names, n)
+// DefaultName is the name of the template a model uses when none is
+// chosen: a tokenizer_config.json's single chat_template, its
+// chat_template.jinja, a GGUF file's tokenizer.chat_template.
+const DefaultName = "default"
+
+// Lookup returns the text of the template called name ("" for DefaultName)
+// among templates (texts by name), and that name; a name templates does not
+// have is an error listing the names it has. It is the choice of a named
+// template for every format that carries several.
+func Lookup(templates map[string]string, name string) (text, resolved string, err error) {
+	if name == "" {
+		name = DefaultName
 	}
-	sort.Strings(names)
-	return names
+	text, ok := templates[name]
+	if !ok {
+		return "", "", fmt.Errorf("no template named %q (have %s)", name, strings.Join(Names(templates), ", "))
+	}
+	return text, name, nil
+}
+
+// Names returns the names of templates (texts by name), sorted.
+func Names(templates map[string]string) []string {
+	return slices.Sorted(maps.Keys(templates))
 }
 
 func parseConfig(data []byte) (*config, error) {
@@ -226,7 +239,7 @@ func parseConfig(data []byte) (*config, error) {
 	}
 	var single string
 	if err := json.Unmarshal(raw.ChatTemplate, &single); err == nil {
-		c.templates = map[string]string{"default": single}
+		c.templates = map[string]string{DefaultName: single}
 		return c, nil
 	}
 	var list []struct {
