@@ -74,7 +74,7 @@ func TestActivationsInt8Step(t *testing.T) {
 	g := newGen(GeneratorOptions{Activations: ActivationsInt8}, 2)
 	alone := newGen(GeneratorOptions{Activations: ActivationsInt8}, 1)
 	exact := newGen(GeneratorOptions{}, 2)
-	if g.team == nil || alone.team != nil || g.fused == nil {
+	if g.team == nil || alone.team != nil || !g.fuseInt8 {
 		t.Fatal("want a Generator with a team that splits Q, K and V as one job, and one without a team")
 	}
 	prompt := []int{1, 2, 3}

@@ -225,7 +225,7 @@ func benchDecodeVariantAB(b *testing.B, variant string) {
 					l.absmax = nil
 				}
 			case "unfused":
-				gens[1].fused = nil
+				gens[1].fuseInt8 = false
 			}
 			b.ResetTimer()
 			spent := stepAB(b, gens)
