@@ -175,12 +175,9 @@ type Generator struct {
 	head *kernels.Int8Matrix // the output head with HeadInt8, else nil
 
 	// With ActivationsInt8, act holds the int8 copy of the vector of the
-	// last NF4 product; actFresh says it is still the input of the next
-	// product (K and V after Q, up after gate). forward clears actFresh
-	// whenever it writes a product's input.
-	int8Act  map[*model.Linear]*int8Linear // the linears that qualify, nil without ActivationsInt8
-	act      nf4.Int8Vector
-	actFresh bool
+	// NF4 products being run (linear, linears).
+	int8Act map[*model.Linear]*int8Linear // the linears that qualify, nil without ActivationsInt8
+	act     nf4.Int8Vector
 
 	// Work split over the CPUs in a decode step: nil with GOMAXPROCS 1.
 	team *team
@@ -740,7 +737,6 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		v := g.values[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
 
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
-		g.actFresh = false
 		if err := g.linears([]*model.Linear{layer.Q, layer.K, layer.V}, [][]float32{q, k, v}, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -751,19 +747,16 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
 		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
 		g.attention(l, attn, q, n)
-		g.actFresh = false
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, proj)
 
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
-		g.actFresh = false
 		if err := g.linears([]*model.Linear{layer.Gate, layer.Up}, [][]float32{gate, up}, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.SwiGLU(gate, gate, up)
-		g.actFresh = false
 		if err := g.linear(layer.Down, proj, gate, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -775,23 +768,30 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	}
 	last := xn[:d]
 	kernels.RMSNorm(last, x[(n-1)*d:n*d], g.w.Norm, eps)
-	g.actFresh = false
 	return g.linear(g.w.Output, g.logits, last, 1)
 }
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
+	quantized := false
+	return g.linearOf(lin, y, x, n, &quantized)
+}
+
+// linearOf is linear where *quantized says whether g.act already holds x's
+// int8 copy (ActivationsInt8), and is set once it does: linears that read
+// the same x (K and V after Q, up after gate) quantize it once.
+func (g *Generator) linearOf(lin *model.Linear, y, x []float32, n int, quantized *bool) error {
 	int8Head := g.head != nil && lin == g.w.Output
 	var int8Act *int8Linear
 	if n == 1 && g.int8Act != nil && !int8Head {
 		int8Act = g.int8Act[lin]
 	}
 	if int8Act != nil {
-		if !g.actFresh {
+		if !*quantized {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
-			g.actFresh = true
+			*quantized = true
 		}
 		if err := g.mulRowsSplit(lin, y, x, false, int8Act); err != nil {
 			return err
@@ -837,18 +837,16 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil || lin != g.w.Output)
 	}
 	if !fuse {
+		quantized := false
 		for i, lin := range lins {
-			if err := g.linear(lin, ys[i], x, n); err != nil {
+			if err := g.linearOf(lin, ys[i], x, n, &quantized); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if !g.actFresh {
-		if err := g.act.Quantize(x[:lins[0].In]); err != nil {
-			return fmt.Errorf("%s: %w", lins[0].Name, err)
-		}
-		g.actFresh = true
+	if err := g.act.Quantize(x[:lins[0].In]); err != nil {
+		return fmt.Errorf("%s: %w", lins[0].Name, err)
 	}
 	chunks := 0
 	for i, lin := range lins {
