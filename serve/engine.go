@@ -497,8 +497,8 @@ func (e *Engine) admit() {
 }
 
 // dequeue drops the first queued request. Its slot is cleared: the queue's
-// array would otherwise keep a finished request (its sampler and logits,
-// some 400 KB on a 32k vocabulary) alive until the array is reallocated.
+// array would otherwise keep a finished request (its prompt, stream and
+// result) alive until the array is reallocated.
 // e.mu is held.
 func (e *Engine) dequeue() {
 	e.queue[0] = nil
