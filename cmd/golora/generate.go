@@ -34,21 +34,13 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *maxTokens < 0 {
 		return fmt.Errorf("--max-tokens %d is negative", *maxTokens)
 	}
-	var headPrecision infer.HeadPrecision
-	switch *head {
-	case "exact":
-	case "int8":
-		headPrecision = infer.HeadInt8
-	default:
-		return fmt.Errorf("--head %q: want exact or int8", *head)
+	headPrecision, err := infer.ParseHeadPrecision(*head)
+	if err != nil {
+		return fmt.Errorf("--head %w", err)
 	}
-	var actPrecision infer.ActivationPrecision
-	switch *activations {
-	case "exact":
-	case "int8":
-		actPrecision = infer.ActivationsInt8
-	default:
-		return fmt.Errorf("--activations %q: want exact or int8", *activations)
+	actPrecision, err := infer.ParseActivationPrecision(*activations)
+	if err != nil {
+		return fmt.Errorf("--activations %w", err)
 	}
 	// Check the sampling flags before anything is printed or loaded.
 	if _, err := infer.NewSampler(infer.SamplerOptions{Temperature: *temperature, TopP: *topP,

@@ -98,6 +98,25 @@ func (p ActivationPrecision) String() string {
 	return fmt.Sprintf("ActivationPrecision(%d)", int(p))
 }
 
+// ParseActivationPrecision returns the ActivationPrecision whose String is
+// s: "exact" or "int8".
+func ParseActivationPrecision(s string) (ActivationPrecision, error) {
+	return parsePrecision(s, ActivationsExact, ActivationsInt8)
+}
+
+// parsePrecision returns the one of ps whose String is s.
+func parsePrecision[P fmt.Stringer](s string, ps ...P) (P, error) {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		if p.String() == s {
+			return p, nil
+		}
+		names[i] = p.String()
+	}
+	var zero P
+	return zero, fmt.Errorf("%q: want %s", s, strings.Join(names, " or "))
+}
+
 // HeadPrecision is the format a Generator multiplies by the output head in.
 // The head of a small model is most of its weights (stories15M: 9.2M of
 // 15M parameters, kept in float32 by QLoRA), and a decode step is bound by
@@ -130,6 +149,12 @@ func (p HeadPrecision) String() string {
 		return "int8"
 	}
 	return fmt.Sprintf("HeadPrecision(%d)", int(p))
+}
+
+// ParseHeadPrecision returns the HeadPrecision whose String is s: "exact"
+// or "int8".
+func ParseHeadPrecision(s string) (HeadPrecision, error) {
+	return parsePrecision(s, HeadExact, HeadInt8)
 }
 
 // ErrContextFull is wrapped by the error returned when tokens would not fit
