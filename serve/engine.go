@@ -139,11 +139,11 @@ type Engine struct {
 	abort   chan struct{} // closed by Shutdown when its context ends: cancel everything
 	kvUsed  int           // touched only by the loop
 	running []*seq        // touched only by the loop
-	// Touched only by the loop: the logits buffers of finished requests,
-	// kept for the next ones (at most MaxRunning; held weakly, as
-	// BatchedModel holds its closed caches), and the timer of idle.
-	freeLogits []weak.Pointer[logitsBuffer]
-	trimTimer  *time.Timer
+	// Touched only by the loop: the logits and sampler buffers of finished
+	// requests, kept for the next ones (at most MaxRunning; held weakly,
+	// as BatchedModel holds its closed caches), and the timer of idle.
+	freeBuffers []weak.Pointer[requestBuffers]
+	trimTimer   *time.Timer
 }
 
 // seq is the engine's state of one request.
@@ -158,12 +158,13 @@ type seq struct {
 	submit   time.Time
 
 	kv       Sequence
-	buf      *logitsBuffer // holds logits
-	fed      int           // prompt tokens run
-	chunk    int           // prompt tokens in the step being planned
-	token    [1]int        // the row of a decode step
-	next     int           // token to run next once the prompt is done, −1 before
+	buf      *requestBuffers // holds logits and sampler
+	fed      int             // prompt tokens run
+	chunk    int             // prompt tokens in the step being planned
+	token    [1]int          // the row of a decode step
+	next     int             // token to run next once the prompt is done, −1 before
 	logits   []float32
+	sampling infer.SamplerOptions
 	sampler  *infer.Sampler
 	dec      *tokenizer.StreamDecoder
 	out      infer.StopText
@@ -227,11 +228,13 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		return nil, err
 	}
 	s := &seq{ctx: ctx, req: req, maxLen: maxLen, next: -1, submit: time.Now()}
-	s.sampler, err = infer.NewSampler(infer.SamplerOptions{
+	s.sampling = infer.SamplerOptions{
 		Temperature: req.Temperature, TopP: req.TopP,
 		Rand: rand.New(rand.NewPCG(req.Seed, 0x5eed)),
-	})
-	if err != nil {
+	}
+	// Checked now; the sampler itself is a reused one, taken on admission.
+	var check infer.Sampler
+	if err := check.Reset(s.sampling); err != nil {
 		return nil, err
 	}
 	if req.Adapter != "" {
@@ -410,9 +413,13 @@ func (e *Engine) loop() {
 	}
 }
 
-// logitsBuffer is a request's logits, [VocabSize], reused by the next
-// request once it ends.
-type logitsBuffer struct{ v []float32 }
+// requestBuffers is a request's logits, [VocabSize], and its sampler,
+// whose scratch grows to 24 bytes per token of the vocabulary: reused by the
+// next request once it ends.
+type requestBuffers struct {
+	logits  []float32
+	sampler infer.Sampler
+}
 
 // idleTrimDelay is how long the engine waits with nothing to run before it
 // frees what is kept for reuse (the model's closed KV caches, the logits
@@ -441,8 +448,8 @@ func (e *Engine) idle() bool {
 	if t, ok := e.m.(interface{ Trim() }); ok {
 		t.Trim()
 	}
-	clear(e.freeLogits)
-	e.freeLogits = e.freeLogits[:0]
+	clear(e.freeBuffers)
+	e.freeBuffers = e.freeBuffers[:0]
 	return true
 }
 
@@ -468,15 +475,19 @@ func (e *Engine) admit() {
 			continue
 		}
 		s.kv = kv
-		for k := len(e.freeLogits); k > 0 && s.buf == nil; k-- {
-			s.buf = e.freeLogits[k-1].Value()
-			e.freeLogits = e.freeLogits[:k-1]
+		e.kvUsed += s.maxLen
+		for k := len(e.freeBuffers); k > 0 && s.buf == nil; k-- {
+			s.buf = e.freeBuffers[k-1].Value()
+			e.freeBuffers = e.freeBuffers[:k-1]
 		}
 		if s.buf == nil {
-			s.buf = &logitsBuffer{make([]float32, e.m.Weights().Config.VocabSize)}
+			s.buf = &requestBuffers{logits: make([]float32, e.m.Weights().Config.VocabSize)}
 		}
-		s.logits = s.buf.v
-		e.kvUsed += s.maxLen
+		s.logits, s.sampler = s.buf.logits, &s.buf.sampler
+		if err := s.sampler.Reset(s.sampling); err != nil {
+			e.finish(s, "", err) // Submit checked the options
+			continue
+		}
 		s.stream.result.Queued = time.Since(s.submit)
 		if e.obs != nil {
 			e.obs.Admitted(s.stream.result.Queued)
@@ -486,8 +497,8 @@ func (e *Engine) admit() {
 }
 
 // dequeue drops the first queued request. Its slot is cleared: the queue's
-// array would otherwise keep a finished request (its sampler and logits,
-// some 400 KB on a 32k vocabulary) alive until the array is reallocated.
+// array would otherwise keep a finished request (its prompt, stream and
+// result) alive until the array is reallocated.
 // e.mu is held.
 func (e *Engine) dequeue() {
 	e.queue[0] = nil
@@ -582,10 +593,10 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 		e.kvUsed -= s.maxLen
 	}
 	if s.buf != nil {
-		if len(e.freeLogits) < e.opts.MaxRunning {
-			e.freeLogits = append(e.freeLogits, weak.Make(s.buf))
+		if len(e.freeBuffers) < e.opts.MaxRunning {
+			e.freeBuffers = append(e.freeBuffers, weak.Make(s.buf))
 		}
-		s.buf, s.logits = nil, nil
+		s.buf, s.logits, s.sampler = nil, nil, nil
 	}
 	s.release()
 	res := &s.stream.result

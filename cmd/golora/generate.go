@@ -34,13 +34,13 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *maxTokens < 0 {
 		return fmt.Errorf("--max-tokens %d is negative", *maxTokens)
 	}
-	headPrecision, err := exactOrInt8("head", *head, infer.HeadInt8)
+	headPrecision, err := infer.ParseHeadPrecision(*head)
 	if err != nil {
-		return err
+		return fmt.Errorf("--head %w", err)
 	}
-	actPrecision, err := exactOrInt8("activations", *activations, infer.ActivationsInt8)
+	actPrecision, err := infer.ParseActivationPrecision(*activations)
 	if err != nil {
-		return err
+		return fmt.Errorf("--activations %w", err)
 	}
 	// Check the sampling flags before anything is printed or loaded.
 	if _, err := infer.NewSampler(infer.SamplerOptions{Temperature: *temperature, TopP: *topP,
@@ -91,17 +91,4 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(stderr, "%d tokens in %.2fs (%.0f tokens/s)\n", n, secs, float64(n)/secs)
 	return nil
-}
-
-// exactOrInt8 reads the value of a precision flag: the zero (exact) setting
-// for "exact", int8 for "int8", else an error naming the flag.
-func exactOrInt8[P any](flag, value string, int8 P) (P, error) {
-	var exact P
-	switch value {
-	case "exact":
-		return exact, nil
-	case "int8":
-		return int8, nil
-	}
-	return exact, fmt.Errorf("--%s %q: want exact or int8", flag, value)
 }

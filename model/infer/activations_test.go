@@ -74,7 +74,7 @@ func TestActivationsInt8Step(t *testing.T) {
 	g := newGen(GeneratorOptions{Activations: ActivationsInt8}, 2)
 	alone := newGen(GeneratorOptions{Activations: ActivationsInt8}, 1)
 	exact := newGen(GeneratorOptions{}, 2)
-	if g.team == nil || alone.team != nil || g.fused == nil {
+	if g.team == nil || alone.team != nil || !g.fuseInt8 {
 		t.Fatal("want a Generator with a team that splits Q, K and V as one job, and one without a team")
 	}
 	prompt := []int{1, 2, 3}
@@ -104,17 +104,23 @@ func TestActivationsInt8Step(t *testing.T) {
 			t.Errorf("token %d: logit error %.3g of spread %.3g", tok, worst, hi-lo)
 		}
 	}
-	allocs := testing.AllocsPerRun(5, func() {
+	if allocs := stepAllocs(t, g, 5, 5); allocs != 0 {
+		t.Errorf("a decode step with ActivationsInt8 allocates %v times", allocs)
+	}
+}
+
+// stepAllocs returns the allocations of a decode step of token tok on g,
+// averaged over runs steps (g reset when full).
+func stepAllocs(t *testing.T, g *Generator, tok, runs int) float64 {
+	t.Helper()
+	return testing.AllocsPerRun(runs, func() {
 		if g.Pos() == g.MaxLen() {
 			g.Reset()
 		}
-		if _, err := g.Step(5); err != nil {
+		if _, err := g.Step(tok); err != nil {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
-		t.Errorf("a decode step with ActivationsInt8 allocates %v times", allocs)
-	}
 }
 
 func mustStep(t *testing.T, g *Generator, tok int) []float32 {

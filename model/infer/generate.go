@@ -98,6 +98,25 @@ func (p ActivationPrecision) String() string {
 	return fmt.Sprintf("ActivationPrecision(%d)", int(p))
 }
 
+// ParseActivationPrecision returns the ActivationPrecision whose String is
+// s: "exact" or "int8".
+func ParseActivationPrecision(s string) (ActivationPrecision, error) {
+	return parsePrecision(s, ActivationsExact, ActivationsInt8)
+}
+
+// parsePrecision returns the one of ps whose String is s.
+func parsePrecision[P fmt.Stringer](s string, ps ...P) (P, error) {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		if p.String() == s {
+			return p, nil
+		}
+		names[i] = p.String()
+	}
+	var zero P
+	return zero, fmt.Errorf("%q: want %s", s, strings.Join(names, " or "))
+}
+
 // HeadPrecision is the format a Generator multiplies by the output head in.
 // The head of a small model is most of its weights (stories15M: 9.2M of
 // 15M parameters, kept in float32 by QLoRA), and a decode step is bound by
@@ -130,6 +149,12 @@ func (p HeadPrecision) String() string {
 		return "int8"
 	}
 	return fmt.Sprintf("HeadPrecision(%d)", int(p))
+}
+
+// ParseHeadPrecision returns the HeadPrecision whose String is s: "exact"
+// or "int8".
+func ParseHeadPrecision(s string) (HeadPrecision, error) {
+	return parsePrecision(s, HeadExact, HeadInt8)
 }
 
 // ErrContextFull is wrapped by the error returned when tokens would not fit
@@ -175,36 +200,30 @@ type Generator struct {
 	head *kernels.Int8Matrix // the output head with HeadInt8, else nil
 
 	// With ActivationsInt8, act holds the int8 copy of the vector of the
-	// last NF4 product; actFresh says it is still the input of the next
-	// product (K and V after Q, up after gate). forward clears actFresh
-	// whenever it writes a product's input.
-	int8Act  map[*model.Linear]*int8Linear // the linears that qualify, nil without ActivationsInt8
-	act      nf4.Int8Vector
-	actFresh bool
+	// NF4 products being run (linear, linears).
+	int8Act map[*model.Linear]*int8Linear // the linears that qualify, nil without ActivationsInt8
+	act     nf4.Int8Vector
 
 	// Work split over the CPUs in a decode step: nil with GOMAXPROCS 1.
-	team     *team
-	job      splitJob
-	rowChunk func(worker, chunk int) error // g.mulRowsChunk, bound once so a step does not allocate
-	attHead  func(worker, head int) error  // g.attentionHead, likewise
-	// fused[:nFused] is the current job of linears that read one vector
-	// (linears), room for up to len(fused) of them; nil without a team
-	// or ActivationsInt8. fusedChunk is g.mulFusedChunk, bound once.
-	fused      []fusedPart
-	nFused     int
+	team *team
+	// fused[:nFused] is the current single-row product: one linear, or
+	// with fuseInt8 the linears that read one vector (linears). fuseInt8
+	// is set with a team and ActivationsInt8.
+	fused    [maxFused]fusedPart
+	nFused   int
+	fuseInt8 bool
+	job      attentionJob
+	// g.mulFusedChunk and g.attentionHead, bound once so a step does not
+	// allocate.
 	fusedChunk func(worker, chunk int) error
+	attHead    func(worker, head int) error
 }
 
-// splitJob is the work a team runs: a single-row product of lin (or of the
-// int8 head) split by weight rows, or layer's attention split by heads.
-type splitJob struct {
-	lin      *model.Linear
-	y, x     []float32
-	int8Head bool
-	int8Act  *int8Linear // lin's weight, multiplied by g.act, or nil
-	rows     int         // product: the rows of a chunk
-	layer    int         // attention: the layer
-	n        int         // attention: the rows of x
+// attentionJob is layer's attention of n rows, out from the queries q,
+// split by heads over the team.
+type attentionJob struct {
+	out, q   []float32
+	layer, n int
 }
 
 // NewGenerator checks w with Validate and allocates the KV cache and scratch
@@ -289,11 +308,9 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	default:
 		return nil, fmt.Errorf("infer: NewGenerator: unknown activation precision %d", int(opts.Activations))
 	}
-	g.rowChunk, g.attHead, g.fusedChunk = g.mulRowsChunk, g.attentionHead, g.mulFusedChunk
+	g.attHead, g.fusedChunk = g.attentionHead, g.mulFusedChunk
 	g.team = startTeam(g)
-	if g.team != nil && g.int8Act != nil {
-		g.fused = make([]fusedPart, 3) // Q, K and V
-	}
+	g.fuseInt8 = g.team != nil && g.int8Act != nil
 	g.scores = make([][]float32, g.team.size())
 	g.reserve(min(maxLen, initialCacheLen))
 	return g, nil
@@ -745,7 +762,6 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		v := g.values[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
 
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
-		g.actFresh = false
 		if err := g.linears([]*model.Linear{layer.Q, layer.K, layer.V}, [][]float32{q, k, v}, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -756,19 +772,16 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
 		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
 		g.attention(l, attn, q, n)
-		g.actFresh = false
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.Add(x, proj)
 
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
-		g.actFresh = false
 		if err := g.linears([]*model.Linear{layer.Gate, layer.Up}, [][]float32{gate, up}, xn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		kernels.SwiGLU(gate, gate, up)
-		g.actFresh = false
 		if err := g.linear(layer.Down, proj, gate, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
@@ -780,32 +793,39 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	}
 	last := xn[:d]
 	kernels.RMSNorm(last, x[(n-1)*d:n*d], g.w.Norm, eps)
-	g.actFresh = false
 	return g.linear(g.w.Output, g.logits, last, 1)
 }
 
 // linear computes y = x·Wᵀ for n rows and lets the Adapter add to it.
 func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
+	quantized := false
+	return g.linearOf(lin, y, x, n, &quantized)
+}
+
+// linearOf is linear where *quantized says whether g.act already holds x's
+// int8 copy (ActivationsInt8), and is set once it does: linears that read
+// the same x (K and V after Q, up after gate) quantize it once.
+func (g *Generator) linearOf(lin *model.Linear, y, x []float32, n int, quantized *bool) error {
 	int8Head := g.head != nil && lin == g.w.Output
 	var int8Act *int8Linear
 	if n == 1 && g.int8Act != nil && !int8Head {
 		int8Act = g.int8Act[lin]
 	}
 	if int8Act != nil {
-		if !g.actFresh {
+		if !*quantized {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
-			g.actFresh = true
+			*quantized = true
 		}
 		if err := g.mulRowsSplit(lin, y, x, false, int8Act); err != nil {
-			return fmt.Errorf("%s: %w", lin.Name, err)
+			return err
 		}
 	} else if n == 1 && (int8Head || canSplit(lin)) {
 		// A decode step: split over the CPUs when large enough, and on
 		// the calling goroutine otherwise, without MulT's goroutines.
 		if err := g.mulRowsSplit(lin, y, x, int8Head, nil); err != nil {
-			return fmt.Errorf("%s: %w", lin.Name, err)
+			return err
 		}
 	} else if lin.Quantized != nil {
 		if err := lin.Quantized.MulT(y, x, n); err != nil {
@@ -837,23 +857,21 @@ func (g *Generator) addBiasDelta(lin *model.Linear, y, x []float32, n int) error
 // of one per linear, which at a few hundred tokens/s is a measurable part
 // of a step.
 func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n int) error {
-	fuse := n == 1 && len(lins) <= len(g.fused)
+	fuse := n == 1 && g.fuseInt8 && len(lins) <= len(g.fused)
 	for _, lin := range lins {
 		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil || lin != g.w.Output)
 	}
 	if !fuse {
+		quantized := false
 		for i, lin := range lins {
-			if err := g.linear(lin, ys[i], x, n); err != nil {
+			if err := g.linearOf(lin, ys[i], x, n, &quantized); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if !g.actFresh {
-		if err := g.act.Quantize(x[:lins[0].In]); err != nil {
-			return fmt.Errorf("%s: %w", lins[0].Name, err)
-		}
-		g.actFresh = true
+	if err := g.act.Quantize(x[:lins[0].In]); err != nil {
+		return fmt.Errorf("%s: %w", lins[0].Name, err)
 	}
 	chunks := 0
 	for i, lin := range lins {
@@ -862,7 +880,7 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 		chunks += (lin.Out + rows - 1) / rows
 	}
 	g.nFused = len(lins)
-	if err := g.team.run(chunks, g.fusedChunk); err != nil {
+	if err := g.runFused(chunks); err != nil {
 		return err
 	}
 	for i, lin := range lins {
@@ -873,16 +891,28 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 	return nil
 }
 
-// fusedPart is one linear of a job of linears: its rows are split into
-// chunks of rows rows, the job's chunks first, first+1, ….
+// fusedPart is one linear of a single-row product: its rows are split into
+// chunks of rows rows, the job's chunks first, first+1, …. With int8Head it
+// multiplies x by g.head, which stands for lin; with act (lin's weight) it
+// multiplies g.act, x's int8 copy.
 type fusedPart struct {
 	lin         *model.Linear
+	y, x        []float32
+	int8Head    bool
 	act         *int8Linear
-	y           []float32
 	rows, first int
 }
 
-// mulFusedChunk computes chunk c of the job of linears g.fused[:g.nFused].
+// runFused computes the chunks of g.fused[:g.nFused], over the team when
+// there are two or more.
+func (g *Generator) runFused(chunks int) error {
+	if chunks > 1 {
+		return g.team.run(chunks, g.fusedChunk)
+	}
+	return g.mulFusedChunk(0, 0)
+}
+
+// mulFusedChunk computes chunk c of the product g.fused[:g.nFused].
 func (g *Generator) mulFusedChunk(_, c int) error {
 	i := g.nFused - 1
 	for c < g.fused[i].first {
@@ -891,7 +921,16 @@ func (g *Generator) mulFusedChunk(_, c int) error {
 	p := &g.fused[i]
 	start := (c - p.first) * p.rows
 	end := min(p.lin.Out, start+p.rows)
-	if err := p.act.m.MulVecInt8Rows(p.y, &g.act, p.act.absmax, start, end); err != nil {
+	var err error
+	switch {
+	case p.int8Head:
+		g.head.MulVecRows(p.y, p.x, start, end)
+	case p.act != nil:
+		err = p.act.m.MulVecInt8Rows(p.y, &g.act, p.act.absmax, start, end)
+	default:
+		err = mulRows(p.lin, p.y, p.x, 1, start, end)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", p.lin.Name, err)
 	}
 	return nil
@@ -919,11 +958,9 @@ const (
 // weight) it multiplies g.act, x's int8 copy.
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *int8Linear) error {
 	rows := g.chunkRows(lin)
-	g.job = splitJob{lin: lin, y: y, x: x, int8Head: int8Head, int8Act: int8Act, rows: rows}
-	if chunks := (lin.Out + rows - 1) / rows; chunks > 1 {
-		return g.team.run(chunks, g.rowChunk)
-	}
-	return g.mulRowsChunk(0, 0)
+	g.fused[0] = fusedPart{lin: lin, y: y, x: x, int8Head: int8Head, act: int8Act, rows: rows}
+	g.nFused = 1
+	return g.runFused((lin.Out + rows - 1) / rows)
 }
 
 // chunkRows returns the number of rows of the chunks lin's single-row
@@ -939,21 +976,6 @@ func (g *Generator) chunkRows(lin *model.Linear) int {
 		return lin.Out
 	}
 	return rows
-}
-
-// mulRowsChunk computes chunk c of g.job's split product.
-func (g *Generator) mulRowsChunk(_, c int) error {
-	j := &g.job
-	start := c * j.rows
-	end := min(j.lin.Out, start+j.rows)
-	if j.int8Head {
-		g.head.MulVecRows(j.y, j.x, start, end)
-		return nil
-	}
-	if j.int8Act != nil {
-		return j.int8Act.m.MulVecInt8Rows(j.y, &g.act, j.int8Act.absmax, start, end)
-	}
-	return mulRows(j.lin, j.y, j.x, 1, start, end)
 }
 
 // ropeRows rotates each of the heads (hd elements each) of n rows of v,
@@ -973,7 +995,7 @@ func ropeRows(v, cos, sin []float32, half, n, heads, hd int) {
 // head h/(Heads/KVHeads). Large enough, it is split by heads over the team.
 func (g *Generator) attention(l int, out, q []float32, n int) {
 	c := &g.w.Config
-	g.job = splitJob{y: out, x: q, layer: l, n: n}
+	g.job = attentionJob{out: out, q: q, layer: l, n: n}
 	if g.team == nil || c.Heads == 1 || (g.pos+n)*n*g.qDim < splitMinAttention {
 		for h := range c.Heads {
 			_ = g.attentionHead(0, h)
@@ -992,7 +1014,7 @@ func (g *Generator) attentionHead(worker, h int) error {
 	keys, values := g.keys[j.layer], g.values[j.layer]
 	for i := range j.n {
 		at := i*g.qDim + h*hd
-		attendCached(j.y[at:at+hd], g.scores[worker], j.x[at:at+hd], keys, values,
+		attendCached(j.out[at:at+hd], g.scores[worker], j.q[at:at+hd], keys, values,
 			g.pos+i, c.SlidingWindow, h/(c.Heads/c.KVHeads)*hd, g.kvDim)
 	}
 	return nil

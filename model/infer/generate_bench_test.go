@@ -166,27 +166,13 @@ func BenchmarkGeneratePrefill(b *testing.B) {
 // machine whose load drifts slows both alike: "exact" and "act8" tokens/s, and "speedup", the ratio of
 // their total step times.
 func BenchmarkDecodeActivationsAB(b *testing.B) {
-	for _, m := range benchModels() {
-		if !strings.HasSuffix(m.name, "/nf4") || strings.HasPrefix(m.name, "stories260K") {
-			continue
-		}
-		b.Run(m.name, func(b *testing.B) {
-			w := m.weights(b)
-			var gens [2]*Generator
-			for i, act := range []ActivationPrecision{ActivationsExact, ActivationsInt8} {
-				g, err := NewGenerator(w, GeneratorOptions{Head: HeadInt8, Activations: act})
-				if err != nil {
-					b.Fatal(err)
-				}
-				gens[i] = g
-			}
-			b.ResetTimer()
-			spent := stepAB(b, gens)
-			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "exact-tokens/s")
-			b.ReportMetric(float64(b.N)/spent[1].Seconds(), "act8-tokens/s")
-			b.ReportMetric(spent[0].Seconds()/spent[1].Seconds(), "speedup")
-		})
-	}
+	exact := GeneratorOptions{Head: HeadInt8}
+	act8 := GeneratorOptions{Head: HeadInt8, Activations: ActivationsInt8}
+	decodeAB(b, [2]GeneratorOptions{exact, act8}, nil, func(b *testing.B, spent [2]time.Duration) {
+		b.ReportMetric(float64(b.N)/spent[0].Seconds(), "exact-tokens/s")
+		b.ReportMetric(float64(b.N)/spent[1].Seconds(), "act8-tokens/s")
+		b.ReportMetric(spent[0].Seconds()/spent[1].Seconds(), "speedup")
+	})
 }
 
 // BenchmarkDecodeScalesAB compares two ways ActivationsInt8 (with HeadInt8)
@@ -205,6 +191,28 @@ func BenchmarkDecodeFusedAB(b *testing.B) { benchDecodeVariantAB(b, "unfused") }
 // HeadInt8 and one of the same with variant in turn; "speedup" is the
 // variant's total step time over the default's.
 func benchDecodeVariantAB(b *testing.B, variant string) {
+	opts := GeneratorOptions{Head: HeadInt8, Activations: ActivationsInt8}
+	vary := func(g *Generator) {
+		switch variant {
+		case "dq":
+			for _, l := range g.int8Act {
+				l.absmax = nil
+			}
+		case "unfused":
+			g.fuseInt8 = false
+		}
+	}
+	decodeAB(b, [2]GeneratorOptions{opts, opts}, vary, func(b *testing.B, spent [2]time.Duration) {
+		b.ReportMetric(float64(b.N)/spent[0].Seconds(), "default-tokens/s")
+		b.ReportMetric(float64(b.N)/spent[1].Seconds(), variant+"-tokens/s")
+		b.ReportMetric(spent[1].Seconds()/spent[0].Seconds(), "speedup")
+	})
+}
+
+// decodeAB runs, on each NF4 benchmark model but stories260K, stepAB on a
+// Generator made with opts[0] and one made with opts[1], then changed by
+// vary if not nil, and report on the time each spent.
+func decodeAB(b *testing.B, opts [2]GeneratorOptions, vary func(*Generator), report func(b *testing.B, spent [2]time.Duration)) {
 	for _, m := range benchModels() {
 		if !strings.HasSuffix(m.name, "/nf4") || strings.HasPrefix(m.name, "stories260K") {
 			continue
@@ -213,25 +221,17 @@ func benchDecodeVariantAB(b *testing.B, variant string) {
 			w := m.weights(b)
 			var gens [2]*Generator
 			for i := range gens {
-				g, err := NewGenerator(w, GeneratorOptions{Head: HeadInt8, Activations: ActivationsInt8})
+				g, err := NewGenerator(w, opts[i])
 				if err != nil {
 					b.Fatal(err)
 				}
 				gens[i] = g
 			}
-			switch variant {
-			case "dq":
-				for _, l := range gens[1].int8Act {
-					l.absmax = nil
-				}
-			case "unfused":
-				gens[1].fused = nil
+			if vary != nil {
+				vary(gens[1])
 			}
 			b.ResetTimer()
-			spent := stepAB(b, gens)
-			b.ReportMetric(float64(b.N)/spent[0].Seconds(), "default-tokens/s")
-			b.ReportMetric(float64(b.N)/spent[1].Seconds(), variant+"-tokens/s")
-			b.ReportMetric(spent[1].Seconds()/spent[0].Seconds(), "speedup")
+			report(b, stepAB(b, gens))
 		})
 	}
 }

@@ -128,3 +128,24 @@ func TestHeadInt8Errors(t *testing.T) {
 		t.Errorf("HeadInt8 with Dim 48: error %v, want one about multiples of 32", err)
 	}
 }
+
+// TestParsePrecisions: the Parse functions invert String and name the
+// choices for an unknown name.
+func TestParsePrecisions(t *testing.T) {
+	for _, p := range []HeadPrecision{HeadExact, HeadInt8} {
+		if got, err := ParseHeadPrecision(p.String()); err != nil || got != p {
+			t.Errorf("ParseHeadPrecision(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for _, p := range []ActivationPrecision{ActivationsExact, ActivationsInt8} {
+		if got, err := ParseActivationPrecision(p.String()); err != nil || got != p {
+			t.Errorf("ParseActivationPrecision(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	if _, err := ParseHeadPrecision("int4"); err == nil || err.Error() != `"int4": want exact or int8` {
+		t.Errorf("ParseHeadPrecision(int4): error %v", err)
+	}
+	if _, err := ParseActivationPrecision(""); err == nil || err.Error() != `"": want exact or int8` {
+		t.Errorf("ParseActivationPrecision(\"\"): error %v", err)
+	}
+}

@@ -65,15 +65,7 @@ func TestSplitDecodeMatchesOneGoroutine(t *testing.T) {
 				out = append(out, append([]float32(nil), logits...))
 			}
 			if procs > 1 {
-				allocs := testing.AllocsPerRun(20, func() {
-					if g.Pos() == g.MaxLen() {
-						g.Reset()
-					}
-					if _, err := g.Step(42); err != nil {
-						t.Fatal(err)
-					}
-				})
-				if allocs != 0 {
+				if allocs := stepAllocs(t, g, 42, 20); allocs != 0 {
 					t.Errorf("a split Step allocates %v times per token, want 0", allocs)
 				}
 			}

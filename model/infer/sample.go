@@ -43,15 +43,28 @@ type tokenProb struct {
 
 // NewSampler checks opts and returns a Sampler.
 func NewSampler(opts SamplerOptions) (*Sampler, error) {
+	s := new(Sampler)
+	if err := s.Reset(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reset checks opts and makes them s's, keeping s's scratch buffers (24
+// bytes per token of the vocabulary, once a temperature above 0 has grown
+// them), so that a server can hand one Sampler's memory from request to
+// request. On an error, s is unchanged.
+func (s *Sampler) Reset(opts SamplerOptions) error {
 	switch {
 	case !(opts.Temperature >= 0) || math.IsInf(opts.Temperature, 0):
-		return nil, fmt.Errorf("infer: sampler: temperature %v must be non-negative and finite", opts.Temperature)
+		return fmt.Errorf("infer: sampler: temperature %v must be non-negative and finite", opts.Temperature)
 	case !(opts.TopP >= 0 && opts.TopP <= 1):
-		return nil, fmt.Errorf("infer: sampler: top-p %v must be in [0, 1]", opts.TopP)
+		return fmt.Errorf("infer: sampler: top-p %v must be in [0, 1]", opts.TopP)
 	case opts.Temperature > 0 && opts.Rand == nil:
-		return nil, errors.New("infer: sampler: temperature > 0 needs a random source (Rand)")
+		return errors.New("infer: sampler: temperature > 0 needs a random source (Rand)")
 	}
-	return &Sampler{opts: opts}, nil
+	s.opts = opts
+	return nil
 }
 
 // Sample returns the id of the next token given the logits of every token

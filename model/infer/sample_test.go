@@ -245,3 +245,55 @@ func TestSamplerDoesNotAllocate(t *testing.T) {
 		t.Errorf("Sample allocates %v times per token after the first, want 0", allocs)
 	}
 }
+
+// TestSamplerReset: a Sampler given new options by Reset draws what a new
+// one with those options draws, without growing its scratch again, and
+// keeps its options when Reset refuses bad ones.
+func TestSamplerReset(t *testing.T) {
+	logits := genRandomSlice(rand.New(rand.NewPCG(3, 4)), 32000, 3)
+	opts := func(seed uint64) SamplerOptions {
+		return SamplerOptions{Temperature: 0.8, TopP: 0.9, Rand: rand.New(rand.NewPCG(seed, 0))}
+	}
+	draw := func(s *Sampler) []int {
+		ids := make([]int, 0, 10)
+		for range 10 {
+			id, err := s.Sample(logits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	fresh, err := NewSampler(opts(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := draw(fresh)
+	reused, err := NewSampler(opts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	draw(reused)
+	var got []int
+	allocs := testing.AllocsPerRun(1, func() {
+		if err := reused.Reset(opts(2)); err != nil {
+			t.Fatal(err)
+		}
+		got = draw(reused)
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("after Reset drew %v, a new Sampler %v", got, want)
+	}
+	// opts allocates the random source (2 objects), draw its ids (1); the
+	// scratch, grown again, would be 2 more.
+	if allocs > 3 {
+		t.Errorf("Reset and 10 draws allocate %v times: the scratch was not kept", allocs)
+	}
+	if err := reused.Reset(SamplerOptions{Temperature: -1}); err == nil {
+		t.Fatal("Reset(temperature -1): no error")
+	}
+	if reused.opts.Temperature != 0.8 {
+		t.Errorf("a refused Reset changed the options to %+v", reused.opts)
+	}
+}
