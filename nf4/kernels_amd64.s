@@ -572,15 +572,14 @@ rows256done:
 
 // func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
 // 16 double-quantized scales per step: the codes widened to dword indices,
-// looked up in the 256-entry table held in Z16–Z31 (eight VPERMT2PS over
-// 32-entry pairs, each kept for the lanes whose top three code bits select
-// its pair; faster than a gather on AMD cores), then the product with
-// nested and the sum with offset, each rounded like the Go code's.
+// looked up in the 256-entry table held in Z16–Z31 (eight VPERMI2PS over
+// 32-entry pairs, each masked to the lanes whose top three code bits select
+// its pair, so that the indices of the other lanes stay for the later
+// pairs; faster than a gather on AMD cores), then the product with nested
+// and the sum with offset, each rounded like the Go code's.
 #define SCALEPAIR(i, lo, hi) \
 	VPCMPEQD.BCST scalePair<>+(4*i)(SB), Z2, K1 \
-	VMOVAPS       lo, Z3                       \
-	VPERMT2PS     hi, Z1, Z3                   \
-	VMOVAPS       Z3, K1, Z0
+	VPERMI2PS     hi, lo, K1, Z1
 
 TEXT ·scalesAVX512(SB), NOSPLIT, $0-40
 	MOVQ         out+0(FP), DI
@@ -617,7 +616,7 @@ scales512:
 	SCALEPAIR(5, Z26, Z27)
 	SCALEPAIR(6, Z28, Z29)
 	SCALEPAIR(7, Z30, Z31)
-	VMULPS    Z4, Z0, Z0
+	VMULPS    Z4, Z1, Z0
 	VADDPS    Z5, Z0, Z0
 	VMOVUPS   Z0, (DI)
 	ADDQ      $16, SI
