@@ -20,9 +20,14 @@ import (
 // scaleChunk is the number of block scales one kernel call uses.
 const scaleChunk = 64
 
-// matVecScales is the number of block scales a call of matVec4VBMI uses at
-// most: 4 KiB on the stack, at least four rows of up to 16K columns.
-const matVecScales = 1024
+// matVecScales and matVecScalesWide are the numbers of block scales a call
+// of matVec4VBMI uses at most: the first for matrices of up to 8K columns at
+// the default block size, the second for wider ones (up to 64K), so that a
+// small product does not clear 16 KiB of stack at every call.
+const (
+	matVecScales     = 512
+	matVecScalesWide = 4096
+)
 
 // hasVBMI reports whether this CPU has AVX-512 VBMI, which the fastest
 // decoding kernels need on top of the AVX512 level.
@@ -188,7 +193,7 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 // mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
 // them, the rows of x not taken four at a time go through matVecVBMI.
 func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
-	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && 4*m.cols/m.blockSize+2 <= matVecScales {
+	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && 4*m.cols/m.blockSize+2 <= matVecScalesWide {
 		n4 := n &^ 3
 		if n4 > 0 {
 			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
@@ -310,12 +315,23 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 // four, of a matrix whose rows start at flat multiples of 32, four rows at a
 // time; a last batch of fewer rows is done again as the last four.
 func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
+	if 4*m.cols/m.blockSize+2 <= matVecScales {
+		var scales [matVecScales]float32
+		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+		return
+	}
+	var scales [matVecScalesWide]float32
+	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+}
+
+// matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
+// four rows.
+func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
 	cols := m.cols
 	// Rows per call: a multiple of four whose blocks fit in scales (k rows
 	// touch at most k·cols/blockSize + 2 blocks).
-	per := ((matVecScales - 2) * m.blockSize / cols) &^ 3
+	per := ((len(scales) - 2) * m.blockSize / cols) &^ 3
 	groupShift := int(m.blockShift) - 5
-	var scales [matVecScales]float32
 	for r := r0; r < r1; {
 		re := min(r1, r+per)
 		k := (re - r) &^ 3
