@@ -55,7 +55,8 @@ const kcUnit = 32
 // run concurrently. It panics, like gonum's BLAS, when a dimension is
 // negative, a leading dimension is too small or a slice too short.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	kr, swap := pick(cpu.Best(), m, n, true)
+	sgemm(kr, swap, runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Level returns the instruction-set level Sgemm runs at on this machine.
@@ -75,7 +76,8 @@ func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	if transB {
 		br, bc = n, k
 	}
-	sgemmB(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
+	kr, _ := pick(cpu.Best(), m, n, false)
+	sgemmB(kr, runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
 }
 
 // A Source writes blocks of a rows×cols float32 matrix on demand, for
@@ -113,9 +115,44 @@ func (b matB) shift(j int, transB bool) matB {
 	return b
 }
 
-func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// sgemm is Sgemm with kernel kr on threads goroutines, computing Cᵀ instead
+// of C when swap is set.
+func sgemm(kr *kernel, swap bool, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if swap {
+		sgemmT(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	sgemmB(kr, threads, transA, transB, m, n, k, alpha, a, lda, matB{data: b, ld: ldb}, beta, c, ldc)
+}
+
+// sgemmT computes C through its transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, n×m: op(B)ᵀ
+// is packed as the left operand and op(A)ᵀ as the right one, and the tiles
+// of Cᵀ are transposed into C as they are stored. A product with few
+// columns and many rows (LoRA's rank-8 factors: 512×8) then runs on a tile
+// with few rows and many columns (8×48), whose vectors are full, where the
+// tiles with 8 columns use half-width vectors. Large products split the
+// rows of C (the columns of Cᵀ) over goroutines, each packing the small
+// op(B)ᵀ itself.
+func sgemmT(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta == 0 {
+		beta = 0 // -0 → +0: the kernels test beta's bits
+	}
+	if alpha == 0 || k == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	at := matB{data: a, ld: lda}
+	if threads < 2 || m*n*k < parallelMinWork {
+		serial(kr, true, !transB, !transA, n, m, k, alpha, b, ldb, at, beta, c, ldc)
+		return
+	}
+	parallel.For(m, kr.nr, kr.nr, func(lo, hi int) {
+		serial(kr, true, !transB, !transA, n, hi-lo, k, alpha, b, ldb, at.shift(lo, !transA), beta, c[lo*ldc:], ldc)
+	})
 }
 
 func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
@@ -130,7 +167,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		return
 	}
 	if threads < 2 || m*n*k < parallelMinWork {
-		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		serial(kr, false, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
 	// With all the rows in one block and enough column blocks, the
@@ -158,7 +195,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	}
 	if splitN {
 		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
-			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b.shift(lo, transB), beta, c[lo:], ldc)
+			serial(kr, false, transA, transB, m, hi-lo, k, alpha, a, lda, b.shift(lo, transB), beta, c[lo:], ldc)
 		})
 		return
 	}
@@ -167,7 +204,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		if transA {
 			aOff = lo
 		}
-		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
+		serial(kr, false, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
 	})
 }
 
@@ -176,8 +213,9 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 // the first); mc rows of op(A), packed once per block (Ã, in L3); nc columns
 // of op(B), packed (B̃, kept in L2); a micro-panel of mr rows of Ã, which
 // stays in L1 while the micro-kernel runs it against every micro-panel of
-// nr columns of B̃, each streaming from L2.
-func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+// nr columns of B̃, each streaming from L2. With transC, c holds the
+// transpose of the product (sgemmT): C[j, i] is element (i, j).
+func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
 	w := kr.workspace()
 	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
@@ -203,6 +241,10 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 					for jr := 0; jr < nc; jr += nr {
 						bp := &w.b[jr*kc]
 						cols := min(nr, nc-jr)
+						if transC {
+							kr.tileT(w, kc, ap, bp, rows, cols, alpha, bt, c[(jc+jr)*ldc+ic+ir:], ldc)
+							continue
+						}
 						ci := (ic+ir)*ldc + jc + jr
 						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
@@ -400,6 +442,32 @@ func (kr *kernel) tile(w *workspace, kc int, ap, bp *float32, rows, cols int, al
 	}
 	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
 	mergeTile(w.tile, kr.nr, rows, cols, beta, c, ldc)
+}
+
+// tileT is tile for a tile of Cᵀ held in c: the micro-kernel writes w's
+// scratch tile, which is transposed into C.
+func (kr *kernel) tileT(w *workspace, kc int, ap, bp *float32, rows, cols int, alpha, beta float32, c []float32, ldc int) {
+	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
+	mergeTileT(w.tile, kr.nr, rows, cols, beta, c, ldc)
+}
+
+// mergeTileT stores the transpose of the rows×cols corner of t (already
+// scaled by alpha) into C: C[j, i] = t[i, j] + beta·C[j, i], not reading C
+// when beta is 0.
+func mergeTileT(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) {
+	if mergeBlocksT(t, ldt, rows, cols, beta, c, ldc) {
+		return
+	}
+	for j := range cols {
+		dst := c[j*ldc : j*ldc+rows]
+		for i := range dst {
+			v := t[i*ldt+j]
+			if beta != 0 {
+				v += beta * dst[i]
+			}
+			dst[i] = v
+		}
+	}
 }
 
 // mergeTile stores the rows×cols corner of an edge tile t (already scaled by

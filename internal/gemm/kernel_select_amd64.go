@@ -6,12 +6,13 @@ import "github.com/golora/golora/internal/cpu"
 // tile first, then the narrow ones for products with few columns.
 var asmKernels = [...][]*kernel{
 	cpu.AVX2: {
-		newKernel(kernel{level: cpu.AVX2, mr: 6, nr: 16, micro: kernel6x16AVX2, kc: 256, mc: 1008, nc: 192, colCost: 1}),
-		newKernel(kernel{level: cpu.AVX2, mr: 12, nr: 8, micro: kernel12x8AVX2, kc: 256, mc: 1008, nc: 192, colCost: 1.15}),
+		newKernel(kernel{level: cpu.AVX2, mr: 6, nr: 16, micro: kernel6x16AVX2, kc: 256, mc: 1008, nc: 192, cost: 1}),
+		newKernel(kernel{level: cpu.AVX2, mr: 12, nr: 8, micro: kernel12x8AVX2, kc: 256, mc: 1008, nc: 192, cost: 1.15}),
 	},
 	cpu.AVX512: {
-		newKernel(kernel{level: cpu.AVX512, mr: 14, nr: 32, micro: kernel14x32AVX512, kc: 384, mc: 1008, nc: 384, colCost: 1}),
-		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 16, micro: kernel28x16AVX512, kc: 256, mc: 1008, nc: 384, colCost: 1.1}),
-		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 8, micro: kernel28x8AVX512, kc: 256, mc: 1008, nc: 384, colCost: 1.3}),
+		newKernel(kernel{level: cpu.AVX512, mr: 14, nr: 32, micro: kernel14x32AVX512, kc: 384, mc: 1008, nc: 384, cost: 1}),
+		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 16, micro: kernel28x16AVX512, kc: 256, mc: 1008, nc: 384, cost: 1.1}),
+		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 8, micro: kernel28x8AVX512, kc: 256, mc: 1008, nc: 384, cost: 1.3}),
+		newKernel(kernel{level: cpu.AVX512, mr: 8, nr: 48, micro: kernel8x48AVX512, kc: 384, mc: 1008, nc: 384, cost: 1.05}),
 	},
 }
