@@ -216,6 +216,10 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 // nr columns of B̃, each streaming from L2. With transC, c holds the
 // transpose of the product (sgemmT): C[j, i] is element (i, j).
 func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	if kr.strided != nil && b.src == nil && m*k+k*n <= directMaxElems && (n+kr.nr)*min(k, kr.kc) <= kr.kc*kr.nc {
+		direct(kr, transC, transA, transB, m, n, k, alpha, a, lda, b.data, b.ld, beta, c, ldc)
+		return
+	}
 	w := kr.workspace()
 	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
@@ -248,6 +252,79 @@ func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32,
 						ci := (ic+ir)*ldc + jc + jr
 						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
+				}
+			}
+		}
+	}
+}
+
+// directMaxElems is the most elements of op(A) and op(B) together that
+// direct reads in place: 1 MiB, which stays in L2 while it is read again
+// for every tile.
+const directMaxElems = 1 << 18
+
+// direct is serial for a tile with a strided kernel, on a product small
+// enough for its operands to stay in cache: the kernel reads op(A), and
+// op(B) unless it is stored transposed, where they lie. Packing is then
+// left to the edges (a last panel of fewer than mr rows or nr columns,
+// padded) and to a transposed op(B), whose columns the kernel cannot read
+// as rows. In the products of an attention head (128×48 by 128 steps) or
+// of a LoRA factor, each packed panel would be read once or a few times,
+// and packing cost a third of the time. The blocks of the inner dimension,
+// the kernel's arithmetic and the edge tiles' scratch are serial's: the
+// result has the same bits.
+func direct(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := kr.workspace()
+	defer kr.put(w)
+	mr, nr := kr.mr, kr.nr
+	kcMax := balance(k, kr.kc, kcUnit)
+	// Element (i, p) of op(A) is at a[i·ars + p·aps].
+	ars, aps := lda, 1
+	if transA {
+		ars, aps = 1, lda
+	}
+	fullN := n / nr * nr
+	for pc := 0; pc < k; pc += kcMax {
+		kc := min(kcMax, k-pc)
+		bt := beta
+		if pc > 0 {
+			bt = 1
+		}
+		// A transposed op(B) is packed whole, a stored one only at its
+		// edge: w.b holds kc×n (serial checks).
+		if transB {
+			packSliceB(w.b, true, b, ldb, pc, kc, 0, n, nr)
+		} else if fullN < n {
+			packSliceB(w.b, false, b, ldb, pc, kc, fullN, n-fullN, nr)
+		}
+		for ir := 0; ir < m; ir += mr {
+			rows := min(mr, m-ir)
+			ap, rs, ps := &a[ir*ars+pc*aps], ars, aps
+			if rows < mr {
+				packA(w.a, transA, a, lda, ir, rows, pc, kc, mr)
+				ap, rs, ps = &w.a[0], 1, mr
+			}
+			for jr := 0; jr < n; jr += nr {
+				cols := min(nr, n-jr)
+				var bp *float32
+				bs := nr
+				switch {
+				case transB:
+					bp = &w.b[jr*kc]
+				case cols < nr:
+					bp = &w.b[0]
+				default:
+					bp, bs = &b[pc*ldb+jr], ldb
+				}
+				switch {
+				case transC:
+					kr.strided(kc, ap, bp, &w.tile[0], nr, alpha, 0, rs, ps, bs)
+					mergeTileT(w.tile, nr, rows, cols, bt, c[jr*ldc+ir:], ldc)
+				case rows == mr && cols == nr:
+					kr.strided(kc, ap, bp, &c[ir*ldc+jr], ldc, alpha, bt, rs, ps, bs)
+				default:
+					kr.strided(kc, ap, bp, &w.tile[0], nr, alpha, 0, rs, ps, bs)
+					mergeTile(w.tile, nr, rows, cols, bt, c[ir*ldc+jr:], ldc)
 				}
 			}
 		}

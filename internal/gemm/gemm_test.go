@@ -460,3 +460,43 @@ func bitsDiffer(got, want []float32) int {
 	}
 	return -1
 }
+
+// TestDirectSameBits: a tile with a strided kernel reads small products'
+// operands in place (direct); the result must have the bits of the same
+// tile on packed panels, edges, transposes and Cᵀ included, and match the
+// reference.
+func TestDirectSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var direct []*kernel
+	for _, kr := range levels() {
+		if kr.strided != nil {
+			direct = append(direct, kr)
+		}
+	}
+	if len(direct) == 0 {
+		t.Skip("no tile with a strided kernel in this build")
+	}
+	shapes := [][3]int{{128, 48, 128}, {8, 288, 512}, {288, 8, 512}, {13, 50, 700}, {8, 97, 33}, {130, 47, 40}, {7, 5, 3}, {64, 96, 1}}
+	for _, kr := range direct {
+		packed := *kr
+		packed.strided = nil
+		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+			for i, sh := range shapes {
+				for _, swap := range []bool{false, true} {
+					s := [][2]float32{{1, 0}, {0.5, 1}, {-1, 0.25}}[i%3]
+					p := newProblem(rng, tr[0], tr[1], sh[0], sh[1], sh[2], 2, s[0], s[1])
+					if p.m*p.k+p.k*p.n > directMaxElems {
+						t.Fatalf("%v: too large to be read in place", p)
+					}
+					want, tol := p.reference()
+					label := fmt.Sprintf("%v transposed=%v", kr, swap)
+					got := p.runPath(path{kr, swap}, 1)
+					p.verify(t, label, got, want, tol)
+					if i := bitsDiffer(got, p.runPath(path{&packed, swap}, 1)); i >= 0 {
+						t.Fatalf("%s %v: C[%d] differs in place and packed", label, p, i)
+					}
+				}
+			}
+		}
+	}
+}

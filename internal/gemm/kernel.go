@@ -20,6 +20,12 @@ import (
 // which bounds the time a goroutine spends in one non-preemptible call.
 type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
+// A stridedKernel is a microKernel that reads its operands where they lie:
+// element (i, p) of Ã at a[i·ars + p·aps] and row p of B̃ (nr consecutive
+// elements) at b[p·bps:]. With ars = 1, aps = mr and bps = nr it is the
+// microKernel on packed panels.
+type stridedKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, ars, aps, bps int)
+
 // kernel is one code path: a micro-kernel, its tile shape and the cache
 // blocking that suits it. Packed panels are reused from free, so that a
 // product makes no garbage once warm. free is a bounded list rather than a
@@ -30,6 +36,9 @@ type kernel struct {
 	level  cpu.Level
 	mr, nr int
 	micro  microKernel
+	// strided, when the tile has one, is micro reading its operands in
+	// place (see direct).
+	strided stridedKernel
 	// The cache blocks (see serial): kc steps of the inner dimension at a
 	// time; mc rows of op(A) packed per block (Ã, from which one micro-panel
 	// of mr×kc stays in L1 while it is used); nc columns of op(B) packed per

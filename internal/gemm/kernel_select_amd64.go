@@ -13,6 +13,11 @@ var asmKernels = [...][]*kernel{
 		newKernel(kernel{level: cpu.AVX512, mr: 14, nr: 32, micro: kernel14x32AVX512, kc: 384, mc: 1008, nc: 384, cost: 1}),
 		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 16, micro: kernel28x16AVX512, kc: 256, mc: 1008, nc: 384, cost: 1.1}),
 		newKernel(kernel{level: cpu.AVX512, mr: 28, nr: 8, micro: kernel28x8AVX512, kc: 256, mc: 1008, nc: 384, cost: 1.3}),
-		newKernel(kernel{level: cpu.AVX512, mr: 8, nr: 48, micro: kernel8x48AVX512, kc: 384, mc: 1008, nc: 384, cost: 1.05}),
+		newKernel(kernel{level: cpu.AVX512, mr: 8, nr: 48, micro: kernel8x48AVX512, strided: kernel8x48StridedAVX512, kc: 384, mc: 1008, nc: 384, cost: 1.05}),
 	},
+}
+
+// kernel8x48AVX512 is the strided 8×48 kernel on packed panels.
+func kernel8x48AVX512(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	kernel8x48StridedAVX512(k, a, b, c, ldc, alpha, beta, 1, 8, 48)
 }
