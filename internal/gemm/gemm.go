@@ -6,10 +6,13 @@
 // (in Go, which absorbs transposes and leading dimensions) into panels sized
 // for the caches, and a register-blocked micro-kernel multiplies one panel of
 // each into a small tile of C. The micro-kernels are written for AVX-512
-// (14×32 tiles, and 28×16 and 28×8 for products with few columns) and AVX2
-// with FMA (6×16, 12×8), generated with avo by the separate module in
-// asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
-// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// (8×48 and 14×32 tiles, and 28×16 and 28×8 for products with few columns)
+// and AVX2 with FMA (6×16, 12×8), generated with avo by the separate module
+// in asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
+// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one. A
+// product with few columns and many rows is computed as its transpose, and
+// the 8×48 tile reads a small product's operands where they lie instead of
+// packing them.
 // SgemmSource takes B from a Source instead of a slice, so that a compressed
 // weight is decoded straight into the packed panels.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call

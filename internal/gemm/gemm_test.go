@@ -157,9 +157,10 @@ func paths() []path {
 	return ps
 }
 
-// TestPick: few columns take a narrow tile, many the widest; few columns
-// and many rows, or 48 columns, the 8×48 tile, computing Cᵀ when the
-// columns are few.
+// TestPick: products with 8 columns (LoRA's rank) take the 8×48 tile
+// computing Cᵀ; those with 48 or with many columns the 8×48 tile as is, whose
+// cost per element is the lowest; 64 columns the 14×32 tile; a product too
+// small for 48 columns the 28×8 tile.
 func TestPick(t *testing.T) {
 	ks := kernelsFor(cpu.AVX512)
 	if ks[0].level != cpu.AVX512 {
@@ -169,10 +170,9 @@ func TestPick(t *testing.T) {
 		m, n, mr, nr int
 		swap         bool
 	}{
-		{512, 8, 8, 48, true}, {288, 8, 8, 48, true}, {8, 288, 8, 48, false},
-		{8, 8, 28, 8, false}, {512, 16, 28, 16, false}, {128, 48, 8, 48, false},
-		{512, 64, 14, 32, false}, {512, 288, 14, 32, false}, {512, 768, 14, 32, false}, {128, 128, 14, 32, false},
-		{512, 2048, 14, 32, false},
+		{512, 8, 8, 48, true}, {288, 8, 8, 48, true}, {8, 288, 8, 48, false}, {8, 8, 28, 8, false},
+		{512, 16, 8, 48, true}, {128, 48, 8, 48, false}, {512, 64, 14, 32, false}, {512, 288, 8, 48, false},
+		{512, 768, 8, 48, false}, {128, 128, 8, 48, false}, {512, 2048, 8, 48, false}, {32000, 288, 8, 48, false},
 	} {
 		got, swap := pick(cpu.AVX512, c.m, c.n, true)
 		if got.mr != c.mr || got.nr != c.nr || swap != c.swap {
