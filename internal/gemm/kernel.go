@@ -45,7 +45,7 @@ type kernel struct {
 	// block (B̃, kc×nc, kept in L2).
 	kc, mc, nc int
 	// cost is the time per element of a tile relative to the level's
-	// widest tile (whose cost is 1): narrow tiles do less work per load.
+	// first tile (whose cost is 1): narrow tiles do less work per load.
 	cost float64
 	free chan *workspace
 	// freeA keeps the buffers sharedA packs op(A) into: up to packedAMax
@@ -123,7 +123,7 @@ func newKernel(kr kernel) *kernel {
 var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128, cost: 1})
 
 // kernelsFor returns the tiles of the best code path available at level l,
-// the widest first.
+// its first tile (the unit of their costs) first.
 func kernelsFor(l cpu.Level) []*kernel {
 	for l > cpu.Generic {
 		if int(l) < len(asmKernels) && asmKernels[l] != nil {
@@ -134,7 +134,7 @@ func kernelsFor(l cpu.Level) []*kernel {
 	return []*kernel{generic}
 }
 
-// kernelFor returns the widest tile of the best code path at level l.
+// kernelFor returns the first tile of the best code path at level l.
 func kernelFor(l cpu.Level) *kernel { return kernelsFor(l)[0] }
 
 // pick returns the tile of the best code path at level l that computes an
@@ -161,7 +161,7 @@ func pick(l cpu.Level, m, n int, transposable bool) (kr *kernel, swap bool) {
 const transposedCost = 1.1
 
 // tileCost is the time kr takes over an m×n product, in units of an
-// element of the widest tile.
+// element of the level's first tile.
 func tileCost(kr *kernel, m, n int) float64 {
 	return float64((m+kr.mr-1)/kr.mr*kr.mr) * float64((n+kr.nr-1)/kr.nr*kr.nr) * kr.cost
 }

@@ -2,8 +2,9 @@ package gemm
 
 import "github.com/golora/golora/internal/cpu"
 
-// asmKernels are the assembly code paths, by the level they need: the widest
-// tile first, then the narrow ones for products with few columns. The 8×48
+// asmKernels are the assembly code paths, by the level they need: the
+// square-ish tile first, then the narrow ones for products with few columns
+// and, for AVX-512, the short, wide one. The 8×48
 // tile's cost is below the 14×32's: it broadcasts each element of Ã into a
 // register once for three multiply-adds, where the 14×32 tile loads it for
 // each of two, and in BenchmarkSgemm it ran the block linears' products
