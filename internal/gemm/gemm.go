@@ -130,8 +130,8 @@ func sgemm(kr *kernel, swap bool, threads int, transA, transB bool, m, n, k int,
 }
 
 // sgemmT computes C through its transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, n×m: op(B)ᵀ
-// is packed as the left operand and op(A)ᵀ as the right one, and the tiles
-// of Cᵀ are transposed into C as they are stored. A product with few
+// is the left operand and op(A)ᵀ the right one, and the tiles of Cᵀ are
+// transposed into C as they are stored. A product with few
 // columns and many rows (LoRA's rank-8 factors: 512×8) then runs on a tile
 // with few rows and many columns (8×48), whose vectors are full, where the
 // tiles with 8 columns use half-width vectors. Large products split the
