@@ -173,9 +173,22 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		serial(kr, false, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
+	panelsM := (m + kr.mr - 1) / kr.mr
+	// When each goroutine's share of the rows runs in place, there is
+	// nothing to pack together: they split the rows and never wait for
+	// each other.
+	if share := (panelsM + threads - 1) / threads * kr.mr; panelsM >= 2*threads && directFits(kr, b, share, n, k) {
+		parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
+			aOff := lo * lda
+			if transA {
+				aOff = lo
+			}
+			serial(kr, false, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
+		})
+		return
+	}
 	// With all the rows in one block and enough column blocks, the
 	// goroutines pack op(A) together and take blocks of op(B) as they come.
-	panelsM := (m + kr.mr - 1) / kr.mr
 	if panelsM*kr.mr <= kr.mc && (n+kr.nc-1)/kr.nc >= 2*threads {
 		sharedA(kr, threads, packedAMax, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
@@ -219,7 +232,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 // nr columns of B̃, each streaming from L2. With transC, c holds the
 // transpose of the product (sgemmT): C[j, i] is element (i, j).
 func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
-	if kr.strided != nil && b.src == nil && m*k+k*n <= directMaxElems && (n+kr.nr)*min(k, kr.kc) <= kr.kc*kr.nc {
+	if directFits(kr, b, m, n, k) {
 		direct(kr, transC, transA, transB, m, n, k, alpha, a, lda, b.data, b.ld, beta, c, ldc)
 		return
 	}
@@ -259,6 +272,13 @@ func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32,
 			}
 		}
 	}
+}
+
+// directFits reports whether serial runs an m×n×k product in place
+// (direct): the tile has a strided kernel, op(B) is a slice, the operands
+// are at most directMaxElems and a block of op(B) fits the workspace.
+func directFits(kr *kernel, b matB, m, n, k int) bool {
+	return kr.strided != nil && b.src == nil && m*k+k*n <= directMaxElems && (n+kr.nr)*min(k, kr.kc) <= kr.kc*kr.nc
 }
 
 // directMaxElems is the most elements of op(A) and op(B) together that
