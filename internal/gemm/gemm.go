@@ -176,13 +176,14 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	panelsM := (m + kr.mr - 1) / kr.mr
 	// When each goroutine's share of the rows runs in place, there is
 	// nothing to pack together: they split the rows and never wait for
-	// each other. On the 8×48 tile they do so too when op(B) has too few
-	// column blocks for sharedA and each share is one block of rows: each
+	// each other. On the 8×48 tile they do so too when op(B) is a slice
+	// (a Source's would be decoded by each), has too few column blocks for
+	// sharedA, and each share is one block of rows: each goroutine
 	// packs op(B) itself, which on two threads of a shared machine cost
 	// less than sharedB's barriers (stories15M's 512×768×288 ran at 0.93×
 	// OpenBLAS instead of 0.70×, Llama-3.2-1B's 512×512×2048 at 1.0×
 	// instead of 0.9×).
-	if share := (panelsM + threads - 1) / threads * kr.mr; panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
+	if share := (panelsM + threads - 1) / threads * kr.mr; panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && b.src == nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
 		parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
 			aOff := lo * lda
 			if transA {
