@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -145,7 +146,7 @@ func (s *streamQuantizer) work(jobs <-chan quantizeJob) {
 		}
 		n := job.lin.Out * job.lin.In
 		if cap(buf) < n {
-			buf = make([]float32, n)
+			buf = hugemem.Make[float32](n)
 		}
 		if err := s.run(job, buf[:n]); err != nil {
 			s.fail(err)
