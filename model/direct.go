@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/golora/golora/internal/hugemem"
 )
 
 // Direct reading of a checkpoint too large for the page cache. On the VM
@@ -133,9 +135,11 @@ func (d *directReader) abort() {
 	d.changed.Broadcast()
 }
 
-// alignedBuffer returns n bytes starting at a multiple of directAlign.
+// alignedBuffer returns n bytes starting at a multiple of directAlign, in
+// huge pages when n is large (hugemem.Make): a chunk is then 16 page faults
+// rather than 8192.
 func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
+	b := hugemem.Make[byte](n + directAlign)
 	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (directAlign - 1))
 	return b[skip : skip+n]
 }
