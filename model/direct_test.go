@@ -164,6 +164,15 @@ func TestLoadUncachedMatches(t *testing.T) {
 	if !reflect.DeepEqual(cached, uncached) {
 		t.Error("weights read with O_DIRECT differ from those read through the page cache")
 	}
+	// Dense tensors read last, into memory populated ahead, as a real
+	// model's embedding is.
+	prefaulted, err := loadHFStream(ctx, dir, streamOptions{quantizer: q, uncached: true, prefaultMin: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cached, prefaulted) {
+		t.Error("weights read with O_DIRECT into memory populated ahead differ from those read through the page cache")
+	}
 }
 
 // TestDirectReaderCancel: a range the loader abandons half read holds the

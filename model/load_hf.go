@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,6 +116,8 @@ type streamOptions struct {
 	// uncached reads the checkpoint as one too large for the page cache
 	// (see shouldEvict) whatever its size, for tests.
 	uncached bool
+	// prefaultMin, if not 0, replaces the constant prefaultMin, for tests.
+	prefaultMin int
 }
 
 // loadHFStream is loadHF quantizing block linears as it reads them (see
@@ -183,7 +186,7 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	}
 	var dense [][]float32
 	if so.quantizer != nil {
-		slots, dense = prefaultDense(slots, func(f found) int {
+		slots, dense = prefaultDense(slots, cmp.Or(so.prefaultMin, prefaultMin), func(f found) int {
 			n, err := f.tensor.NumElements()
 			if f.quantized || f.slot.parts != nil || (f.slot.linear != nil && f.slot.key != "lm_head.weight") || err != nil {
 				return 0

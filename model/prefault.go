@@ -28,13 +28,13 @@ const prefaultMin = 16 << 20
 const populateChunk = 32 << 20
 
 // prefaultDense moves the slots that size (elements kept in float32, 0 for
-// the others) says have at least prefaultMin elements to the end of slots,
+// the others) says have at least least elements to the end of slots,
 // keeping the order of both parts, and allocates their float32 values:
 // dense[i] is for slot len(slots)-len(dense)+i of the slots returned.
-func prefaultDense[S any](slots []S, size func(S) int) (reordered []S, dense [][]float32) {
+func prefaultDense[S any](slots []S, least int, size func(S) int) (reordered []S, dense [][]float32) {
 	var small, large []S
 	for _, s := range slots {
-		if n := size(s); n >= prefaultMin {
+		if n := size(s); n > 0 && n >= least {
 			large = append(large, s)
 			dense = append(dense, hugemem.Make[float32](n))
 		} else {
