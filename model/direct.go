@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/golora/golora/internal/hugemem"
 )
 
 // Direct reading of a checkpoint too large for the page cache. On the VM
@@ -133,9 +135,11 @@ func (d *directReader) abort() {
 	d.changed.Broadcast()
 }
 
-// alignedBuffer returns n bytes starting at a multiple of directAlign.
+// alignedBuffer returns n bytes starting at a multiple of directAlign, in
+// huge pages when n is large (hugemem.Make): a chunk is then 16 page faults
+// rather than 8192.
 func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
+	b := hugemem.Make[byte](n + directAlign)
 	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (directAlign - 1))
 	return b[skip : skip+n]
 }
@@ -229,6 +233,44 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 	return nil
 }
 
+// viewData calls use with part, a part of range i's data, in the ring
+// itself, without a copy, when it lies in one chunk (decodeStreaming's
+// pieces always do: they divide a chunk); it reports false, having done
+// nothing, when it does not. The chunk's slot is not refilled until use
+// returns.
+func (d *directReader) viewData(i int, part []byte, use func(src []byte)) (bool, error) {
+	rg := d.ranges[i].data
+	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(part))) - uintptr(unsafe.Pointer(unsafe.SliceData(rg))))
+	if len(part) == 0 || off/d.chunk != (off+int64(len(part))-1)/d.chunk {
+		return false, nil
+	}
+	k := d.first[i] + int(off/d.chunk)
+	p := d.pieces[k]
+	d.mu.Lock()
+	for d.loaded <= k && d.err == nil && !d.stop {
+		d.changed.Wait()
+	}
+	if d.loaded <= k {
+		err := d.err
+		d.mu.Unlock()
+		if err == nil {
+			err = fmt.Errorf("model: reading %s: loading stopped", p.file.Name())
+		}
+		return true, err
+	}
+	src := d.data[k][off-p.off : off-p.off+int64(len(part))]
+	d.mu.Unlock()
+	use(src)
+	d.mu.Lock()
+	d.left[k] -= int64(len(part))
+	free := d.left[k] == 0
+	d.mu.Unlock()
+	if free {
+		d.changed.Broadcast()
+	}
+	return true, nil
+}
+
 // file returns what the loader reads range i through.
 func (d *directReader) file(i int) tensorFile { return directRange{d, i} }
 
@@ -239,6 +281,10 @@ type directRange struct {
 }
 
 func (f directRange) ReadData(dst, data []byte) error { return f.d.readData(f.i, dst, data) }
+
+func (f directRange) ViewData(data []byte, use func(src []byte)) (bool, error) {
+	return f.d.viewData(f.i, data, use)
+}
 
 // close stops reading, waits for the reader and closes the files.
 func (d *directReader) close() {

@@ -49,8 +49,9 @@ func writeDirectFile(t *testing.T, name string, content []byte) memDirectFile {
 // TestDirectReader reads ranges of two files — empty, shorter than a
 // block, unaligned, crossing chunk boundaries, ending at the end of the
 // file — through a directReader with a ring smaller than what is read,
-// piece by piece on every CPU, with two ranges read at once as the loader
-// and the quantizing worker do, and compares with the files' bytes.
+// piece by piece on every CPU (every other piece viewed in the ring, when
+// it lies in one chunk), with two ranges read at once as the loader and the
+// quantizing worker do, and compares with the files' bytes.
 func TestDirectReader(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var files []memDirectFile
@@ -75,6 +76,21 @@ func TestDirectReader(t *testing.T) {
 	read := func(i int) []byte {
 		got := make([]byte, len(ranges[i].data))
 		parallel.Pieces(len(got), 3000, func(lo, hi int) {
+			if lo/3000%2 == 1 {
+				// Every other piece is viewed in the ring where it lies in
+				// one chunk, as decodeStreaming does.
+				viewed, err := d.viewData(i, ranges[i].data[lo:hi], func(src []byte) { copy(got[lo:hi], src) })
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if oneChunk := lo/chunk == (hi-1)/chunk; viewed != oneChunk {
+					t.Errorf("range %d [%d, %d): viewed %v, want %v", i, lo, hi, viewed, oneChunk)
+				}
+				if viewed {
+					return
+				}
+			}
 			dst := make([]byte, hi-lo+100) // longer than the part, as the loader's buffers are
 			if err := d.readData(i, dst, ranges[i].data[lo:hi]); err != nil {
 				t.Error(err)
@@ -163,6 +179,15 @@ func TestLoadUncachedMatches(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cached, uncached) {
 		t.Error("weights read with O_DIRECT differ from those read through the page cache")
+	}
+	// Dense tensors read last, into memory populated ahead, as a real
+	// model's embedding is.
+	prefaulted, err := loadHFStream(ctx, dir, streamOptions{quantizer: q, uncached: true, prefaultMin: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cached, prefaulted) {
+		t.Error("weights read with O_DIRECT into memory populated ahead differ from those read through the page cache")
 	}
 }
 

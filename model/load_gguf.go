@@ -428,7 +428,7 @@ func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int
 	if sq != nil {
 		return sq.add(quantizeJob{lin: lin, where: "tensor " + t.Name, fill: fill})
 	}
-	lin.Dense = make([]float32, lin.Out*lin.In)
+	lin.Dense = hugemem.Make[float32](lin.Out * lin.In)
 	_, err := fill(lin.Dense)
 	return err
 }

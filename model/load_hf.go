@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,6 +116,8 @@ type streamOptions struct {
 	// uncached reads the checkpoint as one too large for the page cache
 	// (see shouldEvict) whatever its size, for tests.
 	uncached bool
+	// prefaultMin, if not 0, replaces the constant prefaultMin, for tests.
+	prefaultMin int
 }
 
 // loadHFStream is loadHF quantizing block linears as it reads them (see
@@ -153,7 +156,8 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 		quantized bool
 		tensor    safetensors.Tensor
 		path      string
-		rng       int // the index of the tensor's range; not set when quantized
+		rng       int       // the index of the tensor's range; not set when quantized
+		dest      []float32 // where its values go, when allocated ahead (prefaultDense)
 	}
 	var slots []found
 	var ranges []streamRange
@@ -173,14 +177,33 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			if f.tensor, f.path, err = s.tensor(slot.key, slot.shape); err != nil {
 				return nil, err
 			}
-			f.rng = len(ranges)
-			ranges = append(ranges, streamRange{s.fileOf(slot.key), f.tensor.Data})
 			size += int64(len(f.tensor.Data))
 		}
 		slots = append(slots, f)
 	}
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
+	}
+	var dense [][]float32
+	if so.quantizer != nil {
+		slots, dense = prefaultDense(slots, cmp.Or(so.prefaultMin, prefaultMin), func(f found) int {
+			n, err := f.tensor.NumElements()
+			if f.quantized || f.slot.parts != nil || (f.slot.linear != nil && f.slot.key != "lm_head.weight") || err != nil {
+				return 0
+			}
+			return n
+		})
+		for i := range dense {
+			slots[len(slots)-len(dense)+i].dest = dense[i]
+		}
+		stop := populateAll(dense)
+		defer stop()
+	}
+	for i := range slots {
+		if !slots[i].quantized {
+			slots[i].rng = len(ranges)
+			ranges = append(ranges, streamRange{s.fileOf(slots[i].slot.key), slots[i].tensor.Data})
+		}
 	}
 	// Cancelling readCtx abandons the reads: the loader does so when it
 	// fails (before waiting for the worker, which may wait for a read) and
@@ -230,7 +253,10 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 			continue
 		}
-		values := hugemem.Make[float32](n)
+		values := f.dest
+		if values == nil {
+			values = hugemem.Make[float32](n)
+		}
 		finite, err := decodeStreaming(values, t.Data, dec, file)
 		if err != nil {
 			return nil, fmt.Errorf("model: %w", err)

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -26,6 +27,14 @@ import (
 // into a buffer.
 type tensorFile interface {
 	ReadData(dst, data []byte) error
+}
+
+// viewingFile is a tensorFile that may hold a range of a tensor's bytes in
+// memory already (the O_DIRECT ring, directReader): ViewData calls use with
+// them there, saving ReadData's copy, or reports false, having done
+// nothing, when it cannot.
+type viewingFile interface {
+	ViewData(data []byte, use func(src []byte)) (bool, error)
 }
 
 // floatDecoder converts little-endian floating-point data of one storage
@@ -72,25 +81,36 @@ var pieceBuffers = sync.Pool{New: func() any {
 func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFile) (finite bool, err error) {
 	var mu sync.Mutex
 	var nonFinite atomic.Bool
+	vf, viewing := file.(viewingFile)
 	parallel.Pieces(len(dst), streamPiece, func(lo, hi int) {
-		bp := pieceBuffers.Get().(*[]byte)
-		defer pieceBuffers.Put(bp)
+		convert := func(b []byte) {
+			var finite bool
+			if dec.decodeFinite != nil {
+				finite = dec.decodeFinite(dst[lo:hi], b)
+			} else {
+				dec.decode(dst[lo:hi], b)
+				finite = allFinite(dst[lo:hi])
+			}
+			if !finite {
+				nonFinite.Store(true)
+			}
+		}
 		part := src[lo*dec.size : hi*dec.size]
-		if rerr := file.ReadData(*bp, part); rerr != nil {
+		done, rerr := false, error(nil)
+		if viewing {
+			done, rerr = vf.ViewData(part, convert)
+		}
+		if !done {
+			bp := pieceBuffers.Get().(*[]byte)
+			defer pieceBuffers.Put(bp)
+			if rerr = file.ReadData(*bp, part); rerr == nil {
+				convert((*bp)[:len(part)])
+			}
+		}
+		if rerr != nil {
 			mu.Lock()
 			err = cmp.Or(err, rerr)
 			mu.Unlock()
-			return
-		}
-		var finite bool
-		if dec.decodeFinite != nil {
-			finite = dec.decodeFinite(dst[lo:hi], (*bp)[:len(part)])
-		} else {
-			dec.decode(dst[lo:hi], (*bp)[:len(part)])
-			finite = allFinite(dst[lo:hi])
-		}
-		if !finite {
-			nonFinite.Store(true)
 		}
 	})
 	return !nonFinite.Load(), err
@@ -145,7 +165,7 @@ func (s *streamQuantizer) work(jobs <-chan quantizeJob) {
 		}
 		n := job.lin.Out * job.lin.In
 		if cap(buf) < n {
-			buf = make([]float32, n)
+			buf = hugemem.Make[float32](n)
 		}
 		if err := s.run(job, buf[:n]); err != nil {
 			s.fail(err)

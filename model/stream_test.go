@@ -26,9 +26,15 @@ func TestLoadQuantizerMatchesQuantizeAfter(t *testing.T) {
 		dtype   safetensors.DType
 		sharded bool
 		tied    bool
+		// prefault reads every tensor kept in float32 last, into memory
+		// allocated and populated ahead (prefaultDense), as a real
+		// model's embedding and output head are.
+		prefault bool
 	}{
-		{"f32", safetensors.F32, false, false},
-		{"bf16 sharded tied", safetensors.BF16, true, true},
+		{"f32", safetensors.F32, false, false, false},
+		{"bf16 sharded tied", safetensors.BF16, true, true, false},
+		{"f32 prefaulted", safetensors.F32, false, false, true},
+		{"bf16 sharded tied prefaulted", safetensors.BF16, true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := hfTestConfig()
@@ -47,7 +53,11 @@ func TestLoadQuantizerMatchesQuantizeAfter(t *testing.T) {
 			if err := want.Quantize(context.Background(), q); err != nil {
 				t.Fatal(err)
 			}
-			got, err := loadHFStream(context.Background(), dir, streamOptions{quantizer: q})
+			so := streamOptions{quantizer: q}
+			if tc.prefault {
+				so.prefaultMin = 1
+			}
+			got, err := loadHFStream(context.Background(), dir, so)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,3 +3,8 @@ package hugemem
 import "golang.org/x/sys/unix"
 
 func advise(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }
+
+// populate ignores the error: the advice is an optimisation.
+func populate(addr, n uintptr) {
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, addr, n, unix.MADV_POPULATE_WRITE)
+}

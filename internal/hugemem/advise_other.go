@@ -3,3 +3,5 @@
 package hugemem
 
 func advise([]byte) {}
+
+func populate(addr, n uintptr) {}

@@ -9,21 +9,42 @@ package hugemem
 
 import "unsafe"
 
-// minBytes is the smallest slice worth advising: below a few huge pages the
-// aligned part is small and the system call costs more than it saves.
-const minBytes = 4 << 20
+// minBytes is the smallest slice worth advising: one huge page. A smaller
+// one would take a whole huge page for less data.
+const minBytes = hugePage
 
 // hugePage is the size of a transparent huge page on amd64 and arm64.
 const hugePage = 2 << 20
 
 // Make returns a zeroed slice of n elements of T like make([]T, n), asking
-// the kernel to back its huge-page-aligned part with huge pages before
-// anything touches it. The advice is a hint: where it is not supported
+// the kernel to back it with huge pages before anything touches it. A slice
+// of at least a huge page starts on a huge-page boundary (it is carved from
+// an allocation one huge page larger, whose unused pages are never touched
+// and so cost no memory), so that all of it but a partial last huge page is
+// advised: the matrices of a model (2, 8, 28 MiB of NF4 codes) then take no
+// 4 KiB page at all, where the Go heap's 8 KiB alignment left a partial
+// huge page at each end. The advice is a hint: where it is not supported
 // (other systems, THP disabled) Make is just make.
 func Make[T any](n int) []T {
-	s := make([]T, n)
 	var zero T
-	size := uintptr(n) * unsafe.Sizeof(zero)
+	elem := unsafe.Sizeof(zero)
+	size := uintptr(n) * elem
+	if size < minBytes || elem == 0 || hugePage%elem != 0 {
+		return advised(make([]T, n), size)
+	}
+	s := make([]T, n+hugePage/int(elem))
+	// Go aligns large allocations to its page size (8 KiB), so the bytes
+	// up to the boundary are whole elements of any T up to that size.
+	skip := -uintptr(unsafe.Pointer(unsafe.SliceData(s))) & (hugePage - 1)
+	if skip%elem != 0 {
+		return advised(s[:n:n], size)
+	}
+	skip /= elem
+	return advised(s[skip:skip+uintptr(n):skip+uintptr(n)], size)
+}
+
+// advised advises the huge-page-aligned part of s (size bytes) and returns s.
+func advised[T any](s []T, size uintptr) []T {
 	if size < minBytes {
 		return s
 	}
