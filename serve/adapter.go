@@ -301,8 +301,25 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	return nil
 }
 
+// LowRank returns the adapter's term at lin for an infer.Batch to run
+// itself (infer.LowRankAdapter): R 0 when the adapter has none there. Its
+// matrices are the cached ones, not copies.
+func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
+	t := a.terms[lin]
+	if t == nil {
+		return infer.LowRank{}, nil
+	}
+	if a.mem.Freed() {
+		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+	}
+	if lin.In != t.in || lin.Out != t.out {
+		return infer.LowRank{}, fmt.Errorf("serve: adapter %q at %s: shapes disagree (layer [%d %d], pair [%d %d])", a.name, lin.Name, lin.Out, lin.In, t.out, t.in)
+	}
+	return infer.LowRank{R: t.r, Scale: t.scaling, A: t.a, BT: t.bt, A16: t.a16, BT16: t.bt16}, nil
+}
+
 // expanded holds float32 copies of half-precision matrices for AddDelta's
 // groups of rows.
 var expanded = sync.Pool{New: func() any { return new([]float32) }}
 
-var _ infer.Adapter = (*Adapter)(nil)
+var _ infer.LowRankAdapter = (*Adapter)(nil)

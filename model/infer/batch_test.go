@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/internal/archtest"
 	"github.com/golora/golora/nf4"
@@ -51,9 +52,66 @@ func (lr *lowRank) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	return nil
 }
 
-// TestBatchMatchesGeneratorPerRow runs four sequences — prompts of different
-// lengths, prefilled in chunks of different sizes, three adapters and the
-// base, two rows sharing an adapter — through Batch steps, and each one
+// lowRankFused is a lowRank that a Batch runs as a LowRankAdapter (the
+// shrink and expand inside its team runs); its AddDelta, which the
+// Generator calls, stays lowRank's row-by-row reference.
+type lowRankFused struct {
+	*lowRank
+	a, bt     map[*model.Linear][]float32
+	a16, bt16 map[*model.Linear][]uint16
+}
+
+// fused returns lr as a LowRankAdapter, its matrices in binary16 if half
+// (lr's own values rounded to binary16 first, so that the reference uses
+// the same values).
+func (lr *lowRank) fused(half16 bool) *lowRankFused {
+	f := &lowRankFused{lowRank: lr, a: map[*model.Linear][]float32{}, bt: map[*model.Linear][]float32{},
+		a16: map[*model.Linear][]uint16{}, bt16: map[*model.Linear][]uint16{}}
+	for lin, a := range lr.a {
+		b := lr.b[lin]
+		bt := make([]float32, len(b))
+		for o := range lin.Out {
+			for k := range lr.r {
+				bt[k*lin.Out+o] = b[o*lr.r+k]
+			}
+		}
+		if !half16 {
+			f.a[lin], f.bt[lin] = a, bt
+			continue
+		}
+		a16, bt16 := make([]uint16, len(a)), make([]uint16, len(bt))
+		for i, v := range a {
+			a16[i] = half.Float32ToF16(v)
+			a[i] = half.F16ToFloat32(a16[i])
+		}
+		for i, v := range bt {
+			bt16[i] = half.Float32ToF16(v)
+			bt[i] = half.F16ToFloat32(bt16[i])
+		}
+		for o := range lin.Out {
+			for k := range lr.r {
+				b[o*lr.r+k] = bt[k*lin.Out+o]
+			}
+		}
+		f.a16[lin], f.bt16[lin] = a16, bt16
+	}
+	return f
+}
+
+func (f *lowRankFused) LowRank(lin *model.Linear) (LowRank, error) {
+	if a16 := f.a16[lin]; a16 != nil {
+		return LowRank{R: f.r, Scale: 1, A16: a16, BT16: f.bt16[lin]}, nil
+	}
+	if a := f.a[lin]; a != nil {
+		return LowRank{R: f.r, Scale: 1, A: a, BT: f.bt[lin]}, nil
+	}
+	return LowRank{}, nil
+}
+
+// TestBatchMatchesGeneratorPerRow runs six sequences — prompts of different
+// lengths, prefilled in chunks of different sizes, the base and three
+// adapters (one run by AddDelta, two as LowRankAdapters in float32 and
+// binary16), rows sharing an adapter — through Batch steps, and each one
 // alone through a Generator with its adapter: at every step the logits agree
 // within float32 rounding and the greedy tokens are identical. Dense and NF4
 // bases.
@@ -98,7 +156,9 @@ func TestBatchArchitecturesMatchGeneratorPerRow(t *testing.T) {
 // TestBatchMatchesGeneratorPerRow on w.
 func checkBatchMatchesGenerator(t *testing.T, w *model.Weights) {
 	t.Helper()
-	ad1, ad2 := newLowRank(w, 4, 1), newLowRank(w, 8, 2)
+	// ad1 runs by AddDelta, ad2 and ad3 as LowRankAdapters (float32 and
+	// binary16), every adapter with a term on the head too.
+	ad1, ad2, ad3 := newLowRank(w, 4, 1), newLowRank(w, 8, 2).fused(false), newLowRank(w, 8, 3).fused(true)
 	type stream struct {
 		prompt []int
 		chunk  int
@@ -123,6 +183,8 @@ func checkBatchMatchesGenerator(t *testing.T, w *model.Weights) {
 		{tokens(17), 5, ad1},
 		{tokens(9), 4, ad1},
 		{tokens(30), 8, ad2},
+		{tokens(11), 4, ad3},
+		{tokens(6), 6, ad3},
 	}
 	V := w.Config.VocabSize
 	type state struct {

@@ -75,8 +75,80 @@ type job struct {
 	kvDim     int
 	heads, hd int
 	group     int
-	window    int // sliding window (Mistral), 0 for none
-	width     int // jobSwiGLU, jobPack: the elements of a token's row
+	window    int     // sliding window (Mistral), 0 for none
+	width     int     // jobSwiGLU, jobPack: the elements of a token's row
+	lr        *lrPlan // jobPack: the shrinks to compute; jobProduct: the expands to add
+}
+
+// lrPlan is the low-rank adapter terms of one product of a step (the
+// linears run together on the same input): for each group of rows sharing
+// a LowRankAdapter and each linear where it has a term, the term and where
+// its rows' shrinks go.
+type lrPlan struct {
+	terms  []lrTerm
+	x      []float32 // the products' input [tokens, In]
+	s      []float32 // the shrinks: term i's token t at terms[i].off + (t−lo)·R
+	size   int       // elements of s in use
+	shrunk bool      // s is computed
+	other  bool      // rows with an adapter that is not a LowRankAdapter (AddDelta runs them)
+}
+
+// lrTerm is one group's term at one linear of the product.
+type lrTerm struct {
+	lin    int // index of the linear in the job's lins
+	lo, hi int // the group's tokens
+	in     int
+	off    int
+	t      LowRank
+}
+
+// reset empties the plan; it keeps no adapter's memory reachable.
+func (p *lrPlan) reset() {
+	clear(p.terms)
+	p.terms, p.x, p.size, p.shrunk, p.other = p.terms[:0], nil, 0, false, false
+}
+
+// shrink computes the shrinks of tokens [lo, hi) of every term.
+func (p *lrPlan) shrink(lo, hi int) {
+	for i := range p.terms {
+		tm := &p.terms[i]
+		r, in := tm.t.R, tm.in
+		for t := max(lo, tm.lo); t < min(hi, tm.hi); t++ {
+			s, x := p.s[tm.off+(t-tm.lo)*r:][:r], p.x[t*in:(t+1)*in]
+			if tm.t.A != nil {
+				kernels.LowRankShrink(s, x, tm.t.A, r, in, tm.t.Scale)
+			} else {
+				kernels.LowRankShrinkF16(s, x, tm.t.A16, r, in, tm.t.Scale)
+			}
+		}
+	}
+}
+
+// expand adds the expands of linear k of the job to columns [lo, hi) of y
+// (or of j.ys' rows) for every token of its terms.
+func (j *job) expand(k int, y []float32, out, lo, hi int) {
+	p := j.lr
+	for i := range p.terms {
+		tm := &p.terms[i]
+		if tm.lin != k {
+			continue
+		}
+		r := tm.t.R
+		for t := tm.lo; t < tm.hi; t++ {
+			s := p.s[tm.off+(t-tm.lo)*r:][:r]
+			var row []float32
+			if j.ys != nil {
+				row = j.ys[t][lo:hi]
+			} else {
+				row = y[t*out+lo : t*out+hi]
+			}
+			if tm.t.BT != nil {
+				kernels.LowRankExpandCols(row, s, tm.t.BT, r, out, lo, hi)
+			} else {
+				kernels.LowRankExpandColsF16(row, s, tm.t.BT16, r, out, lo, hi)
+			}
+		}
+	}
 }
 
 // partsPerWorker is how many parts a large product or attention is cut
@@ -138,13 +210,16 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		}
 		ulo, uhi := units*id/parts, units*(id+1)/parts
 		first := 0 // the first unit of linear i
-		for _, f := range j.lins[:j.nlin] {
+		for k, f := range j.lins[:j.nlin] {
 			out := f.lin.Out
 			u := (out + partAlign - 1) / partAlign
 			lo, hi := min(out, (max(ulo, first)-first)*partAlign), min(out, (min(uhi, first+u)-first)*partAlign)
 			if lo < hi {
 				if err := j.product(f.lin, f.y, lo, hi, ws); err != nil {
 					return err
+				}
+				if j.lr != nil {
+					j.expand(k, f.y, out, lo, hi)
 				}
 			}
 			first += u
@@ -154,6 +229,9 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
 	case jobPack:
 		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
+		if j.lr != nil && len(j.lr.terms) > 0 {
+			j.lr.shrink(j.n*id/parts, j.n*(id+1)/parts)
+		}
 		return nil
 	case jobSwiGLUPack:
 		// Column ranges of whole 16-float vectors, as the kernels run them.
@@ -239,9 +317,9 @@ func (j *job) mulT(lin *model.Linear, y []float32, lo, hi int, ws *workspace) er
 	return nil
 }
 
-// adapters adds the adapter terms of tokens [lo, hi): each group of adjacent
-// rows sharing an adapter, cut at lo and hi, the group's terms of the
-// linears one after the other.
+// adapters adds the AddDelta terms of tokens [lo, hi): each group of
+// adjacent rows sharing an adapter that is not a LowRankAdapter, cut at lo
+// and hi, the group's terms of the linears one after the other.
 func (j *job) adapters(lo, hi int) error {
 	t := 0
 	for i := 0; i < len(j.rows) && t < hi; {
@@ -251,8 +329,8 @@ func (j *job) adapters(lo, hi int) error {
 			t += len(j.rows[i].Tokens)
 		}
 		s, e := max(start, lo), min(t, hi)
-		if a == nil || s >= e {
-			continue
+		if _, ok := a.(LowRankAdapter); a == nil || ok || s >= e {
+			continue // none, or run with the product
 		}
 		for _, f := range j.lins[:j.nlin] {
 			in, out := f.lin.In, f.lin.Out
