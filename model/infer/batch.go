@@ -224,11 +224,11 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.linear(rows, xn, qkv[:]...); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.attention(rows, l, n); err != nil {
+		o := fused{layer.O, b.proj}
+		if err := b.plan(rows, b.attn, o); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		o := fused{layer.O, b.proj}
-		if err := b.prepare(rows, b.attn, n, b.qDim, o); err != nil {
+		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		if err := b.linear(rows, b.attn, o); err != nil {
@@ -478,7 +478,10 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 // of layer l, then causal grouped-query attention against that cache
 // (kernels.AttendCachedFast: the Generator's kernel with the additions in
 // another order). It is split by rows, each part taking a row's tokens in
-// order, so a token finds the keys of the row's earlier tokens stored.
+// order, so a token finds the keys of the row's earlier tokens stored. From
+// panelMinTokens tokens on, each token's output is also packed for the
+// output projection and its adapter shrinks computed (b.lr, planned for
+// it), so that the projection needs no run of the team to prepare it.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
 	layer := &b.w.Layers[l]
@@ -489,11 +492,23 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	if c.QKNorm {
 		j.qNorm, j.kNorm = layer.QNorm, layer.KNorm
 	}
+	if n >= panelMinTokens {
+		b.panels = grow(b.panels, kernels.PanelsLen(n, b.qDim))
+		if rest := n % kernels.PanelWidth; rest != 0 {
+			// The rows past the last token, which no token's part writes.
+			clear(b.panels[(n-rest)*b.qDim:])
+		}
+		j.panels, j.lr = b.panels, b.lr
+	}
 	parts := min(len(rows), partsPerWorker*len(b.team.ws))
 	if n*b.qDim < batchMinWeights/8 {
 		parts = 1
 	}
-	return b.team.run(j, parts)
+	err := b.team.run(j, parts)
+	if j.panels != nil {
+		b.lr.shrunk = true
+	}
+	return err
 }
 
 // swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/internal/archtest"
 	"github.com/golora/golora/nf4"
@@ -348,4 +349,27 @@ func TestBatchWorkersEndWithBatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%d goroutines before, %d after five Batches were dropped", before, runtime.NumGoroutine())
+}
+
+// TestPackRowMatchesPackPanels packs a matrix of 45 rows (a full panel and
+// a partial one) row by row, as attention's parts do, and checks the
+// packing against kernels.PackPanels'.
+func TestPackRowMatchesPackPanels(t *testing.T) {
+	const n, in = 45, 40
+	rng := rand.New(rand.NewPCG(9, 9))
+	x := make([]float32, n*in)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	want := make([]float32, kernels.PanelsLen(n, in))
+	kernels.PackPanels(want, x, n, in)
+	got := make([]float32, len(want))
+	for t := range n {
+		packRow(got, x[t*in:(t+1)*in], t)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %g, PackPanels %g", i, got[i], want[i])
+		}
+	}
 }

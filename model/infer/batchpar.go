@@ -361,6 +361,7 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	for _, r := range j.rows[:lo] {
 		t += len(r.Tokens)
 	}
+	t0 := t
 	for _, r := range j.rows[lo:hi] {
 		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
@@ -385,7 +386,26 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 				off := first*kvDim + h/j.group*hd
 				kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], q[h*hd:(h+1)*hd], keys[off:], values[off:], kvDim)
 			}
+			if j.panels != nil {
+				packRow(j.panels, j.attn[t*qDim:(t+1)*qDim], t)
+			}
 			t++
 		}
+	}
+	if j.lr != nil && len(j.lr.terms) > 0 {
+		j.lr.shrink(t0, t)
+	}
+}
+
+// packRow writes row t of a matrix [n, len(x)], x, where kernels.PackPanels
+// puts it: the part of the packing that one row's producer can do (other
+// rows' parts write the other elements of the same panel).
+func packRow(panels, x []float32, t int) {
+	const w = kernels.PanelWidth
+	in := len(x)
+	p := panels[t/w*w*in : (t/w+1)*w*in]
+	p = p[t%w:]
+	for k, v := range x {
+		p[k*w] = v
 	}
 }
