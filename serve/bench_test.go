@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/nf4"
 )
 
@@ -130,13 +132,15 @@ func BenchmarkServeAdapters(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: tc.running})
+				steps := &stepCounter{}
+				e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: tc.running, Observer: steps})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer e.Shutdown(context.Background())
 				tokens := 0
 				var ttft []time.Duration
+				steps.n.Store(0)
 				start, cpu0 := time.Now(), cpuTime()
 				for b.Loop() {
 					n, t := runWave(b, e, tc.adapters, maxTokens)
@@ -147,6 +151,9 @@ func BenchmarkServeAdapters(b *testing.B) {
 				// The machine is shared: CPU time per token is steadier than
 				// wall time when other processes take the cores.
 				b.ReportMetric(float64(tokens)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
+				// A wave of 32 requests of 32 tokens takes 32 steps at best:
+				// more says that the burst was split.
+				b.ReportMetric(float64(steps.n.Load())/float64(b.N), "steps/wave")
 				slices.Sort(ttft)
 				b.ReportMetric(float64(ttft[len(ttft)/2].Microseconds())/1e3, "ttft-p50-ms")
 				b.ReportMetric(float64(ttft[len(ttft)*99/100].Microseconds())/1e3, "ttft-p99-ms")
@@ -154,6 +161,14 @@ func BenchmarkServeAdapters(b *testing.B) {
 		}
 	}
 }
+
+// stepCounter is an Observer that counts the engine's steps.
+type stepCounter struct{ n atomic.Int64 }
+
+func (c *stepCounter) Step(int, int, time.Duration)                       { c.n.Add(1) }
+func (c *stepCounter) Admitted(time.Duration)                             {}
+func (c *stepCounter) FirstToken(time.Duration)                           {}
+func (c *stepCounter) Finished(string, int, int, infer.StopReason, error) {}
 
 // BenchmarkAdapterColdLoad measures loading adapters from disk into the
 // store (read, check against the base, prepare): each iteration loads a
