@@ -155,6 +155,16 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 	return s, nil
 }
 
+// Trim releases the scratch that steps have grown (a few MB after steps of
+// hundreds of tokens: prompt chunks); the next step grows it again. A
+// server calls it when it has gone idle.
+func (b *Batch) Trim() {
+	b.x, b.xn, b.q, b.k, b.v, b.attn, b.proj, b.gate, b.up = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	b.cos, b.sin, b.last, b.logits, b.panels = nil, nil, nil, nil, nil
+	b.want, b.wantLogits = nil, nil
+	b.lr.terms, b.lr.s = nil, nil
+}
+
 // grow returns buf with at least n elements.
 func grow(buf []float32, n int) []float32 {
 	if cap(buf) < n {

@@ -373,3 +373,49 @@ func TestPackRowMatchesPackPanels(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchTrim steps two Batches through the same tokens, one trimmed
+// between every step: the logits are identical, bit for bit (the same
+// kernels on the same values, the scratch regrown).
+func TestBatchTrim(t *testing.T) {
+	ck, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ck.Weights
+	ad := newLowRank(w, 4, 7).fused(false)
+	var logits [2][][]float32
+	for i, trim := range []bool{false, true} {
+		b, err := NewBatch(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []BatchRow
+		for r := range 5 {
+			s, err := b.NewSequence(20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, BatchRow{Seq: s, Tokens: []int{1, 5 + r, 9, 20 + r}, Adapter: ad, Logits: make([]float32, w.Config.VocabSize)})
+		}
+		for step := range 4 {
+			if err := b.Step(rows); err != nil {
+				t.Fatal(err)
+			}
+			for r := range rows {
+				logits[i] = append(logits[i], append([]float32(nil), rows[r].Logits...))
+				rows[r].Tokens = []int{30 + step + r}
+			}
+			if trim {
+				b.Trim()
+			}
+		}
+	}
+	for k := range logits[0] {
+		for j, v := range logits[0][k] {
+			if logits[1][k][j] != v {
+				t.Fatalf("logits %d [%d]: %g after Trim, %g without", k, j, logits[1][k][j], v)
+			}
+		}
+	}
+}
