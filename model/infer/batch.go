@@ -43,6 +43,7 @@ type Batch struct {
 	last                                 []float32 // final-norm rows of the rows that want logits
 	logits                               []float32
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
+	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
 
@@ -160,7 +161,7 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 // server calls it when it has gone idle.
 func (b *Batch) Trim() {
 	b.x, b.xn, b.q, b.k, b.v, b.attn, b.proj, b.gate, b.up = nil, nil, nil, nil, nil, nil, nil, nil, nil
-	b.cos, b.sin, b.last, b.logits, b.panels = nil, nil, nil, nil, nil
+	b.cos, b.sin, b.last, b.logits, b.panels, b.panels2 = nil, nil, nil, nil, nil, nil
 	b.want, b.wantLogits = nil, nil
 	b.lr.terms, b.lr.s = nil, nil
 }
@@ -241,27 +242,24 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, b.attn, o); err != nil {
+		if err := b.linearAdd(rows, b.attn, x, o); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.Add(x, b.proj)
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
 		gateUp := [...]fused{{layer.Gate, b.gate}, {layer.Up, b.up}}
 		if err := b.prepare(rows, xn, n, d, gateUp[:]...); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, xn, gateUp[:]...); err != nil {
+		if err := b.mlpIn(rows, xn, n, gateUp); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		b.swiGLUPack(n, c.HiddenDim)
 		down := fused{layer.Down, b.proj}
 		if err := b.plan(rows, b.gate, down); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		if err := b.linear(rows, b.gate, down); err != nil {
+		if err := b.linearAdd(rows, b.gate, x, down); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.Add(x, b.proj)
 	}
 	for _, r := range rows {
 		r.Seq.pos += len(r.Tokens)
@@ -431,12 +429,45 @@ func (b *Batch) linear(rows []BatchRow, x []float32, lins ...fused) error {
 // panels: panelMinTokens tokens or more), the row of each token into
 // ys[token] instead of y.
 func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ...fused) error {
+	return b.product(rows, ys, x, false, nil, nil, lins...)
+}
+
+// linearAdd is linear of the one linear f followed by the residual
+// connection, resid += f.y. Without AddDelta adapters in the rows, each
+// part of the product's run adds the columns it has computed (elementwise:
+// the split does not change a bit), sparing the calling goroutine a pass
+// over the step's rows.
+func (b *Batch) linearAdd(rows []BatchRow, x, resid []float32, f fused) error {
+	if b.lr.other {
+		if err := b.linear(rows, x, f); err != nil {
+			return err
+		}
+		kernels.Add(resid, f.y)
+		return nil
+	}
+	return b.product(rows, nil, x, false, nil, resid, f)
+}
+
+// linearGated is linear over the gate and up projections (lins, of the
+// same Out) that also gates: gate = silu(gate) ⊙ up, and packs the result
+// into gated if not nil, each part on the columns it has computed of both.
+// The rows' adapters are all LowRankAdapters.
+func (b *Batch) linearGated(rows []BatchRow, x, gated []float32, lins ...fused) error {
+	return b.product(rows, nil, x, true, gated, nil, lins...)
+}
+
+// product is linearRows, or linearGated if gate, or linearAdd if resid is
+// not nil.
+func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool, gated, resid []float32, lins ...fused) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins)}
+	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins), gate: gate, gated: gated}
+	if resid != nil {
+		j.resid = resid[:n*lins[0].lin.Out]
+	}
 	if n >= panelMinTokens {
 		j.panels = b.panels
 	}
@@ -519,6 +550,33 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 		b.lr.shrunk = true
 	}
 	return err
+}
+
+// mlpIn runs the gate and up projections and gates the MLP, gate =
+// silu(gate) ⊙ up, packing the result for the down projection. When every
+// adapter of the rows is a LowRankAdapter (or none), it is one run of the
+// team: the product is split by units of columns of both projections, so
+// that a part gates (elementwise: the split does not change a bit) and
+// packs the columns it has just computed, terms added. Otherwise the
+// gating waits for the AddDelta terms, in a run of its own (swiGLUPack).
+func (b *Batch) mlpIn(rows []BatchRow, xn []float32, n int, gateUp [2]fused) error {
+	if b.lr.other {
+		if err := b.linear(rows, xn, gateUp[:]...); err != nil {
+			return err
+		}
+		b.swiGLUPack(n, gateUp[0].lin.Out)
+		return nil
+	}
+	var out []float32
+	if n >= panelMinTokens {
+		b.panels2 = grow(b.panels2, kernels.PanelsLen(n, gateUp[0].lin.Out))
+		out = b.panels2
+	}
+	if err := b.linearGated(rows, xn, out, gateUp[:]...); err != nil {
+		return err
+	}
+	b.panels, b.panels2 = b.panels2, b.panels
+	return nil
 }
 
 // swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and

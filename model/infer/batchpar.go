@@ -75,9 +75,12 @@ type job struct {
 	kvDim     int
 	heads, hd int
 	group     int
-	window    int     // sliding window (Mistral), 0 for none
-	width     int     // jobSwiGLU, jobPack: the elements of a token's row
-	lr        *lrPlan // jobPack: the shrinks to compute; jobProduct: the expands to add
+	window    int       // sliding window (Mistral), 0 for none
+	width     int       // jobSwiGLU, jobPack: the elements of a token's row
+	lr        *lrPlan   // jobPack: the shrinks to compute; jobProduct: the expands to add
+	gate      bool      // jobProduct of the gate and up projections: gate them too (Batch.linearGated)
+	gated     []float32 // with gate, if not nil: where to pack the gated columns
+	resid     []float32 // jobProduct of one linear, if not nil: add y to it (Batch.linearAdd)
 }
 
 // lrPlan is the low-rank adapter terms of one product of a step (the
@@ -202,6 +205,9 @@ func (t *batchTeam) part(worker, p int) error {
 func (j *job) run(id, parts int, ws *workspace) error {
 	switch j.kind {
 	case jobProduct:
+		if j.gate {
+			return j.gatedProduct(id, parts, ws)
+		}
 		// Units of partAlign weight rows, numbered over the linears one
 		// after the other; the part takes units [ulo, uhi).
 		units := 0
@@ -220,6 +226,11 @@ func (j *job) run(id, parts int, ws *workspace) error {
 				}
 				if j.lr != nil {
 					j.expand(k, f.y, out, lo, hi)
+				}
+				if j.resid != nil {
+					for i := range j.n {
+						kernels.Add(j.resid[i*out+lo:i*out+hi], f.y[i*out+lo:i*out+hi])
+					}
 				}
 			}
 			first += u
@@ -251,6 +262,35 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		j.attend(len(j.rows)*id/parts, len(j.rows)*(id+1)/parts, ws)
 		return nil
 	}
+}
+
+// gatedProduct runs part id of parts of the gate and up projections and
+// their gating (Batch.linearGated): units of partAlign columns of both,
+// the part's columns computed in each, terms added, then gated and packed.
+func (j *job) gatedProduct(id, parts int, ws *workspace) error {
+	out := j.lins[0].lin.Out
+	units := (out + partAlign - 1) / partAlign
+	lo, hi := min(out, units*id/parts*partAlign), min(out, units*(id+1)/parts*partAlign)
+	if lo >= hi {
+		return nil
+	}
+	for k, f := range j.lins[:2] {
+		if err := j.product(f.lin, f.y, lo, hi, ws); err != nil {
+			return err
+		}
+		if j.lr != nil {
+			j.expand(k, f.y, out, lo, hi)
+		}
+	}
+	gate, up := j.lins[0].y, j.lins[1].y
+	for i := range j.n {
+		at := i * out
+		kernels.SwiGLU(gate[at+lo:at+hi], gate[at+lo:at+hi], up[at+lo:at+hi])
+	}
+	if j.gated != nil {
+		kernels.PackPanelsCols(j.gated, gate, j.n, out, lo, hi)
+	}
+	return nil
 }
 
 // product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens
