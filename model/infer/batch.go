@@ -334,6 +334,7 @@ func (b *Batch) prepare(rows []BatchRow, x []float32, n, width int, lins ...fuse
 	}
 	if n < panelMinTokens {
 		b.lr.shrink(0, n)
+		b.lr.shrunk = true
 		return nil
 	}
 	b.panels = grow(b.panels, kernels.PanelsLen(n, width))
