@@ -341,7 +341,12 @@ func (b *Batch) prepare(rows []BatchRow, x []float32, n, width int, lins ...fuse
 	j := b.job
 	*j = job{kind: jobPack, n: n, width: width, x: x[:n*width], panels: b.panels, lr: b.lr}
 	parts := len(b.team.ws)
-	if n*width < batchMinWeights/8 && len(b.lr.terms) == 0 {
+	switch {
+	case len(b.lr.terms) > parts:
+		// Many adapters' shrinks, read from memory: claimed parts let a
+		// core that another process slows down take fewer.
+		parts *= partsPerWorker
+	case n*width < batchMinWeights/8 && len(b.lr.terms) == 0:
 		parts = 1
 	}
 	_ = b.team.run(j, parts) // packing and shrinking return no error
