@@ -438,6 +438,25 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 	return b.product(rows, ys, x, false, nil, nil, lins...)
 }
 
+// shrink computes the shrinks of b.lr that no run has computed (the down
+// projection's: its input is packed as it is gated, by columns): on the
+// calling goroutine for a few adapters (their matrices in the caches), in
+// a run of its own, split by tokens, for more (read from memory). It
+// leaves b.job as it found it.
+func (b *Batch) shrink(n int) {
+	lr := b.lr
+	lr.shrunk = true
+	workers := len(b.team.ws)
+	if len(lr.terms) <= workers {
+		lr.shrink(0, n)
+		return
+	}
+	saved := *b.job
+	*b.job = job{kind: jobShrink, n: n, lr: lr}
+	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
+	*b.job = saved
+}
+
 // linearAdd is linear of the one linear f followed by the residual
 // connection, resid += f.y. Without AddDelta adapters in the rows, each
 // part of the product's run adds the columns it has computed (elementwise:
@@ -493,8 +512,7 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	}
 	if lr := b.lr; len(lr.terms) > 0 {
 		if !lr.shrunk {
-			lr.shrink(0, n)
-			lr.shrunk = true
+			b.shrink(n)
 		}
 		j.lr = lr
 	}

@@ -50,6 +50,7 @@ const (
 	jobSwiGLU                    // y = silu(y) ⊙ x, rows of width, split by tokens
 	jobPack                      // panels = x [n, width] packed, split by columns
 	jobSwiGLUPack                // jobSwiGLU then jobPack of y, split by columns
+	jobShrink                    // the adapter shrinks of lr, split by tokens
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
@@ -238,6 +239,9 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		return nil
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	case jobShrink:
+		j.lr.shrink(j.n*id/parts, j.n*(id+1)/parts)
+		return nil
 	case jobPack:
 		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
 		if j.lr != nil && len(j.lr.terms) > 0 {
