@@ -56,6 +56,7 @@ type Adapter struct {
 	name    string
 	version string // from a VersionedSource
 	terms   map[*model.Linear]*term
+	lowRank map[*model.Linear]infer.LowRank // the terms as LowRank returns them: one lookup, no pointer to follow
 	bytes   int64
 	mem     *hugemem.Arena // the matrices of terms
 }
@@ -172,7 +173,7 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
-	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term, len(shapes)), mem: mem}
+	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term, len(shapes)), lowRank: make(map[*model.Linear]infer.LowRank, len(shapes)), mem: mem}
 	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err
@@ -228,6 +229,7 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 			}
 		}
 		ad.terms[byName[p.module]] = t
+		ad.lowRank[byName[p.module]] = infer.LowRank{R: t.r, Scale: t.scaling, A: t.a, BT: t.bt, A16: t.a16, BT16: t.bt16}
 	}
 	return nil
 }
@@ -301,8 +303,26 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	return nil
 }
 
+// LowRank returns the adapter's term at lin for an infer.Batch to run
+// itself (infer.LowRankAdapter): R 0 when the adapter has none there. Its
+// matrices are the cached ones, not copies.
+// (A mixed batch makes one call per adapter and linear layer, each to an
+// adapter whose memory the last step's other adapters have evicted from
+// the caches: one lookup in a map of values.) The Batch checks the
+// matrices' lengths against the layer's shape.
+func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
+	lr, ok := a.lowRank[lin]
+	if !ok {
+		return infer.LowRank{}, nil
+	}
+	if a.mem.Freed() {
+		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+	}
+	return lr, nil
+}
+
 // expanded holds float32 copies of half-precision matrices for AddDelta's
 // groups of rows.
 var expanded = sync.Pool{New: func() any { return new([]float32) }}
 
-var _ infer.Adapter = (*Adapter)(nil)
+var _ infer.LowRankAdapter = (*Adapter)(nil)

@@ -180,8 +180,12 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 	return &batchSeq{Sequence: s, m: m}, nil
 }
 
-// Trim frees the closed sequences kept for reuse.
+// Trim frees the closed sequences kept for reuse and the Batch's scratch
+// (infer.Batch.Trim). It must not run concurrently with Step (the engine
+// calls both from its goroutine).
 func (m *BatchedModel) Trim() {
+	m.b.Trim()
+	m.rows = nil
 	m.mu.Lock()
 	free := m.free
 	m.free, m.kept = nil, 0

@@ -245,6 +245,15 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		}
 		runtime.ReadMemStats(&ms)
 		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6, breakdown())
+		// Once idle for its trim delay (half a second), the engine frees
+		// what it keeps for the next burst: closed KV caches, request
+		// buffers, the batch's scratch.
+		time.Sleep(time.Second)
+		runtime.GC()
+		debug.FreeOSMemory()
+		rested := procStatus("VmRSS:")
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("memory at rest (1 s idle: the engine has trimmed): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(rested)/1e6, split(rested), float64(ms.HeapInuse)/1e6, breakdown())
 		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
 			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
 		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))

@@ -19,9 +19,11 @@ import (
 // tokens (quantized weights expanded a tile at a time with DequantizeRows,
 // once per step); fewer tokens take the Generator's matrix-vector kernels.
 // Products are split by weight rows (Q, K and V as one product, gate and up
-// as one), adapter terms by tokens and attention (each token against its
-// own sequence's cache) by rows, over GOMAXPROCS goroutines of the Batch's
-// own. It runs every architecture the Generator
+// as one), attention (each token against its own sequence's cache) by rows,
+// over GOMAXPROCS goroutines of the Batch's own. A LowRankAdapter's terms
+// take no run of their own (its shrinks run with the packing of the
+// product's input, its expands with the product); other adapters' AddDelta
+// runs after the product, split by tokens. It runs every architecture the Generator
 // runs (biases, q/k norms, partial rotary, rope scaling, sliding windows)
 // with the same kernels but attention's (the same sums added in another
 // order), and a step does not allocate once its scratch has grown.
@@ -41,11 +43,13 @@ type Batch struct {
 	last                                 []float32 // final-norm rows of the rows that want logits
 	logits                               []float32
 	panels                               []float32 // the input of the linears being run, packed (kernels.PackPanels)
+	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
 
 	team *batchTeam
-	job  *job // its own allocation: the team's goroutines must not keep the Batch alive
+	job  *job    // its own allocation: the team's goroutines must not keep the Batch alive
+	lr   *lrPlan // the adapter terms of the product being prepared or run
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -60,6 +64,30 @@ type BatchRow struct {
 	// Logits, if not nil, receives the logits [VocabSize] predicting the
 	// token after the row's last one.
 	Logits []float32
+}
+
+// LowRankAdapter is an Adapter whose terms are low-rank products that a
+// Batch runs itself instead of calling AddDelta: the shrink s = Scale·A·x of
+// every row inside the team run that packs x (no run of its own), the
+// expand y += Bᵀᵀ·s inside the product's run, each part on the columns it
+// has just computed. So an adapter costs a step no barrier of its own, and
+// its matrices are read while the base product's are.
+type LowRankAdapter interface {
+	Adapter
+	// LowRank returns the adapter's term at lin, R 0 for none. A Batch
+	// calls it from its own goroutine, once per step and product; the
+	// matrices must stay unchanged while the step runs.
+	LowRank(lin *model.Linear) (LowRank, error)
+}
+
+// LowRank is one linear layer's adapter term y += Scale·(x·Aᵀ)·Bᵀ, as
+// kernels.LowRankShrink and LowRankExpand take it: A [R, In] and B
+// transposed, Bᵀ [R, Out], in float32 (A, BT) or binary16 (A16, BT16).
+type LowRank struct {
+	R         int
+	Scale     float32
+	A, BT     []float32
+	A16, BT16 []uint16
 }
 
 // Sequence is the KV cache of one sequence of a Batch.
@@ -102,6 +130,7 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 	}
 	b.team = newBatchTeam(b, c.MaxSeqLen, maxIn)
 	b.job = new(job)
+	b.lr = new(lrPlan)
 	return b, nil
 }
 
@@ -125,6 +154,16 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Trim releases the scratch that steps have grown (a few MB after steps of
+// hundreds of tokens: prompt chunks); the next step grows it again. A
+// server calls it when it has gone idle.
+func (b *Batch) Trim() {
+	b.x, b.xn, b.q, b.k, b.v, b.attn, b.proj, b.gate, b.up = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	b.cos, b.sin, b.last, b.logits, b.panels, b.panels2 = nil, nil, nil, nil, nil, nil
+	b.want, b.wantLogits = nil, nil
+	b.lr.terms, b.lr.s = nil, nil
 }
 
 // grow returns buf with at least n elements.
@@ -189,28 +228,38 @@ func (b *Batch) Step(rows []BatchRow) error {
 	for l := range b.w.Layers {
 		layer := &b.w.Layers[l]
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
-		b.pack(xn, n, d)
-		if err := b.linear(rows, xn, fused{layer.Q, q}, fused{layer.K, k}, fused{layer.V, v}); err != nil {
+		qkv := [...]fused{{layer.Q, q}, {layer.K, k}, {layer.V, v}}
+		if err := b.prepare(rows, xn, n, d, qkv[:]...); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if err := b.linear(rows, xn, qkv[:]...); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		o := fused{layer.O, b.proj}
+		if err := b.plan(rows, b.attn, o); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
 		if err := b.attention(rows, l, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		b.pack(b.attn, n, b.qDim)
-		if err := b.linear(rows, b.attn, fused{layer.O, b.proj}); err != nil {
+		if err := b.linearAdd(rows, b.attn, x, o); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.Add(x, b.proj)
 		kernels.RMSNorm(xn, x, layer.MLPNorm, eps)
-		b.pack(xn, n, d)
-		if err := b.linear(rows, xn, fused{layer.Gate, b.gate}, fused{layer.Up, b.up}); err != nil {
+		gateUp := [...]fused{{layer.Gate, b.gate}, {layer.Up, b.up}}
+		if err := b.prepare(rows, xn, n, d, gateUp[:]...); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		b.swiGLUPack(n, c.HiddenDim)
-		if err := b.linear(rows, b.gate, fused{layer.Down, b.proj}); err != nil {
+		if err := b.mlpIn(rows, xn, n, gateUp); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
 		}
-		kernels.Add(x, b.proj)
+		down := fused{layer.Down, b.proj}
+		if err := b.plan(rows, b.gate, down); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
+		if err := b.linearAdd(rows, b.gate, x, down); err != nil {
+			return fmt.Errorf("infer: layer %d: %w", l, err)
+		}
 	}
 	for _, r := range rows {
 		r.Seq.pos += len(r.Tokens)
@@ -220,6 +269,7 @@ func (b *Batch) Step(rows []BatchRow) error {
 	clear(b.want)
 	clear(b.wantLogits)
 	*b.job = job{}
+	b.lr.reset()
 	return err
 }
 
@@ -250,7 +300,9 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	b.want = want
 	last := b.last[:m*d]
 	kernels.RMSNorm(last, last, b.w.Norm, c.NormEps)
-	b.pack(last, m, d)
+	if err := b.prepare(want, last, m, d, fused{lin: b.w.Output}); err != nil {
+		return err
+	}
 	if m >= panelMinTokens {
 		// The panel kernel writes each row's logits where it wants them,
 		// sparing a [m, VocabSize] matrix and its copy.
@@ -271,21 +323,87 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	return nil
 }
 
-// pack packs the n rows of x [n, width], the input of the linears that
-// follow, for the panel kernel, split by columns over the team; fewer than
-// panelMinTokens rows are not packed.
-func (b *Batch) pack(x []float32, n, width int) {
+// prepare readies x [n, width], the input of lins, for linear: it finds
+// the rows' adapter terms at lins (plan), then packs x for the panel
+// kernel, split by columns over the team, and in the same run computes
+// the terms' shrinks, split by tokens. Fewer than panelMinTokens rows are
+// not packed, and their shrinks run on the calling goroutine.
+func (b *Batch) prepare(rows []BatchRow, x []float32, n, width int, lins ...fused) error {
+	if err := b.plan(rows, x, lins...); err != nil {
+		return err
+	}
 	if n < panelMinTokens {
-		return
+		b.lr.shrink(0, n)
+		b.lr.shrunk = true
+		return nil
 	}
 	b.panels = grow(b.panels, kernels.PanelsLen(n, width))
 	j := b.job
-	*j = job{kind: jobPack, n: n, width: width, x: x[:n*width], panels: b.panels}
+	*j = job{kind: jobPack, n: n, width: width, x: x[:n*width], panels: b.panels, lr: b.lr}
 	parts := len(b.team.ws)
-	if n*width < batchMinWeights/8 {
+	switch {
+	case len(b.lr.terms) > parts:
+		// Many adapters' shrinks, read from memory: claimed parts let a
+		// core that another process slows down take fewer.
+		parts *= partsPerWorker
+	case n*width < batchMinWeights/8 && len(b.lr.terms) == 0:
 		parts = 1
 	}
-	_ = b.team.run(j, parts) // packing returns no error
+	_ = b.team.run(j, parts) // packing and shrinking return no error
+	b.lr.shrunk = true
+	return nil
+}
+
+// plan finds the adapter terms of rows at lins, whose input is x, for the
+// product linear runs next: the low-rank terms of LowRankAdapters, which
+// the product's run expands (after a shrink that prepare runs, or linear
+// when prepare did not), and whether other adapters' AddDelta must run
+// after it.
+func (b *Batch) plan(rows []BatchRow, x []float32, lins ...fused) error {
+	p := b.lr
+	p.reset()
+	p.x = x
+	t := 0
+	for i := 0; i < len(rows); {
+		a := rows[i].Adapter
+		lo := t
+		for ; i < len(rows) && rows[i].Adapter == a; i++ {
+			t += len(rows[i].Tokens)
+		}
+		if a == nil {
+			continue
+		}
+		la, ok := a.(LowRankAdapter)
+		if !ok {
+			p.other = true
+			continue
+		}
+		for k, f := range lins {
+			lr, err := la.LowRank(f.lin)
+			if err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", f.lin.Name, err)
+			}
+			if lr.R == 0 {
+				continue
+			}
+			if err := lr.check(f.lin); err != nil {
+				return fmt.Errorf("infer: adapter at %s: %w", f.lin.Name, err)
+			}
+			p.terms = append(p.terms, lrTerm{lin: k, lo: lo, hi: t, in: f.lin.In, t: lr, off: p.size})
+			p.size += (t - lo) * lr.R
+		}
+	}
+	p.s = grow(p.s, p.size)
+	return nil
+}
+
+// check reports a term whose matrices do not have the shapes of lin.
+func (lr *LowRank) check(lin *model.Linear) error {
+	nA, nB := lr.R*lin.In, lr.R*lin.Out
+	if lr.A != nil && len(lr.A) == nA && len(lr.BT) == nB || lr.A == nil && len(lr.A16) == nA && len(lr.BT16) == nB {
+		return nil
+	}
+	return fmt.Errorf("low-rank term of rank %d does not fit the layer [%d %d]", lr.R, lin.Out, lin.In)
 }
 
 // fused is one linear layer of a product and its output y [tokens, Out].
@@ -299,14 +417,16 @@ const maxFused = 3
 
 // linear computes y = x·Wᵀ for each of lins (which share x, so the same In)
 // over the tokens of all rows at once, then adds each adapter's terms to its
-// group: the tokens of adjacent rows sharing an Adapter. x must be what pack
-// packed last. The linears run as one product, split by weight rows over
-// the team (the rows of all of them, one after the other), so that Q, K
-// and V, or the gate and up projections, take one run of the team instead
-// of one each; from panelMinTokens tokens on, each weight is read (and,
-// quantized, expanded) once for the whole step. The adapter terms of all
-// the linears are split by tokens in one more run, each part cutting the
-// groups it covers and applying a group's terms one linear after the other.
+// group: the tokens of adjacent rows sharing an Adapter. x must be what
+// prepare prepared last (plan, when swiGLUPack packed it). The linears run
+// as one product, split by weight rows over the team (the rows of all of
+// them, one after the other), so that Q, K and V, or the gate and up
+// projections, take one run of the team instead of one each; from
+// panelMinTokens tokens on, each weight is read (and, quantized, expanded)
+// once for the whole step. A LowRankAdapter's expand is added in the same
+// run, each part on its own columns; only the terms of other adapters take
+// one more run (AddDelta), split by tokens, each part cutting the groups it
+// covers and applying a group's terms one linear after the other.
 func (b *Batch) linear(rows []BatchRow, x []float32, lins ...fused) error {
 	return b.linearRows(rows, nil, x, lins...)
 }
@@ -315,12 +435,64 @@ func (b *Batch) linear(rows []BatchRow, x []float32, lins ...fused) error {
 // panels: panelMinTokens tokens or more), the row of each token into
 // ys[token] instead of y.
 func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ...fused) error {
+	return b.product(rows, ys, x, false, nil, nil, lins...)
+}
+
+// shrink computes the shrinks of b.lr that no run has computed (the down
+// projection's: its input is packed as it is gated, by columns): on the
+// calling goroutine for a few adapters (their matrices in the caches), in
+// a run of its own, split by tokens, for more (read from memory). It
+// leaves b.job as it found it.
+func (b *Batch) shrink(n int) {
+	lr := b.lr
+	lr.shrunk = true
+	workers := len(b.team.ws)
+	if len(lr.terms) <= workers {
+		lr.shrink(0, n)
+		return
+	}
+	saved := *b.job
+	*b.job = job{kind: jobShrink, n: n, lr: lr}
+	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
+	*b.job = saved
+}
+
+// linearAdd is linear of the one linear f followed by the residual
+// connection, resid += f.y. Without AddDelta adapters in the rows, each
+// part of the product's run adds the columns it has computed (elementwise:
+// the split does not change a bit), sparing the calling goroutine a pass
+// over the step's rows.
+func (b *Batch) linearAdd(rows []BatchRow, x, resid []float32, f fused) error {
+	if b.lr.other {
+		if err := b.linear(rows, x, f); err != nil {
+			return err
+		}
+		kernels.Add(resid, f.y)
+		return nil
+	}
+	return b.product(rows, nil, x, false, nil, resid, f)
+}
+
+// linearGated is linear over the gate and up projections (lins, of the
+// same Out) that also gates: gate = silu(gate) ⊙ up, and packs the result
+// into gated if not nil, each part on the columns it has computed of both.
+// The rows' adapters are all LowRankAdapters.
+func (b *Batch) linearGated(rows []BatchRow, x, gated []float32, lins ...fused) error {
+	return b.product(rows, nil, x, true, gated, nil, lins...)
+}
+
+// product is linearRows, or linearGated if gate, or linearAdd if resid is
+// not nil.
+func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool, gated, resid []float32, lins ...fused) error {
 	n := 0
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
 	j := b.job
-	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins)}
+	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins), gate: gate, gated: gated}
+	if resid != nil {
+		j.resid = resid[:n*lins[0].lin.Out]
+	}
 	if n >= panelMinTokens {
 		j.panels = b.panels
 	}
@@ -338,17 +510,23 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
+	if lr := b.lr; len(lr.terms) > 0 {
+		if !lr.shrunk {
+			b.shrink(n)
+		}
+		j.lr = lr
+	}
 	if err := b.team.run(j, parts); err != nil {
 		return err
 	}
-	groups := 0 // groups of rows with an adapter
+	if !b.lr.other {
+		return nil
+	}
+	groups := 0 // groups of rows with an adapter run by AddDelta
 	for i, r := range rows {
-		if r.Adapter != nil && (i == 0 || rows[i-1].Adapter != r.Adapter) {
+		if _, ok := r.Adapter.(LowRankAdapter); !ok && r.Adapter != nil && (i == 0 || rows[i-1].Adapter != r.Adapter) {
 			groups++
 		}
-	}
-	if groups == 0 {
-		return nil
 	}
 	// One part per goroutine for few groups (a group cut in parts reads its
 	// matrices once per part), up to partsPerWorker for many: their terms
@@ -365,7 +543,10 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 // of layer l, then causal grouped-query attention against that cache
 // (kernels.AttendCachedFast: the Generator's kernel with the additions in
 // another order). It is split by rows, each part taking a row's tokens in
-// order, so a token finds the keys of the row's earlier tokens stored.
+// order, so a token finds the keys of the row's earlier tokens stored. From
+// panelMinTokens tokens on, each token's output is also packed for the
+// output projection and its adapter shrinks computed (b.lr, planned for
+// it), so that the projection needs no run of the team to prepare it.
 func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	c := &b.w.Config
 	layer := &b.w.Layers[l]
@@ -376,11 +557,50 @@ func (b *Batch) attention(rows []BatchRow, l, n int) error {
 	if c.QKNorm {
 		j.qNorm, j.kNorm = layer.QNorm, layer.KNorm
 	}
+	if n >= panelMinTokens {
+		b.panels = grow(b.panels, kernels.PanelsLen(n, b.qDim))
+		if rest := n % kernels.PanelWidth; rest != 0 {
+			// The rows past the last token, which no token's part writes.
+			clear(b.panels[(n-rest)*b.qDim:])
+		}
+		j.panels, j.lr = b.panels, b.lr
+	}
 	parts := min(len(rows), partsPerWorker*len(b.team.ws))
 	if n*b.qDim < batchMinWeights/8 {
 		parts = 1
 	}
-	return b.team.run(j, parts)
+	err := b.team.run(j, parts)
+	if j.panels != nil {
+		b.lr.shrunk = true
+	}
+	return err
+}
+
+// mlpIn runs the gate and up projections and gates the MLP, gate =
+// silu(gate) ⊙ up, packing the result for the down projection. When every
+// adapter of the rows is a LowRankAdapter (or none), it is one run of the
+// team: the product is split by units of columns of both projections, so
+// that a part gates (elementwise: the split does not change a bit) and
+// packs the columns it has just computed, terms added. Otherwise the
+// gating waits for the AddDelta terms, in a run of its own (swiGLUPack).
+func (b *Batch) mlpIn(rows []BatchRow, xn []float32, n int, gateUp [2]fused) error {
+	if b.lr.other {
+		if err := b.linear(rows, xn, gateUp[:]...); err != nil {
+			return err
+		}
+		b.swiGLUPack(n, gateUp[0].lin.Out)
+		return nil
+	}
+	var out []float32
+	if n >= panelMinTokens {
+		b.panels2 = grow(b.panels2, kernels.PanelsLen(n, gateUp[0].lin.Out))
+		out = b.panels2
+	}
+	if err := b.linearGated(rows, xn, out, gateUp[:]...); err != nil {
+		return err
+	}
+	b.panels, b.panels2 = b.panels2, b.panels
+	return nil
 }
 
 // swiGLUPack gates the MLP, gate = silu(gate) ⊙ up over n tokens, and

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/internal/archtest"
 	"github.com/golora/golora/nf4"
@@ -51,9 +53,66 @@ func (lr *lowRank) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	return nil
 }
 
-// TestBatchMatchesGeneratorPerRow runs four sequences — prompts of different
-// lengths, prefilled in chunks of different sizes, three adapters and the
-// base, two rows sharing an adapter — through Batch steps, and each one
+// lowRankFused is a lowRank that a Batch runs as a LowRankAdapter (the
+// shrink and expand inside its team runs); its AddDelta, which the
+// Generator calls, stays lowRank's row-by-row reference.
+type lowRankFused struct {
+	*lowRank
+	a, bt     map[*model.Linear][]float32
+	a16, bt16 map[*model.Linear][]uint16
+}
+
+// fused returns lr as a LowRankAdapter, its matrices in binary16 if half
+// (lr's own values rounded to binary16 first, so that the reference uses
+// the same values).
+func (lr *lowRank) fused(half16 bool) *lowRankFused {
+	f := &lowRankFused{lowRank: lr, a: map[*model.Linear][]float32{}, bt: map[*model.Linear][]float32{},
+		a16: map[*model.Linear][]uint16{}, bt16: map[*model.Linear][]uint16{}}
+	for lin, a := range lr.a {
+		b := lr.b[lin]
+		bt := make([]float32, len(b))
+		for o := range lin.Out {
+			for k := range lr.r {
+				bt[k*lin.Out+o] = b[o*lr.r+k]
+			}
+		}
+		if !half16 {
+			f.a[lin], f.bt[lin] = a, bt
+			continue
+		}
+		a16, bt16 := make([]uint16, len(a)), make([]uint16, len(bt))
+		for i, v := range a {
+			a16[i] = half.Float32ToF16(v)
+			a[i] = half.F16ToFloat32(a16[i])
+		}
+		for i, v := range bt {
+			bt16[i] = half.Float32ToF16(v)
+			bt[i] = half.F16ToFloat32(bt16[i])
+		}
+		for o := range lin.Out {
+			for k := range lr.r {
+				b[o*lr.r+k] = bt[k*lin.Out+o]
+			}
+		}
+		f.a16[lin], f.bt16[lin] = a16, bt16
+	}
+	return f
+}
+
+func (f *lowRankFused) LowRank(lin *model.Linear) (LowRank, error) {
+	if a16 := f.a16[lin]; a16 != nil {
+		return LowRank{R: f.r, Scale: 1, A16: a16, BT16: f.bt16[lin]}, nil
+	}
+	if a := f.a[lin]; a != nil {
+		return LowRank{R: f.r, Scale: 1, A: a, BT: f.bt[lin]}, nil
+	}
+	return LowRank{}, nil
+}
+
+// TestBatchMatchesGeneratorPerRow runs six sequences — prompts of different
+// lengths, prefilled in chunks of different sizes, the base and three
+// adapters (one run by AddDelta, two as LowRankAdapters in float32 and
+// binary16), rows sharing an adapter — through Batch steps, and each one
 // alone through a Generator with its adapter: at every step the logits agree
 // within float32 rounding and the greedy tokens are identical. Dense and NF4
 // bases.
@@ -74,7 +133,8 @@ func TestBatchMatchesGeneratorPerRow(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			checkBatchMatchesGenerator(t, w)
+			checkBatchMatchesGenerator(t, w, false)
+			checkBatchMatchesGenerator(t, w, true)
 		})
 	}
 }
@@ -89,16 +149,24 @@ func TestBatchArchitecturesMatchGeneratorPerRow(t *testing.T) {
 	for _, name := range archtest.Families {
 		t.Run(name, func(t *testing.T) {
 			w, _ := archtest.Load(t, name)
-			checkBatchMatchesGenerator(t, w)
+			checkBatchMatchesGenerator(t, w, false)
+			checkBatchMatchesGenerator(t, w, true)
 		})
 	}
 }
 
 // checkBatchMatchesGenerator is the comparison of
-// TestBatchMatchesGeneratorPerRow on w.
-func checkBatchMatchesGenerator(t *testing.T, w *model.Weights) {
+// TestBatchMatchesGeneratorPerRow on w. ad1 runs by AddDelta, unless
+// allLowRank, ad2 and ad3 as LowRankAdapters (float32 and binary16),
+// every adapter with a term on the head too. (With an AddDelta adapter in
+// the batch, the MLP's gating runs apart from the gate and up projections.)
+func checkBatchMatchesGenerator(t *testing.T, w *model.Weights, allLowRank bool) {
 	t.Helper()
-	ad1, ad2 := newLowRank(w, 4, 1), newLowRank(w, 8, 2)
+	var ad1 Adapter = newLowRank(w, 4, 1)
+	if allLowRank {
+		ad1 = newLowRank(w, 4, 1).fused(false)
+	}
+	ad2, ad3 := newLowRank(w, 8, 2).fused(false), newLowRank(w, 8, 3).fused(true)
 	type stream struct {
 		prompt []int
 		chunk  int
@@ -123,6 +191,8 @@ func checkBatchMatchesGenerator(t *testing.T, w *model.Weights) {
 		{tokens(17), 5, ad1},
 		{tokens(9), 4, ad1},
 		{tokens(30), 8, ad2},
+		{tokens(11), 4, ad3},
+		{tokens(6), 6, ad3},
 	}
 	V := w.Config.VocabSize
 	type state struct {
@@ -286,4 +356,73 @@ func TestBatchWorkersEndWithBatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%d goroutines before, %d after five Batches were dropped", before, runtime.NumGoroutine())
+}
+
+// TestPackRowMatchesPackPanels packs a matrix of 45 rows (a full panel and
+// a partial one) row by row, as attention's parts do, and checks the
+// packing against kernels.PackPanels'.
+func TestPackRowMatchesPackPanels(t *testing.T) {
+	const n, in = 45, 40
+	rng := rand.New(rand.NewPCG(9, 9))
+	x := make([]float32, n*in)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	want := make([]float32, kernels.PanelsLen(n, in))
+	kernels.PackPanels(want, x, n, in)
+	got := make([]float32, len(want))
+	for t := range n {
+		packRow(got, x[t*in:(t+1)*in], t)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %g, PackPanels %g", i, got[i], want[i])
+		}
+	}
+}
+
+// TestBatchTrim steps two Batches through the same tokens, one trimmed
+// between every step: the logits are identical, bit for bit (the same
+// kernels on the same values, the scratch regrown).
+func TestBatchTrim(t *testing.T) {
+	ck, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ck.Weights
+	ad := newLowRank(w, 4, 7).fused(false)
+	var logits [2][][]float32
+	for i, trim := range []bool{false, true} {
+		b, err := NewBatch(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []BatchRow
+		for r := range 5 {
+			s, err := b.NewSequence(20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, BatchRow{Seq: s, Tokens: []int{1, 5 + r, 9, 20 + r}, Adapter: ad, Logits: make([]float32, w.Config.VocabSize)})
+		}
+		for step := range 4 {
+			if err := b.Step(rows); err != nil {
+				t.Fatal(err)
+			}
+			for r := range rows {
+				logits[i] = append(logits[i], append([]float32(nil), rows[r].Logits...))
+				rows[r].Tokens = []int{30 + step + r}
+			}
+			if trim {
+				b.Trim()
+			}
+		}
+	}
+	for k := range logits[0] {
+		for j, v := range logits[0][k] {
+			if logits[1][k][j] != v {
+				t.Fatalf("logits %d [%d]: %g after Trim, %g without", k, j, logits[1][k][j], v)
+			}
+		}
+	}
 }

@@ -50,6 +50,7 @@ const (
 	jobSwiGLU                    // y = silu(y) ⊙ x, rows of width, split by tokens
 	jobPack                      // panels = x [n, width] packed, split by columns
 	jobSwiGLUPack                // jobSwiGLU then jobPack of y, split by columns
+	jobShrink                    // the adapter shrinks of lr, split by tokens
 )
 
 // job is the work of one parallel phase of a step. Its fields point into the
@@ -75,8 +76,83 @@ type job struct {
 	kvDim     int
 	heads, hd int
 	group     int
-	window    int // sliding window (Mistral), 0 for none
-	width     int // jobSwiGLU, jobPack: the elements of a token's row
+	window    int       // sliding window (Mistral), 0 for none
+	width     int       // jobSwiGLU, jobPack: the elements of a token's row
+	lr        *lrPlan   // jobPack: the shrinks to compute; jobProduct: the expands to add
+	gate      bool      // jobProduct of the gate and up projections: gate them too (Batch.linearGated)
+	gated     []float32 // with gate, if not nil: where to pack the gated columns
+	resid     []float32 // jobProduct of one linear, if not nil: add y to it (Batch.linearAdd)
+}
+
+// lrPlan is the low-rank adapter terms of one product of a step (the
+// linears run together on the same input): for each group of rows sharing
+// a LowRankAdapter and each linear where it has a term, the term and where
+// its rows' shrinks go.
+type lrPlan struct {
+	terms  []lrTerm
+	x      []float32 // the products' input [tokens, In]
+	s      []float32 // the shrinks: term i's token t at terms[i].off + (t−lo)·R
+	size   int       // elements of s in use
+	shrunk bool      // s is computed
+	other  bool      // rows with an adapter that is not a LowRankAdapter (AddDelta runs them)
+}
+
+// lrTerm is one group's term at one linear of the product.
+type lrTerm struct {
+	lin    int // index of the linear in the job's lins
+	lo, hi int // the group's tokens
+	in     int
+	off    int
+	t      LowRank
+}
+
+// reset empties the plan; it keeps no adapter's memory reachable.
+func (p *lrPlan) reset() {
+	clear(p.terms)
+	p.terms, p.x, p.size, p.shrunk, p.other = p.terms[:0], nil, 0, false, false
+}
+
+// shrink computes the shrinks of tokens [lo, hi) of every term.
+func (p *lrPlan) shrink(lo, hi int) {
+	for i := range p.terms {
+		tm := &p.terms[i]
+		r, in := tm.t.R, tm.in
+		for t := max(lo, tm.lo); t < min(hi, tm.hi); t++ {
+			s, x := p.s[tm.off+(t-tm.lo)*r:][:r], p.x[t*in:(t+1)*in]
+			if tm.t.A != nil {
+				kernels.LowRankShrink(s, x, tm.t.A, r, in, tm.t.Scale)
+			} else {
+				kernels.LowRankShrinkF16(s, x, tm.t.A16, r, in, tm.t.Scale)
+			}
+		}
+	}
+}
+
+// expand adds the expands of linear k of the job to columns [lo, hi) of y
+// (or of j.ys' rows) for every token of its terms.
+func (j *job) expand(k int, y []float32, out, lo, hi int) {
+	p := j.lr
+	for i := range p.terms {
+		tm := &p.terms[i]
+		if tm.lin != k {
+			continue
+		}
+		r := tm.t.R
+		for t := tm.lo; t < tm.hi; t++ {
+			s := p.s[tm.off+(t-tm.lo)*r:][:r]
+			var row []float32
+			if j.ys != nil {
+				row = j.ys[t][lo:hi]
+			} else {
+				row = y[t*out+lo : t*out+hi]
+			}
+			if tm.t.BT != nil {
+				kernels.LowRankExpandCols(row, s, tm.t.BT, r, out, lo, hi)
+			} else {
+				kernels.LowRankExpandColsF16(row, s, tm.t.BT16, r, out, lo, hi)
+			}
+		}
+	}
 }
 
 // partsPerWorker is how many parts a large product or attention is cut
@@ -130,6 +206,9 @@ func (t *batchTeam) part(worker, p int) error {
 func (j *job) run(id, parts int, ws *workspace) error {
 	switch j.kind {
 	case jobProduct:
+		if j.gate {
+			return j.gatedProduct(id, parts, ws)
+		}
 		// Units of partAlign weight rows, numbered over the linears one
 		// after the other; the part takes units [ulo, uhi).
 		units := 0
@@ -138,7 +217,7 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		}
 		ulo, uhi := units*id/parts, units*(id+1)/parts
 		first := 0 // the first unit of linear i
-		for _, f := range j.lins[:j.nlin] {
+		for k, f := range j.lins[:j.nlin] {
 			out := f.lin.Out
 			u := (out + partAlign - 1) / partAlign
 			lo, hi := min(out, (max(ulo, first)-first)*partAlign), min(out, (min(uhi, first+u)-first)*partAlign)
@@ -146,14 +225,28 @@ func (j *job) run(id, parts int, ws *workspace) error {
 				if err := j.product(f.lin, f.y, lo, hi, ws); err != nil {
 					return err
 				}
+				if j.lr != nil {
+					j.expand(k, f.y, out, lo, hi)
+				}
+				if j.resid != nil {
+					for i := range j.n {
+						kernels.Add(j.resid[i*out+lo:i*out+hi], f.y[i*out+lo:i*out+hi])
+					}
+				}
 			}
 			first += u
 		}
 		return nil
 	case jobAdapter:
 		return j.adapters(j.n*id/parts, j.n*(id+1)/parts)
+	case jobShrink:
+		j.lr.shrink(j.n*id/parts, j.n*(id+1)/parts)
+		return nil
 	case jobPack:
 		kernels.PackPanelsCols(j.panels, j.x, j.n, j.width, j.width*id/parts, j.width*(id+1)/parts)
+		if j.lr != nil && len(j.lr.terms) > 0 {
+			j.lr.shrink(j.n*id/parts, j.n*(id+1)/parts)
+		}
 		return nil
 	case jobSwiGLUPack:
 		// Column ranges of whole 16-float vectors, as the kernels run them.
@@ -173,6 +266,35 @@ func (j *job) run(id, parts int, ws *workspace) error {
 		j.attend(len(j.rows)*id/parts, len(j.rows)*(id+1)/parts, ws)
 		return nil
 	}
+}
+
+// gatedProduct runs part id of parts of the gate and up projections and
+// their gating (Batch.linearGated): units of partAlign columns of both,
+// the part's columns computed in each, terms added, then gated and packed.
+func (j *job) gatedProduct(id, parts int, ws *workspace) error {
+	out := j.lins[0].lin.Out
+	units := (out + partAlign - 1) / partAlign
+	lo, hi := min(out, units*id/parts*partAlign), min(out, units*(id+1)/parts*partAlign)
+	if lo >= hi {
+		return nil
+	}
+	for k, f := range j.lins[:2] {
+		if err := j.product(f.lin, f.y, lo, hi, ws); err != nil {
+			return err
+		}
+		if j.lr != nil {
+			j.expand(k, f.y, out, lo, hi)
+		}
+	}
+	gate, up := j.lins[0].y, j.lins[1].y
+	for i := range j.n {
+		at := i * out
+		kernels.SwiGLU(gate[at+lo:at+hi], gate[at+lo:at+hi], up[at+lo:at+hi])
+	}
+	if j.gated != nil {
+		kernels.PackPanelsCols(j.gated, gate, j.n, out, lo, hi)
+	}
+	return nil
 }
 
 // product computes columns [lo, hi) of y = x·Wᵀ (+ bias) for all the tokens
@@ -239,9 +361,9 @@ func (j *job) mulT(lin *model.Linear, y []float32, lo, hi int, ws *workspace) er
 	return nil
 }
 
-// adapters adds the adapter terms of tokens [lo, hi): each group of adjacent
-// rows sharing an adapter, cut at lo and hi, the group's terms of the
-// linears one after the other.
+// adapters adds the AddDelta terms of tokens [lo, hi): each group of
+// adjacent rows sharing an adapter that is not a LowRankAdapter, cut at lo
+// and hi, the group's terms of the linears one after the other.
 func (j *job) adapters(lo, hi int) error {
 	t := 0
 	for i := 0; i < len(j.rows) && t < hi; {
@@ -251,8 +373,8 @@ func (j *job) adapters(lo, hi int) error {
 			t += len(j.rows[i].Tokens)
 		}
 		s, e := max(start, lo), min(t, hi)
-		if a == nil || s >= e {
-			continue
+		if _, ok := a.(LowRankAdapter); a == nil || ok || s >= e {
+			continue // none, or run with the product
 		}
 		for _, f := range j.lins[:j.nlin] {
 			in, out := f.lin.In, f.lin.Out
@@ -283,6 +405,7 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	for _, r := range j.rows[:lo] {
 		t += len(r.Tokens)
 	}
+	t0 := t
 	for _, r := range j.rows[lo:hi] {
 		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
@@ -307,7 +430,26 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 				off := first*kvDim + h/j.group*hd
 				kernels.AttendCachedFast(j.attn[at:at+hd], ws.scores[:pos+1-first], q[h*hd:(h+1)*hd], keys[off:], values[off:], kvDim)
 			}
+			if j.panels != nil {
+				packRow(j.panels, j.attn[t*qDim:(t+1)*qDim], t)
+			}
 			t++
 		}
+	}
+	if j.lr != nil && len(j.lr.terms) > 0 {
+		j.lr.shrink(t0, t)
+	}
+}
+
+// packRow writes row t of a matrix [n, len(x)], x, where kernels.PackPanels
+// puts it: the part of the packing that one row's producer can do (other
+// rows' parts write the other elements of the same panel).
+func packRow(panels, x []float32, t int) {
+	const w = kernels.PanelWidth
+	in := len(x)
+	p := panels[t/w*w*in : (t/w+1)*w*in]
+	p = p[t%w:]
+	for k, v := range x {
+		p[k*w] = v
 	}
 }
