@@ -78,7 +78,8 @@ const (
 	// top two logits were 0.02% of the spread apart).
 	//
 	// It applies to NF4 weights whose rows are whole blocks of at least 64
-	// (QLoRA's blocks of 64 with rows of a multiple of 64 columns); other
+	// (QLoRA's blocks of 64 with rows of a multiple of 64 columns), and to
+	// a HeadInt8 head with Dim a multiple of 128 (HeadInt8); other
 	// weights, prefill and an adapter's own product run as with
 	// ActivationsExact. NewGenerator decodes these weights' block scales to
 	// float32 (4 bytes per 64 weights, an eighth of their size as NF4)
@@ -129,14 +130,19 @@ const (
 	HeadExact HeadPrecision = iota
 	// HeadInt8 multiplies by a copy of a float32 head quantized to int8 in
 	// blocks of 32 weights with a float32 scale each (kernels.Int8Matrix,
-	// llama.cpp's Q8_0 layout; llama.cpp's own Q4_0 and Q8_0 files of a
-	// tied-embedding model hold their head in Q8_0): a quarter of the
-	// bytes, made by NewGenerator (the copy belongs to the Generator). Each
-	// weight moves by at most half its block's step; measured over 40
-	// decode steps (TestHeadInt8LogitError), the largest logit error is
-	// 0.5% of the logits' spread (max − min) on the trained stories260K and
-	// 0.14% on a random stories15M-shaped model, and greedy decoding picks
-	// the same tokens. It needs a float32 head with Dim a multiple of 32.
+	// llama.cpp's Q8_0 layout; llama.cpp's own Q4_0 file of a
+	// tied-embedding model holds its head in Q6_K when Dim is a multiple of
+	// 256, as on the stories110M shape (dim 768), and in Q8_0 otherwise, as
+	// on stories15M (dim 288)): a quarter of the bytes, made by
+	// NewGenerator (the copy belongs to the Generator). Each weight moves
+	// by at most half its block's step; measured over 40 decode steps
+	// (TestHeadInt8LogitError), the largest logit error is 0.5% of the
+	// logits' spread (max − min) on the trained stories260K and 0.14% on a
+	// random stories15M-shaped model, and greedy decoding picks the same
+	// tokens. It needs a float32 head with Dim a multiple of 32. With
+	// ActivationsInt8 and Dim a multiple of 128, the head's vector is
+	// quantized to int8 too and the products are integer dot products
+	// (nf4.Int8Matrix), as llama.cpp runs its head.
 	HeadInt8
 )
 
@@ -198,6 +204,10 @@ type Generator struct {
 	logits   []float32   // [VocabSize]
 
 	head *kernels.Int8Matrix // the output head with HeadInt8, else nil
+	// head8 is the output head with HeadInt8 and ActivationsInt8 when its
+	// rows are whole pairs of 128 columns (then head is nil): its
+	// products take g.act, the int8 copy of the vector.
+	head8 *nf4.Int8Matrix
 
 	// With ActivationsInt8, act holds the int8 copy of the vector of the
 	// NF4 products being run (linear, linears).
@@ -297,11 +307,19 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		if len(g.int8Act) == 0 {
 			return nil, errors.New("infer: NewGenerator: ActivationsInt8 needs NF4 linear layers whose rows are whole blocks of at least 64 weights; the model has none")
 		}
-		// Sized now, so that a decode step does not allocate.
 		in := 0
 		for lin := range g.int8Act {
 			in = max(in, lin.In)
 		}
+		if g.head != nil && g.head.Cols%int8HeadPair == 0 {
+			head8, err := nf4.NewInt8Matrix(g.head.Codes, g.head.Scales, g.head.Rows, g.head.Cols)
+			if err != nil {
+				return nil, fmt.Errorf("infer: NewGenerator: HeadInt8: %s: %w", w.Output.Name, err)
+			}
+			g.head, g.head8 = nil, head8
+			in = max(in, head8.Cols())
+		}
+		// Sized now, so that a decode step does not allocate.
 		if err := g.act.Quantize(make([]float32, in)); err != nil {
 			return nil, fmt.Errorf("infer: NewGenerator: %w", err)
 		}
@@ -335,6 +353,12 @@ func int8Linears(w *model.Weights) map[*model.Linear]*int8Linear {
 	}
 	return out
 }
+
+// int8HeadPair is the columns of an Int8Matrix's pair: with HeadInt8 and
+// ActivationsInt8 a head whose rows are whole pairs multiplies the int8
+// vector (nf4.Int8Matrix); in others the padding would cost more than the
+// integer products save.
+const int8HeadPair = 128
 
 // ropeMaxLen caps n positions at longrope's original ones: beyond them its
 // long factors apply, to every position; only the short ones are
@@ -806,12 +830,22 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 // int8 copy (ActivationsInt8), and is set once it does: linears that read
 // the same x (K and V after Q, up after gate) quantize it once.
 func (g *Generator) linearOf(lin *model.Linear, y, x []float32, n int, quantized *bool) error {
-	int8Head := g.head != nil && lin == g.w.Output
+	int8Head := (g.head != nil || g.head8 != nil) && lin == g.w.Output
 	var int8Act *int8Linear
 	if n == 1 && g.int8Act != nil && !int8Head {
 		int8Act = g.int8Act[lin]
 	}
-	if int8Act != nil {
+	if n == 1 && int8Head && g.head8 != nil {
+		if !*quantized {
+			if err := g.act.Quantize(x[:lin.In]); err != nil {
+				return fmt.Errorf("%s: %w", lin.Name, err)
+			}
+			*quantized = true
+		}
+		if err := g.mulRowsSplit(lin, y, x, true, nil); err != nil {
+			return err
+		}
+	} else if int8Act != nil {
 		if !*quantized {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
@@ -859,7 +893,7 @@ func (g *Generator) addBiasDelta(lin *model.Linear, y, x []float32, n int) error
 func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n int) error {
 	fuse := n == 1 && g.fuseInt8 && len(lins) <= len(g.fused)
 	for _, lin := range lins {
-		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil || lin != g.w.Output)
+		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil && g.head8 == nil || lin != g.w.Output)
 	}
 	if !fuse {
 		quantized := false
@@ -893,7 +927,7 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 
 // fusedPart is one linear of a single-row product: its rows are split into
 // chunks of rows rows, the job's chunks first, first+1, …. With int8Head it
-// multiplies x by g.head, which stands for lin; with act (lin's weight) it
+// multiplies x by g.head, or g.act by g.head8, which stands for lin; with act (lin's weight) it
 // multiplies g.act, x's int8 copy.
 type fusedPart struct {
 	lin         *model.Linear
@@ -923,6 +957,8 @@ func (g *Generator) mulFusedChunk(_, c int) error {
 	end := min(p.lin.Out, start+p.rows)
 	var err error
 	switch {
+	case p.int8Head && g.head8 != nil:
+		err = g.head8.MulVecRows(p.y, &g.act, start, end)
 	case p.int8Head:
 		g.head.MulVecRows(p.y, p.x, start, end)
 	case p.act != nil:
@@ -954,7 +990,7 @@ const (
 
 // mulRowsSplit computes y = x·Wᵀ for the single row x, split by weight rows
 // over the team when the product is large enough; with int8Head it
-// multiplies by g.head, which stands for lin, and with int8Act (lin's
+// multiplies by g.head (or g.act by g.head8), which stands for lin, and with int8Act (lin's
 // weight) it multiplies g.act, x's int8 copy.
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *int8Linear) error {
 	rows := g.chunkRows(lin)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golora/golora/internal/blas"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
 )
@@ -187,6 +188,12 @@ func BenchmarkDecodeScalesAB(b *testing.B) { benchDecodeVariantAB(b, "dq") }
 // Generator.linears) and one job per linear ("unfused").
 func BenchmarkDecodeFusedAB(b *testing.B) { benchDecodeVariantAB(b, "unfused") }
 
+// BenchmarkDecodeHeadAB compares ActivationsInt8 with HeadInt8 whose head
+// multiplies the int8 vector (nf4.Int8Matrix, "default", where the head's
+// rows are whole pairs of 128) with the head multiplying the float32
+// vector ("float-head", kernels.Int8Matrix).
+func BenchmarkDecodeHeadAB(b *testing.B) { benchDecodeVariantAB(b, "float-head") }
+
 // benchDecodeVariantAB runs one decode step of ActivationsInt8 with
 // HeadInt8 and one of the same with variant in turn; "speedup" is the
 // variant's total step time over the default's.
@@ -200,6 +207,15 @@ func benchDecodeVariantAB(b *testing.B, variant string) {
 			}
 		case "unfused":
 			g.fuseInt8 = false
+		case "float-head":
+			if g.head8 != nil {
+				out := g.w.Output
+				head, err := kernels.QuantizeInt8(out.Dense, out.Out, out.In)
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.head, g.head8 = head, nil
+			}
 		}
 	}
 	decodeAB(b, [2]GeneratorOptions{opts, opts}, vary, func(b *testing.B, spent [2]time.Duration) {
