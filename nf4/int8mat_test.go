@@ -96,12 +96,12 @@ func TestInt8MatrixErrors(t *testing.T) {
 
 // BenchmarkInt8MatrixMulVec measures stories110M- and stories15M-shaped
 // int8 output heads (32000 × 768 and × 288, read from memory) and a
-// 2048-row slice (cache-resident): "int8" is Int8Matrix with the vector's
+// 512-row slice (L2-resident): "int8" is Int8Matrix with the vector's
 // quantization, "float" the same Q8_0 weights times the float32 vector
 // (kernels.Int8Matrix, HeadInt8 without ActivationsInt8). GB/s counts the
 // Q8_0 codes and scales, the same bytes for both.
 func BenchmarkInt8MatrixMulVec(b *testing.B) {
-	for _, shape := range [][2]int{{32000, 768}, {2048, 768}, {32000, 288}} {
+	for _, shape := range [][2]int{{32000, 768}, {512, 768}, {32000, 288}} {
 		rows, cols := shape[0], shape[1]
 		codes, scales := q8Matrix(3, rows, cols)
 		m, err := NewInt8Matrix(codes, scales, rows, cols)

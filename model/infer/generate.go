@@ -223,6 +223,8 @@ type Generator struct {
 	nFused   int
 	fuseInt8 bool
 	job      attentionJob
+	// chunksPerWorker is the constant of that name; benchmarks vary it.
+	chunksPerWorker int
 	// g.mulFusedChunk and g.attentionHead, bound once so a step does not
 	// allocate.
 	fusedChunk func(worker, chunk int) error
@@ -327,6 +329,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		return nil, fmt.Errorf("infer: NewGenerator: unknown activation precision %d", int(opts.Activations))
 	}
 	g.attHead, g.fusedChunk = g.attentionHead, g.mulFusedChunk
+	g.chunksPerWorker = chunksPerWorker
 	g.team = startTeam(g)
 	g.fuseInt8 = g.team != nil && g.int8Act != nil
 	g.scores = make([][]float32, g.team.size())
@@ -1006,7 +1009,7 @@ func (g *Generator) chunkRows(lin *model.Linear) int {
 	if g.team == nil {
 		return lin.Out
 	}
-	rows := max(splitMinRows, splitChunkWeights/lin.In, lin.Out/(chunksPerWorker*g.team.size()))
+	rows := max(splitMinRows, splitChunkWeights/lin.In, lin.Out/(g.chunksPerWorker*g.team.size()))
 	rows = (rows + splitAlign - 1) / splitAlign * splitAlign
 	if 2*rows > lin.Out {
 		return lin.Out

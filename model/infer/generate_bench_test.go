@@ -194,6 +194,15 @@ func BenchmarkDecodeFusedAB(b *testing.B) { benchDecodeVariantAB(b, "unfused") }
 // vector ("float-head", kernels.Int8Matrix).
 func BenchmarkDecodeHeadAB(b *testing.B) { benchDecodeVariantAB(b, "float-head") }
 
+// BenchmarkDecodeChunksAB compares the single-row products split in about
+// chunksPerWorker chunks per goroutine of the team ("default") with 2 and
+// 8 ("chunks2", "chunks8"), ActivationsInt8 with HeadInt8.
+func BenchmarkDecodeChunksAB(b *testing.B) {
+	for _, v := range []string{"chunks2", "chunks8"} {
+		b.Run(v, func(b *testing.B) { benchDecodeVariantAB(b, v) })
+	}
+}
+
 // benchDecodeVariantAB runs one decode step of ActivationsInt8 with
 // HeadInt8 and one of the same with variant in turn; "speedup" is the
 // variant's total step time over the default's.
@@ -207,6 +216,10 @@ func benchDecodeVariantAB(b *testing.B, variant string) {
 			}
 		case "unfused":
 			g.fuseInt8 = false
+		case "chunks2":
+			g.chunksPerWorker = 2
+		case "chunks8":
+			g.chunksPerWorker = 8
 		case "float-head":
 			if g.head8 != nil {
 				out := g.w.Output
