@@ -62,10 +62,6 @@ func (m *Matrix) mulVecInt8With(l cpu.Level, vbmi bool, y []float32, x *Int8Vect
 		return
 	}
 	vnni := l >= cpu.AVX512 && cpu.HasAVX512VNNI()
-	rows4, rows1 := int8Rows4VNNI, int8Rows1VNNI
-	if vbmi {
-		rows4, rows1 = int8Rows4VBMI, int8Rows1VBMI
-	}
 	rowBytes := m.cols / 2
 	perBlock := m.blockSize / int8Step
 	chunk := min(int8Chunk, int8ScaleBuf/steps)
@@ -101,12 +97,19 @@ func (m *Matrix) mulVecInt8With(l cpu.Level, vbmi bool, y []float32, x *Int8Vect
 			r += n
 			continue
 		}
+		// Direct calls: through a func value the arguments would escape.
 		four := n &^ 3
-		if four > 0 {
-			rows4(&ys[0], &codes[0], &x.q[0], &x.bias[0], &x.scale[0], &scales[0], &int8CodebookBiased, four, pairs, half, rowBytes, 4*steps)
+		switch {
+		case four > 0 && vbmi:
+			int8Rows4VBMI(&ys[0], &codes[0], &x.q[0], &x.bias[0], &x.scale[0], &scales[0], &int8CodebookBiased, four, pairs, half, rowBytes, 4*steps)
+		case four > 0:
+			int8Rows4VNNI(&ys[0], &codes[0], &x.q[0], &x.bias[0], &x.scale[0], &scales[0], &int8CodebookBiased, four, pairs, half, rowBytes, 4*steps)
 		}
-		if four < n {
-			rows1(&ys[four], &codes[four*rowBytes], &x.q[0], &x.bias[0], &x.scale[0], &scales[four*steps], &int8CodebookBiased, n-four, pairs, half, rowBytes, 4*steps)
+		switch {
+		case four < n && vbmi:
+			int8Rows1VBMI(&ys[four], &codes[four*rowBytes], &x.q[0], &x.bias[0], &x.scale[0], &scales[four*steps], &int8CodebookBiased, n-four, pairs, half, rowBytes, 4*steps)
+		case four < n:
+			int8Rows1VNNI(&ys[four], &codes[four*rowBytes], &x.q[0], &x.bias[0], &x.scale[0], &scales[four*steps], &int8CodebookBiased, n-four, pairs, half, rowBytes, 4*steps)
 		}
 		r += n
 	}
