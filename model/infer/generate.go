@@ -189,13 +189,19 @@ type Generator struct {
 	qDim, kvDim   int
 	pos           int
 
-	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
+	// keys and values hold, per layer, each KV head's positions in a run
+	// of its own, [KVHeads, capacity, HeadDim] with capacity ≤ maxLen: a
+	// head's attention reads one contiguous run, which the hardware
+	// prefetchers follow, rather than HeadDim values every kvDim.
+	keys, values [][]float32
+	capacity     int // positions the cache holds
 	invFreq      []float64   // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32   // residual stream [batch, Dim]
 	xn       []float32   // normalized x [batch, Dim]
 	q        []float32   // queries [batch, qDim]
+	k, v     []float32   // keys and values [batch, kvDim], before they go to the cache
 	attn     []float32   // attention output [batch, qDim]
 	proj     []float32   // o_proj and down_proj output [batch, Dim]
 	gate, up []float32   // MLP [batch, HiddenDim]
@@ -280,6 +286,8 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	g.x = make([]float32, batch*c.Dim)
 	g.xn = make([]float32, batch*c.Dim)
 	g.q = make([]float32, batch*g.qDim)
+	g.k = make([]float32, batch*g.kvDim)
+	g.v = make([]float32, batch*g.kvDim)
 	g.attn = make([]float32, batch*g.qDim)
 	g.proj = make([]float32, batch*c.Dim)
 	g.gate = make([]float32, batch*c.HiddenDim)
@@ -382,20 +390,23 @@ const initialCacheLen = 1024
 // positions, keeping what it has. Growth is rare, so a decode step does
 // not allocate in the steady state.
 func (g *Generator) reserve(n int) {
-	have := len(g.scores[0])
+	have := g.capacity
 	if n <= have {
 		return
 	}
 	capacity := min(g.maxLen, max(n, 2*have))
-	for l := range g.keys {
-		k := make([]float32, capacity*g.kvDim)
-		v := make([]float32, capacity*g.kvDim)
-		if have > 0 {
-			copy(k, g.keys[l][:g.pos*g.kvDim])
-			copy(v, g.values[l][:g.pos*g.kvDim])
+	hd := g.w.Config.HeadDim
+	grow := func(old []float32) []float32 {
+		cache := make([]float32, capacity*g.kvDim)
+		for h := range g.kvDim / hd {
+			copy(cache[h*capacity*hd:], old[h*have*hd:(h*have+g.pos)*hd])
 		}
-		g.keys[l], g.values[l] = k, v
+		return cache
 	}
+	for l := range g.keys {
+		g.keys[l], g.values[l] = grow(g.keys[l]), grow(g.values[l])
+	}
+	g.capacity = capacity
 	for p := range g.scores {
 		g.scores[p] = make([]float32, capacity)
 	}
@@ -785,8 +796,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	eps := c.NormEps
 	for l := range g.w.Layers {
 		layer := &g.w.Layers[l]
-		k := g.keys[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
-		v := g.values[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
+		k, v := g.k[:n*g.kvDim], g.v[:n*g.kvDim]
 
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
 		if err := g.linears([]*model.Linear{layer.Q, layer.K, layer.V}, [][]float32{q, k, v}, xn, n); err != nil {
@@ -798,6 +808,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		}
 		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
 		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
+		g.store(l, k, v, n)
 		g.attention(l, attn, q, n)
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -1027,6 +1038,19 @@ func ropeRows(v, cos, sin []float32, half, n, heads, hd int) {
 	}
 }
 
+// store copies the keys and values of n new rows, [n, kvDim] each, to
+// layer l's cache at positions pos…pos+n−1.
+func (g *Generator) store(l int, k, v []float32, n int) {
+	hd := g.w.Config.HeadDim
+	for h := range g.kvDim / hd {
+		at := (h*g.capacity + g.pos) * hd
+		for i := range n {
+			copy(g.keys[l][at+i*hd:at+(i+1)*hd], k[i*g.kvDim+h*hd:])
+			copy(g.values[l][at+i*hd:at+(i+1)*hd], v[i*g.kvDim+h*hd:])
+		}
+	}
+}
+
 // attention computes causal grouped-query attention for the n rows at
 // positions pos…pos+n−1 of layer l, whose keys and values are already in the
 // cache: row i attends to positions 0…pos+i (with a sliding window W, the
@@ -1050,25 +1074,25 @@ func (g *Generator) attentionHead(worker, h int) error {
 	c := &g.w.Config
 	j := &g.job
 	hd := c.HeadDim
-	keys, values := g.keys[j.layer], g.values[j.layer]
+	run := h / (c.Heads / c.KVHeads) * g.capacity * hd
+	keys, values := g.keys[j.layer][run:], g.values[j.layer][run:]
 	for i := range j.n {
 		at := i*g.qDim + h*hd
 		attendCached(j.out[at:at+hd], g.scores[worker], j.q[at:at+hd], keys, values,
-			g.pos+i, c.SlidingWindow, h/(c.Heads/c.KVHeads)*hd, g.kvDim)
+			g.pos+i, c.SlidingWindow, hd)
 	}
 	return nil
 }
 
 // attendCached computes one query head's attention at position pos
-// (kernels.AttendCached) over a layer's cache of keys and values [positions,
-// kvDim], whose key and value head starts at element headOff of a position:
-// positions 0…pos, or with a sliding window W > 0 (Mistral) the last W of
-// them. scores holds at least pos+1 elements.
-func attendCached(out, scores, q, keys, values []float32, pos, window, headOff, kvDim int) {
+// (kernels.AttendCached) over its KV head's keys and values, position t at
+// element t·stride: positions 0…pos, or with a sliding window W > 0
+// (Mistral) the last W of them. scores holds at least pos+1 elements.
+func attendCached(out, scores, q, keys, values []float32, pos, window, stride int) {
 	first := 0
 	if window > 0 {
 		first = max(0, pos+1-window)
 	}
-	off := first*kvDim + headOff
-	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], kvDim)
+	off := first * stride
+	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], stride)
 }
