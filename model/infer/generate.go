@@ -194,8 +194,8 @@ type Generator struct {
 	// head's attention reads one contiguous run, which the hardware
 	// prefetchers follow, rather than HeadDim values every kvDim.
 	keys, values [][]float32
-	capacity     int // positions the cache holds
-	invFreq      []float64   // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
+	capacity     int       // positions the cache holds
+	invFreq      []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32   // residual stream [batch, Dim]
