@@ -73,7 +73,8 @@ const (
 	// same NF4 weights (TestActivationsInt8LogitError), the largest logit
 	// error is 1.2% of the logits' spread (max − min) on the trained
 	// stories260K over 40 decode steps, 0.06% on a random stories15M-shaped
-	// model and 0.2% on a stories110M-shaped one, and greedy decoding picks
+	// model and 0.2% on a stories110M-shaped one (0.24% with HeadInt8,
+	// whose vector is then quantized too), and greedy decoding picks
 	// the same tokens except at near ties (one of 40 on stories260K, whose
 	// top two logits were 0.02% of the spread apart).
 	//
