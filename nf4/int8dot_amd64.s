@@ -157,11 +157,22 @@ TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
 	LEAQ int8Ahead(SI), R15
 
 rows4:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	XORQ   R12, R12
+	// The block scales of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+scales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        scales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
 	MOVQ   pairs+64(FP), R11
 	TESTQ  R11, R11
 	JZ     last4
@@ -282,11 +293,22 @@ TEXT ·int8Rows4VBMI(SB), NOSPLIT, $0-96
 	LEAQ int8Ahead(SI), R15
 
 vrows4:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	XORQ   R12, R12
+	// The block scales of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+vscales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        vscales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
 	MOVQ   pairs+64(FP), R11
 	TESTQ  R11, R11
 	JZ     vlast4
