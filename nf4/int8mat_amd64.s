@@ -95,11 +95,22 @@ TEXT ·int8MatRows4VNNI(SB), NOSPLIT, $0-80
 	LEAQ int8MatAhead(SI), R15
 
 mrows4:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	XORQ   R12, R12
+	// The block maxima of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+mscales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        mscales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
 	MOVQ   pairs+56(FP), R11
 
 mpair4:
