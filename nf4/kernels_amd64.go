@@ -1,6 +1,9 @@
 package nf4
 
-import "github.com/golora/golora/internal/cpu"
+import (
+	"github.com/golora/golora/internal/cpu"
+	xcpu "golang.org/x/sys/cpu"
+)
 
 // The assembly kernels (kernels_amd64.s) work on whole 32-element groups:
 // groups start at flat multiples of 32, so a group lies inside one block
@@ -16,6 +19,33 @@ import "github.com/golora/golora/internal/cpu"
 
 // scaleChunk is the number of block scales one kernel call uses.
 const scaleChunk = 64
+
+// matVecScales and matVecScalesWide are the numbers of block scales a call
+// of matVec4VBMI uses at most: the first for matrices of up to 8K columns at
+// the default block size, the second for wider ones (up to 64K), so that a
+// small product does not clear 16 KiB of stack at every call.
+const (
+	matVecScales     = 512
+	matVecScalesWide = 4096
+)
+
+// hasVBMI reports whether this CPU has AVX-512 VBMI, which the fastest
+// decoding kernels need on top of the AVX512 level.
+var hasVBMI = xcpu.X86.HasAVX512VBMI
+
+// decodeVBMI is decodeAVX512 with AVX-512 VBMI.
+//
+//go:noescape
+func decodeVBMI(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+
+// matVec4VBMI multiplies x (one row of rowGroups·32 floats) by batches·4
+// consecutive whole rows of W starting at codes, each from +0 lanes folded
+// in MulT's order, writing one float of y per row. Flat group f of W,
+// counted from the first one at codes plus firstGroup, has the scale
+// scales[f >> groupShift].
+//
+//go:noescape
+func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
 
 // decodeAVX512 writes the values of groups·32 codes into dst.
 //
@@ -125,6 +155,11 @@ func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 // dequantRangeAt decodes the flat elements [e0, e1) into dst[:e1-e0] with
 // the kernels of level l.
 func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
+	m.dequantRangeWith(l, l >= cpu.AVX512 && hasVBMI, dst, e0, e1)
+}
+
+// dequantRangeWith is dequantRangeAt with the VBMI kernels or without.
+func (m *Matrix) dequantRangeWith(l cpu.Level, vbmi bool, dst []float32, e0, e1 int) {
 	a0, a1 := (e0+lanes-1)&^(lanes-1), e1&^(lanes-1)
 	if l == cpu.Generic || a1 <= a0 {
 		m.dequantRangeScalar(dst[:e1-e0], e0, e1)
@@ -138,9 +173,12 @@ func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
 		out := dst[p0-e0 : p1-e0]
 		codes := m.packed[p0/2 : p1/2]
 		// Direct calls: through a function value the scales would escape.
-		if l >= cpu.AVX512 {
+		switch {
+		case vbmi:
+			decodeVBMI(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
+		case l >= cpu.AVX512:
 			decodeAVX512(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
-		} else {
+		default:
 			decodeAVX2(&out[0], &codes[0], &scales[0], (p1-p0)/lanes, firstGroups, blockGroups)
 		}
 	}
@@ -149,6 +187,22 @@ func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
 // kernels of level l.
 func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
+	m.mulTRangeWith(l, l >= cpu.AVX512 && hasVBMI, y, x, n, r0, r1)
+}
+
+// mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
+// them, the rows of x not taken four at a time go through matVecVBMI.
+func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
+	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && 4*m.cols/m.blockSize+2 <= matVecScalesWide {
+		n4 := n &^ 3
+		if n4 > 0 {
+			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
+		}
+		for i := n4; i < n; i++ {
+			m.matVecVBMI(y[i*m.rows:(i+1)*m.rows], x[i*m.cols:(i+1)*m.cols], r0, r1)
+		}
+		return
+	}
 	if l == cpu.Generic {
 		m.mulTRowsScalar(y, x, n, r0, r1)
 		return
@@ -254,5 +308,46 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			}
 		}
 		i += k
+	}
+}
+
+// matVecVBMI computes y[r] = x·W[r] for the rows r in [r0, r1), at least
+// four, of a matrix whose rows start at flat multiples of 32, four rows at a
+// time; a last batch of fewer rows is done again as the last four.
+func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
+	if 4*m.cols/m.blockSize+2 <= matVecScales {
+		var scales [matVecScales]float32
+		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+		return
+	}
+	var scales [matVecScalesWide]float32
+	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+}
+
+// matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
+// four rows.
+func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
+	cols := m.cols
+	// Rows per call: a multiple of four whose blocks fit in scales (k rows
+	// touch at most k·cols/blockSize + 2 blocks).
+	per := ((len(scales) - 2) * m.blockSize / cols) &^ 3
+	groupShift := int(m.blockShift) - 5
+	for r := r0; r < r1; {
+		re := min(r1, r+per)
+		k := (re - r) &^ 3
+		if k == 0 {
+			r, k = re-4, 4
+		}
+		p0, p1 := r*cols, (r+k)*cols
+		first := p0 >> m.blockShift
+		count := (p1-1)>>m.blockShift - first + 1
+		s := scales[:count]
+		if m.dq == nil {
+			s = m.absmax[first : first+count]
+		} else {
+			m.fillScales(cpu.AVX512, s, first)
+		}
+		matVec4VBMI(&y[r], &m.packed[p0/2], &x[0], &s[0], k/4, cols/lanes, p0/lanes-first<<groupShift, groupShift)
+		r += k
 	}
 }

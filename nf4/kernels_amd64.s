@@ -572,15 +572,14 @@ rows256done:
 
 // func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
 // 16 double-quantized scales per step: the codes widened to dword indices,
-// looked up in the 256-entry table held in Z16–Z31 (eight VPERMT2PS over
-// 32-entry pairs, each kept for the lanes whose top three code bits select
-// its pair; faster than a gather on AMD cores), then the product with
-// nested and the sum with offset, each rounded like the Go code's.
+// looked up in the 256-entry table held in Z16–Z31 (eight VPERMI2PS over
+// 32-entry pairs, each masked to the lanes whose top three code bits select
+// its pair, so that the indices of the other lanes stay for the later
+// pairs; faster than a gather on AMD cores), then the product with nested
+// and the sum with offset, each rounded like the Go code's.
 #define SCALEPAIR(i, lo, hi) \
 	VPCMPEQD.BCST scalePair<>+(4*i)(SB), Z2, K1 \
-	VMOVAPS       lo, Z3                       \
-	VPERMT2PS     hi, Z1, Z3                   \
-	VMOVAPS       Z3, K1, Z0
+	VPERMI2PS     hi, lo, K1, Z1
 
 TEXT ·scalesAVX512(SB), NOSPLIT, $0-40
 	MOVQ         out+0(FP), DI
@@ -617,12 +616,214 @@ scales512:
 	SCALEPAIR(5, Z26, Z27)
 	SCALEPAIR(6, Z28, Z29)
 	SCALEPAIR(7, Z30, Z31)
-	VMULPS    Z4, Z0, Z0
+	VMULPS    Z4, Z1, Z0
 	VADDPS    Z5, Z0, Z0
 	VMOVUPS   Z0, (DI)
 	ADDQ      $16, SI
 	ADDQ      $64, DI
 	SUBQ      $16, CX
 	JNZ       scales512
+	VZEROUPPER
+	RET
+
+// The kernels below need AVX-512 VBMI as well: VPMULTISHIFTQB gives every
+// dword of a register the bits of one code at once. It reads the 8 code
+// bytes of 16 elements, broadcast to every qword, and copies into byte 0 of
+// dword 2i the byte at bit offset 8i+4 (the high nibble of byte i: element
+// 2i) and into byte 0 of dword 2i+1 the byte at bit offset 8i (element
+// 2i+1). VPERMPS reads only the low 4 bits of each index, so the elements
+// come out in order with no shift, mask or shuffle.
+DATA nibbleSelect<>+0(SB)/8, $0x0000000000000004
+DATA nibbleSelect<>+8(SB)/8, $0x000000080000000c
+DATA nibbleSelect<>+16(SB)/8, $0x0000001000000014
+DATA nibbleSelect<>+24(SB)/8, $0x000000180000001c
+DATA nibbleSelect<>+32(SB)/8, $0x0000002000000024
+DATA nibbleSelect<>+40(SB)/8, $0x000000280000002c
+DATA nibbleSelect<>+48(SB)/8, $0x0000003000000034
+DATA nibbleSelect<>+56(SB)/8, $0x000000380000003c
+GLOBL nibbleSelect<>(SB), RODATA|NOPTR, $64
+
+// laneFirsts gathers dword 0 of each 128-bit lane into dwords 0..3.
+DATA laneFirsts<>+0(SB)/4, $0
+DATA laneFirsts<>+4(SB)/4, $4
+DATA laneFirsts<>+8(SB)/4, $8
+DATA laneFirsts<>+12(SB)/4, $12
+GLOBL laneFirsts<>(SB), RODATA|NOPTR, $16
+
+// DECODEVBMI(lo, hi, ZT, ZA, ZB) looks the 32 codes at lo (their first 8
+// bytes) and hi (the last 8) up in the table ZT: elements 0..15 into ZA,
+// 16..31 into ZB. Needs nibbleSelect in Z3.
+#define DECODEVBMI(lo, hi, ZT, ZA, ZB) \
+	VPMULTISHIFTQB.BCST lo, Z3, ZA; \
+	VPMULTISHIFTQB.BCST hi, Z3, ZB; \
+	VPERMPS ZT, ZA, ZA; \
+	VPERMPS ZT, ZB, ZB
+
+// func decodeVBMI(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
+TEXT ·decodeVBMI(SB), NOSPLIT, $0-48
+	MOVQ      dst+0(FP), DI
+	MOVQ      codes+8(FP), SI
+	MOVQ      scales+16(FP), BX
+	MOVQ      groups+24(FP), CX
+	MOVQ      firstGroups+32(FP), DX
+	MOVQ      blockGroups+40(FP), R8
+	VMOVUPS   ·codebook(SB), Z7
+	VMOVDQU64 nibbleSelect<>(SB), Z3
+
+decvblock:
+	NEWBLOCK512(decvdone)
+
+decvgroup:
+	VPMULTISHIFTQB.BCST (SI), Z3, Z4
+	VPMULTISHIFTQB.BCST 8(SI), Z3, Z5
+	VPERMPS Z0, Z4, Z4
+	VPERMPS Z0, Z5, Z5
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	DECQ    DX
+	JNZ     decvgroup
+	MOVQ    R8, DX
+	JMP     decvblock
+
+decvdone:
+	VZEROUPPER
+	RET
+
+// ROWTABLE(rowGroup, ZT) sets ZT to the codebook times the scale of the
+// block holding flat group rowGroup (a register; clobbered): scales[rowGroup
+// >> DX]. Needs the codebook in Z2, scales in BX.
+#define ROWTABLE(rowGroup, ZT) \
+	SHRXQ DX, rowGroup, rowGroup; \
+	VMULPS.BCST (BX)(rowGroup*4), Z2, ZT
+
+// ROWDOT(lo, hi, ZT, A, B, T0, T1) adds the products of the 32 codes at lo
+// and hi (as in DECODEVBMI), looked up in ZT, with x (Z0, Z1) to the lanes
+// A (0..15) and B (16..31).
+#define ROWDOT(lo, hi, ZT, A, B, T0, T1) \
+	DECODEVBMI(lo, hi, ZT, T0, T1); \
+	VMULPS Z0, T0, T0; \
+	VMULPS Z1, T1, T1; \
+	VADDPS T0, A, A; \
+	VADDPS T1, B, B
+
+// matVec4VBMI multiplies one row x of rowGroups·32 floats by batches·4
+// consecutive whole rows of W, four at a time, each row's lanes from +0 and
+// folded in MulT's order, writing one float of y per row. The codes start
+// at a row boundary; flat group f of W (counted from the call's first group
+// plus firstGroup) takes its scale from scales[f >> groupShift].
+//
+// Registers: AX y, SI codes of the batch's first row, R9 and R10 one and
+// three rows of codes in bytes, DI x, R8 groups left in the row, R11 the
+// first row's flat group, R12 and R13 one and three rows in groups, DX
+// groupShift, R14 the groups per block less one, BX scales. Lanes of row q: Z(8+2q) (0..15) and Z(9+2q)
+// (16..31); tables Z4..Z7.
+//
+// func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
+TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
+	MOVQ      y+0(FP), AX
+	MOVQ      codes+8(FP), SI
+	MOVQ      scales+24(FP), BX
+	MOVQ      rowGroups+40(FP), R12
+	LEAQ      (R12)(R12*2), R13
+	MOVQ      R12, R9
+	SHLQ      $4, R9
+	LEAQ      (R9)(R9*2), R10
+	MOVQ      firstGroup+48(FP), R11
+	MOVQ      groupShift+56(FP), DX
+	MOVQ      $1, R14
+	SHLXQ     DX, R14, R14
+	DECQ      R14
+	VMOVUPS   ·codebook(SB), Z2
+	VMOVDQU64 nibbleSelect<>(SB), Z3
+
+mv4batch:
+	MOVQ   x+16(FP), DI
+	MOVQ   R12, R8
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+	// Every row's first table; the others when a row enters a block.
+	MOVQ R11, CX
+	ROWTABLE(CX, Z4)
+	LEAQ (R11)(R12*1), CX
+	ROWTABLE(CX, Z5)
+	LEAQ (R11)(R12*2), CX
+	ROWTABLE(CX, Z6)
+	LEAQ (R11)(R13*1), CX
+	ROWTABLE(CX, Z7)
+
+mv4group:
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	ROWDOT((SI), 8(SI), Z4, Z8, Z9, Z16, Z17)
+	ROWDOT((SI)(R9*1), 8(SI)(R9*1), Z5, Z10, Z11, Z18, Z19)
+	ROWDOT((SI)(R9*2), 8(SI)(R9*2), Z6, Z12, Z13, Z20, Z21)
+	ROWDOT((SI)(R10*1), 8(SI)(R10*1), Z7, Z14, Z15, Z22, Z23)
+	ADDQ    $16, SI
+	ADDQ    $128, DI
+	INCQ    R11
+	DECQ    R8
+	JZ      mv4fold
+	TESTQ   R14, R11
+	JNZ     mv4row1
+	MOVQ    R11, CX
+	ROWTABLE(CX, Z4)
+
+mv4row1:
+	LEAQ  (R11)(R12*1), CX
+	TESTQ R14, CX
+	JNZ   mv4row2
+	ROWTABLE(CX, Z5)
+
+mv4row2:
+	LEAQ  (R11)(R12*2), CX
+	TESTQ R14, CX
+	JNZ   mv4row3
+	ROWTABLE(CX, Z6)
+
+mv4row3:
+	LEAQ  (R11)(R13*1), CX
+	TESTQ R14, CX
+	JNZ   mv4group
+	ROWTABLE(CX, Z7)
+	JMP   mv4group
+
+mv4fold:
+	// Fold the four rows together: lane j += j+16 (in each row's pair),
+	// then j += j+8 with rows 0, 1 and 2, 3 in one register, j += j+4 with
+	// each row in one 128-bit lane, j += j+2 and j += j+1 in place.
+	VADDPS     Z9, Z8, Z8
+	VADDPS     Z11, Z10, Z10
+	VADDPS     Z13, Z12, Z12
+	VADDPS     Z15, Z14, Z14
+	VSHUFF32X4 $0x44, Z10, Z8, Z16
+	VSHUFF32X4 $0xee, Z10, Z8, Z17
+	VADDPS     Z17, Z16, Z16
+	VSHUFF32X4 $0x44, Z14, Z12, Z18
+	VSHUFF32X4 $0xee, Z14, Z12, Z19
+	VADDPS     Z19, Z18, Z18
+	VSHUFF32X4 $0x88, Z18, Z16, Z20
+	VSHUFF32X4 $0xdd, Z18, Z16, Z21
+	VADDPS     Z21, Z20, Z20
+	VPERMILPS  $0x4e, Z20, Z21
+	VADDPS     Z21, Z20, Z20
+	VMOVSHDUP  Z20, Z21
+	VADDPS     Z21, Z20, Z20
+	VMOVDQU32  laneFirsts<>(SB), X22
+	VPERMPS    Z20, Z22, Z22
+	VMOVUPS    X22, (AX)
+	ADDQ       $16, AX
+	ADDQ       R10, SI
+	ADDQ       R13, R11
+	DECQ       batches+32(FP)
+	JNZ        mv4batch
 	VZEROUPPER
 	RET

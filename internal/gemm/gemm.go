@@ -6,10 +6,13 @@
 // (in Go, which absorbs transposes and leading dimensions) into panels sized
 // for the caches, and a register-blocked micro-kernel multiplies one panel of
 // each into a small tile of C. The micro-kernels are written for AVX-512
-// (14×32 tiles, and 28×16 and 28×8 for products with few columns) and AVX2
-// with FMA (6×16, 12×8), generated with avo by the separate module in
-// asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
-// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one.
+// (8×48 and 14×32 tiles, and 28×16 and 28×8 for products with few columns)
+// and AVX2 with FMA (6×16, 12×8), generated with avo by the separate module
+// in asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
+// internal/cpu.Best names, so GOLORA_KERNELS can force a lower one. A
+// product with few columns and many rows is computed as its transpose, and
+// the 8×48 tile reads a small product's operands where they lie instead of
+// packing them.
 // SgemmSource takes B from a Source instead of a slice, so that a compressed
 // weight is decoded straight into the packed panels.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call
@@ -55,7 +58,8 @@ const kcUnit = 32
 // run concurrently. It panics, like gonum's BLAS, when a dimension is
 // negative, a leading dimension is too small or a slice too short.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	kr, swap := pick(cpu.Best(), m, n, true)
+	sgemm(kr, swap, runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Level returns the instruction-set level Sgemm runs at on this machine.
@@ -75,7 +79,8 @@ func SgemmSource(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	if transB {
 		br, bc = n, k
 	}
-	sgemmB(kernelForCols(cpu.Best(), n), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
+	kr, _ := pick(cpu.Best(), m, n, false)
+	sgemmB(kr, runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, matB{src: src, rows: br, cols: bc}, beta, c, ldc)
 }
 
 // A Source writes blocks of a rows×cols float32 matrix on demand, for
@@ -113,9 +118,44 @@ func (b matB) shift(j int, transB bool) matB {
 	return b
 }
 
-func sgemm(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// sgemm is Sgemm with kernel kr on threads goroutines, computing Cᵀ instead
+// of C when swap is set.
+func sgemm(kr *kernel, swap bool, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	check(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if swap {
+		sgemmT(kr, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	sgemmB(kr, threads, transA, transB, m, n, k, alpha, a, lda, matB{data: b, ld: ldb}, beta, c, ldc)
+}
+
+// sgemmT computes C through its transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, n×m: op(B)ᵀ
+// is the left operand and op(A)ᵀ the right one, and the tiles of Cᵀ are
+// transposed into C as they are stored. A product with few
+// columns and many rows (LoRA's rank-8 factors: 512×8) then runs on a tile
+// with few rows and many columns (8×48), whose vectors are full, where the
+// tiles with 8 columns use half-width vectors. Large products split the
+// rows of C (the columns of Cᵀ) over goroutines, each packing the small
+// op(B)ᵀ itself.
+func sgemmT(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta == 0 {
+		beta = 0 // -0 → +0: the kernels test beta's bits
+	}
+	if alpha == 0 || k == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	at := matB{data: a, ld: lda}
+	if threads < 2 || m*n*k < parallelMinWork {
+		serial(kr, true, !transB, !transA, n, m, k, alpha, b, ldb, at, beta, c, ldc)
+		return
+	}
+	parallel.For(m, kr.nr, kr.nr, func(lo, hi int) {
+		serial(kr, true, !transB, !transA, n, hi-lo, k, alpha, b, ldb, at.shift(lo, !transA), beta, c[lo*ldc:], ldc)
+	})
 }
 
 func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
@@ -130,12 +170,31 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		return
 	}
 	if threads < 2 || m*n*k < parallelMinWork {
-		serial(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		serial(kr, false, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+		return
+	}
+	panelsM := (m + kr.mr - 1) / kr.mr
+	// When each goroutine's share of the rows runs in place, there is
+	// nothing to pack together: they split the rows and never wait for
+	// each other. On the 8×48 tile they do so too when op(B) is a slice
+	// (a Source's would be decoded by each), has too few column blocks for
+	// sharedA, and each share is one block of rows: each goroutine
+	// packs op(B) itself, which on two threads of a shared machine cost
+	// less than sharedB's barriers (stories15M's 512×768×288 ran at 0.93×
+	// OpenBLAS instead of 0.70×, Llama-3.2-1B's 512×512×2048 at 1.0×
+	// instead of 0.9×).
+	if share := (panelsM + threads - 1) / threads * kr.mr; panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && b.src == nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
+		parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
+			aOff := lo * lda
+			if transA {
+				aOff = lo
+			}
+			serial(kr, false, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
+		})
 		return
 	}
 	// With all the rows in one block and enough column blocks, the
 	// goroutines pack op(A) together and take blocks of op(B) as they come.
-	panelsM := (m + kr.mr - 1) / kr.mr
 	if panelsM*kr.mr <= kr.mc && (n+kr.nc-1)/kr.nc >= 2*threads {
 		sharedA(kr, threads, packedAMax, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
@@ -158,7 +217,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	}
 	if splitN {
 		parallel.For(n, kr.nr, kr.nr, func(lo, hi int) {
-			serial(kr, transA, transB, m, hi-lo, k, alpha, a, lda, b.shift(lo, transB), beta, c[lo:], ldc)
+			serial(kr, false, transA, transB, m, hi-lo, k, alpha, a, lda, b.shift(lo, transB), beta, c[lo:], ldc)
 		})
 		return
 	}
@@ -167,7 +226,7 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		if transA {
 			aOff = lo
 		}
-		serial(kr, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
+		serial(kr, false, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
 	})
 }
 
@@ -176,8 +235,13 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 // the first); mc rows of op(A), packed once per block (Ã, in L3); nc columns
 // of op(B), packed (B̃, kept in L2); a micro-panel of mr rows of Ã, which
 // stays in L1 while the micro-kernel runs it against every micro-panel of
-// nr columns of B̃, each streaming from L2.
-func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+// nr columns of B̃, each streaming from L2. With transC, c holds the
+// transpose of the product (sgemmT): C[j, i] is element (i, j).
+func serial(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	if directFits(kr, b, m, n, k) {
+		direct(kr, transC, transA, transB, m, n, k, alpha, a, lda, b.data, b.ld, beta, c, ldc)
+		return
+	}
 	w := kr.workspace()
 	defer kr.put(w)
 	mr, nr := kr.mr, kr.nr
@@ -203,9 +267,96 @@ func serial(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []flo
 					for jr := 0; jr < nc; jr += nr {
 						bp := &w.b[jr*kc]
 						cols := min(nr, nc-jr)
+						if transC {
+							kr.tileT(w, kc, ap, bp, rows, cols, alpha, bt, c[(jc+jr)*ldc+ic+ir:], ldc)
+							continue
+						}
 						ci := (ic+ir)*ldc + jc + jr
 						kr.tile(w, kc, ap, bp, rows, cols, alpha, bt, c[ci:], ldc)
 					}
+				}
+			}
+		}
+	}
+}
+
+// directFits reports whether serial runs an m×n×k product in place
+// (direct): the tile has a strided kernel, op(B) is a slice, the operands
+// are at most directMaxElems and a block of op(B) fits the workspace.
+func directFits(kr *kernel, b matB, m, n, k int) bool {
+	return kr.strided != nil && b.src == nil && m*k+k*n <= directMaxElems && (n+kr.nr)*min(k, kr.kc) <= kr.kc*kr.nc
+}
+
+// directMaxElems is the most elements of op(A) and op(B) together that
+// direct reads in place (4 MiB). The panel of op(A) in use (mr×kc) stays in
+// L1 whatever the size, and serial also requires a block of op(B) (kc×n) to
+// fit the workspace, which keeps it in L2; in BenchmarkSgemm the products
+// of 512×288×768 (the MLP's down projection and its input gradient) ran
+// 12–19% faster in place than packed, on one thread.
+const directMaxElems = 1 << 20
+
+// direct is serial for a tile with a strided kernel, on a product small
+// enough for its operands to stay in cache: the kernel reads op(A), and
+// op(B) unless it is stored transposed, where they lie. Packing is then
+// left to the edges (a last panel of fewer than mr rows or nr columns,
+// padded) and to a transposed op(B), whose columns the kernel cannot read
+// as rows. In the products of an attention head (128×48 by 128 steps) or
+// of a LoRA factor, each packed panel would be read once or a few times,
+// and packing cost a third of the time. The blocks of the inner dimension,
+// the kernel's arithmetic and the edge tiles' scratch are serial's: the
+// result has the same bits.
+func direct(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	w := kr.workspace()
+	defer kr.put(w)
+	mr, nr := kr.mr, kr.nr
+	kcMax := balance(k, kr.kc, kcUnit)
+	// Element (i, p) of op(A) is at a[i·ars + p·aps].
+	ars, aps := lda, 1
+	if transA {
+		ars, aps = 1, lda
+	}
+	fullN := n / nr * nr
+	for pc := 0; pc < k; pc += kcMax {
+		kc := min(kcMax, k-pc)
+		bt := beta
+		if pc > 0 {
+			bt = 1
+		}
+		// A transposed op(B) is packed whole, a stored one only at its
+		// edge: w.b holds kc×n (serial checks).
+		if transB {
+			packSliceB(w.b, true, b, ldb, pc, kc, 0, n, nr)
+		} else if fullN < n {
+			packSliceB(w.b, false, b, ldb, pc, kc, fullN, n-fullN, nr)
+		}
+		for ir := 0; ir < m; ir += mr {
+			rows := min(mr, m-ir)
+			ap, rs, ps := &a[ir*ars+pc*aps], ars, aps
+			if rows < mr {
+				packA(w.a, transA, a, lda, ir, rows, pc, kc, mr)
+				ap, rs, ps = &w.a[0], 1, mr
+			}
+			for jr := 0; jr < n; jr += nr {
+				cols := min(nr, n-jr)
+				var bp *float32
+				bs := nr
+				switch {
+				case transB:
+					bp = &w.b[jr*kc]
+				case cols < nr:
+					bp = &w.b[0]
+				default:
+					bp, bs = &b[pc*ldb+jr], ldb
+				}
+				switch {
+				case transC:
+					kr.strided(kc, ap, bp, &w.tile[0], nr, alpha, 0, rs, ps, bs)
+					mergeTileT(w.tile, nr, rows, cols, bt, c[jr*ldc+ir:], ldc)
+				case rows == mr && cols == nr:
+					kr.strided(kc, ap, bp, &c[ir*ldc+jr], ldc, alpha, bt, rs, ps, bs)
+				default:
+					kr.strided(kc, ap, bp, &w.tile[0], nr, alpha, 0, rs, ps, bs)
+					mergeTile(w.tile, nr, rows, cols, bt, c[ir*ldc+jr:], ldc)
 				}
 			}
 		}
@@ -400,6 +551,32 @@ func (kr *kernel) tile(w *workspace, kc int, ap, bp *float32, rows, cols int, al
 	}
 	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
 	mergeTile(w.tile, kr.nr, rows, cols, beta, c, ldc)
+}
+
+// tileT is tile for a tile of Cᵀ held in c: the micro-kernel writes w's
+// scratch tile, which is transposed into C.
+func (kr *kernel) tileT(w *workspace, kc int, ap, bp *float32, rows, cols int, alpha, beta float32, c []float32, ldc int) {
+	kr.micro(kc, ap, bp, &w.tile[0], kr.nr, alpha, 0)
+	mergeTileT(w.tile, kr.nr, rows, cols, beta, c, ldc)
+}
+
+// mergeTileT stores the transpose of the rows×cols corner of t (already
+// scaled by alpha) into C: C[j, i] = t[i, j] + beta·C[j, i], not reading C
+// when beta is 0.
+func mergeTileT(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) {
+	if mergeBlocksT(t, ldt, rows, cols, beta, c, ldc) {
+		return
+	}
+	for j := range cols {
+		dst := c[j*ldc : j*ldc+rows]
+		for i := range dst {
+			v := t[i*ldt+j]
+			if beta != 0 {
+				v += beta * dst[i]
+			}
+			dst[i] = v
+		}
+	}
 }
 
 // mergeTile stores the rows×cols corner of an edge tile t (already scaled by

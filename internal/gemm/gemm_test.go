@@ -89,9 +89,12 @@ func (p *problem) reference() (want, tol []float64) {
 
 // run computes the product with kernel kr on threads goroutines into a copy
 // of C, which it returns.
-func (p *problem) run(kr *kernel, threads int) []float32 {
+func (p *problem) run(kr *kernel, threads int) []float32 { return p.runPath(path{kr: kr}, threads) }
+
+// runPath is run on a path, which may compute Cᵀ.
+func (p *problem) runPath(pa path, threads int) []float32 {
 	c := append([]float32(nil), p.c...)
-	sgemm(kr, threads, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
+	sgemm(pa.kr, pa.swap, threads, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
 	return c
 }
 
@@ -131,16 +134,53 @@ func levels() []*kernel {
 	return ks
 }
 
-// TestKernelForCols: few columns take a narrow tile, many the widest.
-func TestKernelForCols(t *testing.T) {
+// A path is a tile and whether the product is computed as C or as Cᵀ
+// (sgemmT).
+type path struct {
+	kr   *kernel
+	swap bool
+}
+
+func (pa path) String() string {
+	if pa.swap {
+		return pa.kr.String() + "/transposed"
+	}
+	return pa.kr.String()
+}
+
+// paths returns every tile of levels, each computing C and Cᵀ.
+func paths() []path {
+	var ps []path
+	for _, kr := range levels() {
+		ps = append(ps, path{kr, false}, path{kr, true})
+	}
+	return ps
+}
+
+// TestPick: products with 8 columns (LoRA's rank) take the 8×48 tile
+// computing Cᵀ; those with 48 or with many columns the 8×48 tile as is, whose
+// cost per element is the lowest; 64 columns the 14×32 tile; a product too
+// small for 48 columns the 28×8 tile.
+func TestPick(t *testing.T) {
 	ks := kernelsFor(cpu.AVX512)
 	if ks[0].level != cpu.AVX512 {
 		t.Skip("no AVX-512 path in this build")
 	}
-	for _, c := range []struct{ n, nr int }{{1, 8}, {8, 8}, {9, 16}, {16, 16}, {48, 16}, {64, 32}, {288, 32}, {768, 32}} {
-		if got := kernelForCols(cpu.AVX512, c.n); got.nr != c.nr {
-			t.Errorf("n=%d: tile %v, want %d columns", c.n, got, c.nr)
+	for _, c := range []struct {
+		m, n, mr, nr int
+		swap         bool
+	}{
+		{512, 8, 8, 48, true}, {288, 8, 8, 48, true}, {8, 288, 8, 48, false}, {8, 8, 28, 8, false},
+		{512, 16, 8, 48, true}, {128, 48, 8, 48, false}, {512, 64, 14, 32, false}, {512, 288, 8, 48, false},
+		{512, 768, 8, 48, false}, {128, 128, 8, 48, false}, {512, 2048, 8, 48, false}, {32000, 288, 8, 48, false},
+	} {
+		got, swap := pick(cpu.AVX512, c.m, c.n, true)
+		if got.mr != c.mr || got.nr != c.nr || swap != c.swap {
+			t.Errorf("%d×%d: tile %v transposed %v, want %d×%d transposed %v", c.m, c.n, got, swap, c.mr, c.nr, c.swap)
 		}
+	}
+	if _, swap := pick(cpu.AVX512, 512, 8, false); swap {
+		t.Errorf("512×8 not transposable: transposed")
 	}
 }
 
@@ -182,9 +222,9 @@ func TestLevels(t *testing.T) {
 	}
 	for _, p := range probs {
 		want, tol := p.reference()
-		for _, kr := range levels() {
+		for _, pa := range paths() {
 			for _, threads := range []int{1, 3} {
-				p.verify(t, fmt.Sprintf("%v/%d threads", kr, threads), p.run(kr, threads), want, tol)
+				p.verify(t, fmt.Sprintf("%v/%d threads", pa, threads), p.runPath(pa, threads), want, tol)
 			}
 		}
 	}
@@ -197,11 +237,11 @@ func TestLevelsAgreeWithGeneric(t *testing.T) {
 	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 		p := newProblem(rng, tr[0], tr[1], 130, 150, 300, 5, 1, 1)
 		want := p.run(generic, 1)
-		for _, kr := range levels()[1:] {
-			got := p.run(kr, 4)
+		for _, pa := range paths()[1:] {
+			got := p.runPath(pa, 4)
 			for i, w := range want {
 				if d := math.Abs(float64(got[i] - w)); d > 1e-4*(1+math.Abs(float64(w))) {
-					t.Fatalf("%v %v: C[%d] = %v, pure Go %v", kr, p, i, got[i], w)
+					t.Fatalf("%v %v: C[%d] = %v, pure Go %v", pa, p, i, got[i], w)
 				}
 			}
 		}
@@ -212,8 +252,9 @@ func TestLevelsAgreeWithGeneric(t *testing.T) {
 // and with alpha 0 A and B (NaN too) must not be read.
 func TestBetaZeroDoesNotReadC(t *testing.T) {
 	nan := float32(math.NaN())
-	for _, kr := range levels() {
-		for _, shape := range [][3]int{{1, 1, 1}, {20, 40, 9}, {64, 300, 70}} {
+	for _, pa := range paths() {
+		kr, swap := pa.kr, pa.swap
+		for _, shape := range [][3]int{{1, 1, 1}, {20, 40, 9}, {64, 300, 70}, {600, 8, 1000}} {
 			m, n, k := shape[0], shape[1], shape[2]
 			a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
 			for i := range a {
@@ -226,7 +267,7 @@ func TestBetaZeroDoesNotReadC(t *testing.T) {
 				c[i] = nan
 			}
 			for _, beta := range []float32{0, float32(math.Copysign(0, -1))} {
-				sgemm(kr, 2, false, false, m, n, k, 1, a, k, b, n, beta, c, n)
+				sgemm(kr, swap, 2, false, false, m, n, k, 1, a, k, b, n, beta, c, n)
 				for i, v := range c {
 					if v != float32(2*k) {
 						t.Fatalf("%v %v beta=%v: C[%d] = %v, want %v", kr, shape, beta, i, v, 2*k)
@@ -245,7 +286,7 @@ func TestBetaZeroDoesNotReadC(t *testing.T) {
 			for i := range c {
 				c[i] = 3
 			}
-			sgemm(kr, 2, false, false, m, n, k, 0, a, k, b, n, 0.5, c, n)
+			sgemm(kr, swap, 2, false, false, m, n, k, 0, a, k, b, n, 0.5, c, n)
 			for i, v := range c {
 				if v != 1.5 {
 					t.Fatalf("%v %v alpha=0: C[%d] = %v, want 1.5", kr, shape, i, v)
@@ -296,7 +337,7 @@ func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	p := newProblem(rng, false, true, 100, 100, 300, 0, 1, 0)
 	kr := kernelFor(cpu.Best())
 	allocs := testing.AllocsPerRun(20, func() {
-		sgemm(kr, 1, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, p.c, p.ldc)
+		sgemm(kr, false, 1, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, p.c, p.ldc)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per product, want 0", allocs)
@@ -332,8 +373,8 @@ func FuzzSgemm(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		p := newProblem(rng, trans&1 != 0, trans&2 != 0, int(m), int(n), int(k), int(pad%5), float32(alpha)/2, float32(beta)/2)
 		want, tol := p.reference()
-		for _, kr := range levels() {
-			p.verify(t, kr.String(), p.run(kr, 2), want, tol)
+		for _, pa := range paths() {
+			p.verify(t, pa.String(), p.runPath(pa, 2), want, tol)
 		}
 	})
 }
@@ -350,19 +391,19 @@ func TestSplitPaths(t *testing.T) {
 
 // TestThreadsSameBits: a product has the same bits on one goroutine as split
 // over two or three, whichever way it is split (op(A) packed together,
-// op(B) packed together, by columns, by rows): the blocks of the inner
+// op(B) packed together, by columns, by rows, in place or packed): the blocks of the inner
 // dimension, and so the order of the sums, do not depend on the split.
 func TestThreadsSameBits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
-		for _, sh := range [][3]int{{40, 2400, 700}, {300, 300, 500}, {20, 2000, 120}, {3100, 9, 160}} {
+		for _, sh := range [][3]int{{40, 2400, 700}, {300, 300, 500}, {200, 700, 300}, {20, 2000, 120}, {3100, 9, 160}} {
 			p := newProblem(rng, tr[0], tr[1], sh[0], sh[1], sh[2], 1, 1, 0.5)
-			for _, kr := range levels() {
-				want := p.run(kr, 1)
+			for _, pa := range paths() {
+				want := p.runPath(pa, 1)
 				for _, threads := range []int{2, 3} {
-					got := p.run(kr, threads)
+					got := p.runPath(pa, threads)
 					if i := bitsDiffer(got, want); i >= 0 {
-						t.Fatalf("%v %v: C[%d] = %v on %d threads, %v on one", kr, p, i, got[i], threads, want[i])
+						t.Fatalf("%v %v: C[%d] = %v on %d threads, %v on one", pa, p, i, got[i], threads, want[i])
 					}
 				}
 			}
@@ -418,4 +459,44 @@ func bitsDiffer(got, want []float32) int {
 		}
 	}
 	return -1
+}
+
+// TestDirectSameBits: a tile with a strided kernel reads small products'
+// operands in place (direct); the result must have the bits of the same
+// tile on packed panels, edges, transposes and Cᵀ included, and match the
+// reference.
+func TestDirectSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var direct []*kernel
+	for _, kr := range levels() {
+		if kr.strided != nil {
+			direct = append(direct, kr)
+		}
+	}
+	if len(direct) == 0 {
+		t.Skip("no tile with a strided kernel in this build")
+	}
+	shapes := [][3]int{{128, 48, 128}, {8, 288, 512}, {288, 8, 512}, {13, 50, 700}, {8, 97, 33}, {130, 47, 40}, {7, 5, 3}, {64, 96, 1}}
+	for _, kr := range direct {
+		packed := *kr
+		packed.strided = nil
+		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+			for i, sh := range shapes {
+				for _, swap := range []bool{false, true} {
+					s := [][2]float32{{1, 0}, {0.5, 1}, {-1, 0.25}}[i%3]
+					p := newProblem(rng, tr[0], tr[1], sh[0], sh[1], sh[2], 2, s[0], s[1])
+					if p.m*p.k+p.k*p.n > directMaxElems {
+						t.Fatalf("%v: too large to be read in place", p)
+					}
+					want, tol := p.reference()
+					label := fmt.Sprintf("%v transposed=%v", kr, swap)
+					got := p.runPath(path{kr, swap}, 1)
+					p.verify(t, label, got, want, tol)
+					if i := bitsDiffer(got, p.runPath(path{&packed, swap}, 1)); i >= 0 {
+						t.Fatalf("%s %v: C[%d] differs in place and packed", label, p, i)
+					}
+				}
+			}
+		}
+	}
 }

@@ -20,6 +20,12 @@ import (
 // which bounds the time a goroutine spends in one non-preemptible call.
 type microKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
+// A stridedKernel is a microKernel that reads its operands where they lie:
+// element (i, p) of Ã at a[i·ars + p·aps] and row p of B̃ (nr consecutive
+// elements) at b[p·bps:]. With ars = 1, aps = mr and bps = nr it is the
+// microKernel on packed panels.
+type stridedKernel func(k int, a, b, c *float32, ldc int, alpha, beta float32, ars, aps, bps int)
+
 // kernel is one code path: a micro-kernel, its tile shape and the cache
 // blocking that suits it. Packed panels are reused from free, so that a
 // product makes no garbage once warm. free is a bounded list rather than a
@@ -30,15 +36,18 @@ type kernel struct {
 	level  cpu.Level
 	mr, nr int
 	micro  microKernel
+	// strided, when the tile has one, is micro reading its operands in
+	// place (see direct).
+	strided stridedKernel
 	// The cache blocks (see serial): kc steps of the inner dimension at a
 	// time; mc rows of op(A) packed per block (Ã, from which one micro-panel
 	// of mr×kc stays in L1 while it is used); nc columns of op(B) packed per
 	// block (B̃, kc×nc, kept in L2).
 	kc, mc, nc int
-	// colCost is the time per column of a tile relative to the level's
-	// widest tile (whose colCost is 1): narrow tiles do less work per load.
-	colCost float64
-	free    chan *workspace
+	// cost is the time per element of a tile relative to the level's
+	// first tile (whose cost is 1): narrow tiles do less work per load.
+	cost float64
+	free chan *workspace
 	// freeA keeps the buffers sharedA packs op(A) into: up to packedAMax
 	// elements each, which faulting in afresh would cost every product.
 	freeA chan []float32
@@ -47,7 +56,7 @@ type kernel struct {
 // workspace is one goroutine's packed panels.
 type workspace struct {
 	a, b []float32 // mc×kc of op(A), kc×nc of op(B), both padded to whole panels
-	tile []float32 // mr×nr: the result of an edge tile before it is merged into C
+	tile []float32 // mr×nr: the result of an edge tile (or of any tile of Cᵀ) before it is merged into C
 	src  []float32 // a block of B written by a Source before packing; made on first use
 }
 
@@ -111,10 +120,10 @@ func newKernel(kr kernel) *kernel {
 }
 
 // generic is the pure-Go path, for CPUs without AVX2 and FMA.
-var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128, colCost: 1})
+var generic = newKernel(kernel{level: cpu.Generic, mr: 2, nr: 4, micro: kernel2x4Go, kc: 256, mc: 512, nc: 128, cost: 1})
 
 // kernelsFor returns the tiles of the best code path available at level l,
-// the widest first.
+// its first tile (the unit of their costs) first.
 func kernelsFor(l cpu.Level) []*kernel {
 	for l > cpu.Generic {
 		if int(l) < len(asmKernels) && asmKernels[l] != nil {
@@ -125,23 +134,36 @@ func kernelsFor(l cpu.Level) []*kernel {
 	return []*kernel{generic}
 }
 
-// kernelFor returns the widest tile of the best code path at level l.
+// kernelFor returns the first tile of the best code path at level l.
 func kernelFor(l cpu.Level) *kernel { return kernelsFor(l)[0] }
 
-// kernelForCols returns the tile of the best code path at level l that
-// multiplies n columns fastest: the fewest columns computed, padding
-// included, weighted by each tile's cost per column. (With n = 8 the 32-wide
-// AVX-512 tile would compute four times the columns needed.)
-func kernelForCols(l cpu.Level, n int) *kernel {
-	ks := kernelsFor(l)
-	best, bestCost := ks[0], 0.0
-	for i, kr := range ks {
-		cost := float64((n+kr.nr-1)/kr.nr*kr.nr) * kr.colCost
-		if i == 0 || cost < bestCost {
-			best, bestCost = kr, cost
+// pick returns the tile of the best code path at level l that computes an
+// m×n product fastest: the fewest elements of C computed, padding included,
+// weighted by each tile's cost per element. (With n = 8 the 32-wide AVX-512
+// tile would compute four times the columns needed.) When transposable, it
+// also weighs computing Cᵀ instead (n×m, see sgemmT) at transposedCost, and
+// reports whether to.
+func pick(l cpu.Level, m, n int, transposable bool) (kr *kernel, swap bool) {
+	bestCost := 0.0
+	for i, k := range kernelsFor(l) {
+		if c := tileCost(k, m, n); i == 0 || c < bestCost {
+			kr, swap, bestCost = k, false, c
+		}
+		if c := tileCost(k, n, m) * transposedCost; transposable && c < bestCost {
+			kr, swap, bestCost = k, true, c
 		}
 	}
-	return best
+	return kr, swap
+}
+
+// transposedCost is the cost of computing Cᵀ relative to C on the same
+// tiles: each tile goes through scratch and is transposed into C.
+const transposedCost = 1.1
+
+// tileCost is the time kr takes over an m×n product, in units of an
+// element of the level's first tile.
+func tileCost(kr *kernel, m, n int) float64 {
+	return float64((m+kr.mr-1)/kr.mr*kr.mr) * float64((n+kr.nr-1)/kr.nr*kr.nr) * kr.cost
 }
 
 // kernel2x4Go is the pure-Go micro-kernel: a 2×4 tile, small enough for its

@@ -18,9 +18,12 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int)
 		if transA {
 			// Stored k×m: column p of op(A) is row p of A, so each step copies
 			// a contiguous run.
+			src := a[p0*lda+i0+r:]
+			if copyRuns(panel, mr, src, lda, rows, mr, kc) {
+				continue
+			}
 			for p := range kc {
-				src := a[(p0+p)*lda+i0+r:]
-				copy(panel[p*mr:p*mr+rows], src[:rows])
+				copy(panel[p*mr:p*mr+rows], src[p*lda:p*lda+rows])
 				clear(panel[p*mr+rows : p*mr+mr])
 			}
 			continue
@@ -96,6 +99,9 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 			for q := range n {
 				*(*[32]float32)(panel[(p+q)*32:]) = *(*[32]float32)(src[q*ld+c:])
 			}
+			continue
+		}
+		if copyRuns(panel[p*nr:], nr, src[c:], ld, cols, nr, n) {
 			continue
 		}
 		for q := range n {

@@ -39,3 +39,54 @@ func transposeBlocks(panel []float32, w int, src []float32, ld, rows, k int) boo
 //
 //go:noescape
 func transpose8AVX(dst *float32, w int, src *float32, ld int, k int)
+
+// mergeBlocksT does mergeTileT's work with the 8×8 block transpose when
+// rows and cols are multiples of 8, and reports whether it did. (Blocks may
+// not overlap here as in transposeBlocks: a merge adds.)
+func mergeBlocksT(t []float32, ldt, rows, cols int, beta float32, c []float32, ldc int) bool {
+	if !useTranspose8 || rows == 0 || cols == 0 || rows%8 != 0 || cols%8 != 0 {
+		return false
+	}
+	_ = t[(rows-1)*ldt+cols-1]
+	_ = c[(cols-1)*ldc+rows-1]
+	for i := 0; i < rows; i += 8 {
+		transposeMerge8AVX(&c[i], ldc, &t[i*ldt], ldt, cols, beta)
+	}
+	return true
+}
+
+// transposeMerge8AVX writes dst[p·w+i] = src[i·ld+p] + beta·dst[p·w+i] for
+// i < 8 and p < k, k a positive multiple of 8, not reading dst when beta's
+// bits are zero.
+//
+//go:noescape
+func transposeMerge8AVX(dst *float32, w int, src *float32, ld int, k int, beta float32)
+
+// usePackRuns selects the AVX-512 masked moves for packing runs of
+// elements; set once at start-up from the CPU features (capped by
+// GOLORA_KERNELS).
+var usePackRuns = cpu.Best() >= cpu.AVX512
+
+// copyRuns writes dst[p·dstStride+i] = src[p·srcStride+i] for i < n and
+// zeros for n ≤ i < w, for p < k, when it can do so with masked vector
+// moves (AVX-512, w ≤ 48), and reports whether it did: copy would call
+// memmove for every run of a few dozen bytes.
+func copyRuns(dst []float32, dstStride int, src []float32, srcStride, n, w, k int) bool {
+	if !usePackRuns || w > 48 || n > w || n == 0 {
+		return false
+	}
+	if k == 0 {
+		return true
+	}
+	_ = src[(k-1)*srcStride+n-1]
+	_ = dst[(k-1)*dstStride+w-1]
+	packRunsAVX512(&dst[0], dstStride, &src[0], srcStride, k, 1<<n-1, 1<<w-1)
+	return true
+}
+
+// packRunsAVX512 writes, for p < k, the elements of src[p·ld:] whose bits
+// are set in load to dst[p·dw:], and zeros for the bits set in store and
+// not in load; elements outside store are not written.
+//
+//go:noescape
+func packRunsAVX512(dst *float32, dw int, src *float32, ld int, k int, load, store uint64)

@@ -20,23 +20,38 @@ import (
 // The signature every micro-kernel shares (see gemm's kernel type).
 const signature = "func(k int, a, b, c *float32, ldc int, alpha, beta float32)"
 
+// stridedSignature is the signature of a kernel that reads its operands
+// where they lie: element (i, p) of Ã at a[i·ars + p·aps], row p of B̃ at
+// b[p·bps:] (see gemm's stridedKernel).
+const stridedSignature = "func(k int, a, b, c *float32, ldc int, alpha, beta float32, ars, aps, bps int)"
+
 func main() {
 	ConstraintExpr("amd64")
 	// AVX-512: 14 rows × 32 columns (two zmm) of C in 28 accumulators, two
 	// registers for the row of B, and A's elements broadcast straight from
 	// memory by the FMA itself: 30 of the 32 zmm registers.
-	microKernel("kernel14x32AVX512", 14, 2, 16, zmmRegs, true)
+	microKernel("kernel14x32AVX512", 14, 2, 16, zmmRegs, true, false)
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
-	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false)
+	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false, false)
 	// Narrow tiles, for products with few columns (LoRA's rank-8 factors,
 	// an attention head's 48 dimensions), where the wide tiles would mostly
 	// multiply padding: one vector of B per step against 28 rows (16
 	// columns in zmm, 8 in the 32 EVEX-encoded ymm registers), and for AVX2
 	// 12 rows of 8 columns (12 accumulators, one for B, one broadcast).
-	microKernel("kernel28x16AVX512", 28, 1, 16, zmmRegs, true)
-	microKernel("kernel28x8AVX512", 28, 1, 8, ymmRegs32, true)
-	microKernel("kernel12x8AVX2", 12, 1, 8, ymmRegs, false)
+	microKernel("kernel28x16AVX512", 28, 1, 16, zmmRegs, true, false)
+	microKernel("kernel28x8AVX512", 28, 1, 8, ymmRegs32, true, false)
+	microKernel("kernel12x8AVX2", 12, 1, 8, ymmRegs, false, false)
+	// A short, wide AVX-512 tile: 8 rows × 48 columns (three zmm) in 24
+	// accumulators and three for B. It fits products with 48 columns (an
+	// attention head) or 8 rows, which is what a product with 8 columns
+	// (LoRA's rank) becomes when gemm computes its transpose instead.
+	// Each element of Ã is broadcast into a register once for its three
+	// multiply-adds, rather than loaded by each (a third of the loads).
+	// It reads its operands with strides, so that gemm can run it on
+	// op(A) and op(B) where they lie when packing would cost more than it
+	// saves (see stridedKernel there).
+	microKernel("kernel8x48StridedAVX512", 8, 3, 16, zmmRegs, false, true)
 	Generate()
 }
 
@@ -63,8 +78,14 @@ func ymmRegs() []VecPhysical {
 // panel B̃ (k steps of vecs·width consecutive elements), C being row-major
 // with leading dimension ldc elements. Work is bounded by k, which the caller
 // keeps to one cache block so that a goroutine is never stuck here for long.
-func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, embeddedBroadcast bool) {
-	TEXT(name, NOSPLIT, signature)
+// A strided kernel (stridedSignature; mr a multiple of 4) reads Ã and B̃
+// with the strides it is given instead of as packed panels.
+func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, embeddedBroadcast, strided bool) {
+	if strided {
+		TEXT(name, NOSPLIT, stridedSignature)
+	} else {
+		TEXT(name, NOSPLIT, signature)
+	}
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d×%d tile of C; see microKernel in asmgen.", name, mr, vecs*width))
 
@@ -74,7 +95,8 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 		acc[i] = r[i*vecs : (i+1)*vecs]
 	}
 	bv := r[mr*vecs : mr*vecs+vecs]
-	bcast := r[mr*vecs+vecs]
+	// Broadcasts rotate through the registers left over.
+	bcasts := r[mr*vecs+vecs:]
 	vecBytes := 4 * width
 
 	k := Load(Param("k"), GP64())
@@ -83,6 +105,40 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
+	// Element i of a step of Ã: at a+4i when packed; strided, at
+	// rowBase[i/4] + (i%4)·ars, ars and 3·ars in registers.
+	aElem := func(i int) Mem { return Mem{Base: a, Disp: 4 * i} }
+	var aStep, bStep Op = U32(4 * mr), U32(4 * vecs * width)
+	var rowBase []Register
+	if strided {
+		ars := Load(Param("ars"), GP64())
+		SHLQ(U8(2), ars)
+		ars3 := GP64()
+		LEAQ(Mem{Base: ars, Index: ars, Scale: 2}, ars3)
+		aps := Load(Param("aps"), GP64())
+		SHLQ(U8(2), aps)
+		bps := Load(Param("bps"), GP64())
+		SHLQ(U8(2), bps)
+		aStep, bStep = aps, bps
+		rowBase = []Register{a}
+		for i := 4; i < mr; i += 4 {
+			base := GP64()
+			LEAQ(Mem{Base: rowBase[len(rowBase)-1], Index: ars, Scale: 4}, base)
+			rowBase = append(rowBase, base)
+		}
+		aElem = func(i int) Mem {
+			m := Mem{Base: rowBase[i/4]}
+			switch i % 4 {
+			case 1:
+				m.Index, m.Scale = ars, 1
+			case 2:
+				m.Index, m.Scale = ars, 2
+			case 3:
+				m.Index, m.Scale = ars3, 1
+			}
+			return m
+		}
+	}
 
 	Comment("Start loading the tile of C: when k is large it has left the",
 		"caches since the previous block, and the loads at the end would stall.")
@@ -112,7 +168,8 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 		VMOVUPS(Mem{Base: b, Disp: j * vecBytes}, v)
 	}
 	for i := range acc {
-		ai := Mem{Base: a, Disp: 4 * i}
+		ai := aElem(i)
+		bcast := bcasts[i%len(bcasts)]
 		if !embeddedBroadcast {
 			VBROADCASTSS(ai, bcast)
 		}
@@ -124,8 +181,14 @@ func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, em
 			}
 		}
 	}
-	ADDQ(U32(4*mr), a)
-	ADDQ(U32(vecs*vecBytes), b)
+	if strided {
+		for _, base := range rowBase {
+			ADDQ(aStep, base)
+		}
+	} else {
+		ADDQ(aStep, a)
+	}
+	ADDQ(bStep, b)
 	DECQ(k)
 	JNZ(LabelRef(name + "_loop"))
 
