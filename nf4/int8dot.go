@@ -62,15 +62,15 @@ func Int8Codebook() [16]int8 { return int8Codebook }
 // Int8Vector is a vector quantized to int8 for Matrix.MulVecInt8Rows: each
 // block of Int8Group values x gets the scale max|x|/127 and the codes
 // x·127/max|x| rounded to the nearest integer (ties to even), so a value
-// moves by at most half its block's step. Its length is a multiple of 64.
-// The zero value is empty; Quantize sizes it, and reuses its memory when it
+// moves by at most half its block's step. Its length is a multiple of
+// Int8Group (of 64 for Matrix.MulVecInt8Rows). The zero value is empty; Quantize sizes it, and reuses its memory when it
 // is large enough, so a decode step does not allocate.
 type Int8Vector struct {
 	n int
 	// q holds the codes, 128 bytes per pair of 64-column steps, in the
 	// order of the NF4 codes' nibbles: first the odd columns (the low
 	// nibbles) of the pair's 64 code bytes, then its even columns (the high
-	// nibbles). A last step without a partner has zeros in its place.
+	// nibbles). The columns a last pair lacks have zero codes.
 	q []int8
 	// bias holds, per pair, the 16 int32 lanes' −128 × the sum of the eight
 	// codes that lane adds up: what the +128 of int8CodebookBiased adds.
@@ -84,11 +84,11 @@ type Int8Vector struct {
 // Len returns the number of values quantized.
 func (v *Int8Vector) Len() int { return v.n }
 
-// Quantize quantizes x (its length a positive multiple of 64, every value
-// finite) into v, replacing what v held.
+// Quantize quantizes x (its length a positive multiple of Int8Group, every
+// value finite) into v, replacing what v held.
 func (v *Int8Vector) Quantize(x []float32) error {
-	if len(x) == 0 || len(x)%int8Step != 0 {
-		return fmt.Errorf("nf4: Int8Vector.Quantize: %d values, want a positive multiple of %d", len(x), int8Step)
+	if len(x) == 0 || len(x)%Int8Group != 0 {
+		return fmt.Errorf("nf4: Int8Vector.Quantize: %d values, want a positive multiple of %d", len(x), Int8Group)
 	}
 	pairs := (len(x) + int8Pair - 1) / int8Pair
 	if cap(v.q) < pairs*int8Pair {
@@ -111,7 +111,7 @@ func (v *Int8Vector) quantizeAt(l cpu.Level, x []float32) error {
 		bias := (*[int8Lanes]int32)(v.bias[p*int8Lanes:])
 		xs := x[c0:min(len(x), c0+int8Pair)]
 		if len(xs) < int8Pair {
-			// The missing partner of a last step.
+			// The columns a last pair lacks.
 			clear(q[len(xs)/2 : int8Step])
 			clear(q[int8Step+len(xs)/2:])
 			clear(scale[len(xs)/8:])
@@ -130,9 +130,9 @@ func (v *Int8Vector) quantizeAt(l cpu.Level, x []float32) error {
 // dot product.
 const minInt8Amax = 0x1p-120
 
-// quantizePairScalar quantizes the groups of x (two or four) into their
-// places in a pair's codes q, lane scales and lane biases (the partner of
-// a lone step already zero), and returns the index of the first group
+// quantizePairScalar quantizes the groups of x (one to four) into their
+// places in a pair's codes q, lane scales and lane biases (the places of
+// the columns the pair lacks already zero), and returns the index of the first group
 // holding a NaN or ±Inf, or −1. Every kernel gives its bits.
 func quantizePairScalar(q *[int8Pair]int8, scale *[int8Lanes]float32, bias *[int8Lanes]int32, x []float32) int {
 	for g := range len(x) / Int8Group {

@@ -1,19 +1,30 @@
 package nf4
 
-import "github.com/golora/golora/internal/cpu"
+import (
+	"github.com/golora/golora/internal/cpu"
+	xcpu "golang.org/x/sys/cpu"
+)
 
 // The int8 kernels (int8dot_amd64.s) cover rows consecutive whole rows of
 // W, rowBytes bytes of codes each: pairs pairs of 64-column steps, then one
 // step alone when half is 1. They are given one block absmax per step, row
 // after row (scaleBytes bytes per row). With AVX-512 VNNI four rows share
 // each load of the vector (int8Rows4VNNI, rows a multiple of 4), and
-// int8Rows1VNNI takes the rest; AVX2 runs one row at a time.
+// int8Rows1VNNI takes the rest, or with AVX-512 VBMI int8Rows4VBMI and
+// int8Rows1VBMI, whose VPERMB lookups need no nibble masks; AVX2 runs one
+// row at a time.
 
 //go:noescape
 func int8Rows4VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 
 //go:noescape
 func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
+
+//go:noescape
+func int8Rows4VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
+
+//go:noescape
+func int8Rows1VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 
 //go:noescape
 func int8RowsAVX2(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]int8, rows, pairs, half, rowBytes, scaleBytes int)
@@ -40,6 +51,11 @@ const int8ScaleBuf = 1024
 // nil; with blocks of 64 a row's block scales are its step scales, larger
 // blocks repeat theirs.
 func (m *Matrix) mulVecInt8At(l cpu.Level, y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
+	m.mulVecInt8With(l, xcpu.X86.HasAVX512VBMI, y, x, absmax, r0, r1)
+}
+
+// mulVecInt8With is mulVecInt8At with the VBMI kernels or not.
+func (m *Matrix) mulVecInt8With(l cpu.Level, vbmi bool, y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
 	steps := m.cols / int8Step
 	if l == cpu.Generic || steps > int8ScaleBuf {
 		m.mulVecInt8Scalar(y, x, absmax, r0, r1)
@@ -81,11 +97,18 @@ func (m *Matrix) mulVecInt8At(l cpu.Level, y []float32, x *Int8Vector, absmax []
 			r += n
 			continue
 		}
+		// Direct calls: through a func value the arguments would escape.
 		four := n &^ 3
-		if four > 0 {
+		switch {
+		case four > 0 && vbmi:
+			int8Rows4VBMI(&ys[0], &codes[0], &x.q[0], &x.bias[0], &x.scale[0], &scales[0], &int8CodebookBiased, four, pairs, half, rowBytes, 4*steps)
+		case four > 0:
 			int8Rows4VNNI(&ys[0], &codes[0], &x.q[0], &x.bias[0], &x.scale[0], &scales[0], &int8CodebookBiased, four, pairs, half, rowBytes, 4*steps)
 		}
-		if four < n {
+		switch {
+		case four < n && vbmi:
+			int8Rows1VBMI(&ys[four], &codes[four*rowBytes], &x.q[0], &x.bias[0], &x.scale[0], &scales[four*steps], &int8CodebookBiased, n-four, pairs, half, rowBytes, 4*steps)
+		case four < n:
 			int8Rows1VNNI(&ys[four], &codes[four*rowBytes], &x.q[0], &x.bias[0], &x.scale[0], &scales[four*steps], &int8CodebookBiased, n-four, pairs, half, rowBytes, 4*steps)
 		}
 		r += n

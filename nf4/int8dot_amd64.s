@@ -9,6 +9,10 @@
 
 #include "textflag.h"
 
+// int8Ahead is how far ahead of the four rows' codes int8Rows4VNNI
+// prefetches: a few microseconds of work, past the memory's latency.
+#define int8Ahead 4096
+
 // int8Nibbles masks each byte to its low 4 bits.
 DATA int8Nibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA int8Nibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
@@ -69,6 +73,38 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	VMULPS.BCST sc, zi, zi                 \
 	VADDPS      zi, acc, acc
 
+// PAIRVBMI and HALFVBMI are PAIR512 and HALF512 with AVX-512 VBMI: VPERMB
+// looks a code up in the 64 bytes of Z30 (the table four times) by the
+// byte's low 6 bits, so the nibbles need no mask: bits 4 and 5 only pick a
+// copy of the table.
+#define PAIRVBMI(codes, sc0, sc1, acc, zt, zu, zi) \
+	VMOVDQU64   codes, zt                  \
+	VPSRLW      $4, zt, zu                 \
+	VPERMB      Z30, zt, zt                \
+	VPERMB      Z30, zu, zu                \
+	VMOVDQA32   Z8, zi                     \
+	VPDPBUSD    (R8)(R12*2), zt, zi        \
+	VPDPBUSD    64(R8)(R12*2), zu, zi      \
+	VCVTDQ2PS   zi, zi                     \
+	VMULPS      Z9, zi, zi                 \
+	VMULPS.BCST sc0, zi, K1, zi            \
+	VMULPS.BCST sc1, zi, K2, zi            \
+	VADDPS      zi, acc, acc
+
+#define HALFVBMI(codes, sc, acc, yt, zt, zu, zi) \
+	VMOVDQU64   codes, yt                  \
+	VPSRLW      $4, zt, zu                 \
+	VPERMB      Z30, zt, zt                \
+	VPERMB      Z30, zu, zu                \
+	VMOVDQA32   Z8, zi                     \
+	VPDPBUSD    (R8)(R12*2), zt, zi        \
+	VPDPBUSD    64(R8)(R12*2), zu, zi      \
+	VCVTDQ2PS   zi, zi                     \
+	VMULPS      Z9, zi, zi                 \
+	VMULPS.BCST sc, zi, zi                 \
+	VADDPS      zi, acc, acc
+
+
 // FOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
 // folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
 #define FOLD16(z, y, x) \
@@ -115,18 +151,38 @@ TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
 	ADDQ DX, R13
 	LEAQ (AX)(R14*2), CX
 	ADDQ R14, CX
+	// The four rows' codes are one run of memory, read 64 bytes of each
+	// row at a time: no stream a hardware prefetcher follows far ahead.
+	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
+	LEAQ int8Ahead(SI), R15
 
 rows4:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	XORQ   R12, R12
+	// The block scales of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+scales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        scales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
 	MOVQ   pairs+64(FP), R11
 	TESTQ  R11, R11
 	JZ     last4
 
 pair4:
+	PREFETCHT0 (R15)
+	PREFETCHT0 64(R15)
+	PREFETCHT0 128(R15)
+	PREFETCHT0 192(R15)
+	ADDQ       $256, R15
 	VMOVDQU32 (R9)(R12*1), Z8
 	VMOVDQU32 (R10)(R12*1), Z9
 	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
@@ -218,6 +274,142 @@ fold1:
 	ADDQ   $4, DI
 	DECQ   BX
 	JNZ    rows1
+	VZEROUPPER
+	RET
+
+// func int8Rows4VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
+//
+// int8Rows4VNNI with VPERMB lookups (AVX-512 VBMI).
+TEXT ·int8Rows4VBMI(SB), NOSPLIT, $0-96
+	SETUP512
+	MOVQ rows+56(FP), BX
+	LEAQ (SI)(DX*2), R13
+	ADDQ DX, R13
+	LEAQ (AX)(R14*2), CX
+	ADDQ R14, CX
+	// The four rows' codes are one run of memory, read 64 bytes of each
+	// row at a time: no stream a hardware prefetcher follows far ahead.
+	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
+	LEAQ int8Ahead(SI), R15
+
+vrows4:
+	// The block scales of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+vscales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        vscales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
+	MOVQ   pairs+64(FP), R11
+	TESTQ  R11, R11
+	JZ     vlast4
+
+vpair4:
+	PREFETCHT0 (R15)
+	PREFETCHT0 64(R15)
+	PREFETCHT0 128(R15)
+	PREFETCHT0 192(R15)
+	ADDQ       $256, R15
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
+	PAIRVBMI((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
+	PAIRVBMI((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
+	PAIRVBMI((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
+	ADDQ $64, SI
+	ADDQ $64, R13
+	ADDQ $8, AX
+	ADDQ $8, CX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  vpair4
+
+vlast4:
+	CMPQ half+72(FP), $0
+	JEQ  vfold4
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
+	HALFVBMI((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
+	HALFVBMI((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
+	HALFVBMI((R13), (CX), Z3, Y19, Z19, Z20, Z21)
+	ADDQ $32, SI
+	ADDQ $32, R13
+	ADDQ $4, AX
+	ADDQ $4, CX
+
+vfold4:
+	FOLD16(Z0, Y0, X0)
+	FOLD16(Z1, Y1, X1)
+	FOLD16(Z2, Y2, X2)
+	FOLD16(Z3, Y3, X3)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	ADDQ   $16, DI
+	// SI, R13, AX and CX have moved one row on: on to the next four rows.
+	LEAQ (SI)(DX*2), SI
+	ADDQ DX, SI
+	LEAQ (R13)(DX*2), R13
+	ADDQ DX, R13
+	LEAQ (AX)(R14*2), AX
+	ADDQ R14, AX
+	LEAQ (CX)(R14*2), CX
+	ADDQ R14, CX
+	SUBQ $4, BX
+	JNZ  vrows4
+	VZEROUPPER
+	RET
+
+// func int8Rows1VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
+//
+// int8Rows4VBMI one row at a time, for any positive rows.
+TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
+	SETUP512
+	MOVQ rows+56(FP), BX
+
+vrows1:
+	VXORPS Z0, Z0, Z0
+	XORQ   R12, R12
+	MOVQ   pairs+64(FP), R11
+	TESTQ  R11, R11
+	JZ     vlast1
+
+vpair1:
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
+	ADDQ $64, SI
+	ADDQ $8, AX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  vpair1
+
+vlast1:
+	CMPQ half+72(FP), $0
+	JEQ  vfold1
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
+	ADDQ $32, SI
+	ADDQ $4, AX
+
+vfold1:
+	FOLD16(Z0, Y0, X0)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	DECQ   BX
+	JNZ    vrows1
 	VZEROUPPER
 	RET
 

@@ -145,7 +145,8 @@ func TestInt8VectorQuantize(t *testing.T) {
 
 func TestInt8Errors(t *testing.T) {
 	var v Int8Vector
-	require.ErrorContains(t, v.Quantize(make([]float32, 96)), "multiple of 64")
+	require.ErrorContains(t, v.Quantize(make([]float32, 80)), "multiple of 32")
+	require.NoError(t, v.Quantize(make([]float32, 96)))
 	bad := make([]float32, 128)
 	bad[70] = float32(math.NaN())
 	require.ErrorContains(t, v.Quantize(bad), "[64, 96) is not finite")

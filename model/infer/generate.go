@@ -73,12 +73,14 @@ const (
 	// same NF4 weights (TestActivationsInt8LogitError), the largest logit
 	// error is 1.2% of the logits' spread (max − min) on the trained
 	// stories260K over 40 decode steps, 0.06% on a random stories15M-shaped
-	// model and 0.2% on a stories110M-shaped one, and greedy decoding picks
+	// model and 0.2% on a stories110M-shaped one (0.24% with HeadInt8,
+	// whose vector is then quantized too), and greedy decoding picks
 	// the same tokens except at near ties (one of 40 on stories260K, whose
 	// top two logits were 0.02% of the spread apart).
 	//
 	// It applies to NF4 weights whose rows are whole blocks of at least 64
-	// (QLoRA's blocks of 64 with rows of a multiple of 64 columns); other
+	// (QLoRA's blocks of 64 with rows of a multiple of 64 columns), and to
+	// a HeadInt8 head with Dim a multiple of 128 (HeadInt8); other
 	// weights, prefill and an adapter's own product run as with
 	// ActivationsExact. NewGenerator decodes these weights' block scales to
 	// float32 (4 bytes per 64 weights, an eighth of their size as NF4)
@@ -129,14 +131,19 @@ const (
 	HeadExact HeadPrecision = iota
 	// HeadInt8 multiplies by a copy of a float32 head quantized to int8 in
 	// blocks of 32 weights with a float32 scale each (kernels.Int8Matrix,
-	// llama.cpp's Q8_0 layout; llama.cpp's own Q4_0 and Q8_0 files of a
-	// tied-embedding model hold their head in Q8_0): a quarter of the
-	// bytes, made by NewGenerator (the copy belongs to the Generator). Each
-	// weight moves by at most half its block's step; measured over 40
-	// decode steps (TestHeadInt8LogitError), the largest logit error is
-	// 0.5% of the logits' spread (max − min) on the trained stories260K and
-	// 0.14% on a random stories15M-shaped model, and greedy decoding picks
-	// the same tokens. It needs a float32 head with Dim a multiple of 32.
+	// llama.cpp's Q8_0 layout; llama.cpp's own Q4_0 file of a
+	// tied-embedding model holds its head in Q6_K when Dim is a multiple of
+	// 256, as on the stories110M shape (dim 768), and in Q8_0 otherwise, as
+	// on stories15M (dim 288)): a quarter of the bytes, made by
+	// NewGenerator (the copy belongs to the Generator). Each weight moves
+	// by at most half its block's step; measured over 40 decode steps
+	// (TestHeadInt8LogitError), the largest logit error is 0.5% of the
+	// logits' spread (max − min) on the trained stories260K and 0.14% on a
+	// random stories15M-shaped model, and greedy decoding picks the same
+	// tokens. It needs a float32 head with Dim a multiple of 32. With
+	// ActivationsInt8 and Dim a multiple of 128, the head's vector is
+	// quantized to int8 too and the products are integer dot products
+	// (nf4.Int8Matrix), as llama.cpp runs its head.
 	HeadInt8
 )
 
@@ -183,13 +190,19 @@ type Generator struct {
 	qDim, kvDim   int
 	pos           int
 
-	keys, values [][]float32 // per layer, [capacity, kvDim], capacity ≤ maxLen
-	invFreq      []float64   // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
+	// keys and values hold, per layer, each KV head's positions in a run
+	// of its own, [KVHeads, capacity, HeadDim] with capacity ≤ maxLen: a
+	// head's attention reads one contiguous run, which the hardware
+	// prefetchers follow, rather than HeadDim values every kvDim.
+	keys, values [][]float32
+	capacity     int       // positions the cache holds
+	invFreq      []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 
 	// Scratch for up to batch rows.
 	x        []float32   // residual stream [batch, Dim]
 	xn       []float32   // normalized x [batch, Dim]
 	q        []float32   // queries [batch, qDim]
+	k, v     []float32   // keys and values [batch, kvDim], before they go to the cache
 	attn     []float32   // attention output [batch, qDim]
 	proj     []float32   // o_proj and down_proj output [batch, Dim]
 	gate, up []float32   // MLP [batch, HiddenDim]
@@ -198,6 +211,10 @@ type Generator struct {
 	logits   []float32   // [VocabSize]
 
 	head *kernels.Int8Matrix // the output head with HeadInt8, else nil
+	// head8 is the output head with HeadInt8 and ActivationsInt8 when its
+	// rows are whole pairs of 128 columns (then head is nil): its
+	// products take g.act, the int8 copy of the vector.
+	head8 *nf4.Int8Matrix
 
 	// With ActivationsInt8, act holds the int8 copy of the vector of the
 	// NF4 products being run (linear, linears).
@@ -213,6 +230,8 @@ type Generator struct {
 	nFused   int
 	fuseInt8 bool
 	job      attentionJob
+	// chunksPerWorker is the constant of that name; benchmarks vary it.
+	chunksPerWorker int
 	// g.mulFusedChunk and g.attentionHead, bound once so a step does not
 	// allocate.
 	fusedChunk func(worker, chunk int) error
@@ -268,6 +287,8 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	g.x = make([]float32, batch*c.Dim)
 	g.xn = make([]float32, batch*c.Dim)
 	g.q = make([]float32, batch*g.qDim)
+	g.k = make([]float32, batch*g.kvDim)
+	g.v = make([]float32, batch*g.kvDim)
 	g.attn = make([]float32, batch*g.qDim)
 	g.proj = make([]float32, batch*c.Dim)
 	g.gate = make([]float32, batch*c.HiddenDim)
@@ -297,11 +318,19 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		if len(g.int8Act) == 0 {
 			return nil, errors.New("infer: NewGenerator: ActivationsInt8 needs NF4 linear layers whose rows are whole blocks of at least 64 weights; the model has none")
 		}
-		// Sized now, so that a decode step does not allocate.
 		in := 0
 		for lin := range g.int8Act {
 			in = max(in, lin.In)
 		}
+		if g.head != nil && g.head.Cols%int8HeadPair == 0 {
+			head8, err := nf4.NewInt8Matrix(g.head.Codes, g.head.Scales, g.head.Rows, g.head.Cols)
+			if err != nil {
+				return nil, fmt.Errorf("infer: NewGenerator: HeadInt8: %s: %w", w.Output.Name, err)
+			}
+			g.head, g.head8 = nil, head8
+			in = max(in, head8.Cols())
+		}
+		// Sized now, so that a decode step does not allocate.
 		if err := g.act.Quantize(make([]float32, in)); err != nil {
 			return nil, fmt.Errorf("infer: NewGenerator: %w", err)
 		}
@@ -309,6 +338,7 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 		return nil, fmt.Errorf("infer: NewGenerator: unknown activation precision %d", int(opts.Activations))
 	}
 	g.attHead, g.fusedChunk = g.attentionHead, g.mulFusedChunk
+	g.chunksPerWorker = chunksPerWorker
 	g.team = startTeam(g)
 	g.fuseInt8 = g.team != nil && g.int8Act != nil
 	g.scores = make([][]float32, g.team.size())
@@ -336,6 +366,12 @@ func int8Linears(w *model.Weights) map[*model.Linear]*int8Linear {
 	return out
 }
 
+// int8HeadPair is the columns of an Int8Matrix's pair: with HeadInt8 and
+// ActivationsInt8 a head whose rows are whole pairs multiplies the int8
+// vector (nf4.Int8Matrix); in others the padding would cost more than the
+// integer products save.
+const int8HeadPair = 128
+
 // ropeMaxLen caps n positions at longrope's original ones: beyond them its
 // long factors apply, to every position; only the short ones are
 // implemented.
@@ -355,20 +391,23 @@ const initialCacheLen = 1024
 // positions, keeping what it has. Growth is rare, so a decode step does
 // not allocate in the steady state.
 func (g *Generator) reserve(n int) {
-	have := len(g.scores[0])
+	have := g.capacity
 	if n <= have {
 		return
 	}
 	capacity := min(g.maxLen, max(n, 2*have))
-	for l := range g.keys {
-		k := make([]float32, capacity*g.kvDim)
-		v := make([]float32, capacity*g.kvDim)
-		if have > 0 {
-			copy(k, g.keys[l][:g.pos*g.kvDim])
-			copy(v, g.values[l][:g.pos*g.kvDim])
+	hd := g.w.Config.HeadDim
+	grow := func(old []float32) []float32 {
+		cache := make([]float32, capacity*g.kvDim)
+		for h := range g.kvDim / hd {
+			copy(cache[h*capacity*hd:], old[h*have*hd:(h*have+g.pos)*hd])
 		}
-		g.keys[l], g.values[l] = k, v
+		return cache
 	}
+	for l := range g.keys {
+		g.keys[l], g.values[l] = grow(g.keys[l]), grow(g.values[l])
+	}
+	g.capacity = capacity
 	for p := range g.scores {
 		g.scores[p] = make([]float32, capacity)
 	}
@@ -758,8 +797,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	eps := c.NormEps
 	for l := range g.w.Layers {
 		layer := &g.w.Layers[l]
-		k := g.keys[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
-		v := g.values[l][g.pos*g.kvDim : (g.pos+n)*g.kvDim]
+		k, v := g.k[:n*g.kvDim], g.v[:n*g.kvDim]
 
 		kernels.RMSNorm(xn, x, layer.AttnNorm, eps)
 		if err := g.linears([]*model.Linear{layer.Q, layer.K, layer.V}, [][]float32{q, k, v}, xn, n); err != nil {
@@ -771,6 +809,7 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 		}
 		ropeRows(q, g.cos, g.sin, half, n, c.Heads, c.HeadDim)
 		ropeRows(k, g.cos, g.sin, half, n, c.KVHeads, c.HeadDim)
+		g.store(l, k, v, n)
 		g.attention(l, attn, q, n)
 		if err := g.linear(layer.O, proj, attn, n); err != nil {
 			return fmt.Errorf("infer: layer %d: %w", l, err)
@@ -806,12 +845,22 @@ func (g *Generator) linear(lin *model.Linear, y, x []float32, n int) error {
 // int8 copy (ActivationsInt8), and is set once it does: linears that read
 // the same x (K and V after Q, up after gate) quantize it once.
 func (g *Generator) linearOf(lin *model.Linear, y, x []float32, n int, quantized *bool) error {
-	int8Head := g.head != nil && lin == g.w.Output
+	int8Head := (g.head != nil || g.head8 != nil) && lin == g.w.Output
 	var int8Act *int8Linear
 	if n == 1 && g.int8Act != nil && !int8Head {
 		int8Act = g.int8Act[lin]
 	}
-	if int8Act != nil {
+	if n == 1 && int8Head && g.head8 != nil {
+		if !*quantized {
+			if err := g.act.Quantize(x[:lin.In]); err != nil {
+				return fmt.Errorf("%s: %w", lin.Name, err)
+			}
+			*quantized = true
+		}
+		if err := g.mulRowsSplit(lin, y, x, true, nil); err != nil {
+			return err
+		}
+	} else if int8Act != nil {
 		if !*quantized {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
@@ -859,7 +908,7 @@ func (g *Generator) addBiasDelta(lin *model.Linear, y, x []float32, n int) error
 func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n int) error {
 	fuse := n == 1 && g.fuseInt8 && len(lins) <= len(g.fused)
 	for _, lin := range lins {
-		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil || lin != g.w.Output)
+		fuse = fuse && g.int8Act[lin] != nil && (g.head == nil && g.head8 == nil || lin != g.w.Output)
 	}
 	if !fuse {
 		quantized := false
@@ -893,7 +942,7 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 
 // fusedPart is one linear of a single-row product: its rows are split into
 // chunks of rows rows, the job's chunks first, first+1, …. With int8Head it
-// multiplies x by g.head, which stands for lin; with act (lin's weight) it
+// multiplies x by g.head, or g.act by g.head8, which stands for lin; with act (lin's weight) it
 // multiplies g.act, x's int8 copy.
 type fusedPart struct {
 	lin         *model.Linear
@@ -923,6 +972,8 @@ func (g *Generator) mulFusedChunk(_, c int) error {
 	end := min(p.lin.Out, start+p.rows)
 	var err error
 	switch {
+	case p.int8Head && g.head8 != nil:
+		err = g.head8.MulVecRows(p.y, &g.act, start, end)
 	case p.int8Head:
 		g.head.MulVecRows(p.y, p.x, start, end)
 	case p.act != nil:
@@ -941,11 +992,14 @@ func (g *Generator) mulFusedChunk(_, c int) error {
 // splitMinRows rows and splitChunkWeights weights, a multiple of splitAlign
 // rows. Attention is split by heads when it reads at least
 // splitMinAttention cached values. Handing a chunk to a spinning helper
-// costs well under a microsecond; a few chunks per goroutine let one that
-// runs ahead take over the work of one that is late (on a busy machine, a
-// helper may not run at all).
+// costs well under a microsecond, but each claim moves the team's state
+// between cores; two chunks per goroutine let one that runs ahead take over
+// the work of one that is late (on a busy machine, a helper may not run at
+// all). On stories110M with ActivationsInt8 and HeadInt8 at 2 threads,
+// BenchmarkDecodeChunksAB measured 2 a step 5–9% faster than 4 and 1–4%
+// faster than 1.
 const (
-	chunksPerWorker   = 4
+	chunksPerWorker   = 2
 	splitChunkWeights = 1 << 14
 	splitMinRows      = 32
 	splitAlign        = 16
@@ -954,7 +1008,7 @@ const (
 
 // mulRowsSplit computes y = x·Wᵀ for the single row x, split by weight rows
 // over the team when the product is large enough; with int8Head it
-// multiplies by g.head, which stands for lin, and with int8Act (lin's
+// multiplies by g.head (or g.act by g.head8), which stands for lin, and with int8Act (lin's
 // weight) it multiplies g.act, x's int8 copy.
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *int8Linear) error {
 	rows := g.chunkRows(lin)
@@ -970,7 +1024,7 @@ func (g *Generator) chunkRows(lin *model.Linear) int {
 	if g.team == nil {
 		return lin.Out
 	}
-	rows := max(splitMinRows, splitChunkWeights/lin.In, lin.Out/(chunksPerWorker*g.team.size()))
+	rows := max(splitMinRows, splitChunkWeights/lin.In, lin.Out/(g.chunksPerWorker*g.team.size()))
 	rows = (rows + splitAlign - 1) / splitAlign * splitAlign
 	if 2*rows > lin.Out {
 		return lin.Out
@@ -985,6 +1039,19 @@ func ropeRows(v, cos, sin []float32, half, n, heads, hd int) {
 	for i := range n {
 		row := v[i*w : (i+1)*w]
 		kernels.Rope(row, row, cos[i*half:(i+1)*half], sin[i*half:(i+1)*half], hd, false)
+	}
+}
+
+// store copies the keys and values of n new rows, [n, kvDim] each, to
+// layer l's cache at positions pos…pos+n−1.
+func (g *Generator) store(l int, k, v []float32, n int) {
+	hd := g.w.Config.HeadDim
+	for h := range g.kvDim / hd {
+		at := (h*g.capacity + g.pos) * hd
+		for i := range n {
+			copy(g.keys[l][at+i*hd:at+(i+1)*hd], k[i*g.kvDim+h*hd:])
+			copy(g.values[l][at+i*hd:at+(i+1)*hd], v[i*g.kvDim+h*hd:])
+		}
 	}
 }
 
@@ -1011,25 +1078,25 @@ func (g *Generator) attentionHead(worker, h int) error {
 	c := &g.w.Config
 	j := &g.job
 	hd := c.HeadDim
-	keys, values := g.keys[j.layer], g.values[j.layer]
+	run := h / (c.Heads / c.KVHeads) * g.capacity * hd
+	keys, values := g.keys[j.layer][run:], g.values[j.layer][run:]
 	for i := range j.n {
 		at := i*g.qDim + h*hd
 		attendCached(j.out[at:at+hd], g.scores[worker], j.q[at:at+hd], keys, values,
-			g.pos+i, c.SlidingWindow, h/(c.Heads/c.KVHeads)*hd, g.kvDim)
+			g.pos+i, c.SlidingWindow, hd)
 	}
 	return nil
 }
 
 // attendCached computes one query head's attention at position pos
-// (kernels.AttendCached) over a layer's cache of keys and values [positions,
-// kvDim], whose key and value head starts at element headOff of a position:
-// positions 0…pos, or with a sliding window W > 0 (Mistral) the last W of
-// them. scores holds at least pos+1 elements.
-func attendCached(out, scores, q, keys, values []float32, pos, window, headOff, kvDim int) {
+// (kernels.AttendCached) over its KV head's keys and values, position t at
+// element t·stride: positions 0…pos, or with a sliding window W > 0
+// (Mistral) the last W of them. scores holds at least pos+1 elements.
+func attendCached(out, scores, q, keys, values []float32, pos, window, stride int) {
 	first := 0
 	if window > 0 {
 		first = max(0, pos+1-window)
 	}
-	off := first*kvDim + headOff
-	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], kvDim)
+	off := first * stride
+	kernels.AttendCached(out, scores[:pos+1-first], q, keys[off:], values[off:], stride)
 }

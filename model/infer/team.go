@@ -26,8 +26,12 @@ type team struct {
 	// number of chunks and the next chunk to claim. A claim is a
 	// compare-and-swap of the whole word, so it never takes a chunk of an
 	// earlier job.
-	state    atomic.Uint64
-	finished atomic.Int64 // chunks of the current job that have returned
+	state atomic.Uint64
+	_     [56]byte // keep claims off the line of the fields below
+	// done counts, per worker, the chunks of the current job it has run,
+	// each on a cache line of its own: a chunk's end is a write to the
+	// worker's own line, not to one both cores fight over.
+	done []counter
 	// fn runs one chunk. It is written only while no chunk is claimed and
 	// read only by a goroutine holding a claim.
 	fn      func(worker, chunk int) error
@@ -43,6 +47,12 @@ const maxChunks = 1<<16 - 1
 // parks, and the caller for the helpers' chunks to return before it yields
 // its thread between polls: tens of microseconds.
 const spinLimit = 1 << 14
+
+// counter is an atomic count alone on its cache line.
+type counter struct {
+	n atomic.Int64
+	_ [56]byte
+}
 
 // helper is one goroutine of a team.
 type helper struct {
@@ -65,7 +75,7 @@ func startTeam[T any](owner *T) *team {
 
 // newTeam returns a team of n helpers, started now; call close to end them.
 func newTeam(n int) *team {
-	t := &team{helpers: make([]*helper, n), errs: make([]error, n+1)}
+	t := &team{helpers: make([]*helper, n), errs: make([]error, n+1), done: make([]counter, n+1)}
 	for i := range t.helpers {
 		h := &helper{wake: make(chan struct{}, 1)}
 		t.helpers[i] = h
@@ -90,12 +100,14 @@ func (t *team) size() int {
 // errors joined.
 func (t *team) run(chunks int, fn func(worker, chunk int) error) error {
 	t.fn = fn
-	t.finished.Store(0)
+	for w := range t.done {
+		t.done[w].n.Store(0)
+	}
 	seq := t.state.Load()>>32 + 1
 	t.state.Store(seq<<32 | uint64(chunks)<<16)
 	t.wakeHelpers()
 	t.work(0)
-	for spins := 0; t.finished.Load() != int64(chunks); spins++ {
+	for spins := 0; t.finished() != int64(chunks); spins++ {
 		if spins >= spinLimit {
 			runtime.Gosched()
 		}
@@ -110,6 +122,16 @@ func (t *team) run(chunks int, fn func(worker, chunk int) error) error {
 		}
 	}
 	return err
+}
+
+// finished returns the number of chunks of the current job that have
+// returned.
+func (t *team) finished() int64 {
+	var n int64
+	for w := range t.done {
+		n += t.done[w].n.Load()
+	}
+	return n
 }
 
 // wakeHelpers wakes the parked helpers.
@@ -141,7 +163,9 @@ func (t *team) work(worker int) {
 		if err := t.fn(worker, int(s&0xffff)); err != nil {
 			t.errs[worker] = errors.Join(t.errs[worker], err)
 		}
-		t.finished.Add(1)
+		// Only this worker writes its count.
+		d := &t.done[worker].n
+		d.Store(d.Load() + 1)
 	}
 }
 

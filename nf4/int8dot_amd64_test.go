@@ -1,0 +1,68 @@
+package nf4
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/golora/golora/internal/cpu"
+	"github.com/stretchr/testify/require"
+	xcpu "golang.org/x/sys/cpu"
+)
+
+// TestMulVecInt8VBMIBitIdentical checks that the VBMI kernels (VPERMB
+// lookups), chosen on a CPU with AVX-512 VBMI, give the bits of the VNNI
+// kernels without it (VPSHUFB lookups) on every row range.
+func TestMulVecInt8VBMIBitIdentical(t *testing.T) {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !xcpu.X86.HasAVX512VBMI {
+		t.Skip("needs AVX-512 VNNI and VBMI")
+	}
+	for name, m := range int8Matrices(t) {
+		for vname, xs := range int8Vectors(m.cols) {
+			var x Int8Vector
+			require.NoError(t, x.Quantize(xs))
+			absmax := m.Absmax()
+			for _, span := range [][2]int{{0, m.rows}, {1, m.rows}, {m.rows / 3, m.rows - m.rows/4}} {
+				want := make([]float32, m.rows)
+				m.mulVecInt8With(cpu.AVX512, false, want, &x, absmax, span[0], span[1])
+				got := make([]float32, m.rows)
+				m.mulVecInt8With(cpu.AVX512, true, got, &x, absmax, span[0], span[1])
+				requireSameBits(t, want, got, name, " ", vname, " rows ", span)
+			}
+		}
+	}
+}
+
+// BenchmarkMulVecInt8VBMI compares, in one process and alternating call by
+// call, the VNNI kernels with VPSHUFB lookups and with VPERMB lookups
+// (VBMI) on a cache-resident matrix (2048 × 768) and one read from memory
+// (65536 × 768). "speedup" is the VPSHUFB kernels' fastest call over the
+// VPERMB ones' (the fastest call is the one no other process slowed), and
+// vbmi-GB/s the bytes of codes and scales the fastest VPERMB call read.
+func BenchmarkMulVecInt8VBMI(b *testing.B) {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !xcpu.X86.HasAVX512VBMI {
+		b.Skip("needs AVX-512 VNNI and VBMI")
+	}
+	for _, rows := range []int{2048, 65536} {
+		cols := 768
+		m, err := Quantize(gaussian(1, rows*cols, 0.02), rows, cols, Options{})
+		require.NoError(b, err)
+		var x Int8Vector
+		require.NoError(b, x.Quantize(gaussian(2, cols, 1)))
+		absmax := m.Absmax()
+		y := make([]float32, rows)
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			fastest := [2]time.Duration{time.Hour, time.Hour}
+			for i := range b.N {
+				for k := range 2 {
+					v := (i + k) % 2
+					start := time.Now()
+					m.mulVecInt8With(cpu.AVX512, v == 1, y, &x, absmax, 0, rows)
+					fastest[v] = min(fastest[v], time.Since(start))
+				}
+			}
+			b.ReportMetric(fastest[0].Seconds()/fastest[1].Seconds(), "speedup")
+			b.ReportMetric(float64(len(m.packed)+4*len(absmax))/fastest[1].Seconds()/1e9, "vbmi-GB/s")
+		})
+	}
+}

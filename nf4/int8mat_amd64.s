@@ -1,0 +1,261 @@
+// Int8Matrix products with an Int8Vector (int8mat.go has the order the
+// lanes follow, int8mat_amd64.go the calling convention). A pair is 128
+// columns: 128 code bytes (the odd columns, then the even ones, as the
+// vector's codes), four block maxima. R12 walks the vector: 64 bytes of
+// lane biases and of lane scales per pair, 128 bytes of codes.
+
+#include "textflag.h"
+
+// int8MatAhead is how far ahead of the four rows' codes int8MatRows4VNNI
+// prefetches.
+#define int8MatAhead 4096
+
+// int8MatLaneBlock picks, for lane j, the block maximum j/4 of a pair's
+// four (VPERMPS).
+DATA int8MatLaneBlock<>+0(SB)/8, $0x0000000000000000
+DATA int8MatLaneBlock<>+8(SB)/8, $0x0000000000000000
+DATA int8MatLaneBlock<>+16(SB)/8, $0x0000000100000001
+DATA int8MatLaneBlock<>+24(SB)/8, $0x0000000100000001
+DATA int8MatLaneBlock<>+32(SB)/8, $0x0000000200000002
+DATA int8MatLaneBlock<>+40(SB)/8, $0x0000000200000002
+DATA int8MatLaneBlock<>+48(SB)/8, $0x0000000300000003
+DATA int8MatLaneBlock<>+56(SB)/8, $0x0000000300000003
+GLOBL int8MatLaneBlock<>(SB), RODATA|NOPTR, $64
+
+// int8MatSigns is 32 bytes 0x80: XOR turns a biased code into its int8.
+DATA int8MatSigns<>+0(SB)/8, $0x8080808080808080
+DATA int8MatSigns<>+8(SB)/8, $0x8080808080808080
+DATA int8MatSigns<>+16(SB)/8, $0x8080808080808080
+DATA int8MatSigns<>+24(SB)/8, $0x8080808080808080
+GLOBL int8MatSigns<>(SB), RODATA|NOPTR, $32
+
+// int8MatOnes16 is sixteen int16 ones: VPMADDWD by it adds pairs of int16.
+DATA int8MatOnes16<>+0(SB)/8, $0x0001000100010001
+DATA int8MatOnes16<>+8(SB)/8, $0x0001000100010001
+DATA int8MatOnes16<>+16(SB)/8, $0x0001000100010001
+DATA int8MatOnes16<>+24(SB)/8, $0x0001000100010001
+GLOBL int8MatOnes16<>(SB), RODATA|NOPTR, $32
+
+// MPAIR(c0, c1, sc, acc, za, zb, zi, zw) adds one pair of one row to the
+// lanes acc: its odd and even columns' biased codes at c0 and c1 dotted
+// with the vector's codes at (R8)(R12*2) and 64(R8)(R12*2) from the lane
+// biases in Z8, scaled by the lane scales in Z9, then by the lanes' block
+// maxima, picked from the four at sc by the indices in Z30 (the load reads
+// 64 bytes: int8MatPad).
+#define MPAIR(c0, c1, sc, acc, za, zb, zi, zw) \
+	VMOVDQU64 c0, za                   \
+	VMOVDQU64 c1, zb                   \
+	VMOVDQA32 Z8, zi                   \
+	VPDPBUSD  (R8)(R12*2), za, zi      \
+	VPDPBUSD  64(R8)(R12*2), zb, zi    \
+	VCVTDQ2PS zi, zi                   \
+	VMULPS    Z9, zi, zi               \
+	VPERMPS   sc, Z30, zw              \
+	VMULPS    zw, zi, zi               \
+	VADDPS    zi, acc, acc
+
+// MFOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
+// folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
+#define MFOLD16(z, y, x) \
+	VEXTRACTF64X4 $1, z, Y10 \
+	VADDPS        Y10, y, y  \
+	VEXTRACTF128  $1, y, X10 \
+	VADDPS        X10, x, x  \
+	VMOVHLPS      x, x, X10  \
+	VADDPS        X10, x, x  \
+	VMOVSHDUP     x, X10     \
+	VADDSS        X10, x, x
+
+// MSETUP loads the arguments common to the kernels: y in DI, codes in SI,
+// the vector's codes, biases and scales in R8, R9, R10, the block maxima
+// in AX, rowBytes in DX, scaleBytes in R14, rows in BX.
+#define MSETUP \
+	MOVQ y+0(FP), DI           \
+	MOVQ codes+8(FP), SI       \
+	MOVQ q+16(FP), R8          \
+	MOVQ bias+24(FP), R9       \
+	MOVQ xscale+32(FP), R10    \
+	MOVQ wscale+40(FP), AX     \
+	MOVQ rows+48(FP), BX       \
+	MOVQ rowBytes+64(FP), DX   \
+	MOVQ scaleBytes+72(FP), R14
+
+// func int8MatRows4VNNI(y *float32, codes *uint8, q *int8, bias *int32, xscale *float32, wscale *float32, rows, pairs, rowBytes, scaleBytes int)
+//
+// rows (a positive multiple of 4) consecutive rows of pairs pairs each.
+TEXT ·int8MatRows4VNNI(SB), NOSPLIT, $0-80
+	MSETUP
+	VMOVDQU64 int8MatLaneBlock<>(SB), Z30
+	LEAQ      (SI)(DX*2), R13
+	ADDQ      DX, R13
+	LEAQ      (AX)(R14*2), CX
+	ADDQ      R14, CX
+	// As int8Rows4VNNI: R15 walks the four rows' run of codes
+	// int8MatAhead bytes ahead, eight lines a pair.
+	LEAQ int8MatAhead(SI), R15
+
+mrows4:
+	// The block maxima of the four rows sixteen rows on: one run too.
+	LEAQ (AX)(R14*8), R11
+	LEAQ (R11)(R14*8), R11
+	MOVQ R14, R12
+	SHLQ $2, R12
+
+mscales4:
+	PREFETCHT0 (R11)
+	ADDQ       $64, R11
+	SUBQ       $64, R12
+	JGT        mscales4
+	VXORPS     Z0, Z0, Z0
+	VXORPS     Z1, Z1, Z1
+	VXORPS     Z2, Z2, Z2
+	VXORPS     Z3, Z3, Z3
+	XORQ       R12, R12
+	MOVQ   pairs+56(FP), R11
+
+mpair4:
+	PREFETCHT0 (R15)
+	PREFETCHT0 64(R15)
+	PREFETCHT0 128(R15)
+	PREFETCHT0 192(R15)
+	PREFETCHT0 256(R15)
+	PREFETCHT0 320(R15)
+	PREFETCHT0 384(R15)
+	PREFETCHT0 448(R15)
+	ADDQ       $512, R15
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	MPAIR((SI), 64(SI), (AX), Z0, Z10, Z11, Z12, Z13)
+	MPAIR((SI)(DX*1), 64(SI)(DX*1), (AX)(R14*1), Z1, Z14, Z15, Z16, Z17)
+	MPAIR((SI)(DX*2), 64(SI)(DX*2), (AX)(R14*2), Z2, Z18, Z19, Z20, Z21)
+	MPAIR((R13), 64(R13), (CX), Z3, Z22, Z23, Z24, Z25)
+	ADDQ $128, SI
+	ADDQ $128, R13
+	ADDQ $16, AX
+	ADDQ $16, CX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  mpair4
+
+	MFOLD16(Z0, Y0, X0)
+	MFOLD16(Z1, Y1, X1)
+	MFOLD16(Z2, Y2, X2)
+	MFOLD16(Z3, Y3, X3)
+	VMOVSS X0, (DI)
+	VMOVSS X1, 4(DI)
+	VMOVSS X2, 8(DI)
+	VMOVSS X3, 12(DI)
+	ADDQ   $16, DI
+	// SI, R13, AX and CX have moved one row on: on to the next four rows.
+	LEAQ (SI)(DX*2), SI
+	ADDQ DX, SI
+	LEAQ (R13)(DX*2), R13
+	ADDQ DX, R13
+	LEAQ (AX)(R14*2), AX
+	ADDQ R14, AX
+	LEAQ (CX)(R14*2), CX
+	ADDQ R14, CX
+	SUBQ $4, BX
+	JNZ  mrows4
+	VZEROUPPER
+	RET
+
+// func int8MatRows1VNNI(y *float32, codes *uint8, q *int8, bias *int32, xscale *float32, wscale *float32, rows, pairs, rowBytes, scaleBytes int)
+//
+// int8MatRows4VNNI one row at a time, for any positive rows.
+TEXT ·int8MatRows1VNNI(SB), NOSPLIT, $0-80
+	MSETUP
+	VMOVDQU64 int8MatLaneBlock<>(SB), Z30
+
+mrows1:
+	VXORPS Z0, Z0, Z0
+	XORQ   R12, R12
+	MOVQ   pairs+56(FP), R11
+
+mpair1:
+	VMOVDQU32 (R9)(R12*1), Z8
+	VMOVDQU32 (R10)(R12*1), Z9
+	MPAIR((SI), 64(SI), (AX), Z0, Z10, Z11, Z12, Z13)
+	ADDQ $128, SI
+	ADDQ $16, AX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  mpair1
+
+	MFOLD16(Z0, Y0, X0)
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	DECQ   BX
+	JNZ    mrows1
+	VZEROUPPER
+	RET
+
+// MHALF2(c, qq, xs, acc) adds one half of a pair (eight lanes) of one row
+// to acc: the biased codes at c and c+64 made signed (XOR by Y15), each
+// byte product from VPMADDUBSW of |code| with the vector's code at qq and
+// qq+64 carrying the code's sign, VPMADDWD by ones (Y13) adding the int16
+// pairs into the int32 lanes VPDPBUSD fills; then scaled by the lane
+// scales at xs and the lanes' block maxima in Y12.
+#define MHALF2(c0, c1, q0, q1, xs, acc) \
+	VMOVDQU    c0, Y4          \
+	VMOVDQU    c1, Y5          \
+	VPXOR      Y15, Y4, Y4     \
+	VPXOR      Y15, Y5, Y5     \
+	VMOVDQU    q0, Y6          \
+	VMOVDQU    q1, Y7          \
+	VPSIGNB    Y4, Y6, Y6      \
+	VPSIGNB    Y5, Y7, Y7      \
+	VPABSB     Y4, Y4          \
+	VPABSB     Y5, Y5          \
+	VPMADDUBSW Y6, Y4, Y6      \
+	VPMADDUBSW Y7, Y5, Y7      \
+	VPMADDWD   Y13, Y6, Y6     \
+	VPMADDWD   Y13, Y7, Y7     \
+	VPADDD     Y7, Y6, Y6      \
+	VCVTDQ2PS  Y6, Y6          \
+	VMULPS     xs, Y6, Y6      \
+	VMULPS     Y12, Y6, Y6     \
+	VADDPS     Y6, acc, acc
+
+// func int8MatRowsAVX2(y *float32, codes *uint8, q *int8, bias *int32, xscale *float32, wscale *float32, rows, pairs, rowBytes, scaleBytes int)
+//
+// int8MatRows1VNNI with AVX2: lanes 0–7 in Y0, 8–15 in Y1; the lane
+// biases are not read (the codes are made signed). |code|·|x code| ≤
+// 127·127, so the int16 pair sums of VPMADDUBSW cannot saturate.
+TEXT ·int8MatRowsAVX2(SB), NOSPLIT, $0-80
+	MSETUP
+	VMOVDQU int8MatSigns<>(SB), Y15
+	VMOVDQU int8MatOnes16<>(SB), Y13
+	VMOVDQU int8MatLaneBlock<>(SB), Y11     // lanes 0–7: blocks 0, 0, 0, 0, 1, 1, 1, 1
+	VMOVDQU int8MatLaneBlock<>+32(SB), Y14  // lanes 8–15: blocks 2, …, 3
+
+mrows2:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   R12, R12
+	MOVQ   pairs+56(FP), R11
+
+mpair2:
+	VPERMPS (AX), Y11, Y12
+	MHALF2((SI), 64(SI), (R8)(R12*2), 64(R8)(R12*2), (R10)(R12*1), Y0)
+	VPERMPS (AX), Y14, Y12
+	MHALF2(32(SI), 96(SI), 32(R8)(R12*2), 96(R8)(R12*2), 32(R10)(R12*1), Y1)
+	ADDQ $128, SI
+	ADDQ $16, AX
+	ADDQ $64, R12
+	DECQ R11
+	JNZ  mpair2
+
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         $4, DI
+	DECQ         BX
+	JNZ          mrows2
+	VZEROUPPER
+	RET
