@@ -138,14 +138,8 @@ func sgemm(kr *kernel, swap bool, threads int, transA, transB bool, m, n, k int,
 // rows of C (the columns of Cᵀ) over goroutines, each packing the small
 // op(B)ᵀ itself.
 func sgemmT(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if beta == 0 {
-		beta = 0 // -0 → +0: the kernels test beta's bits
-	}
-	if alpha == 0 || k == 0 {
-		scale(m, n, beta, c, ldc)
+	beta, done := trivial(m, n, k, alpha, beta, c, ldc)
+	if done {
 		return
 	}
 	at := matB{data: a, ld: lda}
@@ -158,15 +152,26 @@ func sgemmT(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	})
 }
 
-func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+// trivial does the products that multiply nothing: none when C is empty,
+// C = beta·C when alpha or k is 0. It reports whether the product was one,
+// and returns beta with -0 made +0, because the kernels test beta's bits.
+func trivial(m, n, k int, alpha, beta float32, c []float32, ldc int) (float32, bool) {
 	if m == 0 || n == 0 {
-		return
+		return beta, true
 	}
 	if beta == 0 {
-		beta = 0 // -0 → +0: the kernels test beta's bits
+		beta = 0
 	}
 	if alpha == 0 || k == 0 {
 		scale(m, n, beta, c, ldc)
+		return beta, true
+	}
+	return beta, false
+}
+
+func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
+	beta, done := trivial(m, n, k, alpha, beta, c, ldc)
+	if done {
 		return
 	}
 	if threads < 2 || m*n*k < parallelMinWork {
@@ -183,14 +188,9 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	// less than sharedB's barriers (stories15M's 512×768×288 ran at 0.93×
 	// OpenBLAS instead of 0.70×, Llama-3.2-1B's 512×512×2048 at 1.0×
 	// instead of 0.9×).
-	if share := (panelsM + threads - 1) / threads * kr.mr; panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && b.src == nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
-		parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
-			aOff := lo * lda
-			if transA {
-				aOff = lo
-			}
-			serial(kr, false, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, beta, c[lo*ldc:], ldc)
-		})
+	share := (panelsM + threads - 1) / threads * kr.mr
+	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && b.src == nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
+		splitRows(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
 	// With all the rows in one block and enough column blocks, the
@@ -221,6 +221,12 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 		})
 		return
 	}
+	splitRows(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
+}
+
+// splitRows runs the product on goroutines that split the rows of C along
+// tile boundaries, each packing its own panels (op(B) then by each).
+func splitRows(kr *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b matB, beta float32, c []float32, ldc int) {
 	parallel.For(m, kr.mr, kr.mr, func(lo, hi int) {
 		aOff := lo * lda
 		if transA {

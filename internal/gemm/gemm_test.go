@@ -186,12 +186,12 @@ func TestPick(t *testing.T) {
 
 // TestLevels runs every code path the machine supports directly, whatever
 // GOLORA_KERNELS says, with every tile, on shapes around the tile sizes (1,
-// below, at and above 4, 6, 8, 12, 14, 16, 28 and 32) and past the cache blocks (kc 256…384, mc
+// below, at and above 4, 6, 8, 12, 14, 16, 28, 32 and 48) and past the cache blocks (kc 256…384, mc
 // 512…1008, nc 128…384), every transpose, and alpha/beta values including the
 // special 0 and 1.
 func TestLevels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{1, 2, 3, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 27, 28, 29, 31, 32, 33, 47}
+	sizes := []int{1, 2, 3, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 27, 28, 29, 31, 32, 33, 47, 48, 49}
 	scalars := [][2]float32{{1, 0}, {0.5, 2}, {-1.5, 1}, {1, -0.25}}
 	var probs []*problem
 	for _, ta := range []bool{false, true} {
@@ -249,12 +249,12 @@ func TestLevelsAgreeWithGeneric(t *testing.T) {
 }
 
 // TestBetaZeroDoesNotReadC fills C with NaN: with beta 0 none may survive,
-// and with alpha 0 A and B (NaN too) must not be read.
+// whichever operand is transposed, and with alpha 0 A and B (NaN too) must not be read.
 func TestBetaZeroDoesNotReadC(t *testing.T) {
 	nan := float32(math.NaN())
 	for _, pa := range paths() {
 		kr, swap := pa.kr, pa.swap
-		for _, shape := range [][3]int{{1, 1, 1}, {20, 40, 9}, {64, 300, 70}, {600, 8, 1000}} {
+		for _, shape := range [][3]int{{1, 1, 1}, {20, 40, 9}, {64, 300, 70}, {600, 8, 1000}, {48, 49, 8}, {9, 47, 48}, {49, 1, 7}, {8, 48, 1}} {
 			m, n, k := shape[0], shape[1], shape[2]
 			a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
 			for i := range a {
@@ -266,15 +266,27 @@ func TestBetaZeroDoesNotReadC(t *testing.T) {
 			for i := range c {
 				c[i] = nan
 			}
-			for _, beta := range []float32{0, float32(math.Copysign(0, -1))} {
-				sgemm(kr, swap, 2, false, false, m, n, k, 1, a, k, b, n, beta, c, n)
-				for i, v := range c {
-					if v != float32(2*k) {
-						t.Fatalf("%v %v beta=%v: C[%d] = %v, want %v", kr, shape, beta, i, v, 2*k)
-					}
+			// A and B are constant, so that either may be read transposed
+			// (with its leading dimension swapped) for the same product.
+			for tr := range 4 {
+				transA, transB := tr&1 != 0, tr&2 != 0
+				lda, ldb := k, n
+				if transA {
+					lda = m
 				}
-				for i := range c {
-					c[i] = nan
+				if transB {
+					ldb = k
+				}
+				for _, beta := range []float32{0, float32(math.Copysign(0, -1))} {
+					sgemm(kr, swap, 2, transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, n)
+					for i, v := range c {
+						if v != float32(2*k) {
+							t.Fatalf("%v %v transA=%v transB=%v beta=%v: C[%d] = %v, want %v", pa, shape, transA, transB, beta, i, v, 2*k)
+						}
+					}
+					for i := range c {
+						c[i] = nan
+					}
 				}
 			}
 			for i := range a {
@@ -476,7 +488,7 @@ func TestDirectSameBits(t *testing.T) {
 	if len(direct) == 0 {
 		t.Skip("no tile with a strided kernel in this build")
 	}
-	shapes := [][3]int{{128, 48, 128}, {8, 288, 512}, {288, 8, 512}, {13, 50, 700}, {8, 97, 33}, {130, 47, 40}, {7, 5, 3}, {64, 96, 1}}
+	shapes := [][3]int{{128, 48, 128}, {8, 288, 512}, {288, 8, 512}, {13, 50, 700}, {8, 97, 33}, {130, 47, 40}, {7, 5, 3}, {64, 96, 1}, {49, 97, 9}, {1, 48, 49}, {9, 49, 47}}
 	for _, kr := range direct {
 		packed := *kr
 		packed.strided = nil
