@@ -7,14 +7,13 @@ import (
 
 	"github.com/golora/golora/internal/cpu"
 	"github.com/stretchr/testify/require"
-	xcpu "golang.org/x/sys/cpu"
 )
 
 // TestMulVecInt8VBMIBitIdentical checks that the VBMI kernels (VPERMB
 // lookups), chosen on a CPU with AVX-512 VBMI, give the bits of the VNNI
 // kernels without it (VPSHUFB lookups) on every row range.
 func TestMulVecInt8VBMIBitIdentical(t *testing.T) {
-	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !xcpu.X86.HasAVX512VBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !cpu.HasAVX512VBMI() {
 		t.Skip("needs AVX-512 VNNI and VBMI")
 	}
 	for name, m := range int8Matrices(t) {
@@ -40,7 +39,7 @@ func TestMulVecInt8VBMIBitIdentical(t *testing.T) {
 // VPERMB ones' (the fastest call is the one no other process slowed), and
 // vbmi-GB/s the bytes of codes and scales the fastest VPERMB call read.
 func BenchmarkMulVecInt8VBMI(b *testing.B) {
-	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !xcpu.X86.HasAVX512VBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VNNI() || !cpu.HasAVX512VBMI() {
 		b.Skip("needs AVX-512 VNNI and VBMI")
 	}
 	for _, rows := range []int{2048, 65536} {

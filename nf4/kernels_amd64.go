@@ -1,9 +1,6 @@
 package nf4
 
-import (
-	"github.com/golora/golora/internal/cpu"
-	xcpu "golang.org/x/sys/cpu"
-)
+import "github.com/golora/golora/internal/cpu"
 
 // The assembly kernels (kernels_amd64.s) work on whole 32-element groups:
 // groups start at flat multiples of 32, so a group lies inside one block
@@ -28,10 +25,6 @@ const (
 	matVecScales     = 512
 	matVecScalesWide = 4096
 )
-
-// hasVBMI reports whether this CPU has AVX-512 VBMI, which the fastest
-// decoding kernels need on top of the AVX512 level.
-var hasVBMI = xcpu.X86.HasAVX512VBMI
 
 // decodeVBMI is decodeAVX512 with AVX-512 VBMI.
 //
@@ -155,7 +148,7 @@ func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 // dequantRangeAt decodes the flat elements [e0, e1) into dst[:e1-e0] with
 // the kernels of level l.
 func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
-	m.dequantRangeWith(l, l >= cpu.AVX512 && hasVBMI, dst, e0, e1)
+	m.dequantRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), dst, e0, e1)
 }
 
 // dequantRangeWith is dequantRangeAt with the VBMI kernels or without.
@@ -187,7 +180,7 @@ func (m *Matrix) dequantRangeWith(l cpu.Level, vbmi bool, dst []float32, e0, e1 
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
 // kernels of level l.
 func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
-	m.mulTRangeWith(l, l >= cpu.AVX512 && hasVBMI, y, x, n, r0, r1)
+	m.mulTRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), y, x, n, r0, r1)
 }
 
 // mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with

@@ -14,7 +14,7 @@ import (
 // (more than one scale buffer), wide rows (the larger buffer), row ranges
 // that start anywhere and are not multiples of four.
 func TestVBMIKernelsBitIdentical(t *testing.T) {
-	if cpu.Best() < cpu.AVX512 || !hasVBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VBMI() {
 		t.Skip("no AVX-512 VBMI at this level")
 	}
 	shapes := [][2]int{{4, 32}, {5, 64}, {7, 288}, {130, 288}, {9, 768}, {6, 8224}, {8, 4096}, {5, 100}, {12, 96}}
@@ -62,7 +62,7 @@ func TestVBMIKernelsBitIdentical(t *testing.T) {
 // CPU with VBMI) on the rows of a whole matrix. GB/s counts float32 weight
 // bytes.
 func BenchmarkMatVecVBMI(b *testing.B) {
-	if cpu.Best() < cpu.AVX512 || !hasVBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VBMI() {
 		b.Skip("no AVX-512 VBMI at this level")
 	}
 	for _, shape := range benchShapes {
