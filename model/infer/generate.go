@@ -850,24 +850,15 @@ func (g *Generator) linearOf(lin *model.Linear, y, x []float32, n int, quantized
 	if n == 1 && g.int8Act != nil && !int8Head {
 		int8Act = g.int8Act[lin]
 	}
-	if n == 1 && int8Head && g.head8 != nil {
+	if int8Act != nil || n == 1 && int8Head && g.head8 != nil {
+		// Both multiply g.act, x's int8 copy.
 		if !*quantized {
 			if err := g.act.Quantize(x[:lin.In]); err != nil {
 				return fmt.Errorf("%s: %w", lin.Name, err)
 			}
 			*quantized = true
 		}
-		if err := g.mulRowsSplit(lin, y, x, true, nil); err != nil {
-			return err
-		}
-	} else if int8Act != nil {
-		if !*quantized {
-			if err := g.act.Quantize(x[:lin.In]); err != nil {
-				return fmt.Errorf("%s: %w", lin.Name, err)
-			}
-			*quantized = true
-		}
-		if err := g.mulRowsSplit(lin, y, x, false, int8Act); err != nil {
+		if err := g.mulRowsSplit(lin, y, x, int8Head, int8Act); err != nil {
 			return err
 		}
 	} else if n == 1 && (int8Head || canSplit(lin)) {
