@@ -138,6 +138,133 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	MOVQ            rowBytes+80(FP), DX     \
 	MOVQ            scaleBytes+88(FP), R14
 
+// ROWS4(PAIR, HALF) is the body of int8Rows4VNNI and int8Rows4VBMI, which
+// differ only in how a pair's and a last step's levels are looked up
+// (PAIR512 and HALF512, or PAIRVBMI and HALFVBMI). The four rows' codes are
+// one run of memory, read 64 bytes of each row at a time: no stream a
+// hardware prefetcher follows far ahead, so R15 walks the same run
+// int8Ahead bytes ahead, four lines a pair. At each four rows it
+// prefetches the block scales of the four rows sixteen rows on, one run
+// too. At the end SI, R13, AX and CX have moved one row on: on to the next
+// four rows.
+#define ROWS4(PAIR, HALF) \
+	SETUP512                                                   \
+	MOVQ rows+56(FP), BX                                       \
+	LEAQ (SI)(DX*2), R13                                       \
+	ADDQ DX, R13                                               \
+	LEAQ (AX)(R14*2), CX                                       \
+	ADDQ R14, CX                                               \
+	LEAQ int8Ahead(SI), R15                                    \
+rows4:                                                             \
+	LEAQ (AX)(R14*8), R11                                      \
+	LEAQ (R11)(R14*8), R11                                     \
+	MOVQ R14, R12                                              \
+	SHLQ $2, R12                                               \
+scales4:                                                           \
+	PREFETCHT0 (R11)                                           \
+	ADDQ       $64, R11                                        \
+	SUBQ       $64, R12                                        \
+	JGT        scales4                                         \
+	VXORPS     Z0, Z0, Z0                                      \
+	VXORPS     Z1, Z1, Z1                                      \
+	VXORPS     Z2, Z2, Z2                                      \
+	VXORPS     Z3, Z3, Z3                                      \
+	XORQ       R12, R12                                        \
+	MOVQ       pairs+64(FP), R11                               \
+	TESTQ      R11, R11                                        \
+	JZ         last4                                           \
+pair4:                                                             \
+	PREFETCHT0 (R15)                                           \
+	PREFETCHT0 64(R15)                                         \
+	PREFETCHT0 128(R15)                                        \
+	PREFETCHT0 192(R15)                                        \
+	ADDQ       $256, R15                                       \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	PAIR((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	PAIR((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15) \
+	PAIR((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18) \
+	PAIR((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)                \
+	ADDQ       $64, SI                                         \
+	ADDQ       $64, R13                                        \
+	ADDQ       $8, AX                                          \
+	ADDQ       $8, CX                                          \
+	ADDQ       $64, R12                                        \
+	DECQ       R11                                             \
+	JNZ        pair4                                           \
+last4:                                                             \
+	CMPQ       half+72(FP), $0                                 \
+	JEQ        fold4                                           \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	HALF((SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	HALF((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)      \
+	HALF((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)      \
+	HALF((R13), (CX), Z3, Y19, Z19, Z20, Z21)                  \
+	ADDQ       $32, SI                                         \
+	ADDQ       $32, R13                                        \
+	ADDQ       $4, AX                                          \
+	ADDQ       $4, CX                                          \
+fold4:                                                             \
+	FOLD16(Z0, Y0, X0)                                         \
+	FOLD16(Z1, Y1, X1)                                         \
+	FOLD16(Z2, Y2, X2)                                         \
+	FOLD16(Z3, Y3, X3)                                         \
+	VMOVSS     X0, (DI)                                        \
+	VMOVSS     X1, 4(DI)                                       \
+	VMOVSS     X2, 8(DI)                                       \
+	VMOVSS     X3, 12(DI)                                      \
+	ADDQ       $16, DI                                         \
+	LEAQ       (SI)(DX*2), SI                                  \
+	ADDQ       DX, SI                                          \
+	LEAQ       (R13)(DX*2), R13                                \
+	ADDQ       DX, R13                                         \
+	LEAQ       (AX)(R14*2), AX                                 \
+	ADDQ       R14, AX                                         \
+	LEAQ       (CX)(R14*2), CX                                 \
+	ADDQ       R14, CX                                         \
+	SUBQ       $4, BX                                          \
+	JNZ        rows4                                           \
+	VZEROUPPER                                                 \
+	RET
+
+// ROWS1(PAIR, HALF) is ROWS4 one row at a time, the body of int8Rows1VNNI
+// and int8Rows1VBMI.
+#define ROWS1(PAIR, HALF) \
+	SETUP512                                                   \
+	MOVQ       rows+56(FP), BX                                 \
+rows1:                                                             \
+	VXORPS     Z0, Z0, Z0                                      \
+	XORQ       R12, R12                                        \
+	MOVQ       pairs+64(FP), R11                               \
+	TESTQ      R11, R11                                        \
+	JZ         last1                                           \
+pair1:                                                             \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	PAIR((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	ADDQ       $64, SI                                         \
+	ADDQ       $8, AX                                          \
+	ADDQ       $64, R12                                        \
+	DECQ       R11                                             \
+	JNZ        pair1                                           \
+last1:                                                             \
+	CMPQ       half+72(FP), $0                                 \
+	JEQ        fold1                                           \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	HALF((SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	ADDQ       $32, SI                                         \
+	ADDQ       $4, AX                                          \
+fold1:                                                             \
+	FOLD16(Z0, Y0, X0)                                         \
+	VMOVSS     X0, (DI)                                        \
+	ADDQ       $4, DI                                          \
+	DECQ       BX                                              \
+	JNZ        rows1                                           \
+	VZEROUPPER                                                 \
+	RET
+
 // func int8Rows4VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // rows (a positive multiple of 4) consecutive rows of rowBytes bytes of
@@ -145,273 +272,25 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 // wscale holds one block absmax per step, row after row, scaleBytes bytes
 // per row.
 TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-	LEAQ (SI)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), CX
-	ADDQ R14, CX
-	// The four rows' codes are one run of memory, read 64 bytes of each
-	// row at a time: no stream a hardware prefetcher follows far ahead.
-	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
-	LEAQ int8Ahead(SI), R15
-
-rows4:
-	// The block scales of the four rows sixteen rows on: one run too.
-	LEAQ (AX)(R14*8), R11
-	LEAQ (R11)(R14*8), R11
-	MOVQ R14, R12
-	SHLQ $2, R12
-
-scales4:
-	PREFETCHT0 (R11)
-	ADDQ       $64, R11
-	SUBQ       $64, R12
-	JGT        scales4
-	VXORPS     Z0, Z0, Z0
-	VXORPS     Z1, Z1, Z1
-	VXORPS     Z2, Z2, Z2
-	VXORPS     Z3, Z3, Z3
-	XORQ       R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     last4
-
-pair4:
-	PREFETCHT0 (R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ       $256, R15
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	PAIR512((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
-	PAIR512((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
-	PAIR512((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
-	ADDQ $64, SI
-	ADDQ $64, R13
-	ADDQ $8, AX
-	ADDQ $8, CX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  pair4
-
-last4:
-	CMPQ half+72(FP), $0
-	JEQ  fold4
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	HALF512((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
-	HALF512((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
-	HALF512((R13), (CX), Z3, Y19, Z19, Z20, Z21)
-	ADDQ $32, SI
-	ADDQ $32, R13
-	ADDQ $4, AX
-	ADDQ $4, CX
-
-fold4:
-	FOLD16(Z0, Y0, X0)
-	FOLD16(Z1, Y1, X1)
-	FOLD16(Z2, Y2, X2)
-	FOLD16(Z3, Y3, X3)
-	VMOVSS X0, (DI)
-	VMOVSS X1, 4(DI)
-	VMOVSS X2, 8(DI)
-	VMOVSS X3, 12(DI)
-	ADDQ   $16, DI
-	// SI, R13, AX and CX have moved one row on: on to the next four rows.
-	LEAQ (SI)(DX*2), SI
-	ADDQ DX, SI
-	LEAQ (R13)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), AX
-	ADDQ R14, AX
-	LEAQ (CX)(R14*2), CX
-	ADDQ R14, CX
-	SUBQ $4, BX
-	JNZ  rows4
-	VZEROUPPER
-	RET
+	ROWS4(PAIR512, HALF512)
 
 // func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI one row at a time, for any positive rows.
 TEXT ·int8Rows1VNNI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-
-rows1:
-	VXORPS Z0, Z0, Z0
-	XORQ   R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     last1
-
-pair1:
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	ADDQ $64, SI
-	ADDQ $8, AX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  pair1
-
-last1:
-	CMPQ half+72(FP), $0
-	JEQ  fold1
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	ADDQ $32, SI
-	ADDQ $4, AX
-
-fold1:
-	FOLD16(Z0, Y0, X0)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	DECQ   BX
-	JNZ    rows1
-	VZEROUPPER
-	RET
+	ROWS1(PAIR512, HALF512)
 
 // func int8Rows4VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI with VPERMB lookups (AVX-512 VBMI).
 TEXT ·int8Rows4VBMI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-	LEAQ (SI)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), CX
-	ADDQ R14, CX
-	// The four rows' codes are one run of memory, read 64 bytes of each
-	// row at a time: no stream a hardware prefetcher follows far ahead.
-	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
-	LEAQ int8Ahead(SI), R15
-
-vrows4:
-	// The block scales of the four rows sixteen rows on: one run too.
-	LEAQ (AX)(R14*8), R11
-	LEAQ (R11)(R14*8), R11
-	MOVQ R14, R12
-	SHLQ $2, R12
-
-vscales4:
-	PREFETCHT0 (R11)
-	ADDQ       $64, R11
-	SUBQ       $64, R12
-	JGT        vscales4
-	VXORPS     Z0, Z0, Z0
-	VXORPS     Z1, Z1, Z1
-	VXORPS     Z2, Z2, Z2
-	VXORPS     Z3, Z3, Z3
-	XORQ       R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     vlast4
-
-vpair4:
-	PREFETCHT0 (R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ       $256, R15
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	PAIRVBMI((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
-	PAIRVBMI((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
-	PAIRVBMI((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
-	ADDQ $64, SI
-	ADDQ $64, R13
-	ADDQ $8, AX
-	ADDQ $8, CX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  vpair4
-
-vlast4:
-	CMPQ half+72(FP), $0
-	JEQ  vfold4
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	HALFVBMI((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
-	HALFVBMI((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
-	HALFVBMI((R13), (CX), Z3, Y19, Z19, Z20, Z21)
-	ADDQ $32, SI
-	ADDQ $32, R13
-	ADDQ $4, AX
-	ADDQ $4, CX
-
-vfold4:
-	FOLD16(Z0, Y0, X0)
-	FOLD16(Z1, Y1, X1)
-	FOLD16(Z2, Y2, X2)
-	FOLD16(Z3, Y3, X3)
-	VMOVSS X0, (DI)
-	VMOVSS X1, 4(DI)
-	VMOVSS X2, 8(DI)
-	VMOVSS X3, 12(DI)
-	ADDQ   $16, DI
-	// SI, R13, AX and CX have moved one row on: on to the next four rows.
-	LEAQ (SI)(DX*2), SI
-	ADDQ DX, SI
-	LEAQ (R13)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), AX
-	ADDQ R14, AX
-	LEAQ (CX)(R14*2), CX
-	ADDQ R14, CX
-	SUBQ $4, BX
-	JNZ  vrows4
-	VZEROUPPER
-	RET
+	ROWS4(PAIRVBMI, HALFVBMI)
 
 // func int8Rows1VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VBMI one row at a time, for any positive rows.
 TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-
-vrows1:
-	VXORPS Z0, Z0, Z0
-	XORQ   R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     vlast1
-
-vpair1:
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	ADDQ $64, SI
-	ADDQ $8, AX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  vpair1
-
-vlast1:
-	CMPQ half+72(FP), $0
-	JEQ  vfold1
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	ADDQ $32, SI
-	ADDQ $4, AX
-
-vfold1:
-	FOLD16(Z0, Y0, X0)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	DECQ   BX
-	JNZ    vrows1
-	VZEROUPPER
-	RET
+	ROWS1(PAIRVBMI, HALFVBMI)
 
 // STEP2(cs, qo, qe, xs, ws, acc) adds one step of a pair to its eight lanes
 // in acc (the codes at cs, the vector's odd and even codes at qo and qe, the
