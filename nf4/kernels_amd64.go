@@ -186,7 +186,7 @@ func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
 // mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
 // them, the rows of x not taken four at a time go through matVecVBMI.
 func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
-	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && 4*m.cols/m.blockSize+2 <= matVecScalesWide {
+	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
 		n4 := n &^ 3
 		if n4 > 0 {
 			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
@@ -308,7 +308,7 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 // four, of a matrix whose rows start at flat multiples of 32, four rows at a
 // time; a last batch of fewer rows is done again as the last four.
 func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
-	if 4*m.cols/m.blockSize+2 <= matVecScales {
+	if m.matVecFits(matVecScales) {
 		var scales [matVecScales]float32
 		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
 		return
@@ -317,8 +317,15 @@ func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
 	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
 }
 
+// matVecFits reports whether a buffer of n scales holds the blocks of four
+// rows: k rows touch at most k·cols/blockSize + 2 blocks, a bound that
+// must not be rounded down.
+func (m *Matrix) matVecFits(n int) bool {
+	return 4*m.cols <= (n-2)*m.blockSize
+}
+
 // matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
-// four rows.
+// four rows (matVecFits).
 func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
 	cols := m.cols
 	// Rows per call: a multiple of four whose blocks fit in scales (k rows
