@@ -85,6 +85,12 @@ func TestInt8MatrixErrors(t *testing.T) {
 	_, err = NewInt8Matrix(codes, scales, 2, 64)
 	require.ErrorContains(t, err, "row 1, column 6")
 	codes[70] = 0
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1)), math.MaxFloat32} {
+		s := append([]float32(nil), scales...)
+		s[3] = bad
+		_, err = NewInt8Matrix(codes, s, 2, 64)
+		require.ErrorContains(t, err, "at row 1, block 1: want finite", "scale %g", bad)
+	}
 	m, err := NewInt8Matrix(codes, scales, 2, 64)
 	require.NoError(t, err)
 	var x Int8Vector
