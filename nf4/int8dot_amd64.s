@@ -8,6 +8,7 @@
 // codes.
 
 #include "textflag.h"
+#include "int8_amd64.h"
 
 // int8Ahead is how far ahead of the four rows' codes int8Rows4VNNI
 // prefetches: a few microseconds of work, past the memory's latency.
@@ -23,13 +24,6 @@ DATA int8Nibbles<>+40(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA int8Nibbles<>+48(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA int8Nibbles<>+56(SB)/8, $0x0f0f0f0f0f0f0f0f
 GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
-
-// int8Ones16 is sixteen int16 ones: VPMADDWD by it adds pairs of int16.
-DATA int8Ones16<>+0(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+8(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+16(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+24(SB)/8, $0x0001000100010001
-GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 
 // PAIR512(codes, acc, zt, zu, zi) adds one pair of steps of one row to the
 // lanes acc: the levels of the 64 bytes at codes, biased (low nibbles in
@@ -103,19 +97,6 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	VMULPS      Z9, zi, zi                 \
 	VMULPS.BCST sc, zi, zi                 \
 	VADDPS      zi, acc, acc
-
-
-// FOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
-// folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
-#define FOLD16(z, y, x) \
-	VEXTRACTF64X4 $1, z, Y10 \
-	VADDPS        Y10, y, y  \
-	VEXTRACTF128  $1, y, X10 \
-	VADDPS        X10, x, x  \
-	VMOVHLPS      x, x, X10  \
-	VADDPS        X10, x, x  \
-	VMOVSHDUP     x, X10     \
-	VADDSS        X10, x, x
 
 // SETUP512 loads the arguments common to the VNNI kernels: y in DI, codes
 // in SI, the vector's codes, biases and scales in R8, R9, R10, the block
@@ -366,13 +347,7 @@ last2:
 	ADDQ $4, AX
 
 fold2:
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	FOLD8X2
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
 	DECQ         BX
