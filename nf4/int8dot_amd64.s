@@ -25,21 +25,33 @@ DATA int8Nibbles<>+48(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA int8Nibbles<>+56(SB)/8, $0x0f0f0f0f0f0f0f0f
 GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 
-// PAIR512(codes, acc, zt, zu, zi) adds one pair of steps of one row to the
-// lanes acc: the levels of the 64 bytes at codes, biased (low nibbles in
-// zt, high nibbles in zu; Z30 holds the table in each 128-bit lane, Z31 the
-// nibble mask), dotted with the vector's odd and even codes at
-// (R8)(R12*2) and 64(R8)(R12*2) from the lane biases in Z8, scaled by the
-// lane scales in Z9, then lanes 0–7 (K1) by the row's first step's block
-// absmax at (AX) and lanes 8–15 (K2) by the second's at 4(AX); zi is
-// scratch.
-#define PAIR512(codes, sc0, sc1, acc, zt, zu, zi) \
+// LEVELS512(zt, zu) turns the codes' low nibbles in zt and high nibbles in
+// zu (each byte's other bits any) into their biased levels: Z31 masks the
+// nibbles, VPSHUFB looks them up in Z30, the table in each 128-bit lane.
+#define LEVELS512(zt, zu) \
+	VPANDD  Z31, zt, zt \
+	VPANDD  Z31, zu, zu \
+	VPSHUFB zt, Z30, zt \
+	VPSHUFB zu, Z30, zu
+
+// LEVELSVBMI is LEVELS512 with AVX-512 VBMI: VPERMB looks a code up in the
+// 64 bytes of Z30 (the table four times) by the byte's low 6 bits, so the
+// nibbles need no mask: bits 4 and 5 only pick a copy of the table.
+#define LEVELSVBMI(zt, zu) \
+	VPERMB Z30, zt, zt \
+	VPERMB Z30, zu, zu
+
+// PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) adds one pair of steps of
+// one row to the lanes acc: the levels of the 64 bytes at codes, biased
+// (low nibbles in zt, high nibbles in zu, looked up by LEVELS512 or
+// LEVELSVBMI), dotted with the vector's odd and even codes at (R8)(R12*2)
+// and 64(R8)(R12*2) from the lane biases in Z8, scaled by the lane scales
+// in Z9, then lanes 0–7 (K1) by the row's first step's block absmax at sc0
+// and lanes 8–15 (K2) by the second's at sc1; zi is scratch.
+#define PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) \
 	VMOVDQU64   codes, zt                  \
 	VPSRLW      $4, zt, zu                 \
-	VPANDD      Z31, zt, zt                \
-	VPANDD      Z31, zu, zu                \
-	VPSHUFB     zt, Z30, zt                \
-	VPSHUFB     zu, Z30, zu                \
+	LEVELS(zt, zu)                         \
 	VMOVDQA32   Z8, zi                     \
 	VPDPBUSD    (R8)(R12*2), zt, zi        \
 	VPDPBUSD    64(R8)(R12*2), zu, zi      \
@@ -49,47 +61,13 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 	VMULPS.BCST sc1, zi, K2, zi            \
 	VADDPS      zi, acc, acc
 
-// HALF512 is PAIR512 for a last step without a partner: 32 bytes of codes
-// (the upper half of zt and zu zero: levels times zero codes, bias zero),
-// all lanes scaled by the step's block absmax at sc.
-#define HALF512(codes, sc, acc, yt, zt, zu, zi) \
+// HALF is PAIR for a last step without a partner: 32 bytes of codes (the
+// upper half of zt and zu zero: levels times zero codes, bias zero), all
+// lanes scaled by the step's block absmax at sc.
+#define HALF(LEVELS, codes, sc, acc, yt, zt, zu, zi) \
 	VMOVDQU64   codes, yt                  \
 	VPSRLW      $4, zt, zu                 \
-	VPANDD      Z31, zt, zt                \
-	VPANDD      Z31, zu, zu                \
-	VPSHUFB     zt, Z30, zt                \
-	VPSHUFB     zu, Z30, zu                \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
-	VMULPS.BCST sc, zi, zi                 \
-	VADDPS      zi, acc, acc
-
-// PAIRVBMI and HALFVBMI are PAIR512 and HALF512 with AVX-512 VBMI: VPERMB
-// looks a code up in the 64 bytes of Z30 (the table four times) by the
-// byte's low 6 bits, so the nibbles need no mask: bits 4 and 5 only pick a
-// copy of the table.
-#define PAIRVBMI(codes, sc0, sc1, acc, zt, zu, zi) \
-	VMOVDQU64   codes, zt                  \
-	VPSRLW      $4, zt, zu                 \
-	VPERMB      Z30, zt, zt                \
-	VPERMB      Z30, zu, zu                \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
-	VMULPS.BCST sc0, zi, K1, zi            \
-	VMULPS.BCST sc1, zi, K2, zi            \
-	VADDPS      zi, acc, acc
-
-#define HALFVBMI(codes, sc, acc, yt, zt, zu, zi) \
-	VMOVDQU64   codes, yt                  \
-	VPSRLW      $4, zt, zu                 \
-	VPERMB      Z30, zt, zt                \
-	VPERMB      Z30, zu, zu                \
+	LEVELS(zt, zu)                         \
 	VMOVDQA32   Z8, zi                     \
 	VPDPBUSD    (R8)(R12*2), zt, zi        \
 	VPDPBUSD    64(R8)(R12*2), zu, zi      \
@@ -119,16 +97,15 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 	MOVQ            rowBytes+80(FP), DX     \
 	MOVQ            scaleBytes+88(FP), R14
 
-// ROWS4(PAIR, HALF) is the body of int8Rows4VNNI and int8Rows4VBMI, which
-// differ only in how a pair's and a last step's levels are looked up
-// (PAIR512 and HALF512, or PAIRVBMI and HALFVBMI). The four rows' codes are
+// ROWS4(LEVELS) is the body of int8Rows4VNNI and int8Rows4VBMI, which
+// differ only in how the levels are looked up (LEVELS512 or LEVELSVBMI). The four rows' codes are
 // one run of memory, read 64 bytes of each row at a time: no stream a
 // hardware prefetcher follows far ahead, so R15 walks the same run
 // int8Ahead bytes ahead, four lines a pair. At each four rows it
 // prefetches the block scales of the four rows sixteen rows on, one run
 // too. At the end SI, R13, AX and CX have moved one row on: on to the next
 // four rows.
-#define ROWS4(PAIR, HALF) \
+#define ROWS4(LEVELS) \
 	SETUP512                                                   \
 	MOVQ rows+56(FP), BX                                       \
 	LEAQ (SI)(DX*2), R13                                       \
@@ -162,10 +139,10 @@ pair4:                                                             \
 	ADDQ       $256, R15                                       \
 	VMOVDQU32  (R9)(R12*1), Z8                                 \
 	VMOVDQU32  (R10)(R12*1), Z9                                \
-	PAIR((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
-	PAIR((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15) \
-	PAIR((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18) \
-	PAIR((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)                \
+	PAIR(LEVELS, (SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	PAIR(LEVELS, (SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15) \
+	PAIR(LEVELS, (SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18) \
+	PAIR(LEVELS, (R13), (CX), 4(CX), Z3, Z19, Z20, Z21)                \
 	ADDQ       $64, SI                                         \
 	ADDQ       $64, R13                                        \
 	ADDQ       $8, AX                                          \
@@ -178,10 +155,10 @@ last4:                                                             \
 	JEQ        fold4                                           \
 	VMOVDQU32  (R9)(R12*1), Z8                                 \
 	VMOVDQU32  (R10)(R12*1), Z9                                \
-	HALF((SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
-	HALF((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)      \
-	HALF((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)      \
-	HALF((R13), (CX), Z3, Y19, Z19, Z20, Z21)                  \
+	HALF(LEVELS, (SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	HALF(LEVELS, (SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)      \
+	HALF(LEVELS, (SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)      \
+	HALF(LEVELS, (R13), (CX), Z3, Y19, Z19, Z20, Z21)                  \
 	ADDQ       $32, SI                                         \
 	ADDQ       $32, R13                                        \
 	ADDQ       $4, AX                                          \
@@ -209,9 +186,9 @@ fold4:                                                             \
 	VZEROUPPER                                                 \
 	RET
 
-// ROWS1(PAIR, HALF) is ROWS4 one row at a time, the body of int8Rows1VNNI
+// ROWS1(LEVELS) is ROWS4 one row at a time, the body of int8Rows1VNNI
 // and int8Rows1VBMI.
-#define ROWS1(PAIR, HALF) \
+#define ROWS1(LEVELS) \
 	SETUP512                                                   \
 	MOVQ       rows+56(FP), BX                                 \
 rows1:                                                             \
@@ -223,7 +200,7 @@ rows1:                                                             \
 pair1:                                                             \
 	VMOVDQU32  (R9)(R12*1), Z8                                 \
 	VMOVDQU32  (R10)(R12*1), Z9                                \
-	PAIR((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	PAIR(LEVELS, (SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
 	ADDQ       $64, SI                                         \
 	ADDQ       $8, AX                                          \
 	ADDQ       $64, R12                                        \
@@ -234,7 +211,7 @@ last1:                                                             \
 	JEQ        fold1                                           \
 	VMOVDQU32  (R9)(R12*1), Z8                                 \
 	VMOVDQU32  (R10)(R12*1), Z9                                \
-	HALF((SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	HALF(LEVELS, (SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
 	ADDQ       $32, SI                                         \
 	ADDQ       $4, AX                                          \
 fold1:                                                             \
@@ -253,25 +230,25 @@ fold1:                                                             \
 // wscale holds one block absmax per step, row after row, scaleBytes bytes
 // per row.
 TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
-	ROWS4(PAIR512, HALF512)
+	ROWS4(LEVELS512)
 
 // func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI one row at a time, for any positive rows.
 TEXT ·int8Rows1VNNI(SB), NOSPLIT, $0-96
-	ROWS1(PAIR512, HALF512)
+	ROWS1(LEVELS512)
 
 // func int8Rows4VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI with VPERMB lookups (AVX-512 VBMI).
 TEXT ·int8Rows4VBMI(SB), NOSPLIT, $0-96
-	ROWS4(PAIRVBMI, HALFVBMI)
+	ROWS4(LEVELSVBMI)
 
 // func int8Rows1VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VBMI one row at a time, for any positive rows.
 TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
-	ROWS1(PAIRVBMI, HALFVBMI)
+	ROWS1(LEVELSVBMI)
 
 // STEP2(cs, qo, qe, xs, ws, acc) adds one step of a pair to its eight lanes
 // in acc (the codes at cs, the vector's odd and even codes at qo and qe, the
