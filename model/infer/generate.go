@@ -935,8 +935,8 @@ func (g *Generator) linears(lins []*model.Linear, ys [][]float32, x []float32, n
 
 // fusedPart is one linear of a single-row product: its rows are split into
 // chunks of rows rows, the job's chunks first, first+1, …. With int8Head it
-// multiplies x by g.head, or g.act by g.head8, which stands for lin; with act (lin's weight) it
-// multiplies g.act, x's int8 copy.
+// multiplies x by g.head, or g.act by g.head8, which stands for lin; with
+// act (lin's weight) it multiplies g.act, x's int8 copy.
 type fusedPart struct {
 	lin         *model.Linear
 	y, x        []float32
@@ -1001,8 +1001,8 @@ const (
 
 // mulRowsSplit computes y = x·Wᵀ for the single row x, split by weight rows
 // over the team when the product is large enough; with int8Head it
-// multiplies by g.head (or g.act by g.head8), which stands for lin, and with int8Act (lin's
-// weight) it multiplies g.act, x's int8 copy.
+// multiplies by g.head (or g.act by g.head8), which stands for lin, and
+// with int8Act (lin's weight) it multiplies g.act, x's int8 copy.
 func (g *Generator) mulRowsSplit(lin *model.Linear, y, x []float32, int8Head bool, int8Act *int8Linear) error {
 	rows := g.chunkRows(lin)
 	g.fused[0] = fusedPart{lin: lin, y: y, x: x, int8Head: int8Head, act: int8Act, rows: rows}
