@@ -252,11 +252,9 @@ TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
 
 // STEP2(cs, qo, qe, xs, ws, acc) adds one step of a pair to its eight lanes
 // in acc (the codes at cs, the vector's odd and even codes at qo and qe, the
-// lane scales at xs, the block absmax at ws): levels signed (Y14 the table, Y15 the nibble mask), each
-// byte product from VPMADDUBSW of |level| with the vector code carrying the
-// level's sign, VPMADDWD by ones (Y13) adding the int16 pairs into the
-// int32 lanes VPDPBUSD fills, odd and even columns added; then scaled by the
-// lane scales and the block absmax.
+// lane scales at xs, the block absmax at ws): levels signed (Y14 the table,
+// Y15 the nibble mask), dotted with the vector's codes by DOT2AVX2, then
+// scaled by the lane scales and the block absmax.
 #define STEP2(cs, qo, qe, xs, ws, acc) \
 	VMOVDQU      cs, Y4                  \
 	VPSRLW       $4, Y4, Y5              \
@@ -264,17 +262,7 @@ TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
 	VPAND        Y15, Y5, Y5             \
 	VPSHUFB      Y4, Y14, Y4             \
 	VPSHUFB      Y5, Y14, Y5             \
-	VMOVDQU      qo, Y6                  \
-	VMOVDQU      qe, Y7                  \
-	VPSIGNB      Y4, Y6, Y6              \
-	VPSIGNB      Y5, Y7, Y7              \
-	VPABSB       Y4, Y4                  \
-	VPABSB       Y5, Y5                  \
-	VPMADDUBSW   Y6, Y4, Y6              \
-	VPMADDUBSW   Y7, Y5, Y7              \
-	VPMADDWD     Y13, Y6, Y6             \
-	VPMADDWD     Y13, Y7, Y7             \
-	VPADDD       Y7, Y6, Y6              \
+	DOT2AVX2(qo, qe)                     \
 	VCVTDQ2PS    Y6, Y6                  \
 	VMULPS       xs, Y6, Y6              \
 	VBROADCASTSS ws, Y12                 \

@@ -172,28 +172,16 @@ mpair1:
 	VZEROUPPER
 	RET
 
-// MHALF2(c, qq, xs, acc) adds one half of a pair (eight lanes) of one row
-// to acc: the biased codes at c and c+64 made signed (XOR by Y15), each
-// byte product from VPMADDUBSW of |code| with the vector's code at qq and
-// qq+64 carrying the code's sign, VPMADDWD by ones (Y13) adding the int16
-// pairs into the int32 lanes VPDPBUSD fills; then scaled by the lane
-// scales at xs and the lanes' block maxima in Y12.
+// MHALF2(c0, c1, q0, q1, xs, acc) adds one half of a pair (eight lanes) of
+// one row to acc: the biased codes at c0 and c1 made signed (XOR by Y15),
+// dotted with the vector's codes at q0 and q1 by DOT2AVX2, then scaled by
+// the lane scales at xs and the lanes' block maxima in Y12.
 #define MHALF2(c0, c1, q0, q1, xs, acc) \
 	VMOVDQU    c0, Y4          \
 	VMOVDQU    c1, Y5          \
 	VPXOR      Y15, Y4, Y4     \
 	VPXOR      Y15, Y5, Y5     \
-	VMOVDQU    q0, Y6          \
-	VMOVDQU    q1, Y7          \
-	VPSIGNB    Y4, Y6, Y6      \
-	VPSIGNB    Y5, Y7, Y7      \
-	VPABSB     Y4, Y4          \
-	VPABSB     Y5, Y5          \
-	VPMADDUBSW Y6, Y4, Y6      \
-	VPMADDUBSW Y7, Y5, Y7      \
-	VPMADDWD   Y13, Y6, Y6     \
-	VPMADDWD   Y13, Y7, Y7     \
-	VPADDD     Y7, Y6, Y6      \
+	DOT2AVX2(q0, q1)           \
 	VCVTDQ2PS  Y6, Y6          \
 	VMULPS     xs, Y6, Y6      \
 	VMULPS     Y12, Y6, Y6     \
