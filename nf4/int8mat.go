@@ -38,6 +38,9 @@ func NewInt8Matrix(codes []int8, scales []float32, rows, cols int) (*Int8Matrix,
 	if rows <= 0 || cols <= 0 || cols%Int8Group != 0 {
 		return nil, fmt.Errorf("nf4: NewInt8Matrix: shape [%d %d]: want positive, columns a multiple of %d", rows, cols, Int8Group)
 	}
+	if rows > math.MaxInt/cols {
+		return nil, fmt.Errorf("nf4: NewInt8Matrix: shape [%d %d]: more elements than an int counts", rows, cols)
+	}
 	if len(codes) != rows*cols || len(scales) != rows*cols/Int8Group {
 		return nil, fmt.Errorf("nf4: NewInt8Matrix: %d codes and %d scales for shape [%d %d], want %d and %d",
 			len(codes), len(scales), rows, cols, rows*cols, rows*cols/Int8Group)
