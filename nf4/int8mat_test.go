@@ -81,9 +81,10 @@ func TestInt8MatrixErrors(t *testing.T) {
 	require.ErrorContains(t, err, "multiple of 32")
 	_, err = NewInt8Matrix(codes, scales[1:], 2, 64)
 	require.ErrorContains(t, err, "128 codes and 3 scales")
-	// rows·cols would overflow to 0, the length of nil.
-	_, err = NewInt8Matrix(nil, nil, 1<<32, 1<<32)
-	require.ErrorContains(t, err, "shape [4294967296 4294967296]: more elements")
+	// rows·cols would overflow.
+	huge := math.MaxInt/64 + 1
+	_, err = NewInt8Matrix(nil, nil, huge, 64)
+	require.ErrorContains(t, err, fmt.Sprintf("shape [%d 64]: more elements", huge))
 	codes[70] = -128
 	_, err = NewInt8Matrix(codes, scales, 2, 64)
 	require.ErrorContains(t, err, "row 1, column 6")
