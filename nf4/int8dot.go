@@ -59,12 +59,13 @@ var int8CodebookBiased = func() (k [16]uint8) {
 // codes: each NF4 value times 127, rounded.
 func Int8Codebook() [16]int8 { return int8Codebook }
 
-// Int8Vector is a vector quantized to int8 for Matrix.MulVecInt8Rows: each
-// block of Int8Group values x gets the scale max|x|/127 and the codes
-// x·127/max|x| rounded to the nearest integer (ties to even), so a value
-// moves by at most half its block's step. Its length is a multiple of
-// Int8Group (of 64 for Matrix.MulVecInt8Rows). The zero value is empty; Quantize sizes it, and reuses its memory when it
-// is large enough, so a decode step does not allocate.
+// Int8Vector is a vector quantized to int8 for Matrix.MulVecInt8Rows and
+// Int8Matrix.MulVecRows: each block of Int8Group values x gets the scale
+// max|x|/127 and the codes x·127/max|x| rounded to the nearest integer
+// (ties to even), so a value moves by at most half its block's step. Its
+// length is a multiple of Int8Group (of 64 for Matrix.MulVecInt8Rows). The
+// zero value is empty; Quantize sizes it, and reuses its memory when it is
+// large enough, so a decode step does not allocate.
 type Int8Vector struct {
 	n int
 	// q holds the codes, 128 bytes per pair of 64-column steps, in the
@@ -132,8 +133,8 @@ const minInt8Amax = 0x1p-120
 
 // quantizePairScalar quantizes the groups of x (one to four) into their
 // places in a pair's codes q, lane scales and lane biases (the places of
-// the columns the pair lacks already zero), and returns the index of the first group
-// holding a NaN or ±Inf, or −1. Every kernel gives its bits.
+// the columns the pair lacks already zero), and returns the index of the
+// first group holding a NaN or ±Inf, or −1. Every kernel gives its bits.
 func quantizePairScalar(q *[int8Pair]int8, scale *[int8Lanes]float32, bias *[int8Lanes]int32, x []float32) int {
 	for g := range len(x) / Int8Group {
 		blk := (*[Int8Group]float32)(x[g*Int8Group:])

@@ -1,9 +1,6 @@
 package nf4
 
-import (
-	"github.com/golora/golora/internal/cpu"
-	xcpu "golang.org/x/sys/cpu"
-)
+import "github.com/golora/golora/internal/cpu"
 
 // The int8 kernels (int8dot_amd64.s) cover rows consecutive whole rows of
 // W, rowBytes bytes of codes each: pairs pairs of 64-column steps, then one
@@ -51,7 +48,7 @@ const int8ScaleBuf = 1024
 // nil; with blocks of 64 a row's block scales are its step scales, larger
 // blocks repeat theirs.
 func (m *Matrix) mulVecInt8At(l cpu.Level, y []float32, x *Int8Vector, absmax []float32, r0, r1 int) {
-	m.mulVecInt8With(l, xcpu.X86.HasAVX512VBMI, y, x, absmax, r0, r1)
+	m.mulVecInt8With(l, cpu.HasAVX512VBMI(), y, x, absmax, r0, r1)
 }
 
 // mulVecInt8With is mulVecInt8At with the VBMI kernels or not.

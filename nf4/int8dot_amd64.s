@@ -8,6 +8,7 @@
 // codes.
 
 #include "textflag.h"
+#include "int8_amd64.h"
 
 // int8Ahead is how far ahead of the four rows' codes int8Rows4VNNI
 // prefetches: a few microseconds of work, past the memory's latency.
@@ -24,28 +25,33 @@ DATA int8Nibbles<>+48(SB)/8, $0x0f0f0f0f0f0f0f0f
 DATA int8Nibbles<>+56(SB)/8, $0x0f0f0f0f0f0f0f0f
 GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 
-// int8Ones16 is sixteen int16 ones: VPMADDWD by it adds pairs of int16.
-DATA int8Ones16<>+0(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+8(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+16(SB)/8, $0x0001000100010001
-DATA int8Ones16<>+24(SB)/8, $0x0001000100010001
-GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
+// LEVELS512(zt, zu) turns the codes' low nibbles in zt and high nibbles in
+// zu (each byte's other bits any) into their biased levels: Z31 masks the
+// nibbles, VPSHUFB looks them up in Z30, the table in each 128-bit lane.
+#define LEVELS512(zt, zu) \
+	VPANDD  Z31, zt, zt \
+	VPANDD  Z31, zu, zu \
+	VPSHUFB zt, Z30, zt \
+	VPSHUFB zu, Z30, zu
 
-// PAIR512(codes, acc, zt, zu, zi) adds one pair of steps of one row to the
-// lanes acc: the levels of the 64 bytes at codes, biased (low nibbles in
-// zt, high nibbles in zu; Z30 holds the table in each 128-bit lane, Z31 the
-// nibble mask), dotted with the vector's odd and even codes at
-// (R8)(R12*2) and 64(R8)(R12*2) from the lane biases in Z8, scaled by the
-// lane scales in Z9, then lanes 0–7 (K1) by the row's first step's block
-// absmax at (AX) and lanes 8–15 (K2) by the second's at 4(AX); zi is
-// scratch.
-#define PAIR512(codes, sc0, sc1, acc, zt, zu, zi) \
+// LEVELSVBMI is LEVELS512 with AVX-512 VBMI: VPERMB looks a code up in the
+// 64 bytes of Z30 (the table four times) by the byte's low 6 bits, so the
+// nibbles need no mask: bits 4 and 5 only pick a copy of the table.
+#define LEVELSVBMI(zt, zu) \
+	VPERMB Z30, zt, zt \
+	VPERMB Z30, zu, zu
+
+// PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) adds one pair of steps of
+// one row to the lanes acc: the levels of the 64 bytes at codes, biased
+// (low nibbles in zt, high nibbles in zu, looked up by LEVELS512 or
+// LEVELSVBMI), dotted with the vector's odd and even codes at (R8)(R12*2)
+// and 64(R8)(R12*2) from the lane biases in Z8, scaled by the lane scales
+// in Z9, then lanes 0–7 (K1) by the row's first step's block absmax at sc0
+// and lanes 8–15 (K2) by the second's at sc1; zi is scratch.
+#define PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) \
 	VMOVDQU64   codes, zt                  \
 	VPSRLW      $4, zt, zu                 \
-	VPANDD      Z31, zt, zt                \
-	VPANDD      Z31, zu, zu                \
-	VPSHUFB     zt, Z30, zt                \
-	VPSHUFB     zu, Z30, zu                \
+	LEVELS(zt, zu)                         \
 	VMOVDQA32   Z8, zi                     \
 	VPDPBUSD    (R8)(R12*2), zt, zi        \
 	VPDPBUSD    64(R8)(R12*2), zu, zi      \
@@ -55,16 +61,13 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	VMULPS.BCST sc1, zi, K2, zi            \
 	VADDPS      zi, acc, acc
 
-// HALF512 is PAIR512 for a last step without a partner: 32 bytes of codes
-// (the upper half of zt and zu zero: levels times zero codes, bias zero),
-// all lanes scaled by the step's block absmax at sc.
-#define HALF512(codes, sc, acc, yt, zt, zu, zi) \
+// HALF is PAIR for a last step without a partner: 32 bytes of codes (the
+// upper half of zt and zu zero: levels times zero codes, bias zero), all
+// lanes scaled by the step's block absmax at sc.
+#define HALF(LEVELS, codes, sc, acc, yt, zt, zu, zi) \
 	VMOVDQU64   codes, yt                  \
 	VPSRLW      $4, zt, zu                 \
-	VPANDD      Z31, zt, zt                \
-	VPANDD      Z31, zu, zu                \
-	VPSHUFB     zt, Z30, zt                \
-	VPSHUFB     zu, Z30, zu                \
+	LEVELS(zt, zu)                         \
 	VMOVDQA32   Z8, zi                     \
 	VPDPBUSD    (R8)(R12*2), zt, zi        \
 	VPDPBUSD    64(R8)(R12*2), zu, zi      \
@@ -72,50 +75,6 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	VMULPS      Z9, zi, zi                 \
 	VMULPS.BCST sc, zi, zi                 \
 	VADDPS      zi, acc, acc
-
-// PAIRVBMI and HALFVBMI are PAIR512 and HALF512 with AVX-512 VBMI: VPERMB
-// looks a code up in the 64 bytes of Z30 (the table four times) by the
-// byte's low 6 bits, so the nibbles need no mask: bits 4 and 5 only pick a
-// copy of the table.
-#define PAIRVBMI(codes, sc0, sc1, acc, zt, zu, zi) \
-	VMOVDQU64   codes, zt                  \
-	VPSRLW      $4, zt, zu                 \
-	VPERMB      Z30, zt, zt                \
-	VPERMB      Z30, zu, zu                \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
-	VMULPS.BCST sc0, zi, K1, zi            \
-	VMULPS.BCST sc1, zi, K2, zi            \
-	VADDPS      zi, acc, acc
-
-#define HALFVBMI(codes, sc, acc, yt, zt, zu, zi) \
-	VMOVDQU64   codes, yt                  \
-	VPSRLW      $4, zt, zu                 \
-	VPERMB      Z30, zt, zt                \
-	VPERMB      Z30, zu, zu                \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
-	VMULPS.BCST sc, zi, zi                 \
-	VADDPS      zi, acc, acc
-
-
-// FOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
-// folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
-#define FOLD16(z, y, x) \
-	VEXTRACTF64X4 $1, z, Y10 \
-	VADDPS        Y10, y, y  \
-	VEXTRACTF128  $1, y, X10 \
-	VADDPS        X10, x, x  \
-	VMOVHLPS      x, x, X10  \
-	VADDPS        X10, x, x  \
-	VMOVSHDUP     x, X10     \
-	VADDSS        X10, x, x
 
 // SETUP512 loads the arguments common to the VNNI kernels: y in DI, codes
 // in SI, the vector's codes, biases and scales in R8, R9, R10, the block
@@ -138,6 +97,132 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 	MOVQ            rowBytes+80(FP), DX     \
 	MOVQ            scaleBytes+88(FP), R14
 
+// ROWS4(LEVELS) is the body of int8Rows4VNNI and int8Rows4VBMI, which
+// differ only in how the levels are looked up (LEVELS512 or LEVELSVBMI). The four rows' codes are
+// one run of memory, read 64 bytes of each row at a time: no stream a
+// hardware prefetcher follows far ahead, so R15 walks the same run
+// int8Ahead bytes ahead, four lines a pair. At each four rows it
+// prefetches the block scales of the four rows sixteen rows on, one run
+// too. At the end SI, R13, AX and CX have moved one row on: on to the next
+// four rows.
+#define ROWS4(LEVELS) \
+	SETUP512                                                   \
+	MOVQ rows+56(FP), BX                                       \
+	LEAQ (SI)(DX*2), R13                                       \
+	ADDQ DX, R13                                               \
+	LEAQ (AX)(R14*2), CX                                       \
+	ADDQ R14, CX                                               \
+	LEAQ int8Ahead(SI), R15                                    \
+rows4:                                                             \
+	LEAQ (AX)(R14*8), R11                                      \
+	LEAQ (R11)(R14*8), R11                                     \
+	MOVQ R14, R12                                              \
+	SHLQ $2, R12                                               \
+scales4:                                                           \
+	PREFETCHT0 (R11)                                           \
+	ADDQ       $64, R11                                        \
+	SUBQ       $64, R12                                        \
+	JGT        scales4                                         \
+	VXORPS     Z0, Z0, Z0                                      \
+	VXORPS     Z1, Z1, Z1                                      \
+	VXORPS     Z2, Z2, Z2                                      \
+	VXORPS     Z3, Z3, Z3                                      \
+	XORQ       R12, R12                                        \
+	MOVQ       pairs+64(FP), R11                               \
+	TESTQ      R11, R11                                        \
+	JZ         last4                                           \
+pair4:                                                             \
+	PREFETCHT0 (R15)                                           \
+	PREFETCHT0 64(R15)                                         \
+	PREFETCHT0 128(R15)                                        \
+	PREFETCHT0 192(R15)                                        \
+	ADDQ       $256, R15                                       \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	PAIR(LEVELS, (SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	PAIR(LEVELS, (SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15) \
+	PAIR(LEVELS, (SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18) \
+	PAIR(LEVELS, (R13), (CX), 4(CX), Z3, Z19, Z20, Z21)                \
+	ADDQ       $64, SI                                         \
+	ADDQ       $64, R13                                        \
+	ADDQ       $8, AX                                          \
+	ADDQ       $8, CX                                          \
+	ADDQ       $64, R12                                        \
+	DECQ       R11                                             \
+	JNZ        pair4                                           \
+last4:                                                             \
+	CMPQ       half+72(FP), $0                                 \
+	JEQ        fold4                                           \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	HALF(LEVELS, (SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	HALF(LEVELS, (SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)      \
+	HALF(LEVELS, (SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)      \
+	HALF(LEVELS, (R13), (CX), Z3, Y19, Z19, Z20, Z21)                  \
+	ADDQ       $32, SI                                         \
+	ADDQ       $32, R13                                        \
+	ADDQ       $4, AX                                          \
+	ADDQ       $4, CX                                          \
+fold4:                                                             \
+	FOLD16(Z0, Y0, X0)                                         \
+	FOLD16(Z1, Y1, X1)                                         \
+	FOLD16(Z2, Y2, X2)                                         \
+	FOLD16(Z3, Y3, X3)                                         \
+	VMOVSS     X0, (DI)                                        \
+	VMOVSS     X1, 4(DI)                                       \
+	VMOVSS     X2, 8(DI)                                       \
+	VMOVSS     X3, 12(DI)                                      \
+	ADDQ       $16, DI                                         \
+	LEAQ       (SI)(DX*2), SI                                  \
+	ADDQ       DX, SI                                          \
+	LEAQ       (R13)(DX*2), R13                                \
+	ADDQ       DX, R13                                         \
+	LEAQ       (AX)(R14*2), AX                                 \
+	ADDQ       R14, AX                                         \
+	LEAQ       (CX)(R14*2), CX                                 \
+	ADDQ       R14, CX                                         \
+	SUBQ       $4, BX                                          \
+	JNZ        rows4                                           \
+	VZEROUPPER                                                 \
+	RET
+
+// ROWS1(LEVELS) is ROWS4 one row at a time, the body of int8Rows1VNNI
+// and int8Rows1VBMI.
+#define ROWS1(LEVELS) \
+	SETUP512                                                   \
+	MOVQ       rows+56(FP), BX                                 \
+rows1:                                                             \
+	VXORPS     Z0, Z0, Z0                                      \
+	XORQ       R12, R12                                        \
+	MOVQ       pairs+64(FP), R11                               \
+	TESTQ      R11, R11                                        \
+	JZ         last1                                           \
+pair1:                                                             \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	PAIR(LEVELS, (SI), (AX), 4(AX), Z0, Z10, Z11, Z12)                 \
+	ADDQ       $64, SI                                         \
+	ADDQ       $8, AX                                          \
+	ADDQ       $64, R12                                        \
+	DECQ       R11                                             \
+	JNZ        pair1                                           \
+last1:                                                             \
+	CMPQ       half+72(FP), $0                                 \
+	JEQ        fold1                                           \
+	VMOVDQU32  (R9)(R12*1), Z8                                 \
+	VMOVDQU32  (R10)(R12*1), Z9                                \
+	HALF(LEVELS, (SI), (AX), Z0, Y10, Z10, Z11, Z12)                   \
+	ADDQ       $32, SI                                         \
+	ADDQ       $4, AX                                          \
+fold1:                                                             \
+	FOLD16(Z0, Y0, X0)                                         \
+	VMOVSS     X0, (DI)                                        \
+	ADDQ       $4, DI                                          \
+	DECQ       BX                                              \
+	JNZ        rows1                                           \
+	VZEROUPPER                                                 \
+	RET
+
 // func int8Rows4VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // rows (a positive multiple of 4) consecutive rows of rowBytes bytes of
@@ -145,281 +230,31 @@ GLOBL int8Ones16<>(SB), RODATA|NOPTR, $32
 // wscale holds one block absmax per step, row after row, scaleBytes bytes
 // per row.
 TEXT ·int8Rows4VNNI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-	LEAQ (SI)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), CX
-	ADDQ R14, CX
-	// The four rows' codes are one run of memory, read 64 bytes of each
-	// row at a time: no stream a hardware prefetcher follows far ahead.
-	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
-	LEAQ int8Ahead(SI), R15
-
-rows4:
-	// The block scales of the four rows sixteen rows on: one run too.
-	LEAQ (AX)(R14*8), R11
-	LEAQ (R11)(R14*8), R11
-	MOVQ R14, R12
-	SHLQ $2, R12
-
-scales4:
-	PREFETCHT0 (R11)
-	ADDQ       $64, R11
-	SUBQ       $64, R12
-	JGT        scales4
-	VXORPS     Z0, Z0, Z0
-	VXORPS     Z1, Z1, Z1
-	VXORPS     Z2, Z2, Z2
-	VXORPS     Z3, Z3, Z3
-	XORQ       R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     last4
-
-pair4:
-	PREFETCHT0 (R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ       $256, R15
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	PAIR512((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
-	PAIR512((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
-	PAIR512((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
-	ADDQ $64, SI
-	ADDQ $64, R13
-	ADDQ $8, AX
-	ADDQ $8, CX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  pair4
-
-last4:
-	CMPQ half+72(FP), $0
-	JEQ  fold4
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	HALF512((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
-	HALF512((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
-	HALF512((R13), (CX), Z3, Y19, Z19, Z20, Z21)
-	ADDQ $32, SI
-	ADDQ $32, R13
-	ADDQ $4, AX
-	ADDQ $4, CX
-
-fold4:
-	FOLD16(Z0, Y0, X0)
-	FOLD16(Z1, Y1, X1)
-	FOLD16(Z2, Y2, X2)
-	FOLD16(Z3, Y3, X3)
-	VMOVSS X0, (DI)
-	VMOVSS X1, 4(DI)
-	VMOVSS X2, 8(DI)
-	VMOVSS X3, 12(DI)
-	ADDQ   $16, DI
-	// SI, R13, AX and CX have moved one row on: on to the next four rows.
-	LEAQ (SI)(DX*2), SI
-	ADDQ DX, SI
-	LEAQ (R13)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), AX
-	ADDQ R14, AX
-	LEAQ (CX)(R14*2), CX
-	ADDQ R14, CX
-	SUBQ $4, BX
-	JNZ  rows4
-	VZEROUPPER
-	RET
+	ROWS4(LEVELS512)
 
 // func int8Rows1VNNI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI one row at a time, for any positive rows.
 TEXT ·int8Rows1VNNI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-
-rows1:
-	VXORPS Z0, Z0, Z0
-	XORQ   R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     last1
-
-pair1:
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIR512((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	ADDQ $64, SI
-	ADDQ $8, AX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  pair1
-
-last1:
-	CMPQ half+72(FP), $0
-	JEQ  fold1
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALF512((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	ADDQ $32, SI
-	ADDQ $4, AX
-
-fold1:
-	FOLD16(Z0, Y0, X0)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	DECQ   BX
-	JNZ    rows1
-	VZEROUPPER
-	RET
+	ROWS1(LEVELS512)
 
 // func int8Rows4VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VNNI with VPERMB lookups (AVX-512 VBMI).
 TEXT ·int8Rows4VBMI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-	LEAQ (SI)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), CX
-	ADDQ R14, CX
-	// The four rows' codes are one run of memory, read 64 bytes of each
-	// row at a time: no stream a hardware prefetcher follows far ahead.
-	// R15 walks the same run int8Ahead bytes ahead, four lines a pair.
-	LEAQ int8Ahead(SI), R15
-
-vrows4:
-	// The block scales of the four rows sixteen rows on: one run too.
-	LEAQ (AX)(R14*8), R11
-	LEAQ (R11)(R14*8), R11
-	MOVQ R14, R12
-	SHLQ $2, R12
-
-vscales4:
-	PREFETCHT0 (R11)
-	ADDQ       $64, R11
-	SUBQ       $64, R12
-	JGT        vscales4
-	VXORPS     Z0, Z0, Z0
-	VXORPS     Z1, Z1, Z1
-	VXORPS     Z2, Z2, Z2
-	VXORPS     Z3, Z3, Z3
-	XORQ       R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     vlast4
-
-vpair4:
-	PREFETCHT0 (R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ       $256, R15
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	PAIRVBMI((SI)(DX*1), (AX)(R14*1), 4(AX)(R14*1), Z1, Z13, Z14, Z15)
-	PAIRVBMI((SI)(DX*2), (AX)(R14*2), 4(AX)(R14*2), Z2, Z16, Z17, Z18)
-	PAIRVBMI((R13), (CX), 4(CX), Z3, Z19, Z20, Z21)
-	ADDQ $64, SI
-	ADDQ $64, R13
-	ADDQ $8, AX
-	ADDQ $8, CX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  vpair4
-
-vlast4:
-	CMPQ half+72(FP), $0
-	JEQ  vfold4
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	HALFVBMI((SI)(DX*1), (AX)(R14*1), Z1, Y13, Z13, Z14, Z15)
-	HALFVBMI((SI)(DX*2), (AX)(R14*2), Z2, Y16, Z16, Z17, Z18)
-	HALFVBMI((R13), (CX), Z3, Y19, Z19, Z20, Z21)
-	ADDQ $32, SI
-	ADDQ $32, R13
-	ADDQ $4, AX
-	ADDQ $4, CX
-
-vfold4:
-	FOLD16(Z0, Y0, X0)
-	FOLD16(Z1, Y1, X1)
-	FOLD16(Z2, Y2, X2)
-	FOLD16(Z3, Y3, X3)
-	VMOVSS X0, (DI)
-	VMOVSS X1, 4(DI)
-	VMOVSS X2, 8(DI)
-	VMOVSS X3, 12(DI)
-	ADDQ   $16, DI
-	// SI, R13, AX and CX have moved one row on: on to the next four rows.
-	LEAQ (SI)(DX*2), SI
-	ADDQ DX, SI
-	LEAQ (R13)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), AX
-	ADDQ R14, AX
-	LEAQ (CX)(R14*2), CX
-	ADDQ R14, CX
-	SUBQ $4, BX
-	JNZ  vrows4
-	VZEROUPPER
-	RET
+	ROWS4(LEVELSVBMI)
 
 // func int8Rows1VBMI(y *float32, codes *byte, q *int8, bias *int32, xscale *float32, wscale *float32, lut *[16]uint8, rows, pairs, half, rowBytes, scaleBytes int)
 //
 // int8Rows4VBMI one row at a time, for any positive rows.
 TEXT ·int8Rows1VBMI(SB), NOSPLIT, $0-96
-	SETUP512
-	MOVQ rows+56(FP), BX
-
-vrows1:
-	VXORPS Z0, Z0, Z0
-	XORQ   R12, R12
-	MOVQ   pairs+64(FP), R11
-	TESTQ  R11, R11
-	JZ     vlast1
-
-vpair1:
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	PAIRVBMI((SI), (AX), 4(AX), Z0, Z10, Z11, Z12)
-	ADDQ $64, SI
-	ADDQ $8, AX
-	ADDQ $64, R12
-	DECQ R11
-	JNZ  vpair1
-
-vlast1:
-	CMPQ half+72(FP), $0
-	JEQ  vfold1
-	VMOVDQU32 (R9)(R12*1), Z8
-	VMOVDQU32 (R10)(R12*1), Z9
-	HALFVBMI((SI), (AX), Z0, Y10, Z10, Z11, Z12)
-	ADDQ $32, SI
-	ADDQ $4, AX
-
-vfold1:
-	FOLD16(Z0, Y0, X0)
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	DECQ   BX
-	JNZ    vrows1
-	VZEROUPPER
-	RET
+	ROWS1(LEVELSVBMI)
 
 // STEP2(cs, qo, qe, xs, ws, acc) adds one step of a pair to its eight lanes
 // in acc (the codes at cs, the vector's odd and even codes at qo and qe, the
-// lane scales at xs, the block absmax at ws): levels signed (Y14 the table, Y15 the nibble mask), each
-// byte product from VPMADDUBSW of |level| with the vector code carrying the
-// level's sign, VPMADDWD by ones (Y13) adding the int16 pairs into the
-// int32 lanes VPDPBUSD fills, odd and even columns added; then scaled by the
-// lane scales and the block absmax.
+// lane scales at xs, the block absmax at ws): levels signed (Y14 the table,
+// Y15 the nibble mask), dotted with the vector's codes by DOT2AVX2, then
+// scaled by the lane scales and the block absmax.
 #define STEP2(cs, qo, qe, xs, ws, acc) \
 	VMOVDQU      cs, Y4                  \
 	VPSRLW       $4, Y4, Y5              \
@@ -427,17 +262,7 @@ vfold1:
 	VPAND        Y15, Y5, Y5             \
 	VPSHUFB      Y4, Y14, Y4             \
 	VPSHUFB      Y5, Y14, Y5             \
-	VMOVDQU      qo, Y6                  \
-	VMOVDQU      qe, Y7                  \
-	VPSIGNB      Y4, Y6, Y6              \
-	VPSIGNB      Y5, Y7, Y7              \
-	VPABSB       Y4, Y4                  \
-	VPABSB       Y5, Y5                  \
-	VPMADDUBSW   Y6, Y4, Y6              \
-	VPMADDUBSW   Y7, Y5, Y7              \
-	VPMADDWD     Y13, Y6, Y6             \
-	VPMADDWD     Y13, Y7, Y7             \
-	VPADDD       Y7, Y6, Y6              \
+	DOT2AVX2(qo, qe)                     \
 	VCVTDQ2PS    Y6, Y6                  \
 	VMULPS       xs, Y6, Y6              \
 	VBROADCASTSS ws, Y12                 \
@@ -487,13 +312,7 @@ last2:
 	ADDQ $4, AX
 
 fold2:
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	FOLD8X2
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
 	DECQ         BX

@@ -241,10 +241,11 @@ func TestRoundInt8(t *testing.T) {
 // TestInt8VectorQuantizeLevels checks that every kernel level quantizes a
 // vector to the bits of the Go code (quantizePairScalar): Gaussian values,
 // ties (values whose scaled code is exactly k+½, rounded to even), an
-// all-zero group, tiny and huge groups, a lone last step; and that each
-// finds the same first non-finite group.
+// all-zero group, tiny and huge groups, a last pair of one, two or three
+// groups (Quantize takes any multiple of 32: 160, 320, 96 and 224); and
+// that each finds the same first non-finite group.
 func TestInt8VectorQuantizeLevels(t *testing.T) {
-	for _, n := range []int{64, 128, 192, 320, 768, 2048} {
+	for _, n := range []int{64, 96, 128, 160, 192, 224, 320, 768, 2048} {
 		xs := gaussian(uint64(n), n, 1.5)
 		// Group 0: the largest value 127, so value k+½ scales to k+½.
 		xs[0] = 127

@@ -2,6 +2,7 @@ package nf4
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/golora/golora/internal/cpu"
 )
@@ -32,10 +33,13 @@ const int8MatPad = int8Lanes - 4
 // NewInt8Matrix returns the Int8Matrix of a [rows, cols] matrix given in
 // Q8_0's layout: codes (rows·cols values in [−127, 127], row-major) and
 // scales (one per Int8Group consecutive codes of a row; weight = code ·
-// scale). cols is a positive multiple of Int8Group.
+// scale, every scale finite). cols is a positive multiple of Int8Group.
 func NewInt8Matrix(codes []int8, scales []float32, rows, cols int) (*Int8Matrix, error) {
 	if rows <= 0 || cols <= 0 || cols%Int8Group != 0 {
 		return nil, fmt.Errorf("nf4: NewInt8Matrix: shape [%d %d]: want positive, columns a multiple of %d", rows, cols, Int8Group)
+	}
+	if rows > math.MaxInt/cols {
+		return nil, fmt.Errorf("nf4: NewInt8Matrix: shape [%d %d]: more elements than an int counts", rows, cols)
 	}
 	if len(codes) != rows*cols || len(scales) != rows*cols/Int8Group {
 		return nil, fmt.Errorf("nf4: NewInt8Matrix: %d codes and %d scales for shape [%d %d], want %d and %d",
@@ -65,6 +69,9 @@ func NewInt8Matrix(codes []int8, scales []float32, rows, cols int) (*Int8Matrix,
 			m.codes[at] = uint8(int(q) + 128)
 		}
 		for g, s := range scales[r*groups : (r+1)*groups] {
+			if v := float64(s * 127); math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("nf4: NewInt8Matrix: scale %g at row %d, block %d: want finite, of magnitude at most %g", s, r, g, math.MaxFloat32/127)
+			}
 			m.scales[r*pairs*4+g] = s * 127
 		}
 	}

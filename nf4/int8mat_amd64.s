@@ -5,6 +5,7 @@
 // lane biases and of lane scales per pair, 128 bytes of codes.
 
 #include "textflag.h"
+#include "int8_amd64.h"
 
 // int8MatAhead is how far ahead of the four rows' codes int8MatRows4VNNI
 // prefetches.
@@ -29,13 +30,6 @@ DATA int8MatSigns<>+16(SB)/8, $0x8080808080808080
 DATA int8MatSigns<>+24(SB)/8, $0x8080808080808080
 GLOBL int8MatSigns<>(SB), RODATA|NOPTR, $32
 
-// int8MatOnes16 is sixteen int16 ones: VPMADDWD by it adds pairs of int16.
-DATA int8MatOnes16<>+0(SB)/8, $0x0001000100010001
-DATA int8MatOnes16<>+8(SB)/8, $0x0001000100010001
-DATA int8MatOnes16<>+16(SB)/8, $0x0001000100010001
-DATA int8MatOnes16<>+24(SB)/8, $0x0001000100010001
-GLOBL int8MatOnes16<>(SB), RODATA|NOPTR, $32
-
 // MPAIR(c0, c1, sc, acc, za, zb, zi, zw) adds one pair of one row to the
 // lanes acc: its odd and even columns' biased codes at c0 and c1 dotted
 // with the vector's codes at (R8)(R12*2) and 64(R8)(R12*2) from the lane
@@ -53,18 +47,6 @@ GLOBL int8MatOnes16<>(SB), RODATA|NOPTR, $32
 	VPERMPS   sc, Z30, zw              \
 	VMULPS    zw, zi, zi               \
 	VADDPS    zi, acc, acc
-
-// MFOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half),
-// folded in halves (j+8, j+4, j+2, j+1) as int8Fold does; it uses Z10.
-#define MFOLD16(z, y, x) \
-	VEXTRACTF64X4 $1, z, Y10 \
-	VADDPS        Y10, y, y  \
-	VEXTRACTF128  $1, y, X10 \
-	VADDPS        X10, x, x  \
-	VMOVHLPS      x, x, X10  \
-	VADDPS        X10, x, x  \
-	VMOVSHDUP     x, X10     \
-	VADDSS        X10, x, x
 
 // MSETUP loads the arguments common to the kernels: y in DI, codes in SI,
 // the vector's codes, biases and scales in R8, R9, R10, the block maxima
@@ -137,10 +119,10 @@ mpair4:
 	DECQ R11
 	JNZ  mpair4
 
-	MFOLD16(Z0, Y0, X0)
-	MFOLD16(Z1, Y1, X1)
-	MFOLD16(Z2, Y2, X2)
-	MFOLD16(Z3, Y3, X3)
+	FOLD16(Z0, Y0, X0)
+	FOLD16(Z1, Y1, X1)
+	FOLD16(Z2, Y2, X2)
+	FOLD16(Z3, Y3, X3)
 	VMOVSS X0, (DI)
 	VMOVSS X1, 4(DI)
 	VMOVSS X2, 8(DI)
@@ -182,7 +164,7 @@ mpair1:
 	DECQ R11
 	JNZ  mpair1
 
-	MFOLD16(Z0, Y0, X0)
+	FOLD16(Z0, Y0, X0)
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
 	DECQ   BX
@@ -190,28 +172,16 @@ mpair1:
 	VZEROUPPER
 	RET
 
-// MHALF2(c, qq, xs, acc) adds one half of a pair (eight lanes) of one row
-// to acc: the biased codes at c and c+64 made signed (XOR by Y15), each
-// byte product from VPMADDUBSW of |code| with the vector's code at qq and
-// qq+64 carrying the code's sign, VPMADDWD by ones (Y13) adding the int16
-// pairs into the int32 lanes VPDPBUSD fills; then scaled by the lane
-// scales at xs and the lanes' block maxima in Y12.
+// MHALF2(c0, c1, q0, q1, xs, acc) adds one half of a pair (eight lanes) of
+// one row to acc: the biased codes at c0 and c1 made signed (XOR by Y15),
+// dotted with the vector's codes at q0 and q1 by DOT2AVX2, then scaled by
+// the lane scales at xs and the lanes' block maxima in Y12.
 #define MHALF2(c0, c1, q0, q1, xs, acc) \
 	VMOVDQU    c0, Y4          \
 	VMOVDQU    c1, Y5          \
 	VPXOR      Y15, Y4, Y4     \
 	VPXOR      Y15, Y5, Y5     \
-	VMOVDQU    q0, Y6          \
-	VMOVDQU    q1, Y7          \
-	VPSIGNB    Y4, Y6, Y6      \
-	VPSIGNB    Y5, Y7, Y7      \
-	VPABSB     Y4, Y4          \
-	VPABSB     Y5, Y5          \
-	VPMADDUBSW Y6, Y4, Y6      \
-	VPMADDUBSW Y7, Y5, Y7      \
-	VPMADDWD   Y13, Y6, Y6     \
-	VPMADDWD   Y13, Y7, Y7     \
-	VPADDD     Y7, Y6, Y6      \
+	DOT2AVX2(q0, q1)           \
 	VCVTDQ2PS  Y6, Y6          \
 	VMULPS     xs, Y6, Y6      \
 	VMULPS     Y12, Y6, Y6     \
@@ -225,7 +195,7 @@ mpair1:
 TEXT ·int8MatRowsAVX2(SB), NOSPLIT, $0-80
 	MSETUP
 	VMOVDQU int8MatSigns<>(SB), Y15
-	VMOVDQU int8MatOnes16<>(SB), Y13
+	VMOVDQU int8Ones16<>(SB), Y13
 	VMOVDQU int8MatLaneBlock<>(SB), Y11     // lanes 0–7: blocks 0, 0, 0, 0, 1, 1, 1, 1
 	VMOVDQU int8MatLaneBlock<>+32(SB), Y14  // lanes 8–15: blocks 2, …, 3
 
@@ -246,13 +216,7 @@ mpair2:
 	DECQ R11
 	JNZ  mpair2
 
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	FOLD8X2
 	VMOVSS       X0, (DI)
 	ADDQ         $4, DI
 	DECQ         BX

@@ -81,10 +81,20 @@ func TestInt8MatrixErrors(t *testing.T) {
 	require.ErrorContains(t, err, "multiple of 32")
 	_, err = NewInt8Matrix(codes, scales[1:], 2, 64)
 	require.ErrorContains(t, err, "128 codes and 3 scales")
+	// rows·cols would overflow.
+	huge := math.MaxInt/64 + 1
+	_, err = NewInt8Matrix(nil, nil, huge, 64)
+	require.ErrorContains(t, err, fmt.Sprintf("shape [%d 64]: more elements", huge))
 	codes[70] = -128
 	_, err = NewInt8Matrix(codes, scales, 2, 64)
 	require.ErrorContains(t, err, "row 1, column 6")
 	codes[70] = 0
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1)), math.MaxFloat32} {
+		s := append([]float32(nil), scales...)
+		s[3] = bad
+		_, err = NewInt8Matrix(codes, s, 2, 64)
+		require.ErrorContains(t, err, "at row 1, block 1: want finite", "scale %g", bad)
+	}
 	m, err := NewInt8Matrix(codes, scales, 2, 64)
 	require.NoError(t, err)
 	var x Int8Vector

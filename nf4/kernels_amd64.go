@@ -1,9 +1,6 @@
 package nf4
 
-import (
-	"github.com/golora/golora/internal/cpu"
-	xcpu "golang.org/x/sys/cpu"
-)
+import "github.com/golora/golora/internal/cpu"
 
 // The assembly kernels (kernels_amd64.s) work on whole 32-element groups:
 // groups start at flat multiples of 32, so a group lies inside one block
@@ -28,10 +25,6 @@ const (
 	matVecScales     = 512
 	matVecScalesWide = 4096
 )
-
-// hasVBMI reports whether this CPU has AVX-512 VBMI, which the fastest
-// decoding kernels need on top of the AVX512 level.
-var hasVBMI = xcpu.X86.HasAVX512VBMI
 
 // decodeVBMI is decodeAVX512 with AVX-512 VBMI.
 //
@@ -155,7 +148,7 @@ func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 // dequantRangeAt decodes the flat elements [e0, e1) into dst[:e1-e0] with
 // the kernels of level l.
 func (m *Matrix) dequantRangeAt(l cpu.Level, dst []float32, e0, e1 int) {
-	m.dequantRangeWith(l, l >= cpu.AVX512 && hasVBMI, dst, e0, e1)
+	m.dequantRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), dst, e0, e1)
 }
 
 // dequantRangeWith is dequantRangeAt with the VBMI kernels or without.
@@ -187,13 +180,13 @@ func (m *Matrix) dequantRangeWith(l cpu.Level, vbmi bool, dst []float32, e0, e1 
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
 // kernels of level l.
 func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
-	m.mulTRangeWith(l, l >= cpu.AVX512 && hasVBMI, y, x, n, r0, r1)
+	m.mulTRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), y, x, n, r0, r1)
 }
 
 // mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
 // them, the rows of x not taken four at a time go through matVecVBMI.
 func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
-	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && 4*m.cols/m.blockSize+2 <= matVecScalesWide {
+	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
 		n4 := n &^ 3
 		if n4 > 0 {
 			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
@@ -315,7 +308,7 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 // four, of a matrix whose rows start at flat multiples of 32, four rows at a
 // time; a last batch of fewer rows is done again as the last four.
 func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
-	if 4*m.cols/m.blockSize+2 <= matVecScales {
+	if m.matVecFits(matVecScales) {
 		var scales [matVecScales]float32
 		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
 		return
@@ -324,8 +317,15 @@ func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
 	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
 }
 
+// matVecFits reports whether a buffer of n scales holds the blocks of four
+// rows: k rows touch at most k·cols/blockSize + 2 blocks, a bound that
+// must not be rounded down.
+func (m *Matrix) matVecFits(n int) bool {
+	return 4*m.cols <= (n-2)*m.blockSize
+}
+
 // matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
-// four rows.
+// four rows (matVecFits).
 func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
 	cols := m.cols
 	// Rows per call: a multiple of four whose blocks fit in scales (k rows

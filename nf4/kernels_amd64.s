@@ -674,10 +674,7 @@ decvblock:
 	NEWBLOCK512(decvdone)
 
 decvgroup:
-	VPMULTISHIFTQB.BCST (SI), Z3, Z4
-	VPMULTISHIFTQB.BCST 8(SI), Z3, Z5
-	VPERMPS Z0, Z4, Z4
-	VPERMPS Z0, Z5, Z5
+	DECODEVBMI((SI), 8(SI), Z0, Z4, Z5)
 	VMOVUPS Z4, (DI)
 	VMOVUPS Z5, 64(DI)
 	ADDQ    $16, SI
@@ -693,9 +690,10 @@ decvdone:
 
 // ROWTABLE(rowGroup, ZT) sets ZT to the codebook times the scale of the
 // block holding flat group rowGroup (a register; clobbered): scales[rowGroup
-// >> DX]. Needs the codebook in Z2, scales in BX.
+// >> CX]. Needs the codebook in Z2, scales in BX. The shifts take their
+// count in CL rather than use BMI2's SHRX, which no level checks for.
 #define ROWTABLE(rowGroup, ZT) \
-	SHRXQ DX, rowGroup, rowGroup; \
+	SHRQ CX, rowGroup; \
 	VMULPS.BCST (BX)(rowGroup*4), Z2, ZT
 
 // ROWDOT(lo, hi, ZT, A, B, T0, T1) adds the products of the 32 codes at lo
@@ -716,7 +714,7 @@ decvdone:
 //
 // Registers: AX y, SI codes of the batch's first row, R9 and R10 one and
 // three rows of codes in bytes, DI x, R8 groups left in the row, R11 the
-// first row's flat group, R12 and R13 one and three rows in groups, DX
+// first row's flat group, R12 and R13 one and three rows in groups, CX
 // groupShift, R14 the groups per block less one, BX scales. Lanes of row q: Z(8+2q) (0..15) and Z(9+2q)
 // (16..31); tables Z4..Z7.
 //
@@ -731,9 +729,9 @@ TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
 	SHLQ      $4, R9
 	LEAQ      (R9)(R9*2), R10
 	MOVQ      firstGroup+48(FP), R11
-	MOVQ      groupShift+56(FP), DX
+	MOVQ      groupShift+56(FP), CX
 	MOVQ      $1, R14
-	SHLXQ     DX, R14, R14
+	SHLQ      CX, R14
 	DECQ      R14
 	VMOVUPS   ·codebook(SB), Z2
 	VMOVDQU64 nibbleSelect<>(SB), Z3
@@ -751,14 +749,14 @@ mv4batch:
 	VXORPS Z15, Z15, Z15
 
 	// Every row's first table; the others when a row enters a block.
-	MOVQ R11, CX
-	ROWTABLE(CX, Z4)
-	LEAQ (R11)(R12*1), CX
-	ROWTABLE(CX, Z5)
-	LEAQ (R11)(R12*2), CX
-	ROWTABLE(CX, Z6)
-	LEAQ (R11)(R13*1), CX
-	ROWTABLE(CX, Z7)
+	MOVQ R11, DX
+	ROWTABLE(DX, Z4)
+	LEAQ (R11)(R12*1), DX
+	ROWTABLE(DX, Z5)
+	LEAQ (R11)(R12*2), DX
+	ROWTABLE(DX, Z6)
+	LEAQ (R11)(R13*1), DX
+	ROWTABLE(DX, Z7)
 
 mv4group:
 	VMOVUPS (DI), Z0
@@ -774,26 +772,26 @@ mv4group:
 	JZ      mv4fold
 	TESTQ   R14, R11
 	JNZ     mv4row1
-	MOVQ    R11, CX
-	ROWTABLE(CX, Z4)
+	MOVQ    R11, DX
+	ROWTABLE(DX, Z4)
 
 mv4row1:
-	LEAQ  (R11)(R12*1), CX
-	TESTQ R14, CX
+	LEAQ  (R11)(R12*1), DX
+	TESTQ R14, DX
 	JNZ   mv4row2
-	ROWTABLE(CX, Z5)
+	ROWTABLE(DX, Z5)
 
 mv4row2:
-	LEAQ  (R11)(R12*2), CX
-	TESTQ R14, CX
+	LEAQ  (R11)(R12*2), DX
+	TESTQ R14, DX
 	JNZ   mv4row3
-	ROWTABLE(CX, Z6)
+	ROWTABLE(DX, Z6)
 
 mv4row3:
-	LEAQ  (R11)(R13*1), CX
-	TESTQ R14, CX
+	LEAQ  (R11)(R13*1), DX
+	TESTQ R14, DX
 	JNZ   mv4group
-	ROWTABLE(CX, Z7)
+	ROWTABLE(DX, Z7)
 	JMP   mv4group
 
 mv4fold:

@@ -11,13 +11,15 @@ import (
 // without (mulTRangeWith and dequantRangeWith choose) against the scalar
 // code on matrices that take every path of the VBMI mat-vec: rows of W
 // whole and not, blocks that span rows, calls of many batches of four rows
-// (more than one scale buffer), wide rows (the larger buffer), row ranges
-// that start anywhere and are not multiples of four.
+// (more than one scale buffer), wide rows (the larger buffer), rows whose
+// four-row bound of blocks, 4·cols/blockSize = 510.5, is just over the
+// smaller buffer (5 × 32672 in blocks of 256), row ranges that start
+// anywhere and are not multiples of four.
 func TestVBMIKernelsBitIdentical(t *testing.T) {
-	if cpu.Best() < cpu.AVX512 || !hasVBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VBMI() {
 		t.Skip("no AVX-512 VBMI at this level")
 	}
-	shapes := [][2]int{{4, 32}, {5, 64}, {7, 288}, {130, 288}, {9, 768}, {6, 8224}, {8, 4096}, {5, 100}, {12, 96}}
+	shapes := [][2]int{{4, 32}, {5, 64}, {7, 288}, {130, 288}, {9, 768}, {6, 8224}, {8, 4096}, {5, 100}, {12, 96}, {5, 32672}}
 	mats := quantizedMatrices(t, shapes, []int{32, 64, 128, 256, 4096}, false)
 	for name, m := range mats {
 		all := m.rows * m.cols
@@ -62,7 +64,7 @@ func TestVBMIKernelsBitIdentical(t *testing.T) {
 // CPU with VBMI) on the rows of a whole matrix. GB/s counts float32 weight
 // bytes.
 func BenchmarkMatVecVBMI(b *testing.B) {
-	if cpu.Best() < cpu.AVX512 || !hasVBMI {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VBMI() {
 		b.Skip("no AVX-512 VBMI at this level")
 	}
 	for _, shape := range benchShapes {

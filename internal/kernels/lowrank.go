@@ -39,25 +39,51 @@ func LowRankShrinkF16(s, x []float32, a []uint16, r, in int, scale float32) {
 
 // LowRankExpand adds Σ_k s[k]·bt[k·out:(k+1)·out] to y[:out] for k < r.
 func LowRankExpand(y, s, bt []float32, r, out int) {
-	y, s, bt = y[:out], s[:r], bt[:r*out]
-	done := lowRankExpandVec(y, s, bt, nil, out)
-	for o := done; o < out; o++ {
+	expand(y[:out], s[:r], bt[:r*out], out)
+}
+
+// LowRankExpandF16 is LowRankExpand with bt in binary16.
+func LowRankExpandF16(y, s []float32, bt []uint16, r, out int) {
+	expandF16(y[:out], s[:r], bt[:r*out], out)
+}
+
+// LowRankExpandCols adds columns [lo, hi) of LowRankExpand's term to
+// y[:hi−lo]: Σ_k s[k]·bt[k·ld+lo : k·ld+hi] for k < r, with bt [r, ld]. A
+// product split by columns adds its own columns' term with it. With lo a
+// multiple of 16, and hi one too or ld, the sums are LowRankExpand's (on
+// rows of length ld), bit for bit.
+func LowRankExpandCols(y, s, bt []float32, r, ld, lo, hi int) {
+	if r == 0 || lo >= hi {
+		return
+	}
+	expand(y[:hi-lo], s[:r], bt[lo:(r-1)*ld+hi], ld)
+}
+
+// LowRankExpandColsF16 is LowRankExpandCols with bt in binary16.
+func LowRankExpandColsF16(y, s []float32, bt []uint16, r, ld, lo, hi int) {
+	if r == 0 || lo >= hi {
+		return
+	}
+	expandF16(y[:hi-lo], s[:r], bt[lo:(r-1)*ld+hi], ld)
+}
+
+// expand adds Σ_k s[k]·bt[k·ld:][:len(y)] to y, for k < len(s).
+func expand(y, s, bt []float32, ld int) {
+	for o := lowRankExpandVec(y, s, bt, nil, ld); o < len(y); o++ {
 		var sum float32
 		for k, v := range s {
-			sum += v * bt[k*out+o]
+			sum += v * bt[k*ld+o]
 		}
 		y[o] += sum
 	}
 }
 
-// LowRankExpandF16 is LowRankExpand with bt in binary16.
-func LowRankExpandF16(y, s []float32, bt []uint16, r, out int) {
-	y, s, bt = y[:out], s[:r], bt[:r*out]
-	done := lowRankExpandVec(y, s, nil, bt, out)
-	for o := done; o < out; o++ {
+// expandF16 is expand with bt in binary16.
+func expandF16(y, s []float32, bt []uint16, ld int) {
+	for o := lowRankExpandVec(y, s, nil, bt, ld); o < len(y); o++ {
 		var sum float32
 		for k, v := range s {
-			sum += v * half.F16ToFloat32(bt[k*out+o])
+			sum += v * half.F16ToFloat32(bt[k*ld+o])
 		}
 		y[o] += sum
 	}

@@ -16,16 +16,17 @@ func lowRankShrinkVec(s, x, a []float32, a16 []uint16, in int, scale float32) bo
 }
 
 // lowRankExpandVec runs the expand of y's first multiple of 16 entries in
-// AVX-512 and returns how many it did (0 without AVX-512 or a rank).
-func lowRankExpandVec(y, s, bt []float32, bt16 []uint16, out int) int {
-	chunks := out / 16
+// AVX-512, the rows of bt (or bt16) ld apart, and returns how many it did
+// (0 without AVX-512 or a rank).
+func lowRankExpandVec(y, s, bt []float32, bt16 []uint16, ld int) int {
+	chunks := len(y) / 16
 	if !useAVX512 || chunks == 0 || len(s) == 0 {
 		return 0
 	}
 	if bt16 != nil {
-		expandF16AVX512(&y[0], &s[0], &bt16[0], chunks, len(s), out)
+		expandF16AVX512(&y[0], &s[0], &bt16[0], chunks, len(s), ld)
 	} else {
-		expandF32AVX512(&y[0], &s[0], &bt[0], chunks, len(s), out)
+		expandF32AVX512(&y[0], &s[0], &bt[0], chunks, len(s), ld)
 	}
 	return chunks * 16
 }
