@@ -441,8 +441,7 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 // shrink computes the shrinks of b.lr that no run has computed (the down
 // projection's: its input is packed as it is gated, by columns): on the
 // calling goroutine for a few adapters (their matrices in the caches), in
-// a run of its own, split by tokens, for more (read from memory). It
-// leaves b.job as it found it.
+// a run of its own, split by tokens, for more (read from memory).
 func (b *Batch) shrink(n int) {
 	lr := b.lr
 	lr.shrunk = true
@@ -451,10 +450,8 @@ func (b *Batch) shrink(n int) {
 		lr.shrink(0, n)
 		return
 	}
-	saved := *b.job
 	*b.job = job{kind: jobShrink, n: n, lr: lr}
 	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
-	*b.job = saved
 }
 
 // linearAdd is linear of the one linear f followed by the residual
@@ -488,6 +485,10 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
+	lr := b.lr
+	if len(lr.terms) > 0 && !lr.shrunk {
+		b.shrink(n) // before the product's job takes b.job
+	}
 	j := b.job
 	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins), gate: gate, gated: gated}
 	if resid != nil {
@@ -510,16 +511,13 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
-	if lr := b.lr; len(lr.terms) > 0 {
-		if !lr.shrunk {
-			b.shrink(n)
-		}
+	if len(lr.terms) > 0 {
 		j.lr = lr
 	}
 	if err := b.team.run(j, parts); err != nil {
 		return err
 	}
-	if !b.lr.other {
+	if !lr.other {
 		return nil
 	}
 	groups := 0 // groups of rows with an adapter run by AddDelta
