@@ -37,7 +37,16 @@ type Batch struct {
 	invFreq []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 	angle   float32   // RoPE attention scaling (model.Config.RopeScaling.AngleScale)
 
-	// Scratch grown to the largest step: [tokens, width].
+	batchScratch
+
+	team *batchTeam
+	job  *job    // its own allocation: the team's goroutines must not keep the Batch alive
+	lr   *lrPlan // the adapter terms of the product being prepared or run
+}
+
+// batchScratch is a Batch's scratch, grown to the largest step (Trim drops
+// it): [tokens, width].
+type batchScratch struct {
 	x, xn, q, k, v, attn, proj, gate, up []float32
 	cos, sin                             []float32
 	last                                 []float32 // final-norm rows of the rows that want logits
@@ -46,10 +55,6 @@ type Batch struct {
 	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-
-	team *batchTeam
-	job  *job    // its own allocation: the team's goroutines must not keep the Batch alive
-	lr   *lrPlan // the adapter terms of the product being prepared or run
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -160,9 +165,7 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 // hundreds of tokens: prompt chunks); the next step grows it again. A
 // server calls it when it has gone idle.
 func (b *Batch) Trim() {
-	b.x, b.xn, b.q, b.k, b.v, b.attn, b.proj, b.gate, b.up = nil, nil, nil, nil, nil, nil, nil, nil, nil
-	b.cos, b.sin, b.last, b.logits, b.panels, b.panels2 = nil, nil, nil, nil, nil, nil
-	b.want, b.wantLogits = nil, nil
+	b.batchScratch = batchScratch{}
 	b.lr.terms, b.lr.s = nil, nil
 }
 
