@@ -205,30 +205,13 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 	rg := d.ranges[i].data
 	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(part))) - uintptr(unsafe.Pointer(unsafe.SliceData(rg))))
 	for k := d.first[i] + int(off/d.chunk); len(part) > 0; k++ {
-		p := d.pieces[k]
-		d.mu.Lock()
-		for d.loaded <= k && d.err == nil && !d.stop {
-			d.changed.Wait()
-		}
-		if d.loaded <= k {
-			err := d.err
-			d.mu.Unlock()
-			if err == nil {
-				err = fmt.Errorf("model: reading %s: loading stopped", p.file.Name())
-			}
+		src, err := d.await(k)
+		if err != nil {
 			return err
 		}
-		src := d.data[k]
-		d.mu.Unlock()
-		c := copy(dst[:len(part)], src[off-p.off:])
+		c := copy(dst[:len(part)], src[off-d.pieces[k].off:])
 		dst, part, off = dst[c:], part[c:], off+int64(c)
-		d.mu.Lock()
-		d.left[k] -= int64(c)
-		free := d.left[k] == 0
-		d.mu.Unlock()
-		if free {
-			d.changed.Broadcast()
-		}
+		d.release(k, c)
 	}
 	return nil
 }
@@ -245,30 +228,42 @@ func (d *directReader) viewData(i int, part []byte, use func(src []byte)) (bool,
 		return false, nil
 	}
 	k := d.first[i] + int(off/d.chunk)
-	p := d.pieces[k]
+	src, err := d.await(k)
+	if err != nil {
+		return true, err
+	}
+	at := off - d.pieces[k].off
+	use(src[at : at+int64(len(part))])
+	d.release(k, len(part))
+	return true, nil
+}
+
+// await waits for piece k to be read and returns its data.
+func (d *directReader) await(k int) ([]byte, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for d.loaded <= k && d.err == nil && !d.stop {
 		d.changed.Wait()
 	}
-	if d.loaded <= k {
-		err := d.err
-		d.mu.Unlock()
-		if err == nil {
-			err = fmt.Errorf("model: reading %s: loading stopped", p.file.Name())
-		}
-		return true, err
+	if d.loaded > k {
+		return d.data[k], nil
 	}
-	src := d.data[k][off-p.off : off-p.off+int64(len(part))]
-	d.mu.Unlock()
-	use(src)
+	if d.err != nil {
+		return nil, d.err
+	}
+	return nil, fmt.Errorf("model: reading %s: loading stopped", d.pieces[k].file.Name())
+}
+
+// release records that n more bytes of piece k have been used: once all
+// have, its slot can be refilled.
+func (d *directReader) release(k, n int) {
 	d.mu.Lock()
-	d.left[k] -= int64(len(part))
+	d.left[k] -= int64(n)
 	free := d.left[k] == 0
 	d.mu.Unlock()
 	if free {
 		d.changed.Broadcast()
 	}
-	return true, nil
 }
 
 // file returns what the loader reads range i through.

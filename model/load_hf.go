@@ -184,11 +184,17 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	if err := s.checkUnused(cfg); err != nil {
 		return nil, err
 	}
+	w = NewWeights(cfg)
+	// toWorker reports whether slot's values go to the quantizer (a block
+	// linear) rather than into float32 values of their own.
+	toWorker := func(slot hfSlot) bool {
+		return so.quantizer != nil && slot.linear != nil && slot.linear(w) != w.Output
+	}
 	var dense [][]float32
 	if so.quantizer != nil {
 		slots, dense = prefaultDense(slots, cmp.Or(so.prefaultMin, prefaultMin), func(f found) int {
 			n, err := f.tensor.NumElements()
-			if f.quantized || f.slot.parts != nil || (f.slot.linear != nil && f.slot.key != "lm_head.weight") || err != nil {
+			if f.quantized || f.slot.parts != nil || toWorker(f.slot) || err != nil {
 				return 0
 			}
 			return n
@@ -212,7 +218,6 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	defer abandon()
 	ra := newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
 	defer ra.close()
-	w = NewWeights(cfg)
 	var sq *streamQuantizer
 	if so.quantizer != nil {
 		sq = newStreamQuantizer(ctx, so.quantizer, abandon)
@@ -243,7 +248,7 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			return nil, fmt.Errorf("model: %s: %w", path, err)
 		}
 		file := ra.file(f.rng)
-		if sq != nil && slot.linear != nil && slot.linear(w) != w.Output {
+		if toWorker(slot) {
 			data := t.Data
 			job := quantizeJob{lin: slot.linear(w), where: path, fill: func(dst []float32) (bool, error) {
 				return decodeStreaming(dst, data, dec, file)

@@ -54,9 +54,8 @@ func ParsePrecision(s string) (Precision, error) {
 // released. An Adapter used after that refuses with ErrReleased.
 type Adapter struct {
 	name    string
-	version string // from a VersionedSource
-	terms   map[*model.Linear]*term
-	lowRank map[*model.Linear]infer.LowRank // the terms as LowRank returns them: one lookup, no pointer to follow
+	version string                 // from a VersionedSource
+	terms   map[*model.Linear]term // by value: LowRank's one lookup follows no pointer
 	bytes   int64
 	mem     *hugemem.Arena // the matrices of terms
 }
@@ -65,14 +64,14 @@ type Adapter struct {
 // its Handle was released and the adapter had left the cache.
 var ErrReleased = errors.New("serve: adapter used after its memory was released")
 
-// term is one linear layer's y += scaling·(x·Aᵀ)·Bᵀ. B is held transposed,
+// term is one linear layer's y += Scale·(x·Aᵀ)·Bᵀ. B is held transposed,
 // Bᵀ [r, out], so that the expand adds r long rows (internal/kernels'
 // low-rank kernels, vectorized whatever the rank).
 type term struct {
-	in, out, r int
-	scaling    float32
-	a, bt      []float32 // A [r, in] and Bᵀ [r, out], when held in float32
-	a16, bt16  []uint16  // the same in binary16
+	in, out int
+	// The matrices, A [r, in] and Bᵀ [r, out], in float32 (A, BT) or
+	// binary16 (A16, BT16), as an infer.Batch runs them (LowRank).
+	infer.LowRank
 }
 
 // pairReader is what prepare builds an adapter from: the shapes of its pairs
@@ -173,7 +172,7 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
-	ad := &Adapter{name: name, terms: make(map[*model.Linear]*term, len(shapes)), lowRank: make(map[*model.Linear]infer.LowRank, len(shapes)), mem: mem}
+	ad := &Adapter{name: name, terms: make(map[*model.Linear]term, len(shapes)), mem: mem}
 	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err
@@ -189,24 +188,24 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*model.Linear, prec Precision, buf []float32) error {
 	chunk := len(buf)
 	for _, p := range shapes {
-		t := &term{in: p.in, out: p.out, r: p.r, scaling: p.scaling}
+		t := term{in: p.in, out: p.out, LowRank: infer.LowRank{R: p.r, Scale: p.scaling}}
 		nA, nB := p.r*p.in, p.r*p.out
 		rowsB := max(1, chunk/p.r) // rows of B [out, r] per chunk
 		if prec == Float16 {
-			t.a16, t.bt16 = hugemem.Alloc[uint16](ad.mem, nA), hugemem.Alloc[uint16](ad.mem, nB)
+			t.A16, t.BT16 = hugemem.Alloc[uint16](ad.mem, nA), hugemem.Alloc[uint16](ad.mem, nB)
 			for off := 0; off < nA; off += chunk {
 				n := min(chunk, nA-off)
 				if err := src.readA(p.module, buf[:n], off); err != nil {
 					return err
 				}
 				for i, v := range buf[:n] {
-					t.a16[off+i] = half.Float32ToF16(v)
+					t.A16[off+i] = half.Float32ToF16(v)
 				}
 			}
 			ad.bytes += 2 * int64(nA+nB)
 		} else {
-			t.a, t.bt = hugemem.Alloc[float32](ad.mem, nA), hugemem.Alloc[float32](ad.mem, nB)
-			if err := src.readA(p.module, t.a, 0); err != nil {
+			t.A, t.BT = hugemem.Alloc[float32](ad.mem, nA), hugemem.Alloc[float32](ad.mem, nB)
+			if err := src.readA(p.module, t.A, 0); err != nil {
 				return err
 			}
 			ad.bytes += 4 * int64(nA+nB)
@@ -220,16 +219,15 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 			for i := range n {
 				for j := range p.r {
 					v := part[i*p.r+j]
-					if t.bt16 != nil {
-						t.bt16[j*p.out+i0+i] = half.Float32ToF16(v)
+					if t.BT16 != nil {
+						t.BT16[j*p.out+i0+i] = half.Float32ToF16(v)
 					} else {
-						t.bt[j*p.out+i0+i] = v
+						t.BT[j*p.out+i0+i] = v
 					}
 				}
 			}
 		}
 		ad.terms[byName[p.module]] = t
-		ad.lowRank[byName[p.module]] = infer.LowRank{R: t.r, Scale: t.scaling, A: t.a, BT: t.bt, A16: t.a16, BT16: t.bt16}
 	}
 	return nil
 }
@@ -260,8 +258,8 @@ const maxStackRank = 64
 // adapter: A and Bᵀ come from memory once for the group, from the caches for
 // its other rows.
 func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
-	t := a.terms[lin]
-	if t == nil || n == 0 {
+	t, ok := a.terms[lin]
+	if !ok || n == 0 {
 		return nil
 	}
 	if a.mem.Freed() {
@@ -273,31 +271,31 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 	}
 	var stack [maxStackRank]float32
 	s := stack[:0]
-	if t.r > len(stack) {
-		s = make([]float32, t.r)
+	if t.R > len(stack) {
+		s = make([]float32, t.R)
 	}
-	s = s[:t.r]
-	a32, bt32 := t.a, t.bt
-	if t.a16 != nil && n > 1 {
+	s = s[:t.R]
+	a32, bt32 := t.A, t.BT
+	if t.A16 != nil && n > 1 {
 		// A group converts the matrices once, not once per row.
 		buf := expanded.Get().(*[]float32)
 		defer expanded.Put(buf)
-		need := t.r * (t.in + t.out)
+		need := t.R * (t.in + t.out)
 		if cap(*buf) < need {
 			*buf = make([]float32, need)
 		}
-		a32, bt32 = (*buf)[:t.r*t.in], (*buf)[t.r*t.in:need]
-		kernels.F16ToFloat32s(a32, t.a16)
-		kernels.F16ToFloat32s(bt32, t.bt16)
+		a32, bt32 = (*buf)[:t.R*t.in], (*buf)[t.R*t.in:need]
+		kernels.F16ToFloat32s(a32, t.A16)
+		kernels.F16ToFloat32s(bt32, t.BT16)
 	}
 	for i := range n {
 		xi, yi := x[i*t.in:(i+1)*t.in], y[i*t.out:(i+1)*t.out]
 		if a32 == nil {
-			kernels.LowRankShrinkF16(s, xi, t.a16, t.r, t.in, t.scaling)
-			kernels.LowRankExpandF16(yi, s, t.bt16, t.r, t.out)
+			kernels.LowRankShrinkF16(s, xi, t.A16, t.R, t.in, t.Scale)
+			kernels.LowRankExpandF16(yi, s, t.BT16, t.R, t.out)
 		} else {
-			kernels.LowRankShrink(s, xi, a32, t.r, t.in, t.scaling)
-			kernels.LowRankExpand(yi, s, bt32, t.r, t.out)
+			kernels.LowRankShrink(s, xi, a32, t.R, t.in, t.Scale)
+			kernels.LowRankExpand(yi, s, bt32, t.R, t.out)
 		}
 	}
 	return nil
@@ -311,14 +309,14 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // the caches: one lookup in a map of values.) The Batch checks the
 // matrices' lengths against the layer's shape.
 func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
-	lr, ok := a.lowRank[lin]
+	t, ok := a.terms[lin]
 	if !ok {
 		return infer.LowRank{}, nil
 	}
 	if a.mem.Freed() {
 		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
 	}
-	return lr, nil
+	return t.LowRank, nil
 }
 
 // expanded holds float32 copies of half-precision matrices for AddDelta's

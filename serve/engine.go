@@ -470,7 +470,9 @@ const (
 )
 
 // gather admits the rest of a burst whose first requests admit has just
-// taken into an empty batch, while the batch has room.
+// taken into an empty batch, while the batch has room. It stops as soon as
+// a request waits that admit cannot take (the KV budget is spent): waiting
+// longer would only delay the step.
 func (e *Engine) gather() {
 	deadline := time.Now().Add(burstWindow)
 	for len(e.running) < e.opts.MaxRunning && time.Now().Before(deadline) {
@@ -481,7 +483,11 @@ func (e *Engine) gather() {
 		if waiting == 0 {
 			return
 		}
+		running := len(e.running)
 		e.admit()
+		if len(e.running) == running {
+			return
+		}
 	}
 }
 

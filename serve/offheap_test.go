@@ -269,8 +269,8 @@ func TestDirDecodesIntoPlace(t *testing.T) {
 				t.Fatalf("%s, chunk %d: %d bytes in %d terms, want %d in %d", prec, n, got.Bytes(), len(got.terms), want.Bytes(), len(want.terms))
 			}
 			for lin, w := range want.terms {
-				g := got.terms[lin]
-				if g == nil || !slices.Equal(g.a, w.a) || !slices.Equal(g.bt, w.bt) || !slices.Equal(g.a16, w.a16) || !slices.Equal(g.bt16, w.bt16) || g.scaling != w.scaling {
+				g, ok := got.terms[lin]
+				if !ok || !slices.Equal(g.A, w.A) || !slices.Equal(g.BT, w.BT) || !slices.Equal(g.A16, w.A16) || !slices.Equal(g.BT16, w.BT16) || g.Scale != w.Scale {
 					t.Fatalf("%s, chunk %d: %s differs from the adapter prepared from lora.Load", prec, n, lin.Name)
 				}
 			}

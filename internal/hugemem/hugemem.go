@@ -19,8 +19,9 @@ const hugePage = 2 << 20
 // Make returns a zeroed slice of n elements of T like make([]T, n), asking
 // the kernel to back it with huge pages before anything touches it. A slice
 // of at least a huge page starts on a huge-page boundary (it is carved from
-// an allocation one huge page larger, whose unused pages are never touched
-// and so cost no memory), so that all of it but a partial last huge page is
+// an allocation one huge page larger, whose unused pages cost no memory
+// while nothing touches them: so in memory fresh from the system, not in
+// heap memory Go reuses, which it clears whole), so that all of it but a partial last huge page is
 // advised: the matrices of a model (2, 8, 28 MiB of NF4 codes) then take no
 // 4 KiB page at all, where the Go heap's 8 KiB alignment left a partial
 // huge page at each end. The advice is a hint: where it is not supported

@@ -37,7 +37,16 @@ type Batch struct {
 	invFreq []float64 // RoPE frequencies (model.Weights.RopeInvFreq), [Rotary/2]
 	angle   float32   // RoPE attention scaling (model.Config.RopeScaling.AngleScale)
 
-	// Scratch grown to the largest step: [tokens, width].
+	batchScratch
+
+	team *batchTeam
+	job  *job    // its own allocation: the team's goroutines must not keep the Batch alive
+	lr   *lrPlan // the adapter terms of the product being prepared or run
+}
+
+// batchScratch is a Batch's scratch, grown to the largest step (Trim drops
+// it): [tokens, width].
+type batchScratch struct {
 	x, xn, q, k, v, attn, proj, gate, up []float32
 	cos, sin                             []float32
 	last                                 []float32 // final-norm rows of the rows that want logits
@@ -46,10 +55,6 @@ type Batch struct {
 	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-
-	team *batchTeam
-	job  *job    // its own allocation: the team's goroutines must not keep the Batch alive
-	lr   *lrPlan // the adapter terms of the product being prepared or run
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -160,9 +165,7 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 // hundreds of tokens: prompt chunks); the next step grows it again. A
 // server calls it when it has gone idle.
 func (b *Batch) Trim() {
-	b.x, b.xn, b.q, b.k, b.v, b.attn, b.proj, b.gate, b.up = nil, nil, nil, nil, nil, nil, nil, nil, nil
-	b.cos, b.sin, b.last, b.logits, b.panels, b.panels2 = nil, nil, nil, nil, nil, nil
-	b.want, b.wantLogits = nil, nil
+	b.batchScratch = batchScratch{}
 	b.lr.terms, b.lr.s = nil, nil
 }
 
@@ -441,8 +444,7 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 // shrink computes the shrinks of b.lr that no run has computed (the down
 // projection's: its input is packed as it is gated, by columns): on the
 // calling goroutine for a few adapters (their matrices in the caches), in
-// a run of its own, split by tokens, for more (read from memory). It
-// leaves b.job as it found it.
+// a run of its own, split by tokens, for more (read from memory).
 func (b *Batch) shrink(n int) {
 	lr := b.lr
 	lr.shrunk = true
@@ -451,10 +453,8 @@ func (b *Batch) shrink(n int) {
 		lr.shrink(0, n)
 		return
 	}
-	saved := *b.job
 	*b.job = job{kind: jobShrink, n: n, lr: lr}
 	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
-	*b.job = saved
 }
 
 // linearAdd is linear of the one linear f followed by the residual
@@ -488,6 +488,10 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	for _, r := range rows {
 		n += len(r.Tokens)
 	}
+	lr := b.lr
+	if len(lr.terms) > 0 && !lr.shrunk {
+		b.shrink(n) // before the product's job takes b.job
+	}
 	j := b.job
 	*j = job{kind: jobProduct, ys: ys, x: x[:n*lins[0].lin.In], n: n, rows: rows, nlin: len(lins), gate: gate, gated: gated}
 	if resid != nil {
@@ -510,16 +514,13 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
 	}
-	if lr := b.lr; len(lr.terms) > 0 {
-		if !lr.shrunk {
-			b.shrink(n)
-		}
+	if len(lr.terms) > 0 {
 		j.lr = lr
 	}
 	if err := b.team.run(j, parts); err != nil {
 		return err
 	}
-	if !b.lr.other {
+	if !lr.other {
 		return nil
 	}
 	groups := 0 // groups of rows with an adapter run by AddDelta
