@@ -112,7 +112,8 @@ func BenchmarkQuantize(b *testing.B) {
 // BenchmarkMulT compares the fused 4-bit product y = x·Wᵀ with the float32
 // product on the same weight already decoded, computed as golora's float32
 // decode step does in the default build (float32MulT), for 1 (a mat-vec), 4
-// and 16 rows of x. Both split W's rows across GOMAXPROCS goroutines (run
+// and 16 rows of x, then ("n=1/int8") the mat-vec with x quantized to int8
+// (MulVecInt8Rows). Both split W's rows across GOMAXPROCS goroutines (run
 // with -cpu 1,2). GB/s counts float32 weight bytes per call for both.
 func BenchmarkMulT(b *testing.B) {
 	for _, shape := range benchShapes {
@@ -138,6 +139,32 @@ func BenchmarkMulT(b *testing.B) {
 				})
 			})
 		}
+		// The same mat-vec with the vector quantized to int8, as a decode
+		// step with ActivationsInt8 runs it (llama.cpp's arithmetic for its
+		// 4-bit formats): the quantizing of x is timed too.
+		x := gaussian(3, cols, 1)
+		y := make([]float32, rows)
+		absmax := m.Absmax()
+		var xq Int8Vector
+		b.Run(fmt.Sprintf("%dx%d/n=1/int8", rows, cols), func(b *testing.B) {
+			paired(b, 4*rows*cols, "float32", func() {
+				float32MulT(y, x, dense, 1, rows, cols)
+			}, func() {
+				if err := xq.Quantize(x); err != nil {
+					b.Fatal(err)
+				}
+				product := func(r0, r1 int) {
+					if err := m.MulVecInt8Rows(y, &xq, absmax, r0, r1); err != nil {
+						panic(err)
+					}
+				}
+				if float64(rows)*float64(cols) < parallelMinMACs {
+					product(0, rows)
+					return
+				}
+				parallel.For(rows, 0, 1, product)
+			})
+		})
 	}
 }
 
