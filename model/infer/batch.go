@@ -166,7 +166,7 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 // server calls it when it has gone idle.
 func (b *Batch) Trim() {
 	b.batchScratch = batchScratch{}
-	b.lr.terms, b.lr.s, b.lr.d = nil, nil, nil
+	b.lr.terms, b.lr.s = nil, nil
 }
 
 // grow returns buf with at least n elements.
@@ -392,13 +392,11 @@ func (b *Batch) plan(rows []BatchRow, x []float32, lins ...fused) error {
 			if err := lr.check(f.lin); err != nil {
 				return fmt.Errorf("infer: adapter at %s: %w", f.lin.Name, err)
 			}
-			p.terms = append(p.terms, lrTerm{lin: k, lo: lo, hi: t, in: f.lin.In, out: f.lin.Out, t: lr, off: p.size, doff: p.dsize})
+			p.terms = append(p.terms, lrTerm{lin: k, lo: lo, hi: t, in: f.lin.In, t: lr, off: p.size})
 			p.size += (t - lo) * lr.R
-			p.dsize += (t - lo) * f.lin.Out
 		}
 	}
 	p.s = grow(p.s, p.size)
-	p.d = grow(p.d, p.dsize)
 	return nil
 }
 

@@ -87,19 +87,12 @@ type job struct {
 // lrPlan is the low-rank adapter terms of one product of a step (the
 // linears run together on the same input): for each group of rows sharing
 // a LowRankAdapter and each linear where it has a term, the term and where
-// its rows' shrinks and expands go. A token's expand is computed over the
-// whole width right after its shrink, split by tokens like the shrinks, and
-// the product's run only adds its columns of it: each adapter's A and Bᵀ are
-// then read once per token as two contiguous blocks, while hot, instead of
-// Bᵀ in short strided pieces, one per part of the product's columns (with
-// one adapter per row, the reads of Bᵀ then bound a mixed step).
+// its rows' shrinks go.
 type lrPlan struct {
 	terms  []lrTerm
 	x      []float32 // the products' input [tokens, In]
 	s      []float32 // the shrinks: term i's token t at terms[i].off + (t−lo)·R
-	d      []float32 // the expands: term i's token t at terms[i].doff + (t−lo)·out
 	size   int       // elements of s in use
-	dsize  int       // elements of d in use
 	shrunk bool      // s is computed
 	other  bool      // rows with an adapter that is not a LowRankAdapter (AddDelta runs them)
 }
@@ -109,34 +102,27 @@ type lrTerm struct {
 	lin    int // index of the linear in the job's lins
 	lo, hi int // the group's tokens
 	in     int
-	out    int
 	off    int
-	doff   int
 	t      LowRank
 }
 
 // reset empties the plan; it keeps no adapter's memory reachable.
 func (p *lrPlan) reset() {
 	clear(p.terms)
-	p.terms, p.x, p.size, p.dsize, p.shrunk, p.other = p.terms[:0], nil, 0, 0, false, false
+	p.terms, p.x, p.size, p.shrunk, p.other = p.terms[:0], nil, 0, false, false
 }
 
-// shrink computes the shrinks of tokens [lo, hi) of every term, and their
-// expands.
+// shrink computes the shrinks of tokens [lo, hi) of every term.
 func (p *lrPlan) shrink(lo, hi int) {
 	for i := range p.terms {
 		tm := &p.terms[i]
-		r, in, out := tm.t.R, tm.in, tm.out
+		r, in := tm.t.R, tm.in
 		for t := max(lo, tm.lo); t < min(hi, tm.hi); t++ {
 			s, x := p.s[tm.off+(t-tm.lo)*r:][:r], p.x[t*in:(t+1)*in]
-			d := p.d[tm.doff+(t-tm.lo)*out:][:out]
-			clear(d)
 			if tm.t.A != nil {
 				kernels.LowRankShrink(s, x, tm.t.A, r, in, tm.t.Scale)
-				kernels.LowRankExpand(d, s, tm.t.BT, r, out)
 			} else {
 				kernels.LowRankShrinkF16(s, x, tm.t.A16, r, in, tm.t.Scale)
-				kernels.LowRankExpandF16(d, s, tm.t.BT16, r, out)
 			}
 		}
 	}
@@ -151,15 +137,20 @@ func (j *job) expand(k int, y []float32, out, lo, hi int) {
 		if tm.lin != k {
 			continue
 		}
+		r := tm.t.R
 		for t := tm.lo; t < tm.hi; t++ {
-			d := p.d[tm.doff+(t-tm.lo)*out:]
+			s := p.s[tm.off+(t-tm.lo)*r:][:r]
 			var row []float32
 			if j.ys != nil {
 				row = j.ys[t][lo:hi]
 			} else {
 				row = y[t*out+lo : t*out+hi]
 			}
-			kernels.Add(row, d[lo:hi])
+			if tm.t.BT != nil {
+				kernels.LowRankExpandCols(row, s, tm.t.BT, r, out, lo, hi)
+			} else {
+				kernels.LowRankExpandColsF16(row, s, tm.t.BT16, r, out, lo, hi)
+			}
 		}
 	}
 }
