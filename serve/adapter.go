@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/golora/golora/internal/half"
@@ -55,9 +56,15 @@ func ParsePrecision(s string) (Precision, error) {
 type Adapter struct {
 	name    string
 	version string                 // from a VersionedSource
-	terms   map[*model.Linear]term // by value: LowRank's one lookup follows no pointer
-	bytes   int64
-	mem     *hugemem.Arena // the matrices of terms
+	terms   map[*model.Linear]term // by value
+	// lins and lrs are terms again, for LowRank: the layers in a contiguous
+	// array that a scan reads with loads that do not wait on each other (a
+	// map's lookup waits on its control word, then its slot, each a cache
+	// miss in a mixed batch), and each layer's term at the same index.
+	lins  []*model.Linear
+	lrs   []infer.LowRank
+	bytes int64
+	mem   *hugemem.Arena // the matrices of terms
 }
 
 // ErrReleased is the error of an Adapter used after its memory was returned:
@@ -228,6 +235,7 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 			}
 		}
 		ad.terms[byName[p.module]] = t
+		ad.lins, ad.lrs = append(ad.lins, byName[p.module]), append(ad.lrs, t.LowRank)
 	}
 	return nil
 }
@@ -306,17 +314,18 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // matrices are the cached ones, not copies.
 // (A mixed batch makes one call per adapter and linear layer, each to an
 // adapter whose memory the last step's other adapters have evicted from
-// the caches: one lookup in a map of values.) The Batch checks the
+// the caches: a scan of lins, whose loads overlap, then one term.) The
+// Batch checks the
 // matrices' lengths against the layer's shape.
 func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
-	t, ok := a.terms[lin]
-	if !ok {
+	i := slices.Index(a.lins, lin)
+	if i < 0 {
 		return infer.LowRank{}, nil
 	}
 	if a.mem.Freed() {
 		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
 	}
-	return t.LowRank, nil
+	return a.lrs[i], nil
 }
 
 // expanded holds float32 copies of half-precision matrices for AddDelta's
