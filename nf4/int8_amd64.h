@@ -3,28 +3,28 @@
 // j+2, j+1) as int8Fold adds them so that the kernels give the Go code's
 // bits, and the AVX2 kernels' signed byte dot products.
 
+// FOLD8(y, x, t) leaves lane 0 + … + lane 7 of y in x (y's low half), with
+// t (an X register) as scratch.
+#define FOLD8(y, x, t) \
+	VEXTRACTF128 $1, y, t \
+	VADDPS       t, x, x  \
+	VMOVHLPS     x, x, t  \
+	VADDPS       t, x, x  \
+	VMOVSHDUP    x, t     \
+	VADDSS       t, x, x
+
 // FOLD16(z, y, x) leaves lane 0 + … + lane 15 of z in x (y its low half);
 // it uses Z10.
 #define FOLD16(z, y, x) \
 	VEXTRACTF64X4 $1, z, Y10 \
 	VADDPS        Y10, y, y  \
-	VEXTRACTF128  $1, y, X10 \
-	VADDPS        X10, x, x  \
-	VMOVHLPS      x, x, X10  \
-	VADDPS        X10, x, x  \
-	VMOVSHDUP     x, X10     \
-	VADDSS        X10, x, x
+	FOLD8(y, x, X10)
 
 // FOLD8X2 is FOLD16 with AVX2, lanes 0–7 in Y0 and 8–15 in Y1: it leaves
 // their sum in X0 and uses Y1.
 #define FOLD8X2 \
-	VADDPS       Y1, Y0, Y0 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VMOVHLPS     X0, X0, X1 \
-	VADDPS       X1, X0, X0 \
-	VMOVSHDUP    X0, X1     \
-	VADDSS       X1, X0, X0
+	VADDPS Y1, Y0, Y0 \
+	FOLD8(Y0, X0, X1)
 
 // DOT2AVX2(q0, q1) leaves in Y6 the eight int32 lanes of the signed byte
 // products Y4·q0 + Y5·q1, four consecutive bytes of each to a lane as
