@@ -103,26 +103,14 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 // hardware prefetcher follows far ahead, so R15 walks the same run
 // int8Ahead bytes ahead, four lines a pair. At each four rows it
 // prefetches the block scales of the four rows sixteen rows on, one run
-// too. At the end SI, R13, AX and CX have moved one row on: on to the next
-// four rows.
+// too (SCALESAHEAD).
 #define ROWS4(LEVELS) \
 	SETUP512                                                   \
 	MOVQ rows+56(FP), BX                                       \
-	LEAQ (SI)(DX*2), R13                                       \
-	ADDQ DX, R13                                               \
-	LEAQ (AX)(R14*2), CX                                       \
-	ADDQ R14, CX                                               \
+	ROW3                                                       \
 	LEAQ int8Ahead(SI), R15                                    \
 rows4:                                                             \
-	LEAQ (AX)(R14*8), R11                                      \
-	LEAQ (R11)(R14*8), R11                                     \
-	MOVQ R14, R12                                              \
-	SHLQ $2, R12                                               \
-scales4:                                                           \
-	PREFETCHT0 (R11)                                           \
-	ADDQ       $64, R11                                        \
-	SUBQ       $64, R12                                        \
-	JGT        scales4                                         \
+	SCALESAHEAD(scales4)                                       \
 	VXORPS     Z0, Z0, Z0                                      \
 	VXORPS     Z1, Z1, Z1                                      \
 	VXORPS     Z2, Z2, Z2                                      \
@@ -164,23 +152,7 @@ last4:                                                             \
 	ADDQ       $4, AX                                          \
 	ADDQ       $4, CX                                          \
 fold4:                                                             \
-	FOLD16(Z0, Y0, X0)                                         \
-	FOLD16(Z1, Y1, X1)                                         \
-	FOLD16(Z2, Y2, X2)                                         \
-	FOLD16(Z3, Y3, X3)                                         \
-	VMOVSS     X0, (DI)                                        \
-	VMOVSS     X1, 4(DI)                                       \
-	VMOVSS     X2, 8(DI)                                       \
-	VMOVSS     X3, 12(DI)                                      \
-	ADDQ       $16, DI                                         \
-	LEAQ       (SI)(DX*2), SI                                  \
-	ADDQ       DX, SI                                          \
-	LEAQ       (R13)(DX*2), R13                                \
-	ADDQ       DX, R13                                         \
-	LEAQ       (AX)(R14*2), AX                                 \
-	ADDQ       R14, AX                                         \
-	LEAQ       (CX)(R14*2), CX                                 \
-	ADDQ       R14, CX                                         \
+	STORE4                                                     \
 	SUBQ       $4, BX                                          \
 	JNZ        rows4                                           \
 	VZEROUPPER                                                 \
