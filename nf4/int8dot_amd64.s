@@ -41,22 +41,27 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 	VPERMB Z30, zt, zt \
 	VPERMB Z30, zu, zu
 
+// LANES(LEVELS, zt, zu, zi) turns the codes loaded in zt into the lanes zi
+// of their product: their levels, biased (low nibbles in zt, high nibbles
+// in zu, looked up by LEVELS512 or LEVELSVBMI), dotted with the vector's
+// odd and even codes at (R8)(R12*2) and 64(R8)(R12*2) from the lane biases
+// in Z8, scaled by the lane scales in Z9.
+#define LANES(LEVELS, zt, zu, zi) \
+	VPSRLW    $4, zt, zu             \
+	LEVELS(zt, zu)                   \
+	VMOVDQA32 Z8, zi                 \
+	VPDPBUSD  (R8)(R12*2), zt, zi    \
+	VPDPBUSD  64(R8)(R12*2), zu, zi  \
+	VCVTDQ2PS zi, zi                 \
+	VMULPS    Z9, zi, zi
+
 // PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) adds one pair of steps of
-// one row to the lanes acc: the levels of the 64 bytes at codes, biased
-// (low nibbles in zt, high nibbles in zu, looked up by LEVELS512 or
-// LEVELSVBMI), dotted with the vector's odd and even codes at (R8)(R12*2)
-// and 64(R8)(R12*2) from the lane biases in Z8, scaled by the lane scales
-// in Z9, then lanes 0–7 (K1) by the row's first step's block absmax at sc0
-// and lanes 8–15 (K2) by the second's at sc1; zi is scratch.
+// one row to the lanes acc: the LANES of the 64 bytes at codes, lanes 0–7
+// (K1) scaled by the row's first step's block absmax at sc0 and lanes 8–15
+// (K2) by the second's at sc1.
 #define PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) \
 	VMOVDQU64   codes, zt                  \
-	VPSRLW      $4, zt, zu                 \
-	LEVELS(zt, zu)                         \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
+	LANES(LEVELS, zt, zu, zi)              \
 	VMULPS.BCST sc0, zi, K1, zi            \
 	VMULPS.BCST sc1, zi, K2, zi            \
 	VADDPS      zi, acc, acc
@@ -66,13 +71,7 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 // lanes scaled by the step's block absmax at sc.
 #define HALF(LEVELS, codes, sc, acc, yt, zt, zu, zi) \
 	VMOVDQU64   codes, yt                  \
-	VPSRLW      $4, zt, zu                 \
-	LEVELS(zt, zu)                         \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
+	LANES(LEVELS, zt, zu, zi)              \
 	VMULPS.BCST sc, zi, zi                 \
 	VADDPS      zi, acc, acc
 
