@@ -41,22 +41,27 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 	VPERMB Z30, zt, zt \
 	VPERMB Z30, zu, zu
 
+// LANES(LEVELS, zt, zu, zi) turns the codes loaded in zt into the lanes zi
+// of their product: their levels, biased (low nibbles in zt, high nibbles
+// in zu, looked up by LEVELS512 or LEVELSVBMI), dotted with the vector's
+// odd and even codes at (R8)(R12*2) and 64(R8)(R12*2) from the lane biases
+// in Z8, scaled by the lane scales in Z9.
+#define LANES(LEVELS, zt, zu, zi) \
+	VPSRLW    $4, zt, zu             \
+	LEVELS(zt, zu)                   \
+	VMOVDQA32 Z8, zi                 \
+	VPDPBUSD  (R8)(R12*2), zt, zi    \
+	VPDPBUSD  64(R8)(R12*2), zu, zi  \
+	VCVTDQ2PS zi, zi                 \
+	VMULPS    Z9, zi, zi
+
 // PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) adds one pair of steps of
-// one row to the lanes acc: the levels of the 64 bytes at codes, biased
-// (low nibbles in zt, high nibbles in zu, looked up by LEVELS512 or
-// LEVELSVBMI), dotted with the vector's odd and even codes at (R8)(R12*2)
-// and 64(R8)(R12*2) from the lane biases in Z8, scaled by the lane scales
-// in Z9, then lanes 0–7 (K1) by the row's first step's block absmax at sc0
-// and lanes 8–15 (K2) by the second's at sc1; zi is scratch.
+// one row to the lanes acc: the LANES of the 64 bytes at codes, lanes 0–7
+// (K1) scaled by the row's first step's block absmax at sc0 and lanes 8–15
+// (K2) by the second's at sc1.
 #define PAIR(LEVELS, codes, sc0, sc1, acc, zt, zu, zi) \
 	VMOVDQU64   codes, zt                  \
-	VPSRLW      $4, zt, zu                 \
-	LEVELS(zt, zu)                         \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
+	LANES(LEVELS, zt, zu, zi)              \
 	VMULPS.BCST sc0, zi, K1, zi            \
 	VMULPS.BCST sc1, zi, K2, zi            \
 	VADDPS      zi, acc, acc
@@ -66,13 +71,7 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 // lanes scaled by the step's block absmax at sc.
 #define HALF(LEVELS, codes, sc, acc, yt, zt, zu, zi) \
 	VMOVDQU64   codes, yt                  \
-	VPSRLW      $4, zt, zu                 \
-	LEVELS(zt, zu)                         \
-	VMOVDQA32   Z8, zi                     \
-	VPDPBUSD    (R8)(R12*2), zt, zi        \
-	VPDPBUSD    64(R8)(R12*2), zu, zi      \
-	VCVTDQ2PS   zi, zi                     \
-	VMULPS      Z9, zi, zi                 \
+	LANES(LEVELS, zt, zu, zi)              \
 	VMULPS.BCST sc, zi, zi                 \
 	VADDPS      zi, acc, acc
 
@@ -103,26 +102,14 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 // hardware prefetcher follows far ahead, so R15 walks the same run
 // int8Ahead bytes ahead, four lines a pair. At each four rows it
 // prefetches the block scales of the four rows sixteen rows on, one run
-// too. At the end SI, R13, AX and CX have moved one row on: on to the next
-// four rows.
+// too (SCALESAHEAD).
 #define ROWS4(LEVELS) \
 	SETUP512                                                   \
 	MOVQ rows+56(FP), BX                                       \
-	LEAQ (SI)(DX*2), R13                                       \
-	ADDQ DX, R13                                               \
-	LEAQ (AX)(R14*2), CX                                       \
-	ADDQ R14, CX                                               \
+	ROW3                                                       \
 	LEAQ int8Ahead(SI), R15                                    \
 rows4:                                                             \
-	LEAQ (AX)(R14*8), R11                                      \
-	LEAQ (R11)(R14*8), R11                                     \
-	MOVQ R14, R12                                              \
-	SHLQ $2, R12                                               \
-scales4:                                                           \
-	PREFETCHT0 (R11)                                           \
-	ADDQ       $64, R11                                        \
-	SUBQ       $64, R12                                        \
-	JGT        scales4                                         \
+	SCALESAHEAD(scales4)                                       \
 	VXORPS     Z0, Z0, Z0                                      \
 	VXORPS     Z1, Z1, Z1                                      \
 	VXORPS     Z2, Z2, Z2                                      \
@@ -164,23 +151,7 @@ last4:                                                             \
 	ADDQ       $4, AX                                          \
 	ADDQ       $4, CX                                          \
 fold4:                                                             \
-	FOLD16(Z0, Y0, X0)                                         \
-	FOLD16(Z1, Y1, X1)                                         \
-	FOLD16(Z2, Y2, X2)                                         \
-	FOLD16(Z3, Y3, X3)                                         \
-	VMOVSS     X0, (DI)                                        \
-	VMOVSS     X1, 4(DI)                                       \
-	VMOVSS     X2, 8(DI)                                       \
-	VMOVSS     X3, 12(DI)                                      \
-	ADDQ       $16, DI                                         \
-	LEAQ       (SI)(DX*2), SI                                  \
-	ADDQ       DX, SI                                          \
-	LEAQ       (R13)(DX*2), R13                                \
-	ADDQ       DX, R13                                         \
-	LEAQ       (AX)(R14*2), AX                                 \
-	ADDQ       R14, AX                                         \
-	LEAQ       (CX)(R14*2), CX                                 \
-	ADDQ       R14, CX                                         \
+	STORE4                                                     \
 	SUBQ       $4, BX                                          \
 	JNZ        rows4                                           \
 	VZEROUPPER                                                 \

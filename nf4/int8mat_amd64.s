@@ -68,26 +68,13 @@ GLOBL int8MatSigns<>(SB), RODATA|NOPTR, $32
 TEXT ·int8MatRows4VNNI(SB), NOSPLIT, $0-80
 	MSETUP
 	VMOVDQU64 int8MatLaneBlock<>(SB), Z30
-	LEAQ      (SI)(DX*2), R13
-	ADDQ      DX, R13
-	LEAQ      (AX)(R14*2), CX
-	ADDQ      R14, CX
+	ROW3
 	// As int8Rows4VNNI: R15 walks the four rows' run of codes
 	// int8MatAhead bytes ahead, eight lines a pair.
 	LEAQ int8MatAhead(SI), R15
 
 mrows4:
-	// The block maxima of the four rows sixteen rows on: one run too.
-	LEAQ (AX)(R14*8), R11
-	LEAQ (R11)(R14*8), R11
-	MOVQ R14, R12
-	SHLQ $2, R12
-
-mscales4:
-	PREFETCHT0 (R11)
-	ADDQ       $64, R11
-	SUBQ       $64, R12
-	JGT        mscales4
+	SCALESAHEAD(mscales4)
 	VXORPS     Z0, Z0, Z0
 	VXORPS     Z1, Z1, Z1
 	VXORPS     Z2, Z2, Z2
@@ -119,24 +106,7 @@ mpair4:
 	DECQ R11
 	JNZ  mpair4
 
-	FOLD16(Z0, Y0, X0)
-	FOLD16(Z1, Y1, X1)
-	FOLD16(Z2, Y2, X2)
-	FOLD16(Z3, Y3, X3)
-	VMOVSS X0, (DI)
-	VMOVSS X1, 4(DI)
-	VMOVSS X2, 8(DI)
-	VMOVSS X3, 12(DI)
-	ADDQ   $16, DI
-	// SI, R13, AX and CX have moved one row on: on to the next four rows.
-	LEAQ (SI)(DX*2), SI
-	ADDQ DX, SI
-	LEAQ (R13)(DX*2), R13
-	ADDQ DX, R13
-	LEAQ (AX)(R14*2), AX
-	ADDQ R14, AX
-	LEAQ (CX)(R14*2), CX
-	ADDQ R14, CX
+	STORE4
 	SUBQ $4, BX
 	JNZ  mrows4
 	VZEROUPPER

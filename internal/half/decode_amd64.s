@@ -11,6 +11,16 @@
 
 #include "textflag.h"
 
+// BF16X32 decodes the 32 BF16 values at (SI) into Z0 (the first 16) and Z1
+// and stores them at (DI).
+#define BF16X32 \
+	VPMOVZXWD (SI), Z0; \
+	VPMOVZXWD 32(SI), Z1; \
+	VPSLLD    $16, Z0, Z0; \
+	VPSLLD    $16, Z1, Z1; \
+	VMOVUPS   Z0, (DI); \
+	VMOVUPS   Z1, 64(DI)
+
 // func decodeBF16AVX512(dst *float32, src *byte, n int)
 TEXT ·decodeBF16AVX512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
@@ -20,12 +30,7 @@ TEXT ·decodeBF16AVX512(SB), NOSPLIT, $0-24
 	JZ   bf512done
 
 bf512loop:
-	VPMOVZXWD (SI), Z0
-	VPMOVZXWD 32(SI), Z1
-	VPSLLD    $16, Z0, Z0
-	VPSLLD    $16, Z1, Z1
-	VMOVUPS   Z0, (DI)
-	VMOVUPS   Z1, 64(DI)
+	BF16X32
 	ADDQ      $64, SI
 	ADDQ      $128, DI
 	DECQ      CX
@@ -59,9 +64,9 @@ bf256done:
 	VZEROUPPER
 	RET
 
-// F16512(off) decodes the 16 F16 values at off(SI) into Z0 and stores them
-// at 2·off(DI). Needs Z8 (0x7fff), Z9 (2¹¹²), Z10 (0x0f7fffff), Z11
-// (0x70000000), Z12 (0x8000). Uses Z1..Z3, K1.
+// F16512(off, off2) decodes the 16 F16 values at off(SI) (Z0 their words)
+// and stores them at off2(DI), off2 = 2·off. Needs Z8 (0x7fff), Z9 (2¹¹²),
+// Z10 (0x0f7fffff), Z11 (0x70000000), Z12 (0x8000). Uses Z1..Z3, K1.
 #define F16512(off, off2) \
 	VPMOVZXWD off(SI), Z0; \
 	VPANDD    Z8, Z0, Z1; \
@@ -164,12 +169,7 @@ TEXT ·decodeBF16FiniteAVX512(SB), NOSPLIT, $0-25
 	JZ           bff512done
 
 bff512loop:
-	VPMOVZXWD (SI), Z0
-	VPMOVZXWD 32(SI), Z1
-	VPSLLD    $16, Z0, Z0
-	VPSLLD    $16, Z1, Z1
-	VMOVUPS   Z0, (DI)
-	VMOVUPS   Z1, 64(DI)
+	BF16X32
 	VPANDD    Z8, Z0, Z2
 	VPANDD    Z8, Z1, Z3
 	VPMAXUD   Z2, Z4, Z4
