@@ -264,13 +264,12 @@ const maxStackRank = 64
 // adapter: A and Bᵀ come from memory once for the group, from the caches for
 // its other rows.
 func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
-	i := slices.Index(a.lins, lin)
-	if i < 0 || n == 0 {
+	if n == 0 {
 		return nil
 	}
-	t := &a.terms[i]
-	if a.mem.Freed() {
-		return fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+	t, err := a.at(lin)
+	if t == nil {
+		return err
 	}
 	if lin.In != t.in || lin.Out != t.out || len(x) < n*t.in || len(y) < n*t.out {
 		return fmt.Errorf("serve: adapter %q at %s: shapes disagree (layer [%d %d], pair [%d %d], %d rows, x %d, y %d)",
@@ -317,14 +316,24 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // Batch checks the
 // matrices' lengths against the layer's shape.
 func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
+	t, err := a.at(lin)
+	if t == nil {
+		return infer.LowRank{}, err
+	}
+	return t.LowRank, nil
+}
+
+// at returns the adapter's term at lin: nil and no error when it has none
+// there, nil and an error wrapping ErrReleased when its memory is gone.
+func (a *Adapter) at(lin *model.Linear) (*term, error) {
 	i := slices.Index(a.lins, lin)
 	if i < 0 {
-		return infer.LowRank{}, nil
+		return nil, nil
 	}
 	if a.mem.Freed() {
-		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+		return nil, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
 	}
-	return a.terms[i].LowRank, nil
+	return &a.terms[i], nil
 }
 
 // expanded holds float32 copies of half-precision matrices for AddDelta's
