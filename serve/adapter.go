@@ -55,14 +55,13 @@ func ParsePrecision(s string) (Precision, error) {
 // released. An Adapter used after that refuses with ErrReleased.
 type Adapter struct {
 	name    string
-	version string                 // from a VersionedSource
-	terms   map[*model.Linear]term // by value
-	// lins and lrs are terms again, for LowRank: the layers in a contiguous
-	// array that a scan reads with loads that do not wait on each other (a
-	// map's lookup waits on its control word, then its slot, each a cache
-	// miss in a mixed batch), and each layer's term at the same index.
+	version string // from a VersionedSource
+	// lins are the layers the adapter has a term for, and terms[i] is
+	// lins[i]'s: a contiguous array that a scan reads with loads that do
+	// not wait on each other (a map's lookup waits on its control word,
+	// then its slot, each a cache miss in a mixed batch).
 	lins  []*model.Linear
-	lrs   []infer.LowRank
+	terms []term
 	bytes int64
 	mem   *hugemem.Arena // the matrices of terms
 }
@@ -179,7 +178,7 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
-	ad := &Adapter{name: name, terms: make(map[*model.Linear]term, len(shapes)), mem: mem}
+	ad := &Adapter{name: name, lins: make([]*model.Linear, 0, len(shapes)), terms: make([]term, 0, len(shapes)), mem: mem}
 	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err
@@ -234,8 +233,7 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 				}
 			}
 		}
-		ad.terms[byName[p.module]] = t
-		ad.lins, ad.lrs = append(ad.lins, byName[p.module]), append(ad.lrs, t.LowRank)
+		ad.lins, ad.terms = append(ad.lins, byName[p.module]), append(ad.terms, t)
 	}
 	return nil
 }
@@ -266,12 +264,12 @@ const maxStackRank = 64
 // adapter: A and Bᵀ come from memory once for the group, from the caches for
 // its other rows.
 func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
-	t, ok := a.terms[lin]
-	if !ok || n == 0 {
+	if n == 0 {
 		return nil
 	}
-	if a.mem.Freed() {
-		return fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+	t, err := a.at(lin)
+	if t == nil {
+		return err
 	}
 	if lin.In != t.in || lin.Out != t.out || len(x) < n*t.in || len(y) < n*t.out {
 		return fmt.Errorf("serve: adapter %q at %s: shapes disagree (layer [%d %d], pair [%d %d], %d rows, x %d, y %d)",
@@ -318,14 +316,24 @@ func (a *Adapter) AddDelta(lin *model.Linear, y, x []float32, n int) error {
 // Batch checks the
 // matrices' lengths against the layer's shape.
 func (a *Adapter) LowRank(lin *model.Linear) (infer.LowRank, error) {
+	t, err := a.at(lin)
+	if t == nil {
+		return infer.LowRank{}, err
+	}
+	return t.LowRank, nil
+}
+
+// at returns the adapter's term at lin: nil and no error when it has none
+// there, nil and an error wrapping ErrReleased when its memory is gone.
+func (a *Adapter) at(lin *model.Linear) (*term, error) {
 	i := slices.Index(a.lins, lin)
 	if i < 0 {
-		return infer.LowRank{}, nil
+		return nil, nil
 	}
 	if a.mem.Freed() {
-		return infer.LowRank{}, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
+		return nil, fmt.Errorf("%w: %q at %s", ErrReleased, a.name, lin.Name)
 	}
-	return a.lrs[i], nil
+	return &a.terms[i], nil
 }
 
 // expanded holds float32 copies of half-precision matrices for AddDelta's

@@ -158,14 +158,12 @@ type seq struct {
 	submit   time.Time
 
 	kv       Sequence
-	buf      *requestBuffers // holds logits and sampler
+	buf      *requestBuffers // its logits and sampler, from admission to finish
 	fed      int             // prompt tokens run
 	chunk    int             // prompt tokens in the step being planned
 	token    [1]int          // the row of a decode step
 	next     int             // token to run next once the prompt is done, −1 before
-	logits   []float32
 	sampling infer.SamplerOptions
-	sampler  *infer.Sampler
 	dec      *tokenizer.StreamDecoder
 	out      infer.StopText
 	produced int
@@ -521,8 +519,7 @@ func (e *Engine) admit() {
 		if s.buf == nil {
 			s.buf = &requestBuffers{logits: make([]float32, e.m.Weights().Config.VocabSize)}
 		}
-		s.logits, s.sampler = s.buf.logits, &s.buf.sampler
-		if err := s.sampler.Reset(s.sampling); err != nil {
+		if err := s.buf.sampler.Reset(s.sampling); err != nil {
 			e.finish(s, "", err) // Submit checked the options
 			continue
 		}
@@ -567,12 +564,12 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 		if s.next >= 0 {
 			s.token[0] = s.next
 			r.Tokens = s.token[:]
-			r.Logits = s.logits
+			r.Logits = s.buf.logits
 		} else {
 			r.Tokens = s.req.Prompt[s.fed : s.fed+s.chunk]
 			s.fed += s.chunk
 			if s.fed == len(s.req.Prompt) {
-				r.Logits = s.logits
+				r.Logits = s.buf.logits
 			}
 		}
 		rows = append(rows, r)
@@ -583,7 +580,7 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 // emit samples the next token of s from its logits and streams its text,
 // ending the request at EOS, a stop string or its token limit.
 func (e *Engine) emit(s *seq) {
-	id, err := s.sampler.Sample(s.logits)
+	id, err := s.buf.sampler.Sample(s.buf.logits)
 	if err != nil {
 		e.finish(s, "", fmt.Errorf("serve: position %d: %w", s.kv.Pos(), err))
 		return
@@ -634,7 +631,7 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 		if len(e.freeBuffers) < e.opts.MaxRunning {
 			e.freeBuffers = append(e.freeBuffers, weak.Make(s.buf))
 		}
-		s.buf, s.logits, s.sampler = nil, nil, nil
+		s.buf = nil
 	}
 	s.release()
 	res := &s.stream.result

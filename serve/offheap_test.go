@@ -268,9 +268,12 @@ func TestDirDecodesIntoPlace(t *testing.T) {
 			if got.Bytes() != want.Bytes() || len(got.terms) != len(want.terms) {
 				t.Fatalf("%s, chunk %d: %d bytes in %d terms, want %d in %d", prec, n, got.Bytes(), len(got.terms), want.Bytes(), len(want.terms))
 			}
-			for lin, w := range want.terms {
-				g, ok := got.terms[lin]
-				if !ok || !slices.Equal(g.A, w.A) || !slices.Equal(g.BT, w.BT) || !slices.Equal(g.A16, w.A16) || !slices.Equal(g.BT16, w.BT16) || g.Scale != w.Scale {
+			for i, lin := range want.lins {
+				w, j := want.terms[i], slices.Index(got.lins, lin)
+				if j < 0 {
+					t.Fatalf("%s, chunk %d: %s missing from the adapter prepared from lora.Load", prec, n, lin.Name)
+				}
+				if g := got.terms[j]; !slices.Equal(g.A, w.A) || !slices.Equal(g.BT, w.BT) || !slices.Equal(g.A16, w.A16) || !slices.Equal(g.BT16, w.BT16) || g.Scale != w.Scale {
 					t.Fatalf("%s, chunk %d: %s differs from the adapter prepared from lora.Load", prec, n, lin.Name)
 				}
 			}
