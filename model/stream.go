@@ -12,6 +12,7 @@ import (
 
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/hugemem"
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
 )
@@ -180,7 +181,7 @@ func (s *streamQuantizer) run(job quantizeJob, w []float32) error {
 	}
 	lin := job.lin
 	if !finite {
-		if i := firstNonFinite(w); i >= 0 {
+		if i := kernels.FirstNonFinite(w); i >= 0 {
 			return fmt.Errorf("model: %s: tensor %s.weight element %d is %v: the weights hold non-finite values", job.where, lin.Name, i, w[i])
 		}
 	}
@@ -240,21 +241,7 @@ func (s *streamQuantizer) wait() error {
 	return s.err
 }
 
-// firstNonFinite returns the index of the first NaN or ±Inf in w, or -1. It
-// tests the exponent bits (all ones for both) rather than converting to
-// float64 for math.IsNaN and math.IsInf, which a profile of a 1B-parameter
-// load showed costing a quarter of the quantization time.
-func firstNonFinite(w []float32) int {
-	const exponent = 0x7f800000
-	for i, x := range w {
-		if math.Float32bits(x)&exponent == exponent {
-			return i
-		}
-	}
-	return -1
-}
-
-// firstNonFiniteParallel is firstNonFinite split across the CPUs when w is
+// firstNonFiniteParallel is kernels.FirstNonFinite split across the CPUs when w is
 // large (an embedding matrix).
 func firstNonFiniteParallel(w []float32) int {
 	var mu sync.Mutex
@@ -263,7 +250,7 @@ func firstNonFiniteParallel(w []float32) int {
 		if allFinite(w[lo:hi]) {
 			return
 		}
-		if i := firstNonFinite(w[lo:hi]); i >= 0 {
+		if i := kernels.FirstNonFinite(w[lo:hi]); i >= 0 {
 			mu.Lock()
 			if bad < 0 || lo+i < bad {
 				bad = lo + i

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
@@ -125,8 +126,8 @@ func TestAllFinite(t *testing.T) {
 				for _, v := range specials {
 					saved := w[pos]
 					w[pos] = v
-					require.Equalf(t, firstNonFinite(w) < 0, allFinite(w), "len %d, %v at %d", len(w), v, pos)
-					require.Equal(t, firstNonFinite(w), firstNonFiniteParallel(w))
+					require.Equalf(t, kernels.FirstNonFinite(w) < 0, allFinite(w), "len %d, %v at %d", len(w), v, pos)
+					require.Equal(t, kernels.FirstNonFinite(w), firstNonFiniteParallel(w))
 					w[pos] = saved
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 )
 
@@ -83,16 +84,6 @@ func absmaxBits(x []float32) uint32 {
 	return m
 }
 
-// firstNonFinite returns the index in x of the first NaN or ±Inf, or -1.
-func firstNonFinite(x []float32) int {
-	for i, v := range x {
-		if math.Float32bits(v)&^(1<<31) >= nonFiniteBits {
-			return i
-		}
-	}
-	return -1
-}
-
 // encodeBlockScalar writes the codes of one block x (starting at an even
 // element, so at a byte boundary) into packed, given its absmax bits.
 func encodeBlockScalar(packed []byte, x []float32, absmax float32) {
@@ -123,7 +114,7 @@ func quantizeBlocksScalar(packed []byte, absmax []float32, w []float32, blockSiz
 		hi := min(lo+blockSize, len(w))
 		m := absmaxBits(w[lo:hi])
 		if m >= nonFiniteBits {
-			return lo + firstNonFinite(w[lo:hi])
+			return lo + kernels.FirstNonFinite(w[lo:hi])
 		}
 		absmax[b] = math.Float32frombits(m)
 		encodeBlockScalar(packed[lo/2:], w[lo:hi], absmax[b])

@@ -1,6 +1,9 @@
 package nf4
 
-import "github.com/golora/golora/internal/cpu"
+import (
+	"github.com/golora/golora/internal/cpu"
+	"github.com/golora/golora/internal/kernels"
+)
 
 // The quantization kernels (quantize_amd64.s) encode whole blocks, 32
 // weights per step: block sizes are multiples of 32. A partial last block
@@ -58,7 +61,7 @@ func quantizeBlocksRangeAt(l cpu.Level, packed []byte, absmax []float32, w []flo
 		}
 		if done < n {
 			bad := (b0 + done) * blockSize
-			return bad + firstNonFinite(w[bad:bad+blockSize])
+			return bad + kernels.FirstNonFinite(w[bad:bad+blockSize])
 		}
 	}
 	if tail := whole * blockSize; tail < len(w) {

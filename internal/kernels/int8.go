@@ -37,7 +37,7 @@ func QuantizeInt8(w []float32, rows, cols int) (*Int8Matrix, error) {
 	m := &Int8Matrix{Rows: rows, Cols: cols, Codes: make([]int8, len(w)), Scales: make([]float32, len(w)/Int8Block)}
 	for b := range m.Scales {
 		blk := w[b*Int8Block : (b+1)*Int8Block]
-		if k := firstNonFinite(blk); k >= 0 {
+		if k := FirstNonFinite(blk); k >= 0 {
 			i := b*Int8Block + k
 			return nil, fmt.Errorf("kernels: QuantizeInt8: value %v at row %d, column %d is not finite", blk[k], i/cols, i%cols)
 		}
@@ -46,8 +46,12 @@ func QuantizeInt8(w []float32, rows, cols int) (*Int8Matrix, error) {
 	return m, nil
 }
 
-// firstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
-func firstNonFinite(x []float32) int {
+// FirstNonFinite returns the index of the first NaN or ±Inf in x, or −1.
+// It tests the bits rather than converting to float64 for math.IsNaN and
+// math.IsInf, which a profile of a 1B-parameter load showed costing a
+// quarter of the quantization time. The loaders, nf4 and the int8
+// quantizer share it.
+func FirstNonFinite(x []float32) int {
 	for i, v := range x {
 		if math.Float32bits(v)&^(1<<31) >= 0x7f800000 {
 			return i
