@@ -232,9 +232,11 @@ func (m *Matrix) mulVecInt8Scalar(y []float32, x *Int8Vector, absmax []float32, 
 		codes := m.packed[r*m.cols/2 : (r+1)*m.cols/2]
 		for t := range steps {
 			b := (r*m.cols + t*int8Step) / m.blockSize
-			w := m.scale(b)
+			var w float32
 			if absmax != nil {
 				w = absmax[b]
+			} else {
+				w = m.scale(b)
 			}
 			int8StepScalar(&acc, (*[int8Step / 2]byte)(codes[t*int8Step/2:]), x, t, w)
 		}

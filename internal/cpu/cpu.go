@@ -82,15 +82,12 @@ func capped(supported Level, env string) Level {
 	return want
 }
 
-// vnni and vbmi are computed once, like best.
-var vnni, vbmi = cpu.X86.HasAVX512VNNI, cpu.X86.HasAVX512VBMI
-
 // HasAVX512VNNI reports whether the CPU has AVX-512 VNNI (VPDPBUSD, integer
 // dot products of bytes). It says nothing about the level: kernels that use
 // it check Best() ≥ AVX512 too, so GOLORA_KERNELS still caps them.
-func HasAVX512VNNI() bool { return vnni }
+func HasAVX512VNNI() bool { return cpu.X86.HasAVX512VNNI }
 
 // HasAVX512VBMI reports whether the CPU has AVX-512 VBMI (VPERMB, byte
 // permutes across a whole register). Like HasAVX512VNNI, it says nothing
 // about the level.
-func HasAVX512VBMI() bool { return vbmi }
+func HasAVX512VBMI() bool { return cpu.X86.HasAVX512VBMI }
