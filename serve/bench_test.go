@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,8 +98,20 @@ func runWave(tb testing.TB, e *Engine, adapters []string, maxTokens int) (int, [
 // concurrent streams on a stories15M-shaped NF4 base: every stream on a
 // different adapter (mixed), all on one adapter (single), no adapter (base);
 // and the same 32 requests run one at a time (sequential). Adapters are
-// rank 8 on every block linear, cached before timing. Metrics: tokens/s of
-// generated tokens, and time to first token p50/p99 in ms.
+// rank 8 on every block linear, cached before timing. Each request has a
+// 6-token prompt and generates 32 tokens (greedy). Metrics:
+//   - tokens/s: generated tokens over the wall time of the waves, end to
+//     end (prefill, scheduling and the waits between waves included), and
+//     tokens/cpu-s the same over the process's CPU time;
+//   - decode-tokens/s: the decode phase alone. Its tokens are those each
+//     request generates after its first one; its time is the wall time
+//     during which at least one request is decoding, from the moment a
+//     request's first token is sampled to the end of the request. The
+//     prefill that produces a request's first token is left out when no
+//     other request is decoding meanwhile (the sequential runs, and the
+//     first step of a 32-stream wave, which prefills all its prompts), as
+//     are the burst wait and the idle time between waves;
+//   - steps/wave, and time to first token p50/p99 in ms.
 func BenchmarkServeAdapters(b *testing.B) {
 	base := randomNF4Base(b)
 	const streams, maxTokens = 32, 32
@@ -132,7 +143,7 @@ func BenchmarkServeAdapters(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				steps := &stepCounter{}
+				steps := &waveObserver{}
 				e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: tc.running, Observer: steps})
 				if err != nil {
 					b.Fatal(err)
@@ -140,7 +151,7 @@ func BenchmarkServeAdapters(b *testing.B) {
 				defer e.Shutdown(context.Background())
 				tokens := 0
 				var ttft []time.Duration
-				steps.n.Store(0)
+				steps.reset()
 				start, cpu0 := time.Now(), cpuTime()
 				for b.Loop() {
 					n, t := runWave(b, e, tc.adapters, maxTokens)
@@ -151,9 +162,11 @@ func BenchmarkServeAdapters(b *testing.B) {
 				// The machine is shared: CPU time per token is steadier than
 				// wall time when other processes take the cores.
 				b.ReportMetric(float64(tokens)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
+				decodeTokens, decodeTime := steps.decode()
+				b.ReportMetric(float64(decodeTokens)/decodeTime.Seconds(), "decode-tokens/s")
 				// A wave of 32 requests of 32 tokens takes 32 steps at best:
 				// more says that the burst was split.
-				b.ReportMetric(float64(steps.n.Load())/float64(b.N), "steps/wave")
+				b.ReportMetric(float64(steps.steps())/float64(b.N), "steps/wave")
 				slices.Sort(ttft)
 				b.ReportMetric(float64(ttft[len(ttft)/2].Microseconds())/1e3, "ttft-p50-ms")
 				b.ReportMetric(float64(ttft[len(ttft)*99/100].Microseconds())/1e3, "ttft-p99-ms")
@@ -162,13 +175,75 @@ func BenchmarkServeAdapters(b *testing.B) {
 	}
 }
 
-// stepCounter is an Observer that counts the engine's steps.
-type stepCounter struct{ n atomic.Int64 }
+// waveObserver is an Observer that counts the engine's steps and measures
+// its decode phase: the requests that have had their first token and have
+// not ended, the wall time during which there is at least one, and the
+// tokens they generate after their first. The engine calls it from its
+// goroutine; the benchmark reads it between waves.
+type waveObserver struct {
+	mu           sync.Mutex
+	nSteps       int
+	decoding     int           // requests between their first token and their end
+	since        time.Time     // when decoding last became non-zero
+	decodeTime   time.Duration // closed periods with decoding > 0
+	decodeTokens int
+}
 
-func (c *stepCounter) Step(int, int, time.Duration)                       { c.n.Add(1) }
-func (c *stepCounter) Admitted(time.Duration)                             {}
-func (c *stepCounter) FirstToken(time.Duration)                           {}
-func (c *stepCounter) Finished(string, int, int, infer.StopReason, error) {}
+func (o *waveObserver) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.nSteps, o.decoding, o.decodeTime, o.decodeTokens = 0, 0, 0, 0
+}
+
+// steps returns the steps run since reset.
+func (o *waveObserver) steps() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.nSteps
+}
+
+// decode returns the tokens generated after each request's first and the
+// wall time with at least one request decoding, since reset.
+func (o *waveObserver) decode() (int, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := o.decodeTime
+	if o.decoding > 0 {
+		d += time.Since(o.since)
+	}
+	return o.decodeTokens, d
+}
+
+func (o *waveObserver) Step(int, int, time.Duration) {
+	o.mu.Lock()
+	o.nSteps++
+	o.mu.Unlock()
+}
+
+func (o *waveObserver) Admitted(time.Duration) {}
+
+func (o *waveObserver) FirstToken(time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.decoding == 0 {
+		o.since = time.Now()
+	}
+	o.decoding++
+}
+
+func (o *waveObserver) Finished(_ string, _, completion int, _ infer.StopReason, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil || o.decoding == 0 {
+		// A failed request may have ended before its first token; the
+		// benchmark fails on it anyway.
+		return
+	}
+	o.decodeTokens += max(0, completion-1)
+	if o.decoding--; o.decoding == 0 {
+		o.decodeTime += time.Since(o.since)
+	}
+}
 
 // BenchmarkAdapterColdLoad measures loading adapters from disk into the
 // store (read, check against the base, prepare): each iteration loads a
