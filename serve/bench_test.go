@@ -183,6 +183,76 @@ func BenchmarkServeAdapters(b *testing.B) {
 	}
 }
 
+// BenchmarkContinuousBatching measures what continuous batching buys on the
+// workload of BenchmarkServeAdapters/f32/single and sequential-single, the
+// two run by turns so that both see the same load of a shared machine:
+// each iteration runs one wave of 32 concurrent requests on one engine,
+// then two of the same requests one at a time on another (MaxRunning 1).
+// The turns are short enough (a few hundred ms) that neither engine goes
+// idle for idleTrimDelay and frees its caches between its turns: both run
+// warm, as in BenchmarkServeAdapters. Metrics: tokens/s and decode-tokens/s
+// of each (as BenchmarkServeAdapters defines them), and their ratios,
+// concurrent over one at a time.
+func BenchmarkContinuousBatching(b *testing.B) {
+	base := randomNF4Base(b)
+	const streams, maxTokens = 32, 32
+	store := NewStore(memSource{base: base, count: 1}, base, StoreOptions{})
+	if err := store.Pin(context.Background(), "a0"); err != nil {
+		b.Fatal(err)
+	}
+	adapters := slices.Repeat([]string{"a0"}, streams)
+	type side struct {
+		e      *Engine
+		obs    *waveObserver
+		tokens int
+		wall   time.Duration
+	}
+	var sides [2]side // concurrent, one at a time
+	for i, running := range []int{streams, 1} {
+		m, err := NewBatchedModel(base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		obs := &waveObserver{}
+		e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: running, Observer: obs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Shutdown(context.Background())
+		sides[i] = side{e: e, obs: obs}
+	}
+	turn := func(s *side, requests int) {
+		start := time.Now()
+		n, _ := runWave(b, s.e, adapters[:requests], maxTokens)
+		s.wall += time.Since(start)
+		s.tokens += n
+	}
+	const oneAtATime = 2 // requests per turn
+	// A first turn each, untimed, grows the caches and scratch.
+	turn(&sides[0], streams)
+	turn(&sides[1], oneAtATime)
+	for i := range sides {
+		sides[i].obs.reset()
+		sides[i].tokens, sides[i].wall = 0, 0
+	}
+	for b.Loop() {
+		turn(&sides[0], streams)
+		turn(&sides[1], oneAtATime)
+	}
+	var rate, decodeRate [2]float64
+	for i, s := range sides {
+		rate[i] = float64(s.tokens) / s.wall.Seconds()
+		tokens, d := s.obs.decode()
+		decodeRate[i] = float64(tokens) / d.Seconds()
+	}
+	b.ReportMetric(rate[0], "concurrent-tokens/s")
+	b.ReportMetric(rate[1], "one-at-a-time-tokens/s")
+	b.ReportMetric(rate[0]/rate[1], "ratio")
+	b.ReportMetric(decodeRate[0], "concurrent-decode-tokens/s")
+	b.ReportMetric(decodeRate[1], "one-at-a-time-decode-tokens/s")
+	b.ReportMetric(decodeRate[0]/decodeRate[1], "decode-ratio")
+}
+
 // BenchmarkServeSampling measures what sampling at a temperature costs a
 // server: 32 concurrent streams on the stories15M-shaped NF4 base, no
 // adapter, 32 tokens each, greedy against temperature 1 with top-p 0.95
