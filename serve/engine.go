@@ -146,7 +146,7 @@ type Engine struct {
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
-	drawing     []*seq // touched only by the loop: the requests draw spreads
+	drawing     []*seq // touched only by the loop: the draws at a temperature of a step (draw)
 }
 
 // seq is the engine's state of one request.
