@@ -188,9 +188,11 @@ func BenchmarkServeAdapters(b *testing.B) {
 // two run by turns so that both see the same load of a shared machine:
 // each iteration runs one wave of 32 concurrent requests on one engine,
 // then two of the same requests one at a time on another (MaxRunning 1).
-// The turns are short enough (a few hundred ms) that neither engine goes
-// idle for idleTrimDelay and frees its caches between its turns: both run
-// warm, as in BenchmarkServeAdapters. Metrics: tokens/s and decode-tokens/s
+// The turns are short (about 250 and 80 ms on an idle machine), so that
+// neither engine goes idle for idleTrimDelay and frees its caches between
+// its turns: both run warm, as in BenchmarkServeAdapters (on a machine so
+// loaded that a turn takes over half a second, the one-at-a-time engine
+// regrows one cache and one logits buffer after the other's turn). Metrics: tokens/s and decode-tokens/s
 // of each (as BenchmarkServeAdapters defines them), and their ratios,
 // concurrent over one at a time.
 func BenchmarkContinuousBatching(b *testing.B) {
