@@ -82,12 +82,27 @@ type Request struct {
 	// Stop ends the generation at the first of these strings, which is
 	// left out of the text.
 	Stop []string
+	// Logprobs asks for the log-probability of each generated token
+	// (TokenLogprob), PromptLogprobs for that of each prompt token after
+	// the first (scoring the prompt: its logits at every position are
+	// computed, which a request without it does not pay for); both with
+	// the TopLogprobs most likely tokens at each position, at most
+	// MaxTopLogprobs.
+	Logprobs, PromptLogprobs bool
+	TopLogprobs              int
 }
 
 // Chunk is a piece of generated text as it is streamed.
 type Chunk struct {
 	Text   string
 	Tokens int // tokens generated so far
+	// Logprobs holds, if the request asked, the generated tokens since the
+	// last chunk: a token's text may come in a later chunk (an incomplete
+	// UTF-8 character, a possible stop string), or in none (a stop string).
+	Logprobs []TokenLogprob
+	// PromptLogprobs holds, in a chunk of its own sent before the first
+	// token's, the prompt's logprobs if the request asked.
+	PromptLogprobs []TokenLogprob
 }
 
 // Result is the outcome of a request.
@@ -99,6 +114,11 @@ type Result struct {
 	Err              error            // why the request failed (its context's error when cancelled)
 	Queued           time.Duration    // from Submit to entering the batch
 	FirstToken       time.Duration    // from Submit to the first token
+	// Logprobs holds, if the request asked, one entry per generated token
+	// (CompletionTokens; an EOS that ends the text is not one),
+	// PromptLogprobs one per prompt token but the first, which nothing
+	// predicts.
+	Logprobs, PromptLogprobs []TokenLogprob
 }
 
 // Stream delivers a request's text as it is generated.
@@ -167,6 +187,12 @@ type seq struct {
 	dec      *tokenizer.StreamDecoder
 	out      infer.StopText
 	produced int
+
+	// Only for requests that ask for logprobs: the prompt chunk's logits at
+	// every token, the logprobs so far and those not yet in a chunk.
+	all            []float32
+	lps, promptLPs []TokenLogprob
+	unsent         int // entries at the end of lps not yet in a chunk
 }
 
 // NewEngine starts an engine running m, with adapters from store (nil when
@@ -244,7 +270,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		}
 		s.adapter = s.handle.Adapter()
 	}
-	ch := make(chan Chunk, maxLen-len(req.Prompt)+1)
+	// A chunk per generated token at most, the last text and the prompt's
+	// logprobs.
+	ch := make(chan Chunk, maxLen-len(req.Prompt)+2)
 	s.stream = &Stream{C: ch, c: ch, done: make(chan struct{})}
 	if s.handle != nil {
 		s.stream.AdapterVersion = s.handle.Adapter().Version()
@@ -291,6 +319,9 @@ func (e *Engine) check(req *Request) (int, error) {
 		if s == "" {
 			return 0, invalid("stop string %d is empty", i)
 		}
+	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return 0, invalid("top logprobs %d must be in [0, %d]", req.TopLogprobs, MaxTopLogprobs)
 	}
 	if req.MaxTokens == 0 || len(req.Prompt)+req.MaxTokens > limit {
 		req.MaxTokens = limit - len(req.Prompt)
@@ -403,6 +434,9 @@ func (e *Engine) loop() {
 			continue
 		}
 		for i, s := range owners {
+			if rows[i].AllLogits != nil {
+				e.scorePrompt(s, len(rows[i].Tokens))
+			}
 			if rows[i].Logits != nil {
 				e.emit(s)
 			}
@@ -571,6 +605,9 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 			if s.fed == len(s.req.Prompt) {
 				r.Logits = s.buf.logits
 			}
+			if s.req.PromptLogprobs {
+				r.AllLogits = s.allLogits(len(r.Tokens) * e.m.Weights().Config.VocabSize)
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -598,9 +635,13 @@ func (e *Engine) emit(s *seq) {
 		return
 	}
 	s.produced++
+	if s.req.Logprobs {
+		s.lps = append(s.lps, tokenLogprob(s.buf.logits, id, s.req.TopLogprobs))
+		s.unsent++
+	}
 	text, stopped := s.out.Add(s.dec.Next(id))
 	if text != "" {
-		s.stream.c <- Chunk{Text: text, Tokens: s.produced}
+		s.stream.c <- Chunk{Text: text, Tokens: s.produced, Logprobs: s.takeUnsent()}
 	}
 	switch {
 	case stopped:
@@ -615,13 +656,16 @@ func (e *Engine) emit(s *seq) {
 // finish ends s with reason or err, frees its KV cache and adapter reference
 // and closes its stream.
 func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
-	if err == nil && reason != infer.StopString {
-		if s.dec != nil {
-			if rest := s.out.Flush(s.dec.Flush()); rest != "" {
-				s.stream.c <- Chunk{Text: rest, Tokens: s.produced}
-			}
+	if err == nil {
+		rest := ""
+		if reason != infer.StopString && s.dec != nil {
+			rest = s.out.Flush(s.dec.Flush())
+		}
+		if rest != "" || s.unsent > 0 {
+			s.stream.c <- Chunk{Text: rest, Tokens: s.produced, Logprobs: s.takeUnsent()}
 		}
 	}
+	s.all = nil
 	if s.kv != nil {
 		s.kv.Close()
 		s.kv = nil
@@ -639,6 +683,7 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 	res.PromptTokens = len(s.req.Prompt)
 	res.CompletionTokens = s.produced
 	res.Reason, res.Err = reason, err
+	res.Logprobs, res.PromptLogprobs = s.lps, s.promptLPs
 	if e.obs != nil {
 		e.obs.Finished(s.req.Adapter, res.PromptTokens, res.CompletionTokens, reason, err)
 	}
@@ -653,4 +698,43 @@ func (s *seq) release() {
 	if s.stopWake != nil {
 		s.stopWake()
 	}
+}
+
+// allLogits returns s's buffer for a prompt chunk's logits at every token,
+// n values.
+func (s *seq) allLogits(n int) []float32 {
+	if cap(s.all) < n {
+		s.all = make([]float32, n)
+	}
+	s.all = s.all[:n]
+	return s.all
+}
+
+// scorePrompt adds the logprobs of the prompt tokens that the chunk of n
+// tokens just run predicts (each token's logits predict the next one), and
+// once the prompt is done sends them all in a chunk.
+func (e *Engine) scorePrompt(s *seq, n int) {
+	vocab := e.m.Weights().Config.VocabSize
+	start := s.fed - n
+	for t := range n {
+		next := start + t + 1
+		if next == len(s.req.Prompt) {
+			break
+		}
+		s.promptLPs = append(s.promptLPs, tokenLogprob(s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs))
+	}
+	if s.fed == len(s.req.Prompt) {
+		s.all = nil
+		s.stream.c <- Chunk{PromptLogprobs: s.promptLPs}
+	}
+}
+
+// takeUnsent returns the logprobs not yet sent in a chunk.
+func (s *seq) takeUnsent() []TokenLogprob {
+	if s.unsent == 0 {
+		return nil
+	}
+	lps := s.lps[len(s.lps)-s.unsent:]
+	s.unsent = 0
+	return lps[:len(lps):len(lps)]
 }
