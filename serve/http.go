@@ -605,25 +605,28 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 			send(chunk(i, echo, nil, nil, false))
 		}
 	}
-	// The choices' chunks, merged in the order they come.
+	// The choices' chunks, merged in the order they come. Every stream
+	// ends (its context's end ends it), so the loop below gets every done;
+	// quit frees the forwarders when run returns before.
 	type event struct {
 		i    int
 		c    Chunk
 		done bool
 	}
-	events := make(chan event)
+	events, quit := make(chan event), make(chan struct{})
+	defer close(quit)
 	for i, stream := range streams {
 		go func() {
 			for c := range stream.C {
 				select {
 				case events <- event{i: i, c: c}:
-				case <-ctx.Done():
+				case <-quit:
 					return
 				}
 			}
 			select {
 			case events <- event{i: i, done: true}:
-			case <-ctx.Done():
+			case <-quit:
 			}
 		}()
 	}

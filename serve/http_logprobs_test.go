@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 
@@ -384,4 +385,32 @@ func TestServerRefusesBadLogprobsAndChoices(t *testing.T) {
 		t.Errorf("n = 5 over MaxConcurrent 4: %v, want 400 naming n", err)
 	}
 	s.release(3)
+}
+
+// TestStreamedChoicesEndWhenClientLeaves cancels a streamed request of 3
+// choices after its first chunk: the handler must return (its places in
+// MaxConcurrent freed), not wait for choices whose forwarding has stopped.
+func TestStreamedChoicesEndWhenClientLeaves(t *testing.T) {
+	e, _ := newTestEngine(t, 0, nil, EngineOptions{})
+	s := NewServer(e, ServerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// Not closed on failure: Close would wait for the handler that hangs.
+	srv := httptest.NewServer(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	params := openai.CompletionNewParams{Model: "base", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once")},
+		MaxTokens: openai.Int(200), N: openai.Int(3), Logprobs: openai.Int(2), Temperature: openai.Float(1)}
+	stream := client(srv, "").Completions.NewStreaming(ctx, params)
+	if !stream.Next() {
+		t.Fatal(stream.Err())
+	}
+	cancel()
+	for stream.Next() {
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.sem) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d places still taken 10 s after the client left", len(s.sem))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Close()
 }
