@@ -70,6 +70,33 @@ const AdapterVersionHeader = "Golora-Adapter-Version"
 //	POST /v1/adapters/{name}/load   load or reload an adapter
 //	POST /v1/adapters/{name}/unload drop it from the cache
 //	GET  /metrics, GET /health
+//
+// Completions take, besides the sampling fields (max_tokens, temperature,
+// top_p, seed, stop, stream with stream_options.include_usage):
+//
+//   - prompt (completions): a string, which gets the tokenizer's BOS, or
+//     token ids, run as given; alone or in an array of one.
+//   - n: that many independent completions of the prompt (MaxChoices at
+//     most), each an engine request of its own that counts against
+//     MaxConcurrent and the engine's KV budget; choice i is seeded with
+//     ChoiceSeed(seed, i) and, streamed, its chunks carry its index.
+//     Usage counts the prompt once and every choice's tokens.
+//   - logprobs: on completions the number k of alternatives (0–5): each
+//     generated token's text, logprob, text_offset in the choice's text,
+//     and its top_logprobs, the k most likely tokens and the token itself;
+//     on chat a boolean with top_logprobs k (0–20), OpenAI's
+//     logprobs.content. Logprobs are the log-softmax of the model's
+//     logits, before temperature and top-p (vLLM's default); a token's text
+//     is what it adds after the token before it, so a choice's tokens put
+//     together are its text. They cost nothing unless asked for.
+//   - echo (completions): the prompt is returned before the completion;
+//     with logprobs, with the logprobs of every prompt token (null for the
+//     first, which nothing predicts): the prompt's logits are then computed
+//     at every position (infer.BatchRow.AllLogits). This is how
+//     lm-evaluation-harness scores a text (echo, logprobs 1, max_tokens 1).
+//
+// A field the server does not implement (best_of other than 1, several
+// prompts) is refused with a 400 naming it rather than ignored.
 type Server struct {
 	e    *Engine
 	opts ServerOptions
