@@ -164,6 +164,7 @@ type Engine struct {
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
+	lpScratch   []float32 // touched only by the loop: [VocabSize], for logprobs
 }
 
 // seq is the engine's state of one request.
@@ -486,6 +487,7 @@ func (e *Engine) idle() bool {
 	}
 	clear(e.freeBuffers)
 	e.freeBuffers = e.freeBuffers[:0]
+	e.lpScratch = nil
 	return true
 }
 
@@ -636,7 +638,7 @@ func (e *Engine) emit(s *seq) {
 	}
 	s.produced++
 	if s.req.Logprobs {
-		s.lps = append(s.lps, tokenLogprob(s.buf.logits, id, s.req.TopLogprobs))
+		s.lps = append(s.lps, tokenLogprob(e.scratch(), s.buf.logits, id, s.req.TopLogprobs))
 		s.unsent++
 	}
 	text, stopped := s.out.Add(s.dec.Next(id))
@@ -721,12 +723,20 @@ func (e *Engine) scorePrompt(s *seq, n int) {
 		if next == len(s.req.Prompt) {
 			break
 		}
-		s.promptLPs = append(s.promptLPs, tokenLogprob(s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs))
+		s.promptLPs = append(s.promptLPs, tokenLogprob(e.scratch(), s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs))
 	}
 	if s.fed == len(s.req.Prompt) {
 		s.all = nil
 		s.stream.c <- Chunk{PromptLogprobs: s.promptLPs}
 	}
+}
+
+// scratch returns the loop's scratch for logprobs.
+func (e *Engine) scratch() []float32 {
+	if e.lpScratch == nil {
+		e.lpScratch = make([]float32, e.m.Weights().Config.VocabSize)
+	}
+	return e.lpScratch
 }
 
 // takeUnsent returns the logprobs not yet sent in a chunk.

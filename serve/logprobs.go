@@ -2,10 +2,10 @@ package serve
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 
+	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/model/tokenizer"
 )
 
@@ -35,16 +35,18 @@ type TopLogprob struct {
 }
 
 // tokenLogprob returns the log-probability of token id under logits, and
-// the k most likely tokens. One pass finds the largest logit and the k
-// best (kept sorted by insertion, k being small), a second sums the
-// exponentials, in float64.
-func tokenLogprob(logits []float32, id, k int) TokenLogprob {
+// the k most likely tokens. The log-sum-exp is kernels.CrossEntropy's (SIMD
+// exponentials, summed in float64; scratch holds len(logits) values), a
+// second pass keeps the k best (sorted by insertion, k being small).
+func tokenLogprob(scratch, logits []float32, id, k int) TokenLogprob {
+	lse := kernels.CrossEntropy(scratch, logits, id) + float64(logits[id])
 	top := make([]TopLogprob, 0, k)
-	m := math.Inf(-1)
 	for i, l := range logits {
 		v := float64(l)
-		m = max(m, v)
-		if k == 0 || len(top) == k && v <= top[k-1].Logprob {
+		if k == 0 {
+			break
+		}
+		if len(top) == k && v <= top[k-1].Logprob {
 			continue
 		}
 		j := len(top)
@@ -58,11 +60,6 @@ func tokenLogprob(logits []float32, id, k int) TokenLogprob {
 		}
 		top[j] = TopLogprob{ID: i, Logprob: v}
 	}
-	var sum float64
-	for _, l := range logits {
-		sum += math.Exp(float64(l) - m)
-	}
-	lse := m + math.Log(sum)
 	for i := range top {
 		top[i].Logprob -= lse
 	}

@@ -207,3 +207,72 @@ func TestEngineRefusesTooManyAlternatives(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLogprobs measures what logprobs cost a request that asks, on the
+// stories15M shape (vocabulary 32,000): "token" is one generated token's
+// logprob and 5 alternatives (on the engine's goroutine, per token);
+// "prompt" is a 64-token prompt chunk's step with its logits at every
+// position and the logprobs of its tokens, against "prompt-plain", the same
+// step as a request without logprobs runs it.
+func BenchmarkLogprobs(b *testing.B) {
+	w := randomNF4Base(b)
+	vocab := w.Config.VocabSize
+	b.Run("token", func(b *testing.B) {
+		logits := logitsOf(b, w)
+		scratch := make([]float32, vocab)
+		for b.Loop() {
+			tokenLogprob(scratch, logits, 7, 5)
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/token")
+	})
+	m, err := NewBatchedModel(w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := make([]int, 64)
+	for i := range tokens {
+		tokens[i] = (i*7919 + 1) % vocab
+	}
+	last, all, scratch := make([]float32, vocab), make([]float32, len(tokens)*vocab), make([]float32, vocab)
+	for _, scored := range []bool{false, true} {
+		name := "prompt-plain"
+		if scored {
+			name = "prompt"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				seq, err := m.NewSequence(len(tokens))
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := Row{Seq: seq, Tokens: tokens, Logits: last}
+				if scored {
+					r.AllLogits = all
+				}
+				if err := m.Step([]Row{r}); err != nil {
+					b.Fatal(err)
+				}
+				if scored {
+					for t := range len(tokens) - 1 {
+						tokenLogprob(scratch, all[t*vocab:(t+1)*vocab], tokens[t+1], 5)
+					}
+				}
+				seq.Close()
+			}
+			b.ReportMetric(float64(len(tokens))*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// logitsOf returns the base's logits after BOS.
+func logitsOf(b *testing.B, w *model.Weights) []float32 {
+	g, err := infer.NewGenerator(w, infer.GeneratorOptions{MaxLen: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	logits, err := g.Step(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return slices.Clone(logits)
+}
