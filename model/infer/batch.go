@@ -55,7 +55,7 @@ type batchScratch struct {
 	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-	allLogits                            []float32   // the head's rows of the rows that want AllLogits (batchlogits.go)
+	allLogits                            []float32   // the head's output for AllLogits below panelMinTokens tokens (batchlogits.go)
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its

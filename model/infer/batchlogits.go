@@ -37,6 +37,18 @@ func (b *Batch) allOutputs(rows []BatchRow) error {
 	if err := b.prepare(want, last, m, d, head); err != nil {
 		return err
 	}
+	if m >= panelMinTokens {
+		// The panel kernel writes each token's logits into its row's
+		// AllLogits: no [m, VocabSize] scratch, no copy.
+		ys := b.wantLogits[:0]
+		for _, r := range want {
+			for t := range r.Tokens {
+				ys = append(ys, r.AllLogits[t*vocab:(t+1)*vocab])
+			}
+		}
+		b.wantLogits = ys
+		return b.linearRows(want, ys, last, head)
+	}
 	b.allLogits = grow(b.allLogits, m*vocab)
 	head.y = b.allLogits
 	if err := b.linear(want, last, head); err != nil {
