@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -435,8 +436,8 @@ func (e *Engine) loop() {
 			continue
 		}
 		for i, s := range owners {
-			if rows[i].AllLogits != nil {
-				e.scorePrompt(s, len(rows[i].Tokens))
+			if rows[i].AllLogits != nil && !e.scorePrompt(s, len(rows[i].Tokens)) {
+				continue
 			}
 			if rows[i].Logits != nil {
 				e.emit(s)
@@ -609,6 +610,7 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 			}
 			if s.req.PromptLogprobs {
 				r.AllLogits = s.allLogits(len(r.Tokens) * e.m.Weights().Config.VocabSize)
+				r.AllLogits[0] = float32(math.NaN()) // a Model that does not write AllLogits leaves it
 			}
 		}
 		rows = append(rows, r)
@@ -714,21 +716,35 @@ func (s *seq) allLogits(n int) []float32 {
 
 // scorePrompt adds the logprobs of the prompt tokens that the chunk of n
 // tokens just run predicts (each token's logits predict the next one), and
-// once the prompt is done sends them all in a chunk.
-func (e *Engine) scorePrompt(s *seq, n int) {
+// once the prompt is done sends them all in a chunk. It ends s and reports
+// false if the logits are missing or not finite.
+func (e *Engine) scorePrompt(s *seq, n int) bool {
 	vocab := e.m.Weights().Config.VocabSize
+	if math.IsNaN(float64(s.all[0])) {
+		e.finish(s, "", fmt.Errorf("serve: the model (%T) did not write the logits of every prompt token (Row.AllLogits)", e.m))
+		return false
+	}
 	start := s.fed - n
 	for t := range n {
 		next := start + t + 1
 		if next == len(s.req.Prompt) {
 			break
 		}
-		s.promptLPs = append(s.promptLPs, tokenLogprob(e.scratch(), s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs))
+		lp := tokenLogprob(e.scratch(), s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs)
+		if math.IsNaN(lp.Logprob) {
+			e.finish(s, "", fmt.Errorf("serve: prompt position %d: the logits are not finite", next-1))
+			return false
+		}
+		s.promptLPs = append(s.promptLPs, lp)
 	}
 	if s.fed == len(s.req.Prompt) {
 		s.all = nil
+		if s.promptLPs == nil {
+			s.promptLPs = []TokenLogprob{} // a prompt of one token: the chunk still says the prompt is scored
+		}
 		s.stream.c <- Chunk{PromptLogprobs: s.promptLPs}
 	}
+	return true
 }
 
 // scratch returns the loop's scratch for logprobs.

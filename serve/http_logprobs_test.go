@@ -144,6 +144,41 @@ func TestEchoLogprobsEqualTrainingLoss(t *testing.T) {
 			}
 			checkOffsets(t, c.Text, lp.Tokens, lp.TextOffset)
 			scores = append(scores, lp.TokenLogprobs[1:len(ids)])
+			if p != string(textJSON) {
+				continue
+			}
+
+			// Streamed, the echo and its logprobs come first, then the
+			// token: together the same.
+			stream := client(srv, "").Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+				Model: openai.CompletionNewParamsModel(model), Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(text)},
+				Echo: openai.Bool(true), Logprobs: openai.Int(1), MaxTokens: openai.Int(1), Temperature: openai.Float(0),
+			})
+			var streamed string
+			var tokens []string
+			var logprobs []float64
+			var offsets []int
+			for stream.Next() {
+				for _, ch := range stream.Current().Choices {
+					streamed += ch.Text
+					tokens = append(tokens, ch.Logprobs.Tokens...)
+					logprobs = append(logprobs, ch.Logprobs.TokenLogprobs...)
+					for _, o := range ch.Logprobs.TextOffset {
+						offsets = append(offsets, int(o))
+					}
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if streamed != c.Text || !slices.Equal(tokens, lp.Tokens) || !slices.Equal(offsets, lp.TextOffset) || len(logprobs) != len(lp.TokenLogprobs) {
+				t.Fatalf("%s: streamed %q with %d tokens, whole %q with %d", model, streamed, len(tokens), c.Text, len(lp.Tokens))
+			}
+			for i := 1; i < len(logprobs); i++ {
+				if logprobs[i] != *lp.TokenLogprobs[i] {
+					t.Errorf("%s: token %d: streamed logprob %v, whole %v", model, i, logprobs[i], *lp.TokenLogprobs[i])
+				}
+			}
 		}
 		if !slices.EqualFunc(scores[0], scores[1], func(a, b *float64) bool { return *a == *b }) {
 			t.Errorf("%s: the prompt as text and as token ids score differently", model)

@@ -46,8 +46,8 @@ func tokenLogprob(scratch, logits []float32, id, k int) TokenLogprob {
 		if k == 0 {
 			break
 		}
-		if len(top) == k && v <= top[k-1].Logprob {
-			continue
+		if len(top) == k && v <= top[k-1].Logprob || v != v {
+			continue // not among the k best, or NaN
 		}
 		j := len(top)
 		if j < k {

@@ -276,3 +276,42 @@ func logitsOf(b *testing.B, w *model.Weights) []float32 {
 	}
 	return slices.Clone(logits)
 }
+
+// noAllLogits is a Model that ignores Row.AllLogits.
+type noAllLogits struct{ Model }
+
+func (m noAllLogits) Step(rows []Row) error {
+	rows = slices.Clone(rows)
+	for i := range rows {
+		rows[i].AllLogits = nil
+	}
+	return m.Model.Step(rows)
+}
+
+// TestEnginePromptLogprobsEdges: a prompt of one token is scored with no
+// entries (nothing predicts its only token) but still says so in a chunk;
+// a Model that does not write AllLogits fails the request with an error
+// naming it rather than giving made-up logprobs.
+func TestEnginePromptLogprobsEdges(t *testing.T) {
+	e, _ := newTestEngine(t, 0, nil, EngineOptions{})
+	s, err := e.Submit(context.Background(), Request{Prompt: []int{1}, MaxTokens: 3, Logprobs: true, PromptLogprobs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := false
+	for c := range s.C {
+		scored = scored || c.PromptLogprobs != nil
+	}
+	if res := s.Result(); res.Err != nil || !scored || res.PromptLogprobs == nil || len(res.PromptLogprobs) != 0 || len(res.Logprobs) != res.CompletionTokens {
+		t.Errorf("one-token prompt: error %v, scored chunk %v, %d prompt logprobs", res.Err, scored, len(res.PromptLogprobs))
+	}
+
+	ignoring, _ := newTestEngine(t, 0, func(w *model.Weights) Model { return noAllLogits{batched(t)(w)} }, EngineOptions{})
+	s, err = ignoring.Submit(context.Background(), Request{Prompt: prompt(ignoring, "Once upon a time"), MaxTokens: 3, Logprobs: true, PromptLogprobs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := s.Result(); res.Err == nil || !strings.Contains(res.Err.Error(), "AllLogits") {
+		t.Errorf("a model that ignores AllLogits: error %v", res.Err)
+	}
+}
