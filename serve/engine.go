@@ -91,6 +91,10 @@ type Request struct {
 	// MaxTopLogprobs.
 	Logprobs, PromptLogprobs bool
 	TopLogprobs              int
+	// PromptOnly runs the prompt and generates nothing (MaxTokens is
+	// ignored): scoring a text with PromptLogprobs. The request ends with
+	// StopLength.
+	PromptOnly bool
 }
 
 // Chunk is a piece of generated text as it is streamed.
@@ -324,6 +328,10 @@ func (e *Engine) check(req *Request) (int, error) {
 	}
 	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
 		return 0, invalid("top logprobs %d must be in [0, %d]", req.TopLogprobs, MaxTopLogprobs)
+	}
+	if req.PromptOnly {
+		req.MaxTokens = 0
+		return len(req.Prompt), nil
 	}
 	if req.MaxTokens == 0 || len(req.Prompt)+req.MaxTokens > limit {
 		req.MaxTokens = limit - len(req.Prompt)
@@ -621,6 +629,10 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 // emit samples the next token of s from its logits and streams its text,
 // ending the request at EOS, a stop string or its token limit.
 func (e *Engine) emit(s *seq) {
+	if s.req.PromptOnly {
+		e.finish(s, infer.StopLength, nil)
+		return
+	}
 	id, err := s.buf.sampler.Sample(s.buf.logits)
 	if err != nil {
 		e.finish(s, "", fmt.Errorf("serve: position %d: %w", s.kv.Pos(), err))

@@ -93,7 +93,8 @@ const AdapterVersionHeader = "Golora-Adapter-Version"
 //     with logprobs, with the logprobs of every prompt token (null for the
 //     first, which nothing predicts): the prompt's logits are then computed
 //     at every position (infer.BatchRow.AllLogits). This is how
-//     lm-evaluation-harness scores a text (echo, logprobs 1, max_tokens 1).
+//     lm-evaluation-harness scores a text (echo, logprobs 1, max_tokens 1);
+//     max_tokens 0, allowed with echo only, scores the prompt alone.
 //
 // A field the server does not implement (best_of other than 1, several
 // prompts) is refused with a 400 naming it rather than ignored.
@@ -396,8 +397,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*com
 	if req.MaxTokens == nil {
 		req.MaxTokens = req.MaxCompletion
 	}
-	if req.MaxTokens != nil && (*req.MaxTokens < 1 || *req.MaxTokens > s.opts.MaxTokens) {
-		return nil, badRequest("max_tokens", "max_tokens %d must be in [1, %d]", *req.MaxTokens, s.opts.MaxTokens)
+	if req.MaxTokens != nil && *req.MaxTokens == 0 && !req.Echo {
+		return nil, badRequest("max_tokens", "max_tokens 0 is only for echo (scoring the prompt)")
+	}
+	if req.MaxTokens != nil && (*req.MaxTokens < 0 || *req.MaxTokens > s.opts.MaxTokens) {
+		return nil, badRequest("max_tokens", "max_tokens %d must be in [1, %d] (0 with echo)", *req.MaxTokens, s.opts.MaxTokens)
 	}
 	if req.Stop != nil {
 		for i, st := range *req.Stop {
@@ -481,6 +485,7 @@ func (s *Server) engineRequest(req *completionRequest, prompt promptInput, chat 
 	}
 	if req.MaxTokens != nil {
 		er.MaxTokens = *req.MaxTokens
+		er.PromptOnly = er.MaxTokens == 0 // with echo: decode checked
 	}
 	if req.Temperature != nil {
 		er.Temperature = *req.Temperature

@@ -54,7 +54,8 @@ type echoResponse struct {
 		} `json:"logprobs"`
 	} `json:"choices"`
 	Usage struct {
-		PromptTokens int `json:"prompt_tokens"`
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
 	} `json:"usage"`
 }
 
@@ -180,8 +181,20 @@ func TestEchoLogprobsEqualTrainingLoss(t *testing.T) {
 				}
 			}
 		}
-		if !slices.EqualFunc(scores[0], scores[1], func(a, b *float64) bool { return *a == *b }) {
-			t.Errorf("%s: the prompt as text and as token ids score differently", model)
+		// max_tokens 0 scores the prompt alone.
+		var alone echoResponse
+		body := fmt.Sprintf(`{"model":%q,"prompt":%s,"echo":true,"logprobs":1,"max_tokens":0}`, model, textJSON)
+		if code := post(t, srv, "/v1/completions", body, &alone); code != 200 || len(alone.Choices) != 1 {
+			t.Fatalf("%s, max_tokens 0: status %d", model, code)
+		}
+		scores = append(scores, alone.Choices[0].Logprobs.TokenLogprobs[1:])
+		if c := alone.Choices[0]; c.Text != text || len(c.Logprobs.Tokens) != len(ids) || c.Logprobs.TokenLogprobs[0] != nil || alone.Usage.CompletionTokens != 0 {
+			t.Errorf("%s, max_tokens 0: text %q, %d tokens, usage %+v", model, c.Text, len(c.Logprobs.Tokens), alone.Usage)
+		}
+		for _, s := range scores[1:] {
+			if !slices.EqualFunc(scores[0], s, func(a, b *float64) bool { return *a == *b }) {
+				t.Errorf("%s: the prompt as text, as token ids and alone score differently", model)
+			}
 		}
 	}
 }
@@ -378,6 +391,8 @@ func TestServerRefusesBadLogprobsAndChoices(t *testing.T) {
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","logprobs":true}`, "logprobs"},
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","top_logprobs":2}`, "top_logprobs"},
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","n":0}`, "n"},
+		{"/v1/completions", `{"model":"a0","prompt":"Hi","max_tokens":0}`, "max_tokens"},
+		{"/v1/completions", `{"model":"a0","prompt":"Hi","max_tokens":-1,"echo":true}`, "max_tokens"},
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","n":17}`, "n"},
 		{"/v1/completions", `{"model":"a0","prompt":[1, 99999]}`, "prompt"},
 		{"/v1/completions", `{"model":"a0","prompt":[[1, 2], [3]]}`, "prompt"},
