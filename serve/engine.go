@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -84,12 +85,31 @@ type Request struct {
 	// Stop ends the generation at the first of these strings, which is
 	// left out of the text.
 	Stop []string
+	// Logprobs asks for the log-probability of each generated token
+	// (TokenLogprob), PromptLogprobs for that of each prompt token after
+	// the first (scoring the prompt: its logits at every position are
+	// computed, which a request without it does not pay for); both with
+	// the TopLogprobs most likely tokens at each position, at most
+	// MaxTopLogprobs.
+	Logprobs, PromptLogprobs bool
+	TopLogprobs              int
+	// PromptOnly runs the prompt and generates nothing (MaxTokens is
+	// ignored): scoring a text with PromptLogprobs. The request ends with
+	// StopLength.
+	PromptOnly bool
 }
 
 // Chunk is a piece of generated text as it is streamed.
 type Chunk struct {
 	Text   string
 	Tokens int // tokens generated so far
+	// Logprobs holds, if the request asked, the generated tokens since the
+	// last chunk: a token's text may come in a later chunk (an incomplete
+	// UTF-8 character, a possible stop string), or in none (a stop string).
+	Logprobs []TokenLogprob
+	// PromptLogprobs holds, in a chunk of its own sent before the first
+	// token's, the prompt's logprobs if the request asked.
+	PromptLogprobs []TokenLogprob
 }
 
 // Result is the outcome of a request.
@@ -101,6 +121,11 @@ type Result struct {
 	Err              error            // why the request failed (its context's error when cancelled)
 	Queued           time.Duration    // from Submit to entering the batch
 	FirstToken       time.Duration    // from Submit to the first token
+	// Logprobs holds, if the request asked, one entry per generated token
+	// (CompletionTokens; an EOS that ends the text is not one),
+	// PromptLogprobs one per prompt token but the first, which nothing
+	// predicts.
+	Logprobs, PromptLogprobs []TokenLogprob
 }
 
 // Stream delivers a request's text as it is generated.
@@ -146,7 +171,8 @@ type Engine struct {
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
-	drawing     []*seq // touched only by the loop: the draws at a temperature of a step (draw)
+	drawing     []*seq    // touched only by the loop: the draws at a temperature of a step (draw)
+	lpScratch   []float32 // touched only by the loop: [VocabSize], for logprobs
 }
 
 // seq is the engine's state of one request.
@@ -172,6 +198,12 @@ type seq struct {
 	dec      *tokenizer.StreamDecoder
 	out      infer.StopText
 	produced int
+
+	// Only for requests that ask for logprobs: the prompt chunk's logits at
+	// every token, the logprobs so far and those not yet in a chunk.
+	all            []float32
+	lps, promptLPs []TokenLogprob
+	unsent         int // entries at the end of lps not yet in a chunk
 }
 
 // NewEngine starts an engine running m, with adapters from store (nil when
@@ -249,7 +281,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		}
 		s.adapter = s.handle.Adapter()
 	}
-	ch := make(chan Chunk, maxLen-len(req.Prompt)+1)
+	// A chunk per generated token at most, the last text and the prompt's
+	// logprobs.
+	ch := make(chan Chunk, maxLen-len(req.Prompt)+2)
 	s.stream = &Stream{C: ch, c: ch, done: make(chan struct{})}
 	if s.handle != nil {
 		s.stream.AdapterVersion = s.handle.Adapter().Version()
@@ -296,6 +330,13 @@ func (e *Engine) check(req *Request) (int, error) {
 		if s == "" {
 			return 0, invalid("stop string %d is empty", i)
 		}
+	}
+	if req.TopLogprobs < 0 || req.TopLogprobs > MaxTopLogprobs {
+		return 0, invalid("top logprobs %d must be in [0, %d]", req.TopLogprobs, MaxTopLogprobs)
+	}
+	if req.PromptOnly {
+		req.MaxTokens = 0
+		return len(req.Prompt), nil
 	}
 	if req.MaxTokens == 0 || len(req.Prompt)+req.MaxTokens > limit {
 		req.MaxTokens = limit - len(req.Prompt)
@@ -409,6 +450,9 @@ func (e *Engine) loop() {
 		}
 		e.draw(rows, owners)
 		for i, s := range owners {
+			if rows[i].AllLogits != nil && !e.scorePrompt(s, len(rows[i].Tokens)) {
+				continue
+			}
 			if rows[i].Logits != nil {
 				e.emit(s)
 			}
@@ -458,6 +502,7 @@ func (e *Engine) idle() bool {
 	}
 	clear(e.freeBuffers)
 	e.freeBuffers = e.freeBuffers[:0]
+	e.lpScratch = nil
 	return true
 }
 
@@ -577,6 +622,10 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 			if s.fed == len(s.req.Prompt) {
 				r.Logits = s.buf.logits
 			}
+			if s.req.PromptLogprobs {
+				r.AllLogits = s.allLogits(len(r.Tokens) * e.m.Weights().Config.VocabSize)
+				r.AllLogits[0] = float32(math.NaN()) // a Model that does not write AllLogits leaves it
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -595,7 +644,7 @@ func (e *Engine) draw(rows []Row, owners []*seq) {
 	todo := e.drawing[:0]
 	for i, s := range owners {
 		switch {
-		case rows[i].Logits == nil:
+		case rows[i].Logits == nil, s.req.PromptOnly:
 		case s.sampling.Temperature == 0:
 			s.draw()
 		default:
@@ -633,6 +682,10 @@ func (s *seq) draw() {
 // emit streams the text of the token drawn for s (draw), ending the
 // request at EOS, a stop string or its token limit.
 func (e *Engine) emit(s *seq) {
+	if s.req.PromptOnly {
+		e.finish(s, infer.StopLength, nil)
+		return
+	}
 	id, err := s.drawn, s.drawErr
 	if err != nil {
 		e.finish(s, "", fmt.Errorf("serve: position %d: %w", s.kv.Pos(), err))
@@ -651,9 +704,13 @@ func (e *Engine) emit(s *seq) {
 		return
 	}
 	s.produced++
+	if s.req.Logprobs {
+		s.lps = append(s.lps, tokenLogprob(e.scratch(), s.buf.logits, id, s.req.TopLogprobs))
+		s.unsent++
+	}
 	text, stopped := s.out.Add(s.dec.Next(id))
 	if text != "" {
-		s.stream.c <- Chunk{Text: text, Tokens: s.produced}
+		s.stream.c <- Chunk{Text: text, Tokens: s.produced, Logprobs: s.takeUnsent()}
 	}
 	switch {
 	case stopped:
@@ -668,13 +725,16 @@ func (e *Engine) emit(s *seq) {
 // finish ends s with reason or err, frees its KV cache and adapter reference
 // and closes its stream.
 func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
-	if err == nil && reason != infer.StopString {
-		if s.dec != nil {
-			if rest := s.out.Flush(s.dec.Flush()); rest != "" {
-				s.stream.c <- Chunk{Text: rest, Tokens: s.produced}
-			}
+	if err == nil {
+		rest := ""
+		if reason != infer.StopString && s.dec != nil {
+			rest = s.out.Flush(s.dec.Flush())
+		}
+		if rest != "" || s.unsent > 0 {
+			s.stream.c <- Chunk{Text: rest, Tokens: s.produced, Logprobs: s.takeUnsent()}
 		}
 	}
+	s.all = nil
 	if s.kv != nil {
 		s.kv.Close()
 		s.kv = nil
@@ -692,6 +752,7 @@ func (e *Engine) finish(s *seq, reason infer.StopReason, err error) {
 	res.PromptTokens = len(s.req.Prompt)
 	res.CompletionTokens = s.produced
 	res.Reason, res.Err = reason, err
+	res.Logprobs, res.PromptLogprobs = s.lps, s.promptLPs
 	if e.obs != nil {
 		e.obs.Finished(s.req.Adapter, res.PromptTokens, res.CompletionTokens, reason, err)
 	}
@@ -706,4 +767,65 @@ func (s *seq) release() {
 	if s.stopWake != nil {
 		s.stopWake()
 	}
+}
+
+// allLogits returns s's buffer for a prompt chunk's logits at every token,
+// n values.
+func (s *seq) allLogits(n int) []float32 {
+	if cap(s.all) < n {
+		s.all = make([]float32, n)
+	}
+	s.all = s.all[:n]
+	return s.all
+}
+
+// scorePrompt adds the logprobs of the prompt tokens that the chunk of n
+// tokens just run predicts (each token's logits predict the next one), and
+// once the prompt is done sends them all in a chunk. It ends s and reports
+// false if the logits are missing or not finite.
+func (e *Engine) scorePrompt(s *seq, n int) bool {
+	vocab := e.m.Weights().Config.VocabSize
+	if math.IsNaN(float64(s.all[0])) {
+		e.finish(s, "", fmt.Errorf("serve: the model (%T) did not write the logits of every prompt token (Row.AllLogits)", e.m))
+		return false
+	}
+	start := s.fed - n
+	for t := range n {
+		next := start + t + 1
+		if next == len(s.req.Prompt) {
+			break
+		}
+		lp := tokenLogprob(e.scratch(), s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs)
+		if math.IsNaN(lp.Logprob) {
+			e.finish(s, "", fmt.Errorf("serve: prompt position %d: the logits are not finite", next-1))
+			return false
+		}
+		s.promptLPs = append(s.promptLPs, lp)
+	}
+	if s.fed == len(s.req.Prompt) {
+		s.all = nil
+		if s.promptLPs == nil {
+			s.promptLPs = []TokenLogprob{} // a prompt of one token: the chunk still says the prompt is scored
+		}
+		s.stream.c <- Chunk{PromptLogprobs: s.promptLPs}
+	}
+	return true
+}
+
+// scratch returns the loop's scratch for logprobs.
+func (e *Engine) scratch() []float32 {
+	if e.lpScratch == nil {
+		e.lpScratch = make([]float32, e.m.Weights().Config.VocabSize)
+	}
+	return e.lpScratch
+}
+
+// takeUnsent returns the logprobs not yet sent in a chunk.
+func (s *seq) takeUnsent() []TokenLogprob {
+	if s.unsent == 0 {
+		return nil
+	}
+	lps := s.lps[len(s.lps)-s.unsent:]
+	s.unsent = 0
+	return lps[:len(lps):len(lps)]
 }

@@ -22,8 +22,9 @@ type Model interface {
 	// Step runs each row's tokens at the next positions of its sequence,
 	// adding the row's adapter term (none when Adapter is nil) at every
 	// linear layer, and writes into each non-nil Logits [VocabSize] the
-	// logits that predict the token after the row's last one. The rows name
-	// distinct sequences.
+	// logits that predict the token after the row's last one, and into each
+	// non-nil AllLogits [len(Tokens), VocabSize] the logits after every
+	// token. The rows name distinct sequences.
 	Step(rows []Row) error
 }
 
@@ -42,6 +43,9 @@ type Row struct {
 	Tokens  []int
 	Adapter infer.Adapter // nil for the base model
 	Logits  []float32     // nil when the logits are not needed (a prompt chunk that is not the last)
+	// AllLogits, if not nil, receives the logits after every token,
+	// [len(Tokens), VocabSize] (a prompt being scored).
+	AllLogits []float32
 }
 
 // PerRowModel runs a step row by row, each sequence on a infer.Generator of
@@ -83,7 +87,20 @@ func (m *PerRowModel) Step(rows []Row) error {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
 		s.delta.d = r.Adapter
-		logits, err := s.g.Prefill(r.Tokens)
+		var logits []float32
+		var err error
+		if r.AllLogits != nil {
+			// A token at a time: Prefill returns the last token's logits only.
+			vocab := m.w.Config.VocabSize
+			for t, tok := range r.Tokens {
+				if logits, err = s.g.Step(tok); err != nil {
+					break
+				}
+				copy(r.AllLogits[t*vocab:(t+1)*vocab], logits)
+			}
+		} else {
+			logits, err = s.g.Prefill(r.Tokens)
+		}
 		s.delta.d = nil
 		if err != nil {
 			return fmt.Errorf("serve: row %d: %w", i, err)
@@ -230,7 +247,7 @@ func (m *BatchedModel) Step(rows []Row) error {
 		if !ok || s.Sequence == nil {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
-		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
+		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits, AllLogits: r.AllLogits})
 	}
 	err := m.b.Step(m.rows)
 	clear(m.rows) // finished requests' caches and adapters are not kept alive
