@@ -139,11 +139,15 @@ type Engine struct {
 	abort   chan struct{} // closed by Shutdown when its context ends: cancel everything
 	kvUsed  int           // touched only by the loop
 	running []*seq        // touched only by the loop
-	// Touched only by the loop: the logits and sampler buffers of finished
+	// Touched only by the loop: the logits buffers of finished
 	// requests, kept for the next ones (at most MaxRunning; held weakly,
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
+	// sampler samples every request's tokens, one at a time on the loop,
+	// with each request's options (its own random source): one scratch of
+	// 24 bytes per vocabulary token instead of one per running request.
+	sampler infer.Sampler
 }
 
 // seq is the engine's state of one request.
@@ -158,7 +162,7 @@ type seq struct {
 	submit   time.Time
 
 	kv       Sequence
-	buf      *requestBuffers // its logits and sampler, from admission to finish
+	buf      *requestBuffers // its logits, from admission to finish
 	fed      int             // prompt tokens run
 	chunk    int             // prompt tokens in the step being planned
 	token    [1]int          // the row of a decode step
@@ -230,7 +234,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		Temperature: req.Temperature, TopP: req.TopP,
 		Rand: rand.New(rand.NewPCG(req.Seed, 0x5eed)),
 	}
-	// Checked now; the sampler itself is a reused one, taken on admission.
+	// Checked now; the engine's sampler takes them at each token.
 	var check infer.Sampler
 	if err := check.Reset(s.sampling); err != nil {
 		return nil, err
@@ -415,12 +419,10 @@ func (e *Engine) loop() {
 	}
 }
 
-// requestBuffers is a request's logits, [VocabSize], and its sampler,
-// whose scratch grows to 24 bytes per token of the vocabulary: reused by the
-// next request once it ends.
+// requestBuffers is a request's logits, [VocabSize]: reused by the next
+// request once it ends.
 type requestBuffers struct {
-	logits  []float32
-	sampler infer.Sampler
+	logits []float32
 }
 
 // idleTrimDelay is how long the engine waits with nothing to run before it
@@ -447,11 +449,12 @@ func (e *Engine) idle() bool {
 		return false
 	case <-e.trimTimer.C:
 	}
-	if t, ok := e.m.(interface{ Trim() }); ok {
-		t.Trim()
-	}
 	clear(e.freeBuffers)
 	e.freeBuffers = e.freeBuffers[:0]
+	e.sampler = infer.Sampler{} // its scratch
+	if t, ok := e.m.(interface{ Trim() }); ok {
+		t.Trim() // last: BatchedModel's returns the memory freed here too
+	}
 	return true
 }
 
@@ -519,10 +522,6 @@ func (e *Engine) admit() {
 		if s.buf == nil {
 			s.buf = &requestBuffers{logits: make([]float32, e.m.Weights().Config.VocabSize)}
 		}
-		if err := s.buf.sampler.Reset(s.sampling); err != nil {
-			e.finish(s, "", err) // Submit checked the options
-			continue
-		}
 		s.stream.result.Queued = time.Since(s.submit)
 		if e.obs != nil {
 			e.obs.Admitted(s.stream.result.Queued)
@@ -580,7 +579,11 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 // emit samples the next token of s from its logits and streams its text,
 // ending the request at EOS, a stop string or its token limit.
 func (e *Engine) emit(s *seq) {
-	id, err := s.buf.sampler.Sample(s.buf.logits)
+	err := e.sampler.Reset(s.sampling) // Submit checked the options
+	id := 0
+	if err == nil {
+		id, err = e.sampler.Sample(s.buf.logits)
+	}
 	if err != nil {
 		e.finish(s, "", fmt.Errorf("serve: position %d: %w", s.kv.Pos(), err))
 		return
