@@ -166,13 +166,18 @@ type Engine struct {
 	abort   chan struct{} // closed by Shutdown when its context ends: cancel everything
 	kvUsed  int           // touched only by the loop
 	running []*seq        // touched only by the loop
-	// Touched only by the loop: the logits and sampler buffers of finished
+	// Touched only by the loop: the logits buffers of finished
 	// requests, kept for the next ones (at most MaxRunning; held weakly,
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
 	drawing     []*seq    // touched only by the loop: the draws at a temperature of a step (draw)
 	lpScratch   []float32 // touched only by the loop: [VocabSize], for logprobs
+	// samplers draw every request's tokens, each reset to the request's
+	// options (its own random source) before a draw: one per goroutine of
+	// draw, each a scratch of 24 bytes per vocabulary token, instead of
+	// one per running request. Touched only by the loop and draw's workers.
+	samplers []infer.Sampler
 }
 
 // seq is the engine's state of one request.
@@ -187,7 +192,7 @@ type seq struct {
 	submit   time.Time
 
 	kv       Sequence
-	buf      *requestBuffers // its logits and sampler, from admission to finish
+	buf      *requestBuffers // its logits, from admission to finish
 	fed      int             // prompt tokens run
 	chunk    int             // prompt tokens in the step being planned
 	token    [1]int          // the row of a decode step
@@ -267,7 +272,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		Temperature: req.Temperature, TopP: req.TopP,
 		Rand: rand.New(rand.NewPCG(req.Seed, 0x5eed)),
 	}
-	// Checked now; the sampler itself is a reused one, taken on admission.
+	// Checked now; the engine's sampler takes them at each token.
 	var check infer.Sampler
 	if err := check.Reset(s.sampling); err != nil {
 		return nil, err
@@ -465,12 +470,10 @@ func (e *Engine) loop() {
 	}
 }
 
-// requestBuffers is a request's logits, [VocabSize], and its sampler,
-// whose scratch grows to 24 bytes per token of the vocabulary: reused by the
-// next request once it ends.
+// requestBuffers is a request's logits, [VocabSize]: reused by the next
+// request once it ends.
 type requestBuffers struct {
-	logits  []float32
-	sampler infer.Sampler
+	logits []float32
 }
 
 // idleTrimDelay is how long the engine waits with nothing to run before it
@@ -497,12 +500,13 @@ func (e *Engine) idle() bool {
 		return false
 	case <-e.trimTimer.C:
 	}
-	if t, ok := e.m.(interface{ Trim() }); ok {
-		t.Trim()
-	}
 	clear(e.freeBuffers)
 	e.freeBuffers = e.freeBuffers[:0]
 	e.lpScratch = nil
+	e.samplers = nil // their scratch
+	if t, ok := e.m.(interface{ Trim() }); ok {
+		t.Trim() // last: BatchedModel's returns the memory freed here too
+	}
 	return true
 }
 
@@ -570,10 +574,6 @@ func (e *Engine) admit() {
 		if s.buf == nil {
 			s.buf = &requestBuffers{logits: make([]float32, e.m.Weights().Config.VocabSize)}
 		}
-		if err := s.buf.sampler.Reset(s.sampling); err != nil {
-			e.finish(s, "", err) // Submit checked the options
-			continue
-		}
 		s.stream.result.Queued = time.Since(s.submit)
 		if e.obs != nil {
 			e.obs.Admitted(s.stream.result.Queued)
@@ -637,46 +637,55 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 // temperature takes an exponential per token of the vocabulary (a few
 // tenths of a millisecond on 32,000: more than a 32-row step of the
 // stories15M shape spends on a row), so a step's draws at a temperature are
-// spread over GOMAXPROCS goroutines, each taking the next request not yet
-// drawn. Each request's sampler has its own random source, so what it draws
-// does not depend on the goroutine or on the other requests.
+// spread over GOMAXPROCS goroutines, each with a sampler of its own, taking
+// the next request not yet drawn. Each request has its own random source,
+// so what it draws does not depend on the goroutine or on the other
+// requests.
 func (e *Engine) draw(rows []Row, owners []*seq) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(e.samplers) < workers {
+		e.samplers = append(e.samplers, make([]infer.Sampler, workers-len(e.samplers))...)
+	}
 	todo := e.drawing[:0]
 	for i, s := range owners {
 		switch {
 		case rows[i].Logits == nil, s.req.PromptOnly:
 		case s.sampling.Temperature == 0:
-			s.draw()
+			s.draw(&e.samplers[0])
 		default:
 			todo = append(todo, s)
 		}
 	}
 	e.drawing = todo
 	defer clear(todo) // finished requests must not stay reachable
-	workers := min(len(todo), runtime.GOMAXPROCS(0))
+	workers = min(len(todo), workers)
 	if workers <= 1 {
 		for _, s := range todo {
-			s.draw()
+			s.draw(&e.samplers[0])
 		}
 		return
 	}
 	var next atomic.Int64
-	work := func() {
+	work := func(sampler *infer.Sampler) {
 		for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
-			todo[i].draw()
+			todo[i].draw(sampler)
 		}
 	}
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { work(&e.samplers[w]) })
 	}
-	work()
+	work(&e.samplers[0])
 	wg.Wait()
 }
 
-// draw samples s's next token from its logits into drawn, or drawErr.
-func (s *seq) draw() {
-	s.drawn, s.drawErr = s.buf.sampler.Sample(s.buf.logits)
+// draw samples s's next token from its logits into drawn, or drawErr,
+// with sampler reset to s's options.
+func (s *seq) draw(sampler *infer.Sampler) {
+	if s.drawErr = sampler.Reset(s.sampling); s.drawErr != nil { // Submit checked the options
+		return
+	}
+	s.drawn, s.drawErr = sampler.Sample(s.buf.logits)
 }
 
 // emit streams the text of the token drawn for s (draw), ending the

@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/lora/loragraph"
 	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/graph"
 )
@@ -83,7 +84,7 @@ func TestEchoLogprobsEqualTrainingLoss(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ga, err = lora.NewGraphAdapter(a); err != nil {
+			if ga, err = loragraph.New(a); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"weak"
@@ -198,8 +199,15 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 }
 
 // Trim frees the closed sequences kept for reuse and the Batch's scratch
-// (infer.Batch.Trim). It must not run concurrently with Step (the engine
-// calls both from its goroutine).
+// (infer.Batch.Trim), and returns the free memory of the Go heap to the
+// system (debug.FreeOSMemory): what a burst of requests left behind (their
+// logits buffers, the sampler's scratch, the step's scratch, adapters
+// evicted from the cache) would otherwise stay resident until the runtime's scavenger gets
+// to it, up to the heap's next collection goal. The collection this forces
+// costs a few milliseconds on a server's small heap (the base, the adapter
+// cache and the KV caches live outside it), once per quiet period. Trim
+// must not run concurrently with Step (the engine calls both from its
+// goroutine).
 func (m *BatchedModel) Trim() {
 	m.b.Trim()
 	m.rows = nil
@@ -214,6 +222,7 @@ func (m *BatchedModel) Trim() {
 			}
 		}
 	}
+	debug.FreeOSMemory()
 }
 
 // keep takes back a closed sequence for reuse, if there is room (once the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golora/golora/internal/dirlock"
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/lora/loragraph"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 )
@@ -156,8 +157,8 @@ type Trainer struct {
 	adapter *lora.Adapter
 
 	graph   *graph.Graph
-	ga      *lora.GraphAdapter
-	params  []lora.GraphParam
+	ga      *loragraph.Adapter
+	params  []loragraph.Param
 	opt     *adamW
 	sched   schedule
 	batcher *batcher
@@ -245,7 +246,7 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 // gradients.
 func (t *Trainer) buildGraph(base *model.Weights) error {
 	var err error
-	if t.ga, err = lora.NewGraphAdapter(t.adapter); err != nil {
+	if t.ga, err = loragraph.New(t.adapter); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	if t.graph, err = graph.New(base, graph.Options{Batch: t.cfg.BatchSize, SeqLen: t.cfg.SeqLen, Adapter: t.ga}); err != nil {
