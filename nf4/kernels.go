@@ -215,9 +215,10 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 //   - weight element e of the flat matrix goes to lane e mod lanes (its
 //     position in the 32-element group it belongs to: groups start at flat
 //     multiples of 32, so they never straddle a block or a byte);
-//   - each lane starts at +0 and adds float32(w·x) for its elements in
-//     increasing column order (a product rounded, then a sum rounded: no
-//     fused multiply-add);
+//   - each lane starts at +0 and adds w·x for its elements in increasing
+//     column order, each with one rounding: a fused multiply-add (fma32),
+//     which costs a vector kernel one instruction where a product and a sum
+//     cost two, and is never less accurate than rounding both;
 //   - the 32 lanes are then folded in halves: lane j += lane j+16 for
 //     j < 16, then j += j+8, j += j+4, j += j+2, j += j+1; lane 0 is the
 //     result.
@@ -248,14 +249,12 @@ func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
 }
 
 // dotLanes adds to the lanes the products w[i]·x[i], element i going to lane
-// (first+i) mod 32.
+// (first+i) mod 32, each with one rounding (fma32).
 func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
 	x = x[:len(w)]
-	// The conversions round each product to float32 before the sum, which
-	// keeps the compiler from fusing them.
 	i := 0
 	for ; first%lanes != 0 && i < len(w); i, first = i+1, first+1 {
-		acc[first%lanes] += float32(w[i] * x[i])
+		acc[first%lanes] = fma32(w[i], x[i], acc[first%lanes])
 	}
 	groups := (len(w) - i) / lanes
 	// A quarter of the lanes at a time, so that their sums stay in
@@ -266,19 +265,62 @@ func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
 		for g := range groups {
 			u := (*[8]float32)(w[i+g*lanes+q:])
 			v := (*[8]float32)(x[i+g*lanes+q:])
-			a0 += float32(u[0] * v[0])
-			a1 += float32(u[1] * v[1])
-			a2 += float32(u[2] * v[2])
-			a3 += float32(u[3] * v[3])
-			a4 += float32(u[4] * v[4])
-			a5 += float32(u[5] * v[5])
-			a6 += float32(u[6] * v[6])
-			a7 += float32(u[7] * v[7])
+			a0 = fma32(u[0], v[0], a0)
+			a1 = fma32(u[1], v[1], a1)
+			a2 = fma32(u[2], v[2], a2)
+			a3 = fma32(u[3], v[3], a3)
+			a4 = fma32(u[4], v[4], a4)
+			a5 = fma32(u[5], v[5], a5)
+			a6 = fma32(u[6], v[6], a6)
+			a7 = fma32(u[7], v[7], a7)
 		}
 		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
 	}
 	for j := range len(w) - i - groups*lanes {
-		acc[j] += float32(w[i+groups*lanes+j] * x[i+groups*lanes+j])
+		acc[j] = fma32(w[i+groups*lanes+j], x[i+groups*lanes+j], acc[j])
+	}
+}
+
+// fma32 returns a·b + c rounded once to float32, as VFMADD231PS computes it.
+// The product of two float32 values is exact in float64, so s below is the
+// exact sum rounded once to float64; rounding s to float32 is then the single
+// rounding of the exact sum except when s lies exactly halfway between two
+// float32 values and the exact sum does not: there the exact error of s
+// (Knuth's TwoSum) says which way the one rounding goes.
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b)
+	s := p + float64(c)
+	if !halfway32(s) {
+		return float32(s)
+	}
+	z := s - p
+	e := (p - (s - z)) + (float64(c) - z)
+	switch {
+	case e > 0:
+		s = math.Nextafter(s, math.Inf(1))
+	case e < 0:
+		s = math.Nextafter(s, math.Inf(-1))
+	}
+	return float32(s)
+}
+
+// halfway32 reports whether the float64 s lies exactly halfway between two
+// adjacent float32 values (counting 2¹²⁸ as the one above the largest).
+func halfway32(s float64) bool {
+	bits := math.Float64bits(s)
+	exp := int(bits>>52) & 0x7ff
+	switch {
+	case exp == 0x7ff:
+		return false // ±Inf, NaN
+	case exp >= 1023-126:
+		// A float32 normal: 24 significant bits, so a float64 halfway
+		// between two of them has the 29 low bits 1000…0.
+		return bits&(1<<29-1) == 1<<28
+	default:
+		// Below the float32 normals the spacing is 2⁻¹⁴⁹: halfway is an
+		// odd multiple of 2⁻¹⁵⁰ (exact scaling by a power of two).
+		t := math.Abs(s) * 0x1p150
+		return t == math.Trunc(t) && math.Mod(t, 2) == 1
 	}
 }
 

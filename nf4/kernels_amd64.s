@@ -168,10 +168,8 @@ dot1_512block:
 
 dot1_512group:
 	DECODE512
-	VMULPS  (DI), Z6, Z10
-	VADDPS  Z10, Z8, Z8
-	VMULPS  64(DI), Z4, Z11
-	VADDPS  Z11, Z9, Z9
+	VFMADD231PS (DI), Z6, Z8
+	VFMADD231PS 64(DI), Z4, Z9
 	ADDQ    $16, SI
 	ADDQ    $128, DI
 	DECQ    DX
@@ -187,16 +185,12 @@ dot1_512done:
 
 // MULADD512(off, ZW, A0, A1, A2, A3) adds to A0..A3 the products of ZW with
 // the 16 floats at off of each of the four rows of x (DI, DI+R9, DI+2·R9,
-// DI+R10): a product rounded, then a sum, as MulT's order requires (no FMA).
+// DI+R10), each with one rounding (fused), as MulT's order requires.
 #define MULADD512(off, ZW, A0, A1, A2, A3) \
-	VMULPS off(DI), ZW, Z16; \
-	VMULPS off(DI)(R9*1), ZW, Z17; \
-	VMULPS off(DI)(R9*2), ZW, Z18; \
-	VMULPS off(DI)(R10*1), ZW, Z19; \
-	VADDPS Z16, A0, A0; \
-	VADDPS Z17, A1, A1; \
-	VADDPS Z18, A2, A2; \
-	VADDPS Z19, A3, A3
+	VFMADD231PS off(DI), ZW, A0; \
+	VFMADD231PS off(DI)(R9*1), ZW, A1; \
+	VFMADD231PS off(DI)(R9*2), ZW, A2; \
+	VFMADD231PS off(DI)(R10*1), ZW, A3
 
 // dot4AVX512 keeps the lanes of row q of x in Z(20+2q) (0..15) and
 // Z(21+2q) (16..31); products go through Z16..Z19.
@@ -279,19 +273,15 @@ dot4_512done:
 #define DOTGROUP256 \
 	SPLIT256; \
 	LOOKUP256(X5); \
-	VMULPS  (DI), Y9, Y9; \
-	VADDPS  Y9, Y12, Y12; \
+	VFMADD231PS (DI), Y9, Y12; \
 	VPSHUFD $0xee, X5, X5; \
 	LOOKUP256(X5); \
-	VMULPS  32(DI), Y9, Y9; \
-	VADDPS  Y9, Y13, Y13; \
+	VFMADD231PS 32(DI), Y9, Y13; \
 	LOOKUP256(X6); \
-	VMULPS  64(DI), Y9, Y9; \
-	VADDPS  Y9, Y14, Y14; \
+	VFMADD231PS 64(DI), Y9, Y14; \
 	VPSHUFD $0xee, X6, X6; \
 	LOOKUP256(X6); \
-	VMULPS  96(DI), Y9, Y9; \
-	VADDPS  Y9, Y15, Y15; \
+	VFMADD231PS 96(DI), Y9, Y15; \
 	ADDQ    $16, SI; \
 	ADDQ    $128, DI
 
@@ -407,10 +397,8 @@ rows512block:
 
 rows512group:
 	DECODE512
-	VMULPS (DI), Z6, Z10
-	VADDPS Z10, Z8, Z8
-	VMULPS 64(DI), Z4, Z11
-	VADDPS Z11, Z9, Z9
+	VFMADD231PS (DI), Z6, Z8
+	VFMADD231PS 64(DI), Z4, Z9
 	ADDQ   $16, SI
 	ADDQ   $128, DI
 	DECQ   R11
@@ -701,10 +689,8 @@ decvdone:
 // A (0..15) and B (16..31).
 #define ROWDOT(lo, hi, ZT, A, B, T0, T1) \
 	DECODEVBMI(lo, hi, ZT, T0, T1); \
-	VMULPS Z0, T0, T0; \
-	VMULPS Z1, T1, T1; \
-	VADDPS T0, A, A; \
-	VADDPS T1, B, B
+	VFMADD231PS Z0, T0, A; \
+	VFMADD231PS Z1, T1, B
 
 // matVec4VBMI multiplies one row x of rowGroups·32 floats by batches·4
 // consecutive whole rows of W, four at a time, each row's lanes from +0 and
