@@ -212,9 +212,14 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 // of x with row r of W, summed in one fixed order that the scalar code and
 // every vector kernel follow, so that all of them give the same bits:
 //
-//   - weight element e of the flat matrix goes to lane e mod lanes (its
-//     position in the 32-element group it belongs to: groups start at flat
-//     multiples of 32, so they never straddle a block or a byte);
+//   - the flat matrix is cut into groups of 32 elements starting at flat
+//     multiples of 32 (so they never straddle a block or a byte), and each
+//     group's elements go to 32 lanes: lane 16h+l (h < 2, l < 16) takes the
+//     element whose code is nibble l/2, counted from the least significant,
+//     of the little-endian dword l mod 2 of the group's 8 bytes 8h..8h+7
+//     (laneElements). This order lets a vector kernel bring every lane's
+//     code into place with a broadcast and one shift, where element order
+//     takes a shuffle;
 //   - each lane starts at +0 and adds w·x for its elements in increasing
 //     column order, each with one rounding: a fused multiply-add (fma32),
 //     which costs a vector kernel one instruction where a product and a sum
@@ -223,11 +228,31 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 //     j < 16, then j += j+8, j += j+4, j += j+2, j += j+1; lane 0 is the
 //     result.
 //
+// Lane 16h+l holds element 16h+laneElements[l], so a kernel that decodes
+// in element order may hold the lanes at the positions of their elements:
+// there lane j+16 sits 16 after lane j, j+8 4 after j, j+4 2 after, j+2 1
+// before and j+1 8 after, and the fold adds the same pairs.
+//
 // A 16-lane AVX-512 register holds lanes 0..15 or 16..31, an 8-lane AVX2
 // register a quarter: the vector kernels add one group per step, and the
 // code below (or a kernel doing the same additions) the partial groups at
 // the ends of a row and the folding.
 const lanes = 32
+
+// laneElements[L] is the element of a group that lane L adds, and
+// elementLanes its inverse.
+var laneElements, elementLanes = func() (le, el [lanes]int) {
+	for L := range le {
+		h, l := L/16, L%16
+		b := 8*h + 4*(l%2) + l/4 // the code's byte in the group
+		e := 2*b + 1             // a low nibble: the odd element of the byte
+		if (l/2)%2 == 1 {
+			e = 2 * b // a high nibble
+		}
+		le[L], el[e] = e, L
+	}
+	return le, el
+}()
 
 // dotLanesScalar adds to the lanes the products of x with the weights at
 // flat elements [e0, e0+len(x)), in MulT's order. It decodes the weights a
@@ -248,36 +273,56 @@ func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
 	}
 }
 
-// dotLanes adds to the lanes the products w[i]·x[i], element i going to lane
-// (first+i) mod 32, each with one rounding (fma32).
+// dotLanes adds to the lanes the products w[i]·x[i], element i being element
+// (first+i) mod 32 of its group, each with one rounding (fma32).
 func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
 	x = x[:len(w)]
 	i := 0
 	for ; first%lanes != 0 && i < len(w); i, first = i+1, first+1 {
-		acc[first%lanes] = fma32(w[i], x[i], acc[first%lanes])
+		l := elementLanes[first%lanes]
+		acc[l] = fma32(w[i], x[i], acc[l])
 	}
 	groups := (len(w) - i) / lanes
 	// A quarter of the lanes at a time, so that their sums stay in
 	// registers.
 	for q := 0; q < lanes; q += 8 {
 		a := (*[8]float32)(acc[q:])
+		e := (*[8]int)(laneElements[q:])
 		a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
 		for g := range groups {
-			u := (*[8]float32)(w[i+g*lanes+q:])
-			v := (*[8]float32)(x[i+g*lanes+q:])
-			a0 = fma32(u[0], v[0], a0)
-			a1 = fma32(u[1], v[1], a1)
-			a2 = fma32(u[2], v[2], a2)
-			a3 = fma32(u[3], v[3], a3)
-			a4 = fma32(u[4], v[4], a4)
-			a5 = fma32(u[5], v[5], a5)
-			a6 = fma32(u[6], v[6], a6)
-			a7 = fma32(u[7], v[7], a7)
+			u := (*[lanes]float32)(w[i+g*lanes:])
+			v := (*[lanes]float32)(x[i+g*lanes:])
+			a0 = fma32(u[e[0]], v[e[0]], a0)
+			a1 = fma32(u[e[1]], v[e[1]], a1)
+			a2 = fma32(u[e[2]], v[e[2]], a2)
+			a3 = fma32(u[e[3]], v[e[3]], a3)
+			a4 = fma32(u[e[4]], v[e[4]], a4)
+			a5 = fma32(u[e[5]], v[e[5]], a5)
+			a6 = fma32(u[e[6]], v[e[6]], a6)
+			a7 = fma32(u[e[7]], v[e[7]], a7)
 		}
 		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
 	}
 	for j := range len(w) - i - groups*lanes {
-		acc[j] = fma32(w[i+groups*lanes+j], x[i+groups*lanes+j], acc[j])
+		l := elementLanes[j]
+		acc[l] = fma32(w[i+groups*lanes+j], x[i+groups*lanes+j], acc[l])
+	}
+}
+
+// lanesToElements moves each lane of acc to the position of its element
+// (the layout of the kernels that decode in element order), and
+// elementsToLanes back.
+func lanesToElements(acc *[lanes]float32) {
+	t := *acc
+	for l, e := range laneElements {
+		acc[e] = t[l]
+	}
+}
+
+func elementsToLanes(acc *[lanes]float32) {
+	t := *acc
+	for l, e := range laneElements {
+		acc[l] = t[e]
 	}
 }
 

@@ -51,7 +51,8 @@ func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroup
 func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 
 // dot1AVX512 adds the products of groups·32 weights with x to the lanes acc
-// in MulT's order.
+// in MulT's order, acc holding each lane at the position of its element
+// (lanesToElements).
 //
 //go:noescape
 func dot1AVX512(acc *[lanes]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
@@ -238,7 +239,10 @@ func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			clear(acc[:k*lanes])
 			for q := range k {
 				row := x[(i+q)*cols : (i+q+1)*cols]
-				m.dotLanesScalar((*[lanes]float32)(acc[q*lanes:]), row[:a0-s], s)
+				lane := (*[lanes]float32)(acc[q*lanes:])
+				m.dotLanesScalar(lane, row[:a0-s], s)
+				// The kernels below add in element order.
+				lanesToElements(lane)
 			}
 			it := chunks{l: l, m: m, p: a0, end: a1}
 			for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
@@ -259,6 +263,7 @@ func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			for q := range k {
 				row := x[(i+q)*cols : (i+q+1)*cols]
 				lane := (*[lanes]float32)(acc[q*lanes:])
+				elementsToLanes(lane)
 				m.dotLanesScalar(lane, row[a1-s:], a1)
 				y[(i+q)*m.rows+r] = foldLanes(lane)
 			}

@@ -356,17 +356,27 @@ dot1_256done:
 	VZEROUPPER
 	RET
 
-// FOLD512 folds the lanes in Z8 (0..15) and Z9 (16..31) in MulT's order
-// into X8: lane j += lane j+16, then j += j+8, j += j+4, j += j+2, j += j+1.
+// FOLD512 folds the lanes that the whole-row kernels hold in element order
+// (position p of Z8 (0..15) and Z9 (16..31) holds element p's lane, see
+// kernels.go) in MulT's order into X8. In positions MulT's halving is
+// p += p+16, then p += p+4 for p mod 8 < 4, p += p+2 for p mod 4 < 2,
+// p += p+1 and last p += p+8: the same additions (a sum is the same either
+// way round), in an order that is fixed for every level.
 #define FOLD512 \
 	VADDPS        Z9, Z8, Z8; \
 	VEXTRACTF32X8 $1, Z8, Y10; \
-	VADDPS        Y10, Y8, Y8; \
-	VEXTRACTF128  $1, Y8, X10; \
-	VADDPS        X10, X8, X8; \
-	VMOVHLPS      X8, X8, X10; \
-	VADDPS        X10, X8, X8; \
-	VMOVSHDUP     X8, X10; \
+	VEXTRACTF128  $1, Y8, X11; \
+	VADDPS        X11, X8, X8; \
+	VEXTRACTF128  $1, Y10, X11; \
+	VADDPS        X11, X10, X10; \
+	VMOVHLPS      X8, X8, X11; \
+	VADDPS        X11, X8, X8; \
+	VMOVHLPS      X10, X10, X11; \
+	VADDPS        X11, X10, X10; \
+	VMOVSHDUP     X8, X11; \
+	VADDSS        X11, X8, X8; \
+	VMOVSHDUP     X10, X11; \
+	VADDSS        X11, X10, X10; \
 	VADDSS        X10, X8, X8
 
 // dotRowsAVX512 is dot1AVX512 over whole consecutive rows of W, rowGroups
@@ -499,18 +509,24 @@ rows4_512done:
 	VZEROUPPER
 	RET
 
-// FOLD256 folds the lanes in Y12..Y15 (0..7, 8..15, 16..23, 24..31) in
-// MulT's order into X12, as FOLD512 does. Uses X11.
+// FOLD256 folds the lanes in Y12..Y15 (positions 0..7, 8..15, 16..23,
+// 24..31) in MulT's order into X12, as FOLD512 does. Uses X11.
 #define FOLD256 \
 	VADDPS       Y14, Y12, Y12; \
 	VADDPS       Y15, Y13, Y13; \
-	VADDPS       Y13, Y12, Y12; \
 	VEXTRACTF128 $1, Y12, X11; \
 	VADDPS       X11, X12, X12; \
+	VEXTRACTF128 $1, Y13, X11; \
+	VADDPS       X11, X13, X13; \
 	VMOVHLPS     X12, X12, X11; \
 	VADDPS       X11, X12, X12; \
+	VMOVHLPS     X13, X13, X11; \
+	VADDPS       X11, X13, X13; \
 	VMOVSHDUP    X12, X11; \
-	VADDSS       X11, X12, X12
+	VADDSS       X11, X12, X12; \
+	VMOVSHDUP    X13, X11; \
+	VADDSS       X11, X13, X13; \
+	VADDSS       X13, X12, X12
 
 // dotRowsAVX2 is dotRowsAVX512 with AVX2 (lanes as in dot1AVX2).
 //
@@ -676,6 +692,62 @@ decvdone:
 	VZEROUPPER
 	RET
 
+// matVec4VBMI adds in MulT's lanes (see kernels.go) rather than in element
+// order: lane l of each 16-lane half of a group holds nibble l/2 (from the
+// bottom) of dword l mod 2 of the half's 8 code bytes, so that a broadcast
+// load of the 8 bytes and one VPSRLVD by laneShift bring every lane's code
+// to its low 4 bits, the only ones VPERMPS reads. That takes no shuffle,
+// which on AMD cores competes with VPERMPS for the same pipes; x is
+// permuted into the same order (laneElements) once per group for four rows.
+DATA laneShift<>+0(SB)/4, $0
+DATA laneShift<>+4(SB)/4, $0
+DATA laneShift<>+8(SB)/4, $4
+DATA laneShift<>+12(SB)/4, $4
+DATA laneShift<>+16(SB)/4, $8
+DATA laneShift<>+20(SB)/4, $8
+DATA laneShift<>+24(SB)/4, $12
+DATA laneShift<>+28(SB)/4, $12
+DATA laneShift<>+32(SB)/4, $16
+DATA laneShift<>+36(SB)/4, $16
+DATA laneShift<>+40(SB)/4, $20
+DATA laneShift<>+44(SB)/4, $20
+DATA laneShift<>+48(SB)/4, $24
+DATA laneShift<>+52(SB)/4, $24
+DATA laneShift<>+56(SB)/4, $28
+DATA laneShift<>+60(SB)/4, $28
+GLOBL laneShift<>(SB), RODATA|NOPTR, $64
+
+// laneElements holds the element of each lane of a 16-lane half, the
+// laneElements of kernels.go.
+DATA laneElements<>+0(SB)/4, $1
+DATA laneElements<>+4(SB)/4, $9
+DATA laneElements<>+8(SB)/4, $0
+DATA laneElements<>+12(SB)/4, $8
+DATA laneElements<>+16(SB)/4, $3
+DATA laneElements<>+20(SB)/4, $11
+DATA laneElements<>+24(SB)/4, $2
+DATA laneElements<>+28(SB)/4, $10
+DATA laneElements<>+32(SB)/4, $5
+DATA laneElements<>+36(SB)/4, $13
+DATA laneElements<>+40(SB)/4, $4
+DATA laneElements<>+44(SB)/4, $12
+DATA laneElements<>+48(SB)/4, $7
+DATA laneElements<>+52(SB)/4, $15
+DATA laneElements<>+56(SB)/4, $6
+DATA laneElements<>+60(SB)/4, $14
+GLOBL laneElements<>(SB), RODATA|NOPTR, $64
+
+// LANES512(lo, hi, ZS, ZT, ZA, ZB) looks the 32 codes of a group, whose
+// first 8 bytes are at lo and last 8 at hi, up in the table ZT in lane
+// order: lanes 0..15 into ZA, 16..31 into ZB. Needs laneShift in ZS.
+#define LANES512(lo, hi, ZS, ZT, ZA, ZB) \
+	VPBROADCASTQ lo, ZA; \
+	VPBROADCASTQ hi, ZB; \
+	VPSRLVD      ZS, ZA, ZA; \
+	VPSRLVD      ZS, ZB, ZB; \
+	VPERMPS      ZT, ZA, ZA; \
+	VPERMPS      ZT, ZB, ZB
+
 // ROWTABLE(rowGroup, ZT) sets ZT to the codebook times the scale of the
 // block holding flat group rowGroup (a register; clobbered): scales[rowGroup
 // >> CX]. Needs the codebook in Z2, scales in BX. The shifts take their
@@ -685,10 +757,10 @@ decvdone:
 	VMULPS.BCST (BX)(rowGroup*4), Z2, ZT
 
 // ROWDOT(lo, hi, ZT, A, B, T0, T1) adds the products of the 32 codes at lo
-// and hi (as in DECODEVBMI), looked up in ZT, with x (Z0, Z1) to the lanes
-// A (0..15) and B (16..31).
+// and hi (as in LANES512), looked up in ZT, with x in lane order (Z0, Z1)
+// to the lanes A (0..15) and B (16..31).
 #define ROWDOT(lo, hi, ZT, A, B, T0, T1) \
-	DECODEVBMI(lo, hi, ZT, T0, T1); \
+	LANES512(lo, hi, Z3, ZT, T0, T1); \
 	VFMADD231PS Z0, T0, A; \
 	VFMADD231PS Z1, T1, B
 
@@ -701,8 +773,9 @@ decvdone:
 // Registers: AX y, SI codes of the batch's first row, R9 and R10 one and
 // three rows of codes in bytes, DI x, R8 groups left in the row, R11 the
 // first row's flat group, R12 and R13 one and three rows in groups, CX
-// groupShift, R14 the groups per block less one, BX scales. Lanes of row q: Z(8+2q) (0..15) and Z(9+2q)
-// (16..31); tables Z4..Z7.
+// groupShift, R14 the groups per block less one, BX scales. Lanes of row
+// q: Z(8+2q) (0..15) and Z(9+2q) (16..31); tables Z4..Z7; laneShift Z3,
+// laneElements Z24.
 //
 // func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
 TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
@@ -720,7 +793,8 @@ TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
 	SHLQ      CX, R14
 	DECQ      R14
 	VMOVUPS   ·codebook(SB), Z2
-	VMOVDQU64 nibbleSelect<>(SB), Z3
+	VMOVDQU32 laneShift<>(SB), Z3
+	VMOVDQU32 laneElements<>(SB), Z24
 
 mv4batch:
 	MOVQ   x+16(FP), DI
@@ -745,8 +819,8 @@ mv4batch:
 	ROWTABLE(DX, Z7)
 
 mv4group:
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z1
+	VPERMPS (DI), Z24, Z0
+	VPERMPS 64(DI), Z24, Z1
 	ROWDOT((SI), 8(SI), Z4, Z8, Z9, Z16, Z17)
 	ROWDOT((SI)(R9*1), 8(SI)(R9*1), Z5, Z10, Z11, Z18, Z19)
 	ROWDOT((SI)(R9*2), 8(SI)(R9*2), Z6, Z12, Z13, Z20, Z21)

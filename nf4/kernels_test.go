@@ -134,9 +134,22 @@ func TestMulTLevelsBitIdentical(t *testing.T) {
 }
 
 // TestMulTOrder checks the scalar code against MulT's order written out
-// plainly: lanes by flat element mod 32, fused multiply-adds (fma32, checked
-// on its own by TestFMA32), lanes folded in halves.
+// plainly: lanes by the nibble of the group's code bytes, fused
+// multiply-adds (fma32, checked on its own by TestFMA32), lanes folded in
+// halves.
 func TestMulTOrder(t *testing.T) {
+	// laneOf is the lane of flat element e: its code is byte k/2 of its
+	// group (k = e mod 32), the high nibble when k is even; lane 16h+l
+	// takes nibble l/2 (from the bottom) of dword l mod 2 of half h.
+	laneOf := func(e int) int {
+		k := e % 32
+		b := k / 2
+		h, d, n := b/8, b%8/4, 2*(b%4)
+		if k%2 == 0 {
+			n++
+		}
+		return 16*h + 2*n + d
+	}
 	for name, m := range kernelMatrices(t) {
 		const n = 2
 		x := gaussian(7, n*m.cols, 1)
@@ -149,7 +162,7 @@ func TestMulTOrder(t *testing.T) {
 				var acc [32]float32
 				for c := range m.cols {
 					e := r*m.cols + c
-					acc[e%32] = fma32(w[e], x[i*m.cols+c], acc[e%32])
+					acc[laneOf(e)] = fma32(w[e], x[i*m.cols+c], acc[laneOf(e)])
 				}
 				for half := 16; half >= 1; half /= 2 {
 					for j := range half {
