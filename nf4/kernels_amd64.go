@@ -93,6 +93,12 @@ func dot1AVX2(acc *[lanes]float32, codes *byte, x *float32, scales *float32, gro
 //go:noescape
 func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
 
+// scalesVBMI is scalesAVX512 for n a multiple of 64, with AVX-512 VBMI,
+// from the table's byte planes (doubleQuant.planes).
+//
+//go:noescape
+func scalesVBMI(out *float32, codes *uint8, n int, planes *[4][256]byte, nested, offset float32)
+
 // chunks walks a 32-aligned run of flat elements in kernel calls: each
 // covers at most scaleChunk blocks. (An iterator, not a callback: a scale
 // buffer handed to a function value would escape to the heap.)
@@ -121,7 +127,8 @@ func (c *chunks) next() (p0, p1, firstGroups int, scales []float32, ok bool) {
 
 // fillScales writes the scales of blocks first, first+1, … into s: m.scale
 // for each, with the double-quantization lookups hoisted out of the loop,
-// and made 16 at a time (a gather from the code table) with AVX-512.
+// and made 16 at a time (a gather from the code table) with AVX-512, 64 at
+// a time with VBMI.
 func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 	dq := m.dq
 	if dq == nil {
@@ -135,9 +142,14 @@ func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 		run := min(len(codes), (nb+1)<<dq.shift-first)
 		nested, offset, out := dq.nested[nb], dq.offset, s[:run]
 		k := 0
-		if l >= cpu.AVX512 && run >= 16 {
-			k = run &^ 15
-			scalesAVX512(&out[0], &codes[0], k, code, nested, offset)
+		if l >= cpu.AVX512 && run >= 64 && cpu.HasAVX512VBMI() {
+			k = run &^ 63
+			scalesVBMI(&out[0], &codes[0], k, &dq.planes, nested, offset)
+		}
+		if l >= cpu.AVX512 && run-k >= 16 {
+			n := (run - k) &^ 15
+			scalesAVX512(&out[k], &codes[k], n, code, nested, offset)
+			k += n
 		}
 		for ; k < run; k++ {
 			out[k] = float32(code[codes[k]]*nested) + offset

@@ -885,3 +885,92 @@ mv4fold:
 	JNZ        mv4batch
 	VZEROUPPER
 	RET
+
+// scalesVBMI is scalesAVX512 for n a multiple of 64, with AVX-512 VBMI and
+// the code table split into byte planes (planes[p][c] is byte p of
+// table[c]): 64 codes per step, each plane looked up with two VPERMI2B
+// (codes below 128, codes from 128) and a blend on the codes' top bit, the
+// planes then interleaved into dwords. The interleaving works within
+// 128-bit lanes, so the codes are first put in the order scaleOrder, which
+// makes the dwords come out in the codes' order. A quarter of the shuffles
+// of scalesAVX512 per scale.
+DATA scaleOrder<>+0(SB)/8, $0x1312111003020100
+DATA scaleOrder<>+8(SB)/8, $0x3332313023222120
+DATA scaleOrder<>+16(SB)/8, $0x1716151407060504
+DATA scaleOrder<>+24(SB)/8, $0x3736353427262524
+DATA scaleOrder<>+32(SB)/8, $0x1b1a19180b0a0908
+DATA scaleOrder<>+40(SB)/8, $0x3b3a39382b2a2928
+DATA scaleOrder<>+48(SB)/8, $0x1f1e1d1c0f0e0d0c
+DATA scaleOrder<>+56(SB)/8, $0x3f3e3d3c2f2e2d2c
+GLOBL scaleOrder<>(SB), RODATA|NOPTR, $64
+
+// SCALEPLANE(t0, t1, t2, t3, out) looks the codes in Z0 (top bits in K1) up
+// in the plane held in t0..t3 (entries 0..63, …, 192..255) into out. Uses
+// Z1, Z2.
+#define SCALEPLANE(t0, t1, t2, t3, out) \
+	VMOVDQA64 Z0, Z1; \
+	VPERMI2B  t1, t0, Z1; \
+	VMOVDQA64 Z0, Z2; \
+	VPERMI2B  t3, t2, Z2; \
+	VPBLENDMB Z2, Z1, K1, out
+
+// func scalesVBMI(out *float32, codes *uint8, n int, planes *[4][256]byte, nested, offset float32)
+TEXT ·scalesVBMI(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), DI
+	MOVQ         codes+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVQ         planes+24(FP), DX
+	VBROADCASTSS nested+32(FP), Z14
+	VBROADCASTSS offset+36(FP), Z15
+	VMOVDQU64    scaleOrder<>(SB), Z13
+	VMOVDQU64    (DX), Z16
+	VMOVDQU64    64(DX), Z17
+	VMOVDQU64    128(DX), Z18
+	VMOVDQU64    192(DX), Z19
+	VMOVDQU64    256(DX), Z20
+	VMOVDQU64    320(DX), Z21
+	VMOVDQU64    384(DX), Z22
+	VMOVDQU64    448(DX), Z23
+	VMOVDQU64    512(DX), Z24
+	VMOVDQU64    576(DX), Z25
+	VMOVDQU64    640(DX), Z26
+	VMOVDQU64    704(DX), Z27
+	VMOVDQU64    768(DX), Z28
+	VMOVDQU64    832(DX), Z29
+	VMOVDQU64    896(DX), Z30
+	VMOVDQU64    960(DX), Z31
+
+scalesv:
+	VMOVDQU64  (SI), Z0
+	VPERMB     Z0, Z13, Z0
+	VPMOVB2M   Z0, K1
+	SCALEPLANE(Z16, Z17, Z18, Z19, Z4)
+	SCALEPLANE(Z20, Z21, Z22, Z23, Z5)
+	SCALEPLANE(Z24, Z25, Z26, Z27, Z6)
+	SCALEPLANE(Z28, Z29, Z30, Z31, Z7)
+	VPUNPCKLBW Z5, Z4, Z8
+	VPUNPCKHBW Z5, Z4, Z9
+	VPUNPCKLBW Z7, Z6, Z10
+	VPUNPCKHBW Z7, Z6, Z11
+	VPUNPCKLWD Z10, Z8, Z4
+	VPUNPCKHWD Z10, Z8, Z5
+	VPUNPCKLWD Z11, Z9, Z6
+	VPUNPCKHWD Z11, Z9, Z7
+	VMULPS     Z14, Z4, Z4
+	VMULPS     Z14, Z5, Z5
+	VMULPS     Z14, Z6, Z6
+	VMULPS     Z14, Z7, Z7
+	VADDPS     Z15, Z4, Z4
+	VADDPS     Z15, Z5, Z5
+	VADDPS     Z15, Z6, Z6
+	VADDPS     Z15, Z7, Z7
+	VMOVUPS    Z4, (DI)
+	VMOVUPS    Z5, 64(DI)
+	VMOVUPS    Z6, 128(DI)
+	VMOVUPS    Z7, 192(DI)
+	ADDQ       $64, SI
+	ADDQ       $256, DI
+	SUBQ       $64, CX
+	JNZ        scalesv
+	VZEROUPPER
+	RET

@@ -100,6 +100,29 @@ type doubleQuant struct {
 	offset    float32
 	blockSize int
 	shift     uint
+	// planes[p][c] is byte p (little-endian) of code[c]: the table as
+	// the VBMI scale decoder looks it up.
+	planes [4][256]byte
+}
+
+// newDoubleQuant returns the double quantization of these parts, with its
+// code table's byte planes.
+func newDoubleQuant(codes []uint8, nested, code []float32, offset float32, blockSize int) *doubleQuant {
+	dq := &doubleQuant{
+		codes:     codes,
+		nested:    nested,
+		code:      code,
+		offset:    offset,
+		blockSize: blockSize,
+		shift:     uint(bits.TrailingZeros(uint(blockSize))),
+	}
+	for c, v := range code {
+		b := math.Float32bits(v)
+		for p := range dq.planes {
+			dq.planes[p][c] = byte(b >> (8 * p))
+		}
+	}
+	return dq
 }
 
 var _ quant.Matrix = (*Matrix)(nil)
@@ -225,14 +248,7 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
 		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], absmax[lo:hi], offset, NestedBlockSize)
 	})
-	return &doubleQuant{
-		codes:     codes,
-		nested:    nested,
-		code:      code,
-		offset:    offset,
-		blockSize: NestedBlockSize,
-		shift:     uint(bits.TrailingZeros(NestedBlockSize)),
-	}, nil
+	return newDoubleQuant(codes, nested, code, offset, NestedBlockSize), nil
 }
 
 // scale returns the absmax of block b, decoding it with double quantization.
