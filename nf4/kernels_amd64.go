@@ -18,9 +18,9 @@ import "github.com/golora/golora/internal/cpu"
 const scaleChunk = 64
 
 // matVecScales and matVecScalesWide are the numbers of block scales a call
-// of matVec4VBMI uses at most: the first for matrices of up to 8K columns at
-// the default block size, the second for wider ones (up to 64K), so that a
-// small product does not clear 16 KiB of stack at every call.
+// of matVec4AVX512 uses at most: the first for matrices of up to 8K
+// columns at the default block size, the second for wider ones (up to 64K),
+// so that a small product does not clear 16 KiB of stack at every call.
 const (
 	matVecScales     = 512
 	matVecScalesWide = 4096
@@ -31,14 +31,14 @@ const (
 //go:noescape
 func decodeVBMI(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 
-// matVec4VBMI multiplies x (one row of rowGroups·32 floats) by batches·4
+// matVec4AVX512 multiplies x (one row of rowGroups·32 floats) by batches·4
 // consecutive whole rows of W starting at codes, each from +0 lanes folded
 // in MulT's order, writing one float of y per row. Flat group f of W,
 // counted from the first one at codes plus firstGroup, has the scale
 // scales[f >> groupShift].
 //
 //go:noescape
-func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
+func matVec4AVX512(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
 
 // decodeAVX512 writes the values of groups·32 codes into dst.
 //
@@ -193,19 +193,20 @@ func (m *Matrix) dequantRangeWith(l cpu.Level, vbmi bool, dst []float32, e0, e1 
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
 // kernels of level l.
 func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
-	m.mulTRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), y, x, n, r0, r1)
+	m.mulTRangeWith(l, l >= cpu.AVX512, y, x, n, r0, r1)
 }
 
-// mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
-// them, the rows of x not taken four at a time go through matVecVBMI.
-func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
-	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
+// mulTRangeWith is mulTRangeAt with the four-row mat-vec kernel or
+// without: with it, the rows of x not taken four at a time go through
+// matVecAVX512.
+func (m *Matrix) mulTRangeWith(l cpu.Level, matVec bool, y, x []float32, n, r0, r1 int) {
+	if matVec && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
 		n4 := n &^ 3
 		if n4 > 0 {
 			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
 		}
 		for i := n4; i < n; i++ {
-			m.matVecVBMI(y[i*m.rows:(i+1)*m.rows], x[i*m.cols:(i+1)*m.cols], r0, r1)
+			m.matVecAVX512(y[i*m.rows:(i+1)*m.rows], x[i*m.cols:(i+1)*m.cols], r0, r1)
 		}
 		return
 	}
@@ -321,17 +322,17 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 }
 
-// matVecVBMI computes y[r] = x·W[r] for the rows r in [r0, r1), at least
+// matVecAVX512 computes y[r] = x·W[r] for the rows r in [r0, r1), at least
 // four, of a matrix whose rows start at flat multiples of 32, four rows at a
 // time; a last batch of fewer rows is done again as the last four.
-func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
+func (m *Matrix) matVecAVX512(y, x []float32, r0, r1 int) {
 	if m.matVecFits(matVecScales) {
 		var scales [matVecScales]float32
-		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+		m.matVecRowsAVX512(y, x, r0, r1, scales[:])
 		return
 	}
 	var scales [matVecScalesWide]float32
-	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+	m.matVecRowsAVX512(y, x, r0, r1, scales[:])
 }
 
 // matVecFits reports whether a buffer of n scales holds the blocks of four
@@ -341,9 +342,9 @@ func (m *Matrix) matVecFits(n int) bool {
 	return 4*m.cols <= (n-2)*m.blockSize
 }
 
-// matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
+// matVecRowsAVX512 is matVecAVX512 with a buffer for the scales of at least
 // four rows (matVecFits).
-func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
+func (m *Matrix) matVecRowsAVX512(y, x []float32, r0, r1 int, scales []float32) {
 	cols := m.cols
 	// Rows per call: a multiple of four whose blocks fit in scales (k rows
 	// touch at most k·cols/blockSize + 2 blocks).
@@ -364,7 +365,7 @@ func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
 		} else {
 			m.fillScales(cpu.AVX512, s, first)
 		}
-		matVec4VBMI(&y[r], &m.packed[p0/2], &x[0], &s[0], k/4, cols/lanes, p0/lanes-first<<groupShift, groupShift)
+		matVec4AVX512(&y[r], &m.packed[p0/2], &x[0], &s[0], k/4, cols/lanes, p0/lanes-first<<groupShift, groupShift)
 		r += k
 	}
 }

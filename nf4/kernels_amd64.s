@@ -630,7 +630,7 @@ scales512:
 	VZEROUPPER
 	RET
 
-// The kernels below need AVX-512 VBMI as well: VPMULTISHIFTQB gives every
+// decodeVBMI needs AVX-512 VBMI as well: VPMULTISHIFTQB gives every
 // dword of a register the bits of one code at once. It reads the 8 code
 // bytes of 16 elements, broadcast to every qword, and copies into byte 0 of
 // dword 2i the byte at bit offset 8i+4 (the high nibble of byte i: element
@@ -692,13 +692,14 @@ decvdone:
 	VZEROUPPER
 	RET
 
-// matVec4VBMI adds in MulT's lanes (see kernels.go) rather than in element
+// matVec4AVX512 adds in MulT's lanes (see kernels.go) rather than in element
 // order: lane l of each 16-lane half of a group holds nibble l/2 (from the
 // bottom) of dword l mod 2 of the half's 8 code bytes, so that a broadcast
 // load of the 8 bytes and one VPSRLVD by laneShift bring every lane's code
 // to its low 4 bits, the only ones VPERMPS reads. That takes no shuffle,
 // which on AMD cores competes with VPERMPS for the same pipes; x is
 // permuted into the same order (laneElements) once per group for four rows.
+// It needs AVX-512F alone.
 DATA laneShift<>+0(SB)/4, $0
 DATA laneShift<>+4(SB)/4, $0
 DATA laneShift<>+8(SB)/4, $4
@@ -764,7 +765,7 @@ GLOBL laneElements<>(SB), RODATA|NOPTR, $64
 	VFMADD231PS Z0, T0, A; \
 	VFMADD231PS Z1, T1, B
 
-// matVec4VBMI multiplies one row x of rowGroups·32 floats by batches·4
+// matVec4AVX512 multiplies one row x of rowGroups·32 floats by batches·4
 // consecutive whole rows of W, four at a time, each row's lanes from +0 and
 // folded in MulT's order, writing one float of y per row. The codes start
 // at a row boundary; flat group f of W (counted from the call's first group
@@ -777,8 +778,8 @@ GLOBL laneElements<>(SB), RODATA|NOPTR, $64
 // q: Z(8+2q) (0..15) and Z(9+2q) (16..31); tables Z4..Z7; laneShift Z3,
 // laneElements Z24.
 //
-// func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
-TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
+// func matVec4AVX512(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
+TEXT ·matVec4AVX512(SB), NOSPLIT, $0-64
 	MOVQ      y+0(FP), AX
 	MOVQ      codes+8(FP), SI
 	MOVQ      scales+24(FP), BX
