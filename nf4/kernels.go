@@ -284,22 +284,40 @@ func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
 	}
 	groups := (len(w) - i) / lanes
 	// A quarter of the lanes at a time, so that their sums stay in
-	// registers.
-	for q := 0; q < lanes; q += 8 {
-		a := (*[8]float32)(acc[q:])
-		e := (*[8]int)(laneElements[q:])
+	// registers. Quarter q's lanes take the elements quarterBase[q] + 1, 9,
+	// 0, 8, 3, 11, 2, 10 (laneElements): constant indices, so no bounds
+	// checks in the loop.
+	for q, base := range [4]int{0, 4, 16, 20} {
+		a := (*[8]float32)(acc[8*q:])
 		a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
 		for g := range groups {
-			u := (*[lanes]float32)(w[i+g*lanes:])
-			v := (*[lanes]float32)(x[i+g*lanes:])
-			a0 = fma32(u[e[0]], v[e[0]], a0)
-			a1 = fma32(u[e[1]], v[e[1]], a1)
-			a2 = fma32(u[e[2]], v[e[2]], a2)
-			a3 = fma32(u[e[3]], v[e[3]], a3)
-			a4 = fma32(u[e[4]], v[e[4]], a4)
-			a5 = fma32(u[e[5]], v[e[5]], a5)
-			a6 = fma32(u[e[6]], v[e[6]], a6)
-			a7 = fma32(u[e[7]], v[e[7]], a7)
+			u := (*[12]float32)(w[i+g*lanes+base:])
+			v := (*[12]float32)(x[i+g*lanes+base:])
+			// fma32's common case written out for the eight lanes, its
+			// rare one (fma32Rare) taken for all eight when any needs it:
+			// fma32 itself is too large for the compiler to inline.
+			s0 := float64(u[1])*float64(v[1]) + float64(a0)
+			s1 := float64(u[9])*float64(v[9]) + float64(a1)
+			s2 := float64(u[0])*float64(v[0]) + float64(a2)
+			s3 := float64(u[8])*float64(v[8]) + float64(a3)
+			s4 := float64(u[3])*float64(v[3]) + float64(a4)
+			s5 := float64(u[11])*float64(v[11]) + float64(a5)
+			s6 := float64(u[2])*float64(v[2]) + float64(a6)
+			s7 := float64(u[10])*float64(v[10]) + float64(a7)
+			if maybeHalfway32(s0) || maybeHalfway32(s1) || maybeHalfway32(s2) || maybeHalfway32(s3) ||
+				maybeHalfway32(s4) || maybeHalfway32(s5) || maybeHalfway32(s6) || maybeHalfway32(s7) {
+				a0 = fma32(u[1], v[1], a0)
+				a1 = fma32(u[9], v[9], a1)
+				a2 = fma32(u[0], v[0], a2)
+				a3 = fma32(u[8], v[8], a3)
+				a4 = fma32(u[3], v[3], a4)
+				a5 = fma32(u[11], v[11], a5)
+				a6 = fma32(u[2], v[2], a6)
+				a7 = fma32(u[10], v[10], a7)
+				continue
+			}
+			a0, a1, a2, a3 = float32(s0), float32(s1), float32(s2), float32(s3)
+			a4, a5, a6, a7 = float32(s4), float32(s5), float32(s6), float32(s7)
 		}
 		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
 	}
@@ -347,6 +365,14 @@ func fma32(a, b, c float32) float32 {
 		s = math.Nextafter(s, math.Inf(-1))
 	}
 	return float32(s)
+}
+
+// maybeHalfway32 reports whether s may lie halfway between two float32
+// values (halfway32): the test for float32 normals, and every value below
+// them (the few where it costs halfway32's longer test).
+func maybeHalfway32(s float64) bool {
+	bits := math.Float64bits(s)
+	return bits&(1<<29-1) == 1<<28 || bits&(0x7ff<<52) < (1023-126)<<52
 }
 
 // halfway32 reports whether the float64 s lies exactly halfway between two
