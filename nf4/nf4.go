@@ -367,10 +367,11 @@ func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols], row-major) into y
 // ([n, rows], overwritten), decoding the 4-bit codes on the fly (with
 // AVX-512, once per group of up to four rows of x). Sums are accumulated in
-// float32 in one fixed order, the same for every kernel level and CPU, so
-// the result does not depend on the machine. Products of at least 2²² multiply-adds are split by rows across
-// GOMAXPROCS goroutines, which costs one small allocation; smaller ones run
-// on the calling goroutine and do not allocate.
+// float32 with fused multiply-adds (one rounding per weight) in one fixed
+// order, the same for every kernel level and CPU, so the result does not
+// depend on the machine. Products of at least 2²² multiply-adds are split by
+// rows across GOMAXPROCS goroutines, which costs one small allocation;
+// smaller ones run on the calling goroutine and do not allocate.
 func (m *Matrix) MulT(y, x []float32, n int) error {
 	if err := m.checkMulT("MulT", y, x, n); err != nil {
 		return err
