@@ -35,10 +35,6 @@ func FiniteBF16(src []uint16) bool { return finite16(src, 0x7f80) }
 // FiniteF16 reports whether every F16 value of src is finite.
 func FiniteF16(src []uint16) bool { return finite16(src, 0x7c00) }
 
-// FiniteBF16Bytes is FiniteBF16 for little-endian BF16 values held in bytes
-// (an even number), as a file stores them.
-func FiniteBF16Bytes(src []byte) bool { return bf16Finite(src) }
-
 // finite16 reports whether no value of src has all its exponent bits (the
 // mask exp, a run of ones ending below the sign bit) set: adding the lowest
 // exponent bit to the masked value carries into the sign bit exactly then.
