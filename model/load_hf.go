@@ -69,8 +69,9 @@ type hfConfig struct {
 // loadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
 // weights from model.safetensors or, when there is none, from the shards that
 // model.safetensors.index.json lists. F32, F16 and BF16 (and F64) tensors are
-// converted to float32; the files are memory-mapped while loading and closed
-// before loadHF returns.
+// converted to float32 (with a quantizer, loadHFStream keeps a BF16 or F16
+// embedding and output head 16-bit: see keep16); the files are
+// memory-mapped while loading and closed before loadHF returns.
 //
 // Block linears saved 4-bit by bitsandbytes (transformers with a
 // BitsAndBytesConfig, load_in_4bit and bnb_4bit_quant_type "nf4") load as
