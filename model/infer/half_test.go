@@ -14,9 +14,10 @@ import (
 // TestGenerator16BitEmbedding loads BF16 checkpoints of the llama3 (untied)
 // and qwen2 (tied) fixtures with NF4 linears, once keeping the embedding and
 // head in BF16 (the default) and once widening them (Float32Embedding):
-//   - the logits of every position, stepped and prefilled, are the same bits
-//     as those of the float32 load with only its head made a BF16 matrix of
-//     its own values (the embedding rows are the same values either way);
+//   - the logits of every position, stepped and prefilled, and a Batch
+//     step's, are the same bits as those of the float32 load with only its
+//     head made a BF16 matrix of its own values (the embedding rows are the
+//     same values either way);
 //   - against the float32 head itself they differ only by the summation
 //     order of the head's products (within 1e-5 of the largest logit).
 func TestGenerator16BitEmbedding(t *testing.T) {
@@ -65,6 +66,36 @@ func TestGenerator16BitEmbedding(t *testing.T) {
 				for j := range gotPre[i] {
 					if math.Float32bits(gotPre[i][j]) != math.Float32bits(wantPre[i][j]) {
 						t.Fatalf("prefilled position %d logit %d: %v, want %v", i, j, gotPre[i][j], wantPre[i][j])
+					}
+				}
+			}
+			// The Batch: two rows (one prompt, one single token), so that
+			// the head runs both as a product of rows and as a split
+			// single row.
+			batchLogits := func(w *model.Weights) [][]float32 {
+				bt, err := NewBatch(w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := [][]float32{make([]float32, c.VocabSize), make([]float32, c.VocabSize)}
+				var rows []BatchRow
+				for i, toks := range [][]int{golden.Tokens, golden.Tokens[:1]} {
+					seq, err := bt.NewSequence(len(golden.Tokens))
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows = append(rows, BatchRow{Seq: seq, Tokens: toks, Logits: out[i]})
+				}
+				if err := bt.Step(rows); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			gotB, wantB := batchLogits(w16), batchLogits(&sameHead)
+			for i := range gotB {
+				for j := range gotB[i] {
+					if math.Float32bits(gotB[i][j]) != math.Float32bits(wantB[i][j]) {
+						t.Fatalf("Batch row %d logit %d: %v, want %v", i, j, gotB[i][j], wantB[i][j])
 					}
 				}
 			}
