@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/half"
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/safetensors"
@@ -12,7 +13,8 @@ import (
 )
 
 // A frozen base's embedding and untied output head stored in BF16 or F16
-// stay in that type when a quantizer is set (QLoRA: the base is frozen, so
+// (Hugging Face safetensors or GGUF) stay in that type when a quantizer is
+// set (QLoRA: the base is frozen, so
 // nothing will write them): read as they are, with no conversion, into
 // quant.Half matrices of half the float32 size.
 
@@ -35,6 +37,41 @@ func keep16(so streamOptions, slot hfSlot, t safetensors.Tensor) bool {
 		return false
 	}
 	return slot.key == hfEmbeddingKey || slot.key == "lm_head.weight"
+}
+
+// keepGGUF16 is keep16 for a GGUF tensor t (the embedding or output head).
+func keepGGUF16(so streamOptions, t gguf.TensorInfo) bool {
+	return so.quantizer != nil && !so.float32Embedding && littleEndian &&
+		(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16) && t.NumElements()%2 == 0
+}
+
+// ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], as a quant.Half,
+// reporting whether its values are all finite.
+func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int) (*quant.Half, bool, error) {
+	raw, err := f.TensorBytes(t.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	n := rows * cols
+	if len(raw) != 2*n {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, n)
+	}
+	dest := hugemem.Make[float32](n / 2)
+	f16 := t.Type == gguf.TypeF16
+	finite, err := decodeStreaming(dest, raw, copy16(f16), f)
+	if err != nil {
+		return nil, false, err
+	}
+	values := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dest))), n)
+	newHalf := quant.NewBF16
+	if f16 {
+		newHalf = quant.NewF16
+	}
+	m, err := newHalf(values, rows, cols)
+	if err != nil {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return m, finite, nil
 }
 
 // copy16 is a floatDecoder that copies 16-bit values as they are into the

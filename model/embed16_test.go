@@ -214,3 +214,36 @@ func TestWrite16BitEmbedding(t *testing.T) {
 		t.Fatal("WriteHF of the 16-bit embedding or head changed their values")
 	}
 }
+
+// TestLoadGGUF16BitEmbedding: a GGUF file with F16 matrices (stories260K,
+// tied) loaded with a quantizer keeps its embedding, which is the head, in
+// F16 with the values of the float32 load.
+func TestLoadGGUF16BitEmbedding(t *testing.T) {
+	b, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteGGUF(path, b, GGUFF16); err != nil {
+		t.Fatal(err)
+	}
+	load := func(float32Embedding bool) *Weights {
+		b, err := Load(context.Background(), path, LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{}), Float32Embedding: float32Embedding})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Weights
+	}
+	w16, w32 := load(false), load(true)
+	m, ok := w16.EmbeddingMatrix.(*quant.Half)
+	if !ok || !m.IsF16() || w16.Output.Quantized != w16.EmbeddingMatrix || w32.EmbeddingMatrix != nil {
+		t.Fatalf("embedding %T, head %T (float32 load: %T); want one F16 matrix", w16.EmbeddingMatrix, w16.Output.Quantized, w32.EmbeddingMatrix)
+	}
+	widened, err := w16.EmbeddingFloat32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(bitsOf(widened), bitsOf(w32.Embedding)) {
+		t.Fatal("the F16 embedding widens to other values than the float32 load")
+	}
+}
