@@ -66,8 +66,9 @@ type LoadOptions struct {
 	// bypassing the page cache it would not fit in beside the weights. Linears
 	// the checkpoint already stores quantized (bitsandbytes NF4, GGUF block
 	// formats) are kept as stored unless Requantize is set. The norms stay
-	// float32, and so do the embedding and output head unless a Hugging
-	// Face checkpoint stores them in BF16 or F16: then they keep that type
+	// float32, and so do the embedding and output head unless the
+	// checkpoint (Hugging Face or GGUF) stores them in BF16 or F16: then
+	// they keep that type
 	// (Weights.EmbeddingMatrix, Output.Quantized, as quant.Half), which is
 	// lossless and half the memory (see Float32Embedding).
 	Quantizer quant.Quantizer
