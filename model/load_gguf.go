@@ -12,6 +12,7 @@ import (
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant"
 	"github.com/golora/golora/quant/ggml"
 )
 
@@ -288,7 +289,8 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 }
 
 // ggufTensors reads the tensors of the model cfg describes. Dense tensors
-// and block-quantized embeddings become float32; block-quantized linears stay
+// and block-quantized embeddings become float32 (but with a quantizer an
+// F16 or BF16 embedding and head stay 16-bit: keepGGUF16); block-quantized linears stay
 // in their ggml format (or, with so.requantize, go through so.quantizer).
 func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (w *Weights, err error) {
 	w = NewWeights(cfg)
@@ -324,7 +326,21 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}()
 	}
-	if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
+	// matrix16 reads a [vocab, dim] matrix kept in its 16-bit type
+	// (keepGGUF16), reporting false when it is not to be kept so.
+	matrix16 := func(name string) (m *quant.Half, finite, ok bool, err error) {
+		t, err := info(name, cfg.VocabSize, cfg.Dim)
+		if err != nil || !keepGGUF16(so, t) {
+			return nil, false, false, err
+		}
+		m, finite, err = ggufHalf(f, t, cfg.VocabSize, cfg.Dim)
+		return m, finite, true, err
+	}
+	if m, finite, ok, err := matrix16("token_embd.weight"); err != nil {
+		return nil, err
+	} else if ok {
+		w.EmbeddingMatrix, w.embeddingFinite = m, finite
+	} else if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
 		return nil, err
 	}
 	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
@@ -332,7 +348,15 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 	}
 	if cfg.TiedOutput {
 		want["output.weight"] = true
-		w.Output.Dense = w.Embedding
+		if w.EmbeddingMatrix != nil {
+			w.Output.Quantized = w.EmbeddingMatrix
+		} else {
+			w.Output.Dense = w.Embedding
+		}
+	} else if m, finite, ok, err := matrix16("output.weight"); err != nil {
+		return nil, err
+	} else if ok {
+		w.Output.Quantized, w.Output.finite = m, finite
 	} else if w.Output.Dense, err = load("output.weight", cfg.VocabSize, cfg.Dim); err != nil {
 		return nil, err
 	}

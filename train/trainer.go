@@ -20,6 +20,7 @@ import (
 	"github.com/golora/golora/lora/loragraph"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
+	"github.com/golora/golora/quant"
 )
 
 // Config says how to train. Start from DefaultConfig, which holds the QLoRA
@@ -336,11 +337,14 @@ type baseQuantization struct {
 }
 
 // quantization returns how base's linears are quantized, nil when none is.
+// A 16-bit head (quant.Half) counts as float: it holds the checkpoint's
+// values exactly, as the float32 head of a run before golora kept it
+// 16-bit did, so such a run resumes.
 func quantization(base *model.Weights) *baseQuantization {
 	q := &baseQuantization{}
 	quantized := false
 	for _, lin := range append(base.Linears(), base.Output) {
-		if lin == nil || lin.Quantized == nil {
+		if lin == nil || lin.Quantized == nil || isHalf(lin.Quantized) {
 			q.Formats = append(q.Formats, "")
 			continue
 		}
@@ -352,6 +356,12 @@ func quantization(base *model.Weights) *baseQuantization {
 		return nil
 	}
 	return q
+}
+
+// isHalf reports whether m is a 16-bit float matrix (quant.Half).
+func isHalf(m quant.Matrix) bool {
+	_, ok := m.(*quant.Half)
+	return ok
 }
 
 // Steps returns the number of optimizer steps done (restored ones included).

@@ -230,7 +230,9 @@ func (b *Batch) Step(rows []BatchRow) error {
 	t := 0
 	for _, r := range rows {
 		for j, tok := range r.Tokens {
-			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
+			if err := b.w.EmbedToken(b.x[t*d:(t+1)*d], tok); err != nil {
+				return fmt.Errorf("infer: Batch.Step: %w", err)
+			}
 			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
 			t++
 		}
