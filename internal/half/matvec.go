@@ -73,8 +73,14 @@ func dotRow(f16 bool, x []float32, w []uint16) float32 {
 			s[i] += s[i+h]
 		}
 	}
-	sum := s[0]
+	return addTail(f16, s[0], x, w, n)
+}
+
+// addTail adds to sum the products x[k]·w[k] for k from n on, one by one:
+// the end of dotRow, which the vector kernels leave to the Go code.
+func addTail(f16 bool, sum float32, x []float32, w []uint16, n int) float32 {
 	for k := n; k < len(x); k++ {
+		// The conversion rounds the product, as in dotRow's lanes.
 		sum += float32(x[k] * widen16(f16, w[k]))
 	}
 	return sum

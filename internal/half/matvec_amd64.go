@@ -30,7 +30,7 @@ func matVecAt(l cpu.Level, f16 bool, y, x []float32, w []uint16) {
 	cols := len(x)
 	w = w[:len(y)*cols]
 	n := cols &^ 15
-	kernel := matVec4BF16AVX2
+	var kernel func(w *uint16, ld int, x *float32, n int, y *float32)
 	switch {
 	case l >= cpu.AVX512 && f16:
 		kernel = matVec4F16AVX512
@@ -39,21 +39,14 @@ func matVecAt(l cpu.Level, f16 bool, y, x []float32, w []uint16) {
 	case l >= cpu.AVX2 && f16 && cpu.HasF16C():
 		kernel = matVec4F16AVX2
 	case l >= cpu.AVX2 && !f16:
-	default:
-		matVecGeneric(f16, y, x, w)
-		return
+		kernel = matVec4BF16AVX2
 	}
 	r := 0
-	if n > 0 {
+	if kernel != nil && n > 0 {
 		for ; r+4 <= len(y); r += 4 {
 			kernel(&w[r*cols], cols, &x[0], n, &y[r])
-			if n < cols {
-				for i := r; i < r+4; i++ {
-					row := w[i*cols : (i+1)*cols]
-					for k := n; k < cols; k++ {
-						y[i] += float32(x[k] * widen16(f16, row[k]))
-					}
-				}
+			for i := r; i < r+4; i++ {
+				y[i] = addTail(f16, y[i], x, w[i*cols:(i+1)*cols], n)
 			}
 		}
 	}
