@@ -53,11 +53,20 @@ func matVecAt(l cpu.Level, f16 bool, y, x []float32, w []uint16) {
 	matVecGeneric(f16, y[r:], x, w[r*cols:])
 }
 
-// widenAt is WidenBF16 (or WidenF16) with the decoders of level l; amd64 is
-// little-endian, so the values' memory is their little-endian encoding.
+// widenAt is WidenBF16 (or WidenF16) with the decoders of level l.
 func widenAt(l cpu.Level, f16 bool, dst []float32, src []uint16) {
 	if len(src) == 0 {
 		return
 	}
-	decodeAt(l, f16, dst, unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 2*len(src)))
+	decodeAt(l, f16, dst, littleEndian(src))
+}
+
+// finite16 reports whether no value of src has all the exponent bits exp
+// set (finiteLE).
+func finite16(src []uint16, exp uint16) bool { return finiteLE(littleEndian(src), exp) }
+
+// littleEndian returns the memory of src, which on amd64 is the values'
+// little-endian encoding.
+func littleEndian(src []uint16) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 2*len(src))
 }
