@@ -92,8 +92,8 @@ func (m *Half) FirstNonFinite() int {
 		if m.finite(part) {
 			continue
 		}
-		for i, h := range part {
-			if !m.finite([]uint16{h}) {
+		for i := range part {
+			if !m.finite(part[i : i+1]) {
 				return lo + i
 			}
 		}

@@ -56,12 +56,12 @@ func decodeAt(l cpu.Level, f16 bool, dst []float32, src []byte) {
 
 // decodeBF16FiniteAt is decodeAt for BF16 that also reports whether every
 // value is finite: with AVX-512 the decoding loop checks them as it goes;
-// otherwise the BF16 words are checked after decoding (bf16Finite).
+// otherwise the BF16 words are checked after decoding (finiteLE).
 func decodeBF16FiniteAt(l cpu.Level, dst []float32, src []byte) bool {
 	src = src[:2*len(dst)]
 	if l < cpu.AVX512 {
 		decodeAt(l, false, dst, src)
-		return bf16Finite(src)
+		return finiteLE(src, bf16Exponent)
 	}
 	finite := true
 	done := 0
@@ -73,5 +73,5 @@ func decodeBF16FiniteAt(l cpu.Level, dst []float32, src []byte) bool {
 		done += n
 	}
 	decodeBF16Scalar(dst[done:], src[2*done:])
-	return finite && bf16Finite(src[2*done:])
+	return finite && finiteLE(src[2*done:], bf16Exponent)
 }

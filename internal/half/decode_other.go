@@ -16,5 +16,5 @@ func decodeAt(l cpu.Level, f16 bool, dst []float32, src []byte) {
 func decodeBF16FiniteAt(_ cpu.Level, dst []float32, src []byte) bool {
 	src = src[:2*len(dst)]
 	decodeBF16Scalar(dst, src)
-	return bf16Finite(src)
+	return finiteLE(src, bf16Exponent)
 }

@@ -115,16 +115,20 @@ func DecodeBF16Finite(dst []float32, src []byte) bool {
 	return decodeBF16FiniteAt(cpu.Best(), dst, src)
 }
 
-// bf16Finite reports whether the little-endian BF16 values in src (an even
-// number of bytes) are all finite. It tests four values per 64-bit word: a
-// value's exponent bits (0x7f80) plus one carry into its sign bit exactly
-// when they are all ones, and the 16-bit lanes cannot carry into each other.
-func bf16Finite(src []byte) bool {
-	const (
-		exponents = 0x7f80_7f80_7f80_7f80
-		carry     = 0x0080_0080_0080_0080
-		signs     = 0x8000_8000_8000_8000
-	)
+// The exponent bits of BF16 and F16 values: all ones for ±Inf and NaN.
+const (
+	bf16Exponent = 0x7f80
+	f16Exponent  = 0x7c00
+)
+
+// finiteLE reports whether no little-endian 16-bit value in src (an even
+// number of bytes) has all the exponent bits exp (bf16Exponent or
+// f16Exponent) set. It tests four values per 64-bit word: a value's
+// exponent bits plus their lowest one carry into its sign bit exactly when
+// they are all ones, and the 16-bit lanes cannot carry into each other.
+func finiteLE(src []byte, exp uint16) bool {
+	const lanes = 0x0001_0001_0001_0001
+	exponents, carry := uint64(exp)*lanes, uint64(exp&-exp)*lanes
 	var acc uint64
 	for len(src) >= 8 {
 		acc |= binary.LittleEndian.Uint64(src)&exponents + carry
@@ -133,7 +137,7 @@ func bf16Finite(src []byte) bool {
 	for ; len(src) >= 2; src = src[2:] {
 		acc |= uint64(binary.LittleEndian.Uint16(src))&exponents + carry
 	}
-	return acc&signs == 0
+	return acc&(0x8000*lanes) == 0
 }
 
 // decodeF16Scalar is DecodeF16 in pure Go.

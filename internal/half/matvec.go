@@ -30,22 +30,10 @@ func WidenF16(dst []float32, src []uint16) { widenAt(cpu.Best(), true, dst[:len(
 
 // FiniteBF16 reports whether every BF16 value of src is finite (no NaN or
 // ±Inf).
-func FiniteBF16(src []uint16) bool { return finite16(src, 0x7f80) }
+func FiniteBF16(src []uint16) bool { return finite16(src, bf16Exponent) }
 
 // FiniteF16 reports whether every F16 value of src is finite.
-func FiniteF16(src []uint16) bool { return finite16(src, 0x7c00) }
-
-// finite16 reports whether no value of src has all its exponent bits (the
-// mask exp, a run of ones ending below the sign bit) set: adding the lowest
-// exponent bit to the masked value carries into the sign bit exactly then.
-func finite16(src []uint16, exp uint16) bool {
-	carry := exp & -exp
-	var acc uint16
-	for _, v := range src {
-		acc |= v&exp + carry
-	}
-	return acc&0x8000 == 0
-}
+func FiniteF16(src []uint16) bool { return finite16(src, f16Exponent) }
 
 // widen16 returns the float32 value of the BF16 or (f16) F16 bits h.
 func widen16(f16 bool, h uint16) float32 {
@@ -73,8 +61,14 @@ func dotRow(f16 bool, x []float32, w []uint16) float32 {
 			s[i] += s[i+h]
 		}
 	}
-	sum := s[0]
+	return addTail(f16, s[0], x, w, n)
+}
+
+// addTail adds to sum the products x[k]·w[k] for k from n on, one by one:
+// the end of dotRow, which the vector kernels leave to the Go code.
+func addTail(f16 bool, sum float32, x []float32, w []uint16, n int) float32 {
 	for k := n; k < len(x); k++ {
+		// The conversion rounds the product, as in dotRow's lanes.
 		sum += float32(x[k] * widen16(f16, w[k]))
 	}
 	return sum

@@ -30,7 +30,7 @@ func matVecAt(l cpu.Level, f16 bool, y, x []float32, w []uint16) {
 	cols := len(x)
 	w = w[:len(y)*cols]
 	n := cols &^ 15
-	kernel := matVec4BF16AVX2
+	var kernel func(w *uint16, ld int, x *float32, n int, y *float32)
 	switch {
 	case l >= cpu.AVX512 && f16:
 		kernel = matVec4F16AVX512
@@ -39,32 +39,34 @@ func matVecAt(l cpu.Level, f16 bool, y, x []float32, w []uint16) {
 	case l >= cpu.AVX2 && f16 && cpu.HasF16C():
 		kernel = matVec4F16AVX2
 	case l >= cpu.AVX2 && !f16:
-	default:
-		matVecGeneric(f16, y, x, w)
-		return
+		kernel = matVec4BF16AVX2
 	}
 	r := 0
-	if n > 0 {
+	if kernel != nil && n > 0 {
 		for ; r+4 <= len(y); r += 4 {
 			kernel(&w[r*cols], cols, &x[0], n, &y[r])
-			if n < cols {
-				for i := r; i < r+4; i++ {
-					row := w[i*cols : (i+1)*cols]
-					for k := n; k < cols; k++ {
-						y[i] += float32(x[k] * widen16(f16, row[k]))
-					}
-				}
+			for i := r; i < r+4; i++ {
+				y[i] = addTail(f16, y[i], x, w[i*cols:(i+1)*cols], n)
 			}
 		}
 	}
 	matVecGeneric(f16, y[r:], x, w[r*cols:])
 }
 
-// widenAt is WidenBF16 (or WidenF16) with the decoders of level l; amd64 is
-// little-endian, so the values' memory is their little-endian encoding.
+// widenAt is WidenBF16 (or WidenF16) with the decoders of level l.
 func widenAt(l cpu.Level, f16 bool, dst []float32, src []uint16) {
 	if len(src) == 0 {
 		return
 	}
-	decodeAt(l, f16, dst, unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 2*len(src)))
+	decodeAt(l, f16, dst, littleEndian(src))
+}
+
+// finite16 reports whether no value of src has all the exponent bits exp
+// set (finiteLE).
+func finite16(src []uint16, exp uint16) bool { return finiteLE(littleEndian(src), exp) }
+
+// littleEndian returns the memory of src, which on amd64 is the values'
+// little-endian encoding.
+func littleEndian(src []uint16) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), 2*len(src))
 }
