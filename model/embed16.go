@@ -52,13 +52,26 @@ func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int) (*quant.Half, boo
 	if err != nil {
 		return nil, false, err
 	}
-	n := rows * cols
-	if len(raw) != 2*n {
+	if n := rows * cols; len(raw) != 2*n {
 		return nil, false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, n)
 	}
-	dest := hugemem.Make[float32](n / 2)
-	f16 := t.Type == gguf.TypeF16
-	finite, err := decodeStreaming(dest, raw, copy16(f16), f)
+	m, finite, err := decodeHalf(nil, raw, t.Type == gguf.TypeF16, f, rows, cols)
+	if err != nil {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return m, finite, nil
+}
+
+// decodeHalf copies the rows×cols 16-bit values of src (F16 when f16, else
+// BF16), read from file, into dest (or new memory when dest is nil; two
+// values a float32-sized word) and returns them as a quant.Half, reporting
+// whether they are all finite.
+func decodeHalf(dest []float32, src []byte, f16 bool, file tensorFile, rows, cols int) (*quant.Half, bool, error) {
+	n := rows * cols
+	if dest == nil {
+		dest = hugemem.Make[float32](n / 2)
+	}
+	finite, err := decodeStreaming(dest[:n/2], src, copy16(f16), file)
 	if err != nil {
 		return nil, false, err
 	}
@@ -68,10 +81,7 @@ func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int) (*quant.Half, boo
 		newHalf = quant.NewF16
 	}
 	m, err := newHalf(values, rows, cols)
-	if err != nil {
-		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
-	}
-	return m, finite, nil
+	return m, finite, err
 }
 
 // copy16 is a floatDecoder that copies 16-bit values as they are into the
@@ -99,24 +109,7 @@ func copy16(f16 bool) floatDecoder {
 // dest is nil, and stores it in w as a quant.Half: the embedding matrix or
 // the output head's.
 func (s *hfSource) read16(w *Weights, slot hfSlot, t safetensors.Tensor, path string, dest []float32, file tensorFile) error {
-	n, err := t.NumElements()
-	if err != nil {
-		return fmt.Errorf("model: %s: %w", path, err)
-	}
-	if dest == nil {
-		dest = hugemem.Make[float32](n / 2)
-	}
-	f16 := t.DType == safetensors.F16
-	finite, err := decodeStreaming(dest[:n/2], t.Data, copy16(f16), file)
-	if err != nil {
-		return fmt.Errorf("model: %w", err)
-	}
-	values := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dest))), n)
-	newHalf := quant.NewBF16
-	if f16 {
-		newHalf = quant.NewF16
-	}
-	m, err := newHalf(values, slot.shape[0], slot.shape[1])
+	m, finite, err := decodeHalf(dest, t.Data, t.DType == safetensors.F16, file, slot.shape[0], slot.shape[1])
 	if err != nil {
 		return fmt.Errorf("model: %s: tensor %s: %w", path, t.Name, err)
 	}
