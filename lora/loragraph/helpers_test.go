@@ -1,7 +1,6 @@
 package loragraph
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -40,16 +39,4 @@ func mustNew(t testing.TB, base *model.Weights, cfg lora.Config, seed uint64) *l
 		t.Fatal(err)
 	}
 	return a
-}
-
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
