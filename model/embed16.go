@@ -23,26 +23,26 @@ import (
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // keep16 reports whether the loader keeps slot's tensor t in its 16-bit
-// type: the embedding or the output head, stored in BF16 or F16 with an
-// even number of values, loaded with a quantizer and without
-// float32Embedding.
+// type: the embedding or the output head, stored in BF16 or F16 (keeps16).
 func keep16(so streamOptions, slot hfSlot, t safetensors.Tensor) bool {
-	if so.quantizer == nil || so.float32Embedding || !littleEndian {
+	if slot.key != hfEmbeddingKey && slot.key != "lm_head.weight" {
 		return false
 	}
-	if t.DType != safetensors.BF16 && t.DType != safetensors.F16 {
-		return false
-	}
-	if n, err := t.NumElements(); err != nil || n%2 != 0 {
-		return false
-	}
-	return slot.key == hfEmbeddingKey || slot.key == "lm_head.weight"
+	n, err := t.NumElements()
+	return err == nil && so.keeps16(t.DType == safetensors.BF16 || t.DType == safetensors.F16, n%2 == 0)
 }
 
 // keepGGUF16 is keep16 for a GGUF tensor t (the embedding or output head).
 func keepGGUF16(so streamOptions, t gguf.TensorInfo) bool {
-	return so.quantizer != nil && !so.float32Embedding && littleEndian &&
-		(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16) && t.NumElements()%2 == 0
+	return so.keeps16(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16, t.NumElements()%2 == 0)
+}
+
+// keeps16 reports whether a matrix stored in 16 bits (is16) stays so: with
+// an even number of values (even; two a float32-sized word), loaded with a
+// quantizer and without float32Embedding, on a little-endian machine (the
+// file's bytes are copied as they are).
+func (so streamOptions) keeps16(is16, even bool) bool {
+	return is16 && even && so.quantizer != nil && !so.float32Embedding && littleEndian
 }
 
 // ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], as a quant.Half,
