@@ -1,6 +1,6 @@
-// Package testmodel builds random models and compares float results for the
-// tests of the packages above package model (graph, LoRA, training). It is
-// imported by tests only.
+// Package testmodel builds random models and values and compares float
+// results for the tests of the packages above package model (graph, LoRA,
+// training). It is imported by tests only.
 package testmodel
 
 import (
@@ -51,6 +51,15 @@ func Synthetic(c model.Config, rng *rand.Rand, round func(float32) float32) *mod
 		linear(w.Output, 1)
 	}
 	return w
+}
+
+// Normals returns n values drawn from N(0, std²) by rng.
+func Normals(rng *rand.Rand, n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64() * std)
+	}
+	return v
 }
 
 // SameBits reports whether a and b hold the same float32 values bit for bit

@@ -529,7 +529,7 @@ func TestLoRAOpMatchesReference(t *testing.T) {
 	const n, in, out, r, p = 5, 7, 6, 3, 0.4
 	const s = 2.5
 	rng := rand.New(rand.NewPCG(30, 31))
-	randv := func(k int) []float32 { return normals(rng, k, 1) }
+	randv := func(k int) []float32 { return testmodel.Normals(rng, k, 1) }
 	x, a, b, dy := randv(n*in), randv(r*in), randv(out*r), randv(n*out)
 	ga := &Adapter{modules: []string{"m"}, dropout: p, keep: float32(1 / (1 - p))}
 	k := &loraKernel{ga: ga, module: "m", n: n, in: in, out: out, r: r, scaling: s, mask: make([]uint64, 1)}

@@ -8,15 +8,6 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// normals returns n values drawn from N(0, std²) by rng.
-func normals(rng *rand.Rand, n int, std float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64() * std)
-	}
-	return v
-}
-
 // randomize gives every pair of a non-zero random A and B, so that deltas
 // are not trivially zero.
 func randomize(a *lora.Adapter, seed uint64) {
