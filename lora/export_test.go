@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
 )
@@ -37,7 +38,7 @@ func TestQLoRAExportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, lin := range merged.Linears() {
-		if !sameBits(lin.Dense, dequantized.Linears()[i].Dense) {
+		if !testmodel.SameBits(lin.Dense, dequantized.Linears()[i].Dense) {
 			t.Errorf("%s: MergedDense differs from dequantize + Merge", lin.Name)
 		}
 	}
@@ -56,11 +57,11 @@ func TestQLoRAExportRoundTrip(t *testing.T) {
 	}
 	for i, lin := range merged.Linears() {
 		got := back.Linears()[i]
-		if got.Name != lin.Name || !sameBits(got.Dense, lin.Dense) {
+		if got.Name != lin.Name || !testmodel.SameBits(got.Dense, lin.Dense) {
 			t.Errorf("%s: exported weight differs after Load", lin.Name)
 		}
 	}
-	if !sameBits(back.Embedding, merged.Embedding) || !sameBits(back.Output.Dense, merged.Output.Dense) || !sameBits(back.Norm, merged.Norm) {
+	if !testmodel.SameBits(back.Embedding, merged.Embedding) || !testmodel.SameBits(back.Output.Dense, merged.Output.Dense) || !testmodel.SameBits(back.Norm, merged.Norm) {
 		t.Error("embedding, head or final norm differs after Load")
 	}
 }

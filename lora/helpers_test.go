@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/model"
 )
 
@@ -14,15 +15,6 @@ var linearNames = [...]string{
 	"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
 }
 
-// normals returns n values drawn from N(0, std²) by rng.
-func normals(rng *rand.Rand, n int, std float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64() * std)
-	}
-	return v
-}
-
 // testBase builds a LLaMA-shaped base with N(0, 0.02) dense weights from a
 // fixed seed. Only the linears whose short names are in alloc get weights
 // (all when alloc is nil); the others keep their shape with no data, which is
@@ -30,7 +22,7 @@ func normals(rng *rand.Rand, n int, std float64) []float32 {
 func testBase(t testing.TB, c model.Config, seed uint64, alloc map[string]bool) *model.Weights {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
-	randn := func(n int) []float32 { return normals(rng, n, 0.02) }
+	randn := func(n int) []float32 { return testmodel.Normals(rng, n, 0.02) }
 	w := model.NewWeights(c)
 	w.Norm = randn(c.Dim)
 	for i := range w.Layers {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/model"
 )
 
@@ -20,18 +21,6 @@ func snapshot(w *model.Weights) map[string][]float32 {
 	}
 	s[w.Output.Name] = slices.Clone(w.Output.Dense)
 	return s
-}
-
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func allLinearConfig() Config {
@@ -54,7 +43,7 @@ func TestMergeUnmergeRestoresBits(t *testing.T) {
 	}
 	changed := 0
 	for name, w := range snapshot(base) {
-		if !sameBits(w, before[name]) {
+		if !testmodel.SameBits(w, before[name]) {
 			changed++
 		}
 	}
@@ -68,7 +57,7 @@ func TestMergeUnmergeRestoresBits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, w := range snapshot(base) {
-		if !sameBits(w, before[name]) {
+		if !testmodel.SameBits(w, before[name]) {
 			t.Errorf("%s: weights differ from the original bits after Unmerge", name)
 		}
 	}
@@ -127,7 +116,7 @@ func TestUnmergeRefusesChangedWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, w := range snapshot(base) {
-		if !sameBits(w, before[name]) {
+		if !testmodel.SameBits(w, before[name]) {
 			t.Errorf("%s: not restored after unmerging in reverse order", name)
 		}
 	}
@@ -186,7 +175,7 @@ func TestMergedDenseOfQuantizedBase(t *testing.T) {
 	mergedWeights := snapshot(merged)
 	for name, w := range snapshot(dense) {
 		got := mergedWeights[name]
-		if !sameBits(got, w) {
+		if !testmodel.SameBits(got, w) {
 			t.Errorf("%s: MergedDense differs from Merge on the same weights", name)
 		}
 	}

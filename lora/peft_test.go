@@ -15,6 +15,7 @@ import (
 
 	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/model"
 )
 
@@ -86,7 +87,7 @@ func TestPEFTAdapterOnSmolLM(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !sameBits(got, want) {
+				if !testmodel.SameBits(got, want) {
 					t.Errorf("%s: values differ from the file", st.Name)
 				}
 			}
@@ -291,7 +292,7 @@ func TestLoadConvertsHalfPrecision(t *testing.T) {
 			t.Fatalf("%s: %v", dtype, err)
 		}
 		p, _ := a.Pair("model.layers.0.self_attn.v_proj")
-		if !sameBits(p.B, wantValues["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"]) {
+		if !testmodel.SameBits(p.B, wantValues["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"]) {
 			t.Errorf("%s: converted values differ", dtype)
 		}
 	}
@@ -346,7 +347,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	for _, name := range a.Modules() {
 		p, _ := a.Pair(name)
 		q, _ := b.Pair(name)
-		if p.R != q.R || p.In != q.In || p.Out != q.Out || p.Alpha() != q.Alpha() || p.Scaling() != q.Scaling() || !sameBits(p.A, q.A) || !sameBits(p.B, q.B) {
+		if p.R != q.R || p.In != q.In || p.Out != q.Out || p.Alpha() != q.Alpha() || p.Scaling() != q.Scaling() || !testmodel.SameBits(p.A, q.A) || !testmodel.SameBits(p.B, q.B) {
 			t.Errorf("%s: pair changed in the round trip", name)
 		}
 	}

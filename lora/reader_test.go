@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/golora/golora/internal/testmodel"
 )
 
 // TestReaderReadsInParts: a Reader gives the shapes and scalings Load gives,
@@ -50,7 +52,7 @@ func TestReaderReadsInParts(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !sameBits(got, p.A) {
+			if !testmodel.SameBits(got, p.A) {
 				t.Fatalf("%s: A read in parts of %d differs from Load's", m, part)
 			}
 		}
@@ -60,7 +62,7 @@ func TestReaderReadsInParts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !sameBits(got, p.B) {
+		if !testmodel.SameBits(got, p.B) {
 			t.Fatalf("%s: B read in parts differs from Load's", m)
 		}
 		if err := r.ReadA(m, make([]float32, 2), len(p.A)-1); err == nil || !strings.Contains(err.Error(), "elements") {

@@ -23,26 +23,26 @@ import (
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // keep16 reports whether the loader keeps slot's tensor t in its 16-bit
-// type: the embedding or the output head, stored in BF16 or F16 with an
-// even number of values, loaded with a quantizer and without
-// float32Embedding.
+// type: the embedding or the output head, stored in BF16 or F16 (keeps16).
 func keep16(so streamOptions, slot hfSlot, t safetensors.Tensor) bool {
-	if so.quantizer == nil || so.float32Embedding || !littleEndian {
+	if slot.key != hfEmbeddingKey && slot.key != "lm_head.weight" {
 		return false
 	}
-	if t.DType != safetensors.BF16 && t.DType != safetensors.F16 {
-		return false
-	}
-	if n, err := t.NumElements(); err != nil || n%2 != 0 {
-		return false
-	}
-	return slot.key == hfEmbeddingKey || slot.key == "lm_head.weight"
+	n, err := t.NumElements()
+	return err == nil && so.keeps16(t.DType == safetensors.BF16 || t.DType == safetensors.F16, n%2 == 0)
 }
 
 // keepGGUF16 is keep16 for a GGUF tensor t (the embedding or output head).
 func keepGGUF16(so streamOptions, t gguf.TensorInfo) bool {
-	return so.quantizer != nil && !so.float32Embedding && littleEndian &&
-		(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16) && t.NumElements()%2 == 0
+	return so.keeps16(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16, t.NumElements()%2 == 0)
+}
+
+// keeps16 reports whether a matrix stored in 16 bits (is16) stays so: with
+// an even number of values (even; two a float32-sized word), loaded with a
+// quantizer and without float32Embedding, on a little-endian machine (the
+// file's bytes are copied as they are).
+func (so streamOptions) keeps16(is16, even bool) bool {
+	return is16 && even && so.quantizer != nil && !so.float32Embedding && littleEndian
 }
 
 // ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], as a quant.Half,
@@ -52,13 +52,26 @@ func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int) (*quant.Half, boo
 	if err != nil {
 		return nil, false, err
 	}
-	n := rows * cols
-	if len(raw) != 2*n {
+	if n := rows * cols; len(raw) != 2*n {
 		return nil, false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, n)
 	}
-	dest := hugemem.Make[float32](n / 2)
-	f16 := t.Type == gguf.TypeF16
-	finite, err := decodeStreaming(dest, raw, copy16(f16), f)
+	m, finite, err := decodeHalf(nil, raw, t.Type == gguf.TypeF16, f, rows, cols)
+	if err != nil {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return m, finite, nil
+}
+
+// decodeHalf copies the rows×cols 16-bit values of src (F16 when f16, else
+// BF16), read from file, into dest (or new memory when dest is nil; two
+// values a float32-sized word) and returns them as a quant.Half, reporting
+// whether they are all finite.
+func decodeHalf(dest []float32, src []byte, f16 bool, file tensorFile, rows, cols int) (*quant.Half, bool, error) {
+	n := rows * cols
+	if dest == nil {
+		dest = hugemem.Make[float32](n / 2)
+	}
+	finite, err := decodeStreaming(dest[:n/2], src, copy16(f16), file)
 	if err != nil {
 		return nil, false, err
 	}
@@ -68,10 +81,7 @@ func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int) (*quant.Half, boo
 		newHalf = quant.NewF16
 	}
 	m, err := newHalf(values, rows, cols)
-	if err != nil {
-		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
-	}
-	return m, finite, nil
+	return m, finite, err
 }
 
 // copy16 is a floatDecoder that copies 16-bit values as they are into the
@@ -99,24 +109,7 @@ func copy16(f16 bool) floatDecoder {
 // dest is nil, and stores it in w as a quant.Half: the embedding matrix or
 // the output head's.
 func (s *hfSource) read16(w *Weights, slot hfSlot, t safetensors.Tensor, path string, dest []float32, file tensorFile) error {
-	n, err := t.NumElements()
-	if err != nil {
-		return fmt.Errorf("model: %s: %w", path, err)
-	}
-	if dest == nil {
-		dest = hugemem.Make[float32](n / 2)
-	}
-	f16 := t.DType == safetensors.F16
-	finite, err := decodeStreaming(dest[:n/2], t.Data, copy16(f16), file)
-	if err != nil {
-		return fmt.Errorf("model: %w", err)
-	}
-	values := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dest))), n)
-	newHalf := quant.NewBF16
-	if f16 {
-		newHalf = quant.NewF16
-	}
-	m, err := newHalf(values, slot.shape[0], slot.shape[1])
+	m, finite, err := decodeHalf(dest, t.Data, t.DType == safetensors.F16, file, slot.shape[0], slot.shape[1])
 	if err != nil {
 		return fmt.Errorf("model: %s: tensor %s: %w", path, t.Name, err)
 	}

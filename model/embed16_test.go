@@ -14,14 +14,22 @@ import (
 	"github.com/golora/golora/quant"
 )
 
-// load16 writes w as a Hugging Face checkpoint in dtype and loads it with
-// the NF4 quantizer, with or without Float32Embedding.
-func load16(t *testing.T, w *Weights, dtype DType, float32Embedding bool) (*Weights, error) {
+// writtenHF writes w as a Hugging Face checkpoint in dtype to a new
+// directory and returns its path.
+func writtenHF(t *testing.T, w *Weights, dtype DType) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := WriteHF(dir, w, dtype); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// load16 writes w as a Hugging Face checkpoint in dtype and loads it with
+// the NF4 quantizer, with or without Float32Embedding.
+func load16(t *testing.T, w *Weights, dtype DType, float32Embedding bool) (*Weights, error) {
+	t.Helper()
+	dir := writtenHF(t, w, dtype)
 	b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{}), Float32Embedding: float32Embedding})
 	if err != nil {
 		return nil, err
@@ -120,10 +128,7 @@ func TestLoad16BitEmbeddingFallsBack(t *testing.T) {
 	if w.EmbeddingMatrix != nil || w.Output.Quantized != nil || !slices.Equal(w.Embedding, src.Embedding) {
 		t.Fatalf("F32 checkpoint: embedding matrix %T, head %T; want float32 values as stored", w.EmbeddingMatrix, w.Output.Quantized)
 	}
-	dir := t.TempDir()
-	if err := WriteHF(dir, src, BF16); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenHF(t, src, BF16)
 	plain, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +144,7 @@ func TestLoad16BitEmbeddingFallsBack(t *testing.T) {
 func TestLoad16BitEmbeddingErrors(t *testing.T) {
 	cfg := hfTestConfig()
 	src := hfRandomWeights(cfg, 4, nil)
-	dir := t.TempDir()
-	if err := WriteHF(dir, src, BF16); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenHF(t, src, BF16)
 	// A config with a larger vocabulary than the tensors.
 	data, err := os.ReadFile(filepath.Join(dir, hfConfigFile))
 	if err != nil {
@@ -202,10 +204,7 @@ func TestWrite16BitEmbedding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := WriteHF(dir, w, F32); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenHF(t, w, F32)
 	back, err := loadHF(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,10 @@ package model
 
 import (
 	"fmt"
-
-	"github.com/golora/golora/quant"
 	"slices"
 	"strings"
+
+	"github.com/golora/golora/quant"
 )
 
 // CheckFinite returns an error naming the first tensor of w that holds a

@@ -896,7 +896,7 @@ func hfFloat32s(w *Weights, s hfSlot) ([]float32, error) {
 	switch {
 	case s.key == hfEmbeddingKey:
 		return w.EmbeddingFloat32()
-	case s.linear != nil && s.linear(w).Quantized != nil:
+	case s.linear != nil:
 		return s.linear(w).float32s()
 	}
 	return *s.values(w), nil

@@ -122,18 +122,6 @@ func adapterTensors(a *lora.Adapter) map[string][2][]float32 {
 	return out
 }
 
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // fingerprint hashes every bit of data reachable from v, unexported fields
 // included (reflect reads them; only Interface() is refused), so that it
 // covers the packed NF4 codes and scales, which the nf4 package does not

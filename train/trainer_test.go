@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -85,7 +86,7 @@ func TestTrainLearnsAndWritesOutputs(t *testing.T) {
 	require.NoError(t, err)
 	want := adapterTensors(adapter)
 	for name, ab := range adapterTensors(loaded) {
-		require.True(t, sameBits(ab[0], want[name][0]) && sameBits(ab[1], want[name][1]), "saved %s differs", name)
+		require.True(t, testmodel.SameBits(ab[0], want[name][0]) && testmodel.SameBits(ab[1], want[name][1]), "saved %s differs", name)
 	}
 	require.Equal(t, 0.05, loaded.Config.Dropout)
 
@@ -157,13 +158,13 @@ func TestResumeIsBitIdentical(t *testing.T) {
 
 		want := adapterTensors(straight)
 		for name, ab := range adapterTensors(fresh) {
-			require.True(t, sameBits(ab[0], want[name][0]), "nf4 %t: %s A differs after resume", quantized, name)
-			require.True(t, sameBits(ab[1], want[name][1]), "nf4 %t: %s B differs after resume", quantized, name)
+			require.True(t, testmodel.SameBits(ab[0], want[name][0]), "nf4 %t: %s A differs after resume", quantized, name)
+			require.True(t, testmodel.SameBits(ab[1], want[name][1]), "nf4 %t: %s B differs after resume", quantized, name)
 		}
 		// And training did move the adapter.
 		init := adapterTensors(newAdapter(t, base, allLinear(4, 8, 0.1), 13))
 		q := "model.layers.0.self_attn.q_proj"
-		require.False(t, sameBits(init[q][1], want[q][1]), "B never changed")
+		require.False(t, testmodel.SameBits(init[q][1], want[q][1]), "B never changed")
 	}
 }
 
@@ -201,7 +202,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 	require.Equal(t, checkpoint, after, "the checkpoint of step 2 changed")
 	for name, ab := range adapterTensors(adapter) {
 		// NaN ≠ NaN, so compare bits.
-		require.True(t, sameBits(ab[0], corrupted[name][0]) && sameBits(ab[1], corrupted[name][1]), "%s was updated by the failed step", name)
+		require.True(t, testmodel.SameBits(ab[0], corrupted[name][0]) && testmodel.SameBits(ab[1], corrupted[name][1]), "%s was updated by the failed step", name)
 	}
 	_, err = os.Stat(filepath.Join(dir, lora.WeightsFile))
 	require.ErrorIs(t, err, os.ErrNotExist, "a failed run saved the adapter")
@@ -362,7 +363,7 @@ func TestResumeRefusesOtherRuns(t *testing.T) {
 	require.ErrorContains(t, err, CheckpointFile)
 	require.Equal(t, 0, tr.Steps())
 	for name, ab := range adapterTensors(adapter) {
-		require.True(t, sameBits(ab[0], init[name][0]) && sameBits(ab[1], init[name][1]))
+		require.True(t, testmodel.SameBits(ab[0], init[name][0]) && testmodel.SameBits(ab[1], init[name][1]))
 	}
 }
 
@@ -389,7 +390,7 @@ func TestCheckpointTensors(t *testing.T) {
 	require.True(t, ok)
 	got, err := tn.Float32s()
 	require.NoError(t, err)
-	require.True(t, sameBits(got, p.B))
+	require.True(t, testmodel.SameBits(got, p.B))
 	require.Contains(t, f.Metadata()["state"], `"step":2`)
 }
 

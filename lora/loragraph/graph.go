@@ -72,7 +72,7 @@ type graphPair struct {
 	k    *loraKernel
 }
 
-// New returns a Adapter for a, with a's Config.Dropout. The
+// New returns an Adapter for a, with a's Config.Dropout. The
 // adapter must not be merged into the base the graph runs on, or its term
 // would count twice.
 func New(a *lora.Adapter) (*Adapter, error) {
@@ -157,7 +157,7 @@ func (ga *Adapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgonia.N
 	return d, nil
 }
 
-// Param is one trainable tensor of a Adapter: the node to
+// Param is one trainable tensor of an Adapter: the node to
 // differentiate with respect to and the values it is backed by.
 type Param struct {
 	// Name is the tensor's key in PEFT's adapter_model.safetensors, e.g.

@@ -8,6 +8,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
@@ -22,39 +23,12 @@ var graphTestConfig = model.Config{
 	VocabSize: 40, MaxSeqLen: 16, NormEps: 1e-5, RopeTheta: 10000,
 }
 
-// graphTestBase builds a random model whose layers all change the residual
-// stream noticeably: projections with variance 1/In (q and k 4/In, so
-// attention is not uniform), norms 1 ± 0.2, a unit-variance embedding.
-// testBase's N(0, 0.02) weights and norms would leave the gradients with
-// respect to early layers too small for finite differences.
+// graphTestBase builds a random model (testmodel.Synthetic) whose layers all
+// change the residual stream noticeably: testBase's N(0, 0.02) weights and
+// norms would leave the gradients with respect to early layers too small for
+// finite differences.
 func graphTestBase(c model.Config, seed uint64) *model.Weights {
-	rng := rand.New(rand.NewPCG(seed, 11))
-	fill := func(n int, std, mean float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(mean + std*rng.NormFloat64())
-		}
-		return out
-	}
-	linear := func(lin *model.Linear, gain float64) {
-		lin.Dense = fill(lin.Out*lin.In, gain/math.Sqrt(float64(lin.In)), 0)
-	}
-	w := model.NewWeights(c)
-	w.Embedding, w.Norm = fill(c.VocabSize*c.Dim, 1, 0), fill(c.Dim, 0.2, 1)
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm = fill(c.Dim, 0.2, 1)
-		linear(layer.Q, 2)
-		linear(layer.K, 2)
-		linear(layer.V, 1)
-		linear(layer.O, 1)
-		layer.MLPNorm = fill(c.Dim, 0.2, 1)
-		linear(layer.Gate, 1)
-		linear(layer.Up, 1)
-		linear(layer.Down, 1)
-	}
-	linear(w.Output, 1)
-	return w
+	return testmodel.Synthetic(c, rand.New(rand.NewPCG(seed, 11)), nil)
 }
 
 // quantizeNF4 quantizes the block linears as QLoRA does (block 64, double
@@ -286,7 +260,7 @@ func TestGraphAdapterZeroBIsBase(t *testing.T) {
 		if got != want {
 			t.Errorf("nf4 %t: loss with a B = 0 adapter %v, base %v", quantized, got, want)
 		}
-		if !sameBits(gr.Logits.Value().Data().([]float32), base.Logits.Value().Data().([]float32)) {
+		if !testmodel.SameBits(gr.Logits.Value().Data().([]float32), base.Logits.Value().Data().([]float32)) {
 			t.Errorf("nf4 %t: logits with a B = 0 adapter differ from the base model's", quantized)
 		}
 	}
@@ -385,7 +359,7 @@ func TestGraphAdapterSharesSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range params {
-		if !sameBits(p.Value, before[i]) {
+		if !testmodel.SameBits(p.Value, before[i]) {
 			t.Fatalf("%s changed by a forward-backward run", p.Name)
 		}
 	}
@@ -555,7 +529,7 @@ func TestLoRAOpMatchesReference(t *testing.T) {
 	const n, in, out, r, p = 5, 7, 6, 3, 0.4
 	const s = 2.5
 	rng := rand.New(rand.NewPCG(30, 31))
-	randv := func(k int) []float32 { return normals(rng, k, 1) }
+	randv := func(k int) []float32 { return testmodel.Normals(rng, k, 1) }
 	x, a, b, dy := randv(n*in), randv(r*in), randv(out*r), randv(n*out)
 	ga := &Adapter{modules: []string{"m"}, dropout: p, keep: float32(1 / (1 - p))}
 	k := &loraKernel{ga: ga, module: "m", n: n, in: in, out: out, r: r, scaling: s, mask: make([]uint64, 1)}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/golora/golora/internal/testmodel"
 )
 
 // TestLoRAKernelProductsMatchLoops checks the rank-r products down
@@ -12,7 +14,7 @@ import (
 // code and for enough rows to split over goroutines.
 func TestLoRAKernelProductsMatchLoops(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 8))
-	fill := func(n int) []float32 { return normals(rng, n, 1) }
+	fill := func(n int) []float32 { return testmodel.Normals(rng, n, 1) }
 	for _, c := range []struct{ n, in, out, r int }{
 		{n: 3, in: 16, out: 32, r: 1},
 		{n: 70, in: 48, out: 80, r: 8},

@@ -13,6 +13,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/nf4"
@@ -238,41 +239,10 @@ func graphViaHF(t *testing.T, w *model.Weights) *model.Weights {
 	return loaded
 }
 
-// graphSynthetic builds a random model. Projections get variance 1/In
-// (q and k 4/In, so attention is far from uniform) and norms 1 ± 0.2, so that
-// every layer changes the residual stream noticeably.
+// graphSynthetic builds a random model (testmodel.Synthetic) from seed,
+// every value passed through round.
 func graphSynthetic(c model.Config, seed uint64, round func(float32) float32) *model.Weights {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	fill := func(n int, std, mean float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = round(float32(mean + std*rng.NormFloat64()))
-		}
-		return out
-	}
-	linear := func(lin *model.Linear, gain float64) {
-		lin.Dense = fill(lin.Out*lin.In, gain/math.Sqrt(float64(lin.In)), 0)
-	}
-	w := model.NewWeights(c)
-	w.Embedding, w.Norm = fill(c.VocabSize*c.Dim, 1, 0), fill(c.Dim, 0.2, 1)
-	for l := range w.Layers {
-		layer := &w.Layers[l]
-		layer.AttnNorm = fill(c.Dim, 0.2, 1)
-		linear(layer.Q, 2)
-		linear(layer.K, 2)
-		linear(layer.V, 1)
-		linear(layer.O, 1)
-		layer.MLPNorm = fill(c.Dim, 0.2, 1)
-		linear(layer.Gate, 1)
-		linear(layer.Up, 1)
-		linear(layer.Down, 1)
-	}
-	if c.TiedOutput {
-		w.Output.Dense = w.Embedding
-	} else {
-		linear(w.Output, 1)
-	}
-	return w
+	return testmodel.Synthetic(c, rand.New(rand.NewPCG(seed, 1)), round)
 }
 
 // graphGQAConfig is a small model with grouped-query attention (3 query heads per
