@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -324,16 +325,59 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}()
 	}
-	if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
-		return nil, err
-	}
-	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
-		return nil, err
-	}
+	// The embedding and an untied head. With a quantizer they are read
+	// after the blocks, into memory that a goroutine populates while the
+	// block linears stream through the worker (prefault.go); otherwise
+	// first, where the file stores them.
+	vocab := []struct {
+		name string
+		dst  *[]float32
+	}{{"token_embd.weight", &w.Embedding}, {"output.weight", &w.Output.Dense}}
 	if cfg.TiedOutput {
 		want["output.weight"] = true
-		w.Output.Dense = w.Embedding
-	} else if w.Output.Dense, err = load("output.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		vocab = vocab[:1]
+	}
+	var ahead [][]float32
+	if sq != nil && cfg.VocabSize*cfg.Dim >= cmp.Or(so.prefaultMin, prefaultMin) {
+		for range vocab {
+			ahead = append(ahead, hugemem.Make[float32](cfg.VocabSize*cfg.Dim))
+		}
+		defer populateAll(ahead)()
+	}
+	readVocab := func() error {
+		for i, v := range vocab {
+			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			if err != nil {
+				return err
+			}
+			var dst []float32
+			if ahead != nil {
+				dst = ahead[i]
+			} else {
+				dst = hugemem.Make[float32](cfg.VocabSize * cfg.Dim)
+			}
+			if _, err := ggufFloat32s(f, t, dst); err != nil {
+				return err
+			}
+			*v.dst = dst
+		}
+		if cfg.TiedOutput {
+			w.Output.Dense = w.Embedding
+		}
+		return nil
+	}
+	if ahead == nil {
+		if err := readVocab(); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, v := range vocab { // fail before streaming the blocks
+			if _, err := info(v.name, cfg.VocabSize, cfg.Dim); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
 		return nil, err
 	}
 	for l := range w.Layers {
@@ -368,6 +412,11 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}
 		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
+			return nil, err
+		}
+	}
+	if ahead != nil {
+		if err := readVocab(); err != nil {
 			return nil, err
 		}
 	}
