@@ -2,6 +2,7 @@ package lora
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -213,6 +214,20 @@ func (a *Adapter) Pair(module string) (*Pair, bool) {
 	return p, ok
 }
 
+// Trainable returns nil if a can be trained, or the reason it cannot: it is
+// merged into a base (its term would count twice), or LoadFor split the
+// pairs of fused modules (qkv_proj, gate_up_proj), whose parts would no
+// longer share A.
+func (a *Adapter) Trainable() error {
+	if a.merged != nil {
+		return errors.New("lora: the adapter is merged into a base model; Unmerge it before training")
+	}
+	if len(a.split) > 0 {
+		return errors.New("lora: the adapter's pairs of fused modules (qkv_proj, gate_up_proj) were split at load and cannot be trained: their parts would no longer share A")
+	}
+	return nil
+}
+
 // Modules returns the names of the adapted modules, sorted by name with
 // embedded numbers compared by value (layer 2 before layer 10).
 func (a *Adapter) Modules() []string { return slices.Clone(a.modules) }
@@ -276,7 +291,7 @@ func (a *Adapter) check(base *model.Weights, values bool) error {
 		}
 		if m.targetsModule(bl.lin.Name, leaves) {
 			return fmt.Errorf("lora: the adapter config targets module %q of the base model but the adapter has no pair for it (missing %s)",
-				bl.lin.Name, tensorKey(bl.lin.Name, "lora_A"))
+				bl.lin.Name, TensorKey(bl.lin.Name, "lora_A"))
 		}
 	}
 	return nil
@@ -419,7 +434,7 @@ var fusedParts = map[string][]string{
 // per part: the same A and the part's rows of B, so that every part's term
 // scaling·B_part·A·x is exactly PEFT's fused term restricted to its rows.
 // Such an adapter generates and merges as PEFT's does; it cannot be trained
-// (its parts would no longer share A) or saved (NewGraphAdapter and Save
+// (its parts would no longer share A) or saved (Trainable and Save
 // refuse it).
 func (a *Adapter) splitFused(base *model.Weights) error {
 	if base.Config.Arch != "phi3" {

@@ -20,10 +20,11 @@
 //     and Set implement it with AddDelta, which adds the term to the
 //     output of each frozen linear layer.
 //   - graph.Adapter, for the gorgonia training graph (Delta(g, lin, x)
-//     returning a node to add to x·Wᵀ): GraphAdapter implements it on top of
-//     what an Adapter exposes, Pair(lin.Name) giving the trainable A [R, In]
-//     and B [Out, R] and Pair.Scaling the constant factor, with
-//     Config.Dropout on x.
+//     returning a node to add to x·Wᵀ): package lora/loragraph implements it
+//     on top of what an Adapter exposes, Pair(lin.Name) giving the trainable
+//     A [R, In] and B [Out, R] and Pair.Scaling the constant factor, with
+//     Config.Dropout on x. It is a package of its own so that code that only
+//     serves adapters (package serve) does not link gorgonia.
 //
 // Module names are the base family's own, as PEFT names them: q_proj, k_proj,
 // v_proj, o_proj, gate_proj, up_proj, down_proj (and lm_head) for Llama,

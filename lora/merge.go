@@ -110,9 +110,16 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 	if a.merged != nil && a.merged.base == base {
 		return nil, errors.New("lora: MergedDense: adapter is already merged into this base model")
 	}
+	emb, err := base.EmbeddingFloat32()
+	if err != nil {
+		return nil, fmt.Errorf("lora: MergedDense: %w", err)
+	}
+	if base.EmbeddingMatrix == nil {
+		emb = slices.Clone(emb)
+	}
 	out := &model.Weights{
 		Config:    base.Config,
-		Embedding: slices.Clone(base.Embedding),
+		Embedding: emb,
 		Norm:      slices.Clone(base.Norm),
 		// The rotary frequencies belong to the frozen base.
 		RopeFreqFactors: slices.Clone(base.RopeFreqFactors),
@@ -131,7 +138,6 @@ func MergedDense(base *model.Weights, a *Adapter) (*model.Weights, error) {
 		}
 		return d, nil
 	}
-	var err error
 	for i := range base.Layers {
 		src, dst := &base.Layers[i], &out.Layers[i]
 		dst.AttnNorm = slices.Clone(src.AttnNorm)

@@ -33,8 +33,10 @@ const (
 // current pair of files (see Save).
 const adapterSet = "adapter"
 
-// tensorKey is PEFT's key of a pair tensor; which is "lora_A" or "lora_B".
-func tensorKey(module, which string) string {
+// TensorKey is PEFT's key of a pair tensor in adapter_model.safetensors
+// (e.g. "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+// which is "lora_A" or "lora_B".
+func TensorKey(module, which string) string {
 	return keyPrefix + module + "." + which + ".weight"
 }
 
@@ -70,8 +72,8 @@ func Save(dir string, a *Adapter) error {
 			return fmt.Errorf("lora: Save: module %q has rank %d but the config gives it rank %d", name, p.R, r)
 		}
 		tensors = append(tensors,
-			safetensors.Tensor{Name: tensorKey(name, "lora_A"), DType: safetensors.F32, Shape: []int{p.R, p.In}, Data: safetensors.Float32Bytes(p.A)},
-			safetensors.Tensor{Name: tensorKey(name, "lora_B"), DType: safetensors.F32, Shape: []int{p.Out, p.R}, Data: safetensors.Float32Bytes(p.B)},
+			safetensors.Tensor{Name: TensorKey(name, "lora_A"), DType: safetensors.F32, Shape: []int{p.R, p.In}, Data: safetensors.Float32Bytes(p.A)},
+			safetensors.Tensor{Name: TensorKey(name, "lora_B"), DType: safetensors.F32, Shape: []int{p.Out, p.R}, Data: safetensors.Float32Bytes(p.B)},
 		)
 	}
 	config, err := encodeConfigFile(a.Config)
@@ -286,10 +288,10 @@ func pairsFromHeader(cfg Config, f *safetensors.File) (*Adapter, map[string]*hal
 	a := &Adapter{Config: cloneConfig(cfg), pairs: make(map[string]*Pair, len(found))}
 	for module, h := range found {
 		if h.a == nil {
-			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_A"), h.b.Name)
+			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", TensorKey(module, "lora_A"), h.b.Name)
 		}
 		if h.b == nil {
-			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", tensorKey(module, "lora_B"), h.a.Name)
+			return nil, nil, fmt.Errorf("lora: tensor %q is missing (its partner %q is present)", TensorKey(module, "lora_B"), h.a.Name)
 		}
 		if len(h.a.Shape) != 2 || len(h.b.Shape) != 2 {
 			return nil, nil, fmt.Errorf("lora: tensors %q %v and %q %v: want two dimensions each", h.a.Name, h.a.Shape, h.b.Name, h.b.Shape)

@@ -78,9 +78,9 @@ func TestPEFTAdapterOnSmolLM(t *testing.T) {
 				t.Errorf("%s: r %d in %d out %d scaling %v", lin.Name, p.R, p.In, p.Out, p.Scaling())
 			}
 			for which, got := range map[string][]float32{"lora_A": p.A, "lora_B": p.B} {
-				st, ok := src.Tensor(tensorKey(lin.Name, which))
+				st, ok := src.Tensor(TensorKey(lin.Name, which))
 				if !ok {
-					t.Fatalf("fixture lacks %s", tensorKey(lin.Name, which))
+					t.Fatalf("fixture lacks %s", TensorKey(lin.Name, which))
 				}
 				want, err := st.Float32s()
 				if err != nil {

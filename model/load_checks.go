@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+
+	"github.com/golora/golora/quant"
 	"slices"
 	"strings"
 )
@@ -19,6 +21,12 @@ func (w *Weights) CheckFinite() error {
 	}
 	if err := vector("model.embed_tokens.weight", w.Embedding); err != nil {
 		return err
+	}
+	if m := w.EmbeddingMatrix; m != nil && !w.embeddingFinite {
+		emb := &Linear{Name: "model.embed_tokens", Quantized: m}
+		if err := checkLinearFinite(emb, vector); err != nil {
+			return err
+		}
 	}
 	if err := vector("model.norm.weight", w.Norm); err != nil {
 		return err
@@ -51,6 +59,15 @@ func checkLinearFinite(lin *Linear, vector func(string, []float32) error) error 
 		return vector(name, lin.Dense)
 	}
 	if lin.finite {
+		return nil
+	}
+	if h, ok := lin.Quantized.(*quant.Half); ok {
+		// The 16-bit values are checked as they are: half the bytes of
+		// their widened rows.
+		if i := h.FirstNonFinite(); i >= 0 {
+			_, cols := h.Dims()
+			return fmt.Errorf("tensor %s element %d (row %d) is not finite: the weights hold non-finite values", name, i, i/cols)
+		}
 		return nil
 	}
 	rows, cols := lin.Quantized.Dims()

@@ -289,7 +289,8 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 }
 
 // ggufTensors reads the tensors of the model cfg describes. Dense tensors
-// and block-quantized embeddings become float32; block-quantized linears stay
+// and block-quantized embeddings become float32 (but with a quantizer an
+// F16 or BF16 embedding and head stay 16-bit: keepGGUF16); block-quantized linears stay
 // in their ggml format (or, with so.requantize, go through so.quantizer).
 func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (w *Weights, err error) {
 	w = NewWeights(cfg)
@@ -325,22 +326,39 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}()
 	}
-	// The embedding and an untied head. With a quantizer they are read
-	// after the blocks, into memory that a goroutine populates while the
-	// block linears stream through the worker (prefault.go); otherwise
-	// first, where the file stores them.
+	// The embedding and an untied head, 16-bit ones kept so (keepGGUF16).
+	// With a quantizer they are read after the blocks, into memory that a
+	// goroutine populates while the block linears stream through the worker
+	// (prefault.go); otherwise first, where the file stores them.
 	vocab := []struct {
 		name string
-		dst  *[]float32
-	}{{"token_embd.weight", &w.Embedding}, {"output.weight", &w.Output.Dense}}
+		head bool
+	}{{"token_embd.weight", false}, {"output.weight", true}}
 	if cfg.TiedOutput {
 		want["output.weight"] = true
 		vocab = vocab[:1]
 	}
+	// words is the float32-sized words a vocabulary matrix takes: half its
+	// elements when kept 16-bit.
+	words := func(t gguf.TensorInfo) int {
+		if keepGGUF16(so, t) {
+			return cfg.VocabSize * cfg.Dim / 2
+		}
+		return cfg.VocabSize * cfg.Dim
+	}
 	var ahead [][]float32
-	if sq != nil && cfg.VocabSize*cfg.Dim >= cmp.Or(so.prefaultMin, prefaultMin) {
-		for range vocab {
-			ahead = append(ahead, hugemem.Make[float32](cfg.VocabSize*cfg.Dim))
+	if sq != nil {
+		for _, v := range vocab { // checked before streaming the blocks
+			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			if err != nil {
+				return nil, err
+			}
+			if n := words(t); n >= cmp.Or(so.prefaultMin, prefaultMin) {
+				ahead = append(ahead, hugemem.Make[float32](n))
+			}
+		}
+		if len(ahead) < len(vocab) {
+			ahead = nil
 		}
 		defer populateAll(ahead)()
 	}
@@ -350,18 +368,38 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			if err != nil {
 				return err
 			}
-			var dst []float32
+			var dest []float32
 			if ahead != nil {
-				dst = ahead[i]
-			} else {
-				dst = hugemem.Make[float32](cfg.VocabSize * cfg.Dim)
+				dest = ahead[i]
 			}
-			if _, err := ggufFloat32s(f, t, dst); err != nil {
+			if keepGGUF16(so, t) {
+				m, finite, err := ggufHalf(f, t, cfg.VocabSize, cfg.Dim, dest)
+				if err != nil {
+					return err
+				}
+				if v.head {
+					w.Output.Quantized, w.Output.finite = m, finite
+				} else {
+					w.EmbeddingMatrix, w.embeddingFinite = m, finite
+				}
+				continue
+			}
+			if dest == nil {
+				dest = hugemem.Make[float32](words(t))
+			}
+			if _, err := ggufFloat32s(f, t, dest); err != nil {
 				return err
 			}
-			*v.dst = dst
+			if v.head {
+				w.Output.Dense = dest
+			} else {
+				w.Embedding = dest
+			}
 		}
-		if cfg.TiedOutput {
+		switch {
+		case cfg.TiedOutput && w.EmbeddingMatrix != nil:
+			w.Output.Quantized = w.EmbeddingMatrix
+		case cfg.TiedOutput:
 			w.Output.Dense = w.Embedding
 		}
 		return nil
@@ -369,12 +407,6 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 	if ahead == nil {
 		if err := readVocab(); err != nil {
 			return nil, err
-		}
-	} else {
-		for _, v := range vocab { // fail before streaming the blocks
-			if _, err := info(v.name, cfg.VocabSize, cfg.Dim); err != nil {
-				return nil, err
-			}
 		}
 	}
 	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {

@@ -69,8 +69,9 @@ type hfConfig struct {
 // loadHF loads a Hugging Face LLaMA checkpoint from dir: config.json, and the
 // weights from model.safetensors or, when there is none, from the shards that
 // model.safetensors.index.json lists. F32, F16 and BF16 (and F64) tensors are
-// converted to float32; the files are memory-mapped while loading and closed
-// before loadHF returns.
+// converted to float32 (with a quantizer, loadHFStream keeps a BF16 or F16
+// embedding and output head 16-bit: see keep16); the files are
+// memory-mapped while loading and closed before loadHF returns.
 //
 // Block linears saved 4-bit by bitsandbytes (transformers with a
 // BitsAndBytesConfig, load_in_4bit and bnb_4bit_quant_type "nf4") load as
@@ -113,6 +114,9 @@ type streamOptions struct {
 	// requantize also passes block linears stored quantized (GGUF block
 	// formats) through quantizer, dequantized first.
 	requantize bool
+	// float32Embedding converts a 16-bit embedding and output head to
+	// float32 even with a quantizer (see keep16).
+	float32Embedding bool
 	// uncached reads the checkpoint as one too large for the page cache
 	// (see shouldEvict) whatever its size, for tests.
 	uncached bool
@@ -197,6 +201,9 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			if f.quantized || f.slot.parts != nil || toWorker(f.slot) || err != nil {
 				return 0
 			}
+			if keep16(so, f.slot, f.tensor) {
+				return n / 2 // the 16-bit values, in float32-sized words
+			}
 			return n
 		})
 		for i := range dense {
@@ -258,6 +265,12 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 			continue
 		}
+		if keep16(so, slot, t) {
+			if err := s.read16(w, slot, t, path, f.dest, file); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		values := f.dest
 		if values == nil {
 			values = hugemem.Make[float32](n)
@@ -282,7 +295,9 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			}
 		}
 	}
-	if cfg.TiedOutput {
+	if cfg.TiedOutput && w.EmbeddingMatrix != nil {
+		w.Output.Quantized = w.EmbeddingMatrix
+	} else if cfg.TiedOutput {
 		w.Output.Dense = w.Embedding
 	}
 	return w, nil
@@ -589,7 +604,7 @@ func hfSlots(cfg Config) iter.Seq[hfSlot] {
 	isFused := cfg.Arch == "phi3"
 	return func(yield func(hfSlot) bool) {
 		if !yield(hfSlot{
-			key: "model.embed_tokens.weight", shape: []int{cfg.VocabSize, cfg.Dim},
+			key: hfEmbeddingKey, shape: []int{cfg.VocabSize, cfg.Dim},
 			values: func(w *Weights) *[]float32 { return &w.Embedding },
 		}) {
 			return
@@ -811,10 +826,15 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 				continue
 			}
 		}
-		values := *s.values(w)
 		tensors = append(tensors, safetensors.StreamTensor{
 			Name: s.key, DType: dtype, Shape: s.shape,
-			WriteData: func(out io.Writer) error { return safetensors.EncodeFloat32(out, dtype, values) },
+			WriteData: func(out io.Writer) error {
+				values, err := hfFloat32s(w, s)
+				if err != nil {
+					return err
+				}
+				return safetensors.EncodeFloat32(out, dtype, values)
+			},
 		})
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -870,6 +890,21 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 	return nil
 }
 
+// hfFloat32s returns the float32 values WriteHF writes for slot s of w: a
+// 16-bit embedding or head (quant.Half) widened, anything else as held.
+func hfFloat32s(w *Weights, s hfSlot) ([]float32, error) {
+	switch {
+	case s.key == hfEmbeddingKey:
+		return w.EmbeddingFloat32()
+	case s.linear != nil && s.linear(w).Quantized != nil:
+		return s.linear(w).float32s()
+	}
+	return *s.values(w), nil
+}
+
+// hfEmbeddingKey is the embedding's tensor in a Hugging Face checkpoint.
+const hfEmbeddingKey = "model.embed_tokens.weight"
+
 // checkHFWeights reports the first way in which w cannot be written as a
 // dense Hugging Face checkpoint.
 func checkHFWeights(w *Weights) error {
@@ -913,6 +948,9 @@ func checkHFWeights(w *Weights) error {
 				return fmt.Errorf("%s: linear layer is nil", s.key)
 			case lin.Out != s.shape[0] || lin.In != s.shape[1]:
 				return fmt.Errorf("%s: linear layer is [%d, %d], want %v", s.key, lin.Out, lin.In, s.shape)
+			case lin.Quantized != nil && lin == w.Output && isHalf(lin.Quantized):
+				// A 16-bit head is written widened, as its float values.
+				continue
 			case lin.Quantized != nil && lin == w.Output:
 				return fmt.Errorf("%s: the output head is %s-quantized; bitsandbytes checkpoints keep lm_head in float, so dequantize it first",
 					s.key, lin.Quantized.Format())
@@ -930,16 +968,28 @@ func checkHFWeights(w *Weights) error {
 				continue
 			}
 		}
+		if s.key == hfEmbeddingKey && w.EmbeddingMatrix != nil {
+			if err := w.checkEmbedding(); err != nil {
+				return err
+			}
+			continue
+		}
 		if n := len(*s.values(w)); n != hfElements(s.shape) {
 			return fmt.Errorf("%s: %d values, want %v", s.key, n, s.shape)
 		}
 	}
-	if w.Config.TiedOutput && w.Output != nil {
+	if w.Config.TiedOutput && w.Output != nil && !w.headIsEmbedding() {
 		if w.Output.Quantized != nil || !hfSameValues(w.Output.Dense, w.Embedding) {
 			return errors.New("lm_head: tie_word_embeddings is set but the output head differs from the embedding")
 		}
 	}
 	return nil
+}
+
+// isHalf reports whether m is a 16-bit float matrix (quant.Half).
+func isHalf(m quant.Matrix) bool {
+	_, ok := m.(*quant.Half)
+	return ok
 }
 
 // hfElements returns the number of elements of shape.

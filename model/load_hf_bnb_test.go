@@ -42,7 +42,16 @@ func hfAssertSameNF4(t *testing.T, got, want *Weights) {
 		}
 		return out
 	}
-	if !slices.Equal(got.Embedding, want.Embedding) || !slices.Equal(got.Norm, want.Norm) {
+	// A 16-bit embedding (EmbeddingMatrix) must widen to the same values.
+	gotEmb, err := got.EmbeddingFloat32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEmb, err := want.EmbeddingFloat32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(bits(gotEmb), bits(wantEmb)) || !slices.Equal(got.Norm, want.Norm) {
 		t.Fatal("embedding or final norm differs")
 	}
 	wantLins, gotLins := want.Linears(), got.Linears()
@@ -83,7 +92,12 @@ func hfAssertSameNF4(t *testing.T, got, want *Weights) {
 			t.Fatalf("layer %d norms differ", l)
 		}
 	}
-	if got.Output.Quantized != nil || !slices.Equal(got.Output.Dense, want.Output.Dense) {
+	gotHead, err := got.Output.float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, half := got.Output.Quantized.(*quant.Half)
+	if got.Output.Quantized != nil && !half || !slices.Equal(bits(gotHead), bits(want.Output.Dense)) {
 		t.Fatal("output head differs")
 	}
 }

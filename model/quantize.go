@@ -10,7 +10,8 @@ import (
 // Quantize converts every block linear (see Linears) in place with q (for
 // example nf4.Quantizer(nf4.Options{})): each one's Quantized is set and its
 // Dense slice is dropped, so the float32 data is freed once nothing else
-// refers to it. The embedding, the norms and the output head stay float32.
+// refers to it. The embedding, the norms and the output head stay as they
+// are (float32, or a loader's 16-bit embedding and head).
 // Linears that are already quantized are left as they are. ctx is checked
 // between linears, since quantizing a large model takes a while.
 //
@@ -52,7 +53,8 @@ type WeightBytes struct {
 	// linears and an untied output head (a tied head shares the embedding
 	// and is counted once).
 	Float32 int64
-	// Quantized is the sum of StorageBytes of the quantized linears.
+	// Quantized is the sum of StorageBytes of the quantized linears and of
+	// a 16-bit embedding (EmbeddingMatrix) and untied head.
 	Quantized int64
 }
 
@@ -74,6 +76,9 @@ func (w *Weights) WeightBytes() WeightBytes {
 		}
 	}
 	b.Float32 += 4 * int64(len(w.Embedding)+len(w.Norm))
+	if w.EmbeddingMatrix != nil {
+		b.Quantized += w.EmbeddingMatrix.StorageBytes()
+	}
 	for l := range w.Layers {
 		b.Float32 += 4 * int64(len(w.Layers[l].AttnNorm)+len(w.Layers[l].MLPNorm))
 	}

@@ -96,11 +96,21 @@ func linearShapes(cfg Config) [len(modules)][2]int {
 // GGUF) permute them on load, so adapters trained here use Hugging Face's
 // row order and load in PEFT unchanged.
 type Weights struct {
-	Config    Config
-	Embedding []float32 // embed_tokens [VocabSize, Dim]
-	Layers    []Layer
-	Norm      []float32 // final norm [Dim]
-	Output    *Linear   // lm_head [VocabSize, Dim]; when Config.TiedOutput its Dense aliases Embedding
+	Config Config
+	// Embedding is embed_tokens [VocabSize, Dim] in float32, or nil when
+	// EmbeddingMatrix holds it.
+	Embedding []float32
+	// EmbeddingMatrix, when not nil, holds embed_tokens instead of
+	// Embedding: a frozen base's BF16 or F16 embedding (*quant.Half), kept
+	// as the checkpoint stores it (see LoadOptions.Float32Embedding). Read
+	// rows with EmbedToken; EmbeddingFloat32 widens the whole table.
+	EmbeddingMatrix quant.Matrix
+	Layers          []Layer
+	Norm            []float32 // final norm [Dim]
+	// Output is lm_head [VocabSize, Dim]. With Config.TiedOutput it is the
+	// embedding: its Dense aliases Embedding, or its Quantized is
+	// EmbeddingMatrix.
+	Output *Linear
 	// RopeFreqFactors, when not nil, divides each rotary frequency
 	// ([Config.Rotary()/2]): llama.cpp's rope_freqs tensor, the form Llama 3's
 	// rope scaling takes in GGUF files.
@@ -111,6 +121,47 @@ type Weights struct {
 	// positions; it keeps the factors to write the model back (GGUF
 	// rope_factors_long). Nil for other rope types.
 	RopeLongFactors []float32
+
+	// embeddingFinite records that the loader checked every value of
+	// EmbeddingMatrix as it read them (see Linear.finite).
+	embeddingFinite bool
+}
+
+// EmbedToken writes the embedding of token tok (row tok of embed_tokens)
+// into dst[:Config.Dim], from Embedding or EmbeddingMatrix. It returns an
+// error for a token outside the vocabulary, a short dst or no embedding.
+func (w *Weights) EmbedToken(dst []float32, tok int) error {
+	d := w.Config.Dim
+	switch {
+	case tok < 0 || tok >= w.Config.VocabSize:
+		return fmt.Errorf("model: token %d is outside the vocabulary [0, %d)", tok, w.Config.VocabSize)
+	case len(dst) < d:
+		return fmt.Errorf("model: embedding row of %d values into %d", d, len(dst))
+	case w.EmbeddingMatrix != nil:
+		if err := w.EmbeddingMatrix.DequantizeRows(dst[:d], tok, tok+1); err != nil {
+			return fmt.Errorf("model: model.embed_tokens: %w", err)
+		}
+		return nil
+	case len(w.Embedding) < (tok+1)*d:
+		return fmt.Errorf("model: model.embed_tokens: %d values, too few for token %d", len(w.Embedding), tok)
+	}
+	copy(dst[:d], w.Embedding[tok*d:(tok+1)*d])
+	return nil
+}
+
+// EmbeddingFloat32 returns embed_tokens in float32: Embedding itself, or
+// EmbeddingMatrix widened into a new slice (4 bytes per value), for code
+// that needs the whole table dense (writers, merging).
+func (w *Weights) EmbeddingFloat32() ([]float32, error) {
+	if w.EmbeddingMatrix == nil {
+		return w.Embedding, nil
+	}
+	rows, cols := w.EmbeddingMatrix.Dims()
+	out := make([]float32, rows*cols)
+	if err := w.EmbeddingMatrix.DequantizeRows(out, 0, rows); err != nil {
+		return nil, fmt.Errorf("model: model.embed_tokens: %w", err)
+	}
+	return out, nil
 }
 
 // RopeInvFreq returns the rotary frequencies the forward pass uses:
@@ -145,7 +196,8 @@ func NewWeights(cfg Config) *Weights {
 // Linears returns every linear layer of the transformer blocks in a fixed
 // order: block by block, and within a block as Layer.Linears lists them. The
 // output head (w.Output) is not included: QLoRA quantizes the block linears
-// and keeps the head dense, and a tied head is the embedding itself.
+// and keeps the head in float (float32, or the checkpoint's BF16 or F16),
+// and a tied head is the embedding itself.
 func (w *Weights) Linears() []*Linear {
 	out := make([]*Linear, 0, len(modules)*len(w.Layers))
 	for l := range w.Layers {

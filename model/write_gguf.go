@@ -118,7 +118,7 @@ func writeGGUF(path string, b *Base, typ ggml.Type) error {
 			return gb.AddMatrix(name, t, rows, cols, data)
 		}})
 	}
-	matrix("token_embd.weight", c.VocabSize, c.Dim, func() ([]float32, error) { return w.Embedding, nil })
+	matrix("token_embd.weight", c.VocabSize, c.Dim, w.EmbeddingFloat32)
 	vector("output_norm.weight", w.Norm)
 	if !c.TiedOutput {
 		matrix("output.weight", c.VocabSize, c.Dim, w.Output.float32s)

@@ -14,10 +14,11 @@ import (
 )
 
 // benchShapes are the [rows, cols] weights of the benchmarks: a LLaMA-7B
-// attention projection, and the feed-forward and classifier weights of the
-// stories15M (dim 288, hidden 768, vocabulary 32000) and stories110M (dim
-// 768, hidden 2048) models.
-var benchShapes = [][2]int{{4096, 4096}, {288, 768}, {768, 2048}, {32000, 288}}
+// attention projection, a feed-forward weight and the classifier of the
+// stories15M model (dim 288, hidden 768, vocabulary 32000), and the three
+// shapes of the stories110M model's block weights (dim 768, hidden 2048:
+// attention, w2, w1 and w3).
+var benchShapes = [][2]int{{4096, 4096}, {288, 768}, {768, 768}, {768, 2048}, {2048, 768}, {32000, 288}}
 
 // reportGBs reports bytes per operation as GB/s.
 func reportGBs(b *testing.B, bytes int) {

@@ -212,21 +212,47 @@ func decodeRunScalar(dst []float32, packed []byte, e0 int, table *[16]float32) {
 // of x with row r of W, summed in one fixed order that the scalar code and
 // every vector kernel follow, so that all of them give the same bits:
 //
-//   - weight element e of the flat matrix goes to lane e mod lanes (its
-//     position in the 32-element group it belongs to: groups start at flat
-//     multiples of 32, so they never straddle a block or a byte);
-//   - each lane starts at +0 and adds float32(w·x) for its elements in
-//     increasing column order (a product rounded, then a sum rounded: no
-//     fused multiply-add);
+//   - the flat matrix is cut into groups of 32 elements starting at flat
+//     multiples of 32 (so they never straddle a block or a byte), and each
+//     group's elements go to 32 lanes: lane 16h+l (h < 2, l < 16) takes the
+//     element whose code is nibble l/2, counted from the least significant,
+//     of the little-endian dword l mod 2 of the group's 8 bytes 8h..8h+7
+//     (laneElements). This order lets a vector kernel bring every lane's
+//     code into place with a broadcast and one shift, where element order
+//     takes a shuffle;
+//   - each lane starts at +0 and adds w·x for its elements in increasing
+//     column order, each with one rounding: a fused multiply-add (fma32),
+//     which costs a vector kernel one instruction where a product and a sum
+//     cost two, and is never less accurate than rounding both;
 //   - the 32 lanes are then folded in halves: lane j += lane j+16 for
 //     j < 16, then j += j+8, j += j+4, j += j+2, j += j+1; lane 0 is the
 //     result.
+//
+// Lane 16h+l holds element 16h+laneElements[l], so a kernel that decodes
+// in element order may hold the lanes at the positions of their elements:
+// there lane j+16 sits 16 after lane j, j+8 4 after j, j+4 2 after, j+2 1
+// before and j+1 8 after, and the fold adds the same pairs.
 //
 // A 16-lane AVX-512 register holds lanes 0..15 or 16..31, an 8-lane AVX2
 // register a quarter: the vector kernels add one group per step, and the
 // code below (or a kernel doing the same additions) the partial groups at
 // the ends of a row and the folding.
 const lanes = 32
+
+// laneElements[L] is the element of a group that lane L adds, and
+// elementLanes its inverse.
+var laneElements, elementLanes = func() (le, el [lanes]int) {
+	for L := range le {
+		h, l := L/16, L%16
+		b := 8*h + 4*(l%2) + l/4 // the code's byte in the group
+		e := 2*b + 1             // a low nibble: the odd element of the byte
+		if (l/2)%2 == 1 {
+			e = 2 * b // a high nibble
+		}
+		le[L], el[e] = e, L
+	}
+	return le, el
+}()
 
 // dotLanesScalar adds to the lanes the products of x with the weights at
 // flat elements [e0, e0+len(x)), in MulT's order. It decodes the weights a
@@ -247,38 +273,125 @@ func (m *Matrix) dotLanesScalar(acc *[lanes]float32, x []float32, e0 int) {
 	}
 }
 
-// dotLanes adds to the lanes the products w[i]·x[i], element i going to lane
-// (first+i) mod 32.
+// dotLanes adds to the lanes the products w[i]·x[i], element i being element
+// (first+i) mod 32 of its group, each with one rounding (fma32).
 func dotLanes(acc *[lanes]float32, w, x []float32, first int) {
 	x = x[:len(w)]
-	// The conversions round each product to float32 before the sum, which
-	// keeps the compiler from fusing them.
 	i := 0
 	for ; first%lanes != 0 && i < len(w); i, first = i+1, first+1 {
-		acc[first%lanes] += float32(w[i] * x[i])
+		l := elementLanes[first%lanes]
+		acc[l] = fma32(w[i], x[i], acc[l])
 	}
 	groups := (len(w) - i) / lanes
 	// A quarter of the lanes at a time, so that their sums stay in
-	// registers.
-	for q := 0; q < lanes; q += 8 {
-		a := (*[8]float32)(acc[q:])
+	// registers. Quarter q's lanes take the elements quarterBase[q] + 1, 9,
+	// 0, 8, 3, 11, 2, 10 (laneElements): constant indices, so no bounds
+	// checks in the loop.
+	for q, base := range [4]int{0, 4, 16, 20} {
+		a := (*[8]float32)(acc[8*q:])
 		a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
 		for g := range groups {
-			u := (*[8]float32)(w[i+g*lanes+q:])
-			v := (*[8]float32)(x[i+g*lanes+q:])
-			a0 += float32(u[0] * v[0])
-			a1 += float32(u[1] * v[1])
-			a2 += float32(u[2] * v[2])
-			a3 += float32(u[3] * v[3])
-			a4 += float32(u[4] * v[4])
-			a5 += float32(u[5] * v[5])
-			a6 += float32(u[6] * v[6])
-			a7 += float32(u[7] * v[7])
+			u := (*[12]float32)(w[i+g*lanes+base:])
+			v := (*[12]float32)(x[i+g*lanes+base:])
+			// fma32's common case written out for the eight lanes, its
+			// rare one (fma32Rare) taken for all eight when any needs it:
+			// fma32 itself is too large for the compiler to inline.
+			s0 := float64(u[1])*float64(v[1]) + float64(a0)
+			s1 := float64(u[9])*float64(v[9]) + float64(a1)
+			s2 := float64(u[0])*float64(v[0]) + float64(a2)
+			s3 := float64(u[8])*float64(v[8]) + float64(a3)
+			s4 := float64(u[3])*float64(v[3]) + float64(a4)
+			s5 := float64(u[11])*float64(v[11]) + float64(a5)
+			s6 := float64(u[2])*float64(v[2]) + float64(a6)
+			s7 := float64(u[10])*float64(v[10]) + float64(a7)
+			if maybeHalfway32(s0) || maybeHalfway32(s1) || maybeHalfway32(s2) || maybeHalfway32(s3) ||
+				maybeHalfway32(s4) || maybeHalfway32(s5) || maybeHalfway32(s6) || maybeHalfway32(s7) {
+				a0 = fma32(u[1], v[1], a0)
+				a1 = fma32(u[9], v[9], a1)
+				a2 = fma32(u[0], v[0], a2)
+				a3 = fma32(u[8], v[8], a3)
+				a4 = fma32(u[3], v[3], a4)
+				a5 = fma32(u[11], v[11], a5)
+				a6 = fma32(u[2], v[2], a6)
+				a7 = fma32(u[10], v[10], a7)
+				continue
+			}
+			a0, a1, a2, a3 = float32(s0), float32(s1), float32(s2), float32(s3)
+			a4, a5, a6, a7 = float32(s4), float32(s5), float32(s6), float32(s7)
 		}
 		a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] = a0, a1, a2, a3, a4, a5, a6, a7
 	}
 	for j := range len(w) - i - groups*lanes {
-		acc[j] += float32(w[i+groups*lanes+j] * x[i+groups*lanes+j])
+		l := elementLanes[j]
+		acc[l] = fma32(w[i+groups*lanes+j], x[i+groups*lanes+j], acc[l])
+	}
+}
+
+// lanesToElements moves each lane of acc to the position of its element
+// (the layout of the kernels that decode in element order), and
+// elementsToLanes back.
+func lanesToElements(acc *[lanes]float32) {
+	t := *acc
+	for l, e := range laneElements {
+		acc[e] = t[l]
+	}
+}
+
+func elementsToLanes(acc *[lanes]float32) {
+	t := *acc
+	for l, e := range laneElements {
+		acc[l] = t[e]
+	}
+}
+
+// fma32 returns a·b + c rounded once to float32, as VFMADD231PS computes it.
+// The product of two float32 values is exact in float64, so s below is the
+// exact sum rounded once to float64; rounding s to float32 is then the single
+// rounding of the exact sum except when s lies exactly halfway between two
+// float32 values and the exact sum does not: there the exact error of s
+// (Knuth's TwoSum) says which way the one rounding goes.
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b)
+	s := p + float64(c)
+	if !halfway32(s) {
+		return float32(s)
+	}
+	z := s - p
+	e := (p - (s - z)) + (float64(c) - z)
+	switch {
+	case e > 0:
+		s = math.Nextafter(s, math.Inf(1))
+	case e < 0:
+		s = math.Nextafter(s, math.Inf(-1))
+	}
+	return float32(s)
+}
+
+// maybeHalfway32 reports whether s may lie halfway between two float32
+// values (halfway32): the test for float32 normals, and every value below
+// them (the few where it costs halfway32's longer test).
+func maybeHalfway32(s float64) bool {
+	bits := math.Float64bits(s)
+	return bits&(1<<29-1) == 1<<28 || bits&(0x7ff<<52) < (1023-126)<<52
+}
+
+// halfway32 reports whether the float64 s lies exactly halfway between two
+// adjacent float32 values (counting 2¹²⁸ as the one above the largest).
+func halfway32(s float64) bool {
+	bits := math.Float64bits(s)
+	exp := int(bits>>52) & 0x7ff
+	switch {
+	case exp == 0x7ff:
+		return false // ±Inf, NaN
+	case exp >= 1023-126:
+		// A float32 normal: 24 significant bits, so a float64 halfway
+		// between two of them has the 29 low bits 1000…0.
+		return bits&(1<<29-1) == 1<<28
+	default:
+		// Below the float32 normals the spacing is 2⁻¹⁴⁹: halfway is an
+		// odd multiple of 2⁻¹⁵⁰ (exact scaling by a power of two).
+		t := math.Abs(s) * 0x1p150
+		return t == math.Trunc(t) && math.Mod(t, 2) == 1
 	}
 }
 

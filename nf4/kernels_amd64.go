@@ -18,9 +18,9 @@ import "github.com/golora/golora/internal/cpu"
 const scaleChunk = 64
 
 // matVecScales and matVecScalesWide are the numbers of block scales a call
-// of matVec4VBMI uses at most: the first for matrices of up to 8K columns at
-// the default block size, the second for wider ones (up to 64K), so that a
-// small product does not clear 16 KiB of stack at every call.
+// of matVec4AVX512 uses at most: the first for matrices of up to 8K
+// columns at the default block size, the second for wider ones (up to 64K),
+// so that a small product does not clear 16 KiB of stack at every call.
 const (
 	matVecScales     = 512
 	matVecScalesWide = 4096
@@ -31,14 +31,14 @@ const (
 //go:noescape
 func decodeVBMI(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 
-// matVec4VBMI multiplies x (one row of rowGroups·32 floats) by batches·4
+// matVec4AVX512 multiplies x (one row of rowGroups·32 floats) by batches·4
 // consecutive whole rows of W starting at codes, each from +0 lanes folded
 // in MulT's order, writing one float of y per row. Flat group f of W,
 // counted from the first one at codes plus firstGroup, has the scale
 // scales[f >> groupShift].
 //
 //go:noescape
-func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
+func matVec4AVX512(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
 
 // decodeAVX512 writes the values of groups·32 codes into dst.
 //
@@ -51,7 +51,8 @@ func decodeAVX512(dst *float32, codes *byte, scales *float32, groups, firstGroup
 func decodeAVX2(dst *float32, codes *byte, scales *float32, groups, firstGroups, blockGroups int)
 
 // dot1AVX512 adds the products of groups·32 weights with x to the lanes acc
-// in MulT's order.
+// in MulT's order, acc holding each lane at the position of its element
+// (lanesToElements).
 //
 //go:noescape
 func dot1AVX512(acc *[lanes]float32, codes *byte, x *float32, scales *float32, groups, firstGroups, blockGroups int)
@@ -92,6 +93,12 @@ func dot1AVX2(acc *[lanes]float32, codes *byte, x *float32, scales *float32, gro
 //go:noescape
 func scalesAVX512(out *float32, codes *uint8, n int, table *[256]float32, nested, offset float32)
 
+// scalesVBMI is scalesAVX512 for n a multiple of 64, with AVX-512 VBMI,
+// from the table's byte planes (doubleQuant.planes).
+//
+//go:noescape
+func scalesVBMI(out *float32, codes *uint8, n int, planes *[4][256]byte, nested, offset float32)
+
 // chunks walks a 32-aligned run of flat elements in kernel calls: each
 // covers at most scaleChunk blocks. (An iterator, not a callback: a scale
 // buffer handed to a function value would escape to the heap.)
@@ -120,7 +127,8 @@ func (c *chunks) next() (p0, p1, firstGroups int, scales []float32, ok bool) {
 
 // fillScales writes the scales of blocks first, first+1, … into s: m.scale
 // for each, with the double-quantization lookups hoisted out of the loop,
-// and made 16 at a time (a gather from the code table) with AVX-512.
+// and made 16 at a time (a gather from the code table) with AVX-512, 64 at
+// a time with VBMI.
 func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 	dq := m.dq
 	if dq == nil {
@@ -134,9 +142,14 @@ func (m *Matrix) fillScales(l cpu.Level, s []float32, first int) {
 		run := min(len(codes), (nb+1)<<dq.shift-first)
 		nested, offset, out := dq.nested[nb], dq.offset, s[:run]
 		k := 0
-		if l >= cpu.AVX512 && run >= 16 {
-			k = run &^ 15
-			scalesAVX512(&out[0], &codes[0], k, code, nested, offset)
+		if l >= cpu.AVX512 && run >= 64 && cpu.HasAVX512VBMI() {
+			k = run &^ 63
+			scalesVBMI(&out[0], &codes[0], k, &dq.planes, nested, offset)
+		}
+		if l >= cpu.AVX512 && run-k >= 16 {
+			n := (run - k) &^ 15
+			scalesAVX512(&out[k], &codes[k], n, code, nested, offset)
+			k += n
 		}
 		for ; k < run; k++ {
 			out[k] = float32(code[codes[k]]*nested) + offset
@@ -180,19 +193,20 @@ func (m *Matrix) dequantRangeWith(l cpu.Level, vbmi bool, dst []float32, e0, e1 
 // mulTRangeAt computes rows [r0, r1) of every row of y = x·Wᵀ with the
 // kernels of level l.
 func (m *Matrix) mulTRangeAt(l cpu.Level, y, x []float32, n, r0, r1 int) {
-	m.mulTRangeWith(l, l >= cpu.AVX512 && cpu.HasAVX512VBMI(), y, x, n, r0, r1)
+	m.mulTRangeWith(l, l >= cpu.AVX512, y, x, n, r0, r1)
 }
 
-// mulTRangeWith is mulTRangeAt with the VBMI kernels or without: with
-// them, the rows of x not taken four at a time go through matVecVBMI.
-func (m *Matrix) mulTRangeWith(l cpu.Level, vbmi bool, y, x []float32, n, r0, r1 int) {
-	if vbmi && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
+// mulTRangeWith is mulTRangeAt with the four-row mat-vec kernel or
+// without: with it, the rows of x not taken four at a time go through
+// matVecAVX512.
+func (m *Matrix) mulTRangeWith(l cpu.Level, matVec bool, y, x []float32, n, r0, r1 int) {
+	if matVec && m.cols%lanes == 0 && r1-r0 >= 4 && m.matVecFits(matVecScalesWide) {
 		n4 := n &^ 3
 		if n4 > 0 {
 			m.mulTRangeWith(l, false, y[:n4*m.rows], x[:n4*m.cols], n4, r0, r1)
 		}
 		for i := n4; i < n; i++ {
-			m.matVecVBMI(y[i*m.rows:(i+1)*m.rows], x[i*m.cols:(i+1)*m.cols], r0, r1)
+			m.matVecAVX512(y[i*m.rows:(i+1)*m.rows], x[i*m.cols:(i+1)*m.cols], r0, r1)
 		}
 		return
 	}
@@ -238,7 +252,10 @@ func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			clear(acc[:k*lanes])
 			for q := range k {
 				row := x[(i+q)*cols : (i+q+1)*cols]
-				m.dotLanesScalar((*[lanes]float32)(acc[q*lanes:]), row[:a0-s], s)
+				lane := (*[lanes]float32)(acc[q*lanes:])
+				m.dotLanesScalar(lane, row[:a0-s], s)
+				// The kernels below add in element order.
+				lanesToElements(lane)
 			}
 			it := chunks{l: l, m: m, p: a0, end: a1}
 			for p0, p1, firstGroups, scales, ok := it.next(); ok; p0, p1, firstGroups, scales, ok = it.next() {
@@ -259,6 +276,7 @@ func (m *Matrix) mulTRowsVec(l cpu.Level, y, x []float32, n, r0, r1 int) {
 			for q := range k {
 				row := x[(i+q)*cols : (i+q+1)*cols]
 				lane := (*[lanes]float32)(acc[q*lanes:])
+				elementsToLanes(lane)
 				m.dotLanesScalar(lane, row[a1-s:], a1)
 				y[(i+q)*m.rows+r] = foldLanes(lane)
 			}
@@ -304,17 +322,17 @@ func (m *Matrix) mulTWholeRows(l cpu.Level, y, x []float32, n, r0, r1 int) {
 	}
 }
 
-// matVecVBMI computes y[r] = x·W[r] for the rows r in [r0, r1), at least
+// matVecAVX512 computes y[r] = x·W[r] for the rows r in [r0, r1), at least
 // four, of a matrix whose rows start at flat multiples of 32, four rows at a
 // time; a last batch of fewer rows is done again as the last four.
-func (m *Matrix) matVecVBMI(y, x []float32, r0, r1 int) {
+func (m *Matrix) matVecAVX512(y, x []float32, r0, r1 int) {
 	if m.matVecFits(matVecScales) {
 		var scales [matVecScales]float32
-		m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+		m.matVecRowsAVX512(y, x, r0, r1, scales[:])
 		return
 	}
 	var scales [matVecScalesWide]float32
-	m.matVecRowsVBMI(y, x, r0, r1, scales[:])
+	m.matVecRowsAVX512(y, x, r0, r1, scales[:])
 }
 
 // matVecFits reports whether a buffer of n scales holds the blocks of four
@@ -324,9 +342,9 @@ func (m *Matrix) matVecFits(n int) bool {
 	return 4*m.cols <= (n-2)*m.blockSize
 }
 
-// matVecRowsVBMI is matVecVBMI with a buffer for the scales of at least
+// matVecRowsAVX512 is matVecAVX512 with a buffer for the scales of at least
 // four rows (matVecFits).
-func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
+func (m *Matrix) matVecRowsAVX512(y, x []float32, r0, r1 int, scales []float32) {
 	cols := m.cols
 	// Rows per call: a multiple of four whose blocks fit in scales (k rows
 	// touch at most k·cols/blockSize + 2 blocks).
@@ -347,7 +365,7 @@ func (m *Matrix) matVecRowsVBMI(y, x []float32, r0, r1 int, scales []float32) {
 		} else {
 			m.fillScales(cpu.AVX512, s, first)
 		}
-		matVec4VBMI(&y[r], &m.packed[p0/2], &x[0], &s[0], k/4, cols/lanes, p0/lanes-first<<groupShift, groupShift)
+		matVec4AVX512(&y[r], &m.packed[p0/2], &x[0], &s[0], k/4, cols/lanes, p0/lanes-first<<groupShift, groupShift)
 		r += k
 	}
 }

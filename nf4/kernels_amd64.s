@@ -168,10 +168,8 @@ dot1_512block:
 
 dot1_512group:
 	DECODE512
-	VMULPS  (DI), Z6, Z10
-	VADDPS  Z10, Z8, Z8
-	VMULPS  64(DI), Z4, Z11
-	VADDPS  Z11, Z9, Z9
+	VFMADD231PS (DI), Z6, Z8
+	VFMADD231PS 64(DI), Z4, Z9
 	ADDQ    $16, SI
 	ADDQ    $128, DI
 	DECQ    DX
@@ -187,16 +185,12 @@ dot1_512done:
 
 // MULADD512(off, ZW, A0, A1, A2, A3) adds to A0..A3 the products of ZW with
 // the 16 floats at off of each of the four rows of x (DI, DI+R9, DI+2·R9,
-// DI+R10): a product rounded, then a sum, as MulT's order requires (no FMA).
+// DI+R10), each with one rounding (fused), as MulT's order requires.
 #define MULADD512(off, ZW, A0, A1, A2, A3) \
-	VMULPS off(DI), ZW, Z16; \
-	VMULPS off(DI)(R9*1), ZW, Z17; \
-	VMULPS off(DI)(R9*2), ZW, Z18; \
-	VMULPS off(DI)(R10*1), ZW, Z19; \
-	VADDPS Z16, A0, A0; \
-	VADDPS Z17, A1, A1; \
-	VADDPS Z18, A2, A2; \
-	VADDPS Z19, A3, A3
+	VFMADD231PS off(DI), ZW, A0; \
+	VFMADD231PS off(DI)(R9*1), ZW, A1; \
+	VFMADD231PS off(DI)(R9*2), ZW, A2; \
+	VFMADD231PS off(DI)(R10*1), ZW, A3
 
 // dot4AVX512 keeps the lanes of row q of x in Z(20+2q) (0..15) and
 // Z(21+2q) (16..31); products go through Z16..Z19.
@@ -279,19 +273,15 @@ dot4_512done:
 #define DOTGROUP256 \
 	SPLIT256; \
 	LOOKUP256(X5); \
-	VMULPS  (DI), Y9, Y9; \
-	VADDPS  Y9, Y12, Y12; \
+	VFMADD231PS (DI), Y9, Y12; \
 	VPSHUFD $0xee, X5, X5; \
 	LOOKUP256(X5); \
-	VMULPS  32(DI), Y9, Y9; \
-	VADDPS  Y9, Y13, Y13; \
+	VFMADD231PS 32(DI), Y9, Y13; \
 	LOOKUP256(X6); \
-	VMULPS  64(DI), Y9, Y9; \
-	VADDPS  Y9, Y14, Y14; \
+	VFMADD231PS 64(DI), Y9, Y14; \
 	VPSHUFD $0xee, X6, X6; \
 	LOOKUP256(X6); \
-	VMULPS  96(DI), Y9, Y9; \
-	VADDPS  Y9, Y15, Y15; \
+	VFMADD231PS 96(DI), Y9, Y15; \
 	ADDQ    $16, SI; \
 	ADDQ    $128, DI
 
@@ -366,17 +356,27 @@ dot1_256done:
 	VZEROUPPER
 	RET
 
-// FOLD512 folds the lanes in Z8 (0..15) and Z9 (16..31) in MulT's order
-// into X8: lane j += lane j+16, then j += j+8, j += j+4, j += j+2, j += j+1.
+// FOLD512 folds the lanes that the whole-row kernels hold in element order
+// (position p of Z8 (0..15) and Z9 (16..31) holds element p's lane, see
+// kernels.go) in MulT's order into X8. In positions MulT's halving is
+// p += p+16, then p += p+4 for p mod 8 < 4, p += p+2 for p mod 4 < 2,
+// p += p+1 and last p += p+8: the same additions (a sum is the same either
+// way round), in an order that is fixed for every level.
 #define FOLD512 \
 	VADDPS        Z9, Z8, Z8; \
 	VEXTRACTF32X8 $1, Z8, Y10; \
-	VADDPS        Y10, Y8, Y8; \
-	VEXTRACTF128  $1, Y8, X10; \
-	VADDPS        X10, X8, X8; \
-	VMOVHLPS      X8, X8, X10; \
-	VADDPS        X10, X8, X8; \
-	VMOVSHDUP     X8, X10; \
+	VEXTRACTF128  $1, Y8, X11; \
+	VADDPS        X11, X8, X8; \
+	VEXTRACTF128  $1, Y10, X11; \
+	VADDPS        X11, X10, X10; \
+	VMOVHLPS      X8, X8, X11; \
+	VADDPS        X11, X8, X8; \
+	VMOVHLPS      X10, X10, X11; \
+	VADDPS        X11, X10, X10; \
+	VMOVSHDUP     X8, X11; \
+	VADDSS        X11, X8, X8; \
+	VMOVSHDUP     X10, X11; \
+	VADDSS        X11, X10, X10; \
 	VADDSS        X10, X8, X8
 
 // dotRowsAVX512 is dot1AVX512 over whole consecutive rows of W, rowGroups
@@ -407,10 +407,8 @@ rows512block:
 
 rows512group:
 	DECODE512
-	VMULPS (DI), Z6, Z10
-	VADDPS Z10, Z8, Z8
-	VMULPS 64(DI), Z4, Z11
-	VADDPS Z11, Z9, Z9
+	VFMADD231PS (DI), Z6, Z8
+	VFMADD231PS 64(DI), Z4, Z9
 	ADDQ   $16, SI
 	ADDQ   $128, DI
 	DECQ   R11
@@ -511,18 +509,24 @@ rows4_512done:
 	VZEROUPPER
 	RET
 
-// FOLD256 folds the lanes in Y12..Y15 (0..7, 8..15, 16..23, 24..31) in
-// MulT's order into X12, as FOLD512 does. Uses X11.
+// FOLD256 folds the lanes in Y12..Y15 (positions 0..7, 8..15, 16..23,
+// 24..31) in MulT's order into X12, as FOLD512 does. Uses X11.
 #define FOLD256 \
 	VADDPS       Y14, Y12, Y12; \
 	VADDPS       Y15, Y13, Y13; \
-	VADDPS       Y13, Y12, Y12; \
 	VEXTRACTF128 $1, Y12, X11; \
 	VADDPS       X11, X12, X12; \
+	VEXTRACTF128 $1, Y13, X11; \
+	VADDPS       X11, X13, X13; \
 	VMOVHLPS     X12, X12, X11; \
 	VADDPS       X11, X12, X12; \
+	VMOVHLPS     X13, X13, X11; \
+	VADDPS       X11, X13, X13; \
 	VMOVSHDUP    X12, X11; \
-	VADDSS       X11, X12, X12
+	VADDSS       X11, X12, X12; \
+	VMOVSHDUP    X13, X11; \
+	VADDSS       X11, X13, X13; \
+	VADDSS       X13, X12, X12
 
 // dotRowsAVX2 is dotRowsAVX512 with AVX2 (lanes as in dot1AVX2).
 //
@@ -626,7 +630,7 @@ scales512:
 	VZEROUPPER
 	RET
 
-// The kernels below need AVX-512 VBMI as well: VPMULTISHIFTQB gives every
+// decodeVBMI needs AVX-512 VBMI as well: VPMULTISHIFTQB gives every
 // dword of a register the bits of one code at once. It reads the 8 code
 // bytes of 16 elements, broadcast to every qword, and copies into byte 0 of
 // dword 2i the byte at bit offset 8i+4 (the high nibble of byte i: element
@@ -688,6 +692,63 @@ decvdone:
 	VZEROUPPER
 	RET
 
+// matVec4AVX512 adds in MulT's lanes (see kernels.go) rather than in element
+// order: lane l of each 16-lane half of a group holds nibble l/2 (from the
+// bottom) of dword l mod 2 of the half's 8 code bytes, so that a broadcast
+// load of the 8 bytes and one VPSRLVD by laneShift bring every lane's code
+// to its low 4 bits, the only ones VPERMPS reads. That takes no shuffle,
+// which on AMD cores competes with VPERMPS for the same pipes; x is
+// permuted into the same order (laneElements) once per group for four rows.
+// It needs AVX-512F alone.
+DATA laneShift<>+0(SB)/4, $0
+DATA laneShift<>+4(SB)/4, $0
+DATA laneShift<>+8(SB)/4, $4
+DATA laneShift<>+12(SB)/4, $4
+DATA laneShift<>+16(SB)/4, $8
+DATA laneShift<>+20(SB)/4, $8
+DATA laneShift<>+24(SB)/4, $12
+DATA laneShift<>+28(SB)/4, $12
+DATA laneShift<>+32(SB)/4, $16
+DATA laneShift<>+36(SB)/4, $16
+DATA laneShift<>+40(SB)/4, $20
+DATA laneShift<>+44(SB)/4, $20
+DATA laneShift<>+48(SB)/4, $24
+DATA laneShift<>+52(SB)/4, $24
+DATA laneShift<>+56(SB)/4, $28
+DATA laneShift<>+60(SB)/4, $28
+GLOBL laneShift<>(SB), RODATA|NOPTR, $64
+
+// laneElements holds the element of each lane of a 16-lane half, the
+// laneElements of kernels.go.
+DATA laneElements<>+0(SB)/4, $1
+DATA laneElements<>+4(SB)/4, $9
+DATA laneElements<>+8(SB)/4, $0
+DATA laneElements<>+12(SB)/4, $8
+DATA laneElements<>+16(SB)/4, $3
+DATA laneElements<>+20(SB)/4, $11
+DATA laneElements<>+24(SB)/4, $2
+DATA laneElements<>+28(SB)/4, $10
+DATA laneElements<>+32(SB)/4, $5
+DATA laneElements<>+36(SB)/4, $13
+DATA laneElements<>+40(SB)/4, $4
+DATA laneElements<>+44(SB)/4, $12
+DATA laneElements<>+48(SB)/4, $7
+DATA laneElements<>+52(SB)/4, $15
+DATA laneElements<>+56(SB)/4, $6
+DATA laneElements<>+60(SB)/4, $14
+GLOBL laneElements<>(SB), RODATA|NOPTR, $64
+
+// LANES512(lo, hi, ZS, ZT, ZA, ZB) looks the 32 codes of a group, whose
+// first 8 bytes are at lo and last 8 at hi, up in the table ZT in lane
+// order: lanes 0..15 into ZA, 16..31 into ZB. Needs laneShift in ZS.
+#define LANES512(lo, hi, ZS, ZT, ZA, ZB) \
+	VPBROADCASTQ lo, ZA; \
+	VPBROADCASTQ hi, ZB; \
+	VPSRLVD      ZS, ZA, ZA; \
+	VPSRLVD      ZS, ZB, ZB; \
+	VPERMPS      ZT, ZA, ZA; \
+	VPERMPS      ZT, ZB, ZB
+
 // ROWTABLE(rowGroup, ZT) sets ZT to the codebook times the scale of the
 // block holding flat group rowGroup (a register; clobbered): scales[rowGroup
 // >> CX]. Needs the codebook in Z2, scales in BX. The shifts take their
@@ -697,16 +758,14 @@ decvdone:
 	VMULPS.BCST (BX)(rowGroup*4), Z2, ZT
 
 // ROWDOT(lo, hi, ZT, A, B, T0, T1) adds the products of the 32 codes at lo
-// and hi (as in DECODEVBMI), looked up in ZT, with x (Z0, Z1) to the lanes
-// A (0..15) and B (16..31).
+// and hi (as in LANES512), looked up in ZT, with x in lane order (Z0, Z1)
+// to the lanes A (0..15) and B (16..31).
 #define ROWDOT(lo, hi, ZT, A, B, T0, T1) \
-	DECODEVBMI(lo, hi, ZT, T0, T1); \
-	VMULPS Z0, T0, T0; \
-	VMULPS Z1, T1, T1; \
-	VADDPS T0, A, A; \
-	VADDPS T1, B, B
+	LANES512(lo, hi, Z3, ZT, T0, T1); \
+	VFMADD231PS Z0, T0, A; \
+	VFMADD231PS Z1, T1, B
 
-// matVec4VBMI multiplies one row x of rowGroups·32 floats by batches·4
+// matVec4AVX512 multiplies one row x of rowGroups·32 floats by batches·4
 // consecutive whole rows of W, four at a time, each row's lanes from +0 and
 // folded in MulT's order, writing one float of y per row. The codes start
 // at a row boundary; flat group f of W (counted from the call's first group
@@ -715,11 +774,12 @@ decvdone:
 // Registers: AX y, SI codes of the batch's first row, R9 and R10 one and
 // three rows of codes in bytes, DI x, R8 groups left in the row, R11 the
 // first row's flat group, R12 and R13 one and three rows in groups, CX
-// groupShift, R14 the groups per block less one, BX scales. Lanes of row q: Z(8+2q) (0..15) and Z(9+2q)
-// (16..31); tables Z4..Z7.
+// groupShift, R14 the groups per block less one, BX scales. Lanes of row
+// q: Z(8+2q) (0..15) and Z(9+2q) (16..31); tables Z4..Z7; laneShift Z3,
+// laneElements Z24.
 //
-// func matVec4VBMI(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
-TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
+// func matVec4AVX512(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
+TEXT ·matVec4AVX512(SB), NOSPLIT, $0-64
 	MOVQ      y+0(FP), AX
 	MOVQ      codes+8(FP), SI
 	MOVQ      scales+24(FP), BX
@@ -734,7 +794,8 @@ TEXT ·matVec4VBMI(SB), NOSPLIT, $0-64
 	SHLQ      CX, R14
 	DECQ      R14
 	VMOVUPS   ·codebook(SB), Z2
-	VMOVDQU64 nibbleSelect<>(SB), Z3
+	VMOVDQU32 laneShift<>(SB), Z3
+	VMOVDQU32 laneElements<>(SB), Z24
 
 mv4batch:
 	MOVQ   x+16(FP), DI
@@ -759,8 +820,8 @@ mv4batch:
 	ROWTABLE(DX, Z7)
 
 mv4group:
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z1
+	VPERMPS (DI), Z24, Z0
+	VPERMPS 64(DI), Z24, Z1
 	ROWDOT((SI), 8(SI), Z4, Z8, Z9, Z16, Z17)
 	ROWDOT((SI)(R9*1), 8(SI)(R9*1), Z5, Z10, Z11, Z18, Z19)
 	ROWDOT((SI)(R9*2), 8(SI)(R9*2), Z6, Z12, Z13, Z20, Z21)
@@ -823,5 +884,94 @@ mv4fold:
 	ADDQ       R13, R11
 	DECQ       batches+32(FP)
 	JNZ        mv4batch
+	VZEROUPPER
+	RET
+
+// scalesVBMI is scalesAVX512 for n a multiple of 64, with AVX-512 VBMI and
+// the code table split into byte planes (planes[p][c] is byte p of
+// table[c]): 64 codes per step, each plane looked up with two VPERMI2B
+// (codes below 128, codes from 128) and a blend on the codes' top bit, the
+// planes then interleaved into dwords. The interleaving works within
+// 128-bit lanes, so the codes are first put in the order scaleOrder, which
+// makes the dwords come out in the codes' order. A quarter of the shuffles
+// of scalesAVX512 per scale.
+DATA scaleOrder<>+0(SB)/8, $0x1312111003020100
+DATA scaleOrder<>+8(SB)/8, $0x3332313023222120
+DATA scaleOrder<>+16(SB)/8, $0x1716151407060504
+DATA scaleOrder<>+24(SB)/8, $0x3736353427262524
+DATA scaleOrder<>+32(SB)/8, $0x1b1a19180b0a0908
+DATA scaleOrder<>+40(SB)/8, $0x3b3a39382b2a2928
+DATA scaleOrder<>+48(SB)/8, $0x1f1e1d1c0f0e0d0c
+DATA scaleOrder<>+56(SB)/8, $0x3f3e3d3c2f2e2d2c
+GLOBL scaleOrder<>(SB), RODATA|NOPTR, $64
+
+// SCALEPLANE(t0, t1, t2, t3, out) looks the codes in Z0 (top bits in K1) up
+// in the plane held in t0..t3 (entries 0..63, …, 192..255) into out. Uses
+// Z1, Z2.
+#define SCALEPLANE(t0, t1, t2, t3, out) \
+	VMOVDQA64 Z0, Z1; \
+	VPERMI2B  t1, t0, Z1; \
+	VMOVDQA64 Z0, Z2; \
+	VPERMI2B  t3, t2, Z2; \
+	VPBLENDMB Z2, Z1, K1, out
+
+// func scalesVBMI(out *float32, codes *uint8, n int, planes *[4][256]byte, nested, offset float32)
+TEXT ·scalesVBMI(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), DI
+	MOVQ         codes+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVQ         planes+24(FP), DX
+	VBROADCASTSS nested+32(FP), Z14
+	VBROADCASTSS offset+36(FP), Z15
+	VMOVDQU64    scaleOrder<>(SB), Z13
+	VMOVDQU64    (DX), Z16
+	VMOVDQU64    64(DX), Z17
+	VMOVDQU64    128(DX), Z18
+	VMOVDQU64    192(DX), Z19
+	VMOVDQU64    256(DX), Z20
+	VMOVDQU64    320(DX), Z21
+	VMOVDQU64    384(DX), Z22
+	VMOVDQU64    448(DX), Z23
+	VMOVDQU64    512(DX), Z24
+	VMOVDQU64    576(DX), Z25
+	VMOVDQU64    640(DX), Z26
+	VMOVDQU64    704(DX), Z27
+	VMOVDQU64    768(DX), Z28
+	VMOVDQU64    832(DX), Z29
+	VMOVDQU64    896(DX), Z30
+	VMOVDQU64    960(DX), Z31
+
+scalesv:
+	VMOVDQU64  (SI), Z0
+	VPERMB     Z0, Z13, Z0
+	VPMOVB2M   Z0, K1
+	SCALEPLANE(Z16, Z17, Z18, Z19, Z4)
+	SCALEPLANE(Z20, Z21, Z22, Z23, Z5)
+	SCALEPLANE(Z24, Z25, Z26, Z27, Z6)
+	SCALEPLANE(Z28, Z29, Z30, Z31, Z7)
+	VPUNPCKLBW Z5, Z4, Z8
+	VPUNPCKHBW Z5, Z4, Z9
+	VPUNPCKLBW Z7, Z6, Z10
+	VPUNPCKHBW Z7, Z6, Z11
+	VPUNPCKLWD Z10, Z8, Z4
+	VPUNPCKHWD Z10, Z8, Z5
+	VPUNPCKLWD Z11, Z9, Z6
+	VPUNPCKHWD Z11, Z9, Z7
+	VMULPS     Z14, Z4, Z4
+	VMULPS     Z14, Z5, Z5
+	VMULPS     Z14, Z6, Z6
+	VMULPS     Z14, Z7, Z7
+	VADDPS     Z15, Z4, Z4
+	VADDPS     Z15, Z5, Z5
+	VADDPS     Z15, Z6, Z6
+	VADDPS     Z15, Z7, Z7
+	VMOVUPS    Z4, (DI)
+	VMOVUPS    Z5, 64(DI)
+	VMOVUPS    Z6, 128(DI)
+	VMOVUPS    Z7, 192(DI)
+	ADDQ       $64, SI
+	ADDQ       $256, DI
+	SUBQ       $64, CX
+	JNZ        scalesv
 	VZEROUPPER
 	RET

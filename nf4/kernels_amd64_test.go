@@ -7,9 +7,10 @@ import (
 	"github.com/golora/golora/internal/cpu"
 )
 
-// TestVBMIKernelsBitIdentical checks the AVX-512 kernels with VBMI and
-// without (mulTRangeWith and dequantRangeWith choose) against the scalar
-// code on matrices that take every path of the VBMI mat-vec: rows of W
+// TestVBMIKernelsBitIdentical checks the AVX-512 kernels with VBMI and the
+// four-row mat-vec and without (mulTRangeWith and dequantRangeWith choose)
+// against the scalar code on matrices that take every path of the mat-vec
+// (matVecAVX512): rows of W
 // whole and not, blocks that span rows, calls of many batches of four rows
 // (more than one scale buffer), wide rows (the larger buffer), rows whose
 // four-row bound of blocks, 4·cols/blockSize = 510.5, is just over the
@@ -58,14 +59,13 @@ func TestVBMIKernelsBitIdentical(t *testing.T) {
 	}
 }
 
-// BenchmarkMatVecVBMI compares, on one goroutine, the mat-vec kernels of
-// AVX-512 without VBMI ("avx512-GB/s": a row of W at a time) and with it
-// ("nf4-GB/s": four rows at a time, the path MulT and MulTRows take on a
-// CPU with VBMI) on the rows of a whole matrix. GB/s counts float32 weight
-// bytes.
-func BenchmarkMatVecVBMI(b *testing.B) {
-	if cpu.Best() < cpu.AVX512 || !cpu.HasAVX512VBMI() {
-		b.Skip("no AVX-512 VBMI at this level")
+// BenchmarkMatVec4 compares, on one goroutine, the AVX-512 mat-vec kernels
+// that take a row of W at a time ("avx512-GB/s") and four rows at a time
+// ("nf4-GB/s", matVecAVX512: the path MulT and MulTRows take on an AVX-512
+// CPU) on the rows of a whole matrix. GB/s counts float32 weight bytes.
+func BenchmarkMatVec4(b *testing.B) {
+	if cpu.Best() < cpu.AVX512 {
+		b.Skip("no AVX-512 at this level")
 	}
 	for _, shape := range benchShapes {
 		rows, cols := shape[0], shape[1]

@@ -3,6 +3,8 @@ package nf4
 import (
 	"fmt"
 	"math"
+	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/golora/golora/internal/cpu"
@@ -132,9 +134,22 @@ func TestMulTLevelsBitIdentical(t *testing.T) {
 }
 
 // TestMulTOrder checks the scalar code against MulT's order written out
-// plainly: lanes by flat element mod 32, products rounded, lanes folded in
+// plainly: lanes by the nibble of the group's code bytes, fused
+// multiply-adds (fma32, checked on its own by TestFMA32), lanes folded in
 // halves.
 func TestMulTOrder(t *testing.T) {
+	// laneOf is the lane of flat element e: its code is byte k/2 of its
+	// group (k = e mod 32), the high nibble when k is even; lane 16h+l
+	// takes nibble l/2 (from the bottom) of dword l mod 2 of half h.
+	laneOf := func(e int) int {
+		k := e % 32
+		b := k / 2
+		h, d, n := b/8, b%8/4, 2*(b%4)
+		if k%2 == 0 {
+			n++
+		}
+		return 16*h + 2*n + d
+	}
 	for name, m := range kernelMatrices(t) {
 		const n = 2
 		x := gaussian(7, n*m.cols, 1)
@@ -147,8 +162,7 @@ func TestMulTOrder(t *testing.T) {
 				var acc [32]float32
 				for c := range m.cols {
 					e := r*m.cols + c
-					p := w[e] * x[i*m.cols+c]
-					acc[e%32] = acc[e%32] + p
+					acc[laneOf(e)] = fma32(w[e], x[i*m.cols+c], acc[laneOf(e)])
 				}
 				for half := 16; half >= 1; half /= 2 {
 					for j := range half {
@@ -186,4 +200,96 @@ func FuzzKernelsBitIdentical(f *testing.F) {
 			requireSameBits(t, wantY, gotY, "MulT level ", l)
 		}
 	})
+}
+
+// TestFMA32 checks fma32 against a·b + c computed exactly with math/big and
+// rounded once to float32 (big.Float's Float32, to nearest even), on random
+// operands of every magnitude, on sums halfway between two float32 values
+// after rounding to float64 but not before (where rounding twice goes
+// wrong: 1+2⁻²³ + (1+2⁻²³)·2⁻²⁴(1−2⁻²³) is just below the halfway point
+// 1+2⁻²³+2⁻²⁴, so one rounding gives 1+2⁻²³ and two give 1+2⁻²²), and on
+// float32 subnormals.
+func TestFMA32(t *testing.T) {
+	exact := func(a, b, c float32) float32 {
+		x := new(big.Float).SetPrec(400).SetFloat64(float64(a))
+		x.Mul(x, new(big.Float).SetPrec(400).SetFloat64(float64(b)))
+		x.Add(x, new(big.Float).SetPrec(400).SetFloat64(float64(c)))
+		f, _ := x.Float32()
+		if f == 0 {
+			// An exact zero sum is +0 unless both addends are −0.
+			f = float32(float64(a)*float64(b) + float64(c))
+		}
+		return f
+	}
+	check := func(a, b, c float32) {
+		t.Helper()
+		want, got := exact(a, b, c), fma32(a, b, c)
+		if math.Float32bits(want) != math.Float32bits(got) {
+			t.Fatalf("fma32(%g, %g, %g) = %g (%#x), want %g (%#x)", a, b, c, got, math.Float32bits(got), want, math.Float32bits(want))
+		}
+	}
+	up := float32(1 + 0x1p-23)
+	down := float32(0x1p-24 * (1 - 0x1p-23))
+	check(up, down, up)
+	check(-up, down, -up)
+	check(up, -down, -up)
+	check(up, down, 1)
+	check(up, down, 3)
+	check(0x1p-140, 0x1p-10, 0x1p-149)
+	check(0x1p-75, 0x1p-75, -0x1p-149)
+	// The same below the float32 normals: 2⁻¹²⁷+2⁻¹⁴⁹ plus just under
+	// 2⁻¹⁵⁰, the subnormal halfway point.
+	check(0x1p-75*(1+0x1p-23), 0x1p-75*(1-0x1p-23), math.Float32frombits(0x00400001))
+	check(-0x1p-75*(1+0x1p-23), 0x1p-75*(1-0x1p-23), -math.Float32frombits(0x00400001))
+	check(0, -1, 0)
+	check(0, -1, float32(math.Copysign(0, -1)))
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 200000 {
+		f := func() float32 {
+			return float32(math.Ldexp(r.Float64()*2-1, r.IntN(80)-40))
+		}
+		a, b, c := f(), f(), f()
+		check(a, b, c)
+		// A c of the product's size, where cancellation and halfway
+		// sums are frequent.
+		p := a * b
+		check(a, b, -p*float32(1+r.IntN(3)))
+		check(a, b, math.Nextafter32(p, 0)+float32(r.IntN(2))*p)
+	}
+	for range 20000 {
+		sub := func() float32 { return math.Float32frombits(uint32(r.IntN(1<<24))) * float32(1-2*r.IntN(2)) }
+		check(sub(), float32(math.Ldexp(r.Float64(), -r.IntN(30))), sub())
+	}
+}
+
+// TestMulTAccuracy checks that MulT's order is at least as accurate, against
+// the float64 dot product of the same decoded weights, as rounding each
+// product and each sum (the order before fused multiply-adds).
+func TestMulTAccuracy(t *testing.T) {
+	const rows, cols = 64, 4096
+	m, err := Quantize(gaussian(11, rows*cols, 0.02), rows, cols, Options{})
+	require.NoError(t, err)
+	x := gaussian(12, cols, 1)
+	w := make([]float32, rows*cols)
+	m.dequantRangeScalar(w, 0, len(w))
+	y := make([]float32, rows)
+	require.NoError(t, m.MulT(y, x, 1))
+	var errFused, errRounded float64
+	for r := range rows {
+		var want float64
+		var acc [32]float32
+		for c := range cols {
+			want += float64(w[r*cols+c]) * float64(x[c])
+			acc[c%32] += float32(w[r*cols+c] * x[c])
+		}
+		for half := 16; half >= 1; half /= 2 {
+			for j := range half {
+				acc[j] += acc[j+half]
+			}
+		}
+		errFused += math.Abs(float64(y[r]) - want)
+		errRounded += math.Abs(float64(acc[0]) - want)
+	}
+	t.Logf("mean |error|: fused %.3g, rounded %.3g", errFused/rows, errRounded/rows)
+	require.LessOrEqual(t, errFused, errRounded)
 }

@@ -100,6 +100,29 @@ type doubleQuant struct {
 	offset    float32
 	blockSize int
 	shift     uint
+	// planes[p][c] is byte p (little-endian) of code[c]: the table as
+	// the VBMI scale decoder looks it up.
+	planes [4][256]byte
+}
+
+// newDoubleQuant returns the double quantization of these parts, with its
+// code table's byte planes.
+func newDoubleQuant(codes []uint8, nested, code []float32, offset float32, blockSize int) *doubleQuant {
+	dq := &doubleQuant{
+		codes:     codes,
+		nested:    nested,
+		code:      code,
+		offset:    offset,
+		blockSize: blockSize,
+		shift:     uint(bits.TrailingZeros(uint(blockSize))),
+	}
+	for c, v := range code {
+		b := math.Float32bits(v)
+		for p := range dq.planes {
+			dq.planes[p][c] = byte(b >> (8 * p))
+		}
+	}
+	return dq
 }
 
 var _ quant.Matrix = (*Matrix)(nil)
@@ -225,14 +248,7 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
 		search.quantizeNested(codes[lo:hi], nested[lo/NestedBlockSize:quant.NumBlocks(hi, NestedBlockSize)], absmax[lo:hi], offset, NestedBlockSize)
 	})
-	return &doubleQuant{
-		codes:     codes,
-		nested:    nested,
-		code:      code,
-		offset:    offset,
-		blockSize: NestedBlockSize,
-		shift:     uint(bits.TrailingZeros(NestedBlockSize)),
-	}, nil
+	return newDoubleQuant(codes, nested, code, offset, NestedBlockSize), nil
 }
 
 // scale returns the absmax of block b, decoding it with double quantization.
@@ -351,10 +367,11 @@ func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols], row-major) into y
 // ([n, rows], overwritten), decoding the 4-bit codes on the fly (with
 // AVX-512, once per group of up to four rows of x). Sums are accumulated in
-// float32 in one fixed order, the same for every kernel level and CPU, so
-// the result does not depend on the machine. Products of at least 2²² multiply-adds are split by rows across
-// GOMAXPROCS goroutines, which costs one small allocation; smaller ones run
-// on the calling goroutine and do not allocate.
+// float32 with fused multiply-adds (one rounding per weight) in one fixed
+// order, the same for every kernel level and CPU, so the result does not
+// depend on the machine. Products of at least 2²² multiply-adds are split by
+// rows across GOMAXPROCS goroutines, which costs one small allocation;
+// smaller ones run on the calling goroutine and do not allocate.
 func (m *Matrix) MulT(y, x []float32, n int) error {
 	if err := m.checkMulT("MulT", y, x, n); err != nil {
 		return err

@@ -157,14 +157,7 @@ func doubleQuantFromParts(p Parts, nb int) (*doubleQuant, error) {
 	if !finite(p.Offset) {
 		return nil, fmt.Errorf("nf4: nested offset is %v", p.Offset)
 	}
-	return &doubleQuant{
-		codes:     p.QuantAbsmax,
-		nested:    p.NestedAbsmax,
-		code:      code,
-		offset:    p.Offset,
-		blockSize: nbs,
-		shift:     uint(bits.TrailingZeros(uint(nbs))),
-	}, nil
+	return newDoubleQuant(p.QuantAbsmax, p.NestedAbsmax, code, p.Offset, nbs), nil
 }
 
 func finite(v float32) bool {

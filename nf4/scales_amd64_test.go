@@ -7,7 +7,8 @@ import (
 	"github.com/golora/golora/internal/cpu"
 )
 
-// TestScalesAVX512AllCodes checks the AVX-512 scale decoder against the Go
+// TestScalesAVX512AllCodes checks the AVX-512 scale decoders (with VBMI
+// and without) against the Go
 // expression on every 8-bit code (quantized absmax values use only some of
 // them), with a table whose entries all differ.
 func TestScalesAVX512AllCodes(t *testing.T) {
@@ -23,12 +24,22 @@ func TestScalesAVX512AllCodes(t *testing.T) {
 		codes[i] = uint8(i*37 + i/256)
 	}
 	nested, offset := float32(0.0371), float32(0.0123)
+	check := func(name string, out []float32) {
+		t.Helper()
+		for k, c := range codes {
+			want := float32(table[c]*nested) + offset
+			if math.Float32bits(out[k]) != math.Float32bits(want) {
+				t.Fatalf("%s: code %d (index %d): got %v, want %v", name, c, k, out[k], want)
+			}
+		}
+	}
 	out := make([]float32, len(codes))
 	scalesAVX512(&out[0], &codes[0], len(codes), &table, nested, offset)
-	for k, c := range codes {
-		want := float32(table[c]*nested) + offset
-		if math.Float32bits(out[k]) != math.Float32bits(want) {
-			t.Fatalf("code %d (index %d): got %v, want %v", c, k, out[k], want)
-		}
+	check("scalesAVX512", out)
+	if cpu.HasAVX512VBMI() {
+		dq := newDoubleQuant(nil, nil, table[:], 0, NestedBlockSize)
+		out := make([]float32, len(codes))
+		scalesVBMI(&out[0], &codes[0], len(codes), &dq.planes, nested, offset)
+		check("scalesVBMI", out)
 	}
 }

@@ -1,7 +1,8 @@
 // Package quant holds what every quantized weight format in golora shares: the
 // Matrix interface that the model's frozen linear layers run on, blockwise absmax
 // scaling, the 8-bit dynamic map used for double quantization, the simpler formats
-// kept for comparison (FP4, INT4, INT8) and quality reports.
+// kept for comparison (FP4, INT4, INT8), the 16-bit float matrices (Half: BF16
+// and F16, as checkpoints store embeddings and heads) and quality reports.
 package quant
 
 // Matrix is a frozen weight of shape [rows, cols] (PyTorch's [out, in]) held in a

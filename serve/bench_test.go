@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,13 +69,21 @@ func (m memSource) Names(context.Context) ([]string, error) {
 // same short prompt, greedy, maxTokens each, and returns the completion
 // tokens and each request's time to first token.
 func runWave(tb testing.TB, e *Engine, adapters []string, maxTokens int) (int, []time.Duration) {
+	return runSampledWave(tb, e, adapters, Request{MaxTokens: maxTokens})
+}
+
+// runSampledWave is runWave with the sampling options of like (its Seed
+// plus the request's index as each request's seed).
+func runSampledWave(tb testing.TB, e *Engine, adapters []string, like Request) (int, []time.Duration) {
 	prompt := []int{1, 400, 1200, 77, 5000, 31}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	total := 0
 	var ttft []time.Duration
-	for _, a := range adapters {
-		s, err := e.Submit(context.Background(), Request{Adapter: a, Prompt: prompt, MaxTokens: maxTokens})
+	for i, a := range adapters {
+		req := like
+		req.Adapter, req.Prompt, req.Seed = a, prompt, like.Seed+uint64(i)
+		s, err := e.Submit(context.Background(), req)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -99,8 +106,20 @@ func runWave(tb testing.TB, e *Engine, adapters []string, maxTokens int) (int, [
 // concurrent streams on a stories15M-shaped NF4 base: every stream on a
 // different adapter (mixed), all on one adapter (single), no adapter (base);
 // and the same 32 requests run one at a time (sequential). Adapters are
-// rank 8 on every block linear, cached before timing. Metrics: tokens/s of
-// generated tokens, and time to first token p50/p99 in ms.
+// rank 8 on every block linear, cached before timing. Each request has a
+// 6-token prompt and generates 32 tokens (greedy). Metrics:
+//   - tokens/s: generated tokens over the wall time of the waves, end to
+//     end (prefill, scheduling and the waits between waves included), and
+//     tokens/cpu-s the same over the process's CPU time;
+//   - decode-tokens/s: the decode phase alone. Its tokens are those each
+//     request generates after its first one; its time is the wall time
+//     during which at least one request is decoding, from the moment a
+//     request's first token is sampled to the end of the request. The
+//     prefill that produces a request's first token is left out when no
+//     other request is decoding meanwhile (the sequential runs, and the
+//     first step of a 32-stream wave, which prefills all its prompts), as
+//     are the burst wait and the idle time between waves;
+//   - steps/wave, and time to first token p50/p99 in ms.
 func BenchmarkServeAdapters(b *testing.B) {
 	base := randomNF4Base(b)
 	const streams, maxTokens = 32, 32
@@ -132,7 +151,7 @@ func BenchmarkServeAdapters(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				steps := &stepCounter{}
+				steps := &waveObserver{}
 				e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: tc.running, Observer: steps})
 				if err != nil {
 					b.Fatal(err)
@@ -140,7 +159,7 @@ func BenchmarkServeAdapters(b *testing.B) {
 				defer e.Shutdown(context.Background())
 				tokens := 0
 				var ttft []time.Duration
-				steps.n.Store(0)
+				steps.reset()
 				start, cpu0 := time.Now(), cpuTime()
 				for b.Loop() {
 					n, t := runWave(b, e, tc.adapters, maxTokens)
@@ -151,9 +170,11 @@ func BenchmarkServeAdapters(b *testing.B) {
 				// The machine is shared: CPU time per token is steadier than
 				// wall time when other processes take the cores.
 				b.ReportMetric(float64(tokens)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
+				decodeTokens, decodeTime := steps.decode()
+				b.ReportMetric(float64(decodeTokens)/decodeTime.Seconds(), "decode-tokens/s")
 				// A wave of 32 requests of 32 tokens takes 32 steps at best:
 				// more says that the burst was split.
-				b.ReportMetric(float64(steps.n.Load())/float64(b.N), "steps/wave")
+				b.ReportMetric(float64(steps.steps())/float64(b.N), "steps/wave")
 				slices.Sort(ttft)
 				b.ReportMetric(float64(ttft[len(ttft)/2].Microseconds())/1e3, "ttft-p50-ms")
 				b.ReportMetric(float64(ttft[len(ttft)*99/100].Microseconds())/1e3, "ttft-p99-ms")
@@ -162,13 +183,184 @@ func BenchmarkServeAdapters(b *testing.B) {
 	}
 }
 
-// stepCounter is an Observer that counts the engine's steps.
-type stepCounter struct{ n atomic.Int64 }
+// BenchmarkContinuousBatching measures what continuous batching buys on the
+// workload of BenchmarkServeAdapters/f32/single and sequential-single, the
+// two run by turns so that both see the same load of a shared machine:
+// each iteration runs one wave of 32 concurrent requests on one engine,
+// then two of the same requests one at a time on another (MaxRunning 1).
+// The turns are short (about 250 and 80 ms on an idle machine), so that
+// neither engine goes idle for idleTrimDelay and frees its caches between
+// its turns: both run warm, as in BenchmarkServeAdapters (on a machine so
+// loaded that a turn takes over half a second, the one-at-a-time engine
+// regrows one cache and one logits buffer after the other's turn). Metrics: tokens/s and decode-tokens/s
+// of each (as BenchmarkServeAdapters defines them), and their ratios,
+// concurrent over one at a time.
+func BenchmarkContinuousBatching(b *testing.B) {
+	base := randomNF4Base(b)
+	const streams, maxTokens = 32, 32
+	store := NewStore(memSource{base: base, count: 1}, base, StoreOptions{})
+	if err := store.Pin(context.Background(), "a0"); err != nil {
+		b.Fatal(err)
+	}
+	adapters := slices.Repeat([]string{"a0"}, streams)
+	type side struct {
+		e      *Engine
+		obs    *waveObserver
+		tokens int
+		wall   time.Duration
+	}
+	var sides [2]side // concurrent, one at a time
+	for i, running := range []int{streams, 1} {
+		m, err := NewBatchedModel(base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		obs := &waveObserver{}
+		e, err := NewEngine(m, store, embedded(b).Tokenizer, EngineOptions{MaxRunning: running, Observer: obs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Shutdown(context.Background())
+		sides[i] = side{e: e, obs: obs}
+	}
+	turn := func(s *side, requests int) {
+		start := time.Now()
+		n, _ := runWave(b, s.e, adapters[:requests], maxTokens)
+		s.wall += time.Since(start)
+		s.tokens += n
+	}
+	const oneAtATime = 2 // requests per turn
+	// A first turn each, untimed, grows the caches and scratch.
+	turn(&sides[0], streams)
+	turn(&sides[1], oneAtATime)
+	for i := range sides {
+		sides[i].obs.reset()
+		sides[i].tokens, sides[i].wall = 0, 0
+	}
+	for b.Loop() {
+		turn(&sides[0], streams)
+		turn(&sides[1], oneAtATime)
+	}
+	var rate, decodeRate [2]float64
+	for i, s := range sides {
+		rate[i] = float64(s.tokens) / s.wall.Seconds()
+		tokens, d := s.obs.decode()
+		decodeRate[i] = float64(tokens) / d.Seconds()
+	}
+	b.ReportMetric(rate[0], "concurrent-tokens/s")
+	b.ReportMetric(rate[1], "one-at-a-time-tokens/s")
+	b.ReportMetric(rate[0]/rate[1], "ratio")
+	b.ReportMetric(decodeRate[0], "concurrent-decode-tokens/s")
+	b.ReportMetric(decodeRate[1], "one-at-a-time-decode-tokens/s")
+	b.ReportMetric(decodeRate[0]/decodeRate[1], "decode-ratio")
+}
 
-func (c *stepCounter) Step(int, int, time.Duration)                       { c.n.Add(1) }
-func (c *stepCounter) Admitted(time.Duration)                             {}
-func (c *stepCounter) FirstToken(time.Duration)                           {}
-func (c *stepCounter) Finished(string, int, int, infer.StopReason, error) {}
+// BenchmarkServeSampling measures what sampling at a temperature costs a
+// server: 32 concurrent streams on the stories15M-shaped NF4 base, no
+// adapter, 32 tokens each, greedy against temperature 1 with top-p 0.95
+// (seeded), a vocabulary of 32,000. Metrics: generated tokens per second of
+// wall time and of CPU time.
+func BenchmarkServeSampling(b *testing.B) {
+	base := randomNF4Base(b)
+	const streams, maxTokens = 32, 32
+	for _, tc := range []struct {
+		name string
+		like Request
+	}{
+		{"greedy", Request{MaxTokens: maxTokens}},
+		{"T=1,top-p=0.95", Request{MaxTokens: maxTokens, Temperature: 1, TopP: 0.95, Seed: 1}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := NewBatchedModel(base)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, err := NewEngine(m, nil, embedded(b).Tokenizer, EngineOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Shutdown(context.Background())
+			tokens := 0
+			cpu0 := cpuTime()
+			for b.Loop() {
+				n, _ := runSampledWave(b, e, make([]string, streams), tc.like)
+				tokens += n
+			}
+			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(tokens)/(cpuTime()-cpu0).Seconds(), "tokens/cpu-s")
+		})
+	}
+}
+
+// waveObserver is an Observer that counts the engine's steps and measures
+// its decode phase: the requests that have had their first token and have
+// not ended, the wall time during which there is at least one, and the
+// tokens they generate after their first. The engine calls it from its
+// goroutine; the benchmark reads it between waves.
+type waveObserver struct {
+	mu           sync.Mutex
+	nSteps       int
+	decoding     int           // requests between their first token and their end
+	since        time.Time     // when decoding last became non-zero
+	decodeTime   time.Duration // closed periods with decoding > 0
+	decodeTokens int
+}
+
+func (o *waveObserver) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.nSteps, o.decoding, o.decodeTime, o.decodeTokens = 0, 0, 0, 0
+}
+
+// steps returns the steps run since reset.
+func (o *waveObserver) steps() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.nSteps
+}
+
+// decode returns the tokens generated after each request's first and the
+// wall time with at least one request decoding, since reset.
+func (o *waveObserver) decode() (int, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := o.decodeTime
+	if o.decoding > 0 {
+		d += time.Since(o.since)
+	}
+	return o.decodeTokens, d
+}
+
+func (o *waveObserver) Step(int, int, time.Duration) {
+	o.mu.Lock()
+	o.nSteps++
+	o.mu.Unlock()
+}
+
+func (o *waveObserver) Admitted(time.Duration) {}
+
+func (o *waveObserver) FirstToken(time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.decoding == 0 {
+		o.since = time.Now()
+	}
+	o.decoding++
+}
+
+func (o *waveObserver) Finished(_ string, _, completion int, _ infer.StopReason, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil || o.decoding == 0 {
+		// A failed request may have ended before its first token; the
+		// benchmark fails on it anyway.
+		return
+	}
+	o.decodeTokens += max(0, completion-1)
+	if o.decoding--; o.decoding == 0 {
+		o.decodeTime += time.Since(o.since)
+	}
+}
 
 // BenchmarkAdapterColdLoad measures loading adapters from disk into the
 // store (read, check against the base, prepare): each iteration loads a

@@ -26,6 +26,14 @@
 //     the Generator runs; PerRowModel runs each row on
 //     an infer.Generator, the reference.
 //   - Server (http.go) is the OpenAI-compatible HTTP API over an Engine, with
-//     streaming, limits, bearer-token auth and Prometheus Metrics
-//     (metrics.go).
+//     streaming, n choices per request (each seeded with ChoiceSeed),
+//     logprobs and echo (logprobs.go), limits, bearer-token auth and
+//     Prometheus Metrics (metrics.go).
+//   - Logprobs (Request.Logprobs, PromptLogprobs) are the log-softmax of the
+//     logits the sampler is given, before temperature and top-p: the
+//     model's distribution whatever the sampling (vLLM's default). A request
+//     pays for them only when it asks: the generated tokens' cost a pass over
+//     the vocabulary per token on the engine's goroutine, the prompt's the
+//     output head at every prompt position (infer.BatchRow.AllLogits) and a
+//     pass per position.
 package serve

@@ -35,8 +35,12 @@ type ServerOptions struct {
 	// MaxTokens bounds max_tokens; 1024 when zero.
 	MaxTokens int
 	// MaxConcurrent bounds the completions being served at once (queued or
-	// running); more get 429. 256 when zero.
+	// running), each of a request's n choices counting as one; more get
+	// 429. 256 when zero.
 	MaxConcurrent int
+	// MaxChoices bounds a request's n; 16 when zero (at most
+	// MaxConcurrent).
+	MaxChoices int
 	// Timeout bounds a completion, queueing included; 5 minutes when zero.
 	Timeout time.Duration
 	// APIKey, when set, is the bearer token every request but /health must
@@ -66,6 +70,34 @@ const AdapterVersionHeader = "Golora-Adapter-Version"
 //	POST /v1/adapters/{name}/load   load or reload an adapter
 //	POST /v1/adapters/{name}/unload drop it from the cache
 //	GET  /metrics, GET /health
+//
+// Completions take, besides the sampling fields (max_tokens, temperature,
+// top_p, seed, stop, stream with stream_options.include_usage):
+//
+//   - prompt (completions): a string, which gets the tokenizer's BOS, or
+//     token ids, run as given; alone or in an array of one.
+//   - n: that many independent completions of the prompt (MaxChoices at
+//     most), each an engine request of its own that counts against
+//     MaxConcurrent and the engine's KV budget; choice i is seeded with
+//     ChoiceSeed(seed, i) and, streamed, its chunks carry its index.
+//     Usage counts the prompt once and every choice's tokens.
+//   - logprobs: on completions the number k of alternatives (0–5): each
+//     generated token's text, logprob, text_offset in the choice's text,
+//     and its top_logprobs, the k most likely tokens and the token itself;
+//     on chat a boolean with top_logprobs k (0–20), OpenAI's
+//     logprobs.content. Logprobs are the log-softmax of the model's
+//     logits, before temperature and top-p (vLLM's default); a token's text
+//     is what it adds after the token before it, so a choice's tokens put
+//     together are its text. They cost nothing unless asked for.
+//   - echo (completions): the prompt is returned before the completion;
+//     with logprobs, with the logprobs of every prompt token (null for the
+//     first, which nothing predicts): the prompt's logits are then computed
+//     at every position (infer.BatchRow.AllLogits). This is how
+//     lm-evaluation-harness scores a text (echo, logprobs 1, max_tokens 1);
+//     max_tokens 0, allowed with echo only, scores the prompt alone.
+//
+// A field the server does not implement (best_of other than 1, several
+// prompts) is refused with a 400 naming it rather than ignored.
 type Server struct {
 	e    *Engine
 	opts ServerOptions
@@ -91,6 +123,10 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = 256
 	}
+	if opts.MaxChoices <= 0 {
+		opts.MaxChoices = 16
+	}
+	opts.MaxChoices = min(opts.MaxChoices, opts.MaxConcurrent)
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
 	}
@@ -239,12 +275,56 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// promptInput is a completion's prompt: a string, or its token ids, alone
+// or in an array of one (OpenAI's batches of prompts, which the server does
+// not take: a request is one prompt).
+type promptInput struct {
+	text  string
+	ids   []int // the token ids if given as such
+	count int   // prompts in the request
+}
+
+func (p *promptInput) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		p.count = 1
+		return json.Unmarshal(b, &p.text)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("want a string, an array of token ids, or an array of one of those")
+	}
+	var ids []int
+	if err := json.Unmarshal(b, &ids); err == nil {
+		p.ids, p.count = ids, 1
+		return nil
+	}
+	p.count = len(list)
+	if len(list) != 1 {
+		return nil // refused by decode, naming the field
+	}
+	if err := json.Unmarshal(list[0], &p.text); err == nil {
+		return nil
+	}
+	if err := json.Unmarshal(list[0], &p.ids); err != nil || len(p.ids) == 0 {
+		return errors.New("want a string, an array of token ids, or an array of one of those")
+	}
+	return nil
+}
+
+// Caps of OpenAI's API on the alternatives at each position: logprobs
+// (completions) and top_logprobs (chat).
+const (
+	maxCompletionLogprobs = 5
+	maxChatLogprobs       = MaxTopLogprobs
+)
+
 // completionRequest is the body of /v1/completions and, with Messages, of
 // /v1/chat/completions. Fields the server does not implement are refused
 // when set to anything but their default, rather than ignored.
 type completionRequest struct {
 	Model         string          `json:"model"`
-	Prompt        *stringList     `json:"prompt"`
+	Prompt        *promptInput    `json:"prompt"`
 	Messages      []chat.Message  `json:"messages"`
 	MaxTokens     *int            `json:"max_tokens"`
 	MaxCompletion *int            `json:"max_completion_tokens"`
@@ -256,8 +336,15 @@ type completionRequest struct {
 	StreamOptions *streamOptions  `json:"stream_options"`
 	N             *int            `json:"n"`
 	Echo          bool            `json:"echo"`
-	Logprobs      json.RawMessage `json:"logprobs"`
+	Logprobs      json.RawMessage `json:"logprobs"`     // completions: an integer; chat: a boolean
+	TopLogprobs   *int            `json:"top_logprobs"` // chat
 	BestOf        *int            `json:"best_of"`
+
+	// Set by decode from the above.
+	n         int
+	logprobs  bool
+	topK      int
+	chatInput bool
 }
 
 type streamOptions struct {
@@ -281,18 +368,18 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*com
 	switch {
 	case req.Model == "":
 		return nil, badRequest("model", "model is required: %q for the base model or an adapter's name", s.opts.BaseName)
-	case !chat && (req.Prompt == nil || len(*req.Prompt) != 1):
-		return nil, badRequest("prompt", "prompt must be one string (batches of prompts are not supported; send one request each)")
+	case !chat && (req.Prompt == nil || req.Prompt.count != 1):
+		return nil, badRequest("prompt", "prompt must be one string or one array of token ids (batches of prompts are not supported; send one request each, or use n for several completions of one prompt)")
 	case chat && len(req.Messages) == 0:
 		return nil, badRequest("messages", "messages must hold at least one message")
-	case req.N != nil && *req.N != 1:
-		return nil, badRequest("n", "n must be 1")
+	case req.N != nil && (*req.N < 1 || *req.N > s.opts.MaxChoices):
+		return nil, badRequest("n", "n %d must be in [1, %d]", *req.N, s.opts.MaxChoices)
 	case req.BestOf != nil && *req.BestOf != 1:
 		return nil, badRequest("best_of", "best_of must be 1")
-	case req.Echo:
-		return nil, badRequest("echo", "echo is not supported")
-	case len(req.Logprobs) > 0 && !bytes.Equal(req.Logprobs, []byte("null")) && !bytes.Equal(req.Logprobs, []byte("false")):
-		return nil, badRequest("logprobs", "logprobs are not supported")
+	case chat && req.Echo:
+		return nil, badRequest("echo", "echo is only for /v1/completions")
+	case !chat && req.TopLogprobs != nil:
+		return nil, badRequest("top_logprobs", "top_logprobs is for /v1/chat/completions; /v1/completions takes the number in logprobs")
 	case req.Temperature != nil && !(*req.Temperature >= 0 && *req.Temperature <= 2):
 		return nil, badRequest("temperature", "temperature %v must be in [0, 2]", *req.Temperature)
 	case req.TopP != nil && !(*req.TopP > 0 && *req.TopP <= 1):
@@ -300,11 +387,21 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*com
 	case req.Stop != nil && len(*req.Stop) > 4:
 		return nil, badRequest("stop", "at most 4 stop strings, got %d", len(*req.Stop))
 	}
+	req.n, req.chatInput = 1, chat
+	if req.N != nil {
+		req.n = *req.N
+	}
+	if aerr := req.decodeLogprobs(chat); aerr != nil {
+		return nil, aerr
+	}
 	if req.MaxTokens == nil {
 		req.MaxTokens = req.MaxCompletion
 	}
-	if req.MaxTokens != nil && (*req.MaxTokens < 1 || *req.MaxTokens > s.opts.MaxTokens) {
-		return nil, badRequest("max_tokens", "max_tokens %d must be in [1, %d]", *req.MaxTokens, s.opts.MaxTokens)
+	if req.MaxTokens != nil && *req.MaxTokens == 0 && !req.Echo {
+		return nil, badRequest("max_tokens", "max_tokens 0 is only for echo (scoring the prompt)")
+	}
+	if req.MaxTokens != nil && (*req.MaxTokens < 0 || *req.MaxTokens > s.opts.MaxTokens) {
+		return nil, badRequest("max_tokens", "max_tokens %d must be in [1, %d] (0 with echo)", *req.MaxTokens, s.opts.MaxTokens)
 	}
 	if req.Stop != nil {
 		for i, st := range *req.Stop {
@@ -316,16 +413,65 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, chat bool) (*com
 	return &req, nil
 }
 
-// engineRequest turns a checked request with its prompt text into an engine
-// request.
-func (s *Server) engineRequest(req *completionRequest, prompt string, chat bool) (Request, *apiError) {
-	tok := s.e.Tokenizer()
-	ids := tok.Encode(prompt)
-	if len(ids) == 0 && chat {
-		return Request{}, badRequest("messages", "the rendered conversation is empty")
+// decodeLogprobs reads logprobs and top_logprobs: on /v1/completions
+// logprobs is the number of alternatives (0 for the chosen token's alone),
+// on /v1/chat/completions a boolean with top_logprobs the number.
+func (req *completionRequest) decodeLogprobs(chat bool) *apiError {
+	raw := bytes.TrimSpace(req.Logprobs)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) || bytes.Equal(raw, []byte("false")) {
+		if req.TopLogprobs != nil && *req.TopLogprobs != 0 {
+			return badRequest("top_logprobs", "top_logprobs needs logprobs: true")
+		}
+		return nil
 	}
-	if bos := tok.BOS(); bos >= 0 && !chat {
-		ids = append([]int{bos}, ids...)
+	if chat {
+		if !bytes.Equal(raw, []byte("true")) {
+			return badRequest("logprobs", "logprobs must be true or false on /v1/chat/completions (the number of alternatives goes in top_logprobs)")
+		}
+		req.logprobs = true
+		if req.TopLogprobs != nil {
+			req.topK = *req.TopLogprobs
+		}
+		if req.topK < 0 || req.topK > maxChatLogprobs {
+			return badRequest("top_logprobs", "top_logprobs %d must be in [0, %d]", req.topK, maxChatLogprobs)
+		}
+		return nil
+	}
+	var k int
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return badRequest("logprobs", "logprobs must be an integer on /v1/completions: the number of most likely tokens to return at each position")
+	}
+	if k < 0 || k > maxCompletionLogprobs {
+		return badRequest("logprobs", "logprobs %d must be in [0, %d]", k, maxCompletionLogprobs)
+	}
+	req.logprobs, req.topK = true, k
+	return nil
+}
+
+// engineRequest turns a checked request with its prompt text into an engine
+// request. A prompt given as token ids is run as it is (no BOS added).
+func (s *Server) engineRequest(req *completionRequest, prompt promptInput, chat bool) (Request, *apiError) {
+	tok := s.e.Tokenizer()
+	var ids []int
+	if prompt.ids != nil {
+		ids = prompt.ids
+		vocab := s.e.m.Weights().Config.VocabSize
+		for i, t := range ids {
+			if t < 0 || t >= vocab {
+				return Request{}, badRequest("prompt", "prompt token %d (index %d) is outside the vocabulary [0, %d)", t, i, vocab)
+			}
+		}
+	} else {
+		ids = tok.Encode(prompt.text)
+		if len(ids) == 0 && chat {
+			return Request{}, badRequest("messages", "the rendered conversation is empty")
+		}
+		if bos := tok.BOS(); bos >= 0 && !chat {
+			ids = append([]int{bos}, ids...)
+		}
+	}
+	if len(ids) == 0 {
+		return Request{}, badRequest("prompt", "the prompt is empty")
 	}
 	if len(ids) > s.opts.MaxPromptTokens {
 		return Request{}, badRequest("prompt", "the prompt has %d tokens, more than the %d allowed", len(ids), s.opts.MaxPromptTokens)
@@ -339,6 +485,7 @@ func (s *Server) engineRequest(req *completionRequest, prompt string, chat bool)
 	}
 	if req.MaxTokens != nil {
 		er.MaxTokens = *req.MaxTokens
+		er.PromptOnly = er.MaxTokens == 0 // with echo: decode checked
 	}
 	if req.Temperature != nil {
 		er.Temperature = *req.Temperature
@@ -356,6 +503,8 @@ func (s *Server) engineRequest(req *completionRequest, prompt string, chat bool)
 	if req.Stop != nil {
 		er.Stop = *req.Stop
 	}
+	er.Logprobs, er.TopLogprobs = req.logprobs, req.topK
+	er.PromptLogprobs = req.logprobs && req.Echo
 	return er, nil
 }
 
@@ -365,7 +514,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, aerr)
 		return
 	}
-	s.run(w, r, req, (*req.Prompt)[0], false)
+	s.run(w, r, req, *req.Prompt)
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -383,32 +532,45 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, badRequest("messages", "%v", err))
 		return
 	}
-	s.run(w, r, req, prompt, true)
+	s.run(w, r, req, promptInput{text: prompt})
 }
 
-// run submits the request and writes the response, streamed or whole.
-func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequest, prompt string, chat bool) {
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
-		writeError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("more than %d requests in progress; retry later", s.opts.MaxConcurrent))
+// run submits the request's n choices, each an engine request of its own
+// seeded with ChoiceSeed, and writes the response, streamed or whole.
+func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequest, prompt promptInput) {
+	chat := req.chatInput
+	if !s.acquire(req.n) {
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("more than %d completions in progress; retry later", s.opts.MaxConcurrent))
 		return
 	}
+	defer s.release(req.n)
 	er, aerr := s.engineRequest(req, prompt, chat)
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
-	defer cancel()
-	stream, err := s.e.Submit(ctx, er)
-	if err != nil {
-		writeAPIError(w, toAPIError(err))
-		return
+	defer cancel() // also ends the choices still running when run returns early
+	streams := make([]*Stream, req.n)
+	for i := range streams {
+		ri := er
+		ri.Seed = ChoiceSeed(er.Seed, i)
+		stream, err := s.e.Submit(ctx, ri)
+		if err != nil {
+			writeAPIError(w, toAPIError(err))
+			return
+		}
+		streams[i] = stream
 	}
-	if stream.AdapterVersion != "" {
-		w.Header().Set(AdapterVersionHeader, stream.AdapterVersion)
+	if v := streams[0].AdapterVersion; v != "" {
+		w.Header().Set(AdapterVersionHeader, v)
+	}
+	echo := ""
+	if req.Echo {
+		echo = prompt.text
+		if prompt.ids != nil {
+			echo = s.e.Tokenizer().Decode(prompt.ids)
+		}
 	}
 	id := newID(chat)
 	created := time.Now().Unix()
@@ -417,22 +579,22 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 		obj = "chat.completion"
 	}
 	if !req.Stream {
-		res := stream.Result()
-		if res.Err != nil {
-			writeAPIError(w, toAPIError(res.Err))
-			return
-		}
-		choice := map[string]any{"index": 0, "finish_reason": finishReason(res.Reason), "logprobs": nil}
-		if chat {
-			choice["message"] = map[string]any{"role": "assistant", "content": res.Text}
-		} else {
-			choice["text"] = res.Text
+		choices := make([]any, len(streams))
+		completion := 0
+		for i, stream := range streams {
+			res := stream.Result()
+			if res.Err != nil {
+				writeAPIError(w, toAPIError(res.Err))
+				return
+			}
+			choices[i] = s.choice(i, req, er.Prompt, echo, res)
+			completion += res.CompletionTokens
+			s.log.Debug("completion", "model", req.Model, "choice", i, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "queued", res.Queued, "ttft", res.FirstToken)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "object": obj, "created": created, "model": req.Model,
-			"choices": []any{choice}, "usage": usage(res),
+			"choices": choices, "usage": usage(len(er.Prompt), completion),
 		})
-		s.log.Debug("completion", "model", req.Model, "prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "queued", res.Queued, "ttft", res.FirstToken)
 		return
 	}
 	if chat {
@@ -449,8 +611,8 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 			flusher.Flush()
 		}
 	}
-	chunk := func(text string, finish any, first bool) map[string]any {
-		c := map[string]any{"index": 0, "finish_reason": finish, "logprobs": nil}
+	chunk := func(i int, text string, logprobs, finish any, first bool) map[string]any {
+		c := map[string]any{"index": i, "finish_reason": finish, "logprobs": logprobs}
 		if chat {
 			delta := map[string]any{}
 			if first {
@@ -465,22 +627,69 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 		}
 		return map[string]any{"id": id, "object": obj, "created": created, "model": req.Model, "choices": []any{c}}
 	}
-	if chat {
-		send(chunk("", nil, true))
+	renderers := make([]*lpRenderer, len(streams))
+	for i := range streams {
+		renderers[i] = s.newRenderer(req, er.Prompt, echo)
+		switch {
+		case chat:
+			send(chunk(i, "", nil, nil, true))
+		case req.Echo && !er.PromptLogprobs:
+			send(chunk(i, echo, nil, nil, false))
+		}
 	}
-	for c := range stream.C {
-		send(chunk(c.Text, nil, false))
+	// The choices' chunks, merged in the order they come. Every stream
+	// ends (its context's end ends it), so the loop below gets every done;
+	// quit frees the forwarders when run returns before.
+	type event struct {
+		i    int
+		c    Chunk
+		done bool
 	}
-	res := stream.Result()
-	if res.Err != nil {
-		// The status line is gone; an error event is all a client can get.
-		ae := toAPIError(res.Err)
-		send(map[string]any{"error": map[string]any{"message": ae.msg, "type": ae.typ, "code": nil, "param": nil}})
-		return
+	events, quit := make(chan event), make(chan struct{})
+	defer close(quit)
+	for i, stream := range streams {
+		go func() {
+			for c := range stream.C {
+				select {
+				case events <- event{i: i, c: c}:
+				case <-quit:
+					return
+				}
+			}
+			select {
+			case events <- event{i: i, done: true}:
+			case <-quit:
+			}
+		}()
 	}
-	send(chunk("", finishReason(res.Reason), false))
+	completion := 0
+	for left := len(streams); left > 0; {
+		ev := <-events
+		lr := renderers[ev.i]
+		switch {
+		case ev.done:
+			left--
+			res := streams[ev.i].Result()
+			if res.Err != nil {
+				// The status line is gone; an error event is all a client can get.
+				ae := toAPIError(res.Err)
+				send(map[string]any{"error": map[string]any{"message": ae.msg, "type": ae.typ, "code": nil, "param": nil}})
+				return
+			}
+			completion += res.CompletionTokens
+			send(chunk(ev.i, "", nil, finishReason(res.Reason), false))
+		case ev.c.PromptLogprobs != nil:
+			send(chunk(ev.i, echo, lr.promptLogprobs(er.Prompt, ev.c.PromptLogprobs), nil, false))
+		default:
+			var lp any
+			if req.logprobs {
+				lp = lr.logprobs(ev.c.Logprobs)
+			}
+			send(chunk(ev.i, ev.c.Text, lp, nil, false))
+		}
+	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-		send(map[string]any{"id": id, "object": obj, "created": created, "model": req.Model, "choices": []any{}, "usage": usage(res)})
+		send(map[string]any{"id": id, "object": obj, "created": created, "model": req.Model, "choices": []any{}, "usage": usage(len(er.Prompt), completion)})
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if flusher != nil {
@@ -488,10 +697,72 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 	}
 }
 
-func usage(res Result) map[string]int {
+// choice is choice i of a whole (not streamed) response.
+func (s *Server) choice(i int, req *completionRequest, prompt []int, echo string, res Result) map[string]any {
+	c := map[string]any{"index": i, "finish_reason": finishReason(res.Reason), "logprobs": nil}
+	if req.chatInput {
+		c["message"] = map[string]any{"role": "assistant", "content": res.Text}
+	} else {
+		c["text"] = echo + res.Text
+	}
+	if !req.logprobs {
+		return c
+	}
+	lr := s.newRenderer(req, prompt, echo)
+	if req.chatInput {
+		c["logprobs"] = lr.logprobs(res.Logprobs)
+		return c
+	}
+	lp := new(completionLogprobs)
+	if req.Echo {
+		lp = lr.promptLogprobs(prompt, res.PromptLogprobs)
+	}
+	lp.add(lr.logprobs(res.Logprobs).(*completionLogprobs))
+	c["logprobs"] = lp
+	return c
+}
+
+// acquire takes n of the places of MaxConcurrent, or none if there are
+// not n free.
+func (s *Server) acquire(n int) bool {
+	for k := range n {
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.release(k)
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) release(n int) {
+	for range n {
+		<-s.sem
+	}
+}
+
+// ChoiceSeed returns the seed of choice i of a request seeded with seed:
+// seed itself for choice 0 (so n = 1 is the request alone), and for the
+// others seed and i mixed by SplitMix64's finalizer, so that the choices'
+// random streams are unrelated. Choice i of a request is the text of the
+// same request with n = 1 and seed ChoiceSeed(seed, i).
+func ChoiceSeed(seed uint64, i int) uint64 {
+	if i == 0 {
+		return seed
+	}
+	z := seed + uint64(i)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// usage is the usage of a response: the prompt counted once, the
+// completion tokens of every choice.
+func usage(prompt, completion int) map[string]int {
 	return map[string]int{
-		"prompt_tokens": res.PromptTokens, "completion_tokens": res.CompletionTokens,
-		"total_tokens": res.PromptTokens + res.CompletionTokens,
+		"prompt_tokens": prompt, "completion_tokens": completion,
+		"total_tokens": prompt + completion,
 	}
 }
 

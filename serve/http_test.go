@@ -111,7 +111,8 @@ func TestOpenAIClient(t *testing.T) {
 		{"unknown adapter", func(p *openai.CompletionNewParams) { p.Model = "nope" }, 404, "model"},
 		{"temperature", func(p *openai.CompletionNewParams) { p.Temperature = openai.Float(5) }, 400, "temperature"},
 		{"max tokens", func(p *openai.CompletionNewParams) { p.MaxTokens = openai.Int(100000) }, 400, "max_tokens"},
-		{"n", func(p *openai.CompletionNewParams) { p.N = openai.Int(2) }, 400, "n"},
+		{"n", func(p *openai.CompletionNewParams) { p.N = openai.Int(17) }, 400, "n"},
+		{"logprobs", func(p *openai.CompletionNewParams) { p.Logprobs = openai.Int(6) }, 400, "logprobs"},
 		{"prompt too long", func(p *openai.CompletionNewParams) {
 			p.Prompt.OfString = openai.String(strings.Repeat("the cat sat on the mat ", 200))
 		}, 400, "prompt"},

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"weak"
@@ -22,8 +23,9 @@ type Model interface {
 	// Step runs each row's tokens at the next positions of its sequence,
 	// adding the row's adapter term (none when Adapter is nil) at every
 	// linear layer, and writes into each non-nil Logits [VocabSize] the
-	// logits that predict the token after the row's last one. The rows name
-	// distinct sequences.
+	// logits that predict the token after the row's last one, and into each
+	// non-nil AllLogits [len(Tokens), VocabSize] the logits after every
+	// token. The rows name distinct sequences.
 	Step(rows []Row) error
 }
 
@@ -42,6 +44,9 @@ type Row struct {
 	Tokens  []int
 	Adapter infer.Adapter // nil for the base model
 	Logits  []float32     // nil when the logits are not needed (a prompt chunk that is not the last)
+	// AllLogits, if not nil, receives the logits after every token,
+	// [len(Tokens), VocabSize] (a prompt being scored).
+	AllLogits []float32
 }
 
 // PerRowModel runs a step row by row, each sequence on a infer.Generator of
@@ -83,7 +88,20 @@ func (m *PerRowModel) Step(rows []Row) error {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
 		s.delta.d = r.Adapter
-		logits, err := s.g.Prefill(r.Tokens)
+		var logits []float32
+		var err error
+		if r.AllLogits != nil {
+			// A token at a time: Prefill returns the last token's logits only.
+			vocab := m.w.Config.VocabSize
+			for t, tok := range r.Tokens {
+				if logits, err = s.g.Step(tok); err != nil {
+					break
+				}
+				copy(r.AllLogits[t*vocab:(t+1)*vocab], logits)
+			}
+		} else {
+			logits, err = s.g.Prefill(r.Tokens)
+		}
 		s.delta.d = nil
 		if err != nil {
 			return fmt.Errorf("serve: row %d: %w", i, err)
@@ -181,8 +199,15 @@ func (m *BatchedModel) NewSequence(maxLen int) (Sequence, error) {
 }
 
 // Trim frees the closed sequences kept for reuse and the Batch's scratch
-// (infer.Batch.Trim). It must not run concurrently with Step (the engine
-// calls both from its goroutine).
+// (infer.Batch.Trim), and returns the free memory of the Go heap to the
+// system (debug.FreeOSMemory): what a burst of requests left behind (their
+// logits buffers, the sampler's scratch, the step's scratch, adapters
+// evicted from the cache) would otherwise stay resident until the runtime's scavenger gets
+// to it, up to the heap's next collection goal. The collection this forces
+// costs a few milliseconds on a server's small heap (the base, the adapter
+// cache and the KV caches live outside it), once per quiet period. Trim
+// must not run concurrently with Step (the engine calls both from its
+// goroutine).
 func (m *BatchedModel) Trim() {
 	m.b.Trim()
 	m.rows = nil
@@ -197,6 +222,7 @@ func (m *BatchedModel) Trim() {
 			}
 		}
 	}
+	debug.FreeOSMemory()
 }
 
 // keep takes back a closed sequence for reuse, if there is room (once the
@@ -230,7 +256,7 @@ func (m *BatchedModel) Step(rows []Row) error {
 		if !ok || s.Sequence == nil {
 			return fmt.Errorf("serve: row %d: sequence of type %T is not from this model", i, r.Seq)
 		}
-		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits})
+		m.rows = append(m.rows, infer.BatchRow{Seq: s.Sequence, Tokens: r.Tokens, Adapter: r.Adapter, Logits: r.Logits, AllLogits: r.AllLogits})
 	}
 	err := m.b.Step(m.rows)
 	clear(m.rows) // finished requests' caches and adapters are not kept alive

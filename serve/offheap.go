@@ -6,12 +6,14 @@ import (
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
 )
 
 // MoveOffHeap copies the large arrays of the base model w into memory
 // outside the Go heap and points w at the copies: the embedding (and the
-// tied head with it), dense linear weights and the codes and scales of NF4
-// linears. Other quantized formats stay where they are.
+// tied head with it), dense linear weights, the values of a 16-bit
+// (quant.Half) embedding or head and the codes and scales of NF4 linears.
+// Other quantized formats stay where they are.
 //
 // The garbage collector lets the heap grow by GOGC percent of what is live
 // before it collects (100% by default), and a server's base model is most of
@@ -28,12 +30,21 @@ func MoveOffHeap(w *model.Weights) (int64, error) {
 		return 0, fmt.Errorf("serve: MoveOffHeap: weights are nil")
 	}
 	tied := w.Output != nil && len(w.Output.Dense) > 0 && len(w.Embedding) > 0 && &w.Output.Dense[0] == &w.Embedding[0]
+	tiedHalf := w.Output != nil && w.EmbeddingMatrix != nil && w.Output.Quantized == w.EmbeddingMatrix
 	lins := w.Linears()
-	if w.Output != nil && !tied {
+	if w.Output != nil && !tied && !tiedHalf {
 		lins = append(lins, w.Output)
 	}
 	size := hugemem.Footprint[float32](len(w.Embedding))
+	// A 16-bit embedding or head (quant.Half) moves as its values.
+	embHalf, _ := w.EmbeddingMatrix.(*quant.Half)
+	if embHalf != nil {
+		size += hugemem.Footprint[uint16](len(embHalf.Values()))
+	}
 	for _, lin := range lins {
+		if h, ok := lin.Quantized.(*quant.Half); ok {
+			size += hugemem.Footprint[uint16](len(h.Values()))
+		}
 		size += hugemem.Footprint[float32](len(lin.Dense))
 		if m, ok := lin.Quantized.(*nf4.Matrix); ok {
 			p := m.Parts()
@@ -49,6 +60,22 @@ func MoveOffHeap(w *model.Weights) (int64, error) {
 	// Build every replacement before changing w, so that an error leaves
 	// it as it was.
 	matrices := make([]*nf4.Matrix, len(lins))
+	halves := make([]*quant.Half, len(lins))
+	for i, lin := range lins {
+		if h, ok := lin.Quantized.(*quant.Half); ok {
+			if halves[i], err = copyHalf(mem, h); err != nil {
+				mem.Free()
+				return 0, fmt.Errorf("serve: MoveOffHeap: %s: %w", lin.Name, err)
+			}
+		}
+	}
+	var emb *quant.Half
+	if embHalf != nil {
+		if emb, err = copyHalf(mem, embHalf); err != nil {
+			mem.Free()
+			return 0, fmt.Errorf("serve: MoveOffHeap: model.embed_tokens: %w", err)
+		}
+	}
 	for i, lin := range lins {
 		m, ok := lin.Quantized.(*nf4.Matrix)
 		if !ok {
@@ -69,13 +96,32 @@ func MoveOffHeap(w *model.Weights) (int64, error) {
 		if matrices[i] != nil {
 			lin.Quantized = matrices[i]
 		}
+		if halves[i] != nil {
+			lin.Quantized = halves[i]
+		}
 		lin.Dense = copyOrNil(mem, lin.Dense)
 	}
 	w.Embedding = copyOrNil(mem, w.Embedding)
 	if tied {
 		w.Output.Dense = w.Embedding
 	}
+	if emb != nil {
+		w.EmbeddingMatrix = emb
+		if tiedHalf {
+			w.Output.Quantized = emb
+		}
+	}
 	return int64(size), nil
+}
+
+// copyHalf returns h with its values copied into mem.
+func copyHalf(mem *hugemem.Arena, h *quant.Half) (*quant.Half, error) {
+	rows, cols := h.Dims()
+	v := hugemem.Copy(mem, h.Values())
+	if h.IsF16() {
+		return quant.NewF16(v, rows, cols)
+	}
+	return quant.NewBF16(v, rows, cols)
 }
 
 // copyOrNil copies v into mem, keeping nil as nil (it means "absent").

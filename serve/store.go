@@ -145,7 +145,7 @@ type Store struct {
 	entries  map[string]*entry // the current version of each cached adapter
 	lru      *list.List        // unreferenced, unpinned current entries; front is the most recent
 	loading  map[string]*flight
-	used     int64         // bytes of every entry still referenced or cached, replaced ones included
+	used     int64         // bytes of every entry still referenced or cached, replaced ones included, and of loads in flight
 	released chan struct{} // closed and replaced when bytes may have become free
 	loads    chan struct{} // a token per load in flight (MaxLoads)
 }
@@ -247,23 +247,43 @@ func (s *Store) Acquire(ctx context.Context, name string) (*Handle, error) {
 }
 
 // load reads name, prepares it and installs it as the current version,
-// replacing the current one if any and evicting idle adapters to make room,
-// then ends the flight f.
+// replacing the current one if any, then ends the flight f. Room is made
+// (idle adapters evicted, or adapters in use waited for) before the values
+// are read, so that the cache's memory, loads included, stays within
+// MaxBytes.
 func (s *Store) load(ctx context.Context, name string, f *flight) {
 	var ad *Adapter
 	var err error
+	var reserved int64
+	reserve := func(need int64) error {
+		if need > s.opts.MaxBytes {
+			return &AdapterError{name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", need, s.opts.MaxBytes)}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.makeRoom(ctx, need); err != nil {
+			return err
+		}
+		s.used += need
+		reserved = need
+		return nil
+	}
 	select {
 	case s.loads <- struct{}{}:
-		ad, err = s.read(ctx, name)
+		ad, err = s.read(ctx, name, reserve)
 		<-s.loads
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	s.mu.Lock()
-	if err == nil {
-		if err = s.makeRoom(ctx, ad.bytes); err != nil {
-			ad.free()
-		}
+	if err == nil && ad.bytes != reserved {
+		ad.free()
+		err = &AdapterError{name, fmt.Errorf("serve: internal error: %d bytes reserved for %d", reserved, ad.bytes)}
+	}
+	if err != nil && reserved > 0 {
+		s.used -= reserved
+		close(s.released)
+		s.released = make(chan struct{})
 	}
 	if err == nil {
 		if old := s.entries[name]; old != nil {
@@ -271,7 +291,6 @@ func (s *Store) load(ctx context.Context, name string, f *flight) {
 		}
 		e := &entry{ad: ad, current: true}
 		s.entries[name] = e
-		s.used += ad.bytes
 		s.idle(e)
 		f.e = e
 	}
@@ -296,10 +315,13 @@ func (e *AdapterError) Error() string { return fmt.Sprintf("serve: adapter %q: %
 // Unwrap returns the cause.
 func (e *AdapterError) Unwrap() error { return e.Err }
 
-// read loads and prepares an adapter without holding the lock.
-func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
+// read loads and prepares an adapter without holding the lock. Once the
+// adapter's size is known and before its values are read into cache memory,
+// it calls reserve, which makes room in the cache and counts the bytes as
+// used: loads in flight count against MaxBytes like the adapters cached.
+func (s *Store) read(ctx context.Context, name string, reserve func(int64) error) (*Adapter, error) {
 	if d, ok := s.src.(Dir); ok {
-		return s.readDir(d, name)
+		return s.readDir(d, name, reserve)
 	}
 	var a *lora.Adapter
 	var version string
@@ -318,21 +340,21 @@ func (s *Store) read(ctx context.Context, name string) (*Adapter, error) {
 	if err := a.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
+	if err := reserve(adapterBytes(loraPairs{a}, s.opts.Precision)); err != nil {
+		return nil, err
+	}
 	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
 	ad.version = version
-	if err := s.checkSize(ad); err != nil {
-		return nil, err
-	}
 	return ad, nil
 }
 
 // readDir reads an adapter of a Dir straight into its cache memory: the
 // file's values are decoded into place, with no float32 copy of the adapter
 // on the Go heap.
-func (s *Store) readDir(d Dir, name string) (*Adapter, error) {
+func (s *Store) readDir(d Dir, name string, reserve func(int64) error) (*Adapter, error) {
 	dir, err := d.path(name)
 	if err != nil {
 		return nil, err
@@ -345,23 +367,28 @@ func (s *Store) readDir(d Dir, name string) (*Adapter, error) {
 	if err := r.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
+	if err := reserve(adapterBytes(readerPairs{r}, s.opts.Precision)); err != nil {
+		return nil, err
+	}
 	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
-	if err := s.checkSize(ad); err != nil {
-		return nil, err
-	}
 	return ad, nil
 }
 
-// checkSize refuses, freeing it, an adapter larger than the whole cache.
-func (s *Store) checkSize(ad *Adapter) error {
-	if ad.bytes > s.opts.MaxBytes {
-		ad.free()
-		return &AdapterError{ad.name, fmt.Errorf("needs %d bytes, more than the whole adapter cache (%d)", ad.bytes, s.opts.MaxBytes)}
+// adapterBytes is the cache memory prepare takes for the pairs of src in
+// precision prec (its Adapter's bytes).
+func adapterBytes(src pairReader, prec Precision) int64 {
+	elem := int64(4)
+	if prec == Float16 {
+		elem = 2
 	}
-	return nil
+	var n int64
+	for _, p := range src.pairs() {
+		n += elem * int64(p.r) * int64(p.in+p.out)
+	}
+	return n
 }
 
 // makeRoom evicts idle adapters, least recently used first, until need more
@@ -559,7 +586,7 @@ func (s *Store) Cached() []CachedAdapter {
 }
 
 // Used returns the bytes held by adapters, cached or still in use after an
-// unload or reload.
+// unload or reload, and reserved by loads in flight.
 func (s *Store) Used() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/quant"
 )
 
 // benchConfig is stories15M's shape (llama2.c's 15M TinyStories model: 6
@@ -39,10 +40,23 @@ const benchRSSEnv = "GOLORA_TRAIN_RSS_CASE"
 // its peak resident set.
 const benchRSSSteps = 3
 
-// benchTrainer builds the base (NF4 block linears, each quantized as soon as
-// it is generated, or dense float32) and a Trainer on it (benchTrainerOn).
-func benchTrainer(tb testing.TB, quantized bool, steps int) *Trainer {
-	return benchTrainerOn(tb, syntheticBase(tb, benchConfig, 2024, quantized), 32, steps)
+// benchTrainer builds the base for a case of BenchmarkQLoRATrain (NF4
+// block linears, each quantized as soon as it is generated, or dense
+// float32; "nf4-bf16" also holds the tied embedding and head in BF16, as a
+// QLoRA load of a BF16 checkpoint does) and a Trainer on it
+// (benchTrainerOn).
+func benchTrainer(tb testing.TB, name string, steps int) *Trainer {
+	base := syntheticBase(tb, benchConfig, 2024, name != "dense")
+	if name == "nf4-bf16" {
+		c := base.Config
+		emb, err := quant.ToBF16(base.Embedding, c.VocabSize, c.Dim)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		base.Embedding, base.EmbeddingMatrix = nil, emb
+		base.Output.Dense, base.Output.Quantized = nil, emb
+	}
+	return benchTrainerOn(tb, base, 32, steps)
 }
 
 // benchTrainerOn builds an all-linear adapter on base and a Trainer of it in
@@ -90,20 +104,17 @@ func benchSteps(b *testing.B, tr *Trainer) {
 }
 
 // BenchmarkQLoRATrain measures training throughput on stories15M's shape with
-// an NF4 (QLoRA) and a dense float32 (LoRA) base, and the peak resident set
-// of each, measured in a child process per case so that the two do not share
-// a heap.
+// an NF4 (QLoRA) base with a float32 or a BF16 embedding and head, and a
+// dense float32 (LoRA) base, and the peak resident set of each, measured in
+// a child process per case so that they do not share a heap.
 func BenchmarkQLoRATrain(b *testing.B) {
-	for _, c := range []struct {
-		name      string
-		quantized bool
-	}{{"nf4", true}, {"dense", false}} {
-		b.Run(blas.Name()+"/"+c.name, func(b *testing.B) {
-			tr := benchTrainer(b, c.quantized, math.MaxInt32)
+	for _, name := range []string{"nf4", "nf4-bf16", "dense"} {
+		b.Run(blas.Name()+"/"+name, func(b *testing.B) {
+			tr := benchTrainer(b, name, math.MaxInt32)
 			defer tr.Close()
 			benchSteps(b, tr)
 			b.StopTimer()
-			rss, err := childPeakRSS(c.name)
+			rss, err := childPeakRSS(name)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -143,7 +154,7 @@ func TestTrainPeakRSSChild(t *testing.T) {
 	if name == "" {
 		t.Skip("run by BenchmarkQLoRATrain in a child process")
 	}
-	tr := benchTrainer(t, name == "nf4", benchRSSSteps)
+	tr := benchTrainer(t, name, benchRSSSteps)
 	defer tr.Close()
 	for range benchRSSSteps {
 		if _, err := tr.Step(context.Background()); err != nil {

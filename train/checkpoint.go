@@ -31,7 +31,7 @@ func CheckpointPath(outDir string) string {
 }
 
 // A checkpoint is one safetensors file. For every parameter, in the order of
-// lora.GraphAdapter.Params, it holds the tensor under its PEFT key (e.g.
+// loragraph.Adapter.Params, it holds the tensor under its PEFT key (e.g.
 // "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight") and
 // AdamW's first and second moments under that key plus ".exp_avg" and
 // ".exp_avg_sq", all F32. The header's metadata holds "format" =

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/lora/loragraph"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 )
@@ -38,7 +39,7 @@ func Evaluate(ctx context.Context, base *model.Weights, adapter *lora.Adapter, e
 		if err := adapter.Check(base); err != nil {
 			return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
 		}
-		ga, err := lora.NewGraphAdapter(adapter)
+		ga, err := loragraph.New(adapter)
 		if err != nil {
 			return EvalResult{}, fmt.Errorf("train: Evaluate: %w", err)
 		}

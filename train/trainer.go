@@ -17,8 +17,10 @@ import (
 
 	"github.com/golora/golora/internal/dirlock"
 	"github.com/golora/golora/lora"
+	"github.com/golora/golora/lora/loragraph"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
+	"github.com/golora/golora/quant"
 )
 
 // Config says how to train. Start from DefaultConfig, which holds the QLoRA
@@ -156,8 +158,8 @@ type Trainer struct {
 	adapter *lora.Adapter
 
 	graph   *graph.Graph
-	ga      *lora.GraphAdapter
-	params  []lora.GraphParam
+	ga      *loragraph.Adapter
+	params  []loragraph.Param
 	opt     *adamW
 	sched   schedule
 	batcher *batcher
@@ -245,7 +247,7 @@ func New(base *model.Weights, adapter *lora.Adapter, trainData, evalData []Examp
 // gradients.
 func (t *Trainer) buildGraph(base *model.Weights) error {
 	var err error
-	if t.ga, err = lora.NewGraphAdapter(t.adapter); err != nil {
+	if t.ga, err = loragraph.New(t.adapter); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	if t.graph, err = graph.New(base, graph.Options{Batch: t.cfg.BatchSize, SeqLen: t.cfg.SeqLen, Adapter: t.ga}); err != nil {
@@ -335,11 +337,14 @@ type baseQuantization struct {
 }
 
 // quantization returns how base's linears are quantized, nil when none is.
+// A 16-bit head (quant.Half) counts as float: it holds the checkpoint's
+// values exactly, as the float32 head of a run before golora kept it
+// 16-bit did, so such a run resumes.
 func quantization(base *model.Weights) *baseQuantization {
 	q := &baseQuantization{}
 	quantized := false
 	for _, lin := range append(base.Linears(), base.Output) {
-		if lin == nil || lin.Quantized == nil {
+		if lin == nil || lin.Quantized == nil || isHalf(lin.Quantized) {
 			q.Formats = append(q.Formats, "")
 			continue
 		}
@@ -351,6 +356,12 @@ func quantization(base *model.Weights) *baseQuantization {
 		return nil
 	}
 	return q
+}
+
+// isHalf reports whether m is a 16-bit float matrix (quant.Half).
+func isHalf(m quant.Matrix) bool {
+	_, ok := m.(*quant.Half)
+	return ok
 }
 
 // Steps returns the number of optimizer steps done (restored ones included).

@@ -19,6 +19,7 @@ import (
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
 )
 
 // inventory is what inspect reports about a model or an adapter.
@@ -49,6 +50,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quantize := fs.String("quantize", "", "load the model, quantizing its linear layers as they stream in (nf4), and describe the loaded weights; the load's time and throughput go to stderr")
+	f32Emb := fs.Bool("float32-embedding", false, "with --quantize, hold the embedding and output head in float32 even when the checkpoint stores them in BF16 or F16")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: golora inspect [--json] PATH
 
@@ -84,7 +86,7 @@ Flags:
 	case "":
 		inv, err = inspect(ctx, path)
 	case "nf4":
-		inv, err = inspectLoaded(ctx, path, stderr)
+		inv, err = inspectLoaded(ctx, path, *f32Emb, stderr)
 	default:
 		return fmt.Errorf("--quantize %q: want nf4", *quantize)
 	}
@@ -136,7 +138,7 @@ func inspect(ctx context.Context, path string) (*inventory, error) {
 // inspectLoaded loads the model at path quantizing its linears to NF4 as
 // they stream in (the path train's --quantize nf4 takes) and describes the
 // loaded weights, logging the load's time and checkpoint throughput.
-func inspectLoaded(ctx context.Context, path string, stderr io.Writer) (*inventory, error) {
+func inspectLoaded(ctx context.Context, path string, float32Embedding bool, stderr io.Writer) (*inventory, error) {
 	if path == "embedded" {
 		path = model.DefaultPath
 	}
@@ -145,7 +147,8 @@ func inspectLoaded(ctx context.Context, path string, stderr io.Writer) (*invento
 		return nil, err
 	}
 	start := time.Now()
-	b, err := model.Load(ctx, path, model.LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{}), Requantize: true})
+	b, err := model.Load(ctx, path, model.LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{}), Requantize: true,
+		Float32Embedding: float32Embedding})
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +314,8 @@ func ggufInventory(path string) (*inventory, error) {
 }
 
 // weightsInventory describes loaded weights, for formats whose files carry
-// no tensor directory of their own (llama2.c); every tensor is float32.
+// no tensor directory of their own (llama2.c) and for a model loaded with
+// --quantize: each tensor as it is held, float32 or its matrix's format.
 func weightsInventory(path, format string, w *model.Weights) *inventory {
 	c := w.Config
 	inv := &inventory{Path: path, Kind: "model", Format: format, Config: map[string]any{
@@ -323,19 +327,29 @@ func weightsInventory(path, format string, w *model.Weights) *inventory {
 	add := func(name string, n int, shape ...int) {
 		inv.Tensors = append(inv.Tensors, tensorRow{Name: name, DType: "F32", Shape: shape, Params: int64(n), Bytes: 4 * int64(n)})
 	}
-	add("model.embed_tokens.weight", len(w.Embedding), c.VocabSize, c.Dim)
+	// matrix adds a [rows, cols] tensor held as m, or in float32 when m is
+	// nil.
+	matrix := func(name string, m quant.Matrix, rows, cols int) {
+		if m == nil {
+			add(name, rows*cols, rows, cols)
+			return
+		}
+		inv.Tensors = append(inv.Tensors, tensorRow{Name: name, DType: strings.ToUpper(m.Format()), Shape: []int{rows, cols},
+			Params: int64(rows) * int64(cols), Bytes: m.StorageBytes()})
+	}
+	matrix("model.embed_tokens.weight", w.EmbeddingMatrix, c.VocabSize, c.Dim)
 	for l, layer := range w.Layers {
 		p := fmt.Sprintf("model.layers.%d.", l)
 		add(p+"input_layernorm.weight", len(layer.AttnNorm), c.Dim)
 		add(p+"post_attention_layernorm.weight", len(layer.MLPNorm), c.Dim)
 		for _, nl := range layer.Linears() {
 			lin := *nl.Linear
-			add(lin.Name+".weight", lin.Out*lin.In, lin.Out, lin.In)
+			matrix(lin.Name+".weight", lin.Quantized, lin.Out, lin.In)
 		}
 	}
 	add("model.norm.weight", len(w.Norm), c.Dim)
 	if !c.TiedOutput {
-		add("lm_head.weight", w.Output.Out*w.Output.In, w.Output.Out, w.Output.In)
+		matrix("lm_head.weight", w.Output.Quantized, w.Output.Out, w.Output.In)
 	}
 	for i := range inv.Tensors {
 		inv.Tensors[i].setBits()

@@ -23,6 +23,10 @@ type modelFlags struct {
 	quantize  string
 	fs        *flag.FlagSet
 
+	// float32Embedding widens a 16-bit embedding and output head even
+	// with --quantize nf4 (model.LoadOptions.Float32Embedding).
+	float32Embedding bool
+
 	// chatTemplate names which of the model's chat templates to use (""
 	// for "default"); registerChatTemplate adds its flag.
 	chatTemplate string
@@ -36,6 +40,7 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 	fs.StringVar(&m.path, "model", "", "base model: a Hugging Face directory, a llama2.c .bin (with --tokenizer) or a .gguf; default: the embedded stories260K")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file: required for a llama2.c .bin model (llama2.c tokenizer.bin); overrides a Hugging Face directory's own")
 	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA, quantized as the checkpoint streams in) or none (float32); linears a GGUF stores quantized (Q8_0, Q4_K, ...) are trained on as stored unless --quantize nf4 is given explicitly")
+	fs.BoolVar(&m.float32Embedding, "float32-embedding", false, "with --quantize nf4, hold the embedding and output head in float32 even when the checkpoint stores them in BF16 or F16 (by default they stay 16-bit: lossless, half the memory)")
 	m.fs = fs
 }
 
@@ -67,7 +72,7 @@ func (m *modelFlags) load(ctx context.Context, stderr io.Writer) (*model.Base, e
 		// Quantize as the checkpoint streams in; only an explicit
 		// --quantize re-quantizes a GGUF's own block formats.
 		ck, err = model.Load(ctx, m.path, model.LoadOptions{TokenizerPath: m.tokenizer, TokenizerOptional: m.tokenizerOptional,
-			Quantizer: quantize, Requantize: m.explicitQuantize()})
+			Quantizer: quantize, Requantize: m.explicitQuantize(), Float32Embedding: m.float32Embedding})
 	}
 	if err != nil && m.tokenizer != "" && strings.EqualFold(filepath.Ext(m.path), ".gguf") {
 		return nil, fmt.Errorf("--tokenizer: a .gguf --model carries its own tokenizer; leave --tokenizer out")

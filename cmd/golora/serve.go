@@ -37,16 +37,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxRunning := fs.Int("max-running", 32, "most requests in the running batch")
 	kvTokens := fs.Int("kv-tokens", 0, "KV-cache budget in positions over running requests (0: max-running × the model's context)")
 	maxTokens := fs.Int("max-tokens", 1024, "largest max_tokens a request may ask for")
-	maxConcurrent := fs.Int("max-concurrent", 256, "most requests in progress (queued or running); more get 429")
+	maxConcurrent := fs.Int("max-concurrent", 256, "most completions in progress (queued or running; each of a request's n choices counts); more get 429")
+	maxChoices := fs.Int("max-choices", 16, "largest n (completions of one prompt) a request may ask for")
 	timeout := fs.Duration("timeout", 5*time.Minute, "longest a completion may take, queueing included")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "on interrupt, how long running requests may finish before they are cancelled")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: golora serve [flags]
 
 Serves the base model and the adapters of --adapters with an OpenAI-compatible
-API (POST /v1/completions, GET /v1/models, POST /v1/adapters/NAME/load and
-/unload, GET /metrics). Requests name an adapter in "model". If the environment
-variable GOLORA_API_KEY is set, every request must carry it as a bearer token.
+API (POST /v1/completions, /v1/chat/completions with a chat template,
+GET /v1/models, POST /v1/adapters/NAME/load and /unload, GET /metrics).
+Requests name an adapter in "model"; completions take n, logprobs and echo
+(the prompt's logprobs: lm-evaluation-harness's loglikelihood). If the
+environment variable GOLORA_API_KEY is set, every request must carry it as a
+bearer token.
 
 With --nats URL (or --nats-embedded DIR) the adapters are those golora worker
 publishes to NATS JetStream: a name is its latest version, loaded on its first
@@ -139,7 +143,7 @@ Flags:
 		return err
 	}
 	handler := serve.NewServer(engine, serve.ServerOptions{
-		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, Timeout: *timeout,
+		BaseName: *name, MaxTokens: *maxTokens, MaxConcurrent: *maxConcurrent, MaxChoices: *maxChoices, Timeout: *timeout,
 		APIKey: os.Getenv("GOLORA_API_KEY"), Logger: log, Metrics: metrics, Chat: tmpl,
 	})
 	ln, err := net.Listen("tcp", *addr)

@@ -10,11 +10,18 @@
 // With -base stories15M the base is a stories15M-shaped model (dim 288, 6
 // layers, vocabulary 32000) with random weights in NF4 and a made-up
 // 32000-piece tokenizer: the shape of the benchmarks, with adapters
-// of realistic size (rank 8: 1 MB of float32 each). The memory report then
-// splits the resident set into the base's weights, the adapter cache and
-// the rest, and says where the rest lives (the executable, the Go runtime,
-// memory outside the Go heap), at rest and at the highest resident set
-// sampled under load. -memprofile writes a heap profile of the run.
+// of realistic size (rank 8: 1 MB of float32 each).
+//
+// The server runs in a process of its own, as golora serve would: serveload
+// writes the adapters, starts itself again with -serve DIR (which builds the
+// base, the store, the engine and the HTTP server as golora serve does, and
+// nothing else), drives it over loopback and asks it, on its standard input,
+// for its memory. The memory report is the server process's resident set
+// (/proc/PID of the server), split into the base's weights, the adapter
+// cache and the rest, and says where the rest lives (the executable, the Go
+// runtime, memory outside the Go heap): idle, settled (after a forced
+// collection), at rest (after the engine's idle trim, nothing forced) and
+// at its peak under load. -memprofile writes a heap profile of the server.
 //
 // With -url it drives a running server instead (golora serve --adapters DIR),
 // which must listen on loopback; adapters are then named a0 … a<N-1>.
@@ -36,12 +43,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,47 +62,53 @@ import (
 	"github.com/golora/golora/serve"
 )
 
+// options are serveload's flags.
+type options struct {
+	adapters, rank, cache, clients, requests, maxTokens, maxLoads int
+	duration                                                      time.Duration
+	baseShare                                                     float64
+	url, base, precision, memProfile                              string
+}
+
 func main() {
-	adapters := flag.Int("adapters", 1000, "adapters to create and serve")
-	rank := flag.Int("rank", 4, "rank of each adapter (all linear layers)")
-	cache := flag.Int("cache", 100, "adapters the server's cache holds")
-	clients := flag.Int("clients", 32, "concurrent clients")
-	requests := flag.Int("requests", 512, "requests in all")
-	duration := flag.Duration("duration", 2*time.Minute, "stop sending new requests after this long")
-	maxTokens := flag.Int("max-tokens", 32, "max_tokens of each request")
-	baseShare := flag.Float64("base-share", 0.1, "share of requests on the base model")
-	target := flag.String("url", "", "drive this running server (loopback only) instead of starting one")
-	baseFlag := flag.String("base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
-	precision := flag.String("precision", "f32", "precision adapters are cached in: f32 or f16")
-	maxLoads := flag.Int("max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
-	memProfile := flag.String("memprofile", "", "write a heap profile (what was allocated during the run, and what is live) to this file at the end")
+	var o options
+	flag.IntVar(&o.adapters, "adapters", 1000, "adapters to create and serve")
+	flag.IntVar(&o.rank, "rank", 4, "rank of each adapter (all linear layers)")
+	flag.IntVar(&o.cache, "cache", 100, "adapters the server's cache holds")
+	flag.IntVar(&o.clients, "clients", 32, "concurrent clients")
+	flag.IntVar(&o.requests, "requests", 512, "requests in all")
+	flag.DurationVar(&o.duration, "duration", 2*time.Minute, "stop sending new requests after this long")
+	flag.IntVar(&o.maxTokens, "max-tokens", 32, "max_tokens of each request")
+	flag.Float64Var(&o.baseShare, "base-share", 0.1, "share of requests on the base model")
+	flag.StringVar(&o.url, "url", "", "drive this running server (loopback only) instead of starting one")
+	flag.StringVar(&o.base, "base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
+	flag.StringVar(&o.precision, "precision", "f32", "precision adapters are cached in: f32 or f16")
+	flag.IntVar(&o.maxLoads, "max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the server process (what it allocated during the run, and what is live) to this file at the end")
+	serveDir := flag.String("serve", "", "be the server process: serve the adapters of this directory on loopback and answer memory queries on standard input (serveload starts itself so)")
+	cacheBytes := flag.Int64("cache-bytes", 0, "with -serve: the adapter cache's size in bytes")
 	flag.Parse()
-	if *memProfile != "" {
-		runtime.MemProfileRate = 64 << 10
-		defer writeHeapProfile(*memProfile)
+	var err error
+	if *serveDir != "" {
+		err = serveProcess(*serveDir, *cacheBytes, o)
+	} else {
+		err = run(o)
 	}
-	if err := run(*adapters, *rank, *cache, *clients, *requests, *duration, *maxTokens, *baseShare, *target, *baseFlag, *precision, *maxLoads); err != nil {
+	if err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration, maxTokens int, baseShare float64, target, baseModel, precision string, maxLoads int) error {
-	baseName := baseModel
-	var store *serve.Store
-	var baseBytes int64
+func run(o options) error {
+	baseName := o.base
+	target := o.url
+	var srv *server
 	if target == "" {
-		ck, err := loadBase(baseModel)
+		ck, err := loadBase(o.base)
 		if err != nil {
 			return err
 		}
-		if err := ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
-			return err
-		}
-		baseBytes = ck.Weights.WeightBytes().Total()
-		if _, err := serve.MoveOffHeap(ck.Weights); err != nil {
-			return err
-		}
-		prec, err := serve.ParsePrecision(precision)
+		prec, err := serve.ParsePrecision(o.precision)
 		if err != nil {
 			return fmt.Errorf("-precision: %w", err)
 		}
@@ -104,9 +119,9 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		defer os.RemoveAll(dir)
 		start := time.Now()
 		var one int64
-		for i := range nAdapters {
+		for i := range o.adapters {
 			cfg := lora.DefaultConfig()
-			cfg.R, cfg.Alpha = rank, float64(2*rank)
+			cfg.R, cfg.Alpha = o.rank, float64(2*o.rank)
 			cfg.TargetModules = lora.ModuleRegex(lora.AllLinear)
 			cfg.InitLoRAWeights = lora.InitLinearDefault
 			a, err := lora.New(ck.Weights, cfg, uint64(i+1))
@@ -122,38 +137,30 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			}
 		}
 		fmt.Printf("wrote %d adapters (rank %d, all linear layers, %.0f KB each cached in %s) in %v\n",
-			nAdapters, rank, float64(one)/1e3, precision, time.Since(start).Round(time.Millisecond))
-		metrics := serve.NewMetrics()
-		store = serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: int64(cacheN) * one, Precision: prec, MaxLoads: maxLoads, Events: metrics.StoreEvent})
-		m, err := serve.NewBatchedModel(ck.Weights)
-		if err != nil {
+			o.adapters, o.rank, float64(one)/1e3, o.precision, time.Since(start).Round(time.Millisecond))
+		if srv, err = startServer(dir, int64(o.cache)*one, o); err != nil {
 			return err
 		}
-		engine, err := serve.NewEngine(m, store, ck.Tokenizer, serve.EngineOptions{MaxRunning: clients, Observer: metrics})
-		if err != nil {
-			return err
-		}
-		defer engine.Shutdown(context.Background())
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		srv := &http.Server{Handler: serve.NewServer(engine, serve.ServerOptions{BaseName: baseName, Metrics: metrics, Logger: quiet})}
-		go srv.Serve(ln)
-		defer srv.Close()
-		target = "http://" + ln.Addr().String()
+		defer srv.stop()
+		target = "http://" + srv.addr
 	} else if err := checkLoopback(target); err != nil {
 		return err
 	}
-	runtime.GC()
-	debug.FreeOSMemory()
-	idle := procStatus("VmRSS:")
-	if store != nil {
-		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB\n  %s\n", float64(idle)/1e6, breakdown())
+	var idle memReport
+	if srv != nil {
+		var err error
+		if idle, err = srv.ask("mem"); err != nil {
+			return err
+		}
+		fmt.Printf("memory of the server process (pid %d; its resident set from /proc/%d/status, split by /proc/%d/smaps and its Go runtime's statistics)\n",
+			srv.cmd.Process.Pid, srv.cmd.Process.Pid, srv.cmd.Process.Pid)
+		fmt.Printf("idle server (base loaded, no request yet): RSS %.1f MB = %s\n  %s\n", mb(idle.RSS), idle.split(idle.RSS), idle.Breakdown)
+		if _, err := srv.ask("watch"); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("driving %s: %d clients, %d requests (at most %v), max_tokens %d, %.0f%% on the base\n",
-		target, clients, requests, duration, maxTokens, 100*baseShare)
+		target, o.clients, o.requests, o.duration, o.maxTokens, 100*o.baseShare)
 
 	type result struct {
 		ttft, total time.Duration
@@ -163,9 +170,9 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	var mu sync.Mutex
 	var results []result
 	jobs := make(chan int)
-	deadline := time.Now().Add(duration)
+	deadline := time.Now().Add(o.duration)
 	go func() {
-		for i := range requests {
+		for i := range o.requests {
 			if time.Now().After(deadline) {
 				break
 			}
@@ -173,19 +180,18 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		}
 		close(jobs)
 	}()
-	client := &http.Client{Timeout: duration + time.Minute}
-	watch := watchPeak()
+	client := &http.Client{Timeout: o.duration + time.Minute}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for c := range clients {
+	for c := range o.clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			for range jobs {
 				name := baseName
-				if rng.Float64() >= baseShare {
-					name = fmt.Sprintf("a%d", rng.IntN(nAdapters))
+				if rng.Float64() >= o.baseShare {
+					name = fmt.Sprintf("a%d", rng.IntN(o.adapters))
 				}
-				ttft, total, tokens, err := complete(client, target, name, maxTokens, rng.Int64())
+				ttft, total, tokens, err := complete(client, target, name, o.maxTokens, rng.Int64())
 				mu.Lock()
 				results = append(results, result{ttft, total, tokens, err})
 				mu.Unlock()
@@ -193,8 +199,14 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 		})
 	}
 	wg.Wait()
-	peakAt := watch()
 	elapsed := time.Since(start)
+	var peak memReport
+	if srv != nil {
+		var err error
+		if peak, err = srv.ask("peak"); err != nil {
+			return err
+		}
+	}
 
 	var ttfts, totals []time.Duration
 	tokens, failed := 0, 0
@@ -216,8 +228,8 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 	fmt.Printf("throughput: %.1f requests/s, %.0f generated tokens/s\n", float64(len(results)-failed)/elapsed.Seconds(), float64(tokens)/elapsed.Seconds())
 	fmt.Printf("time to first token: %s\n", percentiles(ttfts))
 	fmt.Printf("request latency:     %s\n", percentiles(totals))
-	if store != nil {
-		fmt.Printf("adapter cache: %d adapters, %.1f MB\n", len(store.Cached()), float64(store.Used())/1e6)
+	if srv != nil {
+		fmt.Printf("adapter cache: %d adapters, %.1f MB\n", peak.Cached, mb(peak.CacheBytes))
 	}
 	if body, err := get(target + "/metrics"); err == nil {
 		for _, line := range strings.Split(body, "\n") {
@@ -226,41 +238,207 @@ func run(nAdapters, rank, cacheN, clients, requests int, duration time.Duration,
 			}
 		}
 	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	rssBytes, peak := procStatus("VmRSS:"), procStatus("VmHWM:")
-	fmt.Printf("memory under load: RSS %.1f MB (peak %.1f MB), Go heap in use %.1f MB\n", float64(rssBytes)/1e6, float64(peak)/1e6, float64(ms.HeapInuse)/1e6)
-	if store != nil && rssBytes > 0 {
-		// The garbage of the run (adapters read and evicted, finished
-		// requests' KV caches) collected and returned: what the server
-		// holds, base and cache included, with the requests done.
-		runtime.GC()
-		debug.FreeOSMemory()
-		settled := procStatus("VmRSS:")
-		used := store.Used()
-		split := func(rss int64) string {
-			rest := rss - baseBytes - used
-			return fmt.Sprintf("base weights %.1f MB + adapter cache %.1f MB + the rest %.1f MB (%.1f%% of base + cache)",
-				float64(baseBytes)/1e6, float64(used)/1e6, float64(rest)/1e6, 100*float64(rest)/float64(baseBytes+used))
-		}
-		runtime.ReadMemStats(&ms)
-		fmt.Printf("memory settled (GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(settled)/1e6, split(settled), float64(ms.HeapInuse)/1e6, breakdown())
-		// Once idle for its trim delay (half a second), the engine frees
-		// what it keeps for the next burst: closed KV caches, request
-		// buffers, the batch's scratch.
-		time.Sleep(time.Second)
-		runtime.GC()
-		debug.FreeOSMemory()
-		rested := procStatus("VmRSS:")
-		runtime.ReadMemStats(&ms)
-		fmt.Printf("memory at rest (1 s idle: the engine has trimmed): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n", float64(rested)/1e6, split(rested), float64(ms.HeapInuse)/1e6, breakdown())
-		fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
-			float64(settled-idle)/1e6, float64(used)/1e6, float64(settled-idle)/float64(used))
-		fmt.Printf("memory peak: RSS %.1f MB = %s\n", float64(peak)/1e6, split(peak))
-		fmt.Printf("  at the highest RSS sampled (%.1f MB, every 10 ms): Go runtime %.1f MB (heap objects %.1f, free heap not returned %.1f), the rest (binary, base, adapters, KV caches, loads in flight) %.1f MB\n",
-			mb(peakAt.rss), mb(peakAt.goHeld), mb(peakAt.heapObjects), mb(peakAt.heapFree), mb(peakAt.rss-peakAt.goHeld))
+	if srv == nil {
+		return nil
 	}
+	fmt.Printf("memory right after the load: RSS %.1f MB, Go heap in use %.1f MB\n", mb(peak.RSS), mb(peak.HeapInuse))
+	// The garbage of the run (adapters read and evicted, finished requests'
+	// buffers) collected and returned at the load generator's request: what
+	// the server holds, base and cache included, with the requests done.
+	settled, err := srv.ask("gc")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("memory settled (a forced GC, requests done): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n",
+		mb(settled.RSS), settled.split(settled.RSS), mb(settled.HeapInuse), settled.Breakdown)
+	// Once idle for its trim delay (half a second), the engine frees what it
+	// keeps for the next burst (closed KV caches, request buffers, the
+	// batch's scratch) and returns it to the system; nothing is forced here.
+	time.Sleep(time.Second)
+	rested, err := srv.ask("mem")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("memory at rest (1 s idle: the engine has trimmed; no GC forced): RSS %.1f MB = %s; Go heap in use %.1f MB\n  %s\n",
+		mb(rested.RSS), rested.split(rested.RSS), mb(rested.HeapInuse), rested.Breakdown)
+	fmt.Printf("growth from the idle server: %.1f MB for %.1f MB of cached adapters (%.2f×)\n",
+		mb(settled.RSS-idle.RSS), mb(settled.CacheBytes), float64(settled.RSS-idle.RSS)/float64(settled.CacheBytes))
+	fmt.Printf("memory peak under load (VmHWM, reset when the load began): RSS %.1f MB = %s\n", mb(peak.Peak), peak.split(peak.Peak))
+	at := peak.PeakAt
+	fmt.Printf("  at the highest RSS sampled (%.1f MB, every 10 ms): Go runtime %.1f MB (heap objects %.1f, free heap not returned %.1f), the rest (binary, base, adapters, KV caches, loads in flight) %.1f MB\n",
+		mb(at.RSS), mb(at.GoHeld), mb(at.HeapObjects), mb(at.HeapFree), mb(at.RSS-at.GoHeld))
 	return nil
+}
+
+// memReport is the server process's memory, as it reports it on its
+// standard output (a JSON line per query).
+type memReport struct {
+	RSS, Peak  int64 // VmRSS and VmHWM, bytes
+	HeapInuse  int64
+	Breakdown  string
+	BaseBytes  int64 // the base's weights
+	CacheBytes int64 // the adapter cache's
+	Cached     int   // adapters in the cache
+	PeakAt     sample
+}
+
+// split says how rss divides into the base's weights, the adapter cache
+// and the rest.
+func (r memReport) split(rss int64) string {
+	rest := rss - r.BaseBytes - r.CacheBytes
+	return fmt.Sprintf("base weights %.1f MB + adapter cache %.1f MB + the rest %.1f MB (%.1f%% of base + cache)",
+		mb(r.BaseBytes), mb(r.CacheBytes), mb(rest), 100*float64(rest)/float64(r.BaseBytes+r.CacheBytes))
+}
+
+// server is the server process serveload started.
+type server struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *json.Decoder
+	addr string
+}
+
+// startServer starts this executable with -serve dir: the server, in a
+// process of its own, so that its memory is not the load generator's nor
+// that of the code that wrote the adapters.
+func startServer(dir string, cacheBytes int64, o options) (*server, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-serve", dir, "-cache-bytes", strconv.FormatInt(cacheBytes, 10), "-base", o.base,
+		"-precision", o.precision, "-clients", strconv.Itoa(o.clients), "-max-loads", strconv.Itoa(o.maxLoads), "-memprofile", o.memProfile)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, in: in, out: json.NewDecoder(out)}
+	var hello struct{ Addr string }
+	if err := s.out.Decode(&hello); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("server process: %w", err)
+	}
+	s.addr = hello.Addr
+	return s, nil
+}
+
+// ask sends a query (mem, gc, watch, peak: see serveProcess) and returns the
+// server's answer.
+func (s *server) ask(query string) (memReport, error) {
+	var r memReport
+	if _, err := fmt.Fprintln(s.in, query); err != nil {
+		return r, fmt.Errorf("server process: %w", err)
+	}
+	if err := s.out.Decode(&r); err != nil {
+		return r, fmt.Errorf("server process: answer to %s: %w", query, err)
+	}
+	return r, nil
+}
+
+// stop closes the server's standard input, on which it shuts down, and
+// waits for it to exit.
+func (s *server) stop() error {
+	s.in.Close()
+	return s.cmd.Wait()
+}
+
+// serveProcess is the server process: it builds the base, the adapter store
+// on dir, the engine and the HTTP server as golora serve does, prints its
+// address as a JSON line, and answers each query line on its standard input
+// with a memReport line: "mem" (its memory now), "gc" (after a forced
+// collection that returns free memory to the system), "watch" (resets the
+// peak resident set and samples it every 10 ms), "peak" (the peak since
+// "watch", with the sample of the highest resident set). It shuts down when
+// its standard input closes.
+func serveProcess(dir string, cacheBytes int64, o options) error {
+	if o.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
+	ck, err := loadBase(o.base)
+	if err != nil {
+		return err
+	}
+	if err := ck.Weights.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
+		return err
+	}
+	baseBytes := ck.Weights.WeightBytes().Total()
+	if _, err := serve.MoveOffHeap(ck.Weights); err != nil {
+		return err
+	}
+	debug.FreeOSMemory() // the heap copies just dropped, as golora serve does
+	prec, err := serve.ParsePrecision(o.precision)
+	if err != nil {
+		return fmt.Errorf("-precision: %w", err)
+	}
+	metrics := serve.NewMetrics()
+	store := serve.NewStore(serve.Dir(dir), ck.Weights, serve.StoreOptions{MaxBytes: cacheBytes, Precision: prec, MaxLoads: o.maxLoads, Events: metrics.StoreEvent})
+	m, err := serve.NewBatchedModel(ck.Weights)
+	if err != nil {
+		return err
+	}
+	engine, err := serve.NewEngine(m, store, ck.Tokenizer, serve.EngineOptions{MaxRunning: o.clients, Observer: metrics})
+	if err != nil {
+		return err
+	}
+	defer engine.Shutdown(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := &http.Server{Handler: serve.NewServer(engine, serve.ServerOptions{BaseName: o.base, Metrics: metrics, Logger: quiet})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	enc := json.NewEncoder(os.Stdout)
+	if err := enc.Encode(struct{ Addr string }{ln.Addr().String()}); err != nil {
+		return err
+	}
+	var stopWatch func() sample
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		r := memReport{BaseBytes: baseBytes}
+		switch q := sc.Text(); q {
+		case "mem":
+		case "gc":
+			runtime.GC()
+			debug.FreeOSMemory()
+		case "watch":
+			// Linux resets VmHWM to the current resident set on "5".
+			if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+				return fmt.Errorf("resetting the peak resident set: %w", err)
+			}
+			stopWatch = watchPeak()
+		case "peak":
+			if stopWatch == nil {
+				return errors.New("peak without watch")
+			}
+			r.PeakAt, stopWatch = stopWatch(), nil
+		default:
+			return fmt.Errorf("unknown query %q", q)
+		}
+		// The resident set first: the breakdown's reading allocates.
+		r.RSS, r.Peak = procStatus("VmRSS:"), procStatus("VmHWM:")
+		r.CacheBytes, r.Cached = store.Used(), len(store.Cached())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		r.HeapInuse = int64(ms.HeapInuse)
+		r.Breakdown = breakdown()
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	if o.memProfile != "" {
+		writeHeapProfile(o.memProfile)
+	}
+	return sc.Err()
 }
 
 // loadBase returns the embedded stories260K or a stories15M- or
@@ -423,20 +601,39 @@ func breakdown() string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	goHeld := ms.HeapInuse + ms.HeapIdle - ms.HeapReleased + ms.StackInuse + ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys
-	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB",
-		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
-		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)))
+	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f of which objects %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB; %d threads",
+		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapAlloc)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
+		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)), procStatus("Threads:")>>10)
 }
 
 // sample is the memory of the process at one moment.
-type sample struct{ rss, goHeld, heapObjects, heapFree int64 }
+type sample struct{ RSS, GoHeld, HeapObjects, HeapFree int64 }
 
 // watchPeak samples the resident set every 10 ms until the returned function
-// is called, which returns the sample of the highest resident set. It reads
-// runtime/metrics, which does not stop the world.
+// is called, which returns the sample of the highest resident set. It runs
+// in the measured process, so it allocates nothing per sample: it re-reads
+// /proc/self/statm into a fixed buffer, and runtime/metrics (which does not
+// stop the world) into fixed samples.
 func watchPeak() func() sample {
 	stop, done := make(chan struct{}), make(chan sample)
+	statm, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return func() sample { return sample{} }
+	}
+	var buf [256]byte
+	page := int64(os.Getpagesize())
+	resident := func() int64 { // statm's second field, in pages
+		n, _ := statm.ReadAt(buf[:], 0)
+		b := buf[:n]
+		i := bytes.IndexByte(b, ' ')
+		var pages int64
+		for i++; i > 0 && i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			pages = 10*pages + int64(b[i]-'0')
+		}
+		return pages * page
+	}
 	go func() {
+		defer statm.Close()
 		ms := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
 			{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
 		var best sample
@@ -449,13 +646,13 @@ func watchPeak() func() sample {
 				return
 			case <-tick.C:
 			}
-			rss := procStatus("VmRSS:")
-			if rss <= best.rss {
+			rss := resident()
+			if rss <= best.RSS {
 				continue
 			}
 			metrics.Read(ms)
-			best = sample{rss: rss, goHeld: int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()),
-				heapObjects: int64(ms[2].Value.Uint64()), heapFree: int64(ms[3].Value.Uint64())}
+			best = sample{RSS: rss, GoHeld: int64(ms[0].Value.Uint64() - ms[1].Value.Uint64()),
+				HeapObjects: int64(ms[2].Value.Uint64()), HeapFree: int64(ms[3].Value.Uint64())}
 		}
 	}()
 	return func() sample { close(stop); return <-done }

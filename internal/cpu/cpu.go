@@ -91,3 +91,8 @@ func HasAVX512VNNI() bool { return cpu.X86.HasAVX512VNNI }
 // permutes across a whole register). Like HasAVX512VNNI, it says nothing
 // about the level.
 func HasAVX512VBMI() bool { return cpu.X86.HasAVX512VBMI }
+
+// HasF16C reports whether the CPU has F16C (VCVTPH2PS, binary16 to float32
+// conversion). AVX-512 implies it; an AVX2 CPU nearly always has it, but
+// nothing guarantees it, so AVX2 kernels that convert with it check.
+func HasF16C() bool { return cpu.X86.HasF16C }

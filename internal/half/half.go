@@ -1,5 +1,6 @@
 // Package half converts between float32 and the 16-bit floating-point
-// formats model files use: IEEE 754 binary16 (F16) and bfloat16 (BF16).
+// formats model files use: IEEE 754 binary16 (F16) and bfloat16 (BF16), and
+// multiplies a vector by a matrix held in either (MatVecBF16, MatVecF16).
 package half
 
 import (

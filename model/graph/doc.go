@@ -1,7 +1,7 @@
 // Package graph is the training and evaluation forward pass of a frozen
 // model.Weights as a gorgonia expression graph, the autodiff engine of
 // training: New builds it for fixed batches, Graph runs it forward or
-// forward and backward, and an Adapter (lora.GraphAdapter) adds trainable
+// forward and backward, and an Adapter (loragraph.Adapter) adds trainable
 // terms to its frozen linear layers.
 //
 // Where things live:

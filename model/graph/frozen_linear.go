@@ -99,31 +99,35 @@ func (s *weightSource) Block(dst []float32, ld, r0, r1, c0, c1 int) {
 // overwritten.
 func (k *frozenKernel) mulT(y, x []float32, n int) error {
 	lin := k.lin
-	if lin.Dense != nil {
-		blas.ParallelSgemm(false, true, n, lin.Out, lin.In, 1, x, lin.In, lin.Dense, lin.In, 0, y, lin.Out)
-		return nil
-	}
-	if n <= mulTSmallRows {
+	if lin.Dense == nil && n <= mulTSmallRows {
 		if err := lin.Quantized.MulT(y, x, n); err != nil {
 			return fmt.Errorf("graph: %s: %w", lin.Name, err)
 		}
 		return nil
 	}
-	src := &weightSource{lin: lin}
-	gemm.SgemmSource(false, true, n, lin.Out, lin.In, 1, x, lin.In, src, 0, y, lin.Out)
-	return src.err
+	return weightProduct(lin, true, n, x, y)
 }
 
 // mul computes dx = dy·W for n rows: dy is [n, Out], dx is [n, In]; dx is
 // overwritten.
 func (k *frozenKernel) mul(dx, dy []float32, n int) error {
-	lin := k.lin
+	return weightProduct(k.lin, false, n, dy, dx)
+}
+
+// weightProduct computes c = a·Wᵀ (transW: a is [m, In], c [m, Out]) or
+// c = a·W (a is [m, Out], c [m, In]) for lin's weight W, dense or
+// quantized (decoded into the product's panels); c is overwritten.
+func weightProduct(lin *model.Linear, transW bool, m int, a, c []float32) error {
+	k, n := lin.Out, lin.In
+	if transW {
+		k, n = n, k
+	}
 	if lin.Dense != nil {
-		blas.ParallelSgemm(false, false, n, lin.In, lin.Out, 1, dy, lin.Out, lin.Dense, lin.In, 0, dx, lin.In)
+		blas.ParallelSgemm(false, transW, m, n, k, 1, a, k, lin.Dense, lin.In, 0, c, n)
 		return nil
 	}
 	src := &weightSource{lin: lin}
-	gemm.SgemmSource(false, false, n, lin.In, lin.Out, 1, dy, lin.Out, src, 0, dx, lin.In)
+	gemm.SgemmSource(false, transW, m, n, k, 1, a, k, src, 0, c, n)
 	return src.err
 }
 

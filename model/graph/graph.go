@@ -173,9 +173,8 @@ func (gr *Graph) build() error {
 	if gr.evalLoss, err = crossEntropy(gr.Logits, gr.Targets, c.VocabSize, gr.arena); err != nil {
 		return err
 	}
-	if d != nil || head.Dense == nil {
-		// A head with an adapter term, or a quantized one, trains through
-		// the logits.
+	if d != nil {
+		// A head with an adapter term trains through the logits.
 		gr.Loss = gr.evalLoss
 		return nil
 	}
@@ -349,7 +348,9 @@ func (gr *Graph) SetBatch(tokens, targets []int) error {
 	d := gr.w.Config.Dim
 	x := gr.input.Float32s()
 	for i, t := range tokens {
-		copy(x[i*d:(i+1)*d], gr.w.Embedding[t*d:(t+1)*d])
+		if err := gr.w.EmbedToken(x[i*d:(i+1)*d], t); err != nil {
+			return fmt.Errorf("graph: SetBatch: %w", err)
+		}
 	}
 	copy(gr.targets.Ints(), targets)
 	gr.loaded = true

@@ -8,7 +8,6 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/model"
@@ -23,7 +22,7 @@ import (
 // times over, and left the 14-row tiles 9% empty.
 const headLossChunk = 64 << 20
 
-// headLossOp is the frozen dense output head and the mean next-token
+// headLossOp is the frozen output head and the mean next-token
 // cross-entropy in one operator: it maps the final hidden states [n, dim]
 // and the targets to the loss, a chunk of rows at a time, so that the
 // [n, vocab] logits and their gradient never exist whole (with Llama 3's
@@ -47,14 +46,11 @@ type headLossOp struct {
 }
 
 // headLoss builds the fused head and loss node for the hidden states
-// [n, head.In] and an Int targets node with n elements. The head must be
-// dense.
+// [n, head.In] and an Int targets node with n elements. The head may be
+// dense or quantized (a 16-bit head is decoded into each product's panels).
 func headLoss(head *model.Linear, hidden, targets *gorgonia.Node, arena *graphArena) (*gorgonia.Node, error) {
 	if err := head.Check(); err != nil {
 		return nil, fmt.Errorf("graph: head loss: %w", err)
-	}
-	if head.Dense == nil {
-		return nil, fmt.Errorf("graph: head loss: %s is quantized; the fused loss needs a dense head", head.Name)
 	}
 	loss, err := gorgonia.ApplyOp(&headLossOp{head: head, arena: arena, chunk: headLossChunk, grad: new([]float32)}, hidden, targets)
 	if err != nil {
@@ -119,13 +115,14 @@ func (op *headLossOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		}
 	}()
 	terms := make([]float64, len(rows))
-	w := op.head.Dense
 	for lo := 0; lo < len(rows); lo += chunk {
 		m := min(chunk, len(rows)-lo)
 		for i, r := range rows[lo : lo+m] {
 			copy(x[i*dim:(i+1)*dim], hidden[r*dim:(r+1)*dim])
 		}
-		blas.ParallelSgemm(false, true, m, vocab, dim, 1, x, dim, w, dim, 0, logits, vocab)
+		if err := weightProduct(op.head, true, m, x[:m*dim], logits); err != nil {
+			return nil, err
+		}
 		if b := op.head.Bias; b != nil {
 			kernels.AddBias(logits[:m*vocab], b)
 		}
@@ -136,7 +133,9 @@ func (op *headLossOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 			}
 		})
 		// The chunk's gradient rows: dLogits · W.
-		blas.ParallelSgemm(false, false, m, dim, vocab, 1, logits, vocab, w, dim, 0, dx, dim)
+		if err := weightProduct(op.head, false, m, logits, dx); err != nil {
+			return nil, err
+		}
 		for i, r := range rows[lo : lo+m] {
 			copy(grad[r*dim:(r+1)*dim], dx[i*dim:(i+1)*dim])
 		}

@@ -55,6 +55,7 @@ type batchScratch struct {
 	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
+	allLogits                            []float32   // the head's output for AllLogits below panelMinTokens tokens (batchlogits.go)
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -69,6 +70,11 @@ type BatchRow struct {
 	// Logits, if not nil, receives the logits [VocabSize] predicting the
 	// token after the row's last one.
 	Logits []float32
+	// AllLogits, if not nil, receives the logits of every token of the
+	// row, [len(Tokens), VocabSize]: row t predicts the token after
+	// Tokens[t] (scoring a prompt). Nil, the step computes no more than
+	// Logits asks.
+	AllLogits []float32
 }
 
 // LowRankAdapter is an Adapter whose terms are low-rank products that a
@@ -196,6 +202,9 @@ func (b *Batch) Step(rows []BatchRow) error {
 		if r.Logits != nil && len(r.Logits) != c.VocabSize {
 			return fmt.Errorf("infer: Batch.Step: row %d: logits of length %d, want %d", i, len(r.Logits), c.VocabSize)
 		}
+		if r.AllLogits != nil && len(r.AllLogits) != len(r.Tokens)*c.VocabSize {
+			return fmt.Errorf("infer: Batch.Step: row %d: all-token logits of length %d, want %d tokens × %d", i, len(r.AllLogits), len(r.Tokens), c.VocabSize)
+		}
 		for j, t := range r.Tokens {
 			if t < 0 || t >= c.VocabSize {
 				return fmt.Errorf("infer: Batch.Step: row %d: token %d (index %d) is outside the vocabulary [0, %d)", i, t, j, c.VocabSize)
@@ -221,7 +230,9 @@ func (b *Batch) Step(rows []BatchRow) error {
 	t := 0
 	for _, r := range rows {
 		for j, tok := range r.Tokens {
-			copy(b.x[t*d:(t+1)*d], b.w.Embedding[tok*d:(tok+1)*d])
+			if err := b.w.EmbedToken(b.x[t*d:(t+1)*d], tok); err != nil {
+				return fmt.Errorf("infer: Batch.Step: %w", err)
+			}
 			kernels.RopeAnglesScaled(b.cos[t*half:(t+1)*half], b.sin[t*half:(t+1)*half], r.Seq.pos+j, b.invFreq, b.angle)
 			t++
 		}
@@ -268,6 +279,9 @@ func (b *Batch) Step(rows []BatchRow) error {
 		r.Seq.pos += len(r.Tokens)
 	}
 	err := b.outputs(rows)
+	if err == nil {
+		err = b.allOutputs(rows)
+	}
 	// The scratch does not keep sequences and adapters of this step alive.
 	clear(b.want)
 	clear(b.wantLogits)

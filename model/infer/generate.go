@@ -11,6 +11,7 @@ import (
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
 )
 
 // Adapter adds a correction to the output of every frozen linear layer
@@ -302,10 +303,19 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	case HeadExact:
 	case HeadInt8:
 		out := w.Output
-		if out.Dense == nil {
-			return nil, fmt.Errorf("infer: NewGenerator: HeadInt8 needs a float32 output head; %s is %s", out.Name, out.Quantized.Format())
+		dense := out.Dense
+		if h, ok := out.Quantized.(*quant.Half); ok {
+			// A 16-bit head widens exactly; the float32 copy lives only
+			// while it is quantized.
+			dense = make([]float32, out.Out*out.In)
+			if err := h.DequantizeRows(dense, 0, out.Out); err != nil {
+				return nil, fmt.Errorf("infer: NewGenerator: HeadInt8: %s: %w", out.Name, err)
+			}
 		}
-		head, err := kernels.QuantizeInt8(out.Dense, out.Out, out.In)
+		if dense == nil {
+			return nil, fmt.Errorf("infer: NewGenerator: HeadInt8 needs a float32, BF16 or F16 output head; %s is %s", out.Name, out.Quantized.Format())
+		}
+		head, err := kernels.QuantizeInt8(dense, out.Out, out.In)
 		if err != nil {
 			return nil, fmt.Errorf("infer: NewGenerator: HeadInt8: %s: %w", out.Name, err)
 		}
@@ -785,7 +795,9 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	half := len(g.invFreq)
 	x := g.x[:n*d]
 	for i, t := range tokens {
-		copy(x[i*d:(i+1)*d], g.w.Embedding[t*d:(t+1)*d])
+		if err := g.w.EmbedToken(x[i*d:(i+1)*d], t); err != nil {
+			return fmt.Errorf("infer: %w", err)
+		}
 	}
 	for i := range n {
 		kernels.RopeAnglesScaled(g.cos[i*half:(i+1)*half], g.sin[i*half:(i+1)*half], g.pos+i, g.invFreq, c.RopeScaling.AngleScale())

@@ -71,14 +71,18 @@ func TestNucleusHandMade(t *testing.T) {
 	}
 }
 
-// TestNucleusMatchesFullSort checks the pre-filtered nucleus against sorting
-// every token, on distributions where the filter drops many tokens, none,
-// or all (p below 1/n).
+// TestNucleusMatchesFullSort checks the pre-filtered, partially ordered
+// nucleus against sorting every token, on distributions where the filter
+// drops many tokens, none, or all (p below 1/n), some of a vocabulary's
+// size.
 func TestNucleusMatchesFullSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	s := &Sampler{}
 	for trial := range 300 {
 		n := 1 + rng.IntN(300)
+		if trial%20 >= 17 {
+			n = 32000
+		}
 		probs := make([]float64, n)
 		var sum float64
 		for i := range probs {
@@ -109,6 +113,9 @@ func TestNucleusMatchesFullSort(t *testing.T) {
 		var got []int
 		for _, c := range s.nucleus(probs, sum, p) {
 			got = append(got, c.id)
+			if c.p != probs[c.id] {
+				t.Fatalf("trial %d: token %d carries %v, its probability is %v", trial, c.id, c.p, probs[c.id])
+			}
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("trial %d (n %d, p %v): nucleus %v, want %v", trial, n, p, got, want)

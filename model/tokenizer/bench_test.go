@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -58,4 +60,33 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
+}
+
+// BenchmarkNewSentencePiece builds a 32000-piece vocabulary (the size of
+// stories15M's and Llama 2's) and reports the heap the tokenizer keeps, per
+// piece: what a server holds for good.
+func BenchmarkNewSentencePiece(b *testing.B) {
+	pieces := []string{"<unk>", "<s>", "</s>"}
+	for c := range 256 {
+		pieces = append(pieces, fmt.Sprintf("<0x%02X>", c))
+	}
+	for len(pieces) < 32000 {
+		pieces = append(pieces, fmt.Sprintf("\u2581w%d", len(pieces)))
+	}
+	scores := make([]float32, len(pieces))
+	var kept uint64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tok, err := NewSentencePiece(pieces, scores, nil, 1, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		kept = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(tok)
+	}
+	b.ReportMetric(float64(kept)/float64(len(pieces)), "heap-bytes/piece")
 }

@@ -144,10 +144,11 @@ func llama2CPieces(sp *SentencePiece) ([]string, error) {
 		return nil, fmt.Errorf("BOS is %d and EOS %d, but llama2.c's format fixes them at %d and %d", sp.bos, sp.eos, llama2cBOS, llama2cEOS)
 	}
 	marked := sp.space == spaceMarker
-	pieces := make([]string, len(sp.pieces))
-	for i, p := range sp.pieces {
+	pieces := make([]string, sp.VocabSize())
+	for i := range pieces {
+		p := sp.piece(i)
 		_, isByte := parseByteToken(p)
-		want := int32(PieceNormal)
+		want := int8(PieceNormal)
 		switch {
 		case i == 0:
 			want = PieceUnknown
@@ -180,7 +181,7 @@ func llama2CPieces(sp *SentencePiece) ([]string, error) {
 }
 
 // pieceTypeName names a piece type for error messages.
-func pieceTypeName(t int32) string {
+func pieceTypeName(t int8) string {
 	switch t {
 	case PieceNormal:
 		return "normal"

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -220,5 +221,72 @@ func TestSentencePieceDecodeRules(t *testing.T) {
 	}
 	if got := tok.Decode(tok.Encode("日本")); got != "日本" || !utf8.ValidString(got) {
 		t.Errorf("bytes: %q", got)
+	}
+}
+
+// TestSentencePieceIndex: the compact piece index finds every normal piece
+// of a 32000-piece vocabulary (the first of duplicates), and neither
+// control nor byte pieces nor strings that are not pieces. Without types,
+// <unk> is a normal piece, BOS and EOS control pieces.
+func TestSentencePieceIndex(t *testing.T) {
+	pieces := []string{"<unk>", "<s>", "</s>", "<0x41>"}
+	for len(pieces) < 32000 {
+		pieces = append(pieces, fmt.Sprintf("\u2581w%d", len(pieces)))
+	}
+	pieces[100] = pieces[50] // a duplicate
+	tok, err := NewSentencePiece(pieces, make([]float32, len(pieces)), nil, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, p := range pieces {
+		got, ok := tok.charIDs.find(tok, p)
+		gotB, okB := tok.charIDs.findBytes(tok, []byte(p))
+		want, wantOK := id, id == 0 || id >= 4
+		if id == 100 {
+			want = 50
+		}
+		if ok != wantOK || okB != wantOK || (ok && (got != want || gotB != want)) {
+			t.Fatalf("piece %d %q: find %d %v, findBytes %d %v, want %d %v", id, p, got, ok, gotB, okB, want, wantOK)
+		}
+		if tok.Piece(id) != p {
+			t.Fatalf("Piece(%d) = %q, want %q", id, tok.Piece(id), p)
+		}
+	}
+	for _, p := range []string{"", "w5", "\u2581w32000", "\u2581w", "A"} {
+		if id, ok := tok.charIDs.find(tok, p); ok {
+			t.Errorf("find(%q) = %d, want none", p, id)
+		}
+	}
+}
+
+// TestSentencePieceDecodeSpaces: each piece decodes to its text with every
+// space marker a space, and the first piece (or the one after BOS) loses one
+// leading space, whether spelled with the marker or literally, as the
+// reference below computes it from the piece's text.
+func TestSentencePieceDecodeSpaces(t *testing.T) {
+	pieces := []string{"<unk>", "<s>", "</s>", "\u2581a", "a\u2581b", "\u2581\u2581x", " lit", "\u2581", "plain", "x\u2581", "<0x41>"}
+	tok, err := NewSentencePiece(pieces, make([]float32, len(pieces)), nil, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := 3; id < len(pieces)-1; id++ {
+		text := strings.ReplaceAll(pieces[id], "\u2581", " ")
+		for _, prev := range []int{-1, 1, 8} {
+			want := text
+			if prev != 8 {
+				want = strings.TrimPrefix(text, " ")
+			}
+			ids := []int{id}
+			if prev >= 0 {
+				ids = []int{prev, id}
+			}
+			got := tok.Decode(ids)
+			if prev == 8 {
+				got = strings.TrimPrefix(got, "plain")
+			}
+			if got != want {
+				t.Errorf("piece %q after %d: decodes to %q, want %q", pieces[id], prev, got, want)
+			}
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package lora
+package loragraph
 
 import (
 	"math"
@@ -18,7 +18,7 @@ func TestLoRAKernelProductsMatchLoops(t *testing.T) {
 		{n: 70, in: 48, out: 80, r: 8},
 		{n: 41, in: 40, out: 24, r: 4},
 	} {
-		k := &loraKernel{ga: &GraphAdapter{}, n: c.n, in: c.in, out: c.out, r: c.r, scaling: 0.75}
+		k := &loraKernel{ga: &Adapter{}, n: c.n, in: c.in, out: c.out, r: c.r, scaling: 0.75}
 		x, dy := fill(c.n*c.in), fill(c.n*c.out)
 		a, b := fill(c.r*c.in), fill(c.out*c.r)
 		u := make([]float32, c.n*c.r)

@@ -1,4 +1,4 @@
-package lora
+package loragraph
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 	"github.com/golora/golora/model/infer"
@@ -87,14 +88,14 @@ func graphTestBatch(seed uint64, batch, seqLen, vocab int) (tokens, targets []in
 
 // newTrainingGraph builds a graph of w with ga and differentiates it with
 // respect to every adapter parameter.
-func newTrainingGraph(t testing.TB, w *model.Weights, ga *GraphAdapter, batch, seqLen int) (*graph.Graph, []GraphParam) {
+func newTrainingGraph(t testing.TB, w *model.Weights, ga *Adapter, batch, seqLen int) (*graph.Graph, []Param) {
 	t.Helper()
 	return newTrainingGraphVia(t, w, ga, ga, batch, seqLen)
 }
 
 // newTrainingGraphVia is newTrainingGraph with the graph given adapter, which
 // wraps ga, in place of ga itself.
-func newTrainingGraphVia(t testing.TB, w *model.Weights, ga *GraphAdapter, adapter graph.Adapter, batch, seqLen int) (*graph.Graph, []GraphParam) {
+func newTrainingGraphVia(t testing.TB, w *model.Weights, ga *Adapter, adapter graph.Adapter, batch, seqLen int) (*graph.Graph, []Param) {
 	t.Helper()
 	gr, err := graph.New(w, graph.Options{Batch: batch, SeqLen: seqLen, Adapter: adapter})
 	if err != nil {
@@ -115,10 +116,10 @@ func newTrainingGraphVia(t testing.TB, w *model.Weights, ga *GraphAdapter, adapt
 	return gr, params
 }
 
-func graphAdapterFor(t testing.TB, w *model.Weights, cfg Config, seed uint64) (*Adapter, *GraphAdapter) {
+func graphAdapterFor(t testing.TB, w *model.Weights, cfg lora.Config, seed uint64) (*lora.Adapter, *Adapter) {
 	t.Helper()
 	a := mustNew(t, w, cfg, seed)
-	ga, err := NewGraphAdapter(a)
+	ga, err := New(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,10 +128,10 @@ func graphAdapterFor(t testing.TB, w *model.Weights, cfg Config, seed uint64) (*
 
 // gradCheckConfig targets every block linear and the output head, with a
 // scaling (alpha/r = 4) other than one.
-func gradCheckConfig() Config {
-	cfg := DefaultConfig()
+func gradCheckConfig() lora.Config {
+	cfg := lora.DefaultConfig()
 	cfg.R, cfg.Alpha = 4, 16
-	cfg.TargetModules = ModuleNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+	cfg.TargetModules = lora.ModuleNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 	return cfg
 }
 
@@ -138,7 +139,7 @@ func gradCheckConfig() Config {
 // when nf4 is set) and an adapter of gradCheckConfig with dropout on it
 // (seed+1), with B randomized (seed+2): with B = 0 the gradient of every A
 // would be exactly zero.
-func gradCheckAdapter(t testing.TB, seed uint64, nf4 bool, dropout float64) (*model.Weights, *Adapter, *GraphAdapter) {
+func gradCheckAdapter(t testing.TB, seed uint64, nf4 bool, dropout float64) (*model.Weights, *lora.Adapter, *Adapter) {
 	t.Helper()
 	w := graphTestBase(graphTestConfig, seed)
 	if nf4 {
@@ -201,7 +202,7 @@ func TestGraphAdapterGradient(t *testing.T) {
 // checkParamGradient compares p's gradient with central differences on the
 // coordinate of largest gradient and count−1 others spread over the tensor,
 // and returns the largest error relative to the largest component.
-func checkParamGradient(t *testing.T, gr *graph.Graph, p GraphParam, count int, tol float64) float64 {
+func checkParamGradient(t *testing.T, gr *graph.Graph, p Param, count int, tol float64) float64 {
 	t.Helper()
 	g, err := p.Grad()
 	if err != nil {
@@ -358,7 +359,7 @@ func TestGraphAdapterMatchesAddDelta(t *testing.T) {
 }
 
 // TestGraphAdapterSharesSlices checks that the graph reads A and B from the
-// Pair's slices (an update to them changes the next run) and that running
+// lora.Pair's slices (an update to them changes the next run) and that running
 // the graph, backward pass included, never writes to them.
 func TestGraphAdapterSharesSlices(t *testing.T) {
 	w := graphTestBase(graphTestConfig, 13)
@@ -400,7 +401,7 @@ func TestGraphAdapterSharesSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l1 == l2 {
-		t.Errorf("loss %v unchanged after B was tripled: the graph does not read the Pair's slice", l1)
+		t.Errorf("loss %v unchanged after B was tripled: the graph does not read the lora.Pair's slice", l1)
 	}
 	g2, err := params[0].Grad()
 	if err != nil {
@@ -437,12 +438,12 @@ func TestGraphAdapterDropoutMasks(t *testing.T) {
 	disabled := forward()
 	cfg0 := cfg
 	cfg0.Dropout = 0
-	a0, err := New(w, cfg0, 18)
+	a0, err := lora.New(w, cfg0, 18)
 	if err != nil {
 		t.Fatal(err)
 	}
 	randomize(a0, 19)
-	ga0, err := NewGraphAdapter(a0)
+	ga0, err := New(a0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,8 +503,8 @@ func TestGraphAdapterDropoutMasks(t *testing.T) {
 }
 
 func TestGraphAdapterErrors(t *testing.T) {
-	if _, err := NewGraphAdapter(nil); err == nil {
-		t.Error("NewGraphAdapter(nil) succeeded")
+	if _, err := New(nil); err == nil {
+		t.Error("New(nil) succeeded")
 	}
 	w := graphTestBase(graphTestConfig, 21)
 	a, ga := graphAdapterFor(t, w, gradCheckConfig(), 22)
@@ -516,13 +517,13 @@ func TestGraphAdapterErrors(t *testing.T) {
 	}
 	defer gr.Close()
 	if _, err := graph.New(w, graph.Options{Batch: 1, SeqLen: 4, Adapter: ga}); err == nil {
-		t.Error("a second graph with the same GraphAdapter was built")
+		t.Error("a second graph with the same Adapter was built")
 	}
 
 	// A base with a different shape for one module.
 	other := graphTestBase(graphTestConfig, 21)
 	other.Layers[1].Up = &model.Linear{Name: other.Layers[1].Up.Name, Out: 8, In: graphTestConfig.Dim, Dense: make([]float32, 8*graphTestConfig.Dim)}
-	ga2, err := NewGraphAdapter(a)
+	ga2, err := New(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,11 +534,11 @@ func TestGraphAdapterErrors(t *testing.T) {
 	// The adapter must be unmerged.
 	dense := graphTestBase(graphTestConfig, 23)
 	am := mustNew(t, dense, gradCheckConfig(), 24)
-	if err := Merge(dense, am); err != nil {
+	if err := lora.Merge(dense, am); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewGraphAdapter(am); err == nil {
-		t.Error("NewGraphAdapter accepted a merged adapter")
+	if _, err := New(am); err == nil {
+		t.Error("New accepted a merged adapter")
 	}
 }
 
@@ -556,7 +557,7 @@ func TestLoRAOpMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(30, 31))
 	randv := func(k int) []float32 { return normals(rng, k, 1) }
 	x, a, b, dy := randv(n*in), randv(r*in), randv(out*r), randv(n*out)
-	ga := &GraphAdapter{adapter: &Adapter{modules: []string{"m"}}, dropout: p, keep: float32(1 / (1 - p))}
+	ga := &Adapter{modules: []string{"m"}, dropout: p, keep: float32(1 / (1 - p))}
 	k := &loraKernel{ga: ga, module: "m", n: n, in: in, out: out, r: r, scaling: s, mask: make([]uint64, 1)}
 	ga.attached = map[string]*graphPair{"m": {k: k}}
 	ga.SampleDropout(rand.New(rand.NewPCG(32, 33)))

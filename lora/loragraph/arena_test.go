@@ -1,4 +1,4 @@
-package lora
+package loragraph
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"github.com/golora/golora/model"
 )
 
-// unbufferedAdapter hides GraphAdapter's UseBuffers from graph.New, so the
+// unbufferedAdapter hides Adapter's UseBuffers from graph.New, so the
 // adapter's operators keep the zero graph.Buffers: every output and scratch
 // buffer is a fresh allocation, never memory another operator used.
-type unbufferedAdapter struct{ ga *GraphAdapter }
+type unbufferedAdapter struct{ ga *Adapter }
 
 func (u unbufferedAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
 	return u.ga.Delta(g, lin, x)

@@ -1,4 +1,9 @@
-package lora
+// Package loragraph puts LoRA adapters (package lora) into the gorgonia
+// training graph of package model/graph: Adapter implements graph.Adapter
+// with one fused operator per targeted layer, and Params gives the
+// trainable tensors with their gradients. It is separate from package lora
+// so that serving adapters does not link gorgonia.
+package loragraph
 
 import (
 	"errors"
@@ -14,11 +19,12 @@ import (
 	"github.com/golora/golora/internal/blas"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
+	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 )
 
-// GraphAdapter puts an Adapter into a training graph: it implements
+// Adapter puts a lora.Adapter into a training graph: it implements
 // graph.Adapter, so graph.New asks it for the term of every linear
 // layer, and it answers for the layers the adapter targets with
 //
@@ -32,21 +38,22 @@ import (
 // The term is one fused operator per layer, with hand-written gradients for
 // x, A and B: gorgonia's generic products would transpose x for every
 // layer, allocate every intermediate afresh each run and run single-threaded.
-// GraphAdapter is a graph.BufferedAdapter: its operators take their outputs
+// Adapter is a graph.BufferedAdapter: its operators take their outputs
 // and scratch from the graph's arena, so that the graph's machine reclaims a
 // term or gradient once its last reader has run.
 //
 // Dropout (the adapter's Config.Dropout, applied to each targeted layer's
 // input with a mask of its own, as each PEFT layer has its own nn.Dropout)
-// uses masks held by the GraphAdapter, one bit per input element: the caller
+// uses masks held by the Adapter, one bit per input element: the caller
 // redraws them before each training run with SampleDropout and turns them
 // off for evaluation with DisableDropout. A kept element is scaled by
 // 1/(1−Dropout). Masks start disabled.
 //
-// A GraphAdapter serves one graph. It is not safe for concurrent use, and
+// An Adapter serves one graph. It is not safe for concurrent use, and
 // neither is the graph.
-type GraphAdapter struct {
-	adapter *Adapter
+type Adapter struct {
+	adapter *lora.Adapter
+	modules []string // the adapter's modules, in the order of lora.Adapter.Modules
 	dropout float64
 	keep    float32 // 1/(1−dropout): the factor of a kept input element
 
@@ -65,42 +72,40 @@ type graphPair struct {
 	k    *loraKernel
 }
 
-// NewGraphAdapter returns a GraphAdapter for a, with a's Config.Dropout. The
+// New returns a Adapter for a, with a's Config.Dropout. The
 // adapter must not be merged into the base the graph runs on, or its term
 // would count twice.
-func NewGraphAdapter(a *Adapter) (*GraphAdapter, error) {
+func New(a *lora.Adapter) (*Adapter, error) {
 	if a == nil {
-		return nil, errors.New("lora: NewGraphAdapter: nil adapter")
+		return nil, errors.New("loragraph: New: nil adapter")
 	}
-	if a.merged != nil {
-		return nil, errors.New("lora: NewGraphAdapter: the adapter is merged into a base model; Unmerge it before training")
-	}
-	if len(a.split) > 0 {
-		return nil, errors.New("lora: NewGraphAdapter: the adapter's pairs of fused modules (qkv_proj, gate_up_proj) were split at load and cannot be trained: their parts would no longer share A")
+	if err := a.Trainable(); err != nil {
+		return nil, fmt.Errorf("loragraph: New: %w", err)
 	}
 	p := a.Config.Dropout
 	if !(p >= 0 && p < 1) {
-		return nil, fmt.Errorf("lora: NewGraphAdapter: lora_dropout must be in [0, 1), got %v", p)
+		return nil, fmt.Errorf("loragraph: New: lora_dropout must be in [0, 1), got %v", p)
 	}
-	return &GraphAdapter{
+	return &Adapter{
 		adapter:  a,
+		modules:  a.Modules(),
 		dropout:  p,
 		keep:     float32(1 / (1 - p)),
 		attached: make(map[string]*graphPair),
 	}, nil
 }
 
-// Adapter returns the adapter whose A and B the graph trains.
-func (ga *GraphAdapter) Adapter() *Adapter { return ga.adapter }
+// Base returns the LoRA adapter whose A and B the graph trains.
+func (ga *Adapter) Base() *lora.Adapter { return ga.adapter }
 
 // Dropout returns the dropout probability of the adapter's input.
-func (ga *GraphAdapter) Dropout() float64 { return ga.dropout }
+func (ga *Adapter) Dropout() float64 { return ga.dropout }
 
 // UseBuffers implements graph.BufferedAdapter. graph.New calls it before
 // asking for the terms; once the adapter serves a graph, later calls (from
 // another graph, which Delta then refuses) are ignored, so that its
 // operators keep drawing from the arena of the graph that runs them.
-func (ga *GraphAdapter) UseBuffers(b graph.Buffers) {
+func (ga *Adapter) UseBuffers(b graph.Buffers) {
 	if ga.g == nil {
 		ga.bufs = b
 	}
@@ -115,27 +120,27 @@ const (
 
 // Delta implements graph.Adapter. It returns nil for layers the
 // adapter does not target.
-func (ga *GraphAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
-	p, ok := ga.adapter.pairs[lin.Name]
+func (ga *Adapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgonia.Node) (*gorgonia.Node, error) {
+	p, ok := ga.adapter.Pair(lin.Name)
 	if !ok {
 		return nil, nil
 	}
 	switch {
 	case ga.g != nil && ga.g != g:
-		return nil, fmt.Errorf("lora: module %q: the GraphAdapter already serves another graph", lin.Name)
+		return nil, fmt.Errorf("loragraph: module %q: the Adapter already serves another graph", lin.Name)
 	case ga.attached[lin.Name] != nil:
-		return nil, fmt.Errorf("lora: module %q: Delta called twice for the same layer", lin.Name)
+		return nil, fmt.Errorf("loragraph: module %q: Delta called twice for the same layer", lin.Name)
 	case lin.In != p.In || lin.Out != p.Out:
-		return nil, fmt.Errorf("lora: module %q: base weight [%d %d] does not match the adapter's [%d %d]", lin.Name, lin.Out, lin.In, p.Out, p.In)
+		return nil, fmt.Errorf("loragraph: module %q: base weight [%d %d] does not match the adapter's [%d %d]", lin.Name, lin.Out, lin.In, p.Out, p.In)
 	case len(p.A) != p.R*p.In || len(p.B) != p.Out*p.R:
-		return nil, fmt.Errorf("lora: module %q: A has %d values and B %d, want %d and %d", lin.Name, len(p.A), len(p.B), p.R*p.In, p.Out*p.R)
+		return nil, fmt.Errorf("loragraph: module %q: A has %d values and B %d, want %d and %d", lin.Name, len(p.A), len(p.B), p.R*p.In, p.Out*p.R)
 	}
 	xs := x.Shape()
 	if len(xs) != 2 || xs[1] != p.In || xs[0] <= 0 {
-		return nil, fmt.Errorf("lora: module %q: input has shape %v, want [n %d]", lin.Name, xs, p.In)
+		return nil, fmt.Errorf("loragraph: module %q: input has shape %v, want [n %d]", lin.Name, xs, p.In)
 	}
 	ga.g = g
-	k := &loraKernel{ga: ga, bufs: ga.bufs, module: p.Module, n: xs[0], in: p.In, out: p.Out, r: p.R, scaling: float32(p.scaling)}
+	k := &loraKernel{ga: ga, bufs: ga.bufs, module: p.Module, n: xs[0], in: p.In, out: p.Out, r: p.R, scaling: float32(p.Scaling())}
 	if ga.dropout > 0 {
 		k.mask = make([]uint64, (k.n*k.in+63)/64)
 	}
@@ -146,15 +151,15 @@ func (ga *GraphAdapter) Delta(g *gorgonia.ExprGraph, lin *model.Linear, x *gorgo
 		gorgonia.WithValue(tensor.New(tensor.WithShape(p.Out, p.R), tensor.WithBacking(p.B))))
 	d, err := gorgonia.ApplyOp(&loraOp{k: k, kind: loraForward}, x, gp.a, gp.b)
 	if err != nil {
-		return nil, fmt.Errorf("lora: module %q: %w", p.Module, err)
+		return nil, fmt.Errorf("loragraph: module %q: %w", p.Module, err)
 	}
 	ga.attached[p.Module] = gp
 	return d, nil
 }
 
-// GraphParam is one trainable tensor of a GraphAdapter: the node to
+// Param is one trainable tensor of a Adapter: the node to
 // differentiate with respect to and the values it is backed by.
-type GraphParam struct {
+type Param struct {
 	// Name is the tensor's key in PEFT's adapter_model.safetensors, e.g.
 	// "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight".
 	Name string
@@ -169,44 +174,44 @@ type GraphParam struct {
 // parameter, as a slice aliasing the machine's buffer: zeroing or scaling it
 // in place is seen by the next run. It is an error to ask before the first
 // run that computes gradients.
-func (p GraphParam) Grad() ([]float32, error) {
+func (p Param) Grad() ([]float32, error) {
 	gv, err := p.Node.Grad()
 	if err != nil {
-		return nil, fmt.Errorf("lora: gradient of %s: %w", p.Name, err)
+		return nil, fmt.Errorf("loragraph: gradient of %s: %w", p.Name, err)
 	}
 	if gv == nil {
-		return nil, fmt.Errorf("lora: gradient of %s: not computed yet", p.Name)
+		return nil, fmt.Errorf("loragraph: gradient of %s: not computed yet", p.Name)
 	}
 	g, ok := gv.Data().([]float32)
 	if !ok || len(g) != len(p.Value) {
-		return nil, fmt.Errorf("lora: gradient of %s is a %T of %d elements, want %d float32", p.Name, gv.Data(), gv.Shape().TotalSize(), len(p.Value))
+		return nil, fmt.Errorf("loragraph: gradient of %s is a %T of %d elements, want %d float32", p.Name, gv.Data(), gv.Shape().TotalSize(), len(p.Value))
 	}
 	return g, nil
 }
 
 // Params returns the trainable tensors, A then B for each module in the
-// order of Adapter.Modules, which does not depend on the graph. It is an
+// order of lora.Adapter.Modules, which does not depend on the graph. It is an
 // error if a pair of the adapter has not been attached to the graph (the
 // base model has no layer of that name), since that pair would silently go
 // untrained.
-func (ga *GraphAdapter) Params() ([]GraphParam, error) {
-	out := make([]GraphParam, 0, 2*len(ga.adapter.modules))
-	for _, name := range ga.adapter.modules {
+func (ga *Adapter) Params() ([]Param, error) {
+	out := make([]Param, 0, 2*len(ga.modules))
+	for _, name := range ga.modules {
 		gp := ga.attached[name]
 		if gp == nil {
-			return nil, fmt.Errorf("lora: module %q of the adapter is not a linear layer of the graph", name)
+			return nil, fmt.Errorf("loragraph: module %q of the adapter is not a linear layer of the graph", name)
 		}
-		p := ga.adapter.pairs[name]
+		p, _ := ga.adapter.Pair(name)
 		out = append(out,
-			GraphParam{Name: tensorKey(name, "lora_A"), Node: gp.a, Value: p.A},
-			GraphParam{Name: tensorKey(name, "lora_B"), Node: gp.b, Value: p.B},
+			Param{Name: lora.TensorKey(name, "lora_A"), Node: gp.a, Value: p.A},
+			Param{Name: lora.TensorKey(name, "lora_B"), Node: gp.b, Value: p.B},
 		)
 	}
 	return out, nil
 }
 
 // Nodes returns the nodes of Params, to pass to graph.Graph.Differentiate.
-func (ga *GraphAdapter) Nodes() (gorgonia.Nodes, error) {
+func (ga *Adapter) Nodes() (gorgonia.Nodes, error) {
 	ps, err := ga.Params()
 	if err != nil {
 		return nil, err
@@ -221,16 +226,16 @@ func (ga *GraphAdapter) Nodes() (gorgonia.Nodes, error) {
 // SampleDropout draws new dropout masks from rng and turns them on for the
 // following runs: each input element of each targeted layer is dropped with
 // probability Dropout. Masks are drawn module by module in the order of
-// Adapter.Modules, so the same generator state gives the same masks. It does
+// lora.Adapter.Modules, so the same generator state gives the same masks. It does
 // nothing, and draws nothing, when Dropout is 0.
-func (ga *GraphAdapter) SampleDropout(rng *rand.Rand) {
+func (ga *Adapter) SampleDropout(rng *rand.Rand) {
 	if ga.dropout == 0 {
 		return
 	}
 	// An element is dropped when a uniform 32-bit draw falls below
 	// p·2³², which is exact to 2⁻³²; two draws per 64-bit number.
 	threshold := uint64(ga.dropout * (1 << 32))
-	for _, name := range ga.adapter.modules {
+	for _, name := range ga.modules {
 		gp := ga.attached[name]
 		if gp == nil {
 			continue
@@ -253,7 +258,7 @@ func (ga *GraphAdapter) SampleDropout(rng *rand.Rand) {
 
 // DisableDropout turns the masks off, for evaluation: the graph then
 // computes the adapter's term exactly as inference does.
-func (ga *GraphAdapter) DisableDropout() { ga.dropOn = false }
+func (ga *Adapter) DisableDropout() { ga.dropOn = false }
 
 // dropped returns x with the kernel's dropout mask applied (kept elements
 // scaled by 1/(1−p)) in a scratch buffer from the arena, which the caller
@@ -330,7 +335,7 @@ func (k *loraKernel) release(xm, x []float32) {
 // scaling, the dropout mask (a bit per element of x, set when kept) and the
 // arena their buffers come from.
 type loraKernel struct {
-	ga            *GraphAdapter
+	ga            *Adapter
 	bufs          graph.Buffers
 	module        string
 	n, in, out, r int
@@ -401,12 +406,12 @@ func (op *loraOp) inputShapes() [3][2]int {
 
 func (op *loraOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) {
 	if len(inputs) != 3 {
-		return nil, fmt.Errorf("lora: %v: got %d input shapes, want 3", op, len(inputs))
+		return nil, fmt.Errorf("loragraph: %v: got %d input shapes, want 3", op, len(inputs))
 	}
 	for i, want := range op.inputShapes() {
 		s, ok := inputs[i].(tensor.Shape)
 		if !ok || len(s) != 2 || s[0] != want[0] || s[1] != want[1] {
-			return nil, fmt.Errorf("lora: %v: input %d has shape %v, want %v", op, i, inputs[i], want)
+			return nil, fmt.Errorf("loragraph: %v: input %d has shape %v, want %v", op, i, inputs[i], want)
 		}
 	}
 	rows, cols := op.shape()
@@ -418,10 +423,10 @@ func (op *loraOp) InferShape(inputs ...gorgonia.DimSizer) (tensor.Shape, error) 
 func (op *loraOp) floats(v gorgonia.Value, i int, want [2]int) ([]float32, error) {
 	d, ok := v.(*tensor.Dense)
 	if !ok || d.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("lora: %v: input %d is a %T, want a float32 tensor", op, i, v)
+		return nil, fmt.Errorf("loragraph: %v: input %d is a %T, want a float32 tensor", op, i, v)
 	}
 	if s := d.Shape(); len(s) != 2 || s[0] != want[0] || s[1] != want[1] {
-		return nil, fmt.Errorf("lora: %v: input %d has shape %v, want %v", op, i, s, want)
+		return nil, fmt.Errorf("loragraph: %v: input %d has shape %v, want %v", op, i, s, want)
 	}
 	if d.RequiresIterator() {
 		d = d.Materialize().(*tensor.Dense)
@@ -430,12 +435,12 @@ func (op *loraOp) floats(v gorgonia.Value, i int, want [2]int) ([]float32, error
 	if n := want[0] * want[1]; len(data) >= n {
 		return data[:n], nil
 	}
-	return nil, fmt.Errorf("lora: %v: input %d holds %d values for shape %v", op, i, len(data), want)
+	return nil, fmt.Errorf("loragraph: %v: input %d holds %d values for shape %v", op, i, len(data), want)
 }
 
 func (op *loraOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 3 {
-		return nil, fmt.Errorf("lora: %v: got %d inputs, want 3", op, len(inputs))
+		return nil, fmt.Errorf("loragraph: %v: got %d inputs, want 3", op, len(inputs))
 	}
 	var in [3][]float32
 	for i, want := range op.inputShapes() {
@@ -510,17 +515,17 @@ func (op *loraOp) DiffWRT(inputs int) []bool {
 
 func (op *loraOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	if op.kind != loraForward {
-		return nil, fmt.Errorf("lora: %v is not differentiable", op)
+		return nil, fmt.Errorf("loragraph: %v is not differentiable", op)
 	}
 	x, a, b := inputs[0], inputs[1], inputs[2]
 	grads := make(gorgonia.Nodes, 3)
 	for i, in := range [][3]*gorgonia.Node{{grad, a, b}, {x, b, grad}, {x, a, grad}} {
 		var err error
 		if grads[i], err = gorgonia.ApplyOp(&loraOp{k: op.k, kind: loraGradX + loraOpKind(i)}, in[0], in[1], in[2]); err != nil {
-			return nil, fmt.Errorf("lora: gradient of %v: %w", op, err)
+			return nil, fmt.Errorf("loragraph: gradient of %v: %w", op, err)
 		}
 	}
 	return grads, nil
 }
 
-var _ graph.Adapter = (*GraphAdapter)(nil)
+var _ graph.Adapter = (*Adapter)(nil)

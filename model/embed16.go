@@ -1,0 +1,133 @@
+package model
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/hugemem"
+	"github.com/golora/golora/internal/safetensors"
+	"github.com/golora/golora/quant"
+)
+
+// A frozen base's embedding and untied output head stored in BF16 or F16
+// (Hugging Face safetensors or GGUF) stay in that type when a quantizer is
+// set (QLoRA: the base is frozen, so
+// nothing will write them): read as they are, with no conversion, into
+// quant.Half matrices of half the float32 size.
+
+// littleEndian reports whether this machine stores a uint16 as a file's
+// little-endian bytes, so that the file's bytes can be copied as they are.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// keep16 reports whether the loader keeps slot's tensor t in its 16-bit
+// type: the embedding or the output head, stored in BF16 or F16 with an
+// even number of values, loaded with a quantizer and without
+// float32Embedding.
+func keep16(so streamOptions, slot hfSlot, t safetensors.Tensor) bool {
+	if so.quantizer == nil || so.float32Embedding || !littleEndian {
+		return false
+	}
+	if t.DType != safetensors.BF16 && t.DType != safetensors.F16 {
+		return false
+	}
+	if n, err := t.NumElements(); err != nil || n%2 != 0 {
+		return false
+	}
+	return slot.key == hfEmbeddingKey || slot.key == "lm_head.weight"
+}
+
+// keepGGUF16 is keep16 for a GGUF tensor t (the embedding or output head).
+func keepGGUF16(so streamOptions, t gguf.TensorInfo) bool {
+	return so.quantizer != nil && !so.float32Embedding && littleEndian &&
+		(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16) && t.NumElements()%2 == 0
+}
+
+// ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], as a quant.Half,
+// reporting whether its values are all finite. It keeps the values in dest
+// (rows·cols/2 float32-sized words, allocated ahead: prefault.go) if it is
+// not nil, else in new memory.
+func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int, dest []float32) (*quant.Half, bool, error) {
+	raw, err := f.TensorBytes(t.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	n := rows * cols
+	if len(raw) != 2*n {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, n)
+	}
+	if dest == nil {
+		dest = hugemem.Make[float32](n / 2)
+	}
+	f16 := t.Type == gguf.TypeF16
+	finite, err := decodeStreaming(dest, raw, copy16(f16), f)
+	if err != nil {
+		return nil, false, err
+	}
+	values := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dest))), n)
+	newHalf := quant.NewBF16
+	if f16 {
+		newHalf = quant.NewF16
+	}
+	m, err := newHalf(values, rows, cols)
+	if err != nil {
+		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return m, finite, nil
+}
+
+// copy16 is a floatDecoder that copies 16-bit values as they are into the
+// float32-sized words of dst (two values a word), checking that they are
+// finite.
+func copy16(f16 bool) floatDecoder {
+	bytes := func(dst []float32) []byte {
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	}
+	return floatDecoder{
+		size:   4,
+		decode: func(dst []float32, src []byte) { copy(bytes(dst), src) },
+		decodeFinite: func(dst []float32, src []byte) bool {
+			copy(bytes(dst), src)
+			v := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+			if f16 {
+				return half.FiniteF16(v)
+			}
+			return half.FiniteBF16(v)
+		},
+	}
+}
+
+// read16 reads slot's 16-bit tensor t (keep16) into dest, or new memory when
+// dest is nil, and stores it in w as a quant.Half: the embedding matrix or
+// the output head's.
+func (s *hfSource) read16(w *Weights, slot hfSlot, t safetensors.Tensor, path string, dest []float32, file tensorFile) error {
+	n, err := t.NumElements()
+	if err != nil {
+		return fmt.Errorf("model: %s: %w", path, err)
+	}
+	if dest == nil {
+		dest = hugemem.Make[float32](n / 2)
+	}
+	f16 := t.DType == safetensors.F16
+	finite, err := decodeStreaming(dest[:n/2], t.Data, copy16(f16), file)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	values := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dest))), n)
+	newHalf := quant.NewBF16
+	if f16 {
+		newHalf = quant.NewF16
+	}
+	m, err := newHalf(values, slot.shape[0], slot.shape[1])
+	if err != nil {
+		return fmt.Errorf("model: %s: tensor %s: %w", path, t.Name, err)
+	}
+	if slot.key == hfEmbeddingKey {
+		w.EmbeddingMatrix, w.embeddingFinite = m, finite
+		return nil
+	}
+	w.Output.Quantized, w.Output.finite = m, finite
+	return nil
+}
