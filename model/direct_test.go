@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -51,8 +52,15 @@ func writeDirectFile(t *testing.T, name string, content []byte) memDirectFile {
 // file — through a directReader with a ring smaller than what is read,
 // piece by piece on every CPU (every other piece viewed in the ring, when
 // it lies in one chunk), with two ranges read at once as the loader and the
-// quantizing worker do, and compares with the files' bytes.
+// quantizing worker do, and compares with the files' bytes; with one, two
+// and three chunks read at once.
 func TestDirectReader(t *testing.T) {
+	for _, reads := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("reads=%d", reads), func(t *testing.T) { testDirectReader(t, reads) })
+	}
+}
+
+func testDirectReader(t *testing.T, reads int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var files []memDirectFile
 	for i, n := range []int{100_000, 23_456} {
@@ -68,7 +76,7 @@ func TestDirectReader(t *testing.T) {
 		{files[0], a[4196:60_001]}, {files[1], b[17:4000]}, {files[0], a[60_001:]},
 	}
 	const chunk = 10_000
-	d := newDirectReaderSized(context.Background(), ranges, chunk, 3)
+	d := newDirectReaderSized(context.Background(), ranges, chunk, 3, reads)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}
@@ -124,7 +132,7 @@ func TestDirectReader(t *testing.T) {
 func TestDirectReaderTruncated(t *testing.T) {
 	content := make([]byte, 50_000)
 	f := writeDirectFile(t, "short", content)
-	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[100:]}}, 8192, 2)
+	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[100:]}}, 8192, 2, 2)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}
@@ -198,7 +206,7 @@ func TestDirectReaderCancel(t *testing.T) {
 	content := make([]byte, 200_000)
 	f := writeDirectFile(t, "f", content)
 	ctx, cancel := context.WithCancel(context.Background())
-	d := newDirectReaderSized(ctx, []streamRange{{f, content[:100_000]}, {f, content[100_000:]}}, 8192, 2)
+	d := newDirectReaderSized(ctx, []streamRange{{f, content[:100_000]}, {f, content[100_000:]}}, 8192, 2, 2)
 	if d == nil {
 		t.Skip("O_DIRECT is not supported on the test's temporary directory")
 	}

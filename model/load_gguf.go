@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model/tokenizer"
-	"github.com/golora/golora/quant"
 	"github.com/golora/golora/quant/ggml"
 )
 
@@ -326,38 +326,90 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}()
 	}
-	// matrix16 reads a [vocab, dim] matrix kept in its 16-bit type
-	// (keepGGUF16), reporting false when it is not to be kept so.
-	matrix16 := func(name string) (m *quant.Half, finite, ok bool, err error) {
-		t, err := info(name, cfg.VocabSize, cfg.Dim)
-		if err != nil || !keepGGUF16(so, t) {
-			return nil, false, false, err
-		}
-		m, finite, err = ggufHalf(f, t, cfg.VocabSize, cfg.Dim)
-		return m, finite, true, err
-	}
-	if m, finite, ok, err := matrix16("token_embd.weight"); err != nil {
-		return nil, err
-	} else if ok {
-		w.EmbeddingMatrix, w.embeddingFinite = m, finite
-	} else if w.Embedding, err = load("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
-		return nil, err
-	}
-	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
-		return nil, err
-	}
+	// The embedding and an untied head, 16-bit ones kept so (keepGGUF16).
+	// With a quantizer they are read after the blocks, into memory that a
+	// goroutine populates while the block linears stream through the worker
+	// (prefault.go); otherwise first, where the file stores them.
+	vocab := []struct {
+		name string
+		head bool
+	}{{"token_embd.weight", false}, {"output.weight", true}}
 	if cfg.TiedOutput {
 		want["output.weight"] = true
-		if w.EmbeddingMatrix != nil {
+		vocab = vocab[:1]
+	}
+	// words is the float32-sized words a vocabulary matrix takes: half its
+	// elements when kept 16-bit.
+	words := func(t gguf.TensorInfo) int {
+		if keepGGUF16(so, t) {
+			return cfg.VocabSize * cfg.Dim / 2
+		}
+		return cfg.VocabSize * cfg.Dim
+	}
+	var ahead [][]float32
+	if sq != nil {
+		for _, v := range vocab { // checked before streaming the blocks
+			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			if err != nil {
+				return nil, err
+			}
+			if n := words(t); n >= cmp.Or(so.prefaultMin, prefaultMin) {
+				ahead = append(ahead, hugemem.Make[float32](n))
+			}
+		}
+		if len(ahead) < len(vocab) {
+			ahead = nil
+		}
+		defer populateAll(ahead)()
+	}
+	readVocab := func() error {
+		for i, v := range vocab {
+			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			if err != nil {
+				return err
+			}
+			var dest []float32
+			if ahead != nil {
+				dest = ahead[i]
+			}
+			if keepGGUF16(so, t) {
+				m, finite, err := ggufHalf(f, t, cfg.VocabSize, cfg.Dim, dest)
+				if err != nil {
+					return err
+				}
+				if v.head {
+					w.Output.Quantized, w.Output.finite = m, finite
+				} else {
+					w.EmbeddingMatrix, w.embeddingFinite = m, finite
+				}
+				continue
+			}
+			if dest == nil {
+				dest = hugemem.Make[float32](words(t))
+			}
+			if _, err := ggufFloat32s(f, t, dest); err != nil {
+				return err
+			}
+			if v.head {
+				w.Output.Dense = dest
+			} else {
+				w.Embedding = dest
+			}
+		}
+		switch {
+		case cfg.TiedOutput && w.EmbeddingMatrix != nil:
 			w.Output.Quantized = w.EmbeddingMatrix
-		} else {
+		case cfg.TiedOutput:
 			w.Output.Dense = w.Embedding
 		}
-	} else if m, finite, ok, err := matrix16("output.weight"); err != nil {
-		return nil, err
-	} else if ok {
-		w.Output.Quantized, w.Output.finite = m, finite
-	} else if w.Output.Dense, err = load("output.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		return nil
+	}
+	if ahead == nil {
+		if err := readVocab(); err != nil {
+			return nil, err
+		}
+	}
+	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
 		return nil, err
 	}
 	for l := range w.Layers {
@@ -392,6 +444,11 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 		}
 		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
+			return nil, err
+		}
+	}
+	if ahead != nil {
+		if err := readVocab(); err != nil {
 			return nil, err
 		}
 	}

@@ -10,13 +10,17 @@ import (
 // Most of a quantizing load's CPU time is the kernel handing it fresh
 // memory: zeroing it and, on a VM whose host reclaims free guest memory
 // (virtio-balloon free page reporting, as on the machine golora is measured
-// on), the host backing it again — 1.4–4 CPU-seconds per GB. The largest
+// on), the host backing it again — 1.4–4 CPU-seconds per GB (2.0–2.6 with
+// huge pages on a busy day, whether written or populated; 0.05–0.1 for
+// pages another process freed a moment before, which the host has not
+// taken back yet; the page cache pays 1.2–1.7 for a cold file's pages, so
+// reading through it does not get cheaper memory). The largest
 // tensors kept in float32 (the embedding, an untied output head: 4.2 GB of
 // an 8B model's 7.8) take most of it, and a loader that meets them first
-// leaves the disk idle while it waits for their pages. So the loader
-// allocates them up front, a goroutine populates them (hugemem.Populate)
-// while the block linears stream in, and the loader reads them last, into
-// memory that is ready.
+// leaves the disk idle while it waits for their pages. So the loaders
+// (Hugging Face and GGUF) allocate them up front, a goroutine populates
+// them (hugemem.Populate) while the block linears stream in, and the loader
+// reads them last, into memory that is ready.
 
 // prefaultMin is the element count from which a tensor kept in float32 is
 // allocated ahead and populated in the background (64 MiB of float32): the
