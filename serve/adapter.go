@@ -178,7 +178,7 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
-	ad := &Adapter{name: name, lins: make([]*model.Linear, 0, len(shapes)), terms: make([]term, 0, len(shapes)), mem: mem}
+	ad := &Adapter{name: name, lins: make([]*model.Linear, 0, len(shapes)), terms: make([]term, 0, len(shapes)), mem: mem, bytes: adapterBytes(shapes, prec)}
 	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err
@@ -208,13 +208,11 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 					t.A16[off+i] = half.Float32ToF16(v)
 				}
 			}
-			ad.bytes += 2 * int64(nA+nB)
 		} else {
 			t.A, t.BT = hugemem.Alloc[float32](ad.mem, nA), hugemem.Alloc[float32](ad.mem, nB)
 			if err := src.readA(p.module, t.A, 0); err != nil {
 				return err
 			}
-			ad.bytes += 4 * int64(nA+nB)
 		}
 		for i0 := 0; i0 < p.out; i0 += rowsB {
 			n := min(rowsB, p.out-i0)

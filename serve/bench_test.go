@@ -258,8 +258,9 @@ func BenchmarkContinuousBatching(b *testing.B) {
 // BenchmarkServeSampling measures what sampling at a temperature costs a
 // server: 32 concurrent streams on the stories15M-shaped NF4 base, no
 // adapter, 32 tokens each, greedy against temperature 1 with top-p 0.95
-// (seeded), a vocabulary of 32,000. Metrics: generated tokens per second of
-// wall time and of CPU time.
+// (seeded), and the latter with the logprobs of 5 alternatives per token, a
+// vocabulary of 32,000. Metrics: generated tokens per second of wall time
+// and of CPU time.
 func BenchmarkServeSampling(b *testing.B) {
 	base := randomNF4Base(b)
 	const streams, maxTokens = 32, 32
@@ -269,6 +270,7 @@ func BenchmarkServeSampling(b *testing.B) {
 	}{
 		{"greedy", Request{MaxTokens: maxTokens}},
 		{"T=1,top-p=0.95", Request{MaxTokens: maxTokens, Temperature: 1, TopP: 0.95, Seed: 1}},
+		{"T=1,top-p=0.95,logprobs=5", Request{MaxTokens: maxTokens, Temperature: 1, TopP: 0.95, Seed: 1, Logprobs: true, TopLogprobs: 5}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			m, err := NewBatchedModel(base)

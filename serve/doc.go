@@ -33,7 +33,7 @@
 //     logits the sampler is given, before temperature and top-p: the
 //     model's distribution whatever the sampling (vLLM's default). A request
 //     pays for them only when it asks: the generated tokens' cost a pass over
-//     the vocabulary per token on the engine's goroutine, the prompt's the
+//     the vocabulary per token, spread with the step's draws, the prompt's the
 //     output head at every prompt position (infer.BatchRow.AllLogits) and a
 //     pass per position.
 package serve

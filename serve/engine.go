@@ -171,13 +171,28 @@ type Engine struct {
 	// as BatchedModel holds its closed caches), and the timer of idle.
 	freeBuffers []weak.Pointer[requestBuffers]
 	trimTimer   *time.Timer
-	drawing     []*seq    // touched only by the loop: the draws at a temperature of a step (draw)
-	lpScratch   []float32 // touched only by the loop: [VocabSize], for logprobs
-	// samplers draw every request's tokens, each reset to the request's
-	// options (its own random source) before a draw: one per goroutine of
-	// draw, each a scratch of 24 bytes per vocabulary token, instead of
-	// one per running request. Touched only by the loop and draw's workers.
-	samplers []infer.Sampler
+	drawing     []*seq // touched only by the loop: the draws of a step spread over drawers (draw)
+	// drawers draw every request's tokens and their logprobs: one per
+	// goroutine of draw, instead of a sampler per running request. Touched
+	// only by the loop and draw's workers; the loop uses the first.
+	drawers []drawer
+}
+
+// drawer is the scratch of a goroutine of draw: a sampler, reset to each
+// request's options (its own random source) before its draw, with a
+// scratch of 24 bytes per vocabulary token, and the scratch of logprobs.
+type drawer struct {
+	sampler   infer.Sampler
+	lpScratch []float32 // [VocabSize]
+}
+
+// logprob returns the logprob of token id under logits with the k most
+// likely tokens (tokenLogprob).
+func (d *drawer) logprob(logits []float32, id, k int) TokenLogprob {
+	if len(d.lpScratch) < len(logits) {
+		d.lpScratch = make([]float32, len(logits))
+	}
+	return tokenLogprob(d.lpScratch[:len(logits)], logits, id, k)
 }
 
 // seq is the engine's state of one request.
@@ -198,6 +213,7 @@ type seq struct {
 	token    [1]int          // the row of a decode step
 	next     int             // token to run next once the prompt is done, −1 before
 	drawn    int             // the token drawn from the step's logits (draw)
+	drawnLP  TokenLogprob    // its logprob, if the request asks
 	drawErr  error
 	sampling infer.SamplerOptions
 	dec      *tokenizer.StreamDecoder
@@ -502,8 +518,7 @@ func (e *Engine) idle() bool {
 	}
 	clear(e.freeBuffers)
 	e.freeBuffers = e.freeBuffers[:0]
-	e.lpScratch = nil
-	e.samplers = nil // their scratch
+	e.drawers = nil // their scratch
 	if t, ok := e.m.(interface{ Trim() }); ok {
 		t.Trim() // last: BatchedModel's returns the memory freed here too
 	}
@@ -632,26 +647,26 @@ func (e *Engine) plan(rows []Row, owners []*seq) ([]Row, []*seq) {
 	return rows, owners
 }
 
-// draw samples the next token of every request whose row has logits. A
-// greedy draw is an argmax (microseconds) and runs here; a draw at a
-// temperature takes an exponential per token of the vocabulary (a few
-// tenths of a millisecond on 32,000: more than a 32-row step of the
-// stories15M shape spends on a row), so a step's draws at a temperature are
-// spread over GOMAXPROCS goroutines, each with a sampler of its own, taking
-// the next request not yet drawn. Each request has its own random source,
-// so what it draws does not depend on the goroutine or on the other
-// requests.
+// draw samples the next token of every request whose row has logits, with
+// its logprob if the request asks. A greedy draw is an argmax
+// (microseconds) and runs here; a draw at a temperature takes an
+// exponential per token of the vocabulary, and a logprob a pass over it (a
+// few tenths of a millisecond on 32,000: more than a 32-row step of the
+// stories15M shape spends on a row), so those draws are spread over
+// GOMAXPROCS goroutines, each with a drawer of its own, taking the next
+// request not yet drawn. Each request has its own random source, so what
+// it draws does not depend on the goroutine or on the other requests.
 func (e *Engine) draw(rows []Row, owners []*seq) {
 	workers := runtime.GOMAXPROCS(0)
-	if len(e.samplers) < workers {
-		e.samplers = append(e.samplers, make([]infer.Sampler, workers-len(e.samplers))...)
+	if len(e.drawers) < workers {
+		e.drawers = append(e.drawers, make([]drawer, workers-len(e.drawers))...)
 	}
 	todo := e.drawing[:0]
 	for i, s := range owners {
 		switch {
 		case rows[i].Logits == nil, s.req.PromptOnly:
-		case s.sampling.Temperature == 0:
-			s.draw(&e.samplers[0])
+		case s.sampling.Temperature == 0 && !s.req.Logprobs:
+			s.draw(&e.drawers[0])
 		default:
 			todo = append(todo, s)
 		}
@@ -661,31 +676,35 @@ func (e *Engine) draw(rows []Row, owners []*seq) {
 	workers = min(len(todo), workers)
 	if workers <= 1 {
 		for _, s := range todo {
-			s.draw(&e.samplers[0])
+			s.draw(&e.drawers[0])
 		}
 		return
 	}
 	var next atomic.Int64
-	work := func(sampler *infer.Sampler) {
+	work := func(d *drawer) {
 		for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
-			todo[i].draw(sampler)
+			todo[i].draw(d)
 		}
 	}
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		wg.Go(func() { work(&e.samplers[w]) })
+		wg.Go(func() { work(&e.drawers[w]) })
 	}
-	work(&e.samplers[0])
+	work(&e.drawers[0])
 	wg.Wait()
 }
 
-// draw samples s's next token from its logits into drawn, or drawErr,
-// with sampler reset to s's options.
-func (s *seq) draw(sampler *infer.Sampler) {
-	if s.drawErr = sampler.Reset(s.sampling); s.drawErr != nil { // Submit checked the options
+// draw samples s's next token from its logits into drawn, and its logprob
+// into drawnLP if s asks, or sets drawErr, with d's sampler reset to s's
+// options.
+func (s *seq) draw(d *drawer) {
+	if s.drawErr = d.sampler.Reset(s.sampling); s.drawErr != nil { // Submit checked the options
 		return
 	}
-	s.drawn, s.drawErr = sampler.Sample(s.buf.logits)
+	s.drawn, s.drawErr = d.sampler.Sample(s.buf.logits)
+	if s.drawErr == nil && s.req.Logprobs {
+		s.drawnLP = d.logprob(s.buf.logits, s.drawn, s.req.TopLogprobs)
+	}
 }
 
 // emit streams the text of the token drawn for s (draw), ending the
@@ -714,7 +733,7 @@ func (e *Engine) emit(s *seq) {
 	}
 	s.produced++
 	if s.req.Logprobs {
-		s.lps = append(s.lps, tokenLogprob(e.scratch(), s.buf.logits, id, s.req.TopLogprobs))
+		s.lps = append(s.lps, s.drawnLP)
 		s.unsent++
 	}
 	text, stopped := s.out.Add(s.dec.Next(id))
@@ -791,7 +810,8 @@ func (s *seq) allLogits(n int) []float32 {
 // scorePrompt adds the logprobs of the prompt tokens that the chunk of n
 // tokens just run predicts (each token's logits predict the next one), and
 // once the prompt is done sends them all in a chunk. It ends s and reports
-// false if the logits are missing or not finite.
+// false if the logits are missing or not finite. It runs on the loop after
+// the step's draw, with the loop's drawer.
 func (e *Engine) scorePrompt(s *seq, n int) bool {
 	vocab := e.m.Weights().Config.VocabSize
 	if math.IsNaN(float64(s.all[0])) {
@@ -804,7 +824,7 @@ func (e *Engine) scorePrompt(s *seq, n int) bool {
 		if next == len(s.req.Prompt) {
 			break
 		}
-		lp := tokenLogprob(e.scratch(), s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs)
+		lp := e.drawers[0].logprob(s.all[t*vocab:(t+1)*vocab], s.req.Prompt[next], s.req.TopLogprobs)
 		if math.IsNaN(lp.Logprob) {
 			e.finish(s, "", fmt.Errorf("serve: prompt position %d: the logits are not finite", next-1))
 			return false
@@ -819,14 +839,6 @@ func (e *Engine) scorePrompt(s *seq, n int) bool {
 		s.stream.c <- Chunk{PromptLogprobs: s.promptLPs}
 	}
 	return true
-}
-
-// scratch returns the loop's scratch for logprobs.
-func (e *Engine) scratch() []float32 {
-	if e.lpScratch == nil {
-		e.lpScratch = make([]float32, e.m.Weights().Config.VocabSize)
-	}
-	return e.lpScratch
 }
 
 // takeUnsent returns the logprobs not yet sent in a chunk.

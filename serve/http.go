@@ -450,7 +450,8 @@ func (req *completionRequest) decodeLogprobs(chat bool) *apiError {
 
 // engineRequest turns a checked request with its prompt text into an engine
 // request. A prompt given as token ids is run as it is (no BOS added).
-func (s *Server) engineRequest(req *completionRequest, prompt promptInput, chat bool) (Request, *apiError) {
+func (s *Server) engineRequest(req *completionRequest, prompt promptInput) (Request, *apiError) {
+	chat := req.chatInput
 	tok := s.e.Tokenizer()
 	var ids []int
 	if prompt.ids != nil {
@@ -544,7 +545,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *completionRequ
 		return
 	}
 	defer s.release(req.n)
-	er, aerr := s.engineRequest(req, prompt, chat)
+	er, aerr := s.engineRequest(req, prompt)
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return
@@ -717,7 +718,7 @@ func (s *Server) choice(i int, req *completionRequest, prompt []int, echo string
 	if req.Echo {
 		lp = lr.promptLogprobs(prompt, res.PromptLogprobs)
 	}
-	lp.add(lr.logprobs(res.Logprobs).(*completionLogprobs))
+	lr.addCompletion(lp, res.Logprobs)
 	c["logprobs"] = lp
 	return c
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/lora/loragraph"
-	"github.com/golora/golora/model/chat"
 	"github.com/golora/golora/model/graph"
 )
 
@@ -318,11 +317,7 @@ func TestOpenAIClientLogprobsAndChoices(t *testing.T) {
 // alternatives and 2 choices, whole and streamed, through the official
 // client.
 func TestOpenAIClientChatLogprobs(t *testing.T) {
-	tmpl, err := chat.NewTemplate("{{ bos_token }}{% for m in messages %}{{ m.content }} {% endfor %}{% if add_generation_prompt %}Then{% endif %}", "test", "<s>", "</s>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := newTestServer(t, ServerOptions{Chat: tmpl})
+	srv, _ := newTestServer(t, ServerOptions{Chat: chatTemplate(t, minimalChat)})
 	c := client(srv, "")
 	params := openai.ChatCompletionNewParams{
 		Model:       "a0",
@@ -381,11 +376,7 @@ func TestOpenAIClientChatLogprobs(t *testing.T) {
 // TestServerRefusesBadLogprobsAndChoices checks each bad value gets a 400
 // naming its field, and that a request's n counts against MaxConcurrent.
 func TestServerRefusesBadLogprobsAndChoices(t *testing.T) {
-	tmpl, err := chat.NewTemplate("{% for m in messages %}{{ m.content }}{% endfor %}", "test", "<s>", "</s>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := newTestServer(t, ServerOptions{Chat: tmpl})
+	srv, _ := newTestServer(t, ServerOptions{Chat: chatTemplate(t, "{% for m in messages %}{{ m.content }}{% endfor %}")})
 	for _, tc := range []struct{ path, body, param string }{
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","logprobs":6}`, "logprobs"},
 		{"/v1/completions", `{"model":"a0","prompt":"Hi","logprobs":-1}`, "logprobs"},

@@ -18,6 +18,20 @@ import (
 
 // newTestServer serves the embedded model and 2 adapters on a loopback
 // httptest server.
+// minimalChat is a minimal chat template: the contents in turn, then the
+// generation prompt.
+const minimalChat = "{{ bos_token }}{% for m in messages %}{{ m.content }} {% endfor %}{% if add_generation_prompt %}Then{% endif %}"
+
+// chatTemplate parses the chat template src, with BOS <s> and EOS </s>.
+func chatTemplate(t *testing.T, src string) *chat.Template {
+	t.Helper()
+	tmpl, err := chat.NewTemplate(src, "test", "<s>", "</s>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
+}
+
 func newTestServer(t *testing.T, opts ServerOptions) (*httptest.Server, *Engine) {
 	t.Helper()
 	metrics := NewMetrics()
@@ -198,12 +212,7 @@ func TestServerAuthLoadUnloadAndMetrics(t *testing.T) {
 }
 
 func TestOpenAIClientChat(t *testing.T) {
-	// A minimal template: the contents in turn, then the generation prompt.
-	tmpl, err := chat.NewTemplate("{{ bos_token }}{% for m in messages %}{{ m.content }} {% endfor %}{% if add_generation_prompt %}Then{% endif %}", "test", "<s>", "</s>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := newTestServer(t, ServerOptions{Chat: tmpl})
+	srv, _ := newTestServer(t, ServerOptions{Chat: chatTemplate(t, minimalChat)})
 	c := client(srv, "")
 	params := openai.ChatCompletionNewParams{
 		Model:     "a0",

@@ -97,13 +97,6 @@ type completionLogprobs struct {
 	TextOffset    []int      `json:"text_offset"`
 }
 
-func (lp *completionLogprobs) add(o *completionLogprobs) {
-	lp.Tokens = append(lp.Tokens, o.Tokens...)
-	lp.TokenLogprobs = append(lp.TokenLogprobs, o.TokenLogprobs...)
-	lp.TopLogprobs = append(lp.TopLogprobs, o.TopLogprobs...)
-	lp.TextOffset = append(lp.TextOffset, o.TextOffset...)
-}
-
 // topMap is a JSON object from token texts to logprobs, most likely first.
 // Two tokens of the same text keep the first, the more likely (a JSON
 // object's keys are unique: clients keep one of the values).

@@ -340,7 +340,7 @@ func (s *Store) read(ctx context.Context, name string, reserve func(int64) error
 	if err := a.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
-	if err := reserve(adapterBytes(loraPairs{a}, s.opts.Precision)); err != nil {
+	if err := reserve(adapterBytes(loraPairs{a}.pairs(), s.opts.Precision)); err != nil {
 		return nil, err
 	}
 	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision)
@@ -367,7 +367,7 @@ func (s *Store) readDir(d Dir, name string, reserve func(int64) error) (*Adapter
 	if err := r.Check(s.base); err != nil {
 		return nil, &AdapterError{name, fmt.Errorf("does not fit the base model: %w", err)}
 	}
-	if err := reserve(adapterBytes(readerPairs{r}, s.opts.Precision)); err != nil {
+	if err := reserve(adapterBytes(readerPairs{r}.pairs(), s.opts.Precision)); err != nil {
 		return nil, err
 	}
 	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision)
@@ -377,15 +377,15 @@ func (s *Store) readDir(d Dir, name string, reserve func(int64) error) (*Adapter
 	return ad, nil
 }
 
-// adapterBytes is the cache memory prepare takes for the pairs of src in
-// precision prec (its Adapter's bytes).
-func adapterBytes(src pairReader, prec Precision) int64 {
+// adapterBytes is the cache memory prepare takes for pairs in precision
+// prec (its Adapter's bytes), known before any value is read.
+func adapterBytes(pairs []pairShape, prec Precision) int64 {
 	elem := int64(4)
 	if prec == Float16 {
 		elem = 2
 	}
 	var n int64
-	for _, p := range src.pairs() {
+	for _, p := range pairs {
 		n += elem * int64(p.r) * int64(p.in+p.out)
 	}
 	return n

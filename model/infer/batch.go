@@ -55,7 +55,6 @@ type batchScratch struct {
 	panels2                              []float32 // the down projection's input, packed while panels is read (mlpIn)
 	want                                 []BatchRow
 	wantLogits                           [][]float32 // the Logits of want, which the head writes into directly
-	allLogits                            []float32   // the head's output for AllLogits below panelMinTokens tokens (batchlogits.go)
 }
 
 // BatchRow is one sequence's part of a step: a chunk of its prompt or its
@@ -279,9 +278,6 @@ func (b *Batch) Step(rows []BatchRow) error {
 		r.Seq.pos += len(r.Tokens)
 	}
 	err := b.outputs(rows)
-	if err == nil {
-		err = b.allOutputs(rows)
-	}
 	// The scratch does not keep sequences and adapters of this step alive.
 	clear(b.want)
 	clear(b.wantLogits)
@@ -290,15 +286,38 @@ func (b *Batch) Step(rows []BatchRow) error {
 	return err
 }
 
-// outputs computes the logits of the rows that want them, the output head
-// run once over their last tokens.
+// outputs computes the logits the rows want: each row's Logits, the output
+// head run once over their last tokens, then the AllLogits, the head run
+// over every token of those rows. The second pass runs only when a row asks
+// (scoring a prompt), so the decoding steps of a server pay nothing for it.
 func (b *Batch) outputs(rows []BatchRow) error {
+	if err := b.head(rows, BatchRow.lastOutput); err != nil {
+		return err
+	}
+	return b.head(rows, BatchRow.allOutputs)
+}
+
+// lastOutput is the token of r whose logits go into Logits, its last.
+func (r BatchRow) lastOutput() ([]int, []float32) {
+	return r.Tokens[len(r.Tokens)-1:], r.Logits
+}
+
+// allOutputs is every token of r, whose logits go into AllLogits.
+func (r BatchRow) allOutputs() ([]int, []float32) {
+	return r.Tokens, r.AllLogits
+}
+
+// head runs the final norm and the output head, each token with its row's
+// adapter, over the tokens that out picks from each row (the row's last
+// ones), writing their logits into the [len(tokens), VocabSize] slice out
+// returns; a row whose slice is nil is skipped.
+func (b *Batch) head(rows []BatchRow, out func(BatchRow) ([]int, []float32)) error {
 	c := &b.w.Config
-	d := c.Dim
+	d, vocab := c.Dim, c.VocabSize
 	m := 0
 	for _, r := range rows {
-		if r.Logits != nil {
-			m++
+		if toks, y := out(r); y != nil {
+			m += len(toks)
 		}
 	}
 	if m == 0 {
@@ -306,12 +325,13 @@ func (b *Batch) outputs(rows []BatchRow) error {
 	}
 	b.last = grow(b.last, m*d)
 	want := b.want[:0]
-	t := 0
+	t, k := 0, 0
 	for _, r := range rows {
 		t += len(r.Tokens)
-		if r.Logits != nil {
-			copy(b.last[len(want)*d:], b.x[(t-1)*d:t*d])
-			want = append(want, BatchRow{Tokens: r.Tokens[len(r.Tokens)-1:], Adapter: r.Adapter, Logits: r.Logits})
+		if toks, y := out(r); y != nil {
+			copy(b.last[k*d:], b.x[(t-len(toks))*d:t*d])
+			k += len(toks)
+			want = append(want, BatchRow{Tokens: toks, Adapter: r.Adapter, Logits: y})
 		}
 	}
 	b.want = want
@@ -321,21 +341,24 @@ func (b *Batch) outputs(rows []BatchRow) error {
 		return err
 	}
 	if m >= panelMinTokens {
-		// The panel kernel writes each row's logits where it wants them,
-		// sparing a [m, VocabSize] matrix and its copy.
+		// The panel kernel writes each token's logits where its row wants
+		// them, sparing a [m, VocabSize] matrix and its copy.
 		ys := b.wantLogits[:0]
 		for _, r := range want {
-			ys = append(ys, r.Logits)
+			for t := range r.Tokens {
+				ys = append(ys, r.Logits[t*vocab:(t+1)*vocab])
+			}
 		}
 		b.wantLogits = ys
 		return b.linearRows(want, ys, last, fused{lin: b.w.Output})
 	}
-	b.logits = grow(b.logits, m*c.VocabSize)
+	b.logits = grow(b.logits, m*vocab)
 	if err := b.linear(want, last, fused{b.w.Output, b.logits}); err != nil {
 		return err
 	}
-	for i, r := range want {
-		copy(r.Logits, b.logits[i*c.VocabSize:(i+1)*c.VocabSize])
+	k = 0
+	for _, r := range want {
+		k += copy(r.Logits, b.logits[k*vocab:(k+len(r.Tokens))*vocab]) / vocab
 	}
 	return nil
 }

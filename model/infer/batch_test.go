@@ -299,6 +299,7 @@ func TestBatchStepErrors(t *testing.T) {
 		{"bad token", []BatchRow{{Seq: s, Tokens: []int{1, 9999}}}},
 		{"same sequence twice", []BatchRow{{Seq: s, Tokens: []int{1}}, {Seq: s, Tokens: []int{2}}}},
 		{"short logits", []BatchRow{{Seq: s, Tokens: []int{1}, Logits: make([]float32, 3)}}},
+		{"AllLogits of one token's length for two tokens", []BatchRow{{Seq: s, Tokens: []int{1, 2}, AllLogits: make([]float32, ck.Weights.Config.VocabSize)}}},
 	} {
 		if err := b.Step(tc.rows); err == nil {
 			t.Errorf("%s: no error", tc.name)

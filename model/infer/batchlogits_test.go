@@ -103,22 +103,3 @@ func diffScale(a, b []float32) (diff, scale float64) {
 	}
 	return diff, scale
 }
-
-func TestBatchAllLogitsLength(t *testing.T) {
-	ck, err := model.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBatch(ck.Weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := b.NewSequence(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Step([]BatchRow{{Seq: seq, Tokens: []int{1, 2}, AllLogits: make([]float32, ck.Weights.Config.VocabSize)}})
-	if err == nil || seq.Pos() != 0 {
-		t.Fatalf("AllLogits of one token's length for two tokens: error %v, position %d", err, seq.Pos())
-	}
-}
