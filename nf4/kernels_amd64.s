@@ -765,6 +765,14 @@ GLOBL laneElements<>(SB), RODATA|NOPTR, $64
 	VFMADD231PS Z0, T0, A; \
 	VFMADD231PS Z1, T1, B
 
+// matVecAhead is how far past the four rows it is working on
+// matVec4AVX512 prefetches codes: the next batch's rows and as much again.
+// A batch's rows are four streams of only rowGroups lines each, which the
+// hardware prefetchers do not run far enough ahead of; without this a W
+// that is not in the caches (a mat-vec reads each weight once) went at two
+// thirds the speed on Zen 5 (4096×4096).
+#define matVecAhead 4096
+
 // matVec4AVX512 multiplies one row x of rowGroups·32 floats by batches·4
 // consecutive whole rows of W, four at a time, each row's lanes from +0 and
 // folded in MulT's order, writing one float of y per row. The codes start
@@ -774,9 +782,9 @@ GLOBL laneElements<>(SB), RODATA|NOPTR, $64
 // Registers: AX y, SI codes of the batch's first row, R9 and R10 one and
 // three rows of codes in bytes, DI x, R8 groups left in the row, R11 the
 // first row's flat group, R12 and R13 one and three rows in groups, CX
-// groupShift, R14 the groups per block less one, BX scales. Lanes of row
-// q: Z(8+2q) (0..15) and Z(9+2q) (16..31); tables Z4..Z7; laneShift Z3,
-// laneElements Z24.
+// groupShift, R14 the groups per block less one, BX scales, R15 the
+// prefetch pointer. Lanes of row q: Z(8+2q) (0..15) and Z(9+2q) (16..31);
+// tables Z4..Z7; laneShift Z3, laneElements Z24.
 //
 // func matVec4AVX512(y *float32, codes *byte, x *float32, scales *float32, batches, rowGroups, firstGroup, groupShift int)
 TEXT ·matVec4AVX512(SB), NOSPLIT, $0-64
@@ -796,6 +804,9 @@ TEXT ·matVec4AVX512(SB), NOSPLIT, $0-64
 	VMOVUPS   ·codebook(SB), Z2
 	VMOVDQU32 laneShift<>(SB), Z3
 	VMOVDQU32 laneElements<>(SB), Z24
+	// A batch's codes are one run of 64 bytes a group, so R15 walks that
+	// run a line a group, a batch and matVecAhead bytes ahead.
+	LEAQ      matVecAhead(SI)(R9*4), R15
 
 mv4batch:
 	MOVQ   x+16(FP), DI
@@ -820,6 +831,8 @@ mv4batch:
 	ROWTABLE(DX, Z7)
 
 mv4group:
+	PREFETCHT0 (R15)
+	ADDQ    $64, R15
 	VPERMPS (DI), Z24, Z0
 	VPERMPS 64(DI), Z24, Z1
 	ROWDOT((SI), 8(SI), Z4, Z8, Z9, Z16, Z17)
