@@ -9,10 +9,7 @@
 
 #include "textflag.h"
 #include "int8_amd64.h"
-
-// int8Ahead is how far ahead of the four rows' codes int8Rows4VNNI
-// prefetches: a few microseconds of work, past the memory's latency.
-#define int8Ahead 4096
+#include "ahead_amd64.h"
 
 // int8Nibbles masks each byte to its low 4 bits.
 DATA int8Nibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
@@ -100,14 +97,14 @@ GLOBL int8Nibbles<>(SB), RODATA|NOPTR, $64
 // differ only in how the levels are looked up (LEVELS512 or LEVELSVBMI). The four rows' codes are
 // one run of memory, read 64 bytes of each row at a time: no stream a
 // hardware prefetcher follows far ahead, so R15 walks the same run
-// int8Ahead bytes ahead, four lines a pair. At each four rows it
+// codesAhead bytes ahead, four lines a pair. At each four rows it
 // prefetches the block scales of the four rows sixteen rows on, one run
 // too (SCALESAHEAD).
 #define ROWS4(LEVELS) \
 	SETUP512                                                   \
 	MOVQ rows+56(FP), BX                                       \
 	ROW3                                                       \
-	LEAQ int8Ahead(SI), R15                                    \
+	LEAQ codesAhead(SI), R15                                    \
 rows4:                                                             \
 	SCALESAHEAD(scales4)                                       \
 	VXORPS     Z0, Z0, Z0                                      \

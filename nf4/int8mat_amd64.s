@@ -6,10 +6,7 @@
 
 #include "textflag.h"
 #include "int8_amd64.h"
-
-// int8MatAhead is how far ahead of the four rows' codes int8MatRows4VNNI
-// prefetches.
-#define int8MatAhead 4096
+#include "ahead_amd64.h"
 
 // int8MatLaneBlock picks, for lane j, the block maximum j/4 of a pair's
 // four (VPERMPS).
@@ -70,8 +67,8 @@ TEXT ·int8MatRows4VNNI(SB), NOSPLIT, $0-80
 	VMOVDQU64 int8MatLaneBlock<>(SB), Z30
 	ROW3
 	// As int8Rows4VNNI: R15 walks the four rows' run of codes
-	// int8MatAhead bytes ahead, eight lines a pair.
-	LEAQ int8MatAhead(SI), R15
+	// codesAhead bytes ahead, eight lines a pair.
+	LEAQ codesAhead(SI), R15
 
 mrows4:
 	SCALESAHEAD(mscales4)

@@ -10,6 +10,7 @@
 // the 8-entry halves and a blend on bit 3 of the code with AVX2.
 
 #include "textflag.h"
+#include "ahead_amd64.h"
 
 // spreadLo and spreadHi are VPSHUFB patterns over the 16 code bytes
 // repeated in each 128-bit lane: dword j gets byte j/2 (spreadLo, elements
@@ -765,14 +766,6 @@ GLOBL laneElements<>(SB), RODATA|NOPTR, $64
 	VFMADD231PS Z0, T0, A; \
 	VFMADD231PS Z1, T1, B
 
-// matVecAhead is how far past the four rows it is working on
-// matVec4AVX512 prefetches codes: the next batch's rows and as much again.
-// A batch's rows are four streams of only rowGroups lines each, which the
-// hardware prefetchers do not run far enough ahead of; without this a W
-// that is not in the caches (a mat-vec reads each weight once) went at two
-// thirds the speed on Zen 5 (4096×4096).
-#define matVecAhead 4096
-
 // matVec4AVX512 multiplies one row x of rowGroups·32 floats by batches·4
 // consecutive whole rows of W, four at a time, each row's lanes from +0 and
 // folded in MulT's order, writing one float of y per row. The codes start
@@ -805,8 +798,8 @@ TEXT ·matVec4AVX512(SB), NOSPLIT, $0-64
 	VMOVDQU32 laneShift<>(SB), Z3
 	VMOVDQU32 laneElements<>(SB), Z24
 	// A batch's codes are one run of 64 bytes a group, so R15 walks that
-	// run a line a group, a batch and matVecAhead bytes ahead.
-	LEAQ      matVecAhead(SI)(R9*4), R15
+	// run a line a group, one batch plus codesAhead bytes ahead.
+	LEAQ      codesAhead(SI)(R9*4), R15
 
 mv4batch:
 	MOVQ   x+16(FP), DI

@@ -57,7 +57,7 @@ type kernel struct {
 type workspace struct {
 	a, b []float32 // mc×kc of op(A), kc×nc of op(B), both padded to whole panels
 	tile []float32 // mr×nr: the result of an edge tile (or of any tile of Cᵀ) before it is merged into C
-	src  []float32 // a block of B written by a Source before packing; made on first use
+	src  []float32 // a block of B written by a Source before packing
 }
 
 // String names the code path and its tile, e.g. "avx512/14x32".
@@ -78,6 +78,13 @@ func (kr *kernel) workspace() *workspace {
 		a:    make([]float32, kr.mc*kr.kc),
 		b:    make([]float32, kr.kc*kr.nc),
 		tile: make([]float32, kr.mr*kr.nr),
+		// All that packB may need (a transposed B's panel of nr×kc, or a
+		// strip of at most packStripElems or one row of nc), made with the
+		// workspace, a small part of a and b. Made on first use, or grown
+		// to each call's need, it was garbage whenever a product drew from
+		// the free list a workspace that had served only smaller or
+		// Source-less products, which came and went with scheduling.
+		src: make([]float32, max(kr.nr*kr.kc, packStripElems, kr.nc)),
 	}
 }
 

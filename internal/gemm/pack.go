@@ -50,9 +50,6 @@ func packB(w *workspace, dst []float32, transB bool, b matB, p0, kc, j0, nc, nr 
 		// a whole panel that the 8×8 transpose packs, eight rows at a time:
 		// the 32 rows of the widest tile's panel, 384 long, would fill L1
 		// and be transposed from L2.
-		if len(w.src) < nr*kc {
-			w.src = make([]float32, nr*kc)
-		}
 		for c := 0; c < nc; c += nr {
 			cols := min(nr, nc-c)
 			r := b.r0 + j0 + c
@@ -72,9 +69,6 @@ func packB(w *workspace, dst []float32, transB bool, b matB, p0, kc, j0, nc, nr 
 	// Stored k×n: strips of rows, each the whole width nc, so that every call
 	// decodes runs as long as a row of the block.
 	rows := max(1, min(kc, packStripElems/nc))
-	if len(w.src) < rows*nc {
-		w.src = make([]float32, rows*nc)
-	}
 	for p := 0; p < kc; p += rows {
 		n := min(rows, kc-p)
 		b.src.Block(w.src, nc, b.r0+p0+p, b.r0+p0+p+n, b.c0+j0, b.c0+j0+nc)
