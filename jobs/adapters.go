@@ -35,6 +35,11 @@ type Version struct {
 	Created time.Time         `json:"created"`
 }
 
+// indexHistory is how many past values the adapter index keeps per key
+// (JetStream's most): a job redelivered after its worker died finds the
+// version number it was given among the last indexHistory allocations.
+const indexHistory = 64
+
 func latestKey(name string) string { return "latest." + name }
 func nextKey(name string) string   { return "next." + name }
 
@@ -42,11 +47,16 @@ func versionObject(name string, version int, file string) string {
 	return fmt.Sprintf("%s/v%d/%s", name, version, file)
 }
 
-// allocateVersion returns a version number of name that no other call has
-// returned: one more than the last, by compare-and-set on next.NAME, whose
-// value is "N JOB" (the job that took N, so that a retried write whose
-// answer was lost is recognized as this job's).
+// allocateVersion returns a version number of name that no other job has
+// been given: one more than the last, by compare-and-set on next.NAME, whose
+// value is "N JOB". A job asking again gets the number it was given before,
+// found in the key's history: a worker killed between allocating and
+// recording the number in the job's state must not leave a gap in the
+// versions when the job is redelivered.
 func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, error) {
+	if n, err := c.allocatedTo(ctx, name, job); n > 0 || err != nil {
+		return n, err
+	}
 	for {
 		n, rev := 1, uint64(0)
 		e, err := kvGet(ctx, c.index, nextKey(name))
@@ -72,6 +82,34 @@ func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, er
 			return 0, err
 		}
 	}
+}
+
+// allocatedTo returns the version number of name that job was given, or 0
+// if the history of next.NAME does not show one.
+func (c *Client) allocatedTo(ctx context.Context, name, job string) (int, error) {
+	var hist []jetstream.KeyValueEntry
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		hist, err = c.index.History(ctx, nextKey(name))
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("jobs: adapter %s: reading its version counter: %w", name, err)
+	}
+	for _, e := range hist {
+		last, owner, _ := strings.Cut(string(e.Value()), " ")
+		if owner != job {
+			continue
+		}
+		n, err := strconv.Atoi(last)
+		if err != nil {
+			return 0, fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
+		}
+		return n, nil
+	}
+	return 0, nil
 }
 
 // publishVersion uploads the adapter files in dir as version v.Version of

@@ -114,11 +114,11 @@ func Setup(ctx context.Context, nc *nats.Conn, opts Options) (*Client, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("jobs: consumer %s: %w", ConsumerName, err)
 	}
-	kv := func(bucket, what string) (jetstream.KeyValue, error) {
+	kv := func(bucket, what string, history uint8) (jetstream.KeyValue, error) {
 		var b jetstream.KeyValue
 		err := retry(ctx, func(ctx context.Context) (err error) {
 			b, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: bucket, Description: what, History: 1, Storage: storage, Replicas: opts.Replicas,
+				Bucket: bucket, Description: what, History: history, Storage: storage, Replicas: opts.Replicas,
 			})
 			return err
 		})
@@ -140,10 +140,10 @@ func Setup(ctx context.Context, nc *nats.Conn, opts Options) (*Client, error) {
 		}
 		return b, nil
 	}
-	if c.status, err = kv(StatusBucket, "golora job states"); err != nil {
+	if c.status, err = kv(StatusBucket, "golora job states", 1); err != nil {
 		return nil, err
 	}
-	if c.index, err = kv(AdapterIndexBucket, "golora adapter versions"); err != nil {
+	if c.index, err = kv(AdapterIndexBucket, "golora adapter versions", indexHistory); err != nil {
 		return nil, err
 	}
 	if c.work, err = obj(WorkBucket, "golora training data and checkpoints"); err != nil {

@@ -233,6 +233,74 @@ func TestRedeliveryResumes(t *testing.T) {
 	}
 }
 
+// TestRedeliveryAfterAllocate checks a worker that dies after taking a
+// version number and before recording it: the job's next delivery publishes
+// under the same number, so the adapter's versions have no gap, and the
+// adapter's next job gets the next number.
+func TestRedeliveryAfterAllocate(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	opts := Options{AckWait: time.Second}
+	nc1, c1 := connect(t, srv, opts)
+	_, c2 := connect(t, srv, opts)
+	data := testData(t, 20)
+	first, err := c2.Submit(ctx, testJob("gapless", 4), data)
+	require.NoError(t, err)
+
+	ctx1, kill := context.WithCancel(ctx)
+	defer kill()
+	w1 := &Worker{Client: c1, Name: "dies", WorkDir: t.TempDir()}
+	w1.afterAllocate = func() { nc1.Close(); kill() }
+	ok, err := w1.RunOne(ctx1, 5*time.Second)
+	require.True(t, ok)
+	require.NoError(t, err)
+	next, err := c2.index.Get(ctx, nextKey("gapless"))
+	require.NoError(t, err)
+	require.Equal(t, "1 "+first.ID, string(next.Value()), "the dead worker did not allocate v1")
+	st, err := c2.Status(ctx, first.ID)
+	require.NoError(t, err)
+	require.Zero(t, st.Version, "the dead worker recorded its version")
+
+	w2 := &Worker{Client: c2, Name: "survives", WorkDir: t.TempDir()}
+	ok, err = w2.RunOne(ctx, 10*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok, "the job was not redelivered")
+	st, err = c2.Status(ctx, first.ID)
+	require.NoError(t, err)
+	require.Equal(t, Done, st.State, st.Error)
+	require.Equal(t, 1, st.Version)
+
+	second, err := c2.Submit(ctx, testJob("gapless", 2), data)
+	require.NoError(t, err)
+	ok, err = w2.RunOne(ctx, 10*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	st, err = c2.Status(ctx, second.ID)
+	require.NoError(t, err)
+	require.Equal(t, Done, st.State, st.Error)
+	require.Equal(t, 2, st.Version)
+	latest, err := c2.Adapters(t.TempDir()).Latest(ctx, "gapless")
+	require.NoError(t, err)
+	require.Equal(t, 2, latest.Version)
+	require.Equal(t, second.ID, latest.Job)
+}
+
+// TestAllocateVersionOncePerJob checks that a job asking for a version
+// number again gets the one it had, even after other jobs took later ones.
+func TestAllocateVersionOncePerJob(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	_, c := connect(t, srv, Options{})
+	for _, step := range []struct {
+		job  string
+		want int
+	}{{"a", 1}, {"b", 2}, {"a", 1}, {"c", 3}, {"b", 2}, {"d", 4}} {
+		n, err := c.allocateVersion(ctx, "counted", step.job)
+		require.NoError(t, err)
+		require.Equal(t, step.want, n, "job %s", step.job)
+	}
+}
+
 // TestBadDataFails checks that a job whose data cannot be read ends as
 // failed with the reason, and is not delivered again.
 func TestBadDataFails(t *testing.T) {

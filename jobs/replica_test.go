@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,9 +30,10 @@ func publishRandom(t testing.TB, c *Client, base *model.Weights, name string, se
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), name)
 	require.NoError(t, lora.Save(dir, a))
-	n, err := c.allocateVersion(ctx, name, "test")
+	job := fmt.Sprintf("test-%s-%d", name, seed)
+	n, err := c.allocateVersion(ctx, name, job)
 	require.NoError(t, err)
-	v := Version{Name: name, Version: n, Job: "test", Base: EmbeddedBase, Created: time.Now().UTC()}
+	v := Version{Name: name, Version: n, Job: job, Base: EmbeddedBase, Created: time.Now().UTC()}
 	require.NoError(t, c.publishVersion(ctx, dir, v))
 	return v
 }

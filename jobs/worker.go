@@ -61,6 +61,9 @@ type Worker struct {
 	// afterUpload, when set (by tests), is called after each checkpoint
 	// upload with the checkpoint's step.
 	afterUpload func(step int)
+	// afterAllocate, when set (by tests), is called after a version number
+	// is allocated and before it is recorded in the job's state.
+	afterAllocate func()
 }
 
 type loadedBase struct {
@@ -544,6 +547,9 @@ func (r *jobRun) publish(ctx context.Context) error {
 		n, err := c.allocateVersion(ctx, r.job.Adapter, r.job.ID)
 		if err != nil {
 			return err
+		}
+		if r.w.afterAllocate != nil {
+			r.w.afterAllocate()
 		}
 		r.st.Version = n
 		rev, err := c.putStatus(ctx, r.st, r.rev)
