@@ -245,8 +245,9 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 
 // viewData calls use with part, a part of range i's data, in the ring
 // itself, without a copy, when it lies in one chunk (decodeStreaming's
-// pieces always do: they divide a chunk); it reports false, having done
-// nothing, when it does not. The chunk's slot is not refilled until use
+// pieces of floats always do: they divide a chunk; a few of its pieces of
+// ggml rows straddle two); it reports false, having done nothing, when it
+// does not. The chunk's slot is not refilled until use
 // returns.
 func (d *directReader) viewData(i int, part []byte, use func(src []byte)) (bool, error) {
 	rg := d.ranges[i].data

@@ -595,10 +595,10 @@ func ggufReadBytes(t gguf.TensorInfo, raw []byte, file tensorFile) ([]byte, erro
 }
 
 // ggufFloat32s converts tensor t, whose bytes raw are read through file, to
-// float32 into dst (t's element count): F32, F16 and BF16 piece by piece,
-// ggml block formats by dequantizing a copy of the blocks (bit for bit as
-// ggml does). Any other type is an error naming the tensor. It reports
-// whether the values were checked to be finite.
+// float32 into dst (t's element count), piece by piece: F32, F16 and BF16
+// directly, ggml block formats by dequantizing (bit for bit as ggml does).
+// Any other type is an error naming the tensor. It reports whether the
+// values were checked to be finite.
 func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32) (finite bool, err error) {
 	var dec floatDecoder
 	switch t.Type {
@@ -612,24 +612,16 @@ func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32)
 		if !ggml.Type(t.Type).Supported() {
 			return false, fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
 		}
-		rows, cols, err := t.RowsCols()
+		_, cols, err := t.RowsCols()
 		if err != nil {
 			return false, err
 		}
-		data, err := ggufReadBytes(t, raw, file)
-		if err != nil {
-			return false, err
-		}
-		m, err := ggml.New(t.Name, ggml.Type(t.Type), rows, cols, data)
-		if err != nil {
-			return false, fmt.Errorf("gguf: %w", err)
-		}
-		if err := m.DequantizeRows(dst, 0, rows); err != nil {
+		if dec, err = ggmlRows(t.Name, ggml.Type(t.Type), cols); err != nil {
 			return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 		}
-		return false, nil
 	}
-	if uint64(len(dst)) != t.NumElements() || uint64(len(raw)) != t.NumElements()*uint64(dec.size) {
+	units, whole := dec.units(len(dst))
+	if uint64(len(dst)) != t.NumElements() || !whole || len(raw) != units*dec.size {
 		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
 	}
 	finite, err = decodeStreaming(dst, raw, dec, file)
@@ -637,6 +629,27 @@ func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32)
 		return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 	}
 	return finite, nil
+}
+
+// ggmlRows returns the floatDecoder of rows of cols values of tensor name
+// in ggml block type typ: a unit is a row, so that a piece's rows are
+// dequantized where they were read, without a copy of the whole tensor.
+func ggmlRows(name string, typ ggml.Type, cols int) (floatDecoder, error) {
+	rowBytes, err := typ.RowBytes(cols)
+	if err != nil {
+		return floatDecoder{}, err
+	}
+	return floatDecoder{size: rowBytes, elems: cols, decodeChecked: func(dst []float32, src []byte, first int) error {
+		rows := len(src) / rowBytes
+		m, err := ggml.New(name, typ, rows, cols, src)
+		if err == nil {
+			err = m.DequantizeRows(dst, 0, rows)
+		}
+		if err != nil {
+			return fmt.Errorf("rows %d..%d: %w", first, first+rows, err)
+		}
+		return nil
+	}}, nil
 }
 
 // checkNoExtraTensors refuses tensors of f that the loader did not read

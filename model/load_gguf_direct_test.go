@@ -207,3 +207,29 @@ func TestLoadGGUFTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadGGUFNonFiniteScale: a Q8_0 block whose scale is not finite fails
+// the load with an error naming the tensor, whether the blocks are kept
+// (the linear), dequantized piece by piece (the head, or the linear
+// requantized) or read with O_DIRECT.
+func TestLoadGGUFNonFiniteScale(t *testing.T) {
+	data, err := os.ReadFile(mixedGGUF(t))
+	require.NoError(t, err)
+	q := nf4.Quantizer(nf4.Options{})
+	for _, name := range []string{"output.weight", "blk.0.attn_q.weight"} {
+		bad := rebuildGGUF(t, data, editTensor(name, func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+			raw = append([]byte(nil), raw...)
+			at := 5*int(ti.Dims[0])/32*34 + 34 // row 5, block 1 (Q8_0: an fp16 scale, 32 codes)
+			raw[at], raw[at+1] = 0x00, 0x7c    // +Inf
+			return ti.Type, ti.Dims, raw, true
+		}))
+		path := filepath.Join(t.TempDir(), "bad.gguf")
+		require.NoError(t, os.WriteFile(path, bad, 0o644))
+		for _, so := range []streamOptions{{}, {uncached: true}, {quantizer: q, requantize: true}, {quantizer: q, requantize: true, uncached: true}} {
+			_, err := loadGGUFStream(context.Background(), path, so)
+			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "not finite") {
+				t.Errorf("%s, %+v: error %v, want one naming the tensor and the non-finite scale", name, so, err)
+			}
+		}
+	}
+}
