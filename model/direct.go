@@ -23,10 +23,10 @@ import (
 // place, viewData).
 
 // directFile is a tensorFile that can say where its data lie in which file:
-// the safetensors files from Open.
+// the safetensors and GGUF files from Open.
 type directFile interface {
 	Path() string
-	DataOffset(data []byte) (int64, bool)
+	FileOffset(data []byte) (int64, bool)
 }
 
 // Direct reading sizes: chunks of directChunk bytes, directSlots of them
@@ -68,9 +68,14 @@ type directReader struct {
 	changed *sync.Cond
 	data    [][]byte // per piece read: its bytes in its slot (nil until read)
 	left    []int64  // per piece, bytes the loader has not read yet
-	err     error
-	stop    bool
-	done    chan struct{} // closed once every reading goroutine has returned
+	// err is the error of the first piece that failed, errAt: the pieces
+	// before it are still read, so that the error reaches the loader at the
+	// range whose bytes are missing rather than at one that was read ahead
+	// of it.
+	err   error
+	errAt int
+	stop  bool
+	done  chan struct{} // closed once every reading goroutine has returned
 	// unwatch stops watching the context newDirectReader was given.
 	unwatch func() bool
 }
@@ -101,7 +106,7 @@ func newDirectReaderSized(ctx context.Context, ranges []streamRange, chunk int64
 		if len(rg.data) == 0 {
 			continue
 		}
-		base, ok := df.DataOffset(rg.data)
+		base, ok := df.FileOffset(rg.data)
 		if !ok {
 			d.closeFiles()
 			return nil
@@ -176,18 +181,18 @@ func (d *directReader) read(first, step int) {
 		p := d.pieces[i]
 		slot := d.slots[i%len(d.slots)]
 		d.mu.Lock()
-		for !d.stop && d.err == nil && i >= len(d.slots) && d.left[i-len(d.slots)] > 0 {
+		for !d.stop && !d.failedBefore(i) && i >= len(d.slots) && d.left[i-len(d.slots)] > 0 {
 			d.changed.Wait()
 		}
-		stop := d.stop || d.err != nil
+		stop := d.stop || d.failedBefore(i)
 		d.mu.Unlock()
 		if stop {
 			return
 		}
 		data, err := readDirect(p.file, p.fileOff, p.n, slot)
 		d.mu.Lock()
-		if err != nil && d.err == nil {
-			d.err = fmt.Errorf("model: reading %s at offset %d: %w", p.file.Name(), p.fileOff, err)
+		if err != nil && (d.err == nil || i < d.errAt) {
+			d.err, d.errAt = fmt.Errorf("model: reading %s at offset %d: %w", p.file.Name(), p.fileOff, err), i
 		}
 		d.data[i] = data
 		d.mu.Unlock()
@@ -197,6 +202,9 @@ func (d *directReader) read(first, step int) {
 		}
 	}
 }
+
+// failedBefore reports whether a piece before piece i failed. d.mu is held.
+func (d *directReader) failedBefore(i int) bool { return d.err != nil && d.errAt < i }
 
 // readDirect reads n bytes at off of f into buf, from the aligned block
 // containing off, and returns them.
@@ -237,8 +245,9 @@ func (d *directReader) readData(i int, dst, part []byte) error {
 
 // viewData calls use with part, a part of range i's data, in the ring
 // itself, without a copy, when it lies in one chunk (decodeStreaming's
-// pieces always do: they divide a chunk); it reports false, having done
-// nothing, when it does not. The chunk's slot is not refilled until use
+// pieces of floats always do: they divide a chunk; a few of its pieces of
+// ggml rows straddle two); it reports false, having done nothing, when it
+// does not. The chunk's slot is not refilled until use
 // returns.
 func (d *directReader) viewData(i int, part []byte, use func(src []byte)) (bool, error) {
 	rg := d.ranges[i].data
@@ -261,13 +270,13 @@ func (d *directReader) viewData(i int, part []byte, use func(src []byte)) (bool,
 func (d *directReader) await(k int) ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.data[k] == nil && d.err == nil && !d.stop {
+	for d.data[k] == nil && !d.failedBefore(k+1) && !d.stop {
 		d.changed.Wait()
 	}
 	if d.data[k] != nil {
 		return d.data[k], nil
 	}
-	if d.err != nil {
+	if d.failedBefore(k + 1) {
 		return nil, d.err
 	}
 	return nil, fmt.Errorf("model: reading %s: loading stopped", d.pieces[k].file.Name())

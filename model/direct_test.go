@@ -26,7 +26,7 @@ type memDirectFile struct {
 
 func (m memDirectFile) Path() string { return m.path }
 
-func (m memDirectFile) DataOffset(data []byte) (int64, bool) {
+func (m memDirectFile) FileOffset(data []byte) (int64, bool) {
 	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(data))) - uintptr(unsafe.Pointer(unsafe.SliceData(m.content))))
 	return off, off >= 0 && off+int64(len(data)) <= int64(len(m.content))
 }
@@ -124,6 +124,36 @@ func testDirectReader(t *testing.T, reads int) {
 		if got := read(i); !bytes.Equal(got, ranges[i].data) {
 			t.Fatalf("range %d differs from the file", i)
 		}
+	}
+}
+
+// TestDirectReaderTruncatedLater: a range before the end of a truncated
+// file reads whole, though the reader failed on a later one's chunk ahead
+// of the loader; the later one then fails.
+func TestDirectReaderTruncatedLater(t *testing.T) {
+	content := make([]byte, 50_000)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	f := writeDirectFile(t, "short", content)
+	if err := os.Truncate(f.path, 30_000); err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectReaderSized(context.Background(), []streamRange{{f, content[:20_000]}, {f, content[20_000:]}}, 4096, 16, 16)
+	if d == nil {
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	defer d.close()
+	time.Sleep(10 * time.Millisecond) // the reads, one a chunk at once, all end first
+	dst := make([]byte, len(content))
+	if err := d.readData(0, dst, content[:20_000]); err != nil {
+		t.Fatalf("range 0, before the end of the file: %v", err)
+	}
+	if !bytes.Equal(dst[:20_000], content[:20_000]) {
+		t.Fatal("range 0 differs from the file")
+	}
+	if err := d.readData(1, dst, content[20_000:]); err == nil {
+		t.Error("range 1, past the end of the file, read without an error")
 	}
 }
 

@@ -45,19 +45,15 @@ func (so streamOptions) keeps16(is16, even bool) bool {
 	return is16 && even && so.quantizer != nil && !so.float32Embedding && littleEndian
 }
 
-// ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], as a quant.Half,
-// reporting whether its values are all finite. It keeps the values in dest
-// (rows·cols/2 float32-sized words, allocated ahead: prefault.go) if it is
-// not nil, else in new memory.
-func ggufHalf(f *gguf.File, t gguf.TensorInfo, rows, cols int, dest []float32) (*quant.Half, bool, error) {
-	raw, err := f.TensorBytes(t.Name)
-	if err != nil {
-		return nil, false, err
-	}
+// ggufHalf reads the 16-bit GGUF tensor t, [rows, cols], whose bytes raw
+// are read through file, as a quant.Half, reporting whether its values are
+// all finite. It keeps the values in dest (rows·cols/2 float32-sized words,
+// allocated ahead: prefault.go) if it is not nil, else in new memory.
+func ggufHalf(t gguf.TensorInfo, raw []byte, file tensorFile, rows, cols int, dest []float32) (*quant.Half, bool, error) {
 	if n := rows * cols; len(raw) != 2*n {
 		return nil, false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, n)
 	}
-	m, finite, err := decodeHalf(dest, raw, t.Type == gguf.TypeF16, f, rows, cols)
+	m, finite, err := decodeHalf(dest, raw, t.Type == gguf.TypeF16, file, rows, cols)
 	if err != nil {
 		return nil, false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 	}

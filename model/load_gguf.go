@@ -19,8 +19,10 @@ import (
 // loadGGUF reads a llama.cpp GGUF checkpoint of architecture "llama",
 // "mistral", "qwen2" or "qwen3" (see ggufArchs) and its tokenizer
 // (tokenizer.ggml.model "llama", SentencePiece, or "gpt2", byte-level BPE).
-// The file is memory-mapped while it is read and its pages given back as each
-// tensor is converted; the Weights hold their own copies.
+// The tensors are read (never through the file's mapping) in the order the
+// loader converts them, ahead of it, as the Hugging Face loader reads its
+// shards: with O_DIRECT when they are too large for the page cache, else
+// through it (startRangeLoad); the Weights hold their own copies.
 //
 // Configuration comes from the <arch>.* metadata (embedding_length,
 // feed_forward_length, block_count, attention.head_count[_kv],
@@ -288,44 +290,101 @@ func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 	return ggufTensors(ctx, f, cfg, so, ga)
 }
 
+// ggufPlan lists the tensors ggufTensors reads, in the order it reads them,
+// each with what to do with its bytes, so that they can be read ahead of
+// the loader as one stream of ranges (startRangeLoad: with O_DIRECT when
+// they are too large for the page cache, as the Hugging Face loader reads
+// its shards). Planning looks up every tensor and checks its shape before
+// any is read, so that a bad file fails before the long part of the load.
+type ggufPlan struct {
+	f     *gguf.File
+	want  map[string]bool // the tensors the model uses (checkNoExtraTensors)
+	steps []ggufStep
+	// checks run once every step has, on the values the steps read.
+	checks []func() error
+}
+
+// ggufStep is one tensor to read: its bytes in the file, which the
+// tensorFile given to read reads, and what to do with them. read gets the
+// quantizing worker when there is a quantizer.
+type ggufStep struct {
+	raw  []byte
+	read func(file tensorFile, sq *streamQuantizer) error
+}
+
+// info returns tensor name, checking its shape, and records that the model
+// uses it.
+func (p *ggufPlan) info(name string, shape ...int) (gguf.TensorInfo, error) {
+	p.want[name] = true
+	t, ok := p.f.Tensor(name)
+	if !ok {
+		return t, fmt.Errorf("gguf: tensor %s is missing", name)
+	}
+	if got := t.Shape(); !slices.Equal(got, shape) {
+		return t, fmt.Errorf("gguf: tensor %s: shape %v, want %v", name, got, shape)
+	}
+	return t, nil
+}
+
+// add plans reading tensor t: read gets its bytes in the file (which only
+// file may read: they are a part of the mapping) and what reads them.
+func (p *ggufPlan) add(t gguf.TensorInfo, read func(raw []byte, file tensorFile, sq *streamQuantizer) error) error {
+	raw, err := p.f.TensorBytes(t.Name)
+	if err != nil {
+		return err
+	}
+	p.steps = append(p.steps, ggufStep{raw: raw, read: func(file tensorFile, sq *streamQuantizer) error {
+		return read(raw, file, sq)
+	}})
+	return nil
+}
+
+// load plans reading tensor name, of the given shape, into new float32
+// values stored in *dst.
+func (p *ggufPlan) load(dst *[]float32, name string, shape ...int) error {
+	t, err := p.info(name, shape...)
+	if err != nil {
+		return err
+	}
+	return p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
+		out := hugemem.Make[float32](int(t.NumElements()))
+		if _, err := ggufFloat32s(t, raw, file, out); err != nil {
+			return err
+		}
+		*dst = out
+		return nil
+	})
+}
+
+// run reads the planned tensors in order (see startRangeLoad), then runs the
+// checks.
+func (p *ggufPlan) run(ctx context.Context, so streamOptions) (err error) {
+	ranges := make([]streamRange, len(p.steps))
+	for i, s := range p.steps {
+		ranges[i] = streamRange{p.f, s.raw}
+	}
+	ra := startRangeLoad(ctx, ranges, so)
+	defer func() { err = ra.finish(err) }()
+	for i, s := range p.steps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("gguf: loading: %w", err)
+		}
+		if err := s.read(ra.file(i), ra.sq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ggufTensors reads the tensors of the model cfg describes. Dense tensors
 // and block-quantized embeddings become float32 (but with a quantizer an
-// F16 or BF16 embedding and head stay 16-bit: keepGGUF16); block-quantized linears stay
-// in their ggml format (or, with so.requantize, go through so.quantizer).
-func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (w *Weights, err error) {
-	w = NewWeights(cfg)
-	want := map[string]bool{}
-	info := func(name string, shape ...int) (gguf.TensorInfo, error) {
-		want[name] = true
-		t, ok := f.Tensor(name)
-		if !ok {
-			return t, fmt.Errorf("gguf: tensor %s is missing", name)
-		}
-		if got := t.Shape(); !slices.Equal(got, shape) {
-			return t, fmt.Errorf("gguf: tensor %s: shape %v, want %v", name, got, shape)
-		}
-		return t, nil
-	}
-	load := func(name string, shape ...int) ([]float32, error) {
-		t, err := info(name, shape...)
-		if err != nil {
-			return nil, err
-		}
-		out := hugemem.Make[float32](int(t.NumElements()))
-		if _, err := ggufFloat32s(f, t, out); err != nil {
-			return nil, err
-		}
-		return out, nil
-	}
-	var sq *streamQuantizer
-	if so.quantizer != nil {
-		sq = newStreamQuantizer(ctx, so.quantizer, nil)
-		defer func() {
-			if werr := sq.wait(); err == nil && werr != nil {
-				w, err = nil, werr
-			}
-		}()
-	}
+// F16 or BF16 embedding and head stay 16-bit: keepGGUF16); block-quantized
+// linears stay in their ggml format (or, with so.requantize, go through
+// so.quantizer). Every tensor is read through ReadData, never through the
+// file mapping, in one planned order (ggufPlan).
+func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
+	w := NewWeights(cfg)
+	p := &ggufPlan{f: f, want: map[string]bool{}}
 	// The embedding and an untied head, 16-bit ones kept so (keepGGUF16).
 	// With a quantizer they are read after the blocks, into memory that a
 	// goroutine populates while the block linears stream through the worker
@@ -335,7 +394,7 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		head bool
 	}{{"token_embd.weight", false}, {"output.weight", true}}
 	if cfg.TiedOutput {
-		want["output.weight"] = true
+		p.want["output.weight"] = true
 		vocab = vocab[:1]
 	}
 	// words is the float32-sized words a vocabulary matrix takes: half its
@@ -347,9 +406,9 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		return cfg.VocabSize * cfg.Dim
 	}
 	var ahead [][]float32
-	if sq != nil {
+	if so.quantizer != nil {
 		for _, v := range vocab { // checked before streaming the blocks
-			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			t, err := p.info(v.name, cfg.VocabSize, cfg.Dim)
 			if err != nil {
 				return nil, err
 			}
@@ -362,9 +421,9 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 		}
 		defer populateAll(ahead)()
 	}
-	readVocab := func() error {
+	planVocab := func() error {
 		for i, v := range vocab {
-			t, err := info(v.name, cfg.VocabSize, cfg.Dim)
+			t, err := p.info(v.name, cfg.VocabSize, cfg.Dim)
 			if err != nil {
 				return err
 			}
@@ -372,56 +431,53 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			if ahead != nil {
 				dest = ahead[i]
 			}
-			if keepGGUF16(so, t) {
-				m, finite, err := ggufHalf(f, t, cfg.VocabSize, cfg.Dim, dest)
-				if err != nil {
+			err = p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
+				if keepGGUF16(so, t) {
+					m, finite, err := ggufHalf(t, raw, file, cfg.VocabSize, cfg.Dim, dest)
+					if err != nil {
+						return err
+					}
+					if v.head {
+						w.Output.Quantized, w.Output.finite = m, finite
+					} else {
+						w.EmbeddingMatrix, w.embeddingFinite = m, finite
+					}
+					return nil
+				}
+				if dest == nil {
+					dest = hugemem.Make[float32](words(t))
+				}
+				if _, err := ggufFloat32s(t, raw, file, dest); err != nil {
 					return err
 				}
 				if v.head {
-					w.Output.Quantized, w.Output.finite = m, finite
+					w.Output.Dense = dest
 				} else {
-					w.EmbeddingMatrix, w.embeddingFinite = m, finite
+					w.Embedding = dest
 				}
-				continue
-			}
-			if dest == nil {
-				dest = hugemem.Make[float32](words(t))
-			}
-			if _, err := ggufFloat32s(f, t, dest); err != nil {
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-			if v.head {
-				w.Output.Dense = dest
-			} else {
-				w.Embedding = dest
-			}
-		}
-		switch {
-		case cfg.TiedOutput && w.EmbeddingMatrix != nil:
-			w.Output.Quantized = w.EmbeddingMatrix
-		case cfg.TiedOutput:
-			w.Output.Dense = w.Embedding
 		}
 		return nil
 	}
 	if ahead == nil {
-		if err := readVocab(); err != nil {
+		if err := planVocab(); err != nil {
 			return nil, err
 		}
 	}
-	if w.Norm, err = load("output_norm.weight", cfg.Dim); err != nil {
+	if err := p.load(&w.Norm, "output_norm.weight", cfg.Dim); err != nil {
 		return nil, err
 	}
 	for l := range w.Layers {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("gguf: loading: %w", err)
-		}
 		layer := &w.Layers[l]
 		blk := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", l, s) }
-		if layer.AttnNorm, err = load(blk("attn_norm"), cfg.Dim); err != nil {
+		if err := p.load(&layer.AttnNorm, blk("attn_norm"), cfg.Dim); err != nil {
 			return nil, err
 		}
-		if layer.MLPNorm, err = load(blk("ffn_norm"), cfg.Dim); err != nil {
+		if err := p.load(&layer.MLPNorm, blk("ffn_norm"), cfg.Dim); err != nil {
 			return nil, err
 		}
 		for i, nl := range layer.Linears() {
@@ -429,46 +485,60 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 				continue
 			}
 			lin := *nl.Linear
-			name := blk(ggufLinearNames[i])
-			t, err := info(name, lin.Out, lin.In)
+			t, err := p.info(blk(ggufLinearNames[i]), lin.Out, lin.In)
 			if err != nil {
 				return nil, err
 			}
-			if err := ggufLinear(f, t, lin, ga.permutedHeads(i, cfg), cfg.HeadDim, sq, so.requantize); err != nil {
+			if err := ggufLinear(p, t, lin, ga.permutedHeads(i, cfg), cfg.HeadDim, so); err != nil {
 				return nil, err
 			}
 		}
 		if ga.fused {
-			if err := ggufFusedLinears(f, layer, blk, info, sq, so.requantize); err != nil {
+			if err := ggufFusedLinears(p, layer, blk, so); err != nil {
 				return nil, err
 			}
 		}
-		if err := ggufArchTensors(layer, l, cfg, load); err != nil {
+		if err := ggufArchTensors(p, layer, l, cfg); err != nil {
 			return nil, err
 		}
 	}
 	if ahead != nil {
-		if err := readVocab(); err != nil {
+		if err := planVocab(); err != nil {
 			return nil, err
 		}
 	}
-	if err := ggufRopeFreqs(f, w, load); err != nil {
+	if err := ggufRopeFreqs(p, w); err != nil {
 		return nil, err
 	}
-	if err := ggufLongRopeFactors(f, w, load); err != nil {
+	if err := ggufLongRopeFactors(p, w); err != nil {
 		return nil, err
 	}
-	if err := checkNoExtraTensors(f, want); err != nil {
+	if err := checkNoExtraTensors(f, p.want); err != nil {
 		return nil, err
+	}
+	if err := p.run(ctx, so); err != nil {
+		return nil, err
+	}
+	for _, check := range p.checks {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cfg.TiedOutput && w.EmbeddingMatrix != nil:
+		w.Output.Quantized = w.EmbeddingMatrix
+	case cfg.TiedOutput:
+		w.Output.Dense = w.Embedding
 	}
 	return w, nil
 }
 
-// ggufLinear fills lin from tensor t. A block-quantized tensor is copied out
-// of the mapping and kept in its format (rows permuted for a query or key
-// projection, heads > 0), unless requantize asks sq to quantize it again; a
-// float tensor is quantized by sq if there is one, else kept dense.
-func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int, sq *streamQuantizer, requantize bool) error {
+// ggufLinear plans reading lin from tensor t. A block-quantized tensor is
+// kept in its format (rows permuted for a query or key projection,
+// heads > 0), unless so.requantize asks the quantizer to quantize it again;
+// a float tensor is quantized by the worker if there is a quantizer, else
+// kept dense.
+func ggufLinear(p *ggufPlan, t gguf.TensorInfo, lin *Linear, heads, headDim int, so streamOptions) error {
 	permute := func(w []float32) error {
 		if heads == 0 {
 			return nil
@@ -478,53 +548,58 @@ func ggufLinear(f *gguf.File, t gguf.TensorInfo, lin *Linear, heads, headDim int
 		}
 		return nil
 	}
-	quantized := ggml.Type(t.Type).Supported()
-	if quantized && (sq == nil || !requantize) {
-		raw, err := f.TensorBytes(t.Name)
-		if err != nil {
-			return err
-		}
-		data := bytes.Clone(raw)
-		f.DropPages(raw)
-		if heads > 0 {
-			if err := interleavedToHalves(data, heads, headDim, len(data)/lin.Out); err != nil {
-				return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	if ggml.Type(t.Type).Supported() && (so.quantizer == nil || !so.requantize) {
+		return p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
+			data, err := ggufReadBytes(t, raw, file)
+			if err != nil {
+				return err
 			}
-		}
-		m, err := ggml.New(t.Name, ggml.Type(t.Type), lin.Out, lin.In, data)
-		if err != nil {
-			return fmt.Errorf("gguf: %w", err)
-		}
-		// New has checked every block's scales, so the values are finite.
-		lin.Quantized, lin.finite = m, true
-		return nil
+			if heads > 0 {
+				if err := interleavedToHalves(data, heads, headDim, len(data)/lin.Out); err != nil {
+					return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+				}
+			}
+			m, err := ggml.New(t.Name, ggml.Type(t.Type), lin.Out, lin.In, data)
+			if err != nil {
+				return fmt.Errorf("gguf: %w", err)
+			}
+			// New has checked every block's scales, so the values are finite.
+			lin.Quantized, lin.finite = m, true
+			return nil
+		})
 	}
-	fill := func(dst []float32) (bool, error) {
-		finite, err := ggufFloat32s(f, t, dst)
-		if err != nil {
-			return false, err
+	return p.add(t, func(raw []byte, file tensorFile, sq *streamQuantizer) error {
+		fill := func(dst []float32) (bool, error) {
+			finite, err := ggufFloat32s(t, raw, file, dst)
+			if err != nil {
+				return false, err
+			}
+			return finite, permute(dst)
 		}
-		return finite, permute(dst)
-	}
-	if sq != nil {
-		return sq.add(quantizeJob{lin: lin, where: "tensor " + t.Name, fill: fill})
-	}
-	lin.Dense = hugemem.Make[float32](lin.Out * lin.In)
-	_, err := fill(lin.Dense)
-	return err
+		if sq != nil {
+			return sq.add(quantizeJob{lin: lin, where: "tensor " + t.Name, fill: fill})
+		}
+		lin.Dense = hugemem.Make[float32](lin.Out * lin.In)
+		_, err := fill(lin.Dense)
+		return err
+	})
 }
 
-// ggufFloat32s converts tensor t to float32 into dst (t's element count),
-// reading it piece by piece (F32, F16 and BF16) or dropping its pages of the
-// mapping once done (ggml block formats): F32, F16 and BF16 directly,
-// ggml block formats by dequantizing (bit for bit as ggml does). Any other
-// type is an error naming the tensor. It reports whether the values were
-// checked to be finite.
-func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) (finite bool, err error) {
-	raw, err := f.TensorBytes(t.Name)
-	if err != nil {
-		return false, err
+// ggufReadBytes returns a copy of raw, tensor t's bytes, read through file.
+func ggufReadBytes(t gguf.TensorInfo, raw []byte, file tensorFile) ([]byte, error) {
+	data := make([]byte, len(raw))
+	if err := file.ReadData(data, raw); err != nil {
+		return nil, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 	}
+	return data, nil
+}
+
+// ggufFloat32s converts tensor t, whose bytes raw are read through file, to
+// float32 into dst (t's element count), piece by piece: F32, F16 and BF16
+// directly, ggml block formats by dequantizing (bit for bit as ggml does).
+// Any other type is an error naming the tensor. It reports whether the
+// values were checked to be finite.
+func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32) (finite bool, err error) {
 	var dec floatDecoder
 	switch t.Type {
 	case gguf.TypeF32:
@@ -537,21 +612,44 @@ func ggufFloat32s(f *gguf.File, t gguf.TensorInfo, dst []float32) (finite bool, 
 		if !ggml.Type(t.Type).Supported() {
 			return false, fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
 		}
-		m, err := ggml.FromGGUF(f, t.Name)
+		_, cols, err := t.RowsCols()
 		if err != nil {
-			return false, fmt.Errorf("gguf: %w", err)
+			return false, err
 		}
-		rows, _ := m.Dims()
-		if err := m.DequantizeRows(dst, 0, rows); err != nil {
+		if dec, err = ggmlRows(t.Name, ggml.Type(t.Type), cols); err != nil {
 			return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 		}
-		f.DropPages(raw)
-		return false, nil
 	}
-	if uint64(len(dst)) != t.NumElements() || uint64(len(raw)) != t.NumElements()*uint64(dec.size) {
+	units, whole := dec.units(len(dst))
+	if uint64(len(dst)) != t.NumElements() || !whole || len(raw) != units*dec.size {
 		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
 	}
-	return decodeStreaming(dst, raw, dec, f)
+	finite, err = decodeStreaming(dst, raw, dec, file)
+	if err != nil {
+		return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return finite, nil
+}
+
+// ggmlRows returns the floatDecoder of rows of cols values of tensor name
+// in ggml block type typ: a unit is a row, so that a piece's rows are
+// dequantized where they were read, without a copy of the whole tensor.
+func ggmlRows(name string, typ ggml.Type, cols int) (floatDecoder, error) {
+	rowBytes, err := typ.RowBytes(cols)
+	if err != nil {
+		return floatDecoder{}, err
+	}
+	return floatDecoder{size: rowBytes, elems: cols, decodeChecked: func(dst []float32, src []byte, first int) error {
+		rows := len(src) / rowBytes
+		m, err := ggml.New(name, typ, rows, cols, src)
+		if err == nil {
+			err = m.DequantizeRows(dst, 0, rows)
+		}
+		if err != nil {
+			return fmt.Errorf("rows %d..%d: %w", first, first+rows, err)
+		}
+		return nil
+	}}, nil
 }
 
 // checkNoExtraTensors refuses tensors of f that the loader did not read
@@ -577,7 +675,9 @@ func checkNoExtraTensors(f *gguf.File, want map[string]bool) error {
 }
 
 // sameTensorData reports whether two tensors have the same type, dims and
-// bytes.
+// bytes. It reads them piece by piece (pread), not through the mapping, and
+// stops at the first piece that differs: an untied head differs from the
+// embedding in its first bytes, so only a tied one is read whole.
 func sameTensorData(f *gguf.File, a, b string) (bool, error) {
 	ta, _ := f.Tensor(a)
 	tb, _ := f.Tensor(b)
@@ -592,7 +692,21 @@ func sameTensorData(f *gguf.File, a, b string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return bytes.Equal(ra, rb), nil
+	const piece = 64 << 10
+	bufA, bufB := make([]byte, piece), make([]byte, piece)
+	for off := 0; off < len(ra); off += piece {
+		end := min(off+piece, len(ra))
+		if err := f.ReadData(bufA, ra[off:end]); err != nil {
+			return false, fmt.Errorf("gguf: tensor %s: %w", a, err)
+		}
+		if err := f.ReadData(bufB, rb[off:end]); err != nil {
+			return false, fmt.Errorf("gguf: tensor %s: %w", b, err)
+		}
+		if !bytes.Equal(bufA[:end-off], bufB[:end-off]) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // ggufTokenizer builds the SentencePiece tokenizer from tokenizer.ggml.*.

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -147,34 +146,24 @@ func ggufLongRope(f *gguf.File, cfg *Config, k func(string) string) error {
 	return nil
 }
 
-// ggufLongRopeFactors reads Phi-3's longrope tensors when the configuration
-// is longrope: the short factors become Weights.RopeFreqFactors; the long
-// ones, which apply only beyond the original context length (where golora
-// refuses to go, see Config.RopeScaling), Weights.RopeLongFactors.
-func ggufLongRopeFactors(f *gguf.File, w *Weights, load func(name string, shape ...int) ([]float32, error)) error {
+// ggufLongRopeFactors plans reading Phi-3's longrope tensors when the
+// configuration is longrope: the short factors become
+// Weights.RopeFreqFactors; the long ones, which apply only beyond the
+// original context length (where golora refuses to go, see
+// Config.RopeScaling), Weights.RopeLongFactors.
+func ggufLongRopeFactors(p *ggufPlan, w *Weights) error {
 	if w.Config.RopeScaling.Type != "longrope" {
 		return nil
 	}
 	half := w.Config.Rotary() / 2
-	short, err := load(ropeFactorsShortTensor, half)
-	if err != nil {
-		return err
-	}
-	long, err := load(ropeFactorsLongTensor, half)
-	if err != nil {
-		return err
-	}
 	for _, t := range []struct {
 		name string
-		v    []float32
-	}{{ropeFactorsShortTensor, short}, {ropeFactorsLongTensor, long}} {
-		for i, v := range t.v {
-			if !(v > 0) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("gguf: tensor %s: factor %d is %v, want positive and finite", t.name, i, v)
-			}
+		dst  *[]float32
+	}{{ropeFactorsShortTensor, &w.RopeFreqFactors}, {ropeFactorsLongTensor, &w.RopeLongFactors}} {
+		if err := p.loadFactors(t.dst, t.name, half); err != nil {
+			return err
 		}
 	}
-	w.RopeFreqFactors, w.RopeLongFactors = short, long
 	return nil
 }
 
@@ -197,11 +186,11 @@ func (ga ggufArch) permutedHeads(i int, cfg Config) int {
 // (ffn_up).
 func ggufFusedPart(i int) bool { return i != 3 && i != 6 }
 
-// ggufFusedLinears reads block blk's fused tensors attn_qkv (q, k, v) and
-// ffn_up (gate, up) and splits their rows into the linears. Block-quantized
-// rows stay in their format (each part keeps its rows' blocks) unless
-// requantize asks sq to quantize them again.
-func ggufFusedLinears(f *gguf.File, layer *Layer, blk func(string) string, info func(name string, shape ...int) (gguf.TensorInfo, error), sq *streamQuantizer, requantize bool) error {
+// ggufFusedLinears plans reading block blk's fused tensors attn_qkv (q, k,
+// v) and ffn_up (gate, up) and splitting their rows into the linears.
+// Block-quantized rows stay in their format (each part keeps its rows'
+// blocks) unless so.requantize asks the quantizer to quantize them again.
+func ggufFusedLinears(p *ggufPlan, layer *Layer, blk func(string) string, so streamOptions) error {
 	for _, fz := range []struct {
 		name  string
 		parts []*Linear
@@ -210,94 +199,116 @@ func ggufFusedLinears(f *gguf.File, layer *Layer, blk func(string) string, info 
 		for _, lin := range fz.parts {
 			rows += lin.Out
 		}
-		t, err := info(blk(fz.name), rows, cols)
+		t, err := p.info(blk(fz.name), rows, cols)
 		if err != nil {
 			return err
 		}
-		if ggml.Type(t.Type).Supported() && (sq == nil || !requantize) {
-			raw, err := f.TensorBytes(t.Name)
+		if ggml.Type(t.Type).Supported() && (so.quantizer == nil || !so.requantize) {
+			err = p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
+				rowBytes := len(raw) / rows
+				if rowBytes*rows != len(raw) {
+					return fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d rows", t.Name, len(raw), t.Type, rows)
+				}
+				r0 := 0
+				for _, lin := range fz.parts {
+					name := fmt.Sprintf("%s[%d:%d]", t.Name, r0, r0+lin.Out)
+					data, err := ggufReadBytes(t, raw[r0*rowBytes:(r0+lin.Out)*rowBytes], file)
+					if err != nil {
+						return err
+					}
+					m, err := ggml.New(name, ggml.Type(t.Type), lin.Out, lin.In, data)
+					if err != nil {
+						return fmt.Errorf("gguf: %w", err)
+					}
+					lin.Quantized, lin.finite = m, true
+					r0 += lin.Out
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			rowBytes, r0 := len(raw)/rows, 0
-			for _, lin := range fz.parts {
-				name := fmt.Sprintf("%s[%d:%d]", t.Name, r0, r0+lin.Out)
-				m, err := ggml.New(name, ggml.Type(t.Type), lin.Out, lin.In, bytes.Clone(raw[r0*rowBytes:(r0+lin.Out)*rowBytes]))
-				if err != nil {
-					return fmt.Errorf("gguf: %w", err)
-				}
-				lin.Quantized, lin.finite = m, true
-				r0 += lin.Out
-			}
-			f.DropPages(raw)
 			continue
 		}
-		full := make([]float32, rows*cols)
-		finite, err := ggufFloat32s(f, t, full)
-		if err != nil {
-			return err
-		}
-		r0 := 0
-		for _, lin := range fz.parts {
-			part := full[r0*cols : (r0+lin.Out)*cols : (r0+lin.Out)*cols]
-			where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, r0, r0+lin.Out)
-			r0 += lin.Out
-			if sq == nil {
-				lin.Dense, lin.finite = part, finite
-				continue
-			}
-			if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) (bool, error) {
-				copy(dst, part)
-				return finite, nil
-			}}); err != nil {
+		err = p.add(t, func(raw []byte, file tensorFile, sq *streamQuantizer) error {
+			full := make([]float32, rows*cols)
+			finite, err := ggufFloat32s(t, raw, file, full)
+			if err != nil {
 				return err
 			}
+			r0 := 0
+			for _, lin := range fz.parts {
+				part := full[r0*cols : (r0+lin.Out)*cols : (r0+lin.Out)*cols]
+				where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, r0, r0+lin.Out)
+				r0 += lin.Out
+				if sq == nil {
+					lin.Dense, lin.finite = part, finite
+					continue
+				}
+				if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) (bool, error) {
+					copy(dst, part)
+					return finite, nil
+				}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// ggufArchTensors reads the tensors of block l that the architecture adds to
-// LLaMA's: q/k/v biases (qwen2) or q/k norms (qwen3).
-func ggufArchTensors(layer *Layer, l int, cfg Config, load func(name string, shape ...int) ([]float32, error)) error {
-	var err error
+// ggufArchTensors plans reading the tensors of block l that the
+// architecture adds to LLaMA's: q/k/v biases (qwen2) or q/k norms (qwen3).
+func ggufArchTensors(p *ggufPlan, layer *Layer, l int, cfg Config) error {
 	if cfg.QKVBias {
 		for _, b := range []struct {
 			name string
 			lin  *Linear
 		}{{"attn_q", layer.Q}, {"attn_k", layer.K}, {"attn_v", layer.V}} {
-			if b.lin.Bias, err = load(fmt.Sprintf("blk.%d.%s.bias", l, b.name), b.lin.Out); err != nil {
+			if err := p.load(&b.lin.Bias, fmt.Sprintf("blk.%d.%s.bias", l, b.name), b.lin.Out); err != nil {
 				return err
 			}
 		}
 	}
 	if cfg.QKNorm {
-		if layer.QNorm, err = load(fmt.Sprintf("blk.%d.attn_q_norm.weight", l), cfg.HeadDim); err != nil {
+		if err := p.load(&layer.QNorm, fmt.Sprintf("blk.%d.attn_q_norm.weight", l), cfg.HeadDim); err != nil {
 			return err
 		}
-		if layer.KNorm, err = load(fmt.Sprintf("blk.%d.attn_k_norm.weight", l), cfg.HeadDim); err != nil {
+		if err := p.load(&layer.KNorm, fmt.Sprintf("blk.%d.attn_k_norm.weight", l), cfg.HeadDim); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ggufRopeFreqs reads rope_freqs.weight, when present: llama.cpp's converter
-// stores Llama 3's rope scaling as one divisor per rotary frequency.
-func ggufRopeFreqs(f *gguf.File, w *Weights, load func(name string, shape ...int) ([]float32, error)) error {
-	if _, ok := f.Tensor(ropeFreqsTensor); !ok {
+// ggufRopeFreqs plans reading rope_freqs.weight, when present: llama.cpp's
+// converter stores Llama 3's rope scaling as one divisor per rotary
+// frequency.
+func ggufRopeFreqs(p *ggufPlan, w *Weights) error {
+	if _, ok := p.f.Tensor(ropeFreqsTensor); !ok {
 		return nil
 	}
-	factors, err := load(ropeFreqsTensor, w.Config.Rotary()/2)
-	if err != nil {
+	return p.loadFactors(&w.RopeFreqFactors, ropeFreqsTensor, w.Config.Rotary()/2)
+}
+
+// loadFactors plans reading the n rope frequency divisors of tensor name
+// into *dst, and checking, once read, that they are positive and finite.
+func (p *ggufPlan) loadFactors(dst *[]float32, name string, n int) error {
+	if err := p.load(dst, name, n); err != nil {
 		return err
 	}
-	for i, v := range factors {
-		if !(v > 0) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("gguf: tensor %s: factor %d is %v, want positive and finite", ropeFreqsTensor, i, v)
+	p.checks = append(p.checks, func() error {
+		for i, v := range *dst {
+			if !(v > 0) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("gguf: tensor %s: factor %d is %v, want positive and finite", name, i, v)
+			}
 		}
-	}
-	w.RopeFreqFactors = factors
+		return nil
+	})
 	return nil
 }
 

@@ -165,7 +165,6 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 	}
 	var slots []found
 	var ranges []streamRange
-	var size int64
 	for slot := range hfSlots(cfg) {
 		if slot.parts != nil {
 			if _, path, ok := s.lookup(slot.key + bnbNF4StateSuffix); ok {
@@ -181,7 +180,6 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			if f.tensor, f.path, err = s.tensor(slot.key, slot.shape); err != nil {
 				return nil, err
 			}
-			size += int64(len(f.tensor.Data))
 		}
 		slots = append(slots, f)
 	}
@@ -218,27 +216,13 @@ func (s *hfSource) weightsStream(ctx context.Context, cfg Config, q *hfQuant, so
 			ranges = append(ranges, streamRange{s.fileOf(slots[i].slot.key), slots[i].tensor.Data})
 		}
 	}
-	// Cancelling readCtx abandons the reads: the loader does so when it
-	// fails (before waiting for the worker, which may wait for a read) and
-	// the worker when it fails (the loader may be waiting for one).
-	readCtx, abandon := context.WithCancel(ctx)
-	defer abandon()
-	ra := newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
-	defer ra.close()
-	var sq *streamQuantizer
-	if so.quantizer != nil {
-		sq = newStreamQuantizer(ctx, so.quantizer, abandon)
-		defer func() {
-			if werr := sq.wait(); err == nil && werr != nil {
-				w, err = nil, werr
-			}
-		}()
-		defer func() {
-			if err != nil {
-				abandon()
-			}
-		}()
-	}
+	ra := startRangeLoad(ctx, ranges, so)
+	defer func() {
+		if err = ra.finish(err); err != nil {
+			w = nil
+		}
+	}()
+	sq := ra.sq
 	for _, f := range slots {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("model: loading %s: %w", s.dir, err)

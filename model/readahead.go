@@ -16,8 +16,7 @@ import (
 // evicts what the loader has consumed.
 
 // advisingFile is a tensorFile that can prefetch and evict its data: the
-// safetensors files from Open (the GGUF loader reads its file directly,
-// without read-ahead).
+// safetensors and GGUF files from Open.
 type advisingFile interface {
 	tensorFile
 	PrefetchData(data []byte)
@@ -86,6 +85,55 @@ func newRangeReader(ctx context.Context, ranges []streamRange, evict bool) range
 		}
 	}
 	return startReadAhead(&readAhead{ranges: ranges, evict: evict, chunk: readAheadChunk, window: readAheadWindow})
+}
+
+// rangeLoad is what a loader (Hugging Face or GGUF) reads its ranges
+// through: a rangeReader, and with a quantizer the worker that quantizes the
+// block linears. Either's failure abandons the reads, so that neither waits
+// for ever on a chunk behind a range the other gave up.
+type rangeLoad struct {
+	reader  rangeReader
+	sq      *streamQuantizer // nil without a quantizer
+	abandon context.CancelFunc
+}
+
+// startRangeLoad starts reading ranges, the tensors in the order the loader
+// reads them: with O_DIRECT (or, where the files do not allow it, through
+// the page cache, evicting what was read) when their bytes are too large
+// for the page cache (shouldEvict) or so.uncached, else through the page
+// cache with read-ahead. Call finish when done.
+func startRangeLoad(ctx context.Context, ranges []streamRange, so streamOptions) *rangeLoad {
+	var size int64
+	for _, rg := range ranges {
+		size += int64(len(rg.data))
+	}
+	readCtx, abandon := context.WithCancel(ctx)
+	l := &rangeLoad{abandon: abandon}
+	l.reader = newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
+	if so.quantizer != nil {
+		l.sq = newStreamQuantizer(ctx, so.quantizer, abandon)
+	}
+	return l
+}
+
+// file returns what the loader reads range i through.
+func (l *rangeLoad) file(i int) tensorFile { return l.reader.file(i) }
+
+// finish waits for the worker, abandoning the reads first when the loader
+// failed (err), stops the reader and returns err or else the worker's first
+// error.
+func (l *rangeLoad) finish(err error) error {
+	if l.sq != nil {
+		if err != nil {
+			l.abandon()
+		}
+		if werr := l.sq.wait(); err == nil {
+			err = werr
+		}
+	}
+	l.reader.close()
+	l.abandon()
+	return err
 }
 
 // startReadAhead starts r, whose ranges, evict, chunk and window are set.

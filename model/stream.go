@@ -39,13 +39,25 @@ type viewingFile interface {
 }
 
 // floatDecoder converts little-endian floating-point data of one storage
-// type to float32.
+// type to float32, unit by unit: an element, or a row of a ggml block type.
 type floatDecoder struct {
-	size   int // bytes per element
+	size   int // bytes per unit
+	elems  int // values per unit; 0 means 1
 	decode func(dst []float32, src []byte)
 	// decodeFinite, if not nil, is decode that also reports whether every
 	// value is finite, checking them as it decodes.
 	decodeFinite func(dst []float32, src []byte) bool
+	// decodeChecked, if not nil, replaces decode for data that may be
+	// malformed (a ggml block with a non-finite scale); first is the index
+	// of src's first unit, for the error.
+	decodeChecked func(dst []float32, src []byte, first int) error
+}
+
+// units returns how many units of dec n values are; false when n is not a
+// whole number of them.
+func (dec floatDecoder) units(n int) (int, bool) {
+	elems := max(dec.elems, 1)
+	return n / elems, n%elems == 0
 }
 
 var (
@@ -77,20 +89,28 @@ var pieceBuffers = sync.Pool{New: func() any {
 }}
 
 // decodeStreaming converts src, a tensor's bytes in file, into dst
-// (len(dst) elements), piece by piece on every CPU. It reports whether every
-// value was finite (checked while each piece is in cache).
+// (len(dst) values, a whole number of dec's units), piece by piece on every
+// CPU. It reports whether every value was finite (checked while each piece
+// is in cache; never for dec.decodeChecked).
 func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFile) (finite bool, err error) {
 	var mu sync.Mutex
 	var nonFinite atomic.Bool
 	vf, viewing := file.(viewingFile)
-	parallel.Pieces(len(dst), streamPiece, func(lo, hi int) {
+	elems := max(dec.elems, 1)
+	units, _ := dec.units(len(dst))
+	parallel.Pieces(units, max(streamPiece/elems, 1), func(lo, hi int) {
+		out := dst[lo*elems : hi*elems]
+		var derr error
 		convert := func(b []byte) {
 			var finite bool
-			if dec.decodeFinite != nil {
-				finite = dec.decodeFinite(dst[lo:hi], b)
-			} else {
-				dec.decode(dst[lo:hi], b)
-				finite = allFinite(dst[lo:hi])
+			switch {
+			case dec.decodeChecked != nil:
+				derr = dec.decodeChecked(out, b, lo)
+			case dec.decodeFinite != nil:
+				finite = dec.decodeFinite(out, b)
+			default:
+				dec.decode(out, b)
+				finite = allFinite(out)
 			}
 			if !finite {
 				nonFinite.Store(true)
@@ -104,10 +124,15 @@ func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFil
 		if !done {
 			bp := pieceBuffers.Get().(*[]byte)
 			defer pieceBuffers.Put(bp)
-			if rerr = file.ReadData(*bp, part); rerr == nil {
-				convert((*bp)[:len(part)])
+			buf := *bp
+			if len(buf) < len(part) { // a ggml row wider than a piece
+				buf = make([]byte, len(part))
+			}
+			if rerr = file.ReadData(buf, part); rerr == nil {
+				convert(buf[:len(part)])
 			}
 		}
+		rerr = cmp.Or(rerr, derr)
 		if rerr != nil {
 			mu.Lock()
 			err = cmp.Or(err, rerr)

@@ -139,15 +139,41 @@ func (f *File) ReadData(dst, data []byte) error {
 	return nil
 }
 
-// DropPages tells the kernel that the caller is done with data, a part of a
-// tensor's bytes from TensorBytes (after converting or copying it), so the
-// pages it spans leave the process's resident memory: a loader streaming
-// through a file bigger than the weights it keeps then never holds the whole
-// file. Reading data again pages it back in. It does nothing for a File from
-// Parse.
-func (f *File) DropPages(data []byte) {
-	if f.fd != nil && f.data != nil {
-		pagecache.Drop(f.data, data)
+// Path returns the path of a File from Open, "" for one from Parse.
+func (f *File) Path() string {
+	if f.fd == nil {
+		return ""
+	}
+	return f.fd.Name()
+}
+
+// FileOffset returns where data, a part of a tensor's bytes from
+// TensorBytes, starts in the file, for a caller that reads the file itself
+// (with O_DIRECT, say); false for a File from Parse, a closed one, or data
+// not in f.
+func (f *File) FileOffset(data []byte) (int64, bool) {
+	if f.fd == nil || f.release == nil {
+		return 0, false
+	}
+	return pagecache.Offset(f.data, data)
+}
+
+// PrefetchData asks the kernel to read data, a part of a tensor's bytes from
+// TensorBytes, into the page cache in the background (see
+// pagecache.Prefetch), so that a ReadData of it later does not wait for the
+// disk. It does nothing for a File from Parse.
+func (f *File) PrefetchData(data []byte) {
+	if f.fd != nil && f.release != nil {
+		pagecache.Prefetch(f.fd, f.data, data)
+	}
+}
+
+// EvictData asks the kernel to drop data, a part of a tensor's bytes from
+// TensorBytes that the caller has read, from the page cache (see
+// pagecache.Evict). It does nothing for a File from Parse.
+func (f *File) EvictData(data []byte) {
+	if f.fd != nil && f.release != nil {
+		pagecache.Evict(f.fd, f.data, data)
 	}
 }
 

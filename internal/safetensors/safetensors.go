@@ -177,10 +177,10 @@ func (f *File) PrefetchData(data []byte) {
 	}
 }
 
-// DataOffset returns where data, a part of the Data of one of f's tensors,
+// FileOffset returns where data, a part of the Data of one of f's tensors,
 // starts in the file, for a caller that reads the file itself (with
 // O_DIRECT, say); false for a File from Parse or data not in f.
-func (f *File) DataOffset(data []byte) (int64, bool) {
+func (f *File) FileOffset(data []byte) (int64, bool) {
 	if f.fd == nil || f.closed {
 		return 0, false
 	}
