@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -279,8 +280,14 @@ func (d *directReader) await(k int) ([]byte, error) {
 	if d.failedBefore(k + 1) {
 		return nil, d.err
 	}
-	return nil, fmt.Errorf("model: reading %s: loading stopped", d.pieces[k].file.Name())
+	return nil, fmt.Errorf("model: reading %s: %w", d.pieces[k].file.Name(), errLoadingStopped)
 }
+
+// errLoadingStopped is the error of a read that waited for a chunk the
+// reader stopped before reading: the load was cancelled, or the loader or
+// its worker failed and abandoned the reads (rangeLoad.finish reports
+// their error instead).
+var errLoadingStopped = errors.New("loading stopped")
 
 // release records that n more bytes of piece k have been used: once all
 // have, its slot can be refilled.
