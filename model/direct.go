@@ -27,6 +27,9 @@ import (
 // the safetensors and GGUF files from Open.
 type directFile interface {
 	Path() string
+	// Stat describes the file the data lie in, which Path may no longer
+	// name.
+	Stat() (os.FileInfo, error)
 	FileOffset(data []byte) (int64, bool)
 }
 
@@ -119,6 +122,14 @@ func newDirectReaderSized(ctx context.Context, ranges []streamRange, chunk int64
 				d.closeFiles()
 				return nil
 			}
+			// The path names another file than the one parsed when one
+			// was renamed over it since: its bytes at the parsed offsets
+			// are not the tensors'.
+			if !sameFile(f, df) {
+				f.Close()
+				d.closeFiles()
+				return nil
+			}
 			opened[df.Path()] = f
 			d.files = append(d.files, f)
 		}
@@ -165,6 +176,17 @@ func alignedBuffer(n int) []byte {
 	b := hugemem.Make[byte](n + directAlign)
 	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (directAlign - 1))
 	return b[skip : skip+n]
+}
+
+// sameFile reports whether f, opened by df's path, is the file df was read
+// from.
+func sameFile(f *os.File, df directFile) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := df.Stat()
+	return err == nil && os.SameFile(a, b)
 }
 
 func (d *directReader) closeFiles() {

@@ -28,6 +28,8 @@ type memDirectFile struct {
 
 func (m memDirectFile) Path() string { return m.path }
 
+func (m memDirectFile) Stat() (os.FileInfo, error) { return os.Stat(m.path) }
+
 func (m memDirectFile) FileOffset(data []byte) (int64, bool) {
 	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(data))) - uintptr(unsafe.Pointer(unsafe.SliceData(m.content))))
 	return off, off >= 0 && off+int64(len(data)) <= int64(len(m.content))
