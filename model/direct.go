@@ -8,7 +8,9 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/hugemem"
+	"github.com/golora/golora/internal/safetensors"
 )
 
 // Direct reading of a checkpoint too large for the page cache. On the VM
@@ -32,6 +34,13 @@ type directFile interface {
 	Stat() (os.FileInfo, error)
 	FileOffset(data []byte) (int64, bool)
 }
+
+// The files from Open are directFiles: were one not, its loads would read
+// through the page cache without a word (newDirectReader returns nil).
+var (
+	_ directFile = (*gguf.File)(nil)
+	_ directFile = (*safetensors.File)(nil)
+)
 
 // Direct reading sizes: chunks of directChunk bytes, directSlots of them
 // in memory at once (read or being read ahead of the loader), directReads
