@@ -2,12 +2,15 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"unsafe"
 
+	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/hugemem"
+	"github.com/golora/golora/internal/safetensors"
 )
 
 // Direct reading of a checkpoint too large for the page cache. On the VM
@@ -26,8 +29,18 @@ import (
 // the safetensors and GGUF files from Open.
 type directFile interface {
 	Path() string
+	// Stat describes the file the data lie in, which Path may no longer
+	// name.
+	Stat() (os.FileInfo, error)
 	FileOffset(data []byte) (int64, bool)
 }
+
+// The files from Open are directFiles: were one not, its loads would read
+// through the page cache without a word (newDirectReader returns nil).
+var (
+	_ directFile = (*gguf.File)(nil)
+	_ directFile = (*safetensors.File)(nil)
+)
 
 // Direct reading sizes: chunks of directChunk bytes, directSlots of them
 // in memory at once (read or being read ahead of the loader), directReads
@@ -118,6 +131,14 @@ func newDirectReaderSized(ctx context.Context, ranges []streamRange, chunk int64
 				d.closeFiles()
 				return nil
 			}
+			// The path names another file than the one parsed when one
+			// was renamed over it since: its bytes at the parsed offsets
+			// are not the tensors'.
+			if !sameFile(f, df) {
+				f.Close()
+				d.closeFiles()
+				return nil
+			}
 			opened[df.Path()] = f
 			d.files = append(d.files, f)
 		}
@@ -164,6 +185,17 @@ func alignedBuffer(n int) []byte {
 	b := hugemem.Make[byte](n + directAlign)
 	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (directAlign - 1))
 	return b[skip : skip+n]
+}
+
+// sameFile reports whether f, opened by df's path, is the file df was read
+// from.
+func sameFile(f *os.File, df directFile) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := df.Stat()
+	return err == nil && os.SameFile(a, b)
 }
 
 func (d *directReader) closeFiles() {
@@ -279,8 +311,14 @@ func (d *directReader) await(k int) ([]byte, error) {
 	if d.failedBefore(k + 1) {
 		return nil, d.err
 	}
-	return nil, fmt.Errorf("model: reading %s: loading stopped", d.pieces[k].file.Name())
+	return nil, fmt.Errorf("model: reading %s: %w", d.pieces[k].file.Name(), errLoadingStopped)
 }
+
+// errLoadingStopped is the error of a read that waited for a chunk the
+// reader stopped before reading: the load was cancelled, or the loader or
+// its worker failed and abandoned the reads (rangeLoad.finish reports
+// their error instead).
+var errLoadingStopped = errors.New("loading stopped")
 
 // release records that n more bytes of piece k have been used: once all
 // have, its slot can be refilled.

@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
+	"github.com/golora/golora/quant"
 )
 
 // memDirectFile is a directFile whose "mapping" is the file's content in
@@ -25,6 +27,8 @@ type memDirectFile struct {
 }
 
 func (m memDirectFile) Path() string { return m.path }
+
+func (m memDirectFile) Stat() (os.FileInfo, error) { return os.Stat(m.path) }
 
 func (m memDirectFile) FileOffset(data []byte) (int64, bool) {
 	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(data))) - uintptr(unsafe.Pointer(unsafe.SliceData(m.content))))
@@ -260,5 +264,74 @@ func TestDirectReaderCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the read still waits after the cancel")
+	}
+}
+
+// TestRangeLoadWorkerError: when the quantizing worker fails, the reads are
+// abandoned, so the loader's next read of a chunk not read yet fails too;
+// finish returns the worker's error, which says what went wrong, not the
+// loader's "loading stopped".
+func TestRangeLoadWorkerError(t *testing.T) {
+	content := make([]byte, 12*4096)
+	for i := range content {
+		content[i] = byte(i * 5)
+	}
+	f := writeDirectFile(t, "worker", content)
+	ranges := []streamRange{{f, content[:4096]}, {f, content[4096:]}}
+	readCtx, abandon := context.WithCancel(context.Background())
+	d := newDirectReaderSized(readCtx, ranges, 4096, 2, 1)
+	if d == nil {
+		abandon()
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	boom := errors.New("boom")
+	failed := make(chan struct{})
+	l := &rangeLoad{ctx: context.Background(), reader: d, abandon: abandon, sq: newStreamQuantizer(context.Background(), func([]float32, int, int) (quant.Matrix, error) {
+		defer close(failed)
+		return nil, boom
+	}, abandon)}
+	lin := &Linear{Name: "lin", Out: 1, In: 1}
+	err := l.sq.add(quantizeJob{lin: lin, where: "range 0", fill: func(dst []float32) (bool, error) {
+		buf := make([]byte, 4096)
+		return true, l.file(0).ReadData(buf, content[:4096])
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-failed
+	<-d.done // the worker's failure stops the reader
+	// The loader goes on with range 1, most of whose chunks were not read
+	// before the worker failed.
+	err = l.file(1).ReadData(make([]byte, len(content)), content[4096:])
+	if err == nil {
+		t.Fatal("range 1 read whole after the worker failed")
+	}
+	if err := l.finish(err); !errors.Is(err, boom) {
+		t.Errorf("finish returned %v, want the worker's error", err)
+	}
+}
+
+// TestRangeLoadCancelled: a load cancelled while the loader waits for a
+// chunk fails with an error that wraps the context's.
+func TestRangeLoadCancelled(t *testing.T) {
+	content := make([]byte, 12*4096)
+	f := writeDirectFile(t, "cancel", content)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readCtx, abandon := context.WithCancel(ctx)
+	d := newDirectReaderSized(readCtx, []streamRange{{f, content}}, 4096, 2, 1)
+	if d == nil {
+		abandon()
+		t.Skip("O_DIRECT is not supported on the test's temporary directory")
+	}
+	l := &rangeLoad{ctx: ctx, reader: d, abandon: abandon}
+	cancel()
+	<-d.done // the reader stops at the chunks it had room for
+	err := l.file(0).ReadData(make([]byte, len(content)), content)
+	if err == nil {
+		t.Fatal("the range read whole after the load was cancelled")
+	}
+	if err := l.finish(err); !errors.Is(err, context.Canceled) {
+		t.Errorf("finish returned %v, want an error wrapping context.Canceled", err)
 	}
 }

@@ -233,3 +233,36 @@ func TestLoadGGUFNonFiniteScale(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadGGUFUncachedReplaced: a file renamed over the GGUF file's path
+// after Open (a download or a conversion finishing) does not change what
+// the load reads: the O_DIRECT reader reads the file that was opened, or
+// the load reads it through the page cache, never a different file at the
+// offsets of the one that was parsed.
+func TestLoadGGUFUncachedReplaced(t *testing.T) {
+	path := mixedGGUF(t)
+	skipWithoutDirect(t, path)
+	ctx := context.Background()
+	want, err := loadGGUFStream(ctx, path, streamOptions{})
+	require.NoError(t, err)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	other := rebuildGGUF(t, data, editTensor("output_norm.weight", func(ti gguf.TensorInfo, raw []byte) (gguf.GGMLType, []uint64, []byte, bool) {
+		raw = append([]byte(nil), raw...)
+		for i := 0; i < len(raw); i += 4 {
+			binary.LittleEndian.PutUint32(raw[i:], math.Float32bits(2))
+		}
+		return ti.Type, ti.Dims, raw, true
+	}))
+	require.Equal(t, len(data), len(other))
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, os.WriteFile(path+".new", other, 0o644))
+	require.NoError(t, os.Rename(path+".new", path))
+	got, err := fromGGUF(ctx, f, streamOptions{uncached: true})
+	require.NoError(t, err)
+	if !reflect.DeepEqual(want.weights, got.weights) {
+		t.Error("the load read the file renamed over the path, not the one opened")
+	}
+}

@@ -2,6 +2,8 @@ package model
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/golora/golora/internal/pagecache"
@@ -92,6 +94,7 @@ func newRangeReader(ctx context.Context, ranges []streamRange, evict bool) range
 // block linears. Either's failure abandons the reads, so that neither waits
 // for ever on a chunk behind a range the other gave up.
 type rangeLoad struct {
+	ctx     context.Context // the load's, for finish
 	reader  rangeReader
 	sq      *streamQuantizer // nil without a quantizer
 	abandon context.CancelFunc
@@ -108,7 +111,7 @@ func startRangeLoad(ctx context.Context, ranges []streamRange, so streamOptions)
 		size += int64(len(rg.data))
 	}
 	readCtx, abandon := context.WithCancel(ctx)
-	l := &rangeLoad{abandon: abandon}
+	l := &rangeLoad{ctx: ctx, abandon: abandon}
 	l.reader = newRangeReader(readCtx, ranges, so.uncached || shouldEvict(size))
 	if so.quantizer != nil {
 		l.sq = newStreamQuantizer(ctx, so.quantizer, abandon)
@@ -121,18 +124,23 @@ func (l *rangeLoad) file(i int) tensorFile { return l.reader.file(i) }
 
 // finish waits for the worker, abandoning the reads first when the loader
 // failed (err), stops the reader and returns err or else the worker's first
-// error.
+// error. A read that failed only because the reads were abandoned
+// (errLoadingStopped) gives way to the error that abandoned them: the
+// worker's, or the load's context's.
 func (l *rangeLoad) finish(err error) error {
 	if l.sq != nil {
 		if err != nil {
 			l.abandon()
 		}
-		if werr := l.sq.wait(); err == nil {
+		if werr := l.sq.wait(); werr != nil && (err == nil || errors.Is(err, errLoadingStopped)) {
 			err = werr
 		}
 	}
 	l.reader.close()
 	l.abandon()
+	if errors.Is(err, errLoadingStopped) && l.ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", err, context.Cause(l.ctx))
+	}
 	return err
 }
 

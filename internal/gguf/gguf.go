@@ -147,6 +147,17 @@ func (f *File) Path() string {
 	return f.fd.Name()
 }
 
+// Stat describes the file Open opened, which its path may no longer name
+// (another file renamed over it since): a caller that opens the path again
+// checks that it has the same file (os.SameFile). It is an error for a File
+// from Parse or a closed one.
+func (f *File) Stat() (os.FileInfo, error) {
+	if f.fd == nil || f.release == nil {
+		return nil, errors.New("gguf: Stat of a File that is not an open file")
+	}
+	return f.fd.Stat()
+}
+
 // FileOffset returns where data, a part of a tensor's bytes from
 // TensorBytes, starts in the file, for a caller that reads the file itself
 // (with O_DIRECT, say); false for a File from Parse, a closed one, or data

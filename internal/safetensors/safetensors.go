@@ -177,6 +177,17 @@ func (f *File) PrefetchData(data []byte) {
 	}
 }
 
+// Stat describes the file Open opened, which Path may no longer name
+// (another file renamed over it since): a caller that opens the path again
+// checks that it has the same file (os.SameFile). It is an error for a File
+// from Parse or a closed one.
+func (f *File) Stat() (os.FileInfo, error) {
+	if f.fd == nil || f.closed {
+		return nil, errors.New("safetensors: Stat of a File that is not an open file")
+	}
+	return f.fd.Stat()
+}
+
 // FileOffset returns where data, a part of the Data of one of f's tensors,
 // starts in the file, for a caller that reads the file itself (with
 // O_DIRECT, say); false for a File from Parse or data not in f.
