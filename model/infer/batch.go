@@ -219,6 +219,10 @@ func (b *Batch) Step(rows []BatchRow) error {
 	if n == 0 {
 		return nil
 	}
+	// The step is some forty runs of the team with serial code between
+	// them: its helpers stay awake for all of it.
+	b.team.team.hold()
+	defer b.team.team.release()
 	d, half := c.Dim, len(b.invFreq)
 	b.x, b.xn = grow(b.x, n*d), grow(b.xn, n*d)
 	b.q, b.attn = grow(b.q, n*b.qDim), grow(b.attn, n*b.qDim)
