@@ -483,19 +483,27 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 }
 
 // shrink computes the shrinks of b.lr that no run has computed (the down
-// projection's: its input is packed as it is gated, by columns): on the
-// calling goroutine for a few adapters (their matrices in the caches), in
-// a run of its own, split by tokens, for more (read from memory).
+// projection's: its input is packed as it is gated, by columns), in a run
+// of its own split by tokens; on the calling goroutine for a few adapters
+// over fewer than panelMinTokens tokens. A 32-row step's shrinks of one
+// adapter at the down projection take about 10 µs, which the helpers
+// would spend waiting.
 func (b *Batch) shrink(n int) {
 	lr := b.lr
 	lr.shrunk = true
 	workers := len(b.team.ws)
-	if len(lr.terms) <= workers {
+	if len(lr.terms) <= workers && n < panelMinTokens || workers == 1 {
 		lr.shrink(0, n)
 		return
 	}
+	parts := workers
+	if len(lr.terms) > workers {
+		// Read from memory: claimed parts let a core that another process
+		// slows down take fewer.
+		parts *= partsPerWorker
+	}
 	*b.job = job{kind: jobShrink, n: n, lr: lr}
-	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
+	_ = b.team.run(b.job, min(n, parts)) // shrinks return no error
 }
 
 // linearAdd is linear of the one linear f followed by the residual
