@@ -459,6 +459,15 @@ type fused struct {
 // maxFused is the most linears one product runs together (Q, K and V).
 const maxFused = 3
 
+// panelPartUnits is the fewest units of partAlign weight rows a part of a
+// panel product takes beyond one part per goroutine. Besides the panel
+// kernel, a part makes calls per token over its columns (adapter expands,
+// gating, the residual add): 32 tokens of a few hundred columns each cost
+// about as much to call as to compute, so the block linears of the
+// stories15M shape run one part per goroutine (the gate and up projections,
+// 1536 rows, took 4 parts at 8 units, and a 32-row step 2% longer).
+const panelPartUnits = 16
+
 // linear computes y = x·Wᵀ for each of lins (which share x, so the same In)
 // over the tokens of all rows at once, then adds each adapter's terms to its
 // group: the tokens of adjacent rows sharing an Adapter. x must be what
@@ -557,8 +566,9 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	}
 	parts := len(b.team.ws)
 	if j.panels != nil {
-		// At least 8 units of partAlign weight rows a part: the head.
-		parts = max(parts, min(partsPerWorker*parts, outs/(8*partAlign)))
+		// At least panelPartUnits units of partAlign weight rows a part:
+		// more parts than goroutines only for the head.
+		parts = max(parts, min(partsPerWorker*parts, outs/(panelPartUnits*partAlign)))
 	}
 	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1
