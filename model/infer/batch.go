@@ -144,6 +144,35 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 	return b, nil
 }
 
+// Workers returns the number of goroutines Parallel runs on: the caller
+// and the Batch's helpers.
+func (b *Batch) Workers() int { return len(b.team.ws) }
+
+// Parallel calls fn(worker, i) for i in [0, n) on the calling goroutine and
+// the Batch's helpers, each i once, and returns when all have returned;
+// worker, in [0, Workers()), tells the goroutines apart. It lends the
+// helpers, awake after a step, to the caller's own work on the step's
+// results (a server's draws of the next tokens), where starting goroutines
+// would cost a wake-up each. It must not run concurrently with Step.
+func (b *Batch) Parallel(n int, fn func(worker, i int)) {
+	if n <= 0 {
+		return
+	}
+	t := b.team.team
+	if t == nil || n == 1 {
+		for i := range n {
+			fn(0, i)
+		}
+		return
+	}
+	t.hold()
+	defer t.release()
+	_ = t.run(min(n, maxChunks), func(worker, i int) error { // fn returns no error
+		fn(worker, i)
+		return nil
+	})
+}
+
 // Weights returns the model the Batch runs.
 func (b *Batch) Weights() *model.Weights { return b.w }
 
