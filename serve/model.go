@@ -248,6 +248,13 @@ func (m *BatchedModel) keep(s *infer.Sequence) {
 	m.kept++
 }
 
+// Workers and Parallel lend the Batch's goroutines to the engine's draws
+// (infer.Batch.Parallel).
+func (m *BatchedModel) Workers() int { return m.b.Workers() }
+
+// Parallel calls fn(worker, i) for i in [0, n) on the Batch's goroutines.
+func (m *BatchedModel) Parallel(n int, fn func(worker, i int)) { m.b.Parallel(n, fn) }
+
 // Step runs the rows as one batch.
 func (m *BatchedModel) Step(rows []Row) error {
 	m.rows = m.rows[:0]

@@ -144,6 +144,35 @@ func NewBatch(w *model.Weights) (*Batch, error) {
 	return b, nil
 }
 
+// Workers returns the number of goroutines Parallel runs on: the caller
+// and the Batch's helpers.
+func (b *Batch) Workers() int { return len(b.team.ws) }
+
+// Parallel calls fn(worker, i) for i in [0, n) on the calling goroutine and
+// the Batch's helpers, each i once, and returns when all have returned;
+// worker, in [0, Workers()), tells the goroutines apart. It lends the
+// helpers, awake after a step, to the caller's own work on the step's
+// results (a server's draws of the next tokens), where starting goroutines
+// would cost a wake-up each. It must not run concurrently with Step.
+func (b *Batch) Parallel(n int, fn func(worker, i int)) {
+	if n <= 0 {
+		return
+	}
+	t := b.team.team
+	if t == nil || n == 1 {
+		for i := range n {
+			fn(0, i)
+		}
+		return
+	}
+	t.hold()
+	defer t.release()
+	_ = t.run(min(n, maxChunks), func(worker, i int) error { // fn returns no error
+		fn(worker, i)
+		return nil
+	})
+}
+
 // Weights returns the model the Batch runs.
 func (b *Batch) Weights() *model.Weights { return b.w }
 
@@ -219,6 +248,10 @@ func (b *Batch) Step(rows []BatchRow) error {
 	if n == 0 {
 		return nil
 	}
+	// The step is some forty runs of the team with serial code between
+	// them: its helpers stay awake for all of it.
+	b.team.team.hold()
+	defer b.team.team.release()
 	d, half := c.Dim, len(b.invFreq)
 	b.x, b.xn = grow(b.x, n*d), grow(b.xn, n*d)
 	b.q, b.attn = grow(b.q, n*b.qDim), grow(b.attn, n*b.qDim)
@@ -455,6 +488,15 @@ type fused struct {
 // maxFused is the most linears one product runs together (Q, K and V).
 const maxFused = 3
 
+// panelPartUnits is the fewest units of partAlign weight rows a part of a
+// panel product takes beyond one part per goroutine. Besides the panel
+// kernel, a part makes calls per token over its columns (adapter expands,
+// gating, the residual add): 32 tokens of a few hundred columns each cost
+// about as much to call as to compute, so the block linears of the
+// stories15M shape run one part per goroutine (the gate and up projections,
+// 1536 rows, took 4 parts at 8 units, and a 32-row step 2% longer).
+const panelPartUnits = 16
+
 // linear computes y = x·Wᵀ for each of lins (which share x, so the same In)
 // over the tokens of all rows at once, then adds each adapter's terms to its
 // group: the tokens of adjacent rows sharing an Adapter. x must be what
@@ -479,19 +521,27 @@ func (b *Batch) linearRows(rows []BatchRow, ys [][]float32, x []float32, lins ..
 }
 
 // shrink computes the shrinks of b.lr that no run has computed (the down
-// projection's: its input is packed as it is gated, by columns): on the
-// calling goroutine for a few adapters (their matrices in the caches), in
-// a run of its own, split by tokens, for more (read from memory).
+// projection's: its input is packed as it is gated, by columns), in a run
+// of its own split by tokens; on the calling goroutine for a few adapters
+// over fewer than panelMinTokens tokens. A 32-row step's shrinks of one
+// adapter at the down projection take about 10 µs, which the helpers
+// would spend waiting.
 func (b *Batch) shrink(n int) {
 	lr := b.lr
 	lr.shrunk = true
 	workers := len(b.team.ws)
-	if len(lr.terms) <= workers {
+	if len(lr.terms) <= workers && n < panelMinTokens || workers == 1 {
 		lr.shrink(0, n)
 		return
 	}
+	parts := workers
+	if len(lr.terms) > workers {
+		// Read from memory: claimed parts let a core that another process
+		// slows down take fewer.
+		parts *= partsPerWorker
+	}
 	*b.job = job{kind: jobShrink, n: n, lr: lr}
-	_ = b.team.run(b.job, min(n, partsPerWorker*workers)) // shrinks return no error
+	_ = b.team.run(b.job, min(n, parts)) // shrinks return no error
 }
 
 // linearAdd is linear of the one linear f followed by the residual
@@ -545,8 +595,9 @@ func (b *Batch) product(rows []BatchRow, ys [][]float32, x []float32, gate bool,
 	}
 	parts := len(b.team.ws)
 	if j.panels != nil {
-		// At least 8 units of partAlign weight rows a part: the head.
-		parts = max(parts, min(partsPerWorker*parts, outs/(8*partAlign)))
+		// At least panelPartUnits units of partAlign weight rows a part:
+		// more parts than goroutines only for the head.
+		parts = max(parts, min(partsPerWorker*parts, outs/(panelPartUnits*partAlign)))
 	}
 	if j.panels == nil && !split || outs*lins[0].lin.In*max(n, 4) < batchMinWeights {
 		parts = 1

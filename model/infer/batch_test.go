@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,6 +358,47 @@ func TestBatchWorkersEndWithBatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%d goroutines before, %d after five Batches were dropped", before, runtime.NumGoroutine())
+}
+
+// TestBatchParallel: Parallel calls fn once for each index, with worker
+// numbers in [0, Workers()), before and after a step, and for no index at
+// all.
+func TestBatchParallel(t *testing.T) {
+	ck, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBatch(ck.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.NewSequence(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, 3, 32, 100} {
+		if n == 32 {
+			if err := b.Step([]BatchRow{{Seq: s, Tokens: []int{1, 2}, Logits: make([]float32, ck.Weights.Config.VocabSize)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts := make([]atomic.Int32, n)
+		var badWorker atomic.Bool
+		b.Parallel(n, func(worker, i int) {
+			if worker < 0 || worker >= b.Workers() {
+				badWorker.Store(true)
+			}
+			counts[i].Add(1)
+		})
+		for i := range counts {
+			if c := counts[i].Load(); c != 1 {
+				t.Fatalf("n %d: index %d ran %d times", n, i, c)
+			}
+		}
+		if badWorker.Load() {
+			t.Errorf("n %d: a worker number outside [0, %d)", n, b.Workers())
+		}
+	}
 }
 
 // TestPackRowMatchesPackPanels packs a matrix of 45 rows (a full panel and

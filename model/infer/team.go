@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // A team runs the chunks of a decode step's split work (a product's ranges
@@ -34,9 +35,16 @@ type team struct {
 	done []counter
 	// fn runs one chunk. It is written only while no chunk is claimed and
 	// read only by a goroutine holding a claim.
-	fn      func(worker, chunk int) error
-	errs    []error // per worker: the current job's errors
-	stop    atomic.Bool
+	fn   func(worker, chunk int) error
+	errs []error // per worker: the current job's errors
+	stop atomic.Bool
+	// held is set while a caller runs a sequence of jobs with serial code
+	// between them (a Batch step): the helpers then spin on past spinLimit
+	// instead of parking. Between two jobs of a 32-row step the caller
+	// runs for longer than spinLimit polls (norms, adapter plans, a
+	// shrink), and a parked helper, woken by a futex, came to a job tens of
+	// microseconds late or after the caller had run all of it alone.
+	held    atomic.Bool
 	helpers []*helper
 }
 
@@ -169,6 +177,25 @@ func (t *team) work(worker int) {
 	}
 }
 
+// hold keeps the helpers from parking between jobs until release, and
+// wakes the parked ones now: their wake-up overlaps the caller's work
+// before its first job. The caller must call release when its jobs are
+// done, so that an idle team parks. A nil team ignores both.
+func (t *team) hold() {
+	if t == nil {
+		return
+	}
+	t.held.Store(true)
+	t.wakeHelpers()
+}
+
+// release ends hold.
+func (t *team) release() {
+	if t != nil {
+		t.held.Store(false)
+	}
+}
+
 // close ends the helpers once they finish their current chunk.
 func (t *team) close() {
 	t.stop.Store(true)
@@ -179,10 +206,7 @@ func (t *team) close() {
 // job until close.
 func (t *team) loop(h *helper, worker int) {
 	for !t.stop.Load() {
-		polls := 0
-		for ; polls < spinLimit && !t.pending(); polls++ {
-		}
-		if polls < spinLimit {
+		if t.spin() {
 			t.work(worker)
 			continue
 		}
@@ -195,5 +219,41 @@ func (t *team) loop(h *helper, worker int) {
 			// the next park would return at once.
 		}
 		<-h.wake
+	}
+}
+
+// heldSpin is how long a helper of a held team polls for the next job
+// before it parks all the same: far longer than the caller's serial code
+// between two jobs of a step, far shorter than the time slice another
+// process takes when the machine is busier than its cores, when the caller
+// may wait for a core for milliseconds.
+const heldSpin = 200 * time.Microsecond
+
+// spin polls for a job with an unclaimed chunk and reports whether one
+// came: false after spinLimit polls, or if the team is held, after
+// heldSpin. While held, it yields every spinLimit polls its goroutine, so
+// that other goroutines (a server's stream readers) still get to run, and
+// its thread: on a machine busier than its cores, a poll that kept its
+// core would take a core's share from the caller (a 32-row step ran at
+// two thirds of its speed).
+func (t *team) spin() bool {
+	var start time.Time
+	for polls := 0; ; polls++ {
+		if t.pending() {
+			return true
+		}
+		if polls >= spinLimit {
+			if !t.held.Load() || t.stop.Load() {
+				return false
+			}
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > heldSpin {
+				return false
+			}
+			polls = 0
+			runtime.Gosched()
+			osYield()
+		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 // TestTeamRunsEveryChunkOnce: every chunk of every job runs exactly once,
 // with worker numbers in range, whether the helpers are awake, parked
-// (after a pause longer than their spin) or starved of CPUs (GOMAXPROCS 1),
-// and close ends the helpers.
+// (after a pause longer than their spin), held (jobs 120 to 259) or starved
+// of CPUs (GOMAXPROCS 1), and close ends the helpers.
 func TestTeamRunsEveryChunkOnce(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	before := runtime.NumGoroutine()
@@ -24,6 +24,10 @@ func TestTeamRunsEveryChunkOnce(t *testing.T) {
 			runtime.GOMAXPROCS(1)
 		case 200:
 			runtime.GOMAXPROCS(4)
+		case 120:
+			tm.hold()
+		case 260:
+			tm.release()
 		}
 		if job%50 == 0 {
 			time.Sleep(2 * time.Millisecond) // the helpers park
@@ -56,6 +60,33 @@ func TestTeamRunsEveryChunkOnce(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after close, %d before the team", n, before)
+	}
+}
+
+// TestTeamHeldParks: a held team's helper still parks when no job comes
+// for heldSpin (its caller descheduled on a busy machine), and wakes for
+// the next job; a nil team (GOMAXPROCS 1) ignores hold and release.
+func TestTeamHeldParks(t *testing.T) {
+	var none *team
+	none.hold()
+	none.release()
+	tm := newTeam(1)
+	defer tm.close()
+	tm.hold()
+	defer tm.release()
+	var ran atomic.Int32
+	job := func(int, int) error { ran.Add(1); return nil }
+	tm.run(4, job)
+	deadline := time.Now().Add(5 * time.Second)
+	for !tm.helpers[0].parked.Load() && time.Now().Before(deadline) {
+		time.Sleep(heldSpin)
+	}
+	if !tm.helpers[0].parked.Load() {
+		t.Fatal("a held helper with no job did not park")
+	}
+	tm.run(4, job)
+	if got := ran.Load(); got != 8 {
+		t.Errorf("%d chunks ran, want 8", got)
 	}
 }
 
