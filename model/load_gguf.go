@@ -600,25 +600,9 @@ func ggufReadBytes(t gguf.TensorInfo, raw []byte, file tensorFile) ([]byte, erro
 // Any other type is an error naming the tensor. It reports whether the
 // values were checked to be finite.
 func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32) (finite bool, err error) {
-	var dec floatDecoder
-	switch t.Type {
-	case gguf.TypeF32:
-		dec = decodeF32
-	case gguf.TypeF16:
-		dec = decodeF16
-	case gguf.TypeBF16:
-		dec = decodeBF16
-	default:
-		if !ggml.Type(t.Type).Supported() {
-			return false, fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
-		}
-		_, cols, err := t.RowsCols()
-		if err != nil {
-			return false, err
-		}
-		if dec, err = ggmlRows(t.Name, ggml.Type(t.Type), cols); err != nil {
-			return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
-		}
+	dec, err := ggufDecoder(t)
+	if err != nil {
+		return false, err
 	}
 	units, whole := dec.units(len(dst))
 	if uint64(len(dst)) != t.NumElements() || !whole || len(raw) != units*dec.size {
@@ -629,6 +613,53 @@ func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32)
 		return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 	}
 	return finite, nil
+}
+
+// ggufFloat32Rows is ggufFloat32s for rows r0..r1 of matrix t (rows of cols
+// values) into dst ((r1-r0)·cols): a fused tensor's part is converted into
+// its own buffer straight from the file, so that no float32 copy of the
+// whole fused tensor is ever held. Every unit of a decoder lies within one
+// row, so the values are those ggufFloat32s gives, bit for bit.
+func ggufFloat32Rows(t gguf.TensorInfo, raw []byte, file tensorFile, rows, cols, r0, r1 int, dst []float32) (finite bool, err error) {
+	dec, err := ggufDecoder(t)
+	if err != nil {
+		return false, err
+	}
+	units, whole := dec.units(cols)
+	if !whole || len(raw) != rows*units*dec.size || r0 < 0 || r0 > r1 || r1 > rows || len(dst) != (r1-r0)*cols {
+		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for rows %d..%d of %d rows of %d values", t.Name, len(raw), t.Type, r0, r1, rows, cols)
+	}
+	rowBytes := units * dec.size
+	finite, err = decodeStreaming(dst, raw[r0*rowBytes:r1*rowBytes], dec, file)
+	if err != nil {
+		return false, fmt.Errorf("gguf: tensor %s rows %d..%d: %w", t.Name, r0, r1, err)
+	}
+	return finite, nil
+}
+
+// ggufDecoder returns the floatDecoder of tensor t's type, or an error
+// naming the tensor for a type golora does not read.
+func ggufDecoder(t gguf.TensorInfo) (floatDecoder, error) {
+	switch t.Type {
+	case gguf.TypeF32:
+		return decodeF32, nil
+	case gguf.TypeF16:
+		return decodeF16, nil
+	case gguf.TypeBF16:
+		return decodeBF16, nil
+	}
+	if !ggml.Type(t.Type).Supported() {
+		return floatDecoder{}, fmt.Errorf("gguf: tensor %s has type %v, which golora does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K)", t.Name, t.Type)
+	}
+	_, cols, err := t.RowsCols()
+	if err != nil {
+		return floatDecoder{}, err
+	}
+	dec, err := ggmlRows(t.Name, ggml.Type(t.Type), cols)
+	if err != nil {
+		return floatDecoder{}, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+	}
+	return dec, nil
 }
 
 // ggmlRows returns the floatDecoder of rows of cols values of tensor name

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/golora/golora/internal/gguf"
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant/ggml"
 )
 
@@ -230,25 +231,30 @@ func ggufFusedLinears(p *ggufPlan, layer *Layer, blk func(string) string, so str
 			}
 			continue
 		}
+		// Each part is converted from its own rows of the file, into its
+		// linear or straight into the quantizer's buffer: a float32 copy of
+		// the whole fused tensor would be rows·cols·4 bytes on top of the
+		// parts (Phi-3-mini's gate_up: 2·8192·3072·4 = 201 MB, more than a
+		// layer's NF4 weights), against the bound on peak RSS while loading.
 		err = p.add(t, func(raw []byte, file tensorFile, sq *streamQuantizer) error {
-			full := make([]float32, rows*cols)
-			finite, err := ggufFloat32s(t, raw, file, full)
-			if err != nil {
-				return err
-			}
 			r0 := 0
 			for _, lin := range fz.parts {
-				part := full[r0*cols : (r0+lin.Out)*cols : (r0+lin.Out)*cols]
-				where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, r0, r0+lin.Out)
-				r0 += lin.Out
+				lo, hi := r0, r0+lin.Out
+				r0 = hi
+				fill := func(dst []float32) (bool, error) {
+					return ggufFloat32Rows(t, raw, file, rows, cols, lo, hi, dst)
+				}
 				if sq == nil {
-					lin.Dense, lin.finite = part, finite
+					lin.Dense = hugemem.Make[float32](lin.Out * lin.In)
+					finite, err := fill(lin.Dense)
+					if err != nil {
+						return err
+					}
+					lin.finite = finite
 					continue
 				}
-				if err := sq.add(quantizeJob{lin: lin, where: where, fill: func(dst []float32) (bool, error) {
-					copy(dst, part)
-					return finite, nil
-				}}); err != nil {
+				where := fmt.Sprintf("tensor %s rows %d..%d", t.Name, lo, hi)
+				if err := sq.add(quantizeJob{lin: lin, where: where, fill: fill}); err != nil {
 					return err
 				}
 			}

@@ -80,6 +80,21 @@ func mixedGGUF(t *testing.T) string {
 	return path
 }
 
+// phi3GGUF writes a random two-block Phi-3 model, whose q, k, v and gate,
+// up linears are fused, as a GGUF file with its linears in typ, and returns
+// the file's path.
+func phi3GGUF(t *testing.T, typ ggml.Type) string {
+	t.Helper()
+	cfg := Config{Arch: "phi3", Dim: 256, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 4, HeadDim: 64, RotaryDim: 32,
+		VocabSize: 512, MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000}
+	b, err := Default()
+	require.NoError(t, err)
+	b.Weights = RandomWeights(cfg, 9)
+	path := filepath.Join(t.TempDir(), "phi3.gguf")
+	require.NoError(t, WriteGGUF(path, b, typ))
+	return path
+}
+
 // skipWithoutDirect skips the test when the GGUF file at path cannot be
 // read with O_DIRECT (a temporary directory on tmpfs, another OS), where the
 // loader falls back to the page cache.
@@ -160,14 +175,8 @@ func TestLoadGGUFUncachedMatches(t *testing.T) {
 			}
 		})
 	}
-	cfg := Config{Arch: "phi3", Dim: 256, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 4, HeadDim: 64, RotaryDim: 32,
-		VocabSize: 512, MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000}
-	b, err := Default()
-	require.NoError(t, err)
-	b.Weights = RandomWeights(cfg, 9)
 	for _, typ := range []ggml.Type{GGUFF16, ggml.Q8_0} {
-		path := filepath.Join(t.TempDir(), "phi3.gguf")
-		require.NoError(t, WriteGGUF(path, b, typ))
+		path := phi3GGUF(t, typ)
 		for _, so := range []streamOptions{{}, {quantizer: q}} {
 			cached := load(path, so)
 			so.uncached = true
