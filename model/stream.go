@@ -91,7 +91,7 @@ var pieceBuffers = sync.Pool{New: func() any {
 // decodeStreaming converts src, a tensor's bytes in file, into dst
 // (len(dst) values, a whole number of dec's units), piece by piece on every
 // CPU. It reports whether every value was finite (checked while each piece
-// is in cache; never for dec.decodeChecked).
+// is in cache, or known from dec.decodeChecked's success).
 func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFile) (finite bool, err error) {
 	var mu sync.Mutex
 	var nonFinite atomic.Bool
@@ -105,7 +105,11 @@ func decodeStreaming(dst []float32, src []byte, dec floatDecoder, file tensorFil
 			var finite bool
 			switch {
 			case dec.decodeChecked != nil:
+				// A ggml block decoded without error is finite: its
+				// scales are checked, and a finite f16 scale times the
+				// block's small integers stays far inside float32.
 				derr = dec.decodeChecked(out, b, lo)
+				finite = derr == nil
 			case dec.decodeFinite != nil:
 				finite = dec.decodeFinite(out, b)
 			default:
@@ -206,7 +210,7 @@ func (s *streamQuantizer) run(job quantizeJob, w []float32) error {
 	}
 	lin := job.lin
 	if !finite {
-		if i := kernels.FirstNonFinite(w); i >= 0 {
+		if i := firstNonFiniteParallel(w); i >= 0 {
 			return fmt.Errorf("model: %s: tensor %s.weight element %d is %v: the weights hold non-finite values", job.where, lin.Name, i, w[i])
 		}
 	}

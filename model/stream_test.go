@@ -13,6 +13,7 @@ import (
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant"
+	"github.com/golora/golora/quant/ggml"
 	"github.com/stretchr/testify/require"
 )
 
@@ -187,4 +188,29 @@ func TestDecodeStreamingPieces(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDecodeStreamingGGMLFinite: a ggml tensor that decodes without error
+// is reported finite (so the quantizing worker skips a pass over it), and
+// one with an infinite block scale is an error, not values to check.
+func TestDecodeStreamingGGMLFinite(t *testing.T) {
+	const rows, cols = 3, 64
+	dec, err := ggmlRows("w", ggml.Q8_0, cols)
+	require.NoError(t, err)
+	src := make([]byte, rows*cols/32*34)
+	for b := 0; b*34 < len(src); b++ {
+		src[b*34], src[b*34+1] = 0x00, 0x3c // fp16 1.0
+		for j := range 32 {
+			src[b*34+2+j] = byte(int8(j - 16 + b))
+		}
+	}
+	dst := make([]float32, rows*cols)
+	finite, err := decodeStreaming(dst, src, dec, &copyFile{})
+	require.NoError(t, err)
+	require.True(t, finite)
+	require.Equal(t, float32(-16+1), dst[32], "block 1's first value")
+
+	src[2*34+1] = 0x7c // block 2's scale becomes +Inf
+	_, err = decodeStreaming(dst, src, dec, &copyFile{})
+	require.ErrorContains(t, err, "not finite")
 }
