@@ -17,7 +17,8 @@ func f16(b []byte) float32 { return half.F16ToFloat32(binary.LittleEndian.Uint16
 
 // Q8_0: fp16 d, 32 int8 codes; x = q·d.
 
-func dequantQ8_0(dst []float32, row []byte) {
+// dequantQ8_0Go is dequantQ8_0 in Go, for every CPU.
+func dequantQ8_0Go(dst []float32, row []byte) {
 	for b := 0; b*32 < len(dst); b++ {
 		blk := row[b*34 : b*34+34]
 		d := f16(blk)

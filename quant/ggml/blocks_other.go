@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package ggml
+
+func dequantQ8_0(dst []float32, row []byte) { dequantQ8_0Go(dst, row) }
