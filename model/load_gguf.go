@@ -105,14 +105,32 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	if err != nil {
 		return nil, err
 	}
+	// The tokenizer is built while the tensors load: a Llama-3 or Qwen
+	// byte-level BPE has 150,000–280,000 merges to index, about a tenth of
+	// a second of one core, which the loader's reading leaves free. Its
+	// vocabulary is token_embd's rows, which ggufWeights checks.
+	vocab := 0
+	if emb, ok := f.Tensor("token_embd.weight"); ok && len(emb.Shape()) == 2 {
+		vocab = emb.Shape()[0]
+	}
+	type built struct {
+		tok tokenizer.Tokenizer
+		err error
+	}
+	tokDone := make(chan built, 1)
+	go func() {
+		tok, err := ggufTokenizer(f, vocab)
+		tokDone <- built{tok, err}
+	}()
 	w, err := ggufWeights(ctx, f, cfg, so, ga)
+	tb := <-tokDone
 	if err != nil {
 		return nil, err
 	}
-	tok, err := ggufTokenizer(f, w.Config.VocabSize)
-	if err != nil {
-		return nil, err
+	if tb.err != nil {
+		return nil, tb.err
 	}
+	tok := tb.tok
 	chat, err := ggufChatTemplate(f, tok)
 	if err != nil {
 		return nil, err
