@@ -227,7 +227,7 @@ func loadGGUFBase(ctx context.Context, path string, opts LoadOptions) (*Base, er
 
 // stream returns the options the streaming loaders apply.
 func (o LoadOptions) stream() streamOptions {
-	return streamOptions{quantizer: o.Quantizer, requantize: o.Requantize, float32Embedding: o.Float32Embedding}
+	return streamOptions{quantizer: o.Quantizer, requantize: o.Requantize, float32Embedding: o.Float32Embedding, weightsOnly: o.WeightsOnly}
 }
 
 func (b *Base) check() error {

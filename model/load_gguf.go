@@ -105,6 +105,13 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	if err != nil {
 		return nil, err
 	}
+	if so.weightsOnly {
+		w, err := ggufWeights(ctx, f, cfg, so, ga)
+		if err != nil {
+			return nil, err
+		}
+		return &ggufModel{weights: w}, nil
+	}
 	// The tokenizer is built while the tensors load: a Llama-3 or Qwen
 	// byte-level BPE has 150,000–280,000 merges to index, about a tenth of
 	// a second of one core, which the loader's reading leaves free. Its

@@ -241,6 +241,24 @@ func TestLoadGGUFErrors(t *testing.T) {
 	}
 }
 
+// TestLoadGGUFWeightsOnlySkipsTokenizer: with LoadOptions.WeightsOnly a
+// GGUF's tokenizer is not built, as a Hugging Face directory's is not read,
+// so a tokenizer golora refuses does not stop a weights-only load.
+func TestLoadGGUFWeightsOnlySkipsTokenizer(t *testing.T) {
+	data, err := os.ReadFile(stories260KGGUFPath)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "bert.gguf")
+	require.NoError(t, os.WriteFile(path, rebuildGGUF(t, data, setKV("tokenizer.ggml.model", "bert")), 0o644))
+	_, err = Load(context.Background(), path, LoadOptions{})
+	require.ErrorContains(t, err, `tokenizer.ggml.model "bert" is not supported`)
+	b, err := Load(context.Background(), path, LoadOptions{WeightsOnly: true})
+	require.NoError(t, err)
+	require.Nil(t, b.Tokenizer)
+	want, _, err := loadGGUF(stories260KGGUFPath)
+	require.NoError(t, err)
+	require.Equal(t, want.Layers[2].MLPNorm, b.Weights.Layers[2].MLPNorm)
+}
+
 // FuzzParseGGUF checks that parseGGUF never panics and that the weights it
 // accepts pass Validate.
 func FuzzParseGGUF(f *testing.F) {

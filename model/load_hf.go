@@ -120,6 +120,10 @@ type streamOptions struct {
 	// uncached reads the checkpoint as one too large for the page cache
 	// (see shouldEvict) whatever its size, for tests.
 	uncached bool
+	// weightsOnly skips a GGUF's tokenizer and chat template
+	// (LoadOptions.WeightsOnly): a Llama-3 byte-level BPE takes a tenth of
+	// a second of a core to build.
+	weightsOnly bool
 	// prefaultMin, if not 0, replaces the constant prefaultMin, for tests.
 	prefaultMin int
 }
