@@ -52,26 +52,38 @@ func versionObject(name string, version int, file string) string {
 // value is "N JOB". A job asking again gets the number it was given before,
 // found in the key's history: a worker killed between allocating and
 // recording the number in the job's state must not leave a gap in the
-// versions when the job is redelivered.
+// versions when the job is redelivered. The history's last entry is the
+// counter's current value, so the first attempt reads the key once.
 func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, error) {
-	if n, err := c.allocatedTo(ctx, name, job); n > 0 || err != nil {
-		return n, err
+	var hist []jetstream.KeyValueEntry
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		hist, err = c.index.History(ctx, nextKey(name))
+		return err
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, fmt.Errorf("jobs: adapter %s: reading its version counter: %w", name, err)
+	}
+	var last jetstream.KeyValueEntry
+	for _, e := range hist {
+		n, owner, err := parseCounter(name, e)
+		if err != nil {
+			return 0, err
+		}
+		if owner == job {
+			return n, nil
+		}
+		last = e
 	}
 	for {
 		n, rev := 1, uint64(0)
-		e, err := kvGet(ctx, c.index, nextKey(name))
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
-		default:
-			last, _, _ := strings.Cut(string(e.Value()), " ")
-			if n, err = strconv.Atoi(last); err != nil {
-				return 0, fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
+		if last != nil {
+			prev, _, err := parseCounter(name, last)
+			if err != nil {
+				return 0, err
 			}
-			n, rev = n+1, e.Revision()
+			n, rev = prev+1, last.Revision()
 		}
-		_, err = casPut(ctx, c.index, nextKey(name), []byte(fmt.Sprintf("%d %s", n, job)), rev)
+		_, err := casPut(ctx, c.index, nextKey(name), []byte(fmt.Sprintf("%d %s", n, job)), rev)
 		if err == nil {
 			return n, nil
 		}
@@ -81,35 +93,23 @@ func (c *Client) allocateVersion(ctx context.Context, name, job string) (int, er
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		// Another job took the number: read the counter again.
+		switch last, err = kvGet(ctx, c.index, nextKey(name)); {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			last = nil
+		case err != nil:
+			return 0, fmt.Errorf("jobs: adapter %s: allocating a version: %w", name, err)
+		}
 	}
 }
 
-// allocatedTo returns the version number of name that job was given, or 0
-// if the history of next.NAME does not show one.
-func (c *Client) allocatedTo(ctx context.Context, name, job string) (int, error) {
-	var hist []jetstream.KeyValueEntry
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		hist, err = c.index.History(ctx, nextKey(name))
-		return err
-	})
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
+// parseCounter splits an entry "N JOB" of next.NAME.
+func parseCounter(name string, e jetstream.KeyValueEntry) (n int, job string, err error) {
+	num, job, _ := strings.Cut(string(e.Value()), " ")
+	if n, err = strconv.Atoi(num); err != nil {
+		return 0, "", fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("jobs: adapter %s: reading its version counter: %w", name, err)
-	}
-	for _, e := range hist {
-		last, owner, _ := strings.Cut(string(e.Value()), " ")
-		if owner != job {
-			continue
-		}
-		n, err := strconv.Atoi(last)
-		if err != nil {
-			return 0, fmt.Errorf("jobs: adapter %s: version counter %q: %w", name, e.Value(), err)
-		}
-		return n, nil
-	}
-	return 0, nil
+	return n, job, nil
 }
 
 // publishVersion uploads the adapter files in dir as version v.Version of

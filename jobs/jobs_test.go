@@ -101,6 +101,21 @@ func adapterWeights(t testing.TB, c *Client, name string, version int) []byte {
 	return b
 }
 
+// runDone runs one delivery on w (waiting up to wait for a job), requires
+// that a job ran, and that job id ended done; it returns the job's state.
+// missing is the failure message when no job came.
+func runDone(t testing.TB, c *Client, w *Worker, id string, wait time.Duration, missing string) Status {
+	t.Helper()
+	ctx := context.Background()
+	ok, err := w.RunOne(ctx, wait)
+	require.NoError(t, err)
+	require.True(t, ok, missing)
+	st, err := c.Status(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, Done, st.State, st.Error)
+	return st
+}
+
 // TestJobLifecycle submits two jobs for one adapter name and runs them:
 // queued → done, versions 1 and 2, the name pointing to the latest, the
 // first version unchanged, the queue empty, and the adapter the same bytes
@@ -123,12 +138,7 @@ func TestJobLifecycle(t *testing.T) {
 	require.EqualValues(t, 1, n)
 
 	w := &Worker{Client: c, Name: "w1"}
-	ok, err := w.RunOne(ctx, 5*time.Second)
-	require.NoError(t, err)
-	require.True(t, ok)
-	st, err = c.Status(ctx, sub.ID)
-	require.NoError(t, err)
-	require.Equal(t, Done, st.State, st.Error)
+	st = runDone(t, c, w, sub.ID, 5*time.Second, "")
 	require.Equal(t, 1, st.Version)
 	require.Equal(t, 4, st.Step)
 	require.Equal(t, "w1", st.Worker)
@@ -146,12 +156,7 @@ func TestJobLifecycle(t *testing.T) {
 	job2.Train.Seed = 8
 	sub2, err := c.Submit(ctx, job2, data)
 	require.NoError(t, err)
-	ok, err = w.RunOne(ctx, 5*time.Second)
-	require.NoError(t, err)
-	require.True(t, ok)
-	st, err = c.Status(ctx, sub2.ID)
-	require.NoError(t, err)
-	require.Equal(t, Done, st.State, st.Error)
+	st = runDone(t, c, w, sub2.ID, 5*time.Second, "")
 	require.Equal(t, 2, st.Version)
 
 	src := c.Adapters(t.TempDir())
@@ -209,12 +214,7 @@ func TestRedeliveryResumes(t *testing.T) {
 	require.Equal(t, 4, stepOf(st.Checkpoint))
 
 	w2 := &Worker{Client: c2, Name: "resumes", WorkDir: t.TempDir()}
-	ok, err = w2.RunOne(ctx, 10*time.Second)
-	require.NoError(t, err)
-	require.True(t, ok, "the job was not redelivered")
-	st, err = c2.Status(ctx, sub.ID)
-	require.NoError(t, err)
-	require.Equal(t, Done, st.State, st.Error)
+	st = runDone(t, c2, w2, sub.ID, 10*time.Second, "the job was not redelivered")
 	require.Equal(t, "resumes", st.Worker)
 	require.Equal(t, 2, st.Attempts)
 	require.Equal(t, 4, st.ResumedFrom, "the second worker did not resume from the checkpoint")
@@ -262,22 +262,12 @@ func TestRedeliveryAfterAllocate(t *testing.T) {
 	require.Zero(t, st.Version, "the dead worker recorded its version")
 
 	w2 := &Worker{Client: c2, Name: "survives", WorkDir: t.TempDir()}
-	ok, err = w2.RunOne(ctx, 10*time.Second)
-	require.NoError(t, err)
-	require.True(t, ok, "the job was not redelivered")
-	st, err = c2.Status(ctx, first.ID)
-	require.NoError(t, err)
-	require.Equal(t, Done, st.State, st.Error)
+	st = runDone(t, c2, w2, first.ID, 10*time.Second, "the job was not redelivered")
 	require.Equal(t, 1, st.Version)
 
 	second, err := c2.Submit(ctx, testJob("gapless", 2), data)
 	require.NoError(t, err)
-	ok, err = w2.RunOne(ctx, 10*time.Second)
-	require.NoError(t, err)
-	require.True(t, ok)
-	st, err = c2.Status(ctx, second.ID)
-	require.NoError(t, err)
-	require.Equal(t, Done, st.State, st.Error)
+	st = runDone(t, c2, w2, second.ID, 10*time.Second, "")
 	require.Equal(t, 2, st.Version)
 	latest, err := c2.Adapters(t.TempDir()).Latest(ctx, "gapless")
 	require.NoError(t, err)

@@ -51,23 +51,26 @@ func TestRopeMatchesPairs(t *testing.T) {
 	}
 }
 
-// ropeRef is Rope written pair by pair.
+// ropeRef is Rope written element by element from the row's index, not by
+// walking heads and halves as Rope does: element j of a head pairs with
+// j + half or j − half, and elements from 2·half on pass unrotated.
 func ropeRef(dst, x, cos, sin []float32, headDim int, inverse bool) {
 	half := min(len(cos), headDim/2)
-	cos, sin = cos[:half], sin[:half]
-	for off := 0; off+headDim <= len(x); off += headDim {
-		xa, xb := x[off:off+half], x[off+half:off+2*half]
-		ya, yb := dst[off:off+half], dst[off+half:off+2*half]
-		if 2*half < headDim {
-			copy(dst[off+2*half:off+headDim], x[off+2*half:off+headDim])
-		}
-		for i, c := range cos {
-			a, b, s := xa[i], xb[i], sin[i]
-			if inverse {
-				s = -s
-			}
-			ya[i] = a*c - b*s
-			yb[i] = a*s + b*c
+	sign := float32(1)
+	if inverse {
+		sign = -1
+	}
+	out := make([]float32, len(x)/headDim*headDim)
+	for j := range out {
+		switch i := j % headDim; {
+		case i >= 2*half:
+			out[j] = x[j]
+		case i < half:
+			out[j] = x[j]*cos[i] - x[j+half]*(sign*sin[i])
+		default:
+			k := i - half
+			out[j] = x[j-half]*(sign*sin[k]) + x[j]*cos[k]
 		}
 	}
+	copy(dst, out)
 }

@@ -282,7 +282,9 @@ func checkBatchMatchesGenerator(t *testing.T, w *model.Weights, allLowRank bool)
 	}
 }
 
-func TestBatchStepErrors(t *testing.T) {
+// defaultBatch returns a Batch over the embedded model and its weights.
+func defaultBatch(t *testing.T) (*Batch, *model.Weights) {
+	t.Helper()
 	ck, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +293,11 @@ func TestBatchStepErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, ck.Weights
+}
+
+func TestBatchStepErrors(t *testing.T) {
+	b, w := defaultBatch(t)
 	s, _ := b.NewSequence(4)
 	for _, tc := range []struct {
 		name string
@@ -300,7 +307,7 @@ func TestBatchStepErrors(t *testing.T) {
 		{"bad token", []BatchRow{{Seq: s, Tokens: []int{1, 9999}}}},
 		{"same sequence twice", []BatchRow{{Seq: s, Tokens: []int{1}}, {Seq: s, Tokens: []int{2}}}},
 		{"short logits", []BatchRow{{Seq: s, Tokens: []int{1}, Logits: make([]float32, 3)}}},
-		{"AllLogits of one token's length for two tokens", []BatchRow{{Seq: s, Tokens: []int{1, 2}, AllLogits: make([]float32, ck.Weights.Config.VocabSize)}}},
+		{"AllLogits of one token's length for two tokens", []BatchRow{{Seq: s, Tokens: []int{1, 2}, AllLogits: make([]float32, w.Config.VocabSize)}}},
 	} {
 		if err := b.Step(tc.rows); err == nil {
 			t.Errorf("%s: no error", tc.name)
@@ -364,21 +371,14 @@ func TestBatchWorkersEndWithBatch(t *testing.T) {
 // numbers in [0, Workers()), before and after a step, and for no index at
 // all.
 func TestBatchParallel(t *testing.T) {
-	ck, err := model.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBatch(ck.Weights)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, w := defaultBatch(t)
 	s, err := b.NewSequence(8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []int{0, 1, 3, 32, 100} {
 		if n == 32 {
-			if err := b.Step([]BatchRow{{Seq: s, Tokens: []int{1, 2}, Logits: make([]float32, ck.Weights.Config.VocabSize)}}); err != nil {
+			if err := b.Step([]BatchRow{{Seq: s, Tokens: []int{1, 2}, Logits: make([]float32, w.Config.VocabSize)}}); err != nil {
 				t.Fatal(err)
 			}
 		}
