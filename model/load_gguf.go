@@ -336,12 +336,12 @@ type ggufPlan struct {
 	checks []func() error
 }
 
-// ggufStep is one tensor to read: its bytes in the file, which the
-// tensorFile given to read reads, and what to do with them. read gets the
-// quantizing worker when there is a quantizer.
+// ggufStep is one tensor to read: its bytes in the file, and what reads
+// them, given raw, the tensorFile that reads it and the quantizing worker
+// when there is a quantizer.
 type ggufStep struct {
 	raw  []byte
-	read func(file tensorFile, sq *streamQuantizer) error
+	read func(raw []byte, file tensorFile, sq *streamQuantizer) error
 }
 
 // info returns tensor name, checking its shape, and records that the model
@@ -365,9 +365,7 @@ func (p *ggufPlan) add(t gguf.TensorInfo, read func(raw []byte, file tensorFile,
 	if err != nil {
 		return err
 	}
-	p.steps = append(p.steps, ggufStep{raw: raw, read: func(file tensorFile, sq *streamQuantizer) error {
-		return read(raw, file, sq)
-	}})
+	p.steps = append(p.steps, ggufStep{raw: raw, read: read})
 	return nil
 }
 
@@ -401,7 +399,7 @@ func (p *ggufPlan) run(ctx context.Context, so streamOptions) (err error) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("gguf: loading: %w", err)
 		}
-		if err := s.read(ra.file(i), ra.sq); err != nil {
+		if err := s.read(s.raw, ra.file(i), ra.sq); err != nil {
 			return err
 		}
 	}
