@@ -105,6 +105,9 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.VocabSize, err = ggufVocabSize(f, cfg); err != nil {
+		return nil, err
+	}
 	if so.weightsOnly {
 		w, err := ggufWeights(ctx, f, cfg, so, ga)
 		if err != nil {
@@ -115,18 +118,14 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	// The tokenizer is built while the tensors load: a Llama-3 or Qwen
 	// byte-level BPE has 150,000–280,000 merges to index, about a tenth of
 	// a second of one core, which the loader's reading leaves free. Its
-	// vocabulary is token_embd's rows, which ggufWeights checks.
-	vocab := 0
-	if emb, ok := f.Tensor("token_embd.weight"); ok && len(emb.Shape()) == 2 {
-		vocab = emb.Shape()[0]
-	}
+	// vocabulary is token_embd's rows.
 	type built struct {
 		tok tokenizer.Tokenizer
 		err error
 	}
 	tokDone := make(chan built, 1)
 	go func() {
-		tok, err := ggufTokenizer(f, vocab)
+		tok, err := ggufTokenizer(f, cfg.VocabSize)
 		tokDone <- built{tok, err}
 	}()
 	w, err := ggufWeights(ctx, f, cfg, so, ga)
@@ -278,15 +277,23 @@ func ggufOptionalInt(f *gguf.File, key string) (int, error) {
 // Layer.Linears.
 var ggufLinearNames = [len(modules)]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 
-func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
+// ggufVocabSize returns the vocabulary size, token_embd.weight's rows,
+// checking that the tensor is a [vocab, cfg.Dim] matrix.
+func ggufVocabSize(f *gguf.File, cfg Config) (int, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
-		return nil, errors.New("gguf: tensor token_embd.weight is missing")
+		return 0, errors.New("gguf: tensor token_embd.weight is missing")
 	}
-	if shape := emb.Shape(); len(shape) != 2 || shape[1] != cfg.Dim || shape[0] <= 0 {
-		return nil, fmt.Errorf("gguf: tensor token_embd.weight: shape %v, want [vocab %d]", shape, cfg.Dim)
+	shape := emb.Shape()
+	if len(shape) != 2 || shape[1] != cfg.Dim || shape[0] <= 0 {
+		return 0, fmt.Errorf("gguf: tensor token_embd.weight: shape %v, want [vocab %d]", shape, cfg.Dim)
 	}
-	cfg.VocabSize = emb.Shape()[0]
+	return shape[0], nil
+}
+
+// ggufWeights reads the weights of the model cfg describes, whose
+// VocabSize ggufVocabSize has filled in.
+func ggufWeights(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
 	// Every block has 9 tensors (6 with fused projections); checking the
 	// count first keeps a corrupt block_count from allocating billions of
 	// empty layers.
@@ -329,12 +336,12 @@ type ggufPlan struct {
 	checks []func() error
 }
 
-// ggufStep is one tensor to read: its bytes in the file, which the
-// tensorFile given to read reads, and what to do with them. read gets the
-// quantizing worker when there is a quantizer.
+// ggufStep is one tensor to read: its bytes in the file, and what reads
+// them, given raw, the tensorFile that reads it and the quantizing worker
+// when there is a quantizer.
 type ggufStep struct {
 	raw  []byte
-	read func(file tensorFile, sq *streamQuantizer) error
+	read func(raw []byte, file tensorFile, sq *streamQuantizer) error
 }
 
 // info returns tensor name, checking its shape, and records that the model
@@ -358,9 +365,7 @@ func (p *ggufPlan) add(t gguf.TensorInfo, read func(raw []byte, file tensorFile,
 	if err != nil {
 		return err
 	}
-	p.steps = append(p.steps, ggufStep{raw: raw, read: func(file tensorFile, sq *streamQuantizer) error {
-		return read(raw, file, sq)
-	}})
+	p.steps = append(p.steps, ggufStep{raw: raw, read: read})
 	return nil
 }
 
@@ -394,7 +399,7 @@ func (p *ggufPlan) run(ctx context.Context, so streamOptions) (err error) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("gguf: loading: %w", err)
 		}
-		if err := s.read(ra.file(i), ra.sq); err != nil {
+		if err := s.read(s.raw, ra.file(i), ra.sq); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/half"
+	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant/ggml"
 	"github.com/stretchr/testify/require"
@@ -51,15 +52,9 @@ func mixedGGUF(t *testing.T) string {
 			rows, cols := int(ti.Dims[1]), int(ti.Dims[0])
 			switch typ {
 			case gguf.TypeF32:
-				raw = nil
-				for _, v := range w {
-					raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
-				}
+				raw = safetensors.Float32Bytes(w)
 			case gguf.TypeBF16:
-				raw = nil
-				for _, v := range w {
-					raw = binary.LittleEndian.AppendUint16(raw, half.Float32ToBF16(v))
-				}
+				raw = safetensors.BF16Bytes(w)
 			default:
 				m, err := ggml.Quantize(ggml.Type(typ), w, rows, cols)
 				require.NoError(t, err)
