@@ -171,24 +171,12 @@ func TestArchWriteHFRoundTrip(t *testing.T) {
 // factor and reads back the same; rope frequency factors without long ones
 // (a GGUF's rope_freqs) are still refused.
 func TestWriteHFLongRope(t *testing.T) {
-	readJSON := func(path string) map[string]any {
-		t.Helper()
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
 	w := archLoad(t, "phi4_longrope")
 	dir := t.TempDir()
 	if err := WriteHF(dir, w, F32); err != nil {
 		t.Fatal(err)
 	}
-	got, want := readJSON(filepath.Join(dir, "config.json")), readJSON(filepath.Join("testdata", "arch", "phi4_longrope", "config.json"))
+	got, want := readJSONMap(t, filepath.Join(dir, "config.json")), readJSONMap(t, filepath.Join("testdata", "arch", "phi4_longrope", "config.json"))
 	for _, key := range []string{"rope_scaling", "original_max_position_embeddings", "partial_rotary_factor", "max_position_embeddings", "rope_theta"} {
 		if !reflect.DeepEqual(got[key], want[key]) {
 			t.Errorf("%s: wrote %v, the published form has %v", key, got[key], want[key])
@@ -202,7 +190,7 @@ func TestWriteHFLongRope(t *testing.T) {
 	if err := WriteHF(dir, w, F32); err != nil {
 		t.Fatal(err)
 	}
-	rs := readJSON(filepath.Join(dir, "config.json"))["rope_scaling"].(map[string]any)
+	rs := readJSONMap(t, filepath.Join(dir, "config.json"))["rope_scaling"].(map[string]any)
 	if rs["rope_type"] != "longrope" || rs["factor"] != 2.0 || rs["attention_factor"] != 1.25 || rs["original_max_position_embeddings"] != 32.0 {
 		t.Errorf("rope_scaling %v", rs)
 	}
