@@ -134,15 +134,7 @@ func TestArchWriteHFRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := archLoad(t, name)
 			dir := t.TempDir()
-			err := WriteHF(dir, w, F32)
-			if w.RopeFreqFactors != nil {
-				// longrope's factors are not written (see checkHFWeights).
-				if err == nil || !strings.Contains(err.Error(), "rope frequency factors") {
-					t.Fatalf("WriteHF with rope frequency factors: err %v, want a refusal", err)
-				}
-				return
-			}
-			if err != nil {
+			if err := WriteHF(dir, w, F32); err != nil {
 				t.Fatal(err)
 			}
 			b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true})
@@ -151,6 +143,9 @@ func TestArchWriteHFRoundTrip(t *testing.T) {
 			}
 			if !reflect.DeepEqual(b.Weights.Config, w.Config) {
 				t.Errorf("config %+v, want %+v", b.Weights.Config, w.Config)
+			}
+			if !reflect.DeepEqual(b.Weights.RopeFreqFactors, w.RopeFreqFactors) || !reflect.DeepEqual(b.Weights.RopeLongFactors, w.RopeLongFactors) {
+				t.Errorf("rope factors %v / %v, want %v / %v", b.Weights.RopeFreqFactors, b.Weights.RopeLongFactors, w.RopeFreqFactors, w.RopeLongFactors)
 			}
 			for i := range w.Layers {
 				got, want := b.Weights.Layers[i], w.Layers[i]
@@ -165,6 +160,51 @@ func TestArchWriteHFRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteHFLongRope: a longrope model is written in the form of
+// Phi-4-mini's published config.json (the fixture's, made by
+// make_reference.py): the original context at the top level and type,
+// short and long factors in rope_scaling, with the same values. A factor
+// that form cannot give back goes into rope_scaling with its attention
+// factor and reads back the same; rope frequency factors without long ones
+// (a GGUF's rope_freqs) are still refused.
+func TestWriteHFLongRope(t *testing.T) {
+	w := archLoad(t, "phi4_longrope")
+	dir := t.TempDir()
+	if err := WriteHF(dir, w, F32); err != nil {
+		t.Fatal(err)
+	}
+	got, want := readJSONMap(t, filepath.Join(dir, "config.json")), readJSONMap(t, filepath.Join("testdata", "arch", "phi4_longrope", "config.json"))
+	for _, key := range []string{"rope_scaling", "original_max_position_embeddings", "partial_rotary_factor", "max_position_embeddings", "rope_theta"} {
+		if !reflect.DeepEqual(got[key], want[key]) {
+			t.Errorf("%s: wrote %v, the published form has %v", key, got[key], want[key])
+		}
+	}
+
+	// A factor other than max positions over the original context.
+	w.Config.RopeScaling.Factor = 2
+	w.Config.RopeScaling.AttentionFactor = 1.25
+	dir = t.TempDir()
+	if err := WriteHF(dir, w, F32); err != nil {
+		t.Fatal(err)
+	}
+	rs := readJSONMap(t, filepath.Join(dir, "config.json"))["rope_scaling"].(map[string]any)
+	if rs["rope_type"] != "longrope" || rs["factor"] != 2.0 || rs["attention_factor"] != 1.25 || rs["original_max_position_embeddings"] != 32.0 {
+		t.Errorf("rope_scaling %v", rs)
+	}
+	b, err := Load(context.Background(), dir, LoadOptions{WeightsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b.Weights.Config, w.Config) || !reflect.DeepEqual(b.Weights.RopeLongFactors, w.RopeLongFactors) {
+		t.Errorf("read back %+v", b.Weights.Config.RopeScaling)
+	}
+
+	w.RopeLongFactors = nil
+	if err := WriteHF(t.TempDir(), w, F32); err == nil || !strings.Contains(err.Error(), "rope frequency factors") {
+		t.Errorf("short factors alone: err %v, want a refusal", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/golora/golora/internal/atomicfile"
@@ -786,7 +787,10 @@ const (
 // bnb_4bit_use_double_quant cannot describe) are refused.
 //
 // With Config.TiedOutput, lm_head.weight is not written and Output, if set,
-// must equal the embedding.
+// must equal the embedding. Longrope's factors (Weights.RopeFreqFactors and
+// RopeLongFactors) go into rope_scaling as Phi-3's config.json has them;
+// rope frequency factors without long ones (a GGUF's rope_freqs tensor)
+// have no Hugging Face form and are refused.
 func WriteHF(dir string, w *Weights, dtype DType) error {
 	torchDType, ok := map[safetensors.DType]string{
 		safetensors.F32: "float32", safetensors.F16: "float16", safetensors.BF16: "bfloat16",
@@ -837,31 +841,32 @@ func WriteHF(dir string, w *Weights, dtype DType) error {
 	if err != nil {
 		return fmt.Errorf("model: WriteHF: %w", err)
 	}
-	rope, window, partial, err := hfRopeJSON(cfg)
+	rope, window, partial, topOriginal, err := hfRopeJSON(cfg, w.RopeFreqFactors, w.RopeLongFactors)
 	if err != nil {
 		return fmt.Errorf("model: WriteHF: %w", err)
 	}
 	hc := hfConfig{
-		Architectures:         []string{fam.architecture},
-		ModelType:             fam.modelType,
-		HiddenSize:            intp(cfg.Dim),
-		IntermediateSize:      intp(cfg.HiddenDim),
-		NumHiddenLayers:       intp(cfg.Layers),
-		NumAttentionHeads:     intp(cfg.Heads),
-		NumKeyValueHeads:      intp(cfg.KVHeads),
-		HeadDim:               intp(cfg.HeadDim),
-		VocabSize:             intp(cfg.VocabSize),
-		MaxPositionEmbeddings: intp(cfg.MaxSeqLen),
-		RMSNormEps:            &cfg.NormEps,
-		RopeTheta:             &cfg.RopeTheta,
-		TieWordEmbeddings:     &cfg.TiedOutput,
-		HiddenAct:             "silu",
-		RopeScaling:           rope,
-		SlidingWindow:         window,
-		PartialRotaryFactor:   partial,
-		AttentionBias:         cfg.QKVBias,
-		TorchDType:            torchDType,
-		QuantizationConfig:    quantConfig,
+		Architectures:                 []string{fam.architecture},
+		ModelType:                     fam.modelType,
+		HiddenSize:                    intp(cfg.Dim),
+		IntermediateSize:              intp(cfg.HiddenDim),
+		NumHiddenLayers:               intp(cfg.Layers),
+		NumAttentionHeads:             intp(cfg.Heads),
+		NumKeyValueHeads:              intp(cfg.KVHeads),
+		HeadDim:                       intp(cfg.HeadDim),
+		VocabSize:                     intp(cfg.VocabSize),
+		MaxPositionEmbeddings:         intp(cfg.MaxSeqLen),
+		RMSNormEps:                    &cfg.NormEps,
+		RopeTheta:                     &cfg.RopeTheta,
+		TieWordEmbeddings:             &cfg.TiedOutput,
+		HiddenAct:                     "silu",
+		RopeScaling:                   rope,
+		SlidingWindow:                 window,
+		PartialRotaryFactor:           partial,
+		AttentionBias:                 cfg.QKVBias,
+		OriginalMaxPositionEmbeddings: topOriginal,
+		TorchDType:                    torchDType,
+		QuantizationConfig:            quantConfig,
 	}
 	data, err := json.MarshalIndent(hc, "", "  ")
 	if err != nil {
@@ -919,7 +924,7 @@ func checkHFWeights(w *Weights) error {
 	if len(w.Layers) != w.Config.Layers {
 		return fmt.Errorf("config says %d layers, weights hold %d", w.Config.Layers, len(w.Layers))
 	}
-	if w.RopeFreqFactors != nil {
+	if w.RopeFreqFactors != nil && (w.RopeLongFactors == nil || w.Config.RopeScaling.Type != "longrope") {
 		return errors.New("rope frequency factors (a GGUF rope_freqs tensor, or longrope's short factors without its long ones) cannot be written as a Hugging Face config")
 	}
 	for s := range hfSlots(w.Config) {
@@ -1014,20 +1019,42 @@ func partsOf(s hfSlot, w *Weights) []*Linear {
 	return s.parts(w)
 }
 
-// hfRopeJSON returns the rope_scaling, sliding_window and
-// partial_rotary_factor values of config.json for cfg (nil when absent).
-func hfRopeJSON(cfg Config) (rope, window json.RawMessage, partial *float64, err error) {
-	switch cfg.RopeScaling.Type {
+// hfRopeJSON returns the rope_scaling and sliding_window values of
+// config.json for cfg, its partial_rotary_factor (nil for a full rotation)
+// and, for longrope, its top-level original_max_position_embeddings (nil
+// otherwise). longrope is written with its factors (short and long) as
+// Phi-3's config.json has it: the original context at the top level and
+// only type and the factors in rope_scaling, which older transformers'
+// Phi3Config insists on; a factor or attention factor that this form would
+// not give back is written in rope_scaling instead (transformers 4.45+).
+func hfRopeJSON(cfg Config, short, long []float32) (rope, window json.RawMessage, partial *float64, topOriginal *int, err error) {
+	rs := cfg.RopeScaling
+	switch rs.Type {
 	case "", "default":
-	default:
-		r := map[string]any{"rope_type": cfg.RopeScaling.Type, "factor": cfg.RopeScaling.Factor}
-		if cfg.RopeScaling.Type == "llama3" {
-			r["low_freq_factor"] = cfg.RopeScaling.LowFreqFactor
-			r["high_freq_factor"] = cfg.RopeScaling.HighFreqFactor
-			r["original_max_position_embeddings"] = cfg.RopeScaling.OriginalMaxPos
+	case "longrope":
+		r := map[string]any{"short_factor": jsonFloats(short), "long_factor": jsonFloats(long)}
+		orig := rs.OriginalMaxPos
+		if rs.Factor == float64(cfg.MaxSeqLen)/float64(orig) && rs.AttentionFactor == longropeAttention(rs.Factor, orig) {
+			r["type"] = "longrope"
+			topOriginal = &orig
+		} else {
+			r["rope_type"] = "longrope"
+			r["factor"] = rs.Factor
+			r["original_max_position_embeddings"] = orig
+			r["attention_factor"] = rs.AttentionFactor
 		}
 		if rope, err = json.Marshal(r); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
+		}
+	default:
+		r := map[string]any{"rope_type": rs.Type, "factor": rs.Factor}
+		if rs.Type == "llama3" {
+			r["low_freq_factor"] = rs.LowFreqFactor
+			r["high_freq_factor"] = rs.HighFreqFactor
+			r["original_max_position_embeddings"] = rs.OriginalMaxPos
+		}
+		if rope, err = json.Marshal(r); err != nil {
+			return nil, nil, nil, nil, err
 		}
 	}
 	// A family with a default window needs an explicit null to have none.
@@ -1039,5 +1066,15 @@ func hfRopeJSON(cfg Config) (rope, window json.RawMessage, partial *float64, err
 		f := float64(cfg.RotaryDim) / float64(cfg.HeadDim)
 		partial = &f
 	}
-	return rope, window, partial, nil
+	return rope, window, partial, topOriginal, nil
+}
+
+// jsonFloats writes float32 values by their shortest decimal form, which
+// reads back as the same float32.
+func jsonFloats(v []float32) []json.Number {
+	out := make([]json.Number, len(v))
+	for i, x := range v {
+		out[i] = json.Number(strconv.FormatFloat(float64(x), 'g', -1, 32))
+	}
+	return out
 }

@@ -279,10 +279,9 @@ func TestLoadHFIgnoresExtraTensors(t *testing.T) {
 	hfAssertSameWeights(t, got, want)
 }
 
-// hfEditConfig rewrites config.json in dir through edit.
-func hfEditConfig(t *testing.T, dir string, edit func(m map[string]any)) {
+// readJSONMap reads the JSON object in the file at path.
+func readJSONMap(t *testing.T, path string) map[string]any {
 	t.Helper()
-	path := filepath.Join(dir, hfConfigFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -291,8 +290,17 @@ func hfEditConfig(t *testing.T, dir string, edit func(m map[string]any)) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// hfEditConfig rewrites config.json in dir through edit.
+func hfEditConfig(t *testing.T, dir string, edit func(m map[string]any)) {
+	t.Helper()
+	path := filepath.Join(dir, hfConfigFile)
+	m := readJSONMap(t, path)
 	edit(m)
-	if data, err = json.Marshal(m); err != nil {
+	data, err := json.Marshal(m)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -1,6 +1,9 @@
 package nf4
 
-import "math"
+import (
+	"math"
+	"sort"
+)
 
 // quantizeChunk is the number of weights one call of an assembly
 // quantization kernel encodes at most, so that it returns within tens of
@@ -23,7 +26,21 @@ type nearestTable struct {
 	// start[i] is the number of codes whose order key is below the smallest
 	// key of bucket i (keys with the same top bits as i − 32768).
 	start [1 << (32 - nestedBucketShift)]uint16
+	// split[i] answers for every value in bucket i that has at most one
+	// boundary between two codes: the low byte is the code of the bucket's
+	// lowest values, the next byte the code from the boundary on, the high
+	// 16 bits the boundary's offset in the bucket. The search is monotone in
+	// the value, so a bucket is one run of one code or two runs of two.
+	// Buckets with more boundaries (near zero, where the dynamic map's codes
+	// crowd) or with non-finite values hold badSplit and are searched. The
+	// double quantization of a 1B-shaped model (19 million absmax values)
+	// spent 11% of its load's CPU time in the search.
+	split [1 << (32 - nestedBucketShift)]uint32
 }
+
+// badSplit marks a bucket of nearestTable.split whose values are searched:
+// its low code is above its high code, which a searched bucket never has.
+const badSplit = 1
 
 // nestedBucketShift makes the buckets of nearestTable 2^16 order keys wide,
 // 1/128 of a binary octave: narrower than the gaps of the signed dynamic
@@ -48,11 +65,45 @@ func newNearestTable(code []float32) *nearestTable {
 		}
 		t.start[i] = uint16(j)
 	}
+	const width = 1 << nestedBucketShift
+	for i := range t.split {
+		low := int32(i-len(t.split)/2) << nestedBucketShift
+		t.split[i] = badSplit
+		lo, hi := keyFloat(low), keyFloat(low|(width-1))
+		if !finite(lo) || !finite(hi) {
+			continue
+		}
+		cLo, cHi := t.search(lo), t.search(hi)
+		if cLo == cHi {
+			t.split[i] = uint32(cLo) | uint32(cLo)<<8
+			continue
+		}
+		at := sort.Search(width, func(o int) bool { return t.search(keyFloat(low|int32(o))) != cLo })
+		if t.search(keyFloat(low|int32(at))) == cHi {
+			t.split[i] = uint32(cLo) | uint32(cHi)<<8 | uint32(at)<<16
+		}
+	}
 	return t
 }
 
+// keyFloat is the inverse of orderKey.
+func keyFloat(k int32) float32 { return math.Float32frombits(uint32(k ^ (k >> 31 & math.MaxInt32))) }
+
 // nearest returns the code of v.
 func (t *nearestTable) nearest(v float32) uint8 {
+	k := orderKey(v)
+	e := t.split[uint32(k>>nestedBucketShift+int32(len(t.split)/2))%uint32(len(t.split))]
+	if e == badSplit {
+		return t.search(v)
+	}
+	// below is 1 when v lies before the bucket's boundary, without a branch
+	// that values on both sides of it would mispredict.
+	below := (uint32(k)&(1<<nestedBucketShift-1) - e>>16) >> 31
+	return uint8(e >> (8 - 8*below))
+}
+
+// search returns the code of v from its bucket's start, without split.
+func (t *nearestTable) search(v float32) uint8 {
 	kv := orderKey(v)
 	right := int(t.start[uint32(kv>>nestedBucketShift+int32(len(t.start)/2))%uint32(len(t.start))])
 	for right < len(t.keys) && t.keys[right] < kv {
@@ -81,17 +132,31 @@ func (t *nearestTable) quantizeNested(codes []uint8, absmax, x []float32, offset
 	for b := range absmax {
 		lo := b * blockSize
 		hi := min(lo+blockSize, len(x))
-		var scale float32
-		for _, v := range x[lo:hi] {
-			scale = max(scale, abs32(v-offset))
+		xb, cb := x[lo:hi], codes[lo:hi]
+		// The values are finite, so the bits of their magnitudes order like
+		// the magnitudes; four chains of integer maxima ran 4× faster than
+		// one of float32 max, whose NaN and signed-zero rules cost branches.
+		var m [4]uint32
+		i := 0
+		for ; i+4 <= len(xb); i += 4 {
+			m[0] = max(m[0], math.Float32bits(xb[i]-offset)&^(1<<31))
+			m[1] = max(m[1], math.Float32bits(xb[i+1]-offset)&^(1<<31))
+			m[2] = max(m[2], math.Float32bits(xb[i+2]-offset)&^(1<<31))
+			m[3] = max(m[3], math.Float32bits(xb[i+3]-offset)&^(1<<31))
 		}
+		for ; i < len(xb); i++ {
+			m[0] = max(m[0], math.Float32bits(xb[i]-offset)&^(1<<31))
+		}
+		scale := math.Float32frombits(max(m[0], m[1], m[2], m[3]))
 		absmax[b] = scale
-		for i, v := range x[lo:hi] {
-			var normed float32
-			if scale != 0 {
-				normed = (v - offset) / scale
+		if scale == 0 {
+			for i := range cb {
+				cb[i] = t.nearest(0)
 			}
-			codes[lo+i] = t.nearest(normed)
+			continue
+		}
+		for i, v := range xb {
+			cb[i] = t.nearest((v - offset) / scale)
 		}
 	}
 }

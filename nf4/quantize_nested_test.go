@@ -63,3 +63,59 @@ func TestNestedMatchesQuantizeBlockwise(t *testing.T) {
 	require.Equal(t, wantAbsmax, absmax)
 	require.Equal(t, wantCodes, codes)
 }
+
+// TestNearestDirectMatchesSearch checks the per-bucket codes of the double
+// quantization's table against its search: in every one of the 65,536
+// buckets, at both ends and at random keys inside, over the finite floats.
+func TestNearestDirectMatchesSearch(t *testing.T) {
+	tab := newNearestTable(quant.DynamicMap(true, 7, 8))
+	r := rand.New(rand.NewPCG(7, 8))
+	direct := 0
+	for i := range tab.split {
+		low := int32(i-len(tab.split)/2) << nestedBucketShift
+		keys := []int32{low, low | (1<<nestedBucketShift - 1)}
+		for range 6 {
+			keys = append(keys, low|int32(r.IntN(1<<nestedBucketShift)))
+		}
+		if tab.split[i] != badSplit {
+			direct++
+		}
+		for _, k := range keys {
+			v := keyFloat(k)
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				continue
+			}
+			if got, want := tab.nearest(v), tab.search(v); got != want {
+				t.Fatalf("bucket %d, value %g: nearest %d, search %d", i, v, got, want)
+			}
+		}
+	}
+	t.Logf("%d of %d buckets answered without a search", direct, len(tab.split))
+}
+
+// BenchmarkNearest runs the double quantization's code search with the
+// per-bucket table and without it, over centered absmax values of a
+// normally distributed matrix.
+func BenchmarkNearest(b *testing.B) {
+	tab := newNearestTable(quant.DynamicMap(true, 7, 8))
+	r := rand.New(rand.NewPCG(9, 10))
+	x := make([]float32, 1<<16)
+	for i := range x {
+		x[i] = float32(math.Abs(r.NormFloat64())*0.02 - 0.016)
+	}
+	for _, tc := range []struct {
+		name string
+		f    func(float32) uint8
+	}{{"direct", tab.nearest}, {"search", tab.search}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var sink uint8
+			for b.Loop() {
+				for _, v := range x {
+					sink += tc.f(v / 0.05)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/value")
+			_ = sink
+		})
+	}
+}

@@ -11,8 +11,8 @@ import (
 // prefetches the tensors ahead of the one it converts overlaps the disk with
 // its CPU work, where its own small reads would each wait for the disk. It
 // returns once the reads are queued (it may block while the device queue is
-// full). Like Drop it is a hint: it does nothing where the platform has no
-// such advice or part is not in mapping.
+// full). It is a hint: it does nothing where the platform has no such
+// advice or part is not in mapping.
 func Prefetch(file *os.File, mapping, part []byte) {
 	if off, ok := Offset(mapping, part); ok {
 		fadvise(file, off, int64(len(part)), adviseWillNeed)

@@ -11,9 +11,9 @@ import (
 	"github.com/golora/golora/internal/pagecache"
 )
 
-// A loader converts a part of a mapped file, then gives its pages back;
-// reading the part again pages it back in from the file.
-func ExampleDrop() {
+// A loader copies a part of a mapped file into its own buffer with pread,
+// leaving no page of the mapping resident.
+func ExampleRead() {
 	dir, _ := os.MkdirTemp("", "pagecache")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "weights")
@@ -23,11 +23,11 @@ func ExampleDrop() {
 	m, _ := syscall.Mmap(int(f.Fd()), 0, 12, syscall.PROT_READ, syscall.MAP_SHARED)
 	defer syscall.Munmap(m)
 
-	part := m[7:]
-	fmt.Println(string(part)) // convert it
-	pagecache.Drop(m, part)
-	fmt.Println(string(part))
+	buf := make([]byte, 5)
+	if err := pagecache.Read(f, m, m[7:], buf); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println(string(buf))
 	// Output:
-	// bytes
 	// bytes
 }

@@ -2,32 +2,14 @@
 // weights it yields without leaving the whole file resident in the process
 // (file-backed pages count in its RSS until unmapped or dropped): Read copies
 // a part of a file mapping into a buffer with pread, never touching the
-// mapping, and Drop gives back the pages of a mapping a loader did read.
-// The data stays in the kernel's page cache either way.
+// mapping, and Prefetch and Evict move parts of the file into and out of the
+// kernel's page cache.
 package pagecache
 
 import (
 	"fmt"
 	"io"
 )
-
-// Drop advises the kernel that the pages of mapping spanned by part are not
-// needed any more. part must lie inside mapping, which must be a read-only
-// file mapping (never Go heap memory: dropping anonymous pages would zero
-// them); mapping starts on a page boundary, as mmap returns it. The range is
-// widened to whole pages, which only costs a neighbour a re-read. Drop is a
-// hint: it does nothing where the platform has no such advice, and errors
-// are ignored for the same reason.
-func Drop(mapping, part []byte) {
-	off, ok := Offset(mapping, part)
-	if !ok {
-		return
-	}
-	page := int64(pageSize())
-	lo := off / page * page
-	hi := min(int64(len(mapping)), (off+int64(len(part))+page-1)/page*page)
-	drop(mapping[lo:hi])
-}
 
 // Read copies part, a range of mapping, into dst (at least len(part) bytes)
 // with file.ReadAt, file being the file mapping maps from its offset 0. A

@@ -10,26 +10,6 @@ import (
 	"testing"
 )
 
-// TestDropKeepsData: after Drop, a read-only file mapping still reads the
-// file's bytes (the pages come back from the file, not zeroed), and parts
-// outside the mapping are ignored.
-func TestDropKeepsData(t *testing.T) {
-	want := pattern(5*os.Getpagesize()+123, 31, 7)
-	_, m := mapFile(t, want)
-	if !bytes.Equal(m, want) {
-		t.Fatal("mapping differs from the file")
-	}
-	Drop(m, m[100:3*os.Getpagesize()+5])
-	Drop(m, m[len(m)-10:])
-	Drop(m, want[:10]) // not part of m: ignored
-	if !bytes.Equal(m, want) {
-		t.Fatal("mapping differs from the file after Drop")
-	}
-	if want[0] != 7 {
-		t.Fatal("Drop touched memory outside the mapping")
-	}
-}
-
 // TestReadMatchesMapping: Read gives the bytes of any part of the mapping
 // (read from the file at the part's offset), and copies a part that is not
 // in the mapping.

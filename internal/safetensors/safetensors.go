@@ -139,17 +139,6 @@ func (f *File) Metadata() map[string]string {
 // Path returns the file name given to Open, or "" for a File from Parse.
 func (f *File) Path() string { return f.path }
 
-// DropPages tells the kernel that the caller is done with data, a part of
-// the Data of one of f's tensors (after converting it, say), so the pages it
-// spans leave the process's resident memory: a loader streaming through a
-// checkpoint bigger than the weights it keeps then never holds the whole file.
-// Reading data again pages it back in. It does nothing for a File from Parse.
-func (f *File) DropPages(data []byte) {
-	if f.mapping != nil && !f.closed {
-		pagecache.Drop(f.mapping, data)
-	}
-}
-
 // ReadData copies data, a part of the Data of one of f's tensors, into dst
 // (at least len(data) bytes). For a File from Open it reads the file (pread)
 // instead of touching the mapping, which takes no page fault per page and

@@ -792,6 +792,8 @@ func (g *Generator) forward(tokens []int, wantLogits bool) error {
 	c := &g.w.Config
 	n, d := len(tokens), c.Dim
 	g.reserve(g.pos + n)
+	g.team.hold()
+	defer g.team.release()
 	half := len(g.invFreq)
 	x := g.x[:n*d]
 	for i, t := range tokens {

@@ -46,7 +46,8 @@ func (m *benchModel) weights(b *testing.B) *model.Weights {
 
 // benchModels returns the models of the benchmarks: dense and NF4 (QLoRA's
 // setting; the output head stays dense) for random stories15M- and
-// stories110M-shaped models and for stories260K.
+// stories110M-shaped models and for stories260K, and the same random models
+// read from a BF16 checkpoint with NF4 linears ("bf16-nf4": a BF16 head).
 func benchModels() []*benchModel {
 	toNF4 := func(tb testing.TB, w *model.Weights) *model.Weights {
 		err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{}))
@@ -59,11 +60,27 @@ func benchModels() []*benchModel {
 		w, _ := loadStories(tb)
 		return w
 	}
+	// bf16NF4 is the model a QLoRA user loads: a BF16 Hugging Face
+	// checkpoint read with NF4 linears, its embedding (and so its tied
+	// head) kept in BF16 as the checkpoint stores it.
+	bf16NF4 := func(tb testing.TB, w *model.Weights) *model.Weights {
+		dir := tb.TempDir()
+		if err := model.WriteHF(dir, w, model.BF16); err != nil {
+			tb.Fatal(err)
+		}
+		b, err := model.Load(context.Background(), dir, model.LoadOptions{WeightsOnly: true, Quantizer: nf4.Quantizer(nf4.Options{})})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return b.Weights
+	}
 	return []*benchModel{
 		{name: "stories15M/dense", build: func(tb testing.TB) *model.Weights { return model.RandomWeights(stories15MConfig, 15) }},
 		{name: "stories15M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, model.RandomWeights(stories15MConfig, 15)) }},
 		{name: "stories110M/dense", build: func(tb testing.TB) *model.Weights { return model.RandomWeights(stories110MConfig, 110) }},
 		{name: "stories110M/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, model.RandomWeights(stories110MConfig, 110)) }},
+		{name: "stories15M/bf16-nf4", build: func(tb testing.TB) *model.Weights { return bf16NF4(tb, model.RandomWeights(stories15MConfig, 15)) }},
+		{name: "stories110M/bf16-nf4", build: func(tb testing.TB) *model.Weights { return bf16NF4(tb, model.RandomWeights(stories110MConfig, 110)) }},
 		{name: "stories260K/dense", build: stories260K},
 		{name: "stories260K/nf4", build: func(tb testing.TB) *model.Weights { return toNF4(tb, stories260K(tb)) }},
 	}

@@ -373,3 +373,16 @@ func TestByteLevelBPEConfigRefusesSpaces(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// BenchmarkNewByteLevelBPE builds Llama-3.2's tokenizer (128,256 tokens,
+// 280,147 merges) from its GGUF arrays, which a GGUF load does alongside
+// the weights.
+func BenchmarkNewByteLevelBPE(b *testing.B) {
+	tokens, types, merges := ggufArrays(b, readMaybeGzip(b, "testdata/llama3/tokenizer.json.gz"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewByteLevelBPE(ByteLevelBPEConfig{Tokens: tokens, Types: types, Merges: merges, Pre: "llama-bpe", BOS: -1, EOS: -1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,8 +9,8 @@
 // caller's buffer and MulT computes x·Wᵀ straight from the blocks. The
 // dequantized values match ggml's own dequantization bit for bit.
 //
-// A loader wraps a GGUF tensor with FromGGUF (or New, given the raw bytes);
-// quant.Matrix users need nothing else.
+// A loader wraps a tensor's raw blocks with New; quant.Matrix users need
+// nothing else.
 //
 // Quantize (and QuantizeQ8_0, QuantizeQ4_K, … with quant.Quantizer's
 // signature) follows ggml's reference, imatrix-free quantization and
@@ -25,7 +25,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/kernels"
 	"github.com/golora/golora/internal/parallel"
 	"github.com/golora/golora/quant"
@@ -95,29 +94,6 @@ func ParseType(s string) (Type, error) {
 		}
 	}
 	return 0, fmt.Errorf("ggml: unknown type %q (have %s)", s, typeList)
-}
-
-// FromGGUF wraps the block-quantized matrix name of a GGUF file. The tensor's
-// GGUF dims [ne0, ne1, …] give cols = ne0 and rows = the product of the
-// others. The matrix aliases the file's bytes: it must not be used after
-// f.Close (copy the blocks with New(…, bytes.Clone(raw)) to keep it longer).
-func FromGGUF(f *gguf.File, name string) (*Matrix, error) {
-	ti, ok := f.Tensor(name)
-	if !ok {
-		return nil, fmt.Errorf("ggml: gguf tensor %q not found", name)
-	}
-	if !Type(ti.Type).Supported() {
-		return nil, fmt.Errorf("ggml: gguf tensor %q has type %v, not a block format this package reads (%s)", name, ti.Type, typeList)
-	}
-	rows, cols, err := ti.RowsCols()
-	if err != nil {
-		return nil, fmt.Errorf("ggml: %w", err)
-	}
-	raw, err := f.TensorBytes(name)
-	if err != nil {
-		return nil, fmt.Errorf("ggml: %w", err)
-	}
-	return New(name, Type(ti.Type), rows, cols, raw)
 }
 
 // Supported reports whether this package reads the type.
