@@ -50,9 +50,12 @@ func ParsePrecision(s string) (Precision, error) {
 // infer.Adapter and is safe for concurrent use (it is never modified).
 //
 // Its matrices live outside the Go heap (a hugemem.Arena), so that a cache of
-// many adapters does not raise the garbage collector's heap goal: the Store
-// frees them when the adapter has left the cache and its last Handle is
-// released. An Adapter used after that refuses with ErrReleased.
+// many adapters does not raise the garbage collector's heap goal, in the
+// huge pages its Store's adapters share (a hugemem.Pool): a decode step
+// whose rows use many adapters reads one page of the TLB per 2 MiB of them
+// instead of one per 4 KiB. The Store frees them, back to the pool, when the
+// adapter has left the cache and its last Handle is released. An Adapter
+// used after that refuses with ErrReleased.
 type Adapter struct {
 	name    string
 	version string // from a VersionedSource
@@ -146,16 +149,17 @@ func (l readerPairs) readB(module string, dst []float32, off int) error {
 const chunk = 2048
 
 // prepare resolves the pairs src reads (already checked against base) to
-// base's linear layers and decodes them into an arena of their exact size:
+// base's linear layers and decodes them into an arena of their exact size
+// from pool (or of its own, when the pool is full):
 // A straight into its place, B a chunk of rows at a time into Bᵀ, half
 // precision a chunk at a time. Nothing of the size of a matrix is allocated
 // on the Go heap.
-func prepare(name string, src pairReader, base *model.Weights, prec Precision) (*Adapter, error) {
-	return prepareChunked(name, src, base, prec, make([]float32, chunk))
+func prepare(name string, src pairReader, base *model.Weights, prec Precision, pool *hugemem.Pool) (*Adapter, error) {
+	return prepareChunked(name, src, base, prec, pool, make([]float32, chunk))
 }
 
 // prepareChunked is prepare decoding a len(buf) values at a time.
-func prepareChunked(name string, src pairReader, base *model.Weights, prec Precision, buf []float32) (*Adapter, error) {
+func prepareChunked(name string, src pairReader, base *model.Weights, prec Precision, pool *hugemem.Pool, buf []float32) (*Adapter, error) {
 	byName := make(map[string]*model.Linear)
 	for _, lin := range append(base.Linears(), base.Output) {
 		if lin != nil {
@@ -174,7 +178,12 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 			size += hugemem.Footprint[float32](p.r*p.in) + hugemem.Footprint[float32](p.r*p.out)
 		}
 	}
-	mem, err := hugemem.NewArena(size)
+	mem, err := pool.NewArena(size)
+	if errors.Is(err, hugemem.ErrPoolFull) {
+		// Free ranges too fragmented for this adapter: it still loads,
+		// on small pages.
+		mem, err = hugemem.NewArena(size)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
@@ -185,7 +194,8 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	}
 	// The Store frees the memory when the adapter leaves it; an adapter
 	// dropped some other way (a Store that is no longer used) gives it
-	// back when it becomes unreachable, when nothing can use it any more.
+	// back when it becomes unreachable, when nothing can use it any more:
+	// a step reads the matrices only through a row that holds the Adapter.
 	runtime.AddCleanup(ad, func(m *hugemem.Arena) { m.Free() }, mem)
 	return ad, nil
 }

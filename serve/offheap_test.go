@@ -12,6 +12,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -251,7 +252,7 @@ func TestDirDecodesIntoPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, prec := range []Precision{Float32, Float16} {
-		want, err := prepare("a0", loraPairs{loaded}, base, prec)
+		want, err := prepare("a0", loraPairs{loaded}, base, prec, newAdapterPool(1<<30))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +261,7 @@ func TestDirDecodesIntoPlace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := prepareChunked("a0", readerPairs{r}, base, prec, make([]float32, n))
+			got, err := prepareChunked("a0", readerPairs{r}, base, prec, newAdapterPool(1<<30), make([]float32, n))
 			r.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -391,5 +392,141 @@ func TestEngineKeepsNoFinishedRequest(t *testing.T) {
 		if c.InUse != 0 {
 			t.Errorf("adapter %s: %d references after every request finished", c.Name, c.InUse)
 		}
+	}
+}
+
+// TestEngineChurnKeepsAdapterText (run with -race): greedy requests on six
+// adapters decode while adapters are unloaded and reloaded and a cache of
+// three adapters' bytes evicts constantly, so that the pool hands the
+// ranges of adapters that left the cache to the next ones loaded. Every
+// request's text equals the one it gets alone on a quiet engine: no step
+// read an adapter's memory after it went back to the pool.
+func TestEngineChurnKeepsAdapterText(t *testing.T) {
+	ck := embedded(t)
+	dir := t.TempDir()
+	names := writeAdapters(t, ck.Weights, dir, 6, 4)
+	prompts := []string{"Once upon a time", "The cat"}
+	newEngine := func(maxBytes int64) *Engine {
+		m, err := NewBatchedModel(ck.Weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := NewEngine(m, NewStore(Dir(dir), ck.Weights, StoreOptions{MaxBytes: maxBytes}), ck.Tokenizer, EngineOptions{MaxRunning: 8, PrefillChunk: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Shutdown(context.Background()) })
+		return e
+	}
+	run := func(e *Engine, adapter, p string) (string, error) {
+		s, err := e.Submit(context.Background(), Request{Adapter: adapter, Prompt: prompt(e, p), MaxTokens: 16})
+		if err != nil {
+			return "", err
+		}
+		res := s.Result()
+		return res.Text, res.Err
+	}
+	quiet := newEngine(0)
+	want := make(map[[2]string]string)
+	for _, a := range names {
+		for _, p := range prompts {
+			text, err := run(quiet, a, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[[2]string{a, p}] = text
+		}
+	}
+	size := quiet.Store().Cached()[0].Bytes
+	e := newEngine(3 * size)
+
+	stop := make(chan struct{})
+	var admin sync.WaitGroup
+	admin.Go(func() {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			name := names[rng.IntN(len(names))]
+			if rng.IntN(2) == 0 {
+				e.Store().Unload(name)
+			} else if err := e.Store().Load(context.Background(), name); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	clients, perClient := 8, 6
+	if testing.Short() {
+		perClient = 2
+	}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			for range perClient {
+				a, p := names[rng.IntN(len(names))], prompts[rng.IntN(len(prompts))]
+				text, err := run(e, a, p)
+				if err != nil {
+					t.Errorf("%s %q: %v", a, p, err)
+					return
+				}
+				if text != want[[2]string{a, p}] {
+					t.Errorf("%s %q under churn: %q, alone %q", a, p, text, want[[2]string{a, p}])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	admin.Wait()
+	if st := e.store.pool.Stats(); st.Chunks != 1 {
+		t.Errorf("pool %+v: want the adapters in one chunk", st)
+	}
+}
+
+// TestStoreLoadsWhenPoolIsFull: an adapter for which the store's pool has
+// no room is still served, from memory of its own, and freed like the
+// others.
+func TestStoreLoadsWhenPoolIsFull(t *testing.T) {
+	base := embedded(t).Weights
+	la := map[string]*lora.Adapter{"a": newAdapter(t, base, 4, 1)}
+	lin := base.Layers[0].Q
+	x := make([]float32, lin.In)
+	for i := range x {
+		x[i] = float32(i%5) - 2
+	}
+	want := make([]float32, lin.Out)
+	if err := la["a"].AddDelta(lin, want, x, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(mapSource(la), base, StoreOptions{})
+	var err error
+	if s.pool, err = hugemem.NewPool(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.Acquire(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := deltaOf(h.Adapter(), lin, x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if d := got[i] - want[i]; d > 1e-4 || d < -1e-4 {
+			t.Fatalf("element %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+	if st := s.pool.Stats(); st.Mapped != 0 {
+		t.Errorf("a pool of limit 0 mapped %d bytes", st.Mapped)
+	}
+	stale := h.Adapter()
+	s.Unload("a")
+	h.Release()
+	if _, err := deltaOf(stale, lin, x, 1); !errors.Is(err, ErrReleased) {
+		t.Errorf("after unload and release: %v, want ErrReleased", err)
 	}
 }

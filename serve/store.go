@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
 )
@@ -104,6 +106,9 @@ type StoreOptions struct {
 	// MaxBytes bounds the memory of the cached adapters' matrices; zero
 	// means 1 GiB. Adapters in use by running requests are never evicted;
 	// a request whose adapter does not fit waits until one is released.
+	// The matrices share huge pages, which the store maps up to a quarter
+	// more than MaxBytes plus 32 MiB for the gaps adapters of different
+	// sizes leave, and keeps for the next adapters when one is evicted.
 	MaxBytes int64
 	// Precision is how cached adapters hold their matrices.
 	Precision Precision
@@ -145,6 +150,7 @@ type Store struct {
 	entries  map[string]*entry // the current version of each cached adapter
 	lru      *list.List        // unreferenced, unpinned current entries; front is the most recent
 	loading  map[string]*flight
+	pool     *hugemem.Pool // the memory of the adapters' matrices
 	used     int64         // bytes of every entry still referenced or cached, replaced ones included, and of loads in flight
 	released chan struct{} // closed and replaced when bytes may have become free
 	loads    chan struct{} // a token per load in flight (MaxLoads)
@@ -176,6 +182,7 @@ func NewStore(src Source, base *model.Weights, opts StoreOptions) *Store {
 	}
 	return &Store{
 		src: src, base: base, opts: opts,
+		pool:     newAdapterPool(opts.MaxBytes),
 		entries:  make(map[string]*entry),
 		lru:      list.New(),
 		loading:  make(map[string]*flight),
@@ -343,7 +350,7 @@ func (s *Store) read(ctx context.Context, name string, reserve func(int64) error
 	if err := reserve(adapterBytes(loraPairs{a}.pairs(), s.opts.Precision)); err != nil {
 		return nil, err
 	}
-	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision)
+	ad, err := prepare(name, loraPairs{a}, s.base, s.opts.Precision, s.pool)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
@@ -370,11 +377,30 @@ func (s *Store) readDir(d Dir, name string, reserve func(int64) error) (*Adapter
 	if err := reserve(adapterBytes(readerPairs{r}.pairs(), s.opts.Precision)); err != nil {
 		return nil, err
 	}
-	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision)
+	ad, err := prepare(name, readerPairs{r}, s.base, s.opts.Precision, s.pool)
 	if err != nil {
 		return nil, &AdapterError{name, err}
 	}
 	return ad, nil
+}
+
+// poolChunk is the most memory the adapter pool maps at a time: 16 huge
+// pages, 30 adapters of a stories15M-shaped base at rank 8 (about 1 MB each
+// in float32), a tenth of one of a 7B model at rank 16.
+const poolChunk = 32 << 20
+
+// newAdapterPool returns the pool for a cache of maxBytes: chunks no larger
+// than the cache (but a huge page at least), and room for a quarter more
+// than it plus a chunk, for the gaps that adapters of different sizes leave
+// and a chunk's unused end. An adapter that finds no room in it takes a
+// mapping of its own.
+func newAdapterPool(maxBytes int64) *hugemem.Pool {
+	chunk := int(min(maxBytes, poolChunk))
+	p, err := hugemem.NewPool(chunk, int(min(maxBytes+maxBytes/4, math.MaxInt/2))+chunk)
+	if err != nil {
+		panic(err) // chunk and limit are positive
+	}
+	return p
 }
 
 // adapterBytes is the cache memory prepare takes for pairs in precision

@@ -15,16 +15,17 @@ type Elem interface {
 }
 
 // Arena is a block of memory outside the Go heap (an anonymous private
-// mapping on Unix systems) that slices are carved from and that is given back
-// to the system all at once by Free.
+// mapping on Unix systems, or a range of a Pool's) that slices are carved
+// from and that is given back all at once by Free.
 //
 // Memory the garbage collector does not own does not count in its pacing: a
 // server holding gigabytes of long-lived weights in arenas lets the Go heap
 // grow only by its own garbage (GOGC's 100% of a few megabytes), not by the
 // size of the weights. The price is an explicit lifetime: a slice from Alloc
 // must not be used after Free — reading it then faults or, worse, reads
-// memory the system has since handed to someone else. Owners keep the arena
-// with the slices and check Freed where a stale reference could reach them.
+// memory the system or the Pool has since handed to someone else. Owners
+// keep the arena with the slices and check Freed where a stale reference
+// could reach them.
 //
 // Pages are taken from the system as they are first written, so an arena
 // sized for the most a sequence may need costs only what it uses.
@@ -37,6 +38,11 @@ type Arena struct {
 	size  int
 	freed atomic.Bool // read without the lock: a check on every use of the memory
 	heap  bool        // mem is Go memory (systems without mmap, or empty)
+	// For an arena of a Pool: the range of the pool's chunk that mem is,
+	// given back by Free.
+	pool  *Pool
+	chunk *poolChunk
+	span  span
 }
 
 // arenaAlign is the alignment of every slice Alloc returns: a cache line, so
@@ -98,8 +104,9 @@ func Alloc[T Elem](a *Arena, n int) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(&a.mem[start])), n)
 }
 
-// Free returns the arena's memory to the system. Every slice carved from it
-// becomes invalid. Calls after the first do nothing.
+// Free returns the arena's memory to the system, or to its Pool, which hands
+// it to the next arena. Every slice carved from it becomes invalid. Calls
+// after the first do nothing.
 func (a *Arena) Free() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -109,6 +116,9 @@ func (a *Arena) Free() error {
 	a.freed.Store(true)
 	mem := a.mem
 	a.mem = nil
+	if a.pool != nil {
+		return a.pool.s.give(a.chunk, a.span)
+	}
 	if a.heap || mem == nil {
 		return nil
 	}
