@@ -118,7 +118,8 @@ func DetectFormat(path string) (string, error) {
 // SentencePiece vocabularies), a llama2.c checkpoint, a llama.cpp GGUF, or
 // the embedded model (DefaultPath). The weights are checked with Validate,
 // and the tokenizer must not have more tokens than the model's vocabulary.
-// ctx is checked before the weights are read and before the tokenizer is.
+// ctx is checked before the weights are read and after them. A Hugging Face
+// or GGUF tokenizer is built while the weights load.
 func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("model: loading %s: %w", path, err)
@@ -160,7 +161,35 @@ func Load(ctx context.Context, path string, opts LoadOptions) (*Base, error) {
 }
 
 func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error) {
+	// A tokenizer.json is parsed on a goroutine of its own while the
+	// weights stream in: Llama 3's (128,256 tokens, 280,147 merges) takes
+	// 0.4 s of a core alone, and a 1B-shaped checkpoint's load about a
+	// second more than its weights when run after them. The weights' error,
+	// if any, is still the one returned.
+	type parsed struct {
+		tok *hfTokenizerFiles
+		err error
+	}
+	var tokDone chan parsed
+	tokPath := opts.TokenizerPath
+	var findErr error
+	if !opts.WeightsOnly {
+		if tokPath == "" {
+			tokPath, findErr = findHFTokenizer(dir)
+		}
+		if findErr == nil && !strings.EqualFold(filepath.Ext(tokPath), ".bin") {
+			tokDone = make(chan parsed, 1)
+			go func() {
+				tok, err := readHFTokenizer(tokPath)
+				tokDone <- parsed{tok, err}
+			}()
+		}
+	}
 	w, err := loadHFStream(ctx, dir, opts.stream())
+	var tp parsed
+	if tokDone != nil {
+		tp = <-tokDone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -171,24 +200,21 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("model: loading %s: %w", dir, err)
 	}
-	tokPath := opts.TokenizerPath
-	if tokPath == "" {
-		if tokPath, err = findHFTokenizer(dir); err != nil {
-			if opts.TokenizerOptional && errors.Is(err, ErrNoTokenizer) {
-				return b, nil
-			}
-			return nil, err
+	switch {
+	case findErr != nil:
+		if opts.TokenizerOptional && errors.Is(findErr, ErrNoTokenizer) {
+			return b, nil
 		}
-	}
-	if strings.EqualFold(filepath.Ext(tokPath), ".bin") {
+		return nil, findErr
+	case tokDone == nil: // a llama2.c tokenizer.bin, which needs the vocabulary size
 		if b.Tokenizer, err = tokenizer.LoadLlama2C(tokPath, w.Config.VocabSize); err != nil {
 			return nil, fmt.Errorf("model: %s: tokenizer: %w", dir, err)
 		}
 		return b, nil
+	case tp.err != nil:
+		return nil, tp.err
 	}
-	if b.hfTokenizer, err = readHFTokenizer(tokPath); err != nil {
-		return nil, err
-	}
+	b.hfTokenizer = tp.tok
 	b.Tokenizer = b.hfTokenizer.tok
 	return b, nil
 }

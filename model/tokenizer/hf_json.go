@@ -37,15 +37,15 @@ type hfAddedToken struct {
 }
 
 type hfModel struct {
-	Type                    *string           `json:"type"`
-	Vocab                   map[string]int    `json:"vocab"`
-	Merges                  []json.RawMessage `json:"merges"`
-	UnkToken                *string           `json:"unk_token"`
-	ByteFallback            bool              `json:"byte_fallback"`
-	FuseUnk                 bool              `json:"fuse_unk"`
-	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
-	IgnoreMerges            bool              `json:"ignore_merges"`
+	Type                    *string         `json:"type"`
+	Vocab                   map[string]int  `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
+	UnkToken                *string         `json:"unk_token"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
 }
 
 // component is the part shared by normalizers, pre-tokenizers and decoders.
@@ -112,7 +112,7 @@ func decodeHF(data []byte) (*hfFile, *hfModel, error) {
 		return nil, nil, fmt.Errorf("model: %w", err)
 	}
 	switch {
-	case m.Type == nil && m.Merges == nil:
+	case m.Type == nil && isNull(m.Merges):
 		return nil, nil, errors.New("model has no type and no merges")
 	case m.Type != nil && *m.Type != "BPE":
 		return nil, nil, fmt.Errorf("model type %q is not supported (only BPE)", *m.Type)
@@ -247,31 +247,75 @@ func (t *BPE) id(tok string) (int, bool) {
 	return id, ok
 }
 
-func (t *BPE) parseMerges(merges []json.RawMessage) error {
+func (t *BPE) parseMerges(raw json.RawMessage) error {
+	if isNull(raw) {
+		t.merges = make(map[uint64]bpeMerge)
+		return nil
+	}
+	// A tokenizer.json writes all merges in one of the two forms: decoding
+	// the array whole as that form is several times faster than decoding
+	// its 280,000 entries (Llama 3's) one by one. A mix of the two, or a bad
+	// entry, goes entry by entry, which names it.
+	var lines []string
+	if json.Unmarshal(raw, &lines) == nil {
+		t.merges = make(map[uint64]bpeMerge, len(lines))
+		for rank, line := range lines {
+			if err := t.addMergeLine(rank, line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var pairs [][]string
+	if json.Unmarshal(raw, &pairs) == nil {
+		t.merges = make(map[uint64]bpeMerge, len(pairs))
+		for rank, p := range pairs {
+			if len(p) != 2 {
+				return fmt.Errorf("model.merges[%d]: want a pair of tokens, got %d", rank, len(p))
+			}
+			if err := t.addMerge(rank, p[0], p[1]); err != nil {
+				return fmt.Errorf("model.merges[%d]: %w", rank, err)
+			}
+		}
+		return nil
+	}
+	var merges []json.RawMessage
+	if err := json.Unmarshal(raw, &merges); err != nil {
+		return fmt.Errorf("model.merges: %w", err)
+	}
 	t.merges = make(map[uint64]bpeMerge, len(merges))
 	for rank, raw := range merges {
-		var a, b string
 		var line string
 		var pair []string
 		trimmed := bytes.TrimSpace(raw)
 		switch {
 		case len(trimmed) > 0 && trimmed[0] == '"' && json.Unmarshal(trimmed, &line) == nil:
-			var ok bool
-			a, b, ok = strings.Cut(line, " ")
-			if !ok || strings.Contains(b, " ") {
-				return fmt.Errorf("model.merges[%d] %q: want two tokens separated by one space", rank, line)
+			if err := t.addMergeLine(rank, line); err != nil {
+				return err
 			}
+			continue
 		case len(trimmed) > 0 && trimmed[0] == '[' && json.Unmarshal(trimmed, &pair) == nil:
 			if len(pair) != 2 {
 				return fmt.Errorf("model.merges[%d]: want a pair of tokens, got %d", rank, len(pair))
 			}
-			a, b = pair[0], pair[1]
 		default:
 			return fmt.Errorf("model.merges[%d]: want \"a b\" or [\"a\", \"b\"], got %.40s", rank, raw)
 		}
-		if err := t.addMerge(rank, a, b); err != nil {
+		if err := t.addMerge(rank, pair[0], pair[1]); err != nil {
 			return fmt.Errorf("model.merges[%d]: %w", rank, err)
 		}
+	}
+	return nil
+}
+
+// addMergeLine adds merge rank given as "a b".
+func (t *BPE) addMergeLine(rank int, line string) error {
+	a, b, ok := strings.Cut(line, " ")
+	if !ok || strings.Contains(b, " ") {
+		return fmt.Errorf("model.merges[%d] %q: want two tokens separated by one space", rank, line)
+	}
+	if err := t.addMerge(rank, a, b); err != nil {
+		return fmt.Errorf("model.merges[%d]: %w", rank, err)
 	}
 	return nil
 }

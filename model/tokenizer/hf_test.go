@@ -103,3 +103,15 @@ func TestHFGolden(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseHF parses Llama-3.2's tokenizer.json (128,256 tokens,
+// 280,147 merges), which a Hugging Face load does alongside the weights.
+func BenchmarkParseHF(b *testing.B) {
+	data := readMaybeGzip(b, "testdata/llama3/tokenizer.json.gz")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseHF(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
