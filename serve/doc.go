@@ -11,9 +11,12 @@
 //     base's large arrays live outside the Go heap (internal/hugemem arenas),
 //     so that the garbage collector's headroom (GOGC's 100% of the live
 //     heap) scales with the server's own small live data, not with the base
-//     and the cache. An adapter's memory is returned when it has left the
-//     cache and its last Handle is released; a Dir adapter is decoded from
-//     its file straight into that memory (lora.Reader), a chunk at a time.
+//     and the cache. Cached adapters share the huge pages of the Store's
+//     pool (hugemem.Pool), so that a step whose rows use many adapters
+//     takes few TLB misses. An adapter's memory returns to the pool when it
+//     has left the cache and its last Handle is released; a Dir adapter is
+//     decoded from its file straight into that memory (lora.Reader), a
+//     chunk at a time.
 //   - Engine (engine.go) schedules requests with continuous batching: they
 //     join and leave the running batch between steps, prompts run in chunks
 //     beside the others' decoding, a KV-cache budget in positions makes
