@@ -32,6 +32,16 @@ import (
 	"github.com/golora/golora/internal/parallel"
 )
 
+// splitSourceMax is the largest op(B) from a Source, in elements, whose
+// product sgemmB splits by rows with each goroutine decoding all of op(B)
+// rather than one shared copy behind barriers. Decoding a weight twice
+// costs little next to the product once the rows are many: with NF4
+// stories15M-shaped weights (at most 768×288), a QLoRA training step's NF4
+// products went from 1.06–1.08× the dense step's time to 0.98–1.02× (4
+// alternated rounds). Larger weights, whose second decoding was not
+// measured, keep the shared copy.
+const splitSourceMax = 1 << 20
+
 // parallelMinWork is the smallest m·n·k split over goroutines. Starting one
 // costs about a microsecond, but the split also packs an operand twice or
 // waits at barriers, and the small products of a training step (LoRA's
@@ -182,14 +192,14 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	// When each goroutine's share of the rows runs in place, there is
 	// nothing to pack together: they split the rows and never wait for
 	// each other. On the 8×48 tile they do so too when op(B) is a slice
-	// (a Source's would be decoded by each), has too few column blocks for
+	// or a small Source (splitSourceMax), has too few column blocks for
 	// sharedA, and each share is one block of rows: each goroutine
 	// packs op(B) itself, which on two threads of a shared machine cost
 	// less than sharedB's barriers (stories15M's 512×768×288 ran at 0.93×
 	// OpenBLAS instead of 0.70×, Llama-3.2-1B's 512×512×2048 at 1.0×
 	// instead of 0.9×).
 	share := (panelsM + threads - 1) / threads * kr.mr
-	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && b.src == nil && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
+	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && (b.src == nil || n*k <= splitSourceMax) && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
 		splitRows(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
