@@ -119,24 +119,15 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	// byte-level BPE has 150,000–280,000 merges to index, about a tenth of
 	// a second of one core, which the loader's reading leaves free. Its
 	// vocabulary is token_embd's rows.
-	type built struct {
-		tok tokenizer.Tokenizer
-		err error
-	}
-	tokDone := make(chan built, 1)
-	go func() {
-		tok, err := ggufTokenizer(f, cfg.VocabSize)
-		tokDone <- built{tok, err}
-	}()
+	waitTokenizer := inBackground(func() (tokenizer.Tokenizer, error) { return ggufTokenizer(f, cfg.VocabSize) })
 	w, err := ggufWeights(ctx, f, cfg, so, ga)
-	tb := <-tokDone
+	tok, tokErr := waitTokenizer()
 	if err != nil {
 		return nil, err
 	}
-	if tb.err != nil {
-		return nil, tb.err
+	if tokErr != nil {
+		return nil, tokErr
 	}
-	tok := tb.tok
 	chat, err := ggufChatTemplate(f, tok)
 	if err != nil {
 		return nil, err
