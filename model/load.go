@@ -166,11 +166,7 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 	// 0.4 s of a core alone, and a 1B-shaped checkpoint's load about a
 	// second more than its weights when run after them. The weights' error,
 	// if any, is still the one returned.
-	type parsed struct {
-		tok *hfTokenizerFiles
-		err error
-	}
-	var tokDone chan parsed
+	var waitTokenizer func() (*hfTokenizerFiles, error)
 	tokPath := opts.TokenizerPath
 	var findErr error
 	if !opts.WeightsOnly {
@@ -178,17 +174,14 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 			tokPath, findErr = findHFTokenizer(dir)
 		}
 		if findErr == nil && !strings.EqualFold(filepath.Ext(tokPath), ".bin") {
-			tokDone = make(chan parsed, 1)
-			go func() {
-				tok, err := readHFTokenizer(tokPath)
-				tokDone <- parsed{tok, err}
-			}()
+			waitTokenizer = inBackground(func() (*hfTokenizerFiles, error) { return readHFTokenizer(tokPath) })
 		}
 	}
 	w, err := loadHFStream(ctx, dir, opts.stream())
-	var tp parsed
-	if tokDone != nil {
-		tp = <-tokDone
+	var tok *hfTokenizerFiles
+	var tokErr error
+	if waitTokenizer != nil {
+		tok, tokErr = waitTokenizer()
 	}
 	if err != nil {
 		return nil, err
@@ -206,17 +199,36 @@ func loadHFBase(ctx context.Context, dir string, opts LoadOptions) (*Base, error
 			return b, nil
 		}
 		return nil, findErr
-	case tokDone == nil: // a llama2.c tokenizer.bin, which needs the vocabulary size
+	case waitTokenizer == nil: // a llama2.c tokenizer.bin, which needs the vocabulary size
 		if b.Tokenizer, err = tokenizer.LoadLlama2C(tokPath, w.Config.VocabSize); err != nil {
 			return nil, fmt.Errorf("model: %s: tokenizer: %w", dir, err)
 		}
 		return b, nil
-	case tp.err != nil:
-		return nil, tp.err
+	case tokErr != nil:
+		return nil, tokErr
 	}
-	b.hfTokenizer = tp.tok
-	b.Tokenizer = b.hfTokenizer.tok
+	b.hfTokenizer = tok
+	b.Tokenizer = tok.tok
 	return b, nil
+}
+
+// inBackground starts f on a goroutine of its own and returns the function
+// that waits for its results: a tokenizer is built so while the weights
+// load.
+func inBackground[T any](f func() (T, error)) func() (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	return func() (T, error) {
+		r := <-done
+		return r.v, r.err
+	}
 }
 
 func loadLlama2CBase(ctx context.Context, path string, opts LoadOptions) (*Base, error) {

@@ -119,24 +119,15 @@ func fromGGUF(ctx context.Context, f *gguf.File, so streamOptions) (*ggufModel, 
 	// byte-level BPE has 150,000–280,000 merges to index, about a tenth of
 	// a second of one core, which the loader's reading leaves free. Its
 	// vocabulary is token_embd's rows.
-	type built struct {
-		tok tokenizer.Tokenizer
-		err error
-	}
-	tokDone := make(chan built, 1)
-	go func() {
-		tok, err := ggufTokenizer(f, cfg.VocabSize)
-		tokDone <- built{tok, err}
-	}()
+	waitTokenizer := inBackground(func() (tokenizer.Tokenizer, error) { return ggufTokenizer(f, cfg.VocabSize) })
 	w, err := ggufWeights(ctx, f, cfg, so, ga)
-	tb := <-tokDone
+	tok, tokErr := waitTokenizer()
 	if err != nil {
 		return nil, err
 	}
-	if tb.err != nil {
-		return nil, tb.err
+	if tokErr != nil {
+		return nil, tokErr
 	}
-	tok := tb.tok
 	chat, err := ggufChatTemplate(f, tok)
 	if err != nil {
 		return nil, err
@@ -630,39 +621,35 @@ func ggufReadBytes(t gguf.TensorInfo, raw []byte, file tensorFile) ([]byte, erro
 // Any other type is an error naming the tensor. It reports whether the
 // values were checked to be finite.
 func ggufFloat32s(t gguf.TensorInfo, raw []byte, file tensorFile, dst []float32) (finite bool, err error) {
-	dec, err := ggufDecoder(t)
+	rows, cols, err := t.RowsCols()
 	if err != nil {
 		return false, err
 	}
-	units, whole := dec.units(len(dst))
-	if uint64(len(dst)) != t.NumElements() || !whole || len(raw) != units*dec.size {
-		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d elements", t.Name, len(raw), t.Type, len(dst))
-	}
-	finite, err = decodeStreaming(dst, raw, dec, file)
-	if err != nil {
-		return false, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
-	}
-	return finite, nil
+	return ggufFloat32Rows(t, raw, file, rows, cols, 0, rows, dst)
 }
 
 // ggufFloat32Rows is ggufFloat32s for rows r0..r1 of matrix t (rows of cols
 // values) into dst ((r1-r0)·cols): a fused tensor's part is converted into
 // its own buffer straight from the file, so that no float32 copy of the
 // whole fused tensor is ever held. Every unit of a decoder lies within one
-// row, so the values are those ggufFloat32s gives, bit for bit.
+// row, so the values are those of converting the whole tensor, bit for bit.
 func ggufFloat32Rows(t gguf.TensorInfo, raw []byte, file tensorFile, rows, cols, r0, r1 int, dst []float32) (finite bool, err error) {
+	where := t.Name
+	if r0 != 0 || r1 != rows {
+		where = fmt.Sprintf("%s rows %d..%d", t.Name, r0, r1)
+	}
 	dec, err := ggufDecoder(t)
 	if err != nil {
 		return false, err
 	}
 	units, whole := dec.units(cols)
 	if !whole || len(raw) != rows*units*dec.size || r0 < 0 || r0 > r1 || r1 > rows || len(dst) != (r1-r0)*cols {
-		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for rows %d..%d of %d rows of %d values", t.Name, len(raw), t.Type, r0, r1, rows, cols)
+		return false, fmt.Errorf("gguf: tensor %s: %d bytes of %v data for %d values (rows of %d) into %d", where, len(raw), t.Type, rows*cols, cols, len(dst))
 	}
 	rowBytes := units * dec.size
 	finite, err = decodeStreaming(dst, raw[r0*rowBytes:r1*rowBytes], dec, file)
 	if err != nil {
-		return false, fmt.Errorf("gguf: tensor %s rows %d..%d: %w", t.Name, r0, r1, err)
+		return false, fmt.Errorf("gguf: tensor %s: %w", where, err)
 	}
 	return finite, nil
 }

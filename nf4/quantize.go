@@ -150,8 +150,9 @@ func (t *nearestTable) quantizeNested(codes []uint8, absmax, x []float32, offset
 		scale := math.Float32frombits(max(m[0], m[1], m[2], m[3]))
 		absmax[b] = scale
 		if scale == 0 {
+			zero := t.nearest(0)
 			for i := range cb {
-				cb[i] = t.nearest(0)
+				cb[i] = zero
 			}
 			continue
 		}

@@ -236,6 +236,34 @@ func TestEngineKVBudgetAndCancellation(t *testing.T) {
 	}
 }
 
+// churnAdapters unloads or loads one of names at random every period, on a
+// goroutine of its own, until the returned stop is called: the churn that
+// concurrency tests run their clients under. A failed load fails t.
+func churnAdapters(t *testing.T, e *Engine, names []string, seed uint64, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(seed, seed+1))
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(period):
+			}
+			name := names[rng.IntN(len(names))]
+			if rng.IntN(2) == 0 {
+				e.Store().Unload(name)
+			} else if err := e.Store().Load(context.Background(), name); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // TestEngineConcurrentChurn runs many clients on random adapters while
 // adapters are reloaded and unloaded and requests are cancelled; run with
 // -race.
@@ -252,24 +280,11 @@ func TestEngineConcurrentChurn(t *testing.T) {
 	if testing.Short() {
 		clients = 6
 	}
-	stop := make(chan struct{})
-	var admin sync.WaitGroup
-	admin.Go(func() {
-		rng := rand.New(rand.NewPCG(1, 2))
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			name := fmt.Sprintf("a%d", rng.IntN(6))
-			if rng.IntN(2) == 0 {
-				e.Store().Unload(name)
-			} else if err := e.Store().Load(context.Background(), name); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	names := make([]string, 6)
+	for i := range names {
+		names[i] = fmt.Sprintf("a%d", i)
+	}
+	stopChurn := churnAdapters(t, e, names, 1, 2*time.Millisecond)
 	var wg sync.WaitGroup
 	for c := range clients {
 		wg.Go(func() {
@@ -306,8 +321,7 @@ func TestEngineConcurrentChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	admin.Wait()
+	stopChurn()
 	if err := e.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

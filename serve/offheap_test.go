@@ -440,24 +440,7 @@ func TestEngineChurnKeepsAdapterText(t *testing.T) {
 	size := quiet.Store().Cached()[0].Bytes
 	e := newEngine(3 * size)
 
-	stop := make(chan struct{})
-	var admin sync.WaitGroup
-	admin.Go(func() {
-		rng := rand.New(rand.NewPCG(5, 6))
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			name := names[rng.IntN(len(names))]
-			if rng.IntN(2) == 0 {
-				e.Store().Unload(name)
-			} else if err := e.Store().Load(context.Background(), name); err != nil {
-				t.Error(err)
-			}
-		}
-	})
+	stopChurn := churnAdapters(t, e, names, 5, time.Millisecond)
 	clients, perClient := 8, 6
 	if testing.Short() {
 		perClient = 2
@@ -480,8 +463,7 @@ func TestEngineChurnKeepsAdapterText(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	admin.Wait()
+	stopChurn()
 	if st := e.store.pool.Stats(); st.Chunks != 1 {
 		t.Errorf("pool %+v: want the adapters in one chunk", st)
 	}

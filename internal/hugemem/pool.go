@@ -32,9 +32,8 @@ type Pool struct {
 // Arena from the pool keeps the Pool reachable while it lives.
 type poolState struct {
 	mu     sync.Mutex
-	chunk  int // bytes of a chunk, whole huge pages
-	limit  int // the most bytes mapped at once
-	mapped int
+	chunk  int          // bytes of a chunk, whole huge pages
+	limit  int          // the most bytes mapped at once
 	chunks []*poolChunk // in the order mapped
 }
 
@@ -44,7 +43,24 @@ type poolChunk struct {
 	mem  []byte // the huge-page-aligned part of raw that is handed out
 	heap bool   // raw is Go memory (systems without mmap)
 	free []span // free ranges of mem, sorted by offset, never adjacent
-	used int
+}
+
+// used returns the bytes of c held by arenas, alignment included.
+func (c *poolChunk) used() int {
+	n := len(c.mem)
+	for _, f := range c.free {
+		n -= f.n
+	}
+	return n
+}
+
+// mapped returns the bytes of the chunks mapped.
+func (s *poolState) mapped() int {
+	n := 0
+	for _, c := range s.chunks {
+		n += len(c.mem)
+	}
+	return n
 }
 
 // span is a range of a chunk: n bytes from off, both multiples of arenaAlign.
@@ -110,14 +126,13 @@ func (s *poolState) take(n int) (*poolChunk, int, error) {
 			} else {
 				c.free[i] = span{f.off + n, f.n - n}
 			}
-			c.used += n
 			return c, f.off, nil
 		}
 	}
 	size := max(s.chunk, roundUp(n, hugePage))
-	if s.mapped+size > s.limit {
+	if mapped := s.mapped(); mapped+size > s.limit {
 		return nil, 0, fmt.Errorf("%w: no free range of %d bytes, and a chunk of %d more would map %d of at most %d bytes",
-			ErrPoolFull, n, size, s.mapped+size, s.limit)
+			ErrPoolFull, n, size, mapped+size, s.limit)
 	}
 	// A huge page must start on a 2 MiB boundary: map one more so that
 	// an aligned range of size lies inside. The pages outside it are never
@@ -131,12 +146,11 @@ func (s *poolState) take(n int) (*poolChunk, int, error) {
 		skip = int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (hugePage - 1))
 		advise(raw[skip : skip+size])
 	}
-	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap, used: n}
+	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap}
 	if n < size {
 		c.free = []span{{n, size - n}}
 	}
 	s.chunks = append(s.chunks, c)
-	s.mapped += size
 	return c, 0, nil
 }
 
@@ -145,7 +159,6 @@ func (s *poolState) take(n int) (*poolChunk, int, error) {
 func (s *poolState) give(c *poolChunk, sp span) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.used -= sp.n
 	i, _ := slices.BinarySearchFunc(c.free, sp.off, func(f span, off int) int { return f.off - off })
 	c.free = slices.Insert(c.free, i, sp)
 	if i+1 < len(c.free) && c.free[i].off+c.free[i].n == c.free[i+1].off {
@@ -156,13 +169,12 @@ func (s *poolState) give(c *poolChunk, sp span) error {
 		c.free[i-1].n += c.free[i].n
 		c.free = slices.Delete(c.free, i, i+1)
 	}
-	if c.used > 0 || len(s.chunks) == 1 {
+	if c.used() > 0 || len(s.chunks) == 1 {
 		return nil
 	}
 	// Keeping the only chunk spares a cache that empties and fills again
 	// the mapping and the page faults.
 	s.chunks = slices.DeleteFunc(s.chunks, func(x *poolChunk) bool { return x == c })
-	s.mapped -= len(c.mem)
 	return c.unmap()
 }
 
@@ -186,7 +198,7 @@ func (s *poolState) unmapAll() {
 	for _, c := range s.chunks {
 		c.unmap() // nobody is left to tell of an error
 	}
-	s.chunks, s.mapped = nil, 0
+	s.chunks = nil
 }
 
 // PoolStats describes a pool's memory.
@@ -202,9 +214,9 @@ func (p *Pool) Stats() PoolStats {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := PoolStats{Chunks: len(s.chunks), Mapped: s.mapped}
+	st := PoolStats{Chunks: len(s.chunks), Mapped: s.mapped()}
 	for _, c := range s.chunks {
-		st.Used += c.used
+		st.Used += c.used()
 		st.Ranges += len(c.free)
 	}
 	return st

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-	"unsafe"
 
+	"github.com/golora/golora/internal/pagecache"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,8 +74,11 @@ func BenchmarkReadPaths(b *testing.B) {
 // dropPages gives back the pages of mapping that part spans (madvise
 // DONTNEED), so that the next pass faults them in again.
 func dropPages(mapping, part []byte) {
-	page := uintptr(os.Getpagesize())
-	off := uintptr(unsafe.Pointer(unsafe.SliceData(part))) - uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))
-	lo, hi := off/page*page, min(uintptr(len(mapping)), (off+uintptr(len(part))+page-1)/page*page)
+	off, ok := pagecache.Offset(mapping, part)
+	if !ok {
+		panic("dropPages: part is not in the mapping")
+	}
+	page := int64(os.Getpagesize())
+	lo, hi := off/page*page, min(int64(len(mapping)), (off+int64(len(part))+page-1)/page*page)
 	_ = unix.Madvise(mapping[lo:hi], unix.MADV_DONTNEED)
 }

@@ -260,7 +260,7 @@ func (t *BPE) parseMerges(raw json.RawMessage) error {
 	if json.Unmarshal(raw, &lines) == nil {
 		t.merges = make(map[uint64]bpeMerge, len(lines))
 		for rank, line := range lines {
-			if err := t.addMergeLine(rank, line); err != nil {
+			if err := t.addMergeLine("model.merges", rank, line); err != nil {
 				return err
 			}
 		}
@@ -270,11 +270,8 @@ func (t *BPE) parseMerges(raw json.RawMessage) error {
 	if json.Unmarshal(raw, &pairs) == nil {
 		t.merges = make(map[uint64]bpeMerge, len(pairs))
 		for rank, p := range pairs {
-			if len(p) != 2 {
-				return fmt.Errorf("model.merges[%d]: want a pair of tokens, got %d", rank, len(p))
-			}
-			if err := t.addMerge(rank, p[0], p[1]); err != nil {
-				return fmt.Errorf("model.merges[%d]: %w", rank, err)
+			if err := t.addMergePair(rank, p); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -288,33 +285,42 @@ func (t *BPE) parseMerges(raw json.RawMessage) error {
 		var line string
 		var pair []string
 		trimmed := bytes.TrimSpace(raw)
+		var err error
 		switch {
 		case len(trimmed) > 0 && trimmed[0] == '"' && json.Unmarshal(trimmed, &line) == nil:
-			if err := t.addMergeLine(rank, line); err != nil {
-				return err
-			}
-			continue
+			err = t.addMergeLine("model.merges", rank, line)
 		case len(trimmed) > 0 && trimmed[0] == '[' && json.Unmarshal(trimmed, &pair) == nil:
-			if len(pair) != 2 {
-				return fmt.Errorf("model.merges[%d]: want a pair of tokens, got %d", rank, len(pair))
-			}
+			err = t.addMergePair(rank, pair)
 		default:
-			return fmt.Errorf("model.merges[%d]: want \"a b\" or [\"a\", \"b\"], got %.40s", rank, raw)
+			err = fmt.Errorf("model.merges[%d]: want \"a b\" or [\"a\", \"b\"], got %.40s", rank, raw)
 		}
-		if err := t.addMerge(rank, pair[0], pair[1]); err != nil {
-			return fmt.Errorf("model.merges[%d]: %w", rank, err)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// addMergeLine adds merge rank given as "a b".
-func (t *BPE) addMergeLine(rank int, line string) error {
+// addMergeLine adds merge rank given as "a b", entry rank of the list key
+// (for errors): a tokenizer.json's model.merges or a GGUF's
+// tokenizer.ggml.merges.
+func (t *BPE) addMergeLine(key string, rank int, line string) error {
 	a, b, ok := strings.Cut(line, " ")
 	if !ok || strings.Contains(b, " ") {
-		return fmt.Errorf("model.merges[%d] %q: want two tokens separated by one space", rank, line)
+		return fmt.Errorf("%s[%d] %q: want two tokens separated by one space", key, rank, line)
 	}
 	if err := t.addMerge(rank, a, b); err != nil {
+		return fmt.Errorf("%s[%d]: %w", key, rank, err)
+	}
+	return nil
+}
+
+// addMergePair adds merge rank of a tokenizer.json given as ["a", "b"].
+func (t *BPE) addMergePair(rank int, pair []string) error {
+	if len(pair) != 2 {
+		return fmt.Errorf("model.merges[%d]: want a pair of tokens, got %d", rank, len(pair))
+	}
+	if err := t.addMerge(rank, pair[0], pair[1]); err != nil {
 		return fmt.Errorf("model.merges[%d]: %w", rank, err)
 	}
 	return nil
