@@ -68,10 +68,18 @@ DATA scalePair<>+24(SB)/4, $6
 DATA scalePair<>+28(SB)/4, $7
 GLOBL scalePair<>(SB), RODATA|NOPTR, $32
 
-// lowNibbles masks each byte to its low 4 bits.
-DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
-DATA lowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
-GLOBL lowNibbles<>(SB), RODATA|NOPTR, $16
+// nibbleShift256 moves element j of a broadcast dword of codes (byte k
+// holds element 2k in its high nibble and 2k+1 in its low one) to the low
+// nibble of dword j.
+DATA nibbleShift256<>+0(SB)/4, $4
+DATA nibbleShift256<>+4(SB)/4, $0
+DATA nibbleShift256<>+8(SB)/4, $12
+DATA nibbleShift256<>+12(SB)/4, $8
+DATA nibbleShift256<>+16(SB)/4, $20
+DATA nibbleShift256<>+20(SB)/4, $16
+DATA nibbleShift256<>+24(SB)/4, $28
+DATA nibbleShift256<>+28(SB)/4, $24
+GLOBL nibbleShift256<>(SB), RODATA|NOPTR, $32
 
 // The block loop shared by every kernel. Registers: BX scales, CX groups
 // left, DX groups of the current block, R8 groups per block.
@@ -246,42 +254,42 @@ dot4_512done:
 	VZEROUPPER
 	RET
 
-// LOOKUP256(X) looks up the codes in the low 8 bytes of X into Y9: both
-// halves of the table, then the upper half where bit 3 of the code is set
-// (moved to the sign bit, which VBLENDVPS reads). Uses Y7, Y8.
-#define LOOKUP256(X) \
-	VPMOVZXBD X, Y7; \
-	VPERMPS   Y0, Y7, Y8; \
-	VPERMPS   Y1, Y7, Y9; \
-	VPSLLD    $28, Y7, Y7; \
-	VBLENDVPS Y7, Y9, Y8, Y9
+// LOOKUP256(I, D) looks up the codes in the low nibbles of I's dwords
+// into D: both halves of the table (VPERMPS reads the low three bits), then
+// the upper half where bit 3 of the code is set (moved to the sign bit,
+// which VBLENDVPS reads; the bits above the nibble are shifted out). Uses
+// Y8 and I.
+#define LOOKUP256(I, D) \
+	VPERMPS   Y0, I, Y8; \
+	VPERMPS   Y1, I, D; \
+	VPSLLD    $28, I, I; \
+	VBLENDVPS I, D, Y8, D
 
-// SPLIT256 turns the 16 bytes at (SI) into elements 0..15 (X5) and 16..31
-// (X6), one code per byte: the high nibbles (even elements) and the low ones
-// (odd elements), interleaved. Uses X3, X4; needs the nibble mask in X10.
-#define SPLIT256 \
-	VMOVDQU    (SI), X3; \
-	VPSRLW     $4, X3, X4; \
-	VPAND      X10, X4, X4; \
-	VPAND      X10, X3, X3; \
-	VPUNPCKLBW X3, X4, X5; \
-	VPUNPCKHBW X3, X4, X6
+// CODES256(off, I) puts the eight codes of the 4 bytes at off(SI) in the
+// low nibbles of I's dwords, element j in dword j: one broadcast and one
+// shift by nibbleShift256 (Y10). Only VPERMPS uses a shuffle port, which
+// bounds this loop on AMD cores, where the one-byte-per-code split with
+// VPUNPCK and VPMOVZXBD it replaced doubled the shuffles.
+#define CODES256(off, I) \
+	VPBROADCASTD off(SI), I; \
+	VPSRLVD      Y10, I, I
 
 // DOTGROUP256 adds the products of the 32 codes at (SI), looked up in the
 // block's tables (Y0, Y1), and the 32 floats at (DI) to the lanes in
-// Y12..Y15, and moves SI and DI past them. Uses X3..X6, Y7..Y9; needs the
-// nibble mask in X10.
+// Y12..Y15, and moves SI and DI past them. Uses Y3..Y9; needs
+// nibbleShift256 in Y10.
 #define DOTGROUP256 \
-	SPLIT256; \
-	LOOKUP256(X5); \
-	VFMADD231PS (DI), Y9, Y12; \
-	VPSHUFD $0xee, X5, X5; \
-	LOOKUP256(X5); \
+	CODES256(0, Y3); \
+	CODES256(4, Y4); \
+	CODES256(8, Y5); \
+	CODES256(12, Y6); \
+	LOOKUP256(Y3, Y7); \
+	VFMADD231PS (DI), Y7, Y12; \
+	LOOKUP256(Y4, Y9); \
 	VFMADD231PS 32(DI), Y9, Y13; \
-	LOOKUP256(X6); \
-	VFMADD231PS 64(DI), Y9, Y14; \
-	VPSHUFD $0xee, X6, X6; \
-	LOOKUP256(X6); \
+	LOOKUP256(Y5, Y7); \
+	VFMADD231PS 64(DI), Y7, Y14; \
+	LOOKUP256(Y6, Y9); \
 	VFMADD231PS 96(DI), Y9, Y15; \
 	ADDQ    $16, SI; \
 	ADDQ    $128, DI
@@ -294,22 +302,23 @@ TEXT ·decodeAVX2(SB), NOSPLIT, $0-48
 	MOVQ    groups+24(FP), CX
 	MOVQ    firstGroups+32(FP), DX
 	MOVQ    blockGroups+40(FP), R8
-	VMOVDQU lowNibbles<>(SB), X10
+	VMOVDQU nibbleShift256<>(SB), Y10
 
 dec256block:
 	NEWBLOCK256(dec256done)
 
 dec256group:
-	SPLIT256
-	LOOKUP256(X5)
-	VMOVUPS Y9, (DI)
-	VPSHUFD $0xee, X5, X5
-	LOOKUP256(X5)
+	CODES256(0, Y3)
+	CODES256(4, Y4)
+	CODES256(8, Y5)
+	CODES256(12, Y6)
+	LOOKUP256(Y3, Y7)
+	VMOVUPS Y7, (DI)
+	LOOKUP256(Y4, Y9)
 	VMOVUPS Y9, 32(DI)
-	LOOKUP256(X6)
-	VMOVUPS Y9, 64(DI)
-	VPSHUFD $0xee, X6, X6
-	LOOKUP256(X6)
+	LOOKUP256(Y5, Y7)
+	VMOVUPS Y7, 64(DI)
+	LOOKUP256(Y6, Y9)
 	VMOVUPS Y9, 96(DI)
 	ADDQ    $16, SI
 	ADDQ    $128, DI
@@ -333,7 +342,7 @@ TEXT ·dot1AVX2(SB), NOSPLIT, $0-56
 	MOVQ    groups+32(FP), CX
 	MOVQ    firstGroups+40(FP), DX
 	MOVQ    blockGroups+48(FP), R8
-	VMOVDQU lowNibbles<>(SB), X10
+	VMOVDQU nibbleShift256<>(SB), Y10
 	VMOVUPS (AX), Y12  // lanes 0..7
 	VMOVUPS 32(AX), Y13 // lanes 8..15
 	VMOVUPS 64(AX), Y14 // lanes 16..23
@@ -542,7 +551,7 @@ TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-64
 	MOVQ    firstGroups+40(FP), DX
 	MOVQ    blockGroups+48(FP), R8
 	MOVQ    rowGroups+56(FP), R11
-	VMOVDQU lowNibbles<>(SB), X10
+	VMOVDQU nibbleShift256<>(SB), Y10
 	VXORPS  Y12, Y12, Y12
 	VXORPS  Y13, Y13, Y13
 	VXORPS  Y14, Y14, Y14

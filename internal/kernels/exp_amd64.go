@@ -1,13 +1,5 @@
 package kernels
 
-import "github.com/golora/golora/internal/cpu"
-
-// useAVX512 selects the AVX-512 kernels that are chosen without a
-// cpu.Level argument (the exponential, argmax, SwiGLU, gemv, panels, the
-// low-rank terms); it is set once at start-up from the CPU features (capped
-// by GOLORA_KERNELS) and never changes.
-var useAVX512 = cpu.Best() >= cpu.AVX512
-
 // expShifted writes e^(x[i] − m) into dst[i] for every i and returns their
 // sum; m must be at least max(x), so every exponent is ≤ 0. dst may be x.
 // Exponents below −87 are raised to −87: their results, under 1.6e-38 (the
