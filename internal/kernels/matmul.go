@@ -12,11 +12,12 @@ import (
 // A batch of rows (a prefill) is one Sgemm: internal/gemm in the default
 // build (spread over the CPUs), OpenBLAS with the tag openblas. A single row
 // (the decode step) is a matrix-vector product, bound by reading w once, on
-// the calling goroutine without allocating: AVX-512 assembly four rows of w
-// at a time where the CPU has it, else gonum's Sgemv (OpenBLAS's Sgemv is
-// as fast alone but halves decode speed on two cores, its threads competing
-// with the Go code between calls). A caller that wants a large single row on several cores splits w
-// by rows itself (model/infer does, with workers of its own).
+// the calling goroutine without allocating: AVX-512 or AVX2 assembly four
+// rows of w at a time where the CPU has it, else gonum's Sgemv (OpenBLAS's
+// Sgemv is as fast alone but halves decode speed on two cores, its threads
+// competing with the Go code between calls). A caller that wants a large
+// single row on several cores splits w by rows itself (model/infer does,
+// with workers of its own).
 func DenseMulT(y, x, w []float32, n, in, out int) {
 	if n > 1 {
 		blas.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
