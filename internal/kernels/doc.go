@@ -9,7 +9,7 @@
 //     last steps in AVX-512, the same bits) and its backward pass.
 //   - exp.go, exp_amd64.go/.s, exp_generic.go: the shifted exponential,
 //     row maximum and scaling behind softmax, the loss and the sigmoid
-//     (AVX-512 Go assembly chosen at run time, pure Go elsewhere).
+//     (AVX-512 and AVX2 Go assembly chosen at run time, pure Go elsewhere).
 //   - attention.go, attend*.go/.s: causal grouped-query attention, the
 //     batched form with its backward pass and the decode form over a KV
 //     cache (AVX-512 and AVX2 score and value kernels, bit-identical to
