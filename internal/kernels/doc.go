@@ -6,7 +6,7 @@
 //   - rope.go: rotary position embeddings (frequencies, angles, rotation and
 //     its inverse).
 //   - swiglu.go, swiglu_amd64.go/.s: the sigmoid, SiLU-gated SwiGLU (its
-//     last steps in AVX-512, the same bits) and its backward pass.
+//     last steps in AVX-512 or AVX2, the same bits) and its backward pass.
 //   - exp.go, exp_amd64.go/.s, exp_generic.go: the shifted exponential,
 //     row maximum and scaling behind softmax, the loss and the sigmoid
 //     (AVX-512 and AVX2 Go assembly chosen at run time, pure Go elsewhere).
