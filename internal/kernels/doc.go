@@ -18,7 +18,8 @@
 //     order of additions, 16 keys' scores at a time (a serving batch's
 //     attention; AttendCached elsewhere).
 //   - argmax.go, argmax_amd64.go/.s: the first largest element of a vector
-//     (a sampler's greedy choice; AVX-512, the same answer as the loop).
+//     (a sampler's greedy choice; AVX-512 and AVX2, the same answer as
+//     the loop).
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
