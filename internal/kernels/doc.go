@@ -15,8 +15,8 @@
 //     cache (AVX-512 and AVX2 score and value kernels, bit-identical to
 //     their Go code).
 //   - attendfast.go, attendfast_amd64.go/.s: the decode form in another
-//     order of additions, 16 keys' scores at a time (a serving batch's
-//     attention; AttendCached elsewhere).
+//     order of additions, 16 (AVX-512) or 8 (AVX2) keys' scores at a time
+//     (a serving batch's attention; AttendCached elsewhere).
 //   - argmax.go, argmax_amd64.go/.s: the first largest element of a vector
 //     (a sampler's greedy choice; AVX-512 and AVX2, the same answer as
 //     the loop).
