@@ -24,8 +24,8 @@ const expMinAVX2 = 4
 // logits can have 150,000).
 const expChunk = 8192
 
-// expShiftedAVX2 runs expShifted in AVX2 on all of x (its last elements
-// masked), expChunk elements a call. Its results have the bits of the
+// expShiftedAVX2 runs expShifted in AVX2 on all of x, expChunk elements a
+// call. Its results have the bits of the
 // AVX-512 code's.
 func expShiftedAVX2(dst, x []float32, m float32) float64 {
 	dst = dst[:len(x)]
@@ -55,8 +55,9 @@ func expShiftedAVX512(dst, x []float32, m float32) float64 {
 func expBlocksAVX512(dst, x *float32, n int, m float32) float64
 
 // expBlocksAVX2 is expBlocksAVX512 with AVX2 for any n > 0: whole groups
-// of 8, then the rest by masked loads and stores. 2^k is applied by a
-// product instead of VSCALEFPS, with the same result.
+// of 8, then the rest as part of the last 8 (n ≥ 8) or by masked loads and
+// stores (n < 8). 2^k is applied by a product instead of VSCALEFPS, with
+// the same result.
 //
 //go:noescape
 func expBlocksAVX2(dst, x *float32, n int, m float32) float64
@@ -90,12 +91,17 @@ func scaleFloats(x []float32, k float32) {
 		n := len(x) &^ 15
 		scaleBlocksAVX512(&x[0], n, k)
 		scaleFloatsScalar(x[n:], k)
-	case useAVX2 && len(x) >= 4:
+	case useAVX2 && len(x) >= scaleMinAVX2:
 		scaleBlocksAVX2(&x[0], len(x), k)
 	default:
 		scaleFloatsScalar(x, k)
 	}
 }
+
+// scaleMinAVX2 is the shortest row scaleFloats scales in AVX2: the scalar
+// loop, a few nanoseconds for 32 elements, is faster than the call below
+// it.
+const scaleMinAVX2 = 48
 
 // maxBlocksAVX512 returns the largest of the first n elements of x, n a
 // positive multiple of 16.
@@ -115,8 +121,8 @@ func scaleBlocksAVX512(x *float32, n int, k float32)
 //go:noescape
 func maxBlocksAVX2(x *float32, n int) float32
 
-// scaleBlocksAVX2 multiplies the first n elements of x, n > 0, by k (the
-// last n mod 8 by masked loads and stores).
+// scaleBlocksAVX2 multiplies the first n elements of x, n ≥ 8, by k (the
+// last n mod 8 as part of the last 8, read before any is written).
 //
 //go:noescape
 func scaleBlocksAVX2(x *float32, n int, k float32)

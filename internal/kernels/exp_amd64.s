@@ -142,16 +142,21 @@ DATA expConsts<>+32(SB)/4, $0x3c093b5b // c5
 DATA expConsts<>+36(SB)/4, $0x3ab6be20 // c6
 GLOBL expConsts<>(SB), RODATA|NOPTR, $40
 
-// tailMask<>+4·(8−r) is the mask of an 8-lane group's first r lanes.
-DATA tailMask<>+0(SB)/8, $-1
-DATA tailMask<>+8(SB)/8, $-1
-DATA tailMask<>+16(SB)/8, $-1
-DATA tailMask<>+24(SB)/8, $-1
-DATA tailMask<>+32(SB)/8, $0
-DATA tailMask<>+40(SB)/8, $0
-DATA tailMask<>+48(SB)/8, $0
-DATA tailMask<>+56(SB)/8, $0
-GLOBL tailMask<>(SB), RODATA|NOPTR, $64
+// laneMasks<>+4·(16−r) masks an 8-lane group's first r lanes and
+// laneMasks<>+4·r its last r lanes.
+DATA laneMasks<>+0(SB)/8, $0
+DATA laneMasks<>+8(SB)/8, $0
+DATA laneMasks<>+16(SB)/8, $0
+DATA laneMasks<>+24(SB)/8, $0
+DATA laneMasks<>+32(SB)/8, $-1
+DATA laneMasks<>+40(SB)/8, $-1
+DATA laneMasks<>+48(SB)/8, $-1
+DATA laneMasks<>+56(SB)/8, $-1
+DATA laneMasks<>+64(SB)/8, $0
+DATA laneMasks<>+72(SB)/8, $0
+DATA laneMasks<>+80(SB)/8, $0
+DATA laneMasks<>+88(SB)/8, $0
+GLOBL laneMasks<>(SB), RODATA|NOPTR, $96
 
 // EXP8 sets Y5 to e^(Y0 − m) by the AVX-512 form's steps, whose bits it
 // gives: y = max(x − m, −87); k = round(y·log2e), ties to even;
@@ -193,9 +198,12 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 
 // func expBlocksAVX2(dst, x *float32, n int, m float32) float64
 //
-// n > 0 elements, 8 at a time; the last r < 8 by masked loads and stores
-// (lanes past n are neither stored nor summed).
-TEXT ·expBlocksAVX2(SB), NOSPLIT, $0-40
+// n > 0 elements, 8 at a time. For n ≥ 8 the last n mod 8 are done as the
+// last 8, loaded before anything is stored (dst may be x) and summed only
+// in their last n mod 8 lanes; for n < 8, masked loads and stores (lanes
+// past n are neither stored nor summed). AVX2's masked stores are slow on
+// some CPUs (tens of cycles on AMD's), so the longer rows avoid them.
+TEXT ·expBlocksAVX2(SB), NOSPLIT, $32-40
 	MOVQ         dst+0(FP), DI
 	MOVQ         x+8(FP), SI
 	MOVQ         n+16(FP), CX
@@ -209,10 +217,15 @@ TEXT ·expBlocksAVX2(SB), NOSPLIT, $0-40
 	VBROADCASTSS expConsts<>+28(SB), Y6
 	VBROADCASTSS expConsts<>+36(SB), Y9
 	VXORPD       Y8, Y8, Y8
+	CMPQ         CX, $8
+	JLT          exp2short
+	VMOVUPS      -32(SI)(CX*4), Y0
+	VMOVUPS      Y0, last-32(SP)
+	LEAQ         -32(DI)(CX*4), R11
 
 exp2loop:
 	CMPQ    CX, $8
-	JLT     exp2tail
+	JLT     exp2last
 	VMOVUPS (SI), Y0
 	EXP8
 	VMOVUPS Y5, (DI)
@@ -222,10 +235,19 @@ exp2loop:
 	SUBQ    $8, CX
 	JMP     exp2loop
 
-exp2tail:
-	TESTQ      CX, CX
-	JZ         exp2done
-	LEAQ       tailMask<>+32(SB), R9
+exp2last:
+	TESTQ   CX, CX
+	JZ      exp2done
+	VMOVUPS last-32(SP), Y0
+	EXP8
+	VMOVUPS Y5, (R11)
+	LEAQ    laneMasks<>(SB), R9
+	VANDPS  (R9)(CX*4), Y5, Y5
+	SUM8
+	JMP     exp2done
+
+exp2short:
+	LEAQ       laneMasks<>+64(SB), R9
 	SHLQ       $2, CX
 	SUBQ       CX, R9
 	VMOVUPS    (R9), Y1
@@ -292,11 +314,14 @@ max2done:
 
 // func scaleBlocksAVX2(x *float32, n int, k float32)
 //
-// n > 0 elements, 16 then 8 at a time, the last r < 8 masked.
+// n ≥ 8 elements, 16 then 8 at a time; the last n mod 8 as the last 8,
+// loaded before anything is stored.
 TEXT ·scaleBlocksAVX2(SB), NOSPLIT, $0-20
 	MOVQ         x+0(FP), SI
 	MOVQ         n+8(FP), CX
 	VBROADCASTSS k+16(FP), Y2
+	LEAQ         -32(SI)(CX*4), R9
+	VMOVUPS      (R9), Y3
 
 scale2loop:
 	CMPQ    CX, $16
@@ -311,22 +336,16 @@ scale2loop:
 
 scale2eight:
 	CMPQ    CX, $8
-	JLT     scale2tail
+	JLT     scale2last
 	VMULPS  (SI), Y2, Y0
 	VMOVUPS Y0, (SI)
-	ADDQ    $32, SI
 	SUBQ    $8, CX
 
-scale2tail:
-	TESTQ      CX, CX
-	JZ         scale2done
-	LEAQ       tailMask<>+32(SB), R9
-	SHLQ       $2, CX
-	SUBQ       CX, R9
-	VMOVUPS    (R9), Y1
-	VMASKMOVPS (SI), Y1, Y0
-	VMULPS     Y2, Y0, Y0
-	VMASKMOVPS Y0, Y1, (SI)
+scale2last:
+	TESTQ   CX, CX
+	JZ      scale2done
+	VMULPS  Y2, Y3, Y3
+	VMOVUPS Y3, (R9)
 
 scale2done:
 	VZEROUPPER
