@@ -29,7 +29,7 @@ func argMaxLoop(x []float32) (int, bool) {
 // signed zeros, infinities and NaNs placed at random.
 func TestArgMaxMatchesLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, n := range append([]int{0, 1, 2, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 32000}, rng.IntN(5000)) {
+	for _, n := range append([]int{0, 1, 2, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 127, 128, 129, 200, 32000}, rng.IntN(5000)) {
 		for trial := range 40 {
 			x := make([]float32, n)
 			for i := range x {

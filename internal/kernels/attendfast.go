@@ -5,8 +5,8 @@ import "github.com/golora/golora/internal/cpu"
 // AttendCachedFast computes what AttendCached does, the attention of one
 // query head over len(scores) cached positions, with kernels that give up
 // AttendCached's fixed order of additions (the same bits on every kernel
-// level) for speed: on AVX-512 with a head dimension that is a multiple of
-// 16, the scores of 16 keys at a time, their sums folded
+// level) for speed: on AVX-512 (AVX2) with a head dimension that is a
+// multiple of 16, the scores of 16 (8) keys at a time, their sums folded
 // together, and the weighted values in four interleaved partial sums. The
 // results agree with AttendCached's within float32 rounding; elsewhere it
 // is AttendCached. A batch of decoding sequences runs one such attention per
@@ -14,7 +14,8 @@ import "github.com/golora/golora/internal/cpu"
 // a chain of dependent additions each, is then a good part of a step.
 func AttendCachedFast(out, scores, q, keys, values []float32, stride int) {
 	hd, n := len(q), len(scores)
-	if !attendFastVec() || hd%16 != 0 || n == 0 {
+	l := attendFastLevel()
+	if l == cpu.Generic || hd%16 != 0 || n == 0 {
 		AttendCached(out, scores, q, keys, values, stride)
 		return
 	}
@@ -22,13 +23,10 @@ func AttendCachedFast(out, scores, q, keys, values []float32, stride int) {
 	_ = values[(n-1)*stride+hd-1]
 	out = out[:hd]
 	scale := attentionScale(hd)
-	n16 := n &^ 15
-	if n16 > 0 {
-		attendScores16(&scores[0], n16/16, &q[0], hd/16, &keys[0], 4*stride, scale)
-	}
-	if n16 < n {
-		attendScores(cpu.AVX512, scores[n16:], q, keys[n16*stride:], stride, scale)
+	done := attendFastScores(l, scores, q, keys, stride, scale)
+	if done < n {
+		attendScores(l, scores[done:], q, keys[done*stride:], stride, scale)
 	}
 	softmax(scores)
-	attendValues4(&out[0], hd/16, &scores[0], n, &values[0], 4*stride)
+	attendFastValues(l, out, scores, values, stride)
 }

@@ -196,3 +196,139 @@ vsum:
 	JNZ     vchunk
 	VZEROUPPER
 	RET
+
+// func attendScores8AVX2(scores *float32, blocks int, q *float32, chunks int, keys *float32, stride int, scale float32)
+// Key j of a block of 8 sums into Y_j, 8 elements of the head at a time;
+// two rounds of VHADDPS and one of VPERM2F128 then fold the eight sums
+// into one register, key j in lane j.
+TEXT ·attendScores8AVX2(SB), NOSPLIT, $0-52
+	MOVQ         scores+0(FP), DI
+	MOVQ         blocks+8(FP), CX
+	MOVQ         q+16(FP), DX
+	MOVQ         chunks+24(FP), BX
+	MOVQ         keys+32(FP), SI
+	MOVQ         stride+40(FP), R8
+	VBROADCASTSS scale+48(FP), Y13
+	LEAQ         (R8)(R8*2), R12 // 3·stride
+
+block8:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   SI, R9
+	LEAQ   (SI)(R8*4), R10
+	MOVQ   DX, R14
+	MOVQ   BX, AX
+
+chunk8:
+	VMOVUPS     (R14), Y8
+	VFMADD231PS (R9), Y8, Y0
+	VFMADD231PS (R9)(R8*1), Y8, Y1
+	VFMADD231PS (R9)(R8*2), Y8, Y2
+	VFMADD231PS (R9)(R12*1), Y8, Y3
+	VFMADD231PS (R10), Y8, Y4
+	VFMADD231PS (R10)(R8*1), Y8, Y5
+	VFMADD231PS (R10)(R8*2), Y8, Y6
+	VFMADD231PS (R10)(R12*1), Y8, Y7
+	ADDQ        $32, R14
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	DECQ        AX
+	JNZ         chunk8
+
+	// Per 128-bit half: lanes of Y0 hold pair sums of keys 0, 1, 2, 3,
+	// lanes of Y4 of keys 4–7; the halves are then added.
+	VHADDPS    Y1, Y0, Y0
+	VHADDPS    Y3, Y2, Y2
+	VHADDPS    Y5, Y4, Y4
+	VHADDPS    Y7, Y6, Y6
+	VHADDPS    Y2, Y0, Y0
+	VHADDPS    Y6, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y2
+	VADDPS     Y2, Y1, Y1
+	VMULPS     Y13, Y1, Y1
+	VMOVUPS    Y1, (DI)
+	ADDQ       $32, DI
+	LEAQ       (SI)(R8*8), SI
+	DECQ       CX
+	JNZ        block8
+	VZEROUPPER
+	RET
+
+// func attendValues4AVX2(out *float32, chunks int, w *float32, n int, values *float32, stride int)
+// attendValues4 with each 16 elements of out in two registers: the four
+// partial sums (keys t mod 4) are Y0/Y1, Y2/Y3, Y4/Y5, Y6/Y7.
+TEXT ·attendValues4AVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ chunks+8(FP), CX
+	MOVQ w+16(FP), DX
+	MOVQ n+24(FP), BX
+	MOVQ values+32(FP), SI
+	MOVQ stride+40(FP), R8
+	LEAQ (R8)(R8*2), R12
+
+vchunk2:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DX, R9
+	MOVQ   SI, R10
+	MOVQ   BX, AX
+
+four2:
+	CMPQ         AX, $4
+	JLT          one2
+	VBROADCASTSS (R9), Y8
+	VBROADCASTSS 4(R9), Y9
+	VBROADCASTSS 8(R9), Y10
+	VBROADCASTSS 12(R9), Y11
+	VFMADD231PS  (R10), Y8, Y0
+	VFMADD231PS  32(R10), Y8, Y1
+	VFMADD231PS  (R10)(R8*1), Y9, Y2
+	VFMADD231PS  32(R10)(R8*1), Y9, Y3
+	VFMADD231PS  (R10)(R8*2), Y10, Y4
+	VFMADD231PS  32(R10)(R8*2), Y10, Y5
+	VFMADD231PS  (R10)(R12*1), Y11, Y6
+	VFMADD231PS  32(R10)(R12*1), Y11, Y7
+	ADDQ         $16, R9
+	LEAQ         (R10)(R8*4), R10
+	SUBQ         $4, AX
+	JMP          four2
+
+one2:
+	TESTQ        AX, AX
+	JZ           vsum2
+	VBROADCASTSS (R9), Y8
+	VFMADD231PS  (R10), Y8, Y0
+	VFMADD231PS  32(R10), Y8, Y1
+	ADDQ         $4, R9
+	ADDQ         R8, R10
+	DECQ         AX
+	JMP          one2
+
+vsum2:
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y6, Y4, Y4
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y7, Y5, Y5
+	VADDPS  Y5, Y1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $64, DI
+	ADDQ    $64, SI
+	DECQ    CX
+	JNZ     vchunk2
+	VZEROUPPER
+	RET

@@ -2,12 +2,15 @@
 
 package kernels
 
-func attendFastVec() bool { return false }
+import "github.com/golora/golora/internal/cpu"
 
-func attendScores16(scores *float32, blocks int, q *float32, chunks int, keys *float32, stride int, scale float32) {
-	panic("kernels: attendScores16 without assembly")
+// attendFastLevel is Generic: there is no assembly for this architecture.
+func attendFastLevel() cpu.Level { return cpu.Generic }
+
+func attendFastScores(l cpu.Level, scores, q, keys []float32, stride int, scale float32) int {
+	panic("kernels: attendFastScores without assembly")
 }
 
-func attendValues4(out *float32, chunks int, w *float32, n int, values *float32, stride int) {
-	panic("kernels: attendValues4 without assembly")
+func attendFastValues(l cpu.Level, out, w, values []float32, stride int) {
+	panic("kernels: attendFastValues without assembly")
 }

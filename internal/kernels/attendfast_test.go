@@ -8,13 +8,18 @@ import (
 
 // TestAttendCachedFastMatchesAttendCached compares the two on random heads
 // of several dimensions against caches of every length from 1 to 70 (blocks
-// of 16 keys and tails), keys and values strided as in a KV cache: they
+// of 8 and 16 keys and tails) and a few long ones (AVX2's several calls
+// per head, attendFastWork), keys and values strided as in a KV cache: they
 // agree within float32 rounding.
 func TestAttendCachedFastMatchesAttendCached(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, hd := range []int{16, 48, 64, 128, 40} {
 		stride := 3*hd + 16
+		ns := []int{300, 1030}
 		for n := 1; n <= 70; n++ {
+			ns = append(ns, n)
+		}
+		for _, n := range ns {
 			q := genRandomSlice(rng, hd, 1)
 			keys := genRandomSlice(rng, n*stride, 1)
 			values := genRandomSlice(rng, n*stride, 1)

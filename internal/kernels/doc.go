@@ -6,19 +6,20 @@
 //   - rope.go: rotary position embeddings (frequencies, angles, rotation and
 //     its inverse).
 //   - swiglu.go, swiglu_amd64.go/.s: the sigmoid, SiLU-gated SwiGLU (its
-//     last steps in AVX-512, the same bits) and its backward pass.
+//     last steps in AVX-512 or AVX2, the same bits) and its backward pass.
 //   - exp.go, exp_amd64.go/.s, exp_generic.go: the shifted exponential,
 //     row maximum and scaling behind softmax, the loss and the sigmoid
-//     (AVX-512 Go assembly chosen at run time, pure Go elsewhere).
+//     (AVX-512 and AVX2 Go assembly chosen at run time, pure Go elsewhere).
 //   - attention.go, attend*.go/.s: causal grouped-query attention, the
 //     batched form with its backward pass and the decode form over a KV
 //     cache (AVX-512 and AVX2 score and value kernels, bit-identical to
 //     their Go code).
 //   - attendfast.go, attendfast_amd64.go/.s: the decode form in another
-//     order of additions, 16 keys' scores at a time (a serving batch's
-//     attention; AttendCached elsewhere).
+//     order of additions, 16 (AVX-512) or 8 (AVX2) keys' scores at a time
+//     (a serving batch's attention; AttendCached elsewhere).
 //   - argmax.go, argmax_amd64.go/.s: the first largest element of a vector
-//     (a sampler's greedy choice; AVX-512, the same answer as the loop).
+//     (a sampler's greedy choice; AVX-512 and AVX2, the same answer as
+//     the loop).
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and

@@ -25,7 +25,7 @@ func expShiftedScalar(dst, x []float32, m float32) float64 {
 	return s0 + s1
 }
 
-// The constants of expNear0 and its AVX-512 form: log2(e), ln 2 split so
+// The constants of expNear0 and its vector forms: log2(e), ln 2 split so
 // that k·ln2Hi is exact for |k| < 2^9, and the coefficients c3…c6 of the
 // degree-6 polynomial for e^r.
 const (

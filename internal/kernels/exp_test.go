@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -36,5 +37,33 @@ func TestExpShiftedAccuracy(t *testing.T) {
 	expShifted(edge, edge, 0)
 	if edge[0] != 1 || edge[1] > 2e-38 || edge[2] > 2e-38 {
 		t.Errorf("e^0, e^-100, e^-87.5 = %v, want 1 and two values below 2e-38", edge)
+	}
+}
+
+// BenchmarkSoftmax compares softmax with its scalar steps on an attention
+// row (20: two groups of 8 and a tail), a short vocabulary (512,
+// stories260K's) and a long one (32000).
+func BenchmarkSoftmax(b *testing.B) {
+	for _, n := range []int{20, 512, 32000} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(10 * math.Sin(float64(i)))
+		}
+		row := make([]float32, n)
+		b.Run(fmt.Sprintf("n=%d/scalar", n), func(b *testing.B) {
+			for b.Loop() {
+				copy(row, x)
+				sum := expShiftedScalar(row, row, rowMaxScalar(row))
+				scaleFloatsScalar(row, float32(1/sum))
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+		b.Run(fmt.Sprintf("n=%d/kernel", n), func(b *testing.B) {
+			for b.Loop() {
+				copy(row, x)
+				softmax(row)
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
 	}
 }

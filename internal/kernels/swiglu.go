@@ -28,11 +28,11 @@ func sigmoids(dst, x []float32) {
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
 // SwiGLU writes silu(gate) ⊙ up into dst, the gating of LLaMA's MLP; dst
-// may be gate or up. On AVX-512, −|gate| and the sigmoid's last steps (the
-// choice of numerator, the division, the two products) run 16 elements at a
-// time, with the same bits as the scalar code: a 32-row Batch step gates 32
-// rows of the MLP's hidden width per layer, where scalar loops were about a
-// tenth of the layers' time.
+// may be gate or up. On AVX-512 (AVX2), −|gate| and the sigmoid's last
+// steps (the choice of numerator, the division, the two products) run 16
+// (8) elements at a time, with the same bits as the scalar code: a 32-row
+// Batch step gates 32 rows of the MLP's hidden width per layer, where
+// scalar loops were about a tenth of the layers' time.
 func SwiGLU(dst, gate, up []float32) {
 	var sg [sigmoidChunk]float32
 	for lo := 0; lo < len(gate); lo += sigmoidChunk {

@@ -17,12 +17,12 @@ func swigluScalar(dst, gate, up []float32) {
 }
 
 // TestSwiGLUVectorMatchesScalar checks SwiGLU, whose steps run 16 lanes at
-// a time on AVX-512, against the scalar code bit for bit, in place and not,
-// for lengths around the 16-lane groups and SwiGLU's chunks, with gates of
-// both signs, zeros and large magnitudes.
+// a time on AVX-512 and 8 on AVX2, against the scalar code bit for bit, in
+// place and not, for lengths around the 8- and 16-lane groups and SwiGLU's
+// chunks, with gates of both signs, zeros and large magnitudes.
 func TestSwiGLUVectorMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 15, 16, 17, 33, 384, 768, 1023, 1024, 1030, 2100} {
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 24, 33, 384, 768, 1023, 1024, 1030, 2100} {
 		gate, up := make([]float32, n), make([]float32, n)
 		for i := range gate {
 			gate[i] = float32(rng.NormFloat64() * 4)
