@@ -1,10 +1,12 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/golora/golora/internal/cpu"
 	"github.com/golora/golora/internal/half"
 )
 
@@ -88,6 +90,49 @@ func TestF16ToFloat32s(t *testing.T) {
 		want := half.F16ToFloat32(h)
 		if math.Float32bits(dst[i]) != math.Float32bits(want) && !(math.IsNaN(float64(dst[i])) && math.IsNaN(float64(want))) {
 			t.Fatalf("%#04x: %g, want %g", h, dst[i], want)
+		}
+	}
+}
+
+// BenchmarkLowRank pairs the shrink and expand of this CPU's kernel level
+// (capped by GOLORA_KERNELS) with the Go code, float32 and binary16, on one
+// row of a stories15M-shaped rank-8 adapter term (widths 288 and 768, a
+// serving step's shapes). GMAC/s counts the multiply-adds.
+func BenchmarkLowRank(b *testing.B) {
+	const r = 8
+	rng := rand.New(rand.NewPCG(13, 13))
+	for _, f16 := range []bool{false, true} {
+		for _, width := range []int{288, 768} {
+			x := genRandomSlice(rng, width, 1)
+			a := genRandomSlice(rng, r*width, 1)
+			s := genRandomSlice(rng, r, 1)
+			y := make([]float32, width)
+			var a16 []uint16
+			prec := "f32"
+			if f16 {
+				prec = "f16"
+				a16 = make([]uint16, len(a))
+				for i, v := range a {
+					a16[i] = half.Float32ToF16(v)
+				}
+				a = nil
+			}
+			for _, l := range []cpu.Level{cpu.Generic, lowRankLevel(f16)} {
+				for _, op := range []struct {
+					name string
+					run  func()
+				}{
+					{"shrink", func() { shrink(l, s, x, a, a16, 0.5) }},
+					{"expand", func() { expand(l, y, s, a, a16, width) }},
+				} {
+					b.Run(fmt.Sprintf("%s/%s/width=%d/%v", prec, op.name, width, l), func(b *testing.B) {
+						for b.Loop() {
+							op.run()
+						}
+						b.ReportMetric(float64(r*width*b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+					})
+				}
+			}
 		}
 	}
 }
