@@ -16,6 +16,20 @@ func mulPanel(t, w []float32, rows int, xp []float32, in int) {
 	}
 }
 
+// PanelMinRows returns the fewest rows of x for which MulTPanels (one
+// pass over w for a whole panel of 32 rows, padding included) beats a
+// matrix-vector product per row, with the kernels this CPU runs. Measured
+// on model/infer's BenchmarkBatchDecode (stories15M shapes, NF4): 4 with
+// AVX-512; 7 with AVX2, where per-row products ran 25-40% faster at 4 rows,
+// about as fast at 6, and 8 rows ran 45% faster through the panels. The
+// pure-Go loop keeps 4 (not measured).
+func PanelMinRows() int {
+	if useAVX2 && !useAVX512 {
+		return 7
+	}
+	return 4
+}
+
 // mulPanelAVX512 is mulPanel on the AVX-512 kernels; in > 0.
 func mulPanelAVX512(t, w []float32, rows int, xp []float32, in int) {
 	_ = xp[PanelWidth*in-1]
