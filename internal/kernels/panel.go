@@ -7,7 +7,8 @@ const PanelWidth = 32
 
 // panelRows is the number of weight rows the smaller AVX-512 kernel runs at
 // once: 6 rows × 2 registers are the 12 accumulators that keep both FMA
-// units busy through the FMA latency.
+// units busy through the FMA latency. The AVX2 kernel runs 6 rows too, 16
+// columns (2 ymm registers) at a time.
 const panelRows = 6
 
 // PanelsLen returns the length of the packed panels of n rows of width in.
