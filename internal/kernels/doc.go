@@ -24,8 +24,9 @@
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
 //     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
 //     add.
-//   - panel.go, panel_amd64.go/.s: y = x·wᵀ for a batch of rows packed in
-//     panels of 32, every weight read once per panel (serving's decode step).
+//   - panel.go, panel_amd64.go/.s, panel_avx2_amd64.s: y = x·wᵀ for a batch
+//     of rows packed in panels of 32, every weight read once per panel
+//     (serving's decode step; AVX-512 and AVX2 tiles, the same bits).
 //   - lowrank.go, lowrank_amd64.go/.s: a LoRA term's shrink and expand for
 //     one row, float32 or binary16 matrices, and binary16 conversion.
 //   - int8.go, int8_amd64.go/.s: Int8Matrix, a matrix quantized to int8 in

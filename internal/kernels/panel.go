@@ -7,7 +7,8 @@ const PanelWidth = 32
 
 // panelRows is the number of weight rows the smaller AVX-512 kernel runs at
 // once: 6 rows × 2 registers are the 12 accumulators that keep both FMA
-// units busy through the FMA latency.
+// units busy through the FMA latency. The AVX2 kernel runs 6 rows too, 16
+// columns (2 ymm registers) at a time.
 const panelRows = 6
 
 // PanelsLen returns the length of the packed panels of n rows of width in.
@@ -69,21 +70,21 @@ func mulTPanels(row func(i int) []float32, panels []float32, n int, w []float32,
 		for o0 := 0; o0 < out; o0 += panelBlock {
 			o1 := min(out, o0+panelBlock)
 			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
-			c16 := transposeBlock(u, t, o1-o0)
+			c := transposeBlock(u, t, o1-o0)
 			for j := range rows {
-				writeRow(row(p*PanelWidth + j)[o0:], t, u, j, c16, o1-o0)
+				writeRow(row(p*PanelWidth + j)[o0:], t, u, j, c, o1-o0)
 			}
 		}
 	}
 }
 
 // writeRow writes row j of a block t [cols, 32] (columns of y, transposed)
-// into yr: its first c16 columns from u, where transposeBlock put them
-// ([32, c16]), the rest from t.
-func writeRow(yr, t, u []float32, j, c16, cols int) {
+// into yr: its first c columns from u, where transposeBlock put them
+// ([32, c]), the rest from t.
+func writeRow(yr, t, u []float32, j, c, cols int) {
 	yr = yr[:cols]
-	copy(yr, u[j*c16:(j+1)*c16])
-	for r := c16; r < cols; r++ {
+	copy(yr, u[j*c:(j+1)*c])
+	for r := c; r < cols; r++ {
 		yr[r] = t[r*PanelWidth+j]
 	}
 }

@@ -1,12 +1,37 @@
 package kernels
 
-// mulPanel is mulPanelGo in AVX-512 where the CPU has it: twelve rows of w
-// at a time, then six; a remnant of fewer rows goes through the Go loop.
+// mulPanel is mulPanelGo in assembly where the CPU has it: AVX-512 twelve
+// rows of w at a time, then six; AVX2 six at a time. A remnant of fewer rows
+// goes through the Go loop.
 func mulPanel(t, w []float32, rows int, xp []float32, in int) {
-	if !useAVX512 || in == 0 {
+	switch {
+	case in == 0 || rows < panelRows:
 		mulPanelGo(t, w, rows, xp, in)
-		return
+	case useAVX512:
+		mulPanelAVX512(t, w, rows, xp, in)
+	case useAVX2:
+		mulPanelAVX2(t, w, rows, xp, in)
+	default:
+		mulPanelGo(t, w, rows, xp, in)
 	}
+}
+
+// PanelMinRows returns the fewest rows of x for which MulTPanels (one
+// pass over w for a whole panel of 32 rows, padding included) beats a
+// matrix-vector product per row, with the kernels this CPU runs. Measured
+// on model/infer's BenchmarkBatchDecode (stories15M shapes, NF4): 4 with
+// AVX-512; 7 with AVX2, where per-row products ran 25-40% faster at 4 rows,
+// about as fast at 6, and 8 rows ran 45% faster through the panels. The
+// pure-Go loop keeps 4 (not measured).
+func PanelMinRows() int {
+	if useAVX2 && !useAVX512 {
+		return 7
+	}
+	return 4
+}
+
+// mulPanelAVX512 is mulPanel on the AVX-512 kernels; in > 0.
+func mulPanelAVX512(t, w []float32, rows int, xp []float32, in int) {
 	_ = xp[PanelWidth*in-1]
 	for ; rows >= 2*panelRows; rows -= 2 * panelRows {
 		_, _ = w[2*panelRows*in-1], t[2*panelRows*PanelWidth-1]
@@ -17,6 +42,19 @@ func mulPanel(t, w []float32, rows int, xp []float32, in int) {
 		_, _ = w[panelRows*in-1], t[panelRows*PanelWidth-1]
 		mulPanel6AVX512(&t[0], &w[0], in, &xp[0])
 		t, w, rows = t[panelRows*PanelWidth:], w[panelRows*in:], rows-panelRows
+	}
+	if rows > 0 {
+		mulPanelGo(t, w, rows, xp, in)
+	}
+}
+
+// mulPanelAVX2 is mulPanel on the AVX2 kernel; in > 0.
+func mulPanelAVX2(t, w []float32, rows int, xp []float32, in int) {
+	_ = xp[PanelWidth*in-1]
+	for ; rows >= panelRows; rows -= panelRows {
+		_, _ = w[panelRows*in-1], t[panelRows*PanelWidth-1]
+		mulPanel6AVX2(&t[0], &w[0], in, &xp[0])
+		t, w = t[panelRows*PanelWidth:], w[panelRows*in:]
 	}
 	if rows > 0 {
 		mulPanelGo(t, w, rows, xp, in)
@@ -34,41 +72,86 @@ func mulPanel6AVX512(t *float32, w *float32, in int, xp *float32)
 //go:noescape
 func mulPanel12AVX512(t *float32, w *float32, in int, xp *float32)
 
-// transposeBlock writes the first c16 = cols/16·16 columns of the block t
-// [cols, 32] (columns of y, transposed) into u as y's 32 rows [32, c16], 16×16
-// at a time in AVX-512 registers, and returns c16; 0 without AVX-512.
+// mulPanel6AVX2 is mulPanel6AVX512 in AVX2 with FMA: the same products,
+// the same fused multiply-adds in the same order, so the same bits.
+//
+//go:noescape
+func mulPanel6AVX2(t *float32, w *float32, in int, xp *float32)
+
+// transposeBlock writes the first c columns of the block t [cols, 32]
+// (columns of y, transposed) into u as y's 32 rows [32, c] and returns c:
+// c = cols/16·16 in 16×16 blocks in AVX-512 registers, c = cols/8·8 in 8×8
+// blocks in AVX2 ones, 0 without either (writeRow does all the columns).
 func transposeBlock(u, t []float32, cols int) int {
-	c16 := cols / 16 * 16
-	if !useAVX512 || c16 == 0 {
-		return 0
-	}
-	_, _ = u[PanelWidth*c16-1], t[c16*PanelWidth-1]
-	for j0 := 0; j0 < PanelWidth; j0 += 16 {
-		for i0 := 0; i0 < c16; i0 += 16 {
-			transpose16AVX512(&u[j0*c16+i0], c16, &t[i0*PanelWidth+j0], PanelWidth)
+	switch {
+	case useAVX512:
+		c := cols / 16 * 16
+		if c == 0 {
+			return 0
 		}
+		_, _ = u[PanelWidth*c-1], t[c*PanelWidth-1]
+		for j0 := 0; j0 < PanelWidth; j0 += 16 {
+			for i0 := 0; i0 < c; i0 += 16 {
+				transpose16AVX512(&u[j0*c+i0], c, &t[i0*PanelWidth+j0], PanelWidth)
+			}
+		}
+		return c
+	case useAVX2:
+		c := cols / 8 * 8
+		if c == 0 {
+			return 0
+		}
+		_, _ = u[PanelWidth*c-1], t[c*PanelWidth-1]
+		for j0 := 0; j0 < PanelWidth; j0 += 8 {
+			for i0 := 0; i0 < c; i0 += 8 {
+				transpose8AVX2(&u[j0*c+i0], c, &t[i0*PanelWidth+j0], PanelWidth)
+			}
+		}
+		return c
 	}
-	return c16
+	return 0
 }
 
-// packCols packs columns [lo, lo+c16) of a full panel's 32 rows of x
-// [32, in] into panel [in, 32] 16×16 at a time in AVX-512 registers and
-// returns c16 = (hi−lo)/16·16; 0 without AVX-512.
+// packCols packs columns [lo, lo+c) of a full panel's 32 rows of x
+// [32, in] into panel [in, 32] and returns c: c = (hi−lo)/16·16 in 16×16
+// blocks in AVX-512 registers, c = (hi−lo)/8·8 in 8×8 blocks in AVX2 ones,
+// 0 without either (the caller packs the rest).
 func packCols(panel, x []float32, in, lo, hi int) int {
-	c16 := (hi - lo) / 16 * 16
-	if !useAVX512 || c16 == 0 {
-		return 0
-	}
-	_, _ = panel[(lo+c16)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c16-1]
-	for j0 := 0; j0 < PanelWidth; j0 += 16 {
-		for k0 := lo; k0 < lo+c16; k0 += 16 {
-			transpose16AVX512(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+	switch {
+	case useAVX512:
+		c := (hi - lo) / 16 * 16
+		if c == 0 {
+			return 0
 		}
+		_, _ = panel[(lo+c)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c-1]
+		for j0 := 0; j0 < PanelWidth; j0 += 16 {
+			for k0 := lo; k0 < lo+c; k0 += 16 {
+				transpose16AVX512(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+			}
+		}
+		return c
+	case useAVX2:
+		c := (hi - lo) / 8 * 8
+		if c == 0 {
+			return 0
+		}
+		_, _ = panel[(lo+c)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c-1]
+		for j0 := 0; j0 < PanelWidth; j0 += 8 {
+			for k0 := lo; k0 < lo+c; k0 += 8 {
+				transpose8AVX2(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+			}
+		}
+		return c
 	}
-	return c16
+	return 0
 }
 
 // transpose16AVX512 writes dst[m·ldd + i] = src[i·lds + m] for i, m < 16.
 //
 //go:noescape
 func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)
+
+// transpose8AVX2 writes dst[m·ldd + i] = src[i·lds + m] for i, m < 8.
+//
+//go:noescape
+func transpose8AVX2(dst *float32, ldd int, src *float32, lds int)

@@ -10,7 +10,8 @@ import (
 // panelMinTokens is the fewest tokens a Batch runs through the panel kernel
 // (kernels.MulTPanels, every weight read once for 32 rows); fewer rows are
 // matrix-vector products, one per row, as in the Generator's decode step.
-const panelMinTokens = 4
+// Where the two cost the same depends on the CPU's kernels.
+var panelMinTokens = kernels.PanelMinRows()
 
 // tileElems bounds the weights of a quantized linear a part expands at a
 // time (96 KiB of float32, kept in L2 while the panels run over it). Each
