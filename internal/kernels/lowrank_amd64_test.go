@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"testing"
 
@@ -157,16 +156,4 @@ func expandModel(y float32, s, bt []float32, ld int) float32 {
 		}
 	}
 	return y + odd
-}
-
-// fma32 returns a·b+c rounded once to float32, as VFMADD231PS computes it.
-// Go has no float32 fused multiply-add, and math.FMA's float64 result would
-// be rounded a second time; 1024 bits hold any float32 a·b+c exactly.
-func fma32(a, b, c float32) float32 {
-	var z, y big.Float
-	z.SetPrec(1024).SetFloat64(float64(a))
-	z.Mul(&z, y.SetFloat64(float64(b)))
-	z.Add(&z, y.SetFloat64(float64(c)))
-	f, _ := z.Float32()
-	return f
 }
