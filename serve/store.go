@@ -128,7 +128,7 @@ type StoreOptions struct {
 
 // StoreEvent is what happened in a Store.
 type StoreEvent struct {
-	Kind    string // "hit", "miss", "evict", "load_error"
+	Kind    string // "hit", "miss", "evict", "load_error", "pool_fallback" (loaded outside the pool of huge pages, which had no room)
 	Adapter string
 	Err     error // for "load_error"
 }
@@ -307,6 +307,8 @@ func (s *Store) load(ctx context.Context, name string, f *flight) {
 	s.mu.Unlock()
 	if err != nil {
 		s.event(StoreEvent{Kind: "load_error", Adapter: name, Err: err})
+	} else if ad.ownMem {
+		s.event(StoreEvent{Kind: "pool_fallback", Adapter: name})
 	}
 }
 
