@@ -360,6 +360,10 @@ func (s *server) stop() error {
 // "watch", with the sample of the highest resident set). It shuts down when
 // its standard input closes.
 func serveProcess(dir string, cacheBytes int64, o options) error {
+	// As golora serve, which offers no heap profile: without -memprofile
+	// the allocations are not sampled, and the profile's table of stacks
+	// takes no memory.
+	runtime.MemProfileRate = 0
 	if o.memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
