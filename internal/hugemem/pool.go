@@ -97,9 +97,9 @@ func roundUp(n, unit int) int { return (n + unit - 1) / unit * unit }
 // as zeros like the arenas of NewArena: the huge pages of the range that
 // may have held an arena before are cleared, which takes them at once;
 // pool arenas are for memory that is filled whole. Its Free returns the
-// range to the pool. An arena that fits in no free range and for which the pool cannot
-// add a chunk within its limit is refused with an error wrapping
-// ErrPoolFull.
+// range to the pool. An arena that fits in no free range and for which
+// the pool cannot add a chunk within its limit is refused with an error
+// wrapping ErrPoolFull.
 func (p *Pool) NewArena(size int) (*Arena, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("hugemem: arena of %d bytes", size)
@@ -235,7 +235,7 @@ func (s *poolState) give(c *poolChunk, sp span) error {
 		return nil
 	}
 	// Keeping the only chunk spares a cache that empties and fills again
-	// the mapping and the page faults.
+	// a new mapping (its free huge pages went back to the system above).
 	s.chunks = slices.DeleteFunc(s.chunks, func(x *poolChunk) bool { return x == c })
 	return c.unmap()
 }
