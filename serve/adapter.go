@@ -67,6 +67,9 @@ type Adapter struct {
 	terms []term
 	bytes int64
 	mem   *hugemem.Arena // the matrices of terms
+	// ownMem is whether mem is a mapping of its own, not a range of the
+	// store's pool, which had no room for it.
+	ownMem bool
 }
 
 // ErrReleased is the error of an Adapter used after its memory was returned:
@@ -179,7 +182,8 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 		}
 	}
 	mem, err := pool.NewArena(size)
-	if errors.Is(err, hugemem.ErrPoolFull) {
+	ownMem := errors.Is(err, hugemem.ErrPoolFull)
+	if ownMem {
 		// Free ranges too fragmented for this adapter: it still loads,
 		// on small pages.
 		mem, err = hugemem.NewArena(size)
@@ -187,7 +191,7 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	if err != nil {
 		return nil, fmt.Errorf("serve: adapter %q: %w", name, err)
 	}
-	ad := &Adapter{name: name, lins: make([]*model.Linear, 0, len(shapes)), terms: make([]term, 0, len(shapes)), mem: mem, bytes: adapterBytes(shapes, prec)}
+	ad := &Adapter{name: name, lins: make([]*model.Linear, 0, len(shapes)), terms: make([]term, 0, len(shapes)), mem: mem, bytes: adapterBytes(shapes, prec), ownMem: ownMem}
 	if err := ad.fill(src, shapes, byName, prec, buf); err != nil {
 		mem.Free()
 		return nil, err

@@ -14,7 +14,8 @@
 //     and the cache. Cached adapters share the huge pages of the Store's
 //     pool (hugemem.Pool), so that a step whose rows use many adapters
 //     takes few TLB misses. An adapter's memory returns to the pool when it
-//     has left the cache and its last Handle is released; a Dir adapter is
+//     has left the cache and its last Handle is released (and the huge
+//     pages no adapter holds any more, to the system); a Dir adapter is
 //     decoded from its file straight into that memory (lora.Reader), a
 //     chunk at a time.
 //   - Engine (engine.go) schedules requests with continuous batching: they

@@ -201,6 +201,7 @@ func TestServerAuthLoadUnloadAndMetrics(t *testing.T) {
 		`golora_tokens_total{kind="completion"} 3`,
 		`golora_adapter_cache_events_total{event="hit"} 1`,
 		`golora_adapter_cache_events_total{event="load_error"} 1`,
+		"golora_adapter_pool_fallbacks_total 0", // the adapter loaded took the pool's memory
 		"golora_batch_size_count",
 		"golora_time_to_first_token_seconds_count 1",
 		`golora_http_requests_total{code="401",path="/v1/completions"} 1`,

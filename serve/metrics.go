@@ -23,6 +23,7 @@ type Metrics struct {
 	queueTime  prometheus.Histogram
 	ttft       prometheus.Histogram
 	cache      *prometheus.CounterVec
+	fallbacks  prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them in a registry of their
@@ -61,8 +62,12 @@ func NewMetrics() *Metrics {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "golora_adapter_cache_events_total", Help: "Adapter cache events: hit, miss, evict, load_error.",
 		}, []string{"event"}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "golora_adapter_pool_fallbacks_total",
+			Help: "Adapters loaded into a mapping of their own, on small pages, because the cache's shared pool of huge pages had no free range for them.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.tokens, m.finished, m.batchRows, m.stepTokens, m.stepTime, m.queueTime, m.ttft, m.cache,
+	reg.MustRegister(m.requests, m.tokens, m.finished, m.batchRows, m.stepTokens, m.stepTime, m.queueTime, m.ttft, m.cache, m.fallbacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -98,7 +103,13 @@ func (m *Metrics) Finished(_ string, prompt, completion int, reason infer.StopRe
 }
 
 // StoreEvent counts a store event; pass it as StoreOptions.Events.
-func (m *Metrics) StoreEvent(ev StoreEvent) { m.cache.WithLabelValues(ev.Kind).Inc() }
+func (m *Metrics) StoreEvent(ev StoreEvent) {
+	if ev.Kind == "pool_fallback" {
+		m.fallbacks.Inc()
+		return
+	}
+	m.cache.WithLabelValues(ev.Kind).Inc()
+}
 
 func (m *Metrics) request(path string, code int) {
 	m.requests.WithLabelValues(path, strconv.Itoa(code)).Inc()

@@ -471,7 +471,7 @@ func TestEngineChurnKeepsAdapterText(t *testing.T) {
 
 // TestStoreLoadsWhenPoolIsFull: an adapter for which the store's pool has
 // no room is still served, from memory of its own, and freed like the
-// others.
+// others; the metrics count the fallback.
 func TestStoreLoadsWhenPoolIsFull(t *testing.T) {
 	base := embedded(t).Weights
 	la := map[string]*lora.Adapter{"a": newAdapter(t, base, 4, 1)}
@@ -484,7 +484,8 @@ func TestStoreLoadsWhenPoolIsFull(t *testing.T) {
 	if err := la["a"].AddDelta(lin, want, x, 1); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(mapSource(la), base, StoreOptions{})
+	metrics := NewMetrics()
+	s := NewStore(mapSource(la), base, StoreOptions{Events: metrics.StoreEvent})
 	var err error
 	if s.pool, err = hugemem.NewPool(1, 0); err != nil {
 		t.Fatal(err)
@@ -505,10 +506,30 @@ func TestStoreLoadsWhenPoolIsFull(t *testing.T) {
 	if st := s.pool.Stats(); st.Mapped != 0 {
 		t.Errorf("a pool of limit 0 mapped %d bytes", st.Mapped)
 	}
+	if n := counterValue(t, metrics, "golora_adapter_pool_fallbacks_total"); n != 1 {
+		t.Errorf("golora_adapter_pool_fallbacks_total = %v after one adapter loaded outside the pool, want 1", n)
+	}
 	stale := h.Adapter()
 	s.Unload("a")
 	h.Release()
 	if _, err := deltaOf(stale, lin, x, 1); !errors.Is(err, ErrReleased) {
 		t.Errorf("after unload and release: %v, want ErrReleased", err)
 	}
+}
+
+// counterValue returns the value of the counter name (without labels) in
+// m's registry.
+func counterValue(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }

@@ -107,8 +107,9 @@ type StoreOptions struct {
 	// means 1 GiB. Adapters in use by running requests are never evicted;
 	// a request whose adapter does not fit waits until one is released.
 	// The matrices share huge pages, which the store maps up to a quarter
-	// more than MaxBytes plus 32 MiB for the gaps adapters of different
-	// sizes leave, and keeps for the next adapters when one is evicted.
+	// more than MaxBytes plus min(MaxBytes, 256 MiB) for the gaps adapters
+	// of different sizes leave; it keeps resident only the huge pages that
+	// cached adapters hold.
 	MaxBytes int64
 	// Precision is how cached adapters hold their matrices.
 	Precision Precision
@@ -128,7 +129,7 @@ type StoreOptions struct {
 
 // StoreEvent is what happened in a Store.
 type StoreEvent struct {
-	Kind    string // "hit", "miss", "evict", "load_error"
+	Kind    string // "hit", "miss", "evict", "load_error", "pool_fallback" (loaded outside the pool of huge pages, which had no room)
 	Adapter string
 	Err     error // for "load_error"
 }
@@ -307,6 +308,8 @@ func (s *Store) load(ctx context.Context, name string, f *flight) {
 	s.mu.Unlock()
 	if err != nil {
 		s.event(StoreEvent{Kind: "load_error", Adapter: name, Err: err})
+	} else if ad.ownMem {
+		s.event(StoreEvent{Kind: "pool_fallback", Adapter: name})
 	}
 }
 
@@ -384,10 +387,14 @@ func (s *Store) readDir(d Dir, name string, reserve func(int64) error) (*Adapter
 	return ad, nil
 }
 
-// poolChunk is the most memory the adapter pool maps at a time: 16 huge
-// pages, 30 adapters of a stories15M-shaped base at rank 8 (about 1 MB each
-// in float32), a tenth of one of a 7B model at rank 16.
-const poolChunk = 32 << 20
+// poolChunk is the most memory the adapter pool maps at a time: 250
+// adapters of a stories15M-shaped base at rank 8 (about 1 MB each in
+// float32), most of one of a 7B model at rank 16. A mapping costs only the
+// huge pages its adapters hold (the pool returns the others), but an
+// adapter cannot span two, and the end of each is a huge page partly used:
+// a 100-adapter cache of the former (100.2 MiB) held 104 MiB of huge pages
+// in 32 MiB chunks, and holds 102 MiB in one chunk.
+const poolChunk = 256 << 20
 
 // newAdapterPool returns the pool for a cache of maxBytes: chunks no larger
 // than the cache (but a huge page at least), and room for a quarter more

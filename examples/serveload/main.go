@@ -67,7 +67,7 @@ type options struct {
 	adapters, rank, cache, clients, requests, maxTokens, maxLoads int
 	duration                                                      time.Duration
 	baseShare                                                     float64
-	url, base, precision, memProfile                              string
+	url, base, precision, memProfile, smaps                       string
 }
 
 func main() {
@@ -85,6 +85,7 @@ func main() {
 	flag.StringVar(&o.precision, "precision", "f32", "precision adapters are cached in: f32 or f16")
 	flag.IntVar(&o.maxLoads, "max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the server process (what it allocated during the run, and what is live) to this file at the end")
+	flag.StringVar(&o.smaps, "smaps", "", "the server process copies its /proc/self/smaps to PREFIX.N.QUERY at each memory reading (N counts them; QUERY is mem, gc, watch or peak: the last mem is the one at rest)")
 	serveDir := flag.String("serve", "", "be the server process: serve the adapters of this directory on loopback and answer memory queries on standard input (serveload starts itself so)")
 	cacheBytes := flag.Int64("cache-bytes", 0, "with -serve: the adapter cache's size in bytes")
 	flag.Parse()
@@ -307,7 +308,7 @@ func startServer(dir string, cacheBytes int64, o options) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe, "-serve", dir, "-cache-bytes", strconv.FormatInt(cacheBytes, 10), "-base", o.base,
-		"-precision", o.precision, "-clients", strconv.Itoa(o.clients), "-max-loads", strconv.Itoa(o.maxLoads), "-memprofile", o.memProfile)
+		"-precision", o.precision, "-clients", strconv.Itoa(o.clients), "-max-loads", strconv.Itoa(o.maxLoads), "-memprofile", o.memProfile, "-smaps", o.smaps)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -359,6 +360,10 @@ func (s *server) stop() error {
 // "watch", with the sample of the highest resident set). It shuts down when
 // its standard input closes.
 func serveProcess(dir string, cacheBytes int64, o options) error {
+	// As golora serve, which offers no heap profile: without -memprofile
+	// the allocations are not sampled, and the profile's table of stacks
+	// takes no memory.
+	runtime.MemProfileRate = 0
 	if o.memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
@@ -403,9 +408,10 @@ func serveProcess(dir string, cacheBytes int64, o options) error {
 	}
 	var stopWatch func() sample
 	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
+	for n := 0; sc.Scan(); n++ {
 		r := memReport{BaseBytes: baseBytes}
-		switch q := sc.Text(); q {
+		q := sc.Text()
+		switch q {
 		case "mem":
 		case "gc":
 			runtime.GC()
@@ -431,6 +437,11 @@ func serveProcess(dir string, cacheBytes int64, o options) error {
 		runtime.ReadMemStats(&ms)
 		r.HeapInuse = int64(ms.HeapInuse)
 		r.Breakdown = breakdown()
+		if o.smaps != "" {
+			if err := copySmaps(fmt.Sprintf("%s.%d.%s", o.smaps, n, q)); err != nil {
+				return err
+			}
+		}
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
@@ -604,6 +615,16 @@ func breakdown() string {
 	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f of which objects %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB; %d threads",
 		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapAlloc)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
 		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)), procStatus("Threads:")>>10)
+}
+
+// copySmaps writes the process's /proc/self/smaps to path, for a reading
+// of each mapping (-smaps).
+func copySmaps(path string) error {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return fmt.Errorf("-smaps: %w", err)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // sample is the memory of the process at one moment.

@@ -20,7 +20,10 @@ import (
 // lowest chunk and address first, so that memory freed low is reused before
 // a chunk is added). An arena's Free gives its range back to the pool, where
 // the next arena reuses it; a chunk left empty is returned to the system
-// unless it is the pool's only one.
+// unless it is the pool's only one. The whole huge pages of a free range
+// (once merged with its free neighbours) are returned to the system too
+// (on Linux), so that a pool at rest keeps resident only the huge pages its
+// arenas hold; they come back, zeroed, when an arena next writes them.
 //
 // Its methods are safe for concurrent use.
 type Pool struct {
@@ -43,6 +46,10 @@ type poolChunk struct {
 	mem  []byte // the huge-page-aligned part of raw that is handed out
 	heap bool   // raw is Go memory (systems without mmap)
 	free []span // free ranges of mem, sorted by offset, never adjacent
+	// zero[i] is whether huge page i of mem reads as zeros and takes no
+	// memory: untouched since it was mapped or returned to the system,
+	// and held by no arena since. An arena need not clear such pages.
+	zero []bool
 }
 
 // used returns the bytes of c held by arenas, alignment included.
@@ -87,12 +94,12 @@ func NewPool(chunk, limit int) (*Pool, error) {
 func roundUp(n, unit int) int { return (n + unit - 1) / unit * unit }
 
 // NewArena returns an arena of size bytes from the pool's memory, reading
-// as zeros like the arenas of NewArena, but with every page taken at once
-// (the range is cleared, as it may have held an arena before): pool arenas
-// are for memory that is filled whole. Its Free returns the range to the
-// pool. An arena that fits in no free range and for which the pool cannot
-// add a chunk within its limit is refused with an error wrapping
-// ErrPoolFull.
+// as zeros like the arenas of NewArena: the huge pages of the range that
+// may have held an arena before are cleared, which takes them at once;
+// pool arenas are for memory that is filled whole. Its Free returns the
+// range to the pool. An arena that fits in no free range and for which
+// the pool cannot add a chunk within its limit is refused with an error
+// wrapping ErrPoolFull.
 func (p *Pool) NewArena(size int) (*Arena, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("hugemem: arena of %d bytes", size)
@@ -101,19 +108,25 @@ func (p *Pool) NewArena(size int) (*Arena, error) {
 		return NewArena(0)
 	}
 	n := roundUp(size, arenaAlign)
-	c, off, err := p.s.take(n)
+	c, off, dirty, err := p.s.take(n)
 	if err != nil {
 		return nil, err
 	}
 	mem := c.mem[off : off+size : off+size]
-	// Outside the lock: the range is this arena's alone now.
-	clear(mem)
+	// Outside the lock: the range is this arena's alone now. Only the
+	// huge pages that may hold an earlier arena's bytes are cleared: the
+	// others read as zeros already, and clearing them would fault them in
+	// before the owner's writes do.
+	for _, d := range dirty {
+		clear(mem[max(d.off-off, 0):min(d.off+d.n-off, size)])
+	}
 	return &Arena{size: size, mem: mem, pool: p, chunk: c, span: span{off, n}}, nil
 }
 
 // take reserves n bytes (a multiple of arenaAlign), mapping a chunk if no
-// free range holds them.
-func (s *poolState) take(n int) (*poolChunk, int, error) {
+// free range holds them. It returns the runs of whole huge pages of the
+// range that may hold bytes of an earlier arena, which the caller clears.
+func (s *poolState) take(n int) (*poolChunk, int, []span, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.chunks {
@@ -126,12 +139,12 @@ func (s *poolState) take(n int) (*poolChunk, int, error) {
 			} else {
 				c.free[i] = span{f.off + n, f.n - n}
 			}
-			return c, f.off, nil
+			return c, f.off, c.hold(f.off, n), nil
 		}
 	}
 	size := max(s.chunk, roundUp(n, hugePage))
 	if mapped := s.mapped(); mapped+size > s.limit {
-		return nil, 0, fmt.Errorf("%w: no free range of %d bytes, and a chunk of %d more would map %d of at most %d bytes",
+		return nil, 0, nil, fmt.Errorf("%w: no free range of %d bytes, and a chunk of %d more would map %d of at most %d bytes",
 			ErrPoolFull, n, size, mapped+size, s.limit)
 	}
 	// A huge page must start on a 2 MiB boundary: map one more so that
@@ -139,19 +152,66 @@ func (s *poolState) take(n int) (*poolChunk, int, error) {
 	// touched and cost no memory.
 	raw, heap, err := mapMemory(size + hugePage)
 	if err != nil {
-		return nil, 0, fmt.Errorf("hugemem: mapping a pool chunk of %d bytes: %w", size, err)
+		return nil, 0, nil, fmt.Errorf("hugemem: mapping a pool chunk of %d bytes: %w", size, err)
 	}
 	skip := 0
 	if !heap {
 		skip = int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (hugePage - 1))
 		advise(raw[skip : skip+size])
 	}
-	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap}
+	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap, zero: make([]bool, size/hugePage)}
+	for i := range c.zero {
+		c.zero[i] = true // fresh memory
+	}
 	if n < size {
 		c.free = []span{{n, size - n}}
 	}
 	s.chunks = append(s.chunks, c)
-	return c, 0, nil
+	return c, 0, c.hold(0, n), nil
+}
+
+// hold marks the huge pages that [off, off+n) touches as held, and returns
+// the runs of them that were not known to read as zeros. s.mu is held.
+func (c *poolChunk) hold(off, n int) []span {
+	var dirty []span
+	for i := off / hugePage; i*hugePage < off+n; i++ {
+		if c.zero[i] {
+			c.zero[i] = false
+			continue
+		}
+		if k := len(dirty) - 1; k >= 0 && dirty[k].off+dirty[k].n == i*hugePage {
+			dirty[k].n += hugePage
+		} else {
+			dirty = append(dirty, span{i * hugePage, hugePage})
+		}
+	}
+	return dirty
+}
+
+// release returns to the system the whole huge pages of the free range f
+// that may be resident, where the system supports it. s.mu is held: no
+// arena can be given these pages until they are released.
+func (c *poolChunk) release(f span) {
+	if c.heap {
+		return
+	}
+	lo, hi := roundUp(f.off, hugePage)/hugePage, (f.off+f.n)/hugePage
+	for i := lo; i < hi; {
+		if c.zero[i] {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < hi && !c.zero[j] {
+			j++
+		}
+		if discard(c.mem[i*hugePage : j*hugePage]) {
+			for k := i; k < j; k++ {
+				c.zero[k] = true
+			}
+		}
+		i = j
+	}
 }
 
 // give returns the range sp of c to the free list, merging it with its
@@ -168,12 +228,14 @@ func (s *poolState) give(c *poolChunk, sp span) error {
 	if i > 0 && c.free[i-1].off+c.free[i-1].n == c.free[i].off {
 		c.free[i-1].n += c.free[i].n
 		c.free = slices.Delete(c.free, i, i+1)
+		i--
 	}
 	if c.used() > 0 || len(s.chunks) == 1 {
+		c.release(c.free[i])
 		return nil
 	}
 	// Keeping the only chunk spares a cache that empties and fills again
-	// the mapping and the page faults.
+	// a new mapping (its free huge pages went back to the system above).
 	s.chunks = slices.DeleteFunc(s.chunks, func(x *poolChunk) bool { return x == c })
 	return c.unmap()
 }
@@ -206,7 +268,11 @@ type PoolStats struct {
 	Chunks int // mappings
 	Mapped int // bytes mapped
 	Used   int // bytes held by arenas, alignment included
-	Ranges int // free ranges: more than Chunks says the free memory is fragmented
+	// Resident is the bytes of the huge pages that may take memory: those
+	// touched by an arena since they were mapped or last returned to the
+	// system. Resident - Used is what free ranges keep resident.
+	Resident int
+	Ranges   int // free ranges: more than Chunks says the free memory is fragmented
 }
 
 // Stats returns the pool's current use.
@@ -218,6 +284,11 @@ func (p *Pool) Stats() PoolStats {
 	for _, c := range s.chunks {
 		st.Used += c.used()
 		st.Ranges += len(c.free)
+		for _, z := range c.zero {
+			if !z {
+				st.Resident += hugePage
+			}
+		}
 	}
 	return st
 }

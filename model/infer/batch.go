@@ -196,11 +196,12 @@ func (b *Batch) NewSequence(maxLen int) (*Sequence, error) {
 }
 
 // Trim releases the scratch that steps have grown (a few MB after steps of
-// hundreds of tokens: prompt chunks); the next step grows it again. A
-// server calls it when it has gone idle.
+// hundreds of tokens: prompt chunks) and the team's workspaces; the next
+// step makes them again. A server calls it when it has gone idle.
 func (b *Batch) Trim() {
 	b.batchScratch = batchScratch{}
 	b.lr.terms, b.lr.s = nil, nil
+	b.team.trim()
 }
 
 // grow returns buf with at least n elements.

@@ -426,7 +426,7 @@ func TestPackRowMatchesPackPanels(t *testing.T) {
 
 // TestBatchTrim steps two Batches through the same tokens, one trimmed
 // between every step: the logits are identical, bit for bit (the same
-// kernels on the same values, the scratch regrown).
+// kernels on the same values, the scratch and workspaces made again).
 func TestBatchTrim(t *testing.T) {
 	ck, err := model.Default()
 	if err != nil {
@@ -458,6 +458,11 @@ func TestBatchTrim(t *testing.T) {
 			}
 			if trim {
 				b.Trim()
+				for k, ws := range b.team.ws {
+					if ws != nil {
+						t.Fatalf("workspace %d kept after Trim", k)
+					}
+				}
 			}
 		}
 	}

@@ -31,11 +31,14 @@ const partAlign = 48
 // job function is cleared after each run, and the Batch's cleanup closes
 // the team.
 type batchTeam struct {
-	team    *team        // nil with GOMAXPROCS 1
-	ws      []*workspace // one per goroutine of the team
-	j       *job         // the job being run, nil between runs
-	parts   int
-	runPart func(worker, part int) error // t.part, made once
+	team *team // nil with GOMAXPROCS 1
+	// ws holds one workspace per goroutine of the team, made on its first
+	// part after the team started or was trimmed.
+	ws            []*workspace
+	maxSeq, maxIn int  // what a workspace is sized for
+	j             *job // the job being run, nil between runs
+	parts         int
+	runPart       func(worker, part int) error // t.part, made once
 }
 
 // workspace is one goroutine's scratch.
@@ -172,17 +175,15 @@ const partsPerWorker = 4
 const batchMinWeights = 1 << 16
 
 func newBatchTeam(owner *Batch, maxSeq, maxIn int) *batchTeam {
-	t := &batchTeam{team: startTeam(owner)}
-	for range t.team.size() {
-		t.ws = append(t.ws, &workspace{
-			tile:   make([]float32, max(tileElems, partAlign*maxIn)),
-			panel:  make([]float32, kernels.MulTPanelsScratch),
-			scores: make([]float32, maxSeq),
-		})
-	}
+	t := &batchTeam{team: startTeam(owner), maxSeq: maxSeq, maxIn: maxIn}
+	t.ws = make([]*workspace, t.team.size())
 	t.runPart = t.part
 	return t
 }
+
+// trim drops the workspaces (about 200 KB each on the stories15M shape),
+// for an idle server; the next step makes them again. Not during a run.
+func (t *batchTeam) trim() { clear(t.ws) }
 
 // run splits j into parts, claimed by the team's goroutines as they come
 // free, and waits for them.
@@ -204,7 +205,16 @@ func (t *batchTeam) run(j *job, parts int) error {
 
 // part runs part p of the current job on goroutine worker.
 func (t *batchTeam) part(worker, p int) error {
-	return t.j.run(p, t.parts, t.ws[worker])
+	ws := t.ws[worker] // only this goroutine uses it during the run
+	if ws == nil {
+		ws = &workspace{
+			tile:   make([]float32, max(tileElems, partAlign*t.maxIn)),
+			panel:  make([]float32, kernels.MulTPanelsScratch),
+			scores: make([]float32, t.maxSeq),
+		}
+		t.ws[worker] = ws
+	}
+	return t.j.run(p, t.parts, ws)
 }
 
 // run computes part id of parts of the job.
