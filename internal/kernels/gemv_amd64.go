@@ -13,17 +13,14 @@ func gemv(y, x, w []float32, out, in int) bool {
 	}
 	y, x, w = y[:out], x[:in], w[:out*in]
 	n := in &^ (step - 1)
-	// Four short rows are four short streams, which the hardware
-	// prefetcher follows badly, so the AVX2 kernel fetches the next four
-	// rows itself.
-	next := in <= gemvNextMaxCols
+	seq := in <= gemvSeqMaxCols
 	r := 0
 	for ; r+4 <= out; r += 4 {
 		switch {
 		case useAVX512:
 			gemv4AVX512(&w[r*in], in, &x[0], n, &y[r])
-		case next:
-			gemv4NextAVX2(&w[r*in], in, &x[0], n, &y[r])
+		case seq:
+			gemv4SeqAVX2(&w[r*in], in, &x[0], n, &y[r])
 		default:
 			gemv4AVX2(&w[r*in], in, &x[0], n, &y[r])
 		}
@@ -45,22 +42,25 @@ func gemv(y, x, w []float32, out, in int) bool {
 //go:noescape
 func gemv4AVX512(w *float32, ld int, x *float32, n int, y *float32)
 
-// gemvNextMaxCols is the longest row gemv4NextAVX2 is for. Measured on an
-// AVX2 Zen 4 (BenchmarkFloat32MatVec, one thread, 3 alternated rounds):
-// with the prefetch the stories15M head (32000×288, 37 MB, read from
-// memory) went from 13.7–15.4 to 22.9–29.1 GB/s (gonum's Sgemv: 19.8–21.2),
-// 768×768 and 2048×768 from 64–65 to 66–67; 288×768 (0.9 MB) fell from
-// 74–77 to 68–70. With rows of 2048 and more it cost a fifth or more
-// (768×2048, 4096×4096), so longer rows take gemv4AVX2.
-const gemvNextMaxCols = 1024
+// gemvSeqMaxCols is the longest row gemv4SeqAVX2 is for. Four rows read
+// side by side are four streams, which the hardware prefetcher follows
+// badly when they are short; read one after the other they are one. On an
+// AVX2 Zen 4 (BenchmarkFloat32MatVec, one thread, 2 alternated rounds,
+// GB/s of the side-by-side kernel / the row-by-row one): the stories15M
+// head, 32000×288 from memory, 28.6–29.3 / 34.6–35.2 (gonum's Sgemv 21.6–
+// 25.3, and 13.7–15.4 side by side without prefetching); 768×2048 56.7–57.1
+// / 62.8–64.4; 288×768 and 768×768 (cache-resident) 66.7–69.7 / 63.5–66.8;
+// 4096×4096 24.7–25.0 / 21.5–21.6. A stories110M-shaped float32 model
+// decodes at 58–60 tokens/s on one thread row by row, as with gonum's
+// Sgemv, against 48 with the side-by-side kernel.
+const gemvSeqMaxCols = 2048
 
 // gemv4AVX2 is gemv4AVX512 in AVX2 with FMA; n is a positive multiple of 8.
 //
 //go:noescape
 func gemv4AVX2(w *float32, ld int, x *float32, n int, y *float32)
 
-// gemv4NextAVX2 is gemv4AVX2 that also prefetches the four rows after
-// these, ld elements apart, into the cache.
+// gemv4SeqAVX2 is gemv4AVX2 reading the four rows one after the other.
 //
 //go:noescape
-func gemv4NextAVX2(w *float32, ld int, x *float32, n int, y *float32)
+func gemv4SeqAVX2(w *float32, ld int, x *float32, n int, y *float32)

@@ -75,8 +75,7 @@ reduce:
 	VZEROUPPER
 	RET
 
-// The two AVX2 gemv kernels share their steps: GEMV4SETUP loads the
-// arguments (R11 points at the four rows after these) and clears the
+// gemv4AVX2's steps: GEMV4SETUP loads the arguments and clears the
 // accumulators, GEMV4STEP16 does 16 elements in two accumulators per row
 // (Y0..Y3 and Y4..Y7), GEMV4STEP8 the last 8, GEMV4REDUCE sums and stores.
 #define GEMV4SETUP \
@@ -89,7 +88,6 @@ reduce:
 	LEAQ   (SI)(BX*1), R8; \
 	LEAQ   (R8)(BX*1), R9; \
 	LEAQ   (R9)(BX*1), R10; \
-	LEAQ   (R10)(BX*1), R11; \
 	VXORPS Y0, Y0, Y0; \
 	VXORPS Y1, Y1, Y1; \
 	VXORPS Y2, Y2, Y2; \
@@ -159,28 +157,65 @@ plainReduce:
 	GEMV4REDUCE
 	RET
 
-// func gemv4NextAVX2(w *float32, ld int, x *float32, n int, y *float32)
-// Each 16-element step also prefetches 256 bytes of the four rows after
-// these (R11): over the four rows' steps, the whole next run of four.
-TEXT ·gemv4NextAVX2(SB), NOSPLIT, $0-40
-	GEMV4SETUP
+// func gemv4SeqAVX2(w *float32, ld int, x *float32, n int, y *float32)
+// gemv4AVX2 one row after the other: the four rows are one run of memory,
+// read in order, which the hardware prefetcher follows as one stream (four
+// rows read side by side are four short streams, which it follows badly).
+// Each row's 32 elements a step go to four accumulators, then 8 a step to
+// the first.
+TEXT ·gemv4SeqAVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ ld+8(FP), BX
+	SHLQ $2, BX
+	MOVQ x+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ y+32(FP), DI
+	MOVQ $4, R13
 
-next16:
-	CMPQ       CX, $16
-	JLT        next8
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $256, R11
-	GEMV4STEP16
-	JMP        next16
+seqRow:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   AX, AX
+	MOVQ   CX, R12
 
-next8:
-	CMPQ CX, $8
-	JLT  nextReduce
-	GEMV4STEP8
+seq32:
+	CMPQ        R12, $32
+	JLT         seq8
+	VMOVUPS     (SI)(AX*1), Y4
+	VMOVUPS     32(SI)(AX*1), Y5
+	VMOVUPS     64(SI)(AX*1), Y6
+	VMOVUPS     96(SI)(AX*1), Y7
+	VFMADD231PS (DX)(AX*1), Y4, Y0
+	VFMADD231PS 32(DX)(AX*1), Y5, Y1
+	VFMADD231PS 64(DX)(AX*1), Y6, Y2
+	VFMADD231PS 96(DX)(AX*1), Y7, Y3
+	ADDQ        $128, AX
+	SUBQ        $32, R12
+	JMP         seq32
 
-nextReduce:
-	GEMV4REDUCE
+seq8:
+	CMPQ        R12, $8
+	JLT         seqSum
+	VMOVUPS     (SI)(AX*1), Y4
+	VFMADD231PS (DX)(AX*1), Y4, Y0
+	ADDQ        $32, AX
+	SUBQ        $8, R12
+	JMP         seq8
+
+seqSum:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         $4, DI
+	ADDQ         BX, SI
+	DECQ         R13
+	JNZ          seqRow
+	VZEROUPPER
 	RET

@@ -56,9 +56,9 @@ func TestDenseMulT(t *testing.T) {
 	for _, s := range []struct{ n, in, out int }{
 		{1, 1, 1}, {1, 7, 5}, {2, 8, 4}, {3, 9, 7}, {1, 64, 64}, {5, 33, 10}, {8, 288, 768}, {1, 172, 64}, {3, 7, 5000},
 		{1, 16, 4}, {1, 17, 7}, {1, 48, 9}, {1, 288, 771}, {1, 2047, 6},
-		// Short rows (the AVX2 kernel that prefetches the next rows)
-		// with an 8-column tail, reading past the cache.
-		{1, 296, 14200},
+		// Rows read one after the other (AVX2) with an 8-column tail,
+		// reading past the cache, and rows read side by side.
+		{1, 296, 14200}, {1, 2056, 9},
 	} {
 		x := genRandomSlice(rng, s.n*s.in, 1)
 		w := genRandomSlice(rng, s.out*s.in, 1)
