@@ -22,13 +22,14 @@
 //     the loop).
 //   - loss.go: the cross-entropy of one row of logits and its gradient.
 //   - matmul.go, gemv_amd64.go/.s: dense y = x·wᵀ (internal/gemm's Sgemm for
-//     batches, an AVX-512 matrix-vector kernel for one row), dot, axpy and
-//     add.
+//     batches, an AVX-512 or AVX2 matrix-vector kernel for one row), dot,
+//     axpy and add.
 //   - panel.go, panel_amd64.go/.s, panel_avx2_amd64.s: y = x·wᵀ for a batch
 //     of rows packed in panels of 32, every weight read once per panel
 //     (serving's decode step; AVX-512 and AVX2 tiles, the same bits).
 //   - lowrank.go, lowrank_amd64.go/.s: a LoRA term's shrink and expand for
-//     one row, float32 or binary16 matrices, and binary16 conversion.
+//     one row, float32 or binary16 matrices, and binary16 conversion
+//     (AVX-512 and AVX2, the same bits).
 //   - int8.go, int8_amd64.go/.s: Int8Matrix, a matrix quantized to int8 in
 //     blocks of 32 (llama.cpp's Q8_0 layout, float32 scales) and its
 //     single-row product (AVX-512 and AVX2, bit-identical to the Go code),
