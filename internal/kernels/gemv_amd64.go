@@ -1,8 +1,9 @@
 package kernels
 
-// gemv computes y = w·x for w [out, in] row-major, four rows of w at a time
-// in AVX-512 or AVX2 (each load of x serves four rows); it reports false,
-// doing nothing, when this CPU or shape has no vector kernel.
+// gemv computes y = w·x for w [out, in] row-major, four rows of w a call in
+// AVX-512 or AVX2 (side by side, so that each load of x serves four rows,
+// or with AVX2 and rows of up to gemvSeqMaxCols one after the other); it
+// reports false, doing nothing, when this CPU or shape has no vector kernel.
 func gemv(y, x, w []float32, out, in int) bool {
 	step := 16
 	if !useAVX512 {

@@ -75,86 +75,73 @@ reduce:
 	VZEROUPPER
 	RET
 
-// gemv4AVX2's steps: GEMV4SETUP loads the arguments and clears the
-// accumulators, GEMV4STEP16 does 16 elements in two accumulators per row
-// (Y0..Y3 and Y4..Y7), GEMV4STEP8 the last 8, GEMV4REDUCE sums and stores.
-#define GEMV4SETUP \
-	MOVQ   w+0(FP), SI; \
-	MOVQ   ld+8(FP), BX; \
-	SHLQ   $2, BX; \
-	MOVQ   x+16(FP), DX; \
-	MOVQ   n+24(FP), CX; \
-	MOVQ   y+32(FP), DI; \
-	LEAQ   (SI)(BX*1), R8; \
-	LEAQ   (R8)(BX*1), R9; \
-	LEAQ   (R9)(BX*1), R10; \
-	VXORPS Y0, Y0, Y0; \
-	VXORPS Y1, Y1, Y1; \
-	VXORPS Y2, Y2, Y2; \
-	VXORPS Y3, Y3, Y3; \
-	VXORPS Y4, Y4, Y4; \
-	VXORPS Y5, Y5, Y5; \
-	VXORPS Y6, Y6, Y6; \
-	VXORPS Y7, Y7, Y7; \
+// func gemv4AVX2(w *float32, ld int, x *float32, n int, y *float32)
+// gemv4AVX512 in ymm registers: 16 elements a step in two accumulators per
+// row (Y0..Y3 and Y4..Y7), then 8; n is a positive multiple of 8.
+TEXT ·gemv4AVX2(SB), NOSPLIT, $0-40
+	MOVQ   w+0(FP), SI
+	MOVQ   ld+8(FP), BX
+	SHLQ   $2, BX
+	MOVQ   x+16(FP), DX
+	MOVQ   n+24(FP), CX
+	MOVQ   y+32(FP), DI
+	LEAQ   (SI)(BX*1), R8
+	LEAQ   (R8)(BX*1), R9
+	LEAQ   (R9)(BX*1), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 	XORQ   AX, AX
 
-#define GEMV4STEP16 \
-	VMOVUPS     (DX)(AX*1), Y8; \
-	VMOVUPS     32(DX)(AX*1), Y9; \
-	VFMADD231PS (SI)(AX*1), Y8, Y0; \
-	VFMADD231PS 32(SI)(AX*1), Y9, Y4; \
-	VFMADD231PS (R8)(AX*1), Y8, Y1; \
-	VFMADD231PS 32(R8)(AX*1), Y9, Y5; \
-	VFMADD231PS (R9)(AX*1), Y8, Y2; \
-	VFMADD231PS 32(R9)(AX*1), Y9, Y6; \
-	VFMADD231PS (R10)(AX*1), Y8, Y3; \
-	VFMADD231PS 32(R10)(AX*1), Y9, Y7; \
-	ADDQ        $64, AX; \
+avx2loop16:
+	CMPQ        CX, $16
+	JLT         avx2loop8
+	VMOVUPS     (DX)(AX*1), Y8
+	VMOVUPS     32(DX)(AX*1), Y9
+	VFMADD231PS (SI)(AX*1), Y8, Y0
+	VFMADD231PS 32(SI)(AX*1), Y9, Y4
+	VFMADD231PS (R8)(AX*1), Y8, Y1
+	VFMADD231PS 32(R8)(AX*1), Y9, Y5
+	VFMADD231PS (R9)(AX*1), Y8, Y2
+	VFMADD231PS 32(R9)(AX*1), Y9, Y6
+	VFMADD231PS (R10)(AX*1), Y8, Y3
+	VFMADD231PS 32(R10)(AX*1), Y9, Y7
+	ADDQ        $64, AX
 	SUBQ        $16, CX
+	JMP         avx2loop16
 
-#define GEMV4STEP8 \
-	VMOVUPS     (DX)(AX*1), Y8; \
-	VFMADD231PS (SI)(AX*1), Y8, Y0; \
-	VFMADD231PS (R8)(AX*1), Y8, Y1; \
-	VFMADD231PS (R9)(AX*1), Y8, Y2; \
+avx2loop8:
+	CMPQ        CX, $8
+	JLT         avx2reduce
+	VMOVUPS     (DX)(AX*1), Y8
+	VFMADD231PS (SI)(AX*1), Y8, Y0
+	VFMADD231PS (R8)(AX*1), Y8, Y1
+	VFMADD231PS (R9)(AX*1), Y8, Y2
 	VFMADD231PS (R10)(AX*1), Y8, Y3
 
-#define GEMV4REDUCE \
-	VADDPS       Y4, Y0, Y0; \
-	VADDPS       Y5, Y1, Y1; \
-	VADDPS       Y6, Y2, Y2; \
-	VADDPS       Y7, Y3, Y3; \
-	VEXTRACTF128 $1, Y0, X8; \
-	VADDPS       X8, X0, X0; \
-	VEXTRACTF128 $1, Y1, X9; \
-	VADDPS       X9, X1, X1; \
-	VEXTRACTF128 $1, Y2, X10; \
-	VADDPS       X10, X2, X2; \
-	VEXTRACTF128 $1, Y3, X11; \
-	VADDPS       X11, X3, X3; \
-	VHADDPS      X1, X0, X0; \
-	VHADDPS      X3, X2, X2; \
-	VHADDPS      X2, X0, X0; \
-	VMOVUPS      X0, (DI); \
+avx2reduce:
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VEXTRACTF128 $1, Y0, X8
+	VADDPS       X8, X0, X0
+	VEXTRACTF128 $1, Y1, X9
+	VADDPS       X9, X1, X1
+	VEXTRACTF128 $1, Y2, X10
+	VADDPS       X10, X2, X2
+	VEXTRACTF128 $1, Y3, X11
+	VADDPS       X11, X3, X3
+	VHADDPS      X1, X0, X0
+	VHADDPS      X3, X2, X2
+	VHADDPS      X2, X0, X0
+	VMOVUPS      X0, (DI)
 	VZEROUPPER
-
-// func gemv4AVX2(w *float32, ld int, x *float32, n int, y *float32)
-TEXT ·gemv4AVX2(SB), NOSPLIT, $0-40
-	GEMV4SETUP
-
-plain16:
-	CMPQ CX, $16
-	JLT  plain8
-	GEMV4STEP16
-	JMP  plain16
-
-plain8:
-	CMPQ CX, $8
-	JLT  plainReduce
-	GEMV4STEP8
-
-plainReduce:
-	GEMV4REDUCE
 	RET
 
 // func gemv4SeqAVX2(w *float32, ld int, x *float32, n int, y *float32)
