@@ -14,7 +14,7 @@ import "github.com/golora/golora/internal/cpu"
 // a chain of dependent additions each, is then a good part of a step.
 func AttendCachedFast(out, scores, q, keys, values []float32, stride int) {
 	hd, n := len(q), len(scores)
-	l := attendFastLevel()
+	l := vectorLevel()
 	if l == cpu.Generic || hd%16 != 0 || n == 0 {
 		AttendCached(out, scores, q, keys, values, stride)
 		return

@@ -2,18 +2,6 @@ package kernels
 
 import "github.com/golora/golora/internal/cpu"
 
-// attendFastLevel is the level of AttendCachedFast's kernels: AVX-512 or
-// AVX2, Generic without either (then it is AttendCached).
-func attendFastLevel() cpu.Level {
-	switch {
-	case useAVX512:
-		return cpu.AVX512
-	case useAVX2:
-		return cpu.AVX2
-	}
-	return cpu.Generic
-}
-
 // attendFastWork bounds the multiply-adds of one AVX2 call of
 // AttendCachedFast's kernels, some microseconds' work (assembly is not
 // preemptible; a long cache times a wide head is more).

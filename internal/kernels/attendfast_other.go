@@ -4,9 +4,6 @@ package kernels
 
 import "github.com/golora/golora/internal/cpu"
 
-// attendFastLevel is Generic: there is no assembly for this architecture.
-func attendFastLevel() cpu.Level { return cpu.Generic }
-
 func attendFastScores(l cpu.Level, scores, q, keys []float32, stride int, scale float32) int {
 	panic("kernels: attendFastScores without assembly")
 }

@@ -2,19 +2,12 @@ package kernels
 
 import "github.com/golora/golora/internal/cpu"
 
-// hasF16C is whether the AVX2 binary16 kernels can run: they convert with
-// F16C's VCVTPH2PS, which AVX2 does not imply (AVX-512 does).
-var hasF16C = cpu.HasF16C()
-
 // lowRankLevel returns the level of the low-rank kernels for float32
 // matrices or, with f16, binary16 ones (and of F16ToFloat32s): AVX-512, else
 // AVX2 (with F16C for binary16), else Generic.
 func lowRankLevel(f16 bool) cpu.Level {
-	switch {
-	case useAVX512:
-		return cpu.AVX512
-	case useAVX2 && (!f16 || hasF16C):
-		return cpu.AVX2
+	if l := vectorLevel(); l != cpu.AVX2 || !f16 || hasF16C {
+		return l
 	}
 	return cpu.Generic
 }

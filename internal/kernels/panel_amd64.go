@@ -79,71 +79,60 @@ func mulPanel12AVX512(t *float32, w *float32, in int, xp *float32)
 func mulPanel6AVX2(t *float32, w *float32, in int, xp *float32)
 
 // transposeBlock writes the first c columns of the block t [cols, 32]
-// (columns of y, transposed) into u as y's 32 rows [32, c] and returns c:
-// c = cols/16·16 in 16×16 blocks in AVX-512 registers, c = cols/8·8 in 8×8
-// blocks in AVX2 ones, 0 without either (writeRow does all the columns).
+// (columns of y, transposed) into u as y's 32 rows [32, c] and returns c,
+// the columns that fill whole squares of transposeSide (0 without a
+// transpose kernel: writeRow then does all the columns).
 func transposeBlock(u, t []float32, cols int) int {
+	b := transposeSide()
+	if b == 0 || cols < b {
+		return 0
+	}
+	c := cols / b * b
+	_, _ = u[PanelWidth*c-1], t[c*PanelWidth-1]
+	transposeSquares(b, u, c, t, PanelWidth, 0, PanelWidth, 0, c)
+	return c
+}
+
+// packCols packs columns [lo, lo+c) of a full panel's 32 rows of x
+// [32, in] into panel [in, 32] and returns c, the columns of [lo, hi) that
+// fill whole squares of transposeSide (0 without a transpose kernel: the
+// caller packs the rest).
+func packCols(panel, x []float32, in, lo, hi int) int {
+	b := transposeSide()
+	if b == 0 || hi-lo < b {
+		return 0
+	}
+	c := (hi - lo) / b * b
+	_, _ = panel[(lo+c)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c-1]
+	transposeSquares(b, panel, PanelWidth, x, in, lo, lo+c, 0, PanelWidth)
+	return c
+}
+
+// transposeSide is the side of the squares the transpose kernel moves: 16
+// in AVX-512 registers, 8 in AVX2 ones, 0 without either.
+func transposeSide() int {
 	switch {
 	case useAVX512:
-		c := cols / 16 * 16
-		if c == 0 {
-			return 0
-		}
-		_, _ = u[PanelWidth*c-1], t[c*PanelWidth-1]
-		for j0 := 0; j0 < PanelWidth; j0 += 16 {
-			for i0 := 0; i0 < c; i0 += 16 {
-				transpose16AVX512(&u[j0*c+i0], c, &t[i0*PanelWidth+j0], PanelWidth)
-			}
-		}
-		return c
+		return 16
 	case useAVX2:
-		c := cols / 8 * 8
-		if c == 0 {
-			return 0
-		}
-		_, _ = u[PanelWidth*c-1], t[c*PanelWidth-1]
-		for j0 := 0; j0 < PanelWidth; j0 += 8 {
-			for i0 := 0; i0 < c; i0 += 8 {
-				transpose8AVX2(&u[j0*c+i0], c, &t[i0*PanelWidth+j0], PanelWidth)
-			}
-		}
-		return c
+		return 8
 	}
 	return 0
 }
 
-// packCols packs columns [lo, lo+c) of a full panel's 32 rows of x
-// [32, in] into panel [in, 32] and returns c: c = (hi−lo)/16·16 in 16×16
-// blocks in AVX-512 registers, c = (hi−lo)/8·8 in 8×8 blocks in AVX2 ones,
-// 0 without either (the caller packs the rest).
-func packCols(panel, x []float32, in, lo, hi int) int {
-	switch {
-	case useAVX512:
-		c := (hi - lo) / 16 * 16
-		if c == 0 {
-			return 0
-		}
-		_, _ = panel[(lo+c)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c-1]
-		for j0 := 0; j0 < PanelWidth; j0 += 16 {
-			for k0 := lo; k0 < lo+c; k0 += 16 {
-				transpose16AVX512(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
+// transposeSquares writes dst[p·ldd + q] = src[q·lds + p] for p in [p0, p1)
+// and q in [q0, q1), both spans multiples of b = transposeSide(), one b×b
+// square per kernel call.
+func transposeSquares(b int, dst []float32, ldd int, src []float32, lds, p0, p1, q0, q1 int) {
+	for p := p0; p < p1; p += b {
+		for q := q0; q < q1; q += b {
+			if b == 16 {
+				transpose16AVX512(&dst[p*ldd+q], ldd, &src[q*lds+p], lds)
+			} else {
+				transpose8AVX2(&dst[p*ldd+q], ldd, &src[q*lds+p], lds)
 			}
 		}
-		return c
-	case useAVX2:
-		c := (hi - lo) / 8 * 8
-		if c == 0 {
-			return 0
-		}
-		_, _ = panel[(lo+c)*PanelWidth-1], x[(PanelWidth-1)*in+lo+c-1]
-		for j0 := 0; j0 < PanelWidth; j0 += 8 {
-			for k0 := lo; k0 < lo+c; k0 += 8 {
-				transpose8AVX2(&panel[k0*PanelWidth+j0], PanelWidth, &x[j0*in+k0], in)
-			}
-		}
-		return c
 	}
-	return 0
 }
 
 // transpose16AVX512 writes dst[m·ldd + i] = src[i·lds + m] for i, m < 16.
