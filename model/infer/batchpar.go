@@ -421,7 +421,17 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 		t += len(r.Tokens)
 	}
 	t0 := t
-	for _, r := range j.rows[lo:hi] {
+	if lo < hi {
+		j.prefetchCache(j.rows[lo])
+	}
+	for i, r := range j.rows[lo:hi] {
+		if lo+i+1 < hi {
+			// The next row's cache arrives while this row's attention
+			// runs: a step's caches, read once each, are in memory, not
+			// in the caches, and one head's keys after the other (a
+			// stride of a row per key) keep few of their misses in flight.
+			j.prefetchCache(j.rows[lo+i+1])
+		}
 		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
 		for i := range r.Tokens {
@@ -454,6 +464,22 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	if j.lr != nil && len(j.lr.terms) > 0 {
 		j.lr.shrink(t0, t)
 	}
+}
+
+// prefetchCache asks for the keys and values of r's sequence at the job's
+// layer that r's first token reads: the positions before the row's tokens
+// (within the sliding window), which are already stored.
+func (j *job) prefetchCache(r BatchRow) {
+	s := r.Seq
+	first := 0
+	if j.window > 0 {
+		first = max(0, s.pos+1-j.window)
+	}
+	if first >= s.pos {
+		return
+	}
+	kernels.Prefetch(s.keys[j.layer][first*j.kvDim : s.pos*j.kvDim])
+	kernels.Prefetch(s.values[j.layer][first*j.kvDim : s.pos*j.kvDim])
 }
 
 // packRow writes row t of a matrix [n, len(x)], x, where kernels.PackPanels
