@@ -197,3 +197,69 @@ TEXT ·transpose8AVX2(SB), NOSPLIT, $0-32
 	VMOVUPS     Y7, (R8)(DX*1)
 	VZEROUPPER
 	RET
+
+// func transpose8RowsAVX2(dst *[8]*float32, off int, src *float32, lds int)
+//
+// transpose8AVX2 with each output row at a pointer of its own:
+// dst[m][off + i] = src[i·lds + m] for i, m < 8, so that a panel product's
+// results go straight into rows that are separate buffers (an output
+// head's logits), with no intermediate block to copy.
+TEXT ·transpose8RowsAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), R9
+	MOVQ off+8(FP), BX
+	SHLQ $2, BX
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), CX
+	SHLQ $2, CX
+	LEAQ (CX)(CX*2), DX
+	LEAQ (SI)(CX*4), R8
+	VMOVUPS     (SI), X0
+	VINSERTF128 $1, (R8), Y0, Y0
+	VMOVUPS     16(SI), X4
+	VINSERTF128 $1, 16(R8), Y4, Y4
+	VMOVUPS     (SI)(CX*1), X1
+	VINSERTF128 $1, (R8)(CX*1), Y1, Y1
+	VMOVUPS     16(SI)(CX*1), X5
+	VINSERTF128 $1, 16(R8)(CX*1), Y5, Y5
+	VMOVUPS     (SI)(CX*2), X2
+	VINSERTF128 $1, (R8)(CX*2), Y2, Y2
+	VMOVUPS     16(SI)(CX*2), X6
+	VINSERTF128 $1, 16(R8)(CX*2), Y6, Y6
+	VMOVUPS     (SI)(DX*1), X3
+	VINSERTF128 $1, (R8)(DX*1), Y3, Y3
+	VMOVUPS     16(SI)(DX*1), X7
+	VINSERTF128 $1, 16(R8)(DX*1), Y7, Y7
+	VUNPCKLPS   Y1, Y0, Y8
+	VUNPCKHPS   Y1, Y0, Y9
+	VUNPCKLPS   Y3, Y2, Y10
+	VUNPCKHPS   Y3, Y2, Y11
+	VUNPCKLPS   Y5, Y4, Y12
+	VUNPCKHPS   Y5, Y4, Y13
+	VUNPCKLPS   Y7, Y6, Y14
+	VUNPCKHPS   Y7, Y6, Y15
+	VUNPCKLPD   Y10, Y8, Y0
+	VUNPCKHPD   Y10, Y8, Y1
+	VUNPCKLPD   Y11, Y9, Y2
+	VUNPCKHPD   Y11, Y9, Y3
+	VUNPCKLPD   Y14, Y12, Y4
+	VUNPCKHPD   Y14, Y12, Y5
+	VUNPCKLPD   Y15, Y13, Y6
+	VUNPCKHPD   Y15, Y13, Y7
+	MOVQ        (R9), DI
+	VMOVUPS     Y0, (DI)(BX*1)
+	MOVQ        8(R9), DI
+	VMOVUPS     Y1, (DI)(BX*1)
+	MOVQ        16(R9), DI
+	VMOVUPS     Y2, (DI)(BX*1)
+	MOVQ        24(R9), DI
+	VMOVUPS     Y3, (DI)(BX*1)
+	MOVQ        32(R9), DI
+	VMOVUPS     Y4, (DI)(BX*1)
+	MOVQ        40(R9), DI
+	VMOVUPS     Y5, (DI)(BX*1)
+	MOVQ        48(R9), DI
+	VMOVUPS     Y6, (DI)(BX*1)
+	MOVQ        56(R9), DI
+	VMOVUPS     Y7, (DI)(BX*1)
+	VZEROUPPER
+	RET
