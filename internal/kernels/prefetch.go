@@ -1,5 +1,7 @@
 package kernels
 
+import "unsafe"
+
 // PrefetchMaxBytes bounds what one Prefetch call asks for: a quarter of a
 // 1 MiB L2, so that data fetched ahead does not evict the data in use.
 const PrefetchMaxBytes = 256 << 10
@@ -9,10 +11,10 @@ const PrefetchMaxBytes = 256 << 10
 // data the caller reads soon after some work of its own (a serving step's
 // attention prefetches the next sequence's cache while it runs the
 // current one). It does nothing where there is no prefetch instruction.
-func Prefetch(x []float32) {
-	n := min(len(x), PrefetchMaxBytes/4)
-	if n == 0 {
+func Prefetch[E float32 | uint16](x []E) {
+	if len(x) == 0 {
 		return
 	}
-	prefetch(&x[0], n*4/64+1) // the lines it spans, however aligned
+	n := min(len(x)*int(unsafe.Sizeof(x[0])), PrefetchMaxBytes)
+	prefetch(unsafe.Pointer(&x[0]), n/64+1) // the lines it spans, however aligned
 }

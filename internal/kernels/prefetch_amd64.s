@@ -1,6 +1,6 @@
 #include "textflag.h"
 
-// func prefetch(p *float32, lines int)
+// func prefetch(p unsafe.Pointer, lines int)
 //
 // One PREFETCHT0 per 64-byte line; a prefetch never faults, so the last
 // line may run past the slice.

@@ -2,4 +2,6 @@
 
 package kernels
 
-func prefetch(p *float32, lines int) {}
+import "unsafe"
+
+func prefetch(p unsafe.Pointer, lines int) {}
