@@ -465,15 +465,15 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 		t += len(r.Tokens)
 	}
 	t0 := t
-	for i, r := range j.rows[lo:hi] {
-		if lo+i+1 < hi {
+	for ri, r := range j.rows[lo:hi] {
+		if lo+ri+1 < hi {
 			// The next row's cache arrives while this row's attention
 			// runs: a step's caches, read once each, are in memory, not
 			// in the caches, and one head's keys after the other (a
 			// stride of a row per key) keep few of their misses in flight.
 			// The part's first row is not asked for: nothing would run
 			// meanwhile (a step of one row prefetches nothing).
-			j.prefetchCache(j.rows[lo+i+1])
+			j.prefetchCache(j.rows[lo+ri+1])
 		}
 		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
