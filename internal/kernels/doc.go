@@ -34,6 +34,8 @@
 //     blocks of 32 (llama.cpp's Q8_0 layout, float32 scales) and its
 //     single-row product (AVX-512 and AVX2, bit-identical to the Go code),
 //     for a decode step's output head.
+//   - prefetch.go, prefetch_amd64.go/.s: Prefetch, a hint that brings a
+//     slice into the cache ahead of its use (a serving step's KV caches).
 //
 // The kernels are serial; callers split work across CPUs.
 package kernels

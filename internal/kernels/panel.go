@@ -70,6 +70,9 @@ func mulTPanels(row func(i int) []float32, panels []float32, n int, w []float32,
 		for o0 := 0; o0 < out; o0 += panelBlock {
 			o1 := min(out, o0+panelBlock)
 			mulPanel(t[:(o1-o0)*PanelWidth], w[o0*in:o1*in], o1-o0, xp, in)
+			if writeBlockRows(row, p*PanelWidth, rows, o0, t, o1-o0) {
+				continue
+			}
 			c := transposeBlock(u, t, o1-o0)
 			for j := range rows {
 				writeRow(row(p*PanelWidth + j)[o0:], t, u, j, c, o1-o0)

@@ -136,3 +136,35 @@ func TestTranspose8AVX2(t *testing.T) {
 		}
 	}
 }
+
+// TestTranspose8RowsAVX2 checks the transpose into rows of their own
+// against its definition, at an offset in each row, and that it writes
+// only its eight elements of each.
+func TestTranspose8RowsAVX2(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 at this level")
+	}
+	const lds, off, width = 13, 3, 14
+	src := make([]float32, 8*lds)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	var rows [8][]float32
+	var dst [8]*float32
+	for m := range rows {
+		rows[m] = make([]float32, width)
+		dst[m] = &rows[m][0]
+	}
+	transpose8RowsAVX2(&dst, off, &src[0], lds)
+	for m, r := range rows {
+		for k, got := range r {
+			var want float32
+			if i := k - off; i >= 0 && i < 8 {
+				want = src[i*lds+m]
+			}
+			if got != want {
+				t.Fatalf("row %d [%d] = %g, want %g", m, k, got, want)
+			}
+		}
+	}
+}

@@ -11,3 +11,7 @@ func mulPanel(t, w []float32, rows int, xp []float32, in int) { mulPanelGo(t, w,
 func transposeBlock(u, t []float32, cols int) int { return 0 }
 
 func packCols(panel, x []float32, in, lo, hi int) int { return 0 }
+
+func writeBlockRows(row func(i int) []float32, first, rows, o0 int, t []float32, cols int) bool {
+	return false
+}

@@ -125,6 +125,9 @@ func (p *lrPlan) shrink(lo, hi int) {
 	for i := range p.terms {
 		tm := &p.terms[i]
 		r, in := tm.t.R, tm.in
+		if i+1 < len(p.terms) {
+			p.terms[i+1].prefetchA(lo, hi)
+		}
 		for t := max(lo, tm.lo); t < min(hi, tm.hi); t++ {
 			s, x := p.s[tm.off+(t-tm.lo)*r:][:r], p.x[t*in:(t+1)*in]
 			if tm.t.A != nil {
@@ -132,6 +135,44 @@ func (p *lrPlan) shrink(lo, hi int) {
 			} else {
 				kernels.LowRankShrinkF16(s, x, tm.t.A16, r, in, tm.t.Scale)
 			}
+		}
+	}
+}
+
+// nextAt returns the index of the first term after term i at linear k of
+// the product, −1 for none.
+func (p *lrPlan) nextAt(i, k int) int {
+	for n := i + 1; n < len(p.terms); n++ {
+		if p.terms[n].lin == k {
+			return n
+		}
+	}
+	return -1
+}
+
+// prefetchA asks for the term's A if tokens [lo, hi) have some of its
+// rows: with an adapter per row (a batch of mixed adapters), each term's
+// matrices are read once a step, from memory, for one token's few
+// multiply-adds, so the next term's arrive while this one's run.
+func (tm *lrTerm) prefetchA(lo, hi int) {
+	if max(lo, tm.lo) >= min(hi, tm.hi) {
+		return
+	}
+	if tm.t.A != nil {
+		kernels.Prefetch(tm.t.A)
+	} else {
+		kernels.Prefetch(tm.t.A16)
+	}
+}
+
+// prefetchBT asks for columns [lo, hi) of the term's Bᵀ [R, out] (see
+// prefetchA).
+func (tm *lrTerm) prefetchBT(out, lo, hi int) {
+	for k := range tm.t.R {
+		if tm.t.BT != nil {
+			kernels.Prefetch(tm.t.BT[k*out+lo : k*out+hi])
+		} else {
+			kernels.Prefetch(tm.t.BT16[k*out+lo : k*out+hi])
 		}
 	}
 }
@@ -144,6 +185,9 @@ func (j *job) expand(k int, y []float32, out, lo, hi int) {
 		tm := &p.terms[i]
 		if tm.lin != k {
 			continue
+		}
+		if n := p.nextAt(i, k); n >= 0 {
+			p.terms[n].prefetchBT(out, lo, hi)
 		}
 		r := tm.t.R
 		for t := tm.lo; t < tm.hi; t++ {
@@ -421,7 +465,16 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 		t += len(r.Tokens)
 	}
 	t0 := t
-	for _, r := range j.rows[lo:hi] {
+	for ri, r := range j.rows[lo:hi] {
+		if lo+ri+1 < hi {
+			// The next row's cache arrives while this row's attention
+			// runs: a step's caches, read once each, are in memory, not
+			// in the caches, and one head's keys after the other (a
+			// stride of a row per key) keep few of their misses in flight.
+			// The part's first row is not asked for: nothing would run
+			// meanwhile (a step of one row prefetches nothing).
+			j.prefetchCache(j.rows[lo+ri+1])
+		}
 		s := r.Seq
 		keys, values := s.keys[j.layer], s.values[j.layer]
 		for i := range r.Tokens {
@@ -454,6 +507,22 @@ func (j *job) attend(lo, hi int, ws *workspace) {
 	if j.lr != nil && len(j.lr.terms) > 0 {
 		j.lr.shrink(t0, t)
 	}
+}
+
+// prefetchCache asks for the keys and values of r's sequence at the job's
+// layer that r's first token reads: the positions before the row's tokens
+// (within the sliding window), which are already stored.
+func (j *job) prefetchCache(r BatchRow) {
+	s := r.Seq
+	first := 0
+	if j.window > 0 {
+		first = max(0, s.pos+1-j.window)
+	}
+	if first >= s.pos {
+		return
+	}
+	kernels.Prefetch(s.keys[j.layer][first*j.kvDim : s.pos*j.kvDim])
+	kernels.Prefetch(s.values[j.layer][first*j.kvDim : s.pos*j.kvDim])
 }
 
 // packRow writes row t of a matrix [n, len(x)], x, where kernels.PackPanels
