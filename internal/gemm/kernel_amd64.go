@@ -14,6 +14,11 @@ func kernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha
 //go:noescape
 func kernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// kernel6x16StridedAVX2 computes a 6×16 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel6x16StridedAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, ars int, aps int, bps int)
+
 // kernel28x16AVX512 computes a 28×16 tile of C; see microKernel in asmgen.
 //
 //go:noescape

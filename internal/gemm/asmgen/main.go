@@ -34,6 +34,9 @@ func main() {
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
 	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false, false)
+	// The same tile reading its operands with strides, for the products
+	// gemm runs in place (an attention head's), as the 8×48 tile below.
+	microKernel("kernel6x16StridedAVX2", 6, 2, 8, ymmRegs, false, true)
 	// Narrow tiles, for products with few columns (LoRA's rank-8 factors,
 	// an attention head's 48 dimensions), where the wide tiles would mostly
 	// multiply padding: one vector of B per step against 28 rows (16
@@ -78,7 +81,7 @@ func ymmRegs() []VecPhysical {
 // panel B̃ (k steps of vecs·width consecutive elements), C being row-major
 // with leading dimension ldc elements. Work is bounded by k, which the caller
 // keeps to one cache block so that a goroutine is never stuck here for long.
-// A strided kernel (stridedSignature; mr a multiple of 4) reads Ã and B̃
+// A strided kernel (stridedSignature) reads Ã and B̃
 // with the strides it is given instead of as packed panels.
 func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, embeddedBroadcast, strided bool) {
 	if strided {
