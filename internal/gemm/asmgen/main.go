@@ -34,8 +34,9 @@ func main() {
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
 	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false, false)
-	// The same tile reading its operands with strides, for the products
-	// gemm runs in place (an attention head's), as the 8×48 tile below.
+	// The AVX2 tiles also read their operands with strides, for the
+	// products gemm runs in place (an attention head's, LoRA's), as the
+	// 8×48 tile below does.
 	microKernel("kernel6x16StridedAVX2", 6, 2, 8, ymmRegs, false, true)
 	// Narrow tiles, for products with few columns (LoRA's rank-8 factors,
 	// an attention head's 48 dimensions), where the wide tiles would mostly
@@ -45,6 +46,7 @@ func main() {
 	microKernel("kernel28x16AVX512", 28, 1, 16, zmmRegs, true, false)
 	microKernel("kernel28x8AVX512", 28, 1, 8, ymmRegs32, true, false)
 	microKernel("kernel12x8AVX2", 12, 1, 8, ymmRegs, false, false)
+	microKernel("kernel12x8StridedAVX2", 12, 1, 8, ymmRegs, false, true)
 	// A short, wide AVX-512 tile: 8 rows × 48 columns (three zmm) in 24
 	// accumulators and three for B. It fits products with 48 columns (an
 	// attention head) or 8 rows, which is what a product with 8 columns
