@@ -518,6 +518,7 @@ func runWorkers(threads int, work func(id int)) {
 	for id := 1; id < threads; id++ {
 		wg.Go(func() { work(id) })
 	}
+	parallel.YieldToStarted()
 	work(0)
 	wg.Wait()
 }
