@@ -11,8 +11,8 @@
 // in asmgen, and in pure Go (2×4) for other CPUs; the code path is the one
 // internal/cpu.Best names, so GOLORA_KERNELS can force a lower one. A
 // product with few columns and many rows is computed as its transpose, and
-// the 8×48 tile reads a small product's operands where they lie instead of
-// packing them.
+// the 8×48 tile and the AVX2 tiles read a small product's operands where
+// they lie instead of packing them.
 // SgemmSource takes B from a Source instead of a slice, so that a compressed
 // weight is decoded straight into the packed panels.
 // Large products are split over GOMAXPROCS goroutines, and each assembly call
@@ -201,6 +201,9 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	// AVX2 Zen 4 with two threads sharedB ran those shapes at one
 	// thread's speed (stories15M's 512×288×768 at 0.61× OpenBLAS's AVX2
 	// kernels, 512×288×288 at 0.53×), and split rows at 0.90× and 0.83×.
+	// Since barriers spin and yield (see barrier), sharedB runs them at
+	// about two threads' speed too, but split rows still ran as fast or
+	// faster (147–159 GFLOP/s against 157–161 at the tenth percentile).
 	share := (panelsM + threads - 1) / threads * kr.mr
 	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || (kr.strided != nil || kr.level == cpu.AVX2) && (b.src == nil || n*k <= splitSourceMax) && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
 		splitRows(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
@@ -321,9 +324,11 @@ const directMaxElems = 1 << 20
 // padded) and to a transposed op(B), whose columns the kernel cannot read
 // as rows. In the products of an attention head (128×48 by 128 steps) or
 // of a LoRA factor, each packed panel would be read once or a few times,
-// and packing cost a third of the time. The blocks of the inner dimension,
-// the kernel's arithmetic and the edge tiles' scratch are serial's: the
-// result has the same bits.
+// and packing cost a third of the time on AVX-512; on AVX2 the three
+// products of an attention head ran 1.16–1.53× as fast in place as packed
+// (6×16), those of LoRA's factors with 8 columns or rows 1.95–2.1× (12×8).
+// The blocks of the inner dimension, the kernel's arithmetic and the edge
+// tiles' scratch are serial's: the result has the same bits.
 func direct(kr *kernel, transC, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	w := kr.workspace()
 	defer kr.put(w)
@@ -516,39 +521,62 @@ func runWorkers(threads int, work func(id int)) {
 	for id := 1; id < threads; id++ {
 		wg.Go(func() { work(id) })
 	}
+	parallel.YieldToStarted()
 	work(0)
 	wg.Wait()
 }
 
-// barrier makes n goroutines wait for each other, again and again.
+// barrier makes n goroutines wait for each other, again and again. One
+// that arrives early polls for up to barrierSpin rounds before it parks,
+// and the last to arrive, having woken any that parked, yields its P to
+// them (parallel.YieldToStarted). With a condition variable alone, each
+// wait parked the early goroutine, and the one woken waited in the next
+// slot of the waker's P, which the idle P takes only after a sleep of
+// about 50 µs: on two threads of an AVX2 Zen 4, sharedB ran 512×288×288
+// and 512×288×768 at one thread's speed (82–101 GFLOP/s at the tenth
+// percentile of a few hundred runs), and with the spin and the yield
+// mostly at two threads' (147–159, on a machine loaded by other work).
 type barrier struct {
-	mu         sync.Mutex
-	cond       sync.Cond
-	n, arrived int
-	round      int
+	n       int32
+	arrived atomic.Int32
+	round   atomic.Uint32
+	mu      sync.Mutex // held to change round, so that a wait does not miss its wake-up
+	cond    sync.Cond
 }
 
+// barrierSpin is the number of polls a goroutine makes at a barrier
+// before it parks: tens of microseconds, about what packing a block of
+// op(B) or a goroutine's start takes.
+const barrierSpin = 1 << 14
+
 func newBarrier(n int) *barrier {
-	b := &barrier{n: n}
+	b := &barrier{n: int32(n)}
 	b.cond.L = &b.mu
 	return b
 }
 
 // wait returns once all n goroutines have called it in this round.
 func (b *barrier) wait() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	round := b.round
-	b.arrived++
-	if b.arrived == b.n {
-		b.arrived = 0
-		b.round++
+	round := b.round.Load()
+	if b.arrived.Add(1) == b.n {
+		b.arrived.Store(0)
+		b.mu.Lock()
+		b.round.Add(1)
+		b.mu.Unlock()
 		b.cond.Broadcast()
+		parallel.YieldToStarted()
 		return
 	}
-	for round == b.round {
+	for range barrierSpin {
+		if b.round.Load() != round {
+			return
+		}
+	}
+	b.mu.Lock()
+	for b.round.Load() == round {
 		b.cond.Wait()
 	}
+	b.mu.Unlock()
 }
 
 // balance returns the block size for n elements split into as few blocks of

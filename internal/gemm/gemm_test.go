@@ -5,7 +5,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golora/golora/internal/cpu"
 )
@@ -511,4 +514,30 @@ func TestDirectSameBits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBarrier: no goroutine leaves a round of the barrier before all have
+// arrived at it, whether they find it done while polling or park.
+func TestBarrier(t *testing.T) {
+	const n, rounds = 3, 200
+	bar := newBarrier(n)
+	var arrived [rounds]atomic.Int32
+	var wg sync.WaitGroup
+	for id := range n {
+		wg.Go(func() {
+			for r := range rounds {
+				if id == r%n && r%2 == 0 {
+					// Late now and then, so that the others park.
+					time.Sleep(100 * time.Microsecond)
+				}
+				arrived[r].Add(1)
+				bar.wait()
+				if got := arrived[r].Load(); got != n {
+					t.Errorf("round %d: left the barrier with %d of %d arrived", r, got, n)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

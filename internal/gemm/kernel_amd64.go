@@ -14,6 +14,11 @@ func kernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha
 //go:noescape
 func kernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// kernel6x16StridedAVX2 computes a 6×16 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel6x16StridedAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, ars int, aps int, bps int)
+
 // kernel28x16AVX512 computes a 28×16 tile of C; see microKernel in asmgen.
 //
 //go:noescape
@@ -28,6 +33,11 @@ func kernel28x8AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha 
 //
 //go:noescape
 func kernel12x8AVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// kernel12x8StridedAVX2 computes a 12×8 tile of C; see microKernel in asmgen.
+//
+//go:noescape
+func kernel12x8StridedAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, ars int, aps int, bps int)
 
 // kernel8x48StridedAVX512 computes a 8×48 tile of C; see microKernel in asmgen.
 //

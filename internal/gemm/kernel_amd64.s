@@ -426,6 +426,158 @@ kernel6x16AVX2_overwrite:
 	VZEROUPPER
 	RET
 
+// func kernel6x16StridedAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, ars int, aps int, bps int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·kernel6x16StridedAVX2(SB), NOSPLIT, $0-72
+	MOVQ k+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+	MOVQ ars+48(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ aps+56(FP), R9
+	SHLQ $0x02, R9
+	MOVQ bps+64(FP), R10
+	SHLQ $0x02, R10
+	LEAQ (CX)(DI*4), R11
+
+	// Start loading the tile of C: when k is large it has left the
+	// caches since the previous block, and the loads at the end would stall.
+	MOVQ       BX, R12
+	PREFETCHT0 (R12)
+	ADDQ       SI, R12
+	PREFETCHT0 (R12)
+	ADDQ       SI, R12
+	PREFETCHT0 (R12)
+	ADDQ       SI, R12
+	PREFETCHT0 (R12)
+	ADDQ       SI, R12
+	PREFETCHT0 (R12)
+	ADDQ       SI, R12
+	PREFETCHT0 (R12)
+
+	// Zero the accumulators.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ  AX, AX
+	JZ     kernel6x16StridedAVX2_store
+
+kernel6x16StridedAVX2_loop:
+	// One rank-1 update: a row of B̃ times a column of Ã.
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VBROADCASTSS (CX), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (CX)(DI*1), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VBROADCASTSS (CX)(DI*2), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (CX)(R8*1), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VBROADCASTSS (R11), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS (R11)(DI*1), Y15
+	VFMADD231PS  Y12, Y15, Y10
+	VFMADD231PS  Y13, Y15, Y11
+	ADDQ         R9, CX
+	ADDQ         R9, R11
+	ADDQ         R10, DX
+	DECQ         AX
+	JNZ          kernel6x16StridedAVX2_loop
+
+kernel6x16StridedAVX2_store:
+	VBROADCASTSS alpha+40(FP), Y12
+	VMULPS       Y12, Y0, Y0
+	VMULPS       Y12, Y1, Y1
+	VMULPS       Y12, Y2, Y2
+	VMULPS       Y12, Y3, Y3
+	VMULPS       Y12, Y4, Y4
+	VMULPS       Y12, Y5, Y5
+	VMULPS       Y12, Y6, Y6
+	VMULPS       Y12, Y7, Y7
+	VMULPS       Y12, Y8, Y8
+	VMULPS       Y12, Y9, Y9
+	VMULPS       Y12, Y10, Y10
+	VMULPS       Y12, Y11, Y11
+	MOVL         beta+44(FP), AX
+	TESTL        AX, AX
+	JZ           kernel6x16StridedAVX2_overwrite
+
+	// C = alpha·ÃB̃ + beta·C
+	VBROADCASTSS beta+44(FP), Y13
+	MOVQ         BX, R12
+	VFMADD231PS  (R12), Y13, Y0
+	VMOVUPS      Y0, (R12)
+	VFMADD231PS  32(R12), Y13, Y1
+	VMOVUPS      Y1, 32(R12)
+	ADDQ         SI, R12
+	VFMADD231PS  (R12), Y13, Y2
+	VMOVUPS      Y2, (R12)
+	VFMADD231PS  32(R12), Y13, Y3
+	VMOVUPS      Y3, 32(R12)
+	ADDQ         SI, R12
+	VFMADD231PS  (R12), Y13, Y4
+	VMOVUPS      Y4, (R12)
+	VFMADD231PS  32(R12), Y13, Y5
+	VMOVUPS      Y5, 32(R12)
+	ADDQ         SI, R12
+	VFMADD231PS  (R12), Y13, Y6
+	VMOVUPS      Y6, (R12)
+	VFMADD231PS  32(R12), Y13, Y7
+	VMOVUPS      Y7, 32(R12)
+	ADDQ         SI, R12
+	VFMADD231PS  (R12), Y13, Y8
+	VMOVUPS      Y8, (R12)
+	VFMADD231PS  32(R12), Y13, Y9
+	VMOVUPS      Y9, 32(R12)
+	ADDQ         SI, R12
+	VFMADD231PS  (R12), Y13, Y10
+	VMOVUPS      Y10, (R12)
+	VFMADD231PS  32(R12), Y13, Y11
+	VMOVUPS      Y11, 32(R12)
+	VZEROUPPER
+	RET
+
+kernel6x16StridedAVX2_overwrite:
+	// C = alpha·ÃB̃, C never read
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y6, (BX)
+	VMOVUPS Y7, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y8, (BX)
+	VMOVUPS Y9, 32(BX)
+	ADDQ    SI, BX
+	VMOVUPS Y10, (BX)
+	VMOVUPS Y11, 32(BX)
+	VZEROUPPER
+	RET
+
 // func kernel28x16AVX512(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
 TEXT ·kernel28x16AVX512(SB), NOSPLIT, $0-48
@@ -1211,6 +1363,189 @@ kernel12x8AVX2_store:
 	RET
 
 kernel12x8AVX2_overwrite:
+	// C = alpha·ÃB̃, C never read
+	VMOVUPS Y0, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y1, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y2, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y3, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y4, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y5, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y6, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y7, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y8, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y9, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y10, (BX)
+	ADDQ    SI, BX
+	VMOVUPS Y11, (BX)
+	VZEROUPPER
+	RET
+
+// func kernel12x8StridedAVX2(k int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, ars int, aps int, bps int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·kernel12x8StridedAVX2(SB), NOSPLIT, $0-72
+	MOVQ k+0(FP), AX
+	MOVQ a+8(FP), CX
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), BX
+	MOVQ ldc+32(FP), SI
+	SHLQ $0x02, SI
+	MOVQ ars+48(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ aps+56(FP), R9
+	SHLQ $0x02, R9
+	MOVQ bps+64(FP), R10
+	SHLQ $0x02, R10
+	LEAQ (CX)(DI*4), R11
+	LEAQ (R11)(DI*4), R12
+
+	// Start loading the tile of C: when k is large it has left the
+	// caches since the previous block, and the loads at the end would stall.
+	MOVQ       BX, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+	ADDQ       SI, R13
+	PREFETCHT0 (R13)
+
+	// Zero the accumulators.
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ  AX, AX
+	JZ     kernel12x8StridedAVX2_store
+
+kernel12x8StridedAVX2_loop:
+	// One rank-1 update: a row of B̃ times a column of Ã.
+	VMOVUPS      (DX), Y12
+	VBROADCASTSS (CX), Y13
+	VFMADD231PS  Y12, Y13, Y0
+	VBROADCASTSS (CX)(DI*1), Y14
+	VFMADD231PS  Y12, Y14, Y1
+	VBROADCASTSS (CX)(DI*2), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VBROADCASTSS (CX)(R8*1), Y13
+	VFMADD231PS  Y12, Y13, Y3
+	VBROADCASTSS (R11), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VBROADCASTSS (R11)(DI*1), Y15
+	VFMADD231PS  Y12, Y15, Y5
+	VBROADCASTSS (R11)(DI*2), Y13
+	VFMADD231PS  Y12, Y13, Y6
+	VBROADCASTSS (R11)(R8*1), Y14
+	VFMADD231PS  Y12, Y14, Y7
+	VBROADCASTSS (R12), Y15
+	VFMADD231PS  Y12, Y15, Y8
+	VBROADCASTSS (R12)(DI*1), Y13
+	VFMADD231PS  Y12, Y13, Y9
+	VBROADCASTSS (R12)(DI*2), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VBROADCASTSS (R12)(R8*1), Y15
+	VFMADD231PS  Y12, Y15, Y11
+	ADDQ         R9, CX
+	ADDQ         R9, R11
+	ADDQ         R9, R12
+	ADDQ         R10, DX
+	DECQ         AX
+	JNZ          kernel12x8StridedAVX2_loop
+
+kernel12x8StridedAVX2_store:
+	VBROADCASTSS alpha+40(FP), Y12
+	VMULPS       Y12, Y0, Y0
+	VMULPS       Y12, Y1, Y1
+	VMULPS       Y12, Y2, Y2
+	VMULPS       Y12, Y3, Y3
+	VMULPS       Y12, Y4, Y4
+	VMULPS       Y12, Y5, Y5
+	VMULPS       Y12, Y6, Y6
+	VMULPS       Y12, Y7, Y7
+	VMULPS       Y12, Y8, Y8
+	VMULPS       Y12, Y9, Y9
+	VMULPS       Y12, Y10, Y10
+	VMULPS       Y12, Y11, Y11
+	MOVL         beta+44(FP), AX
+	TESTL        AX, AX
+	JZ           kernel12x8StridedAVX2_overwrite
+
+	// C = alpha·ÃB̃ + beta·C
+	VBROADCASTSS beta+44(FP), Y13
+	MOVQ         BX, R13
+	VFMADD231PS  (R13), Y13, Y0
+	VMOVUPS      Y0, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y1
+	VMOVUPS      Y1, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y2
+	VMOVUPS      Y2, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y3
+	VMOVUPS      Y3, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y4
+	VMOVUPS      Y4, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y5
+	VMOVUPS      Y5, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y6
+	VMOVUPS      Y6, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y7
+	VMOVUPS      Y7, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y8
+	VMOVUPS      Y8, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y9
+	VMOVUPS      Y9, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y10
+	VMOVUPS      Y10, (R13)
+	ADDQ         SI, R13
+	VFMADD231PS  (R13), Y13, Y11
+	VMOVUPS      Y11, (R13)
+	VZEROUPPER
+	RET
+
+kernel12x8StridedAVX2_overwrite:
 	// C = alpha·ÃB̃, C never read
 	VMOVUPS Y0, (BX)
 	ADDQ    SI, BX

@@ -19,7 +19,7 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mc, p0, kc, mr int)
 			// Stored k×m: column p of op(A) is row p of A, so each step copies
 			// a contiguous run.
 			src := a[p0*lda+i0+r:]
-			if copyRuns(panel, mr, src, lda, rows, mr, kc) {
+			if copyRuns(panel, mr, src, lda, rows, mr, kc) || rows == mr && copyWhole(panel, mr, src, lda, mr, kc) {
 				continue
 			}
 			for p := range kc {
@@ -95,7 +95,7 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 			}
 			continue
 		}
-		if copyRuns(panel[p*nr:], nr, src[c:], ld, cols, nr, n) {
+		if copyRuns(panel[p*nr:], nr, src[c:], ld, cols, nr, n) || cols == nr && copyWhole(panel[p*nr:], nr, src[c:], ld, nr, n) {
 			continue
 		}
 		for q := range n {
@@ -104,6 +104,47 @@ func packRowsB(dst []float32, kc int, src []float32, ld, p, n, nc, nr int) {
 			clear(row[cols:])
 		}
 	}
+}
+
+// copyWhole writes dst[p·dstStride+i] = src[p·srcStride+i] for i < w and
+// p < k with moves of fixed size when w is a side of an AVX2 tile (6, 8,
+// 12 or 16), and reports whether it did. copy would call memmove for every
+// run of 24 to 64 bytes, which cost more than the move itself: in packing
+// a transposed op(A) into panels of 6 rows, or op(B) into panels of 16
+// columns, memmove took as long as the packing loop around it. (Each run
+// goes through a local array: assigned directly, an array of more than 24
+// bytes is moved by memmove too, the compiler not knowing that the two do
+// not overlap.)
+func copyWhole(dst []float32, dstStride int, src []float32, srcStride, w, k int) bool {
+	switch w {
+	case 6:
+		// 16 bytes and 8 rather than two overlapping moves of 16, which
+		// the compiler makes of a 24-byte array and which packed three
+		// times slower than memmove.
+		for p := range k {
+			d, s := dst[p*dstStride:p*dstStride+6], src[p*srcStride:p*srcStride+6]
+			*(*[4]float32)(d) = *(*[4]float32)(s)
+			*(*[2]float32)(d[4:]) = *(*[2]float32)(s[4:])
+		}
+	case 8:
+		for p := range k {
+			v := *(*[8]float32)(src[p*srcStride:])
+			*(*[8]float32)(dst[p*dstStride:]) = v
+		}
+	case 12:
+		for p := range k {
+			v := *(*[12]float32)(src[p*srcStride:])
+			*(*[12]float32)(dst[p*dstStride:]) = v
+		}
+	case 16:
+		for p := range k {
+			v := *(*[16]float32)(src[p*srcStride:])
+			*(*[16]float32)(dst[p*dstStride:]) = v
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // packSliceB is packB from a slice holding B with leading dimension ldb.
@@ -126,7 +167,10 @@ func packSliceB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nc, nr
 func transpose(panel []float32, w int, src []float32, ld, rows, k int) {
 	panel = panel[:k*w]
 	if transposeBlocks(panel, w, src, ld, rows, k) {
-		for p := range k {
+		// Only a panel with padding rows has any to clear: the loop over
+		// the steps, clearing nothing, took half as long as transposing a
+		// whole panel of six rows.
+		for p := 0; p < k && rows < w; p++ {
 			clear(panel[p*w+rows : p*w+w])
 		}
 		return

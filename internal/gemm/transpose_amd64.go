@@ -11,11 +11,16 @@ var useTranspose8 = cpu.Best() >= cpu.AVX2
 func transpose8Fits(k int) bool { return useTranspose8 && k >= 8 }
 
 // transposeBlocks does transpose's work for rows [0, rows) and steps
-// [0, k) in 8×8 blocks when rows and k are at least 8, and reports whether
-// it did. The last block of rows and of steps is moved back to end at rows
-// and k, overlapping the one before it: the overlap is written twice with
-// the same values.
+// [0, k) in 8×8 blocks when rows and k are at least 8, or in blocks of
+// six rows by eight steps for a whole panel of six rows, and reports
+// whether it did. The last block of rows and of steps is moved back to end
+// at rows and k, overlapping the one before it: the overlap is written
+// twice with the same values.
 func transposeBlocks(panel []float32, w int, src []float32, ld, rows, k int) bool {
+	if rows == 6 && w == 6 && transpose8Fits(k) {
+		transposeBlocks6(panel, src, ld, k)
+		return true
+	}
 	if rows < 8 || !transpose8Fits(k) {
 		return false
 	}
@@ -33,6 +38,27 @@ func transposeBlocks(panel []float32, w int, src []float32, ld, rows, k int) boo
 		}
 	}
 }
+
+// transposeBlocks6 is transposeBlocks for a panel of six rows (the AVX2
+// 6×16 tile's), k at least 8: in blocks of eight steps, the last moved
+// back to end at k. In Go (four rows at a time, then the other two one at
+// a time) a block of 258×256 of op(A) packed 2.2× slower, and the
+// products of 512×288 with 288 or 768 steps (NT, NN) ran 2–4% slower.
+func transposeBlocks6(panel []float32, src []float32, ld, k int) {
+	_ = src[5*ld+k-1]
+	_ = panel[k*6-1]
+	k8 := k &^ 7
+	transpose6AVX(&panel[0], &src[0], ld, k8)
+	if k8 < k {
+		transpose6AVX(&panel[(k-8)*6], &src[k-8], ld, 8)
+	}
+}
+
+// transpose6AVX writes dst[p·6+i] = src[i·ld+p] for i < 6 and p < k, k a
+// positive multiple of 8.
+//
+//go:noescape
+func transpose6AVX(dst *float32, src *float32, ld int, k int)
 
 // transpose8AVX writes dst[p·w+i] = src[i·ld+p] for i < 8 and p < k, k a
 // positive multiple of 8.

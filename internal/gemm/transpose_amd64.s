@@ -13,6 +13,11 @@
 	VMOVUPS    (R8)(BX*1), Y5; \
 	VMOVUPS    (R8)(BX*2), Y6; \
 	VMOVUPS    (R8)(R12*1), Y7; \
+	TRANSPOSEREGS
+
+// TRANSPOSEREGS transposes the 8×8 block whose rows are in Y0…Y7 into
+// its columns in Y8…Y15, overwriting Y0…Y7.
+#define TRANSPOSEREGS \
 	VUNPCKLPS  Y1, Y0, Y8; \
 	VUNPCKHPS  Y1, Y0, Y9; \
 	VUNPCKLPS  Y3, Y2, Y10; \
@@ -71,6 +76,69 @@ block:
 	LEAQ (R9)(R11*4), DI
 	SUBQ $8, CX
 	JNZ  block
+	VZEROUPPER
+	RET
+
+// func transpose6AVX(dst *float32, src *float32, ld int, k int)
+//
+// dst[p·6+i] = src[i·ld+p] for i < 6 and p < k, k a positive multiple of
+// 8, in blocks of six rows by eight steps, which fill 48 consecutive
+// elements of dst. Rows 0–3 are transposed as in TRANSPOSE8, into four
+// registers that hold steps j and j+4 in their two halves, each stored as
+// 16 bytes; rows 4 and 5 are only interleaved, into two registers of
+// pairs (step j's two elements, 8 bytes) stored a pair at a time. No
+// store overlaps another.
+TEXT ·transpose6AVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), BX
+	SHLQ $2, BX
+	MOVQ k+24(FP), CX
+	LEAQ (BX)(BX*2), R12 // 3·ld
+
+block6:
+	MOVQ      SI, R8
+	VMOVUPS   (R8), Y0
+	VMOVUPS   (R8)(BX*1), Y1
+	VMOVUPS   (R8)(BX*2), Y2
+	VMOVUPS   (R8)(R12*1), Y3
+	LEAQ      (R8)(BX*4), R8
+	VMOVUPS   (R8), Y4
+	VMOVUPS   (R8)(BX*1), Y5
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VSHUFPS   $0x44, Y10, Y8, Y0 // steps 0 and 4, rows 0–3
+	VSHUFPS   $0xEE, Y10, Y8, Y1 // steps 1 and 5
+	VSHUFPS   $0x44, Y11, Y9, Y2 // steps 2 and 6
+	VSHUFPS   $0xEE, Y11, Y9, Y3 // steps 3 and 7
+	VUNPCKLPS Y5, Y4, Y12        // rows 4–5 of steps 0, 1, 4, 5
+	VUNPCKHPS Y5, Y4, Y13        // of steps 2, 3, 6, 7
+
+	VMOVUPS      X0, (DI)
+	VEXTRACTF128 $1, Y0, 96(DI)
+	VMOVUPS      X1, 24(DI)
+	VEXTRACTF128 $1, Y1, 120(DI)
+	VMOVUPS      X2, 48(DI)
+	VEXTRACTF128 $1, Y2, 144(DI)
+	VMOVUPS      X3, 72(DI)
+	VEXTRACTF128 $1, Y3, 168(DI)
+	VEXTRACTF128 $1, Y12, X14
+	VEXTRACTF128 $1, Y13, X15
+	VMOVLPS      X12, 16(DI)
+	VMOVHPS      X12, 40(DI)
+	VMOVLPS      X13, 64(DI)
+	VMOVHPS      X13, 88(DI)
+	VMOVLPS      X14, 112(DI)
+	VMOVHPS      X14, 136(DI)
+	VMOVLPS      X15, 160(DI)
+	VMOVHPS      X15, 184(DI)
+
+	ADDQ $32, SI
+	ADDQ $192, DI
+	SUBQ $8, CX
+	JNZ  block6
 	VZEROUPPER
 	RET
 

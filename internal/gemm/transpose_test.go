@@ -4,10 +4,11 @@ import "testing"
 
 // TestTransposeMatchesDefinition checks transpose, with the block kernel
 // where the CPU has it, against its definition on shapes that hit whole
-// blocks, overlapping last blocks of rows and of steps, and rows < 8 or
-// k < 8 (scalar only); the padding rows must be zeros.
+// blocks, overlapping last blocks of rows and of steps, whole panels of
+// six rows (their own block kernel), and rows < 8 or k < 8 (scalar only);
+// the padding rows must be zeros.
 func TestTransposeMatchesDefinition(t *testing.T) {
-	for _, rows := range []int{1, 7, 8, 9, 14, 16, 31, 32} {
+	for _, rows := range []int{1, 6, 7, 8, 9, 14, 16, 31, 32} {
 		for _, k := range []int{1, 7, 8, 9, 15, 16, 17, 100} {
 			for _, w := range []int{rows, rows + 3} {
 				ld := k + 5

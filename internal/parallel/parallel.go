@@ -26,6 +26,7 @@ func For(n, minChunk, align int, fn func(lo, hi int)) {
 		lo := units * w / workers * align
 		hi := min(n, units*(w+1)/workers*align)
 		if w == workers-1 {
+			YieldToStarted()
 			fn(lo, hi)
 			continue
 		}
@@ -64,6 +65,19 @@ func Pieces(n, piece int, fn func(lo, hi int)) {
 	for range workers - 1 {
 		wg.Go(work)
 	}
+	YieldToStarted()
 	work()
 	wg.Wait()
 }
+
+// YieldToStarted lets the goroutine the caller started last run at once,
+// on the caller's P, and the caller go on on another P. Call it after
+// starting goroutines to work alongside the caller and before the caller's
+// own share. A goroutine waits in the "next" slot of the P that started
+// it, and a P that is idle takes it from there only after sleeping 3 µs
+// (so that the starting goroutine may run it first if it is about to
+// block), which Linux's default timer slack makes about 50 µs; a goroutine
+// in the ordinary queue, as the yielding caller is, is taken at once. On
+// two cores the helper of a 512×288×288 product (0.5 ms a half) started
+// 40–50 µs after the caller at best and 2 µs with the yield.
+func YieldToStarted() { runtime.Gosched() }

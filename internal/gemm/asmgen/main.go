@@ -34,6 +34,10 @@ func main() {
 	// AVX2: 6 rows × 16 columns (two ymm) in 12 accumulators, two for B and
 	// one for the broadcast element of A: 15 of the 16 ymm registers.
 	microKernel("kernel6x16AVX2", 6, 2, 8, ymmRegs, false, false)
+	// The AVX2 tiles also read their operands with strides, for the
+	// products gemm runs in place (an attention head's, LoRA's), as the
+	// 8×48 tile below does.
+	microKernel("kernel6x16StridedAVX2", 6, 2, 8, ymmRegs, false, true)
 	// Narrow tiles, for products with few columns (LoRA's rank-8 factors,
 	// an attention head's 48 dimensions), where the wide tiles would mostly
 	// multiply padding: one vector of B per step against 28 rows (16
@@ -42,6 +46,7 @@ func main() {
 	microKernel("kernel28x16AVX512", 28, 1, 16, zmmRegs, true, false)
 	microKernel("kernel28x8AVX512", 28, 1, 8, ymmRegs32, true, false)
 	microKernel("kernel12x8AVX2", 12, 1, 8, ymmRegs, false, false)
+	microKernel("kernel12x8StridedAVX2", 12, 1, 8, ymmRegs, false, true)
 	// A short, wide AVX-512 tile: 8 rows × 48 columns (three zmm) in 24
 	// accumulators and three for B. It fits products with 48 columns (an
 	// attention head) or 8 rows, which is what a product with 8 columns
@@ -78,7 +83,7 @@ func ymmRegs() []VecPhysical {
 // panel B̃ (k steps of vecs·width consecutive elements), C being row-major
 // with leading dimension ldc elements. Work is bounded by k, which the caller
 // keeps to one cache block so that a goroutine is never stuck here for long.
-// A strided kernel (stridedSignature; mr a multiple of 4) reads Ã and B̃
+// A strided kernel (stridedSignature) reads Ã and B̃
 // with the strides it is given instead of as packed panels.
 func microKernel(name string, mr, vecs, width int, regs func() []VecPhysical, embeddedBroadcast, strided bool) {
 	if strided {
