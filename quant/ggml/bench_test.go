@@ -14,9 +14,11 @@ import (
 //	go test ./quant/ggml -run '^$' -bench . -benchtime 0.5s -count 5
 //
 // DequantizeRows reports float32 written per second next to a plain copy of
-// the float32 matrix; MulT compares the fused row kernel with dequantizing
-// the row and then taking the dot product (both on one goroutine), and the
-// public, multi-goroutine MulT; MulTBatch compares, for several rows of x,
+// the float32 matrix; MulT compares the float32 mat-vec (f32-dot, GB/s of
+// float32 weights) with, per format, dequantizing each row and then taking
+// the dot product, the fused row kernels (the vector ones where the CPU has
+// them; GOLORA_KERNELS=generic for the Go code), both on one goroutine, and
+// the public, multi-goroutine MulT; MulTBatch compares, for several rows of x,
 // the fused kernel per row of x with expanding each row of W once. Besides
 // wall-clock time per row, each reports the process CPU time per row, the
 // steadier figure when other processes share the cores.
@@ -132,9 +134,7 @@ func BenchmarkMulT(b *testing.B) {
 		b.Run(fmt.Sprintf("%v/fused", typ), func(b *testing.B) {
 			cpu := startCPU()
 			for b.Loop() {
-				for r := range benchRows {
-					y[r] = m.f.dot(m.data[r*m.rowBytes:(r+1)*m.rowBytes], x)
-				}
+				m.fusedRows(y, x, 1, 0, benchRows)
 			}
 			cpu.report(b, benchRows)
 			report(b, m)

@@ -30,22 +30,18 @@ func dequantQ8_0Go(dst []float32, row []byte) {
 	}
 }
 
+// dotQ8_0 sums in the vector kernels' order (order.go).
 func dotQ8_0(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
+	var c [32]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*34 : b*34+34]
-		q := (*[32]byte)(blk[2:])
-		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, s2, s3 float32
-		for j := 0; j < 32; j += 4 {
-			s0 += float32(int8(q[j])) * xs[j]
-			s1 += float32(int8(q[j+1])) * xs[j+1]
-			s2 += float32(int8(q[j+2])) * xs[j+2]
-			s3 += float32(int8(q[j+3])) * xs[j+3]
+		for j, q := range (*[32]byte)(blk[2:]) {
+			c[j] = float32(int8(q))
 		}
-		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
+		dotLanes(&acc, f16(blk), &c, (*[32]float32)(x[b*32:]))
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q4_0: fp16 d, 16 bytes; byte j holds element j (low nibble) and j+16
@@ -64,22 +60,18 @@ func dequantQ4_0(dst []float32, row []byte) {
 	}
 }
 
+// dotQ4_0 sums in the vector kernels' order (order.go).
 func dotQ4_0(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
+	var c [32]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*18 : b*18+18]
-		q := (*[16]byte)(blk[2:])
-		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, s2, s3 float32
-		for j := 0; j < 16; j += 2 {
-			s0 += float32(int32(q[j]&0x0f)-8) * xs[j]
-			s1 += float32(int32(q[j]>>4)-8) * xs[j+16]
-			s2 += float32(int32(q[j+1]&0x0f)-8) * xs[j+1]
-			s3 += float32(int32(q[j+1]>>4)-8) * xs[j+17]
+		for j, q := range (*[16]byte)(blk[2:]) {
+			c[j], c[j+16] = float32(int32(q&0x0f)-8), float32(int32(q>>4)-8)
 		}
-		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
+		dotLanes(&acc, f16(blk), &c, (*[32]float32)(x[b*32:]))
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q5_0: fp16 d, uint32 qh of fifth bits (bit j for element j), 16 bytes of
@@ -515,4 +507,12 @@ func dotQ3_K(row []byte, x []float32) float32 {
 		sum += f16(blk[108:]) * acc
 	}
 	return sum
+}
+
+// dotRowsGo sets y[r] to f.dot of x with row r of the len(y) rows in w.
+func dotRowsGo(f *format, y []float32, w []byte, x []float32) {
+	rowBytes := len(x) / f.blockElems * f.blockBytes
+	for r := range y {
+		y[r] = f.dot(w[r*rowBytes:(r+1)*rowBytes], x)
+	}
 }

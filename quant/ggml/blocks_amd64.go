@@ -27,3 +27,40 @@ func dequantQ8_0At(l cpu.Level, dst []float32, row []byte) {
 	}
 	dequantQ8_0Go(dst, row)
 }
+
+// dotQ8_0AVX2 and dotQ4_0AVX2 set y[r] for r < rows to the dot product of
+// x (32·blocks values) with the row of W at w + r·rowBytes, in the Go
+// code's order (order.go), so the bits are dotQ8_0's and dotQ4_0's. They
+// need F16C for the scales.
+//
+//go:noescape
+func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+// dotRows sets y[r] to the dot product of x with row r of the rows of W in
+// w (len(y) rows of equal length), with the vector kernels where the CPU
+// (and GOLORA_KERNELS) allows it.
+func dotRows(t Type, f *format, y []float32, w []byte, x []float32) {
+	dotRowsAt(cpu.Best(), t, f, y, w, x)
+}
+
+// dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
+// call (fusedRowsChunk): the assembly is not preemptible.
+func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
+	rows, blocks := len(y), len(x)/f.blockElems
+	if l >= cpu.AVX2 && cpu.HasF16C() && rows > 0 && blocks > 0 {
+		rowBytes := blocks * f.blockBytes
+		_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
+		switch t {
+		case Q8_0:
+			dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+			return
+		case Q4_0:
+			dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+			return
+		}
+	}
+	dotRowsGo(f, y, w, x)
+}

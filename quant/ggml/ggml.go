@@ -295,15 +295,24 @@ func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
 	return nil
 }
 
-// fusedRows sets y[i, start:end] for the n rows of x with the fused kernels.
+// fusedRows sets y[i, start:end] for the n rows of x with the fused kernels,
+// a chunk of rows of W at a time, each chunk for every row of x while it is
+// in cache.
 func (m *Matrix) fusedRows(y, x []float32, n, start, end int) {
-	for r := start; r < end; r++ {
-		row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+	chunk := max(1, fusedRowsChunk/m.cols)
+	for r0 := start; r0 < end; r0 += chunk {
+		r1 := min(end, r0+chunk)
+		w := m.data[r0*m.rowBytes : r1*m.rowBytes]
 		for i := range n {
-			y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
+			dotRows(m.typ, m.f, y[i*m.rows+r0:i*m.rows+r1], w, x[i*m.cols:(i+1)*m.cols])
 		}
 	}
 }
+
+// fusedRowsChunk is the most elements of W one dotRows call covers: a few
+// microseconds of assembly, which is not preemptible, and a chunk of W that
+// stays in cache for the next row of x.
+const fusedRowsChunk = 1 << 14
 
 // mulTExpandMin is the number of rows of x from which MulT expands each row
 // of W to float32 once instead of running the fused kernel per row of x
