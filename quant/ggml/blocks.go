@@ -9,8 +9,10 @@ import (
 // The kernels below decode ggml's block structs (ggml-common.h) in place.
 // Dequantization evaluates each element with the same float32 operations in
 // the same order as ggml's reference dequantizers, rounding every product
-// explicitly, so the results are bit-identical. The dot kernels sum a block's
-// codes times x first and apply the block's scales once.
+// explicitly, so the results are bit-identical. The dot kernels of Q8_0,
+// Q4_0, Q4_K and Q6_K sum in the order of their vector kernels (order.go);
+// the others sum a block's codes times x first and apply the block's
+// scales once.
 
 // f16 decodes the little-endian fp16 at b[0:2].
 func f16(b []byte) float32 { return half.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
@@ -192,32 +194,32 @@ func dequantQ4_K(dst []float32, row []byte) {
 	}
 }
 
+// dotQ4_K sums in the vector kernels' order (order.go): each sub-block's
+// code products and its x in 8 lanes, times its scale and min into two
+// more, which the block's d and dmin then scale into the row's lanes.
 func dotQ4_K(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
+	var lo, hi [32]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*144 : b*144+144]
-		d, dmin := f16(blk), f16(blk[2:])
 		s := (*[12]byte)(blk[4:])
-		var sd, sm float32
+		var sd, sm [8]float32
 		for c := range 4 {
-			q := (*[32]byte)(blk[16+32*c:])
-			lo := (*[32]float32)(x[b*256+64*c:])
-			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, xlo, xhi float32
-			for l := range 32 {
-				qlo += float32(q[l]&0x0f) * lo[l]
-				qhi += float32(q[l]>>4) * hi[l]
-				xlo += lo[l]
-				xhi += hi[l]
+			for l, q := range (*[32]byte)(blk[16+32*c:]) {
+				lo[l], hi[l] = float32(q&0x0f), float32(q>>4)
 			}
-			sc1, m1 := scaleMinK4(2*c, s)
-			sc2, m2 := scaleMinK4(2*c+1, s)
-			sd += float32(sc1)*qlo + float32(sc2)*qhi
-			sm += float32(m1)*xlo + float32(m2)*xhi
+			for h, codes := range [2]*[32]float32{&lo, &hi} {
+				sc, m := scaleMinK4(2*c+h, s)
+				subLanes(&sd, &sm, float32(sc), float32(m), codes, (*[32]float32)(x[b*256+64*c+32*h:]))
+			}
 		}
-		sum += d*sd - dmin*sm
+		d, dmin := f16(blk), f16(blk[2:])
+		for k := range acc {
+			acc[k] += float32(d * sd[k])
+			acc[k] -= float32(dmin * sm[k])
+		}
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q5_K: as Q4_K with 32 bytes qh of fifth bits before the nibbles: bit 2c
@@ -310,31 +312,40 @@ func dequantQ6_K(dst []float32, row []byte) {
 	}
 }
 
+// dotQ6_K sums in the vector kernels' order (order.go), by sub-blocks of
+// 16: lane k adds the products of elements k and k+8, each sub-block's
+// scale multiplies those into the block's lanes, and d into the row's.
 func dotQ6_K(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
+	var c [128]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*210 : b*210+210]
-		var acc float32
+		var sd [8]float32
 		for h := range 2 {
 			ql := (*[64]byte)(blk[64*h:])
 			qh := (*[32]byte)(blk[128+32*h:])
-			sc := (*[8]byte)(blk[192+8*h:])
+			for l := range 32 {
+				c[l] = float32(int32(ql[l]&0x0f|(qh[l]&3)<<4) - 32)
+				c[l+32] = float32(int32(ql[l+32]&0x0f|(qh[l]>>2&3)<<4) - 32)
+				c[l+64] = float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32)
+				c[l+96] = float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32)
+			}
 			xs := (*[128]float32)(x[b*256+128*h:])
-			for g := range 2 {
-				var s1, s2, s3, s4 float32
-				for l := 16 * g; l < 16*g+16; l++ {
-					s1 += float32(int32(ql[l]&0x0f|(qh[l]&3)<<4)-32) * xs[l]
-					s2 += float32(int32(ql[l+32]&0x0f|(qh[l]>>2&3)<<4)-32) * xs[l+32]
-					s3 += float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4)-32) * xs[l+64]
-					s4 += float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4)-32) * xs[l+96]
+			for j, sc := range (*[8]byte)(blk[192+8*h:]) {
+				s := float32(int8(sc))
+				cj, xj := (*[16]float32)(c[16*j:]), (*[16]float32)(xs[16*j:])
+				for k := range sd {
+					p := float32(cj[k]*xj[k]) + float32(cj[k+8]*xj[k+8])
+					sd[k] += float32(s * p)
 				}
-				acc += float32(int8(sc[g]))*s1 + float32(int8(sc[g+2]))*s2 +
-					float32(int8(sc[g+4]))*s3 + float32(int8(sc[g+6]))*s4
 			}
 		}
-		sum += f16(blk[208:]) * acc
+		d := f16(blk[208:])
+		for k := range acc {
+			acc[k] += float32(d * sd[k])
+		}
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q4_1: fp16 d, fp16 m, 16 bytes of nibbles as Q4_0; x = q·d + m.

@@ -39,6 +39,15 @@ func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int
 //go:noescape
 func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
+// dotQ4_KAVX2 and dotQ6_KAVX2 are the same for Q4_K and Q6_K (blocks of 256
+// elements), with dotQ4_K's and dotQ6_K's bits.
+//
+//go:noescape
+func dotQ4_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ6_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
 // dotRows sets y[r] to the dot product of x with row r of the rows of W in
 // w (len(y) rows of equal length), with the vector kernels where the CPU
 // (and GOLORA_KERNELS) allows it.
@@ -59,6 +68,12 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 			return
 		case Q4_0:
 			dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+			return
+		case Q4_K:
+			dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+			return
+		case Q6_K:
+			dotQ6_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 			return
 		}
 	}

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "blocks_amd64.h"
 
 // func dequantQ8_0AVX512(dst *float32, row *byte, blocks int)
 //
@@ -34,16 +35,6 @@ loop:
 // code's order (order.go): every product rounded by a VMULPS, every sum by
 // a VADDPS. Y0 holds the 8 lanes of a row, Y1 a block's partial sums, Y5
 // the block's scale in every lane.
-
-// SUM8 folds the 8 lanes of Y0 into X0's low lane as sum8 does (clobbers
-// X1).
-#define SUM8 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VMOVHLPS     X0, X0, X1 \
-	VADDPS       X1, X0, X0 \
-	VMOVSHDUP    X0, X1     \
-	VADDSS       X1, X0, X0
 
 // func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 //
@@ -161,5 +152,168 @@ q4block:
 	ADDQ   R9, SI
 	DECQ   R8
 	JNZ    q4row
+	VZEROUPPER
+	RET
+
+DATA nibbleMask32<>+0(SB)/4, $0x0f0f0f0f
+GLOBL nibbleMask32<>(SB), RODATA|NOPTR, $4
+
+DATA bits45<>+0(SB)/4, $0x30303030
+GLOBL bits45<>(SB), RODATA|NOPTR, $4
+
+DATA thirtyTwo<>+0(SB)/4, $0x20202020
+GLOBL thirtyTwo<>(SB), RODATA|NOPTR, $4
+
+// func dotQ4_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is fp16 d and dmin, 12 bytes of packed 6-bit scales and mins,
+// then 4 groups of 32 bytes, each holding a sub-block in its low nibbles
+// and the next in its high ones. The frame holds the block's 8 scales and
+// 8 mins as float32, unpacked in general registers as scaleMinK4 does.
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $64-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask<>(SB), Y15
+
+q4krow:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q4kblock:
+	// Scales: bytes 0-3 are the low 6 bits of bytes 0-3, bytes 4-7 the
+	// low nibbles of bytes 8-11 with the top 2 bits of bytes 0-3 above.
+	MOVL      4(AX), R11
+	MOVL      R11, R13
+	SHRL      $2, R13
+	ANDL      $0x30303030, R13
+	ANDL      $0x3f3f3f3f, R11
+	MOVL      12(AX), R12
+	ANDL      $0x0f0f0f0f, R12
+	ORL       R13, R12
+	SHLQ      $32, R12
+	ORQ       R11, R12
+	MOVQ      R12, X1
+	VPMOVZXBD X1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMOVUPS   Y1, 0(SP)
+
+	// Mins: the same from bytes 4-7 and the high nibbles of 8-11.
+	MOVL      8(AX), R11
+	MOVL      R11, R13
+	SHRL      $2, R13
+	ANDL      $0x30303030, R13
+	ANDL      $0x3f3f3f3f, R11
+	MOVL      12(AX), R12
+	SHRL      $4, R12
+	ANDL      $0x0f0f0f0f, R12
+	ORL       R13, R12
+	SHLQ      $32, R12
+	ORQ       R11, R12
+	MOVQ      R12, X1
+	VPMOVZXBD X1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMOVUPS   Y1, 32(SP)
+
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	Q4KGROUP(16, 0, 0)
+	Q4KGROUP(48, 256, 8)
+	Q4KGROUP(80, 512, 16)
+	Q4KGROUP(112, 768, 24)
+
+	// acc += d·sd, then acc −= dmin·sm.
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y8, Y8
+	VADDPS       Y8, Y0, Y0
+	VPBROADCASTW 2(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y9, Y9
+	VSUBPS       Y9, Y0, Y0
+	ADDQ         $144, AX
+	ADDQ         $1024, BX
+	DECQ         CX
+	JNZ          q4kblock
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q4krow
+	VZEROUPPER
+	RET
+
+// func dotQ6_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is 128 bytes ql of low nibbles, 64 bytes qh of high bit pairs,
+// 16 int8 scales, fp16 d. The frame holds a half's 128 codes as int8 (0-127)
+// and the block's 16 scales as float32 (128-191).
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $192-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask32<>(SB), Y15
+	VPBROADCASTD bits45<>(SB), Y14
+	VPBROADCASTD thirtyTwo<>(SB), Y13
+
+q6krow:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q6kblock:
+	VPMOVSXBD 192(AX), Y6
+	VCVTDQ2PS Y6, Y6
+	VMOVUPS   Y6, 128(SP)
+	VPMOVSXBD 200(AX), Y6
+	VCVTDQ2PS Y6, Y6
+	VMOVUPS   Y6, 160(SP)
+	VXORPS    Y8, Y8, Y8
+	Q6KHALF(0, 128)
+	Q6KSUB(0, 0, 128)
+	Q6KSUB(16, 64, 132)
+	Q6KSUB(32, 128, 136)
+	Q6KSUB(48, 192, 140)
+	Q6KSUB(64, 256, 144)
+	Q6KSUB(80, 320, 148)
+	Q6KSUB(96, 384, 152)
+	Q6KSUB(112, 448, 156)
+	Q6KHALF(64, 160)
+	Q6KSUB(0, 512, 160)
+	Q6KSUB(16, 576, 164)
+	Q6KSUB(32, 640, 168)
+	Q6KSUB(48, 704, 172)
+	Q6KSUB(64, 768, 176)
+	Q6KSUB(80, 832, 180)
+	Q6KSUB(96, 896, 184)
+	Q6KSUB(112, 960, 188)
+
+	// acc += d·sd.
+	VPBROADCASTW 208(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y8, Y8
+	VADDPS       Y8, Y0, Y0
+	ADDQ         $210, AX
+	ADDQ         $1024, BX
+	DECQ         CX
+	JNZ          q6kblock
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q6krow
 	VZEROUPPER
 	RET
