@@ -159,17 +159,12 @@ func BenchmarkMulTBatch(b *testing.B) {
 	for _, n := range []int{2, 4, 8, 32} {
 		x := randomX(n, benchCols, 3)
 		y := make([]float32, n*benchRows)
-		for _, typ := range []Type{Q8_0, Q4_K, Q6_K} {
+		for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
 			m := benchMatrix(b, typ)
 			b.Run(fmt.Sprintf("n=%d/%v/fused", n, typ), func(b *testing.B) {
 				cpu := startCPU()
 				for b.Loop() {
-					for r := range benchRows {
-						row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
-						for i := range n {
-							y[i*benchRows+r] = m.f.dot(row, x[i*benchCols:(i+1)*benchCols])
-						}
-					}
+					m.fusedRows(y, x, n, 0, benchRows)
 				}
 				cpu.reportPer(b, benchRows*n, "cpu-ns/row·x")
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")

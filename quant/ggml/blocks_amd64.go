@@ -55,27 +55,35 @@ func dotRows(t Type, f *format, y []float32, w []byte, x []float32) {
 	dotRowsAt(cpu.Best(), t, f, y, w, x)
 }
 
+// vectorDot reports whether dotRows runs a vector kernel for type t.
+func vectorDot(t Type) bool { return vectorDotAt(cpu.Best(), t) }
+
+func vectorDotAt(l cpu.Level, t Type) bool {
+	switch t {
+	case Q8_0, Q4_0, Q4_K, Q6_K:
+		return l >= cpu.AVX2 && cpu.HasF16C()
+	}
+	return false
+}
+
 // dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
 // call (fusedRowsChunk): the assembly is not preemptible.
 func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
 	rows, blocks := len(y), len(x)/f.blockElems
-	if l >= cpu.AVX2 && cpu.HasF16C() && rows > 0 && blocks > 0 {
-		rowBytes := blocks * f.blockBytes
-		_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
-		switch t {
-		case Q8_0:
-			dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
-			return
-		case Q4_0:
-			dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
-			return
-		case Q4_K:
-			dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
-			return
-		case Q6_K:
-			dotQ6_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
-			return
-		}
+	if rows == 0 || blocks == 0 || !vectorDotAt(l, t) {
+		dotRowsGo(f, y, w, x)
+		return
 	}
-	dotRowsGo(f, y, w, x)
+	rowBytes := blocks * f.blockBytes
+	_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
+	switch t {
+	case Q8_0:
+		dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_0:
+		dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_K:
+		dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q6_K:
+		dotQ6_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	}
 }
