@@ -35,13 +35,18 @@ func dequantQ8_0Go(dst []float32, row []byte) {
 // dotQ8_0 sums in the vector kernels' order (order.go).
 func dotQ8_0(row []byte, x []float32) float32 {
 	var acc [8]float32
-	var c [32]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*34 : b*34+34]
-		for j, q := range (*[32]byte)(blk[2:]) {
-			c[j] = float32(int8(q))
+		d := f16(blk)
+		q := (*[32]byte)(blk[2:])
+		xs := (*[32]float32)(x[b*32:])
+		for k := range acc {
+			p := float32(float32(int8(q[k])) * xs[k])
+			p += float32(float32(int8(q[k+8])) * xs[k+8])
+			p += float32(float32(int8(q[k+16])) * xs[k+16])
+			p += float32(float32(int8(q[k+24])) * xs[k+24])
+			acc[k] += float32(d * p)
 		}
-		dotLanes(&acc, f16(blk), &c, (*[32]float32)(x[b*32:]))
 	}
 	return sum8(&acc)
 }
@@ -65,13 +70,18 @@ func dequantQ4_0(dst []float32, row []byte) {
 // dotQ4_0 sums in the vector kernels' order (order.go).
 func dotQ4_0(row []byte, x []float32) float32 {
 	var acc [8]float32
-	var c [32]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*18 : b*18+18]
-		for j, q := range (*[16]byte)(blk[2:]) {
-			c[j], c[j+16] = float32(int32(q&0x0f)-8), float32(int32(q>>4)-8)
+		d := f16(blk)
+		q := (*[16]byte)(blk[2:])
+		xs := (*[32]float32)(x[b*32:])
+		for k := range acc {
+			p := float32(float32(int32(q[k]&0x0f)-8) * xs[k])
+			p += float32(float32(int32(q[k+8]&0x0f)-8) * xs[k+8])
+			p += float32(float32(int32(q[k]>>4)-8) * xs[k+16])
+			p += float32(float32(int32(q[k+8]>>4)-8) * xs[k+24])
+			acc[k] += float32(d * p)
 		}
-		dotLanes(&acc, f16(blk), &c, (*[32]float32)(x[b*32:]))
 	}
 	return sum8(&acc)
 }
@@ -199,18 +209,32 @@ func dequantQ4_K(dst []float32, row []byte) {
 // more, which the block's d and dmin then scale into the row's lanes.
 func dotQ4_K(row []byte, x []float32) float32 {
 	var acc [8]float32
-	var lo, hi [32]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*144 : b*144+144]
 		s := (*[12]byte)(blk[4:])
 		var sd, sm [8]float32
 		for c := range 4 {
-			for l, q := range (*[32]byte)(blk[16+32*c:]) {
-				lo[l], hi[l] = float32(q&0x0f), float32(q>>4)
+			q := (*[32]byte)(blk[16+32*c:])
+			lo := (*[32]float32)(x[b*256+64*c:])
+			hi := (*[32]float32)(x[b*256+64*c+32:])
+			sc1, m1 := scaleMinK4(2*c, s)
+			sc2, m2 := scaleMinK4(2*c+1, s)
+			d1, min1, d2, min2 := float32(sc1), float32(m1), float32(sc2), float32(m2)
+			for k := range sd {
+				p := float32(float32(q[k]&0x0f) * lo[k])
+				p += float32(float32(q[k+8]&0x0f) * lo[k+8])
+				p += float32(float32(q[k+16]&0x0f) * lo[k+16])
+				p += float32(float32(q[k+24]&0x0f) * lo[k+24])
+				sd[k] += float32(d1 * p)
+				sm[k] += float32(min1 * (((lo[k] + lo[k+8]) + lo[k+16]) + lo[k+24]))
 			}
-			for h, codes := range [2]*[32]float32{&lo, &hi} {
-				sc, m := scaleMinK4(2*c+h, s)
-				subLanes(&sd, &sm, float32(sc), float32(m), codes, (*[32]float32)(x[b*256+64*c+32*h:]))
+			for k := range sd {
+				p := float32(float32(q[k]>>4) * hi[k])
+				p += float32(float32(q[k+8]>>4) * hi[k+8])
+				p += float32(float32(q[k+16]>>4) * hi[k+16])
+				p += float32(float32(q[k+24]>>4) * hi[k+24])
+				sd[k] += float32(d2 * p)
+				sm[k] += float32(min2 * (((hi[k] + hi[k+8]) + hi[k+16]) + hi[k+24]))
 			}
 		}
 		d, dmin := f16(blk), f16(blk[2:])
@@ -315,29 +339,33 @@ func dequantQ6_K(dst []float32, row []byte) {
 // dotQ6_K sums in the vector kernels' order (order.go), by sub-blocks of
 // 16: lane k adds the products of elements k and k+8, each sub-block's
 // scale multiplies those into the block's lanes, and d into the row's.
+// Sub-block j of a half is its quarter j/2's elements 16(j%2) to 16(j%2)+15.
 func dotQ6_K(row []byte, x []float32) float32 {
 	var acc [8]float32
-	var c [128]float32
+	var s [8]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*210 : b*210+210]
 		var sd [8]float32
 		for h := range 2 {
 			ql := (*[64]byte)(blk[64*h:])
 			qh := (*[32]byte)(blk[128+32*h:])
-			for l := range 32 {
-				c[l] = float32(int32(ql[l]&0x0f|(qh[l]&3)<<4) - 32)
-				c[l+32] = float32(int32(ql[l+32]&0x0f|(qh[l]>>2&3)<<4) - 32)
-				c[l+64] = float32(int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32)
-				c[l+96] = float32(int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32)
-			}
 			xs := (*[128]float32)(x[b*256+128*h:])
-			for j, sc := range (*[8]byte)(blk[192+8*h:]) {
-				s := float32(int8(sc))
-				cj, xj := (*[16]float32)(c[16*j:]), (*[16]float32)(xs[16*j:])
-				for k := range sd {
-					p := float32(cj[k]*xj[k]) + float32(cj[k+8]*xj[k+8])
-					sd[k] += float32(s * p)
-				}
+			for j, v := range (*[8]byte)(blk[192+8*h:]) {
+				s[j] = float32(int8(v))
+			}
+			for k := range sd {
+				a0, a1, a2, a3 := q6Quarters((*[41]byte)(ql[k:]), (*[9]byte)(qh[k:]), (*[105]float32)(xs[k:]))
+				b0, b1, b2, b3 := q6Quarters((*[41]byte)(ql[k+16:]), (*[9]byte)(qh[k+16:]), (*[105]float32)(xs[k+16:]))
+				v := sd[k]
+				v += float32(s[0] * a0)
+				v += float32(s[1] * b0)
+				v += float32(s[2] * a1)
+				v += float32(s[3] * b1)
+				v += float32(s[4] * a2)
+				v += float32(s[5] * b2)
+				v += float32(s[6] * a3)
+				v += float32(s[7] * b3)
+				sd[k] = v
 			}
 		}
 		d := f16(blk[208:])
@@ -347,6 +375,20 @@ func dotQ6_K(row []byte, x []float32) float32 {
 	}
 	return sum8(&acc)
 }
+
+// q6Quarters returns, for element l (< 24) of each quarter of a Q6_K half,
+// the sum of the products of elements l and l+8: ql, qh and xs are the
+// half's low nibbles, high bits and x from element l on.
+func q6Quarters(ql *[41]byte, qh *[9]byte, xs *[105]float32) (p0, p1, p2, p3 float32) {
+	p0 = float32(q6(ql[0]&0x0f|(qh[0]&3)<<4)*xs[0]) + float32(q6(ql[8]&0x0f|(qh[8]&3)<<4)*xs[8])
+	p1 = float32(q6(ql[32]&0x0f|(qh[0]>>2&3)<<4)*xs[32]) + float32(q6(ql[40]&0x0f|(qh[8]>>2&3)<<4)*xs[40])
+	p2 = float32(q6(ql[0]>>4|(qh[0]>>4&3)<<4)*xs[64]) + float32(q6(ql[8]>>4|(qh[8]>>4&3)<<4)*xs[72])
+	p3 = float32(q6(ql[32]>>4|(qh[0]>>6)<<4)*xs[96]) + float32(q6(ql[40]>>4|(qh[8]>>6)<<4)*xs[104])
+	return p0, p1, p2, p3
+}
+
+// q6 is the value of a 6-bit Q6_K code.
+func q6(c byte) float32 { return float32(int32(c) - 32) }
 
 // Q4_1: fp16 d, fp16 m, 16 bytes of nibbles as Q4_0; x = q·d + m.
 

@@ -11,41 +11,14 @@ package ggml
 //
 // The row is summed in 8 lanes. A group of 32 elements with codes c (a
 // Q8_0 or Q4_0 block, a Q4_K sub-block) gives lane k the products c[j]·x[j]
-// of its elements j = k, k+8, k+16 and k+24, added in that order (dotLanes,
-// subLanes); a Q6_K sub-block of 16 the products of elements k and k+8.
-// Scales enter lane by lane: Q8_0 and Q4_0 add d·p[k] to the row's lane;
-// Q4_K sums sc·p[k] and m·(x[k]+x[k+8]+x[k+16]+x[k+24]) over its
-// sub-blocks into two block lanes, then adds d times the first and
+// of its elements j = k, k+8, k+16 and k+24, added in that order into p[k];
+// a Q6_K sub-block of 16 the products of its elements k and k+8. Scales
+// enter lane by lane: Q8_0 and Q4_0 add d·p[k] to the row's lane k; Q4_K
+// sums sc·p[k] and m·(((x[k]+x[k+8])+x[k+16])+x[k+24]) over its sub-blocks
+// into two block lanes, then adds d times the first to the row's lane and
 // subtracts dmin times the second; Q6_K sums sc·p[k] over its sub-blocks
 // and adds d times that. At the end of the row the 8 lanes are folded in
 // halves (sum8), as a vector kernel's horizontal sum adds them.
-
-// dotLanes adds to the lanes the products of a group's codes with x times
-// the group's scale d, in the kernels' order.
-func dotLanes(acc *[8]float32, d float32, c, x *[32]float32) {
-	for k := range acc {
-		p := float32(c[k] * x[k])
-		p += float32(c[k+8] * x[k+8])
-		p += float32(c[k+16] * x[k+16])
-		p += float32(c[k+24] * x[k+24])
-		acc[k] += float32(d * p)
-	}
-}
-
-// subLanes adds to sd and sm, in the kernels' order, the lanes of a
-// 32-element sub-block's code products (as dotLanes sums them) times its
-// scale sc, and the lanes of its x (summed in the same order) times its min
-// m.
-func subLanes(sd, sm *[8]float32, sc, m float32, c, x *[32]float32) {
-	for k := range sd {
-		p := float32(c[k] * x[k])
-		p += float32(c[k+8] * x[k+8])
-		p += float32(c[k+16] * x[k+16])
-		p += float32(c[k+24] * x[k+24])
-		sd[k] += float32(sc * p)
-		sm[k] += float32(m * (((x[k] + x[k+8]) + x[k+16]) + x[k+24]))
-	}
-}
 
 // sum8 folds the 8 lanes in halves, as the vector kernels' horizontal sum
 // does: lane k += lane k+4, then k += k+2, then 0 += 1.
