@@ -10,7 +10,7 @@ import (
 // Dequantization evaluates each element with the same float32 operations in
 // the same order as ggml's reference dequantizers, rounding every product
 // explicitly, so the results are bit-identical. The dot kernels of Q8_0,
-// Q4_0, Q4_K and Q6_K sum in the order of their vector kernels (order.go);
+// Q4_0, Q5_0, Q4_K and Q6_K sum in the order of their vector kernels (order.go);
 // the others sum a block's codes times x first and apply the block's
 // scales once.
 
@@ -106,24 +106,25 @@ func dequantQ5_0(dst []float32, row []byte) {
 	}
 }
 
+// dotQ5_0 sums in the vector kernels' order (order.go).
 func dotQ5_0(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*22 : b*22+22]
+		d := f16(blk)
 		qh := binary.LittleEndian.Uint32(blk[2:])
 		q := (*[16]byte)(blk[6:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, s2, s3 float32
-		for j := 0; j < 16; j += 2 {
-			s0 += float32(int32(uint32(q[j]&0x0f)|(qh&1)<<4)-16) * xs[j]
-			s1 += float32(int32(uint32(q[j]>>4)|(qh>>16&1)<<4)-16) * xs[j+16]
-			s2 += float32(int32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4)-16) * xs[j+1]
-			s3 += float32(int32(uint32(q[j+1]>>4)|(qh>>17&1)<<4)-16) * xs[j+17]
-			qh >>= 2
+		for k := range acc {
+			h := qh >> k << 4 // code k's fifth bit at bit 4, k+8's at 12, …
+			p := float32(float32(int32(uint32(q[k]&0x0f)|h&0x10)-16) * xs[k])
+			p += float32(float32(int32(uint32(q[k+8]&0x0f)|h>>8&0x10)-16) * xs[k+8])
+			p += float32(float32(int32(uint32(q[k]>>4)|h>>16&0x10)-16) * xs[k+16])
+			p += float32(float32(int32(uint32(q[k+8]>>4)|h>>24&0x10)-16) * xs[k+24])
+			acc[k] += float32(d * p)
 		}
-		sum += f16(blk) * ((s0 + s1) + (s2 + s3))
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q5_1: fp16 d, fp16 m, qh and nibbles as Q5_0; x = q·d + m.

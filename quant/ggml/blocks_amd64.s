@@ -155,6 +155,113 @@ q4block:
 	VZEROUPPER
 	RET
 
+DATA shifts0to31<>+0(SB)/8, $0x0000000100000000
+DATA shifts0to31<>+8(SB)/8, $0x0000000300000002
+DATA shifts0to31<>+16(SB)/8, $0x0000000500000004
+DATA shifts0to31<>+24(SB)/8, $0x0000000700000006
+DATA shifts0to31<>+32(SB)/8, $0x0000000900000008
+DATA shifts0to31<>+40(SB)/8, $0x0000000b0000000a
+DATA shifts0to31<>+48(SB)/8, $0x0000000d0000000c
+DATA shifts0to31<>+56(SB)/8, $0x0000000f0000000e
+DATA shifts0to31<>+64(SB)/8, $0x0000001100000010
+DATA shifts0to31<>+72(SB)/8, $0x0000001300000012
+DATA shifts0to31<>+80(SB)/8, $0x0000001500000014
+DATA shifts0to31<>+88(SB)/8, $0x0000001700000016
+DATA shifts0to31<>+96(SB)/8, $0x0000001900000018
+DATA shifts0to31<>+104(SB)/8, $0x0000001b0000001a
+DATA shifts0to31<>+112(SB)/8, $0x0000001d0000001c
+DATA shifts0to31<>+120(SB)/8, $0x0000001f0000001e
+GLOBL shifts0to31<>(SB), RODATA|NOPTR, $128
+
+DATA bit4<>+0(SB)/4, $0x10
+GLOBL bit4<>(SB), RODATA|NOPTR, $4
+
+DATA sixteen<>+0(SB)/4, $16
+GLOBL sixteen<>(SB), RODATA|NOPTR, $4
+
+// func dotQ5_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is the fp16 scale d, the 32 fifth bits qh (bit j for code j),
+// then 16 bytes of low nibbles as Q4_0's. Each lane shifts its own bits of
+// qh into place (VPSRLVD by the lane's code number).
+TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask<>(SB), Y15
+	VPBROADCASTD sixteen<>(SB), Y14
+	VPBROADCASTD bit4<>(SB), Y13
+	VMOVDQU      shifts0to31<>+0(SB), Y9
+	VMOVDQU      shifts0to31<>+32(SB), Y10
+	VMOVDQU      shifts0to31<>+64(SB), Y11
+	VMOVDQU      shifts0to31<>+96(SB), Y12
+
+q5row:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q5block:
+	VPMOVZXBD    6(AX), Y1
+	VPMOVZXBD    14(AX), Y2
+	VPBROADCASTD 2(AX), Y6
+	VPSRLD       $4, Y1, Y3
+	VPSRLD       $4, Y2, Y4
+	VPAND        Y15, Y1, Y1
+	VPAND        Y15, Y2, Y2
+	VPSRLVD      Y9, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y1, Y1
+	VPSRLVD      Y10, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPSRLVD      Y11, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VPSRLVD      Y12, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSUBD       Y14, Y1, Y1
+	VPSUBD       Y14, Y2, Y2
+	VPSUBD       Y14, Y3, Y3
+	VPSUBD       Y14, Y4, Y4
+	VCVTDQ2PS    Y1, Y1
+	VCVTDQ2PS    Y2, Y2
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       (BX), Y1, Y1
+	VMULPS       32(BX), Y2, Y2
+	VMULPS       64(BX), Y3, Y3
+	VMULPS       96(BX), Y4, Y4
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y1, Y1
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	ADDQ         $22, AX
+	ADDQ         $128, BX
+	DECQ         CX
+	JNZ          q5block
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q5row
+	VZEROUPPER
+	RET
+
 DATA nibbleMask32<>+0(SB)/4, $0x0f0f0f0f
 GLOBL nibbleMask32<>(SB), RODATA|NOPTR, $4
 
