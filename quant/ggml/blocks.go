@@ -10,7 +10,7 @@ import (
 // Dequantization evaluates each element with the same float32 operations in
 // the same order as ggml's reference dequantizers, rounding every product
 // explicitly, so the results are bit-identical. The dot kernels of Q8_0,
-// Q4_0, Q5_0, Q4_K and Q6_K sum in the order of their vector kernels (order.go);
+// Q4_0, Q5_0, Q4_K, Q5_K and Q6_K sum in the order of their vector kernels (order.go);
 // the others sum a block's codes times x first and apply the block's
 // scales once.
 
@@ -273,38 +273,47 @@ func dequantQ5_K(dst []float32, row []byte) {
 	}
 }
 
+// dotQ5_K sums in the vector kernels' order (order.go), as dotQ4_K does.
 func dotQ5_K(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*176 : b*176+176]
-		d, dmin := f16(blk), f16(blk[2:])
 		s := (*[12]byte)(blk[4:])
 		qh := (*[32]byte)(blk[16:])
-		var sd, sm float32
+		var sd, sm [8]float32
 		for c := range 4 {
 			q := (*[32]byte)(blk[48+32*c:])
 			lo := (*[32]float32)(x[b*256+64*c:])
 			hi := (*[32]float32)(x[b*256+64*c+32:])
-			var qlo, qhi, qlo2, qhi2, xlo, xhi float32
-			shift := 2 * c
-			for l := 0; l < 32; l += 2 {
-				h, h2 := qh[l]>>shift, qh[l+1]>>shift
-				qlo += float32(q[l]&0x0f|(h&1)<<4) * lo[l]
-				qhi += float32(q[l]>>4|(h&2)<<3) * hi[l]
-				qlo2 += float32(q[l+1]&0x0f|(h2&1)<<4) * lo[l+1]
-				qhi2 += float32(q[l+1]>>4|(h2&2)<<3) * hi[l+1]
-				xlo += lo[l] + lo[l+1]
-				xhi += hi[l] + hi[l+1]
-			}
-			qlo, qhi = qlo+qlo2, qhi+qhi2
 			sc1, m1 := scaleMinK4(2*c, s)
 			sc2, m2 := scaleMinK4(2*c+1, s)
-			sd += float32(sc1)*qlo + float32(sc2)*qhi
-			sm += float32(m1)*xlo + float32(m2)*xhi
+			d1, min1, d2, min2 := float32(sc1), float32(m1), float32(sc2), float32(m2)
+			shift := 2 * c
+			for k := range sd {
+				p := float32(float32(q[k]&0x0f|(qh[k]>>shift&1)<<4) * lo[k])
+				p += float32(float32(q[k+8]&0x0f|(qh[k+8]>>shift&1)<<4) * lo[k+8])
+				p += float32(float32(q[k+16]&0x0f|(qh[k+16]>>shift&1)<<4) * lo[k+16])
+				p += float32(float32(q[k+24]&0x0f|(qh[k+24]>>shift&1)<<4) * lo[k+24])
+				sd[k] += float32(d1 * p)
+				sm[k] += float32(min1 * (((lo[k] + lo[k+8]) + lo[k+16]) + lo[k+24]))
+			}
+			shift++
+			for k := range sd {
+				p := float32(float32(q[k]>>4|(qh[k]>>shift&1)<<4) * hi[k])
+				p += float32(float32(q[k+8]>>4|(qh[k+8]>>shift&1)<<4) * hi[k+8])
+				p += float32(float32(q[k+16]>>4|(qh[k+16]>>shift&1)<<4) * hi[k+16])
+				p += float32(float32(q[k+24]>>4|(qh[k+24]>>shift&1)<<4) * hi[k+24])
+				sd[k] += float32(d2 * p)
+				sm[k] += float32(min2 * (((hi[k] + hi[k+8]) + hi[k+16]) + hi[k+24]))
+			}
 		}
-		sum += d*sd - dmin*sm
+		d, dmin := f16(blk), f16(blk[2:])
+		for k := range acc {
+			acc[k] += float32(d * sd[k])
+			acc[k] -= float32(dmin * sm[k])
+		}
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q6_K: super-block of 256 = 16 sub-blocks of 16. 128 bytes ql of low

@@ -44,11 +44,15 @@ func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int
 //go:noescape
 func dotQ5_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
-// dotQ4_KAVX2 and dotQ6_KAVX2 are the same for Q4_K and Q6_K (blocks of 256
-// elements), with dotQ4_K's and dotQ6_K's bits.
+// dotQ4_KAVX2, dotQ5_KAVX2 and dotQ6_KAVX2 are the same for Q4_K, Q5_K and
+// Q6_K (blocks of 256 elements), with dotQ4_K's, dotQ5_K's and dotQ6_K's
+// bits.
 //
 //go:noescape
 func dotQ4_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ5_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
 //go:noescape
 func dotQ6_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
@@ -65,7 +69,7 @@ func vectorDot(t Type) bool { return vectorDotAt(cpu.Best(), t) }
 
 func vectorDotAt(l cpu.Level, t Type) bool {
 	switch t {
-	case Q8_0, Q4_0, Q5_0, Q4_K, Q6_K:
+	case Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K:
 		return l >= cpu.AVX2 && cpu.HasF16C()
 	}
 	return false
@@ -90,6 +94,8 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 		dotQ5_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q4_K:
 		dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q5_K:
+		dotQ5_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q6_K:
 		dotQ6_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	}

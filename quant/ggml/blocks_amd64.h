@@ -105,3 +105,72 @@
 	VPOR    Y5, Y4, Y4       \
 	VPSUBB  Y13, Y4, Y4      \
 	VMOVDQU Y4, 96(SP)
+
+
+// Q5KLO and Q5KHI put into Y10-Y13 the codes of a Q5_K sub-block: the low
+// (Q5KLO) or high nibbles of the group's code bytes in Y1-Y4 with bit
+// shift of the 32 qh bytes at 16(AX) as their fifth bit (Y14 holds 0x10,
+// Y15 0x0f in every lane).
+#define Q5KLO(shift) \
+	VPMOVZXBD 16(AX), Y10 \
+	VPSRLD    $shift, Y10, Y10 \
+	VPSLLD    $4, Y10, Y10 \
+	VPAND     Y14, Y10, Y10 \
+	VPAND     Y15, Y1, Y5 \
+	VPOR      Y5, Y10, Y10 \
+	VPMOVZXBD 24(AX), Y11 \
+	VPSRLD    $shift, Y11, Y11 \
+	VPSLLD    $4, Y11, Y11 \
+	VPAND     Y14, Y11, Y11 \
+	VPAND     Y15, Y2, Y5 \
+	VPOR      Y5, Y11, Y11 \
+	VPMOVZXBD 32(AX), Y12 \
+	VPSRLD    $shift, Y12, Y12 \
+	VPSLLD    $4, Y12, Y12 \
+	VPAND     Y14, Y12, Y12 \
+	VPAND     Y15, Y3, Y5 \
+	VPOR      Y5, Y12, Y12 \
+	VPMOVZXBD 40(AX), Y13 \
+	VPSRLD    $shift, Y13, Y13 \
+	VPSLLD    $4, Y13, Y13 \
+	VPAND     Y14, Y13, Y13 \
+	VPAND     Y15, Y4, Y5 \
+	VPOR      Y5, Y13, Y13
+
+#define Q5KHI(shift) \
+	VPMOVZXBD 16(AX), Y10 \
+	VPSRLD    $shift, Y10, Y10 \
+	VPSLLD    $4, Y10, Y10 \
+	VPAND     Y14, Y10, Y10 \
+	VPSRLD    $4, Y1, Y5 \
+	VPOR      Y5, Y10, Y10 \
+	VPMOVZXBD 24(AX), Y11 \
+	VPSRLD    $shift, Y11, Y11 \
+	VPSLLD    $4, Y11, Y11 \
+	VPAND     Y14, Y11, Y11 \
+	VPSRLD    $4, Y2, Y5 \
+	VPOR      Y5, Y11, Y11 \
+	VPMOVZXBD 32(AX), Y12 \
+	VPSRLD    $shift, Y12, Y12 \
+	VPSLLD    $4, Y12, Y12 \
+	VPAND     Y14, Y12, Y12 \
+	VPSRLD    $4, Y3, Y5 \
+	VPOR      Y5, Y12, Y12 \
+	VPMOVZXBD 40(AX), Y13 \
+	VPSRLD    $shift, Y13, Y13 \
+	VPSLLD    $4, Y13, Y13 \
+	VPAND     Y14, Y13, Y13 \
+	VPSRLD    $4, Y4, Y5 \
+	VPOR      Y5, Y13, Y13
+
+// Q5KGROUP is Q4KGROUP for Q5_K, whose sub-blocks 2c and 2c+1 take their
+// fifth bits from bits lo and hi of qh.
+#define Q5KGROUP(qoff, xoff, soff, lo, hi) \
+	VPMOVZXBD qoff(AX), Y1    \
+	VPMOVZXBD qoff+8(AX), Y2  \
+	VPMOVZXBD qoff+16(AX), Y3 \
+	VPMOVZXBD qoff+24(AX), Y4 \
+	Q5KLO(lo)                 \
+	Q4KSUB(xoff, soff)        \
+	Q5KHI(hi)                 \
+	Q4KSUB(xoff+128, soff+4)

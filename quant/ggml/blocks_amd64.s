@@ -357,6 +357,91 @@ q4kblock:
 	VZEROUPPER
 	RET
 
+// func dotQ5_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is Q4_K's with 32 bytes qh of fifth bits after the scales: bit
+// 2c of qh[l] for code l of sub-block 2c, bit 2c+1 for sub-block 2c+1.
+TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $64-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask<>(SB), Y15
+	VPBROADCASTD bit4<>(SB), Y14
+
+q5krow:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q5kblock:
+	// Scales: bytes 0-3 are the low 6 bits of bytes 0-3, bytes 4-7 the
+	// low nibbles of bytes 8-11 with the top 2 bits of bytes 0-3 above.
+	MOVL      4(AX), R11
+	MOVL      R11, R13
+	SHRL      $2, R13
+	ANDL      $0x30303030, R13
+	ANDL      $0x3f3f3f3f, R11
+	MOVL      12(AX), R12
+	ANDL      $0x0f0f0f0f, R12
+	ORL       R13, R12
+	SHLQ      $32, R12
+	ORQ       R11, R12
+	MOVQ      R12, X1
+	VPMOVZXBD X1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMOVUPS   Y1, 0(SP)
+
+	// Mins: the same from bytes 4-7 and the high nibbles of 8-11.
+	MOVL      8(AX), R11
+	MOVL      R11, R13
+	SHRL      $2, R13
+	ANDL      $0x30303030, R13
+	ANDL      $0x3f3f3f3f, R11
+	MOVL      12(AX), R12
+	SHRL      $4, R12
+	ANDL      $0x0f0f0f0f, R12
+	ORL       R13, R12
+	SHLQ      $32, R12
+	ORQ       R11, R12
+	MOVQ      R12, X1
+	VPMOVZXBD X1, Y1
+	VCVTDQ2PS Y1, Y1
+	VMOVUPS   Y1, 32(SP)
+
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	Q5KGROUP(48, 0, 0, 0, 1)
+	Q5KGROUP(80, 256, 8, 2, 3)
+	Q5KGROUP(112, 512, 16, 4, 5)
+	Q5KGROUP(144, 768, 24, 6, 7)
+
+	// acc += d·sd, then acc −= dmin·sm.
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y8, Y8
+	VADDPS       Y8, Y0, Y0
+	VPBROADCASTW 2(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y9, Y9
+	VSUBPS       Y9, Y0, Y0
+	ADDQ         $176, AX
+	ADDQ         $1024, BX
+	DECQ         CX
+	JNZ          q5kblock
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q5krow
+	VZEROUPPER
+	RET
+
 // func dotQ6_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 //
 // A block is 128 bytes ql of low nibbles, 64 bytes qh of high bit pairs,

@@ -10,10 +10,11 @@ package ggml
 // from fusing them.
 //
 // The row is summed in 8 lanes. A group of 32 elements with codes c (a
-// Q8_0, Q4_0 or Q5_0 block, a Q4_K sub-block) gives lane k the products c[j]·x[j]
+// Q8_0, Q4_0 or Q5_0 block, a Q4_K or Q5_K sub-block) gives lane k the products c[j]·x[j]
 // of its elements j = k, k+8, k+16 and k+24, added in that order into p[k];
 // a Q6_K sub-block of 16 the products of its elements k and k+8. Scales
 // enter lane by lane: Q8_0, Q4_0 and Q5_0 add d·p[k] to the row's lane k; Q4_K
+// (and Q5_K)
 // sums sc·p[k] and m·(((x[k]+x[k+8])+x[k+16])+x[k+24]) over its sub-blocks
 // into two block lanes, then adds d times the first to the row's lane and
 // subtracts dmin times the second; Q6_K sums sc·p[k] over its sub-blocks
