@@ -10,9 +10,9 @@ import (
 // Dequantization evaluates each element with the same float32 operations in
 // the same order as ggml's reference dequantizers, rounding every product
 // explicitly, so the results are bit-identical. The dot kernels of Q8_0,
-// Q4_0, Q5_0, Q4_K, Q5_K and Q6_K sum in the order of their vector kernels (order.go);
-// the others sum a block's codes times x first and apply the block's
-// scales once.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K sum in the order of their
+// vector kernels (order.go); Q2_K's and Q3_K's sum a block's codes times x
+// first and apply the block's scales once.
 
 // f16 decodes the little-endian fp16 at b[0:2].
 func f16(b []byte) float32 { return half.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
@@ -146,26 +146,26 @@ func dequantQ5_1(dst []float32, row []byte) {
 	}
 }
 
+// dotQ5_1 sums in the vector kernels' order (order.go).
 func dotQ5_1(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*24 : b*24+24]
+		d, m := f16(blk), f16(blk[2:])
 		qh := binary.LittleEndian.Uint32(blk[4:])
 		q := (*[16]byte)(blk[8:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, s2, s3, x0, x1 float32
-		for j := 0; j < 16; j += 2 {
-			s0 += float32(uint32(q[j]&0x0f)|(qh&1)<<4) * xs[j]
-			s1 += float32(uint32(q[j]>>4)|(qh>>16&1)<<4) * xs[j+16]
-			s2 += float32(uint32(q[j+1]&0x0f)|(qh>>1&1)<<4) * xs[j+1]
-			s3 += float32(uint32(q[j+1]>>4)|(qh>>17&1)<<4) * xs[j+17]
-			x0 += xs[j] + xs[j+16]
-			x1 += xs[j+1] + xs[j+17]
-			qh >>= 2
+		for k := range acc {
+			h := qh >> k << 4 // code k's fifth bit at bit 4, k+8's at 12, …
+			p := float32(float32(uint32(q[k]&0x0f)|h&0x10) * xs[k])
+			p += float32(float32(uint32(q[k+8]&0x0f)|h>>8&0x10) * xs[k+8])
+			p += float32(float32(uint32(q[k]>>4)|h>>16&0x10) * xs[k+16])
+			p += float32(float32(uint32(q[k+8]>>4)|h>>24&0x10) * xs[k+24])
+			acc[k] += float32(d * p)
+			acc[k] += float32(m * (((xs[k] + xs[k+8]) + xs[k+16]) + xs[k+24]))
 		}
-		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // scaleMinK4 returns the 6-bit scale and min of sub-block j (0–7) from the
@@ -415,24 +415,24 @@ func dequantQ4_1(dst []float32, row []byte) {
 	}
 }
 
+// dotQ4_1 sums in the vector kernels' order (order.go).
 func dotQ4_1(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*32 < len(x); b++ {
 		blk := row[b*20 : b*20+20]
+		d, m := f16(blk), f16(blk[2:])
 		q := (*[16]byte)(blk[4:])
 		xs := (*[32]float32)(x[b*32:])
-		var s0, s1, s2, s3, x0, x1 float32
-		for j := 0; j < 16; j += 2 {
-			s0 += float32(q[j]&0x0f) * xs[j]
-			s1 += float32(q[j]>>4) * xs[j+16]
-			s2 += float32(q[j+1]&0x0f) * xs[j+1]
-			s3 += float32(q[j+1]>>4) * xs[j+17]
-			x0 += xs[j] + xs[j+16]
-			x1 += xs[j+1] + xs[j+17]
+		for k := range acc {
+			p := float32(float32(q[k]&0x0f) * xs[k])
+			p += float32(float32(q[k+8]&0x0f) * xs[k+8])
+			p += float32(float32(q[k]>>4) * xs[k+16])
+			p += float32(float32(q[k+8]>>4) * xs[k+24])
+			acc[k] += float32(d * p)
+			acc[k] += float32(m * (((xs[k] + xs[k+8]) + xs[k+16]) + xs[k+24]))
 		}
-		sum += f16(blk)*((s0+s1)+(s2+s3)) + f16(blk[2:])*(x0+x1)
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // Q2_K: super-block of 256 = 16 sub-blocks of 16. 16 bytes of scales (low

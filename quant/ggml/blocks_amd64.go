@@ -39,10 +39,17 @@ func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int
 //go:noescape
 func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
-// dotQ5_0AVX2 is the same for Q5_0, with dotQ5_0's bits.
+// dotQ4_1AVX2, dotQ5_0AVX2 and dotQ5_1AVX2 are the same for Q4_1, Q5_0 and
+// Q5_1, with dotQ4_1's, dotQ5_0's and dotQ5_1's bits.
 //
 //go:noescape
+func dotQ4_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
 func dotQ5_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ5_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
 // dotQ4_KAVX2, dotQ5_KAVX2 and dotQ6_KAVX2 are the same for Q4_K, Q5_K and
 // Q6_K (blocks of 256 elements), with dotQ4_K's, dotQ5_K's and dotQ6_K's
@@ -69,7 +76,7 @@ func vectorDot(t Type) bool { return vectorDotAt(cpu.Best(), t) }
 
 func vectorDotAt(l cpu.Level, t Type) bool {
 	switch t {
-	case Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K:
+	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K:
 		return l >= cpu.AVX2 && cpu.HasF16C()
 	}
 	return false
@@ -90,8 +97,12 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 		dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q4_0:
 		dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_1:
+		dotQ4_1AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q5_0:
 		dotQ5_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q5_1:
+		dotQ5_1AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q4_K:
 		dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q5_K:

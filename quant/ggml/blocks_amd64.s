@@ -262,6 +262,154 @@ q5block:
 	VZEROUPPER
 	RET
 
+// func dotQ4_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is fp16 d and m, then 16 bytes of nibbles as Q4_0's; each lane
+// adds d times its products, then m times its sum of x.
+TEXT ·dotQ4_1AVX2(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask<>(SB), Y15
+
+q41row:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q41block:
+	VPMOVZXBD    4(AX), Y1
+	VPMOVZXBD    12(AX), Y2
+	VPSRLD       $4, Y1, Y3
+	VPSRLD       $4, Y2, Y4
+	VPAND        Y15, Y1, Y1
+	VPAND        Y15, Y2, Y2
+	VCVTDQ2PS    Y1, Y1
+	VCVTDQ2PS    Y2, Y2
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       (BX), Y1, Y1
+	VMULPS       32(BX), Y2, Y2
+	VMULPS       64(BX), Y3, Y3
+	VMULPS       96(BX), Y4, Y4
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y1, Y1
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VMOVUPS      (BX), Y6
+	VADDPS       32(BX), Y6, Y6
+	VADDPS       64(BX), Y6, Y6
+	VADDPS       96(BX), Y6, Y6
+	VPBROADCASTW 2(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y6, Y6
+	VADDPS       Y6, Y0, Y0
+	ADDQ         $20, AX
+	ADDQ         $128, BX
+	DECQ         CX
+	JNZ          q41block
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q41row
+	VZEROUPPER
+	RET
+
+// func dotQ5_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is fp16 d and m, qh and nibbles as Q5_0's; each lane adds d
+// times its products, then m times its sum of x.
+TEXT ·dotQ5_1AVX2(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD nibbleMask<>(SB), Y15
+	VPBROADCASTD bit4<>(SB), Y13
+	VMOVDQU      shifts0to31<>+0(SB), Y9
+	VMOVDQU      shifts0to31<>+32(SB), Y10
+	VMOVDQU      shifts0to31<>+64(SB), Y11
+	VMOVDQU      shifts0to31<>+96(SB), Y12
+
+q51row:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q51block:
+	VPMOVZXBD    8(AX), Y1
+	VPMOVZXBD    16(AX), Y2
+	VPBROADCASTD 4(AX), Y6
+	VPSRLD       $4, Y1, Y3
+	VPSRLD       $4, Y2, Y4
+	VPAND        Y15, Y1, Y1
+	VPAND        Y15, Y2, Y2
+	VPSRLVD      Y9, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y1, Y1
+	VPSRLVD      Y10, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPSRLVD      Y11, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VPSRLVD      Y12, Y6, Y5
+	VPSLLD       $4, Y5, Y5
+	VPAND        Y13, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y1, Y1
+	VCVTDQ2PS    Y2, Y2
+	VCVTDQ2PS    Y3, Y3
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       (BX), Y1, Y1
+	VMULPS       32(BX), Y2, Y2
+	VMULPS       64(BX), Y3, Y3
+	VMULPS       96(BX), Y4, Y4
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y3, Y1, Y1
+	VADDPS       Y4, Y1, Y1
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VMOVUPS      (BX), Y6
+	VADDPS       32(BX), Y6, Y6
+	VADDPS       64(BX), Y6, Y6
+	VADDPS       96(BX), Y6, Y6
+	VPBROADCASTW 2(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y6, Y6
+	VADDPS       Y6, Y0, Y0
+	ADDQ         $24, AX
+	ADDQ         $128, BX
+	DECQ         CX
+	JNZ          q51block
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q51row
+	VZEROUPPER
+	RET
+
 DATA nibbleMask32<>+0(SB)/4, $0x0f0f0f0f
 GLOBL nibbleMask32<>(SB), RODATA|NOPTR, $4
 

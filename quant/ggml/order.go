@@ -10,16 +10,21 @@ package ggml
 // from fusing them.
 //
 // The row is summed in 8 lanes. A group of 32 elements with codes c (a
-// Q8_0, Q4_0 or Q5_0 block, a Q4_K or Q5_K sub-block) gives lane k the products c[j]·x[j]
-// of its elements j = k, k+8, k+16 and k+24, added in that order into p[k];
-// a Q6_K sub-block of 16 the products of its elements k and k+8. Scales
-// enter lane by lane: Q8_0, Q4_0 and Q5_0 add d·p[k] to the row's lane k; Q4_K
-// (and Q5_K)
-// sums sc·p[k] and m·(((x[k]+x[k+8])+x[k+16])+x[k+24]) over its sub-blocks
-// into two block lanes, then adds d times the first to the row's lane and
-// subtracts dmin times the second; Q6_K sums sc·p[k] over its sub-blocks
-// and adds d times that. At the end of the row the 8 lanes are folded in
-// halves (sum8), as a vector kernel's horizontal sum adds them.
+// Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 block, a Q4_K or Q5_K sub-block) gives
+// lane k the products c[j]·x[j] of its elements j = k, k+8, k+16 and k+24,
+// added in that order into p[k]; a Q6_K sub-block of 16 the products of its
+// elements k and k+8. With s[k] = ((x[k]+x[k+8])+x[k+16])+x[k+24], scales
+// enter lane by lane:
+//
+//   - Q8_0, Q4_0 and Q5_0 add d·p[k] to the row's lane k;
+//   - Q4_1 and Q5_1 add d·p[k], then m·s[k];
+//   - Q4_K and Q5_K sum sc·p[k] and m·s[k] over their sub-blocks into two
+//     block lanes, then add d times the first to the row's lane and
+//     subtract dmin times the second;
+//   - Q6_K sums sc·p[k] over its sub-blocks and adds d times that.
+//
+// At the end of the row the 8 lanes are folded in halves (sum8), as a
+// vector kernel's horizontal sum adds them.
 
 // sum8 folds the 8 lanes in halves, as the vector kernels' horizontal sum
 // does: lane k += lane k+4, then k += k+2, then 0 += 1.
