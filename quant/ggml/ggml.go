@@ -235,8 +235,8 @@ const mulTChunk = 1 << 16
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]). For a
 // few rows of x (generation) it runs fused kernels straight from the blocks;
 // for more it expands each row of W once into a scratch row, unless the
-// format has a vector fused kernel on this CPU (Q8_0, Q4_0, Q4_K and Q6_K
-// with AVX2), which is faster for any n. Rows of W are split across CPUs
+// format has a vector fused kernel on this CPU (all but Q2_K and Q3_K, with
+// AVX2), which is faster for any n. Rows of W are split across CPUs
 // when the product is large. Sums are in float32, so results differ from
 // DequantizeRows followed by a dot product by rounding only (and, for n of
 // mulTExpandMin or more, in the last bits between CPUs with and without
