@@ -9,10 +9,8 @@ import (
 // The kernels below decode ggml's block structs (ggml-common.h) in place.
 // Dequantization evaluates each element with the same float32 operations in
 // the same order as ggml's reference dequantizers, rounding every product
-// explicitly, so the results are bit-identical. The dot kernels of Q8_0,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K sum in the order of their
-// vector kernels (order.go); Q2_K's and Q3_K's sum a block's codes times x
-// first and apply the block's scales once.
+// explicitly, so the results are bit-identical. The dot kernels sum in the
+// order of their vector kernels (order.go).
 
 // f16 decodes the little-endian fp16 at b[0:2].
 func f16(b []byte) float32 { return half.F16ToFloat32(binary.LittleEndian.Uint16(b)) }
@@ -462,37 +460,38 @@ func dequantQ2_K(dst []float32, row []byte) {
 	}
 }
 
+// dotQ2_K sums in the vector kernels' order (order.go), by sub-blocks of
+// 16 as dotQ6_K does, with the sums of x for the mins as dotQ4_K does.
 func dotQ2_K(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*84 : b*84+84]
 		sc := (*[16]byte)(blk)
-		var sd, sm float32
+		var sd, sm [8]float32
 		for h := range 2 {
 			q := (*[32]byte)(blk[16+32*h:])
 			for j := range 4 {
 				shift := 2 * j
 				for k := range 2 {
 					s := sc[8*h+2*j+k]
+					f, m := float32(s&0x0f), float32(s>>4)
 					qq := (*[16]byte)(q[16*k:])
 					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
-					var a0, a1, a2, a3, x0, x1 float32
-					for l := 0; l < 16; l += 4 {
-						a0 += float32(qq[l]>>shift&3) * xs[l]
-						a1 += float32(qq[l+1]>>shift&3) * xs[l+1]
-						a2 += float32(qq[l+2]>>shift&3) * xs[l+2]
-						a3 += float32(qq[l+3]>>shift&3) * xs[l+3]
-						x0 += xs[l] + xs[l+1]
-						x1 += xs[l+2] + xs[l+3]
+					for l := range sd {
+						p := float32(float32(qq[l]>>shift&3)*xs[l]) + float32(float32(qq[l+8]>>shift&3)*xs[l+8])
+						sd[l] += float32(f * p)
+						sm[l] += float32(m * (xs[l] + xs[l+8]))
 					}
-					sd += float32(s&0x0f) * ((a0 + a1) + (a2 + a3))
-					sm += float32(s>>4) * (x0 + x1)
 				}
 			}
 		}
-		sum += f16(blk[80:])*sd - f16(blk[82:])*sm
+		d, dmin := f16(blk[80:]), f16(blk[82:])
+		for k := range acc {
+			acc[k] += float32(d * sd[k])
+			acc[k] -= float32(dmin * sm[k])
+		}
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // q3KScale returns the signed 6-bit scale of sub-block j (0–15) of a Q3_K
@@ -541,35 +540,38 @@ func dequantQ3_K(dst []float32, row []byte) {
 	}
 }
 
+// dotQ3_K sums in the vector kernels' order (order.go), by sub-blocks of
+// 16 as dotQ6_K does.
 func dotQ3_K(row []byte, x []float32) float32 {
-	var sum float32
+	var acc [8]float32
 	for b := 0; b*256 < len(x); b++ {
 		blk := row[b*110 : b*110+110]
 		hm := (*[32]byte)(blk)
 		s := (*[12]byte)(blk[96:])
-		var acc float32
+		var sd [8]float32
 		for h := range 2 {
 			q := (*[32]byte)(blk[32+32*h:])
 			for j := range 4 {
 				shift, bit := 2*j, 4*h+j
 				for k := range 2 {
+					f := float32(q3KScale(s, 8*h+2*j+k))
 					qq := (*[16]byte)(q[16*k:])
 					hh := (*[16]byte)(hm[16*k:])
 					xs := (*[16]float32)(x[b*256+128*h+32*j+16*k:])
-					var a0, a1, a2, a3 float32
-					for l := 0; l < 16; l += 4 {
-						a0 += float32(int32(qq[l]>>shift&3)-4+4*int32(hh[l]>>bit&1)) * xs[l]
-						a1 += float32(int32(qq[l+1]>>shift&3)-4+4*int32(hh[l+1]>>bit&1)) * xs[l+1]
-						a2 += float32(int32(qq[l+2]>>shift&3)-4+4*int32(hh[l+2]>>bit&1)) * xs[l+2]
-						a3 += float32(int32(qq[l+3]>>shift&3)-4+4*int32(hh[l+3]>>bit&1)) * xs[l+3]
+					for l := range sd {
+						p := float32(float32(int32(qq[l]>>shift&3|(hh[l]>>bit&1)<<2)-4)*xs[l]) +
+							float32(float32(int32(qq[l+8]>>shift&3|(hh[l+8]>>bit&1)<<2)-4)*xs[l+8])
+						sd[l] += float32(f * p)
 					}
-					acc += float32(q3KScale(s, 8*h+2*j+k)) * ((a0 + a1) + (a2 + a3))
 				}
 			}
 		}
-		sum += f16(blk[108:]) * acc
+		d := f16(blk[108:])
+		for k := range acc {
+			acc[k] += float32(d * sd[k])
+		}
 	}
-	return sum
+	return sum8(&acc)
 }
 
 // dotRowsGo sets y[r] to f.dot of x with row r of the len(y) rows in w.

@@ -51,10 +51,15 @@ func dotQ5_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int
 //go:noescape
 func dotQ5_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
-// dotQ4_KAVX2, dotQ5_KAVX2 and dotQ6_KAVX2 are the same for Q4_K, Q5_K and
-// Q6_K (blocks of 256 elements), with dotQ4_K's, dotQ5_K's and dotQ6_K's
-// bits.
+// dotQ2_KAVX2 … dotQ6_KAVX2 are the same for Q2_K … Q6_K (blocks of 256
+// elements), with dotQ2_K's … dotQ6_K's bits.
 //
+//go:noescape
+func dotQ2_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ3_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
 //go:noescape
 func dotQ4_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
@@ -71,22 +76,16 @@ func dotRows(t Type, f *format, y []float32, w []byte, x []float32) {
 	dotRowsAt(cpu.Best(), t, f, y, w, x)
 }
 
-// vectorDot reports whether dotRows runs a vector kernel for type t.
-func vectorDot(t Type) bool { return vectorDotAt(cpu.Best(), t) }
+// vectorDot reports whether dotRows runs the vector kernels.
+func vectorDot() bool { return vectorDotAt(cpu.Best()) }
 
-func vectorDotAt(l cpu.Level, t Type) bool {
-	switch t {
-	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K:
-		return l >= cpu.AVX2 && cpu.HasF16C()
-	}
-	return false
-}
+func vectorDotAt(l cpu.Level) bool { return l >= cpu.AVX2 && cpu.HasF16C() }
 
 // dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
 // call (fusedRowsChunk): the assembly is not preemptible.
 func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
 	rows, blocks := len(y), len(x)/f.blockElems
-	if rows == 0 || blocks == 0 || !vectorDotAt(l, t) {
+	if rows == 0 || blocks == 0 || !vectorDotAt(l) {
 		dotRowsGo(f, y, w, x)
 		return
 	}
@@ -103,6 +102,10 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 		dotQ5_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q5_1:
 		dotQ5_1AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q2_K:
+		dotQ2_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q3_K:
+		dotQ3_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q4_K:
 		dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
 	case Q5_K:

@@ -174,3 +174,13 @@
 	Q4KSUB(xoff, soff)        \
 	Q5KHI(hi)                 \
 	Q4KSUB(xoff+128, soff+4)
+
+// Q2KSUB is Q6KSUB for a Q2_K sub-block, which also adds its min (at
+// soff+64(SP)) times its sums of x to the block's lanes sm (Y9).
+#define Q2KSUB(coff, xoff, soff) \
+	Q6KSUB(coff, xoff, soff)       \
+	VMOVUPS      xoff(BX), Y7      \
+	VADDPS       xoff+32(BX), Y7, Y7 \
+	VBROADCASTSS soff+64(SP), Y6   \
+	VMULPS       Y6, Y7, Y7        \
+	VADDPS       Y7, Y9, Y9

@@ -657,3 +657,287 @@ q6kblock:
 	JNZ    q6krow
 	VZEROUPPER
 	RET
+
+DATA lowBits2<>+0(SB)/4, $0x03030303
+GLOBL lowBits2<>(SB), RODATA|NOPTR, $4
+
+DATA lowBit<>+0(SB)/4, $0x01010101
+GLOBL lowBit<>(SB), RODATA|NOPTR, $4
+
+DATA fours<>+0(SB)/4, $0x04040404
+GLOBL fours<>(SB), RODATA|NOPTR, $4
+
+// func dotQ2_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is 16 bytes of scales (low nibble) and mins (high nibble), 64
+// bytes of 2-bit codes, fp16 d and dmin. A half's 32 code bytes hold its
+// 32-element quarter j in bits 2j, 2j+1. The frame holds a half's 128
+// codes as bytes (0-127), the block's 16 scales (128-191) and 16 mins
+// (192-255) as float32.
+TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $256-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD lowBits2<>(SB), Y15
+	VPBROADCASTD nibbleMask<>(SB), Y14
+
+q2krow:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q2kblock:
+	VPMOVZXBD 0(AX), Y1
+	VPMOVZXBD 8(AX), Y2
+	VPAND     Y14, Y1, Y3
+	VCVTDQ2PS Y3, Y3
+	VMOVUPS   Y3, 128(SP)
+	VPAND     Y14, Y2, Y3
+	VCVTDQ2PS Y3, Y3
+	VMOVUPS   Y3, 160(SP)
+	VPSRLD    $4, Y1, Y3
+	VCVTDQ2PS Y3, Y3
+	VMOVUPS   Y3, 192(SP)
+	VPSRLD    $4, Y2, Y3
+	VCVTDQ2PS Y3, Y3
+	VMOVUPS   Y3, 224(SP)
+	VXORPS    Y8, Y8, Y8
+	VXORPS    Y9, Y9, Y9
+	VMOVDQU   16(AX), Y1
+	VPSRLW    $0, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 0(SP)
+	VPSRLW    $2, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 32(SP)
+	VPSRLW    $4, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 64(SP)
+	VPSRLW    $6, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 96(SP)
+	Q2KSUB(0, 0, 128)
+	Q2KSUB(16, 64, 132)
+	Q2KSUB(32, 128, 136)
+	Q2KSUB(48, 192, 140)
+	Q2KSUB(64, 256, 144)
+	Q2KSUB(80, 320, 148)
+	Q2KSUB(96, 384, 152)
+	Q2KSUB(112, 448, 156)
+	VMOVDQU   48(AX), Y1
+	VPSRLW    $0, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 0(SP)
+	VPSRLW    $2, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 32(SP)
+	VPSRLW    $4, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 64(SP)
+	VPSRLW    $6, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VMOVDQU   Y3, 96(SP)
+	Q2KSUB(0, 512, 160)
+	Q2KSUB(16, 576, 164)
+	Q2KSUB(32, 640, 168)
+	Q2KSUB(48, 704, 172)
+	Q2KSUB(64, 768, 176)
+	Q2KSUB(80, 832, 180)
+	Q2KSUB(96, 896, 184)
+	Q2KSUB(112, 960, 188)
+
+	// acc += d·sd, then acc −= dmin·sm.
+	VPBROADCASTW 80(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y8, Y8
+	VADDPS       Y8, Y0, Y0
+	VPBROADCASTW 82(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y9, Y9
+	VSUBPS       Y9, Y0, Y0
+	ADDQ         $84, AX
+	ADDQ         $1024, BX
+	DECQ         CX
+	JNZ          q2kblock
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q2krow
+	VZEROUPPER
+	RET
+
+// func dotQ3_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+//
+// A block is 32 bytes hmask, 64 bytes of 2-bit codes laid out as Q2_K's,
+// 12 bytes of packed 6-bit scales, fp16 d. Quarter j of half h takes its
+// high bits from bit 4h+j of the hmask bytes; a code is its 2 bits, less 4
+// if its high bit is clear. The frame holds a half's 128 codes as int8
+// (0-127) and the block's 16 scales as float32 (128-191), unpacked in
+// general registers as q3KScale does.
+TEXT ·dotQ3_KAVX2(SB), NOSPLIT, $192-48
+	MOVQ         y+0(FP), DI
+	MOVQ         w+8(FP), SI
+	MOVQ         rows+16(FP), R8
+	MOVQ         rowBytes+24(FP), R9
+	MOVQ         x+32(FP), DX
+	MOVQ         blocks+40(FP), R10
+	VPBROADCASTD lowBits2<>(SB), Y15
+	VPBROADCASTD lowBit<>(SB), Y14
+	VPBROADCASTD fours<>(SB), Y13
+	VPBROADCASTD thirtyTwo<>(SB), Y12
+
+q3krow:
+	MOVQ   SI, AX
+	MOVQ   DX, BX
+	MOVQ   R10, CX
+	VXORPS Y0, Y0, Y0
+
+q3kblock:
+	// Scales 0-7: the low nibbles of bytes 0-7 of the scales, 8-15 their
+	// high nibbles; above them bits 0-1 (scales 0-3), 2-3 (4-7), 4-5
+	// (8-11) and 6-7 (12-15) of bytes 8-11.
+	MOVQ      96(AX), R11
+	MOVL      104(AX), R12
+	MOVL      R12, R13
+	ANDL      $0x03030303, R13
+	SHRL      $2, R12
+	ANDL      $0x03030303, R12
+	SHLQ      $32, R12
+	ORQ       R13, R12
+	SHLQ      $4, R12
+	MOVQ      $0x0f0f0f0f0f0f0f0f, R13
+	ANDQ      R11, R13
+	ORQ       R13, R12
+	MOVQ      R12, X1
+	MOVL      104(AX), R12
+	MOVL      R12, R13
+	SHRL      $4, R13
+	ANDL      $0x03030303, R13
+	SHRL      $6, R12
+	ANDL      $0x03030303, R12
+	SHLQ      $32, R12
+	ORQ       R13, R12
+	SHLQ      $4, R12
+	SHRQ      $4, R11
+	MOVQ      $0x0f0f0f0f0f0f0f0f, R13
+	ANDQ      R13, R11
+	ORQ       R11, R12
+	MOVQ      R12, X2
+	VPSUBB    X12, X1, X1
+	VPSUBB    X12, X2, X2
+	VPMOVSXBD X1, Y1
+	VPMOVSXBD X2, Y2
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VMOVUPS   Y1, 128(SP)
+	VMOVUPS   Y2, 160(SP)
+	VMOVDQU   0(AX), Y2
+	VXORPS    Y8, Y8, Y8
+	VMOVDQU   32(AX), Y1
+	VPSRLW    $0, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $0, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 0(SP)
+	VPSRLW    $2, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $1, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 32(SP)
+	VPSRLW    $4, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $2, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 64(SP)
+	VPSRLW    $6, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $3, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 96(SP)
+	Q6KSUB(0, 0, 128)
+	Q6KSUB(16, 64, 132)
+	Q6KSUB(32, 128, 136)
+	Q6KSUB(48, 192, 140)
+	Q6KSUB(64, 256, 144)
+	Q6KSUB(80, 320, 148)
+	Q6KSUB(96, 384, 152)
+	Q6KSUB(112, 448, 156)
+	VMOVDQU   64(AX), Y1
+	VPSRLW    $0, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $4, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 0(SP)
+	VPSRLW    $2, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $5, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 32(SP)
+	VPSRLW    $4, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $6, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 64(SP)
+	VPSRLW    $6, Y1, Y3
+	VPAND     Y15, Y3, Y3
+	VPSRLW    $7, Y2, Y4
+	VPAND     Y14, Y4, Y4
+	VPSLLW    $2, Y4, Y4
+	VPOR      Y4, Y3, Y3
+	VPSUBB    Y13, Y3, Y3
+	VMOVDQU   Y3, 96(SP)
+	Q6KSUB(0, 512, 160)
+	Q6KSUB(16, 576, 164)
+	Q6KSUB(32, 640, 168)
+	Q6KSUB(48, 704, 172)
+	Q6KSUB(64, 768, 176)
+	Q6KSUB(80, 832, 180)
+	Q6KSUB(96, 896, 184)
+	Q6KSUB(112, 960, 188)
+
+	// acc += d·sd.
+	VPBROADCASTW 108(AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y8, Y8
+	VADDPS       Y8, Y0, Y0
+	ADDQ         $110, AX
+	ADDQ         $1024, BX
+	DECQ         CX
+	JNZ          q3kblock
+
+	SUM8
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R9, SI
+	DECQ   R8
+	JNZ    q3krow
+	VZEROUPPER
+	RET

@@ -47,7 +47,7 @@ func TestDotRowsAVX2MatchesGo(t *testing.T) {
 		t.Skip("no AVX2 with F16C here, or GOLORA_KERNELS caps it")
 	}
 	rng := rand.New(rand.NewPCG(22, 0))
-	for _, typ := range []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K} {
+	for _, typ := range goldenTypes {
 		f := formats[typ]
 		for _, shape := range [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}} {
 			rows, blocks := shape[0], shape[1]

@@ -235,8 +235,7 @@ const mulTChunk = 1 << 16
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]). For a
 // few rows of x (generation) it runs fused kernels straight from the blocks;
 // for more it expands each row of W once into a scratch row, unless the
-// format has a vector fused kernel on this CPU (all but Q2_K and Q3_K, with
-// AVX2), which is faster for any n. Rows of W are split across CPUs
+// CPU runs the vector fused kernels (AVX2), which are faster for any n. Rows of W are split across CPUs
 // when the product is large. Sums are in float32, so results differ from
 // DequantizeRows followed by a dot product by rounding only (and, for n of
 // mulTExpandMin or more, in the last bits between CPUs with and without
@@ -249,7 +248,7 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 		return nil
 	}
 	parallel.For(m.rows, max(1, mulTChunk/(n*m.cols)), 1, func(lo, hi int) {
-		if n < mulTExpandMin || vectorDot(m.typ) {
+		if n < mulTExpandMin || vectorDot() {
 			m.fusedRows(y, x, n, lo, hi)
 			return
 		}

@@ -12,16 +12,16 @@ package ggml
 // The row is summed in 8 lanes. A group of 32 elements with codes c (a
 // Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 block, a Q4_K or Q5_K sub-block) gives
 // lane k the products c[j]·x[j] of its elements j = k, k+8, k+16 and k+24,
-// added in that order into p[k]; a Q6_K sub-block of 16 the products of its
-// elements k and k+8. With s[k] = ((x[k]+x[k+8])+x[k+16])+x[k+24], scales
-// enter lane by lane:
+// added in that order into p[k], and s[k] = ((x[k]+x[k+8])+x[k+16])+x[k+24];
+// a Q2_K, Q3_K or Q6_K sub-block of 16 the products of its elements k and
+// k+8, and s[k] = x[k]+x[k+8]. Scales enter lane by lane:
 //
 //   - Q8_0, Q4_0 and Q5_0 add d·p[k] to the row's lane k;
 //   - Q4_1 and Q5_1 add d·p[k], then m·s[k];
-//   - Q4_K and Q5_K sum sc·p[k] and m·s[k] over their sub-blocks into two
-//     block lanes, then add d times the first to the row's lane and
+//   - Q2_K, Q4_K and Q5_K sum sc·p[k] and m·s[k] over their sub-blocks into
+//     two block lanes, then add d times the first to the row's lane and
 //     subtract dmin times the second;
-//   - Q6_K sums sc·p[k] over its sub-blocks and adds d times that.
+//   - Q3_K and Q6_K sum sc·p[k] over their sub-blocks and add d times that.
 //
 // At the end of the row the 8 lanes are folded in halves (sum8), as a
 // vector kernel's horizontal sum adds them.
