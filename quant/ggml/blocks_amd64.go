@@ -29,9 +29,9 @@ func dequantQ8_0At(l cpu.Level, dst []float32, row []byte) {
 }
 
 // dotQ8_0AVX2 and dotQ4_0AVX2 set y[r] for r < rows to the dot product of
-// x (32·blocks values) with the row of W at w + r·rowBytes, in the Go
-// code's order (order.go), so the bits are dotQ8_0's and dotQ4_0's. They
-// need F16C for the scales.
+// x (blocks blocks' worth of values) with the row of W at w + r·rowBytes,
+// in the Go code's order (order.go), so the bits are dotQ8_0's and
+// dotQ4_0's. They need F16C for the scales.
 //
 //go:noescape
 func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)

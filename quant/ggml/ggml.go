@@ -235,11 +235,12 @@ const mulTChunk = 1 << 16
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]). For a
 // few rows of x (generation) it runs fused kernels straight from the blocks;
 // for more it expands each row of W once into a scratch row, unless the
-// CPU runs the vector fused kernels (AVX2), which are faster for any n. Rows of W are split across CPUs
-// when the product is large. Sums are in float32, so results differ from
-// DequantizeRows followed by a dot product by rounding only (and, for n of
-// mulTExpandMin or more, in the last bits between CPUs with and without
-// the vector kernels, which sum in another order than the expanded rows).
+// CPU runs the vector fused kernels (AVX2), which are faster for any n.
+// Rows of W are split across CPUs when the product is large. Sums are in
+// float32, so results differ from DequantizeRows followed by a dot product
+// by rounding only (and, for n of mulTExpandMin or more, in the last bits
+// between CPUs with and without the vector kernels, which sum in another
+// order than the expanded rows).
 func (m *Matrix) MulT(y, x []float32, n int) error {
 	if err := m.checkMulT("MulT", y, x, n); err != nil {
 		return err
@@ -269,7 +270,7 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 // give, y[i, start:end] for every row i of x ([n, cols]; y is [n, rows] and
 // its other entries are left alone), with the fused kernels straight from
 // the blocks (MulT's bits for fewer than mulTExpandMin = 4 rows of x, or
-// any number where MulT runs a vector kernel). It runs on the calling
+// any number where MulT runs the vector kernels). It runs on the calling
 // goroutine and does not allocate, so that a caller with workers of its own
 // (a decode step) can split a product by rows of W.
 func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
