@@ -14,9 +14,11 @@ import (
 //	go test ./quant/ggml -run '^$' -bench . -benchtime 0.5s -count 5
 //
 // DequantizeRows reports float32 written per second next to a plain copy of
-// the float32 matrix; MulT compares the fused row kernel with dequantizing
-// the row and then taking the dot product (both on one goroutine), and the
-// public, multi-goroutine MulT; MulTBatch compares, for several rows of x,
+// the float32 matrix; MulT compares the float32 mat-vec (f32-dot, GB/s of
+// float32 weights) with, per format, dequantizing each row and then taking
+// the dot product, the fused row kernels (the vector ones where the CPU has
+// them; GOLORA_KERNELS=generic for the Go code), both on one goroutine, and
+// the public, multi-goroutine MulT; MulTBatch compares, for several rows of x,
 // the fused kernel per row of x with expanding each row of W once. Besides
 // wall-clock time per row, each reports the process CPU time per row, the
 // steadier figure when other processes share the cores.
@@ -132,9 +134,7 @@ func BenchmarkMulT(b *testing.B) {
 		b.Run(fmt.Sprintf("%v/fused", typ), func(b *testing.B) {
 			cpu := startCPU()
 			for b.Loop() {
-				for r := range benchRows {
-					y[r] = m.f.dot(m.data[r*m.rowBytes:(r+1)*m.rowBytes], x)
-				}
+				m.fusedRows(y, x, 1, 0, benchRows)
 			}
 			cpu.report(b, benchRows)
 			report(b, m)
@@ -159,17 +159,12 @@ func BenchmarkMulTBatch(b *testing.B) {
 	for _, n := range []int{2, 4, 8, 32} {
 		x := randomX(n, benchCols, 3)
 		y := make([]float32, n*benchRows)
-		for _, typ := range []Type{Q8_0, Q4_K, Q6_K} {
+		for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
 			m := benchMatrix(b, typ)
 			b.Run(fmt.Sprintf("n=%d/%v/fused", n, typ), func(b *testing.B) {
 				cpu := startCPU()
 				for b.Loop() {
-					for r := range benchRows {
-						row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
-						for i := range n {
-							y[i*benchRows+r] = m.f.dot(row, x[i*benchCols:(i+1)*benchCols])
-						}
-					}
+					m.fusedRows(y, x, n, 0, benchRows)
 				}
 				cpu.reportPer(b, benchRows*n, "cpu-ns/row·x")
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows*n), "ns/row·x")

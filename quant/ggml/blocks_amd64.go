@@ -27,3 +27,90 @@ func dequantQ8_0At(l cpu.Level, dst []float32, row []byte) {
 	}
 	dequantQ8_0Go(dst, row)
 }
+
+// dotQ8_0AVX2 and dotQ4_0AVX2 set y[r] for r < rows to the dot product of
+// x (blocks blocks' worth of values) with the row of W at w + r·rowBytes,
+// in the Go code's order (order.go), so the bits are dotQ8_0's and
+// dotQ4_0's. They need F16C for the scales.
+//
+//go:noescape
+func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+// dotQ4_1AVX2, dotQ5_0AVX2 and dotQ5_1AVX2 are the same for Q4_1, Q5_0 and
+// Q5_1, with dotQ4_1's, dotQ5_0's and dotQ5_1's bits.
+//
+//go:noescape
+func dotQ4_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ5_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ5_1AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+// dotQ2_KAVX2 … dotQ6_KAVX2 are the same for Q2_K … Q6_K (blocks of 256
+// elements), with dotQ2_K's … dotQ6_K's bits.
+//
+//go:noescape
+func dotQ2_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ3_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ4_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ5_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+//go:noescape
+func dotQ6_KAVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
+
+// dotRows sets y[r] to the dot product of x with row r of the rows of W in
+// w (len(y) rows of equal length), with the vector kernels where the CPU
+// (and GOLORA_KERNELS) allows it.
+func dotRows(t Type, f *format, y []float32, w []byte, x []float32) {
+	dotRowsAt(cpu.Best(), t, f, y, w, x)
+}
+
+// vectorDot reports whether dotRows runs the vector kernels.
+func vectorDot() bool { return vectorDotAt(cpu.Best()) }
+
+func vectorDotAt(l cpu.Level) bool { return l >= cpu.AVX2 && cpu.HasF16C() }
+
+// dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
+// call (fusedRowsChunk): the assembly is not preemptible.
+func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
+	rows, blocks := len(y), len(x)/f.blockElems
+	if rows == 0 || blocks == 0 || !vectorDotAt(l) {
+		dotRowsGo(f, y, w, x)
+		return
+	}
+	rowBytes := blocks * f.blockBytes
+	_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
+	switch t {
+	case Q8_0:
+		dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_0:
+		dotQ4_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_1:
+		dotQ4_1AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q5_0:
+		dotQ5_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q5_1:
+		dotQ5_1AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q2_K:
+		dotQ2_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q3_K:
+		dotQ3_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q4_K:
+		dotQ4_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q5_K:
+		dotQ5_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	case Q6_K:
+		dotQ6_KAVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)
+	}
+}

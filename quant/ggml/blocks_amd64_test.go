@@ -38,3 +38,44 @@ func TestDequantQ8_0AVX512MatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestDotRowsAVX2MatchesGo runs the fused row kernels on random rows whose
+// fp16 scales take every finite sign and exponent, subnormals among them,
+// at the AVX2 level and in Go: the same bits.
+func TestDotRowsAVX2MatchesGo(t *testing.T) {
+	if cpu.Best() < cpu.AVX2 || !cpu.HasF16C() {
+		t.Skip("no AVX2 with F16C here, or GOLORA_KERNELS caps it")
+	}
+	rng := rand.New(rand.NewPCG(22, 0))
+	for _, typ := range goldenTypes {
+		f := formats[typ]
+		for _, shape := range [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}} {
+			rows, blocks := shape[0], shape[1]
+			w := make([]byte, rows*blocks*f.blockBytes)
+			for i := range w {
+				w[i] = byte(rng.Uint32())
+			}
+			for b := 0; b < rows*blocks; b++ {
+				for _, off := range f.scales {
+					h := uint16(rng.IntN(0x7c00)) | uint16(rng.IntN(2))<<15 // finite
+					w[b*f.blockBytes+off], w[b*f.blockBytes+off+1] = byte(h), byte(h>>8)
+				}
+			}
+			// x within a few binades of a random scale, so that every
+			// term's rounding reaches the sum.
+			x := make([]float32, blocks*f.blockElems)
+			e := rng.IntN(40) - 20
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * math.Ldexp(1, e+rng.IntN(4)))
+			}
+			got, want := make([]float32, rows), make([]float32, rows)
+			dotRowsAt(cpu.AVX2, typ, f, got, w, x)
+			dotRowsAt(cpu.Generic, typ, f, want, w, x)
+			for r := range want {
+				if g, v := got[r], want[r]; math.Float32bits(g) != math.Float32bits(v) && !(g != g && v != v) {
+					t.Fatalf("%v, %d rows of %d blocks: row %d: kernel %g, Go %g", typ, rows, blocks, r, g, v)
+				}
+			}
+		}
+	}
+}

@@ -3,3 +3,7 @@
 package ggml
 
 func dequantQ8_0(dst []float32, row []byte) { dequantQ8_0Go(dst, row) }
+
+func dotRows(_ Type, f *format, y []float32, w []byte, x []float32) { dotRowsGo(f, y, w, x) }
+
+func vectorDot() bool { return false }

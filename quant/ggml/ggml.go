@@ -234,10 +234,13 @@ const mulTChunk = 1 << 16
 
 // MulT computes y = x·Wᵀ for n rows of x ([n, cols] → [n, rows]). For a
 // few rows of x (generation) it runs fused kernels straight from the blocks;
-// for more it expands each row of W once into a scratch row. Rows of W are
-// split across CPUs when the product is large. Sums are in float32, so
-// results differ from DequantizeRows followed by a dot product by rounding
-// only.
+// for more it expands each row of W once into a scratch row, unless the
+// CPU runs the vector fused kernels (AVX2), which are faster for any n.
+// Rows of W are split across CPUs when the product is large. Sums are in
+// float32, so results differ from DequantizeRows followed by a dot product
+// by rounding only (and, for n of mulTExpandMin or more, in the last bits
+// between CPUs with and without the vector kernels, which sum in another
+// order than the expanded rows).
 func (m *Matrix) MulT(y, x []float32, n int) error {
 	if err := m.checkMulT("MulT", y, x, n); err != nil {
 		return err
@@ -246,7 +249,7 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 		return nil
 	}
 	parallel.For(m.rows, max(1, mulTChunk/(n*m.cols)), 1, func(lo, hi int) {
-		if n < mulTExpandMin {
+		if n < mulTExpandMin || vectorDot() {
 			m.fusedRows(y, x, n, lo, hi)
 			return
 		}
@@ -266,9 +269,10 @@ func (m *Matrix) MulT(y, x []float32, n int) error {
 // MulTRows computes the entries of y = x·Wᵀ that rows [start, end) of W
 // give, y[i, start:end] for every row i of x ([n, cols]; y is [n, rows] and
 // its other entries are left alone), with the fused kernels straight from
-// the blocks (MulT's bits for fewer than 8 rows of x). It runs on the
-// calling goroutine and does not allocate, so that a caller with workers of
-// its own (a decode step) can split a product by rows of W.
+// the blocks (MulT's bits for fewer than mulTExpandMin = 4 rows of x, or
+// any number where MulT runs the vector kernels). It runs on the calling
+// goroutine and does not allocate, so that a caller with workers of its own
+// (a decode step) can split a product by rows of W.
 func (m *Matrix) MulTRows(y, x []float32, n, start, end int) error {
 	if start < 0 || end > m.rows || start > end {
 		return fmt.Errorf("ggml: tensor %q: MulTRows: row range [%d, %d) out of bounds for %d rows", m.name, start, end, m.rows)
@@ -295,17 +299,27 @@ func (m *Matrix) checkMulT(op string, y, x []float32, n int) error {
 	return nil
 }
 
-// fusedRows sets y[i, start:end] for the n rows of x with the fused kernels.
+// fusedRows sets y[i, start:end] for the n rows of x with the fused kernels,
+// a chunk of rows of W at a time, each chunk for every row of x while it is
+// in cache.
 func (m *Matrix) fusedRows(y, x []float32, n, start, end int) {
-	for r := start; r < end; r++ {
-		row := m.data[r*m.rowBytes : (r+1)*m.rowBytes]
+	chunk := max(1, fusedRowsChunk/m.cols)
+	for r0 := start; r0 < end; r0 += chunk {
+		r1 := min(end, r0+chunk)
+		w := m.data[r0*m.rowBytes : r1*m.rowBytes]
 		for i := range n {
-			y[i*m.rows+r] = m.f.dot(row, x[i*m.cols:(i+1)*m.cols])
+			dotRows(m.typ, m.f, y[i*m.rows+r0:i*m.rows+r1], w, x[i*m.cols:(i+1)*m.cols])
 		}
 	}
 }
 
+// fusedRowsChunk is the most elements of W one dotRows call covers: a few
+// microseconds of assembly, which is not preemptible, and a chunk of W that
+// stays in cache for the next row of x.
+const fusedRowsChunk = 1 << 14
+
 // mulTExpandMin is the number of rows of x from which MulT expands each row
-// of W to float32 once instead of running the fused kernel per row of x
-// (BenchmarkMulTBatch).
+// of W to float32 once instead of running the Go fused kernel per row of x
+// (BenchmarkMulTBatch with GOLORA_KERNELS=generic; the vector kernels beat
+// expanding at any n, 4-6 times at n = 32).
 const mulTExpandMin = 4

@@ -272,12 +272,17 @@ func TestFallbackFor(t *testing.T) {
 }
 
 // TestMulTRowsMatchesMulT: for every format, products assembled from
-// MulTRows pieces are MulT's bits (fewer than mulTExpandMin rows of x), each
-// piece leaves the other entries alone, and bad ranges are errors.
+// MulTRows pieces are MulT's bits (fewer than mulTExpandMin rows of x, or
+// any number with the vector kernels), each piece leaves the other entries
+// alone, and bad ranges are errors.
 func TestMulTRowsMatchesMulT(t *testing.T) {
+	ns := []int{1, 3}
+	if vectorDot() {
+		ns = append(ns, mulTExpandMin+1)
+	}
 	for _, typ := range goldenTypes {
 		m := goldenMatrix(t, typ)
-		for _, n := range []int{1, 3} {
+		for _, n := range ns {
 			x := randomX(n, goldenCols, 9)
 			want := make([]float32, n*goldenRows)
 			if err := m.MulT(want, x, n); err != nil {

@@ -1,0 +1,186 @@
+// Macros of the fused row kernels (blocks_amd64.s).
+
+// SUM8 folds the 8 lanes of Y0 into X0's low lane as sum8 does (clobbers
+// X1).
+#define SUM8 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVHLPS     X0, X0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVSHDUP    X0, X1     \
+	VADDSS       X1, X0, X0
+
+// Q4KSUB adds a 32-element sub-block of a Q4_K block to the block's lanes,
+// sd (Y8) and sm (Y9): its codes are in Y10-Y13 (elements k, k+8, k+16,
+// k+24 in lane k), its x at xoff(BX), its scale and min as float32 at
+// soff(SP) and soff+32(SP).
+#define Q4KSUB(xoff, soff) \
+	VCVTDQ2PS    Y10, Y10          \
+	VCVTDQ2PS    Y11, Y11          \
+	VCVTDQ2PS    Y12, Y12          \
+	VCVTDQ2PS    Y13, Y13          \
+	VMULPS       xoff(BX), Y10, Y5 \
+	VMULPS       xoff+32(BX), Y11, Y6 \
+	VADDPS       Y6, Y5, Y5        \
+	VMULPS       xoff+64(BX), Y12, Y6 \
+	VADDPS       Y6, Y5, Y5        \
+	VMULPS       xoff+96(BX), Y13, Y6 \
+	VADDPS       Y6, Y5, Y5        \
+	VMOVUPS      xoff(BX), Y7      \
+	VADDPS       xoff+32(BX), Y7, Y7 \
+	VADDPS       xoff+64(BX), Y7, Y7 \
+	VADDPS       xoff+96(BX), Y7, Y7 \
+	VBROADCASTSS soff(SP), Y6      \
+	VMULPS       Y6, Y5, Y5        \
+	VADDPS       Y5, Y8, Y8        \
+	VBROADCASTSS soff+32(SP), Y6   \
+	VMULPS       Y6, Y7, Y7        \
+	VADDPS       Y7, Y9, Y9
+
+// Q4KGROUP adds the two sub-blocks of the 32 code bytes at qoff(AX): the
+// low nibbles (x at xoff(BX), scale and min at soff) and the high ones (x
+// 32 floats on, scale and min 4 bytes on).
+#define Q4KGROUP(qoff, xoff, soff) \
+	VPMOVZXBD qoff(AX), Y1      \
+	VPMOVZXBD qoff+8(AX), Y2    \
+	VPMOVZXBD qoff+16(AX), Y3   \
+	VPMOVZXBD qoff+24(AX), Y4   \
+	VPAND     Y15, Y1, Y10      \
+	VPAND     Y15, Y2, Y11      \
+	VPAND     Y15, Y3, Y12      \
+	VPAND     Y15, Y4, Y13      \
+	Q4KSUB(xoff, soff)          \
+	VPSRLD    $4, Y1, Y10       \
+	VPSRLD    $4, Y2, Y11       \
+	VPSRLD    $4, Y3, Y12       \
+	VPSRLD    $4, Y4, Y13       \
+	Q4KSUB(xoff+128, soff+4)
+
+// Q6KSUB adds a 16-element sub-block of a Q6_K block to the block's lanes
+// sd (Y8): its codes as int8 at coff(SP), its x at xoff(BX), its scale as
+// float32 at soff(SP).
+#define Q6KSUB(coff, xoff, soff) \
+	VPMOVSXBD    coff(SP), Y4      \
+	VPMOVSXBD    coff+8(SP), Y5    \
+	VCVTDQ2PS    Y4, Y4            \
+	VCVTDQ2PS    Y5, Y5            \
+	VMULPS       xoff(BX), Y4, Y4  \
+	VMULPS       xoff+32(BX), Y5, Y5 \
+	VADDPS       Y5, Y4, Y4        \
+	VBROADCASTSS soff(SP), Y6      \
+	VMULPS       Y6, Y4, Y4        \
+	VADDPS       Y4, Y8, Y8
+
+// Q6KHALF decodes the 128 codes of half h of a Q6_K block (ql at 64h, qh
+// at 128+32h) to int8 q−32 at 0(SP), in element order, 32 bytes at a time:
+// quarter i takes the low (i even) or high nibbles of ql[0:32] (i < 2) or
+// ql[32:64], and bits 2i, 2i+1 of qh shifted to bits 4, 5. Word shifts
+// move bits across bytes only where the masks clear them.
+#define Q6KHALF(qloff, qhoff) \
+	VMOVDQU qloff(AX), Y1    \
+	VMOVDQU qloff+32(AX), Y2 \
+	VMOVDQU qhoff(AX), Y3    \
+	VPAND   Y15, Y1, Y4      \
+	VPSLLW  $4, Y3, Y5       \
+	VPAND   Y14, Y5, Y5      \
+	VPOR    Y5, Y4, Y4       \
+	VPSUBB  Y13, Y4, Y4      \
+	VMOVDQU Y4, 0(SP)        \
+	VPAND   Y15, Y2, Y4      \
+	VPSLLW  $2, Y3, Y5       \
+	VPAND   Y14, Y5, Y5      \
+	VPOR    Y5, Y4, Y4       \
+	VPSUBB  Y13, Y4, Y4      \
+	VMOVDQU Y4, 32(SP)       \
+	VPSRLW  $4, Y1, Y4       \
+	VPAND   Y15, Y4, Y4      \
+	VPAND   Y14, Y3, Y5      \
+	VPOR    Y5, Y4, Y4       \
+	VPSUBB  Y13, Y4, Y4      \
+	VMOVDQU Y4, 64(SP)       \
+	VPSRLW  $4, Y2, Y4       \
+	VPAND   Y15, Y4, Y4      \
+	VPSRLW  $2, Y3, Y5       \
+	VPAND   Y14, Y5, Y5      \
+	VPOR    Y5, Y4, Y4       \
+	VPSUBB  Y13, Y4, Y4      \
+	VMOVDQU Y4, 96(SP)
+
+
+// Q5KLO and Q5KHI put into Y10-Y13 the codes of a Q5_K sub-block: the low
+// (Q5KLO) or high nibbles of the group's code bytes in Y1-Y4 with bit
+// shift of the 32 qh bytes at 16(AX) as their fifth bit (Y14 holds 0x10,
+// Y15 0x0f in every lane).
+#define Q5KLO(shift) \
+	VPMOVZXBD 16(AX), Y10 \
+	VPSRLD    $shift, Y10, Y10 \
+	VPSLLD    $4, Y10, Y10 \
+	VPAND     Y14, Y10, Y10 \
+	VPAND     Y15, Y1, Y5 \
+	VPOR      Y5, Y10, Y10 \
+	VPMOVZXBD 24(AX), Y11 \
+	VPSRLD    $shift, Y11, Y11 \
+	VPSLLD    $4, Y11, Y11 \
+	VPAND     Y14, Y11, Y11 \
+	VPAND     Y15, Y2, Y5 \
+	VPOR      Y5, Y11, Y11 \
+	VPMOVZXBD 32(AX), Y12 \
+	VPSRLD    $shift, Y12, Y12 \
+	VPSLLD    $4, Y12, Y12 \
+	VPAND     Y14, Y12, Y12 \
+	VPAND     Y15, Y3, Y5 \
+	VPOR      Y5, Y12, Y12 \
+	VPMOVZXBD 40(AX), Y13 \
+	VPSRLD    $shift, Y13, Y13 \
+	VPSLLD    $4, Y13, Y13 \
+	VPAND     Y14, Y13, Y13 \
+	VPAND     Y15, Y4, Y5 \
+	VPOR      Y5, Y13, Y13
+
+#define Q5KHI(shift) \
+	VPMOVZXBD 16(AX), Y10 \
+	VPSRLD    $shift, Y10, Y10 \
+	VPSLLD    $4, Y10, Y10 \
+	VPAND     Y14, Y10, Y10 \
+	VPSRLD    $4, Y1, Y5 \
+	VPOR      Y5, Y10, Y10 \
+	VPMOVZXBD 24(AX), Y11 \
+	VPSRLD    $shift, Y11, Y11 \
+	VPSLLD    $4, Y11, Y11 \
+	VPAND     Y14, Y11, Y11 \
+	VPSRLD    $4, Y2, Y5 \
+	VPOR      Y5, Y11, Y11 \
+	VPMOVZXBD 32(AX), Y12 \
+	VPSRLD    $shift, Y12, Y12 \
+	VPSLLD    $4, Y12, Y12 \
+	VPAND     Y14, Y12, Y12 \
+	VPSRLD    $4, Y3, Y5 \
+	VPOR      Y5, Y12, Y12 \
+	VPMOVZXBD 40(AX), Y13 \
+	VPSRLD    $shift, Y13, Y13 \
+	VPSLLD    $4, Y13, Y13 \
+	VPAND     Y14, Y13, Y13 \
+	VPSRLD    $4, Y4, Y5 \
+	VPOR      Y5, Y13, Y13
+
+// Q5KGROUP is Q4KGROUP for Q5_K, whose sub-blocks 2c and 2c+1 take their
+// fifth bits from bits lo and hi of qh.
+#define Q5KGROUP(qoff, xoff, soff, lo, hi) \
+	VPMOVZXBD qoff(AX), Y1    \
+	VPMOVZXBD qoff+8(AX), Y2  \
+	VPMOVZXBD qoff+16(AX), Y3 \
+	VPMOVZXBD qoff+24(AX), Y4 \
+	Q5KLO(lo)                 \
+	Q4KSUB(xoff, soff)        \
+	Q5KHI(hi)                 \
+	Q4KSUB(xoff+128, soff+4)
+
+// Q2KSUB is Q6KSUB for a Q2_K sub-block, which also adds its min (at
+// soff+64(SP)) times its sums of x to the block's lanes sm (Y9).
+#define Q2KSUB(coff, xoff, soff) \
+	Q6KSUB(coff, xoff, soff)       \
+	VMOVUPS      xoff(BX), Y7      \
+	VADDPS       xoff+32(BX), Y7, Y7 \
+	VBROADCASTSS soff+64(SP), Y6   \
+	VMULPS       Y6, Y7, Y7        \
+	VADDPS       Y7, Y9, Y9
