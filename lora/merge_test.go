@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"context"
 	"math"
 	"slices"
 	"strings"
@@ -256,4 +257,37 @@ func matMulT(x, w []float32, n, in, out int) []float32 {
 		}
 	}
 	return y
+}
+
+// TestMergedDenseOfGGUFBlocks: MergedDense of a GGUF base whose embedding
+// and tied head stay Q8_0 (ggml blocks) gives the dequantized embedding in
+// float32, with the head sharing it as before.
+func TestMergedDenseOfGGUFBlocks(t *testing.T) {
+	b, err := model.Load(context.Background(), "../quant/ggml/testdata/stories260K.q8_0.llama.gguf", model.LoadOptions{WeightsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := b.Weights
+	if base.EmbeddingMatrix == nil || base.Output.Quantized != base.EmbeddingMatrix {
+		t.Fatalf("loaded embedding %T, head %T: want one block matrix", base.EmbeddingMatrix, base.Output.Quantized)
+	}
+	a := mustNew(t, base, allLinearConfig(), 3)
+	randomize(a, 4)
+	merged, err := MergedDense(base, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := base.EmbeddingFloat32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !testmodel.SameBits(merged.Embedding, emb) {
+		t.Error("merged embedding is not the dequantized Q8_0 embedding")
+	}
+	if err := merged.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if &merged.Output.Dense[0] != &merged.Embedding[0] {
+		t.Error("merged head does not share the merged embedding")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/quant"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // A frozen base's embedding and untied output head stored in BF16 or F16
@@ -35,6 +36,21 @@ func keep16(so streamOptions, slot hfSlot, t safetensors.Tensor) bool {
 // keepGGUF16 is keep16 for a GGUF tensor t (the embedding or output head).
 func keepGGUF16(so streamOptions, t gguf.TensorInfo) bool {
 	return so.keeps16(t.Type == gguf.TypeBF16 || t.Type == gguf.TypeF16, t.NumElements()%2 == 0)
+}
+
+// keepGGUFBlocks reports whether the loader keeps GGUF tensor t, the
+// embedding or output head, in its ggml block format (Q8_0, Q4_K, …) as a
+// ggml.Matrix: loaded to run as stored, without a quantizer and without
+// float32Embedding. A decode step's head product then reads the blocks,
+// a quarter to an eighth of the float32 head's bytes, as llama.cpp does.
+//
+// With a quantizer (QLoRA training) they stay float32 as before: the
+// training graph's head would run on the blocks (it takes any
+// quant.Matrix, as it does a 16-bit head), but it multiplies every token
+// of a step forward and backward, where dequantizing the blocks each time
+// may cost more than reading float32; that trade is not measured yet.
+func keepGGUFBlocks(so streamOptions, t gguf.TensorInfo) bool {
+	return ggml.Type(t.Type).Supported() && so.quantizer == nil && !so.float32Embedding
 }
 
 // keeps16 reports whether a matrix stored in 16 bits (is16) stays so: with

@@ -73,10 +73,13 @@ type LoadOptions struct {
 	// lossless and half the memory (see Float32Embedding).
 	Quantizer quant.Quantizer
 	// Float32Embedding keeps the embedding and output head in float32 even
-	// when Quantizer is set and the checkpoint stores them in 16 bits, for
+	// when Quantizer is set and the checkpoint stores them in 16 bits, and
+	// when a GGUF file stores them in a ggml block format (Q8_0, Q6_K, …),
+	// which otherwise, without a Quantizer, stay in that format
+	// (Weights.EmbeddingMatrix, Output.Quantized, as ggml.Matrix), for
 	// callers that read Weights.Embedding or Output.Dense directly. It
-	// costs 2 bytes per value more (0.53 GB at Llama-3.2-1B's shape), and
-	// the touching of that memory at load.
+	// costs 2 bytes per value more than 16 bits (0.53 GB at Llama-3.2-1B's
+	// shape; more than blocks), and the touching of that memory at load.
 	Float32Embedding bool
 	// Requantize makes Quantizer also convert the block linears a GGUF file
 	// stores in a ggml block format (Q8_0, Q4_K, …): dequantized, then

@@ -398,10 +398,11 @@ func (p *ggufPlan) run(ctx context.Context, so streamOptions) (err error) {
 }
 
 // ggufTensors reads the tensors of the model cfg describes. Dense tensors
-// and block-quantized embeddings become float32 (but with a quantizer an
-// F16 or BF16 embedding and head stay 16-bit: keepGGUF16); block-quantized
-// linears stay in their ggml format (or, with so.requantize, go through
-// so.quantizer). Every tensor is read through ReadData, never through the
+// become float32 (but with a quantizer an F16 or BF16 embedding and head
+// stay 16-bit: keepGGUF16); block-quantized linears stay in their ggml
+// format (or, with so.requantize, go through so.quantizer), and so do a
+// block-quantized embedding and head without a quantizer
+// (keepGGUFBlocks), else they become float32. Every tensor is read through ReadData, never through the
 // file mapping, in one planned order (ggufPlan).
 func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
 	w := NewWeights(cfg)
@@ -453,6 +454,24 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 				dest = ahead[i]
 			}
 			err = p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
+				if keepGGUFBlocks(so, t) {
+					data, err := ggufReadBytes(t, raw, file)
+					if err != nil {
+						return err
+					}
+					m, err := ggml.New(t.Name, ggml.Type(t.Type), cfg.VocabSize, cfg.Dim, data)
+					if err != nil {
+						return fmt.Errorf("gguf: %w", err)
+					}
+					// New has checked every block's scales, so the values
+					// are finite.
+					if v.head {
+						w.Output.Quantized, w.Output.finite = m, true
+					} else {
+						w.EmbeddingMatrix, w.embeddingFinite = m, true
+					}
+					return nil
+				}
 				if keepGGUF16(so, t) {
 					m, finite, err := ggufHalf(t, raw, file, cfg.VocabSize, cfg.Dim, dest)
 					if err != nil {

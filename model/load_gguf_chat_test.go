@@ -409,7 +409,15 @@ func TestWriteGGUFFromHFChat(t *testing.T) {
 			if err := emb.DequantizeRows(q.Weights.Embedding, 0, cfg.VocabSize); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(q.Weights.Embedding, b.Weights.Embedding) {
+			// The embedding loads as the file stores it, in Q8_0 blocks.
+			if m, ok := b.Weights.EmbeddingMatrix.(*ggml.Matrix); !ok || m.Type() != ggml.Q8_0 {
+				t.Errorf("the GGUF file's embedding loads as %T, want a Q8_0 ggml matrix", b.Weights.EmbeddingMatrix)
+			}
+			got, err := b.Weights.EmbeddingFloat32()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(q.Weights.Embedding, got) {
 				t.Error("the GGUF file's embedding is not the Q8_0 embedding")
 			}
 			tokens := b.Tokenizer.Encode("Hello, world! 12345")

@@ -3,9 +3,12 @@ package model_test
 import (
 	"context"
 	"math"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/model/infer"
 	"github.com/golora/golora/nf4"
 	"github.com/golora/golora/quant/ggml"
 )
@@ -113,4 +116,92 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// TestLoadGGUFBlockEmbedding: loaded without a quantizer, a GGUF's
+// block-quantized embedding and head stay in their format (a tied head is
+// the embedding matrix itself), holding the values the float32 load
+// (Float32Embedding) dequantizes them to, and decoding gives that load's
+// logits (but for the float32 rounding of sums taken in another order) and
+// greedy tokens: llama.cpp's Q8_0 stories260K, and a random untied model
+// written in Q4_K.
+func TestLoadGGUFBlockEmbedding(t *testing.T) {
+	cfg := model.Config{Dim: 256, HiddenDim: 512, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 64, VocabSize: 512,
+		MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000}
+	b, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Weights = model.RandomWeights(cfg, 11)
+	q4k := filepath.Join(t.TempDir(), "q4_k.gguf")
+	if err := model.WriteGGUF(q4k, b, ggml.Q4_K); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path   string
+		typ    ggml.Type
+		tied   bool
+		greedy bool // a trained model, whose greedy choices are no near ties
+	}{{storiesQ8_0GGUF, ggml.Q8_0, true, true}, {q4k, ggml.Q4_K, false, false}} {
+		blocks := loadWeights(t, tc.path, model.LoadOptions{WeightsOnly: true}).Weights
+		dense := loadWeights(t, tc.path, model.LoadOptions{WeightsOnly: true, Float32Embedding: true}).Weights
+		if err := blocks.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := blocks.EmbeddingMatrix.(*ggml.Matrix); !ok || m.Type() != tc.typ || blocks.Embedding != nil {
+			t.Fatalf("%v: embedding is %T, want a %v ggml matrix", tc.typ, blocks.EmbeddingMatrix, tc.typ)
+		}
+		if tied := blocks.Output.Quantized == blocks.EmbeddingMatrix; tied != tc.tied || blocks.Config.TiedOutput != tc.tied {
+			t.Errorf("%v: head is the embedding matrix %t, config tied %t, want %t", tc.typ, tied, blocks.Config.TiedOutput, tc.tied)
+		}
+		if m, ok := blocks.Output.Quantized.(*ggml.Matrix); !ok || m.Type() != tc.typ {
+			t.Errorf("%v: head is %T, want a %v ggml matrix", tc.typ, blocks.Output.Quantized, tc.typ)
+		}
+		if dense.EmbeddingMatrix != nil || dense.Output.Quantized != nil {
+			t.Errorf("%v: with Float32Embedding the embedding is %T and the head %T, want float32", tc.typ, dense.EmbeddingMatrix, dense.Output.Quantized)
+		}
+		emb, err := blocks.EmbeddingFloat32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]float32, blocks.Output.Out*blocks.Output.In)
+		if err := blocks.Output.Quantized.DequantizeRows(head, 0, blocks.Output.Out); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(emb, dense.Embedding) || !slices.Equal(head, dense.Output.Dense) {
+			t.Errorf("%v: the blocks' values differ from the float32 load's", tc.typ)
+		}
+		gb, err := infer.NewGenerator(blocks, infer.GeneratorOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gd, err := infer.NewGenerator(dense, infer.GeneratorOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := 1
+		var worst float64
+		for step := range 40 {
+			lb, err := gb.Step(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ld, err := gd.Step(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi := slices.Min(ld), slices.Max(ld)
+			for i := range ld {
+				worst = max(worst, math.Abs(float64(lb[i]-ld[i]))/float64(hi-lo))
+			}
+			if tc.greedy && argmax(lb) != argmax(ld) {
+				t.Errorf("%v: step %d: greedy token %d, the float32 load's %d", tc.typ, step, argmax(lb), argmax(ld))
+			}
+			tok = argmax(ld)
+		}
+		t.Logf("%v: largest logit difference %.3g of the spread", tc.typ, worst)
+		if worst > 1e-5 {
+			t.Errorf("%v: logits differ from the float32 load's by up to %.3g of their spread, want < 1e-5", tc.typ, worst)
+		}
+	}
 }

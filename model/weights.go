@@ -101,8 +101,9 @@ type Weights struct {
 	// EmbeddingMatrix holds it.
 	Embedding []float32
 	// EmbeddingMatrix, when not nil, holds embed_tokens instead of
-	// Embedding: a frozen base's BF16 or F16 embedding (*quant.Half), kept
-	// as the checkpoint stores it (see LoadOptions.Float32Embedding). Read
+	// Embedding: a frozen base's BF16 or F16 embedding (*quant.Half) or a
+	// GGUF's block-quantized one (*ggml.Matrix), kept as the checkpoint
+	// stores it (see LoadOptions.Float32Embedding). Read
 	// rows with EmbedToken; EmbeddingFloat32 widens the whole table.
 	EmbeddingMatrix quant.Matrix
 	Layers          []Layer

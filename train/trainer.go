@@ -21,6 +21,7 @@ import (
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/graph"
 	"github.com/golora/golora/quant"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // Config says how to train. Start from DefaultConfig, which holds the QLoRA
@@ -339,12 +340,14 @@ type baseQuantization struct {
 // quantization returns how base's linears are quantized, nil when none is.
 // A 16-bit head (quant.Half) counts as float: it holds the checkpoint's
 // values exactly, as the float32 head of a run before golora kept it
-// 16-bit did, so such a run resumes.
+// 16-bit did, so such a run resumes. So does a GGUF's block-quantized head
+// (ggml.Matrix), which golora dequantized to float32 before it kept the
+// blocks: the same values.
 func quantization(base *model.Weights) *baseQuantization {
 	q := &baseQuantization{}
 	quantized := false
 	for _, lin := range append(base.Linears(), base.Output) {
-		if lin == nil || lin.Quantized == nil || isHalf(lin.Quantized) {
+		if lin == nil || lin.Quantized == nil || isHalf(lin.Quantized) || lin == base.Output && isGGML(lin.Quantized) {
 			q.Formats = append(q.Formats, "")
 			continue
 		}
@@ -356,6 +359,12 @@ func quantization(base *model.Weights) *baseQuantization {
 		return nil
 	}
 	return q
+}
+
+// isGGML reports whether m holds a GGUF's ggml blocks (ggml.Matrix).
+func isGGML(m quant.Matrix) bool {
+	_, ok := m.(*ggml.Matrix)
+	return ok
 }
 
 // isHalf reports whether m is a 16-bit float matrix (quant.Half).

@@ -18,6 +18,7 @@ import (
 	"github.com/golora/golora/internal/testmodel"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/model"
+	"github.com/golora/golora/quant/ggml"
 )
 
 // testTrainConfig trains quickly on the tiny model.
@@ -455,4 +456,24 @@ func TestFormatDuration(t *testing.T) {
 	require.Equal(t, "6s", formatDuration(6*time.Second))
 	require.Equal(t, "4m05s", formatDuration(4*time.Minute+5*time.Second))
 	require.Equal(t, "1h02m03s", formatDuration(time.Hour+2*time.Minute+3*time.Second+400*time.Millisecond))
+}
+
+// TestQuantizationStoredHead: a GGUF's block-quantized head, which holds
+// the values the float32 head golora loaded before held, counts as float
+// in the run's configuration, so that a run started on the float32 head
+// resumes; quantized block linears count as ever.
+func TestQuantizationStoredHead(t *testing.T) {
+	w := model.RandomWeights(model.Config{Dim: 64, HiddenDim: 128, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 32,
+		VocabSize: 64, MaxSeqLen: 16, NormEps: 1e-5, RopeTheta: 10000}, 5)
+	toGGML := func(lin *model.Linear) {
+		m, err := ggml.Quantize(ggml.Q8_0, lin.Dense, lin.Out, lin.In)
+		require.NoError(t, err)
+		lin.Quantized, lin.Dense = m, nil
+	}
+	toGGML(w.Output)
+	require.Nil(t, quantization(w), "a Q8_0 head alone")
+	toGGML(w.Layers[0].Q)
+	q := quantization(w)
+	require.NotNil(t, q)
+	require.Equal(t, []string{"q8_0", "", "", "", "", "", "", ""}, q.Formats)
 }

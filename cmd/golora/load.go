@@ -24,7 +24,8 @@ type modelFlags struct {
 	fs        *flag.FlagSet
 
 	// float32Embedding widens a 16-bit embedding and output head even
-	// with --quantize nf4 (model.LoadOptions.Float32Embedding).
+	// with --quantize nf4, and a GGUF's block-quantized ones
+	// (model.LoadOptions.Float32Embedding).
 	float32Embedding bool
 
 	// chatTemplate names which of the model's chat templates to use (""
@@ -40,7 +41,7 @@ func (m *modelFlags) register(fs *flag.FlagSet, defaultQuant string) {
 	fs.StringVar(&m.path, "model", "", "base model: a Hugging Face directory, a llama2.c .bin (with --tokenizer) or a .gguf; default: the embedded stories260K")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "tokenizer file: required for a llama2.c .bin model (llama2.c tokenizer.bin); overrides a Hugging Face directory's own")
 	fs.StringVar(&m.quantize, "quantize", defaultQuant, "how to hold the frozen linear layers: nf4 (4-bit, as QLoRA, quantized as the checkpoint streams in) or none (float32); linears a GGUF stores quantized (Q8_0, Q4_K, ...) are trained on as stored unless --quantize nf4 is given explicitly")
-	fs.BoolVar(&m.float32Embedding, "float32-embedding", false, "with --quantize nf4, hold the embedding and output head in float32 even when the checkpoint stores them in BF16 or F16 (by default they stay 16-bit: lossless, half the memory)")
+	fs.BoolVar(&m.float32Embedding, "float32-embedding", false, "hold the embedding and output head in float32 even when the checkpoint stores them in BF16 or F16 with --quantize nf4 (by default they stay 16-bit: lossless, half the memory), or a GGUF stores them in a block format (Q8_0, Q6_K, ...; by default they stay so without --quantize nf4)")
 	m.fs = fs
 }
 

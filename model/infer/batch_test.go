@@ -116,20 +116,19 @@ func (f *lowRankFused) LowRank(lin *model.Linear) (LowRank, error) {
 // binary16), rows sharing an adapter — through Batch steps, and each one
 // alone through a Generator with its adapter: at every step the logits agree
 // within float32 rounding and the greedy tokens are identical. Dense and NF4
-// bases.
+// bases, and llama.cpp's Q8_0 GGUF, whose tied embedding and head stay Q8_0.
 func TestBatchMatchesGeneratorPerRow(t *testing.T) {
-	for _, quantized := range []bool{false, true} {
-		name := "dense"
-		if quantized {
-			name = "nf4"
-		}
+	for _, name := range []string{"dense", "nf4", "gguf q8_0"} {
 		t.Run(name, func(t *testing.T) {
 			ck, err := model.Default()
+			if name == "gguf q8_0" {
+				ck, err = model.Load(context.Background(), "../../quant/ggml/testdata/stories260K.q8_0.llama.gguf", model.LoadOptions{WeightsOnly: true})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			w := ck.Weights
-			if quantized {
+			if name == "nf4" {
 				if err := w.Quantize(context.Background(), nf4.Quantizer(nf4.Options{})); err != nil {
 					t.Fatal(err)
 				}

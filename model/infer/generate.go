@@ -11,7 +11,6 @@ import (
 	"github.com/golora/golora/model"
 	"github.com/golora/golora/model/tokenizer"
 	"github.com/golora/golora/nf4"
-	"github.com/golora/golora/quant"
 )
 
 // Adapter adds a correction to the output of every frozen linear layer
@@ -141,7 +140,8 @@ const (
 	// (TestHeadInt8LogitError), the largest logit error is 0.5% of the
 	// logits' spread (max − min) on the trained stories260K and 0.14% on a
 	// random stories15M-shaped model, and greedy decoding picks the same
-	// tokens. It needs a float32 head with Dim a multiple of 32. With
+	// tokens. It needs Dim a multiple of 32; a quantized head (16-bit, or
+	// a GGUF's blocks) is quantized from its dequantized values. With
 	// ActivationsInt8 and Dim a multiple of 128, the head's vector is
 	// quantized to int8 too and the products are integer dot products
 	// (nf4.Int8Matrix), as llama.cpp runs its head: on a stories110M-shaped
@@ -304,16 +304,14 @@ func NewGenerator(w *model.Weights, opts GeneratorOptions) (*Generator, error) {
 	case HeadInt8:
 		out := w.Output
 		dense := out.Dense
-		if h, ok := out.Quantized.(*quant.Half); ok {
-			// A 16-bit head widens exactly; the float32 copy lives only
-			// while it is quantized.
+		if out.Quantized != nil {
+			// A quantized head (16-bit, a GGUF's blocks) is quantized
+			// from its dequantized values; the float32 copy lives only
+			// while it is.
 			dense = make([]float32, out.Out*out.In)
-			if err := h.DequantizeRows(dense, 0, out.Out); err != nil {
+			if err := out.Quantized.DequantizeRows(dense, 0, out.Out); err != nil {
 				return nil, fmt.Errorf("infer: NewGenerator: HeadInt8: %s: %w", out.Name, err)
 			}
-		}
-		if dense == nil {
-			return nil, fmt.Errorf("infer: NewGenerator: HeadInt8 needs a float32, BF16 or F16 output head; %s is %s", out.Name, out.Quantized.Format())
 		}
 		head, err := kernels.QuantizeInt8(dense, out.Out, out.In)
 		if err != nil {
