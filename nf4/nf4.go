@@ -20,6 +20,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"weak"
 
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/quant"
@@ -224,9 +225,28 @@ func Quantize(w []float32, rows, cols int, opts Options) (*Matrix, error) {
 // quantizing hundreds of matrices then leaves no garbage of them behind.
 var absmaxScratch = sync.Pool{New: func() any { return new([]float32) }}
 
-// dynamicTable is the nearest-code search over quant.DynamicMap(true, 7, 8),
-// built once.
-var dynamicTable = sync.OnceValue(func() *nearestTable { return newNearestTable(quant.DynamicMap(true, 7, 8)) })
+// dynamicTable holds the nearest-code search over quant.DynamicMap(true, 7,
+// 8) weakly: a loader quantizing matrix after matrix reuses it, and once
+// loading is done the garbage collector frees its 390 KB, which a server
+// would otherwise keep for its whole life for nothing (the served weights
+// are quantized already). Rebuilding it after a collection costs about
+// 1.2 ms, against tens of milliseconds for a matrix of a real model.
+var dynamicTable struct {
+	mu sync.Mutex
+	p  weak.Pointer[nearestTable]
+}
+
+// dynamicSearch returns the table of dynamicTable, built if it was collected.
+func dynamicSearch() *nearestTable {
+	dynamicTable.mu.Lock()
+	defer dynamicTable.mu.Unlock()
+	if t := dynamicTable.p.Value(); t != nil {
+		return t
+	}
+	t := newNearestTable(quant.DynamicMap(true, 7, 8))
+	dynamicTable.p = weak.Make(t)
+	return t
+}
 
 // quantizeAbsmax is bitsandbytes' double quantization of the absmax values:
 // offset = mean(absmax), then absmax − offset quantized blockwise (blocks of
@@ -242,7 +262,7 @@ func quantizeAbsmax(absmax []float32) (*doubleQuant, error) {
 	code := quant.DynamicMap(true, 7, 8)
 	// absmax and offset lie in [0, MaxFloat32], so every centered value
 	// absmax[i] − offset is finite and the search needs no checks.
-	search := dynamicTable()
+	search := dynamicSearch()
 	codes := make([]uint8, len(absmax))
 	nested := make([]float32, quant.NumBlocks(len(absmax), NestedBlockSize))
 	parallelFor(len(absmax), parallelMinBlocks, NestedBlockSize, func(lo, hi int) {
