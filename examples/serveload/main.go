@@ -430,13 +430,15 @@ func serveProcess(dir string, cacheBytes int64, o options) error {
 		default:
 			return fmt.Errorf("unknown query %q", q)
 		}
-		// The resident set first: the breakdown's reading allocates.
+		// The resident set and the Go runtime's statistics first: what
+		// follows allocates, and that garbage is the reading's, not the
+		// server's.
 		r.RSS, r.Peak = procStatus("VmRSS:"), procStatus("VmHWM:")
-		r.CacheBytes, r.Cached = store.Used(), len(store.Cached())
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		r.HeapInuse = int64(ms.HeapInuse)
-		r.Breakdown = breakdown()
+		r.CacheBytes, r.Cached = store.Used(), len(store.Cached())
+		r.Breakdown = breakdown(&ms)
 		if o.smaps != "" {
 			if err := copySmaps(fmt.Sprintf("%s.%d.%s", o.smaps, n, q)); err != nil {
 				return err
@@ -559,58 +561,97 @@ func get(u string) (string, error) {
 }
 
 // procStatus returns a size field of /proc/self/status (VmRSS, VmHWM) in
-// bytes, 0 where there is none (not Linux).
+// bytes, 0 where there is none (not Linux). Like breakdown, it reads the
+// file through lineReader: what it reads is not left on the heap it
+// measures.
 func procStatus(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+	kb := int64(0)
+	eachLine("/proc/self/status", func(line []byte) {
+		if v, ok := bytes.CutPrefix(line, []byte(field)); ok {
+			kb = leadingInt(bytes.TrimSpace(v))
+		}
+	})
+	return kb << 10
+}
+
+// lineReader is the buffer procStatus and breakdown read /proc files
+// through, allocated once: the server process they measure would otherwise
+// hold their garbage (the whole of smaps as strings, a hundred kilobytes
+// spread over many spans) until its next collection, and its heap readings
+// would count it.
+var lineReader = bufio.NewReaderSize(nil, 4096)
+
+// eachLine calls f with each line of the file at path (without its
+// newline; a line longer than lineReader's buffer comes in pieces).
+func eachLine(path string, f func(line []byte)) {
+	file, err := os.Open(path)
 	if err != nil {
-		return 0
+		return
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
+	defer file.Close()
+	lineReader.Reset(file)
+	defer lineReader.Reset(nil)
+	for {
+		line, err := lineReader.ReadSlice('\n')
+		if len(line) > 0 {
+			f(bytes.TrimSuffix(line, []byte("\n")))
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
 		}
 	}
-	return 0
+}
+
+// leadingInt parses the decimal digits at the start of b.
+func leadingInt(b []byte) int64 {
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = 10*v + int64(c-'0')
+	}
+	return v
 }
 
 // breakdown splits the resident set by where it lives: the executable's
 // mappings, other files, and anonymous memory — the Go runtime's (its heap
-// in use, free heap spans not yet returned, stacks and metadata) and the
-// rest, which is memory outside the Go heap (the base, the adapter cache and
-// the KV caches live there).
-func breakdown() string {
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		return "(no /proc/self/smaps)"
-	}
+// in use, free heap spans not yet returned, stacks and metadata, from ms,
+// read before anything of the reading was allocated) and the rest, which is
+// memory outside the Go heap (the base, the adapter cache and the KV caches
+// live there).
+func breakdown(ms *runtime.MemStats) string {
 	exe, _ := os.Executable()
 	var binary, files, anon int64
-	path := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			path = ""
-			if len(f) >= 6 {
-				path = f[5]
-			}
-		case len(f) >= 2 && f[0] == "Rss:":
-			var kb int64
-			fmt.Sscanf(f[1], "%d", &kb)
+	path := []byte(nil)
+	eachLine("/proc/self/smaps", func(line []byte) {
+		if rss, ok := bytes.CutPrefix(line, []byte("Rss:")); ok {
+			kb := leadingInt(bytes.TrimSpace(rss))
 			switch {
-			case path == exe:
+			case string(path) == exe:
 				binary += kb << 10
-			case path == "" || strings.HasPrefix(path, "["):
+			case len(path) == 0 || path[0] == '[':
 				anon += kb << 10
 			default:
 				files += kb << 10
 			}
+			return
 		}
+		// A mapping's first line: "start-end perms offset dev inode [path]";
+		// its other lines start with a "Name:".
+		first, _, _ := bytes.Cut(line, []byte(" "))
+		if !bytes.Contains(first, []byte("-")) || bytes.HasSuffix(first, []byte(":")) {
+			return
+		}
+		rest := line
+		for range 5 {
+			_, rest, _ = bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
+		}
+		path = append(path[:0], bytes.TrimSpace(rest)...)
+	})
+	if binary+files+anon == 0 {
+		return "(no /proc/self/smaps)"
 	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
 	goHeld := ms.HeapInuse + ms.HeapIdle - ms.HeapReleased + ms.StackInuse + ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys
 	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f of which objects %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB; %d threads",
 		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapAlloc)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
