@@ -46,10 +46,11 @@ type poolChunk struct {
 	mem  []byte // the huge-page-aligned part of raw that is handed out
 	heap bool   // raw is Go memory (systems without mmap)
 	free []span // free ranges of mem, sorted by offset, never adjacent
-	// zero[i] is whether huge page i of mem reads as zeros and takes no
-	// memory: untouched since it was mapped or returned to the system,
-	// and held by no arena since. An arena need not clear such pages.
-	zero []bool
+	// touched[i] is whether huge page i of mem may take memory and hold an
+	// earlier arena's bytes: held by an arena since it was mapped or last
+	// returned to the system. An arena need not clear the other pages,
+	// which read as zeros.
+	touched []bool
 }
 
 // used returns the bytes of c held by arenas, alignment included.
@@ -159,10 +160,7 @@ func (s *poolState) take(n int) (*poolChunk, int, []span, error) {
 		skip = int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (hugePage - 1))
 		advise(raw[skip : skip+size])
 	}
-	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap, zero: make([]bool, size/hugePage)}
-	for i := range c.zero {
-		c.zero[i] = true // fresh memory
-	}
+	c := &poolChunk{raw: raw, mem: raw[skip : skip+size : skip+size], heap: heap, touched: make([]bool, size/hugePage)}
 	if n < size {
 		c.free = []span{{n, size - n}}
 	}
@@ -175,8 +173,8 @@ func (s *poolState) take(n int) (*poolChunk, int, []span, error) {
 func (c *poolChunk) hold(off, n int) []span {
 	var dirty []span
 	for i := off / hugePage; i*hugePage < off+n; i++ {
-		if c.zero[i] {
-			c.zero[i] = false
+		if !c.touched[i] {
+			c.touched[i] = true
 			continue
 		}
 		if k := len(dirty) - 1; k >= 0 && dirty[k].off+dirty[k].n == i*hugePage {
@@ -197,18 +195,16 @@ func (c *poolChunk) release(f span) {
 	}
 	lo, hi := roundUp(f.off, hugePage)/hugePage, (f.off+f.n)/hugePage
 	for i := lo; i < hi; {
-		if c.zero[i] {
+		if !c.touched[i] {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < hi && !c.zero[j] {
+		for j < hi && c.touched[j] {
 			j++
 		}
 		if discard(c.mem[i*hugePage : j*hugePage]) {
-			for k := i; k < j; k++ {
-				c.zero[k] = true
-			}
+			clear(c.touched[i:j])
 		}
 		i = j
 	}
@@ -284,8 +280,8 @@ func (p *Pool) Stats() PoolStats {
 	for _, c := range s.chunks {
 		st.Used += c.used()
 		st.Ranges += len(c.free)
-		for _, z := range c.zero {
-			if !z {
+		for _, t := range c.touched {
+			if t {
 				st.Resident += hugePage
 			}
 		}
