@@ -191,21 +191,20 @@ func sgemmB(kr *kernel, threads int, transA, transB bool, m, n, k int, alpha flo
 	panelsM := (m + kr.mr - 1) / kr.mr
 	// When each goroutine's share of the rows runs in place, there is
 	// nothing to pack together: they split the rows and never wait for
-	// each other. On the 8×48 tile they do so too when op(B) is a slice
-	// or a small Source (splitSourceMax), has too few column blocks for
-	// sharedA, and each share is one block of rows: each goroutine
-	// packs op(B) itself, which on two threads of a shared machine cost
-	// less than sharedB's barriers (stories15M's 512×768×288 ran at 0.93×
-	// OpenBLAS instead of 0.70×, Llama-3.2-1B's 512×512×2048 at 1.0×
-	// instead of 0.9×). The AVX2 tiles do so on the same condition: on an
-	// AVX2 Zen 4 with two threads sharedB ran those shapes at one
-	// thread's speed (stories15M's 512×288×768 at 0.61× OpenBLAS's AVX2
-	// kernels, 512×288×288 at 0.53×), and split rows at 0.90× and 0.83×.
-	// Since barriers spin and yield (see barrier), sharedB runs them at
-	// about two threads' speed too, but split rows still ran as fast or
-	// faster (147–159 GFLOP/s against 157–161 at the tenth percentile).
+	// each other. Tiles with a strided kernel (the 8×48 AVX-512 tile and
+	// both AVX2 tiles) do so too when op(B) is a slice or a small Source
+	// (splitSourceMax), has too few column blocks for sharedA, and each
+	// share is one block of rows: each goroutine packs op(B) itself,
+	// which on two threads of a shared machine cost less than sharedB's
+	// barriers (stories15M's 512×768×288 ran at 0.93× OpenBLAS instead of
+	// 0.70× on the 8×48 tile, Llama-3.2-1B's 512×512×2048 at 1.0× instead
+	// of 0.9×; on an AVX2 Zen 4, 512×288×768 at 0.90× instead of 0.61×).
+	// Since barriers spin and yield (see barrier), sharedB runs such
+	// shapes at about two threads' speed too, but split rows still ran as
+	// fast or faster (147–159 GFLOP/s against 157–161 at the tenth
+	// percentile).
 	share := (panelsM + threads - 1) / threads * kr.mr
-	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || (kr.strided != nil || kr.level == cpu.AVX2) && (b.src == nil || n*k <= splitSourceMax) && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
+	if panelsM >= 2*threads && (directFits(kr, b, share, n, k) || kr.strided != nil && (b.src == nil || n*k <= splitSourceMax) && share <= kr.mc && (n+kr.nc-1)/kr.nc < 2*threads) {
 		splitRows(kr, transA, transB, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
