@@ -176,10 +176,7 @@ func writeBlockRows(row func(i int) []float32, first, rows, o0 int, t []float32,
 		}
 	}
 	for ; j < rows; j++ {
-		yr := row(first + j)[o0 : o0+cols]
-		for r := range yr {
-			yr[r] = t[r*PanelWidth+j]
-		}
+		writeRow(row(first + j)[o0:], t, nil, j, 0, cols)
 	}
 	return true
 }
