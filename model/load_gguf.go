@@ -402,8 +402,9 @@ func (p *ggufPlan) run(ctx context.Context, so streamOptions) (err error) {
 // stay 16-bit: keepGGUF16); block-quantized linears stay in their ggml
 // format (or, with so.requantize, go through so.quantizer), and so do a
 // block-quantized embedding and head without a quantizer
-// (keepGGUFBlocks), else they become float32. Every tensor is read through ReadData, never through the
-// file mapping, in one planned order (ggufPlan).
+// (keepGGUFBlocks), else they become float32. Every tensor is read
+// through ReadData, never through the file mapping, in one planned order
+// (ggufPlan).
 func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions, ga ggufArch) (*Weights, error) {
 	w := NewWeights(cfg)
 	p := &ggufPlan{f: f, want: map[string]bool{}}
@@ -455,16 +456,10 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			}
 			err = p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
 				if keepGGUFBlocks(so, t) {
-					data, err := ggufReadBytes(t, raw, file)
+					m, err := ggufBlocks(t.Name, t, raw, file, cfg.VocabSize, cfg.Dim, nil)
 					if err != nil {
 						return err
 					}
-					m, err := ggml.New(t.Name, ggml.Type(t.Type), cfg.VocabSize, cfg.Dim, data)
-					if err != nil {
-						return fmt.Errorf("gguf: %w", err)
-					}
-					// New has checked every block's scales, so the values
-					// are finite.
 					if v.head {
 						w.Output.Quantized, w.Output.finite = m, true
 					} else {
@@ -590,20 +585,14 @@ func ggufLinear(p *ggufPlan, t gguf.TensorInfo, lin *Linear, heads, headDim int,
 	}
 	if ggml.Type(t.Type).Supported() && (so.quantizer == nil || !so.requantize) {
 		return p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
-			data, err := ggufReadBytes(t, raw, file)
+			var permute func([]byte) error
+			if heads > 0 {
+				permute = func(data []byte) error { return interleavedToHalves(data, heads, headDim, len(data)/lin.Out) }
+			}
+			m, err := ggufBlocks(t.Name, t, raw, file, lin.Out, lin.In, permute)
 			if err != nil {
 				return err
 			}
-			if heads > 0 {
-				if err := interleavedToHalves(data, heads, headDim, len(data)/lin.Out); err != nil {
-					return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
-				}
-			}
-			m, err := ggml.New(t.Name, ggml.Type(t.Type), lin.Out, lin.In, data)
-			if err != nil {
-				return fmt.Errorf("gguf: %w", err)
-			}
-			// New has checked every block's scales, so the values are finite.
 			lin.Quantized, lin.finite = m, true
 			return nil
 		})
@@ -625,13 +614,25 @@ func ggufLinear(p *ggufPlan, t gguf.TensorInfo, lin *Linear, heads, headDim int,
 	})
 }
 
-// ggufReadBytes returns a copy of raw, tensor t's bytes, read through file.
-func ggufReadBytes(t gguf.TensorInfo, raw []byte, file tensorFile) ([]byte, error) {
+// ggufBlocks returns the matrix name, [rows, cols], of a ggml block format,
+// from a copy of raw (bytes of tensor t) read through file and, unless
+// permute is nil, permuted in place by it. ggml.New checks every block's
+// scales, so the matrix's values are finite.
+func ggufBlocks(name string, t gguf.TensorInfo, raw []byte, file tensorFile, rows, cols int, permute func([]byte) error) (*ggml.Matrix, error) {
 	data := make([]byte, len(raw))
 	if err := file.ReadData(data, raw); err != nil {
 		return nil, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
 	}
-	return data, nil
+	if permute != nil {
+		if err := permute(data); err != nil {
+			return nil, fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
+		}
+	}
+	m, err := ggml.New(name, ggml.Type(t.Type), rows, cols, data)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
+	return m, nil
 }
 
 // ggufFloat32s converts tensor t, whose bytes raw are read through file, to

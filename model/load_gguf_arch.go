@@ -213,13 +213,9 @@ func ggufFusedLinears(p *ggufPlan, layer *Layer, blk func(string) string, so str
 				r0 := 0
 				for _, lin := range fz.parts {
 					name := fmt.Sprintf("%s[%d:%d]", t.Name, r0, r0+lin.Out)
-					data, err := ggufReadBytes(t, raw[r0*rowBytes:(r0+lin.Out)*rowBytes], file)
+					m, err := ggufBlocks(name, t, raw[r0*rowBytes:(r0+lin.Out)*rowBytes], file, lin.Out, lin.In, nil)
 					if err != nil {
 						return err
-					}
-					m, err := ggml.New(name, ggml.Type(t.Type), lin.Out, lin.In, data)
-					if err != nil {
-						return fmt.Errorf("gguf: %w", err)
 					}
 					lin.Quantized, lin.finite = m, true
 					r0 += lin.Out
