@@ -407,6 +407,7 @@ func serveProcess(dir string, cacheBytes int64, o options) error {
 		return err
 	}
 	var stopWatch func() sample
+	proc := newProcReader()
 	sc := bufio.NewScanner(os.Stdin)
 	for n := 0; sc.Scan(); n++ {
 		r := memReport{BaseBytes: baseBytes}
@@ -433,12 +434,12 @@ func serveProcess(dir string, cacheBytes int64, o options) error {
 		// The resident set and the Go runtime's statistics first: what
 		// follows allocates, and that garbage is the reading's, not the
 		// server's.
-		r.RSS, r.Peak = procStatus("VmRSS:"), procStatus("VmHWM:")
+		r.RSS, r.Peak = proc.status("VmRSS:")<<10, proc.status("VmHWM:")<<10
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		r.HeapInuse = int64(ms.HeapInuse)
 		r.CacheBytes, r.Cached = store.Used(), len(store.Cached())
-		r.Breakdown = breakdown(&ms)
+		r.Breakdown = proc.breakdown(&ms)
 		if o.smaps != "" {
 			if err := copySmaps(fmt.Sprintf("%s.%d.%s", o.smaps, n, q)); err != nil {
 				return err
@@ -560,39 +561,39 @@ func get(u string) (string, error) {
 	return string(b), err
 }
 
-// procStatus returns a size field of /proc/self/status (VmRSS, VmHWM) in
-// bytes, 0 where there is none (not Linux). Like breakdown, it reads the
-// file through lineReader: what it reads is not left on the heap it
-// measures.
-func procStatus(field string) int64 {
-	kb := int64(0)
-	eachLine("/proc/self/status", func(line []byte) {
-		if v, ok := bytes.CutPrefix(line, []byte(field)); ok {
-			kb = leadingInt(bytes.TrimSpace(v))
+// procReader reads the server process's /proc files through one buffer,
+// allocated once: the process it measures would otherwise hold their
+// garbage (the whole of smaps as strings, a hundred kilobytes spread over
+// many spans) until its next collection, and its heap readings would count
+// it.
+type procReader struct{ r *bufio.Reader }
+
+func newProcReader() *procReader { return &procReader{bufio.NewReaderSize(nil, 4096)} }
+
+// status returns the number of a field of /proc/self/status (VmRSS and
+// VmHWM in kB, Threads), 0 where there is none (not Linux).
+func (p *procReader) status(field string) int64 {
+	v := int64(0)
+	p.eachLine("/proc/self/status", func(line []byte) {
+		if rest, ok := bytes.CutPrefix(line, []byte(field)); ok {
+			v = leadingInt(bytes.TrimSpace(rest))
 		}
 	})
-	return kb << 10
+	return v
 }
 
-// lineReader is the buffer procStatus and breakdown read /proc files
-// through, allocated once: the server process they measure would otherwise
-// hold their garbage (the whole of smaps as strings, a hundred kilobytes
-// spread over many spans) until its next collection, and its heap readings
-// would count it.
-var lineReader = bufio.NewReaderSize(nil, 4096)
-
 // eachLine calls f with each line of the file at path (without its
-// newline; a line longer than lineReader's buffer comes in pieces).
-func eachLine(path string, f func(line []byte)) {
+// newline; a line longer than the buffer comes in pieces).
+func (p *procReader) eachLine(path string, f func(line []byte)) {
 	file, err := os.Open(path)
 	if err != nil {
 		return
 	}
 	defer file.Close()
-	lineReader.Reset(file)
-	defer lineReader.Reset(nil)
+	p.r.Reset(file)
+	defer p.r.Reset(nil)
 	for {
-		line, err := lineReader.ReadSlice('\n')
+		line, err := p.r.ReadSlice('\n')
 		if len(line) > 0 {
 			f(bytes.TrimSuffix(line, []byte("\n")))
 		}
@@ -620,11 +621,11 @@ func leadingInt(b []byte) int64 {
 // read before anything of the reading was allocated) and the rest, which is
 // memory outside the Go heap (the base, the adapter cache and the KV caches
 // live there).
-func breakdown(ms *runtime.MemStats) string {
+func (p *procReader) breakdown(ms *runtime.MemStats) string {
 	exe, _ := os.Executable()
 	var binary, files, anon int64
 	path := []byte(nil)
-	eachLine("/proc/self/smaps", func(line []byte) {
+	p.eachLine("/proc/self/smaps", func(line []byte) {
 		if rss, ok := bytes.CutPrefix(line, []byte("Rss:")); ok {
 			kb := leadingInt(bytes.TrimSpace(rss))
 			switch {
@@ -655,7 +656,7 @@ func breakdown(ms *runtime.MemStats) string {
 	goHeld := ms.HeapInuse + ms.HeapIdle - ms.HeapReleased + ms.StackInuse + ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys
 	return fmt.Sprintf("binary %.1f MB, other files %.1f MB, anonymous %.1f MB: Go runtime at most %.1f MB (heap in use %.1f of which objects %.1f, free heap not returned %.1f, stacks %.1f, metadata %.1f), outside the Go heap at least %.1f MB; %d threads",
 		mb(binary), mb(files), mb(anon), mb(int64(goHeld)), mb(int64(ms.HeapInuse)), mb(int64(ms.HeapAlloc)), mb(int64(ms.HeapIdle-ms.HeapReleased)), mb(int64(ms.StackInuse)),
-		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)), procStatus("Threads:")>>10)
+		mb(int64(ms.MSpanSys+ms.MCacheSys+ms.GCSys+ms.OtherSys+ms.BuckHashSys)), mb(anon-int64(goHeld)), p.status("Threads:"))
 }
 
 // copySmaps writes the process's /proc/self/smaps to path, for a reading
@@ -686,13 +687,8 @@ func watchPeak() func() sample {
 	page := int64(os.Getpagesize())
 	resident := func() int64 { // statm's second field, in pages
 		n, _ := statm.ReadAt(buf[:], 0)
-		b := buf[:n]
-		i := bytes.IndexByte(b, ' ')
-		var pages int64
-		for i++; i > 0 && i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			pages = 10*pages + int64(b[i]-'0')
-		}
-		return pages * page
+		_, rest, _ := bytes.Cut(buf[:n], []byte(" "))
+		return leadingInt(rest) * page
 	}
 	go func() {
 		defer statm.Close()
