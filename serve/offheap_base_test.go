@@ -17,18 +17,6 @@ import (
 // still shares the embedding.
 func TestMoveOffHeap(t *testing.T) {
 	for _, quantize := range []bool{false, true} {
-		logits := func(w *model.Weights) []float32 {
-			t.Helper()
-			g, err := infer.NewGenerator(w, infer.GeneratorOptions{MaxLen: 16})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := g.Prefill([]int{1, 5, 9, 13})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return slices.Clone(out)
-		}
 		fresh := func() *model.Weights {
 			w := embedded(t).Weights
 			if quantize {
@@ -38,7 +26,7 @@ func TestMoveOffHeap(t *testing.T) {
 			}
 			return w
 		}
-		want := logits(fresh())
+		want := prefillLogits(t, fresh())
 		w := fresh()
 		oldEmb := unsafe.SliceData(w.Embedding)
 		n, err := MoveOffHeap(w)
@@ -54,7 +42,7 @@ func TestMoveOffHeap(t *testing.T) {
 		if w.Config.TiedOutput && unsafe.SliceData(w.Output.Dense) != unsafe.SliceData(w.Embedding) {
 			t.Error("the tied head no longer shares the embedding")
 		}
-		if got := logits(w); !slices.Equal(got, want) {
+		if got := prefillLogits(t, w); !slices.Equal(got, want) {
 			t.Errorf("quantized %v: logits changed by the move", quantize)
 		}
 	}
@@ -72,19 +60,7 @@ func TestMoveOffHeapGGUFBlocks(t *testing.T) {
 		}
 		return b.Weights
 	}
-	logits := func(w *model.Weights) []float32 {
-		t.Helper()
-		g, err := infer.NewGenerator(w, infer.GeneratorOptions{MaxLen: 16})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := g.Prefill([]int{1, 5, 9, 13})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.Clone(out)
-	}
-	want := logits(load())
+	want := prefillLogits(t, load())
 	w := load()
 	emb := w.EmbeddingMatrix
 	if _, ok := emb.(*ggml.Matrix); !ok || w.Output.Quantized != emb {
@@ -99,7 +75,22 @@ func TestMoveOffHeapGGUFBlocks(t *testing.T) {
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if got := logits(w); !slices.Equal(got, want) {
+	if got := prefillLogits(t, w); !slices.Equal(got, want) {
 		t.Error("logits changed by the move")
 	}
+}
+
+// prefillLogits returns the logits w's Generator gives after a fixed
+// four-token prompt.
+func prefillLogits(t *testing.T, w *model.Weights) []float32 {
+	t.Helper()
+	g, err := infer.NewGenerator(w, infer.GeneratorOptions{MaxLen: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := g.Prefill([]int{1, 5, 9, 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Clone(out)
 }
