@@ -1,5 +1,85 @@
 // Macros of the fused row kernels (blocks_amd64.s).
 
+// DOTARGS loads a fused row kernel's arguments (y *float32, w *byte, rows,
+// rowBytes int, x *float32, blocks int): y in DI, the row in SI, rows in
+// R8, rowBytes in R9, x in DX, blocks in R10.
+#define DOTARGS \
+	MOVQ y+0(FP), DI            \
+	MOVQ w+8(FP), SI            \
+	MOVQ rows+16(FP), R8        \
+	MOVQ rowBytes+24(FP), R9    \
+	MOVQ x+32(FP), DX           \
+	MOVQ blocks+40(FP), R10
+
+// ROWSTART starts a row: its blocks at AX, x at BX, the block count in CX,
+// the lanes (Y0) cleared.
+#define ROWSTART \
+	MOVQ   SI, AX     \
+	MOVQ   DX, BX     \
+	MOVQ   R10, CX    \
+	VXORPS Y0, Y0, Y0
+
+// ROWEND stores the row's sum (SUM8) at DI and moves to the next row and
+// output; the caller loops while R8, the rows left, is not zero.
+#define ROWEND \
+	SUM8                \
+	VMOVSS X0, (DI)     \
+	ADDQ   $4, DI       \
+	ADDQ   R9, SI       \
+	DECQ   R8
+
+// ADDSCALED adds to the lanes (Y0) the block lanes sd (Y8) times the fp16
+// at doff(AX) (acc += d·sd); SUBSCALED subtracts sm (Y9) times the fp16 at
+// moff(AX) (acc −= dmin·sm).
+#define ADDSCALED(doff) \
+	VPBROADCASTW doff(AX), X5 \
+	VCVTPH2PS    X5, Y5       \
+	VMULPS       Y5, Y8, Y8   \
+	VADDPS       Y8, Y0, Y0
+
+#define SUBSCALED(moff) \
+	VPBROADCASTW moff(AX), X5 \
+	VCVTPH2PS    X5, Y5       \
+	VMULPS       Y5, Y9, Y9   \
+	VSUBPS       Y9, Y0, Y0
+
+// SCALEMINK4 writes a Q4_K or Q5_K block's 8 scales and 8 mins (the 12
+// bytes at 4(AX)) as float32 into the frame at 0(SP) and 32(SP), unpacked
+// in general registers as scaleMinK4 does: scales 0-3 are the low 6 bits
+// of bytes 0-3, scales 4-7 the low nibbles of bytes 8-11 with the top 2
+// bits of bytes 0-3 above; the mins the same from bytes 4-7 and the high
+// nibbles of 8-11. Clobbers R11-R13 and Y1.
+#define SCALEMINK4 \
+	MOVL      4(AX), R11           \
+	MOVL      R11, R13             \
+	SHRL      $2, R13              \
+	ANDL      $0x30303030, R13     \
+	ANDL      $0x3f3f3f3f, R11     \
+	MOVL      12(AX), R12          \
+	ANDL      $0x0f0f0f0f, R12     \
+	ORL       R13, R12             \
+	SHLQ      $32, R12             \
+	ORQ       R11, R12             \
+	MOVQ      R12, X1              \
+	VPMOVZXBD X1, Y1               \
+	VCVTDQ2PS Y1, Y1               \
+	VMOVUPS   Y1, 0(SP)            \
+	MOVL      8(AX), R11           \
+	MOVL      R11, R13             \
+	SHRL      $2, R13              \
+	ANDL      $0x30303030, R13     \
+	ANDL      $0x3f3f3f3f, R11     \
+	MOVL      12(AX), R12          \
+	SHRL      $4, R12              \
+	ANDL      $0x0f0f0f0f, R12     \
+	ORL       R13, R12             \
+	SHLQ      $32, R12             \
+	ORQ       R11, R12             \
+	MOVQ      R12, X1              \
+	VPMOVZXBD X1, Y1               \
+	VCVTDQ2PS Y1, Y1               \
+	VMOVUPS   Y1, 32(SP)
+
 // SUM8 folds the 8 lanes of Y0 into X0's low lane as sum8 does (clobbers
 // X1).
 #define SUM8 \

@@ -41,18 +41,10 @@ loop:
 // A block is the fp16 scale d, then 32 int8 codes: VPMOVSXBD widens 8
 // codes at a time, lane k taking codes k, k+8, k+16, k+24.
 TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-48
-	MOVQ y+0(FP), DI
-	MOVQ w+8(FP), SI
-	MOVQ rows+16(FP), R8
-	MOVQ rowBytes+24(FP), R9
-	MOVQ x+32(FP), DX
-	MOVQ blocks+40(FP), R10
+	DOTARGS
 
 q8row:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q8block:
 	VPMOVSXBD    2(AX), Y1
@@ -79,11 +71,7 @@ q8block:
 	DECQ         CX
 	JNZ          q8block
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q8row
 	VZEROUPPER
 	RET
@@ -100,20 +88,12 @@ GLOBL eight<>(SB), RODATA|NOPTR, $4
 // low nibble and code j+16 in its high one. VPMOVZXBD widens bytes 0-7
 // and 8-15, giving lane k the codes k, k+16 and k+8, k+24.
 TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 	VPBROADCASTD eight<>(SB), Y14
 
 q4row:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q4block:
 	VPMOVZXBD    2(AX), Y1
@@ -146,11 +126,7 @@ q4block:
 	DECQ         CX
 	JNZ          q4block
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q4row
 	VZEROUPPER
 	RET
@@ -185,12 +161,7 @@ GLOBL sixteen<>(SB), RODATA|NOPTR, $4
 // then 16 bytes of low nibbles as Q4_0's. Each lane shifts its own bits of
 // qh into place (VPSRLVD by the lane's code number).
 TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 	VPBROADCASTD sixteen<>(SB), Y14
 	VPBROADCASTD bit4<>(SB), Y13
@@ -200,10 +171,7 @@ TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU      shifts0to31<>+96(SB), Y12
 
 q5row:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q5block:
 	VPMOVZXBD    6(AX), Y1
@@ -253,11 +221,7 @@ q5block:
 	DECQ         CX
 	JNZ          q5block
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q5row
 	VZEROUPPER
 	RET
@@ -267,19 +231,11 @@ q5block:
 // A block is fp16 d and m, then 16 bytes of nibbles as Q4_0's; each lane
 // adds d times its products, then m times its sum of x.
 TEXT ·dotQ4_1AVX2(SB), NOSPLIT, $0-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 
 q41row:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q41block:
 	VPMOVZXBD    4(AX), Y1
@@ -316,11 +272,7 @@ q41block:
 	DECQ         CX
 	JNZ          q41block
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q41row
 	VZEROUPPER
 	RET
@@ -330,12 +282,7 @@ q41block:
 // A block is fp16 d and m, qh and nibbles as Q5_0's; each lane adds d
 // times its products, then m times its sum of x.
 TEXT ·dotQ5_1AVX2(SB), NOSPLIT, $0-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 	VPBROADCASTD bit4<>(SB), Y13
 	VMOVDQU      shifts0to31<>+0(SB), Y9
@@ -344,10 +291,7 @@ TEXT ·dotQ5_1AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU      shifts0to31<>+96(SB), Y12
 
 q51row:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q51block:
 	VPMOVZXBD    8(AX), Y1
@@ -401,11 +345,7 @@ q51block:
 	DECQ         CX
 	JNZ          q51block
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q51row
 	VZEROUPPER
 	RET
@@ -426,54 +366,14 @@ GLOBL thirtyTwo<>(SB), RODATA|NOPTR, $4
 // and the next in its high ones. The frame holds the block's 8 scales and
 // 8 mins as float32, unpacked in general registers as scaleMinK4 does.
 TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $64-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 
 q4krow:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q4kblock:
-	// Scales: bytes 0-3 are the low 6 bits of bytes 0-3, bytes 4-7 the
-	// low nibbles of bytes 8-11 with the top 2 bits of bytes 0-3 above.
-	MOVL      4(AX), R11
-	MOVL      R11, R13
-	SHRL      $2, R13
-	ANDL      $0x30303030, R13
-	ANDL      $0x3f3f3f3f, R11
-	MOVL      12(AX), R12
-	ANDL      $0x0f0f0f0f, R12
-	ORL       R13, R12
-	SHLQ      $32, R12
-	ORQ       R11, R12
-	MOVQ      R12, X1
-	VPMOVZXBD X1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMOVUPS   Y1, 0(SP)
-
-	// Mins: the same from bytes 4-7 and the high nibbles of 8-11.
-	MOVL      8(AX), R11
-	MOVL      R11, R13
-	SHRL      $2, R13
-	ANDL      $0x30303030, R13
-	ANDL      $0x3f3f3f3f, R11
-	MOVL      12(AX), R12
-	SHRL      $4, R12
-	ANDL      $0x0f0f0f0f, R12
-	ORL       R13, R12
-	SHLQ      $32, R12
-	ORQ       R11, R12
-	MOVQ      R12, X1
-	VPMOVZXBD X1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMOVUPS   Y1, 32(SP)
+	SCALEMINK4
 
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
@@ -483,24 +383,14 @@ q4kblock:
 	Q4KGROUP(112, 768, 24)
 
 	// acc += d·sd, then acc −= dmin·sm.
-	VPBROADCASTW (AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y8, Y8
-	VADDPS       Y8, Y0, Y0
-	VPBROADCASTW 2(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y9, Y9
-	VSUBPS       Y9, Y0, Y0
+	ADDSCALED(0)
+	SUBSCALED(2)
 	ADDQ         $144, AX
 	ADDQ         $1024, BX
 	DECQ         CX
 	JNZ          q4kblock
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q4krow
 	VZEROUPPER
 	RET
@@ -510,55 +400,15 @@ q4kblock:
 // A block is Q4_K's with 32 bytes qh of fifth bits after the scales: bit
 // 2c of qh[l] for code l of sub-block 2c, bit 2c+1 for sub-block 2c+1.
 TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $64-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask<>(SB), Y15
 	VPBROADCASTD bit4<>(SB), Y14
 
 q5krow:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q5kblock:
-	// Scales: bytes 0-3 are the low 6 bits of bytes 0-3, bytes 4-7 the
-	// low nibbles of bytes 8-11 with the top 2 bits of bytes 0-3 above.
-	MOVL      4(AX), R11
-	MOVL      R11, R13
-	SHRL      $2, R13
-	ANDL      $0x30303030, R13
-	ANDL      $0x3f3f3f3f, R11
-	MOVL      12(AX), R12
-	ANDL      $0x0f0f0f0f, R12
-	ORL       R13, R12
-	SHLQ      $32, R12
-	ORQ       R11, R12
-	MOVQ      R12, X1
-	VPMOVZXBD X1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMOVUPS   Y1, 0(SP)
-
-	// Mins: the same from bytes 4-7 and the high nibbles of 8-11.
-	MOVL      8(AX), R11
-	MOVL      R11, R13
-	SHRL      $2, R13
-	ANDL      $0x30303030, R13
-	ANDL      $0x3f3f3f3f, R11
-	MOVL      12(AX), R12
-	SHRL      $4, R12
-	ANDL      $0x0f0f0f0f, R12
-	ORL       R13, R12
-	SHLQ      $32, R12
-	ORQ       R11, R12
-	MOVQ      R12, X1
-	VPMOVZXBD X1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMOVUPS   Y1, 32(SP)
+	SCALEMINK4
 
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
@@ -568,24 +418,14 @@ q5kblock:
 	Q5KGROUP(144, 768, 24, 6, 7)
 
 	// acc += d·sd, then acc −= dmin·sm.
-	VPBROADCASTW (AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y8, Y8
-	VADDPS       Y8, Y0, Y0
-	VPBROADCASTW 2(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y9, Y9
-	VSUBPS       Y9, Y0, Y0
+	ADDSCALED(0)
+	SUBSCALED(2)
 	ADDQ         $176, AX
 	ADDQ         $1024, BX
 	DECQ         CX
 	JNZ          q5kblock
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q5krow
 	VZEROUPPER
 	RET
@@ -596,21 +436,13 @@ q5kblock:
 // 16 int8 scales, fp16 d. The frame holds a half's 128 codes as int8 (0-127)
 // and the block's 16 scales as float32 (128-191).
 TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $192-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD nibbleMask32<>(SB), Y15
 	VPBROADCASTD bits45<>(SB), Y14
 	VPBROADCASTD thirtyTwo<>(SB), Y13
 
 q6krow:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q6kblock:
 	VPMOVSXBD 192(AX), Y6
@@ -640,20 +472,13 @@ q6kblock:
 	Q6KSUB(112, 960, 188)
 
 	// acc += d·sd.
-	VPBROADCASTW 208(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y8, Y8
-	VADDPS       Y8, Y0, Y0
+	ADDSCALED(208)
 	ADDQ         $210, AX
 	ADDQ         $1024, BX
 	DECQ         CX
 	JNZ          q6kblock
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q6krow
 	VZEROUPPER
 	RET
@@ -675,20 +500,12 @@ GLOBL fours<>(SB), RODATA|NOPTR, $4
 // codes as bytes (0-127), the block's 16 scales (128-191) and 16 mins
 // (192-255) as float32.
 TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $256-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD lowBits2<>(SB), Y15
 	VPBROADCASTD nibbleMask<>(SB), Y14
 
 q2krow:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q2kblock:
 	VPMOVZXBD 0(AX), Y1
@@ -751,24 +568,14 @@ q2kblock:
 	Q2KSUB(112, 960, 188)
 
 	// acc += d·sd, then acc −= dmin·sm.
-	VPBROADCASTW 80(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y8, Y8
-	VADDPS       Y8, Y0, Y0
-	VPBROADCASTW 82(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y9, Y9
-	VSUBPS       Y9, Y0, Y0
+	ADDSCALED(80)
+	SUBSCALED(82)
 	ADDQ         $84, AX
 	ADDQ         $1024, BX
 	DECQ         CX
 	JNZ          q2kblock
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q2krow
 	VZEROUPPER
 	RET
@@ -782,22 +589,14 @@ q2kblock:
 // (0-127) and the block's 16 scales as float32 (128-191), unpacked in
 // general registers as q3KScale does.
 TEXT ·dotQ3_KAVX2(SB), NOSPLIT, $192-48
-	MOVQ         y+0(FP), DI
-	MOVQ         w+8(FP), SI
-	MOVQ         rows+16(FP), R8
-	MOVQ         rowBytes+24(FP), R9
-	MOVQ         x+32(FP), DX
-	MOVQ         blocks+40(FP), R10
+	DOTARGS
 	VPBROADCASTD lowBits2<>(SB), Y15
 	VPBROADCASTD lowBit<>(SB), Y14
 	VPBROADCASTD fours<>(SB), Y13
 	VPBROADCASTD thirtyTwo<>(SB), Y12
 
 q3krow:
-	MOVQ   SI, AX
-	MOVQ   DX, BX
-	MOVQ   R10, CX
-	VXORPS Y0, Y0, Y0
+	ROWSTART
 
 q3kblock:
 	// Scales 0-7: the low nibbles of bytes 0-7 of the scales, 8-15 their
@@ -924,20 +723,13 @@ q3kblock:
 	Q6KSUB(112, 960, 188)
 
 	// acc += d·sd.
-	VPBROADCASTW 108(AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y8, Y8
-	VADDPS       Y8, Y0, Y0
+	ADDSCALED(108)
 	ADDQ         $110, AX
 	ADDQ         $1024, BX
 	DECQ         CX
 	JNZ          q3kblock
 
-	SUM8
-	VMOVSS X0, (DI)
-	ADDQ   $4, DI
-	ADDQ   R9, SI
-	DECQ   R8
+	ROWEND
 	JNZ    q3krow
 	VZEROUPPER
 	RET
