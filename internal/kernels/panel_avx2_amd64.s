@@ -137,13 +137,51 @@ hidone:
 	VZEROUPPER
 	RET
 
-// func transpose8AVX2(dst *float32, ldd int, src *float32, lds int)
-//
-// dst[m·ldd + i] = src[i·lds + m] for i, m < 8. Register Yi (i < 4) holds
-// the first four columns of rows i and i+4 of src, one per 128-bit lane,
+// TRANSPOSE8 loads the 8×8 block of src at SI, rows CX bytes apart, and
+// leaves its transpose in Y0–Y7 (output row m in Ym). Register Yi (i < 4)
+// holds the first four columns of rows i and i+4, one per 128-bit lane,
 // and Y(i+4) their last four; the unpacks of float pairs, then of double
 // pairs, transpose each lane's 4×4 block, which leaves output row m whole
-// in one register: no shuffle across lanes.
+// in one register: no shuffle across lanes. Clobbers DX, R8 and Y8–Y15.
+#define TRANSPOSE8 \
+	LEAQ (CX)(CX*2), DX \
+	LEAQ (SI)(CX*4), R8 \
+	VMOVUPS     (SI), X0 \
+	VINSERTF128 $1, (R8), Y0, Y0 \
+	VMOVUPS     16(SI), X4 \
+	VINSERTF128 $1, 16(R8), Y4, Y4 \
+	VMOVUPS     (SI)(CX*1), X1 \
+	VINSERTF128 $1, (R8)(CX*1), Y1, Y1 \
+	VMOVUPS     16(SI)(CX*1), X5 \
+	VINSERTF128 $1, 16(R8)(CX*1), Y5, Y5 \
+	VMOVUPS     (SI)(CX*2), X2 \
+	VINSERTF128 $1, (R8)(CX*2), Y2, Y2 \
+	VMOVUPS     16(SI)(CX*2), X6 \
+	VINSERTF128 $1, 16(R8)(CX*2), Y6, Y6 \
+	VMOVUPS     (SI)(DX*1), X3 \
+	VINSERTF128 $1, (R8)(DX*1), Y3, Y3 \
+	VMOVUPS     16(SI)(DX*1), X7 \
+	VINSERTF128 $1, 16(R8)(DX*1), Y7, Y7 \
+	VUNPCKLPS   Y1, Y0, Y8 \
+	VUNPCKHPS   Y1, Y0, Y9 \
+	VUNPCKLPS   Y3, Y2, Y10 \
+	VUNPCKHPS   Y3, Y2, Y11 \
+	VUNPCKLPS   Y5, Y4, Y12 \
+	VUNPCKHPS   Y5, Y4, Y13 \
+	VUNPCKLPS   Y7, Y6, Y14 \
+	VUNPCKHPS   Y7, Y6, Y15 \
+	VUNPCKLPD   Y10, Y8, Y0 \
+	VUNPCKHPD   Y10, Y8, Y1 \
+	VUNPCKLPD   Y11, Y9, Y2 \
+	VUNPCKHPD   Y11, Y9, Y3 \
+	VUNPCKLPD   Y14, Y12, Y4 \
+	VUNPCKHPD   Y14, Y12, Y5 \
+	VUNPCKLPD   Y15, Y13, Y6 \
+	VUNPCKHPD   Y15, Y13, Y7
+
+// func transpose8AVX2(dst *float32, ldd int, src *float32, lds int)
+//
+// dst[m·ldd + i] = src[i·lds + m] for i, m < 8 (TRANSPOSE8).
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ ldd+8(FP), BX
@@ -151,40 +189,7 @@ TEXT ·transpose8AVX2(SB), NOSPLIT, $0-32
 	MOVQ src+16(FP), SI
 	MOVQ lds+24(FP), CX
 	SHLQ $2, CX
-	LEAQ (CX)(CX*2), DX
-	LEAQ (SI)(CX*4), R8
-	VMOVUPS     (SI), X0
-	VINSERTF128 $1, (R8), Y0, Y0
-	VMOVUPS     16(SI), X4
-	VINSERTF128 $1, 16(R8), Y4, Y4
-	VMOVUPS     (SI)(CX*1), X1
-	VINSERTF128 $1, (R8)(CX*1), Y1, Y1
-	VMOVUPS     16(SI)(CX*1), X5
-	VINSERTF128 $1, 16(R8)(CX*1), Y5, Y5
-	VMOVUPS     (SI)(CX*2), X2
-	VINSERTF128 $1, (R8)(CX*2), Y2, Y2
-	VMOVUPS     16(SI)(CX*2), X6
-	VINSERTF128 $1, 16(R8)(CX*2), Y6, Y6
-	VMOVUPS     (SI)(DX*1), X3
-	VINSERTF128 $1, (R8)(DX*1), Y3, Y3
-	VMOVUPS     16(SI)(DX*1), X7
-	VINSERTF128 $1, 16(R8)(DX*1), Y7, Y7
-	VUNPCKLPS   Y1, Y0, Y8
-	VUNPCKHPS   Y1, Y0, Y9
-	VUNPCKLPS   Y3, Y2, Y10
-	VUNPCKHPS   Y3, Y2, Y11
-	VUNPCKLPS   Y5, Y4, Y12
-	VUNPCKHPS   Y5, Y4, Y13
-	VUNPCKLPS   Y7, Y6, Y14
-	VUNPCKHPS   Y7, Y6, Y15
-	VUNPCKLPD   Y10, Y8, Y0
-	VUNPCKHPD   Y10, Y8, Y1
-	VUNPCKLPD   Y11, Y9, Y2
-	VUNPCKHPD   Y11, Y9, Y3
-	VUNPCKLPD   Y14, Y12, Y4
-	VUNPCKHPD   Y14, Y12, Y5
-	VUNPCKLPD   Y15, Y13, Y6
-	VUNPCKHPD   Y15, Y13, Y7
+	TRANSPOSE8
 	LEAQ        (BX)(BX*2), DX
 	LEAQ        (DI)(BX*4), R8
 	VMOVUPS     Y0, (DI)
@@ -211,40 +216,7 @@ TEXT ·transpose8RowsAVX2(SB), NOSPLIT, $0-32
 	MOVQ src+16(FP), SI
 	MOVQ lds+24(FP), CX
 	SHLQ $2, CX
-	LEAQ (CX)(CX*2), DX
-	LEAQ (SI)(CX*4), R8
-	VMOVUPS     (SI), X0
-	VINSERTF128 $1, (R8), Y0, Y0
-	VMOVUPS     16(SI), X4
-	VINSERTF128 $1, 16(R8), Y4, Y4
-	VMOVUPS     (SI)(CX*1), X1
-	VINSERTF128 $1, (R8)(CX*1), Y1, Y1
-	VMOVUPS     16(SI)(CX*1), X5
-	VINSERTF128 $1, 16(R8)(CX*1), Y5, Y5
-	VMOVUPS     (SI)(CX*2), X2
-	VINSERTF128 $1, (R8)(CX*2), Y2, Y2
-	VMOVUPS     16(SI)(CX*2), X6
-	VINSERTF128 $1, 16(R8)(CX*2), Y6, Y6
-	VMOVUPS     (SI)(DX*1), X3
-	VINSERTF128 $1, (R8)(DX*1), Y3, Y3
-	VMOVUPS     16(SI)(DX*1), X7
-	VINSERTF128 $1, 16(R8)(DX*1), Y7, Y7
-	VUNPCKLPS   Y1, Y0, Y8
-	VUNPCKHPS   Y1, Y0, Y9
-	VUNPCKLPS   Y3, Y2, Y10
-	VUNPCKHPS   Y3, Y2, Y11
-	VUNPCKLPS   Y5, Y4, Y12
-	VUNPCKHPS   Y5, Y4, Y13
-	VUNPCKLPS   Y7, Y6, Y14
-	VUNPCKHPS   Y7, Y6, Y15
-	VUNPCKLPD   Y10, Y8, Y0
-	VUNPCKHPD   Y10, Y8, Y1
-	VUNPCKLPD   Y11, Y9, Y2
-	VUNPCKHPD   Y11, Y9, Y3
-	VUNPCKLPD   Y14, Y12, Y4
-	VUNPCKHPD   Y14, Y12, Y5
-	VUNPCKLPD   Y15, Y13, Y6
-	VUNPCKHPD   Y15, Y13, Y7
+	TRANSPOSE8
 	MOVQ        (R9), DI
 	VMOVUPS     Y0, (DI)(BX*1)
 	MOVQ        8(R9), DI
