@@ -3,6 +3,7 @@ package serve
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -204,6 +205,32 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	return ad, nil
 }
 
+// toF16 rounds src to binary16 into dst. It stops at the first finite value
+// beyond binary16's range and returns its index and false.
+func toF16(dst []uint16, src []float32) (int, bool) {
+	for i, v := range src {
+		h := half.Float32ToF16(v)
+		if overflowsHalf(h, v) {
+			return i, false
+		}
+		dst[i] = h
+	}
+	return 0, true
+}
+
+// overflowsHalf reports whether h, v rounded to binary16, is an infinity
+// that v is not: |v| rounds beyond 65504, the largest binary16.
+func overflowsHalf(h uint16, v float32) bool {
+	return h&0x7fff == 0x7c00 && !math.IsInf(float64(v), 0)
+}
+
+// beyondHalf is the error for element [row, col] of the module's matrix
+// (lora_A or lora_B, as PEFT names them), v, that binary16 cannot hold: an
+// adapter held in half precision would add infinities to every row using it.
+func (ad *Adapter) beyondHalf(module, matrix string, row, col int, v float32) error {
+	return fmt.Errorf("serve: adapter %q: %s.%s[%d, %d] = %g is beyond half precision's range (±65504): hold adapters in f32", ad.name, module, matrix, row, col, v)
+}
+
 // fill decodes the pairs into ad's arena.
 func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*model.Linear, prec Precision, buf []float32) error {
 	chunk := len(buf)
@@ -218,8 +245,9 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 				if err := src.readA(p.module, buf[:n], off); err != nil {
 					return err
 				}
-				for i, v := range buf[:n] {
-					t.A16[off+i] = half.Float32ToF16(v)
+				if i, ok := toF16(t.A16[off:off+n], buf[:n]); !ok {
+					k := off + i
+					return ad.beyondHalf(p.module, "lora_A", k/p.in, k%p.in, buf[i])
 				}
 			}
 		} else {
@@ -238,7 +266,11 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 				for j := range p.r {
 					v := part[i*p.r+j]
 					if t.BT16 != nil {
-						t.BT16[j*p.out+i0+i] = half.Float32ToF16(v)
+						h := half.Float32ToF16(v)
+						if overflowsHalf(h, v) {
+							return ad.beyondHalf(p.module, "lora_B", i0+i, j, v)
+						}
+						t.BT16[j*p.out+i0+i] = h
 					} else {
 						t.BT[j*p.out+i0+i] = v
 					}

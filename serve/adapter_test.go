@@ -2,8 +2,10 @@ package serve
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/golora/golora/lora"
@@ -86,5 +88,53 @@ func TestParsePrecision(t *testing.T) {
 	}
 	if _, err := ParsePrecision("bf16"); err == nil {
 		t.Error("ParsePrecision(\"bf16\"): no error")
+	}
+}
+
+// TestHalfPrecisionRange: a store in half precision refuses an adapter with
+// a value binary16 cannot hold, naming the matrix and element, loads the
+// largest binary16 (65504) and the others, and a float32 store loads all.
+func TestHalfPrecisionRange(t *testing.T) {
+	base := embedded(t).Weights
+	set := func(seed uint64, change func(p *lora.Pair)) *lora.Adapter {
+		a := newAdapter(t, base, 4, seed)
+		p, ok := a.Pair(a.Modules()[1])
+		if !ok {
+			t.Fatal("no pair")
+		}
+		change(p)
+		return a
+	}
+	module := newAdapter(t, base, 4, 1).Modules()[1]
+	src := mapSource{
+		"bigA": set(1, func(p *lora.Pair) { p.A[1*p.In+2] = 1e5 }),
+		"bigB": set(2, func(p *lora.Pair) { p.B[3*p.R+1] = -7e4 }),
+		"edge": set(3, func(p *lora.Pair) { p.A[0], p.B[0] = 65504, -65504 }),
+		"ok":   newAdapter(t, base, 4, 4),
+	}
+	half := NewStore(src, base, StoreOptions{Precision: Float16})
+	for name, want := range map[string]string{
+		"bigA": fmt.Sprintf("%s.lora_A[1, 2] = 100000 is beyond half precision's range", module),
+		"bigB": fmt.Sprintf("%s.lora_B[3, 1] = -70000 is beyond half precision's range", module),
+	} {
+		h, err := half.Acquire(context.Background(), name)
+		if err == nil {
+			h.Release()
+			t.Fatalf("%s in f16: no error", name)
+		}
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s in f16: %v; want it to name %q", name, err, want)
+		}
+	}
+	for _, name := range []string{"edge", "ok", "bigA"} {
+		store := half
+		if name == "bigA" {
+			store = NewStore(src, base, StoreOptions{Precision: Float32})
+		}
+		h, err := store.Acquire(context.Background(), name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		h.Release()
 	}
 }

@@ -6,7 +6,8 @@
 //     first, with pinning; an unknown name is loaded on its first request,
 //     once however many ask; Load, Unload and Pin work while requests run,
 //     each running request keeping the version it started with. Adapters are
-//     held in float32 or, to halve their bytes, float16 (Precision).
+//     held in float32 or, to halve their bytes, float16 (Precision; golora
+//     serve's default).
 //   - Memory: cached adapters, the KV caches and, with MoveOffHeap, the
 //     base's large arrays live outside the Go heap (internal/hugemem arenas),
 //     so that the garbage collector's headroom (GOGC's 100% of the live

@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nf.register(fs)
 	adapterCache := fs.String("adapter-cache", "", "with --nats or --nats-embedded: directory for the adapter versions downloaded (default a temporary directory removed on exit)")
 	cacheMB := fs.Int64("cache-mb", 1024, "memory for cached adapters, in MB")
-	precision := fs.String("adapter-precision", "f32", "how cached adapters hold A and B: f32 or f16")
+	precision := fs.String("adapter-precision", "f16", "how cached adapters hold A and B: f16 (IEEE half precision, as vLLM holds adapters in the model's 16-bit type: half the memory and half the bytes a decode step reads per adapter, products still summed in float32; an adapter with a value beyond ±65504 is refused) or f32 (exact)")
 	maxRunning := fs.Int("max-running", 32, "most requests in the running batch")
 	kvTokens := fs.Int("kv-tokens", 0, "KV-cache budget in positions over running requests (0: max-running × the model's context)")
 	maxTokens := fs.Int("max-tokens", 1024, "largest max_tokens a request may ask for")

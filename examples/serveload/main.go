@@ -82,7 +82,7 @@ func main() {
 	flag.Float64Var(&o.baseShare, "base-share", 0.1, "share of requests on the base model")
 	flag.StringVar(&o.url, "url", "", "drive this running server (loopback only) instead of starting one")
 	flag.StringVar(&o.base, "base", "stories260K", "base model: stories260K (embedded), or stories15M or stories110M (random weights of that shape)")
-	flag.StringVar(&o.precision, "precision", "f32", "precision adapters are cached in: f32 or f16")
+	flag.StringVar(&o.precision, "precision", "f16", "precision adapters are cached in: f16 (golora serve's default) or f32")
 	flag.IntVar(&o.maxLoads, "max-loads", 0, "adapters the server reads at once (serve.StoreOptions.MaxLoads; 0: 4 × GOMAXPROCS)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the server process (what it allocated during the run, and what is live) to this file at the end")
 	flag.StringVar(&o.smaps, "smaps", "", "the server process copies its /proc/self/smaps to PREFIX.N.QUERY at each memory reading (N counts them; QUERY is mem, gc, watch or peak: the last mem is the one at rest)")
