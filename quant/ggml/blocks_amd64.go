@@ -39,6 +39,17 @@ func dotQ8_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int
 //go:noescape
 func dotQ4_0AVX2(y *float32, w *byte, rows, rowBytes int, x *float32, blocks int)
 
+// dotQ8_0AVX512 and dotQ4_0AVX512 are dotQ8_0AVX2 and dotQ4_0AVX2 on rows
+// pairs of rows, each row of a pair in one half of a ZMM register, with the
+// same bits: row i (w + i·rowStep, output y[i]) with the row rowBytes
+// further (output yStep bytes further).
+//
+//go:noescape
+func dotQ8_0AVX512(y *float32, w *byte, rows, rowBytes int, x *float32, blocks, rowStep, yStep int)
+
+//go:noescape
+func dotQ4_0AVX512(y *float32, w *byte, rows, rowBytes int, x *float32, blocks, rowStep, yStep int)
+
 // dotQ4_1AVX2, dotQ5_0AVX2 and dotQ5_1AVX2 are the same for Q4_1, Q5_0 and
 // Q5_1, with dotQ4_1's, dotQ5_0's and dotQ5_1's bits.
 //
@@ -81,6 +92,37 @@ func vectorDot() bool { return vectorDotAt(cpu.Best()) }
 
 func vectorDotAt(l cpu.Level) bool { return l >= cpu.AVX2 && cpu.HasF16C() }
 
+// paired reports whether dotRowPairs runs t's kernels.
+func paired(t Type) bool { return pairedAt(cpu.Best(), t) }
+
+// pairedAt reports whether level l has the AVX-512 kernels of t, which
+// take two rows at a time, one in each half of a ZMM register.
+func pairedAt(l cpu.Level, t Type) bool {
+	return l >= cpu.AVX512 && cpu.HasF16C() && (t == Q8_0 || t == Q4_0)
+}
+
+// dotRowPairs sets y[i] and y[i+half] for i in [0, k) to the rows i and
+// i+half of w (rows of rowBytes) times x, where paired(t). The caller
+// bounds k (fusedRowsChunk): the assembly is not preemptible.
+func dotRowPairs(t Type, f *format, y []float32, w []byte, x []float32, k, half int) {
+	blocks := len(x) / f.blockElems
+	rowBytes := blocks * f.blockBytes
+	if k == 0 || blocks == 0 {
+		return
+	}
+	_, _ = y[half+k-1], w[(half+k)*rowBytes-1]
+	dotPairs(t, y, w, x, k, half, rowBytes, blocks)
+}
+
+// dotPairs runs t's AVX-512 kernel on k pairs of rows half apart.
+func dotPairs(t Type, y []float32, w []byte, x []float32, k, half, rowBytes, blocks int) {
+	if t == Q8_0 {
+		dotQ8_0AVX512(&y[0], &w[0], k, half*rowBytes, &x[0], blocks, rowBytes, 4*half)
+	} else {
+		dotQ4_0AVX512(&y[0], &w[0], k, half*rowBytes, &x[0], blocks, rowBytes, 4*half)
+	}
+}
+
 // dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
 // call (fusedRowsChunk): the assembly is not preemptible.
 func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
@@ -91,6 +133,16 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 	}
 	rowBytes := blocks * f.blockBytes
 	_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
+	if pairs := rows &^ 1; pairs > 0 && pairedAt(l, t) {
+		// Row i goes with row i+half, so that the two streams of W are
+		// each read in order; an odd last row goes to the AVX2 kernel.
+		half := pairs / 2
+		dotPairs(t, y, w, x, half, half, rowBytes, blocks)
+		if pairs == rows {
+			return
+		}
+		y, w, rows = y[pairs:], w[pairs*rowBytes:], 1
+	}
 	switch t {
 	case Q8_0:
 		dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)

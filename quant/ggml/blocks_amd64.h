@@ -264,3 +264,37 @@
 	VBROADCASTSS soff+64(SP), Y6   \
 	VMULPS       Y6, Y7, Y7        \
 	VADDPS       Y7, Y9, Y9
+
+// ROW2START starts a pair of rows for the AVX-512 kernels: the first row's
+// blocks at AX (the second's at AX+R9), x at BX, the block count in CX,
+// the lanes (Z0: the first row's 8 in the low 256 bits, the second's in
+// the high 256) cleared.
+#define ROW2START \
+	MOVQ   SI, AX     \
+	MOVQ   DX, BX     \
+	MOVQ   R10, CX    \
+	VXORPS Z0, Z0, Z0
+
+// ROW2END stores the two rows' sums at DI and DI+R12, each folded from its
+// half of Z0 by SUM8 (so in sum8's order, as ROWEND would), and moves on to
+// the next pair (R11 bytes of W, one output); the caller loops while R8,
+// the pairs left, is not zero. Clobbers Y1 and Y2.
+#define ROW2END \
+	VEXTRACTF64X4 $1, Z0, Y2 \
+	SUM8                     \
+	VMOVSS        X0, (DI)   \
+	VMOVAPS       Y2, Y0     \
+	SUM8                     \
+	VMOVSS        X0, (DI)(R12*1) \
+	ADDQ          $4, DI     \
+	ADDQ          R11, SI    \
+	DECQ          R8
+
+// SCALE2 puts into Z5 the fp16 scales at (AX) and (AX)(R9*1), converted
+// (exactly) to float32: the first in the low 8 lanes, the second in the
+// high 8. Clobbers X6.
+#define SCALE2 \
+	VPBROADCASTW (AX), X5            \
+	VPBROADCASTW (AX)(R9*1), X6      \
+	VINSERTI128  $1, X6, Y5, Y5      \
+	VCVTPH2PS    Y5, Z5

@@ -131,6 +131,124 @@ q4block:
 	VZEROUPPER
 	RET
 
+// func dotQ8_0AVX512(y *float32, w *byte, rows, rowBytes int, x *float32, blocks, rowStep, yStep int)
+//
+// dotQ8_0AVX2 on rows pairs of rows: row i at w+i·rowStep and row i+half
+// at rowBytes (half·rowStep) further, its output yStep bytes after y[i],
+// so that W is read as two runs in order (see pairedRows). Z0's low 256
+// bits hold the first row's 8 lanes, its high 256 bits the second's, and every
+// instruction does on each half what dotQ8_0AVX2 does on Y0 for one row,
+// in the same order, so each row's bits are unchanged. The codes k..k+7 of
+// the two rows go into one XMM (VMOVQ, VPINSRQ) that VPMOVSXBD widens to
+// the two halves; x's 8 floats are broadcast to both halves
+// (VBROADCASTF32X8), the two scales each to its half (SCALE2).
+TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $0-64
+	DOTARGS
+	MOVQ rowStep+48(FP), R11
+	MOVQ yStep+56(FP), R12
+
+q8row2:
+	ROW2START
+
+q8block2:
+	VMOVQ           2(AX), X1
+	VPINSRQ         $1, 2(AX)(R9*1), X1, X1
+	VMOVQ           10(AX), X2
+	VPINSRQ         $1, 10(AX)(R9*1), X2, X2
+	VMOVQ           18(AX), X3
+	VPINSRQ         $1, 18(AX)(R9*1), X3, X3
+	VMOVQ           26(AX), X4
+	VPINSRQ         $1, 26(AX)(R9*1), X4, X4
+	VPMOVSXBD       X1, Z1
+	VPMOVSXBD       X2, Z2
+	VPMOVSXBD       X3, Z3
+	VPMOVSXBD       X4, Z4
+	VCVTDQ2PS       Z1, Z1
+	VCVTDQ2PS       Z2, Z2
+	VCVTDQ2PS       Z3, Z3
+	VCVTDQ2PS       Z4, Z4
+	VBROADCASTF32X8 (BX), Z6
+	VBROADCASTF32X8 32(BX), Z7
+	VBROADCASTF32X8 64(BX), Z8
+	VBROADCASTF32X8 96(BX), Z9
+	VMULPS          Z6, Z1, Z1
+	VMULPS          Z7, Z2, Z2
+	VMULPS          Z8, Z3, Z3
+	VMULPS          Z9, Z4, Z4
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z3, Z1, Z1
+	VADDPS          Z4, Z1, Z1
+	SCALE2
+	VMULPS          Z5, Z1, Z1
+	VADDPS          Z1, Z0, Z0
+	ADDQ            $34, AX
+	ADDQ            $128, BX
+	DECQ            CX
+	JNZ             q8block2
+
+	ROW2END
+	JNZ    q8row2
+	VZEROUPPER
+	RET
+
+// func dotQ4_0AVX512(y *float32, w *byte, rows, rowBytes int, x *float32, blocks, rowStep, yStep int)
+//
+// dotQ4_0AVX2 on rows pairs of rows, laid out as in
+// dotQ8_0AVX512: bytes 0-7 and 8-15 of the two rows' blocks go into one
+// XMM each (VMOVQ, VPINSRQ), which VPMOVZXBD widens to the two halves.
+TEXT ·dotQ4_0AVX512(SB), NOSPLIT, $0-64
+	DOTARGS
+	MOVQ rowStep+48(FP), R11
+	MOVQ yStep+56(FP), R12
+	VPBROADCASTD nibbleMask<>(SB), Z15
+	VPBROADCASTD eight<>(SB), Z14
+
+q4row2:
+	ROW2START
+
+q4block2:
+	VMOVQ           2(AX), X1
+	VPINSRQ         $1, 2(AX)(R9*1), X1, X1
+	VMOVQ           10(AX), X2
+	VPINSRQ         $1, 10(AX)(R9*1), X2, X2
+	VPMOVZXBD       X1, Z1
+	VPMOVZXBD       X2, Z2
+	VPSRLD          $4, Z1, Z3
+	VPSRLD          $4, Z2, Z4
+	VPANDD          Z15, Z1, Z1
+	VPANDD          Z15, Z2, Z2
+	VPSUBD          Z14, Z1, Z1
+	VPSUBD          Z14, Z2, Z2
+	VPSUBD          Z14, Z3, Z3
+	VPSUBD          Z14, Z4, Z4
+	VCVTDQ2PS       Z1, Z1
+	VCVTDQ2PS       Z2, Z2
+	VCVTDQ2PS       Z3, Z3
+	VCVTDQ2PS       Z4, Z4
+	VBROADCASTF32X8 (BX), Z6
+	VBROADCASTF32X8 32(BX), Z7
+	VBROADCASTF32X8 64(BX), Z8
+	VBROADCASTF32X8 96(BX), Z9
+	VMULPS          Z6, Z1, Z1
+	VMULPS          Z7, Z2, Z2
+	VMULPS          Z8, Z3, Z3
+	VMULPS          Z9, Z4, Z4
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z3, Z1, Z1
+	VADDPS          Z4, Z1, Z1
+	SCALE2
+	VMULPS          Z5, Z1, Z1
+	VADDPS          Z1, Z0, Z0
+	ADDQ            $18, AX
+	ADDQ            $128, BX
+	DECQ            CX
+	JNZ             q4block2
+
+	ROW2END
+	JNZ    q4row2
+	VZEROUPPER
+	RET
+
 DATA shifts0to31<>+0(SB)/8, $0x0000000100000000
 DATA shifts0to31<>+8(SB)/8, $0x0000000300000002
 DATA shifts0to31<>+16(SB)/8, $0x0000000500000004

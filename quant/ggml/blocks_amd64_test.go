@@ -46,10 +46,32 @@ func TestDotRowsAVX2MatchesGo(t *testing.T) {
 	if cpu.Best() < cpu.AVX2 || !cpu.HasF16C() {
 		t.Skip("no AVX2 with F16C here, or GOLORA_KERNELS caps it")
 	}
+	testDotRowsMatchGo(t, cpu.AVX2, goldenTypes, [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}})
+}
+
+// TestDotRowsAVX512MatchesGo is TestDotRowsAVX2MatchesGo for the AVX-512
+// kernels, which take rows two by two (an odd last one at AVX2): odd and
+// even row counts, so that each half of a register meets the Go code.
+func TestDotRowsAVX512MatchesGo(t *testing.T) {
+	if cpu.Best() < cpu.AVX512 || !cpu.HasF16C() {
+		t.Skip("no AVX-512 with F16C here, or GOLORA_KERNELS caps it")
+	}
+	var shapes [][2]int
+	for _, rows := range []int{1, 2, 3, 7, 64} {
+		for _, blocks := range []int{1, 2, 5, 64} {
+			shapes = append(shapes, [2]int{rows, blocks})
+		}
+	}
+	testDotRowsMatchGo(t, cpu.AVX512, []Type{Q8_0, Q4_0}, shapes)
+}
+
+// testDotRowsMatchGo compares dotRowsAt at level l with the Go code, bit
+// for bit, for each type and {rows, blocks} shape.
+func testDotRowsMatchGo(t *testing.T, l cpu.Level, types []Type, shapes [][2]int) {
 	rng := rand.New(rand.NewPCG(22, 0))
-	for _, typ := range goldenTypes {
+	for _, typ := range types {
 		f := formats[typ]
-		for _, shape := range [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}} {
+		for _, shape := range shapes {
 			rows, blocks := shape[0], shape[1]
 			w := make([]byte, rows*blocks*f.blockBytes)
 			for i := range w {
@@ -69,11 +91,46 @@ func TestDotRowsAVX2MatchesGo(t *testing.T) {
 				x[i] = float32(rng.NormFloat64() * math.Ldexp(1, e+rng.IntN(4)))
 			}
 			got, want := make([]float32, rows), make([]float32, rows)
-			dotRowsAt(cpu.AVX2, typ, f, got, w, x)
+			dotRowsAt(l, typ, f, got, w, x)
 			dotRowsAt(cpu.Generic, typ, f, want, w, x)
 			for r := range want {
 				if g, v := got[r], want[r]; math.Float32bits(g) != math.Float32bits(v) && !(g != g && v != v) {
 					t.Fatalf("%v, %d rows of %d blocks: row %d: kernel %g, Go %g", typ, rows, blocks, r, g, v)
+				}
+			}
+		}
+	}
+}
+
+// TestPairedRowsMatchRowKernel: MulTRows with the two-row AVX-512 kernels
+// (row r with row r+half, a chunk of pairs a call) gives each row the bits
+// of the Go row kernel, for ranges with odd and even row counts across
+// several chunks.
+func TestPairedRowsMatchRowKernel(t *testing.T) {
+	if !paired(Q8_0) {
+		t.Skip("no two-row kernels at this level")
+	}
+	const rows, cols = 203, 1024 // fusedRowsChunk/cols/2 = 8 pairs a call
+	for _, typ := range []Type{Q8_0, Q4_0} {
+		m, err := Quantize(typ, randomX(rows, cols, 5), rows, cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rowDot := map[Type]func([]byte, []float32) float32{Q8_0: dotQ8_0, Q4_0: dotQ4_0}[typ]
+		for _, n := range []int{1, 2} {
+			x := randomX(n, cols, 6)
+			for _, cut := range [][2]int{{0, rows}, {3, 200}, {7, 8}, {10, 13}, {0, 1}} {
+				y := make([]float32, n*rows)
+				if err := m.MulTRows(y, x, n, cut[0], cut[1]); err != nil {
+					t.Fatal(err)
+				}
+				for i := range n {
+					for r := cut[0]; r < cut[1]; r++ {
+						want := rowDot(m.data[r*m.rowBytes:(r+1)*m.rowBytes], x[i*cols:(i+1)*cols])
+						if got := y[i*rows+r]; math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("%v n %d rows %v: y[%d, %d] = %v, row kernel %v", typ, n, cut, i, r, got, want)
+						}
+					}
 				}
 			}
 		}
