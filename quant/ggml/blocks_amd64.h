@@ -298,3 +298,28 @@
 	VPBROADCASTW (AX)(R9*1), X6      \
 	VINSERTI128  $1, X6, Y5, Y5      \
 	VCVTPH2PS    Y5, Z5
+
+// ADDBLOCK2 adds a block of each of two rows to the lanes (Z0): the codes
+// widened to int32 in Z1-Z4 (Z1 those of x's floats 0-7 at BX, Z2 of 8-15,
+// Z3 of 16-23, Z4 of 24-31; the first row's in the low half, the second's
+// in the high) converted, times x, summed, times the rows' scales (SCALE2).
+// Clobbers Z1-Z9.
+#define ADDBLOCK2 \
+	VCVTDQ2PS       Z1, Z1        \
+	VCVTDQ2PS       Z2, Z2        \
+	VCVTDQ2PS       Z3, Z3        \
+	VCVTDQ2PS       Z4, Z4        \
+	VBROADCASTF32X8 (BX), Z6      \
+	VBROADCASTF32X8 32(BX), Z7    \
+	VBROADCASTF32X8 64(BX), Z8    \
+	VBROADCASTF32X8 96(BX), Z9    \
+	VMULPS          Z6, Z1, Z1    \
+	VMULPS          Z7, Z2, Z2    \
+	VMULPS          Z8, Z3, Z3    \
+	VMULPS          Z9, Z4, Z4    \
+	VADDPS          Z2, Z1, Z1    \
+	VADDPS          Z3, Z1, Z1    \
+	VADDPS          Z4, Z1, Z1    \
+	SCALE2                        \
+	VMULPS          Z5, Z1, Z1    \
+	VADDPS          Z1, Z0, Z0

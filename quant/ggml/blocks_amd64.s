@@ -163,24 +163,7 @@ q8block2:
 	VPMOVSXBD       X2, Z2
 	VPMOVSXBD       X3, Z3
 	VPMOVSXBD       X4, Z4
-	VCVTDQ2PS       Z1, Z1
-	VCVTDQ2PS       Z2, Z2
-	VCVTDQ2PS       Z3, Z3
-	VCVTDQ2PS       Z4, Z4
-	VBROADCASTF32X8 (BX), Z6
-	VBROADCASTF32X8 32(BX), Z7
-	VBROADCASTF32X8 64(BX), Z8
-	VBROADCASTF32X8 96(BX), Z9
-	VMULPS          Z6, Z1, Z1
-	VMULPS          Z7, Z2, Z2
-	VMULPS          Z8, Z3, Z3
-	VMULPS          Z9, Z4, Z4
-	VADDPS          Z2, Z1, Z1
-	VADDPS          Z3, Z1, Z1
-	VADDPS          Z4, Z1, Z1
-	SCALE2
-	VMULPS          Z5, Z1, Z1
-	VADDPS          Z1, Z0, Z0
+	ADDBLOCK2
 	ADDQ            $34, AX
 	ADDQ            $128, BX
 	DECQ            CX
@@ -221,24 +204,7 @@ q4block2:
 	VPSUBD          Z14, Z2, Z2
 	VPSUBD          Z14, Z3, Z3
 	VPSUBD          Z14, Z4, Z4
-	VCVTDQ2PS       Z1, Z1
-	VCVTDQ2PS       Z2, Z2
-	VCVTDQ2PS       Z3, Z3
-	VCVTDQ2PS       Z4, Z4
-	VBROADCASTF32X8 (BX), Z6
-	VBROADCASTF32X8 32(BX), Z7
-	VBROADCASTF32X8 64(BX), Z8
-	VBROADCASTF32X8 96(BX), Z9
-	VMULPS          Z6, Z1, Z1
-	VMULPS          Z7, Z2, Z2
-	VMULPS          Z8, Z3, Z3
-	VMULPS          Z9, Z4, Z4
-	VADDPS          Z2, Z1, Z1
-	VADDPS          Z3, Z1, Z1
-	VADDPS          Z4, Z1, Z1
-	SCALE2
-	VMULPS          Z5, Z1, Z1
-	VADDPS          Z1, Z0, Z0
+	ADDBLOCK2
 	ADDQ            $18, AX
 	ADDQ            $128, BX
 	DECQ            CX
