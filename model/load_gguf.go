@@ -13,6 +13,7 @@ import (
 	"github.com/golora/golora/internal/gguf"
 	"github.com/golora/golora/internal/hugemem"
 	"github.com/golora/golora/model/tokenizer"
+	"github.com/golora/golora/quant"
 	"github.com/golora/golora/quant/ggml"
 )
 
@@ -454,17 +455,21 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 			if ahead != nil {
 				dest = ahead[i]
 			}
+			// keep holds the tensor as the quantized head or embedding.
+			keep := func(m quant.Matrix, finite bool) {
+				if v.head {
+					w.Output.Quantized, w.Output.finite = m, finite
+				} else {
+					w.EmbeddingMatrix, w.embeddingFinite = m, finite
+				}
+			}
 			err = p.add(t, func(raw []byte, file tensorFile, _ *streamQuantizer) error {
 				if keepGGUFBlocks(so, t) {
 					m, err := ggufBlocks(t.Name, t, raw, file, cfg.VocabSize, cfg.Dim, nil)
 					if err != nil {
 						return err
 					}
-					if v.head {
-						w.Output.Quantized, w.Output.finite = m, true
-					} else {
-						w.EmbeddingMatrix, w.embeddingFinite = m, true
-					}
+					keep(m, true)
 					return nil
 				}
 				if keepGGUF16(so, t) {
@@ -472,11 +477,7 @@ func ggufTensors(ctx context.Context, f *gguf.File, cfg Config, so streamOptions
 					if err != nil {
 						return err
 					}
-					if v.head {
-						w.Output.Quantized, w.Output.finite = m, finite
-					} else {
-						w.EmbeddingMatrix, w.embeddingFinite = m, finite
-					}
+					keep(m, finite)
 					return nil
 				}
 				if dest == nil {

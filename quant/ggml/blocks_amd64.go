@@ -92,13 +92,11 @@ func vectorDot() bool { return vectorDotAt(cpu.Best()) }
 
 func vectorDotAt(l cpu.Level) bool { return l >= cpu.AVX2 && cpu.HasF16C() }
 
-// paired reports whether dotRowPairs runs t's kernels.
-func paired(t Type) bool { return pairedAt(cpu.Best(), t) }
-
-// pairedAt reports whether level l has the AVX-512 kernels of t, which
-// take two rows at a time, one in each half of a ZMM register.
-func pairedAt(l cpu.Level, t Type) bool {
-	return l >= cpu.AVX512 && cpu.HasF16C() && (t == Q8_0 || t == Q4_0)
+// paired reports whether the machine's level has the AVX-512 kernels of t,
+// which dotRowPairs runs: two rows at a time, one in each half of a ZMM
+// register.
+func paired(t Type) bool {
+	return cpu.Best() >= cpu.AVX512 && cpu.HasF16C() && (t == Q8_0 || t == Q4_0)
 }
 
 // dotRowPairs sets y[i] and y[i+half] for i in [0, k) to the rows i and
@@ -111,11 +109,6 @@ func dotRowPairs(t Type, f *format, y []float32, w []byte, x []float32, k, half 
 		return
 	}
 	_, _ = y[half+k-1], w[(half+k)*rowBytes-1]
-	dotPairs(t, y, w, x, k, half, rowBytes, blocks)
-}
-
-// dotPairs runs t's AVX-512 kernel on k pairs of rows half apart.
-func dotPairs(t Type, y []float32, w []byte, x []float32, k, half, rowBytes, blocks int) {
 	if t == Q8_0 {
 		dotQ8_0AVX512(&y[0], &w[0], k, half*rowBytes, &x[0], blocks, rowBytes, 4*half)
 	} else {
@@ -123,8 +116,9 @@ func dotPairs(t Type, y []float32, w []byte, x []float32, k, half, rowBytes, blo
 	}
 }
 
-// dotRowsAt is dotRows at kernel level l. A caller bounds the rows of one
-// call (fusedRowsChunk): the assembly is not preemptible.
+// dotRowsAt is dotRows at kernel level l, one row at a time (the two-row
+// AVX-512 kernels take their pairs through dotRowPairs). A caller bounds
+// the rows of one call (fusedRowsChunk): the assembly is not preemptible.
 func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float32) {
 	rows, blocks := len(y), len(x)/f.blockElems
 	if rows == 0 || blocks == 0 || !vectorDotAt(l) {
@@ -133,16 +127,6 @@ func dotRowsAt(l cpu.Level, t Type, f *format, y []float32, w []byte, x []float3
 	}
 	rowBytes := blocks * f.blockBytes
 	_, _ = w[rows*rowBytes-1], x[blocks*f.blockElems-1]
-	if pairs := rows &^ 1; pairs > 0 && pairedAt(l, t) {
-		// Row i goes with row i+half, so that the two streams of W are
-		// each read in order; an odd last row goes to the AVX2 kernel.
-		half := pairs / 2
-		dotPairs(t, y, w, x, half, half, rowBytes, blocks)
-		if pairs == rows {
-			return
-		}
-		y, w, rows = y[pairs:], w[pairs*rowBytes:], 1
-	}
 	switch t {
 	case Q8_0:
 		dotQ8_0AVX2(&y[0], &w[0], rows, rowBytes, &x[0], blocks)

@@ -192,56 +192,36 @@
 // shift of the 32 qh bytes at 16(AX) as their fifth bit (Y14 holds 0x10,
 // Y15 0x0f in every lane).
 #define Q5KLO(shift) \
-	VPMOVZXBD 16(AX), Y10 \
-	VPSRLD    $shift, Y10, Y10 \
-	VPSLLD    $4, Y10, Y10 \
-	VPAND     Y14, Y10, Y10 \
-	VPAND     Y15, Y1, Y5 \
-	VPOR      Y5, Y10, Y10 \
-	VPMOVZXBD 24(AX), Y11 \
-	VPSRLD    $shift, Y11, Y11 \
-	VPSLLD    $4, Y11, Y11 \
-	VPAND     Y14, Y11, Y11 \
-	VPAND     Y15, Y2, Y5 \
-	VPOR      Y5, Y11, Y11 \
-	VPMOVZXBD 32(AX), Y12 \
-	VPSRLD    $shift, Y12, Y12 \
-	VPSLLD    $4, Y12, Y12 \
-	VPAND     Y14, Y12, Y12 \
-	VPAND     Y15, Y3, Y5 \
-	VPOR      Y5, Y12, Y12 \
-	VPMOVZXBD 40(AX), Y13 \
-	VPSRLD    $shift, Y13, Y13 \
-	VPSLLD    $4, Y13, Y13 \
-	VPAND     Y14, Y13, Y13 \
-	VPAND     Y15, Y4, Y5 \
-	VPOR      Y5, Y13, Y13
+	Q5LO(16, shift, Y1, Y10) \
+	Q5LO(24, shift, Y2, Y11) \
+	Q5LO(32, shift, Y3, Y12) \
+	Q5LO(40, shift, Y4, Y13)
 
 #define Q5KHI(shift) \
-	VPMOVZXBD 16(AX), Y10 \
-	VPSRLD    $shift, Y10, Y10 \
-	VPSLLD    $4, Y10, Y10 \
-	VPAND     Y14, Y10, Y10 \
-	VPSRLD    $4, Y1, Y5 \
-	VPOR      Y5, Y10, Y10 \
-	VPMOVZXBD 24(AX), Y11 \
-	VPSRLD    $shift, Y11, Y11 \
-	VPSLLD    $4, Y11, Y11 \
-	VPAND     Y14, Y11, Y11 \
-	VPSRLD    $4, Y2, Y5 \
-	VPOR      Y5, Y11, Y11 \
-	VPMOVZXBD 32(AX), Y12 \
-	VPSRLD    $shift, Y12, Y12 \
-	VPSLLD    $4, Y12, Y12 \
-	VPAND     Y14, Y12, Y12 \
-	VPSRLD    $4, Y3, Y5 \
-	VPOR      Y5, Y12, Y12 \
-	VPMOVZXBD 40(AX), Y13 \
-	VPSRLD    $shift, Y13, Y13 \
-	VPSLLD    $4, Y13, Y13 \
-	VPAND     Y14, Y13, Y13 \
-	VPSRLD    $4, Y4, Y5 \
-	VPOR      Y5, Y13, Y13
+	Q5HI(16, shift, Y1, Y10) \
+	Q5HI(24, shift, Y2, Y11) \
+	Q5HI(32, shift, Y3, Y12) \
+	Q5HI(40, shift, Y4, Y13)
+
+// Q5LO and Q5HI set the 8 codes Yd from the low or high nibbles of the
+// code bytes Ys and bit shift of the 8 qh bytes at off(AX) (Q5BIT).
+// Clobber Y5.
+#define Q5LO(off, shift, Ys, Yd) \
+	Q5BIT(off, shift, Yd)        \
+	VPAND Y15, Ys, Y5            \
+	VPOR  Y5, Yd, Yd
+
+#define Q5HI(off, shift, Ys, Yd) \
+	Q5BIT(off, shift, Yd)        \
+	VPSRLD $4, Ys, Y5            \
+	VPOR   Y5, Yd, Yd
+
+// Q5BIT sets Yd to bit shift of the 8 qh bytes at off(AX), moved to bit 4.
+#define Q5BIT(off, shift, Yd) \
+	VPMOVZXBD off(AX), Yd     \
+	VPSRLD    $shift, Yd, Yd  \
+	VPSLLD    $4, Yd, Yd      \
+	VPAND     Y14, Yd, Yd
 
 // Q5KGROUP is Q4KGROUP for Q5_K, whose sub-blocks 2c and 2c+1 take their
 // fifth bits from bits lo and hi of qh.

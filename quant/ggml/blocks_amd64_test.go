@@ -46,12 +46,14 @@ func TestDotRowsAVX2MatchesGo(t *testing.T) {
 	if cpu.Best() < cpu.AVX2 || !cpu.HasF16C() {
 		t.Skip("no AVX2 with F16C here, or GOLORA_KERNELS caps it")
 	}
-	testDotRowsMatchGo(t, cpu.AVX2, goldenTypes, [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}})
+	testDotRowsMatchGo(t, goldenTypes, [][2]int{{1, 1}, {3, 1}, {5, 7}, {16, 9}, {4, 64}},
+		func(typ Type, f *format, y []float32, w []byte, x []float32) { dotRowsAt(cpu.AVX2, typ, f, y, w, x) })
 }
 
 // TestDotRowsAVX512MatchesGo is TestDotRowsAVX2MatchesGo for the AVX-512
-// kernels, which take rows two by two (an odd last one at AVX2): odd and
-// even row counts, so that each half of a register meets the Go code.
+// kernels, which take rows two by two (an odd last one at AVX2), run as
+// products run them (MulTRows): odd and even row counts, so that each half
+// of a register meets the Go code.
 func TestDotRowsAVX512MatchesGo(t *testing.T) {
 	if cpu.Best() < cpu.AVX512 || !cpu.HasF16C() {
 		t.Skip("no AVX-512 with F16C here, or GOLORA_KERNELS caps it")
@@ -62,12 +64,20 @@ func TestDotRowsAVX512MatchesGo(t *testing.T) {
 			shapes = append(shapes, [2]int{rows, blocks})
 		}
 	}
-	testDotRowsMatchGo(t, cpu.AVX512, []Type{Q8_0, Q4_0}, shapes)
+	testDotRowsMatchGo(t, []Type{Q8_0, Q4_0}, shapes, func(typ Type, f *format, y []float32, w []byte, x []float32) {
+		m, err := New("pairs", typ, len(y), len(x), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.MulTRows(y, x, 1, 0, len(y)); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
-// testDotRowsMatchGo compares dotRowsAt at level l with the Go code, bit
-// for bit, for each type and {rows, blocks} shape.
-func testDotRowsMatchGo(t *testing.T, l cpu.Level, types []Type, shapes [][2]int) {
+// testDotRowsMatchGo compares kernel, which sets y to the rows of w times
+// x, with the Go code, bit for bit, for each type and {rows, blocks} shape.
+func testDotRowsMatchGo(t *testing.T, types []Type, shapes [][2]int, kernel func(typ Type, f *format, y []float32, w []byte, x []float32)) {
 	rng := rand.New(rand.NewPCG(22, 0))
 	for _, typ := range types {
 		f := formats[typ]
@@ -91,7 +101,7 @@ func testDotRowsMatchGo(t *testing.T, l cpu.Level, types []Type, shapes [][2]int
 				x[i] = float32(rng.NormFloat64() * math.Ldexp(1, e+rng.IntN(4)))
 			}
 			got, want := make([]float32, rows), make([]float32, rows)
-			dotRowsAt(l, typ, f, got, w, x)
+			kernel(typ, f, got, w, x)
 			dotRowsAt(cpu.Generic, typ, f, want, w, x)
 			for r := range want {
 				if g, v := got[r], want[r]; math.Float32bits(g) != math.Float32bits(v) && !(g != g && v != v) {
