@@ -174,6 +174,37 @@ func BenchmarkMulT(b *testing.B) {
 	}
 }
 
+// BenchmarkMulTCeiling bounds what BenchmarkMulT's n=1 speed-up can reach:
+// the float32 mat-vec of each shape as there ("float32-GB/s") against the
+// same number of NF4 weights multiplied at the kernel's compute speed alone
+// ("nf4-GB/s": a slice of W's first rows, 16 KiB of codes that stay in L1,
+// multiplied as many times as W has such slices, on one goroutine). Where
+// the float32
+// weight stays in cache too, this speed-up is the most the fused product
+// can get without doing fewer operations per weight.
+func BenchmarkMulTCeiling(b *testing.B) {
+	for _, shape := range benchShapes {
+		rows, cols := shape[0], shape[1]
+		dense := gaussian(2, rows*cols, 0.02)
+		per := min(rows, max(8, (32<<10)/cols))
+		slice, err := Quantize(dense[:per*cols], per, cols, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := gaussian(3, cols, 1)
+		y := make([]float32, rows)
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			paired(b, 4*rows*cols, "float32", func() {
+				float32MulT(y, x, dense, 1, rows, cols)
+			}, func() {
+				for range rows / per {
+					slice.mulTRange(y[:per], x, 1, 0, per)
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkFloat32MatVec compares the two float32 mat-vecs golora has:
 // gonum's Sgemv over cache-sized blocks of rows (gonumMulT, "gonum-GB/s")
 // and golora's own AVX-512 gemv (float32MulT, "nf4-GB/s" here: the one
