@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,10 +67,14 @@ const AdapterVersionHeader = "Golora-Adapter-Version"
 //	POST /v1/completions            (streaming with server-sent events)
 //	POST /v1/chat/completions       (when ServerOptions.Chat is set)
 //	GET  /v1/models                 the base and the adapters known to the store
+//	GET  /v1/models/{model}         one of them (OpenAI's retrieve model)
 //	GET  /v1/adapters               the adapters in the cache
 //	POST /v1/adapters/{name}/load   load or reload an adapter
 //	POST /v1/adapters/{name}/unload drop it from the cache
 //	GET  /metrics, GET /health
+//
+// Every error, including an unknown path (404) or method (405, with
+// Allow), has OpenAI's JSON error body.
 //
 // Completions take, besides the sampling fields (max_tokens, temperature,
 // top_p, seed, stop, stream with stream_options.include_usage):
@@ -137,6 +142,7 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 	s.mux.HandleFunc("POST /v1/completions", s.completions)
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /v1/models/{model}", s.model)
 	s.mux.HandleFunc("GET /v1/adapters", s.adapters)
 	s.mux.HandleFunc("POST /v1/adapters/{name}/load", s.loadAdapter)
 	s.mux.HandleFunc("POST /v1/adapters/{name}/unload", s.unloadAdapter)
@@ -154,20 +160,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.APIKey != "" && r.URL.Path != "/health" && !s.authorized(r) {
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="golora"`)
 		writeError(rec, http.StatusUnauthorized, "authentication_error", "missing or wrong bearer token (Authorization: Bearer <key>)")
+	} else if h, pattern := s.mux.Handler(r); pattern == "" {
+		unrouted(rec, r, h)
 	} else {
 		s.mux.ServeHTTP(rec, r)
 	}
 	if s.opts.Metrics != nil {
 		path := r.URL.Path
-		if strings.HasPrefix(path, "/v1/adapters/") {
+		switch _, pattern := s.mux.Handler(r); {
+		case strings.HasPrefix(path, "/v1/adapters/"):
 			path = "/v1/adapters/{name}"
-		} else if _, pattern := s.mux.Handler(r); pattern == "" {
+		case pattern == "GET /v1/models/{model}":
+			path = "/v1/models/{model}"
+		case pattern == "":
 			path = "other"
 		}
 		s.opts.Metrics.request(path, rec.code)
 	}
 	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start), "remote", r.RemoteAddr)
 }
+
+// unrouted answers a request no endpoint takes with OpenAI's JSON error
+// body, which clients parse, instead of the mux's plain text: 404 for an
+// unknown path, 405 with the Allow header for a known path and another
+// method. h is the mux's handler for r, run into a probe to learn which.
+func unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := &statusProbe{header: make(http.Header), code: http.StatusNotFound}
+	h.ServeHTTP(probe, r)
+	if probe.code == http.StatusMethodNotAllowed {
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, probe.code, "invalid_request_error", fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		return
+	}
+	writeError(w, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+}
+
+// statusProbe is a ResponseWriter that keeps the status and headers
+// written to it and drops the body.
+type statusProbe struct {
+	header http.Header
+	code   int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int)        { p.code = code }
 
 func (s *Server) authorized(r *http.Request) bool {
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -804,6 +842,29 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		data = append(data, map[string]any{"id": n, "object": "model", "created": 0, "owned_by": owner})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// model answers OpenAI's retrieve-model request: the base or an adapter of
+// the store, by name.
+func (s *Server) model(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	owner := "base"
+	if name != s.opts.BaseName {
+		owner = "adapter"
+		var names []string
+		if st := s.e.Store(); st != nil {
+			var err error
+			if names, err = st.Names(r.Context()); err != nil {
+				writeError(w, http.StatusInternalServerError, "server_error", err.Error())
+				return
+			}
+		}
+		if _, found := slices.BinarySearch(names, name); !found {
+			writeAPIError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", msg: fmt.Sprintf("model %q does not exist: not the base (%q) nor an adapter of this server", name, s.opts.BaseName)})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": name, "object": "model", "created": 0, "owned_by": owner})
 }
 
 func (s *Server) adapters(w http.ResponseWriter, _ *http.Request) {

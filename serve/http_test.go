@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -115,6 +116,16 @@ func TestOpenAIClient(t *testing.T) {
 	if strings.Join(ids, ",") != "stories260K,a0,a1" {
 		t.Errorf("models %v, want the base then a0 and a1", ids)
 	}
+	for id, owner := range map[string]string{"stories260K": "base", "a1": "adapter"} {
+		m, err := c.Models.Get(ctx, id)
+		if err != nil || m.ID != id || m.OwnedBy != owner || m.Object != "model" {
+			t.Errorf("model %s: %+v, %v; want it owned by %s", id, m, err, owner)
+		}
+	}
+	var notFound *openai.Error
+	if _, err := c.Models.Get(ctx, "nope"); !errors.As(err, &notFound) || notFound.StatusCode != 404 || notFound.Param != "model" {
+		t.Errorf("model nope: %v, want a 404 naming model", err)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -138,6 +149,39 @@ func TestOpenAIClient(t *testing.T) {
 		var apiErr *openai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status || apiErr.Param != tc.param || apiErr.Message == "" {
 			t.Errorf("%s: %v, want status %d naming %q", tc.name, err, tc.status, tc.param)
+		}
+	}
+}
+
+// TestServerUnroutedJSON checks that requests no endpoint takes get
+// OpenAI's JSON error body, as every other error does: 404 for an unknown
+// path, 405 with Allow for a known path with another method.
+func TestServerUnroutedJSON(t *testing.T) {
+	srv, _ := newTestServer(t, ServerOptions{})
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		allow, msg   string
+	}{
+		{"GET", "/v1/embeddings", 404, "", "no endpoint GET /v1/embeddings"},
+		{"POST", "/nope", 404, "", "no endpoint POST /nope"},
+		{"DELETE", "/v1/models", 405, "GET, HEAD", "method DELETE is not allowed on /v1/models"},
+		{"GET", "/v1/completions", 405, "POST", "method GET is not allowed on /v1/completions"},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Message, Type string }
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code || resp.Header.Get("Allow") != tc.allow ||
+			resp.Header.Get("Content-Type") != "application/json" || !strings.HasPrefix(body.Error.Message, tc.msg) || body.Error.Type != "invalid_request_error" {
+			t.Errorf("%s %s: %d, Allow %q, %+v (%v); want %d, Allow %q, a JSON error starting %q",
+				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body, err, tc.code, tc.allow, tc.msg)
 		}
 	}
 }

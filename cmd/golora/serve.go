@@ -47,7 +47,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 Serves the base model and the adapters of --adapters with an OpenAI-compatible
 API (POST /v1/completions, /v1/chat/completions with a chat template,
-GET /v1/models, POST /v1/adapters/NAME/load and /unload, GET /metrics).
+GET /v1/models and /v1/models/NAME, POST /v1/adapters/NAME/load and /unload,
+GET /metrics).
 Requests name an adapter in "model"; completions take n, logprobs and echo
 (the prompt's logprobs: lm-evaluation-harness's loglikelihood). If the
 environment variable GOLORA_API_KEY is set, every request must carry it as a
