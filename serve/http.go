@@ -157,17 +157,19 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-	if s.opts.APIKey != "" && r.URL.Path != "/health" && !s.authorized(r) {
+	h, pattern := s.mux.Handler(r)
+	switch {
+	case s.opts.APIKey != "" && r.URL.Path != "/health" && !s.authorized(r):
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="golora"`)
 		writeError(rec, http.StatusUnauthorized, "authentication_error", "missing or wrong bearer token (Authorization: Bearer <key>)")
-	} else if h, pattern := s.mux.Handler(r); pattern == "" {
+	case pattern == "":
 		unrouted(rec, r, h)
-	} else {
+	default:
 		s.mux.ServeHTTP(rec, r)
 	}
 	if s.opts.Metrics != nil {
 		path := r.URL.Path
-		switch _, pattern := s.mux.Handler(r); {
+		switch {
 		case strings.HasPrefix(path, "/v1/adapters/"):
 			path = "/v1/adapters/{name}"
 		case pattern == "GET /v1/models/{model}":
