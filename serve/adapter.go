@@ -205,23 +205,12 @@ func prepareChunked(name string, src pairReader, base *model.Weights, prec Preci
 	return ad, nil
 }
 
-// toF16 rounds src to binary16 into dst. It stops at the first finite value
-// beyond binary16's range and returns its index and false.
-func toF16(dst []uint16, src []float32) (int, bool) {
-	for i, v := range src {
-		h := half.Float32ToF16(v)
-		if overflowsHalf(h, v) {
-			return i, false
-		}
-		dst[i] = h
-	}
-	return 0, true
-}
-
-// overflowsHalf reports whether h, v rounded to binary16, is an infinity
-// that v is not: |v| rounds beyond 65504, the largest binary16.
-func overflowsHalf(h uint16, v float32) bool {
-	return h&0x7fff == 0x7c00 && !math.IsInf(float64(v), 0)
+// toHalf returns v rounded to binary16, or false if v is finite and beyond
+// binary16's range (|v| rounds past 65504, the largest binary16) and would
+// become an infinity.
+func toHalf(v float32) (uint16, bool) {
+	h := half.Float32ToF16(v)
+	return h, h&0x7fff != 0x7c00 || math.IsInf(float64(v), 0)
 }
 
 // beyondHalf is the error for element [row, col] of the module's matrix
@@ -245,9 +234,13 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 				if err := src.readA(p.module, buf[:n], off); err != nil {
 					return err
 				}
-				if i, ok := toF16(t.A16[off:off+n], buf[:n]); !ok {
-					k := off + i
-					return ad.beyondHalf(p.module, "lora_A", k/p.in, k%p.in, buf[i])
+				for i, v := range buf[:n] {
+					h, ok := toHalf(v)
+					if !ok {
+						k := off + i
+						return ad.beyondHalf(p.module, "lora_A", k/p.in, k%p.in, v)
+					}
+					t.A16[off+i] = h
 				}
 			}
 		} else {
@@ -266,8 +259,8 @@ func (ad *Adapter) fill(src pairReader, shapes []pairShape, byName map[string]*m
 				for j := range p.r {
 					v := part[i*p.r+j]
 					if t.BT16 != nil {
-						h := half.Float32ToF16(v)
-						if overflowsHalf(h, v) {
+						h, ok := toHalf(v)
+						if !ok {
 							return ad.beyondHalf(p.module, "lora_B", i0+i, j, v)
 						}
 						t.BT16[j*p.out+i0+i] = h

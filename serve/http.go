@@ -168,13 +168,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(rec, r)
 	}
 	if s.opts.Metrics != nil {
-		path := r.URL.Path
-		switch {
-		case strings.HasPrefix(path, "/v1/adapters/"):
-			path = "/v1/adapters/{name}"
-		case pattern == "GET /v1/models/{model}":
-			path = "/v1/models/{model}"
-		case pattern == "":
+		// The route, not the URL: names in paths would make a label
+		// value per adapter.
+		_, path, _ := strings.Cut(pattern, " ")
+		if path == "" {
 			path = "other"
 		}
 		s.opts.Metrics.request(path, rec.code)

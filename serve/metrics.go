@@ -34,7 +34,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "golora_http_requests_total", Help: "HTTP requests by path and status code.",
+			Name: "golora_http_requests_total", Help: "HTTP requests by route (the endpoint's path pattern, \"other\" for none) and status code.",
 		}, []string{"path", "code"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "golora_tokens_total", Help: "Tokens processed, by kind (prompt, completion).",

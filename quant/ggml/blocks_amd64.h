@@ -12,7 +12,9 @@
 	MOVQ blocks+40(FP), R10
 
 // ROWSTART starts a row: its blocks at AX, x at BX, the block count in CX,
-// the lanes (Y0) cleared.
+// the lanes (Y0) cleared. The VEX-encoded VXORPS clears all of Z0, so it
+// starts a pair of rows of the AVX-512 kernels too (the second row's
+// blocks at AX+R9, its lanes in Z0's high 256 bits).
 #define ROWSTART \
 	MOVQ   SI, AX     \
 	MOVQ   DX, BX     \
@@ -50,35 +52,29 @@
 // bits of bytes 0-3 above; the mins the same from bytes 4-7 and the high
 // nibbles of 8-11. Clobbers R11-R13 and Y1.
 #define SCALEMINK4 \
-	MOVL      4(AX), R11           \
-	MOVL      R11, R13             \
-	SHRL      $2, R13              \
-	ANDL      $0x30303030, R13     \
-	ANDL      $0x3f3f3f3f, R11     \
-	MOVL      12(AX), R12          \
-	ANDL      $0x0f0f0f0f, R12     \
-	ORL       R13, R12             \
-	SHLQ      $32, R12             \
-	ORQ       R11, R12             \
-	MOVQ      R12, X1              \
-	VPMOVZXBD X1, Y1               \
-	VCVTDQ2PS Y1, Y1               \
-	VMOVUPS   Y1, 0(SP)            \
-	MOVL      8(AX), R11           \
-	MOVL      R11, R13             \
-	SHRL      $2, R13              \
-	ANDL      $0x30303030, R13     \
-	ANDL      $0x3f3f3f3f, R11     \
-	MOVL      12(AX), R12          \
-	SHRL      $4, R12              \
-	ANDL      $0x0f0f0f0f, R12     \
-	ORL       R13, R12             \
-	SHLQ      $32, R12             \
-	ORQ       R11, R12             \
-	MOVQ      R12, X1              \
-	VPMOVZXBD X1, Y1               \
-	VCVTDQ2PS Y1, Y1               \
-	VMOVUPS   Y1, 32(SP)
+	MOVL 12(AX), R12        \
+	SIXBITS8(4, 0(SP))      \
+	MOVL 12(AX), R12        \
+	SHRL $4, R12            \
+	SIXBITS8(8, 32(SP))
+
+// SIXBITS8 writes as float32 at dst the 8 six-bit values of SCALEMINK4
+// whose low 6 bits (values 0-3) are the 4 bytes at off(AX) and whose values
+// 4-7 are the low nibbles of R12's bytes with those bytes' top 2 bits above.
+#define SIXBITS8(off, dst) \
+	MOVL      off(AX), R11   \
+	MOVL      R11, R13       \
+	SHRL      $2, R13        \
+	ANDL      $0x30303030, R13 \
+	ANDL      $0x3f3f3f3f, R11 \
+	ANDL      $0x0f0f0f0f, R12 \
+	ORL       R13, R12       \
+	SHLQ      $32, R12       \
+	ORQ       R11, R12       \
+	MOVQ      R12, X1        \
+	VPMOVZXBD X1, Y1         \
+	VCVTDQ2PS Y1, Y1         \
+	VMOVUPS   Y1, dst
 
 // SUM8 folds the 8 lanes of Y0 into X0's low lane as sum8 does (clobbers
 // X1).
@@ -245,16 +241,6 @@
 	VMULPS       Y6, Y7, Y7        \
 	VADDPS       Y7, Y9, Y9
 
-// ROW2START starts a pair of rows for the AVX-512 kernels: the first row's
-// blocks at AX (the second's at AX+R9), x at BX, the block count in CX,
-// the lanes (Z0: the first row's 8 in the low 256 bits, the second's in
-// the high 256) cleared.
-#define ROW2START \
-	MOVQ   SI, AX     \
-	MOVQ   DX, BX     \
-	MOVQ   R10, CX    \
-	VXORPS Z0, Z0, Z0
-
 // ROW2END stores the two rows' sums at DI and DI+R12, each folded from its
 // half of Z0 by SUM8 (so in sum8's order, as ROWEND would), and moves on to
 // the next pair (R11 bytes of W, one output); the caller loops while R8,
@@ -269,6 +255,12 @@
 	ADDQ          $4, DI     \
 	ADDQ          R11, SI    \
 	DECQ          R8
+
+// PAIRQ puts into X the 8 bytes at off(AX) of the first row of a pair and
+// those at off(AX)(R9*1) of the second, for a widening to their halves.
+#define PAIRQ(off, X) \
+	VMOVQ   off(AX), X \
+	VPINSRQ $1, off(AX)(R9*1), X, X
 
 // SCALE2 puts into Z5 the fp16 scales at (AX) and (AX)(R9*1), converted
 // (exactly) to float32: the first in the low 8 lanes, the second in the

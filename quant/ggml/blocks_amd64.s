@@ -139,7 +139,7 @@ q4block:
 // bits hold the first row's 8 lanes, its high 256 bits the second's, and every
 // instruction does on each half what dotQ8_0AVX2 does on Y0 for one row,
 // in the same order, so each row's bits are unchanged. The codes k..k+7 of
-// the two rows go into one XMM (VMOVQ, VPINSRQ) that VPMOVSXBD widens to
+// the two rows go into one XMM (PAIRQ) that VPMOVSXBD widens to
 // the two halves; x's 8 floats are broadcast to both halves
 // (VBROADCASTF32X8), the two scales each to its half (SCALE2).
 TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $0-64
@@ -148,17 +148,13 @@ TEXT ·dotQ8_0AVX512(SB), NOSPLIT, $0-64
 	MOVQ yStep+56(FP), R12
 
 q8row2:
-	ROW2START
+	ROWSTART
 
 q8block2:
-	VMOVQ           2(AX), X1
-	VPINSRQ         $1, 2(AX)(R9*1), X1, X1
-	VMOVQ           10(AX), X2
-	VPINSRQ         $1, 10(AX)(R9*1), X2, X2
-	VMOVQ           18(AX), X3
-	VPINSRQ         $1, 18(AX)(R9*1), X3, X3
-	VMOVQ           26(AX), X4
-	VPINSRQ         $1, 26(AX)(R9*1), X4, X4
+	PAIRQ(2, X1)
+	PAIRQ(10, X2)
+	PAIRQ(18, X3)
+	PAIRQ(26, X4)
 	VPMOVSXBD       X1, Z1
 	VPMOVSXBD       X2, Z2
 	VPMOVSXBD       X3, Z3
@@ -178,7 +174,7 @@ q8block2:
 //
 // dotQ4_0AVX2 on rows pairs of rows, laid out as in
 // dotQ8_0AVX512: bytes 0-7 and 8-15 of the two rows' blocks go into one
-// XMM each (VMOVQ, VPINSRQ), which VPMOVZXBD widens to the two halves.
+// XMM each (PAIRQ), which VPMOVZXBD widens to the two halves.
 TEXT ·dotQ4_0AVX512(SB), NOSPLIT, $0-64
 	DOTARGS
 	MOVQ rowStep+48(FP), R11
@@ -187,13 +183,11 @@ TEXT ·dotQ4_0AVX512(SB), NOSPLIT, $0-64
 	VPBROADCASTD eight<>(SB), Z14
 
 q4row2:
-	ROW2START
+	ROWSTART
 
 q4block2:
-	VMOVQ           2(AX), X1
-	VPINSRQ         $1, 2(AX)(R9*1), X1, X1
-	VMOVQ           10(AX), X2
-	VPINSRQ         $1, 10(AX)(R9*1), X2, X2
+	PAIRQ(2, X1)
+	PAIRQ(10, X2)
 	VPMOVZXBD       X1, Z1
 	VPMOVZXBD       X2, Z2
 	VPSRLD          $4, Z1, Z3
