@@ -132,11 +132,25 @@ submitter=$!
 pids+=("$submitter")
 
 step "kill -9 worker w1 while it trains (past its first checkpoint), and NATS node n1"
+# A job takes about half a second, so it can end between the listing that
+# shows it running and the kill. w1 is frozen (SIGSTOP) first, and killed
+# only if the job is still running once anything it had already sent has
+# had time to reach the cluster; else it is thawed and the next job tried.
 victim=""
 while [ -z "$victim" ]; do
   [ "$(left)" -gt 60 ] || fail "w1 never ran a job"
-  victim=$(g jobs "${common[@]}" | awk '$3 == "running" && $7 == "w1" && $4 + 0 >= 3 { print $1; exit }' || true)
-  [ -n "$victim" ] || sleep 0.2
+  candidate=$(g jobs "${common[@]}" | awk '$3 == "running" && $7 == "w1" && $4 + 0 >= 3 { print $1; exit }' || true)
+  if [ -z "$candidate" ]; then
+    sleep 0.2
+    continue
+  fi
+  kill -STOP "${worker_pids[0]}"
+  sleep 1
+  if g jobs "${common[@]}" | awk -v id="$candidate" '$1 == id && $3 == "running" { found = 1 } END { exit !found }'; then
+    victim=$candidate
+  else
+    kill -CONT "${worker_pids[0]}"
+  fi
 done
 kill -9 "${worker_pids[0]}" 2>/dev/null
 kill -9 "${node_pids[1]}"
