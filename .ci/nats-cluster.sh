@@ -146,7 +146,7 @@ while [ -z "$victim" ]; do
   fi
   kill -STOP "${worker_pids[0]}"
   sleep 1
-  if g jobs "${common[@]}" | awk -v id="$candidate" '$1 == id && $3 == "running" { found = 1 } END { exit !found }'; then
+  if [ "$(g jobs "${common[@]}" | awk -v id="$candidate" '$1 == id { print $3 }')" = running ]; then
     victim=$candidate
   else
     kill -CONT "${worker_pids[0]}"
